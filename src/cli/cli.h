@@ -1,0 +1,56 @@
+/*
+ * What the command's verbs share: global options, output helpers, exit
+ * codes (all in one place: exit.c), progress and metrics.
+ */
+#ifndef AS_CLI_H
+#define AS_CLI_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "config/config.h"
+#include "engine/sync.h"
+#include "store/store.h"
+
+/* Exit codes of DESIGN.md. */
+enum {
+	AS_EXIT_OK = 0,       /* published, or nothing to do */
+	AS_EXIT_FAILED = 1,   /* the run failed; nothing was published */
+	AS_EXIT_USAGE = 2,    /* usage or configuration error */
+	AS_EXIT_REFUSED = 3,  /* a guard refused the publish */
+	AS_EXIT_LEASED = 4    /* another worker holds the lease; nothing done */
+};
+
+typedef struct as_cli {
+	const char *config_path;  /* -c; default atomsync.yml */
+	const char *metrics_file; /* --metrics-file */
+	int quiet, verbose;
+	int progress;             /* stderr is a terminal */
+	as_config *cfg;           /* loaded on demand */
+} as_cli;
+
+int as_exit_code(int rc);
+/* Combine per-dataset results of one command (see exit.c). */
+int as_exit_combine(const int *codes, size_t n);
+
+/* Print "atomsync: message" on stderr, redacted. */
+void as_cli_error(as_cli *cli, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int as_cli_load_config(as_cli *cli, as_error *err);
+/* Redact secrets of the loaded config from msg. */
+void as_cli_redact(as_cli *cli, char *msg, size_t cap);
+
+json_t *as_run_info_json(const atomsync_run_info *ri);
+void as_print_json(json_t *v); /* consumes v */
+void as_print_run_line(FILE *f, const atomsync_run_info *ri);
+
+void as_progress_print(const as_progress *p, void *ud);
+int as_metrics_write(as_cli *cli, as_store *st, as_error *err);
+
+/* Verbs: each returns an exit code. */
+int as_cmd_run(as_cli *cli, int argc, char **argv);
+int as_cmd_status(as_cli *cli, int argc, char **argv);
+int as_cmd_runs(as_cli *cli, int argc, char **argv);
+int as_cmd_load(as_cli *cli, int argc, char **argv);
+
+#endif

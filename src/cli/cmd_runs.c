@@ -1,0 +1,76 @@
+/*
+ * atomsync runs DATASET [--limit N] [--json]: the run records, newest first.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "util/str.h"
+
+int as_cmd_runs(as_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"limit", required_argument, NULL, 'l'},
+		{"config", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0}};
+	atomsync_run_info *v = NULL;
+	size_t n = 0, limit = 20;
+	as_store *st = NULL;
+	as_error err;
+	int c, json = 0;
+	char *end;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'c': cli->config_path = optarg; break;
+		case 'l':
+			limit = strtoul(optarg, &end, 10);
+			if (*end || !*optarg) {
+				as_cli_error(cli, "--limit %s: expected a number", optarg);
+				return AS_EXIT_USAGE;
+			}
+			break;
+		default: return AS_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		as_cli_error(cli, "runs: which dataset? (atomsync runs DATASET)");
+		return AS_EXIT_USAGE;
+	}
+	if (as_cli_load_config(cli, &err)) {
+		as_cli_error(cli, "%s", err.msg);
+		return AS_EXIT_USAGE;
+	}
+	if (!as_config_dataset(cli->cfg, argv[optind])) {
+		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
+			     argv[optind]);
+		return AS_EXIT_USAGE;
+	}
+	if (as_store_open(&st, cli->cfg->store, &err) ||
+	    st->ops->runs_list(st, argv[optind], limit, &v, &n, &err)) {
+		as_cli_error(cli, "%s", err.msg);
+		as_store_close(st);
+		return as_exit_code(err.code);
+	}
+	if (json) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, as_run_info_json(&v[i]));
+		as_print_json(a);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			printf("%-24s ", v[i].started_at ? v[i].started_at : "");
+			as_print_run_line(stdout, &v[i]);
+			if (v[i].error)
+				printf("%-24s   error: %s\n", "", v[i].error);
+		}
+	}
+	atomsync_run_info_free(v, n);
+	as_store_close(st);
+	return AS_EXIT_OK;
+}

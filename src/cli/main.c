@@ -1,0 +1,124 @@
+/*
+ * atomsync: the command line.  Global options, then one verb per file
+ * (cmd_<verb>.c); exit codes are decided in exit.c.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "util/crash.h"
+#include "util/log.h"
+#include "util/proc.h"
+
+static const char USAGE[] =
+	"usage: atomsync [-c FILE] [--metrics-file PATH] [-q|-v] VERB [ARGS]\n"
+	"\n"
+	"  run [DATASET...] [--restart] [--allow-empty] [--allow-deletes]\n"
+	"      [--scope COL=VALUE]... [--json]\n"
+	"                        sync datasets (all when none is named)\n"
+	"  status [DATASET] [--json]\n"
+	"                        rows, last run, lease and checkpoint per dataset\n"
+	"  runs DATASET [--limit N] [--json]\n"
+	"                        the run records of a dataset, newest first\n"
+	"  load STORE TABLE [FILE|-] --key COL[,COL...] [--mode MODE]\n"
+	"      [--scope COL[,COL...]] [--cursor COL] [--format jsonl|singer]\n"
+	"      [--allow-empty] [--allow-deletes] [--restart] [--max-rejects N]\n"
+	"                        load one file without a config file\n"
+	"\n"
+	"  -c FILE               config file (default: atomsync.yml)\n"
+	"  --metrics-file PATH   write Prometheus metrics after run or load\n"
+	"\n"
+	"exit: 0 published or nothing to do, 1 failed (nothing published),\n"
+	"2 usage or configuration error, 3 refused by a guard (nothing\n"
+	"published), 4 another worker holds the lease (nothing done)\n";
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (as_interrupted) {
+		/* A second signal: stop now. */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	as_interrupted = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a blocked read returns EINTR */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int main(int argc, char **argv)
+{
+	as_cli cli;
+	const char *verb;
+	int i, code;
+
+	memset(&cli, 0, sizeof(cli));
+	cli.config_path = "atomsync.yml";
+	as_crash_init();
+	install_signals();
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+			cli.config_path = argv[++i];
+		} else if (strncmp(a, "--config=", 9) == 0) {
+			cli.config_path = a + 9;
+		} else if (strcmp(a, "--metrics-file") == 0 && i + 1 < argc) {
+			cli.metrics_file = argv[++i];
+		} else if (strncmp(a, "--metrics-file=", 15) == 0) {
+			cli.metrics_file = a + 15;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			cli.quiet = 1;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			cli.verbose++;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			fputs(USAGE, stdout);
+			return AS_EXIT_OK;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("atomsync %s\n", ATOMSYNC_VERSION);
+			return AS_EXIT_OK;
+		} else {
+			fprintf(stderr, "atomsync: unknown option %s\n%s", a, USAGE);
+			return AS_EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		fputs(USAGE, stderr);
+		return AS_EXIT_USAGE;
+	}
+	as_log_set_level(cli.quiet ? AS_LOG_QUIET
+				   : cli.verbose > 1 ? AS_LOG_DEBUG
+				   : cli.verbose ? AS_LOG_INFO : AS_LOG_WARN);
+	cli.progress = !cli.quiet && isatty(2);
+	verb = argv[i];
+	if (strcmp(verb, "run") == 0)
+		code = as_cmd_run(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "status") == 0)
+		code = as_cmd_status(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "runs") == 0)
+		code = as_cmd_runs(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "load") == 0)
+		code = as_cmd_load(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "help") == 0) {
+		fputs(USAGE, stdout);
+		code = AS_EXIT_OK;
+	} else {
+		fprintf(stderr, "atomsync: unknown verb '%s'\n%s", verb, USAGE);
+		code = AS_EXIT_USAGE;
+	}
+	as_config_free(cli.cfg);
+	return code;
+}

@@ -1,0 +1,201 @@
+/*
+ * atomsync.yml read into validated structs.  Everything the engine, the
+ * sources and the stores need about a dataset is here; nothing below this
+ * layer reads YAML.  Errors are reported as "file:line:col: message".
+ */
+#ifndef AS_CONFIG_H
+#define AS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+typedef enum as_type {
+	AS_TYPE_AUTO = 0, /* key column with no declared type: inferred */
+	AS_TYPE_INTEGER,
+	AS_TYPE_REAL,
+	AS_TYPE_TEXT,
+	AS_TYPE_BOOLEAN,
+	AS_TYPE_JSON,
+	AS_TYPE_TIMESTAMP
+} as_type;
+
+typedef enum as_mode {
+	AS_MODE_FULL = 0,
+	AS_MODE_INCREMENTAL,
+	AS_MODE_SCOPED,
+	AS_MODE_APPEND
+} as_mode;
+
+typedef enum as_history {
+	AS_HISTORY_NONE = 0,
+	AS_HISTORY_SNAPSHOT,
+	AS_HISTORY_SCD2
+} as_history;
+
+typedef enum as_source_kind {
+	AS_SOURCE_FILE = 1,
+	AS_SOURCE_STDIN,
+	AS_SOURCE_EXEC,
+	AS_SOURCE_HTTP
+} as_source_kind;
+
+typedef enum as_format {
+	AS_FORMAT_JSONL = 0,
+	AS_FORMAT_SINGER
+} as_format;
+
+typedef enum as_pagination {
+	AS_PAGE_NONE = 0,
+	AS_PAGE_OFFSET,
+	AS_PAGE_PAGE,
+	AS_PAGE_CURSOR,
+	AS_PAGE_NEXT_URL,
+	AS_PAGE_LINK_HEADER
+} as_pagination;
+
+/* A "file:line:col" origin of a config value, for later error messages. */
+typedef struct as_config_loc {
+	const char *file; /* borrowed from as_config.path */
+	int line, col;    /* 1-based; 0 when unknown */
+} as_config_loc;
+
+typedef struct as_kv {
+	char *key;
+	char *value; /* ${VAR} already expanded */
+} as_kv;
+
+typedef struct as_column_cfg {
+	char *name;
+	as_type type;
+	char *path; /* dotted path in the record; defaults to name */
+	as_config_loc loc;
+} as_column_cfg;
+
+typedef struct as_http_cfg {
+	char *url;
+	as_kv *params;
+	size_t nparams;
+	as_kv *headers;
+	size_t nheaders;
+	char *records;    /* dotted path of the record array; NULL: page is the array */
+	as_pagination style;
+	char *offset_param;
+	char *limit_param;
+	int64_t limit;    /* page size; 0: unset */
+	char *page_param;
+	int64_t first_page; /* default 1 */
+	char *cursor_param;
+	char *cursor_path;
+	char *next_url_path;
+	char *total_path;
+	double total_tolerance; /* fraction; 0: exact count required */
+	int concurrency;        /* default 1 */
+	double rate_per_sec;    /* 0: unlimited; "600/min" -> 10.0 */
+	int64_t rate_burst;     /* token bucket size; default 1 */
+	int64_t timeout_ms;     /* per request; default 30000 */
+	int64_t deadline_ms;    /* whole run; 0: none */
+	int retry_attempts;     /* default 5 */
+	int64_t retry_initial_ms; /* default 500 */
+	int64_t retry_max_ms;     /* default 30000 */
+	int breaker_failures;     /* default 10 */
+	char *item_url;
+	char *ca_bundle;
+	int insecure;             /* verify TLS unless set (tls_verify: false) */
+	/* Names of params/headers whose values came from ${VAR}: redacted. */
+	char **secrets;
+	size_t nsecrets;
+} as_http_cfg;
+
+typedef struct as_source_cfg {
+	as_source_kind kind;
+	char *path;      /* file */
+	char *command;   /* exec; may hold {state} and {cursor} */
+	char *stream;    /* singer: the stream to take; NULL: the only one */
+	as_format format;
+	as_http_cfg http;
+	as_config_loc loc;
+} as_source_cfg;
+
+typedef struct as_guard_cfg {
+	double max_delete_fraction; /* default 0.5 */
+	int allow_empty;            /* default 0 */
+	int64_t max_rejects;        /* default 0 */
+} as_guard_cfg;
+
+typedef struct as_dataset_cfg {
+	char *name;
+	char *table;    /* defaults to name */
+	as_mode mode;
+	char **key;     /* NULL/0: from Singer SCHEMA key_properties */
+	size_t nkey;
+	as_column_cfg *columns; /* NULL/0: key columns plus `data` */
+	size_t ncolumns;
+	char *cursor;   /* incremental: the column whose maximum is kept */
+	char **scope;   /* scoped: the scope columns */
+	size_t nscope;
+	as_history history;
+	char **snapshot_columns;
+	size_t nsnapshot_columns;
+	int64_t history_keep_runs;  /* 0: keep all */
+	int64_t history_keep_ms;    /* 0: keep all */
+	double verify_threshold;    /* default 0.99 */
+	as_guard_cfg guard;
+	char *reject_file;          /* default "<name>.rejects.jsonl" */
+	char **invalidate;          /* key templates and patterns */
+	size_t ninvalidate;
+	char *webhook;              /* optional URL for the outbox */
+	char *notify;               /* optional PostgreSQL NOTIFY channel */
+	int64_t lease_ttl_ms;       /* default 60000 */
+	int64_t batch_size;         /* records per staging commit; default 10000 */
+	int64_t max_record_bytes;   /* default 16 MiB */
+	char *schedule;             /* daemon: interval such as "15m"; NULL: none */
+	as_source_cfg source;
+	as_config_loc loc;
+} as_dataset_cfg;
+
+/* The public atomsync_config is this struct. */
+typedef struct atomsync_config {
+	char *path;   /* file name used in messages */
+	char *store;  /* "sqlite:PATH" or postgres URL/conninfo; ${VAR} expanded */
+	char *cache;  /* redis URL or NULL */
+	as_dataset_cfg *datasets;
+	size_t ndatasets;
+	/* Values of every ${VAR} used in store, cache, http url, params,
+	 * headers, item_url and webhook (>= 3 bytes), longest first: what
+	 * as_config_redact hides. */
+	char **secret_values;
+	size_t nsecret_values;
+} as_config;
+
+/* Read and validate a config file.  *out is owned by the caller. */
+int as_config_load(as_config **out, const char *path, as_error *err);
+
+/* Same, from memory; name is used in messages. */
+int as_config_parse(as_config **out, const char *text, size_t len,
+		    const char *name, as_error *err);
+
+void as_config_free(as_config *cfg);
+
+const as_dataset_cfg *as_config_dataset(const as_config *cfg,
+					const char *name);
+
+/* Fill a dataset with every default (used by `load` and by the parser). */
+void as_dataset_cfg_defaults(as_dataset_cfg *ds);
+void as_dataset_cfg_clear(as_dataset_cfg *ds);
+
+/* "500ms", "30s", "5m", "2h", "90d" -> milliseconds; -1 if malformed. */
+int64_t as_parse_duration_ms(const char *s);
+
+/* "10/s", "600/min", "3600/h" -> events per second; -1 if malformed. */
+double as_parse_rate(const char *s);
+
+const char *as_mode_name(as_mode m);
+const char *as_type_name(as_type t);
+
+/* Replace, in place, each secret value in msg (a buffer of cap bytes) with
+ * "***"; the message never grows. */
+void as_config_redact(const as_config *cfg, char *msg, size_t cap);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * Engine internals shared by its files: the table spec built from a
+ * dataset, record mapping, and the run lifecycle used by the CLI driver.
+ */
+#ifndef AS_ENGINE_H
+#define AS_ENGINE_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "config/config.h"
+#include "store/store.h"
+#include "util/buf.h"
+#include "util/json.h"
+
+/* Build the table spec of a dataset.  key/nkey override the configured key
+ * (a Singer SCHEMA's key_properties); NULL keeps the configured one. */
+int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
+		   size_t nkey, as_error *err);
+void as_table_clear(as_table *t);
+
+/* Map one record (a JSON object) into a row appended to the batch.
+ * Resolves AS_TYPE_AUTO columns from the record when still unresolved.
+ * raw/rawlen: the record's text when it came from a line (kept as the
+ * `data` column verbatim), or NULL. */
+int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
+		  const char *where, as_batch *b, as_error *err);
+
+/* Convert "COL=VALUE" for a scope column to a typed value in arena a. */
+int as_scope_value(const as_table *t, const char *spec, as_val *out,
+		   size_t *col, as_arena *a, as_error *err);
+
+void as_batch_init(as_batch *b);
+void as_batch_reset(as_batch *b);
+void as_batch_free(as_batch *b);
+
+#endif

@@ -1,0 +1,342 @@
+/*
+ * From a JSON record to a typed row: find each column's value by its dotted
+ * path, check it against the declared type (a wrong type is a named error,
+ * invariant 9, never a silent coercion), and hash the row's content for
+ * `_atomsync_hash` so unchanged rows are never rewritten (invariant 5).
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "util/hash.h"
+#include "util/str.h"
+#include "util/time.h"
+
+static __thread as_buf scratch;
+
+void as_batch_init(as_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	as_arena_init(&b->arena);
+}
+
+void as_batch_reset(as_batch *b)
+{
+	b->nrows = 0;
+	as_arena_reset(&b->arena);
+	free(b->checkpoint);
+	b->checkpoint = NULL;
+}
+
+void as_batch_free(as_batch *b)
+{
+	if (!b)
+		return;
+	free(b->rows);
+	free(b->checkpoint);
+	as_arena_free(&b->arena);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- values ---- */
+
+static json_t *get_path(json_t *rec, const char *path)
+{
+	const char *seg = path, *dot;
+	json_t *v = rec;
+
+	while (v && (dot = strchr(seg, '.')) != NULL) {
+		if (!json_is_object(v))
+			return NULL;
+		v = json_object_getn(v, seg, (size_t)(dot - seg));
+		seg = dot + 1;
+	}
+	return json_is_object(v) ? json_object_get(v, seg) : NULL;
+}
+
+static const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a real";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+static int set_text(as_val *out, as_arena *a, const char *s, size_t n)
+{
+	char *p = as_arena_strndup(a, s, n);
+
+	if (!p)
+		return AS_ENOMEM;
+	out->kind = AS_V_TEXT;
+	out->len = (uint32_t)n;
+	out->u.s = p;
+	return 0;
+}
+
+static int set_json(as_val *out, as_arena *a, const json_t *v)
+{
+	char *s = as_json_compact(v);
+	int rc;
+
+	if (!s)
+		return AS_ENOMEM;
+	rc = set_text(out, a, s, strlen(s));
+	free(s);
+	return rc;
+}
+
+/* Timestamps are kept as ISO 8601 text in UTC so they sort as text (a
+ * cursor on a timestamp column compares correctly). */
+static int set_timestamp(as_val *out, as_arena *a, const json_t *v)
+{
+	char buf[48];
+	double t;
+	size_t n;
+
+	if (json_is_integer(v)) {
+		t = (double)json_integer_value(v);
+	} else {
+		const char *s = json_string_value(v);
+
+		if (as_parse_iso8601(s, &t))
+			return -1;
+		n = json_string_length(v);
+		if (n && (s[n - 1] == 'Z' || s[n - 1] == 'z'))
+			return set_text(out, a, s, n);
+	}
+	{
+		time_t sec = (time_t)floor(t);
+		double frac = t - (double)sec;
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+		if (frac > 0.0005)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%03d",
+					      (int)(frac * 1000 + 0.5) % 1000);
+		buf[n++] = 'Z';
+		buf[n] = '\0';
+	}
+	return set_text(out, a, buf, n);
+}
+
+static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
+		   const char *where, as_error *err)
+{
+	const char *want = NULL;
+	int rc = 0;
+
+	out->kind = AS_V_NULL;
+	out->len = 0;
+	if (!v || json_is_null(v)) {
+		if (c->flags & AS_COL_KEY)
+			return as_error_set(err, AS_EINPUT, "%s: missing key '%s'",
+					    where, c->path ? c->path : c->name);
+		return 0;
+	}
+	if (c->type == AS_TYPE_AUTO) {
+		if (json_is_integer(v))
+			c->type = AS_TYPE_INTEGER;
+		else if (json_is_string(v))
+			c->type = AS_TYPE_TEXT;
+		else if (json_is_real(v) && !(c->flags & AS_COL_KEY))
+			c->type = AS_TYPE_REAL;
+		else if (json_is_boolean(v) && !(c->flags & AS_COL_KEY))
+			c->type = AS_TYPE_BOOLEAN;
+		else
+			return as_error_set(err, AS_EINPUT,
+					    "%s: '%s' is %s; a key or scope column "
+					    "needs an integer or a string (declare "
+					    "it under columns)",
+					    where, c->path, json_kind(v));
+	}
+	switch (c->type) {
+	case AS_TYPE_INTEGER:
+		if (!json_is_integer(v)) {
+			want = "an integer";
+			break;
+		}
+		out->kind = AS_V_INT;
+		out->u.i = json_integer_value(v);
+		break;
+	case AS_TYPE_REAL:
+		if (!json_is_number(v)) {
+			want = "a number";
+			break;
+		}
+		out->kind = AS_V_REAL;
+		out->u.r = json_number_value(v);
+		break;
+	case AS_TYPE_BOOLEAN:
+		if (!json_is_boolean(v)) {
+			want = "a boolean";
+			break;
+		}
+		out->kind = AS_V_INT;
+		out->u.i = json_is_true(v);
+		break;
+	case AS_TYPE_TEXT:
+		if (!json_is_string(v)) {
+			want = "a string";
+			break;
+		}
+		rc = set_text(out, a, json_string_value(v), json_string_length(v));
+		break;
+	case AS_TYPE_TIMESTAMP:
+		if (!json_is_string(v) && !json_is_integer(v)) {
+			want = "an ISO 8601 timestamp";
+			break;
+		}
+		rc = set_timestamp(out, a, v);
+		if (rc == -1)
+			return as_error_set(err, AS_EINPUT,
+					    "%s: '%s': \"%.40s\" is not an ISO 8601 "
+					    "timestamp", where, c->path,
+					    json_string_value(v));
+		break;
+	default: /* json */
+		rc = set_json(out, a, v);
+		break;
+	}
+	if (want)
+		return as_error_set(err, AS_EINPUT, "%s: '%s': expected %s, got %s",
+				    where, c->path, want, json_kind(v));
+	if (rc)
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
+	return 0;
+}
+
+/* ---- rows ---- */
+
+static uint64_t row_hash(const as_val *v, size_t n)
+{
+	as_buf *b = &scratch;
+
+	as_buf_reset(b);
+	for (size_t i = 0; i < n; i++) {
+		as_buf_addc(b, (char)v[i].kind);
+		switch (v[i].kind) {
+		case AS_V_INT: as_buf_add(b, &v[i].u.i, 8); break;
+		case AS_V_REAL: as_buf_add(b, &v[i].u.r, 8); break;
+		case AS_V_TEXT:
+			as_buf_add(b, &v[i].len, 4);
+			as_buf_add(b, v[i].u.s, v[i].len);
+			break;
+		default: break;
+		}
+	}
+	return as_hash64(b->data, b->len);
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n && isspace((unsigned char)**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && isspace((unsigned char)(*s)[*n - 1]))
+		(*n)--;
+}
+
+int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
+		  const char *where, as_batch *b, as_error *err)
+{
+	as_val *vals;
+	as_row *row;
+	int rc = 0;
+
+	if (b->nrows == b->caprows) {
+		size_t cap = b->caprows ? b->caprows * 2 : 1024;
+		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
+
+		if (!nr)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		b->rows = nr;
+		b->caprows = cap;
+	}
+	vals = as_arena_alloc(&b->arena, t->ncols * sizeof(*vals));
+	if (!vals)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; !rc && i < t->ncols; i++) {
+		as_col *c = &t->cols[i];
+
+		if (c->flags & AS_COL_WHOLE) {
+			if (raw) {
+				trim(&raw, &rawlen);
+				rc = set_text(&vals[i], &b->arena, raw, rawlen);
+			} else {
+				rc = set_json(&vals[i], &b->arena, rec);
+			}
+			if (rc)
+				rc = as_error_set(err, AS_ENOMEM, "out of memory");
+			continue;
+		}
+		rc = convert(c, get_path(rec, c->path ? c->path : c->name), &vals[i],
+			     &b->arena, where, err);
+	}
+	if (rc)
+		return rc;
+	row = &b->rows[b->nrows++];
+	row->v = vals;
+	row->hash = row_hash(vals, t->ncols);
+	row->where = as_arena_strndup(&b->arena, where, strlen(where));
+	return 0;
+}
+
+int as_scope_value(const as_table *t, const char *spec, as_val *out,
+		   size_t *col, as_arena *a, as_error *err)
+{
+	const char *eq = strchr(spec, '=');
+	size_t i;
+
+	if (!eq)
+		return as_error_set(err, AS_EUSAGE,
+				    "--scope %s: expected COL=VALUE", spec);
+	for (i = 0; i < t->nscope; i++) {
+		const as_col *c = &t->cols[t->scope[i]];
+
+		if (strlen(c->name) == (size_t)(eq - spec) &&
+		    strncmp(c->name, spec, (size_t)(eq - spec)) == 0)
+			break;
+	}
+	if (i == t->nscope)
+		return as_error_set(err, AS_EUSAGE,
+				    "--scope %s: '%.*s' is not a scope column of "
+				    "dataset %s", spec, (int)(eq - spec), spec,
+				    t->dataset);
+	*col = i;
+	eq++;
+	if (t->cols[t->scope[i]].type == AS_TYPE_INTEGER ||
+	    t->cols[t->scope[i]].type == AS_TYPE_BOOLEAN) {
+		char *end;
+		long long v = strtoll(eq, &end, 10);
+
+		if (!*eq || *end)
+			return as_error_set(err, AS_EUSAGE,
+					    "--scope %s: expected an integer", spec);
+		out->kind = AS_V_INT;
+		out->u.i = v;
+		return 0;
+	}
+	if (t->cols[t->scope[i]].type == AS_TYPE_REAL) {
+		char *end;
+
+		out->kind = AS_V_REAL;
+		out->u.r = strtod(eq, &end);
+		if (!*eq || *end)
+			return as_error_set(err, AS_EUSAGE,
+					    "--scope %s: expected a number", spec);
+		return 0;
+	}
+	return set_text(out, a, eq, strlen(eq)) ? as_error_set(err, AS_ENOMEM, "out of memory") : 0;
+}

@@ -1,0 +1,60 @@
+/*
+ * The run object behind atomsync_run, and the entry points the sync driver
+ * uses beyond the public API (parsed records, Singer keys, rejects counted
+ * for records the source could not even parse).
+ */
+#ifndef AS_ENGINE_RUN_H
+#define AS_ENGINE_RUN_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "engine/engine.h"
+
+struct atomsync_run {
+	as_store *store;
+	const as_config *cfg;
+	const as_dataset_cfg *ds;
+	as_table table;
+	as_run_ctx rc;
+	as_batch batch;
+	atomsync_run_options opt;
+	int leased, prepared, done, failed;
+	int resumable;          /* the source can resume from a checkpoint */
+	as_error failure;       /* the first failure; sticky */
+	int64_t batch_size;     /* rows per staging commit at a checkpoint */
+	int64_t max_batch;      /* rows before a commit without a checkpoint */
+	char *pending_cp;       /* newest checkpoint, not yet committed */
+	size_t cp_rows;         /* rows of the batch it covers */
+	int64_t seen, rejected; /* lineage totals */
+	int64_t seen_at_cp, rejected_at_cp;
+	int64_t batches, staged;
+	double started;         /* wall clock */
+	double last_flush;      /* monotonic */
+	as_counts counts;       /* of the publish */
+	FILE *rejects;
+	char *reject_path;
+	/* lease renewal thread and its own connection */
+	as_store *renew_store;
+	pthread_t renewer;
+	int renewing, stop;
+	volatile int lease_lost;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
+		 const char *dataset, const atomsync_run_options *opt,
+		 int resumable, as_error *err);
+int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
+		     size_t rawlen, const char *where, as_error *err);
+/* A record the source could not parse: counted and rejected (or fatal). */
+int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
+		  const char *raw, size_t rawlen, as_error *err);
+int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
+		   as_error *err);
+int as_run_discard_checkpoint(atomsync_run *run, as_error *err);
+int as_run_wants_checkpoint(const atomsync_run *run);
+const as_error *as_run_failure(const atomsync_run *run);
+
+#endif

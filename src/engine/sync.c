@@ -1,0 +1,150 @@
+/*
+ * The sync driver: lease and run record (as_run_begin), the source opened at
+ * the run's checkpoint, every event into the run, and the publish only when
+ * the source confirmed the end of data.  On any failure the run is aborted:
+ * recorded as failed, its staging kept for the next run to resume.
+ */
+#include "engine/sync.h"
+
+#include <string.h>
+
+#include "source/source.h"
+#include "util/log.h"
+#include "util/proc.h"
+#include "util/time.h"
+
+static int open_source(atomsync_run *run, const as_dataset_cfg *ds,
+		       as_source **src, as_error *err)
+{
+	as_source_opts so;
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	so.dataset = ds->name;
+	so.checkpoint = run->rc.checkpoint;
+	so.cursor = run->rc.cursor;
+	so.max_record_bytes = ds->max_record_bytes;
+	so.checkpoint_every = 1000;
+	so.cfg = run->cfg;
+	rc = as_source_open(src, &ds->source, &so, err);
+	if (rc != AS_ECHECKPOINT)
+		return rc;
+	as_warn("dataset %s: %s; starting over", ds->name, err->msg);
+	if (as_run_discard_checkpoint(run, err))
+		return err->code;
+	so.checkpoint = NULL;
+	return as_source_open(src, &ds->source, &so, err);
+}
+
+static int feed(atomsync_run *run, as_event *ev, as_error *err)
+{
+	switch (ev->kind) {
+	case AS_EV_RECORD:
+		return as_run_put_value(run, ev->json, ev->raw, ev->rawlen,
+					ev->where, err);
+	case AS_EV_BAD:
+		return as_run_reject(run, &ev->why, ev->where, ev->raw, ev->rawlen,
+				     err);
+	case AS_EV_CHECKPOINT:
+		return atomsync_run_checkpoint(run, ev->checkpoint, err);
+	case AS_EV_SCHEMA:
+		return as_run_set_key(run, ev->key, ev->nkey, err);
+	}
+	return 0;
+}
+
+static void report(as_progress_fn fn, void *ud, atomsync_run *run,
+		   const as_source *src, int done)
+{
+	as_progress p;
+
+	if (!fn)
+		return;
+	p.dataset = run->table.dataset;
+	p.records = src ? src->records : 0;
+	p.pages = src ? src->pages : 0;
+	p.bytes = src ? src->bytes : 0;
+	p.elapsed = as_now() - run->started;
+	p.done = done;
+	fn(&p, ud);
+}
+
+int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
+		    const atomsync_run_options *opt, as_progress_fn fn,
+		    void *ud, atomsync_run_info *info, as_error *err)
+{
+	const as_dataset_cfg *ds = as_config_dataset(cfg, dataset);
+	atomsync_run *run = NULL;
+	as_source *src = NULL;
+	double next_report = as_mono() + 0.5;
+	as_event ev;
+	int rc;
+
+	if (info)
+		memset(info, 0, sizeof(*info));
+	if (!ds)
+		return as_error_set(err, AS_EUSAGE, "%s: no dataset named '%s'",
+				    cfg->path ? cfg->path : "config", dataset);
+	rc = as_run_begin(&run, st, cfg, dataset, opt,
+			  as_source_resumable(&ds->source), err);
+	if (rc)
+		return rc;
+	if ((rc = open_source(run, ds, &src, err)))
+		goto abort;
+	for (;;) {
+		if (as_interrupted) {
+			rc = as_error_set(err, AS_EINTR, "dataset %s: interrupted by a "
+					  "signal; nothing was published", dataset);
+			goto abort;
+		}
+		rc = src->ops->next(src, &ev, err);
+		if (rc < 0)
+			goto abort;
+		if (rc == 0)
+			break;
+		rc = feed(run, &ev, err);
+		as_event_clear(&ev);
+		if (rc)
+			goto abort;
+		if (fn && as_mono() >= next_report) {
+			report(fn, ud, run, src, 0);
+			next_report = as_mono() + 0.5;
+		}
+	}
+	if (!src->complete) {
+		rc = as_error_set(err, AS_ESOURCE, "dataset %s: the source did not "
+				  "confirm the end of its data; nothing was published",
+				  dataset);
+		goto abort;
+	}
+	report(fn, ud, run, src, 1);
+	as_source_close(src);
+	src = NULL;
+	rc = atomsync_run_publish(run, info, err);
+	atomsync_run_free(run);
+	return rc;
+abort:
+	report(fn, ud, run, src, 1);
+	/* Stop the source first: a command is killed before the run is closed. */
+	as_source_close(src);
+	{
+		as_error e2;
+
+		atomsync_run_abort(run, err->msg, &e2);
+	}
+	if (info) {
+		char buf[40];
+
+		memset(info, 0, sizeof(*info));
+		info->run_id = run->rc.run_id;
+		info->dataset = strdup(dataset);
+		info->status = strdup("failed");
+		info->error = strdup(err->msg);
+		info->seen = run->seen;
+		info->rejected = run->rejected;
+		info->resumed_from = run->rc.resumed_from;
+		info->started_at = strdup(as_iso8601(run->started, buf, sizeof(buf)));
+	}
+	atomsync_run_free(run);
+	return rc;
+}

@@ -1,0 +1,31 @@
+/*
+ * The sync driver: one dataset's source pulled into one run, from lease to
+ * publish.  This is what `atomsync run` and `atomsync load` execute.
+ */
+#ifndef AS_ENGINE_SYNC_H
+#define AS_ENGINE_SYNC_H
+
+#include "engine/run.h"
+
+typedef struct as_progress {
+	const char *dataset;
+	int64_t records;   /* delivered by the source */
+	int64_t pages;     /* HTTP pages */
+	int64_t bytes;     /* bytes read */
+	double elapsed;    /* seconds since the run began */
+	int done;          /* the last call for this run */
+} as_progress;
+
+typedef void (*as_progress_fn)(const as_progress *p, void *ud);
+
+/*
+ * Run one dataset.  Returns 0 when published (info says what changed),
+ * AS_EREFUSED when a guard refused it, AS_ELEASE when another worker holds
+ * it, another negative code when it failed.  info (optional) receives the
+ * run record whenever a run was begun (info->run_id != 0).
+ */
+int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
+		    const atomsync_run_options *opt, as_progress_fn fn,
+		    void *ud, atomsync_run_info *info, as_error *err);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * The table spec of a dataset: which columns, in which order (key columns
+ * first), with which types, and a fingerprint of everything that shapes the
+ * staging table, so a resumed run never continues a staging built for a
+ * different mapping.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "util/hash.h"
+#include "util/str.h"
+
+static as_col *find_col(as_table *t, const char *name)
+{
+	for (size_t i = 0; i < t->ncols; i++)
+		if (strcmp(t->cols[i].name, name) == 0)
+			return &t->cols[i];
+	return NULL;
+}
+
+static int add_col(as_table *t, const char *name, const char *path,
+		   as_type type, unsigned flags)
+{
+	as_col *c = find_col(t, name);
+
+	if (c) {
+		c->flags |= flags;
+		return 0;
+	}
+	c = &t->cols[t->ncols++];
+	c->name = as_strdup(name);
+	c->path = path ? as_strdup(path) : NULL;
+	c->type = type;
+	c->flags = flags;
+	return c->name ? 0 : AS_ENOMEM;
+}
+
+static const as_column_cfg *cfg_col(const as_dataset_cfg *ds, const char *name)
+{
+	for (size_t i = 0; i < ds->ncolumns; i++)
+		if (strcmp(ds->columns[i].name, name) == 0)
+			return &ds->columns[i];
+	return NULL;
+}
+
+/* A digest of the dataset's mapping as configured (not of what a Singer
+ * SCHEMA adds: the staging records its key separately). */
+static void fingerprint(as_table *t, const as_dataset_cfg *ds)
+{
+	as_buf b = AS_BUF_INIT;
+	char hex[17];
+
+	as_buf_printf(&b, "%s|%s|", t->table, as_mode_name(t->mode));
+	for (size_t i = 0; i < ds->nkey; i++)
+		as_buf_printf(&b, "k:%s|", ds->key[i]);
+	for (size_t i = 0; i < ds->ncolumns; i++)
+		as_buf_printf(&b, "c:%s:%s:%d|", ds->columns[i].name,
+			      ds->columns[i].path ? ds->columns[i].path : "",
+			      (int)ds->columns[i].type);
+	for (size_t i = 0; i < ds->nscope; i++)
+		as_buf_printf(&b, "s:%s|", ds->scope[i]);
+	as_buf_printf(&b, "u:%s|", ds->cursor ? ds->cursor : "");
+	snprintf(hex, sizeof(hex), "%016llx",
+		 (unsigned long long)as_hash64(b.data, b.len));
+	as_buf_free(&b);
+	t->fingerprint = as_strdup(hex);
+}
+
+int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
+		   size_t nkey, as_error *err)
+{
+	size_t cap;
+	int rc = 0;
+
+	memset(t, 0, sizeof(*t));
+	if (!key) {
+		key = ds->key;
+		nkey = ds->nkey;
+	}
+	cap = ds->ncolumns + nkey + ds->nscope + 2;
+	t->cols = calloc(cap, sizeof(*t->cols));
+	t->scope = calloc(ds->nscope + 1, sizeof(*t->scope));
+	t->dataset = as_strdup(ds->name);
+	t->table = as_strdup(ds->table ? ds->table : ds->name);
+	if (!t->cols || !t->scope || !t->dataset || !t->table)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	t->mode = ds->mode;
+	t->history = ds->history;
+	t->cursor = -1;
+	for (size_t i = 0; !rc && i < nkey; i++) {
+		const as_column_cfg *cc = cfg_col(ds, key[i]);
+
+		if (ds->ncolumns && !cc)
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: key column '%s' is not one of "
+					    "its columns", ds->name, key[i]);
+		if (!as_is_ident(key[i]))
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: key '%s' is not a plain "
+					    "column name", ds->name, key[i]);
+		rc = add_col(t, key[i], cc ? cc->path : key[i],
+			     cc ? cc->type : AS_TYPE_AUTO, AS_COL_KEY);
+	}
+	t->nkey = nkey;
+	if (ds->ncolumns) {
+		for (size_t i = 0; !rc && i < ds->ncolumns; i++)
+			rc = add_col(t, ds->columns[i].name, ds->columns[i].path,
+				     ds->columns[i].type, 0);
+	} else {
+		for (size_t i = 0; !rc && i < ds->nscope; i++)
+			rc = add_col(t, ds->scope[i], ds->scope[i], AS_TYPE_AUTO, 0);
+		if (!rc && ds->cursor)
+			rc = add_col(t, ds->cursor, ds->cursor, AS_TYPE_AUTO, 0);
+		if (!rc && !find_col(t, "data"))
+			rc = add_col(t, "data", NULL, AS_TYPE_JSON, AS_COL_WHOLE);
+	}
+	if (rc)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < ds->nscope; i++) {
+		as_col *c = find_col(t, ds->scope[i]);
+
+		if (!c)
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: scope column '%s' is not "
+					    "one of its columns", ds->name, ds->scope[i]);
+		c->flags |= AS_COL_SCOPE;
+		t->scope[t->nscope++] = (size_t)(c - t->cols);
+	}
+	if (ds->cursor) {
+		as_col *c = find_col(t, ds->cursor);
+
+		if (!c)
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: cursor column '%s' is not "
+					    "one of its columns", ds->name, ds->cursor);
+		c->flags |= AS_COL_CURSOR;
+		t->cursor = (int)(c - t->cols);
+	}
+	fingerprint(t, ds);
+	return t->fingerprint ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
+}
+
+void as_table_clear(as_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->ncols; i++) {
+		free(t->cols[i].name);
+		free(t->cols[i].path);
+	}
+	free(t->cols);
+	free(t->scope);
+	free(t->dataset);
+	free(t->table);
+	free(t->fingerprint);
+	memset(t, 0, sizeof(*t));
+}

@@ -1,0 +1,160 @@
+/*
+ * Logic every backend shares: the guards of invariant 3, URL redaction,
+ * and the dispatch from a store URL to its backend.
+ */
+#include "store/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/str.h"
+
+extern int as_sqlite_open(as_store **out, const char *url, as_error *err);
+extern int as_postgres_open(as_store **out, const char *url, as_error *err)
+	__attribute__((weak));
+
+static int is_postgres_url(const char *url)
+{
+	return strncmp(url, "postgres://", 11) == 0 ||
+	       strncmp(url, "postgresql://", 13) == 0 ||
+	       (strchr(url, '=') && !strchr(url, '/')) ||
+	       strncmp(url, "host=", 5) == 0 || strncmp(url, "dbname=", 7) == 0;
+}
+
+int as_store_open(as_store **out, const char *url, as_error *err)
+{
+	*out = NULL;
+	if (!url || !*url)
+		return as_error_set(err, AS_EUSAGE, "no store given");
+	if (is_postgres_url(url)) {
+		if (!as_postgres_open)
+			return as_error_set(err, AS_EUSAGE,
+					    "this build has no PostgreSQL store");
+		return as_postgres_open(out, url, err);
+	}
+	return as_sqlite_open(out, url, err);
+}
+
+void as_store_close(as_store *st)
+{
+	if (st)
+		st->ops->close(st);
+}
+
+/* postgres://user:secret@host/db -> postgres://user:***@host/db;
+ * key=value strings get password=*** . */
+char *as_redact_url(const char *url)
+{
+	as_buf b = AS_BUF_INIT;
+	const char *scheme, *at, *colon, *pw;
+
+	if (!url)
+		return NULL;
+	scheme = strstr(url, "://");
+	if (scheme) {
+		at = strchr(scheme + 3, '@');
+		colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+		if (at && colon) {
+			as_buf_add(&b, url, (size_t)(colon - url) + 1);
+			as_buf_adds(&b, "***");
+			as_buf_adds(&b, at);
+		} else {
+			as_buf_adds(&b, url);
+		}
+	} else if ((pw = strstr(url, "password=")) != NULL) {
+		const char *end = pw + 9;
+
+		if (*end == '\'') {
+			end++;
+			while (*end && *end != '\'')
+				end += (*end == '\\' && end[1]) ? 2 : 1;
+			if (*end)
+				end++;
+		} else {
+			while (*end && *end != ' ')
+				end++;
+		}
+		as_buf_add(&b, url, (size_t)(pw - url) + 9);
+		as_buf_adds(&b, "***");
+		as_buf_adds(&b, end);
+	} else {
+		as_buf_adds(&b, url);
+	}
+	return as_buf_detach(&b);
+}
+
+void as_counts_finish(as_counts *c)
+{
+	int64_t staged = c->inserted + c->updated + c->unchanged;
+
+	c->duplicates = c->seen - c->rejected - staged;
+	if (c->duplicates < 0)
+		c->duplicates = 0;
+}
+
+/*
+ * Invariant 3: refuse an empty delivery where rows exist, and a publish that
+ * would delete more than the allowed fraction of the live rows (for scoped
+ * mode: of the rows of the scopes the run delivered).  scope_rows is that
+ * denominator for scoped mode, ignored otherwise.
+ */
+int as_guard_check(const as_table *t, const as_publish_opts *po,
+		   const as_counts *c, int64_t scope_rows, as_error *err)
+{
+	char a[32], b[32];
+	int64_t staged = c->inserted + c->updated + c->unchanged;
+	int64_t base = t->mode == AS_MODE_SCOPED ? scope_rows : c->live_before;
+
+	if (t->mode == AS_MODE_FULL || t->mode == AS_MODE_SCOPED) {
+		if (staged == 0 && c->live_before > 0 && !po->allow_empty &&
+		    !(t->mode == AS_MODE_SCOPED && po->nnamed > 0))
+			return as_error_set(err, AS_EREFUSED,
+				"refused: the source delivered 0 records but table "
+				"%s has %s rows; nothing was changed (pass "
+				"--allow-empty to publish an empty delivery)",
+				t->table, as_fmt_count(a, sizeof(a), c->live_before));
+		if (staged == 0 && po->allow_empty)
+			return 0;
+		if (c->deleted > 0 && base > 0 && !po->allow_deletes &&
+		    (double)c->deleted > po->max_delete_fraction * (double)base)
+			return as_error_set(err, AS_EREFUSED,
+				"refused: the run would delete %s of %s rows "
+				"(%.1f%%, over max_delete_fraction %.0f%%); nothing "
+				"was changed (pass --allow-deletes to publish it)",
+				as_fmt_count(a, sizeof(a), c->deleted),
+				as_fmt_count(b, sizeof(b), base),
+				100.0 * (double)c->deleted / (double)base,
+				100.0 * po->max_delete_fraction);
+	}
+	return 0;
+}
+
+void as_dataset_status_free(as_dataset_status *s, size_t n)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(s[i].dataset);
+		free(s[i].table);
+		free(s[i].mode);
+		free(s[i].cursor);
+		free(s[i].lease_owner);
+	}
+	free(s);
+}
+
+int as_table_key_list(const as_table *t, char *buf, size_t cap)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->nkey; i++) {
+		int n = snprintf(buf + off, cap - off, "%s%s", i ? "," : "",
+				 t->cols[i].name);
+		if (n < 0 || (size_t)n >= cap - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}

@@ -1,0 +1,208 @@
+/*
+ * The store interface: every backend (store/sqlite.c, store/postgres.c)
+ * fills one as_store_ops table.  The engine hands the store typed rows in
+ * batches and asks it to publish; it never sees SQL, and the store never
+ * sees the source.  The invariants of DESIGN.md that live in SQL (1, 2, 3,
+ * 5, 6, 8, 10) are upheld here; each function says which.
+ */
+#ifndef AS_STORE_H
+#define AS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "util/arena.h"
+#include "util/error.h"
+
+/* ---- what the store is told about a dataset's table ---- */
+
+enum {
+	AS_COL_KEY = 1,     /* part of the natural key */
+	AS_COL_SCOPE = 2,   /* scoped mode: part of the scope */
+	AS_COL_CURSOR = 4,  /* incremental mode: the cursor column */
+	AS_COL_WHOLE = 8    /* holds the whole record as JSON (`data`) */
+};
+
+typedef struct as_col {
+	char *name;
+	char *path;    /* dotted path in the record; NULL for AS_COL_WHOLE */
+	as_type type;  /* AS_TYPE_AUTO until resolved */
+	unsigned flags;
+} as_col;
+
+typedef struct as_table {
+	char *dataset;
+	char *table;
+	as_mode mode;
+	as_col *cols;   /* key columns first, in key order */
+	size_t ncols;
+	size_t nkey;    /* 0 until known (Singer SCHEMA) */
+	size_t *scope;  /* indexes into cols */
+	size_t nscope;
+	int cursor;     /* index into cols, -1 when none */
+	as_history history;
+	char *fingerprint; /* hex digest of everything that shapes staging */
+} as_table;
+
+/* ---- typed values, rows, batches ---- */
+
+enum { AS_V_NULL = 0, AS_V_INT, AS_V_REAL, AS_V_TEXT };
+
+typedef struct as_val {
+	uint8_t kind;   /* AS_V_* */
+	uint32_t len;   /* text length in bytes */
+	union {
+		int64_t i;
+		double r;
+		const char *s; /* in the batch arena, not NUL-terminated */
+	} u;
+} as_val;
+
+typedef struct as_row {
+	as_val *v;         /* ncols values, in the batch arena */
+	uint64_t hash;     /* xxh3 of the values: _atomsync_hash */
+	const char *where; /* "file:line" for messages, in the arena */
+} as_row;
+
+typedef struct as_batch {
+	as_row *rows;
+	size_t nrows, caprows;
+	as_arena arena;
+	char *checkpoint;  /* committed with the rows; NULL: keep the old one */
+	int64_t seen;      /* records delivered up to the checkpoint (lineage) */
+	int64_t rejected;  /* records rejected up to the checkpoint (lineage) */
+} as_batch;
+
+/* ---- a run as the store sees it ---- */
+
+/* The public atomsync_store is this struct. */
+typedef struct atomsync_store as_store;
+
+/* Called by the store while staging when a row must be rejected (append
+ * mode: a different record under a known key).  Returning nonzero aborts
+ * the batch. */
+typedef int (*as_reject_fn)(void *ud, const as_row *row, const char *why,
+			    as_error *err);
+
+typedef struct as_run_ctx {
+	/* Set by the engine before run_begin. */
+	as_table *table;
+	const char *kind;      /* "sync", "rollback" */
+	char owner[160];       /* host/pid/start-time of this worker */
+	int64_t token;         /* fencing token from lease_acquire */
+	int64_t lease_ttl_ms;
+	int restart;
+	as_reject_fn on_reject;
+	void *reject_ud;
+	/* Set by the store in run_begin (and stage_prepare). */
+	int64_t run_id;
+	int64_t resumed_from;  /* 0: a fresh staging */
+	char *checkpoint;      /* resume point (owned) or NULL */
+	int64_t seen;          /* lineage counts carried by the checkpoint */
+	int64_t rejected;
+	int64_t conflicts;     /* rejects found by the store while staging */
+	char *stage_key;       /* key columns of a resumed staging, "a,b" */
+	char *cursor;          /* incremental: the saved cursor (JSON), owned */
+	void *priv;            /* backend state for this run */
+} as_run_ctx;
+
+typedef struct as_publish_opts {
+	int allow_empty;
+	int allow_deletes;
+	double max_delete_fraction;
+	/* scoped mode: scopes named on the command line, each nscope values */
+	as_val *named_scopes;
+	size_t nnamed;
+	as_history history;
+	const char **snapshot_cols;
+	size_t nsnapshot_cols;
+} as_publish_opts;
+
+typedef struct as_counts {
+	int64_t seen, inserted, updated, unchanged, deleted, rejected;
+	int64_t duplicates;
+	int64_t live_before, live_after;
+} as_counts;
+
+/* A row of `status`: one per dataset known to the store. */
+typedef struct as_dataset_status {
+	char *dataset;
+	char *table;
+	char *mode;
+	int64_t rows;           /* -1 when the table does not exist yet */
+	int64_t published_run;  /* 0 when never published */
+	char *cursor;           /* JSON or NULL */
+	int resumable;          /* a checkpoint waits */
+	char *lease_owner;      /* NULL when free */
+	double lease_expires;   /* Unix seconds */
+} as_dataset_status;
+
+typedef struct atomsync_run_info as_run_info;
+
+typedef struct as_store_ops {
+	const char *name;
+
+	void (*close)(as_store *st);
+
+	/* Invariant 6: take the dataset's lease; AS_ELEASE when another live
+	 * worker holds it.  The token grows on every acquisition. */
+	int (*lease_acquire)(as_store *st, const char *dataset,
+			     const char *owner, int64_t ttl_ms,
+			     int64_t *token, as_error *err);
+	/* AS_EFENCED when the token is no longer current. */
+	int (*lease_renew)(as_store *st, const char *dataset, int64_t token,
+			   int64_t ttl_ms, as_error *err);
+	int (*lease_release)(as_store *st, const char *dataset, int64_t token,
+			     as_error *err);
+
+	/* Put the run on record; mark runs left active by dead workers as
+	 * failed; decide between resuming the staging and starting over. */
+	int (*run_begin)(as_store *st, as_run_ctx *rc, as_error *err);
+	/* Fill AS_TYPE_AUTO columns from an existing live or staging table. */
+	int (*describe)(as_store *st, as_run_ctx *rc, as_error *err);
+	/* Create the live and staging tables once the columns are known. */
+	int (*stage_prepare)(as_store *st, as_run_ctx *rc, as_error *err);
+	/* Drop the staging being resumed (its checkpoint no longer applies):
+	 * the run starts over with an empty staging. */
+	int (*stage_discard)(as_store *st, as_run_ctx *rc, as_error *err);
+	/* One transaction: rows, checkpoint, counts; fenced (invariants 4, 6). */
+	int (*stage_batch)(as_store *st, as_run_ctx *rc, const as_batch *b,
+			   as_error *err);
+	/* One transaction: the publish (invariants 1, 3, 5, 8, 10). */
+	int (*publish)(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+		       as_counts *out, as_error *err);
+	/* Record a failed or refused end; refused also drops the staging. */
+	int (*run_end)(as_store *st, as_run_ctx *rc, const char *status,
+		       const char *error, as_error *err);
+	void (*run_free)(as_store *st, as_run_ctx *rc);
+
+	int (*runs_list)(as_store *st, const char *dataset, size_t limit,
+			 as_run_info **out, size_t *n, as_error *err);
+	int (*status)(as_store *st, as_dataset_status **out, size_t *n,
+		      as_error *err);
+	/* Count of live rows, -1 when the table does not exist. */
+	int (*table_rows)(as_store *st, const char *table, int64_t *rows,
+			  as_error *err);
+} as_store_ops;
+
+struct atomsync_store {
+	const as_store_ops *ops;
+	char *url;       /* as given; may hold a password: never print */
+	char *display;   /* the url with any password replaced by *** */
+};
+
+/* Open by URL: "sqlite:PATH", a path, "postgres://", "postgresql://",
+ * or a libpq "key=value" string. */
+int as_store_open(as_store **out, const char *url, as_error *err);
+void as_store_close(as_store *st);
+
+/* Helpers shared by the backends (store/common.c). */
+void as_counts_finish(as_counts *c);
+int as_guard_check(const as_table *t, const as_publish_opts *po,
+		   const as_counts *c, int64_t scope_rows, as_error *err);
+void as_dataset_status_free(as_dataset_status *s, size_t n);
+char *as_redact_url(const char *url);
+int as_table_key_list(const as_table *t, char *buf, size_t cap);
+
+#endif

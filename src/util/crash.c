@@ -1,0 +1,57 @@
+/*
+ * Named crash points (SQLite's and curl's fault sweeps, by name).
+ */
+#include "util/crash.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int as_crash_enabled;
+static char target[128];
+static long target_n;
+static long passes;
+static FILE *trace;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+void as_crash_init(void)
+{
+	const char *spec = getenv("ATOMSYNC_CRASH");
+	const char *logf = getenv("ATOMSYNC_CRASH_LOG");
+
+	if (spec && *spec) {
+		const char *colon = strrchr(spec, ':');
+		size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+		if (n >= sizeof(target))
+			n = sizeof(target) - 1;
+		memcpy(target, spec, n);
+		target[n] = '\0';
+		target_n = colon ? atol(colon + 1) : 1;
+		if (target_n < 1)
+			target_n = 1;
+		as_crash_enabled = 1;
+	}
+	if (logf && *logf) {
+		trace = fopen(logf, "a");
+		if (trace)
+			as_crash_enabled = 1;
+	}
+}
+
+void as_crash_point_slow(const char *name)
+{
+	pthread_mutex_lock(&lock);
+	if (trace) {
+		fprintf(trace, "%s\n", name);
+		fflush(trace);
+	}
+	if (target[0] && strcmp(name, target) == 0 && ++passes == target_n) {
+		if (trace)
+			fflush(trace);
+		_exit(AS_CRASH_EXIT);
+	}
+	pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,23 @@
+/*
+ * Named crash points for fault tests.  ATOMSYNC_CRASH="point:N" makes the
+ * process _exit(AS_CRASH_EXIT) at the Nth pass of that point ("point" alone
+ * means N = 1).  ATOMSYNC_CRASH_LOG=FILE appends every point passed, so a
+ * sweep can learn how often each point is reached.  With neither set, a pass
+ * costs one branch.
+ */
+#ifndef AS_UTIL_CRASH_H
+#define AS_UTIL_CRASH_H
+
+#define AS_CRASH_EXIT 86
+
+void as_crash_init(void);
+void as_crash_point_slow(const char *name);
+extern int as_crash_enabled;
+
+#define as_crash_point(name)                     \
+	do {                                     \
+		if (as_crash_enabled)            \
+			as_crash_point_slow(name); \
+	} while (0)
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * JSON helpers over jansson.
+ */
+#include "util/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *as_json_parse_record(const char *text, size_t len, const char *where,
+			     as_error *err)
+{
+	json_error_t je;
+	json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+
+	if (!v) {
+		if (je.column > 0)
+			as_error_set(err, AS_EINPUT, "%s:%d: %s", where, je.column, je.text);
+		else
+			as_error_set(err, AS_EINPUT, "%s: %s", where, je.text);
+		return NULL;
+	}
+	if (!json_is_object(v)) {
+		as_error_set(err, AS_EINPUT, "%s: expected a JSON object, got %s",
+			     where, json_is_array(v) ? "an array" : "a scalar");
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* ---- compact serialization with exact, short reals ---- */
+
+static int real_digits(double d)
+{
+	char buf[40];
+
+	for (int p = 15; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, d);
+		if (strtod(buf, NULL) == d)
+			return p;
+	}
+	return 17;
+}
+
+static int max_digits(const json_t *v)
+{
+	int m = 0, d;
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_REAL:
+		return real_digits(json_real_value(v));
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)v, k, x) {
+			d = max_digits(x);
+			m = d > m ? d : m;
+		}
+		return m;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, x) {
+			d = max_digits(x);
+			m = d > m ? d : m;
+		}
+		return m;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * jansson prints every real with one precision (17 digits by default, so 0.1
+ * becomes 0.10000000000000001).  Use the fewest digits that still reproduce
+ * every real of the value exactly.
+ */
+char *as_json_compact(const json_t *v)
+{
+	int p = max_digits(v);
+
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+				     JSON_REAL_PRECISION(p ? p : 17));
+}
+

@@ -1,0 +1,20 @@
+/*
+ * JSON helpers over jansson: strict record parsing with positions, and
+ * compact serialization that keeps reals exact but short.
+ */
+#ifndef AS_UTIL_JSON_H
+#define AS_UTIL_JSON_H
+
+#include <jansson.h>
+
+#include "util/error.h"
+
+/* Parse one record: a JSON object; duplicate keys, invalid UTF-8 and
+ * trailing garbage rejected.  Errors read "where:col: message". */
+json_t *as_json_parse_record(const char *text, size_t len, const char *where,
+			     as_error *err);
+
+/* Serialize compactly; reals get the fewest digits that reproduce them. */
+char *as_json_compact(const json_t *v);
+
+#endif
