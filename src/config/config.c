@@ -22,12 +22,13 @@
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024) /* a config file, not a data file */
 #define CONFIG_MAX_NODES 100000
 #define CONFIG_MAX_DEPTH 64
-#define CONFIG_MAX_KEYS 4096       /* per mapping: keeps duplicate checks cheap */
-#define VALUE_MAX (1024 * 1024)    /* one scalar after ${VAR} expansion */
-#define IDENT_MAX 63               /* PostgreSQL cuts longer names */
+#define CONFIG_MAX_KEYS 4096	/* per mapping: duplicate checks stay cheap */
+#define VALUE_MAX (1024 * 1024) /* one scalar after ${VAR} expansion */
+#define IDENT_MAX 63		/* PostgreSQL cuts longer names */
 #define RECORD_MAX (1024LL * 1024 * 1024)
-#define SECRET_MIN 3               /* so "***" never makes a message longer */
+#define SECRET_MIN 3 /* so "***" never makes a message longer */
 #define WHERE_MAX 256
+#define WORD_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Enum fields are read and written through an int. */
@@ -41,11 +42,11 @@ enum ykind { Y_NULL, Y_SCALAR, Y_MAP, Y_SEQ };
 typedef struct ynode ynode;
 struct ynode {
 	enum ykind kind;
-	int line, col;  /* 1-based */
-	char *text;     /* scalars and nulls: NUL-terminated */
-	ynode **kids;   /* map: key, value, key, value, ...; seq: the items */
+	int line, col; /* 1-based */
+	char *text;    /* scalars and nulls: NUL-terminated */
+	ynode **kids;  /* map: key, value, key, value, ...; seq: the items */
 	size_t nkids, cap;
-	ynode *next;    /* every node is on its context's list */
+	ynode *next; /* every node is on its context's list */
 };
 
 typedef struct cx {
@@ -66,8 +67,7 @@ typedef struct sect {
 
 static int fail_at(cx *c, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static int fail(cx *c, const ynode *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(cx *c, const ynode *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int vfail_at(cx *c, int line, int col, const char *fmt, va_list ap)
 {
@@ -75,8 +75,7 @@ static int vfail_at(cx *c, int line, int col, const char *fmt, va_list ap)
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (line > 0)
-		return as_error_set(c->err, AS_EUSAGE, "%s:%d:%d: %s", c->file,
-				    line, col, msg);
+		return as_error_set(c->err, AS_EUSAGE, "%s:%d:%d: %s", c->file, line, col, msg);
 	return as_error_set(c->err, AS_EUSAGE, "%s: %s", c->file, msg);
 }
 
@@ -107,19 +106,17 @@ static int oom(cx *c)
 	return as_error_set(c->err, AS_ENOMEM, "%s: out of memory", c->file);
 }
 
-/* Make room for one more item in *v (n used, *cap allocated). */
-static int grow(cx *c, void *v, size_t n, size_t *cap, size_t size)
+/* p with room for n + 1 items (*cap allocated); NULL, p intact, on ENOMEM. */
+static void *grow(void *p, size_t n, size_t *cap, size_t size)
 {
-	void *p;
+	size_t want = *cap ? *cap * 2 : 8;
 
 	if (n < *cap)
-		return 0;
-	p = realloc(*(void **)v, (*cap ? *cap * 2 : 8) * size);
-	if (!p)
-		return oom(c);
-	*(void **)v = p;
-	*cap = *cap ? *cap * 2 : 8;
-	return 0;
+		return p;
+	p = realloc(p, want * size);
+	if (p)
+		*cap = want;
+	return p;
 }
 
 /* A value quoted in a message, cut short so the line stays readable. */
@@ -127,21 +124,20 @@ static const char *shown(const char *s, char *buf, size_t cap)
 {
 	if (strlen(s) < cap)
 		return s;
-	snprintf(buf, cap, "%.*s...", (int)(cap - 4), s);
+	memcpy(buf, s, cap - 4);
+	memcpy(buf + cap - 4, "...", 4);
 	return buf;
 }
 
-#define SHOWN(s) shown((s), (char[48]){ 0 }, 48)
+#define SHOWN(s) shown((s), (char[48]){0}, 48)
 
-static int node_new(cx *c, enum ykind kind, const struct fy_mark *m,
-		    ynode **out)
+static int node_new(cx *c, enum ykind kind, const struct fy_mark *m, ynode **out)
 {
 	int line = m ? m->line + 1 : 0, col = m ? m->column + 1 : 0;
 	ynode *n;
 
 	if (c->nnodes >= CONFIG_MAX_NODES)
-		return fail_at(c, line, col, "too many YAML nodes (at most %d)",
-			       CONFIG_MAX_NODES);
+		return fail_at(c, line, col, "too many YAML nodes (at most %d)", CONFIG_MAX_NODES);
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return oom(c);
@@ -174,8 +170,7 @@ static size_t map_len(const ynode *m)
 
 static const char *kind_name(const ynode *n)
 {
-	static const char *const names[] = { "nothing", "a scalar",
-					     "a mapping", "a list" };
+	static const char *const names[] = {"nothing", "a scalar", "a mapping", "a list"};
 
 	return names[n->kind];
 }
@@ -200,8 +195,7 @@ static bool at_key(const builder *b)
 /* Hang n under the open collection; keys must be unique scalars. */
 static int attach(builder *b, ynode *n)
 {
-	ynode *p = b->depth ? b->stack[b->depth - 1] : NULL;
-	int rc;
+	ynode *p = b->depth ? b->stack[b->depth - 1] : NULL, **kids;
 
 	if (!p) {
 		b->root = n;
@@ -214,20 +208,20 @@ static int attach(builder *b, ynode *n)
 			return fail(b->c, n, "too many keys in one mapping");
 		for (size_t i = 0; i < p->nkids; i += 2)
 			if (!strcmp(p->kids[i]->text, n->text))
-				return fail(b->c, n, "duplicate key '%s' (first "
-					    "at line %d)", SHOWN(n->text),
-					    p->kids[i]->line);
+				return fail(b->c, n, "duplicate key '%s' (first at line %d)",
+					    SHOWN(n->text), p->kids[i]->line);
 	}
-	rc = grow(b->c, &p->kids, p->nkids, &p->cap, sizeof(*p->kids));
-	if (!rc)
-		p->kids[p->nkids++] = n;
-	return rc;
+	if (!(kids = grow(p->kids, p->nkids, &p->cap, sizeof(*kids))))
+		return oom(b->c);
+	p->kids = kids;
+	kids[p->nkids++] = n;
+	return 0;
 }
 
 static bool null_text(const char *s)
 {
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
-	       !strcmp(s, "Null") || !strcmp(s, "NULL");
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	       !strcmp(s, "NULL");
 }
 
 static int on_scalar(builder *b, struct fy_event *e)
@@ -235,7 +229,7 @@ static int on_scalar(builder *b, struct fy_event *e)
 	struct fy_token *v = e->scalar.value;
 	size_t len = 0;
 	const char *s = v ? fy_token_get_text(v, &len) : NULL;
-	ynode *n;
+	ynode *n = NULL;
 	int rc;
 
 	rc = node_new(b->c, Y_SCALAR, fy_event_start_mark(e), &n);
@@ -255,7 +249,7 @@ static int on_scalar(builder *b, struct fy_event *e)
 
 static int on_open(builder *b, struct fy_event *e, enum ykind kind)
 {
-	ynode *n;
+	ynode *n = NULL;
 	int rc;
 
 	rc = node_new(b->c, kind, fy_event_start_mark(e), &n);
@@ -275,21 +269,20 @@ static int on_open(builder *b, struct fy_event *e, enum ykind kind)
  */
 static int on_event(builder *b, struct fy_event *e)
 {
-	struct fy_token *anchor =
-		e->type == FYET_SCALAR ? e->scalar.anchor :
-		e->type == FYET_MAPPING_START ? e->mapping_start.anchor :
-		e->type == FYET_SEQUENCE_START ? e->sequence_start.anchor : NULL;
-	const struct fy_mark *m = anchor ? fy_token_start_mark(anchor) :
-					   fy_event_start_mark(e);
+	struct fy_token *anchor = e->type == FYET_SCALAR	   ? e->scalar.anchor
+				  : e->type == FYET_MAPPING_START  ? e->mapping_start.anchor
+				  : e->type == FYET_SEQUENCE_START ? e->sequence_start.anchor
+								   : NULL;
+	const struct fy_mark *m = anchor ? fy_token_start_mark(anchor) : fy_event_start_mark(e);
 	int line = m ? m->line + 1 : 0, col = m ? m->column + 1 : 0;
 
 	if (anchor || e->type == FYET_ALIAS)
-		return fail_at(b->c, line, col, "YAML anchors and aliases are "
-			       "not supported");
+		return fail_at(b->c, line, col, "YAML anchors and aliases are not supported");
 	switch (e->type) {
 	case FYET_DOCUMENT_START:
-		return ++b->docs == 1 ? 0 : fail_at(b->c, line, col, "only one "
-						   "YAML document is allowed");
+		return ++b->docs == 1
+			       ? 0
+			       : fail_at(b->c, line, col, "only one YAML document is allowed");
 	case FYET_MAPPING_START:
 		return on_open(b, e, Y_MAP);
 	case FYET_SEQUENCE_START:
@@ -305,8 +298,7 @@ static int on_event(builder *b, struct fy_event *e)
 	}
 }
 
-static void diag_sink(struct fy_diag *diag, void *user, const char *buf,
-		      size_t len)
+static void diag_sink(struct fy_diag *diag, void *user, const char *buf, size_t len)
 {
 	/* Diagnostics are collected and turned into one error line. */
 	(void)diag, (void)user, (void)buf, (void)len;
@@ -378,9 +370,13 @@ static int sb_add(cx *c, const ynode *n, sbuf *b, const char *s, size_t len)
 {
 	if (b->len + len + 1 > VALUE_MAX)
 		return fail(c, n, "value longer than %d bytes", VALUE_MAX);
-	while (b->len + len + 1 > b->cap)
-		if (grow(c, &b->p, b->cap, &b->cap, 1))
-			return AS_ENOMEM;
+	while (b->len + len + 1 > b->cap) {
+		char *p = grow(b->p, b->cap, &b->cap, 1);
+
+		if (!p)
+			return oom(c);
+		b->p = p;
+	}
 	memcpy(b->p + b->len, s, len);
 	b->len += len;
 	b->p[b->len] = '\0';
@@ -405,19 +401,19 @@ static int add_unique(cx *c, char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+/* [A-Za-z_][A-Za-z0-9_]*, in ASCII whatever the locale. */
 static bool valid_var(const char *s, size_t len)
 {
-	if (!len || len > 127 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+	if (!len || len > 127 || (*s >= '0' && *s <= '9'))
 		return false;
-	for (size_t i = 1; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+	for (size_t i = 0; i < len; i++)
+		if (!s[i] || !strchr(WORD_CHARS, s[i]))
 			return false;
 	return true;
 }
 
 /* One "${NAME}" at s; *end is set past the '}'. */
-static int expand_var(cx *c, const ynode *n, const char *s, bool secret,
-		      sbuf *b, const char **end)
+static int expand_var(cx *c, const ynode *n, const char *s, bool secret, sbuf *b, const char **end)
 {
 	const char *close = strchr(s + 2, '}'), *val;
 	as_config *cfg = c->cfg;
@@ -438,8 +434,7 @@ static int expand_var(cx *c, const ynode *n, const char *s, bool secret,
 		return fail(c, n, "environment variable %s is not set", name);
 	*end = close + 1;
 	if (secret && strlen(val) >= SECRET_MIN) {
-		rc = add_unique(c, &cfg->secret_values, &cfg->nsecret_values,
-				val);
+		rc = add_unique(c, &cfg->secret_values, &cfg->nsecret_values, val);
 		if (rc)
 			return rc;
 	}
@@ -454,7 +449,7 @@ static int expand_var(cx *c, const ynode *n, const char *s, bool secret,
 static int expand(cx *c, const ynode *n, bool secret, char **out, int *used)
 {
 	const char *s = n->text, *d;
-	sbuf b = { 0 };
+	sbuf b = {0};
 	int rc = 0;
 
 	if (used)
@@ -520,8 +515,7 @@ static bool parse_f64(const char *s, double *out)
 
 static bool parse_bool(const char *s, int *out)
 {
-	static const char *const words[] = { "false", "False", "FALSE",
-					     "true", "True", "TRUE" };
+	static const char *const words[] = {"false", "False", "FALSE", "true", "True", "TRUE"};
 
 	for (size_t i = 0; i < NELEM(words); i++) {
 		if (!strcmp(s, words[i])) {
@@ -533,8 +527,7 @@ static bool parse_bool(const char *s, int *out)
 }
 
 /* Digits, optional spaces, then one of the units; -1 if malformed. */
-static int64_t parse_units(const char *s, const struct unit *u, size_t n,
-			   bool spaces)
+static int64_t parse_units(const char *s, const struct unit *u, size_t n, bool spaces)
 {
 	long long v;
 	char *end;
@@ -556,8 +549,7 @@ static int64_t parse_units(const char *s, const struct unit *u, size_t n,
 int64_t as_parse_duration_ms(const char *s)
 {
 	static const struct unit units[] = {
-		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
+		{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
 	};
 
 	return parse_units(s, units, NELEM(units), false);
@@ -567,8 +559,11 @@ int64_t as_parse_duration_ms(const char *s)
 static int64_t parse_size(const char *s)
 {
 	static const struct unit units[] = {
-		{ "", 1 }, { "B", 1 }, { "KiB", 1024 }, { "MiB", 1024 * 1024 },
-		{ "GiB", 1024LL * 1024 * 1024 },
+		{"", 1},
+		{"B", 1},
+		{"KiB", 1024},
+		{"MiB", 1024 * 1024},
+		{"GiB", 1024LL * 1024 * 1024},
 	};
 
 	return parse_units(s, units, NELEM(units), true);
@@ -577,8 +572,7 @@ static int64_t parse_size(const char *s)
 double as_parse_rate(const char *s)
 {
 	static const struct unit units[] = {
-		{ "s", 1 }, { "sec", 1 }, { "min", 60 }, { "m", 60 },
-		{ "h", 3600 },
+		{"s", 1}, {"sec", 1}, {"min", 60}, {"m", 60}, {"h", 3600},
 	};
 	const char *slash = s ? strchr(s, '/') : NULL;
 	size_t len = slash ? (size_t)(slash - s) : 0, dots = 0;
@@ -588,8 +582,8 @@ double as_parse_rate(const char *s)
 	/* Digits with at most one '.': no sign, exponent, hex, inf or nan. */
 	for (size_t i = 0; i < len; i++)
 		dots += s[i] == '.';
-	if (!len || len >= sizeof(num) || strspn(s, "0123456789.") != len ||
-	    dots > 1 || dots == len)
+	if (!len || len >= sizeof(num) || strspn(s, "0123456789.") != len || dots > 1 ||
+	    dots == len)
 		return -1;
 	memcpy(num, s, len);
 	num[len] = '\0';
@@ -634,8 +628,8 @@ static size_t edit_distance(const char *a, const char *b)
 		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
 			up = row[j];
-			row[j] = diag + (tolower((unsigned char)*a) !=
-					 tolower((unsigned char)b[j - 1]));
+			row[j] = diag +
+				 (tolower((unsigned char)*a) != tolower((unsigned char)b[j - 1]));
 			if (up + 1 < row[j])
 				row[j] = up + 1;
 			if (row[j - 1] + 1 < row[j])
@@ -647,8 +641,7 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 /* " (did you mean 'x'?)" for the closest of names, or "". */
-static const char *hint(const char *word, const char *const *names,
-			size_t n, char *buf, size_t cap)
+static const char *hint(const char *word, const char *const *names, size_t n, char *buf, size_t cap)
 {
 	size_t best = SIZE_MAX, limit = strlen(word) <= 3 ? 1 : 2;
 	const char *pick = NULL;
@@ -667,26 +660,26 @@ static const char *hint(const char *word, const char *const *names,
 	return buf;
 }
 
-#define HINT(w, names, n) hint((w), (names), (n), (char[96]){ 0 }, 96)
+#define HINT(w, names, n) hint((w), (names), (n), (char[96]){0}, 96)
 
 /* ---- reading a mapping through a table of its keys ---------------------- */
 
 enum ftype {
-	T_OTHER,      /* read by code of its own */
-	T_STR,        /* char *, never empty */
-	T_PATH,       /* char *, dotted path */
-	T_URL,        /* char *, http:// or https:// */
-	T_IDENT,      /* char *, plain identifier */
-	T_SCHEDULE,   /* char *, a duration above 0 kept as text */
-	T_INT,        /* int64_t in [min, max] */
-	T_INT32,      /* int in [min, max] */
-	T_REAL,       /* double in [min, max], (min, max] with F_OPEN */
-	T_BOOL,       /* int */
-	T_NOT_BOOL,   /* int, the negation (tls_verify -> insecure) */
-	T_DURATION,   /* int64_t ms >= min */
-	T_ENUM,       /* enum (an int) indexed in names */
-	T_RATE,       /* double events per second */
-	T_SIZE,       /* int64_t bytes in [min, max] */
+	T_OTHER,    /* read by code of its own */
+	T_STR,	    /* char *, never empty */
+	T_PATH,	    /* char *, dotted path */
+	T_URL,	    /* char *, http:// or https:// */
+	T_IDENT,    /* char *, plain identifier */
+	T_SCHEDULE, /* char *, a duration above 0 kept as text */
+	T_INT,	    /* int64_t in [min, max] */
+	T_INT32,    /* int in [min, max] */
+	T_REAL,	    /* double in [min, max], (min, max] with F_OPEN */
+	T_BOOL,	    /* int */
+	T_NOT_BOOL, /* int, the negation (tls_verify -> insecure) */
+	T_DURATION, /* int64_t ms >= min */
+	T_ENUM,	    /* enum (an int) indexed in names */
+	T_RATE,	    /* double events per second */
+	T_SIZE,	    /* int64_t bytes in [min, max] */
 };
 
 enum {
@@ -699,17 +692,24 @@ typedef struct field {
 	const char *key;
 	enum ftype type;
 	unsigned flags;
-	size_t off;               /* in the struct the table describes */
+	size_t off; /* in the struct the table describes */
 	int64_t min, max;
 	const char *const *names; /* T_ENUM, NULL entries not selectable */
 	size_t nnames;
 } field;
 
-#define OTHER(k) { k, T_OTHER, 0, 0, 0, 0, NULL, 0 }
-#define FLD(st, k, t, fl, m, lo, hi) \
-	{ k, t, fl, offsetof(st, m), lo, hi, NULL, 0 }
-#define ENM(st, k, m, names) \
-	{ k, T_ENUM, 0, offsetof(st, m), 0, 0, names, NELEM(names) }
+#define OTHER(k)                                                                                   \
+	{                                                                                          \
+		k, T_OTHER, 0, 0, 0, 0, NULL, 0                                                    \
+	}
+#define FLD(st, k, t, fl, m, lo, hi)                                                               \
+	{                                                                                          \
+		k, t, fl, offsetof(st, m), lo, hi, NULL, 0                                         \
+	}
+#define ENM(st, k, m, names)                                                                       \
+	{                                                                                          \
+		k, T_ENUM, 0, offsetof(st, m), 0, 0, names, NELEM(names)                           \
+	}
 
 static int check_keys(const sect *s, const field *f, size_t n)
 {
@@ -724,16 +724,14 @@ static int check_keys(const sect *s, const field *f, size_t n)
 		for (j = 0; j < n && strcmp(k->text, f[j].key); j++)
 			;
 		if (j == n)
-			return fail(s->c, k, "unknown key '%s' %s%s",
-				    SHOWN(k->text), s->where,
+			return fail(s->c, k, "unknown key '%s' %s%s", SHOWN(k->text), s->where,
 				    HINT(k->text, names, n));
 	}
 	return 0;
 }
 
 /* The value of key, NULL when absent or null; *keynode NULL when absent. */
-static const ynode *lookup(const sect *s, const char *key,
-			   const ynode **keynode)
+static const ynode *lookup(const sect *s, const char *key, const ynode **keynode)
 {
 	const ynode *m = s->map;
 
@@ -756,26 +754,25 @@ static int missing(const sect *s, const char *key)
 	lookup(s, key, &k);
 	if (k)
 		return fail(s->c, k, "'%s' %s has no value", key, s->where);
-	return fail(s->c, s->owner ? s->owner : s->map,
-		    "missing required key '%s' %s", key, s->where);
+	return fail(s->c, s->owner ? s->owner : s->map, "missing required key '%s' %s", key,
+		    s->where);
 }
 
-static int bad_value(const sect *s, const ynode *v, const char *key,
-		     const char *want, const char *text)
+static int bad_value(const sect *s, const ynode *v, const char *key, const char *want,
+		     const char *text)
 {
 	if (v->kind != Y_SCALAR || !text)
-		return fail(s->c, v, "'%s' %s must be %s, got %s", key,
-			    s->where, want, kind_name(v));
-	return fail(s->c, v, "'%s' %s must be %s, got '%s'", key, s->where,
-		    want, SHOWN(text));
+		return fail(s->c, v, "'%s' %s must be %s, got %s", key, s->where, want,
+			    kind_name(v));
+	return fail(s->c, v, "'%s' %s must be %s, got '%s'", key, s->where, want, SHOWN(text));
 }
 
 /*
  * The expanded scalar at key: *text NULL when absent (or null).  A mapping
  * or a list where a scalar belongs is an error naming what was wanted.
  */
-static int read_scalar(const sect *s, const char *key, const char *want,
-		       unsigned flags, char **text, const ynode **vn)
+static int read_scalar(const sect *s, const char *key, const char *want, unsigned flags,
+		       char **text, const ynode **vn)
 {
 	const ynode *v = lookup(s, key, NULL);
 
@@ -790,9 +787,8 @@ static int read_scalar(const sect *s, const char *key, const char *want,
 }
 
 /* Match text against names (index = enum value). */
-static int enum_value(const sect *s, const ynode *v, const char *key,
-		      const char *text, const char *const *names, size_t n,
-		      int *dst)
+static int enum_value(const sect *s, const ynode *v, const char *key, const char *text,
+		      const char *const *names, size_t n, int *dst)
 {
 	char list[256] = "";
 
@@ -809,8 +805,8 @@ static int enum_value(const sect *s, const ynode *v, const char *key,
 			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
 		strncat(list, names[i], sizeof(list) - strlen(list) - 1);
 	}
-	return fail(s->c, v, "'%s' %s must be one of %s, got '%s'%s", key,
-		    s->where, list, SHOWN(text), HINT(text, names, n));
+	return fail(s->c, v, "'%s' %s must be one of %s, got '%s'%s", key, s->where, list,
+		    SHOWN(text), HINT(text, names, n));
 }
 
 /* What a field's value must look like, for messages. */
@@ -824,23 +820,31 @@ static const char *field_want(const field *f, char *buf, size_t cap)
 		if (f->max == INT64_MAX)
 			snprintf(buf, cap, "an integer >= %lld", lo);
 		else
-			snprintf(buf, cap, "an integer from %lld to %lld", lo,
-				 hi);
+			snprintf(buf, cap, "an integer from %lld to %lld", lo, hi);
 		return buf;
 	case T_REAL:
-		snprintf(buf, cap, f->flags & F_OPEN ?
-			 "a number above %lld and at most %lld" :
-			 "a number from %lld to %lld", lo, hi);
+		snprintf(buf, cap,
+			 f->flags & F_OPEN ? "a number above %lld and at most %lld"
+					   : "a number from %lld to %lld",
+			 lo, hi);
 		return buf;
 	case T_BOOL:
-	case T_NOT_BOOL: return "true or false";
-	case T_DURATION: return "a duration such as 500ms, 30s, 5m, 2h or 90d";
-	case T_SCHEDULE: return "a duration above 0 such as 30s, 15m or 1h";
-	case T_RATE: return "a rate such as 10/s, 600/min or 3600/h";
-	case T_SIZE: return "a size from 1 byte to 1GiB, such as 16MiB";
-	case T_PATH: return "a dotted path such as 'a.b'";
-	case T_IDENT: return "a name of letters, digits and '_'";
-	default: return "a string";
+	case T_NOT_BOOL:
+		return "true or false";
+	case T_DURATION:
+		return "a duration such as 500ms, 30s, 5m, 2h or 90d";
+	case T_SCHEDULE:
+		return "a duration above 0 such as 30s, 15m or 1h";
+	case T_RATE:
+		return "a rate such as 10/s, 600/min or 3600/h";
+	case T_SIZE:
+		return "a size from 1 byte to 1GiB, such as 16MiB";
+	case T_PATH:
+		return "a dotted path such as 'a.b'";
+	case T_IDENT:
+		return "a name of letters, digits and '_'";
+	default:
+		return "a string";
 	}
 }
 
@@ -856,62 +860,73 @@ static bool field_parse(const field *f, const char *text, fvalue *v)
 	switch (f->type) {
 	case T_INT:
 	case T_INT32:
-		return parse_i64(text, &v->i) && v->i >= f->min &&
-		       v->i <= f->max;
+		return parse_i64(text, &v->i) && v->i >= f->min && v->i <= f->max;
 	case T_REAL:
-		return parse_f64(text, &v->d) && v->d >= (double)f->min &&
-		       v->d <= (double)f->max &&
+		return parse_f64(text, &v->d) && v->d >= (double)f->min && v->d <= (double)f->max &&
 		       !((f->flags & F_OPEN) && v->d == (double)f->min);
 	case T_BOOL:
-	case T_NOT_BOOL: return parse_bool(text, &v->b);
-	case T_DURATION: return (v->i = as_parse_duration_ms(text)) >= 0;
-	case T_SCHEDULE: return as_parse_duration_ms(text) > 0;
-	case T_RATE: return (v->d = as_parse_rate(text)) > 0;
+	case T_NOT_BOOL:
+		return parse_bool(text, &v->b);
+	case T_DURATION:
+		return (v->i = as_parse_duration_ms(text)) >= 0;
+	case T_SCHEDULE:
+		return as_parse_duration_ms(text) > 0;
+	case T_RATE:
+		return (v->d = as_parse_rate(text)) > 0;
 	case T_SIZE:
 		v->i = parse_size(text);
 		return v->i >= f->min && v->i <= f->max;
-	case T_PATH: return valid_path(text);
-	case T_IDENT: return is_ident(text);
-	default: return true;
+	case T_PATH:
+		return valid_path(text);
+	case T_IDENT:
+		return is_ident(text);
+	default:
+		return true;
 	}
 }
 
 /* Check text (owned) against f and store it at base + f->off. */
-static int field_store(const sect *s, const field *f, const ynode *v,
-		       char *text, void *base)
+static int field_store(const sect *s, const field *f, const ynode *v, char *text, void *base)
 {
 	char *p = (char *)base + f->off, buf[96];
-	fvalue val = { 0 };
-	int rc = 0, e;
+	fvalue val = {0};
+	int rc = 0, e = 0;
 
 	if (f->type == T_ENUM) {
 		rc = enum_value(s, v, f->key, text, f->names, f->nnames, &e);
 		if (!rc)
 			*(int *)(void *)p = e;
 	} else if (!*text) {
-		rc = fail(s->c, v, "'%s' %s must not be empty", f->key,
-			  s->where);
+		rc = fail(s->c, v, "'%s' %s must not be empty", f->key, s->where);
 	} else if (!field_parse(f, text, &val)) {
-		rc = bad_value(s, v, f->key, field_want(f, buf, sizeof(buf)),
-			       text);
+		rc = bad_value(s, v, f->key, field_want(f, buf, sizeof(buf)), text);
 	} else if (f->type == T_URL && !is_url(text)) {
 		/* The value may hold a secret: never quote it. */
-		rc = fail(s->c, v, "'%s' %s must start with http:// or "
-			  "https://", f->key, s->where);
+		rc = fail(s->c, v, "'%s' %s must start with http:// or https://", f->key, s->where);
 	} else if (f->type == T_DURATION && val.i < f->min) {
-		rc = fail(s->c, v, "'%s' %s must be at least %lld%s", f->key,
-			  s->where, (long long)(f->min % 1000 ? f->min :
-						 f->min / 1000),
+		rc = fail(s->c, v, "'%s' %s must be at least %lld%s", f->key, s->where,
+			  (long long)(f->min % 1000 ? f->min : f->min / 1000),
 			  f->min % 1000 ? "ms" : "s");
 	} else {
 		switch (f->type) {
-		case T_INT: case T_DURATION: case T_SIZE:
+		case T_INT:
+		case T_DURATION:
+		case T_SIZE:
 			memcpy(p, &val.i, sizeof(val.i));
 			break;
-		case T_INT32: *(int *)(void *)p = (int)val.i; break;
-		case T_REAL: case T_RATE: memcpy(p, &val.d, sizeof(val.d)); break;
-		case T_BOOL: *(int *)(void *)p = val.b; break;
-		case T_NOT_BOOL: *(int *)(void *)p = !val.b; break;
+		case T_INT32:
+			*(int *)(void *)p = (int)val.i;
+			break;
+		case T_REAL:
+		case T_RATE:
+			memcpy(p, &val.d, sizeof(val.d));
+			break;
+		case T_BOOL:
+			*(int *)(void *)p = val.b;
+			break;
+		case T_NOT_BOOL:
+			*(int *)(void *)p = !val.b;
+			break;
 		default:
 			free(*(char **)(void *)p);
 			*(char **)(void *)p = text;
@@ -931,8 +946,8 @@ static int read_fields(const sect *s, const field *f, size_t n, void *base)
 
 		if (f[i].type == T_OTHER)
 			continue;
-		rc = read_scalar(s, f[i].key, field_want(&f[i], buf, sizeof(buf)),
-				 f[i].flags, &text, &v);
+		rc = read_scalar(s, f[i].key, field_want(&f[i], buf, sizeof(buf)), f[i].flags,
+				 &text, &v);
 		if (!rc && text)
 			rc = field_store(s, &f[i], v, text, base);
 		if (rc)
@@ -945,13 +960,13 @@ static int read_fields(const sect *s, const field *f, size_t n, void *base)
  * The mapping at key read as a section with its own table (out->map NULL
  * when absent): unknown keys are refused, table fields stored in base.
  */
-static int read_section(const sect *s, const char *key, const char *where,
-			const field *f, size_t n, void *base, sect *out)
+static int read_section(const sect *s, const char *key, const char *where, const field *f, size_t n,
+			void *base, sect *out)
 {
 	const ynode *k, *v = lookup(s, key, &k);
 	int rc;
 
-	*out = (sect){ s->c, NULL, where, k };
+	*out = (sect){s->c, NULL, where, k};
 	if (!v)
 		return 0;
 	if (v->kind != Y_MAP)
@@ -961,8 +976,7 @@ static int read_section(const sect *s, const char *key, const char *where,
 	return rc ? rc : read_fields(out, f, n, base);
 }
 
-typedef int (*item_check)(const sect *s, const ynode *n, const char *text,
-			  const void *arg);
+typedef int (*item_check)(const sect *s, const ynode *n, const char *text, const void *arg);
 
 static void free_list(char **v, size_t n)
 {
@@ -971,30 +985,29 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static int list_item(const sect *s, const char *key, const ynode *n,
-		     char **v, size_t i, item_check chk, const void *arg)
+static int list_item(const sect *s, const char *key, const ynode *n, char **v, size_t i,
+		     item_check chk, const void *arg)
 {
 	int rc;
 
 	if (n->kind != Y_SCALAR)
-		return fail(s->c, n, "items of '%s' %s must be strings, got %s",
-			    key, s->where, kind_name(n));
+		return fail(s->c, n, "items of '%s' %s must be strings, got %s", key, s->where,
+			    kind_name(n));
 	rc = expand(s->c, n, false, &v[i], NULL);
 	if (rc)
 		return rc;
 	if (!*v[i])
-		return fail(s->c, n, "items of '%s' %s must not be empty", key,
-			    s->where);
+		return fail(s->c, n, "items of '%s' %s must not be empty", key, s->where);
 	for (size_t j = 0; j < i; j++)
 		if (!strcmp(v[j], v[i]))
-			return fail(s->c, n, "'%s' %s lists '%s' twice", key,
-				    s->where, SHOWN(v[i]));
+			return fail(s->c, n, "'%s' %s lists '%s' twice", key, s->where,
+				    SHOWN(v[i]));
 	return chk ? chk(s, n, v[i], arg) : 0;
 }
 
 /* A string or a list of strings at key (none empty), each passed to chk. */
-static int read_list(const sect *s, const char *key, item_check chk,
-		     const void *arg, char ***dst, size_t *ndst)
+static int read_list(const sect *s, const char *key, item_check chk, const void *arg, char ***dst,
+		     size_t *ndst)
 {
 	const ynode *v = lookup(s, key, NULL);
 	const ynode *const *items;
@@ -1005,8 +1018,7 @@ static int read_list(const sect *s, const char *key, item_check chk,
 	if (!v)
 		return 0;
 	if (v->kind == Y_MAP)
-		return bad_value(s, v, key, "a string or a list of strings",
-				 NULL);
+		return bad_value(s, v, key, "a string or a list of strings", NULL);
 	if (v->kind == Y_SEQ && !v->nkids)
 		return fail(s->c, v, "'%s' %s must not be empty", key, s->where);
 	items = v->kind == Y_SEQ ? (const ynode *const *)v->kids : &v;
@@ -1028,22 +1040,25 @@ static int read_list(const sect *s, const char *key, item_check chk,
 
 /* ---- datasets ---------------------------------------------------------- */
 
-static const char *const mode_names[] = { "full", "incremental", "scoped",
-					  "append" };
-static const char *const type_names[] = { NULL, "integer", "real", "text",
-					  "boolean", "json", "timestamp" };
-static const char *const history_names[] = { "none", "snapshot", "scd2" };
-static const char *const format_names[] = { "jsonl", "singer" };
-static const char *const style_names[] = { "none", "offset", "page", "cursor",
-					   "next_url", "link_header" };
+static const char *const mode_names[] = {"full", "incremental", "scoped", "append"};
+static const char *const type_names[] = {NULL,	    "integer", "real",	   "text",
+					 "boolean", "json",    "timestamp"};
+static const char *const history_names[] = {"none", "snapshot", "scd2"};
+static const char *const format_names[] = {"jsonl", "singer"};
+static const char *const style_names[] = {"none",   "offset",	"page",
+					  "cursor", "next_url", "link_header"};
 
 #define D(...) FLD(as_dataset_cfg, __VA_ARGS__)
 static const field dataset_fields[] = {
 	D("table", T_STR, 0, table, 0, 0),
 	ENM(as_dataset_cfg, "mode", mode, mode_names),
-	OTHER("key"), OTHER("columns"), OTHER("cursor"), OTHER("scope"),
+	OTHER("key"),
+	OTHER("columns"),
+	OTHER("cursor"),
+	OTHER("scope"),
 	ENM(as_dataset_cfg, "history", history, history_names),
-	OTHER("snapshot_columns"), OTHER("history_keep"),
+	OTHER("snapshot_columns"),
+	OTHER("history_keep"),
 	D("verify_threshold", T_REAL, F_OPEN, verify_threshold, 0, 1),
 	OTHER("guard"),
 	D("reject_file", T_STR, 0, reject_file, 0, 0),
@@ -1058,15 +1073,14 @@ static const field dataset_fields[] = {
 };
 
 static const field guard_fields[] = {
-	FLD(as_guard_cfg, "max_delete_fraction", T_REAL, 0,
-	    max_delete_fraction, 0, 1),
+	FLD(as_guard_cfg, "max_delete_fraction", T_REAL, 0, max_delete_fraction, 0, 1),
 	FLD(as_guard_cfg, "allow_empty", T_BOOL, 0, allow_empty, 0, 0),
 	FLD(as_guard_cfg, "max_rejects", T_INT, 0, max_rejects, 0, INT64_MAX),
 };
 
 static const field column_fields[] = {
-	{ "type", T_ENUM, F_REQUIRED, offsetof(as_column_cfg, type), 0, 0,
-	  type_names, NELEM(type_names) },
+	{"type", T_ENUM, F_REQUIRED, offsetof(as_column_cfg, type), 0, 0, type_names,
+	 NELEM(type_names)},
 	FLD(as_column_cfg, "path", T_PATH, 0, path, 0, 0),
 };
 
@@ -1083,28 +1097,28 @@ struct colref {
 
 static as_config_loc loc_of(cx *c, const ynode *n)
 {
-	as_config_loc l = { c->file, n ? n->line : 0, n ? n->col : 0 };
+	as_config_loc l = {c->file, n ? n->line : 0, n ? n->col : 0};
 
 	return l;
 }
 
-static int check_ident(cx *c, const ynode *n, const char *name,
-		       const char *what)
+static int check_ident(cx *c, const ynode *n, const char *name, const char *what)
 {
 	if (!is_ident(name))
-		return fail(c, n, "%s name '%s' is not a plain identifier "
-			    "(letters, digits and '_', not starting with a "
-			    "digit, at most %d characters)", what, SHOWN(name),
-			    IDENT_MAX);
+		return fail(c, n,
+			    "%s name '%s' is not a plain identifier (letters, digits and '_', not "
+			    "starting with a digit, at most %d characters)",
+			    what, SHOWN(name), IDENT_MAX);
 	if (!strncasecmp(name, "_atomsync", 9))
-		return fail(c, n, "%s name '%s' is reserved: names starting "
-			    "with _atomsync belong to atomsync", what, name);
+		return fail(c, n,
+			    "%s name '%s' is reserved: names starting with _atomsync belong to "
+			    "atomsync",
+			    what, name);
 	return 0;
 }
 
 /* A column named by key, scope, cursor or snapshot_columns. */
-static int check_colref(const sect *s, const ynode *n, const char *name,
-			const void *arg)
+static int check_colref(const sect *s, const ynode *n, const char *name, const void *arg)
 {
 	const struct colref *r = arg;
 	const as_dataset_cfg *ds = r->d->ds;
@@ -1114,13 +1128,12 @@ static int check_colref(const sect *s, const ynode *n, const char *name,
 		if (!strcmp(ds->columns[i].name, name))
 			return 0;
 	if (!rc && ds->columns)
-		rc = fail(s->c, n, "%s column '%s' %s is not declared in "
-			  "'columns'", r->role, name, r->d->where);
+		rc = fail(s->c, n, "%s column '%s' %s is not declared in 'columns'", r->role, name,
+			  r->d->where);
 	return rc;
 }
 
-static int parse_column(dsctx *d, const ynode *kn, const ynode *vn,
-			as_column_cfg *col)
+static int parse_column(dsctx *d, const ynode *kn, const ynode *vn, as_column_cfg *col)
 {
 	const as_dataset_cfg *ds = d->ds;
 	char where[WHERE_MAX], *text;
@@ -1129,17 +1142,16 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn,
 
 	for (size_t i = 0; !rc && ds->columns + i < col; i++)
 		if (!strcasecmp(ds->columns[i].name, kn->text))
-			return fail(d->s.c, kn, "column '%s' %s clashes with "
-				    "column '%s' (names ignore case)",
+			return fail(d->s.c, kn,
+				    "column '%s' %s clashes with column '%s' (names ignore case)",
 				    kn->text, d->where, ds->columns[i].name);
 	if (rc)
 		return rc;
 	if (!(col->name = strdup(kn->text)))
 		return oom(d->s.c);
 	col->loc = loc_of(d->s.c, kn);
-	snprintf(where, sizeof(where), "in column '%s' of dataset '%s'",
-		 col->name, ds->name);
-	s = (sect){ d->s.c, vn, where, kn };
+	snprintf(where, sizeof(where), "in column '%s' of dataset '%s'", col->name, ds->name);
+	s = (sect){d->s.c, vn, where, kn};
 	if (vn->kind == Y_SCALAR) { /* short form: "name: text" */
 		rc = expand(s.c, vn, false, &text, NULL);
 		if (!rc)
@@ -1147,12 +1159,11 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn,
 	} else if (vn->kind == Y_MAP) {
 		rc = check_keys(&s, column_fields, NELEM(column_fields));
 		if (!rc)
-			rc = read_fields(&s, column_fields,
-					 NELEM(column_fields), col);
+			rc = read_fields(&s, column_fields, NELEM(column_fields), col);
 	} else {
-		rc = fail(s.c, vn->kind == Y_NULL ? kn : vn, "column '%s' %s "
-			  "needs a type such as 'text' or {type: text}",
-			  col->name, d->where);
+		rc = fail(s.c, vn->kind == Y_NULL ? kn : vn,
+			  "column '%s' %s needs a type such as 'text' or {type: text}", col->name,
+			  d->where);
 	}
 	if (!rc && !col->path && !(col->path = strdup(col->name)))
 		rc = oom(s.c);
@@ -1168,11 +1179,9 @@ static int parse_columns(dsctx *d)
 	if (!v)
 		return 0;
 	if (v->kind != Y_MAP)
-		return bad_value(&d->s, v, "columns",
-				 "a mapping of column name to type", NULL);
+		return bad_value(&d->s, v, "columns", "a mapping of column name to type", NULL);
 	if (!map_len(v))
-		return fail(d->s.c, v, "'columns' %s must not be empty",
-			    d->where);
+		return fail(d->s.c, v, "'columns' %s must not be empty", d->where);
 	ds->columns = calloc(map_len(v), sizeof(*ds->columns));
 	if (!ds->columns)
 		return oom(d->s.c);
@@ -1191,34 +1200,27 @@ static int parse_names(dsctx *d)
 	const ynode *k, *v, *mode = lookup(&d->s, "mode", NULL);
 	int rc;
 
-	rc = read_list(&d->s, "key", check_colref,
-		       &(struct colref){ d, "key" }, &ds->key, &ds->nkey);
+	rc = read_list(&d->s, "key", check_colref, &(struct colref){d, "key"}, &ds->key, &ds->nkey);
 	if (!rc)
-		rc = read_list(&d->s, "scope", check_colref,
-			       &(struct colref){ d, "scope" }, &ds->scope,
-			       &ds->nscope);
+		rc = read_list(&d->s, "scope", check_colref, &(struct colref){d, "scope"},
+			       &ds->scope, &ds->nscope);
 	if (!rc)
 		rc = read_list(&d->s, "snapshot_columns", check_colref,
-			       &(struct colref){ d, "snapshot" },
-			       &ds->snapshot_columns, &ds->nsnapshot_columns);
+			       &(struct colref){d, "snapshot"}, &ds->snapshot_columns,
+			       &ds->nsnapshot_columns);
 	if (!rc)
-		rc = read_scalar(&d->s, "cursor", "a column name", 0,
-				 &ds->cursor, &v);
+		rc = read_scalar(&d->s, "cursor", "a column name", 0, &ds->cursor, &v);
 	if (!rc && ds->cursor)
-		rc = check_colref(&d->s, v, ds->cursor,
-				  &(struct colref){ d, "cursor" });
+		rc = check_colref(&d->s, v, ds->cursor, &(struct colref){d, "cursor"});
 	if (rc)
 		return rc;
 	lookup(&d->s, "scope", &k);
 	if (k && ds->mode != AS_MODE_SCOPED)
-		return fail(d->s.c, k, "'scope' %s is only valid with mode: "
-			    "scoped", d->where);
+		return fail(d->s.c, k, "'scope' %s is only valid with mode: scoped", d->where);
 	if (ds->mode == AS_MODE_SCOPED && !ds->nscope)
-		return fail(d->s.c, mode, "mode 'scoped' %s requires 'scope'",
-			    d->where);
+		return fail(d->s.c, mode, "mode 'scoped' %s requires 'scope'", d->where);
 	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor)
-		return fail(d->s.c, mode, "mode 'incremental' %s requires "
-			    "'cursor'", d->where);
+		return fail(d->s.c, mode, "mode 'incremental' %s requires 'cursor'", d->where);
 	return 0;
 }
 
@@ -1257,21 +1259,21 @@ static int parse_effects(dsctx *d)
 	int rc;
 
 	snprintf(where, sizeof(where), "in guard of dataset '%s'", ds->name);
-	rc = read_section(&d->s, "guard", where, guard_fields,
-			  NELEM(guard_fields), &ds->guard, &g);
+	rc = read_section(&d->s, "guard", where, guard_fields, NELEM(guard_fields), &ds->guard, &g);
 	if (!rc)
-		rc = read_list(&d->s, "invalidate", NULL, NULL, &ds->invalidate,
-			       &ds->ninvalidate);
+		rc = read_list(&d->s, "invalidate", NULL, NULL, &ds->invalidate, &ds->ninvalidate);
 	if (!rc && lookup(&d->s, "invalidate", &k) && !d->s.c->cfg->cache)
-		rc = fail(d->s.c, k, "'invalidate' %s needs a top-level "
-			  "'cache'", d->where);
+		rc = fail(d->s.c, k, "'invalidate' %s needs a top-level 'cache'", d->where);
 	return rc;
 }
 
 /* ---- sources ----------------------------------------------------------- */
 
 static const field source_fields[] = {
-	OTHER("file"), OTHER("stdin"), OTHER("exec"), OTHER("http"),
+	OTHER("file"),
+	OTHER("stdin"),
+	OTHER("exec"),
+	OTHER("http"),
 	ENM(as_source_cfg, "format", format, format_names),
 	FLD(as_source_cfg, "stream", T_STR, 0, stream, 0, 0),
 };
@@ -1279,7 +1281,8 @@ static const field source_fields[] = {
 #define H(...) FLD(as_http_cfg, __VA_ARGS__)
 static const field http_fields[] = {
 	H("url", T_URL, F_REQUIRED | F_SECRET, url, 0, 0),
-	OTHER("params"), OTHER("headers"),
+	OTHER("params"),
+	OTHER("headers"),
 	H("records", T_PATH, 0, records, 0, 0),
 	OTHER("pagination"),
 	H("concurrency", T_INT32, 0, concurrency, 1, 64),
@@ -1287,7 +1290,8 @@ static const field http_fields[] = {
 	H("rate_burst", T_INT, 0, rate_burst, 1, INT64_MAX),
 	H("timeout", T_DURATION, 0, timeout_ms, 1, 0),
 	H("deadline", T_DURATION, 0, deadline_ms, 0, 0),
-	OTHER("retry"), OTHER("circuit_breaker"),
+	OTHER("retry"),
+	OTHER("circuit_breaker"),
 	H("item_url", T_URL, F_SECRET, item_url, 0, 0),
 	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
 	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
@@ -1319,14 +1323,11 @@ static const field breaker_fields[] = {
 
 static bool is_header_name(const char *s)
 {
-	return *s && strspn(s, "abcdefghijklmnopqrstuvwxyz"
-			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-			       "!#$%&'*+-.^_`|~") == strlen(s);
+	return *s && strspn(s, WORD_CHARS "!#$%&'*+-.^`|~") == strlen(s);
 }
 
 /* params or headers: name -> scalar; names of ${VAR} values are secrets. */
-static int read_kv(const sect *s, const char *key, as_http_cfg *h,
-		   as_kv **dst, size_t *ndst)
+static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst, size_t *ndst)
 {
 	const ynode *m = lookup(s, key, NULL);
 	const char *what = strcmp(key, "headers") ? "param" : "header";
@@ -1343,18 +1344,17 @@ static int read_kv(const sect *s, const char *key, as_http_cfg *h,
 		as_kv *kv = &(*dst)[(*ndst)++];
 
 		if (*what == 'h' && !is_header_name(kn->text))
-			return fail(s->c, kn, "'%s' %s is not a valid header "
-				    "name", SHOWN(kn->text), s->where);
+			return fail(s->c, kn, "'%s' %s is not a valid header name", SHOWN(kn->text),
+				    s->where);
 		if (vn->kind != Y_SCALAR)
-			return fail(s->c, vn, "%s '%s' %s must be a string, got "
-				    "%s", what, SHOWN(kn->text), s->where,
-				    kind_name(vn));
+			return fail(s->c, vn, "%s '%s' %s must be a string, got %s", what,
+				    SHOWN(kn->text), s->where, kind_name(vn));
 		if (!(kv->key = strdup(kn->text)))
 			return oom(s->c);
 		rc = expand(s->c, vn, true, &kv->value, &used);
 		if (!rc && strpbrk(kv->value, "\r\n"))
-			rc = fail(s->c, vn, "%s '%s' %s contains a line break",
-				  what, SHOWN(kn->text), s->where);
+			rc = fail(s->c, vn, "%s '%s' %s contains a line break", what,
+				  SHOWN(kn->text), s->where);
 		if (!rc && used)
 			rc = add_unique(s->c, &h->secrets, &h->nsecrets, kv->key);
 	}
@@ -1377,8 +1377,9 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 		need = h->page_param ? NULL : "'page_param'";
 		break;
 	case AS_PAGE_CURSOR:
-		need = !h->cursor_param ? "'cursor_param'" :
-		       !h->cursor_path ? "'cursor_path'" : NULL;
+		need = !h->cursor_param	 ? "'cursor_param'"
+		       : !h->cursor_path ? "'cursor_path'"
+					 : NULL;
 		break;
 	case AS_PAGE_NEXT_URL:
 		need = h->next_url_path ? NULL : "'next_url_path'";
@@ -1388,8 +1389,8 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 	}
 	if (!need)
 		return 0;
-	return fail(s->c, lookup(s, "style", NULL), "pagination style '%s' "
-		    "%s needs %s", style_names[h->style], s->where, need);
+	return fail(s->c, lookup(s, "style", NULL), "pagination style '%s' %s needs %s",
+		    style_names[h->style], s->where, need);
 }
 
 static int parse_http_parts(const dsctx *d, const sect *s, as_http_cfg *h)
@@ -1399,25 +1400,20 @@ static int parse_http_parts(const dsctx *d, const sect *s, as_http_cfg *h)
 	sect p;
 	int rc;
 
-	snprintf(where, sizeof(where), "in pagination of dataset '%s'",
-		 d->ds->name);
-	rc = read_section(s, "pagination", where, page_fields,
-			  NELEM(page_fields), h, &p);
+	snprintf(where, sizeof(where), "in pagination of dataset '%s'", d->ds->name);
+	rc = read_section(s, "pagination", where, page_fields, NELEM(page_fields), h, &p);
 	if (!rc && p.map)
 		rc = page_rules(&p, h);
 	if (rc)
 		return rc;
 	snprintf(where, sizeof(where), "in retry of dataset '%s'", d->ds->name);
-	rc = read_section(s, "retry", where, retry_fields,
-			  NELEM(retry_fields), h, &p);
+	rc = read_section(s, "retry", where, retry_fields, NELEM(retry_fields), h, &p);
 	if (!rc && h->retry_max_ms < h->retry_initial_ms) {
 		const ynode *v = p.map ? lookup(&p, "max", &k) : NULL;
 
-		return fail(s->c, v ? v : p.owner, "'max' %s must be at least "
-			    "'initial'", where);
+		return fail(s->c, v ? v : p.owner, "'max' %s must be at least 'initial'", where);
 	}
-	snprintf(where, sizeof(where), "in circuit_breaker of dataset '%s'",
-		 d->ds->name);
+	snprintf(where, sizeof(where), "in circuit_breaker of dataset '%s'", d->ds->name);
 	if (!rc)
 		rc = read_section(s, "circuit_breaker", where, breaker_fields,
 				  NELEM(breaker_fields), h, &p);
@@ -1430,10 +1426,8 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 	sect s;
 	int rc;
 
-	snprintf(where, sizeof(where), "in http source of dataset '%s'",
-		 d->ds->name);
-	rc = read_section(src, "http", where, http_fields, NELEM(http_fields),
-			  h, &s);
+	snprintf(where, sizeof(where), "in http source of dataset '%s'", d->ds->name);
+	rc = read_section(src, "http", where, http_fields, NELEM(http_fields), h, &s);
 	if (!rc && !s.map)
 		return missing(src, "http");
 	if (!rc)
@@ -1466,21 +1460,19 @@ static int resolve_path(cx *c, char **path)
 
 static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 {
-	static const char *const kinds[] = { "file", "stdin", "exec", "http" };
-	static const field file_f = FLD(as_source_cfg, "file", T_STR,
-					F_REQUIRED, path, 0, 0);
-	static const field exec_f = FLD(as_source_cfg, "exec", T_STR,
-					F_REQUIRED, command, 0, 0);
-	static const field stdin_f = { "stdin", T_BOOL, F_REQUIRED, 0, 0, 0,
-				       NULL, 0 };
+	static const char *const kinds[] = {"file", "stdin", "exec", "http"};
+	static const field file_f = FLD(as_source_cfg, "file", T_STR, F_REQUIRED, path, 0, 0);
+	static const field exec_f = FLD(as_source_cfg, "exec", T_STR, F_REQUIRED, command, 0, 0);
+	static const field stdin_f = {"stdin", T_BOOL, F_REQUIRED, 0, 0, 0, NULL, 0};
 	const ynode *first = NULL, *k;
 	int rc, on = 0;
 
 	for (size_t i = 0; i < NELEM(kinds); i++) {
 		lookup(s, kinds[i], &k);
 		if (k && first)
-			return fail(s->c, k, "'%s' %s conflicts with '%s': give "
-				    "exactly one of file, stdin, exec, http",
+			return fail(s->c, k,
+				    "'%s' %s conflicts with '%s': give exactly one of file, stdin, "
+				    "exec, http",
 				    kinds[i], s->where, first->text);
 		if (k) {
 			first = k;
@@ -1488,8 +1480,8 @@ static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 		}
 	}
 	if (!first)
-		return fail(s->c, s->owner, "source %s needs one of 'file', "
-			    "'stdin', 'exec' or 'http'", d->where);
+		return fail(s->c, s->owner,
+			    "source %s needs one of 'file', 'stdin', 'exec' or 'http'", d->where);
 	switch (src->kind) {
 	case AS_SOURCE_FILE:
 		rc = read_fields(s, &file_f, 1, src);
@@ -1497,8 +1489,8 @@ static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 	case AS_SOURCE_STDIN:
 		rc = read_fields(s, &stdin_f, 1, &on);
 		if (!rc && !on)
-			rc = fail(s->c, lookup(s, "stdin", NULL), "'stdin' %s "
-				  "must be true", s->where);
+			rc = fail(s->c, lookup(s, "stdin", NULL), "'stdin' %s must be true",
+				  s->where);
 		return rc;
 	case AS_SOURCE_EXEC:
 		return read_fields(s, &exec_f, 1, src);
@@ -1521,23 +1513,20 @@ static int parse_source(dsctx *d)
 	if (v->kind == Y_SCALAR) { /* source: stdin */
 		rc = expand(d->s.c, v, false, &text, NULL);
 		if (!rc && strcmp(text, "stdin"))
-			rc = bad_value(&d->s, v, "source",
-				       "a mapping or 'stdin'", text);
+			rc = bad_value(&d->s, v, "source", "a mapping or 'stdin'", text);
 		free(text);
 		src->kind = AS_SOURCE_STDIN;
 		return rc;
 	}
-	snprintf(where, sizeof(where), "in source of dataset '%s'",
-		 d->ds->name);
-	rc = read_section(&d->s, "source", where, source_fields,
-			  NELEM(source_fields), src, &s);
+	snprintf(where, sizeof(where), "in source of dataset '%s'", d->ds->name);
+	rc = read_section(&d->s, "source", where, source_fields, NELEM(source_fields), src, &s);
 	if (!rc)
 		rc = source_kind(d, &s, src);
 	if (rc)
 		return rc;
 	if (src->format == AS_FORMAT_SINGER && src->kind == AS_SOURCE_HTTP)
-		return fail(s.c, lookup(&s, "format", NULL), "format 'singer' "
-			    "%s is only valid for exec, file and stdin sources",
+		return fail(s.c, lookup(&s, "format", NULL),
+			    "format 'singer' %s is only valid for exec, file and stdin sources",
 			    where);
 	if (src->stream && src->format != AS_FORMAT_SINGER) {
 		lookup(&s, "stream", &k);
@@ -1557,24 +1546,24 @@ static int check_table(dsctx *d)
 	int rc;
 
 	if (!v && !is_ident(ds->name))
-		return fail(d->s.c, at, "dataset name '%s' is not a valid table "
-			    "name; set 'table'", ds->name);
+		return fail(d->s.c, at, "dataset name '%s' is not a valid table name; set 'table'",
+			    ds->name);
 	rc = check_ident(d->s.c, at, ds->table, "table");
 	if (rc)
 		return rc;
 	if (!strncasecmp(ds->table, "atomsync_", 9))
-		return fail(d->s.c, at, "table name '%s' is reserved for "
-			    "atomsync's own tables", ds->table);
-	if (ds->history != AS_HISTORY_NONE &&
-	    strlen(ds->table) + strlen("_history") > IDENT_MAX)
-		return fail(d->s.c, at, "table name '%s' is too long for its "
-			    "history table (at most %d characters with "
-			    "'_history')", ds->table, IDENT_MAX);
+		return fail(d->s.c, at, "table name '%s' is reserved for atomsync's own tables",
+			    ds->table);
+	if (ds->history != AS_HISTORY_NONE && strlen(ds->table) + strlen("_history") > IDENT_MAX)
+		return fail(d->s.c, at,
+			    "table name '%s' is too long for its history table (at most %d "
+			    "characters with '_history')",
+			    ds->table, IDENT_MAX);
 	for (size_t i = 0; cfg->datasets + i < ds; i++)
 		if (!strcasecmp(cfg->datasets[i].table, ds->table))
-			return fail(d->s.c, at, "table '%s' of dataset '%s' is "
-				    "already used by dataset '%s'", ds->table,
-				    ds->name, cfg->datasets[i].name);
+			return fail(d->s.c, at,
+				    "table '%s' of dataset '%s' is already used by dataset '%s'",
+				    ds->table, ds->name, cfg->datasets[i].name);
 	return 0;
 }
 
@@ -1599,43 +1588,39 @@ static int finish_dataset(dsctx *d)
 
 	if (!ds->nkey && ds->source.format != AS_FORMAT_SINGER) {
 		lookup(&d->s, "key", &k);
-		return fail(d->s.c, k ? k : d->s.owner, "%s 'key' %s (only a "
-			    "singer source may leave it out)",
-			    k ? "no value for" : "missing required key",
-			    d->where);
+		return fail(d->s.c, k ? k : d->s.owner,
+			    "%s 'key' %s (only a singer source may leave it out)",
+			    k ? "no value for" : "missing required key", d->where);
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
 	if (!rc)
 		rc = check_table(d);
 	if (!rc)
-		rc = default_str(d->s.c, &ds->reject_file, ds->name,
-				 ".rejects.jsonl");
+		rc = default_str(d->s.c, &ds->reject_file, ds->name, ".rejects.jsonl");
 	return rc;
 }
 
-static int parse_dataset(cx *c, const ynode *kn, const ynode *vn,
-			 as_dataset_cfg *ds)
+static int parse_dataset(cx *c, const ynode *kn, const ynode *vn, as_dataset_cfg *ds)
 {
 	const size_t n = NELEM(dataset_fields);
 	size_t len = strlen(kn->text);
 	dsctx d;
 	int rc;
 
-	if (!len || len > 128 || strspn(kn->text, "abcdefghijklmnopqrstuvwxyz"
-					"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-				 != len)
-		return fail(c, kn, "dataset name '%s' may only hold letters, "
-			    "digits, '_', '.' and '-' (at most 128)",
+	if (!len || len > 128 || strspn(kn->text, WORD_CHARS ".-") != len)
+		return fail(c, kn,
+			    "dataset name '%s' may only hold letters, digits, '_', '.' and '-' (at "
+			    "most 128)",
 			    SHOWN(kn->text));
 	if (!(ds->name = strdup(kn->text)))
 		return oom(c);
 	ds->loc = loc_of(c, kn);
 	d.ds = ds;
 	snprintf(d.where, sizeof(d.where), "in dataset '%s'", ds->name);
-	d.s = (sect){ c, vn, d.where, kn };
+	d.s = (sect){c, vn, d.where, kn};
 	if (vn->kind != Y_MAP)
-		return fail(c, vn->kind == Y_NULL ? kn : vn, "dataset '%s' must "
-			    "be a mapping with at least 'key' and 'source'",
+		return fail(c, vn->kind == Y_NULL ? kn : vn,
+			    "dataset '%s' must be a mapping with at least 'key' and 'source'",
 			    ds->name);
 	rc = check_keys(&d.s, dataset_fields, n);
 	if (!rc)
@@ -1662,16 +1647,14 @@ static const field top_fields[] = {
 static int parse_top(cx *c, const ynode *root)
 {
 	as_config *cfg = c->cfg;
-	sect s = { c, root, "at top level", NULL };
+	sect s = {c, root, "at top level", NULL};
 	const ynode *v;
 	int rc;
 
 	if (!root || root->kind == Y_NULL)
-		return fail_at(c, 1, 1, "configuration is empty: it needs "
-			       "'store' and 'datasets'");
+		return fail_at(c, 1, 1, "configuration is empty: it needs 'store' and 'datasets'");
 	if (root->kind != Y_MAP)
-		return fail(c, root, "the top level must be a mapping with "
-			    "'store' and 'datasets'");
+		return fail(c, root, "the top level must be a mapping with 'store' and 'datasets'");
 	rc = check_keys(&s, top_fields, NELEM(top_fields));
 	if (!rc)
 		rc = read_fields(&s, top_fields, NELEM(top_fields), cfg);
@@ -1681,8 +1664,7 @@ static int parse_top(cx *c, const ynode *root)
 	if (!v)
 		return missing(&s, "datasets");
 	if (v->kind != Y_MAP)
-		return bad_value(&s, v, "datasets",
-				 "a mapping of dataset name to dataset", NULL);
+		return bad_value(&s, v, "datasets", "a mapping of dataset name to dataset", NULL);
 	if (!map_len(v))
 		return fail(c, v, "'datasets' at top level must not be empty");
 	if (!(cfg->datasets = calloc(map_len(v), sizeof(*cfg->datasets))))
@@ -1705,8 +1687,7 @@ static int by_length_desc(const void *a, const void *b)
 	return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
-int as_config_parse(as_config **out, const char *text, size_t len,
-		    const char *name, as_error *err)
+int as_config_parse(as_config **out, const char *text, size_t len, const char *name, as_error *err)
 {
 	ynode *root = NULL;
 	as_config *cfg;
@@ -1724,8 +1705,7 @@ int as_config_parse(as_config **out, const char *text, size_t len,
 	c.err = err;
 	c.file = cfg->path;
 	if (len > CONFIG_MAX_BYTES)
-		rc = fail_at(&c, 0, 0, "configuration larger than %d bytes",
-			     CONFIG_MAX_BYTES);
+		rc = fail_at(&c, 0, 0, "configuration larger than %d bytes", CONFIG_MAX_BYTES);
 	else
 		rc = build_tree(&c, text ? text : "", text ? len : 0, &root);
 	if (!rc)
@@ -1737,8 +1717,8 @@ int as_config_parse(as_config **out, const char *text, size_t len,
 	}
 	/* Longest first, so a secret inside another is not half-redacted. */
 	if (cfg->nsecret_values > 1)
-		qsort(cfg->secret_values, cfg->nsecret_values,
-		      sizeof(*cfg->secret_values), by_length_desc);
+		qsort(cfg->secret_values, cfg->nsecret_values, sizeof(*cfg->secret_values),
+		      by_length_desc);
 	*out = cfg;
 	return 0;
 }
@@ -1762,8 +1742,8 @@ int as_config_load(as_config **out, const char *path, as_error *err)
 	if (ferror(f))
 		rc = as_error_errno(err, AS_EUSAGE, "%s", path);
 	else if (len > CONFIG_MAX_BYTES)
-		rc = as_error_set(err, AS_EUSAGE, "%s: configuration larger "
-				  "than %d bytes", path, CONFIG_MAX_BYTES);
+		rc = as_error_set(err, AS_EUSAGE, "%s: configuration larger than %d bytes", path,
+				  CONFIG_MAX_BYTES);
 	else
 		rc = as_config_parse(out, buf, len, path, err);
 	fclose(f);
@@ -1871,8 +1851,7 @@ void as_config_free(as_config *cfg)
 	free(cfg);
 }
 
-const as_dataset_cfg *as_config_dataset(const as_config *cfg,
-					const char *name)
+const as_dataset_cfg *as_config_dataset(const as_config *cfg, const char *name)
 {
 	for (size_t i = 0; cfg && name && i < cfg->ndatasets; i++)
 		if (!strcmp(cfg->datasets[i].name, name))

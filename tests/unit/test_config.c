@@ -262,8 +262,7 @@ static void test_full_other_sources(void **state)
 	assert_int_equal(ev->source.kind, AS_SOURCE_EXEC);
 	assert_int_equal(ev->source.format, AS_FORMAT_SINGER);
 	assert_string_equal(ev->source.stream, "logs");
-	assert_string_equal(ev->source.command,
-			    "tap-foo --state {state} --who world $HOME $5");
+	assert_string_equal(ev->source.command, "tap-foo --state {state} --who world $HOME $5");
 	users = as_config_dataset(cfg, "users");
 	assert_int_equal(users->mode, AS_MODE_SCOPED);
 	assert_int_equal(users->nkey, 1);
@@ -295,11 +294,12 @@ static void test_secrets_and_redact(void **state)
 	assert_string_equal(cfg->secret_values[1], "key-abcdef");
 	assert_string_equal(cfg->secret_values[2], "tok-9876");
 	assert_string_equal(cfg->secret_values[3], "hooktok");
-	snprintf(msg, sizeof(msg), "connect postgres://app:pw-secret-1@db: "
+	snprintf(msg, sizeof(msg),
+		 "connect postgres://app:pw-secret-1@db: "
 		 "no; key-abcdef tok-9876 tok-9876 s1 world");
 	as_config_redact(cfg, msg, sizeof(msg));
 	assert_string_equal(msg, "connect postgres://app:***@db: no; *** *** "
-			    "*** s1 world");
+				 "*** s1 world");
 	as_config_free(cfg);
 }
 
@@ -483,8 +483,7 @@ static void test_durations(void **state)
 	assert_true(as_parse_duration_ms("90d") == 7776000000LL);
 	assert_int_equal(as_parse_duration_ms("45"), 45000);
 	assert_int_equal(as_parse_duration_ms("0s"), 0);
-	assert_true(as_parse_duration_ms("106751991167d") ==
-		    106751991167LL * 86400000);
+	assert_true(as_parse_duration_ms("106751991167d") == 106751991167LL * 86400000);
 	assert_int_equal(as_parse_duration_ms("106751991168d"), -1);
 	assert_int_equal(as_parse_duration_ms("99999999999999999999"), -1);
 	assert_int_equal(as_parse_duration_ms("-1s"), -1);
@@ -544,43 +543,44 @@ static void test_err_unknown_key(void **state)
 	expect_error(HEAD "    tabel: x\n    key: id\n    source: stdin\n",
 		     "t.yml:4:5: unknown key 'tabel' in dataset 'addons' "
 		     "(did you mean 'table'?)");
-	expect_error("store: x\ndataset: {}\n",
-		     "t.yml:2:1: unknown key 'dataset' at top level "
-		     "(did you mean 'datasets'?)");
+	expect_error("store: x\ndataset: {}\n", "t.yml:2:1: unknown key 'dataset' at top level "
+						"(did you mean 'datasets'?)");
 	expect_error(HEAD "    key: id\n    zzzz: 1\n    source: stdin\n",
 		     "t.yml:5:5: unknown key 'zzzz' in dataset 'addons'");
 }
 
 static void test_err_unknown_nested(void **state)
 {
-	static const struct { const char *yaml, *msg; } cases[] = {
-		{ HEAD "    key: id\n    columns: {id: {type: text, pth: a}}\n"
-		  "    source: stdin\n",
-		  "t.yml:5:32: unknown key 'pth' in column 'id' of dataset "
-		  "'addons' (did you mean 'path'?)" },
-		{ HEAD "    key: id\n    guard: {allow_empt: true}\n"
-		  "    source: stdin\n",
-		  "t.yml:5:13: unknown key 'allow_empt' in guard of dataset "
-		  "'addons' (did you mean 'allow_empty'?)" },
-		{ HEAD "    key: id\n    source: {stdin: true, fromat: singer}\n",
-		  "t.yml:5:27: unknown key 'fromat' in source of dataset "
-		  "'addons' (did you mean 'format'?)" },
-		{ HEAD "    key: id\n    source: {http: {url: http://h, "
-		  "header: {}}}\n",
-		  "t.yml:5:36: unknown key 'header' in http source of dataset "
-		  "'addons' (did you mean 'headers'?)" },
-		{ HEAD "    key: id\n    source: {http: {url: http://h, "
-		  "pagination: {styl: none}}}\n",
-		  "t.yml:5:49: unknown key 'styl' in pagination of dataset "
-		  "'addons' (did you mean 'style'?)" },
-		{ HEAD "    key: id\n    source: {http: {url: http://h, "
-		  "retry: {attempt: 2}}}\n",
-		  "t.yml:5:44: unknown key 'attempt' in retry of dataset "
-		  "'addons' (did you mean 'attempts'?)" },
-		{ HEAD "    key: id\n    source: {http: {url: http://h, "
-		  "circuit_breaker: {failure: 2}}}\n",
-		  "t.yml:5:54: unknown key 'failure' in circuit_breaker of "
-		  "dataset 'addons' (did you mean 'failures'?)" },
+	static const struct {
+		const char *yaml, *msg;
+	} cases[] = {
+		{HEAD "    key: id\n    columns: {id: {type: text, pth: a}}\n"
+		      "    source: stdin\n",
+		 "t.yml:5:32: unknown key 'pth' in column 'id' of dataset "
+		 "'addons' (did you mean 'path'?)"},
+		{HEAD "    key: id\n    guard: {allow_empt: true}\n"
+		      "    source: stdin\n",
+		 "t.yml:5:13: unknown key 'allow_empt' in guard of dataset "
+		 "'addons' (did you mean 'allow_empty'?)"},
+		{HEAD "    key: id\n    source: {stdin: true, fromat: singer}\n",
+		 "t.yml:5:27: unknown key 'fromat' in source of dataset "
+		 "'addons' (did you mean 'format'?)"},
+		{HEAD "    key: id\n    source: {http: {url: http://h, "
+		      "header: {}}}\n",
+		 "t.yml:5:36: unknown key 'header' in http source of dataset "
+		 "'addons' (did you mean 'headers'?)"},
+		{HEAD "    key: id\n    source: {http: {url: http://h, "
+		      "pagination: {styl: none}}}\n",
+		 "t.yml:5:49: unknown key 'styl' in pagination of dataset "
+		 "'addons' (did you mean 'style'?)"},
+		{HEAD "    key: id\n    source: {http: {url: http://h, "
+		      "retry: {attempt: 2}}}\n",
+		 "t.yml:5:44: unknown key 'attempt' in retry of dataset "
+		 "'addons' (did you mean 'attempts'?)"},
+		{HEAD "    key: id\n    source: {http: {url: http://h, "
+		      "circuit_breaker: {failure: 2}}}\n",
+		 "t.yml:5:54: unknown key 'failure' in circuit_breaker of "
+		 "dataset 'addons' (did you mean 'failures'?)"},
 	};
 
 	(void)state;
@@ -601,11 +601,11 @@ static void test_err_wrong_type(void **state)
 		     "t.yml:6:12: 'guard' in dataset 'addons' must be a "
 		     "mapping, got a list");
 	expect_error(HEAD "    key: id\n    source: stdin\n"
-		     "    guard: {allow_empty: yes}\n",
+			  "    guard: {allow_empty: yes}\n",
 		     "t.yml:6:26: 'allow_empty' in guard of dataset 'addons' "
 		     "must be true or false, got 'yes'");
 	expect_error(HEAD "    key: id\n    source: stdin\n"
-		     "    verify_threshold: 0\n",
+			  "    verify_threshold: 0\n",
 		     "t.yml:6:23: 'verify_threshold' in dataset 'addons' must "
 		     "be a number above 0 and at most 1, got '0'");
 	expect_error(HEAD "    key: id\n    source: stdin\n    mode: ful\n",
@@ -613,12 +613,12 @@ static void test_err_wrong_type(void **state)
 		     "full, incremental, scoped, append, got 'ful' "
 		     "(did you mean 'full'?)");
 	expect_error(HEAD "    key: id\n    columns: {id: txt}\n"
-		     "    source: stdin\n",
+			  "    source: stdin\n",
 		     "t.yml:5:19: 'type' in column 'id' of dataset 'addons' "
 		     "must be one of integer, real, text, boolean, json, "
 		     "timestamp, got 'txt' (did you mean 'text'?)");
 	expect_error(HEAD "    key: id\n    source: stdin\n"
-		     "    max_record_size: 16MB\n",
+			  "    max_record_size: 16MB\n",
 		     "t.yml:6:22: 'max_record_size' in dataset 'addons' must "
 		     "be a size from 1 byte to 1GiB, such as 16MiB, got '16MB'");
 	expect_error(HEAD "    key: {a: 1}\n    source: stdin\n",
@@ -645,15 +645,15 @@ static void test_err_missing(void **state)
 		     "t.yml:5:14: missing required key 'url' in http source of "
 		     "dataset 'addons'");
 	expect_error(HEAD "    key: id\n    columns: {id: {path: x}}\n"
-		     "    source: stdin\n",
+			  "    source: stdin\n",
 		     "t.yml:5:15: missing required key 'type' in column 'id' "
 		     "of dataset 'addons'");
 	expect_error("store: x\ndatasets: {}\n",
 		     "t.yml:2:11: 'datasets' at top level must not be empty");
 	expect_error("", "t.yml:1:1: configuration is empty: it needs 'store' "
-		     "and 'datasets'");
+			 "and 'datasets'");
 	expect_error("- a\n", "t.yml:1:1: the top level must be a mapping "
-		     "with 'store' and 'datasets'");
+			      "with 'store' and 'datasets'");
 }
 
 static void test_err_modes(void **state)
@@ -676,15 +676,15 @@ static void test_err_columns(void **state)
 {
 	(void)state;
 	expect_error(HEAD "    key: [id, slug]\n    columns: {id: integer}\n"
-		     "    source: stdin\n",
+			  "    source: stdin\n",
 		     "t.yml:4:15: key column 'slug' in dataset 'addons' is not "
 		     "declared in 'columns'");
 	expect_error(HEAD "    mode: incremental\n    key: id\n    cursor: ts\n"
-		     "    columns: {id: integer}\n    source: stdin\n",
+			  "    columns: {id: integer}\n    source: stdin\n",
 		     "t.yml:6:13: cursor column 'ts' in dataset 'addons' is not "
 		     "declared in 'columns'");
 	expect_error(HEAD "    key: id\n    columns: {id: integer, bad-name: text}\n"
-		     "    source: stdin\n",
+			  "    source: stdin\n",
 		     "t.yml:5:28: column name 'bad-name' is not a plain "
 		     "identifier (letters, digits and '_', not starting with a "
 		     "digit, at most 63 characters)");
@@ -692,7 +692,7 @@ static void test_err_columns(void **state)
 		     "t.yml:4:10: column name '_atomsync_run' is reserved: "
 		     "names starting with _atomsync belong to atomsync");
 	expect_error(HEAD "    key: id\n    columns: {id: integer, ID: text}\n"
-		     "    source: stdin\n",
+			  "    source: stdin\n",
 		     "t.yml:5:28: column 'ID' in dataset 'addons' clashes with "
 		     "column 'id' (names ignore case)");
 	expect_error("store: x\ndatasets:\n  my-ds:\n    key: id\n"
@@ -718,10 +718,8 @@ static void test_err_yaml(void **state)
 		     "t.yml:2:25: duplicate key 'key' (first at line 2)");
 	expect_error("store: x\ndatasets: [a, b\n",
 		     "t.yml:3:1: flow sequence without a closing bracket");
-	expect_error("store: \"x\n",
-		     "t.yml:1:9: double-quoted scalar without closing quote");
-	expect_error("store: x\n---\nstore: y\n",
-		     "t.yml:2:1: only one YAML document is allowed");
+	expect_error("store: \"x\n", "t.yml:1:9: double-quoted scalar without closing quote");
+	expect_error("store: x\n---\nstore: y\n", "t.yml:2:1: only one YAML document is allowed");
 	expect_error("store: &s x\ncache: *s\n",
 		     "t.yml:1:9: YAML anchors and aliases are not supported");
 	expect_error("store: x\ncache: *s\n",
@@ -743,7 +741,7 @@ static void test_err_yaml_quiet(void **state)
 	saved = dup(2);
 	dup2(fd, 2);
 	expect_error("a: [1\n", "t.yml:2:1: flow sequence without a closing "
-		     "bracket");
+				"bracket");
 	expect_error("a: 1\n  b: 2\n", "t.yml:1:4: invalid multiline plain key");
 	fflush(stderr);
 	dup2(saved, 2);
@@ -767,7 +765,7 @@ static void test_err_values(void **state)
 		     "t.yml:6:15: 'schedule' in dataset 'addons' must be a "
 		     "duration above 0 such as 30s, 15m or 1h, got '0s'");
 	expect_error(HEAD "    key: id\n    source: stdin\n"
-		     "    history_keep: -3\n",
+			  "    history_keep: -3\n",
 		     "t.yml:6:19: 'history_keep' in dataset 'addons' must be a "
 		     "number of runs (e.g. 30) or a duration (e.g. 90d), got "
 		     "'-3'");
@@ -780,15 +778,15 @@ static void test_err_values(void **state)
 		     "t.yml:5:26: 'url' in http source of dataset 'addons' must "
 		     "start with http:// or https://");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
-		     "concurrency: 65}}\n",
+			  "concurrency: 65}}\n",
 		     "t.yml:5:49: 'concurrency' in http source of dataset "
 		     "'addons' must be an integer from 1 to 64, got '65'");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
-		     "retry: {initial: 10s, max: 1s}}}\n",
+			  "retry: {initial: 10s, max: 1s}}}\n",
 		     "t.yml:5:63: 'max' in retry of dataset 'addons' must be at "
 		     "least 'initial'");
 	expect_error(HEAD "    key: id\n    invalidate: [\"a:{id}\"]\n"
-		     "    source: stdin\n",
+			  "    source: stdin\n",
 		     "t.yml:5:5: 'invalidate' in dataset 'addons' needs a "
 		     "top-level 'cache'");
 }
@@ -800,21 +798,20 @@ static void test_err_env(void **state)
 	expect_error("store: \"${AS_T_UNSET_VAR}\"\n",
 		     "t.yml:1:9: environment variable AS_T_UNSET_VAR is not set");
 	expect_error(HEAD "    key: id\n    source:\n      http:\n"
-		     "        url: http://h\n"
-		     "        headers: {x-api-key: \"${AS_T_UNSET_VAR}\"}\n",
+			  "        url: http://h\n"
+			  "        headers: {x-api-key: \"${AS_T_UNSET_VAR}\"}\n",
 		     "t.yml:8:31: environment variable AS_T_UNSET_VAR is not "
 		     "set");
 	expect_error("store: \"${AS_T_UNSET\"\n",
 		     "t.yml:1:9: unterminated '${' (write $$ for a literal $)");
-	expect_error("store: \"${1X}\"\n",
-		     "t.yml:1:9: invalid variable reference '${1X}'");
+	expect_error("store: \"${1X}\"\n", "t.yml:1:9: invalid variable reference '${1X}'");
 }
 
 static void test_err_sources(void **state)
 {
 	(void)state;
 	expect_error(HEAD "    key: id\n    source:\n      file: a.jsonl\n"
-		     "      exec: cat a.jsonl\n",
+			  "      exec: cat a.jsonl\n",
 		     "t.yml:7:7: 'exec' in source of dataset 'addons' conflicts "
 		     "with 'file': give exactly one of file, stdin, exec, http");
 	expect_error(HEAD "    key: id\n    source: {format: jsonl}\n",
@@ -827,22 +824,22 @@ static void test_err_sources(void **state)
 		     "t.yml:5:13: 'source' in dataset 'addons' must be a "
 		     "mapping or 'stdin', got 'sdtin'");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h}, "
-		     "format: singer}\n",
+			  "format: singer}\n",
 		     "t.yml:5:45: format 'singer' in source of dataset 'addons' "
 		     "is only valid for exec, file and stdin sources");
 	expect_error(HEAD "    key: id\n    source: {file: a, stream: s}\n",
 		     "t.yml:5:23: 'stream' in source of dataset 'addons' needs "
 		     "format: singer");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
-		     "pagination: {style: offset, limit: 5}}}\n",
+			  "pagination: {style: offset, limit: 5}}}\n",
 		     "t.yml:5:56: pagination style 'offset' in pagination of "
 		     "dataset 'addons' needs 'offset_param'");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
-		     "pagination: {style: cursor, cursor_param: c}}}\n",
+			  "pagination: {style: cursor, cursor_param: c}}}\n",
 		     "t.yml:5:56: pagination style 'cursor' in pagination of "
 		     "dataset 'addons' needs 'cursor_path'");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
-		     "headers: {\"a b\": x}}}\n",
+			  "headers: {\"a b\": x}}}\n",
 		     "t.yml:5:47: 'a b' in http source of dataset 'addons' is "
 		     "not a valid header name");
 }
@@ -883,8 +880,10 @@ static void test_load_file(void **state)
 			 "mode: x}}\n");
 	assert_int_equal(as_config_load(&cfg, path, &err), AS_EUSAGE);
 	assert_null(cfg);
-	snprintf(want, sizeof(want), "%s:2:46: 'mode' in dataset 'a' must be "
-		 "one of full, incremental, scoped, append, got 'x'", path);
+	snprintf(want, sizeof(want),
+		 "%s:2:46: 'mode' in dataset 'a' must be "
+		 "one of full, incremental, scoped, append, got 'x'",
+		 path);
 	assert_string_equal(err.msg, want);
 	unlink(path);
 
