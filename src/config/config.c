@@ -6,6 +6,7 @@
  * "file:line:col: message" line with AS_EUSAGE.
  */
 #include "config/config.h"
+#include "config/yaml.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,10 +20,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define CONFIG_MAX_BYTES (4 * 1024 * 1024) /* a config file, not a data file */
-#define CONFIG_MAX_NODES 100000
-#define CONFIG_MAX_DEPTH 64
-#define CONFIG_MAX_KEYS 4096	/* per mapping: duplicate checks stay cheap */
 #define VALUE_MAX (1024 * 1024) /* one scalar after ${VAR} expansion */
 #define IDENT_MAX 63		/* PostgreSQL cuts longer names */
 #define RECORD_MAX (1024LL * 1024 * 1024)
@@ -35,332 +32,6 @@
 _Static_assert(sizeof(as_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(as_type) == sizeof(int), "enum size");
 
-/* ---- the YAML tree ---------------------------------------------------- */
-
-enum ykind { Y_NULL, Y_SCALAR, Y_MAP, Y_SEQ };
-
-typedef struct ynode ynode;
-struct ynode {
-	enum ykind kind;
-	int line, col; /* 1-based */
-	char *text;    /* scalars and nulls: NUL-terminated */
-	ynode **kids;  /* map: key, value, key, value, ...; seq: the items */
-	size_t nkids, cap;
-	ynode *next; /* every node is on its context's list */
-};
-
-typedef struct cx {
-	as_config *cfg;
-	as_error *err;
-	const char *file; /* cfg->path */
-	ynode *nodes;
-	size_t nnodes;
-} cx;
-
-/* One mapping being read, and how to name it in messages. */
-typedef struct sect {
-	cx *c;
-	const ynode *map;
-	const char *where;  /* "in dataset 'addons'" */
-	const ynode *owner; /* the key that introduced it; NULL at the top */
-} sect;
-
-static int fail_at(cx *c, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(cx *c, const ynode *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int vfail_at(cx *c, int line, int col, const char *fmt, va_list ap)
-{
-	char msg[AS_ERROR_MSG_MAX];
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (line > 0)
-		return as_error_set(c->err, AS_EUSAGE, "%s:%d:%d: %s", c->file, line, col, msg);
-	return as_error_set(c->err, AS_EUSAGE, "%s: %s", c->file, msg);
-}
-
-static int fail_at(cx *c, int line, int col, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vfail_at(c, line, col, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-static int fail(cx *c, const ynode *n, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vfail_at(c, n ? n->line : 0, n ? n->col : 0, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-static int oom(cx *c)
-{
-	return as_error_set(c->err, AS_ENOMEM, "%s: out of memory", c->file);
-}
-
-/* p with room for n + 1 items (*cap allocated); NULL, p intact, on ENOMEM. */
-static void *grow(void *p, size_t n, size_t *cap, size_t size)
-{
-	size_t want = *cap ? *cap * 2 : 8;
-
-	if (n < *cap)
-		return p;
-	p = realloc(p, want * size);
-	if (p)
-		*cap = want;
-	return p;
-}
-
-/* A value quoted in a message, cut short so the line stays readable. */
-static const char *shown(const char *s, char *buf, size_t cap)
-{
-	if (strlen(s) < cap)
-		return s;
-	memcpy(buf, s, cap - 4);
-	memcpy(buf + cap - 4, "...", 4);
-	return buf;
-}
-
-#define SHOWN(s) shown((s), (char[48]){0}, 48)
-
-static int node_new(cx *c, enum ykind kind, const struct fy_mark *m, ynode **out)
-{
-	int line = m ? m->line + 1 : 0, col = m ? m->column + 1 : 0;
-	ynode *n;
-
-	if (c->nnodes >= CONFIG_MAX_NODES)
-		return fail_at(c, line, col, "too many YAML nodes (at most %d)", CONFIG_MAX_NODES);
-	n = calloc(1, sizeof(*n));
-	if (!n)
-		return oom(c);
-	n->kind = kind;
-	n->line = line;
-	n->col = col;
-	n->next = c->nodes;
-	c->nodes = n;
-	c->nnodes++;
-	*out = n;
-	return 0;
-}
-
-static void tree_free(cx *c)
-{
-	ynode *n, *next;
-
-	for (n = c->nodes; n; n = next) {
-		next = n->next;
-		free(n->text);
-		free(n->kids);
-		free(n);
-	}
-}
-
-static size_t map_len(const ynode *m)
-{
-	return m && m->kind == Y_MAP ? m->nkids / 2 : 0;
-}
-
-static const char *kind_name(const ynode *n)
-{
-	static const char *const names[] = {"nothing", "a scalar", "a mapping", "a list"};
-
-	return names[n->kind];
-}
-
-/* ---- building the tree from libfyaml events ---------------------------- */
-
-typedef struct builder {
-	cx *c;
-	ynode *stack[CONFIG_MAX_DEPTH];
-	int depth;
-	ynode *root;
-	int docs;
-} builder;
-
-static bool at_key(const builder *b)
-{
-	const ynode *p = b->depth ? b->stack[b->depth - 1] : NULL;
-
-	return p && p->kind == Y_MAP && p->nkids % 2 == 0;
-}
-
-/* Hang n under the open collection; keys must be unique scalars. */
-static int attach(builder *b, ynode *n)
-{
-	ynode *p = b->depth ? b->stack[b->depth - 1] : NULL, **kids;
-
-	if (!p) {
-		b->root = n;
-		return 0;
-	}
-	if (at_key(b)) {
-		if (n->kind != Y_SCALAR)
-			return fail(b->c, n, "mapping keys must be plain strings");
-		if (p->nkids / 2 >= CONFIG_MAX_KEYS)
-			return fail(b->c, n, "too many keys in one mapping");
-		for (size_t i = 0; i < p->nkids; i += 2)
-			if (!strcmp(p->kids[i]->text, n->text))
-				return fail(b->c, n, "duplicate key '%s' (first at line %d)",
-					    SHOWN(n->text), p->kids[i]->line);
-	}
-	if (!(kids = grow(p->kids, p->nkids, &p->cap, sizeof(*kids))))
-		return oom(b->c);
-	p->kids = kids;
-	kids[p->nkids++] = n;
-	return 0;
-}
-
-static bool null_text(const char *s)
-{
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	       !strcmp(s, "NULL");
-}
-
-static int on_scalar(builder *b, struct fy_event *e)
-{
-	struct fy_token *v = e->scalar.value;
-	size_t len = 0;
-	const char *s = v ? fy_token_get_text(v, &len) : NULL;
-	ynode *n = NULL;
-	int rc;
-
-	rc = node_new(b->c, Y_SCALAR, fy_event_start_mark(e), &n);
-	if (rc)
-		return rc;
-	if (!s)
-		s = "", len = 0;
-	if (memchr(s, '\0', len))
-		return fail(b->c, n, "NUL byte in a YAML scalar");
-	if (!(n->text = strndup(s, len)))
-		return oom(b->c);
-	if (!at_key(b) && !e->scalar.tag && null_text(n->text) &&
-	    (!v || fy_token_scalar_style(v) == FYSS_PLAIN))
-		n->kind = Y_NULL;
-	return attach(b, n);
-}
-
-static int on_open(builder *b, struct fy_event *e, enum ykind kind)
-{
-	ynode *n = NULL;
-	int rc;
-
-	rc = node_new(b->c, kind, fy_event_start_mark(e), &n);
-	if (!rc)
-		rc = attach(b, n);
-	if (rc)
-		return rc;
-	if (b->depth == CONFIG_MAX_DEPTH)
-		return fail(b->c, n, "YAML nested too deeply");
-	b->stack[b->depth++] = n;
-	return 0;
-}
-
-/*
- * Anchors and aliases are refused: a config has no need for them, and
- * without them no value can stand for another (nor multiply).
- */
-static int on_event(builder *b, struct fy_event *e)
-{
-	struct fy_token *anchor = e->type == FYET_SCALAR	   ? e->scalar.anchor
-				  : e->type == FYET_MAPPING_START  ? e->mapping_start.anchor
-				  : e->type == FYET_SEQUENCE_START ? e->sequence_start.anchor
-								   : NULL;
-	const struct fy_mark *m = anchor ? fy_token_start_mark(anchor) : fy_event_start_mark(e);
-	int line = m ? m->line + 1 : 0, col = m ? m->column + 1 : 0;
-
-	if (anchor || e->type == FYET_ALIAS)
-		return fail_at(b->c, line, col, "YAML anchors and aliases are not supported");
-	switch (e->type) {
-	case FYET_DOCUMENT_START:
-		return ++b->docs == 1
-			       ? 0
-			       : fail_at(b->c, line, col, "only one YAML document is allowed");
-	case FYET_MAPPING_START:
-		return on_open(b, e, Y_MAP);
-	case FYET_SEQUENCE_START:
-		return on_open(b, e, Y_SEQ);
-	case FYET_MAPPING_END:
-	case FYET_SEQUENCE_END:
-		b->depth -= b->depth > 0;
-		return 0;
-	case FYET_SCALAR:
-		return on_scalar(b, e);
-	default:
-		return 0;
-	}
-}
-
-static void diag_sink(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-	/* Diagnostics are collected and turned into one error line. */
-	(void)diag, (void)user, (void)buf, (void)len;
-}
-
-static int yaml_error(cx *c, struct fy_diag *diag)
-{
-	struct fy_diag_error *e;
-	void *it = NULL;
-
-	/* libfyaml's collected positions are already 1-based. */
-	while ((e = fy_diag_errors_iterate(diag, &it)))
-		if (e->type >= FYET_ERROR)
-			return fail_at(c, e->line, e->column, "%s",
-				       e->msg ? e->msg : "YAML syntax error");
-	return fail_at(c, 0, 0, "YAML syntax error");
-}
-
-static int build_tree(cx *c, const char *text, size_t len, ynode **root)
-{
-	struct fy_diag_cfg dcfg;
-	struct fy_parse_cfg pcfg;
-	struct fy_parser *fyp = NULL;
-	struct fy_diag *diag;
-	struct fy_event *e;
-	builder b;
-	int rc = 0;
-
-	memset(&b, 0, sizeof(b));
-	b.c = c;
-	fy_diag_cfg_default(&dcfg);
-	dcfg.fp = NULL;
-	dcfg.output_fn = diag_sink;
-	dcfg.colorize = false;
-	diag = fy_diag_create(&dcfg);
-	if (!diag)
-		return oom(c);
-	fy_diag_set_collect_errors(diag, true);
-	memset(&pcfg, 0, sizeof(pcfg));
-	pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2;
-	pcfg.diag = diag;
-	fyp = fy_parser_create(&pcfg);
-	if (!fyp || fy_parser_set_string(fyp, text, len)) {
-		rc = oom(c);
-		goto done;
-	}
-	while (!rc && (e = fy_parser_parse(fyp))) {
-		rc = on_event(&b, e);
-		fy_parser_event_free(fyp, e);
-	}
-	if (!rc && (fy_parser_get_stream_error(fyp) || fy_diag_got_error(diag)))
-		rc = yaml_error(c, diag);
-	*root = b.root;
-done:
-	if (fyp)
-		fy_parser_destroy(fyp);
-	fy_diag_destroy(diag);
-	return rc;
-}
-
-/* ---- ${VAR} expansion and secrets -------------------------------------- */
-
 typedef struct sbuf {
 	char *p;
 	size_t len, cap;
@@ -369,12 +40,12 @@ typedef struct sbuf {
 static int sb_add(cx *c, const ynode *n, sbuf *b, const char *s, size_t len)
 {
 	if (b->len + len + 1 > VALUE_MAX)
-		return fail(c, n, "value longer than %d bytes", VALUE_MAX);
+		return as_cfg_fail(c, n, "value longer than %d bytes", VALUE_MAX);
 	while (b->len + len + 1 > b->cap) {
-		char *p = grow(b->p, b->cap, &b->cap, 1);
+		char *p = as_cfg_grow(b->p, b->cap, &b->cap, 1);
 
 		if (!p)
-			return oom(c);
+			return as_cfg_oom(c);
 		b->p = p;
 	}
 	memcpy(b->p + b->len, s, len);
@@ -393,10 +64,10 @@ static int add_unique(cx *c, char ***v, size_t *n, const char *s)
 			return 0;
 	grown = realloc(*v, (*n + 1) * sizeof(*grown));
 	if (!grown)
-		return oom(c);
+		return as_cfg_oom(c);
 	*v = grown;
 	if (!(grown[*n] = strdup(s)))
-		return oom(c);
+		return as_cfg_oom(c);
 	(*n)++;
 	return 0;
 }
@@ -422,16 +93,16 @@ static int expand_var(cx *c, const ynode *n, const char *s, bool secret, sbuf *b
 	int rc;
 
 	if (!close)
-		return fail(c, n, "unterminated '${' (write $$ for a literal $)");
+		return as_cfg_fail(c, n, "unterminated '${' (write $$ for a literal $)");
 	len = (size_t)(close - (s + 2));
 	if (!valid_var(s + 2, len))
-		return fail(c, n, "invalid variable reference '${%.*s}'",
+		return as_cfg_fail(c, n, "invalid variable reference '${%.*s}'",
 			    (int)(len > 40 ? 40 : len), s + 2);
 	memcpy(name, s + 2, len);
 	name[len] = '\0';
 	val = getenv(name);
 	if (!val)
-		return fail(c, n, "environment variable %s is not set", name);
+		return as_cfg_fail(c, n, "environment variable %s is not set", name);
 	*end = close + 1;
 	if (secret && strlen(val) >= SECRET_MIN) {
 		rc = add_unique(c, &cfg->secret_values, &cfg->nsecret_values, val);
@@ -724,7 +395,7 @@ static int check_keys(const sect *s, const field *f, size_t n)
 		for (j = 0; j < n && strcmp(k->text, f[j].key); j++)
 			;
 		if (j == n)
-			return fail(s->c, k, "unknown key '%s' %s%s", SHOWN(k->text), s->where,
+			return as_cfg_fail(s->c, k, "unknown key '%s' %s%s", SHOWN(k->text), s->where,
 				    HINT(k->text, names, n));
 	}
 	return 0;
@@ -737,7 +408,7 @@ static const ynode *lookup(const sect *s, const char *key, const ynode **keynode
 
 	if (keynode)
 		*keynode = NULL;
-	for (size_t i = 0; i < map_len(m) * 2; i += 2) {
+	for (size_t i = 0; i < as_cfg_map_len(m) * 2; i += 2) {
 		if (strcmp(m->kids[i]->text, key))
 			continue;
 		if (keynode)
@@ -753,8 +424,8 @@ static int missing(const sect *s, const char *key)
 
 	lookup(s, key, &k);
 	if (k)
-		return fail(s->c, k, "'%s' %s has no value", key, s->where);
-	return fail(s->c, s->owner ? s->owner : s->map, "missing required key '%s' %s", key,
+		return as_cfg_fail(s->c, k, "'%s' %s has no value", key, s->where);
+	return as_cfg_fail(s->c, s->owner ? s->owner : s->map, "missing required key '%s' %s", key,
 		    s->where);
 }
 
@@ -762,9 +433,9 @@ static int bad_value(const sect *s, const ynode *v, const char *key, const char 
 		     const char *text)
 {
 	if (v->kind != Y_SCALAR || !text)
-		return fail(s->c, v, "'%s' %s must be %s, got %s", key, s->where, want,
-			    kind_name(v));
-	return fail(s->c, v, "'%s' %s must be %s, got '%s'", key, s->where, want, SHOWN(text));
+		return as_cfg_fail(s->c, v, "'%s' %s must be %s, got %s", key, s->where, want,
+			    as_cfg_kind_name(v));
+	return as_cfg_fail(s->c, v, "'%s' %s must be %s, got '%s'", key, s->where, want, SHOWN(text));
 }
 
 /*
@@ -805,7 +476,7 @@ static int enum_value(const sect *s, const ynode *v, const char *key, const char
 			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
 		strncat(list, names[i], sizeof(list) - strlen(list) - 1);
 	}
-	return fail(s->c, v, "'%s' %s must be one of %s, got '%s'%s", key, s->where, list,
+	return as_cfg_fail(s->c, v, "'%s' %s must be one of %s, got '%s'%s", key, s->where, list,
 		    SHOWN(text), HINT(text, names, n));
 }
 
@@ -897,14 +568,14 @@ static int field_store(const sect *s, const field *f, const ynode *v, char *text
 		if (!rc)
 			*(int *)(void *)p = e;
 	} else if (!*text) {
-		rc = fail(s->c, v, "'%s' %s must not be empty", f->key, s->where);
+		rc = as_cfg_fail(s->c, v, "'%s' %s must not be empty", f->key, s->where);
 	} else if (!field_parse(f, text, &val)) {
 		rc = bad_value(s, v, f->key, field_want(f, buf, sizeof(buf)), text);
 	} else if (f->type == T_URL && !is_url(text)) {
 		/* The value may hold a secret: never quote it. */
-		rc = fail(s->c, v, "'%s' %s must start with http:// or https://", f->key, s->where);
+		rc = as_cfg_fail(s->c, v, "'%s' %s must start with http:// or https://", f->key, s->where);
 	} else if (f->type == T_DURATION && val.i < f->min) {
-		rc = fail(s->c, v, "'%s' %s must be at least %lld%s", f->key, s->where,
+		rc = as_cfg_fail(s->c, v, "'%s' %s must be at least %lld%s", f->key, s->where,
 			  (long long)(f->min % 1000 ? f->min : f->min / 1000),
 			  f->min % 1000 ? "ms" : "s");
 	} else {
@@ -991,16 +662,16 @@ static int list_item(const sect *s, const char *key, const ynode *n, char **v, s
 	int rc;
 
 	if (n->kind != Y_SCALAR)
-		return fail(s->c, n, "items of '%s' %s must be strings, got %s", key, s->where,
-			    kind_name(n));
+		return as_cfg_fail(s->c, n, "items of '%s' %s must be strings, got %s", key, s->where,
+			    as_cfg_kind_name(n));
 	rc = expand(s->c, n, false, &v[i], NULL);
 	if (rc)
 		return rc;
 	if (!*v[i])
-		return fail(s->c, n, "items of '%s' %s must not be empty", key, s->where);
+		return as_cfg_fail(s->c, n, "items of '%s' %s must not be empty", key, s->where);
 	for (size_t j = 0; j < i; j++)
 		if (!strcmp(v[j], v[i]))
-			return fail(s->c, n, "'%s' %s lists '%s' twice", key, s->where,
+			return as_cfg_fail(s->c, n, "'%s' %s lists '%s' twice", key, s->where,
 				    SHOWN(v[i]));
 	return chk ? chk(s, n, v[i], arg) : 0;
 }
@@ -1020,12 +691,12 @@ static int read_list(const sect *s, const char *key, item_check chk, const void 
 	if (v->kind == Y_MAP)
 		return bad_value(s, v, key, "a string or a list of strings", NULL);
 	if (v->kind == Y_SEQ && !v->nkids)
-		return fail(s->c, v, "'%s' %s must not be empty", key, s->where);
+		return as_cfg_fail(s->c, v, "'%s' %s must not be empty", key, s->where);
 	items = v->kind == Y_SEQ ? (const ynode *const *)v->kids : &v;
 	n = v->kind == Y_SEQ ? v->nkids : 1;
 	out = calloc(n + 1, sizeof(*out));
 	if (!out)
-		return oom(s->c);
+		return as_cfg_oom(s->c);
 	for (i = 0; i < n && !rc; i++)
 		rc = list_item(s, key, items[i], out, i, chk, arg);
 	if (rc) {
@@ -1105,12 +776,12 @@ static as_config_loc loc_of(cx *c, const ynode *n)
 static int check_ident(cx *c, const ynode *n, const char *name, const char *what)
 {
 	if (!is_ident(name))
-		return fail(c, n,
+		return as_cfg_fail(c, n,
 			    "%s name '%s' is not a plain identifier (letters, digits and '_', not "
 			    "starting with a digit, at most %d characters)",
 			    what, SHOWN(name), IDENT_MAX);
 	if (!strncasecmp(name, "_atomsync", 9))
-		return fail(c, n,
+		return as_cfg_fail(c, n,
 			    "%s name '%s' is reserved: names starting with _atomsync belong to "
 			    "atomsync",
 			    what, name);
@@ -1128,7 +799,7 @@ static int check_colref(const sect *s, const ynode *n, const char *name, const v
 		if (!strcmp(ds->columns[i].name, name))
 			return 0;
 	if (!rc && ds->columns)
-		rc = fail(s->c, n, "%s column '%s' %s is not declared in 'columns'", r->role, name,
+		rc = as_cfg_fail(s->c, n, "%s column '%s' %s is not declared in 'columns'", r->role, name,
 			  r->d->where);
 	return rc;
 }
@@ -1142,13 +813,13 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn, as_column_cf
 
 	for (size_t i = 0; !rc && ds->columns + i < col; i++)
 		if (!strcasecmp(ds->columns[i].name, kn->text))
-			return fail(d->s.c, kn,
+			return as_cfg_fail(d->s.c, kn,
 				    "column '%s' %s clashes with column '%s' (names ignore case)",
 				    kn->text, d->where, ds->columns[i].name);
 	if (rc)
 		return rc;
 	if (!(col->name = strdup(kn->text)))
-		return oom(d->s.c);
+		return as_cfg_oom(d->s.c);
 	col->loc = loc_of(d->s.c, kn);
 	snprintf(where, sizeof(where), "in column '%s' of dataset '%s'", col->name, ds->name);
 	s = (sect){d->s.c, vn, where, kn};
@@ -1161,12 +832,12 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn, as_column_cf
 		if (!rc)
 			rc = read_fields(&s, column_fields, NELEM(column_fields), col);
 	} else {
-		rc = fail(s.c, vn->kind == Y_NULL ? kn : vn,
+		rc = as_cfg_fail(s.c, vn->kind == Y_NULL ? kn : vn,
 			  "column '%s' %s needs a type such as 'text' or {type: text}", col->name,
 			  d->where);
 	}
 	if (!rc && !col->path && !(col->path = strdup(col->name)))
-		rc = oom(s.c);
+		rc = as_cfg_oom(s.c);
 	return rc;
 }
 
@@ -1180,11 +851,11 @@ static int parse_columns(dsctx *d)
 		return 0;
 	if (v->kind != Y_MAP)
 		return bad_value(&d->s, v, "columns", "a mapping of column name to type", NULL);
-	if (!map_len(v))
-		return fail(d->s.c, v, "'columns' %s must not be empty", d->where);
-	ds->columns = calloc(map_len(v), sizeof(*ds->columns));
+	if (!as_cfg_map_len(v))
+		return as_cfg_fail(d->s.c, v, "'columns' %s must not be empty", d->where);
+	ds->columns = calloc(as_cfg_map_len(v), sizeof(*ds->columns));
 	if (!ds->columns)
-		return oom(d->s.c);
+		return as_cfg_oom(d->s.c);
 	for (size_t i = 0; i < v->nkids && !rc; i += 2) {
 		as_column_cfg *col = &ds->columns[ds->ncolumns++];
 
@@ -1216,11 +887,11 @@ static int parse_names(dsctx *d)
 		return rc;
 	lookup(&d->s, "scope", &k);
 	if (k && ds->mode != AS_MODE_SCOPED)
-		return fail(d->s.c, k, "'scope' %s is only valid with mode: scoped", d->where);
+		return as_cfg_fail(d->s.c, k, "'scope' %s is only valid with mode: scoped", d->where);
 	if (ds->mode == AS_MODE_SCOPED && !ds->nscope)
-		return fail(d->s.c, mode, "mode 'scoped' %s requires 'scope'", d->where);
+		return as_cfg_fail(d->s.c, mode, "mode 'scoped' %s requires 'scope'", d->where);
 	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor)
-		return fail(d->s.c, mode, "mode 'incremental' %s requires 'cursor'", d->where);
+		return as_cfg_fail(d->s.c, mode, "mode 'incremental' %s requires 'cursor'", d->where);
 	return 0;
 }
 
@@ -1263,7 +934,7 @@ static int parse_effects(dsctx *d)
 	if (!rc)
 		rc = read_list(&d->s, "invalidate", NULL, NULL, &ds->invalidate, &ds->ninvalidate);
 	if (!rc && lookup(&d->s, "invalidate", &k) && !d->s.c->cfg->cache)
-		rc = fail(d->s.c, k, "'invalidate' %s needs a top-level 'cache'", d->where);
+		rc = as_cfg_fail(d->s.c, k, "'invalidate' %s needs a top-level 'cache'", d->where);
 	return rc;
 }
 
@@ -1337,23 +1008,23 @@ static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst, 
 		return 0;
 	if (m->kind != Y_MAP)
 		return bad_value(s, m, key, "a mapping", NULL);
-	if (!(*dst = calloc(map_len(m) + 1, sizeof(**dst))))
-		return oom(s->c);
+	if (!(*dst = calloc(as_cfg_map_len(m) + 1, sizeof(**dst))))
+		return as_cfg_oom(s->c);
 	for (size_t i = 0; i < m->nkids && !rc; i += 2) {
 		const ynode *kn = m->kids[i], *vn = m->kids[i + 1];
 		as_kv *kv = &(*dst)[(*ndst)++];
 
 		if (*what == 'h' && !is_header_name(kn->text))
-			return fail(s->c, kn, "'%s' %s is not a valid header name", SHOWN(kn->text),
+			return as_cfg_fail(s->c, kn, "'%s' %s is not a valid header name", SHOWN(kn->text),
 				    s->where);
 		if (vn->kind != Y_SCALAR)
-			return fail(s->c, vn, "%s '%s' %s must be a string, got %s", what,
-				    SHOWN(kn->text), s->where, kind_name(vn));
+			return as_cfg_fail(s->c, vn, "%s '%s' %s must be a string, got %s", what,
+				    SHOWN(kn->text), s->where, as_cfg_kind_name(vn));
 		if (!(kv->key = strdup(kn->text)))
-			return oom(s->c);
+			return as_cfg_oom(s->c);
 		rc = expand(s->c, vn, true, &kv->value, &used);
 		if (!rc && strpbrk(kv->value, "\r\n"))
-			rc = fail(s->c, vn, "%s '%s' %s contains a line break", what,
+			rc = as_cfg_fail(s->c, vn, "%s '%s' %s contains a line break", what,
 				  SHOWN(kn->text), s->where);
 		if (!rc && used)
 			rc = add_unique(s->c, &h->secrets, &h->nsecrets, kv->key);
@@ -1389,7 +1060,7 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 	}
 	if (!need)
 		return 0;
-	return fail(s->c, lookup(s, "style", NULL), "pagination style '%s' %s needs %s",
+	return as_cfg_fail(s->c, lookup(s, "style", NULL), "pagination style '%s' %s needs %s",
 		    style_names[h->style], s->where, need);
 }
 
@@ -1411,7 +1082,7 @@ static int parse_http_parts(const dsctx *d, const sect *s, as_http_cfg *h)
 	if (!rc && h->retry_max_ms < h->retry_initial_ms) {
 		const ynode *v = p.map ? lookup(&p, "max", &k) : NULL;
 
-		return fail(s->c, v ? v : p.owner, "'max' %s must be at least 'initial'", where);
+		return as_cfg_fail(s->c, v ? v : p.owner, "'max' %s must be at least 'initial'", where);
 	}
 	snprintf(where, sizeof(where), "in circuit_breaker of dataset '%s'", d->ds->name);
 	if (!rc)
@@ -1449,7 +1120,7 @@ static int resolve_path(cx *c, char **path)
 	dir = (size_t)(slash - c->file);
 	len = strlen(*path);
 	if (!(p = malloc(dir + len + 2)))
-		return oom(c);
+		return as_cfg_oom(c);
 	memcpy(p, c->file, dir);
 	p[dir] = '/';
 	memcpy(p + dir + 1, *path, len + 1);
@@ -1470,7 +1141,7 @@ static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 	for (size_t i = 0; i < NELEM(kinds); i++) {
 		lookup(s, kinds[i], &k);
 		if (k && first)
-			return fail(s->c, k,
+			return as_cfg_fail(s->c, k,
 				    "'%s' %s conflicts with '%s': give exactly one of file, stdin, "
 				    "exec, http",
 				    kinds[i], s->where, first->text);
@@ -1480,7 +1151,7 @@ static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 		}
 	}
 	if (!first)
-		return fail(s->c, s->owner,
+		return as_cfg_fail(s->c, s->owner,
 			    "source %s needs one of 'file', 'stdin', 'exec' or 'http'", d->where);
 	switch (src->kind) {
 	case AS_SOURCE_FILE:
@@ -1489,7 +1160,7 @@ static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 	case AS_SOURCE_STDIN:
 		rc = read_fields(s, &stdin_f, 1, &on);
 		if (!rc && !on)
-			rc = fail(s->c, lookup(s, "stdin", NULL), "'stdin' %s must be true",
+			rc = as_cfg_fail(s->c, lookup(s, "stdin", NULL), "'stdin' %s must be true",
 				  s->where);
 		return rc;
 	case AS_SOURCE_EXEC:
@@ -1525,12 +1196,12 @@ static int parse_source(dsctx *d)
 	if (rc)
 		return rc;
 	if (src->format == AS_FORMAT_SINGER && src->kind == AS_SOURCE_HTTP)
-		return fail(s.c, lookup(&s, "format", NULL),
+		return as_cfg_fail(s.c, lookup(&s, "format", NULL),
 			    "format 'singer' %s is only valid for exec, file and stdin sources",
 			    where);
 	if (src->stream && src->format != AS_FORMAT_SINGER) {
 		lookup(&s, "stream", &k);
-		return fail(s.c, k, "'stream' %s needs format: singer", where);
+		return as_cfg_fail(s.c, k, "'stream' %s needs format: singer", where);
 	}
 	return 0;
 }
@@ -1546,22 +1217,22 @@ static int check_table(dsctx *d)
 	int rc;
 
 	if (!v && !is_ident(ds->name))
-		return fail(d->s.c, at, "dataset name '%s' is not a valid table name; set 'table'",
+		return as_cfg_fail(d->s.c, at, "dataset name '%s' is not a valid table name; set 'table'",
 			    ds->name);
 	rc = check_ident(d->s.c, at, ds->table, "table");
 	if (rc)
 		return rc;
 	if (!strncasecmp(ds->table, "atomsync_", 9))
-		return fail(d->s.c, at, "table name '%s' is reserved for atomsync's own tables",
+		return as_cfg_fail(d->s.c, at, "table name '%s' is reserved for atomsync's own tables",
 			    ds->table);
 	if (ds->history != AS_HISTORY_NONE && strlen(ds->table) + strlen("_history") > IDENT_MAX)
-		return fail(d->s.c, at,
+		return as_cfg_fail(d->s.c, at,
 			    "table name '%s' is too long for its history table (at most %d "
 			    "characters with '_history')",
 			    ds->table, IDENT_MAX);
 	for (size_t i = 0; cfg->datasets + i < ds; i++)
 		if (!strcasecmp(cfg->datasets[i].table, ds->table))
-			return fail(d->s.c, at,
+			return as_cfg_fail(d->s.c, at,
 				    "table '%s' of dataset '%s' is already used by dataset '%s'",
 				    ds->table, ds->name, cfg->datasets[i].name);
 	return 0;
@@ -1574,7 +1245,7 @@ static int default_str(cx *c, char **dst, const char *a, const char *b)
 	if (*dst)
 		return 0;
 	if (!(*dst = malloc(la + lb + 1)))
-		return oom(c);
+		return as_cfg_oom(c);
 	memcpy(*dst, a, la);
 	memcpy(*dst + la, b, lb + 1);
 	return 0;
@@ -1588,7 +1259,7 @@ static int finish_dataset(dsctx *d)
 
 	if (!ds->nkey && ds->source.format != AS_FORMAT_SINGER) {
 		lookup(&d->s, "key", &k);
-		return fail(d->s.c, k ? k : d->s.owner,
+		return as_cfg_fail(d->s.c, k ? k : d->s.owner,
 			    "%s 'key' %s (only a singer source may leave it out)",
 			    k ? "no value for" : "missing required key", d->where);
 	}
@@ -1597,6 +1268,8 @@ static int finish_dataset(dsctx *d)
 		rc = check_table(d);
 	if (!rc)
 		rc = default_str(d->s.c, &ds->reject_file, ds->name, ".rejects.jsonl");
+	if (!rc)
+		rc = resolve_path(d->s.c, &ds->reject_file);
 	return rc;
 }
 
@@ -1608,18 +1281,18 @@ static int parse_dataset(cx *c, const ynode *kn, const ynode *vn, as_dataset_cfg
 	int rc;
 
 	if (!len || len > 128 || strspn(kn->text, WORD_CHARS ".-") != len)
-		return fail(c, kn,
+		return as_cfg_fail(c, kn,
 			    "dataset name '%s' may only hold letters, digits, '_', '.' and '-' (at "
 			    "most 128)",
 			    SHOWN(kn->text));
 	if (!(ds->name = strdup(kn->text)))
-		return oom(c);
+		return as_cfg_oom(c);
 	ds->loc = loc_of(c, kn);
 	d.ds = ds;
 	snprintf(d.where, sizeof(d.where), "in dataset '%s'", ds->name);
 	d.s = (sect){c, vn, d.where, kn};
 	if (vn->kind != Y_MAP)
-		return fail(c, vn->kind == Y_NULL ? kn : vn,
+		return as_cfg_fail(c, vn->kind == Y_NULL ? kn : vn,
 			    "dataset '%s' must be a mapping with at least 'key' and 'source'",
 			    ds->name);
 	rc = check_keys(&d.s, dataset_fields, n);
@@ -1644,6 +1317,37 @@ static const field top_fields[] = {
 	OTHER("datasets"),
 };
 
+/* A SQLite store's file, like every other path, is relative to the config
+ * file's directory, so `-c dir/atomsync.yml` works from anywhere. */
+static int resolve_store(cx *c, char **store)
+{
+	const char *scheme = strncmp(*store, "sqlite://", 9) == 0 ? "sqlite://"
+			     : strncmp(*store, "sqlite:", 7) == 0 ? "sqlite:" : NULL;
+	char *path, *joined;
+	int rc;
+
+	if (!scheme || !strchr(c->file, '/'))
+		return 0;
+	path = strdup(*store + strlen(scheme));
+	if (!path)
+		return as_cfg_oom(c);
+	if ((rc = resolve_path(c, &path))) {
+		free(path);
+		return rc;
+	}
+	joined = malloc(strlen(scheme) + strlen(path) + 1);
+	if (!joined) {
+		free(path);
+		return as_cfg_oom(c);
+	}
+	strcpy(joined, scheme);
+	strcat(joined, path);
+	free(path);
+	free(*store);
+	*store = joined;
+	return 0;
+}
+
 static int parse_top(cx *c, const ynode *root)
 {
 	as_config *cfg = c->cfg;
@@ -1652,12 +1356,14 @@ static int parse_top(cx *c, const ynode *root)
 	int rc;
 
 	if (!root || root->kind == Y_NULL)
-		return fail_at(c, 1, 1, "configuration is empty: it needs 'store' and 'datasets'");
+		return as_cfg_fail_at(c, 1, 1, "configuration is empty: it needs 'store' and 'datasets'");
 	if (root->kind != Y_MAP)
-		return fail(c, root, "the top level must be a mapping with 'store' and 'datasets'");
+		return as_cfg_fail(c, root, "the top level must be a mapping with 'store' and 'datasets'");
 	rc = check_keys(&s, top_fields, NELEM(top_fields));
 	if (!rc)
 		rc = read_fields(&s, top_fields, NELEM(top_fields), cfg);
+	if (!rc)
+		rc = resolve_store(c, &cfg->store);
 	if (rc)
 		return rc;
 	v = lookup(&s, "datasets", NULL);
@@ -1665,10 +1371,10 @@ static int parse_top(cx *c, const ynode *root)
 		return missing(&s, "datasets");
 	if (v->kind != Y_MAP)
 		return bad_value(&s, v, "datasets", "a mapping of dataset name to dataset", NULL);
-	if (!map_len(v))
-		return fail(c, v, "'datasets' at top level must not be empty");
-	if (!(cfg->datasets = calloc(map_len(v), sizeof(*cfg->datasets))))
-		return oom(c);
+	if (!as_cfg_map_len(v))
+		return as_cfg_fail(c, v, "'datasets' at top level must not be empty");
+	if (!(cfg->datasets = calloc(as_cfg_map_len(v), sizeof(*cfg->datasets))))
+		return as_cfg_oom(c);
 	for (size_t i = 0; i < v->nkids && !rc; i += 2) {
 		as_dataset_cfg *ds = &cfg->datasets[cfg->ndatasets++];
 
@@ -1705,12 +1411,12 @@ int as_config_parse(as_config **out, const char *text, size_t len, const char *n
 	c.err = err;
 	c.file = cfg->path;
 	if (len > CONFIG_MAX_BYTES)
-		rc = fail_at(&c, 0, 0, "configuration larger than %d bytes", CONFIG_MAX_BYTES);
+		rc = as_cfg_fail_at(&c, 0, 0, "configuration larger than %d bytes", CONFIG_MAX_BYTES);
 	else
-		rc = build_tree(&c, text ? text : "", text ? len : 0, &root);
+		rc = as_cfg_build_tree(&c, text ? text : "", text ? len : 0, &root);
 	if (!rc)
 		rc = parse_top(&c, root);
-	tree_free(&c);
+	as_cfg_tree_free(&c);
 	if (rc) {
 		as_config_free(cfg);
 		return rc;

@@ -5,7 +5,6 @@
  * `_atomsync_hash` so unchanged rows are never rewritten (invariant 5).
  */
 #include <ctype.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,39 +94,33 @@ static int set_json(as_val *out, as_arena *a, const json_t *v)
 	return rc;
 }
 
-/* Timestamps are kept as ISO 8601 text in UTC so they sort as text (a
- * cursor on a timestamp column compares correctly). */
+/* Years 0001-9999 in epoch seconds: a larger integer is probably in
+ * milliseconds, and guessing would store a wrong instant. */
+#define EPOCH_MIN (-62135596800LL)
+#define EPOCH_MAX (253402300799LL)
+
+/*
+ * Timestamps are stored as one canonical UTC text with microseconds
+ * ("2026-01-01T00:00:00.000000Z"): the same instant is always the same text,
+ * and text order is time order, so a cursor on a timestamp column compares
+ * correctly (invariant 8).  -1: not a timestamp.
+ */
 static int set_timestamp(as_val *out, as_arena *a, const json_t *v)
 {
 	char buf[48];
-	double t;
-	size_t n;
+	int64_t us;
 
 	if (json_is_integer(v)) {
-		t = (double)json_integer_value(v);
-	} else {
-		const char *s = json_string_value(v);
+		json_int_t sec = json_integer_value(v);
 
-		if (as_parse_iso8601(s, &t))
+		if (sec < EPOCH_MIN || sec > EPOCH_MAX)
 			return -1;
-		n = json_string_length(v);
-		if (n && (s[n - 1] == 'Z' || s[n - 1] == 'z'))
-			return set_text(out, a, s, n);
+		us = (int64_t)sec * 1000000;
+	} else if (as_parse_iso8601_us(json_string_value(v), &us)) {
+		return -1;
 	}
-	{
-		time_t sec = (time_t)floor(t);
-		double frac = t - (double)sec;
-		struct tm tm;
-
-		gmtime_r(&sec, &tm);
-		n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-		if (frac > 0.0005)
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%03d",
-					      (int)(frac * 1000 + 0.5) % 1000);
-		buf[n++] = 'Z';
-		buf[n] = '\0';
-	}
-	return set_text(out, a, buf, n);
+	as_format_us(us, buf, sizeof(buf));
+	return set_text(out, a, buf, strlen(buf));
 }
 
 static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
@@ -142,6 +135,12 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 		if (c->flags & AS_COL_KEY)
 			return as_error_set(err, AS_EINPUT, "%s: missing key '%s'",
 					    where, c->path ? c->path : c->name);
+		/* A scoped run replaces whole scopes: a record without its
+		 * scope belongs to none, and would never be replaced. */
+		if (c->flags & AS_COL_SCOPE)
+			return as_error_set(err, AS_EINPUT, "%s: missing scope "
+					    "column '%s'", where,
+					    c->path ? c->path : c->name);
 		return 0;
 	}
 	if (c->type == AS_TYPE_AUTO) {
@@ -198,6 +197,11 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 			break;
 		}
 		rc = set_timestamp(out, a, v);
+		if (rc == -1 && json_is_integer(v))
+			return as_error_set(err, AS_EINPUT,
+					    "%s: '%s': %lld is out of range for epoch "
+					    "seconds (years 1-9999)", where, c->path,
+					    (long long)json_integer_value(v));
 		if (rc == -1)
 			return as_error_set(err, AS_EINPUT,
 					    "%s: '%s': \"%.40s\" is not an ISO 8601 "

@@ -118,8 +118,22 @@ static int write_reject(atomsync_run *run, const char *where, const char *why,
 	}
 	o = json_pack("{s:s, s:s, s:s, s:I}", "where", where, "error", why,
 		      "dataset", run->table.dataset, "run", (json_int_t)run->rc.run_id);
-	if (o && raw)
-		json_object_set_new(o, "record", json_stringn_nocheck(raw, rawlen));
+	if (o && raw) {
+		/* The raw record as a string when it is valid UTF-8, else as hex:
+		 * a reject file must hold exactly the bytes that were rejected. */
+		json_t *text = json_stringn(raw, rawlen);
+
+		if (text) {
+			json_object_set_new(o, "record", text);
+		} else {
+			as_buf hex = AS_BUF_INIT;
+
+			for (size_t i = 0; i < rawlen; i++)
+				as_buf_printf(&hex, "%02x", (unsigned char)raw[i]);
+			json_object_set_new(o, "record_hex", json_string(as_buf_cstr(&hex)));
+			as_buf_free(&hex);
+		}
+	}
 	line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(o);
 	if (!line)
@@ -141,9 +155,12 @@ static int reject(atomsync_run *run, const as_error *why, const char *where,
 
 	run->rejected++;
 	if (run->rejected > max) {
+		/* why may be err itself: format from a copy. */
+		as_error reason = *why;
+
 		if (max > 0)
 			as_error_set(err, AS_EINPUT, "%s (%lld rejects, over max_rejects "
-				     "%lld; rejected records are in %s)", why->msg,
+				     "%lld; rejected records are in %s)", reason.msg,
 				     (long long)run->rejected, (long long)max,
 				     run->reject_path);
 		else if (err != why)
@@ -221,8 +238,10 @@ static int flush(atomsync_run *run, int with_cp, as_error *err)
 		b->rejected = run->rejected;
 	}
 	rc = run->store->ops->stage_batch(run->store, &run->rc, b, err);
-	if (rc)
+	if (rc) {
+		run->stage_failed = 1;
 		return rc;
+	}
 	run->batches++;
 	run->staged += (int64_t)b->nrows;
 	as_batch_reset(b);
@@ -554,10 +573,17 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	as_arena a;
 	int rc;
 
-	if (run->failed)
-		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
+	if (info)
+		memset(info, 0, sizeof(*info));
 	if (run->done)
 		return as_error_set(err, AS_EUSAGE, "run already ended");
+	if (run->failed) {
+		/* A put already failed: end the run with that cause. */
+		*err = run->failure;
+		atomsync_run_abort(run, run->failure.msg, &(as_error){0});
+		fill_info(run, info, "failed", run->failure.msg);
+		return run->failure.code;
+	}
 	as_arena_init(&a);
 	if ((rc = build_publish_opts(run, &po, &a, err)))
 		goto failed;
@@ -615,10 +641,13 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 	if (run->done)
 		return 0;
 	/* Keep the progress up to the last checkpoint: those rows are exactly
-	 * what the checkpoint covers, so the next run resumes after them. */
+	 * what the checkpoint covers, so the next run resumes after them.  Not
+	 * when staging them already failed: trying the same rows again would
+	 * count (and write) their rejects twice. */
 	if (run->pending_cp && run->cp_rows > 0 && !run->lease_lost &&
-	    run->prepared && (!run->failed || (run->failure.code != AS_ESTORE &&
-					       run->failure.code != AS_EFENCED))) {
+	    run->prepared && !run->stage_failed &&
+	    (!run->failed || (run->failure.code != AS_ESTORE &&
+			      run->failure.code != AS_EFENCED))) {
 		run->batch.nrows = run->cp_rows;
 		if (flush(run, 1, &e2))
 			as_debug("keeping staged progress failed: %s", e2.msg);
@@ -640,7 +669,8 @@ void atomsync_run_free(atomsync_run *run)
 	if (!run)
 		return;
 	if (!run->done && run->rc.run_id)
-		atomsync_run_abort(run, "abandoned by its caller", &err);
+		atomsync_run_abort(run, run->failed ? run->failure.msg
+						    : "abandoned by its caller", &err);
 	renew_stop(run);
 	if (run->leased)
 		run->store->ops->lease_release(run->store, run->table.dataset,

@@ -20,6 +20,7 @@ struct atomsync_run {
 	as_batch batch;
 	atomsync_run_options opt;
 	int leased, prepared, done, failed;
+	int stage_failed;       /* a staging commit failed: its rows were tried */
 	int resumable;          /* the source can resume from a checkpoint */
 	as_error failure;       /* the first failure; sticky */
 	int64_t batch_size;     /* rows per staging commit at a checkpoint */

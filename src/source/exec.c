@@ -154,6 +154,16 @@ static int reap(exec_src *x, as_error *err)
 		x->base.complete = 1;
 		return 0;
 	}
+	/* sh -c reports a command killed by signal N as status 128 + N (dash
+	 * does not exec the last command): name the signal. */
+	if (WIFEXITED(status) && WEXITSTATUS(status) > 128 &&
+	    WEXITSTATUS(status) < 128 + NSIG)
+		return as_error_set(err, AS_ESOURCE,
+				    "%s: command killed by signal %d (%s) after %" PRId64
+				    " lines (exit status %d from the shell); nothing "
+				    "was published", x->name, WEXITSTATUS(status) - 128,
+				    strsignal(WEXITSTATUS(status) - 128), x->lines.line,
+				    WEXITSTATUS(status));
 	if (WIFEXITED(status))
 		return as_error_set(err, AS_ESOURCE,
 				    "%s: command exited with status %d after %" PRId64
@@ -183,6 +193,11 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 		snprintf(ev->where, sizeof(ev->where), "%s:%" PRId64, x->name,
 			 x->lines.line);
 		x->base.bytes = x->lines.consumed;
+		/* The reader's cap leaves room for Singer envelopes; a plain
+		 * JSON line is the record and must fit max_record_size. */
+		if (rc == AS_LINE_OK && x->format == AS_FORMAT_JSONL &&
+		    (int64_t)len > x->max)
+			rc = AS_LINE_TOO_LONG;
 		if (rc == AS_LINE_TOO_LONG) {
 			ev->kind = AS_EV_BAD;
 			as_error_set(&ev->why, AS_EINPUT, "%s: record is %zu bytes, "

@@ -28,6 +28,7 @@ typedef struct file_src {
 	int64_t every, since_cp;
 	int64_t max;
 	int ended;
+	int end_cp;          /* the checkpoint at the end of the file was sent */
 } file_src;
 
 static int emit_checkpoint(file_src *f, as_event *ev)
@@ -39,6 +40,18 @@ static int emit_checkpoint(file_src *f, as_event *ev)
 				    as_lines_digest(&f->lines));
 	f->since_cp = 0;
 	return ev->checkpoint ? 1 : AS_ENOMEM;
+}
+
+/* Whether everything consumed ends with a newline: a checkpoint after an
+ * unterminated last line could resume in the middle of a line a writer is
+ * still completing. */
+static int ends_with_newline(file_src *f)
+{
+	char c;
+
+	if (f->lines.consumed <= 0)
+		return 0;
+	return pread(f->fd, &c, 1, (off_t)(f->lines.consumed - 1)) == 1 && c == '\n';
 }
 
 static int file_next(as_source *s, as_event *ev, as_error *err)
@@ -56,6 +69,15 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 		if (rc < 0)
 			return rc;
 		if (rc == AS_LINE_EOF) {
+			/* A last checkpoint at the end, so the rows after the
+			 * previous one are committed with a resume point too: a
+			 * run killed while publishing resumes instead of reading
+			 * the whole file again. */
+			if (!f->is_stdin && f->since_cp > 0 && !f->end_cp &&
+			    ends_with_newline(f)) {
+				f->end_cp = 1;
+				return emit_checkpoint(f, ev);
+			}
 			f->base.complete = 1;
 			return 0;
 		}

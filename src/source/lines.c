@@ -83,18 +83,35 @@ static int fill(as_lines *l, as_error *err)
 	return 1;
 }
 
-/* Drop the rest of an over-long line, hashing it. */
+/* Drop the rest of an over-long line, hashing it.  *len counts the line
+ * as as_lines_next counts one: without its "\n" or "\r\n". */
 static int skip_rest(as_lines *l, size_t *len, as_error *err)
 {
+	char last = '\0';
+
 	for (;;) {
 		char *nl = memchr(l->buf + l->start, '\n', l->end - l->start);
 		size_t n = nl ? (size_t)(nl - (l->buf + l->start)) + 1 : l->end - l->start;
 
-		*len += n;
+		if (nl) {
+			size_t body = n - 1;
+
+			if (body)
+				last = l->buf[l->start + body - 1];
+			*len += body;
+			if (last == '\r' && *len > 0)
+				(*len)--;
+		} else {
+			if (n)
+				last = l->buf[l->start + n - 1];
+			*len += n;
+		}
 		consume(l, n);
 		if (nl)
 			return 0;
 		l->start = l->end = 0;
+		if (l->eof) /* do not read again past an end of file */
+			return 0;
 		int rc = fill(l, err);
 		if (rc < 0)
 			return rc;

@@ -27,13 +27,14 @@ void as_singer_free(as_singer *sg)
 	sg->stream = NULL;
 }
 
-/* 1 when the message belongs to our stream. */
+/* 1 when the message belongs to our stream, 0 for another stream, -1 when
+ * it names none. */
 static int our_stream(as_singer *sg, json_t *msg, const char *where)
 {
 	const char *st = json_string_value(json_object_get(msg, "stream"));
 
 	if (!st)
-		return 0;
+		return -1;
 	if (!sg->stream) {
 		sg->stream = as_strdup(st);
 		return 1;
@@ -68,7 +69,10 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 
 		if (!json_is_object(rec))
 			return bad(ev, "%s: Singer RECORD without an object \"record\"%s", "");
-		if (!our_stream(sg, msg, ev->where)) {
+		switch (our_stream(sg, msg, ev->where)) {
+		case -1:
+			return bad(ev, "%s: Singer RECORD without a string \"stream\"%s", "");
+		case 0:
 			sg->ignored++;
 			return 0;
 		}
@@ -82,7 +86,7 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 		json_t *kp = json_object_get(msg, "key_properties"), *k;
 		size_t i;
 
-		if (!our_stream(sg, msg, ev->where) || !json_is_array(kp) ||
+		if (our_stream(sg, msg, ev->where) != 1 || !json_is_array(kp) ||
 		    json_array_size(kp) == 0)
 			return 0;
 		ev->key = calloc(json_array_size(kp), sizeof(char *));

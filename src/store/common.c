@@ -11,8 +11,7 @@
 #include "util/str.h"
 
 extern int as_sqlite_open(as_store **out, const char *url, as_error *err);
-extern int as_postgres_open(as_store **out, const char *url, as_error *err)
-	__attribute__((weak));
+extern int as_postgres_open(as_store **out, const char *url, as_error *err);
 
 static int is_postgres_url(const char *url)
 {
@@ -27,12 +26,8 @@ int as_store_open(as_store **out, const char *url, as_error *err)
 	*out = NULL;
 	if (!url || !*url)
 		return as_error_set(err, AS_EUSAGE, "no store given");
-	if (is_postgres_url(url)) {
-		if (!as_postgres_open)
-			return as_error_set(err, AS_EUSAGE,
-					    "this build has no PostgreSQL store");
+	if (is_postgres_url(url))
 		return as_postgres_open(out, url, err);
-	}
 	return as_sqlite_open(out, url, err);
 }
 

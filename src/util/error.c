@@ -18,6 +18,14 @@ void as_error_clear(as_error *err)
 	err->msg[0] = '\0';
 }
 
+/* Keep messages on one line: a newline in a record must not split it. */
+static void one_line(char *msg)
+{
+	for (char *p = msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
 int as_error_vset(as_error *err, int code, const char *fmt, va_list ap)
 {
 	if (!err)
@@ -26,10 +34,7 @@ int as_error_vset(as_error *err, int code, const char *fmt, va_list ap)
 	err->native = 0;
 	err->sqlstate[0] = '\0';
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	/* Keep messages on one line: a newline in a record must not split it. */
-	for (char *p = err->msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	one_line(err->msg);
 	return code;
 }
 
@@ -57,6 +62,7 @@ int as_error_prefix(as_error *err, const char *fmt, ...)
 		snprintf(err->msg, sizeof(err->msg), "%s: %s", ctx, old);
 	else
 		snprintf(err->msg, sizeof(err->msg), "%s", ctx);
+	one_line(err->msg);
 	if (!err->code)
 		err->code = AS_ERROR;
 	return err->code;

@@ -1,19 +1,27 @@
 /*
- * Lease owner strings.  The start time from /proc/PID/stat guards against a
- * recycled pid; a process stopped with SIGSTOP still counts as alive, so a
- * paused worker keeps its lease until the lease expires.
+ * Lease owner strings "host/pid/start/pidns".  The start time from
+ * /proc/PID/stat guards against a recycled pid, the pid namespace against
+ * containers that share a hostname; a process stopped with SIGSTOP still
+ * counts as alive, so a paused worker keeps its lease until it expires.
+ * Whenever liveness cannot be told for sure, the holder counts as alive.
  */
 #include "util/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 volatile sig_atomic_t as_interrupted;
 static char self[160];
 
+#define ZOMBIE (~0ULL)
+
+/* The process's start time (clock ticks since boot), ZOMBIE for a zombie,
+ * 0 when /proc does not tell (no such process, or hidden from us). */
 static unsigned long long start_time(long pid)
 {
 	char path[64], buf[1024];
@@ -36,7 +44,7 @@ static unsigned long long start_time(long pid)
 		return 0;
 	/* A zombie (killed, not yet reaped) is dead for our purpose. */
 	if (p[2] == 'Z' || p[2] == 'X')
-		return 0;
+		return ZOMBIE;
 	p++;
 	for (int field = 3; field < 22 && p; field++) {
 		p = strchr(p + 1, ' ');
@@ -46,6 +54,19 @@ static unsigned long long start_time(long pid)
 	return st;
 }
 
+static unsigned long long pid_ns(void)
+{
+	char link[64] = "";
+	ssize_t n = readlink("/proc/self/ns/pid", link, sizeof(link) - 1);
+	const char *br;
+
+	if (n <= 0)
+		return 0;
+	link[n] = '\0';
+	br = strchr(link, '[');
+	return br ? strtoull(br + 1, NULL, 10) : 0;
+}
+
 const char *as_owner_self(void)
 {
 	if (!self[0]) {
@@ -53,8 +74,8 @@ const char *as_owner_self(void)
 
 		gethostname(host, sizeof(host) - 1);
 		host[sizeof(host) - 1] = '\0';
-		snprintf(self, sizeof(self), "%s/%ld/%llu", host, (long)getpid(),
-			 start_time((long)getpid()));
+		snprintf(self, sizeof(self), "%s/%ld/%llu/%llu", host, (long)getpid(),
+			 start_time((long)getpid()), pid_ns());
 	}
 	return self;
 }
@@ -62,24 +83,34 @@ const char *as_owner_self(void)
 int as_owner_is_dead(const char *owner)
 {
 	char host[96] = "localhost";
-	const char *slash, *slash2;
-	unsigned long long st;
+	const char *p;
+	unsigned long long start, ns, st;
 	long pid;
+	char *end;
 
 	if (!owner || !*owner)
 		return 1;
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	slash = strchr(owner, '/');
-	if (!slash || (size_t)(slash - owner) != strlen(host) ||
+	p = strchr(owner, '/');
+	if (!p || (size_t)(p - owner) != strlen(host) ||
 	    strncmp(owner, host, strlen(host)) != 0)
 		return 0; /* another host: only the expiry can free it */
-	pid = strtol(slash + 1, NULL, 10);
-	slash2 = strchr(slash + 1, '/');
-	if (pid <= 0 || !slash2)
+	pid = strtol(p + 1, &end, 10);
+	if (pid <= 0 || *end != '/')
 		return 0;
-	st = start_time(pid);
-	if (st == 0)
+	start = strtoull(end + 1, &end, 10);
+	if (*end != '/')
+		return 0;
+	ns = strtoull(end + 1, NULL, 10);
+	if (!ns || ns != pid_ns())
+		return 0; /* another pid namespace: its pids mean nothing here */
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		return 1;
-	return st != strtoull(slash2 + 1, NULL, 10);
+	st = start_time(pid);
+	if (st == ZOMBIE)
+		return 1;
+	if (st == 0)
+		return 0; /* present but hidden (hidepid): cannot tell, keep it */
+	return st != start;
 }

@@ -129,7 +129,9 @@ const char *as_fmt_count(char *buf, size_t cap, long long n)
 	char tmp[32];
 	int len, neg = n < 0, o = 0;
 
-	len = snprintf(tmp, sizeof(tmp), "%lld", neg ? -n : n);
+	/* The magnitude in unsigned arithmetic: -LLONG_MIN overflows. */
+	len = snprintf(tmp, sizeof(tmp), "%llu",
+		       neg ? 0ULL - (unsigned long long)n : (unsigned long long)n);
 	if (cap < 2)
 		return "";
 	if (neg)

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +49,19 @@ void as_sleep_ms(int64_t ms)
 
 const char *as_iso8601(double t, char *buf, size_t cap)
 {
-	time_t s = (time_t)t;
-	int ms = (int)((t - (double)s) * 1000.0);
+	/* Round to the millisecond, then split with floor semantics: 1700000000.123
+	 * is 1700000000.1229999 in binary (truncating printed .122), and a time
+	 * before 1970 must not have its seconds truncated toward zero. */
+	double msd = floor(t * 1000.0 + 0.5);
+	int64_t total = msd > -9.2e18 && msd < 9.2e18 ? (int64_t)msd : 0;
+	time_t s = (time_t)(total / 1000);
+	int ms = (int)(total % 1000);
 	struct tm tm;
 
-	if (ms < 0)
-		ms = 0;
-	if (ms > 999)
-		ms = 999;
+	if (ms < 0) {
+		ms += 1000;
+		s -= 1;
+	}
 	gmtime_r(&s, &tm);
 	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
@@ -77,11 +83,21 @@ static int digits(const char **p, int n, int *out)
 	return 0;
 }
 
-int as_parse_iso8601(const char *s, double *out)
+/* timegm would silently move 2026-02-30 to March 2: reject it instead. */
+static int days_in_month(int y, int m)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Exact: microseconds since the epoch (digits past the sixth are rounded). */
+int as_parse_iso8601_us(const char *s, int64_t *out)
 {
 	const char *p = s;
 	int Y, M, D, h = 0, m = 0, sec = 0, oh = 0, om = 0, sign = 0;
-	double frac = 0;
+	int64_t frac = 0; /* microseconds */
 	struct tm tm;
 	time_t t;
 
@@ -97,14 +113,21 @@ int as_parse_iso8601(const char *s, double *out)
 			if (digits(&p, 2, &sec))
 				return -1;
 			if (*p == '.') {
-				double scale = 0.1;
+				int n = 0;
+
 				p++;
 				if (!isdigit((unsigned char)*p))
 					return -1;
 				while (isdigit((unsigned char)*p)) {
-					frac += (*p++ - '0') * scale;
-					scale /= 10;
+					if (n < 6)
+						frac = frac * 10 + (*p - '0');
+					else if (n == 6 && *p >= '5')
+						frac++; /* round at the seventh digit */
+					n++;
+					p++;
 				}
+				for (; n < 6; n++)
+					frac *= 10;
 			}
 		}
 		if (*p == 'Z' || *p == 'z') {
@@ -119,8 +142,8 @@ int as_parse_iso8601(const char *s, double *out)
 				return -1;
 		}
 	}
-	if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 ||
-	    sec > 60)
+	if (*p || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) ||
+	    h > 23 || m > 59 || sec > 60 || oh > 23 || om > 59)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = Y - 1900;
@@ -130,6 +153,29 @@ int as_parse_iso8601(const char *s, double *out)
 	tm.tm_min = m;
 	tm.tm_sec = sec;
 	t = timegm(&tm);
-	*out = (double)t + frac - sign * (oh * 3600 + om * 60);
+	*out = ((int64_t)t - sign * (oh * 3600 + om * 60)) * 1000000 + frac;
 	return 0;
+}
+
+int as_parse_iso8601(const char *s, double *out)
+{
+	int64_t us;
+
+	if (as_parse_iso8601_us(s, &us))
+		return -1;
+	*out = (double)us / 1e6;
+	return 0;
+}
+
+const char *as_format_us(int64_t us, char *buf, size_t cap)
+{
+	int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+	int64_t frac = us - sec * 1000000;
+	time_t t = (time_t)sec;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+	return buf;
 }

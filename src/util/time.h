@@ -18,5 +18,9 @@ const char *as_iso8601(double t, char *buf, size_t cap);
 /* Parse ISO 8601 / RFC 3339 ("2026-01-01T00:00:00Z", offsets, fractions)
  * into Unix seconds; -1 when malformed. */
 int as_parse_iso8601(const char *s, double *out);
+/* The same, exactly: microseconds since the epoch. */
+int as_parse_iso8601_us(const char *s, int64_t *out);
+/* Canonical, sortable UTC text: "2026-01-01T00:00:00.000000Z" (32 bytes). */
+const char *as_format_us(int64_t us, char *buf, size_t cap);
 
 #endif

@@ -145,17 +145,27 @@ def digest(rows):
     return h.hexdigest()[:16]
 
 
+PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
+
+
 def store_names():
+    """The stores every @for_each_store test runs on: ATOMSYNC_TEST_STORES,
+    else SQLite, and PostgreSQL when a server is given (ATOMSYNC_PG_URL) or
+    Debian's server binaries are installed (tests/lib/pgserver.py starts one
+    per test process, on first use)."""
     names = os.environ.get("ATOMSYNC_TEST_STORES")
     if names:
         return [n.strip() for n in names.split(",") if n.strip()]
-    return ["sqlite"] + (["postgres"] if os.environ.get("ATOMSYNC_PG_URL") else [])
+    pg = os.environ.get("ATOMSYNC_PG_URL") or os.path.exists(PG_CTL)
+    return ["sqlite"] + (["postgres"] if pg else [])
 
 
 def make_store(name, workdir):
     if name == "sqlite":
         return SqliteStore(workdir)
     if name == "postgres":
+        if HERE not in sys.path:
+            sys.path.insert(0, HERE)
         from pgstore import PostgresStore  # tests/lib/pgstore.py
         return PostgresStore(workdir)
     raise ValueError("unknown store " + name)

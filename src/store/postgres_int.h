@@ -1,0 +1,123 @@
+/*
+ * Private to the PostgreSQL store (store/postgres.c, store/postgres_publish.c):
+ * the store and run structs, and the helpers both files use to run SQL with
+ * parameters, fence a transaction with the lease, and build SQL text from
+ * quoted identifiers.  Values never go into SQL text: only COPY or parameters.
+ */
+#ifndef AS_STORE_POSTGRES_INT_H
+#define AS_STORE_POSTGRES_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+
+/* One staging commit, encoded by the engine's thread and committed by the
+ * store's (store/postgres_stage.c). */
+typedef struct pg_job {
+	as_buf data;        /* the rows in COPY text format, capped */
+	as_buf where;       /* each row's origin, NUL-terminated, in COPY order */
+	size_t nrows;
+	char *checkpoint;   /* owned; NULL: the staging is not resumable yet */
+	int64_t seen, rejected;
+	int direct;         /* COPY straight into the staging table */
+	int dups;           /* a key repeats within the batch */
+} pg_job;
+
+typedef struct pg_store {
+	as_store base;
+	PGconn *conn;
+	/* Staging overlaps the engine's parsing with the server's work: one
+	 * job commits on `thread` while the next is encoded. */
+	pg_job job[2];
+	int next;           /* the job[] to encode next */
+	pthread_t thread;
+	int inflight;       /* thread runs job_cur; nothing else uses conn */
+	pg_job *job_cur;
+	as_run_ctx *job_rc;
+	int job_ret;
+	as_error job_err;
+	uint64_t *dup_slot; /* open-addressing set of key hashes */
+	uint32_t *dup_row;
+	size_t dup_cap;
+} pg_store;
+
+typedef struct pg_run {
+	char *live_q;       /* the live table, quoted */
+	char *stage;        /* staging table name, unquoted; NULL until prepared */
+	char *stage_q;
+	char *batch_q;      /* the session's temp batch table, quoted */
+	int live_exists;    /* the live table existed when staging began */
+	int live_has_rows;
+	int64_t stage_base; /* published_run when the staging began */
+	int adopted;        /* the publish renamed the staging into the live table */
+} pg_run;
+
+/* Text parameters for PQexecParams; numbers are formatted into num[]. */
+#define AS_PG_MAXP 16
+typedef struct as_pg_params {
+	const char *v[AS_PG_MAXP];
+	int len[AS_PG_MAXP];
+	char num[AS_PG_MAXP][32];
+	int n;
+} as_pg_params;
+
+void as_pg_params_init(as_pg_params *p);
+void as_pg_param_text(as_pg_params *p, const char *s);
+void as_pg_param_int(as_pg_params *p, int64_t v);
+/* A typed value (as_val) as text for a column of type t; text values are
+ * copied into the arena a so they are NUL-terminated. */
+int as_pg_param_val(as_pg_params *p, const as_val *v, as_type t, as_arena *a);
+
+/* Run sql (with params when p is not NULL) and check the result; *out (if
+ * not NULL) receives it for the caller to PQclear.  what names the step
+ * for the message. */
+int as_pg_exec(pg_store *s, const char *sql, const as_pg_params *p,
+	       PGresult **out, const char *what, as_error *err);
+/* A statement returning at most one integer; *out = 0 when no row. */
+int as_pg_int(pg_store *s, const char *sql, const as_pg_params *p,
+	      int64_t *out, const char *what, as_error *err);
+/* As as_pg_exec, then as_buf_reset(sql); *changes: rows affected. */
+int as_pg_exec_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
+		   int64_t *changes, const char *what, as_error *err);
+int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
+		  int64_t *out, const char *what, as_error *err);
+int as_pg_fail(pg_store *s, const PGresult *res, const char *what,
+	       as_error *err);
+
+int as_pg_begin(pg_store *s, int staging, int64_t ttl_ms, as_error *err);
+int as_pg_commit(pg_store *s, const char *what, as_error *err);
+void as_pg_rollback(pg_store *s);
+/* Inside a transaction: extend our lease, or AS_EFENCED when it was taken
+ * (invariant 6).  The lease row stays locked until the transaction ends. */
+int as_pg_fence(pg_store *s, const char *dataset, int64_t token,
+		int64_t ttl_ms, as_error *err);
+int as_pg_table_exists(pg_store *s, const char *name, int *exists,
+		       as_error *err);
+int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err);
+int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
+		       int unlogged, as_error *err);
+
+void as_pg_key_list(as_buf *b, const as_table *t, const char *prefix);
+void as_pg_scope_list(as_buf *b, const as_table *t, const char *prefix);
+void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
+		     const char *bq);
+const char *as_pg_type(as_type t);
+/* An SQL expression rendering expr (a column of type t) as the text the
+ * engine uses for that type (timestamps as ISO 8601 UTC with a Z). */
+void as_pg_text_expr(as_buf *b, const char *expr, as_type t);
+
+int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+		  as_counts *c, as_error *err);
+
+/* store/postgres_stage.c */
+int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);
+int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
+		      as_error *err);
+/* Wait for the staging commit in flight; returns its failure (once) into
+ * err, or only waits when err is NULL.  Every use of conn calls it first. */
+int as_pg_drain(pg_store *s, as_error *err);
+void as_pg_stage_free(pg_store *s);
+
+#endif

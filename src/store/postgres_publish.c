@@ -1,0 +1,522 @@
+/*
+ * The PostgreSQL publish: one transaction, fenced by the lease row it
+ * locks, that counts, applies the guards, upserts only changed rows,
+ * deletes what a confirmed-complete run did not deliver, moves the cursor
+ * and records the run.  Readers of the live table see it before or after
+ * (MVCC), never in between, and are never blocked: no DDL on a live table
+ * beyond creating it on the first publish.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres_int.h"
+#include "util/crash.h"
+#include "util/log.h"
+#include "util/str.h"
+
+/* pg_temp._atomsync_scopes: the scopes this run replaces; _named marks a
+ * scope given on the command line for which no record was delivered. */
+static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+		       as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	as_arena a;
+	as_pg_params p;
+	int ret;
+
+	as_arena_init(&a);
+	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_scopes(");
+	for (size_t i = 0; i < t->nscope; i++) {
+		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
+		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[t->scope[i]].type));
+	}
+	as_buf_adds(&b, "_named boolean) ON COMMIT DROP");
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
+		goto done;
+	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
+	as_pg_scope_list(&b, t, NULL);
+	as_buf_printf(&b, ", false FROM %s", r->stage_q);
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
+		goto done;
+	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_scopes SELECT ");
+	for (size_t i = 0; i < t->nscope; i++)
+		as_buf_printf(&b, "$%zu::%s, ", i + 1,
+			      as_pg_type(t->cols[t->scope[i]].type));
+	as_buf_adds(&b, "true WHERE NOT EXISTS (SELECT 1 FROM pg_temp._atomsync_scopes WHERE ");
+	for (size_t i = 0; i < t->nscope; i++) {
+		as_buf_adds(&b, i ? " AND " : "");
+		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
+		as_buf_printf(&b, " IS NOT DISTINCT FROM $%zu::%s", i + 1,
+			      as_pg_type(t->cols[t->scope[i]].type));
+	}
+	as_buf_adds(&b, ")");
+	for (size_t k = 0; k < po->nnamed; k++) {
+		as_pg_params_init(&p);
+		for (size_t i = 0; i < t->nscope; i++)
+			if (as_pg_param_val(&p, &po->named_scopes[k * t->nscope + i],
+					    t->cols[t->scope[i]].type, &a)) {
+				ret = as_error_set(err, AS_ENOMEM, "out of memory");
+				goto done;
+			}
+		if ((ret = as_pg_exec(s, as_buf_cstr(&b), &p, NULL,
+				      "publish: recording named scopes", err)))
+			goto done;
+	}
+done:
+	as_arena_free(&a);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* "(t.s1, t.s2) IN (SELECT s1, s2 FROM pg_temp._atomsync_scopes [WHERE NOT _named])" */
+static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
+			     int delivered_only)
+{
+	as_buf_adds(b, "(");
+	as_pg_scope_list(b, t, live_q);
+	as_buf_adds(b, ") IN (SELECT ");
+	as_pg_scope_list(b, t, NULL);
+	as_buf_adds(b, " FROM pg_temp._atomsync_scopes");
+	if (delivered_only)
+		as_buf_adds(b, " WHERE NOT _named");
+	as_buf_adds(b, ")");
+}
+
+static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
+			   const char *stage_q)
+{
+	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
+	as_pg_key_match(b, t, stage_q, live_q);
+	as_buf_adds(b, ")");
+}
+
+/* Counts inside the publish transaction (invariant 10). */
+static int publish_counts(pg_store *s, as_run_ctx *rc,
+			  const as_publish_opts *po, as_counts *c,
+			  int64_t *staged_changed, int64_t *scope_rows,
+			  int64_t *guarded_deletes, int *exists, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int64_t S = 0, C = 0;
+	int ret = 0;
+
+	if ((ret = as_pg_table_exists(s, t->table, exists, err)))
+		goto done;
+	if (*exists) {
+		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
+		if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before, "publish: counting", err)))
+			goto done;
+	}
+	if (r->stage) {
+		as_buf_printf(&b, "SELECT count(*), count(\"_atomsync_run\") FROM %s",
+			      r->stage_q);
+		PGresult *res;
+
+		if ((ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res, "publish: counting", err)))
+			goto done;
+		as_buf_reset(&b);
+		S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		C = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		PQclear(res);
+	}
+	if (c->live_before == 0 || C == 0) {
+		c->inserted = C;
+	} else {
+		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
+			      "IS NOT NULL AND ", r->stage_q);
+		add_not_staged(&b, t, r->stage_q, r->live_q);
+		if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted, "publish: counting", err)))
+			goto done;
+	}
+	c->updated = C - c->inserted;
+	c->unchanged = S - C;
+	*staged_changed = C;
+	if (t->mode == AS_MODE_FULL) {
+		c->deleted = c->live_before - (S - c->inserted);
+	} else if (t->mode == AS_MODE_SCOPED && *exists && r->stage) {
+		if ((ret = fill_scopes(s, rc, po, err)))
+			goto done;
+		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+		add_scope_filter(&b, t, r->live_q, 1);
+		if ((ret = as_pg_int_buf(s, &b, NULL, scope_rows, "publish: counting", err)))
+			goto done;
+		for (int pass = 0; pass < 2; pass++) {
+			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+			add_scope_filter(&b, t, r->live_q, pass == 0);
+			as_buf_adds(&b, " AND ");
+			add_not_staged(&b, t, r->live_q, r->stage_q);
+			if ((ret = as_pg_int_buf(s, &b, NULL,
+						 pass ? &c->deleted : guarded_deletes,
+						 "publish: counting", err)))
+				goto done;
+		}
+	}
+	as_counts_finish(c);
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* Write only changed rows (invariant 5), then delete what the run did not
+ * deliver; each step must touch exactly the rows the counts promised. */
+static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			 int64_t C, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int64_t changes = 0, expect;
+	int ret = 0;
+
+	if (r->stage && C > 0 && !r->adopted) {
+		as_buf_printf(&b, "INSERT INTO %s AS t SELECT * FROM %s", r->live_q,
+			      r->stage_q);
+		if (c->live_before > 0 || c->unchanged > 0) {
+			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (");
+			as_pg_key_list(&b, t, NULL);
+			if (t->mode == AS_MODE_APPEND) {
+				as_buf_adds(&b, ") DO NOTHING");
+			} else {
+				as_buf_adds(&b, ") DO UPDATE SET ");
+				for (size_t i = t->nkey; i < t->ncols; i++) {
+					as_buf_add_ident(&b, t->cols[i].name);
+					as_buf_adds(&b, " = excluded.");
+					as_buf_add_ident(&b, t->cols[i].name);
+					as_buf_adds(&b, ", ");
+				}
+				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\" "
+						"WHERE t.\"_atomsync_hash\" IS DISTINCT FROM "
+						"excluded.\"_atomsync_hash\"");
+			}
+		}
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "publish: upsert", err)))
+			goto done;
+		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
+		if (changes != expect) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "publish wrote %lld rows, expected %lld; "
+					   "nothing was published",
+					   (long long)changes, (long long)expect);
+			goto done;
+		}
+	}
+	as_crash_point("publish.upserted");
+	if (c->deleted > 0) {
+		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
+		if (t->mode == AS_MODE_SCOPED) {
+			add_scope_filter(&b, t, r->live_q, 0);
+			as_buf_adds(&b, " AND ");
+		}
+		if (r->stage)
+			add_not_staged(&b, t, r->live_q, r->stage_q);
+		else
+			as_buf_adds(&b, "true");
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "publish: delete", err)))
+			goto done;
+		if (changes != c->deleted) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "publish deleted %lld rows, expected %lld; "
+					   "nothing was published",
+					   (long long)changes, (long long)c->deleted);
+			goto done;
+		}
+	}
+	as_crash_point("publish.deleted");
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* Invariant 8: the cursor moves only here, with the data behind it; the
+ * larger of the saved cursor and the run's maximum, compared as the
+ * column's type (text bytewise, as SQLite does). */
+static int save_cursor(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	const as_col *col = &t->cols[t->cursor];
+	const char *ty = as_pg_type(col->type);
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	int ret;
+
+	as_buf_adds(&b, "UPDATE atomsync_state SET cursor = (SELECT ");
+	as_pg_text_expr(&b, col->type == AS_TYPE_TEXT ? "max(v COLLATE \"C\")" : "max(v)",
+			col->type);
+	as_buf_printf(&b, " FROM (SELECT cursor::%s AS v FROM atomsync_state "
+		      "WHERE dataset = $1 UNION ALL SELECT max(", ty);
+	as_buf_add_ident(&b, col->name);
+	as_buf_printf(&b, "%s) FROM %s) x) WHERE dataset = $1",
+		      col->type == AS_TYPE_TEXT ? " COLLATE \"C\"" : "",
+		      r->adopted ? r->live_q : r->stage_q);
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	ret = as_pg_exec_buf(s, &b, &p, NULL, "publish: saving cursor", err);
+	as_buf_free(&b);
+	return ret;
+}
+
+static int publish_bookkeeping(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			       as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_pg_params p;
+
+	if (t->cursor >= 0 && r->stage && save_cursor(s, rc, err))
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_text(&p, t->table);
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	if (as_pg_exec(s, "UPDATE atomsync_state SET published_run = $2, "
+			  "table_name = $3, mode = $4, stage_table = NULL, "
+			  "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+			  "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+			  "stage_seen = 0, stage_rejected = 0 WHERE dataset = $1",
+		       &p, NULL, "publish: saving state", err))
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_int(&p, c->seen);
+	as_pg_param_int(&p, c->inserted);
+	as_pg_param_int(&p, c->updated);
+	as_pg_param_int(&p, c->unchanged);
+	as_pg_param_int(&p, c->deleted);
+	as_pg_param_int(&p, c->rejected);
+	as_pg_param_int(&p, c->duplicates);
+	return as_pg_exec(s, "UPDATE atomsync_runs SET status = 'completed', "
+			     "finished_at = clock_timestamp(), seen = $2, inserted = $3, "
+			     "updated = $4, unchanged = $5, deleted = $6, rejected = $7, "
+			     "duplicates = $8, error = NULL WHERE run_id = $1",
+			  &p, NULL, "publish: recording run", err);
+}
+
+static int mark_publishing(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	as_pg_params p;
+
+	if (as_pg_begin(s, 0, rc->lease_ttl_ms, err))
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms, err) ||
+	    as_pg_exec(s, "UPDATE atomsync_runs SET status = 'publishing' "
+			  "WHERE run_id = $1", &p, NULL, "marking run publishing", err) ||
+	    as_pg_commit(s, "marking run publishing", err)) {
+		as_pg_rollback(s);
+		return err->code;
+	}
+	return 0;
+}
+
+/* The staging must have been built against the live state being replaced. */
+static int check_base(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_pg_params p;
+	PGresult *res;
+	int64_t published;
+
+	if (!r->stage)
+		return 0;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, rc->table->dataset);
+	if (as_pg_exec(s, "SELECT published_run FROM atomsync_state "
+			  "WHERE dataset = $1 FOR UPDATE", &p, &res,
+		       "publish: reading state", err))
+		return err->code;
+	published = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+	PQclear(res);
+	if (published != r->stage_base)
+		return as_error_set(err, AS_ESTORE,
+				    "dataset %s was published by run %lld after this "
+				    "staging began; nothing was published (the next "
+				    "run starts over)",
+				    rc->table->dataset, (long long)published);
+	return 0;
+}
+
+static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	char idx[200];
+	int64_t have;
+	int ret = 0;
+
+	if (!exists && as_pg_create_table(s, t, t->table, 0, err))
+		return err->code;
+	if (!t->nscope)
+		return 0;
+	/* Only when missing: CREATE INDEX IF NOT EXISTS would still take a
+	 * SHARE lock on the live table, stalling its writers. */
+	snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, idx);
+	if (as_pg_int(s, "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
+		      &p, &have, "publish: scope index", err))
+		return err->code;
+	if (have)
+		return 0;
+	as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
+	as_buf_add_ident(&b, idx);
+	as_buf_printf(&b, " ON %s(", r->live_q);
+	as_pg_scope_list(&b, t, NULL);
+	as_buf_adds(&b, ")");
+	ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scope index", err);
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The first publish of a table: every staged row is new, so the staging
+ * table itself becomes the live table (made durable by SET LOGGED, which
+ * writes it to the WAL in one pass) instead of being copied row by row.
+ * Nobody can read a table that does not exist yet; all of it is undone
+ * if the transaction rolls back.
+ */
+static int adopt_stage(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	char from[200], to[200];
+	int64_t taken;
+	int ret;
+
+	as_buf_printf(&b, "ALTER TABLE %s SET LOGGED", r->stage_q);
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: making the staging "
+				  "durable", err)))
+		goto done;
+	as_buf_printf(&b, "ALTER TABLE %s RENAME TO %s", r->stage_q, r->live_q);
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: creating the table", err)))
+		goto done;
+	snprintf(from, sizeof(from), "%s_pkey", r->stage);
+	snprintf(to, sizeof(to), "%s_pkey", t->table);
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, to);
+	if ((ret = as_pg_int(s, "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
+			     &p, &taken, "publish: naming the key", err)))
+		goto done;
+	if (!taken) {
+		as_buf_adds(&b, "ALTER INDEX ");
+		as_buf_add_ident(&b, from);
+		as_buf_adds(&b, " RENAME TO ");
+		as_buf_add_ident(&b, to);
+		if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: naming the key", err)))
+			goto done;
+	}
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, r->stage);
+	if ((ret = as_pg_exec(s, "DELETE FROM atomsync_stage_alive WHERE stage_table = $1",
+			      &p, NULL, "publish: creating the table", err)))
+		goto done;
+	r->adopted = 1;
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* COMMIT's answer was lost with the connection: the run row, written in
+ * the same transaction, tells whether it committed. */
+static int commit_outcome(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	as_pg_params p;
+	PGresult *res;
+	int done;
+
+	if (PQstatus(s->conn) != CONNECTION_BAD)
+		return err->code;
+	PQreset(s->conn);
+	if (PQstatus(s->conn) != CONNECTION_OK)
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	res = PQexecParams(s->conn, "SELECT status FROM atomsync_runs WHERE run_id = $1",
+			   1, NULL, p.v, NULL, NULL, 0);
+	done = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	       strcmp(PQgetvalue(res, 0, 0), "completed") == 0;
+	PQclear(res);
+	if (!done)
+		return err->code;
+	as_warn("dataset %s: the connection was lost at COMMIT, but run %lld is "
+		"recorded as completed: the publish committed",
+		rc->table->dataset, (long long)rc->run_id);
+	as_error_clear(err);
+	return 0;
+}
+
+/*
+ * The publish: one transaction that checks the lease and the guards, writes
+ * only changed rows, deletes what a confirmed-complete run did not deliver,
+ * moves the cursor and records the run.  Any failure rolls all of it back.
+ */
+int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+		  as_counts *c, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	int64_t C = 0, scope_rows = 0, guarded = 0;
+	as_counts gc;
+	int ret, exists = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->seen = rc->seen;
+	c->rejected = rc->rejected;
+	r->adopted = 0;
+	if ((ret = as_pg_drain(s, err)) || (ret = mark_publishing(s, rc, err)))
+		return ret;
+	as_crash_point("publish.marked");
+	if ((ret = as_pg_begin(s, 0, rc->lease_ttl_ms, err)))
+		return ret;
+	as_crash_point("publish.begin");
+	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	    (ret = check_base(s, rc, err)) ||
+	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded, &exists, err)))
+		goto fail;
+	gc = *c;
+	if (t->mode == AS_MODE_SCOPED)
+		gc.deleted = guarded;
+	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
+		goto fail;
+	if (r->stage && !exists && C > 0 && c->unchanged == 0 &&
+	    (ret = adopt_stage(s, rc, err)))
+		goto fail;
+	if (r->stage && (ret = create_live(s, rc, exists || r->adopted, err)))
+		goto fail;
+	if ((ret = publish_apply(s, rc, c, C, err)) ||
+	    (ret = publish_bookkeeping(s, rc, c, err)))
+		goto fail;
+	c->live_after = c->live_before + c->inserted - c->deleted;
+	as_crash_point("publish.before_commit");
+	if ((ret = as_pg_commit(s, "publish: commit", err)) &&
+	    (ret = commit_outcome(s, rc, err)))
+		goto fail;
+	as_crash_point("publish.committed");
+	if (r->stage && !r->adopted) {
+		as_error derr;
+
+		if (as_pg_drop_stage(s, r->stage, &derr))
+			as_warn("could not drop staging table %s (dropped by a later "
+				"run): %s", r->stage, derr.msg);
+	}
+	return 0;
+fail:
+	as_pg_rollback(s);
+	r->adopted = 0;
+	if (ret == AS_ESTORE)
+		as_error_prefix(err, "dataset %s", t->dataset);
+	return ret;
+}

@@ -1,0 +1,661 @@
+/*
+ * PostgreSQL staging (invariants 2, 4, 6): each batch is one transaction
+ * that COPYs its rows, classifies them against the live table, saves the
+ * checkpoint and checks the lease.  The engine's thread encodes a batch
+ * while the store's thread commits the previous one; a failed commit is
+ * reported by the next call, so nothing after it is taken as staged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres_int.h"
+#include "util/crash.h"
+#include "util/hash.h"
+#include "util/str.h"
+
+#define COPY_CHUNK ((size_t)1 << 20)   /* bytes per PQputCopyData */
+#define COPY_MAX ((size_t)1 << 30)     /* bytes: cap of one batch's COPY text */
+
+/* Non-key json and timestamp columns wait in the batch table as text: an
+ * unchanged row is then never parsed by the server, only compared. */
+static int batch_text(const as_table *t, size_t i)
+{
+	return i >= t->nkey && (t->cols[i].type == AS_TYPE_JSON ||
+				t->cols[i].type == AS_TYPE_TIMESTAMP);
+}
+
+/* The session's batch table: COPY lands here, then one INSERT ... SELECT
+ * classifies the batch into the staging table.  Temporary (no WAL, no
+ * catalog entry other sessions see), emptied at every commit. */
+int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	char name[64];
+
+	snprintf(name, sizeof(name), "_atomsync_batch_%lld", (long long)rc->run_id);
+	free(r->batch_q);
+	as_buf_add_ident(&b, name);
+	r->batch_q = as_buf_detach(&b);
+	as_buf_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS %s (", r->batch_q);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", batch_text(t, i) ? "text"
+							 : as_pg_type(t->cols[i].type));
+	}
+	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
+			"\"_atomsync_idx\" integer) ON COMMIT DELETE ROWS");
+	return as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table", err);
+}
+
+/* ---- encoding ---- */
+
+/* PostgreSQL's text and jsonb cannot hold a NUL character: such a record
+ * is rejected by name (invariant 9) rather than failing the whole batch. */
+static const char *unstorable(const as_table *t, const as_row *row)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		const as_val *v = &row->v[i];
+
+		if (v->kind != AS_V_TEXT)
+			continue;
+		if (memchr(v->u.s, '\0', v->len))
+			return "a NUL character in a text value (PostgreSQL "
+			       "cannot store it)";
+		if (t->cols[i].type == AS_TYPE_JSON && v->len >= 6 &&
+		    memmem(v->u.s, v->len, "\\u0000", 6))
+			return "\\u0000 in a JSON value (PostgreSQL jsonb cannot "
+			       "store it)";
+	}
+	return NULL;
+}
+
+static char *put_int(char *p, int64_t v)
+{
+	char tmp[24];
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*p++ = '-';
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* One value in COPY text format: \N for NULL, backslash escapes. */
+static int copy_val(as_buf *b, const as_val *v, as_type type)
+{
+	char *p;
+
+	if (as_buf_reserve(b, v->kind == AS_V_TEXT ? (size_t)v->len * 2 + 2 : 40))
+		return AS_ENOMEM;
+	p = b->data + b->len;
+	switch (v->kind) {
+	case AS_V_INT:
+		if (type == AS_TYPE_BOOLEAN)
+			*p++ = v->u.i ? 't' : 'f';
+		else
+			p = put_int(p, v->u.i);
+		break;
+	case AS_V_REAL:
+		p += snprintf(p, 32, "%.17g", v->u.r);
+		break;
+	case AS_V_TEXT:
+		for (uint32_t i = 0; i < v->len; i++) {
+			char c = v->u.s[i];
+
+			switch (c) {
+			case '\\': *p++ = '\\'; *p++ = '\\'; break;
+			case '\n': *p++ = '\\'; *p++ = 'n'; break;
+			case '\r': *p++ = '\\'; *p++ = 'r'; break;
+			case '\t': *p++ = '\\'; *p++ = 't'; break;
+			default: *p++ = c; break;
+			}
+		}
+		break;
+	default:
+		*p++ = '\\';
+		*p++ = 'N';
+		break;
+	}
+	b->len = (size_t)(p - b->data);
+	return 0;
+}
+
+/* cols..., run, hash[, idx]: the staging table's shape, plus the row's
+ * place in the batch for the batch table (idx < 0: none). */
+static int copy_row(as_buf *b, const as_table *t, const as_row *row,
+		    int64_t run, int64_t idx)
+{
+	char *p;
+
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (copy_val(b, &row->v[i], t->cols[i].type))
+			return AS_ENOMEM;
+		b->data[b->len++] = '\t';
+	}
+	if (as_buf_reserve(b, 72))
+		return AS_ENOMEM;
+	p = put_int(b->data + b->len, run);
+	*p++ = '\t';
+	p = put_int(p, (int64_t)row->hash);
+	if (idx >= 0) {
+		*p++ = '\t';
+		p = put_int(p, idx);
+	}
+	*p++ = '\n';
+	b->len = (size_t)(p - b->data);
+	return 0;
+}
+
+static uint64_t key_hash(const as_table *t, const as_row *row)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+
+	for (size_t i = 0; i < t->nkey; i++) {
+		const as_val *v = &row->v[i];
+		uint64_t x = v->kind == AS_V_TEXT ? as_hash64(v->u.s, v->len)
+						  : as_hash64(&v->u, 8);
+
+		h = (h ^ x ^ v->kind) * 0x100000001b3ull;
+	}
+	return h | 1;
+}
+
+static int same_key(const as_table *t, const as_row *a, const as_row *b)
+{
+	for (size_t i = 0; i < t->nkey; i++) {
+		const as_val *x = &a->v[i], *y = &b->v[i];
+
+		if (x->kind != y->kind)
+			return 0;
+		if (x->kind == AS_V_TEXT ? x->len != y->len || memcmp(x->u.s, y->u.s, x->len)
+					 : memcmp(&x->u, &y->u, 8))
+			return 0;
+	}
+	return 1;
+}
+
+/* Does a key repeat within the batch?  Then the later record must win
+ * (DISTINCT ON in the classifying INSERT); else that sort is skipped. */
+static int has_dup_keys(pg_store *s, const as_table *t, const as_batch *b,
+			const unsigned char *skip)
+{
+	size_t cap = 16, mask;
+
+	while (cap < b->nrows * 2)
+		cap *= 2;
+	if (cap > s->dup_cap) {
+		free(s->dup_slot);
+		free(s->dup_row);
+		s->dup_slot = malloc(cap * sizeof(*s->dup_slot));
+		s->dup_row = malloc(cap * sizeof(*s->dup_row));
+		s->dup_cap = s->dup_slot && s->dup_row ? cap : 0;
+		if (!s->dup_cap)
+			return 1; /* no memory: take the path that handles both */
+	}
+	memset(s->dup_slot, 0, cap * sizeof(*s->dup_slot));
+	mask = cap - 1;
+	for (size_t i = 0; i < b->nrows; i++) {
+		uint64_t h;
+		size_t p;
+
+		if (skip && skip[i])
+			continue;
+		h = key_hash(t, &b->rows[i]);
+		for (p = h & mask; s->dup_slot[p]; p = (p + 1) & mask)
+			if (s->dup_slot[p] == h &&
+			    same_key(t, &b->rows[i], &b->rows[s->dup_row[p]]))
+				return 1;
+		s->dup_slot[p] = h;
+		s->dup_row[p] = (uint32_t)i;
+	}
+	return 0;
+}
+
+static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
+		      const unsigned char *skip, int64_t conflicts, pg_job *j,
+		      as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+
+	as_buf_reset(&j->data);
+	as_buf_reset(&j->where);
+	j->data.max = COPY_MAX;
+	j->nrows = 0;
+	free(j->checkpoint);
+	j->checkpoint = NULL;
+	if (b->checkpoint && !(j->checkpoint = as_strdup(b->checkpoint)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	j->seen = b->seen;
+	j->rejected = b->rejected + conflicts;
+	j->dups = has_dup_keys(s, t, b, skip);
+	/* A first load needs no classification: rows go straight into the
+	 * staging table (a key staged by an earlier batch makes the commit
+	 * fall back to the batch table). */
+	j->direct = !r->live_has_rows && !j->dups && t->mode != AS_MODE_APPEND;
+	for (size_t i = 0; i < b->nrows; i++) {
+		const char *w = b->rows[i].where ? b->rows[i].where : "record";
+
+		if (skip && skip[i])
+			continue;
+		if (copy_row(&j->data, t, &b->rows[i], rc->run_id,
+			     j->direct ? -1 : (int64_t)i) ||
+		    as_buf_add(&j->where, w, strlen(w) + 1))
+			return as_error_set(err, AS_ENOMEM, "%s: the batch is too "
+					    "large to stage (over %zu bytes)", w,
+					    (size_t)COPY_MAX);
+		j->nrows++;
+	}
+	return 0;
+}
+
+/* Staging-table lines -> batch-table lines: each gets its index. */
+static int to_batch_format(pg_job *j, as_error *err)
+{
+	as_buf out = AS_BUF_INIT;
+	const char *p = j->data.data, *end = p + j->data.len;
+	int64_t idx = 0;
+
+	out.max = COPY_MAX;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+		if (!nl || as_buf_add(&out, p, (size_t)(nl - p)) ||
+		    as_buf_printf(&out, "\t%lld\n", (long long)idx++)) {
+			as_buf_free(&out);
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+		p = nl + 1;
+	}
+	as_buf_free(&j->data);
+	j->data = out;
+	j->direct = 0;
+	return 0;
+}
+
+/* ---- the commit ---- */
+
+/* "COPY ..., line N" in an error's context: back to the record's origin. */
+static const char *copy_error_where(const PGresult *res, const pg_job *j)
+{
+	const char *ctx = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+	const char *l = ctx ? strstr(ctx, ", line ") : NULL;
+	const char *w = j->where.data;
+	long line;
+
+	if (!l || !w)
+		return NULL;
+	line = strtol(l + 7, NULL, 10);
+	for (long k = 1; k < line && w < j->where.data + j->where.len; k++)
+		w += strlen(w) + 1;
+	return w < j->where.data + j->where.len ? w : NULL;
+}
+
+static int copy_in(pg_store *s, const char *table_q, const pg_job *j,
+		   const char *what, as_error *err)
+{
+	as_buf sql = AS_BUF_INIT;
+	PGresult *res;
+	const char *where;
+	int ok = 1, ret = 0;
+
+	as_buf_printf(&sql, "COPY %s FROM STDIN", table_q);
+	res = PQexec(s->conn, as_buf_cstr(&sql));
+	as_buf_free(&sql);
+	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+		as_pg_fail(s, res, what, err);
+		PQclear(res);
+		return AS_ESTORE;
+	}
+	PQclear(res);
+	for (size_t off = 0; ok && off < j->data.len; off += COPY_CHUNK) {
+		size_t n = j->data.len - off < COPY_CHUNK ? j->data.len - off : COPY_CHUNK;
+
+		ok = PQputCopyData(s->conn, j->data.data + off, (int)n) == 1;
+	}
+	if (ok)
+		ok = PQputCopyEnd(s->conn, NULL) == 1;
+	res = PQgetResult(s->conn);
+	if (!ok || !res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		ret = as_pg_fail(s, res, what, err);
+		where = copy_error_where(res, j);
+		if (where)
+			as_error_prefix(err, "%s", where);
+	}
+	while (res) {
+		PQclear(res);
+		res = PQgetResult(s->conn);
+	}
+	return ret;
+}
+
+/* Value of column i in the INSERT ... SELECT from the batch: an unchanged
+ * row keeps only what the publish needs (the sqlite.c convention). */
+static void add_staged_col(as_buf *b, const as_table *t, size_t i, int join)
+{
+	int nulled = join && i >= t->nkey &&
+		     !(t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
+
+	if (nulled)
+		as_buf_adds(b, "CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "
+			       "THEN NULL ELSE ");
+	as_buf_adds(b, "b.");
+	as_buf_add_ident(b, t->cols[i].name);
+	if (batch_text(t, i))
+		as_buf_printf(b, "::%s", as_pg_type(t->cols[i].type));
+	if (nulled)
+		as_buf_adds(b, " END");
+}
+
+/* Append mode: a record whose key is known (staged earlier, live, or
+ * first seen earlier in this batch) with different content is a reject;
+ * those rows leave the batch and are reported in input order. */
+static int append_conflicts(pg_store *s, as_run_ctx *rc, const as_batch *bt,
+			    int64_t *conflicts, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	PGresult *res;
+	int n, ret = 0;
+	long *idx = NULL;
+
+	as_buf_adds(&b, "WITH c AS (SELECT b.\"_atomsync_idx\" FROM (SELECT *, "
+			"first_value(\"_atomsync_hash\") OVER (PARTITION BY ");
+	as_pg_key_list(&b, t, NULL);
+	as_buf_printf(&b, " ORDER BY \"_atomsync_idx\") AS _first FROM %s) b "
+		      "LEFT JOIN %s s ON ", r->batch_q, r->stage_q);
+	as_pg_key_match(&b, t, "s", "b");
+	if (r->live_has_rows) {
+		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
+		as_pg_key_match(&b, t, "l", "b");
+	}
+	as_buf_printf(&b, " WHERE b.\"_atomsync_hash\" <> coalesce(s.\"_atomsync_hash\", %s"
+		      "b._first)) DELETE FROM %s d USING c WHERE d.\"_atomsync_idx\" "
+		      "= c.\"_atomsync_idx\" RETURNING d.\"_atomsync_idx\"",
+		      r->live_has_rows ? "l.\"_atomsync_hash\", " : "", r->batch_q);
+	ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res, "staging: append conflicts", err);
+	as_buf_free(&b);
+	if (ret)
+		return ret;
+	n = PQntuples(res);
+	if (n > 0 && !(idx = malloc((size_t)n * sizeof(*idx)))) {
+		PQclear(res);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < n; i++)
+		idx[i] = strtol(PQgetvalue(res, i, 0), NULL, 10);
+	PQclear(res);
+	/* Report in input order (RETURNING has none). */
+	for (int i = 1; i < n; i++)
+		for (int k = i; k > 0 && idx[k - 1] > idx[k]; k--) {
+			long tmp = idx[k];
+
+			idx[k] = idx[k - 1];
+			idx[k - 1] = tmp;
+		}
+	for (int i = 0; !ret && i < n; i++) {
+		if (idx[i] < 0 || (size_t)idx[i] >= bt->nrows)
+			continue;
+		(*conflicts)++;
+		ret = rc->on_reject(rc->reject_ud, &bt->rows[idx[i]],
+				    "append mode: a different record under a key "
+				    "that is already known", err);
+	}
+	free(idx);
+	return ret;
+}
+
+/* Plain INSERT first: a key staged by an earlier batch is rare, and the
+ * ON CONFLICT form costs twice as much per row; on a unique violation the
+ * statement is redone with it, from a savepoint. */
+static int insert_or_upsert(pg_store *s, as_buf *sql, size_t plain_len,
+			    const as_pg_params *p, as_error *err)
+{
+	char *full = as_strndup(sql->data, sql->len);
+	int ret;
+
+	if (!full)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	sql->len = plain_len;
+	sql->data[plain_len] = '\0';
+	if ((ret = as_pg_exec(s, "SAVEPOINT atomsync_insert", NULL, NULL, "staging", err)))
+		goto done;
+	ret = as_pg_exec(s, sql->data, p, NULL, "staging: classifying rows", err);
+	if (ret && strcmp(err->sqlstate, "23505") == 0) {
+		as_error_clear(err);
+		if (!(ret = as_pg_exec(s, "ROLLBACK TO SAVEPOINT atomsync_insert", NULL,
+				       NULL, "staging", err)))
+			ret = as_pg_exec(s, full, p, NULL, "staging: classifying rows", err);
+	}
+done:
+	free(full);
+	return ret;
+}
+
+/* The batch into the staging table, classified against the live table;
+ * a later record replaces an earlier one with the same key. */
+static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	int join = r->live_has_rows;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	size_t plain;
+	int ret = 0;
+
+	/* The planner knows nothing of a fresh temp table and would hash
+	 * the whole live table for every batch: one index probe per row is
+	 * what a batch much smaller than the table wants. */
+	if (join && (ret = as_pg_exec(s, "SET LOCAL enable_hashjoin = off; "
+					 "SET LOCAL enable_mergejoin = off", NULL, NULL,
+				      "staging", err)))
+		return ret;
+	as_buf_printf(&b, "INSERT INTO %s SELECT ", r->stage_q);
+	if (dups && t->mode != AS_MODE_APPEND) {
+		as_buf_adds(&b, "DISTINCT ON (");
+		as_pg_key_list(&b, t, "b");
+		as_buf_adds(&b, ") ");
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		add_staged_col(&b, t, i, join);
+		as_buf_adds(&b, ", ");
+	}
+	if (join)
+		as_buf_adds(&b, "CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "
+				"THEN NULL ELSE $1::bigint END, ");
+	else
+		as_buf_adds(&b, "$1::bigint, ");
+	as_buf_printf(&b, "b.\"_atomsync_hash\" FROM %s b", r->batch_q);
+	if (join) {
+		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
+		as_pg_key_match(&b, t, "l", "b");
+	}
+	if (dups && t->mode != AS_MODE_APPEND) {
+		as_buf_adds(&b, " ORDER BY ");
+		as_pg_key_list(&b, t, "b");
+		as_buf_adds(&b, ", b.\"_atomsync_idx\" DESC");
+	}
+	plain = b.len;
+	as_buf_adds(&b, " ON CONFLICT (");
+	as_pg_key_list(&b, t, NULL);
+	if (t->mode == AS_MODE_APPEND) {
+		as_buf_adds(&b, ") DO NOTHING");
+	} else {
+		as_buf_adds(&b, ") DO UPDATE SET ");
+		for (size_t i = t->nkey; i < t->ncols; i++) {
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, " = excluded.");
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, ", ");
+		}
+		as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\"");
+	}
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	if (as_buf_cstr(&b)[0] == '\0')
+		ret = as_error_set(err, AS_ENOMEM, "out of memory");
+	else
+		ret = insert_or_upsert(s, &b, plain, &p, err);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* Rows of the job into the staging table, inside the transaction. */
+static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
+		      int64_t *conflicts, as_error *err)
+{
+	pg_run *r = rc->priv;
+
+	if (j->direct) {
+		if (as_pg_exec(s, "SAVEPOINT atomsync_direct", NULL, NULL, "staging", err))
+			return err->code;
+		if (!copy_in(s, r->stage_q, j, "staging: COPY", err))
+			return 0;
+		if (strcmp(err->sqlstate, "23505") != 0)
+			return err->code;
+		/* A key an earlier batch staged: classify through the batch table. */
+		as_error_clear(err);
+		if (as_pg_exec(s, "ROLLBACK TO SAVEPOINT atomsync_direct", NULL, NULL,
+			       "staging", err) || to_batch_format(j, err))
+			return err->code;
+	}
+	if (copy_in(s, r->batch_q, j, "staging: COPY", err))
+		return err->code;
+	if (b && rc->table->mode == AS_MODE_APPEND &&
+	    append_conflicts(s, rc, b, conflicts, err))
+		return err->code;
+	return stage_insert(s, rc, j->dups, err);
+}
+
+/* One staging transaction: rows, checkpoint, lease check, commit.  b is
+ * the engine's batch when called on its thread (append mode reports
+ * conflicts through rc->on_reject), NULL on the store's thread. */
+static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
+			as_error *err)
+{
+	const as_table *t = rc->table;
+	int64_t conflicts = 0;
+	as_pg_params p;
+
+	as_error_clear(err);
+	if (as_pg_begin(s, 1, rc->lease_ttl_ms, err))
+		goto fail;
+	as_crash_point("stage.begin");
+	if (j->nrows && stage_rows(s, rc, j, b, &conflicts, err))
+		goto fail;
+	as_crash_point("stage.rows");
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_text(&p, j->checkpoint);
+	as_pg_param_int(&p, j->seen);
+	as_pg_param_int(&p, j->rejected + conflicts);
+	if (as_pg_exec(s, "UPDATE atomsync_state SET checkpoint = $2, "
+			  "stage_seen = $3, stage_rejected = $4 WHERE dataset = $1",
+		       &p, NULL, "saving checkpoint", err))
+		goto fail;
+	as_crash_point("stage.checkpoint");
+	/* The fence last: the lease row is locked only for the commit. */
+	if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err) ||
+	    as_pg_commit(s, "staging commit", err))
+		goto fail;
+	as_crash_point("stage.committed");
+	return 0;
+fail:
+	as_pg_rollback(s);
+	if (err->code == AS_ESTORE)
+		as_error_prefix(err, "dataset %s", t->dataset);
+	return err->code;
+}
+
+static void *stage_thread(void *arg)
+{
+	pg_store *s = arg;
+
+	s->job_ret = stage_commit(s, s->job_rc, s->job_cur, NULL, &s->job_err);
+	return NULL;
+}
+
+int as_pg_drain(pg_store *s, as_error *err)
+{
+	int ret;
+
+	if (!s->inflight)
+		return 0;
+	pthread_join(s->thread, NULL);
+	s->inflight = 0;
+	ret = s->job_ret;
+	s->job_ret = 0;
+	if (ret && err)
+		*err = s->job_err;
+	return err ? ret : 0;
+}
+
+int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
+		      as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	const as_table *t = rc->table;
+	unsigned char *skip = NULL;
+	int64_t conflicts = 0;
+	pg_job *j = &s->job[s->next];
+	int ret = 0;
+
+	as_error_clear(err);
+	for (size_t i = 0; i < b->nrows; i++) {
+		const char *why = unstorable(t, &b->rows[i]);
+
+		if (!why)
+			continue;
+		if (!skip && !(skip = calloc(b->nrows, 1))) {
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+			goto done;
+		}
+		skip[i] = 1;
+		conflicts++;
+		if ((ret = rc->on_reject(rc->reject_ud, &b->rows[i], why, err)))
+			goto done;
+	}
+	if ((ret = encode_job(s, rc, b, skip, conflicts, j, err)) ||
+	    (ret = as_pg_drain(s, err)))
+		goto done;
+	if (t->mode == AS_MODE_APPEND) {
+		/* Its rejects are reported to the engine before the commit. */
+		ret = stage_commit(s, rc, j, b, err);
+		goto done;
+	}
+	s->job_cur = j;
+	s->job_rc = rc;
+	s->job_ret = 0;
+	if (pthread_create(&s->thread, NULL, stage_thread, s) != 0) {
+		ret = stage_commit(s, rc, j, NULL, err);
+		goto done;
+	}
+	s->inflight = 1;
+	s->next ^= 1;
+done:
+	free(skip);
+	return ret;
+}
+
+void as_pg_stage_free(pg_store *s)
+{
+	for (int i = 0; i < 2; i++) {
+		as_buf_free(&s->job[i].data);
+		as_buf_free(&s->job[i].where);
+		free(s->job[i].checkpoint);
+	}
+	free(s->dup_slot);
+	free(s->dup_row);
+}

@@ -1,0 +1,589 @@
+"""The HTTP source against the project's own API server
+(tests/fixtures/apiserver.py): every pagination style syncs the whole
+catalog; pages reach the engine in order while several are in flight; one
+token bucket holds the rate; a 429 halves the concurrency; `kill -9` then
+resume fetches only the remaining pages (invariant 4); an incremental run
+sends the saved cursor (invariant 8); secrets never appear in any output.
+
+The server helpers here are shared with tests/fault/test_http_faults.py.
+"""
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+from datetime import datetime
+from urllib.parse import parse_qs, quote
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from atomsync_test import (FAILED, OK, ROOT, StoreTestCase,  # noqa: E402
+                           for_each_store, spawn)
+
+SERVER = os.path.join(ROOT, "tests", "fixtures", "apiserver.py")
+RECORDS = 600
+COLS = ["id", "name", "downloads", "score", "updatedAt"]
+
+# style -> (path, records path or None, pagination mapping)
+STYLES = {
+    "offset": ("/v1/mods", "data",
+               "{style: offset, offset_param: index, limit_param: pageSize, "
+               "limit: 50, total_path: pagination.totalCount}"),
+    "page": ("/page/mods", "data",
+             "{style: page, page_param: page, limit_param: pageSize, limit: 50, "
+             "total_path: pagination.totalCount}"),
+    "cursor": ("/cursor/mods", "data",
+               "{style: cursor, cursor_param: cursor, cursor_path: pagination.next, "
+               "limit_param: pageSize, limit: 50, total_path: pagination.totalCount}"),
+    "next_url": ("/next_url/mods", "data",
+                 "{style: next_url, next_url_path: links.next, limit_param: pageSize, "
+                 "limit: 50, total_path: meta.totalCount}"),
+    "link_header": ("/link/mods", None,
+                    "{style: link_header, limit_param: per_page, limit: 50, "
+                    "total_path: 'header:X-Total-Count'}"),
+    "none": ("/none/mods", "data", "{style: none, total_path: meta.totalCount}"),
+    # Without a total: sequential, the end is a short page.
+    "offset_no_total": ("/v1/mods", "data",
+                        "{style: offset, offset_param: index, limit_param: pageSize, "
+                        "limit: 50}"),
+    "page_no_total": ("/page/mods", "data",
+                      "{style: page, page_param: page, limit_param: pageSize, "
+                      "limit: 50}"),
+}
+
+
+class ApiServer:
+    """apiserver.py on a free loopback port, stopped by pid."""
+
+    def __init__(self, *args):
+        self.dir = tempfile.mkdtemp(prefix="atomsync-api-")
+        port_file = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "server.log"), "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, SERVER, "--port", "0", "--port-file", port_file,
+             "--records", str(RECORDS)] + list(args),
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not os.path.exists(port_file):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("apiserver did not start")
+            time.sleep(0.02)
+        with open(port_file) as f:
+            self.port = int(f.read())
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def faults(self, *faults):
+        self.call("POST", "/_faults", {"faults": list(faults)})
+
+    def reset(self):
+        self.call("POST", "/_reset", {})
+
+    def stats(self):
+        return self.call("GET", "/_stats")
+
+    def catalog(self, **body):
+        return self.call("POST", "/_catalog", body)
+
+    def records(self):
+        return self.call("GET", "/_catalog?full=1")["data"]
+
+
+def instant(ts):
+    """A timestamp as Unix seconds, whatever ISO 8601 spelling it has."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def expected_rows(records):
+    rows = [(r["id"], r["name"], r["downloadCount"], r["score"], instant(r["updatedAt"]))
+            for r in records]
+    return sorted(rows)
+
+
+def page_log(stats):
+    """The list requests of the server log, in arrival order."""
+    return [e for e in stats["log"] if e["page"] is not None]
+
+
+class HttpCase(StoreTestCase):
+    """A server per test class; each test starts with a fresh catalog, no
+    faults and zeroed counters."""
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ApiServer(*cls.server_args)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def setUp(self):
+        super().setUp()
+        self.server.faults()
+        self.server.catalog(records=RECORDS, seed=1)
+        self.server.reset()
+
+    def http_config(self, style="offset", http="", dataset="", name="mods",
+                    more="", retry="{attempts: 4, initial: 20ms, max: 200ms}",
+                    timeout="5s"):
+        """A config with one HTTP dataset (plus `more` datasets verbatim)."""
+        path, records, pagination = STYLES[style]
+        text = ("store: {store}\n"
+                "datasets:\n"
+                "  %s:\n"
+                "    key: [id]\n"
+                "    columns:\n"
+                "      id: {type: integer}\n"
+                "      name: {type: text}\n"
+                "      downloads: {type: integer, path: downloadCount}\n"
+                "      score: {type: real}\n"
+                "      updatedAt: {type: timestamp}\n"
+                "%s"
+                "    source:\n"
+                "      http:\n"
+                "        url: %s%s\n"
+                "%s"
+                "        pagination: %s\n"
+                "        timeout: %s\n"
+                "        retry: %s\n"
+                "%s%s") % (
+                    name, dataset, self.server.base, path,
+                    "        records: %s\n" % records if records else "",
+                    pagination, timeout, retry, http, more)
+        return self.config(text)
+
+    def rows(self, table="mods"):
+        """The live rows, updatedAt as Unix seconds."""
+        return sorted(r[:4] + (instant(r[4]),) for r in self.store.rows(table, COLS))
+
+    def error_line(self, p, dataset="mods"):
+        """The one stderr line of a failed run."""
+        lines = [l for l in p.stderr.splitlines() if l.startswith("atomsync: %s:" % dataset)]
+        self.assertEqual(len(lines), 1, p.stderr)
+        return lines[0]
+
+
+@for_each_store
+class HttpStylesTest(HttpCase):
+
+    def test_each_style_syncs_the_whole_catalog(self):
+        want = expected_rows(self.server.records())
+        for style in STYLES:
+            with self.subTest(style=style):
+                self.server.reset()
+                self.http_config(style, http="        concurrency: 4\n",
+                                 name="m_" + style)
+                p = self.atomsync("run", check=OK)
+                self.assertIn("600 seen, 600 inserted", p.stdout)
+                self.assertEqual(self.rows("m_" + style), want)
+                st = self.server.stats()
+                pages = page_log(st)
+                # Every page once (the styles without a total also ask for
+                # the empty page after a full last one).
+                counts = {}
+                for e in pages:
+                    counts[e["page"]] = counts.get(e["page"], 0) + 1
+                self.assertEqual(set(counts.values()), {1}, counts)
+                expect = 1 if style == "none" else 13 if "no_total" in style else 12
+                self.assertEqual(len(pages), expect, counts)
+
+    def test_second_run_is_idempotent(self):
+        """Invariant 5 through the HTTP source."""
+        self.http_config("offset", http="        concurrency: 4\n")
+        self.atomsync("run", check=OK)
+        before = self.store.full_rows("mods")
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.store.full_rows("mods"), before)
+        r = self.runs("mods")[0]
+        self.assertEqual((r["inserted"], r["updated"], r["deleted"], r["unchanged"]),
+                         (0, 0, 0, 600))
+
+    def test_catalog_changes_are_published(self):
+        self.http_config("cursor")
+        self.atomsync("run", check=OK)
+        self.server.catalog(mutate={"update": [3, 99, 450], "delete": [10, 11],
+                                    "add": 5})
+        p = self.atomsync("run", check=OK)
+        self.assertIn("603 seen, 5 inserted, 3 updated, 595 unchanged, 2 deleted",
+                      p.stdout)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+    def test_item_url_config_is_accepted(self):
+        self.http_config("offset", http="        item_url: %s/v1/mods/{id}\n"
+                         % self.server.base)
+        self.atomsync("run", check=OK)
+        self.assertEqual(len(self.rows()), 600)
+
+
+@for_each_store
+class HttpConcurrencyTest(HttpCase):
+
+    def test_concurrency_is_used_and_page_order_kept(self):
+        """Four pages in flight, and still the engine sees pages in order:
+        page 3 (fast) repeats id 100 of page 2 (slow) with another name, and
+        the later page must win."""
+        recs = self.server.records()
+        page3 = [dict(r) for r in recs[100:150]]
+        page3[0] = dict(recs[99], name="from page 3")          # id 100 again
+        body = json.dumps({"data": page3, "pagination": {
+            "index": 100, "pageSize": 50, "resultCount": 50, "totalCount": 600}})
+        self.server.faults(
+            {"kind": "latency", "ms": 60, "match": {}},
+            {"kind": "latency", "ms": 400, "match": {"page": 2}},
+            {"kind": "invalid_json", "body": body, "match": {"page": 3}})
+        self.http_config("offset", http="        concurrency: 4\n")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("1 duplicates", p.stdout)
+        st = self.server.stats()
+        self.assertEqual(st["max_in_flight"], 4)
+        rows = {r[0]: r for r in self.rows()}
+        self.assertEqual(rows[100][1], "from page 3")
+        self.assertNotIn(101, rows)
+        self.assertEqual(len(rows), 599)
+        # while page 2 was still on the wire, pages after it were fetched
+        log = page_log(st)
+        t2 = next(e["t"] for e in log if e["page"] == 2)
+        self.assertTrue(any(e["page"] >= 6 and e["t"] < t2 + 0.35 for e in log))
+
+    def test_window_is_bounded(self):
+        """With one slow page the source holds at most 2 x concurrency pages:
+        no page beyond head + 2 x concurrency is asked for until the head
+        arrives."""
+        self.server.faults({"kind": "latency", "ms": 800, "match": {"page": 2}})
+        self.http_config("offset", http="        concurrency: 2\n")
+        self.atomsync("run", check=OK)
+        log = page_log(self.server.stats())
+        t2 = next(e["t"] for e in log if e["page"] == 2)
+        before_head = [e["page"] for e in log if e["t"] < t2 + 0.7]
+        self.assertLessEqual(max(before_head), 2 + 2 * 2 - 1, before_head)
+
+    def test_rate_limit_is_one_bucket(self):
+        """rate_limit 10/s with concurrency 4: in any one-second window the
+        server sees at most 10 requests (+ the burst of 1), and the run
+        takes as long as the rate says, no longer."""
+        self.server.catalog(records=1250, seed=1)
+        self.http_config("page", http="        concurrency: 4\n"
+                         "        rate_limit: 10/s\n")
+        self.atomsync("run", check=OK)
+        ts = sorted(self.server.stats()["timestamps"])
+        self.assertEqual(len(ts), 25)
+        self.assertGreaterEqual(ts[-1] - ts[0], (25 - 1) / 10.0 - 0.02)
+        self.assertLess(ts[-1] - ts[0], (25 - 1) / 10.0 + 0.5)
+        for i, t in enumerate(ts):
+            in_window = [u for u in ts[i:] if u < t + 1.0]
+            self.assertLessEqual(len(in_window), 11)
+        # 600/min is the same rate written another way
+        self.server.reset()
+        self.server.catalog(records=300, seed=1)
+        self.http_config("page", http="        concurrency: 4\n"
+                         "        rate_limit: 600/min\n        rate_burst: 2\n",
+                         name="mods2")
+        self.atomsync("run", check=OK)
+        ts = sorted(self.server.stats()["timestamps"])
+        self.assertGreaterEqual(ts[-1] - ts[0], (6 - 2) / 10.0 - 0.02)
+
+    def test_429_lowers_concurrency(self):
+        """A 429 halves the concurrency (8 -> 4), Retry-After pauses every
+        request, and the run still completes."""
+        self.server.catalog(records=1200, seed=1)
+        self.server.faults(
+            {"kind": "latency", "ms": 100, "match": {}},
+            {"kind": "status", "status": 429, "retry_after": 1,
+             "match": {"page": 6}, "times": 1})
+        self.http_config("offset", http="        concurrency: 8\n")
+        p = self.atomsync("-v", "run", check=OK)
+        self.assertIn("concurrency 8 -> 4", p.stderr)
+        log = page_log(self.server.stats())
+        t429 = next(e["t"] for e in log if e["status"] == 429)
+        after = [e["t"] for e in log if e["t"] > t429 + 0.5]
+        # Retry-After 1 s: nothing starts for a second after the 429
+        self.assertGreaterEqual(after[0] - t429, 0.95)
+        # then at most 4 requests start together (8 did before)
+        first_burst = [t for t in after if t < after[0] + 0.05]
+        self.assertLessEqual(len(first_burst), 4)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+
+@for_each_store
+class HttpResumeTest(HttpCase):
+
+    def test_kill_9_then_resume_fetches_only_the_rest(self):
+        """Invariant 4: kill -9 mid-run; the next run resumes after the last
+        committed page, asks only for the pages after it, and publishes what
+        an uninterrupted run publishes."""
+        self.server.faults({"kind": "latency", "ms": 40, "match": {}})
+        self.http_config("offset", dataset="    batch_size: 20\n",
+                         http="        concurrency: 2\n")
+        # 10 records a page: 60 pages
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read().replace("limit: 50", "limit: 10")
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text)
+        proc = spawn(["run"], cwd=self.dir)
+        deadline = time.monotonic() + 30
+        while self.server.stats()["requests"] < 30:
+            self.assertIsNone(proc.poll(), "the run ended before the kill")
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        cp = self.store.query("SELECT checkpoint FROM atomsync_state "
+                              "WHERE dataset = 'mods'")[0][0]
+        resume_page = json.loads(cp)["page"]
+        self.assertGreater(resume_page, 1)
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("resumed run 1", p.stdout)
+        by_page = self.server.stats()["by_page"]
+        self.assertEqual(sorted(int(k) for k in by_page),
+                         list(range(resume_page, 61)))
+        self.assertEqual(set(by_page.values()), {1})
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        # The same table as an uninterrupted run of the same catalog.
+        other = self.path("other.yml")
+        with open(other, "w") as f:
+            f.write(text.replace("  mods:", "  mods2:"))
+        self.atomsync("-c", other, "run", check=OK)
+        self.assertEqual(self.rows("mods2"), self.rows("mods"))
+
+    def test_failed_run_resumes_from_its_last_page(self):
+        self.http_config("cursor", dataset="    batch_size: 50\n")
+        self.server.faults({"kind": "status", "status": 404, "match": {"page": 7}})
+        self.atomsync("run", check=FAILED)
+        self.server.faults()
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("resumed run 1", p.stdout)
+        pages = sorted(int(k) for k in self.server.stats()["by_page"])
+        self.assertEqual(pages[0], 7)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+
+@for_each_store
+class HttpIncrementalTest(HttpCase):
+
+    def test_cursor_param_gets_the_saved_cursor(self):
+        """Invariant 8: the first run has no cursor (the param is left out);
+        the next one sends the published cursor, URL-encoded."""
+        self.http_config("offset", dataset="    mode: incremental\n"
+                         "    cursor: updatedAt\n",
+                         http="        params: {gameId: 1, updatedSince: \"{cursor}\"}\n"
+                         "        concurrency: 4\n")
+        self.atomsync("run", check=OK)
+        log = page_log(self.server.stats())
+        self.assertTrue(all("updatedSince" not in e["query"] for e in log))
+        cursor = max(r["updatedAt"] for r in self.server.records())
+        saved = self.store.query("SELECT cursor FROM atomsync_state "
+                                 "WHERE dataset = 'mods'")[0][0]
+        self.assertEqual(instant(saved), instant(cursor))
+        self.server.catalog(mutate={"update": [5, 77, 300]})
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("3 seen, 0 inserted, 3 updated", p.stdout)
+        log = page_log(self.server.stats())
+        self.assertEqual(len(log), 1)
+        q = parse_qs(log[0]["query"])
+        self.assertEqual(q["updatedSince"], [saved])
+        self.assertIn("updatedSince=" + quote(saved, safe=""), log[0]["query"])
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+
+SECRET_HEADER = "hdr-SECRET-5f1e9c"
+SECRET_PARAM = "prm-SECRET-a7d3"
+
+
+@for_each_store
+class HttpSecretsTest(HttpCase):
+    server_args = ("--require-header", "X-Api-Key=" + SECRET_HEADER,
+                   "--record-header", "X-Api-Key")
+
+    def secret_config(self, style="next_url"):
+        self.http_config(style, http=(
+            "        headers: {X-Api-Key: \"${API_KEY}\"}\n"
+            "        params: {gameId: 1, token: \"${API_TOKEN}\"}\n"
+            "        concurrency: 2\n"))
+
+    def env(self, key=SECRET_HEADER):
+        return {"API_KEY": key, "API_TOKEN": SECRET_PARAM}
+
+    def assert_clean(self, *texts):
+        for t in texts:
+            self.assertNotIn(SECRET_HEADER, t)
+            self.assertNotIn(SECRET_PARAM, t)
+
+    def store_bytes(self):
+        """The bookkeeping tables as text, and the SQLite files' bytes."""
+        out = [repr(self.store.query("SELECT * FROM atomsync_runs")),
+               repr(self.store.query("SELECT * FROM atomsync_state"))]
+        for name in os.listdir(self.dir):
+            if name.startswith("store"):
+                with open(self.path(name), "rb") as f:
+                    out.append(f.read().decode("latin-1"))
+        return "".join(out)
+
+    def test_secrets_never_appear(self):
+        self.secret_config()
+        env = self.env()
+        metrics = self.path("metrics.prom")
+        outputs = []
+        # A failing run: the error names the URL with the token masked.
+        self.server.faults({"kind": "status", "status": 404, "match": {"page": 3}})
+        p = self.atomsync("-v", "--metrics-file", metrics, "run", env=env, check=FAILED)
+        outputs += [p.stdout, p.stderr]
+        line = self.error_line(p)
+        self.assertIn("token=***", line)
+        self.assertIn("page 3: HTTP 404", line)
+        p = self.atomsync("run", "--json", env=env, check=FAILED)
+        outputs += [p.stdout, p.stderr]
+        # A run through the whole next_url chain (the server echoes the
+        # token into every next link) and the checkpoints it commits.
+        self.server.faults()
+        p = self.atomsync("-v", "--metrics-file", metrics, "run", "--json", env=env,
+                          check=OK)
+        outputs += [p.stdout, p.stderr]
+        for args in (["status", "--json"], ["runs", "mods", "--json"], ["status"],
+                     ["runs", "mods"]):
+            p = self.atomsync(*args, env=env, check=OK)
+            outputs += [p.stdout, p.stderr]
+        # A wrong key: 401, named without the key.
+        p = self.atomsync("run", env=self.env("wrong-key-value"), check=FAILED)
+        self.assertIn("HTTP 401", self.error_line(p))
+        outputs += [p.stdout, p.stderr]
+        with open(metrics) as f:
+            outputs.append(f.read())
+        outputs.append(self.store_bytes())
+        for name in os.listdir(self.dir):
+            if name.endswith(".jsonl"):
+                outputs.append(self.read(name))
+        self.assert_clean(*outputs)
+        # ... while the server did get them.
+        st = self.server.stats()
+        self.assertIn(SECRET_HEADER, st["headers_seen"]["x-api-key"])
+        self.assertTrue(any("token=" + SECRET_PARAM in e["query"] for e in st["log"]))
+        self.assertEqual(len(self.rows()), 600)
+
+    def test_secret_in_a_killed_runs_checkpoint(self):
+        """The next_url checkpoint keeps the next URL without the token, and
+        a resumed run puts it back."""
+        self.secret_config()
+        self.server.faults({"kind": "status", "status": 500, "match": {"page": 5}})
+        self.atomsync("run", env=self.env(), check=FAILED)
+        cp = self.store.query("SELECT checkpoint FROM atomsync_state "
+                              "WHERE dataset = 'mods'")[0][0]
+        self.assertIn("after=", cp)
+        self.assert_clean(cp, self.store_bytes())
+        self.server.faults()
+        self.server.reset()
+        self.atomsync("run", env=self.env(), check=OK)
+        log = page_log(self.server.stats())
+        self.assertTrue(all("token=" + SECRET_PARAM in e["query"] for e in log))
+        self.assertEqual(len(self.rows()), 600)
+
+
+class _TlsHandler(http.server.BaseHTTPRequestHandler):
+    body = json.dumps({"data": [{"id": i, "name": "Addon %d" % i} for i in (1, 2, 3)],
+                       "meta": {"totalCount": 3}}).encode()
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@for_each_store
+class HttpTlsTest(StoreTestCase):
+    """TLS is verified unless tls_verify: false; ca_bundle names the CA."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("openssl"):
+            raise unittest.SkipTest("openssl is not installed")
+        cls.tls_dir = tempfile.mkdtemp(prefix="atomsync-tls-")
+        cls.cert = os.path.join(cls.tls_dir, "cert.pem")
+        key = os.path.join(cls.tls_dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", cls.cert, "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cls.cert, key)
+        cls.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TlsHandler)
+        cls.httpd.socket = ctx.wrap_socket(cls.httpd.socket, server_side=True)
+        cls.thread = threading.Thread(target=cls.httpd.serve_forever, daemon=True)
+        cls.thread.start()
+        cls.url = "https://127.0.0.1:%d/none/mods" % cls.httpd.server_address[1]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.httpd.shutdown()
+        cls.httpd.server_close()
+        shutil.rmtree(cls.tls_dir, ignore_errors=True)
+
+    def tls_config(self, extra=""):
+        self.config("store: {store}\n"
+                    "datasets:\n"
+                    "  mods:\n"
+                    "    key: [id]\n"
+                    "    columns: {id: {type: integer}, name: {type: text}}\n"
+                    "    source:\n"
+                    "      http:\n"
+                    "        url: %s\n"
+                    "        records: data\n"
+                    "        pagination: {style: none, total_path: meta.totalCount}\n"
+                    "        retry: {attempts: 2, initial: 10ms, max: 20ms}\n"
+                    "%s" % (self.url, extra))
+
+    def test_verified_by_default(self):
+        self.tls_config()
+        p = self.atomsync("run", check=FAILED)
+        line = [l for l in p.stderr.splitlines() if l.startswith("atomsync: mods:")]
+        self.assertEqual(len(line), 1, p.stderr)
+        self.assertIn(self.url + ": page 1: ", line[0])
+        self.assertIn("certificate", line[0])
+
+    def test_ca_bundle(self):
+        self.tls_config("        ca_bundle: %s\n" % self.cert)
+        self.atomsync("run", check=OK)
+        self.assertEqual(sorted(self.store.rows("mods", ["id", "name"])),
+                         [(1, "Addon 1"), (2, "Addon 2"), (3, "Addon 3")])
+
+    def test_tls_verify_false(self):
+        self.tls_config("        tls_verify: false\n")
+        self.atomsync("run", check=OK)
+        self.assertEqual(len(self.store.rows("mods", ["id"])), 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
