@@ -209,6 +209,21 @@ def scoped_files(data_dir, scopes, per_scope, replace, seed):
     return init, repl, counts
 
 
+def iddata_csv(src):
+    """The JSON lines of src as CSV rows (id, the line): the shape of the
+    table `atomsync load` creates without `columns`."""
+    path = src[:-len(".jsonl")] + "-iddata.csv"
+    if os.path.exists(path):
+        return path
+    with open(src) as f, open(path + ".tmp", "w", newline="") as out:
+        w = csv.writer(out)
+        for line in f:
+            line = line.rstrip("\n")
+            w.writerow([json.loads(line)["id"], line])
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def prefix_file(src, n, data_dir):
     """The first n lines of a JSON-lines file (the per-row loop's input)."""
     base = os.path.basename(src)[:-len(".jsonl")]

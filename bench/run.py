@@ -29,6 +29,7 @@ SMALL = 100_000  # W1 is also run at this size, to show RSS does not grow
 
 ATOMSYNC = "atomsync"
 IMPORT = "sqlite3 .import"
+IMPORT_JSON = "sqlite3 .import id,data"
 UTILS = "sqlite-utils"
 LOOP = "per-row upsert (py)"
 SCOPED_TXN = "delete+insert txn (py)"
@@ -38,6 +39,8 @@ BULK = "bulk insert (py)"
 FLOOR = {"W1": IMPORT, "W1@100k": IMPORT, "W2": IMPORT, "W3": IMPORT,
          "W4": SCOPED_TXN, "W4 setup": BULK}
 
+IDDATA_DDL = ("PRAGMA journal_mode=WAL; CREATE TABLE addons (id INTEGER "
+              "PRIMARY KEY, data TEXT);")
 ADDONS_DDL = ("PRAGMA journal_mode=WAL; CREATE TABLE addons (id INTEGER "
               "PRIMARY KEY, name TEXT, slug TEXT, summary TEXT, downloads "
               "INTEGER, category TEXT, score REAL, updated_at TEXT);")
@@ -83,6 +86,7 @@ class Bench:
         self.external = {}
         self.bin = os.path.abspath(args.bin)
         self.py = sys.executable or "python3"
+        self.loop_n = min(args.loop_records, args.records)
         self.gnu_time = gnu_time()
         if not self.gnu_time:
             self.notes.append("GNU time (/usr/bin/time) not found: peak RSS "
@@ -209,18 +213,19 @@ class Bench:
         n = self.a.records
         base, w3 = self.files["base"], self.files.get("w3")
         dbs = {t: os.path.join(wd, "w1-%s.db" % slug(t))
-               for t in (ATOMSYNC, IMPORT, UTILS, LOOP)}
+               for t in (ATOMSYNC, IMPORT, UTILS, LOOP, IMPORT_JSON)}
         chain = ("W2" in sel or "W3" in sel)
         want_w1 = "W1" in sel
         # W1: first load.  (Also the untimed setup of W2/W3 when W1 is not run.)
         if want_w1 or chain:
-            steps = [ATOMSYNC, IMPORT, UTILS] + ([LOOP] if want_w1 else [])
+            steps = [ATOMSYNC, IMPORT, UTILS] + ([LOOP, IMPORT_JSON]
+                                                 if want_w1 else [])
             for tool in self.rotate(steps, rnd):
                 if tool == IMPORT and not want_w1:
                     continue
                 self.w1_step(tool, dbs[tool], base, wd, rnd, n, want_w1)
             if want_w1:
-                for tool in (ATOMSYNC, IMPORT, UTILS):
+                for tool in (ATOMSYNC, IMPORT, UTILS, IMPORT_JSON):
                     self.count_rows(dbs[tool], "addons", n,
                                     "W1 %s round %d rows" % (tool, rnd))
                 self.count_rows(dbs[LOOP], "addons", self.loop_n,
@@ -284,6 +289,11 @@ class Bench:
             self.sqlite3_setup(db, ADDONS_DDL)
             self.measure(workload, tool, self.import_argv(db, path), wd, rnd,
                          n, timed=timed)
+        elif tool == IMPORT_JSON:
+            self.sqlite3_setup(db, IDDATA_DDL)
+            self.measure(workload, tool, ["sqlite3", db, ".import --csv %s "
+                                          "addons" % self.files["iddata"]],
+                         wd, rnd, n, timed=timed)
         elif tool == UTILS:
             # The same journal mode as the others (sqlite-utils keeps it).
             self.sqlite3_setup(db, "PRAGMA journal_mode=WAL;")
@@ -466,6 +476,7 @@ class Bench:
         if sel & {"W1", "W2", "W3"}:
             self.files["base"] = datagen.base_file(a.data_dir, a.records, a.seed)
             self.loop_n = min(a.loop_records, a.records)
+            self.files["iddata"] = datagen.iddata_csv(self.files["base"])
             self.files["loop"] = datagen.prefix_file(self.files["base"],
                                                      self.loop_n, a.data_dir)
             if a.records > SMALL:
@@ -505,93 +516,6 @@ class Bench:
         self.finished = datetime.datetime.now(datetime.timezone.utc)
 
     # ---- results ----
-
-    def summary(self):
-        groups = {}
-        for s in self.samples:
-            if s["timed"]:
-                groups.setdefault((s["workload"], s["tool"]), []).append(s)
-        med = {}
-        for key, ss in groups.items():
-            ok = [s for s in ss if s["exit"] == 0]
-            med[key] = statistics.median(s["seconds"] for s in ok) if ok else None
-        rows = []
-        order = ["W1", "W1@100k", "W2", "W3", "W4 setup", "W4"]
-        for key in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in
-                                                 order else 99, k[1] != ATOMSYNC,
-                                                 k[1])):
-            w, tool = key
-            ss = groups[key]
-            ok = [s for s in ss if s["exit"] == 0]
-            floor = med.get((w, FLOOR.get(w)))
-            m = med[key]
-            note = []
-            if tool == LOOP:
-                note.append("%s-record prefix, extrapolated linearly"
-                            % format(self.loop_n, ","))
-            if tool == UTILS and w == "W3":
-                note.append("upsert: deletes nothing")
-            if tool == IMPORT and w in ("W2", "W3"):
-                note.append("into an empty table")
-            if tool == FLOOR.get(w):
-                note.append("floor")
-            inner = [s["inner_seconds"] for s in ok if "inner_seconds" in s]
-            if inner:
-                note.append("%.3f s without interpreter start-up"
-                            % statistics.median(inner))
-            if len(ok) < len(ss):
-                note.append("%d of %d runs failed" % (len(ss) - len(ok), len(ss)))
-            rows.append({
-                "workload": w, "tool": tool, "median_s": m,
-                "ratio": (m / floor) if (m is not None and floor) else None,
-                "floor": FLOOR.get(w),
-                "rss_mib": max(s["rss_kib"] for s in ss) / 1024,
-                "median_cpu_s": statistics.median(
-                    (s["user_s"] + s["sys_s"]) * s["scale"] for s in ok)
-                if ok else None,
-                "n": len(ok), "note": "; ".join(note)})
-        return rows
-
-    def goals(self, rows):
-        def ratio(w, tool=ATOMSYNC):
-            for r in rows:
-                if r["workload"] == w and r["tool"] == tool:
-                    return r["ratio"]
-            return None
-
-        def med(w, tool):
-            for r in rows:
-                if r["workload"] == w and r["tool"] == tool:
-                    return r["median_s"]
-            return None
-        out = []
-
-        def goal(name, value, op, target, unit="x", note=""):
-            if value is None:
-                res = "not measured"
-            else:
-                res = "PASS" if (value <= target if op == "<=" else
-                                 value >= target) else "FAIL"
-            out.append({"goal": name, "target": "%s %g%s" % (op, target, unit),
-                        "measured": value, "unit": unit, "result": res,
-                        "note": note})
-        w1 = ratio("W1")
-        goal("issue 2: W1 first load vs .import", w1, "<=", 3.0)
-        goal("issue 7 / product: W1 first load vs .import", w1, "<=", 1.5)
-        su, at = med("W1", UTILS), med("W1", ATOMSYNC)
-        goal("issue 7: W1 speed-up over sqlite-utils", su / at if su and at
-             else None, ">=", 10.0)
-        goal("issue 2: W2 unchanged reload vs .import", ratio("W2"), "<=", 1.5)
-        goal("issue 7: W2 unchanged reload vs .import", ratio("W2"), "<=", 1.0)
-        goal("issue 7: W3 1% change vs .import", ratio("W3"), "<=", 0.5)
-        rss = [s["rss_kib"] / 1024 for s in self.samples
-               if s["tool"] == ATOMSYNC and s["records"] >= self.a.records
-               and s["workload"] in ("W1", "W2", "W3")]
-        goal("issue 7: atomsync peak RSS at %s records" % format(
-            self.a.records, ","), max(rss) if rss else None, "<=", 64,
-            " MiB", "" if self.a.records >= 1_000_000 else
-            "the goal is stated at 1,000,000 records")
-        return out
 
     def machine(self):
         model = ""
@@ -634,9 +558,7 @@ class Bench:
         }
 
     def report(self):
-        rows = self.summary()
-        ext = self.external_rows()
-        goals = self.goals(rows)
+        rows = summarize(self.samples, self.loop_n)
         machine, atomsync = self.machine()
         doc = {
             "schema": 1,
@@ -644,9 +566,10 @@ class Bench:
             "duration_s": (self.finished - self.started).total_seconds(),
             "machine": machine, "atomsync": atomsync,
             "config": {k: v for k, v in vars(self.a).items()
-                       if k not in ("records_given",)},
+                       if k not in ("records_given", "report")},
             "command": " ".join(shlex.quote(x) for x in sys.argv),
-            "summary": rows, "external_summary": ext, "goals": goals,
+            "summary": rows, "external_summary": self.external_rows(),
+            "goals": goals_of(rows, self.samples, self.a.records),
             "checks": self.checks, "notes": self.notes,
             "samples": self.samples, "external": self.external,
         }
@@ -655,41 +578,157 @@ class Bench:
         with open(path + ".tmp", "w") as f:
             json.dump(doc, f, indent=1)
         os.replace(path + ".tmp", path)
+        print_report(doc, path)
 
-        print()
-        print("atomsync %s (%s%s) on %s, %s CPUs, kernel %s; %s records, "
-              "median of %d" % (
-                  (atomsync["version"] or "?").split()[-1],
-                  (atomsync["commit"] or "?")[:10],
-                  "+dirty" if atomsync["dirty"] else "", machine["cpu_model"],
-                  machine["nproc"], machine["kernel"],
-                  format(self.a.records, ","), self.a.runs))
-        print("%-9s %-24s %10s %8s %9s %3s  %s" % (
-            "workload", "tool", "median s", "ratio", "RSS MiB", "n", "note"))
-        for r in rows + ext:
-            def f(v, fmt):
-                return fmt % v if isinstance(v, (int, float)) else "-"
-            print("%-9s %-24s %10s %8s %9s %3s  %s" % (
-                r["workload"], r["tool"][:24], f(r["median_s"], "%.3f"),
-                f(r["ratio"], "%.2fx"), f(r["rss_mib"], "%.1f"),
-                r["n"] if r["n"] is not None else "-", r["note"] or ""))
-        print()
-        print("%-48s %-10s %-10s %s" % ("goal", "target", "measured", "result"))
-        for g in goals:
-            v = g["measured"]
-            print("%-48s %-10s %-10s %s%s" % (
-                g["goal"], g["target"],
-                "-" if v is None else "%.2f%s" % (v, g["unit"]), g["result"],
-                "  (%s)" % g["note"] if g["note"] else ""))
-        bad = [c for c in self.checks if not c["ok"]]
-        print()
-        print("checks: %d passed, %d failed%s" % (
-            len(self.checks) - len(bad), len(bad),
-            "".join("\n  FAILED %s %s" % (c["check"], c["detail"])
-                    for c in bad)))
-        for n in self.notes:
-            print("note: " + n)
-        print("results: %s" % path)
+
+def summarize(samples, loop_n):
+    """Per workload and tool: the median of the timed samples, its ratio to
+    the floor's median, and the median of the per-round ratios (each tool's
+    time over the floor's in the same round: noise that slows a whole round
+    cancels out)."""
+    groups = {}
+    for s in samples:
+        if s["timed"]:
+            groups.setdefault((s["workload"], s["tool"]), []).append(s)
+    med, cpu, by_round = {}, {}, {}
+    for key, ss in groups.items():
+        ok = [s for s in ss if s["exit"] == 0]
+        med[key] = statistics.median(s["seconds"] for s in ok) if ok else None
+        cpu[key] = statistics.median((s["user_s"] + s["sys_s"]) * s["scale"]
+                                     for s in ok) if ok else None
+        by_round[key] = {s["round"]: s["seconds"] for s in ok}
+    rows = []
+    order = ["W1", "W1@100k", "W2", "W3", "W4 setup", "W4"]
+    for key in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in
+                                             order else 99, k[1] != ATOMSYNC,
+                                             k[1])):
+        w, tool = key
+        ss = groups[key]
+        ok = [s for s in ss if s["exit"] == 0]
+        fkey = (w, FLOOR.get(w))
+        floor = med.get(fkey)
+        m = med[key]
+        paired = [t / by_round[fkey][r] for r, t in by_round[key].items()
+                  if by_round.get(fkey, {}).get(r)]
+        note = []
+        if tool == LOOP:
+            note.append("%s-record prefix, extrapolated linearly"
+                        % format(loop_n, ","))
+        if tool == UTILS and w == "W3":
+            note.append("upsert: deletes nothing")
+        if tool == IMPORT_JSON:
+            note.append("(id, data) CSV into atomsync's table shape; not "
+                        "the floor")
+        if tool == IMPORT and w in ("W2", "W3"):
+            note.append("into an empty table")
+        if tool == FLOOR.get(w):
+            note.append("floor")
+        inner = [s["inner_seconds"] for s in ok if "inner_seconds" in s]
+        if inner:
+            note.append("%.3f s without interpreter start-up"
+                        % statistics.median(inner))
+        if len(ok) < len(ss):
+            note.append("%d of %d runs failed" % (len(ss) - len(ok), len(ss)))
+        rows.append({
+            "workload": w, "tool": tool, "median_s": m,
+            "ratio": (m / floor) if (m is not None and floor) else None,
+            "ratio_paired": statistics.median(paired) if paired else None,
+            "floor": FLOOR.get(w),
+            "rss_mib": max(s["rss_kib"] for s in ss) / 1024,
+            "median_cpu_s": cpu[key],
+            "cpu_ratio": cpu[key] / cpu[fkey] if cpu[key] is not None
+            and cpu.get(fkey) else None,
+            "n": len(ok), "note": "; ".join(note)})
+    return rows
+
+
+def goals_of(rows, samples, records):
+    """Issue 2's and issue 7's goals against the summary."""
+    def find(w, tool, field):
+        for r in rows:
+            if r["workload"] == w and r["tool"] == tool:
+                return r[field]
+        return None
+    out = []
+
+    def goal(name, value, op, target, unit="x", note=""):
+        if value is None:
+            res = "not measured"
+        else:
+            res = "PASS" if (value <= target if op == "<=" else
+                             value >= target) else "FAIL"
+        out.append({"goal": name, "target": "%s %g%s" % (op, target, unit),
+                    "measured": value, "unit": unit, "result": res,
+                    "note": note})
+
+    def paired(w):
+        v = find(w, ATOMSYNC, "ratio_paired")
+        return "per-round median %.2fx" % v if v is not None else ""
+    w1 = find("W1", ATOMSYNC, "ratio")
+    goal("issue 2: W1 first load vs .import", w1, "<=", 3.0, note=paired("W1"))
+    goal("issue 7 / product: W1 first load vs .import", w1, "<=", 1.5,
+         note=paired("W1"))
+    su, at = find("W1", UTILS, "median_s"), find("W1", ATOMSYNC, "median_s")
+    goal("issue 7: W1 speed-up over sqlite-utils", su / at if su and at
+         else None, ">=", 10.0)
+    w2 = find("W2", ATOMSYNC, "ratio")
+    goal("issue 2: W2 unchanged reload vs .import", w2, "<=", 1.5,
+         note=paired("W2"))
+    goal("issue 7: W2 unchanged reload vs .import", w2, "<=", 1.0,
+         note=paired("W2"))
+    goal("issue 7: W3 1% change vs .import", find("W3", ATOMSYNC, "ratio"),
+         "<=", 0.5, note=paired("W3"))
+    rss = [s["rss_kib"] / 1024 for s in samples
+           if s["tool"] == ATOMSYNC and s["records"] >= records
+           and s["workload"] in ("W1", "W2", "W3")]
+    goal("issue 7: atomsync peak RSS at %s records" % format(records, ","),
+         max(rss) if rss else None, "<=", 64, " MiB",
+         "" if records >= 1_000_000 else
+         "the goal is stated at 1,000,000 records")
+    return out
+
+
+def print_report(doc, path):
+    machine, atomsync, cfg = doc["machine"], doc["atomsync"], doc["config"]
+
+    def f(v, fmt):
+        return fmt % v if isinstance(v, (int, float)) else "-"
+    print()
+    print("atomsync %s (%s%s) on %s, %s CPUs, kernel %s; %s records, "
+          "median of %d; %s" % (
+              (atomsync["version"] or "?").split()[-1],
+              (atomsync["commit"] or "?")[:10],
+              "+dirty" if atomsync["dirty"] else "", machine["cpu_model"],
+              machine["nproc"], machine["kernel"],
+              format(cfg["records"], ","), cfg["runs"], doc["date"]))
+    print("%-9s %-24s %9s %7s %7s %7s %8s %3s  %s" % (
+        "workload", "tool", "median s", "ratio", "paired", "CPU", "RSS MiB",
+        "n", "note"))
+    for r in doc["summary"] + doc["external_summary"]:
+        print("%-9s %-24s %9s %7s %7s %7s %8s %3s  %s" % (
+            r["workload"], r["tool"][:24], f(r["median_s"], "%.3f"),
+            f(r["ratio"], "%.2fx"), f(r.get("ratio_paired"), "%.2fx"),
+            f(r.get("cpu_ratio"), "%.2fx"), f(r["rss_mib"], "%.1f"),
+            r["n"] if r["n"] is not None else "-", r["note"] or ""))
+    print("(ratio: median wall time over the floor's; paired: median of the "
+          "per-round ratios; CPU: median user+sys over the floor's)")
+    print()
+    print("%-48s %-10s %-10s %s" % ("goal", "target", "measured", "result"))
+    for g in doc["goals"]:
+        v = g["measured"]
+        print("%-48s %-10s %-10s %s%s" % (
+            g["goal"], g["target"],
+            "-" if v is None else "%.2f%s" % (v, g["unit"]), g["result"],
+            "  (%s)" % g["note"] if g["note"] else ""))
+    bad = [c for c in doc["checks"] if not c["ok"]]
+    print()
+    print("checks: %d passed, %d failed%s" % (
+        len(doc["checks"]) - len(bad), len(bad),
+        "".join("\n  FAILED %s %s" % (c["check"], c["detail"])
+                for c in bad)))
+    for n in doc["notes"]:
+        print("note: " + n)
+    print("results: %s" % path)
 
 
 def parse_args(argv):
@@ -698,7 +737,9 @@ def parse_args(argv):
         description=__doc__.split("\n\n")[0],
         epilog="Extra arguments can also come from $ATOMSYNC_BENCH_ARGS "
                "(e.g. ATOMSYNC_BENCH_ARGS='--records 100000' make bench).")
-    p.add_argument("--bin", required=True, help="the atomsync executable")
+    p.add_argument("--bin", help="the atomsync executable (required)")
+    p.add_argument("--report", metavar="RESULTS_JSON",
+                   help="print the table of an earlier run and exit")
     p.add_argument("--runs", type=int, default=3,
                    help="samples per tool and workload (median; default 3)")
     p.add_argument("--records", type=int, default=None,
@@ -722,6 +763,8 @@ def parse_args(argv):
     p.add_argument("--keep", action="store_true",
                    help="keep the databases of every round")
     a = p.parse_args(env + argv)
+    if not a.bin and not a.report:
+        p.error("--bin is required")
     a.records_given = a.records is not None
     if a.records is None:
         a.records = 1_000_000
@@ -740,8 +783,22 @@ def parse_args(argv):
     return a
 
 
+def reprint(path):
+    """The table of an earlier results.json, recomputed from its samples."""
+    with open(path) as f:
+        doc = json.load(f)
+    cfg = doc["config"]
+    doc["summary"] = summarize(doc["samples"], min(cfg["loop_records"],
+                                                   cfg["records"]))
+    doc["goals"] = goals_of(doc["summary"], doc["samples"], cfg["records"])
+    print_report(doc, path)
+    return 0
+
+
 def main(argv):
     a = parse_args(argv)
+    if a.report:
+        return reprint(a.report)
     if not os.access(a.bin, os.X_OK):
         log("run.py: %s is not an executable (build atomsync first)" % a.bin)
         return 2

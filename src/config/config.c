@@ -951,7 +951,7 @@ static const field source_fields[] = {
 
 #define H(...) FLD(as_http_cfg, __VA_ARGS__)
 static const field http_fields[] = {
-	H("url", T_URL, F_REQUIRED | F_SECRET, url, 0, 0),
+	H("url", T_URL, F_REQUIRED, url, 0, 0),
 	OTHER("params"),
 	OTHER("headers"),
 	H("records", T_PATH, 0, records, 0, 0),
@@ -963,7 +963,7 @@ static const field http_fields[] = {
 	H("deadline", T_DURATION, 0, deadline_ms, 0, 0),
 	OTHER("retry"),
 	OTHER("circuit_breaker"),
-	H("item_url", T_URL, F_SECRET, item_url, 0, 0),
+	H("item_url", T_URL, 0, item_url, 0, 0),
 	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
 	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
 };

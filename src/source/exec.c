@@ -52,6 +52,10 @@ static char *short_name(const char *cmd)
 		for (int i = 0; INTERPRETERS[i]; i++)
 			if (strcmp(base, INTERPRETERS[i]) == 0)
 				interp = 1;
+		/* "python3 -c '...'": the code is not a name; keep the
+		 * interpreter's. */
+		if (name && strcmp(tok, "-c") == 0)
+			break;
 		if (*base == '-' || (interp && !name)) {
 			if (!name)
 				name = as_strdup(base);

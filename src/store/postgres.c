@@ -2,8 +2,8 @@
  * The PostgreSQL store: live tables, UNLOGGED per-run staging tables filled
  * with COPY, and the bookkeeping tables of DESIGN.md in one database that
  * many workers on many hosts share.  Leases live in the database (expiry by
- * the server's clock) and fence every staging commit and the publish.  The
- * publish itself is in store/postgres_publish.c.
+ * the server's clock) and fence every staging commit and the publish.
+ * Staging is in store/postgres_stage.c, the publish in postgres_publish.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,9 +190,8 @@ int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
 /* Staging transactions need not wait for the WAL flush: their tables are
  * UNLOGGED (lost in a server crash anyway, which run_begin detects) and a
  * lost checkpoint commit only means resuming from an earlier one. */
-int as_pg_begin(pg_store *s, int staging, int64_t ttl_ms, as_error *err)
+int as_pg_begin(pg_store *s, int staging, as_error *err)
 {
-	(void)ttl_ms;
 	return as_pg_exec(s, staging ? "BEGIN; SET LOCAL synchronous_commit = off"
 				     : "BEGIN", NULL, NULL, "begin", err);
 }
@@ -253,11 +252,8 @@ static as_type type_of_pg(const char *decl)
 void as_pg_text_expr(as_buf *b, const char *expr, as_type t)
 {
 	if (t == AS_TYPE_TIMESTAMP)
-		as_buf_printf(b, "(to_char(%s AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-			      "date_part('microseconds', %s)::bigint %% 1000000 = 0 "
-			      "THEN '' ELSE to_char(%s AT TIME ZONE 'UTC', '.MS') END "
-			      "|| 'Z')", expr, expr, expr);
+		as_buf_printf(b, "to_char(%s AT TIME ZONE 'UTC', "
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", expr);
 	else
 		as_buf_printf(b, "(%s)::text", expr);
 }
@@ -321,7 +317,12 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 			"PRIMARY KEY (");
 	as_pg_key_list(&b, t, NULL);
 	as_buf_adds(&b, "))");
-	return as_pg_exec_buf(s, &b, NULL, NULL, "creating a table", err) ? err->code : 0;
+	if (as_pg_exec_buf(s, &b, NULL, NULL, "creating a table", err)) {
+		as_buf_free(&b);
+		return err->code;
+	}
+	as_buf_free(&b);
+	return 0;
 }
 
 /* ---- opening ---- */
@@ -629,6 +630,9 @@ static void pg_run_free(as_store *st, as_run_ctx *rc)
 	free(r->stage);
 	free(r->stage_q);
 	free(r->batch_q);
+	free(r->live_key);
+	free(r->live_hash);
+	free(r->live_used);
 	free(r);
 	rc->priv = NULL;
 }
@@ -640,8 +644,10 @@ int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err)
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS ");
 	as_buf_add_ident(&b, stage);
-	if (as_pg_exec_buf(s, &b, NULL, NULL, "dropping a staging table", err))
+	if (as_pg_exec_buf(s, &b, NULL, NULL, "dropping a staging table", err)) {
+		as_buf_free(&b);
 		return err->code;
+	}
 	as_buf_free(&b);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, stage);
@@ -760,7 +766,7 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	rc->priv = r;
 	r->live_q = quote_ident(t->table);
-	if (as_pg_begin(s, 0, rc->lease_ttl_ms, err))
+	if (as_pg_begin(s, 0, err))
 		return err->code;
 	if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
@@ -847,7 +853,7 @@ static int pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	as_pg_drain(s, NULL);
 	if (!rc->run_id)
 		return 0;
-	if (as_pg_begin(s, 0, rc->lease_ttl_ms, err))
+	if (as_pg_begin(s, 0, err))
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
 	as_error_clear(&ferr);
@@ -994,6 +1000,8 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		if (rc2)
 			return rc2;
 		r->live_has_rows = n > 0;
+		if (r->live_has_rows && as_pg_live_hashes(s, rc, err))
+			return err->code;
 	}
 	if (!r->stage) {
 		char name[64];
@@ -1001,7 +1009,7 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
-		if (as_pg_begin(s, 0, rc->lease_ttl_ms, err))
+		if (as_pg_begin(s, 0, err))
 			return err->code;
 		if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err) ||
 		    as_pg_create_table(s, t, name, 1, err))
@@ -1057,7 +1065,7 @@ static int pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	as_pg_params p;
 
 	as_pg_drain(s, NULL);
-	if (as_pg_begin(s, 0, rc->lease_ttl_ms, err))
+	if (as_pg_begin(s, 0, err))
 		return err->code;
 	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
@@ -1108,8 +1116,10 @@ static int pg_runs_list(as_store *st, const char *dataset, size_t limit,
 		      RUN_COLS, dataset ? "WHERE dataset = $1" : "");
 	if (dataset)
 		as_pg_param_text(&p, dataset);
-	if (limit)
-		as_buf_printf(&sql, " LIMIT %zu", limit);
+	if (limit) {
+		as_pg_param_int(&p, (int64_t)limit);
+		as_buf_printf(&sql, " LIMIT $%d::bigint", p.n);
+	}
 	if (as_pg_exec(s, as_buf_cstr(&sql), &p, &res, "reading runs", err)) {
 		as_buf_free(&sql);
 		return err->code;

@@ -52,6 +52,12 @@ typedef struct pg_run {
 	int live_has_rows;
 	int64_t stage_base; /* published_run when the staging began */
 	int adopted;        /* the publish renamed the staging into the live table */
+	/* The live table's key -> _atomsync_hash, for an integer key: the
+	 * client classifies rows itself (store/postgres_stage.c). */
+	int64_t *live_key;
+	int64_t *live_hash;
+	unsigned char *live_used;
+	size_t live_cap;    /* slots, a power of two; 0: no map */
 } pg_run;
 
 /* Text parameters for PQexecParams; numbers are formatted into num[]. */
@@ -86,7 +92,7 @@ int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
 int as_pg_fail(pg_store *s, const PGresult *res, const char *what,
 	       as_error *err);
 
-int as_pg_begin(pg_store *s, int staging, int64_t ttl_ms, as_error *err);
+int as_pg_begin(pg_store *s, int staging, as_error *err);
 int as_pg_commit(pg_store *s, const char *what, as_error *err);
 void as_pg_rollback(pg_store *s);
 /* Inside a transaction: extend our lease, or AS_EFENCED when it was taken
@@ -105,7 +111,8 @@ void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
 		     const char *bq);
 const char *as_pg_type(as_type t);
 /* An SQL expression rendering expr (a column of type t) as the text the
- * engine uses for that type (timestamps as ISO 8601 UTC with a Z). */
+ * engine uses for that type (timestamps in its canonical UTC form,
+ * "2026-01-01T00:00:00.000000Z"). */
 void as_pg_text_expr(as_buf *b, const char *expr, as_type t);
 
 int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
@@ -113,6 +120,9 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 
 /* store/postgres_stage.c */
 int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);
+/* Read the live table's hashes for client-side classification, when the
+ * key allows it and the table is not too large; else leave it to SQL. */
+int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err);
 int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err);
 /* Wait for the staging commit in flight; returns its failure (once) into

@@ -303,7 +303,7 @@ static int mark_publishing(pg_store *s, as_run_ctx *rc, as_error *err)
 {
 	as_pg_params p;
 
-	if (as_pg_begin(s, 0, rc->lease_ttl_ms, err))
+	if (as_pg_begin(s, 0, err))
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
@@ -479,7 +479,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_pg_drain(s, err)) || (ret = mark_publishing(s, rc, err)))
 		return ret;
 	as_crash_point("publish.marked");
-	if ((ret = as_pg_begin(s, 0, rc->lease_ttl_ms, err)))
+	if ((ret = as_pg_begin(s, 0, err)))
 		return ret;
 	as_crash_point("publish.begin");
 	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||

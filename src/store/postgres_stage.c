@@ -5,6 +5,7 @@
  * while the store's thread commits the previous one; a failed commit is
  * reported by the next call, so nothing after it is taken as staged.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #define COPY_CHUNK ((size_t)1 << 20)   /* bytes per PQputCopyData */
 #define COPY_MAX ((size_t)1 << 30)     /* bytes: cap of one batch's COPY text */
+#define LIVE_MAP_MAX 4000000           /* live rows: beyond, SQL classifies (RSS) */
 
 /* Non-key json and timestamp columns wait in the batch table as text: an
  * unchanged row is then never parsed by the server, only compared. */
@@ -34,6 +36,7 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
 	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
 	char name[64];
+	int ret;
 
 	snprintf(name, sizeof(name), "_atomsync_batch_%lld", (long long)rc->run_id);
 	free(r->batch_q);
@@ -47,7 +50,131 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
 			"\"_atomsync_idx\" integer) ON COMMIT DELETE ROWS");
-	return as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table", err);
+	ret = as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table", err);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* ---- the live table's hashes ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static void live_map_free(pg_run *r)
+{
+	free(r->live_key);
+	free(r->live_hash);
+	free(r->live_used);
+	r->live_key = r->live_hash = NULL;
+	r->live_used = NULL;
+	r->live_cap = 0;
+}
+
+static int live_map_put(pg_run *r, int64_t key, int64_t hash)
+{
+	size_t mask = r->live_cap - 1, p = mix64((uint64_t)key) & mask;
+
+	while (r->live_used[p] && r->live_key[p] != key)
+		p = (p + 1) & mask;
+	r->live_used[p] = 1;
+	r->live_key[p] = key;
+	r->live_hash[p] = hash;
+	return 0;
+}
+
+/* 1: the row is live with the same content; 0: new or changed; -1: the
+ * map cannot tell (none, or not an integer key). */
+static int live_unchanged(const pg_run *r, const as_row *row)
+{
+	size_t mask, p;
+	int64_t key;
+
+	if (!r->live_cap || row->v[0].kind != AS_V_INT)
+		return -1;
+	key = row->v[0].u.i;
+	mask = r->live_cap - 1;
+	for (p = mix64((uint64_t)key) & mask; r->live_used[p]; p = (p + 1) & mask)
+		if (r->live_key[p] == key)
+			return r->live_hash[p] == (int64_t)row->hash;
+	return 0;
+}
+
+/*
+ * For a single integer key, the staging is classified by the client: the
+ * live table's (key, hash) pairs are read once (COPY TO), and an unchanged
+ * row is sent as its key and hash only, straight into the staging table.
+ * The live table cannot change meanwhile: only a publish of this dataset
+ * writes it, and the publish checks that none happened (check_base).
+ */
+int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf sql = AS_BUF_INIT;
+	PGresult *res;
+	int64_t n;
+	size_t cap = 1024, count = 0;
+	char *line;
+	int len, ret = 0;
+
+	if (t->nkey != 1 || t->cols[0].type != AS_TYPE_INTEGER ||
+	    t->mode == AS_MODE_APPEND || r->live_cap)
+		return 0;
+	as_buf_printf(&sql, "SELECT count(*) FROM %s", r->live_q);
+	if ((ret = as_pg_int_buf(s, &sql, NULL, &n, "reading live hashes", err)))
+		goto done;
+	if (n > LIVE_MAP_MAX)
+		goto done;
+	while (cap < (size_t)n * 2)
+		cap *= 2;
+	r->live_key = malloc(cap * sizeof(*r->live_key));
+	r->live_hash = malloc(cap * sizeof(*r->live_hash));
+	r->live_used = calloc(cap, 1);
+	r->live_cap = cap;
+	if (!r->live_key || !r->live_hash || !r->live_used) {
+		live_map_free(r);  /* no memory: SQL classifies */
+		goto done;
+	}
+	as_buf_adds(&sql, "COPY (SELECT ");
+	as_buf_add_ident(&sql, t->cols[0].name);
+	as_buf_printf(&sql, ", \"_atomsync_hash\" FROM %s) TO STDOUT", r->live_q);
+	res = PQexec(s->conn, as_buf_cstr(&sql));
+	if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
+		ret = as_pg_fail(s, res, "reading live hashes", err);
+		PQclear(res);
+		live_map_free(r);
+		goto done;
+	}
+	PQclear(res);
+	while ((len = PQgetCopyData(s->conn, &line, 0)) > 0) {
+		char *tab = memchr(line, '\t', (size_t)len);
+
+		/* More rows than counted (written meanwhile by someone else):
+		 * stop filling, let SQL classify. */
+		if (r->live_cap && (!tab || ++count > cap / 4 * 3))
+			live_map_free(r);
+		if (r->live_cap)
+			live_map_put(r, strtoll(line, NULL, 10), strtoll(tab + 1, NULL, 10));
+		PQfreemem(line);
+	}
+	res = PQgetResult(s->conn);
+	if (len == -2 || !res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		ret = as_pg_fail(s, res, "reading live hashes", err);
+		live_map_free(r);
+	}
+	while (res) {
+		PQclear(res);
+		res = PQgetResult(s->conn);
+	}
+done:
+	as_buf_free(&sql);
+	return ret;
 }
 
 /* ---- encoding ---- */
@@ -130,20 +257,31 @@ static int copy_val(as_buf *b, const as_val *v, as_type type)
 }
 
 /* cols..., run, hash[, idx]: the staging table's shape, plus the row's
- * place in the batch for the batch table (idx < 0: none). */
+ * place in the batch for the batch table (idx < 0: none).  An unchanged
+ * row keeps only what the publish needs (the sqlite.c convention). */
 static int copy_row(as_buf *b, const as_table *t, const as_row *row,
-		    int64_t run, int64_t idx)
+		    int64_t run, int64_t idx, int unchanged)
 {
+	static const as_val null_val = {AS_V_NULL, 0, {0}};
 	char *p;
 
 	for (size_t i = 0; i < t->ncols; i++) {
-		if (copy_val(b, &row->v[i], t->cols[i].type))
+		int keep = !unchanged || i < t->nkey ||
+			   (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
+
+		if (copy_val(b, keep ? &row->v[i] : &null_val, t->cols[i].type))
 			return AS_ENOMEM;
 		b->data[b->len++] = '\t';
 	}
 	if (as_buf_reserve(b, 72))
 		return AS_ENOMEM;
-	p = put_int(b->data + b->len, run);
+	p = b->data + b->len;
+	if (unchanged) {
+		*p++ = '\\';
+		*p++ = 'N';
+	} else {
+		p = put_int(p, run);
+	}
 	*p++ = '\t';
 	p = put_int(p, (int64_t)row->hash);
 	if (idx >= 0) {
@@ -241,14 +379,16 @@ static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 	/* A first load needs no classification: rows go straight into the
 	 * staging table (a key staged by an earlier batch makes the commit
 	 * fall back to the batch table). */
-	j->direct = !r->live_has_rows && !j->dups && t->mode != AS_MODE_APPEND;
+	j->direct = (!r->live_has_rows || r->live_cap) && !j->dups &&
+		    t->mode != AS_MODE_APPEND;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const char *w = b->rows[i].where ? b->rows[i].where : "record";
+		int same = j->direct && r->live_cap && live_unchanged(r, &b->rows[i]) == 1;
 
 		if (skip && skip[i])
 			continue;
 		if (copy_row(&j->data, t, &b->rows[i], rc->run_id,
-			     j->direct ? -1 : (int64_t)i) ||
+			     j->direct ? -1 : (int64_t)i, same) ||
 		    as_buf_add(&j->where, w, strlen(w) + 1))
 			return as_error_set(err, AS_ENOMEM, "%s: the batch is too "
 					    "large to stage (over %zu bytes)", w,
@@ -550,7 +690,7 @@ static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *
 	as_pg_params p;
 
 	as_error_clear(err);
-	if (as_pg_begin(s, 1, rc->lease_ttl_ms, err))
+	if (as_pg_begin(s, 1, err))
 		goto fail;
 	as_crash_point("stage.begin");
 	if (j->nrows && stage_rows(s, rc, j, b, &conflicts, err))
@@ -610,7 +750,8 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	unsigned char *skip = NULL;
 	int64_t conflicts = 0;
 	pg_job *j = &s->job[s->next];
-	int ret = 0;
+	sigset_t all, old;
+	int ret = 0, started;
 
 	as_error_clear(err);
 	for (size_t i = 0; i < b->nrows; i++) {
@@ -638,7 +779,13 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	s->job_cur = j;
 	s->job_rc = rc;
 	s->job_ret = 0;
-	if (pthread_create(&s->thread, NULL, stage_thread, s) != 0) {
+	/* Signals (SIGINT, SIGTERM) stay with the engine's thread, which is
+	 * the one that checks for them and may be blocked reading a source. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	started = pthread_create(&s->thread, NULL, stage_thread, s) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!started) {
 		ret = stage_commit(s, rc, j, NULL, err);
 		goto done;
 	}

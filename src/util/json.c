@@ -11,7 +11,8 @@ json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err)
 {
 	json_error_t je;
-	json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	/* DECODE_ANY: a scalar line is parsed, then named as not an object. */
+	json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 
 	if (!v) {
 		if (je.column > 0)

@@ -69,7 +69,8 @@ class RetriedTest(FaultCase):
         self.baseline()
         self.server.faults({"kind": "status", "status": 503, "retry_after": 1,
                             "match": {"page": 4}, "times": 2})
-        self.completes()
+        p = self.completes()
+        self.assertIn("page 4: HTTP 503 with Retry-After 1 s: waiting", p.stderr)
         t = self.page_times(4)
         self.assertEqual(len(t), 3)
         self.assertGreaterEqual(t[1] - t[0], 0.95)

@@ -103,7 +103,7 @@ class LeaseTest(StoreTestCase):
         old = recs(300, "old")
         self.setup_dataset("60s", old)
         before = self.store.full_rows("d")
-        a, tap = self.start_worker("--sleep 0.01")
+        a, tap = self.start_worker("--sleep 0.02")
         wait_for(lambda: self.runs("d")[0]["status"] == "active", what="run 2 active")
         nruns = len(self.runs("d"))
         t0 = time.monotonic()

@@ -245,7 +245,7 @@ class SeedsTest(StoreTestCase):
         self.kill_partway("user_nfts", "--sleep 0.002")
         self.assertEqual(self.full("user_nfts"), before)
         # Two workers: while one runs the refresh, the other is turned away.
-        a = spawn(["run", "user_nfts"], cwd=self.dir, env={"TAP_ARGS": "--sleep 0.003"})
+        a = spawn(["run", "user_nfts"], cwd=self.dir, env={"TAP_ARGS": "--sleep 0.02"})
         self.assertTrue(wait_for(lambda: self.status()["user_nfts"]["lease"]))
         b = self.atomsync("run", "user_nfts")
         self.assertEqual(b.returncode, LEASED, b.stderr)

@@ -5,8 +5,9 @@ integrity, cleanup), read back through `psql` (no Python driver here).
 Each store is its own database on the process's server (pgserver.py).
 Values are typed from the columns' PostgreSQL types so that rows compare
 equal to SQLite's for the same data: integers as int, reals as float,
-booleans as 1/0 (SQLite stores them as integers), timestamps as the ISO
-8601 text the engine writes ("2026-01-05T05:00:00Z"), json as text.
+booleans as 1/0 (SQLite stores them as integers), timestamps as the
+canonical text the engine writes ("2026-01-05T05:00:00.000000Z"), json as
+text.
 """
 
 import os
@@ -72,10 +73,12 @@ def convert(value, typ):
 
 
 def iso(value):
-    """'2026-01-05 05:00:00+00' -> '2026-01-05T05:00:00Z'"""
-    v = value.replace(" ", "T", 1)
-    v = re.sub(r"([+-]\d\d(:\d\d)?)$", "", v)
-    return v + "Z"
+    """'2026-01-05 05:00:00.5+00' -> '2026-01-05T05:00:00.500000Z', the
+    canonical text the engine stores in SQLite."""
+    v = re.sub(r"([+-]\d\d(:\d\d)?)$", "", value)
+    day, _, clock = v.partition(" ")
+    whole, _, frac = clock.partition(".")
+    return "%sT%s.%sZ" % (day, whole, (frac + "000000")[:6])
 
 
 class PostgresStore:
