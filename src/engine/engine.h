@@ -30,6 +30,9 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 int as_scope_value(const as_table *t, const char *spec, as_val *out,
 		   size_t *col, as_arena *a, as_error *err);
 
+/* A new row at the end of the batch with room for ncols values (not yet
+ * counted in nrows: the caller commits it with b->nrows++). */
+as_row *as_batch_add(as_batch *b, size_t ncols);
 void as_batch_init(as_batch *b);
 void as_batch_reset(as_batch *b);
 void as_batch_free(as_batch *b);

@@ -252,6 +252,29 @@ static void trim(const char **s, size_t *n)
 		(*n)--;
 }
 
+as_row *as_batch_add(as_batch *b, size_t ncols)
+{
+	as_row *row;
+	as_val *vals;
+
+	if (b->nrows == b->caprows) {
+		size_t cap = b->caprows ? b->caprows * 2 : 1024;
+		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
+
+		if (!nr)
+			return NULL;
+		b->rows = nr;
+		b->caprows = cap;
+	}
+	vals = as_arena_alloc(&b->arena, ncols * sizeof(*vals));
+	if (!vals)
+		return NULL;
+	row = &b->rows[b->nrows];
+	memset(row, 0, sizeof(*row));
+	row->v = vals;
+	return row;
+}
+
 int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 		  const char *where, as_batch *b, as_error *err)
 {
@@ -259,18 +282,10 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 	as_row *row;
 	int rc = 0;
 
-	if (b->nrows == b->caprows) {
-		size_t cap = b->caprows ? b->caprows * 2 : 1024;
-		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
-
-		if (!nr)
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-		b->rows = nr;
-		b->caprows = cap;
-	}
-	vals = as_arena_alloc(&b->arena, t->ncols * sizeof(*vals));
-	if (!vals)
+	row = as_batch_add(b, t->ncols);
+	if (!row)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
+	vals = row->v;
 	for (size_t i = 0; !rc && i < t->ncols; i++) {
 		as_col *c = &t->cols[i];
 
@@ -290,8 +305,7 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 	}
 	if (rc)
 		return rc;
-	row = &b->rows[b->nrows++];
-	row->v = vals;
+	b->nrows++;
 	row->hash = row_hash(vals, t->ncols);
 	row->where = as_arena_strndup(&b->arena, where, strlen(where));
 	return 0;

@@ -5,18 +5,36 @@
  * was (invariant 2), and its staging for the next run to resume (invariant 4).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "engine/run.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/proc.h"
 #include "util/str.h"
 #include "util/time.h"
 
 #define FLUSH_INTERVAL 2.0  /* seconds: commit at a checkpoint at least this often */
+
+/* Start a helper thread with SIGINT and SIGTERM blocked, so that a signal
+ * reaches the main thread and interrupts its blocking read. */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t block, old;
+	int rc;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	rc = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
 
 /* ---- lease renewal (invariant 6) ---- */
 
@@ -75,7 +93,7 @@ static void renew_start(atomsync_run *run)
 			run->table.dataset, err.msg);
 		return;
 	}
-	if (pthread_create(&run->renewer, NULL, renew_main, run) == 0)
+	if (start_thread(&run->renewer, renew_main, run) == 0)
 		run->renewing = 1;
 }
 
@@ -147,40 +165,72 @@ static int write_reject(atomsync_run *run, const char *where, const char *why,
 	return 0;
 }
 
-/* A bad record: a reject when the dataset allows more, else the run fails. */
-static int reject(atomsync_run *run, const as_error *why, const char *where,
-		  const char *raw, size_t rawlen, as_error *err)
+/*
+ * A bad record: a reject when the dataset allows more, else an error.  It
+ * runs on the caller's thread (records the source or the mapping refused)
+ * and on the writer's (append-mode conflicts the store finds), hence the
+ * lock; the two kinds are counted apart so each checkpoint carries exactly
+ * the rejects before it.
+ */
+static int count_reject(atomsync_run *run, int conflict, const as_error *why,
+			const char *where, const char *raw, size_t rawlen,
+			as_error *err)
 {
-	int64_t max = run->ds->guard.max_rejects;
+	int64_t max = run->ds->guard.max_rejects, total;
+	as_error reason = *why; /* why may be err itself */
+	int rc = 0;
 
-	run->rejected++;
-	if (run->rejected > max) {
-		/* why may be err itself: format from a copy. */
-		as_error reason = *why;
-
+	pthread_mutex_lock(&run->rmu);
+	if (conflict)
+		run->conflicts++;
+	else
+		run->rejected++;
+	total = run->rejected + run->conflicts;
+	if (total > max) {
 		if (max > 0)
 			as_error_set(err, AS_EINPUT, "%s (%lld rejects, over max_rejects "
 				     "%lld; rejected records are in %s)", reason.msg,
-				     (long long)run->rejected, (long long)max,
+				     (long long)total, (long long)max,
 				     run->reject_path);
-		else if (err != why)
-			*err = *why;
+		else
+			*err = reason;
 		err->code = AS_EINPUT;
-		return fail(run, err);
+		rc = AS_EINPUT;
+	} else {
+		rc = write_reject(run, where, reason.msg, raw, rawlen, err);
 	}
-	if (write_reject(run, where, why->msg, raw, rawlen, err))
+	pthread_mutex_unlock(&run->rmu);
+	return rc;
+}
+
+static int reject(atomsync_run *run, const as_error *why, const char *where,
+		  const char *raw, size_t rawlen, as_error *err)
+{
+	if (count_reject(run, 0, why, where, raw, rawlen, err))
 		return fail(run, err);
 	return 0;
 }
 
+/* The store found a reject while staging: on the writer's thread. */
 static int store_reject(void *ud, const as_row *row, const char *why,
 			as_error *err)
 {
 	atomsync_run *run = ud;
+	const char *where = row->where ? row->where : "record";
 	as_error e;
 
-	as_error_set(&e, AS_EINPUT, "%s: %s", row->where ? row->where : "record", why);
-	return reject(run, &e, row->where ? row->where : "record", NULL, 0, err);
+	as_error_set(&e, AS_EINPUT, "%s: %s", where, why);
+	return count_reject(run, 1, &e, where, NULL, 0, err);
+}
+
+static int64_t total_rejected(atomsync_run *run)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&run->rmu);
+	n = run->rejected + run->conflicts;
+	pthread_mutex_unlock(&run->rmu);
+	return n;
 }
 
 /* ---- staging ---- */
@@ -213,20 +263,97 @@ static int types_resolved(const as_table *t)
 	return t->nkey > 0;
 }
 
-/* Commit the batch.  with_cp: the pending checkpoint covers every row of
- * the batch and is committed with them; otherwise the staging is marked as
- * not resumable until the next checkpoint commit. */
+/* ---- the writer thread ----
+ *
+ * Records are parsed and mapped on the caller's thread while the previous
+ * batch is written on this one, so JSON parsing and SQLite writing overlap
+ * on two cores.  One batch is in flight at a time: batches, and the
+ * checkpoints they carry, commit in order.  The store connection is used
+ * by the writer while a batch is in flight and by the caller only when the
+ * writer is idle (wait_idle), which the mutex also orders for memory.
+ */
+
+static void *writer_main(void *arg)
+{
+	atomsync_run *run = arg;
+
+	pthread_mutex_lock(&run->wmu);
+	for (;;) {
+		as_error err;
+		int rc;
+
+		while (!run->wbusy && !run->wstop)
+			pthread_cond_wait(&run->wcv, &run->wmu);
+		if (!run->wbusy)
+			break;
+		pthread_mutex_unlock(&run->wmu);
+		/* The store adds this batch's conflicts; the earlier ones are
+		 * all committed, since batches are written one at a time. */
+		pthread_mutex_lock(&run->rmu);
+		run->wbatch.rejected += run->conflicts;
+		pthread_mutex_unlock(&run->rmu);
+		as_error_clear(&err);
+		rc = run->store->ops->stage_batch(run->store, &run->rc, &run->wbatch, &err);
+		pthread_mutex_lock(&run->wmu);
+		if (rc && !run->werr.code)
+			run->werr = err;
+		if (!rc) {
+			run->batches++;
+			run->staged += (int64_t)run->wbatch.nrows;
+		}
+		as_batch_reset(&run->wbatch);
+		run->wbusy = 0;
+		pthread_cond_broadcast(&run->wcv);
+	}
+	pthread_mutex_unlock(&run->wmu);
+	return NULL;
+}
+
+/* Wait until no batch is in flight; a failed write fails the run. */
+static int wait_idle(atomsync_run *run, as_error *err)
+{
+	as_error werr;
+
+	if (!run->writing)
+		return 0;
+	pthread_mutex_lock(&run->wmu);
+	while (run->wbusy)
+		pthread_cond_wait(&run->wcv, &run->wmu);
+	werr = run->werr;
+	pthread_mutex_unlock(&run->wmu);
+	if (werr.code) {
+		run->stage_failed = 1;
+		*err = werr;
+		return fail(run, err);
+	}
+	return 0;
+}
+
+static void writer_stop(atomsync_run *run)
+{
+	if (!run->writing)
+		return;
+	pthread_mutex_lock(&run->wmu);
+	run->wstop = 1;
+	pthread_cond_broadcast(&run->wcv);
+	pthread_mutex_unlock(&run->wmu);
+	pthread_join(run->writer, NULL);
+	run->writing = 0;
+}
+
+/* Hand the batch to the writer.  with_cp: the pending checkpoint covers
+ * every row of the batch and is committed with them; otherwise the staging
+ * is marked as not resumable until the next checkpoint commit. */
 static int flush(atomsync_run *run, int with_cp, as_error *err)
 {
-	as_batch *b = &run->batch;
-	int rc;
+	as_batch tmp, *b = &run->batch;
 
 	if (run->lease_lost)
 		return as_error_set(err, AS_EFENCED,
 				    "dataset %s: this worker's lease was taken over "
 				    "by another worker; nothing more is committed",
 				    run->table.dataset);
-	if (prepare(run, err))
+	if (wait_idle(run, err) || prepare(run, err))
 		return err->code;
 	if (with_cp && run->pending_cp) {
 		b->checkpoint = as_strdup(run->pending_cp);
@@ -235,18 +362,38 @@ static int flush(atomsync_run *run, int with_cp, as_error *err)
 	} else {
 		b->checkpoint = NULL;
 		b->seen = run->seen;
+		pthread_mutex_lock(&run->rmu);
 		b->rejected = run->rejected;
+		pthread_mutex_unlock(&run->rmu);
 	}
-	rc = run->store->ops->stage_batch(run->store, &run->rc, b, err);
-	if (rc) {
-		run->stage_failed = 1;
-		return rc;
-	}
-	run->batches++;
-	run->staged += (int64_t)b->nrows;
-	as_batch_reset(b);
 	run->cp_rows = 0;
 	run->last_flush = as_mono();
+	if (!run->writing) {
+		if (start_thread(&run->writer, writer_main, run) != 0) {
+			/* No thread: write on this one. */
+			int rc;
+
+			b->rejected += run->conflicts;
+			rc = run->store->ops->stage_batch(run->store, &run->rc, b, err);
+
+			if (rc) {
+				run->stage_failed = 1;
+				return rc;
+			}
+			run->batches++;
+			run->staged += (int64_t)b->nrows;
+			as_batch_reset(b);
+			return 0;
+		}
+		run->writing = 1;
+	}
+	pthread_mutex_lock(&run->wmu);
+	tmp = run->wbatch;
+	run->wbatch = run->batch;
+	run->batch = tmp;
+	run->wbusy = 1;
+	pthread_cond_broadcast(&run->wcv);
+	pthread_mutex_unlock(&run->wmu);
 	return 0;
 }
 
@@ -302,7 +449,11 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	pthread_mutex_init(&run->mu, NULL);
 	pthread_cond_init(&run->cv, NULL);
+	pthread_mutex_init(&run->wmu, NULL);
+	pthread_cond_init(&run->wcv, NULL);
+	pthread_mutex_init(&run->rmu, NULL);
 	as_batch_init(&run->batch);
+	as_batch_init(&run->wbatch);
 	run->store = st;
 	run->cfg = cfg;
 	run->ds = ds;
@@ -320,6 +471,8 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 		goto fail;
 	run->rc.table = &run->table;
 	run->rc.kind = "sync";
+	/* Line hashes depend on the mapping: a changed config matches nothing. */
+	run->line_seed = as_hash64(run->table.fingerprint, strlen(run->table.fingerprint));
 	snprintf(run->rc.owner, sizeof(run->rc.owner), "%s", as_owner_self());
 	run->rc.lease_ttl_ms = ds->lease_ttl_ms > 0 ? ds->lease_ttl_ms : 60000;
 	run->rc.restart = run->opt.restart || !resumable;
@@ -402,17 +555,210 @@ int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 /* The source refused the checkpoint (the file changed): start over. */
 int as_run_discard_checkpoint(atomsync_run *run, as_error *err)
 {
+	if (wait_idle(run, err))
+		return err->code;
 	if (run->store->ops->stage_discard(run->store, &run->rc, err))
 		return fail(run, err);
 	run->prepared = 0;
 	run->seen = run->seen_at_cp = 0;
-	run->rejected = run->rejected_at_cp = 0;
+	run->rejected = run->rejected_at_cp = run->conflicts = 0;
 	free(run->pending_cp);
 	run->pending_cp = NULL;
 	run->cp_rows = 0;
 	if (types_resolved(&run->table) && prepare(run, err))
 		return fail(run, err);
 	return 0;
+}
+
+/* ---- matching lines to published rows ----
+ *
+ * Every row published from a line keeps the 128-bit hash of that line's
+ * exact bytes (seeded with the mapping's fingerprint) in _atomsync_line.
+ * While records arrive, the live table is read in key order alongside:
+ * a line whose hash equals the next live row's is that row, byte for byte,
+ * so it is valid and unchanged and needs no parsing (an unchanged reload
+ * costs a hash per line instead of a JSON parse).  A line that does not
+ * match is parsed as usual and the scan moves past its key; input in
+ * another order than the key's just parses everything, as without this.
+ */
+
+#define SCAN_PROBE 4096 /* lines before judging whether matching pays */
+
+static void scan_stop(atomsync_run *run)
+{
+	if (run->scanning && run->store->ops->scan_close)
+		run->store->ops->scan_close(run->store, &run->rc);
+	run->scanning = 0;
+	run->scan_have = 0;
+}
+
+static int scan_start(atomsync_run *run, as_error *err)
+{
+	const as_store_ops *ops = run->store->ops;
+	int rows = 0;
+
+	run->scan_tried = 1;
+	if (!ops->scan_open || !run->prepared || getenv("ATOMSYNC_NO_LINE_MATCH"))
+		return 0;
+	run->scan_row.v = calloc(run->table.ncols, sizeof(as_val));
+	if (!run->scan_row.v)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (ops->scan_open(run->store, &run->rc, &rows, err))
+		return err->code;
+	run->scanning = rows > 0;
+	return 0;
+}
+
+/* The live row under the cursor, read on demand; 0 when the scan ended. */
+static int scan_peek(atomsync_run *run, as_error *err)
+{
+	int rc;
+
+	if (run->scan_have)
+		return 1;
+	as_arena_reset(&run->scan_arena);
+	memset(run->scan_row.v, 0, run->table.ncols * sizeof(as_val));
+	rc = run->store->ops->scan_next(run->store, &run->rc, &run->scan_row,
+					&run->scan_arena, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		scan_stop(run);
+		return 0;
+	}
+	run->scan_have = 1;
+	return 1;
+}
+
+/* Order of two key tuples as SQL orders them: NULL < numbers < text. */
+static int key_cmp(const as_table *t, const as_val *a, const as_val *b)
+{
+	for (size_t i = 0; i < t->nkey; i++) {
+		const as_val *x = &a[i], *y = &b[i];
+		int c;
+
+		if (x->kind != y->kind) {
+			int rx = x->kind == AS_V_TEXT ? 2 : x->kind == AS_V_NULL ? 0 : 1;
+			int ry = y->kind == AS_V_TEXT ? 2 : y->kind == AS_V_NULL ? 0 : 1;
+
+			if (rx != ry)
+				return rx < ry ? -1 : 1;
+		}
+		if (x->kind == AS_V_TEXT) {
+			size_t n = x->len < y->len ? x->len : y->len;
+
+			c = memcmp(x->u.s, y->u.s, n);
+			if (!c)
+				c = x->len < y->len ? -1 : x->len > y->len;
+		} else {
+			double dx = x->kind == AS_V_INT ? (double)x->u.i : x->u.r;
+			double dy = y->kind == AS_V_INT ? (double)y->u.i : y->u.r;
+
+			if (x->kind == AS_V_INT && y->kind == AS_V_INT)
+				c = x->u.i < y->u.i ? -1 : x->u.i > y->u.i;
+			else
+				c = dx < dy ? -1 : dx > dy;
+		}
+		if (c)
+			return c;
+	}
+	return 0;
+}
+
+/* A hit: the live row itself, staged as unchanged without parsing. */
+static int scan_take(atomsync_run *run, const unsigned char h[16], as_error *err)
+{
+	as_row *row = as_batch_add(&run->batch, run->table.ncols);
+
+	if (!row)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < run->table.ncols; i++) {
+		as_val v = run->scan_row.v[i];
+
+		if (v.kind == AS_V_TEXT) {
+			v.u.s = as_arena_strndup(&run->batch.arena, v.u.s, v.len);
+			if (!v.u.s)
+				return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+		row->v[i] = v;
+	}
+	row->hash = run->scan_row.hash;
+	row->flags = AS_ROW_UNCHANGED | AS_ROW_LINE;
+	memcpy(row->line, h, 16);
+	run->batch.nrows++;
+	run->scan_have = 0;
+	run->scan_hits++;
+	return 0;
+}
+
+/* A miss that parsed to key k: move the scan past k. */
+static int scan_resync(atomsync_run *run, const as_val *k, as_error *err)
+{
+	run->scan_misses++;
+	if (run->scan_hits + run->scan_misses == SCAN_PROBE &&
+	    run->scan_hits * 10 < SCAN_PROBE) {
+		scan_stop(run); /* another order, or rows not from lines */
+		return 0;
+	}
+	if (run->scan_have && key_cmp(&run->table, run->scan_row.v, k) == 0) {
+		run->scan_have = 0; /* this row is the one just parsed */
+		return 0;
+	}
+	run->scan_have = 0;
+	if (run->store->ops->scan_seek(run->store, &run->rc, k, err))
+		return err->code;
+	return 0;
+}
+
+static int batch_full(atomsync_run *run, as_error *err)
+{
+	if (run->batch.nrows >= (size_t)(run->resumable ? run->max_batch
+							: run->batch_size)) {
+		if (flush(run, 0, err))
+			return fail(run, err);
+	}
+	return 0;
+}
+
+/* One record as its text (a JSON line): matched, or parsed and mapped. */
+static int put_line(atomsync_run *run, const char *raw, size_t len,
+		    const char *where, as_error *err)
+{
+	unsigned char h[16];
+	as_error why;
+	json_t *rec;
+	as_row *row;
+	int rc;
+
+	if (!run->scan_tried && run->prepared && scan_start(run, err))
+		return fail(run, err);
+	run->seen++;
+	as_hash128(raw, len, run->line_seed, h);
+	if (run->scanning) {
+		rc = scan_peek(run, err);
+		if (rc < 0)
+			return fail(run, err);
+		if (rc > 0 && run->scan_row.has_line && memcmp(run->scan_row.line, h, 16) == 0) {
+			if (scan_take(run, h, err))
+				return fail(run, err);
+			return batch_full(run, err);
+		}
+	}
+	rec = as_json_parse_record(raw, len, where, &why);
+	if (!rec)
+		return reject(run, &why, where, raw, len, err);
+	rc = as_record_map(&run->table, rec, raw, len, where, &run->batch, err);
+	json_decref(rec);
+	if (rc == AS_EINPUT)
+		return reject(run, err, where, raw, len, err);
+	if (rc)
+		return fail(run, err);
+	row = &run->batch.rows[run->batch.nrows - 1];
+	row->flags |= AS_ROW_LINE;
+	memcpy(row->line, h, 16);
+	if (run->scanning && scan_resync(run, row->v, err))
+		return fail(run, err);
+	return batch_full(run, err);
 }
 
 int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
@@ -426,18 +772,15 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 		prepare(run, err);
 		return fail(run, err);
 	}
+	if (!rec && raw)
+		return put_line(run, raw, rawlen, where, err);
 	run->seen++;
 	rc = as_record_map(&run->table, rec, raw, rawlen, where, &run->batch, err);
 	if (rc == AS_EINPUT)
 		return reject(run, err, where, raw, rawlen, err);
 	if (rc)
 		return fail(run, err);
-	if (run->batch.nrows >= (size_t)(run->resumable ? run->max_batch
-							: run->batch_size)) {
-		if ((rc = flush(run, 0, err)))
-			return fail(run, err);
-	}
-	return 0;
+	return batch_full(run, err);
 }
 
 int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
@@ -453,9 +796,7 @@ int atomsync_run_put(atomsync_run *run, const char *json, size_t len,
 		     const char *where, atomsync_error *err)
 {
 	int64_t max = run->ds->max_record_bytes;
-	json_t *rec;
 	as_error why;
-	int rc;
 
 	if (!where)
 		where = "record";
@@ -465,12 +806,7 @@ int atomsync_run_put(atomsync_run *run, const char *json, size_t len,
 			     (long long)max);
 		return as_run_reject(run, &why, where, NULL, 0, err);
 	}
-	rec = as_json_parse_record(json, len, where, &why);
-	if (!rec)
-		return as_run_reject(run, &why, where, json, len, err);
-	rc = as_run_put_value(run, rec, json, len, where, err);
-	json_decref(rec);
-	return rc;
+	return as_run_put_value(run, NULL, json, len, where, err);
 }
 
 int atomsync_run_checkpoint(atomsync_run *run, const char *checkpoint,
@@ -487,7 +823,9 @@ int atomsync_run_checkpoint(atomsync_run *run, const char *checkpoint,
 	run->pending_cp = cp;
 	run->cp_rows = run->batch.nrows;
 	run->seen_at_cp = run->seen;
+	pthread_mutex_lock(&run->rmu);
 	run->rejected_at_cp = run->rejected;
+	pthread_mutex_unlock(&run->rmu);
 	if (run->batch.nrows >= (size_t)run->batch_size ||
 	    (run->batch.nrows > 0 && as_mono() - run->last_flush >= FLUSH_INTERVAL)) {
 		if (flush(run, 1, err))
@@ -521,7 +859,7 @@ static void fill_info(atomsync_run *run, atomsync_run_info *info,
 	info->updated = run->counts.updated;
 	info->unchanged = run->counts.unchanged;
 	info->deleted = run->counts.deleted;
-	info->rejected = run->rejected;
+	info->rejected = total_rejected(run);
 	info->duplicates = run->counts.duplicates;
 	info->resumed_from = run->rc.resumed_from;
 	info->error = as_strdup(error);
@@ -591,6 +929,8 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 		if ((rc = flush(run, run->cp_rows == run->batch.nrows, err)))
 			goto failed;
 	}
+	if ((rc = wait_idle(run, err)))
+		goto failed;
 	if (run->lease_lost) {
 		rc = as_error_set(err, AS_EFENCED, "dataset %s: this worker's lease "
 				  "was taken over by another worker; nothing was "
@@ -598,7 +938,7 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 		goto failed;
 	}
 	run->rc.seen = run->seen;
-	run->rc.rejected = run->rejected;
+	run->rc.rejected = total_rejected(run);
 	rc = run->store->ops->publish(run->store, &run->rc, &po, &run->counts, err);
 	as_arena_free(&a);
 	if (rc == AS_EREFUSED) {
@@ -615,6 +955,10 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	}
 	run->done = 1;
 	fill_info(run, info, "completed", NULL);
+	if (run->scan_hits)
+		as_info("%s: %lld of %lld records matched their published text and "
+			"were not parsed", run->table.dataset, (long long)run->scan_hits,
+			(long long)run->seen);
 	return 0;
 failed:
 	as_arena_free(&a);
@@ -624,7 +968,7 @@ ended:
 		as_error e2;
 
 		run->rc.seen = run->seen;
-		run->rc.rejected = run->rejected;
+		run->rc.rejected = total_rejected(run);
 		run->store->ops->run_end(run->store, &run->rc, "failed", err->msg, &e2);
 		run->done = 1;
 		fill_info(run, info, "failed", err->msg);
@@ -640,6 +984,7 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 
 	if (run->done)
 		return 0;
+	wait_idle(run, &e2);
 	/* Keep the progress up to the last checkpoint: those rows are exactly
 	 * what the checkpoint covers, so the next run resumes after them.  Not
 	 * when staging them already failed: trying the same rows again would
@@ -649,13 +994,13 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 	    (!run->failed || (run->failure.code != AS_ESTORE &&
 			      run->failure.code != AS_EFENCED))) {
 		run->batch.nrows = run->cp_rows;
-		if (flush(run, 1, &e2))
+		if (flush(run, 1, &e2) || wait_idle(run, &e2))
 			as_debug("keeping staged progress failed: %s", e2.msg);
 	}
 	/* The run record counts what this run saw; the staging keeps the
 	 * lineage's counts at its checkpoint separately. */
 	run->rc.seen = run->seen;
-	run->rc.rejected = run->rejected;
+	run->rc.rejected = total_rejected(run);
 	if (run->store->ops->run_end(run->store, &run->rc, "failed", reason, err))
 		rc = err->code;
 	run->done = 1;
@@ -671,6 +1016,10 @@ void atomsync_run_free(atomsync_run *run)
 	if (!run->done && run->rc.run_id)
 		atomsync_run_abort(run, run->failed ? run->failure.msg
 						    : "abandoned by its caller", &err);
+	writer_stop(run);
+	scan_stop(run);
+	free(run->scan_row.v);
+	as_arena_free(&run->scan_arena);
 	renew_stop(run);
 	if (run->leased)
 		run->store->ops->lease_release(run->store, run->table.dataset,
@@ -685,8 +1034,12 @@ void atomsync_run_free(atomsync_run *run)
 	free(run->pending_cp);
 	as_batch_free(&run->batch);
 	as_table_clear(&run->table);
+	as_batch_free(&run->wbatch);
 	pthread_mutex_destroy(&run->mu);
 	pthread_cond_destroy(&run->cv);
+	pthread_mutex_destroy(&run->wmu);
+	pthread_cond_destroy(&run->wcv);
+	pthread_mutex_destroy(&run->rmu);
 	free(run);
 }
 

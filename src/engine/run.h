@@ -27,7 +27,9 @@ struct atomsync_run {
 	int64_t max_batch;      /* rows before a commit without a checkpoint */
 	char *pending_cp;       /* newest checkpoint, not yet committed */
 	size_t cp_rows;         /* rows of the batch it covers */
-	int64_t seen, rejected; /* lineage totals */
+	int64_t seen;           /* records delivered (lineage total) */
+	int64_t rejected;       /* refused on this thread (lineage total; rmu) */
+	int64_t conflicts;      /* refused by the store while writing (rmu) */
 	int64_t seen_at_cp, rejected_at_cp;
 	int64_t batches, staged;
 	double started;         /* wall clock */
@@ -35,6 +37,20 @@ struct atomsync_run {
 	as_counts counts;       /* of the publish */
 	FILE *rejects;
 	char *reject_path;
+	/* matching lines to live rows in key order (the store's scan_*) */
+	int scan_tried, scanning, scan_have;
+	as_scan_row scan_row;   /* the live row under the cursor */
+	as_arena scan_arena;    /* its text values */
+	int64_t scan_hits, scan_misses;
+	uint64_t line_seed;     /* seed of the line hashes: the fingerprint */
+	/* the writer thread: one batch in flight (wbusy), written in order */
+	pthread_t writer;
+	int writing, wbusy, wstop;
+	as_batch wbatch;        /* the batch being written */
+	as_error werr;          /* the first failed write */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	pthread_mutex_t rmu;    /* reject counts and the reject file */
 	/* lease renewal thread and its own connection */
 	as_store *renew_store;
 	pthread_t renewer;

@@ -314,7 +314,7 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
-			"PRIMARY KEY (");
+			"\"_atomsync_line\" bytea, PRIMARY KEY (");
 	as_pg_key_list(&b, t, NULL);
 	as_buf_adds(&b, "))");
 	if (as_pg_exec_buf(s, &b, NULL, NULL, "creating a table", err)) {
@@ -933,10 +933,12 @@ static int check_table(pg_store *s, as_table *t, const char *name,
 			ok = ok && as_streq(cn, "_atomsync_run");
 		} else if ((size_t)i == t->ncols + 1) {
 			ok = ok && as_streq(cn, "_atomsync_hash");
+		} else if ((size_t)i == t->ncols + 2) {
+			ok = ok && as_streq(cn, "_atomsync_line");
 		}
 	}
 	PQclear(res);
-	if (!ok || (size_t)n != t->ncols + 2) {
+	if (!ok || (size_t)n != t->ncols + 3) {
 		as_buf want = AS_BUF_INIT;
 
 		for (size_t k = 0; k < t->ncols; k++)
@@ -945,7 +947,8 @@ static int check_table(pg_store *s, as_table *t, const char *name,
 					      ? "?" : as_pg_type(t->cols[k].type));
 		as_error_set(err, AS_EUSAGE,
 			     "table %s exists but does not have the columns the "
-			     "dataset maps (%s, then _atomsync_run, _atomsync_hash); "
+			     "dataset maps (%s, then _atomsync_run, _atomsync_hash, "
+			     "_atomsync_line); "
 			     "rename the table or migrate it",
 			     name, as_buf_cstr(&want));
 		as_buf_free(&want);

@@ -190,7 +190,8 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 					as_buf_adds(&b, ", ");
 				}
 				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\" "
+						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+						"\"_atomsync_line\" = excluded.\"_atomsync_line\" "
 						"WHERE t.\"_atomsync_hash\" IS DISTINCT FROM "
 						"excluded.\"_atomsync_hash\"");
 			}

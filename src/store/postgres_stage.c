@@ -49,7 +49,8 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
 							 : as_pg_type(t->cols[i].type));
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
-			"\"_atomsync_idx\" integer) ON COMMIT DELETE ROWS");
+			"\"_atomsync_line\" bytea, \"_atomsync_idx\" integer) "
+			"ON COMMIT DELETE ROWS");
 	ret = as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table", err);
 	as_buf_free(&b);
 	return ret;
@@ -76,7 +77,7 @@ static void live_map_free(pg_run *r)
 	r->live_cap = 0;
 }
 
-static int live_map_put(pg_run *r, int64_t key, int64_t hash)
+static void live_map_put(pg_run *r, int64_t key, int64_t hash)
 {
 	size_t mask = r->live_cap - 1, p = mix64((uint64_t)key) & mask;
 
@@ -85,7 +86,6 @@ static int live_map_put(pg_run *r, int64_t key, int64_t hash)
 	r->live_used[p] = 1;
 	r->live_key[p] = key;
 	r->live_hash[p] = hash;
-	return 0;
 }
 
 /* 1: the row is live with the same content; 0: new or changed; -1: the
@@ -256,7 +256,7 @@ static int copy_val(as_buf *b, const as_val *v, as_type type)
 	return 0;
 }
 
-/* cols..., run, hash[, idx]: the staging table's shape, plus the row's
+/* cols..., run, hash, line[, idx]: the staging table's shape, plus the row's
  * place in the batch for the batch table (idx < 0: none).  An unchanged
  * row keeps only what the publish needs (the sqlite.c convention). */
 static int copy_row(as_buf *b, const as_table *t, const as_row *row,
@@ -273,7 +273,7 @@ static int copy_row(as_buf *b, const as_table *t, const as_row *row,
 			return AS_ENOMEM;
 		b->data[b->len++] = '\t';
 	}
-	if (as_buf_reserve(b, 72))
+	if (as_buf_reserve(b, 120))
 		return AS_ENOMEM;
 	p = b->data + b->len;
 	if (unchanged) {
@@ -284,6 +284,22 @@ static int copy_row(as_buf *b, const as_table *t, const as_row *row,
 	}
 	*p++ = '\t';
 	p = put_int(p, (int64_t)row->hash);
+	*p++ = '\t';
+	if (row->flags & AS_ROW_LINE) {
+		/* bytea hex input (\x...), its backslash escaped for COPY */
+		static const char hex[] = "0123456789abcdef";
+
+		*p++ = '\\';
+		*p++ = '\\';
+		*p++ = 'x';
+		for (int k = 0; k < 16; k++) {
+			*p++ = hex[row->line[k] >> 4];
+			*p++ = hex[row->line[k] & 15];
+		}
+	} else {
+		*p++ = '\\';
+		*p++ = 'N';
+	}
 	if (idx >= 0) {
 		*p++ = '\t';
 		p = put_int(p, idx);
@@ -616,7 +632,8 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 				"THEN NULL ELSE $1::bigint END, ");
 	else
 		as_buf_adds(&b, "$1::bigint, ");
-	as_buf_printf(&b, "b.\"_atomsync_hash\" FROM %s b", r->batch_q);
+	as_buf_printf(&b, "b.\"_atomsync_hash\", b.\"_atomsync_line\" FROM %s b",
+		      r->batch_q);
 	if (join) {
 		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
 		as_pg_key_match(&b, t, "l", "b");
@@ -640,7 +657,8 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 			as_buf_adds(&b, ", ");
 		}
 		as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\"");
+				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+				"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 	}
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);

@@ -218,6 +218,7 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	if (sq_exec(s, "PRAGMA journal_mode=WAL", err) ||
 	    sq_exec(s, "PRAGMA synchronous=NORMAL;"
 		       "PRAGMA cache_size=-32768;"
+		       "PRAGMA wal_autocheckpoint=8192;"
 		       "PRAGMA foreign_keys=OFF", err) ||
 	    sq_exec(s, SCHEMA, err)) {
 		as_error_prefix(err, "opening store");
@@ -707,7 +708,8 @@ static char *create_sql(const as_table *t, const char *name)
 			as_buf_adds(&b, " NOT NULL");
 		as_buf_adds(&b, ", ");
 	}
-	as_buf_adds(&b, "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER");
+	as_buf_adds(&b, "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
+			"\"_atomsync_line\" BLOB");
 	if (!rowid_key(t)) {
 		as_buf_adds(&b, ", PRIMARY KEY (");
 		add_key_list(&b, t, NULL);
@@ -768,6 +770,8 @@ static int check_table(sq_store *s, as_table *t, const char *name,
 			ok = ok && as_streq(cn, "_atomsync_run");
 		} else if (i == t->ncols + 1) {
 			ok = ok && as_streq(cn, "_atomsync_hash");
+		} else if (i == t->ncols + 2) {
+			ok = ok && as_streq(cn, "_atomsync_line");
 		} else {
 			ok = 0;
 		}
@@ -776,7 +780,7 @@ static int check_table(sq_store *s, as_table *t, const char *name,
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
 		return sq_fail(s, err, "reading table schema");
-	if (!ok || i != t->ncols + 2) {
+	if (!ok || i != t->ncols + 3) {
 		as_buf want = AS_BUF_INIT;
 
 		for (size_t k = 0; k < t->ncols; k++)
@@ -784,7 +788,8 @@ static int check_table(sq_store *s, as_table *t, const char *name,
 				      t->cols[k].type == AS_TYPE_AUTO ? "?" : sql_type(t->cols[k].type));
 		as_error_set(err, AS_EUSAGE,
 			     "table %s exists but does not have the columns the "
-			     "dataset maps (%s, then _atomsync_run, _atomsync_hash); "
+			     "dataset maps (%s, then _atomsync_run, _atomsync_hash, "
+			     "_atomsync_line); "
 			     "rename the table or migrate it",
 			     name, as_buf_cstr(&want));
 		as_buf_free(&want);
@@ -816,7 +821,7 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 	int rc2;
 
 	as_buf_printf(&b, "INSERT OR REPLACE INTO %s VALUES(", r->stage_q);
-	for (size_t i = 0; i < t->ncols + 2; i++)
+	for (size_t i = 0; i < t->ncols + 3; i++)
 		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
 	as_buf_adds(&b, ")");
 	rc2 = sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
@@ -1012,7 +1017,9 @@ static int stage_row(sq_store *s, as_run_ctx *rc, const as_row *row,
 		if (found)
 			goto conflict;
 	}
-	if (r->live_has_rows) {
+	if (row->flags & AS_ROW_UNCHANGED) {
+		unchanged = 1; /* the engine matched its exact text to the live row */
+	} else if (r->live_has_rows) {
 		found = lookup_hash(r->look_live, t, row, &h);
 		if (found < 0)
 			return sq_fail(s, err, "live lookup");
@@ -1033,6 +1040,10 @@ static int stage_row(sq_store *s, as_run_ctx *rc, const as_row *row,
 	else
 		sqlite3_bind_int64(r->ins, (int)t->ncols + 1, rc->run_id);
 	sqlite3_bind_int64(r->ins, (int)t->ncols + 2, (int64_t)row->hash);
+	if (row->flags & AS_ROW_LINE)
+		sqlite3_bind_blob(r->ins, (int)t->ncols + 3, row->line, 16, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(r->ins, (int)t->ncols + 3);
 	if (sqlite3_step(r->ins) != SQLITE_DONE) {
 		sqlite3_reset(r->ins);
 		sq_fail(s, err, "staging a row");
@@ -1083,6 +1094,162 @@ static int sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 fail:
 	sq_rollback(s);
 	return err->code;
+}
+
+/* ---- the live scan (for matching lines without parsing them) ---- */
+
+typedef struct sq_scan {
+	sqlite3 *db;                /* read-only: the writer owns the other */
+	sqlite3_stmt *all, *from, *cur;
+	size_t *cols;               /* table columns selected, key first */
+	size_t ncols;
+} sq_scan;
+
+static void sq_scan_close(as_store *st, as_run_ctx *rc)
+{
+	sq_scan *sc = rc->scan;
+
+	(void)st;
+	if (!sc)
+		return;
+	sqlite3_finalize(sc->all);
+	sqlite3_finalize(sc->from);
+	if (sc->db)
+		sqlite3_close_v2(sc->db);
+	free(sc->cols);
+	free(sc);
+	rc->scan = NULL;
+}
+
+static int sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf sel = AS_BUF_INIT, b = AS_BUF_INIT;
+	sq_scan *sc;
+	int ret = 0;
+
+	*rows = 0;
+	if (!r || !r->live_has_rows || rc->scan)
+		return 0;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc || !(sc->cols = calloc(t->ncols, sizeof(size_t)))) {
+		free(sc);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	rc->scan = sc;
+	for (size_t i = 0; i < t->ncols; i++)
+		if (i < t->nkey || (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR))) {
+			sc->cols[sc->ncols++] = i;
+			as_buf_add_ident(&sel, t->cols[i].name);
+			as_buf_adds(&sel, ", ");
+		}
+	as_buf_adds(&sel, "\"_atomsync_hash\", \"_atomsync_line\"");
+	if (sqlite3_open_v2(s->path, &sc->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		ret = as_error_set(err, AS_ESTORE, "%s: cannot open a reader: %s", s->path,
+				   sqlite3_errmsg(sc->db));
+		goto done;
+	}
+	sqlite3_busy_timeout(sc->db, 30000);
+	sqlite3_exec(sc->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
+	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel), r->live_q);
+	add_key_list(&b, t, NULL);
+	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->all, NULL) != SQLITE_OK)
+		goto fail;
+	as_buf_reset(&b);
+	as_buf_printf(&b, "SELECT %s FROM %s WHERE (", as_buf_cstr(&sel), r->live_q);
+	add_key_list(&b, t, NULL);
+	as_buf_adds(&b, ") > (");
+	for (size_t i = 0; i < t->nkey; i++)
+		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
+	as_buf_adds(&b, ") ORDER BY ");
+	add_key_list(&b, t, NULL);
+	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->from, NULL) != SQLITE_OK)
+		goto fail;
+	sc->cur = sc->all;
+	*rows = 1;
+	goto done;
+fail:
+	ret = as_error_set(err, AS_ESTORE, "%s: scan: %s", s->path, sqlite3_errmsg(sc->db));
+done:
+	if (ret)
+		sq_scan_close(st, rc);
+	as_buf_free(&sel);
+	as_buf_free(&b);
+	return ret;
+}
+
+static int sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out,
+			as_arena *a, as_error *err)
+{
+	sq_scan *sc = rc->scan;
+	int step;
+
+	(void)st;
+	if (!sc)
+		return 0;
+	step = sqlite3_step(sc->cur);
+	if (step == SQLITE_DONE)
+		return 0;
+	if (step != SQLITE_ROW)
+		return as_error_set(err, AS_ESTORE, "scan: %s", sqlite3_errmsg(sc->db));
+	for (size_t k = 0; k < sc->ncols; k++) {
+		as_val *v = &out->v[sc->cols[k]];
+
+		switch (sqlite3_column_type(sc->cur, (int)k)) {
+		case SQLITE_INTEGER:
+			v->kind = AS_V_INT;
+			v->u.i = sqlite3_column_int64(sc->cur, (int)k);
+			break;
+		case SQLITE_FLOAT:
+			v->kind = AS_V_REAL;
+			v->u.r = sqlite3_column_double(sc->cur, (int)k);
+			break;
+		case SQLITE_NULL:
+			v->kind = AS_V_NULL;
+			break;
+		default: {
+			const char *txt = (const char *)sqlite3_column_text(sc->cur, (int)k);
+			int n = sqlite3_column_bytes(sc->cur, (int)k);
+
+			v->kind = AS_V_TEXT;
+			v->len = (uint32_t)n;
+			v->u.s = as_arena_strndup(a, txt ? txt : "", (size_t)n);
+			if (!v->u.s)
+				return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+		}
+	}
+	out->hash = (uint64_t)sqlite3_column_int64(sc->cur, (int)sc->ncols);
+	out->has_line = sqlite3_column_bytes(sc->cur, (int)sc->ncols + 1) == 16;
+	if (out->has_line)
+		memcpy(out->line, sqlite3_column_blob(sc->cur, (int)sc->ncols + 1), 16);
+	return 1;
+}
+
+static int sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
+			as_error *err)
+{
+	sq_scan *sc = rc->scan;
+
+	(void)st;
+	(void)err;
+	if (!sc)
+		return 0;
+	sqlite3_reset(sc->all);
+	sqlite3_reset(sc->from);
+	/* Copies: the key lives in a batch the writer may reset meanwhile. */
+	for (size_t i = 0; i < rc->table->nkey; i++) {
+		if (key[i].kind == AS_V_TEXT)
+			sqlite3_bind_text(sc->from, (int)i + 1, key[i].u.s, (int)key[i].len,
+					  SQLITE_TRANSIENT);
+		else
+			bind_val(sc->from, (int)i + 1, &key[i]);
+	}
+	sc->cur = sc->from;
+	return 0;
 }
 
 /* ---- the publish (invariants 1, 3, 5, 8, 10) ---- */
@@ -1263,7 +1430,8 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 					as_buf_adds(&b, ", ");
 				}
 				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\"");
+						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+						"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 			}
 		}
 		if ((ret = sql_exec(s, &b, &changes, err)))
@@ -1304,8 +1472,10 @@ done:
 	return ret;
 }
 
+/* rows_q: the table that now holds the run's rows (the staging table, or
+ * the live table when the staging was renamed into place). */
 static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			       as_error *err)
+			       const char *rows_q, as_error *err)
 {
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
@@ -1320,7 +1490,7 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 				"(SELECT cursor AS v FROM atomsync_state WHERE dataset = ?1 "
 				"UNION ALL SELECT max(");
 		as_buf_add_ident(&b, t->cols[t->cursor].name);
-		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", r->stage_q);
+		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", rows_q);
 		ret = sq_prepare(s, as_buf_cstr(&b), &q, err);
 		if (!ret) {
 			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
@@ -1436,7 +1606,7 @@ static int sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	as_counts gc;
-	int ret;
+	int ret, renamed = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->seen = rc->seen;
@@ -1458,10 +1628,26 @@ static int sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
 		goto fail;
 	if (r->stage) {
-		char *sql = create_sql(t, t->table);
+		int exists;
 
-		ret = sq_exec(s, sql, err);
-		free(sql);
+		if ((ret = table_exists(s, t->table, &exists, err)))
+			goto fail;
+		if (!exists && c->unchanged == 0) {
+			/* The first publish: the staging table has the live
+			 * table's exact schema and holds every row, so it
+			 * becomes the live table instead of being copied. */
+			as_buf b = AS_BUF_INIT;
+
+			as_buf_printf(&b, "ALTER TABLE %s RENAME TO %s", r->stage_q, r->live_q);
+			ret = sql_exec(s, &b, NULL, err);
+			as_buf_free(&b);
+			renamed = 1;
+		} else {
+			char *sql = create_sql(t, t->table);
+
+			ret = sq_exec(s, sql, err);
+			free(sql);
+		}
 		if (!ret && t->nscope) {
 			as_buf b = AS_BUF_INIT;
 			char idx[200];
@@ -1478,8 +1664,8 @@ static int sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		if (ret)
 			goto fail;
 	}
-	if ((ret = publish_apply(s, rc, c, C, err)) ||
-	    (ret = publish_bookkeeping(s, rc, c, err)))
+	if ((ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
+	    (ret = publish_bookkeeping(s, rc, c, renamed ? r->live_q : r->stage_q, err)))
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;
 	as_crash_point("publish.before_commit");
@@ -1487,7 +1673,7 @@ static int sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	as_crash_point("publish.committed");
 	sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	if (r->stage) {
+	if (r->stage && !renamed) {
 		as_error derr;
 
 		if (drop_table(s, r->stage, &derr))
@@ -1646,6 +1832,10 @@ static const as_store_ops sqlite_ops = {
 	.stage_prepare = sq_stage_prepare,
 	.stage_discard = sq_stage_discard,
 	.stage_batch = sq_stage_batch,
+	.scan_open = sq_scan_open,
+	.scan_next = sq_scan_next,
+	.scan_seek = sq_scan_seek,
+	.scan_close = sq_scan_close,
 	.publish = sq_publish,
 	.run_end = sq_run_end,
 	.run_free = sq_run_free,

@@ -59,11 +59,27 @@ typedef struct as_val {
 	} u;
 } as_val;
 
+enum {
+	AS_ROW_LINE = 1,      /* line[] holds the hash of the record's exact text */
+	AS_ROW_UNCHANGED = 2  /* known to equal its live row: stage without lookup */
+};
+
 typedef struct as_row {
-	as_val *v;         /* ncols values, in the batch arena */
+	as_val *v;         /* ncols values, in the batch arena; an unchanged
+			    * row fills only key, scope and cursor columns */
 	uint64_t hash;     /* xxh3 of the values: _atomsync_hash */
 	const char *where; /* "file:line" for messages, in the arena */
+	unsigned flags;    /* AS_ROW_* */
+	unsigned char line[16]; /* _atomsync_line when AS_ROW_LINE */
 } as_row;
+
+/* A live row as the line matcher sees it (live_scan_next). */
+typedef struct as_scan_row {
+	as_val *v;         /* ncols; key, scope and cursor columns filled */
+	uint64_t hash;
+	int has_line;
+	unsigned char line[16];
+} as_scan_row;
 
 typedef struct as_batch {
 	as_row *rows;
@@ -105,6 +121,7 @@ typedef struct as_run_ctx {
 	char *stage_key;       /* key columns of a resumed staging, "a,b" */
 	char *cursor;          /* incremental: the saved cursor (JSON), owned */
 	void *priv;            /* backend state for this run */
+	void *scan;            /* backend state of the live scan */
 } as_run_ctx;
 
 typedef struct as_publish_opts {
@@ -169,6 +186,20 @@ typedef struct as_store_ops {
 	/* One transaction: rows, checkpoint, counts; fenced (invariants 4, 6). */
 	int (*stage_batch)(as_store *st, as_run_ctx *rc, const as_batch *b,
 			   as_error *err);
+	/*
+	 * Optional: the live table in key order on a connection of its own,
+	 * for the caller's thread while the writer stages (so a record whose
+	 * exact text was published before is known unchanged without being
+	 * parsed).  open: 0 and *rows = 0 when there is nothing to scan.
+	 * next: 1 with a row (values in arena a), 0 at the end.  seek: the
+	 * next row is the first whose key is greater than key.
+	 */
+	int (*scan_open)(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
+	int (*scan_next)(as_store *st, as_run_ctx *rc, as_scan_row *out,
+			 as_arena *a, as_error *err);
+	int (*scan_seek)(as_store *st, as_run_ctx *rc, const as_val *key,
+			 as_error *err);
+	void (*scan_close)(as_store *st, as_run_ctx *rc);
 	/* One transaction: the publish (invariants 1, 3, 5, 8, 10). */
 	int (*publish)(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		       as_counts *out, as_error *err);

@@ -11,6 +11,14 @@ uint64_t as_hash64(const void *p, size_t n)
 	return XXH3_64bits(p, n);
 }
 
+void as_hash128(const void *p, size_t n, uint64_t seed, unsigned char out[16])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits_withSeed(p, n, seed));
+	memcpy(out, c.digest, 16);
+}
+
 int as_hasher_init(as_hasher *h)
 {
 	h->state = XXH3_createState();

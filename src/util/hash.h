@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 uint64_t as_hash64(const void *p, size_t n);
+/* 128-bit xxh3 with a seed, into out[16]: identifies a record's exact
+ * bytes (collisions are out of reach where 64 bits are not). */
+void as_hash128(const void *p, size_t n, uint64_t seed, unsigned char out[16]);
 
 typedef struct as_hasher {
 	void *state; /* XXH3_state_t */

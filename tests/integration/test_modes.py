@@ -79,7 +79,8 @@ class ModesTest(StoreTestCase):
             if i <= 1000 and i % 3 != 0:
                 self.assertEqual(row, first[i])
             else:
-                self.assertEqual(row[-2], r["run_id"])
+                # _atomsync_run, then _atomsync_hash and _atomsync_line
+                self.assertEqual(row[-3], r["run_id"])
 
     def test_incremental(self):
         """incremental: upsert, no deletes, the cursor keeps the maximum."""

@@ -84,7 +84,8 @@ class PostgresStoreTest(StoreTestCase):
             "id": "bigint", "name": "text", "score": "double precision",
             "active": "boolean", "meta": "jsonb",
             "seen_at": "timestamp with time zone",
-            "_atomsync_run": "bigint", "_atomsync_hash": "bigint"})
+            "_atomsync_run": "bigint", "_atomsync_hash": "bigint",
+            "_atomsync_line": "bytea"})
         rows = self.store.rows("things", ["id", "name", "score", "active", "meta",
                                           "seen_at"])
         self.assertEqual(len(rows), len(recs))
@@ -219,6 +220,38 @@ class PostgresStoreTest(StoreTestCase):
         self.assertEqual(rows, [("a", 4, "4"), ("b", 1, "1"), ("b", 2, "1")])
         self.assertEqual(self.psql("SELECT rejected FROM atomsync_runs "
                                    "ORDER BY run_id DESC LIMIT 1"), [(2,)])
+
+    def test_duplicates_across_batches(self):
+        """DESIGN.md (a later record replaces an earlier one) and invariant
+        10: keys repeated in later batches, on an empty table and on one
+        with rows (where the client classifies rows itself), with integer
+        and text keys: the live table holds the last record of each key and
+        the counts are exact."""
+        for key, table in (("id", "things"), ("slug", "slugs")):
+            base = make_records(250)
+            first = base + [dict(r, downloads=r["downloads"] + 1) for r in base[:50]]
+            write_jsonl(self.path("in.jsonl"), first)
+            args = ("load", self.store.url, table, "in.jsonl", "--key", key,
+                    "--batch-size", "100")
+            p = self.atomsync(*args, check=OK)
+            self.assertIn("250 inserted", p.stdout)
+            cols = ["id", "downloads"]
+            got = [(json.loads(d)["id"], json.loads(d)["downloads"])
+                   for _, d in self.store.rows(table, [key, "data"])]
+            self.assertEqual(sorted(got), reference_rows(first, cols))
+            # Again over live rows: 40 changed early, changed back later.
+            second = [dict(r, downloads=r["downloads"] + 7) if r["id"] <= 40 else r
+                      for r in base] + [r for r in base[:40]] + make_records(10, start=900)
+            write_jsonl(self.path("in.jsonl"), second)
+            p = self.atomsync(*args, check=OK)
+            want = reference_rows(second, cols)
+            got = [(json.loads(d)["id"], json.loads(d)["downloads"])
+                   for _, d in self.store.rows(table, [key, "data"])]
+            self.assertEqual(sorted(got), want)
+            r = self.psql("SELECT inserted, updated, unchanged, deleted, duplicates "
+                          "FROM atomsync_runs ORDER BY run_id DESC LIMIT 1")[0]
+            # ids 1-40 end as in base: ids 1-50 had +1 live, so 50 updated.
+            self.assertEqual(r, (10, 50, 200, 0, 40))
 
     def test_staging_is_unlogged_and_dropped(self):
         """Staging lives in UNLOGGED tables while a run is open and is gone

@@ -101,8 +101,15 @@ class SeedsTest(StoreTestCase):
     def kill_partway(self, dataset, tap_args):
         """Start a run whose tap is slowed down, wait for a staging commit,
         kill -9 the worker (and its tap)."""
+        runs_before = len(self.runs(dataset))
+        taps_before = len(self.tap_log())
         p = spawn(["run", dataset], cwd=self.dir, env={"TAP_ARGS": tap_args})
-        ok = wait_for(lambda: self.status()[dataset]["resumable"])
+        # An earlier failed run may have left a checkpoint already: wait for
+        # this run to be on record and its tap started, then for a commit.
+        ok = wait_for(lambda: len(self.runs(dataset)) > runs_before
+                      and len(self.tap_log()) > taps_before
+                      and self.status()[dataset]["resumable"])
+        time.sleep(0.3)
         n = len(self.tap_log())
         os.kill(p.pid, signal.SIGKILL)
         p.wait()

@@ -218,6 +218,7 @@ static void fill_batch(as_batch *b, const spec *rows, size_t n)
 		char key[200], where[32];
 
 		assert_non_null(v);
+		memset(&b->rows[i], 0, sizeof(b->rows[i]));
 		v[0].kind = AS_V_INT;
 		v[0].u.i = rows[i].id;
 		v[1].kind = AS_V_TEXT;
