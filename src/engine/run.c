@@ -909,6 +909,7 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 {
 	as_publish_opts po;
 	as_arena a;
+	double t0;
 	int rc;
 
 	if (info)
@@ -939,7 +940,11 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	}
 	run->rc.seen = run->seen;
 	run->rc.rejected = total_rejected(run);
+	t0 = as_mono();
+	as_info("%s: %lld records staged in %.2f s; publishing", run->table.dataset,
+		(long long)run->seen, as_now() - run->started);
 	rc = run->store->ops->publish(run->store, &run->rc, &po, &run->counts, err);
+	as_info("%s: publish took %.2f s", run->table.dataset, as_mono() - t0);
 	as_arena_free(&a);
 	if (rc == AS_EREFUSED) {
 		as_error e2;

@@ -31,6 +31,26 @@ typedef struct file_src {
 	int end_cp;          /* the checkpoint at the end of the file was sent */
 } file_src;
 
+/* "name:line", without printf: this runs for every line. */
+static void format_where(const file_src *f, char *out, size_t cap)
+{
+	char num[24];
+	size_t n = 0, len = strlen(f->name);
+	int64_t v = f->lines.line;
+
+	do {
+		num[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && n < sizeof(num));
+	if (len + 1 + n + 1 > cap)
+		len = cap - n - 2;
+	memcpy(out, f->name, len);
+	out[len++] = ':';
+	while (n)
+		out[len++] = num[--n];
+	out[len] = '\0';
+}
+
 static int emit_checkpoint(file_src *f, as_event *ev)
 {
 	ev->kind = AS_EV_CHECKPOINT;
@@ -81,8 +101,7 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 			f->base.complete = 1;
 			return 0;
 		}
-		snprintf(ev->where, sizeof(ev->where), "%s:%" PRId64, f->name,
-			 f->lines.line);
+		format_where(f, ev->where, sizeof(ev->where));
 		f->base.bytes = f->lines.consumed;
 		if (rc == AS_LINE_TOO_LONG) {
 			ev->kind = AS_EV_BAD;

@@ -9,28 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store.h"
+#include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/proc.h"
 #include "util/str.h"
 #include "util/time.h"
-
-typedef struct sq_store {
-	as_store base;
-	sqlite3 *db;
-	char *path;
-} sq_store;
-
-typedef struct sq_run {
-	char *live_q;       /* "table", quoted */
-	char *stage;        /* staging table name, unquoted; NULL until prepared */
-	char *stage_q;
-	int live_exists;    /* the live table existed when staging began */
-	int live_has_rows;
-	int64_t stage_base; /* published_run when the staging began */
-	sqlite3_stmt *ins, *look_live, *look_stage, *fence, *save;
-} sq_run;
 
 static const char *RUN_COLS =
 	"run_id, dataset, kind, mode, status, started_at, finished_at, seen, "
@@ -39,7 +23,7 @@ static const char *RUN_COLS =
 
 /* ---- errors and statements ---- */
 
-static int sq_fail(sq_store *s, as_error *err, const char *what)
+int as_sq_fail(sq_store *s, as_error *err, const char *what)
 {
 	int ext = sqlite3_extended_errcode(s->db);
 
@@ -49,7 +33,7 @@ static int sq_fail(sq_store *s, as_error *err, const char *what)
 	return AS_ESTORE;
 }
 
-static int sq_exec(sq_store *s, const char *sql, as_error *err)
+int as_sq_exec(sq_store *s, const char *sql, as_error *err)
 {
 	char *msg = NULL;
 
@@ -65,23 +49,23 @@ static int sq_exec(sq_store *s, const char *sql, as_error *err)
 	return 0;
 }
 
-static int sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,
+int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,
 		      as_error *err)
 {
 	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
 		*st = NULL;
-		return sq_fail(s, err, "prepare");
+		return as_sq_fail(s, err, "prepare");
 	}
 	return 0;
 }
 
-static void sq_rollback(sq_store *s)
+void as_sq_rollback(sq_store *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
@@ -89,7 +73,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
-static void bind_val(sqlite3_stmt *st, int i, const as_val *v)
+void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v)
 {
 	switch (v->kind) {
 	case AS_V_INT: sqlite3_bind_int64(st, i, v->u.i); break;
@@ -102,13 +86,13 @@ static void bind_val(sqlite3_stmt *st, int i, const as_val *v)
 }
 
 /* Run a statement that returns at most one integer; *out = 0 when no row. */
-static int query_int(sq_store *s, const char *sql, const char *arg,
+int as_sq_query_int(sq_store *s, const char *sql, const char *arg,
 		     int64_t *out, as_error *err)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sq_prepare(s, sql, &st, err))
+	if (as_sq_prepare(s, sql, &st, err))
 		return AS_ESTORE;
 	if (arg)
 		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
@@ -116,22 +100,22 @@ static int query_int(sq_store *s, const char *sql, const char *arg,
 	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return sq_fail(s, err, "query");
+		return as_sq_fail(s, err, "query");
 	return 0;
 }
 
-static int table_exists(sq_store *s, const char *name, int *exists,
+int as_sq_table_exists(sq_store *s, const char *name, int *exists,
 			as_error *err)
 {
 	int64_t n;
-	int rc = query_int(s, "SELECT count(*) FROM sqlite_master "
+	int rc = as_sq_query_int(s, "SELECT count(*) FROM sqlite_master "
 			      "WHERE type = 'table' AND name = ?1", name, &n, err);
 
 	*exists = n > 0;
 	return rc;
 }
 
-static char *quote_ident(const char *name)
+char *as_sq_quote_ident(const char *name)
 {
 	as_buf b = AS_BUF_INIT;
 
@@ -215,12 +199,12 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	 * with them); the publish switches to FULL so a reported publish is
 	 * durable.
 	 */
-	if (sq_exec(s, "PRAGMA journal_mode=WAL", err) ||
-	    sq_exec(s, "PRAGMA synchronous=NORMAL;"
+	if (as_sq_exec(s, "PRAGMA journal_mode=WAL", err) ||
+	    as_sq_exec(s, "PRAGMA synchronous=NORMAL;"
 		       "PRAGMA cache_size=-32768;"
 		       "PRAGMA wal_autocheckpoint=8192;"
 		       "PRAGMA foreign_keys=OFF", err) ||
-	    sq_exec(s, SCHEMA, err)) {
+	    as_sq_exec(s, SCHEMA, err)) {
 		as_error_prefix(err, "opening store");
 		sqlite_ops.close(&s->base);
 		return err->code;
@@ -255,9 +239,9 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 	char when[40];
 	int rc;
 
-	if (sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
 		return err->code;
-	if (sq_prepare(s, "SELECT owner, expires_at FROM atomsync_leases "
+	if (as_sq_prepare(s, "SELECT owner, expires_at FROM atomsync_leases "
 			  "WHERE dataset = ?1", &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
@@ -274,11 +258,11 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 			goto fail;
 		}
 	} else if (rc != SQLITE_DONE) {
-		sq_fail(s, err, "reading lease");
+		as_sq_fail(s, err, "reading lease");
 		goto fail;
 	}
 	sqlite3_finalize(q);
-	if (sq_prepare(s, "INSERT INTO atomsync_leases(dataset, owner, token, "
+	if (as_sq_prepare(s, "INSERT INTO atomsync_leases(dataset, owner, token, "
 			  "acquired_at, expires_at) VALUES(?1, ?2, 1, ?3, ?4) "
 			  "ON CONFLICT(dataset) DO UPDATE SET owner = excluded.owner, "
 			  "token = token + 1, acquired_at = excluded.acquired_at, "
@@ -287,32 +271,32 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 		goto fail;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, owner, -1, SQLITE_TRANSIENT);
-	bind_text(q, 3, as_iso8601(now, when, sizeof(when)));
+	as_sq_bind_text(q, 3, as_iso8601(now, when, sizeof(when)));
 	sqlite3_bind_double(q, 4, now + (double)ttl_ms / 1000.0);
 	if (sqlite3_step(q) != SQLITE_ROW) {
-		sq_fail(s, err, "taking lease");
+		as_sq_fail(s, err, "taking lease");
 		goto fail;
 	}
 	*token = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
 	q = NULL;
-	if (sq_exec(s, "COMMIT", err))
+	if (as_sq_exec(s, "COMMIT", err))
 		goto fail;
 	return 0;
 fail:
 	sqlite3_finalize(q);
-	sq_rollback(s);
+	as_sq_rollback(s);
 	return err->code;
 }
 
 /* Inside a transaction: extend our lease, or fail if it was taken. */
-static int fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
+int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 		 int64_t token, int64_t ttl_ms, as_error *err)
 {
 	sqlite3_stmt *st = cache ? *cache : NULL;
 	int rc;
 
-	if (!st && sq_prepare(s, "UPDATE atomsync_leases SET expires_at = ?1 "
+	if (!st && as_sq_prepare(s, "UPDATE atomsync_leases SET expires_at = ?1 "
 				"WHERE dataset = ?2 AND token = ?3", &st, err))
 		return AS_ESTORE;
 	sqlite3_bind_double(st, 1, as_now() + (double)ttl_ms / 1000.0);
@@ -325,7 +309,7 @@ static int fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 	else
 		sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
-		return sq_fail(s, err, "checking lease");
+		return as_sq_fail(s, err, "checking lease");
 	if (sqlite3_changes(s->db) != 1)
 		return as_error_set(err, AS_EFENCED,
 				    "dataset %s: this worker's lease (token %lld) "
@@ -339,7 +323,7 @@ static int sq_lease_renew(as_store *st, const char *dataset, int64_t token,
 			  int64_t ttl_ms, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
-	int rc = fence(s, NULL, dataset, token, ttl_ms, err);
+	int rc = as_sq_fence(s, NULL, dataset, token, ttl_ms, err);
 
 	return rc;
 }
@@ -351,7 +335,7 @@ static int sq_lease_release(as_store *st, const char *dataset, int64_t token,
 	sqlite3_stmt *q;
 	int rc;
 
-	if (sq_prepare(s, "UPDATE atomsync_leases SET owner = NULL, "
+	if (as_sq_prepare(s, "UPDATE atomsync_leases SET owner = NULL, "
 			  "expires_at = 0 WHERE dataset = ?1 AND token = ?2",
 		       &q, err))
 		return AS_ESTORE;
@@ -359,12 +343,12 @@ static int sq_lease_release(as_store *st, const char *dataset, int64_t token,
 	sqlite3_bind_int64(q, 2, token);
 	rc = sqlite3_step(q);
 	sqlite3_finalize(q);
-	return rc == SQLITE_DONE ? 0 : sq_fail(s, err, "releasing lease");
+	return rc == SQLITE_DONE ? 0 : as_sq_fail(s, err, "releasing lease");
 }
 
 /* ---- run records ---- */
 
-static void sq_run_free(as_store *st, as_run_ctx *rc)
+void as_sq_run_free(as_store *st, as_run_ctx *rc)
 {
 	sq_run *r = rc->priv;
 
@@ -392,7 +376,7 @@ static int drop_orphans(sq_store *s, as_error *err)
 	size_t n = 0;
 	int rc = 0;
 
-	if (sq_prepare(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
+	if (as_sq_prepare(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
 			  "AND name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\' "
 			  "AND name NOT IN (SELECT stage_table FROM atomsync_state "
 			  "WHERE stage_table IS NOT NULL)", &q, err))
@@ -406,21 +390,21 @@ static int drop_orphans(sq_store *s, as_error *err)
 		as_buf_adds(&b, "DROP TABLE IF EXISTS ");
 		as_buf_add_ident(&b, names[i]);
 		if (!rc)
-			rc = sq_exec(s, as_buf_cstr(&b), err);
+			rc = as_sq_exec(s, as_buf_cstr(&b), err);
 		as_buf_free(&b);
 		free(names[i]);
 	}
 	return rc;
 }
 
-static int drop_table(sq_store *s, const char *name, as_error *err)
+int as_sq_drop_table(sq_store *s, const char *name, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	int rc;
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS ");
 	as_buf_add_ident(&b, name);
-	rc = sq_exec(s, as_buf_cstr(&b), err);
+	rc = as_sq_exec(s, as_buf_cstr(&b), err);
 	as_buf_free(&b);
 	return rc;
 }
@@ -444,13 +428,13 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	if (!r)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	rc->priv = r;
-	r->live_q = quote_ident(t->table);
+	r->live_q = as_sq_quote_ident(t->table);
 	as_iso8601(as_now(), now, sizeof(now));
-	if (sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
 		return err->code;
-	if (fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
+	if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
-	if (sq_prepare(s, "UPDATE atomsync_runs SET status = 'failed', "
+	if (as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'failed', "
 			  "finished_at = ?2, error = 'interrupted: the worker "
 			  "stopped before finishing (killed, crashed or lost its "
 			  "connection); nothing was published' "
@@ -460,11 +444,11 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, now, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		sq_fail(s, err, "recording interrupted runs");
+		as_sq_fail(s, err, "recording interrupted runs");
 		goto fail;
 	}
 	sqlite3_finalize(q);
-	if (sq_prepare(s, "INSERT INTO atomsync_state(dataset, table_name, mode) "
+	if (as_sq_prepare(s, "INSERT INTO atomsync_state(dataset, table_name, mode) "
 			  "VALUES(?1, ?2, ?3) ON CONFLICT(dataset) DO NOTHING",
 		       &q, err))
 		goto fail;
@@ -472,18 +456,18 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		sq_fail(s, err, "creating state");
+		as_sq_fail(s, err, "creating state");
 		goto fail;
 	}
 	sqlite3_finalize(q);
-	if (sq_prepare(s, "SELECT published_run, cursor, stage_table, "
+	if (as_sq_prepare(s, "SELECT published_run, cursor, stage_table, "
 			  "stage_last_run, stage_base, stage_fingerprint, stage_key, "
 			  "checkpoint, stage_seen, stage_rejected "
 			  "FROM atomsync_state WHERE dataset = ?1", &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_ROW) {
-		sq_fail(s, err, "reading state");
+		as_sq_fail(s, err, "reading state");
 		goto fail;
 	}
 	published = sqlite3_column_int64(q, 0);
@@ -502,7 +486,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	}
 	sqlite3_finalize(q);
 	q = NULL;
-	if (resume && (table_exists(s, stage, &exists, err) || !exists)) {
+	if (resume && (as_sq_table_exists(s, stage, &exists, err) || !exists)) {
 		if (err->code)
 			goto fail;
 		resume = 0;
@@ -512,9 +496,9 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		free(rc->stage_key);
 		rc->checkpoint = rc->stage_key = NULL;
 		rc->seen = rc->rejected = 0;
-		if (stage && drop_table(s, stage, err))
+		if (stage && as_sq_drop_table(s, stage, err))
 			goto fail;
-		if (sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
+		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
 				  "stage_run = NULL, stage_last_run = NULL, "
 				  "stage_base = NULL, stage_fingerprint = NULL, "
 				  "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
@@ -522,7 +506,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 			goto fail;
 		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 		if (sqlite3_step(q) != SQLITE_DONE) {
-			sq_fail(s, err, "clearing staging");
+			as_sq_fail(s, err, "clearing staging");
 			goto fail;
 		}
 		sqlite3_finalize(q);
@@ -532,7 +516,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	}
 	if (drop_orphans(s, err))
 		goto fail;
-	if (sq_prepare(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+	if (as_sq_prepare(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
 			  "started_at, resumed_from, lease_token, owner) "
 			  "VALUES(?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)", &q, err))
 		goto fail;
@@ -547,7 +531,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	sqlite3_bind_int64(q, 6, rc->token);
 	sqlite3_bind_text(q, 7, rc->owner, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		sq_fail(s, err, "recording run");
+		as_sq_fail(s, err, "recording run");
 		goto fail;
 	}
 	sqlite3_finalize(q);
@@ -555,29 +539,29 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	rc->run_id = sqlite3_last_insert_rowid(s->db);
 	rc->resumed_from = resume ? last_run : 0;
 	if (resume) {
-		if (sq_prepare(s, "UPDATE atomsync_state SET stage_last_run = ?2 "
+		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_last_run = ?2 "
 				  "WHERE dataset = ?1", &q, err))
 			goto fail;
 		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(q, 2, rc->run_id);
 		if (sqlite3_step(q) != SQLITE_DONE) {
-			sq_fail(s, err, "adopting staging");
+			as_sq_fail(s, err, "adopting staging");
 			goto fail;
 		}
 		sqlite3_finalize(q);
 		q = NULL;
 		r->stage = stage;
-		r->stage_q = quote_ident(stage);
+		r->stage_q = as_sq_quote_ident(stage);
 		stage = NULL;
 	}
-	if (sq_exec(s, "COMMIT", err))
+	if (as_sq_exec(s, "COMMIT", err))
 		goto fail;
 	as_crash_point("run.begun");
 	return 0;
 fail:
 	sqlite3_finalize(q);
 	free(stage);
-	sq_rollback(s);
+	as_sq_rollback(s);
 	return err->code;
 }
 
@@ -593,55 +577,55 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	if (!rc->run_id)
 		return 0;
 	as_iso8601(as_now(), now, sizeof(now));
-	if (sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
-	if (fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, &ferr)) {
-		sq_rollback(s);
+	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, &ferr)) {
+		as_sq_rollback(s);
 		return ferr.code == AS_EFENCED ? 0 : as_error_set(err, ferr.code, "%s", ferr.msg);
 	}
-	if (sq_prepare(s, "UPDATE atomsync_runs SET status = ?2, finished_at = ?3, "
+	if (as_sq_prepare(s, "UPDATE atomsync_runs SET status = ?2, finished_at = ?3, "
 			  "error = ?4, seen = ?5, rejected = ?6 WHERE run_id = ?1 "
 			  "AND status IN ('active', 'publishing')", &q, err))
 		goto fail;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_text(q, 2, status, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 3, now, -1, SQLITE_TRANSIENT);
-	bind_text(q, 4, error);
+	as_sq_bind_text(q, 4, error);
 	sqlite3_bind_int64(q, 5, rc->seen);
 	sqlite3_bind_int64(q, 6, rc->rejected);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		sq_fail(s, err, "recording run end");
+		as_sq_fail(s, err, "recording run end");
 		goto fail;
 	}
 	sqlite3_finalize(q);
 	q = NULL;
 	/* A refused run starts over next time: its delivery was judged. */
 	if (strcmp(status, "refused") == 0 && r && r->stage) {
-		if (drop_table(s, r->stage, err))
+		if (as_sq_drop_table(s, r->stage, err))
 			goto fail;
-		if (sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
+		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
 				  "checkpoint = NULL, stage_seen = 0, "
 				  "stage_rejected = 0 WHERE dataset = ?1", &q, err))
 			goto fail;
 		sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
 		if (sqlite3_step(q) != SQLITE_DONE) {
-			sq_fail(s, err, "clearing staging");
+			as_sq_fail(s, err, "clearing staging");
 			goto fail;
 		}
 		sqlite3_finalize(q);
 		q = NULL;
 	}
-	return sq_exec(s, "COMMIT", err);
+	return as_sq_exec(s, "COMMIT", err);
 fail:
 	sqlite3_finalize(q);
-	sq_rollback(s);
+	as_sq_rollback(s);
 	return err->code;
 }
 
 /* ---- tables ---- */
 
-static const char *sql_type(as_type t)
+const char *as_sq_sql_type(as_type t)
 {
 	switch (t) {
 	case AS_TYPE_INTEGER:
@@ -651,12 +635,12 @@ static const char *sql_type(as_type t)
 	}
 }
 
-static int rowid_key(const as_table *t)
+int as_sq_rowid_key(const as_table *t)
 {
 	return t->nkey == 1 && t->cols[0].type == AS_TYPE_INTEGER;
 }
 
-static void add_key_list(as_buf *b, const as_table *t, const char *prefix)
+void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix)
 {
 	for (size_t i = 0; i < t->nkey; i++) {
 		if (i)
@@ -667,7 +651,7 @@ static void add_key_list(as_buf *b, const as_table *t, const char *prefix)
 	}
 }
 
-static void add_scope_list(as_buf *b, const as_table *t, const char *prefix)
+void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix)
 {
 	for (size_t i = 0; i < t->nscope; i++) {
 		if (i)
@@ -679,7 +663,7 @@ static void add_scope_list(as_buf *b, const as_table *t, const char *prefix)
 }
 
 /* "a"."k1" = "b"."k1" AND ... (a and b already quoted) */
-static void add_key_match(as_buf *b, const as_table *t, const char *a,
+void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
 			  const char *bq)
 {
 	for (size_t i = 0; i < t->nkey; i++) {
@@ -692,7 +676,7 @@ static void add_key_match(as_buf *b, const as_table *t, const char *a,
 	}
 }
 
-static char *create_sql(const as_table *t, const char *name)
+char *as_sq_create_sql(const as_table *t, const char *name)
 {
 	as_buf b = AS_BUF_INIT;
 
@@ -701,8 +685,8 @@ static char *create_sql(const as_table *t, const char *name)
 	as_buf_adds(&b, " (");
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s", sql_type(t->cols[i].type));
-		if (i == 0 && rowid_key(t))
+		as_buf_printf(&b, " %s", as_sq_sql_type(t->cols[i].type));
+		if (i == 0 && as_sq_rowid_key(t))
 			as_buf_adds(&b, " PRIMARY KEY");
 		else if (i < t->nkey)
 			as_buf_adds(&b, " NOT NULL");
@@ -710,9 +694,9 @@ static char *create_sql(const as_table *t, const char *name)
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
 			"\"_atomsync_line\" BLOB");
-	if (!rowid_key(t)) {
+	if (!as_sq_rowid_key(t)) {
 		as_buf_adds(&b, ", PRIMARY KEY (");
-		add_key_list(&b, t, NULL);
+		as_sq_add_key_list(&b, t, NULL);
 		as_buf_adds(&b, ")) WITHOUT ROWID");
 	} else {
 		as_buf_adds(&b, ")");
@@ -738,7 +722,7 @@ static as_type type_of_decl(const char *decl)
  * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
  * atomsync never silently reshapes a table that holds data.
  */
-static int check_table(sq_store *s, as_table *t, const char *name,
+int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		       as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
@@ -749,7 +733,7 @@ static int check_table(sq_store *s, as_table *t, const char *name,
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, name);
 	as_buf_adds(&b, ")");
-	rc = sq_prepare(s, as_buf_cstr(&b), &q, err);
+	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
 	as_buf_free(&b);
 	if (rc)
 		return rc;
@@ -764,7 +748,7 @@ static int check_table(sq_store *s, as_table *t, const char *name,
 				ok = 0;
 			else if (c->type == AS_TYPE_AUTO)
 				c->type = type_of_decl(ct);
-			else if (strcasecmp(sql_type(c->type), ct ? ct : "") != 0)
+			else if (strcasecmp(as_sq_sql_type(c->type), ct ? ct : "") != 0)
 				ok = 0;
 		} else if (i == t->ncols) {
 			ok = ok && as_streq(cn, "_atomsync_run");
@@ -779,13 +763,13 @@ static int check_table(sq_store *s, as_table *t, const char *name,
 	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE)
-		return sq_fail(s, err, "reading table schema");
+		return as_sq_fail(s, err, "reading table schema");
 	if (!ok || i != t->ncols + 3) {
 		as_buf want = AS_BUF_INIT;
 
 		for (size_t k = 0; k < t->ncols; k++)
 			as_buf_printf(&want, "%s%s %s", k ? ", " : "", t->cols[k].name,
-				      t->cols[k].type == AS_TYPE_AUTO ? "?" : sql_type(t->cols[k].type));
+				      t->cols[k].type == AS_TYPE_AUTO ? "?" : as_sq_sql_type(t->cols[k].type));
 		as_error_set(err, AS_EUSAGE,
 			     "table %s exists but does not have the columns the "
 			     "dataset maps (%s, then _atomsync_run, _atomsync_hash, "
@@ -804,12 +788,12 @@ static int sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 	sq_run *r = rc->priv;
 	int exists;
 
-	if (table_exists(s, rc->table->table, &exists, err))
+	if (as_sq_table_exists(s, rc->table->table, &exists, err))
 		return err->code;
 	if (exists)
-		return check_table(s, rc->table, rc->table->table, err);
+		return as_sq_check_table(s, rc->table, rc->table->table, err);
 	if (r && r->stage)
-		return check_table(s, rc->table, r->stage, err);
+		return as_sq_check_table(s, rc->table, r->stage, err);
 	return 0;
 }
 
@@ -824,7 +808,7 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 	for (size_t i = 0; i < t->ncols + 3; i++)
 		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
 	as_buf_adds(&b, ")");
-	rc2 = sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
+	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
 	as_buf_reset(&b);
 	if (!rc2 && r->live_exists) {
 		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ", r->live_q);
@@ -833,7 +817,7 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 			as_buf_add_ident(&b, t->cols[i].name);
 			as_buf_printf(&b, " = ?%zu", i + 1);
 		}
-		rc2 = sq_prepare(s, as_buf_cstr(&b), &r->look_live, err);
+		rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->look_live, err);
 		as_buf_reset(&b);
 	}
 	if (!rc2 && t->mode == AS_MODE_APPEND) {
@@ -843,10 +827,10 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 			as_buf_add_ident(&b, t->cols[i].name);
 			as_buf_printf(&b, " = ?%zu", i + 1);
 		}
-		rc2 = sq_prepare(s, as_buf_cstr(&b), &r->look_stage, err);
+		rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->look_stage, err);
 	}
 	if (!rc2)
-		rc2 = sq_prepare(s, "UPDATE atomsync_state SET checkpoint = ?2, "
+		rc2 = as_sq_prepare(s, "UPDATE atomsync_state SET checkpoint = ?2, "
 				    "stage_seen = ?3, stage_rejected = ?4 "
 				    "WHERE dataset = ?1", &r->save, err);
 	as_buf_free(&b);
@@ -867,14 +851,14 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	char *sql = NULL, key[512];
 	int64_t n;
 
-	if (table_exists(s, t->table, &r->live_exists, err))
+	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
 		return err->code;
 	if (r->live_exists) {
-		if (check_table(s, t, t->table, err))
+		if (as_sq_check_table(s, t, t->table, err))
 			return err->code;
 		as_buf b = AS_BUF_INIT;
 		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)", r->live_q);
-		int rc2 = query_int(s, as_buf_cstr(&b), NULL, &n, err);
+		int rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
 		as_buf_free(&b);
 		if (rc2)
 			return rc2;
@@ -886,14 +870,14 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
-		if (sq_exec(s, "BEGIN IMMEDIATE", err))
+		if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
 			return err->code;
-		if (fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
+		if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
 			goto fail;
-		sql = create_sql(t, name);
-		if (sq_exec(s, sql, err))
+		sql = as_sq_create_sql(t, name);
+		if (as_sq_exec(s, sql, err))
 			goto fail;
-		if (sq_prepare(s, "UPDATE atomsync_state SET stage_table = ?2, "
+		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = ?2, "
 				  "stage_run = ?3, stage_last_run = ?3, "
 				  "stage_base = published_run, stage_fingerprint = ?4, "
 				  "stage_key = ?5, checkpoint = NULL, stage_seen = 0, "
@@ -908,25 +892,25 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		sqlite3_bind_text(q, 6, t->table, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_ROW) {
-			sq_fail(s, err, "recording staging");
+			as_sq_fail(s, err, "recording staging");
 			goto fail;
 		}
 		r->stage_base = sqlite3_column_int64(q, 0);
 		sqlite3_finalize(q);
 		q = NULL;
-		if (sq_exec(s, "COMMIT", err))
+		if (as_sq_exec(s, "COMMIT", err))
 			goto fail;
 		free(sql);
 		r->stage = as_strdup(name);
-		r->stage_q = quote_ident(name);
-	} else if (check_table(s, t, r->stage, err)) {
+		r->stage_q = as_sq_quote_ident(name);
+	} else if (as_sq_check_table(s, t, r->stage, err)) {
 		return err->code;
 	}
 	return prepare_statements(s, rc, err);
 fail:
 	free(sql);
 	sqlite3_finalize(q);
-	sq_rollback(s);
+	as_sq_rollback(s);
 	return err->code;
 }
 
@@ -936,41 +920,41 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	sq_run *r = rc->priv;
 	sqlite3_stmt *q = NULL;
 
-	if (sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
 		return err->code;
-	if (fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
+	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
-	if (r->stage && drop_table(s, r->stage, err))
+	if (r->stage && as_sq_drop_table(s, r->stage, err))
 		goto fail;
-	if (sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
+	if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
 			  "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
 			  "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
 			  "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1", &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		sq_fail(s, err, "discarding staging");
+		as_sq_fail(s, err, "discarding staging");
 		goto fail;
 	}
 	sqlite3_finalize(q);
 	q = NULL;
-	if (sq_prepare(s, "UPDATE atomsync_runs SET resumed_from = NULL "
+	if (as_sq_prepare(s, "UPDATE atomsync_runs SET resumed_from = NULL "
 			  "WHERE run_id = ?1", &q, err))
 		goto fail;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	if (sqlite3_step(q) != SQLITE_DONE) {
-		sq_fail(s, err, "discarding staging");
+		as_sq_fail(s, err, "discarding staging");
 		goto fail;
 	}
 	sqlite3_finalize(q);
 	q = NULL;
-	if (sq_exec(s, "COMMIT", err))
+	if (as_sq_exec(s, "COMMIT", err))
 		goto fail;
-	sq_run_free(st, rc);
+	as_sq_run_free(st, rc);
 	rc->priv = calloc(1, sizeof(sq_run));
 	if (!rc->priv)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	((sq_run *)rc->priv)->live_q = quote_ident(rc->table->table);
+	((sq_run *)rc->priv)->live_q = as_sq_quote_ident(rc->table->table);
 	free(rc->checkpoint);
 	free(rc->stage_key);
 	rc->checkpoint = rc->stage_key = NULL;
@@ -979,713 +963,8 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	return 0;
 fail:
 	sqlite3_finalize(q);
-	sq_rollback(s);
+	as_sq_rollback(s);
 	return err->code;
-}
-
-/* ---- staging (invariants 2, 4, 6) ---- */
-
-static int lookup_hash(sqlite3_stmt *q, const as_table *t, const as_row *row,
-		       int64_t *hash)
-{
-	int rc;
-
-	for (size_t i = 0; i < t->nkey; i++)
-		bind_val(q, (int)i + 1, &row->v[i]);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW)
-		*hash = sqlite3_column_int64(q, 0);
-	sqlite3_reset(q);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-/* Stage one row; unchanged rows keep only what the publish needs. */
-static int stage_row(sq_store *s, as_run_ctx *rc, const as_row *row,
-		     int *conflicts, as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	int64_t h = 0;
-	int unchanged = 0, found;
-
-	if (t->mode == AS_MODE_APPEND) {
-		found = lookup_hash(r->look_stage, t, row, &h);
-		if (found < 0)
-			return sq_fail(s, err, "staging lookup");
-		if (found && h == (int64_t)row->hash)
-			return 0; /* identical duplicate: ignored */
-		if (found)
-			goto conflict;
-	}
-	if (row->flags & AS_ROW_UNCHANGED) {
-		unchanged = 1; /* the engine matched its exact text to the live row */
-	} else if (r->live_has_rows) {
-		found = lookup_hash(r->look_live, t, row, &h);
-		if (found < 0)
-			return sq_fail(s, err, "live lookup");
-		if (found && h == (int64_t)row->hash)
-			unchanged = 1;
-		else if (found && t->mode == AS_MODE_APPEND)
-			goto conflict;
-	}
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (unchanged && i >= t->nkey &&
-		    !(t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR)))
-			sqlite3_bind_null(r->ins, (int)i + 1);
-		else
-			bind_val(r->ins, (int)i + 1, &row->v[i]);
-	}
-	if (unchanged)
-		sqlite3_bind_null(r->ins, (int)t->ncols + 1);
-	else
-		sqlite3_bind_int64(r->ins, (int)t->ncols + 1, rc->run_id);
-	sqlite3_bind_int64(r->ins, (int)t->ncols + 2, (int64_t)row->hash);
-	if (row->flags & AS_ROW_LINE)
-		sqlite3_bind_blob(r->ins, (int)t->ncols + 3, row->line, 16, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(r->ins, (int)t->ncols + 3);
-	if (sqlite3_step(r->ins) != SQLITE_DONE) {
-		sqlite3_reset(r->ins);
-		sq_fail(s, err, "staging a row");
-		as_error_prefix(err, "%s", row->where ? row->where : "record");
-		return AS_ESTORE;
-	}
-	sqlite3_reset(r->ins);
-	return 0;
-conflict:
-	(*conflicts)++;
-	return rc->on_reject(rc->reject_ud, row,
-			     "append mode: a different record under a key that "
-			     "is already known", err);
-}
-
-static int sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
-			  as_error *err)
-{
-	sq_store *s = (sq_store *)st;
-	sq_run *r = rc->priv;
-	int conflicts = 0;
-
-	if (sq_exec(s, "BEGIN IMMEDIATE", err))
-		return err->code;
-	as_crash_point("stage.begin");
-	if (fence(s, &r->fence, rc->table->dataset, rc->token,
-		  rc->lease_ttl_ms, err))
-		goto fail;
-	for (size_t i = 0; i < b->nrows; i++)
-		if (stage_row(s, rc, &b->rows[i], &conflicts, err))
-			goto fail;
-	as_crash_point("stage.rows");
-	sqlite3_bind_text(r->save, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
-	bind_text(r->save, 2, b->checkpoint);
-	sqlite3_bind_int64(r->save, 3, b->seen);
-	sqlite3_bind_int64(r->save, 4, b->rejected + conflicts);
-	if (sqlite3_step(r->save) != SQLITE_DONE) {
-		sqlite3_reset(r->save);
-		sq_fail(s, err, "saving checkpoint");
-		goto fail;
-	}
-	sqlite3_reset(r->save);
-	as_crash_point("stage.checkpoint");
-	if (sq_exec(s, "COMMIT", err))
-		goto fail;
-	as_crash_point("stage.committed");
-	return 0;
-fail:
-	sq_rollback(s);
-	return err->code;
-}
-
-/* ---- the live scan (for matching lines without parsing them) ---- */
-
-typedef struct sq_scan {
-	sqlite3 *db;                /* read-only: the writer owns the other */
-	sqlite3_stmt *all, *from, *cur;
-	size_t *cols;               /* table columns selected, key first */
-	size_t ncols;
-} sq_scan;
-
-static void sq_scan_close(as_store *st, as_run_ctx *rc)
-{
-	sq_scan *sc = rc->scan;
-
-	(void)st;
-	if (!sc)
-		return;
-	sqlite3_finalize(sc->all);
-	sqlite3_finalize(sc->from);
-	if (sc->db)
-		sqlite3_close_v2(sc->db);
-	free(sc->cols);
-	free(sc);
-	rc->scan = NULL;
-}
-
-static int sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
-{
-	sq_store *s = (sq_store *)st;
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf sel = AS_BUF_INIT, b = AS_BUF_INIT;
-	sq_scan *sc;
-	int ret = 0;
-
-	*rows = 0;
-	if (!r || !r->live_has_rows || rc->scan)
-		return 0;
-	sc = calloc(1, sizeof(*sc));
-	if (!sc || !(sc->cols = calloc(t->ncols, sizeof(size_t)))) {
-		free(sc);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	rc->scan = sc;
-	for (size_t i = 0; i < t->ncols; i++)
-		if (i < t->nkey || (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR))) {
-			sc->cols[sc->ncols++] = i;
-			as_buf_add_ident(&sel, t->cols[i].name);
-			as_buf_adds(&sel, ", ");
-		}
-	as_buf_adds(&sel, "\"_atomsync_hash\", \"_atomsync_line\"");
-	if (sqlite3_open_v2(s->path, &sc->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		ret = as_error_set(err, AS_ESTORE, "%s: cannot open a reader: %s", s->path,
-				   sqlite3_errmsg(sc->db));
-		goto done;
-	}
-	sqlite3_busy_timeout(sc->db, 30000);
-	sqlite3_exec(sc->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
-	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel), r->live_q);
-	add_key_list(&b, t, NULL);
-	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->all, NULL) != SQLITE_OK)
-		goto fail;
-	as_buf_reset(&b);
-	as_buf_printf(&b, "SELECT %s FROM %s WHERE (", as_buf_cstr(&sel), r->live_q);
-	add_key_list(&b, t, NULL);
-	as_buf_adds(&b, ") > (");
-	for (size_t i = 0; i < t->nkey; i++)
-		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
-	as_buf_adds(&b, ") ORDER BY ");
-	add_key_list(&b, t, NULL);
-	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->from, NULL) != SQLITE_OK)
-		goto fail;
-	sc->cur = sc->all;
-	*rows = 1;
-	goto done;
-fail:
-	ret = as_error_set(err, AS_ESTORE, "%s: scan: %s", s->path, sqlite3_errmsg(sc->db));
-done:
-	if (ret)
-		sq_scan_close(st, rc);
-	as_buf_free(&sel);
-	as_buf_free(&b);
-	return ret;
-}
-
-static int sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out,
-			as_arena *a, as_error *err)
-{
-	sq_scan *sc = rc->scan;
-	int step;
-
-	(void)st;
-	if (!sc)
-		return 0;
-	step = sqlite3_step(sc->cur);
-	if (step == SQLITE_DONE)
-		return 0;
-	if (step != SQLITE_ROW)
-		return as_error_set(err, AS_ESTORE, "scan: %s", sqlite3_errmsg(sc->db));
-	for (size_t k = 0; k < sc->ncols; k++) {
-		as_val *v = &out->v[sc->cols[k]];
-
-		switch (sqlite3_column_type(sc->cur, (int)k)) {
-		case SQLITE_INTEGER:
-			v->kind = AS_V_INT;
-			v->u.i = sqlite3_column_int64(sc->cur, (int)k);
-			break;
-		case SQLITE_FLOAT:
-			v->kind = AS_V_REAL;
-			v->u.r = sqlite3_column_double(sc->cur, (int)k);
-			break;
-		case SQLITE_NULL:
-			v->kind = AS_V_NULL;
-			break;
-		default: {
-			const char *txt = (const char *)sqlite3_column_text(sc->cur, (int)k);
-			int n = sqlite3_column_bytes(sc->cur, (int)k);
-
-			v->kind = AS_V_TEXT;
-			v->len = (uint32_t)n;
-			v->u.s = as_arena_strndup(a, txt ? txt : "", (size_t)n);
-			if (!v->u.s)
-				return as_error_set(err, AS_ENOMEM, "out of memory");
-		}
-		}
-	}
-	out->hash = (uint64_t)sqlite3_column_int64(sc->cur, (int)sc->ncols);
-	out->has_line = sqlite3_column_bytes(sc->cur, (int)sc->ncols + 1) == 16;
-	if (out->has_line)
-		memcpy(out->line, sqlite3_column_blob(sc->cur, (int)sc->ncols + 1), 16);
-	return 1;
-}
-
-static int sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
-			as_error *err)
-{
-	sq_scan *sc = rc->scan;
-
-	(void)st;
-	(void)err;
-	if (!sc)
-		return 0;
-	sqlite3_reset(sc->all);
-	sqlite3_reset(sc->from);
-	/* Copies: the key lives in a batch the writer may reset meanwhile. */
-	for (size_t i = 0; i < rc->table->nkey; i++) {
-		if (key[i].kind == AS_V_TEXT)
-			sqlite3_bind_text(sc->from, (int)i + 1, key[i].u.s, (int)key[i].len,
-					  SQLITE_TRANSIENT);
-		else
-			bind_val(sc->from, (int)i + 1, &key[i]);
-	}
-	sc->cur = sc->from;
-	return 0;
-}
-
-/* ---- the publish (invariants 1, 3, 5, 8, 10) ---- */
-
-static int sql_int(sq_store *s, as_buf *sql, int64_t *out, as_error *err)
-{
-	int rc = query_int(s, as_buf_cstr(sql), NULL, out, err);
-
-	as_buf_reset(sql);
-	return rc;
-}
-
-static int sql_exec(sq_store *s, as_buf *sql, int64_t *changes, as_error *err)
-{
-	int rc = sq_exec(s, as_buf_cstr(sql), err);
-
-	as_buf_reset(sql);
-	if (!rc && changes)
-		*changes = sqlite3_changes64(s->db);
-	return rc;
-}
-
-/* temp._atomsync_scopes: the scopes this run replaces; _named marks a scope
- * given on the command line for which no record was delivered. */
-static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		       as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	sqlite3_stmt *q = NULL;
-	int ret;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_scopes; "
-			"CREATE TEMP TABLE _atomsync_scopes(");
-	add_scope_list(&b, t, NULL);
-	as_buf_adds(&b, ", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
-	add_scope_list(&b, t, NULL);
-	as_buf_printf(&b, ", 0 FROM %s", r->stage_q);
-	if ((ret = sql_exec(s, &b, NULL, err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO temp._atomsync_scopes SELECT ");
-	for (size_t i = 0; i < t->nscope; i++)
-		as_buf_printf(&b, "?%zu, ", i + 1);
-	as_buf_adds(&b, "1 WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_scopes WHERE ");
-	for (size_t i = 0; i < t->nscope; i++) {
-		as_buf_adds(&b, i ? " AND " : "");
-		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " IS ?%zu", i + 1);
-	}
-	as_buf_adds(&b, ")");
-	if ((ret = sq_prepare(s, as_buf_cstr(&b), &q, err)))
-		goto done;
-	for (size_t k = 0; k < po->nnamed; k++) {
-		for (size_t i = 0; i < t->nscope; i++)
-			bind_val(q, (int)i + 1, &po->named_scopes[k * t->nscope + i]);
-		if (sqlite3_step(q) != SQLITE_DONE) {
-			ret = sq_fail(s, err, "recording named scopes");
-			goto done;
-		}
-		sqlite3_reset(q);
-	}
-done:
-	sqlite3_finalize(q);
-	as_buf_free(&b);
-	return ret;
-}
-
-/* "WHERE (s1, s2) IN (SELECT s1, s2 FROM temp._atomsync_scopes [WHERE _named = 0])" */
-static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
-			     int delivered_only)
-{
-	as_buf_adds(b, "(");
-	add_scope_list(b, t, live_q);
-	as_buf_adds(b, ") IN (SELECT ");
-	add_scope_list(b, t, NULL);
-	as_buf_adds(b, " FROM temp._atomsync_scopes");
-	if (delivered_only)
-		as_buf_adds(b, " WHERE _named = 0");
-	as_buf_adds(b, ")");
-}
-
-static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
-			   const char *stage_q)
-{
-	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
-	add_key_match(b, t, stage_q, live_q);
-	as_buf_adds(b, ")");
-}
-
-/* Counts inside the publish transaction (invariant 10). */
-static int publish_counts(sq_store *s, as_run_ctx *rc,
-			  const as_publish_opts *po, as_counts *c,
-			  int64_t *staged_changed, int64_t *scope_rows,
-			  int64_t *guarded_deletes, as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int64_t S = 0, C = 0;
-	int ret = 0, exists;
-
-	if ((ret = table_exists(s, t->table, &exists, err)))
-		goto done;
-	if (exists) {
-		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-		if ((ret = sql_int(s, &b, &c->live_before, err)))
-			goto done;
-	}
-	if (r->stage) {
-		as_buf_printf(&b, "SELECT count(*) FROM %s", r->stage_q);
-		if ((ret = sql_int(s, &b, &S, err)))
-			goto done;
-		as_buf_printf(&b, "SELECT count(\"_atomsync_run\") FROM %s", r->stage_q);
-		if ((ret = sql_int(s, &b, &C, err)))
-			goto done;
-	}
-	if (c->live_before == 0 || C == 0) {
-		c->inserted = C;
-	} else {
-		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
-			      "IS NOT NULL AND ", r->stage_q);
-		add_not_staged(&b, t, r->stage_q, r->live_q);
-		if ((ret = sql_int(s, &b, &c->inserted, err)))
-			goto done;
-	}
-	c->updated = C - c->inserted;
-	c->unchanged = S - C;
-	*staged_changed = C;
-	if (t->mode == AS_MODE_FULL) {
-		c->deleted = c->live_before - (S - c->inserted);
-	} else if (t->mode == AS_MODE_SCOPED && exists && r->stage) {
-		if ((ret = fill_scopes(s, rc, po, err)))
-			goto done;
-		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
-		add_scope_filter(&b, t, r->live_q, 1);
-		if ((ret = sql_int(s, &b, scope_rows, err)))
-			goto done;
-		for (int pass = 0; pass < 2; pass++) {
-			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
-			add_scope_filter(&b, t, r->live_q, pass == 0);
-			as_buf_adds(&b, " AND ");
-			add_not_staged(&b, t, r->live_q, r->stage_q);
-			if ((ret = sql_int(s, &b, pass ? &c->deleted : guarded_deletes, err)))
-				goto done;
-		}
-	}
-	as_counts_finish(c);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			 int64_t C, as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0, expect;
-	int ret = 0;
-
-	if (r->stage && C > 0) {
-		as_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s", r->live_q, r->stage_q);
-		/* Into an empty table with every row new, the plain form lets
-		 * SQLite copy b-tree content without re-encoding records. */
-		if (c->live_before > 0 || c->unchanged > 0) {
-			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
-			add_key_list(&b, t, NULL);
-			if (t->mode == AS_MODE_APPEND) {
-				as_buf_adds(&b, ") DO NOTHING");
-			} else {
-				as_buf_adds(&b, ") DO UPDATE SET ");
-				for (size_t i = t->nkey; i < t->ncols; i++) {
-					as_buf_add_ident(&b, t->cols[i].name);
-					as_buf_adds(&b, " = excluded.");
-					as_buf_add_ident(&b, t->cols[i].name);
-					as_buf_adds(&b, ", ");
-				}
-				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-						"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-			}
-		}
-		if ((ret = sql_exec(s, &b, &changes, err)))
-			goto done;
-		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
-		if (changes != expect) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "publish wrote %lld rows, expected %lld; "
-					   "nothing was published",
-					   (long long)changes, (long long)expect);
-			goto done;
-		}
-	}
-	as_crash_point("publish.upserted");
-	if (c->deleted > 0) {
-		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
-		if (t->mode == AS_MODE_SCOPED) {
-			add_scope_filter(&b, t, r->live_q, 0);
-			as_buf_adds(&b, " AND ");
-		}
-		if (r->stage)
-			add_not_staged(&b, t, r->live_q, r->stage_q);
-		else
-			as_buf_adds(&b, "1");
-		if ((ret = sql_exec(s, &b, &changes, err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "publish deleted %lld rows, expected %lld; "
-					   "nothing was published",
-					   (long long)changes, (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("publish.deleted");
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/* rows_q: the table that now holds the run's rows (the staging table, or
- * the live table when the staging was renamed into place). */
-static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			       const char *rows_q, as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	sqlite3_stmt *q = NULL;
-	as_buf b = AS_BUF_INIT;
-	char now[40];
-	int ret = 0;
-
-	/* Invariant 8: the cursor moves only here, with the data behind it. */
-	if (t->cursor >= 0 && r->stage) {
-		as_buf_adds(&b, "UPDATE atomsync_state SET cursor = (SELECT max(v) FROM "
-				"(SELECT cursor AS v FROM atomsync_state WHERE dataset = ?1 "
-				"UNION ALL SELECT max(");
-		as_buf_add_ident(&b, t->cols[t->cursor].name);
-		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", rows_q);
-		ret = sq_prepare(s, as_buf_cstr(&b), &q, err);
-		if (!ret) {
-			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-			if (sqlite3_step(q) != SQLITE_DONE)
-				ret = sq_fail(s, err, "saving cursor");
-			sqlite3_finalize(q);
-			q = NULL;
-		}
-		if (ret)
-			goto done;
-	}
-	if ((ret = sq_prepare(s, "UPDATE atomsync_state SET published_run = ?2, "
-				 "table_name = ?3, mode = ?4, stage_table = NULL, "
-				 "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-				 "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-				 "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
-			      &q, err)))
-		goto done;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 2, rc->run_id);
-	sqlite3_bind_text(q, 3, t->table, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 4, as_mode_name(t->mode), -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		ret = sq_fail(s, err, "saving state");
-		goto done;
-	}
-	sqlite3_finalize(q);
-	q = NULL;
-	if ((ret = sq_prepare(s, "UPDATE atomsync_runs SET status = 'completed', "
-				 "finished_at = ?2, seen = ?3, inserted = ?4, updated = ?5, "
-				 "unchanged = ?6, deleted = ?7, rejected = ?8, "
-				 "duplicates = ?9, error = NULL WHERE run_id = ?1",
-			      &q, err)))
-		goto done;
-	sqlite3_bind_int64(q, 1, rc->run_id);
-	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 3, c->seen);
-	sqlite3_bind_int64(q, 4, c->inserted);
-	sqlite3_bind_int64(q, 5, c->updated);
-	sqlite3_bind_int64(q, 6, c->unchanged);
-	sqlite3_bind_int64(q, 7, c->deleted);
-	sqlite3_bind_int64(q, 8, c->rejected);
-	sqlite3_bind_int64(q, 9, c->duplicates);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		ret = sq_fail(s, err, "recording run");
-done:
-	sqlite3_finalize(q);
-	as_buf_free(&b);
-	return ret;
-}
-
-static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
-{
-	sqlite3_stmt *q = NULL;
-	int ret;
-
-	if (sq_exec(s, "BEGIN IMMEDIATE", err))
-		return err->code;
-	if ((ret = fence(s, NULL, rc->table->dataset, rc->token,
-			 rc->lease_ttl_ms, err)))
-		goto done;
-	if ((ret = sq_prepare(s, "UPDATE atomsync_runs SET status = 'publishing' "
-				 "WHERE run_id = ?1", &q, err)))
-		goto done;
-	sqlite3_bind_int64(q, 1, rc->run_id);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		ret = sq_fail(s, err, "marking run publishing");
-	sqlite3_finalize(q);
-	q = NULL;
-	if (!ret)
-		ret = sq_exec(s, "COMMIT", err);
-done:
-	if (ret)
-		sq_rollback(s);
-	return ret;
-}
-
-static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
-{
-	sq_run *r = rc->priv;
-	int64_t published;
-	sqlite3_stmt *q;
-	int rc2;
-
-	if (!r->stage)
-		return 0;
-	if (sq_prepare(s, "SELECT published_run FROM atomsync_state WHERE dataset = ?1",
-		       &q, err))
-		return AS_ESTORE;
-	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
-	rc2 = sqlite3_step(q);
-	published = rc2 == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-	sqlite3_finalize(q);
-	if (published != r->stage_base)
-		return as_error_set(err, AS_ESTORE,
-				    "dataset %s was published by run %lld after this "
-				    "staging began; nothing was published (the next "
-				    "run starts over)",
-				    rc->table->dataset, (long long)published);
-	return 0;
-}
-
-/*
- * The publish: one transaction that checks the lease and the guards, writes
- * only changed rows, deletes what a confirmed-complete run did not deliver,
- * moves the cursor and records the run.  Any failure rolls all of it back.
- */
-static int sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-		      as_counts *c, as_error *err)
-{
-	sq_store *s = (sq_store *)st;
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	int64_t C = 0, scope_rows = 0, guarded = 0;
-	as_counts gc;
-	int ret, renamed = 0;
-
-	memset(c, 0, sizeof(*c));
-	c->seen = rc->seen;
-	c->rejected = rc->rejected;
-	if ((ret = mark_publishing(s, rc, err)))
-		return ret;
-	as_crash_point("publish.marked");
-	sq_exec(s, "PRAGMA synchronous=FULL", NULL);
-	if ((ret = sq_exec(s, "BEGIN IMMEDIATE", err)))
-		goto out;
-	as_crash_point("publish.begin");
-	if ((ret = fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
-	    (ret = check_base(s, rc, err)) ||
-	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded, err)))
-		goto fail;
-	gc = *c;
-	if (t->mode == AS_MODE_SCOPED)
-		gc.deleted = guarded;
-	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
-		goto fail;
-	if (r->stage) {
-		int exists;
-
-		if ((ret = table_exists(s, t->table, &exists, err)))
-			goto fail;
-		if (!exists && c->unchanged == 0) {
-			/* The first publish: the staging table has the live
-			 * table's exact schema and holds every row, so it
-			 * becomes the live table instead of being copied. */
-			as_buf b = AS_BUF_INIT;
-
-			as_buf_printf(&b, "ALTER TABLE %s RENAME TO %s", r->stage_q, r->live_q);
-			ret = sql_exec(s, &b, NULL, err);
-			as_buf_free(&b);
-			renamed = 1;
-		} else {
-			char *sql = create_sql(t, t->table);
-
-			ret = sq_exec(s, sql, err);
-			free(sql);
-		}
-		if (!ret && t->nscope) {
-			as_buf b = AS_BUF_INIT;
-			char idx[200];
-
-			snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
-			as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-			as_buf_add_ident(&b, idx);
-			as_buf_printf(&b, " ON %s(", r->live_q);
-			add_scope_list(&b, t, NULL);
-			as_buf_adds(&b, ")");
-			ret = sql_exec(s, &b, NULL, err);
-			as_buf_free(&b);
-		}
-		if (ret)
-			goto fail;
-	}
-	if ((ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
-	    (ret = publish_bookkeeping(s, rc, c, renamed ? r->live_q : r->stage_q, err)))
-		goto fail;
-	c->live_after = c->live_before + c->inserted - c->deleted;
-	as_crash_point("publish.before_commit");
-	if ((ret = sq_exec(s, "COMMIT", err)))
-		goto fail;
-	as_crash_point("publish.committed");
-	sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	if (r->stage && !renamed) {
-		as_error derr;
-
-		if (drop_table(s, r->stage, &derr))
-			as_warn("could not drop staging table %s (dropped by a later "
-				"run): %s", r->stage, derr.msg);
-	}
-	return 0;
-fail:
-	sq_rollback(s);
-out:
-	sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	return ret;
 }
 
 /* ---- reading records ---- */
@@ -1711,7 +990,7 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 		      RUN_COLS, dataset ? "WHERE dataset = ?1" : "");
 	if (limit)
 		as_buf_printf(&sql, " LIMIT %zu", limit);
-	rc = sq_prepare(s, as_buf_cstr(&sql), &q, err);
+	rc = as_sq_prepare(s, as_buf_cstr(&sql), &q, err);
 	as_buf_free(&sql);
 	if (rc)
 		return rc;
@@ -1752,7 +1031,7 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 	*out = v;
 	*n = cnt;
 	if (rc != SQLITE_DONE)
-		return sq_fail(s, err, "reading runs");
+		return as_sq_fail(s, err, "reading runs");
 	return 0;
 }
 
@@ -1764,13 +1043,13 @@ static int sq_table_rows(as_store *st, const char *table, int64_t *rows,
 	int exists, rc;
 
 	*rows = -1;
-	if (table_exists(s, table, &exists, err))
+	if (as_sq_table_exists(s, table, &exists, err))
 		return err->code;
 	if (!exists)
 		return 0;
 	as_buf_adds(&sql, "SELECT count(*) FROM ");
 	as_buf_add_ident(&sql, table);
-	rc = query_int(s, as_buf_cstr(&sql), NULL, rows, err);
+	rc = as_sq_query_int(s, as_buf_cstr(&sql), NULL, rows, err);
 	as_buf_free(&sql);
 	return rc;
 }
@@ -1786,7 +1065,7 @@ static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
 
 	*out = NULL;
 	*n = 0;
-	if (sq_prepare(s, "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
+	if (as_sq_prepare(s, "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
 			  "s.cursor, s.checkpoint IS NOT NULL, l.owner, l.expires_at "
 			  "FROM atomsync_state s LEFT JOIN atomsync_leases l "
 			  "ON l.dataset = s.dataset ORDER BY s.dataset", &q, err))
@@ -1814,7 +1093,7 @@ static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
 	*out = v;
 	*n = cnt;
 	if (rc != SQLITE_DONE)
-		return sq_fail(s, err, "reading status");
+		return as_sq_fail(s, err, "reading status");
 	for (size_t i = 0; i < cnt; i++)
 		if (sq_table_rows(st, v[i].table, &v[i].rows, err))
 			return err->code;
@@ -1831,14 +1110,14 @@ static const as_store_ops sqlite_ops = {
 	.describe = sq_describe,
 	.stage_prepare = sq_stage_prepare,
 	.stage_discard = sq_stage_discard,
-	.stage_batch = sq_stage_batch,
-	.scan_open = sq_scan_open,
-	.scan_next = sq_scan_next,
-	.scan_seek = sq_scan_seek,
-	.scan_close = sq_scan_close,
-	.publish = sq_publish,
+	.stage_batch = as_sq_stage_batch,
+	.scan_open = as_sq_scan_open,
+	.scan_next = as_sq_scan_next,
+	.scan_seek = as_sq_scan_seek,
+	.scan_close = as_sq_scan_close,
+	.publish = as_sq_publish,
 	.run_end = sq_run_end,
-	.run_free = sq_run_free,
+	.run_free = as_sq_run_free,
 	.runs_list = sq_runs_list,
 	.status = sq_status,
 	.table_rows = sq_table_rows,

@@ -1,0 +1,56 @@
+/*
+ * Private to the SQLite store: its state and the helpers its files share
+ * (sqlite.c: connection, leases, runs, tables; sqlite_stage.c: staging and
+ * the live scan; sqlite_publish.c: the publish).
+ */
+#ifndef AS_STORE_SQLITE_INT_H
+#define AS_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+#include "util/buf.h"
+
+typedef struct sq_store {
+	as_store base;
+	sqlite3 *db;
+	char *path;
+} sq_store;
+
+typedef struct sq_run {
+	char *live_q;       /* "table", quoted */
+	char *stage;        /* staging table name, unquoted; NULL until prepared */
+	char *stage_q;
+	int live_exists;    /* the live table existed when staging began */
+	int live_has_rows;
+	int64_t stage_base; /* published_run when the staging began */
+	sqlite3_stmt *ins, *look_live, *look_stage, *fence, *save;
+} sq_run;
+
+int as_sq_fail(sq_store *s, as_error *err, const char *what);
+int as_sq_exec(sq_store *s, const char *sql, as_error *err);
+int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st, as_error *err);
+void as_sq_rollback(sq_store *s);
+void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v);
+void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v);
+int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out, as_error *err);
+int as_sq_table_exists(sq_store *s, const char *name, int *exists, as_error *err);
+char *as_sq_quote_ident(const char *name);
+int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset, int64_t token, int64_t ttl_ms, as_error *err);
+int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
+const char *as_sq_sql_type(as_type t);
+int as_sq_rowid_key(const as_table *t);
+void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix);
+void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix);
+void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a, const char *bq);
+char *as_sq_create_sql(const as_table *t, const char *name);
+int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err);
+void as_sq_run_free(as_store *st, as_run_ctx *rc);
+int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b, as_error *err);
+int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
+int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a, as_error *err);
+int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key, as_error *err);
+void as_sq_scan_close(as_store *st, as_run_ctx *rc);
+int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po, as_counts *c, as_error *err);
+
+#endif

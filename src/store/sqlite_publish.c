@@ -1,0 +1,452 @@
+/*
+ * The SQLite store's publish: one transaction that checks the lease and
+ * the guards, writes only changed rows, deletes what a confirmed-complete
+ * run did not deliver, moves the cursor and records the run.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+#include "util/crash.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/time.h"
+
+/* ---- the publish (invariants 1, 3, 5, 8, 10) ---- */
+
+static int sql_int(sq_store *s, as_buf *sql, int64_t *out, as_error *err)
+{
+	int rc = as_sq_query_int(s, as_buf_cstr(sql), NULL, out, err);
+
+	as_buf_reset(sql);
+	return rc;
+}
+
+static int sql_exec(sq_store *s, as_buf *sql, int64_t *changes, as_error *err)
+{
+	int rc = as_sq_exec(s, as_buf_cstr(sql), err);
+
+	as_buf_reset(sql);
+	if (!rc && changes)
+		*changes = sqlite3_changes64(s->db);
+	return rc;
+}
+
+/* temp._atomsync_scopes: the scopes this run replaces; _named marks a scope
+ * given on the command line for which no record was delivered. */
+static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+		       as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	int ret;
+
+	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_scopes; "
+			"CREATE TEMP TABLE _atomsync_scopes(");
+	as_sq_add_scope_list(&b, t, NULL);
+	as_buf_adds(&b, ", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
+	as_sq_add_scope_list(&b, t, NULL);
+	as_buf_printf(&b, ", 0 FROM %s", r->stage_q);
+	if ((ret = sql_exec(s, &b, NULL, err)))
+		goto done;
+	as_buf_adds(&b, "INSERT INTO temp._atomsync_scopes SELECT ");
+	for (size_t i = 0; i < t->nscope; i++)
+		as_buf_printf(&b, "?%zu, ", i + 1);
+	as_buf_adds(&b, "1 WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_scopes WHERE ");
+	for (size_t i = 0; i < t->nscope; i++) {
+		as_buf_adds(&b, i ? " AND " : "");
+		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
+		as_buf_printf(&b, " IS ?%zu", i + 1);
+	}
+	as_buf_adds(&b, ")");
+	if ((ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err)))
+		goto done;
+	for (size_t k = 0; k < po->nnamed; k++) {
+		for (size_t i = 0; i < t->nscope; i++)
+			as_sq_bind_val(q, (int)i + 1, &po->named_scopes[k * t->nscope + i]);
+		if (sqlite3_step(q) != SQLITE_DONE) {
+			ret = as_sq_fail(s, err, "recording named scopes");
+			goto done;
+		}
+		sqlite3_reset(q);
+	}
+done:
+	sqlite3_finalize(q);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* "WHERE (s1, s2) IN (SELECT s1, s2 FROM temp._atomsync_scopes [WHERE _named = 0])" */
+static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
+			     int delivered_only)
+{
+	as_buf_adds(b, "(");
+	as_sq_add_scope_list(b, t, live_q);
+	as_buf_adds(b, ") IN (SELECT ");
+	as_sq_add_scope_list(b, t, NULL);
+	as_buf_adds(b, " FROM temp._atomsync_scopes");
+	if (delivered_only)
+		as_buf_adds(b, " WHERE _named = 0");
+	as_buf_adds(b, ")");
+}
+
+static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
+			   const char *stage_q)
+{
+	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
+	as_sq_add_key_match(b, t, stage_q, live_q);
+	as_buf_adds(b, ")");
+}
+
+/* Counts inside the publish transaction (invariant 10). */
+static int publish_counts(sq_store *s, as_run_ctx *rc,
+			  const as_publish_opts *po, as_counts *c,
+			  int64_t *staged_changed, int64_t *scope_rows,
+			  int64_t *guarded_deletes, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int64_t S = 0, C = 0;
+	int ret = 0, exists;
+
+	if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
+		goto done;
+	if (exists) {
+		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
+		if ((ret = sql_int(s, &b, &c->live_before, err)))
+			goto done;
+	}
+	if (r->stage) {
+		as_buf_printf(&b, "SELECT count(*) FROM %s", r->stage_q);
+		if ((ret = sql_int(s, &b, &S, err)))
+			goto done;
+		as_buf_printf(&b, "SELECT count(\"_atomsync_run\") FROM %s", r->stage_q);
+		if ((ret = sql_int(s, &b, &C, err)))
+			goto done;
+	}
+	if (c->live_before == 0 || C == 0) {
+		c->inserted = C;
+	} else {
+		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
+			      "IS NOT NULL AND ", r->stage_q);
+		add_not_staged(&b, t, r->stage_q, r->live_q);
+		if ((ret = sql_int(s, &b, &c->inserted, err)))
+			goto done;
+	}
+	c->updated = C - c->inserted;
+	c->unchanged = S - C;
+	*staged_changed = C;
+	if (t->mode == AS_MODE_FULL) {
+		c->deleted = c->live_before - (S - c->inserted);
+	} else if (t->mode == AS_MODE_SCOPED && exists && r->stage) {
+		if ((ret = fill_scopes(s, rc, po, err)))
+			goto done;
+		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+		add_scope_filter(&b, t, r->live_q, 1);
+		if ((ret = sql_int(s, &b, scope_rows, err)))
+			goto done;
+		for (int pass = 0; pass < 2; pass++) {
+			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+			add_scope_filter(&b, t, r->live_q, pass == 0);
+			as_buf_adds(&b, " AND ");
+			add_not_staged(&b, t, r->live_q, r->stage_q);
+			if ((ret = sql_int(s, &b, pass ? &c->deleted : guarded_deletes, err)))
+				goto done;
+		}
+	}
+	as_counts_finish(c);
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			 int64_t C, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int64_t changes = 0, expect;
+	int ret = 0;
+
+	if (r->stage && C > 0) {
+		as_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s", r->live_q, r->stage_q);
+		/* Into an empty table with every row new, the plain form lets
+		 * SQLite copy b-tree content without re-encoding records. */
+		if (c->live_before > 0 || c->unchanged > 0) {
+			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
+			as_sq_add_key_list(&b, t, NULL);
+			if (t->mode == AS_MODE_APPEND) {
+				as_buf_adds(&b, ") DO NOTHING");
+			} else {
+				as_buf_adds(&b, ") DO UPDATE SET ");
+				for (size_t i = t->nkey; i < t->ncols; i++) {
+					as_buf_add_ident(&b, t->cols[i].name);
+					as_buf_adds(&b, " = excluded.");
+					as_buf_add_ident(&b, t->cols[i].name);
+					as_buf_adds(&b, ", ");
+				}
+				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+						"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+			}
+		}
+		if ((ret = sql_exec(s, &b, &changes, err)))
+			goto done;
+		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
+		if (changes != expect) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "publish wrote %lld rows, expected %lld; "
+					   "nothing was published",
+					   (long long)changes, (long long)expect);
+			goto done;
+		}
+	}
+	as_crash_point("publish.upserted");
+	if (c->deleted > 0) {
+		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
+		if (t->mode == AS_MODE_SCOPED) {
+			add_scope_filter(&b, t, r->live_q, 0);
+			as_buf_adds(&b, " AND ");
+		}
+		if (r->stage)
+			add_not_staged(&b, t, r->live_q, r->stage_q);
+		else
+			as_buf_adds(&b, "1");
+		if ((ret = sql_exec(s, &b, &changes, err)))
+			goto done;
+		if (changes != c->deleted) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "publish deleted %lld rows, expected %lld; "
+					   "nothing was published",
+					   (long long)changes, (long long)c->deleted);
+			goto done;
+		}
+	}
+	as_crash_point("publish.deleted");
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* rows_q: the table that now holds the run's rows (the staging table, or
+ * the live table when the staging was renamed into place). */
+static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			       const char *rows_q, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	sqlite3_stmt *q = NULL;
+	as_buf b = AS_BUF_INIT;
+	char now[40];
+	int ret = 0;
+
+	/* Invariant 8: the cursor moves only here, with the data behind it. */
+	if (t->cursor >= 0 && r->stage) {
+		as_buf_adds(&b, "UPDATE atomsync_state SET cursor = (SELECT max(v) FROM "
+				"(SELECT cursor AS v FROM atomsync_state WHERE dataset = ?1 "
+				"UNION ALL SELECT max(");
+		as_buf_add_ident(&b, t->cols[t->cursor].name);
+		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", rows_q);
+		ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+		if (!ret) {
+			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+			if (sqlite3_step(q) != SQLITE_DONE)
+				ret = as_sq_fail(s, err, "saving cursor");
+			sqlite3_finalize(q);
+			q = NULL;
+		}
+		if (ret)
+			goto done;
+	}
+	if ((ret = as_sq_prepare(s, "UPDATE atomsync_state SET published_run = ?2, "
+				 "table_name = ?3, mode = ?4, stage_table = NULL, "
+				 "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+				 "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+				 "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
+			      &q, err)))
+		goto done;
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, rc->run_id);
+	sqlite3_bind_text(q, 3, t->table, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 4, as_mode_name(t->mode), -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		ret = as_sq_fail(s, err, "saving state");
+		goto done;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if ((ret = as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'completed', "
+				 "finished_at = ?2, seen = ?3, inserted = ?4, updated = ?5, "
+				 "unchanged = ?6, deleted = ?7, rejected = ?8, "
+				 "duplicates = ?9, error = NULL WHERE run_id = ?1",
+			      &q, err)))
+		goto done;
+	sqlite3_bind_int64(q, 1, rc->run_id);
+	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 3, c->seen);
+	sqlite3_bind_int64(q, 4, c->inserted);
+	sqlite3_bind_int64(q, 5, c->updated);
+	sqlite3_bind_int64(q, 6, c->unchanged);
+	sqlite3_bind_int64(q, 7, c->deleted);
+	sqlite3_bind_int64(q, 8, c->rejected);
+	sqlite3_bind_int64(q, 9, c->duplicates);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "recording run");
+done:
+	sqlite3_finalize(q);
+	as_buf_free(&b);
+	return ret;
+}
+
+static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sqlite3_stmt *q = NULL;
+	int ret;
+
+	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+		return err->code;
+	if ((ret = as_sq_fence(s, NULL, rc->table->dataset, rc->token,
+			 rc->lease_ttl_ms, err)))
+		goto done;
+	if ((ret = as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'publishing' "
+				 "WHERE run_id = ?1", &q, err)))
+		goto done;
+	sqlite3_bind_int64(q, 1, rc->run_id);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "marking run publishing");
+	sqlite3_finalize(q);
+	q = NULL;
+	if (!ret)
+		ret = as_sq_exec(s, "COMMIT", err);
+done:
+	if (ret)
+		as_sq_rollback(s);
+	return ret;
+}
+
+static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	int64_t published;
+	sqlite3_stmt *q;
+	int rc2;
+
+	if (!r->stage)
+		return 0;
+	if (as_sq_prepare(s, "SELECT published_run FROM atomsync_state WHERE dataset = ?1",
+		       &q, err))
+		return AS_ESTORE;
+	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+	rc2 = sqlite3_step(q);
+	published = rc2 == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	sqlite3_finalize(q);
+	if (published != r->stage_base)
+		return as_error_set(err, AS_ESTORE,
+				    "dataset %s was published by run %lld after this "
+				    "staging began; nothing was published (the next "
+				    "run starts over)",
+				    rc->table->dataset, (long long)published);
+	return 0;
+}
+
+/*
+ * The publish: one transaction that checks the lease and the guards, writes
+ * only changed rows, deletes what a confirmed-complete run did not deliver,
+ * moves the cursor and records the run.  Any failure rolls all of it back.
+ */
+int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+		      as_counts *c, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	int64_t C = 0, scope_rows = 0, guarded = 0;
+	as_counts gc;
+	int ret, renamed = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->seen = rc->seen;
+	c->rejected = rc->rejected;
+	if ((ret = mark_publishing(s, rc, err)))
+		return ret;
+	as_crash_point("publish.marked");
+	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
+	if ((ret = as_sq_exec(s, "BEGIN IMMEDIATE", err)))
+		goto out;
+	as_crash_point("publish.begin");
+	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	    (ret = check_base(s, rc, err)) ||
+	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded, err)))
+		goto fail;
+	gc = *c;
+	if (t->mode == AS_MODE_SCOPED)
+		gc.deleted = guarded;
+	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
+		goto fail;
+	if (r->stage) {
+		int exists;
+
+		if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
+			goto fail;
+		if (!exists && c->unchanged == 0) {
+			/* The first publish: the staging table has the live
+			 * table's exact schema and holds every row, so it
+			 * becomes the live table instead of being copied. */
+			as_buf b = AS_BUF_INIT;
+
+			as_buf_printf(&b, "ALTER TABLE %s RENAME TO %s", r->stage_q, r->live_q);
+			ret = sql_exec(s, &b, NULL, err);
+			as_buf_free(&b);
+			renamed = 1;
+		} else {
+			char *sql = as_sq_create_sql(t, t->table);
+
+			ret = as_sq_exec(s, sql, err);
+			free(sql);
+		}
+		if (!ret && t->nscope) {
+			as_buf b = AS_BUF_INIT;
+			char idx[200];
+
+			snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
+			as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
+			as_buf_add_ident(&b, idx);
+			as_buf_printf(&b, " ON %s(", r->live_q);
+			as_sq_add_scope_list(&b, t, NULL);
+			as_buf_adds(&b, ")");
+			ret = sql_exec(s, &b, NULL, err);
+			as_buf_free(&b);
+		}
+		if (ret)
+			goto fail;
+	}
+	if ((ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
+	    (ret = publish_bookkeeping(s, rc, c, renamed ? r->live_q : r->stage_q, err)))
+		goto fail;
+	c->live_after = c->live_before + c->inserted - c->deleted;
+	as_crash_point("publish.before_commit");
+	if ((ret = as_sq_exec(s, "COMMIT", err)))
+		goto fail;
+	as_crash_point("publish.committed");
+	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
+	if (r->stage && !renamed) {
+		as_error derr;
+
+		if (as_sq_drop_table(s, r->stage, &derr))
+			as_warn("could not drop staging table %s (dropped by a later "
+				"run): %s", r->stage, derr.msg);
+	}
+	return 0;
+fail:
+	as_sq_rollback(s);
+out:
+	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
+	return ret;
+}
+
