@@ -20,12 +20,14 @@ void as_batch_init(as_batch *b)
 {
 	memset(b, 0, sizeof(*b));
 	as_arena_init(&b->arena);
+	as_arena_init(&b->arena2);
 }
 
 void as_batch_reset(as_batch *b)
 {
 	b->nrows = 0;
 	as_arena_reset(&b->arena);
+	as_arena_reset(&b->arena2);
 	free(b->checkpoint);
 	b->checkpoint = NULL;
 }
@@ -37,6 +39,7 @@ void as_batch_free(as_batch *b)
 	free(b->rows);
 	free(b->checkpoint);
 	as_arena_free(&b->arena);
+	as_arena_free(&b->arena2);
 	memset(b, 0, sizeof(*b));
 }
 

@@ -36,6 +36,8 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return rc;
 }
 
+static int chunk_process(atomsync_run *run, as_error *err);
+
 /* ---- lease renewal (invariant 6) ---- */
 
 static void *renew_main(void *arg)
@@ -430,15 +432,23 @@ static int adopt_stage_key(atomsync_run *run, as_error *err)
 	return rc;
 }
 
+/* jansson seeds its hash tables lazily; seed once, before the threads. */
+static void seed_json(void)
+{
+	json_object_seed(0);
+}
+
 int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 		 const char *dataset, const atomsync_run_options *opt,
 		 int resumable, as_error *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	const as_dataset_cfg *ds = as_config_dataset(cfg, dataset);
 	atomsync_run *run;
 	int rc;
 
 	*out = NULL;
+	pthread_once(&once, seed_json);
 	if (!ds)
 		return as_error_set(err, AS_EUSAGE, "%s: no dataset named '%s'",
 				    cfg->path ? cfg->path : "config", dataset);
@@ -452,6 +462,8 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 	pthread_mutex_init(&run->wmu, NULL);
 	pthread_cond_init(&run->wcv, NULL);
 	pthread_mutex_init(&run->rmu, NULL);
+	pthread_mutex_init(&run->mmu, NULL);
+	pthread_cond_init(&run->mcv, NULL);
 	as_batch_init(&run->batch);
 	as_batch_init(&run->wbatch);
 	run->store = st;
@@ -530,6 +542,8 @@ int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 
 	if (run->ds->nkey || nkey == 0)
 		return 0;
+	if (chunk_process(run, err))
+		return err->code;
 	for (size_t i = 0; i < nkey; i++)
 		off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%s",
 					i ? "," : "", key[i]);
@@ -550,6 +564,15 @@ int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 	if (run->store->ops->describe(run->store, &run->rc, err))
 		return fail(run, err);
 	return 0;
+}
+
+/* The caller checks every call's result and ends with a checkpoint or a
+ * publish, so a bad record may be reported by a later call: records can
+ * then be parsed in chunks on two threads.  atomsync_run_put() keeps its
+ * promise of reporting a bad record at once. */
+void as_run_allow_deferred(atomsync_run *run)
+{
+	run->deferred = 1;
 }
 
 /* The source refused the checkpoint (the file changed): start over. */
@@ -720,6 +743,204 @@ static int batch_full(atomsync_run *run, as_error *err)
 	return 0;
 }
 
+/* ---- parallel mapping ----
+ *
+ * A load that parses every record spends most of its CPU in JSON parsing.
+ * Lines are collected in chunks; each chunk is parsed and mapped by this
+ * thread and a mapper thread, half each, into the batch's two arenas, then
+ * merged in input order: rejects, duplicates and checkpoints behave exactly
+ * as with one thread.  Used once the column types are known (the first
+ * record resolves undeclared ones) and when lines are not being matched
+ * against the live table (a reload parses almost nothing).
+ */
+
+#define CHUNK_LINES 1024
+
+static void map_range(atomsync_run *run, size_t lo, size_t hi, as_batch *h)
+{
+	as_chunk *c = &run->chunk;
+
+	for (size_t i = lo; i < hi; i++) {
+		as_chunk_line *ln = &c->lines[i];
+		const char *raw = c->buf.data + ln->off;
+		const char *where = c->buf.data + ln->woff;
+		as_error why;
+		json_t *rec;
+		as_row *row;
+		int rc;
+
+		as_error_clear(&why);
+		rec = as_json_parse_record(raw, ln->len, where, &why);
+		if (rec) {
+			rc = as_record_map(&run->table, rec, raw, ln->len, where, h, &why);
+			json_decref(rec);
+		} else {
+			rc = why.code ? why.code : AS_EINPUT;
+		}
+		if (rc) {
+			ln->err = malloc(sizeof(*ln->err));
+			if (ln->err)
+				*ln->err = why;
+			ln->row = (size_t)-1;
+			continue;
+		}
+		ln->row = h->nrows - 1;
+		row = &h->rows[ln->row];
+		row->flags |= AS_ROW_LINE;
+		as_hash128(raw, ln->len, run->line_seed, row->line);
+	}
+}
+
+static void *mapper_main(void *arg)
+{
+	atomsync_run *run = arg;
+
+	pthread_mutex_lock(&run->mmu);
+	for (;;) {
+		while (!run->mbusy && !run->mstop)
+			pthread_cond_wait(&run->mcv, &run->mmu);
+		if (!run->mbusy)
+			break;
+		pthread_mutex_unlock(&run->mmu);
+		map_range(run, run->mlo, run->mhi, &run->half[1]);
+		pthread_mutex_lock(&run->mmu);
+		run->mbusy = 0;
+		pthread_cond_broadcast(&run->mcv);
+	}
+	pthread_mutex_unlock(&run->mmu);
+	return NULL;
+}
+
+static void mapper_stop(atomsync_run *run)
+{
+	if (!run->mapper_on)
+		return;
+	pthread_mutex_lock(&run->mmu);
+	run->mstop = 1;
+	pthread_cond_broadcast(&run->mcv);
+	pthread_mutex_unlock(&run->mmu);
+	pthread_join(run->mapper, NULL);
+	run->mapper_on = 0;
+}
+
+static void chunk_clear(as_chunk *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->lines[i].err);
+		c->lines[i].err = NULL;
+	}
+	c->n = 0;
+	as_buf_reset(&c->buf);
+}
+
+/* Append a mapped row (values already in the batch's arenas). */
+static int batch_append(as_batch *b, const as_row *row)
+{
+	if (b->nrows == b->caprows) {
+		size_t cap = b->caprows ? b->caprows * 2 : 1024;
+		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
+
+		if (!nr)
+			return AS_ENOMEM;
+		b->rows = nr;
+		b->caprows = cap;
+	}
+	b->rows[b->nrows++] = *row;
+	return 0;
+}
+
+/* Parse and map the waiting lines, then add them to the batch in order. */
+static int chunk_process(atomsync_run *run, as_error *err)
+{
+	as_chunk *c = &run->chunk;
+	size_t mid = c->n;
+	int rc = 0;
+
+	if (!c->n)
+		return 0;
+	if (!run->mapper_on && c->n >= 64 &&
+	    start_thread(&run->mapper, mapper_main, run) == 0)
+		run->mapper_on = 1;
+	/* Each half maps into one of the batch's arenas; the batch is not
+	 * touched meanwhile (the writer has its own). */
+	run->half[0].arena = run->batch.arena;
+	run->half[1].arena = run->batch.arena2;
+	run->half[0].nrows = run->half[1].nrows = 0;
+	if (run->mapper_on && c->n >= 64) {
+		mid = c->n / 2;
+		pthread_mutex_lock(&run->mmu);
+		run->mlo = mid;
+		run->mhi = c->n;
+		run->mbusy = 1;
+		pthread_cond_broadcast(&run->mcv);
+		pthread_mutex_unlock(&run->mmu);
+	}
+	map_range(run, 0, mid, &run->half[0]);
+	if (mid < c->n) {
+		pthread_mutex_lock(&run->mmu);
+		while (run->mbusy)
+			pthread_cond_wait(&run->mcv, &run->mmu);
+		pthread_mutex_unlock(&run->mmu);
+	}
+	run->batch.arena = run->half[0].arena;
+	run->batch.arena2 = run->half[1].arena;
+	for (size_t i = 0; !rc && i < c->n; i++) {
+		as_chunk_line *ln = &c->lines[i];
+
+		run->seen++;
+		if (ln->err) {
+			if (ln->err->code == AS_EINPUT)
+				rc = reject(run, ln->err, c->buf.data + ln->woff,
+					    c->buf.data + ln->off, ln->len, err);
+			else
+				rc = fail(run, ln->err);
+		} else if (ln->row == (size_t)-1) {
+			rc = fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+		} else if (batch_append(&run->batch,
+					&run->half[i < mid ? 0 : 1].rows[ln->row])) {
+			rc = fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+		}
+	}
+	chunk_clear(c);
+	if (rc && run->failed)
+		*err = run->failure;
+	return rc;
+}
+
+/* Queue a line for chunk_process (copying it: the source's buffer moves). */
+static int chunk_add(atomsync_run *run, const char *raw, size_t len,
+		     const char *where, as_error *err)
+{
+	as_chunk *c = &run->chunk;
+	as_chunk_line *ln;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : CHUNK_LINES;
+		as_chunk_line *nl = realloc(c->lines, cap * sizeof(*nl));
+
+		if (!nl)
+			return fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+		c->lines = nl;
+		c->cap = cap;
+	}
+	ln = &c->lines[c->n];
+	memset(ln, 0, sizeof(*ln));
+	ln->off = c->buf.len;
+	ln->len = len;
+	if (as_buf_add(&c->buf, raw, len) || as_buf_addc(&c->buf, '\0'))
+		return fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+	ln->woff = c->buf.len;
+	if (as_buf_add(&c->buf, where, strlen(where) + 1))
+		return fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+	c->n++;
+	if (c->n >= CHUNK_LINES) {
+		if (chunk_process(run, err))
+			return err->code ? err->code : run->failure.code;
+		return batch_full(run, err);
+	}
+	return 0;
+}
+
 /* One record as its text (a JSON line): matched, or parsed and mapped. */
 static int put_line(atomsync_run *run, const char *raw, size_t len,
 		    const char *where, as_error *err)
@@ -732,6 +953,9 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 
 	if (!run->scan_tried && run->prepared && scan_start(run, err))
 		return fail(run, err);
+	if (run->deferred && run->scan_tried && !run->scanning &&
+	    types_resolved(&run->table))
+		return chunk_add(run, raw, len, where, err);
 	run->seen++;
 	as_hash128(raw, len, run->line_seed, h);
 	if (run->scanning) {
@@ -774,6 +998,8 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 	}
 	if (!rec && raw)
 		return put_line(run, raw, rawlen, where, err);
+	if (chunk_process(run, err))
+		return err->code;
 	run->seen++;
 	rc = as_record_map(&run->table, rec, raw, rawlen, where, &run->batch, err);
 	if (rc == AS_EINPUT)
@@ -788,6 +1014,18 @@ int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
 {
 	if (run->failed)
 		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
+	if (run->chunk.n) {
+		as_error why_copy = *why; /* why may live in the caller's event */
+		as_error cerr;
+
+		as_error_clear(&cerr);
+		if (chunk_process(run, &cerr)) {
+			*err = cerr;
+			return cerr.code;
+		}
+		run->seen++;
+		return reject(run, &why_copy, where, raw, rawlen, err);
+	}
 	run->seen++;
 	return reject(run, why, where, raw, rawlen, err);
 }
@@ -816,6 +1054,8 @@ int atomsync_run_checkpoint(atomsync_run *run, const char *checkpoint,
 
 	if (run->failed)
 		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
+	if (chunk_process(run, err))
+		return err->code;
 	cp = as_strdup(checkpoint);
 	if (!cp)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -924,6 +1164,8 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 		return run->failure.code;
 	}
 	as_arena_init(&a);
+	if ((rc = chunk_process(run, err)) || (rc = batch_full(run, err)))
+		goto failed;
 	if ((rc = build_publish_opts(run, &po, &a, err)))
 		goto failed;
 	if (run->batch.nrows > 0 || (!run->prepared && run->table.nkey)) {
@@ -989,6 +1231,8 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 
 	if (run->done)
 		return 0;
+	run->seen += (int64_t)run->chunk.n; /* read, not covered by a checkpoint */
+	chunk_clear(&run->chunk);
 	wait_idle(run, &e2);
 	/* Keep the progress up to the last checkpoint: those rows are exactly
 	 * what the checkpoint covers, so the next run resumes after them.  Not
@@ -1022,6 +1266,12 @@ void atomsync_run_free(atomsync_run *run)
 		atomsync_run_abort(run, run->failed ? run->failure.msg
 						    : "abandoned by its caller", &err);
 	writer_stop(run);
+	mapper_stop(run);
+	chunk_clear(&run->chunk);
+	free(run->chunk.lines);
+	as_buf_free(&run->chunk.buf);
+	free(run->half[0].rows);
+	free(run->half[1].rows);
 	scan_stop(run);
 	free(run->scan_row.v);
 	as_arena_free(&run->scan_arena);
@@ -1045,6 +1295,8 @@ void atomsync_run_free(atomsync_run *run)
 	pthread_mutex_destroy(&run->wmu);
 	pthread_cond_destroy(&run->wcv);
 	pthread_mutex_destroy(&run->rmu);
+	pthread_mutex_destroy(&run->mmu);
+	pthread_cond_destroy(&run->mcv);
 	free(run);
 }
 

@@ -11,6 +11,20 @@
 
 #include "engine/engine.h"
 
+/* A line waiting in a chunk to be parsed and mapped. */
+typedef struct as_chunk_line {
+	size_t off, len;        /* the line, in the chunk's buffer */
+	size_t woff;            /* its "where", in the chunk's buffer */
+	as_error *err;          /* why it was refused, or NULL */
+	size_t row;             /* else: its row in its half */
+} as_chunk_line;
+
+typedef struct as_chunk {
+	as_buf buf;             /* the lines' bytes and "where" strings */
+	as_chunk_line *lines;
+	size_t n, cap;
+} as_chunk;
+
 struct atomsync_run {
 	as_store *store;
 	const as_config *cfg;
@@ -43,6 +57,15 @@ struct atomsync_run {
 	as_arena scan_arena;    /* its text values */
 	int64_t scan_hits, scan_misses;
 	uint64_t line_seed;     /* seed of the line hashes: the fingerprint */
+	/* parallel mapping of parsed lines (chunk of raw lines; two halves) */
+	int deferred;           /* errors may surface at a later call (chunks) */
+	as_chunk chunk;
+	as_batch half[2];       /* rows of each half; values in the batch's arenas */
+	pthread_t mapper;
+	int mapper_on, mbusy, mstop;
+	size_t mlo, mhi;        /* the mapper's half of the chunk */
+	pthread_mutex_t mmu;
+	pthread_cond_t mcv;
 	/* the writer thread: one batch in flight (wbusy), written in order */
 	pthread_t writer;
 	int writing, wbusy, wstop;
@@ -71,6 +94,7 @@ int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
 int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 		   as_error *err);
 int as_run_discard_checkpoint(atomsync_run *run, as_error *err);
+void as_run_allow_deferred(atomsync_run *run);
 int as_run_wants_checkpoint(const atomsync_run *run);
 const as_error *as_run_failure(const atomsync_run *run);
 

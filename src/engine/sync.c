@@ -90,6 +90,7 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 			  as_source_resumable(&ds->source), err);
 	if (rc)
 		return rc;
+	as_run_allow_deferred(run);
 	if ((rc = open_source(run, ds, &src, err)))
 		goto abort;
 	for (;;) {

@@ -85,6 +85,7 @@ typedef struct as_batch {
 	as_row *rows;
 	size_t nrows, caprows;
 	as_arena arena;
+	as_arena arena2;   /* values mapped by the engine's second mapper */
 	char *checkpoint;  /* committed with the rows; NULL: keep the old one */
 	int64_t seen;      /* records delivered up to the checkpoint (lineage) */
 	int64_t rejected;  /* records rejected up to the checkpoint (lineage) */
@@ -122,6 +123,10 @@ typedef struct as_run_ctx {
 	char *cursor;          /* incremental: the saved cursor (JSON), owned */
 	void *priv;            /* backend state for this run */
 	void *scan;            /* backend state of the live scan */
+	/* Set by the engine (and by rollback): the dataset whose invalidate,
+	 * webhook and notify the publish records in the outbox (invariant 7);
+	 * NULL records nothing.  Borrowed. */
+	const as_dataset_cfg *effects;
 } as_run_ctx;
 
 typedef struct as_publish_opts {
@@ -134,6 +139,8 @@ typedef struct as_publish_opts {
 	as_history history;
 	const char **snapshot_cols;
 	size_t nsnapshot_cols;
+	int64_t history_keep_runs;  /* 0: keep every run's history */
+	int64_t history_keep_ms;    /* 0: keep history of any age */
 } as_publish_opts;
 
 typedef struct as_counts {
@@ -156,6 +163,13 @@ typedef struct as_dataset_status {
 } as_dataset_status;
 
 typedef struct atomsync_run_info as_run_info;
+
+/* An outbox event (defined in effects/outbox.h). */
+typedef struct as_outbox_event as_outbox_event;
+enum {
+	AS_OUTBOX_PENDING = 1,  /* only pending events, after after_id */
+	AS_OUTBOX_PAYLOAD = 2   /* fill payload (it may be megabytes) */
+};
 
 typedef struct as_store_ops {
 	const char *name;
@@ -214,6 +228,43 @@ typedef struct as_store_ops {
 		      as_error *err);
 	/* Count of live rows, -1 when the table does not exist. */
 	int (*table_rows)(as_store *st, const char *table, int64_t *rows,
+			  as_error *err);
+
+	/*
+	 * The outbox (invariant 7; store/<backend>_outbox.c): events the
+	 * publish wrote, read and marked after commit by effects/outbox.c.
+	 * list: events of dataset (NULL: all) in event_id order.  With
+	 * AS_OUTBOX_PENDING, the pending ones after after_id (at most limit);
+	 * without it, every pending event and the most recently delivered
+	 * ones.  *out is owned by the caller (as_outbox_events_free).
+	 * mark: error NULL records the delivery, else one more failed attempt.
+	 */
+	int (*outbox_list)(as_store *st, const char *dataset, int64_t after_id,
+			   size_t limit, unsigned flags, as_outbox_event **out,
+			   size_t *n, as_error *err);
+	int (*outbox_mark)(as_store *st, int64_t event_id, const char *error,
+			   as_error *err);
+
+	/* ---- history (store/<backend>_history.c) ---- */
+	/*
+	 * One fenced transaction: restore the live table to its content after
+	 * run to_run from <table>_history, recorded as a new run of kind
+	 * rc->kind ("rollback") with its counts relative to the live table and
+	 * as the dataset's published run; any resumable staging is dropped.
+	 * AS_EUSAGE, with nothing changed, when the history cannot restore
+	 * to_run.  Sets rc->run_id.
+	 */
+	int (*rollback)(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+			int64_t to_run, as_counts *out, as_error *err);
+	/* Up to n random live rows into out (every column of t, typed as the
+	 * engine maps them; values in out's arena). */
+	int (*sample)(as_store *st, const as_table *t, size_t n, as_batch *out,
+		      as_error *err);
+	/* Put a finished run that changed no data on record (kind "verify"):
+	 * status, counts and error text; *run_id receives its number. */
+	int (*record_run)(as_store *st, const as_table *t, const char *kind,
+			  const char *status, const as_counts *c,
+			  const char *error, double started, int64_t *run_id,
 			  as_error *err);
 } as_store_ops;
 
