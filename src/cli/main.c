@@ -23,6 +23,15 @@ static const char USAGE[] =
 	"                        rows, last run, lease and checkpoint per dataset\n"
 	"  runs DATASET [--limit N] [--json]\n"
 	"                        the run records of a dataset, newest first\n"
+	"  outbox (list | drain) [DATASET] [--json]\n"
+	"                        cache invalidations and webhooks: pending ones\n"
+	"                        listed, or delivered (exit 1 while any is pending)\n"
+	"  rollback DATASET --to-run N [--json]\n"
+	"                        restore the table to its state after run N (exit 2\n"
+	"                        when its history cannot, nothing changed)\n"
+	"  verify DATASET [--sample N] [--json] [--repair]\n"
+	"                        check the table against the source (exit 1 below\n"
+	"                        the dataset's verify_threshold)\n"
 	"  load STORE TABLE [FILE|-] --key COL[,COL...] [--mode MODE]\n"
 	"      [--scope COL[,COL...]] [--cursor COL] [--format jsonl|singer]\n"
 	"      [--allow-empty] [--allow-deletes] [--restart] [--max-rejects N]\n"
@@ -112,6 +121,12 @@ int main(int argc, char **argv)
 		code = as_cmd_runs(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "load") == 0)
 		code = as_cmd_load(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "outbox") == 0)
+		code = as_cmd_outbox(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "rollback") == 0)
+		code = as_cmd_rollback(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "verify") == 0)
+		code = as_cmd_verify(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "help") == 0) {
 		fputs(USAGE, stdout);
 		code = AS_EXIT_OK;

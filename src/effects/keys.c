@@ -98,6 +98,67 @@ done:
 	return rc;
 }
 
+void as_tpls_free(as_tpl *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		as_tpl_free(&v[i]);
+	free(v);
+}
+
+static int resolve(const as_dataset_cfg *ds, size_t i, as_tpl *tpl,
+		   const as_table *t, as_error *err)
+{
+	for (size_t k = 0; k < tpl->nparts; k++) {
+		size_t c;
+
+		if (!tpl->parts[k].column)
+			continue;
+		for (c = 0; c < t->ncols; c++)
+			if (strcmp(t->cols[c].name, tpl->parts[k].text) == 0)
+				break;
+		if (c == t->ncols) {
+			as_buf names = AS_BUF_INIT;
+
+			for (c = 0; c < t->ncols; c++)
+				as_buf_printf(&names, "%s%s", c ? ", " : "", t->cols[c].name);
+			as_error_set(err, AS_EUSAGE, "dataset %s: invalidate '%s': no "
+				     "column '%s' (columns: %s)", ds->name,
+				     ds->invalidate[i], tpl->parts[k].text,
+				     as_buf_cstr(&names));
+			as_buf_free(&names);
+			return AS_EUSAGE;
+		}
+		tpl->parts[k].index = c;
+	}
+	return 0;
+}
+
+int as_tpls_load(const as_dataset_cfg *ds, const as_table *t, as_tpl **out,
+		 size_t *n, as_error *err)
+{
+	as_tpl *v = calloc(ds->ninvalidate ? ds->ninvalidate : 1, sizeof(*v));
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!v)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (i = 0; i < ds->ninvalidate && !rc; i++) {
+		if ((rc = as_tpl_parse(&v[i], ds->invalidate[i], err)))
+			as_error_prefix(err, "dataset %s", ds->name);
+		else
+			rc = resolve(ds, i, &v[i], t, err);
+	}
+	if (rc) {
+		as_tpls_free(v, i);
+		return rc;
+	}
+	*out = v;
+	*n = i;
+	return 0;
+}
+
 int as_outbox_check(const as_dataset_cfg *ds, const as_table *t,
 		    const char *store_name, const char *cache_url,
 		    as_error *err)
@@ -116,35 +177,21 @@ int as_outbox_check(const as_dataset_cfg *ds, const as_table *t,
 			return err->code;
 		as_redis_url_free(&u);
 	}
-	for (size_t i = 0; i < ds->ninvalidate; i++) {
-		as_tpl tpl;
+	if (ds->ninvalidate && t && t->nkey) {
+		as_tpl *v;
+		size_t n;
 
-		if (as_tpl_parse(&tpl, ds->invalidate[i], err))
-			return as_error_prefix(err, "dataset %s", ds->name);
-		for (size_t k = 0; t && t->nkey && k < tpl.nparts; k++) {
-			size_t c;
+		if (as_tpls_load(ds, t, &v, &n, err))
+			return err->code;
+		as_tpls_free(v, n);
+	} else {
+		for (size_t i = 0; i < ds->ninvalidate; i++) {
+			as_tpl tpl;
 
-			if (!tpl.parts[k].column)
-				continue;
-			for (c = 0; c < t->ncols; c++)
-				if (strcmp(t->cols[c].name, tpl.parts[k].text) == 0)
-					break;
-			if (c == t->ncols) {
-				as_buf names = AS_BUF_INIT;
-
-				for (c = 0; c < t->ncols; c++)
-					as_buf_printf(&names, "%s%s", c ? ", " : "",
-						      t->cols[c].name);
-				as_error_set(err, AS_EUSAGE, "dataset %s: invalidate '%s': "
-					     "no column '%s' (columns: %s)", ds->name,
-					     ds->invalidate[i], tpl.parts[k].text,
-					     as_buf_cstr(&names));
-				as_buf_free(&names);
-				as_tpl_free(&tpl);
-				return AS_EUSAGE;
-			}
+			if (as_tpl_parse(&tpl, ds->invalidate[i], err))
+				return as_error_prefix(err, "dataset %s", ds->name);
+			as_tpl_free(&tpl);
 		}
-		as_tpl_free(&tpl);
 	}
 	return 0;
 }

@@ -42,6 +42,7 @@ void as_outbox_events_free(as_outbox_event *v, size_t n);
 typedef struct as_tpl_part {
 	char *text;  /* literal text, or a column name when column is set */
 	int column;
+	size_t index; /* the column's index in as_table.cols (as_tpls_load) */
 } as_tpl_part;
 
 typedef struct as_tpl {
@@ -53,6 +54,13 @@ typedef struct as_tpl {
 
 int as_tpl_parse(as_tpl *t, const char *src, as_error *err);
 void as_tpl_free(as_tpl *t);
+
+/* Every template of ds, parsed, with each column resolved in t (AS_EUSAGE
+ * naming the template when a column is missing).  *out is owned by the
+ * caller: as_tpls_free. */
+int as_tpls_load(const as_dataset_cfg *ds, const as_table *t, as_tpl **out,
+		 size_t *n, as_error *err);
+void as_tpls_free(as_tpl *v, size_t n);
 
 /*
  * Before a run stages anything: every {column} of the dataset's templates

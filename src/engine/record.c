@@ -5,6 +5,7 @@
  * `_atomsync_hash` so unchanged rows are never rewritten (invariant 5).
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,20 @@
 #include "util/str.h"
 #include "util/time.h"
 
+/* Per-thread buffer for hashing a row; freed when its thread exits. */
 static __thread as_buf scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	free(p);
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
 
 void as_batch_init(as_batch *b)
 {
@@ -93,7 +107,7 @@ static int set_json(as_val *out, as_arena *a, const json_t *v)
 	if (!s)
 		return AS_ENOMEM;
 	rc = set_text(out, a, s, strlen(s));
-	free(s);
+	as_json_free(s);
 	return rc;
 }
 
@@ -228,6 +242,7 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 static uint64_t row_hash(const as_val *v, size_t n)
 {
 	as_buf *b = &scratch;
+	char *before = b->data;
 
 	as_buf_reset(b);
 	for (size_t i = 0; i < n; i++) {
@@ -241,6 +256,10 @@ static uint64_t row_hash(const as_val *v, size_t n)
 			break;
 		default: break;
 		}
+	}
+	if (b->data != before) { /* (re)allocated: track it for thread exit */
+		pthread_once(&scratch_once, scratch_init);
+		pthread_setspecific(scratch_key, b->data);
 	}
 	return as_hash64(b->data, b->len);
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "effects/outbox.h"
+#include "engine/history.h"
 #include "engine/run.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -403,15 +405,8 @@ static int flush(atomsync_run *run, int with_cp, as_error *err)
 
 static int check_supported(const as_dataset_cfg *ds, as_error *err)
 {
-	if (ds->history != AS_HISTORY_NONE)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: history is not supported by this "
-				    "version yet", ds->name);
-	if (ds->ninvalidate || ds->webhook || ds->notify)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: invalidate, webhook and notify are "
-				    "not supported by this version yet", ds->name);
-	return 0;
+	/* History: no mapped column may take its table's names. */
+	return as_history_check(ds, err);
 }
 
 static int adopt_stage_key(atomsync_run *run, as_error *err)
@@ -483,6 +478,9 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 		goto fail;
 	run->rc.table = &run->table;
 	run->rc.kind = "sync";
+	run->rc.effects = ds; /* the publish records its outbox events */
+	if ((rc = as_outbox_check(ds, &run->table, st->ops->name, cfg->cache, err)))
+		goto fail;
 	/* Line hashes depend on the mapping: a changed config matches nothing. */
 	run->line_seed = as_hash64(run->table.fingerprint, strlen(run->table.fingerprint));
 	snprintf(run->rc.owner, sizeof(run->rc.owner), "%s", as_owner_self());
@@ -770,6 +768,7 @@ static void map_range(atomsync_run *run, size_t lo, size_t hi, as_batch *h)
 		int rc;
 
 		as_error_clear(&why);
+		as_json_arena_begin();
 		rec = as_json_parse_record(raw, ln->len, where, &why);
 		if (rec) {
 			rc = as_record_map(&run->table, rec, raw, ln->len, where, h, &why);
@@ -777,6 +776,7 @@ static void map_range(atomsync_run *run, size_t lo, size_t hi, as_batch *h)
 		} else {
 			rc = why.code ? why.code : AS_EINPUT;
 		}
+		as_json_arena_end();
 		if (rc) {
 			ln->err = malloc(sizeof(*ln->err));
 			if (ln->err)
@@ -968,11 +968,15 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 			return batch_full(run, err);
 		}
 	}
+	as_json_arena_begin();
 	rec = as_json_parse_record(raw, len, where, &why);
-	if (!rec)
+	if (!rec) {
+		as_json_arena_end();
 		return reject(run, &why, where, raw, len, err);
+	}
 	rc = as_record_map(&run->table, rec, raw, len, where, &run->batch, err);
 	json_decref(rec);
+	as_json_arena_end();
 	if (rc == AS_EINPUT)
 		return reject(run, err, where, raw, len, err);
 	if (rc)
@@ -1114,7 +1118,7 @@ static int build_publish_opts(atomsync_run *run, as_publish_opts *po,
 	po->allow_empty = run->opt.allow_empty || run->ds->guard.allow_empty;
 	po->allow_deletes = run->opt.allow_deletes;
 	po->max_delete_fraction = run->ds->guard.max_delete_fraction;
-	po->history = run->ds->history;
+	as_history_publish_opts(run->ds, po); /* engine/rollback.c */
 	if (!run->opt.nscopes)
 		return 0;
 	if (t->mode != AS_MODE_SCOPED)
@@ -1202,6 +1206,8 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	}
 	run->done = 1;
 	fill_info(run, info, "completed", NULL);
+	/* Invariant 7: effects only now, after commit; never fails the run. */
+	as_outbox_after_publish(run->store, run->cfg, run->table.dataset);
 	if (run->scan_hits)
 		as_info("%s: %lld of %lld records matched their published text and "
 			"were not parsed", run->table.dataset, (long long)run->scan_hits,

@@ -1244,4 +1244,9 @@ static const as_store_ops postgres_ops = {
 	.runs_list = pg_runs_list,
 	.status = pg_status,
 	.table_rows = pg_table_rows,
+	.outbox_list = as_pg_outbox_list,
+	.outbox_mark = as_pg_outbox_mark,
+	.rollback = as_pg_history_rollback,
+	.sample = as_pg_history_sample,
+	.record_run = as_pg_history_record_run,
 };

@@ -118,6 +118,46 @@ void as_pg_text_expr(as_buf *b, const char *expr, as_type t);
 int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		  as_counts *c, as_error *err);
 
+/*
+ * The outbox (store/postgres_outbox.c, invariant 7).  as_pg_outbox_write
+ * records, in the caller's open transaction, the events of rc->effects
+ * (invalidate, webhook) and sends its NOTIFY, for the rows in changed_q: a
+ * table (e.g. "pg_temp._my_changed", already quoted) holding at least the
+ * columns the templates name, with the live table's names and types, plus
+ * "_atomsync_op" text: 'insert' and 'update' rows hold the new values,
+ * 'delete' rows the values before deletion, and 'before' rows (optional)
+ * the old values of updated rows, so that a template over a non-key column
+ * also invalidates the old key.  Keys are rendered from every row; the
+ * summary counts insert, update and delete rows.  Rollback calls it for
+ * the rows it changes; the publish calls it through as_pg_outbox_publish,
+ * after the guards and before it touches the live table.
+ */
+int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
+		       as_error *err);
+int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			 int live, as_error *err);
+int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
+		      size_t limit, unsigned flags, as_outbox_event **out,
+		      size_t *n, as_error *err);
+int as_pg_outbox_mark(as_store *st, int64_t event_id, const char *error,
+		      as_error *err);
+
+/*
+ * History (store/postgres_history.c).  After publish_apply, in the publish
+ * transaction: the snapshot, or the SCD2 versions of the rows the run
+ * changed (c: the publish's counts), the history's metadata and its
+ * retention.  Nothing when po->history is none.
+ */
+int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			const as_counts *c, as_error *err);
+int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+			   int64_t to_run, as_counts *c, as_error *err);
+int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
+			 as_error *err);
+int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
+			     const char *status, const as_counts *c, const char *error,
+			     double started, int64_t *run_id, as_error *err);
+
 /* store/postgres_stage.c */
 int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);
 /* Read the live table's hashes for client-side classification, when the

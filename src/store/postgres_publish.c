@@ -492,12 +492,18 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		gc.deleted = guarded;
 	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
 		goto fail;
+	/* Invariant 7: the outbox events (and NOTIFY), from the live rows
+	 * before they change. */
+	if ((ret = as_pg_outbox_publish(s, rc, c, exists, err)))
+		goto fail;
 	if (r->stage && !exists && C > 0 && c->unchanged == 0 &&
 	    (ret = adopt_stage(s, rc, err)))
 		goto fail;
 	if (r->stage && (ret = create_live(s, rc, exists || r->adopted, err)))
 		goto fail;
+	/* History (store/postgres_history.c): from the rows the run changed. */
 	if ((ret = publish_apply(s, rc, c, C, err)) ||
+	    (ret = as_pg_history_after(s, rc, po, c, err)) ||
 	    (ret = publish_bookkeeping(s, rc, c, err)))
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;

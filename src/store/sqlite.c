@@ -1121,4 +1121,9 @@ static const as_store_ops sqlite_ops = {
 	.runs_list = sq_runs_list,
 	.status = sq_status,
 	.table_rows = sq_table_rows,
+	.outbox_list = as_sq_outbox_list,
+	.outbox_mark = as_sq_outbox_mark,
+	.rollback = as_sq_history_rollback,
+	.sample = as_sq_history_sample,
+	.record_run = as_sq_history_record_run,
 };

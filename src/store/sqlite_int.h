@@ -53,4 +53,43 @@ int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key, as_error *e
 void as_sq_scan_close(as_store *st, as_run_ctx *rc);
 int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po, as_counts *c, as_error *err);
 
+/*
+ * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write
+ * records, in the caller's open transaction, the events of rc->effects
+ * (invalidate, webhook) for the rows in changed_q: a table (e.g. a temp
+ * table, name already quoted) holding at least the columns the templates
+ * name, with the live table's names and types, plus "_atomsync_op" TEXT:
+ * 'insert' and 'update' rows hold the new values, 'delete' rows the values
+ * before deletion, and 'before' rows (optional) the old values of updated
+ * rows, so that a template over a non-key column also invalidates the old
+ * key.  Keys are rendered from every row; the summary counts insert,
+ * update and delete rows.  Rollback calls it for the rows it changes; the
+ * publish calls it through as_sq_outbox_publish, after the guards and
+ * before it touches the live table.
+ */
+int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q, as_error *err);
+int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c, as_error *err);
+int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id, size_t limit,
+		      unsigned flags, as_outbox_event **out, size_t *n, as_error *err);
+int as_sq_outbox_mark(as_store *st, int64_t event_id, const char *error, as_error *err);
+
+/*
+ * History (store/sqlite_history.c).  Around publish_apply, in the publish
+ * transaction, once the live table exists: before puts the SCD2 triggers
+ * in place (c: the counts before the change), after writes the snapshot
+ * or new versions, the history's metadata and its retention.  Both do
+ * nothing when po->history is none.
+ */
+int as_sq_history_before(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			 const as_counts *c, as_error *err);
+int as_sq_history_after(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			as_error *err);
+int as_sq_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+			   int64_t to_run, as_counts *c, as_error *err);
+int as_sq_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
+			 as_error *err);
+int as_sq_history_record_run(as_store *st, const as_table *t, const char *kind,
+			     const char *status, const as_counts *c, const char *error,
+			     double started, int64_t *run_id, as_error *err);
+
 #endif

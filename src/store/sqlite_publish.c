@@ -389,6 +389,9 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		gc.deleted = guarded;
 	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
 		goto fail;
+	/* Invariant 7: the outbox events, from the live rows before they change. */
+	if ((ret = as_sq_outbox_publish(s, rc, c, err)))
+		goto fail;
 	if (r->stage) {
 		int exists;
 
@@ -426,7 +429,11 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		if (ret)
 			goto fail;
 	}
-	if ((ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
+	/* History (store/sqlite_history.c): SCD2 triggers before the live
+	 * table changes, the snapshot or new versions after. */
+	if ((ret = as_sq_history_before(s, rc, po, c, err)) ||
+	    (ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
+	    (ret = as_sq_history_after(s, rc, po, err)) ||
 	    (ret = publish_bookkeeping(s, rc, c, renamed ? r->live_q : r->stage_q, err)))
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;

@@ -3,9 +3,67 @@
  */
 #include "util/json.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- the record arena ---- */
+
+#define ARENA_SIZE (64 * 1024) /* a typical record needs 1-2 KiB */
+
+static __thread char *arena;
+static __thread size_t arena_off;
+static __thread int arena_on;
+static pthread_once_t alloc_once = PTHREAD_ONCE_INIT;
+static pthread_key_t arena_key; /* frees a thread's arena when it exits */
+
+static void *json_alloc(size_t n)
+{
+	if (arena_on) {
+		size_t need = (n + 15) & ~(size_t)15;
+
+		if (need >= n && arena_off + need <= ARENA_SIZE) {
+			void *p = arena + arena_off;
+
+			arena_off += need;
+			return p;
+		}
+	}
+	return malloc(n);
+}
+
+void as_json_free(void *p)
+{
+	/* Arena memory is released all at once by as_json_arena_end(). */
+	if (arena && (char *)p >= arena && (char *)p < arena + ARENA_SIZE)
+		return;
+	free(p);
+}
+
+static void install(void)
+{
+	pthread_key_create(&arena_key, free);
+	json_set_alloc_funcs(json_alloc, as_json_free);
+}
+
+void as_json_arena_begin(void)
+{
+	pthread_once(&alloc_once, install);
+	if (!arena) {
+		arena = malloc(ARENA_SIZE);
+		pthread_setspecific(arena_key, arena);
+	}
+	arena_off = 0;
+	arena_on = arena != NULL;
+}
+
+void as_json_arena_end(void)
+{
+	arena_on = 0;
+	arena_off = 0;
+}
 
 json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err)

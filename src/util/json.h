@@ -14,7 +14,18 @@
 json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err);
 
-/* Serialize compactly; reals get the fewest digits that reproduce them. */
+/* Serialize compactly; reals get the fewest digits that reproduce them.
+ * Free the result with as_json_free(). */
 char *as_json_compact(const json_t *v);
+
+/*
+ * A record is parsed, mapped and freed on one thread; between these two
+ * calls jansson allocates from a per-thread bump arena instead of malloc
+ * (most of a parse's cost is otherwise malloc and free).  Every value
+ * created between them must be freed before as_json_arena_end().
+ */
+void as_json_arena_begin(void);
+void as_json_arena_end(void);
+void as_json_free(void *p);
 
 #endif

@@ -1,0 +1,202 @@
+/*
+ * atomsync verify DATASET [--sample N] [--json] [--repair]: compare the live
+ * table with the source (its total, and N random rows fetched again through
+ * item_url); exit 0 when the accuracy reaches the dataset's verify_threshold
+ * and the count agrees, 1 otherwise.  --repair runs the dataset (a full
+ * refresh) when the count check fails; the exit code is then that run's.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "engine/history.h"
+
+static void print_value(json_t *v)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+
+	fputs(s ? s : "?", stdout);
+	free(s);
+}
+
+/* "  id=5: downloads: live 100, source 101; name: ..." */
+static void print_mismatch(json_t *m)
+{
+	const char *k, *sep = "";
+	json_t *v, *cols = json_object_get(m, "columns");
+	size_t i;
+
+	fputs("  ", stdout);
+	json_object_foreach(json_object_get(m, "key"), k, v) {
+		printf("%s%s=", sep, k);
+		print_value(v);
+		sep = ",";
+	}
+	fputs(": ", stdout);
+	if (json_is_string(json_object_get(m, "error"))) {
+		printf("%s\n", json_string_value(json_object_get(m, "error")));
+		return;
+	}
+	sep = "";
+	json_array_foreach(cols, i, v) {
+		printf("%s%s: live ", sep,
+		       json_string_value(json_object_get(v, "column")));
+		print_value(json_object_get(v, "live"));
+		fputs(", source ", stdout);
+		print_value(json_object_get(v, "source"));
+		sep = "; ";
+	}
+	fputc('\n', stdout);
+}
+
+static json_t *result_json(const char *dataset, const as_verify_result *r)
+{
+	return json_pack("{s:s, s:I, s:b, s:f, s:f, s:{s:b, s:b, s:I, s:o?, s:s}, "
+			 "s:{s:b, s:I, s:I, s:I, s:I, s:s}, s:O, s:s}",
+			 "dataset", dataset, "run_id", (json_int_t)r->run_id,
+			 "passed", r->passed, "threshold", r->threshold,
+			 "accuracy", r->accuracy,
+			 "count", "checked", r->count_checked, "ok",
+			 r->count_checked ? r->count_ok : 1, "live",
+			 (json_int_t)r->live_rows, "source",
+			 r->count_checked ? json_integer(r->source_total) : NULL,
+			 "note", r->count_note,
+			 "sample", "checked", r->sample_checked, "size",
+			 (json_int_t)r->sampled, "matched", (json_int_t)r->matched,
+			 "differing", (json_int_t)r->differing, "missing",
+			 (json_int_t)r->missing, "note", r->sample_note,
+			 "mismatches", r->mismatches, "summary", r->summary);
+}
+
+static void print_result(const char *dataset, const as_verify_result *r)
+{
+	size_t i;
+	json_t *m;
+
+	printf("%s: count: %s\n", dataset, r->count_note);
+	printf("%s: sample: %s\n", dataset, r->sample_note);
+	json_array_foreach(r->mismatches, i, m)
+		print_mismatch(m);
+	if (r->passed)
+		printf("%s: verify passed (accuracy %.1f%%, threshold %.1f%%; run %lld)\n",
+		       dataset, 100.0 * r->accuracy, 100.0 * r->threshold,
+		       (long long)r->run_id);
+	else
+		printf("%s: verify FAILED (%s%s; run %lld)\n", dataset,
+		       r->count_checked && !r->count_ok ? "the count differs" : "",
+		       r->sample_checked && r->matched < r->threshold * (double)r->sampled
+			       ? (r->count_checked && !r->count_ok
+					  ? "; accuracy below the threshold"
+					  : "accuracy below the threshold") : "",
+		       (long long)r->run_id);
+}
+
+/* msg without a leading "dataset NAME: " (the CLI names it already). */
+static const char *unprefixed(const char *msg, const char *dataset)
+{
+	size_t n = strlen(dataset);
+
+	if (strncmp(msg, "dataset ", 8) == 0 && strncmp(msg + 8, dataset, n) == 0 &&
+	    strncmp(msg + 8 + n, ": ", 2) == 0)
+		return msg + 10 + n;
+	return msg;
+}
+
+/* A full refresh: a normal run of the dataset. */
+static int repair(as_cli *cli, as_store *st, const char *dataset, json_t *out)
+{
+	atomsync_run_options opt;
+	atomsync_run_info info;
+	as_error err;
+	int rc;
+
+	memset(&opt, 0, sizeof(opt));
+	as_error_clear(&err);
+	rc = as_sync_dataset(st, cli->cfg, dataset, &opt, as_progress_print, cli,
+			     &info, &err);
+	if (rc)
+		as_cli_error(cli, "%s: repair: %s", dataset, err.msg);
+	if (out && info.run_id)
+		json_object_set_new(out, "repair", as_run_info_json(&info));
+	else if (!out && info.run_id && !rc)
+		as_print_run_line(stdout, &info);
+	atomsync_run_info_clear(&info);
+	return as_exit_code(rc);
+}
+
+int as_cmd_verify(as_cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"sample", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"repair", no_argument, NULL, 'r'},
+		{"config", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0}};
+	as_verify_result res;
+	const char *dataset;
+	unsigned long sample = 100;
+	as_store *st = NULL;
+	json_t *out = NULL;
+	as_error err;
+	int c, json = 0, fix = 0, rc, code;
+	char *end;
+
+	optind = 1;
+	memset(&res, 0, sizeof(res));
+	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sample = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || optarg[0] == '-' || sample > 1000000) {
+				as_cli_error(cli, "--sample %s: expected a number of rows "
+					     "(0 to 1000000)", optarg);
+				return AS_EXIT_USAGE;
+			}
+			break;
+		case 'j': json = 1; break;
+		case 'r': fix = 1; break;
+		case 'c': cli->config_path = optarg; break;
+		default: return AS_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		as_cli_error(cli, "verify: usage: atomsync verify DATASET [--sample N] "
+			     "[--json] [--repair]");
+		return AS_EXIT_USAGE;
+	}
+	dataset = argv[optind];
+	if (as_cli_load_config(cli, &err)) {
+		as_cli_error(cli, "%s", err.msg);
+		return AS_EXIT_USAGE;
+	}
+	if (!as_config_dataset(cli->cfg, dataset)) {
+		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path, dataset);
+		return AS_EXIT_USAGE;
+	}
+	if (as_store_open(&st, cli->cfg->store, &err)) {
+		as_cli_error(cli, "%s", err.msg);
+		return as_exit_code(err.code);
+	}
+	as_error_clear(&err);
+	rc = as_verify_dataset(st, cli->cfg, dataset, sample, &res, &err);
+	if (rc) {
+		as_cli_error(cli, "%s: verify: %s", dataset, unprefixed(err.msg, dataset));
+		code = as_exit_code(rc);
+		goto done;
+	}
+	code = res.passed ? AS_EXIT_OK : AS_EXIT_FAILED;
+	if (json)
+		out = result_json(dataset, &res);
+	else
+		print_result(dataset, &res);
+	if (fix && res.count_checked && !res.count_ok)
+		code = repair(cli, st, dataset, out);
+	if (out)
+		as_print_json(out);
+done:
+	as_verify_clear(&res);
+	as_store_close(st);
+	return code;
+}

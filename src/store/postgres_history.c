@@ -1,0 +1,1141 @@
+/*
+ * The PostgreSQL store's history (`history: snapshot | scd2`): <table>_history
+ * written inside the publish transaction from the rows it changed, pruned
+ * there by history_keep, and the rollback that restores the live table to a
+ * run's state in one fenced transaction.  No DDL touches a live table.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres_int.h"
+#include "util/crash.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/time.h"
+
+/* What <table>_history holds for a dataset. */
+typedef struct hist {
+	as_history kind;
+	char *name;        /* "<table>_history", unquoted */
+	char *q;           /* quoted */
+	size_t *cols;      /* content columns: indexes into t->cols, key first */
+	size_t ncols;
+	int full;          /* every mapped column plus hash and line: restorable */
+	char *colnames;    /* "id,name,...": what the metadata records */
+} hist;
+
+/* One row per dataset with history: its shape and the runs it can restore
+ * (first_run..last_run; last_run is the newest run that wrote history). */
+static const char *META_SQL =
+	"CREATE TABLE IF NOT EXISTS atomsync_history("
+	" dataset text PRIMARY KEY, table_name text NOT NULL, kind text NOT NULL,"
+	" columns text NOT NULL, restorable boolean NOT NULL,"
+	" first_run bigint NOT NULL, last_run bigint NOT NULL)";
+
+static const char *kind_name(as_history k)
+{
+	return k == AS_HISTORY_SCD2 ? "scd2" : "snapshot";
+}
+
+static void hist_free(hist *h)
+{
+	free(h->name);
+	free(h->q);
+	free(h->cols);
+	free(h->colnames);
+	memset(h, 0, sizeof(*h));
+}
+
+static int listed(const char *name, const char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static char *quote(const char *name)
+{
+	as_buf b = AS_BUF_INIT;
+
+	as_buf_add_ident(&b, name);
+	return as_buf_detach(&b);
+}
+
+/* The history's content columns: the key, then every mapped column (scd2)
+ * or the snapshot columns (snapshot; none listed: every column). */
+static int hist_build(hist *h, const as_table *t, const as_publish_opts *po,
+		      as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+
+	memset(h, 0, sizeof(*h));
+	h->kind = po->history;
+	h->name = as_sprintf("%s_history", t->table);
+	h->q = h->name ? quote(h->name) : NULL;
+	h->cols = calloc(t->ncols + 1, sizeof(*h->cols));
+	if (!h->q || !h->cols) {
+		hist_free(h);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		const char *n = t->cols[i].name;
+
+		if (h->kind == AS_HISTORY_SNAPSHOT ? strcmp(n, "run_id") == 0
+		    : strcmp(n, "valid_from_run") == 0 || strcmp(n, "valid_to_run") == 0) {
+			hist_free(h);
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: column '%s' has the name of a "
+					    "column of its %s history table; rename it",
+					    t->dataset, n, kind_name(po->history));
+		}
+		if (i < t->nkey || h->kind == AS_HISTORY_SCD2 || !po->nsnapshot_cols ||
+		    listed(n, po->snapshot_cols, po->nsnapshot_cols))
+			h->cols[h->ncols++] = i;
+	}
+	h->full = h->ncols == t->ncols;
+	for (size_t i = 0; i < h->ncols; i++)
+		as_buf_printf(&b, "%s%s", i ? "," : "", t->cols[h->cols[i]].name);
+	h->colnames = as_buf_detach(&b);
+	if (!h->colnames) {
+		hist_free(h);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* The history table's columns in order with their types (names and types
+ * hold room for t->ncols + 4); returns how many. */
+static size_t hist_layout(const hist *h, const as_table *t, const char **names,
+			  const char **types)
+{
+	size_t n = 0;
+
+	if (h->kind == AS_HISTORY_SCD2) {
+		names[n] = "valid_from_run", types[n++] = "bigint";
+		names[n] = "valid_to_run", types[n++] = "bigint";
+	} else {
+		names[n] = "run_id", types[n++] = "bigint";
+	}
+	for (size_t i = 0; i < h->ncols; i++) {
+		names[n] = t->cols[h->cols[i]].name;
+		types[n++] = as_pg_type(t->cols[h->cols[i]].type);
+	}
+	if (h->full) {
+		names[n] = "_atomsync_hash", types[n++] = "bigint";
+		names[n] = "_atomsync_line", types[n++] = "bytea";
+	}
+	return n;
+}
+
+/* The content columns (with prefix: p."c1", ...), then hash and line when
+ * the history is full. */
+static void add_content(as_buf *b, const hist *h, const as_table *t,
+			const char *prefix)
+{
+	for (size_t i = 0; i < h->ncols; i++) {
+		as_buf_adds(b, i ? ", " : "");
+		if (prefix)
+			as_buf_printf(b, "%s.", prefix);
+		as_buf_add_ident(b, t->cols[h->cols[i]].name);
+	}
+	if (h->full) {
+		if (prefix)
+			as_buf_printf(b, ", %s.\"_atomsync_hash\", %s.\"_atomsync_line\"",
+				      prefix, prefix);
+		else
+			as_buf_adds(b, ", \"_atomsync_hash\", \"_atomsync_line\"");
+	}
+}
+
+/* (p.c1, ..., p."_atomsync_hash"): every mapped column and the hash. */
+static void add_row_tuple(as_buf *b, const as_table *t, const char *prefix)
+{
+	as_buf_adds(b, "(");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_printf(b, "%s.", prefix);
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, ", ");
+	}
+	as_buf_printf(b, "%s.\"_atomsync_hash\")", prefix);
+}
+
+/* Run b (reset afterwards) with $1 = v when b uses it. */
+static int exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
+		    const char *what, as_error *err)
+{
+	as_pg_params p;
+
+	as_pg_params_init(&p);
+	if (strstr(as_buf_cstr(b), "$1"))
+		as_pg_param_int(&p, v);
+	return as_pg_exec_buf(s, b, &p, changes, what, err);
+}
+
+static as_type type_of_pg(const char *decl)
+{
+	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL, AS_TYPE_TEXT,
+					AS_TYPE_BOOLEAN, AS_TYPE_JSON, AS_TYPE_TIMESTAMP};
+
+	for (size_t i = 0; decl && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(decl, as_pg_type(types[i])) == 0)
+			return types[i];
+	return AS_TYPE_AUTO;
+}
+
+/*
+ * Compare an existing history table with the shape this configuration
+ * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
+ * is a configuration error: history is never silently reshaped or lost.
+ */
+static int hist_check(pg_store *s, const hist *h, as_table *t, as_error *err)
+{
+	const char **names = calloc(t->ncols + 4, sizeof(char *));
+	const char **types = calloc(t->ncols + 4, sizeof(char *));
+	size_t off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
+	as_buf want = AS_BUF_INIT;
+	PGresult *res = NULL;
+	as_pg_params p;
+	size_t n, rows;
+	int ok = 1, rc = 0;
+
+	if (!names || !types) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto done;
+	}
+	n = hist_layout(h, t, names, types);
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, h->name);
+	if ((rc = as_pg_exec(s, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+			     "FROM pg_attribute a WHERE a.attrelid = "
+			     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+			     "a.attisdropped ORDER BY a.attnum", &p, &res,
+			     "reading the history table", err)))
+		goto done;
+	rows = (size_t)PQntuples(res);
+	for (size_t i = 0; i < rows && i < n; i++) {
+		const char *cn = PQgetvalue(res, (int)i, 0);
+		const char *ct = PQgetvalue(res, (int)i, 1);
+
+		if (!as_streq(cn, names[i])) {
+			ok = 0;
+		} else if (strcmp(types[i], ct) != 0) {
+			/* A column of no declared type takes the history's. */
+			as_col *c = i >= off && i - off < h->ncols
+					    ? &t->cols[h->cols[i - off]] : NULL;
+
+			if (c && c->type == AS_TYPE_AUTO && type_of_pg(ct) != AS_TYPE_AUTO)
+				c->type = type_of_pg(ct);
+			else
+				ok = 0;
+		}
+	}
+	if (!ok || rows != n) {
+		for (size_t k = 0; k < n; k++)
+			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k], types[k]);
+		rc = as_error_set(err, AS_EUSAGE,
+				  "table %s exists but does not hold the %s history "
+				  "dataset %s now writes (%s); rename or drop it, or "
+				  "restore the dataset's earlier columns and history "
+				  "settings", h->name, kind_name(h->kind), t->dataset,
+				  as_buf_cstr(&want));
+	}
+done:
+	PQclear(res);
+	free(names);
+	free(types);
+	as_buf_free(&want);
+	return rc;
+}
+
+/* The metadata table and the history table with its indexes, created on
+ * first use; an existing history table must have this shape. */
+static int hist_ensure(pg_store *s, const hist *h, as_table *t, as_error *err)
+{
+	const char **names = calloc(t->ncols + 4, sizeof(char *));
+	const char **types = calloc(t->ncols + 4, sizeof(char *));
+	as_buf b = AS_BUF_INIT;
+	int exists, rc;
+	size_t n, off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
+
+	if (!names || !types) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto done;
+	}
+	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)))
+		goto done;
+	/* Concurrent first publishes serialize on the schema's advisory
+	 * lock (CREATE IF NOT EXISTS races on the catalog). */
+	if (!exists &&
+	    ((rc = as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)", NULL, NULL,
+			      "creating the history", err)) ||
+	     (rc = as_pg_exec(s, META_SQL, NULL, NULL, "creating the history", err))))
+		goto done;
+	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
+		goto done;
+	if (exists) {
+		rc = hist_check(s, h, t, err);
+		goto done;
+	}
+	n = hist_layout(h, t, names, types);
+	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
+	for (size_t i = 0; i < n; i++) {
+		as_buf_add_ident(&b, names[i]);
+		as_buf_printf(&b, " %s%s, ", types[i],
+			      i == 0 || (i >= off && i < off + t->nkey) ? " NOT NULL" : "");
+	}
+	/* Snapshot rows are written and pruned a run at a time: the run leads
+	 * the key.  SCD2 versions are found by their record's key. */
+	if (h->kind == AS_HISTORY_SCD2) {
+		as_buf_adds(&b, "PRIMARY KEY (");
+		as_pg_key_list(&b, t, NULL);
+		as_buf_adds(&b, ", \"valid_from_run\"))");
+	} else {
+		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
+		as_pg_key_list(&b, t, NULL);
+		as_buf_adds(&b, "))");
+	}
+	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history", err)))
+		goto done;
+	if (h->kind == AS_HISTORY_SCD2) {
+		/* Retention, and finding the open versions, go by valid_to_run. */
+		char *idx = as_sprintf("%s_valid_to", h->name);
+
+		as_buf_adds(&b, "CREATE INDEX ");
+		as_buf_add_ident(&b, idx);
+		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
+		free(idx);
+		rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history", err);
+	}
+done:
+	free(names);
+	free(types);
+	as_buf_free(&b);
+	return rc;
+}
+
+typedef struct hist_meta {
+	int found;
+	char kind[16];
+	char *columns;
+	int restorable;
+	int64_t first_run, last_run;
+} hist_meta;
+
+static int meta_read(pg_store *s, const char *dataset, hist_meta *m,
+		     as_error *err)
+{
+	PGresult *res;
+	as_pg_params p;
+	int exists, rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)) || !exists)
+		return rc;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, dataset);
+	if ((rc = as_pg_exec(s, "SELECT kind, columns, restorable::int, first_run, "
+			     "last_run FROM atomsync_history WHERE dataset = $1", &p,
+			     &res, "reading history metadata", err)))
+		return rc;
+	if (PQntuples(res) == 1) {
+		m->found = 1;
+		snprintf(m->kind, sizeof(m->kind), "%s", PQgetvalue(res, 0, 0));
+		m->columns = as_strdup(PQgetvalue(res, 0, 1));
+		m->restorable = atoi(PQgetvalue(res, 0, 2));
+		m->first_run = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		m->last_run = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int published_run(pg_store *s, const char *dataset, int64_t *out,
+			 as_error *err)
+{
+	as_pg_params p;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, dataset);
+	return as_pg_int(s, "SELECT published_run FROM atomsync_state WHERE dataset = $1",
+			 &p, out, "reading state", err);
+}
+
+/*
+ * SCD2 from the rows a run changed (rows_q: the table holding the run's
+ * rows, changed ones with _atomsync_run set): close the open version of
+ * each changed key whose content differs from the live row, and of each
+ * key no longer live (deleted: only when the run deleted rows), then open
+ * a version for every changed key left without one.
+ */
+static int scd2_changes(pg_store *s, as_run_ctx *rc, const hist *h,
+			const as_counts *c, const char *rows_q, as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0;
+
+	if (c->deleted > 0) {
+		as_buf_printf(&b, "UPDATE %s AS hv SET \"valid_to_run\" = $1 WHERE "
+			      "hv.\"valid_to_run\" IS NULL AND NOT EXISTS (SELECT 1 "
+			      "FROM %s AS l WHERE ", h->q, r->live_q);
+		as_pg_key_match(&b, t, "l", "hv");
+		as_buf_adds(&b, ")");
+		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: deleted rows", err)))
+			goto done;
+	}
+	if (!rows_q)
+		goto done;
+	as_buf_printf(&b, "UPDATE %s AS hv SET \"valid_to_run\" = $1 FROM %s AS sr "
+		      "JOIN %s AS l ON ", h->q, rows_q, r->live_q);
+	as_pg_key_match(&b, t, "sr", "l");
+	as_buf_adds(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND "
+			"hv.\"valid_to_run\" IS NULL AND ");
+	as_pg_key_match(&b, t, "hv", "l");
+	as_buf_adds(&b, " AND ");
+	add_row_tuple(&b, t, "hv");
+	as_buf_adds(&b, " IS DISTINCT FROM ");
+	add_row_tuple(&b, t, "l");
+	if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: changed rows", err)))
+		goto done;
+	as_buf_printf(&b, "INSERT INTO %s SELECT $1, NULL, ", h->q);
+	add_content(&b, h, t, "l");
+	as_buf_printf(&b, " FROM %s AS sr JOIN %s AS l ON ", rows_q, r->live_q);
+	as_pg_key_match(&b, t, "sr", "l");
+	as_buf_printf(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND NOT EXISTS "
+		      "(SELECT 1 FROM %s AS hv WHERE ", h->q);
+	as_pg_key_match(&b, t, "hv", "l");
+	as_buf_adds(&b, " AND hv.\"valid_to_run\" IS NULL)");
+	ret = exec_run(s, &b, rc->run_id, NULL, "history: new versions", err);
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* The oldest run to keep under history_keep, or 0 to keep everything. */
+static int keep_from(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+		     int64_t first, int64_t *cutoff, as_error *err)
+{
+	as_pg_params p;
+	int64_t v;
+
+	*cutoff = 0;
+	/* The run being published is not yet completed: it counts as kept. */
+	if (po->history_keep_runs > 0) {
+		as_pg_params_init(&p);
+		as_pg_param_text(&p, rc->table->dataset);
+		as_pg_param_int(&p, first);
+		as_pg_param_int(&p, rc->run_id);
+		as_pg_param_int(&p, po->history_keep_runs - 1);
+		if (as_pg_int(s, "SELECT run_id FROM atomsync_runs WHERE dataset = $1 "
+			      "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
+			      "AND kind IN ('sync', 'rollback'))) ORDER BY run_id DESC "
+			      "LIMIT 1 OFFSET $4", &p, &v, "history retention", err))
+			return err->code;
+		*cutoff = v;
+	}
+	if (po->history_keep_ms > 0) {
+		as_pg_params_init(&p);
+		as_pg_param_text(&p, rc->table->dataset);
+		as_pg_param_int(&p, first);
+		as_pg_param_int(&p, rc->run_id);
+		as_pg_param_int(&p, po->history_keep_ms);
+		if (as_pg_int(s, "SELECT min(run_id) FROM atomsync_runs WHERE dataset = $1 "
+			      "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
+			      "AND kind IN ('sync', 'rollback') AND finished_at >= "
+			      "clock_timestamp() - $4::bigint * interval '1 millisecond'))",
+			      &p, &v, "history retention", err))
+			return err->code;
+		if (v > *cutoff)
+			*cutoff = v;
+	}
+	return 0;
+}
+
+/* history_keep: drop what only runs before the cutoff need, and move the
+ * oldest restorable run up to it. */
+static int prune(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+		 const hist *h, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int64_t first = 0, cutoff, gone = 0;
+	as_pg_params p;
+	int ret;
+
+	if (po->history_keep_runs <= 0 && po->history_keep_ms <= 0)
+		return 0;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, rc->table->dataset);
+	if ((ret = as_pg_int(s, "SELECT first_run FROM atomsync_history WHERE dataset = $1",
+			     &p, &first, "history retention", err)) ||
+	    (ret = keep_from(s, rc, po, first, &cutoff, err)) || cutoff <= first)
+		return ret;
+	/* A version closed at the cutoff was valid only before it. */
+	if (h->kind == AS_HISTORY_SCD2)
+		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= $1", h->q);
+	else
+		as_buf_printf(&b, "DELETE FROM %s WHERE \"run_id\" < $1", h->q);
+	if ((ret = exec_run(s, &b, cutoff, &gone, "history retention", err)))
+		goto done;
+	as_pg_param_int(&p, cutoff);
+	ret = as_pg_exec(s, "UPDATE atomsync_history SET first_run = $2 WHERE dataset = $1",
+			 &p, NULL, "history retention", err);
+	if (!ret)
+		as_debug("%s: history before run %lld pruned (%lld rows)",
+			 rc->table->dataset, (long long)cutoff, (long long)gone);
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * After the publish (or a rollback) changed the live table, in its
+ * transaction: create the history on first use; decide whether its record
+ * goes on from the last run that wrote it or starts over (history just
+ * turned on, its shape changed, or runs were published without it); write
+ * the snapshot of every live row, or the SCD2 versions of what changed
+ * (every live row when starting over or coming from an empty table);
+ * record which runs the history covers, and prune.
+ */
+static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			 const as_counts *c, const char *rows_q, as_error *err)
+{
+	as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	hist_meta m;
+	int64_t prev = 0;
+	int reset, baseline, ret, exists;
+	hist h;
+
+	memset(&m, 0, sizeof(m));
+	if ((ret = hist_build(&h, t, po, err)))
+		return ret;
+	if ((ret = hist_ensure(s, &h, t, err)) ||
+	    (ret = meta_read(s, t->dataset, &m, err)) ||
+	    (ret = published_run(s, t->dataset, &prev, err)) ||
+	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
+		goto done;
+	reset = !m.found || strcmp(m.kind, kind_name(h.kind)) != 0 ||
+		!as_streq(m.columns, h.colnames) || m.restorable != h.full ||
+		m.last_run != prev;
+	baseline = reset || c->live_before == 0;
+	if (h.kind == AS_HISTORY_SCD2 && baseline) {
+		as_buf_printf(&b, "UPDATE %s SET \"valid_to_run\" = $1 WHERE "
+			      "\"valid_to_run\" IS NULL", h.q);
+		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history", err)))
+			goto done;
+	}
+	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
+		as_buf_printf(&b, "INSERT INTO %s SELECT $1, %s", h.q,
+			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
+		add_content(&b, &h, t, NULL);
+		as_buf_printf(&b, " FROM %s", r->live_q);
+		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history", err)))
+			goto done;
+	} else if (exists && (ret = scd2_changes(s, rc, &h, c, rows_q, err))) {
+		goto done;
+	}
+	as_crash_point("history.written");
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_text(&p, t->table);
+	as_pg_param_text(&p, kind_name(h.kind));
+	as_pg_param_text(&p, h.colnames);
+	as_pg_param_text(&p, h.full ? "t" : "f");
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_text(&p, reset ? "t" : "f");
+	if ((ret = as_pg_exec(s, "INSERT INTO atomsync_history VALUES($1, $2, $3, $4, "
+			      "$5::boolean, $6, $6) ON CONFLICT (dataset) DO UPDATE SET "
+			      "table_name = excluded.table_name, kind = excluded.kind, "
+			      "columns = excluded.columns, restorable = excluded.restorable, "
+			      "first_run = CASE WHEN $7::boolean THEN excluded.first_run "
+			      "ELSE atomsync_history.first_run END, "
+			      "last_run = excluded.last_run", &p, NULL, "recording history",
+			      err)))
+		goto done;
+	ret = prune(s, rc, po, &h, err);
+done:
+	free(m.columns);
+	as_buf_free(&b);
+	hist_free(&h);
+	return ret;
+}
+
+/* ---- the hook in the publish (store/postgres_publish.c) ---- */
+
+int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			const as_counts *c, as_error *err)
+{
+	pg_run *r = rc->priv;
+
+	if (po->history == AS_HISTORY_NONE)
+		return 0;
+	return history_write(s, rc, po, c,
+			     !r->stage ? NULL : r->adopted ? r->live_q : r->stage_q, err);
+}
+
+/* ---- rollback ---- */
+
+/* Why the history cannot restore run n, or 0 when it can. */
+static int check_target(pg_store *s, as_run_ctx *rc, const hist *h, int64_t n,
+			as_error *err)
+{
+	const as_table *t = rc->table;
+	char kind[16] = "", status[16] = "";
+	as_pg_params p;
+	PGresult *res;
+	hist_meta m;
+	int found, exists, ret = 0;
+
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, n);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(s, "SELECT kind, status FROM atomsync_runs WHERE run_id = $1 "
+		       "AND dataset = $2", &p, &res, "reading runs", err))
+		return err->code;
+	found = PQntuples(res) == 1;
+	if (found) {
+		snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
+		snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	if (!found)
+		return as_error_set(err, AS_EUSAGE, "dataset %s: there is no run %lld "
+				    "of this dataset; nothing changed", t->dataset,
+				    (long long)n);
+	if (strcmp(kind, "verify") == 0)
+		return as_error_set(err, AS_EUSAGE, "dataset %s: run %lld is a verify "
+				    "run, which published nothing; name a sync or "
+				    "rollback run; nothing changed", t->dataset, (long long)n);
+	if (strcmp(status, "completed") != 0)
+		return as_error_set(err, AS_EUSAGE, "dataset %s: run %lld %s; only the "
+				    "state after a completed run can be restored; "
+				    "nothing changed", t->dataset, (long long)n,
+				    strcmp(status, "active") == 0 ? "is still active"
+				    : strcmp(status, "publishing") == 0 ? "is publishing"
+				    : strcmp(status, "refused") == 0 ? "was refused"
+				    : "failed");
+	if ((ret = meta_read(s, t->dataset, &m, err)))
+		return ret;
+	if ((ret = as_pg_table_exists(s, h->name, &exists, err)))
+		goto done;
+	if (!m.found || !exists) {
+		ret = as_error_set(err, AS_EUSAGE, "dataset %s: no history has been "
+				   "recorded yet (it starts with the next run that "
+				   "publishes); nothing changed", t->dataset);
+	} else if (n < m.first_run) {
+		ret = as_error_set(err, AS_EUSAGE, "dataset %s: the history does not "
+				   "reach back to run %lld (pruned by history_keep, or "
+				   "recorded only since); the oldest run it can restore "
+				   "is %lld; nothing changed", t->dataset, (long long)n,
+				   (long long)m.first_run);
+	} else if (n > m.last_run) {
+		ret = as_error_set(err, AS_EUSAGE, "dataset %s: run %lld was published "
+				   "while its history was off; the newest run the history "
+				   "can restore is %lld; nothing changed", t->dataset,
+				   (long long)n, (long long)m.last_run);
+	} else if (strcmp(m.kind, kind_name(h->kind)) != 0) {
+		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its history was "
+				   "recorded as %s, but the dataset now says history: %s; "
+				   "nothing changed", t->dataset, m.kind,
+				   kind_name(h->kind));
+	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
+		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its %s history holds "
+				   "the columns %s%s, but a rollback needs every mapped "
+				   "column (%s)%s; nothing changed", t->dataset, m.kind,
+				   m.columns ? m.columns : "",
+				   m.restorable ? "" : " without their hashes",
+				   h->colnames, strcmp(m.kind, "snapshot") == 0
+				   ? ": omit snapshot_columns, or list them all" : "");
+	}
+done:
+	free(m.columns);
+	return ret;
+}
+
+/*
+ * pg_temp._atomsync_target := the live table's content after run n, each
+ * row marked with run R in _atomsync_run when the live table does not hold
+ * it exactly (a missing key, or any column or the hash differs).
+ */
+static int fill_target(pg_store *s, as_run_ctx *rc, const hist *h, int64_t n,
+		       as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_target (");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
+	}
+	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
+			"\"_atomsync_line\" bytea, PRIMARY KEY (");
+	as_pg_key_list(&b, t, NULL);
+	as_buf_adds(&b, ")) ON COMMIT DROP");
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: target", err)))
+		goto done;
+	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_target SELECT ");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_printf(&b, "NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ", h->q);
+	if (h->kind == AS_HISTORY_SCD2)
+		as_buf_adds(&b, "\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
+				"OR \"valid_to_run\" > $1)");
+	else
+		as_buf_adds(&b, "\"run_id\" = $1");
+	if ((ret = exec_run(s, &b, n, NULL, "rollback: reading the history", err)) ||
+	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
+			      "rollback: target", err)))
+		goto done;
+	as_buf_printf(&b, "UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
+		      "WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ", r->live_q);
+	as_pg_key_match(&b, t, "l", "tt");
+	as_buf_adds(&b, " AND ");
+	add_row_tuple(&b, t, "l");
+	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
+	add_row_tuple(&b, t, "tt");
+	as_buf_adds(&b, ")");
+	ret = exec_run(s, &b, rc->run_id, NULL, "rollback: comparing", err);
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* Counts relative to the live table (invariant 10). */
+static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
+			   as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	PGresult *res;
+	int64_t S, C;
+	int ret;
+
+	as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
+	if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before, "rollback: counting", err)) ||
+	    (ret = as_pg_exec(s, "SELECT count(*), count(\"_atomsync_run\") FROM "
+			      "pg_temp._atomsync_target", NULL, &res, "rollback: counting",
+			      err)))
+		goto done;
+	S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	C = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	as_buf_printf(&b, "SELECT count(*) FROM pg_temp._atomsync_target AS tt WHERE "
+		      "\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+		      "%s AS l WHERE ", r->live_q);
+	as_pg_key_match(&b, t, "l", "tt");
+	as_buf_adds(&b, ")");
+	if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted, "rollback: counting", err)))
+		goto done;
+	c->seen = S;
+	c->updated = C - c->inserted;
+	c->unchanged = S - C;
+	c->deleted = c->live_before - (S - c->inserted);
+	c->live_after = S;
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The changed rows for the outbox (invariant 7): pg_temp._atomsync_changed
+ * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
+ * with the restored values, 'before' rows with an updated row's current
+ * values, 'delete' rows with a deleted row's last values (the contract of
+ * as_pg_outbox_write).  Built before the live table changes, and only when
+ * the dataset has effects (rc->effects).
+ */
+static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
+	int ret;
+
+	if (!rc->effects)
+		return 0; /* nothing to invalidate or notify */
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_adds(&cols, i ? ", " : "");
+		as_buf_add_ident(&cols, t->cols[i].name);
+	}
+	as_buf_printf(&b, "CREATE TEMP TABLE _atomsync_changed ON COMMIT DROP AS "
+		      "SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM %s AS l WHERE ",
+		      as_buf_cstr(&cols), r->live_q);
+	as_pg_key_match(&b, t, "l", "tt");
+	as_buf_printf(&b, ") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
+		      "FROM pg_temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS "
+		      "NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
+		      "pg_temp._atomsync_target AS tt WHERE ", as_buf_cstr(&cols));
+	as_pg_key_match(&b, t, "tt", "l");
+	as_buf_printf(&b, ") THEN 'before' ELSE 'delete' END FROM %s AS l WHERE NOT "
+		      "EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
+		      r->live_q);
+	as_pg_key_match(&b, t, "tt", "l");
+	as_buf_adds(&b, " AND tt.\"_atomsync_run\" IS NULL)");
+	ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: changed rows", err);
+	as_buf_free(&b);
+	as_buf_free(&cols);
+	return ret;
+}
+
+/* The outbox events of the rows the rollback changes, in its transaction. */
+static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	if (!rc->effects)
+		return 0;
+	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
+}
+
+/* The live table := the target: changed rows upserted, rows not in the
+ * target deleted, each step exactly as counted. */
+static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			  as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	int64_t changes = 0;
+	int ret = 0;
+
+	if (c->inserted + c->updated > 0) {
+		as_buf_printf(&b, "INSERT INTO %s AS t SELECT * FROM pg_temp._atomsync_target "
+			      "WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (", r->live_q);
+		as_pg_key_list(&b, t, NULL);
+		as_buf_adds(&b, ") DO UPDATE SET ");
+		for (size_t i = t->nkey; i < t->ncols; i++) {
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, " = excluded.");
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, ", ");
+		}
+		as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+				"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "rollback: upsert", err)))
+			goto done;
+		if (changes != c->inserted + c->updated) {
+			ret = as_error_set(err, AS_ESTORE, "rollback wrote %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)(c->inserted + c->updated));
+			goto done;
+		}
+	}
+	if (c->deleted > 0) {
+		as_buf_printf(&b, "DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
+			      "pg_temp._atomsync_target AS tt WHERE ", r->live_q);
+		as_pg_key_match(&b, t, "tt", "l");
+		as_buf_adds(&b, ")");
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "rollback: delete", err)))
+			goto done;
+		if (changes != c->deleted) {
+			ret = as_error_set(err, AS_ESTORE, "rollback deleted %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes, (long long)c->deleted);
+			goto done;
+		}
+	}
+	as_crash_point("rollback.applied");
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The dataset's state after the rollback: its published run is the
+ * rollback (later staging begins from it), the staging of an interrupted
+ * run is dropped (its base is gone), and an incremental cursor is the
+ * restored rows' maximum (invariant 8: the cursor goes with the data).
+ */
+static int rollback_state(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	PGresult *res;
+	int64_t changed = 0;
+	int ret = 0;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(s, "SELECT stage_table FROM atomsync_state WHERE dataset = $1 "
+		       "FOR UPDATE", &p, &res, "rollback: reading state", err))
+		return err->code;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		ret = as_pg_drop_stage(s, PQgetvalue(res, 0, 0), err);
+	PQclear(res);
+	if (ret)
+		return ret;
+	as_buf_adds(&b, "UPDATE atomsync_state SET published_run = $2, stage_table = NULL, "
+			"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+			"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+			"stage_seen = 0, stage_rejected = 0");
+	if (t->cursor >= 0) {
+		const as_col *col = &t->cols[t->cursor];
+		as_buf max = AS_BUF_INIT;
+
+		as_buf_adds(&max, "max(");
+		as_buf_add_ident(&max, col->name);
+		as_buf_adds(&max, col->type == AS_TYPE_TEXT ? " COLLATE \"C\")" : ")");
+		as_buf_adds(&b, ", cursor = (SELECT ");
+		as_pg_text_expr(&b, as_buf_cstr(&max), col->type);
+		as_buf_printf(&b, " FROM %s)", r->live_q);
+		as_buf_free(&max);
+	}
+	as_buf_adds(&b, " WHERE dataset = $1");
+	as_pg_param_int(&p, rc->run_id);
+	ret = as_pg_exec_buf(s, &b, &p, &changed, "rollback: saving state", err);
+	if (!ret && changed != 1)
+		ret = as_error_set(err, AS_EUSAGE, "dataset %s has never been "
+				   "published; nothing to roll back", t->dataset);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* The rollback's own run record, put on record in its transaction and
+ * completed there: a rollback that does not commit leaves none. */
+static int run_open(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	as_pg_params p;
+
+	/* Runs left active by dead workers: this worker holds the lease. */
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(s, "UPDATE atomsync_runs SET status = 'failed', "
+		       "finished_at = now(), error = 'interrupted: the worker "
+		       "stopped before finishing (killed, crashed or lost its "
+		       "connection); nothing was published' "
+		       "WHERE dataset = $1 AND status IN ('active', 'publishing')",
+		       &p, NULL, "recording interrupted runs", err))
+		return err->code;
+	as_pg_param_text(&p, rc->kind ? rc->kind : "rollback");
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	as_pg_param_int(&p, rc->token);
+	as_pg_param_text(&p, rc->owner);
+	return as_pg_int(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+			 "started_at, lease_token, owner) VALUES($1, $2, $3, "
+			 "'publishing', now(), $4, $5) RETURNING run_id", &p,
+			 &rc->run_id, "recording run", err);
+}
+
+static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
+		     int64_t to_run, as_error *err)
+{
+	char note[96];
+	as_pg_params p;
+
+	snprintf(note, sizeof(note), "restored the table to its state after run %lld",
+		 (long long)to_run);
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_int(&p, c->seen);
+	as_pg_param_int(&p, c->inserted);
+	as_pg_param_int(&p, c->updated);
+	as_pg_param_int(&p, c->unchanged);
+	as_pg_param_int(&p, c->deleted);
+	as_pg_param_text(&p, note);
+	return as_pg_exec(s, "UPDATE atomsync_runs SET status = 'completed', "
+			  "finished_at = clock_timestamp(), seen = $2, inserted = $3, "
+			  "updated = $4, unchanged = $5, deleted = $6, error = $7 "
+			  "WHERE run_id = $1", &p, NULL, "recording run", err);
+}
+
+/*
+ * `atomsync rollback DATASET --to-run N`: one fenced transaction that
+ * checks the history can restore run N, records the rollback as a run,
+ * rewrites exactly the rows that differ from N's state (their history and
+ * outbox events with them), and makes it the dataset's published run.
+ */
+int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+			   int64_t to_run, as_counts *c, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	as_table *t = rc->table;
+	pg_run *r = calloc(1, sizeof(*r));
+	int ret, exists;
+	hist h;
+
+	memset(c, 0, sizeof(*c));
+	memset(&h, 0, sizeof(h));
+	as_pg_drain(s, NULL);
+	if (!r || !(r->live_q = quote(t->table))) {
+		free(r);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	rc->priv = r;
+	if ((ret = hist_build(&h, t, po, err)) || (ret = as_pg_begin(s, 0, err)))
+		goto out;
+	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	    (ret = check_target(s, rc, &h, to_run, err)) ||
+	    (ret = hist_check(s, &h, t, err)) ||
+	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
+		goto fail;
+	for (size_t i = 0; i < t->ncols; i++)
+		if (t->cols[i].type == AS_TYPE_AUTO)
+			t->cols[i].type = AS_TYPE_TEXT;
+	if ((!exists && (ret = as_pg_create_table(s, t, t->table, 0, err))) ||
+	    (ret = run_open(s, rc, err)) ||
+	    (ret = fill_target(s, rc, &h, to_run, err)) ||
+	    (ret = rollback_counts(s, rc, c, err)) ||
+	    (ret = rollback_changed(s, rc, err)) ||
+	    (ret = rollback_apply(s, rc, c, err)) ||
+	    (ret = history_write(s, rc, po, c, "pg_temp._atomsync_target", err)) ||
+	    (ret = rollback_outbox(s, rc, err)) ||
+	    (ret = rollback_state(s, rc, err)) ||
+	    (ret = run_close(s, rc, c, to_run, err)))
+		goto fail;
+	as_crash_point("rollback.before_commit");
+	if ((ret = as_pg_commit(s, "rollback: commit", err)))
+		goto fail;
+	as_crash_point("rollback.committed");
+	goto out;
+fail:
+	as_pg_rollback(s);
+	rc->run_id = 0;
+	if (ret == AS_ESTORE)
+		as_error_prefix(err, "dataset %s", t->dataset);
+out:
+	hist_free(&h);
+	free(r->live_q);
+	free(r);
+	rc->priv = NULL;
+	return ret;
+}
+
+/* ---- verify: a sample of live rows, and its run record ---- */
+
+static as_row *add_row(as_batch *b, size_t ncols)
+{
+	as_row *row;
+
+	if (b->nrows == b->caprows) {
+		size_t cap = b->caprows ? b->caprows * 2 : 64;
+		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
+
+		if (!nr)
+			return NULL;
+		b->rows = nr;
+		b->caprows = cap;
+	}
+	row = &b->rows[b->nrows];
+	memset(row, 0, sizeof(*row));
+	row->v = as_arena_alloc(&b->arena, ncols * sizeof(as_val));
+	return row->v ? row : NULL;
+}
+
+/* One sampled value, from the text the query rendered it as. */
+static int cell(as_val *v, const PGresult *res, int i, int j, as_type type,
+		as_arena *a)
+{
+	const char *text = PQgetvalue(res, i, j);
+
+	memset(v, 0, sizeof(*v));
+	if (PQgetisnull(res, i, j))
+		return 0;
+	switch (type) {
+	case AS_TYPE_INTEGER:
+	case AS_TYPE_BOOLEAN:
+		v->kind = AS_V_INT;
+		v->u.i = strtoll(text, NULL, 10);
+		return 0;
+	case AS_TYPE_REAL:
+		v->kind = AS_V_REAL;
+		v->u.r = strtod(text, NULL);
+		return 0;
+	default:
+		v->kind = AS_V_TEXT;
+		v->len = (uint32_t)PQgetlength(res, i, j);
+		v->u.s = as_arena_strndup(a, text, v->len);
+		return v->u.s ? 0 : AS_ENOMEM;
+	}
+}
+
+int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
+			 as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	as_buf b = AS_BUF_INIT, col = AS_BUF_INIT;
+	PGresult *res;
+	as_pg_params p;
+	int rows, rc;
+
+	as_pg_drain(s, NULL);
+	as_buf_adds(&b, "SELECT ");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_reset(&col);
+		as_buf_add_ident(&col, t->cols[i].name);
+		as_buf_adds(&b, i ? ", " : "");
+		if (t->cols[i].type == AS_TYPE_BOOLEAN)
+			as_buf_printf(&b, "(%s)::int", as_buf_cstr(&col));
+		else
+			as_pg_text_expr(&b, as_buf_cstr(&col), t->cols[i].type);
+	}
+	as_buf_adds(&b, " FROM ");
+	as_buf_add_ident(&b, t->table);
+	as_buf_adds(&b, " ORDER BY random() LIMIT $1::bigint");
+	as_buf_free(&col);
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, (int64_t)n);
+	rc = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "sampling live rows", err);
+	as_buf_free(&b);
+	if (rc)
+		return rc;
+	rows = PQntuples(res);
+	for (int i = 0; i < rows; i++) {
+		as_row *row = add_row(out, t->ncols);
+
+		for (size_t j = 0; row && j < t->ncols; j++)
+			if (cell(&row->v[j], res, i, (int)j, t->cols[j].type, &out->arena))
+				row = NULL;
+		if (!row) {
+			PQclear(res);
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+		out->nrows++;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
+			     const char *status, const as_counts *c, const char *error,
+			     double started, int64_t *run_id, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	as_pg_params p;
+	char when[32];
+
+	as_pg_drain(s, NULL);
+	snprintf(when, sizeof(when), "%.6f", started);
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_text(&p, kind);
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	as_pg_param_text(&p, status);
+	as_pg_param_text(&p, when);
+	as_pg_param_int(&p, c->seen);
+	as_pg_param_int(&p, c->inserted);
+	as_pg_param_int(&p, c->updated);
+	as_pg_param_int(&p, c->unchanged);
+	as_pg_param_int(&p, c->deleted);
+	as_pg_param_int(&p, c->rejected);
+	as_pg_param_text(&p, error);
+	return as_pg_int(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+			 "started_at, finished_at, seen, inserted, updated, unchanged, "
+			 "deleted, rejected, error) VALUES($1, $2, $3, $4, "
+			 "to_timestamp($5::double precision), clock_timestamp(), $6, $7, "
+			 "$8, $9, $10, $11, $12) RETURNING run_id", &p, run_id,
+			 "recording run", err);
+}

@@ -1,0 +1,553 @@
+/*
+ * The PostgreSQL store's outbox (invariant 7): inside the publish
+ * transaction, the rows the publish changes go into a temp table and become
+ * one event per run and target in atomsync_outbox, and `notify` is sent with
+ * pg_notify() (PostgreSQL delivers it at commit, never before).  After
+ * commit the drain (effects/outbox.c) lists and marks events here.  Keys are
+ * rendered by SQL expressions over the rows; template text goes as parameters.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "effects/outbox.h"
+#include "store/postgres_int.h"
+#include "util/crash.h"
+#include "util/str.h"
+
+#define CHANGED_Q "pg_temp.\"_atomsync_changed\""
+#define FETCH_ROWS 20000
+
+#define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', " \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+static const char *OUTBOX_SCHEMA =
+	"CREATE TABLE IF NOT EXISTS atomsync_outbox("
+	" event_id bigserial PRIMARY KEY,"
+	" run_id bigint NOT NULL, dataset text NOT NULL,"
+	" target text NOT NULL CHECK (target IN ('redis', 'webhook')),"
+	" payload json NOT NULL,"
+	" status text NOT NULL DEFAULT 'pending'"
+	"  CHECK (status IN ('pending', 'delivered')),"
+	" attempts integer NOT NULL DEFAULT 0, last_error text,"
+	" created_at timestamptz NOT NULL DEFAULT now(), delivered_at timestamptz);"
+	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
+	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
+
+static int has_effects(const as_dataset_cfg *ds)
+{
+	return ds && (ds->ninvalidate || ds->webhook || ds->notify);
+}
+
+static int outbox_exists(pg_store *s, int *exists, as_error *err)
+{
+	int64_t have;
+
+	if (as_pg_int(s, "SELECT (to_regclass('atomsync_outbox') IS NOT NULL)::int",
+		      NULL, &have, "outbox: reading the schema", err))
+		return err->code;
+	*exists = have != 0;
+	return 0;
+}
+
+/* In the caller's transaction; concurrent first publishers serialize on
+ * the schema's advisory lock (CREATE IF NOT EXISTS races on the catalog). */
+static int ensure_outbox(pg_store *s, as_error *err)
+{
+	int exists;
+
+	if (outbox_exists(s, &exists, err))
+		return err->code;
+	if (exists)
+		return 0;
+	return as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)", NULL, NULL,
+			  "outbox: creating the table", err) ||
+	       as_pg_exec(s, OUTBOX_SCHEMA, NULL, NULL, "outbox: creating the table", err)
+		       ? AS_ESTORE : 0;
+}
+
+/* Inserted, updated and deleted rows of changed_q ('before' rows: the old
+ * values of updated rows, rendered but not counted). */
+static int changed_counts(pg_store *s, const char *changed_q, int64_t n[3],
+			  as_error *err)
+{
+	static const char *ops[3] = {"insert", "update", "delete"};
+	as_buf b = AS_BUF_INIT;
+	PGresult *res;
+	int rc;
+
+	as_buf_printf(&b, "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1", changed_q);
+	rc = as_pg_exec(s, as_buf_cstr(&b), NULL, &res, "outbox: counting changed rows", err);
+	as_buf_free(&b);
+	if (rc)
+		return rc;
+	n[0] = n[1] = n[2] = 0;
+	for (int r = 0; r < PQntuples(res); r++)
+		for (int i = 0; i < 3; i++)
+			if (strcmp(PQgetvalue(res, r, 0), ops[i]) == 0)
+				n[i] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+static int insert_event(pg_store *s, as_run_ctx *rc, const char *target,
+			const char *payload, as_error *err)
+{
+	as_pg_params p;
+
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_text(&p, rc->table->dataset);
+	as_pg_param_text(&p, target);
+	as_pg_param_text(&p, payload);
+	return as_pg_exec(s, "INSERT INTO atomsync_outbox(run_id, dataset, target, "
+			     "payload) VALUES($1, $2, $3, $4::json)", &p, NULL,
+			  "outbox: recording an event", err);
+}
+
+/* A cursor over the rendered keys: DECLARE ... FOR SELECT k FROM (SELECT
+ * expr AS k FROM changed UNION ALL SELECT ...) x WHERE k IS NOT NULL, not
+ * deduplicated (see store/sqlite_outbox.c).  *any = 0 when no template has
+ * a column. */
+static int keys_cursor(pg_store *s, const as_tpl *v, size_t n,
+		       const as_table *t, const char *changed_q, int *any,
+		       as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	int rc;
+
+	*any = 0;
+	as_pg_params_init(&p);
+	as_buf_adds(&b, "DECLARE _atomsync_keys NO SCROLL CURSOR FOR SELECT k FROM (");
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].pattern || v[i].fixed)
+			continue;
+		as_buf_adds(&b, (*any)++ ? " UNION ALL SELECT " : "SELECT ");
+		for (size_t k = 0; k < v[i].nparts; k++) {
+			as_buf_adds(&b, k ? " || " : "");
+			if (v[i].parts[k].column) {
+				as_buf bq = AS_BUF_INIT;
+				const as_col *c = &t->cols[v[i].parts[k].index];
+
+				as_buf_add_ident(&bq, c->name);
+				as_pg_text_expr(&b, as_buf_cstr(&bq), c->type);
+				as_buf_free(&bq);
+			} else {
+				if (p.n == AS_PG_MAXP) {
+					as_buf_free(&b);
+					return as_error_set(err, AS_EUSAGE, "dataset %s: the "
+							    "invalidate templates have more than "
+							    "%d literal parts", t->dataset, AS_PG_MAXP);
+				}
+				as_pg_param_text(&p, v[i].parts[k].text);
+				as_buf_printf(&b, "$%d::text", p.n);
+			}
+		}
+		as_buf_printf(&b, " AS k FROM %s", changed_q);
+	}
+	as_buf_adds(&b, ") x WHERE k IS NOT NULL");
+	if (!*any) {
+		as_buf_free(&b);
+		return 0;
+	}
+	rc = as_pg_exec(s, as_buf_cstr(&b), &p, NULL, "outbox: rendering keys", err);
+	as_buf_free(&b);
+	return rc;
+}
+
+/* Write the payload as an event and begin the next (without patterns). */
+static int flush_payload(pg_store *s, as_run_ctx *rc, as_payload *p,
+			 const as_outbox_summary *sum, int64_t *nkeys, as_error *err)
+{
+	*nkeys += p->nkeys;
+	if (as_payload_end(p, err) ||
+	    insert_event(s, rc, "redis", as_buf_cstr(&p->buf), err))
+		return err->code;
+	as_payload_free(p);
+	return as_payload_begin(p, sum, rc->effects, 0, err);
+}
+
+/* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
+ * the first event also carries the fixed keys and the patterns. */
+static int write_redis(pg_store *s, as_run_ctx *rc, const as_outbox_summary *sum,
+		       const char *changed_q, int64_t *nkeys, as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	as_tpl *v = NULL;
+	size_t n = 0;
+	PGresult *res = NULL;
+	as_payload p;
+	int ret, any = 0, npat = 0, first = 1;
+
+	memset(&p, 0, sizeof(p));
+	if ((ret = as_tpls_load(ds, rc->table, &v, &n, err)) ||
+	    (ret = keys_cursor(s, v, n, rc->table, changed_q, &any, err)) ||
+	    (ret = as_payload_begin(&p, sum, ds, 1, err)))
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		npat += v[i].pattern;
+		if (v[i].fixed && (ret = as_payload_add_key(&p, v[i].parts[0].text,
+							     strlen(v[i].parts[0].text), err)))
+			goto done;
+	}
+	while (any) {
+		int rows;
+
+		if ((ret = as_pg_exec(s, "FETCH 20000 FROM _atomsync_keys", NULL, &res,
+				      "outbox: rendering keys", err)))
+			goto done;
+		rows = PQntuples(res);
+		for (int r = 0; r < rows; r++) {
+			if ((ret = as_payload_add_key(&p, PQgetvalue(res, r, 0),
+						      (size_t)PQgetlength(res, r, 0), err)))
+				goto done;
+			if (as_payload_full(&p)) {
+				if ((ret = flush_payload(s, rc, &p, sum, nkeys, err)))
+					goto done;
+				first = 0;
+			}
+		}
+		PQclear(res);
+		res = NULL;
+		if (rows < FETCH_ROWS)
+			break;
+	}
+	if (any && (ret = as_pg_exec(s, "CLOSE _atomsync_keys", NULL, NULL,
+				     "outbox: rendering keys", err)))
+		goto done;
+	*nkeys += p.nkeys;
+	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
+	if (p.nkeys || (first && npat)) {
+		if ((ret = as_payload_end(&p, err)) ||
+		    (ret = insert_event(s, rc, "redis", as_buf_cstr(&p.buf), err)))
+			goto done;
+	}
+done:
+	PQclear(res);
+	as_payload_free(&p);
+	as_tpls_free(v, n);
+	return ret;
+}
+
+/*
+ * The outbox events for the rows in changed_q (see postgres_int.h), in the
+ * caller's transaction: one redis event (split only past AS_OUTBOX_MAX_KEYS
+ * keys), one webhook event, and the NOTIFY.  Nothing when no row changed.
+ */
+int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
+		       as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	as_outbox_summary sum;
+	int64_t n[3], nkeys = 0;
+	char *body = NULL;
+	int ret;
+
+	if (!has_effects(ds))
+		return 0;
+	if ((ret = changed_counts(s, changed_q, n, err)))
+		return ret;
+	if (n[0] + n[1] + n[2] == 0)
+		return 0;
+	if ((ds->ninvalidate || ds->webhook) && (ret = ensure_outbox(s, err)))
+		return ret;
+	memset(&sum, 0, sizeof(sum));
+	sum.dataset = rc->table->dataset;
+	sum.run_id = rc->run_id;
+	sum.kind = rc->kind;
+	sum.inserted = n[0];
+	sum.updated = n[1];
+	sum.deleted = n[2];
+	if (ds->ninvalidate && (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
+		return ret;
+	if (ds->webhook || ds->notify) {
+		body = as_outbox_summary_json(&sum, ds, nkeys);
+		if (!body)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	if (ds->webhook)
+		ret = insert_event(s, rc, "webhook", body, err);
+	if (!ret && ds->notify) {
+		as_pg_params p;
+
+		as_pg_params_init(&p);
+		as_pg_param_text(&p, ds->notify);
+		as_pg_param_text(&p, body);
+		ret = as_pg_exec(s, "SELECT pg_notify($1, $2)", &p, NULL,
+				 "outbox: NOTIFY", err);
+	}
+	free(body);
+	if (!ret)
+		as_crash_point("outbox.written");
+	return ret;
+}
+
+/* s."a", s."b", : the columns the templates name. */
+static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
+		     const char *prefix)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!need[i])
+			continue;
+		if (prefix)
+			as_buf_printf(b, "%s.", prefix);
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, ", ");
+	}
+}
+
+/* The deleted rows, as the publish's DELETE will choose them. */
+static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
+{
+	if (t->mode == AS_MODE_SCOPED) {
+		as_buf_adds(b, "(");
+		as_pg_scope_list(b, t, r->live_q);
+		as_buf_adds(b, ") IN (SELECT ");
+		as_pg_scope_list(b, t, NULL);
+		as_buf_adds(b, " FROM pg_temp._atomsync_scopes) AND ");
+	}
+	if (r->stage) {
+		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", r->stage_q);
+		as_pg_key_match(b, t, r->stage_q, r->live_q);
+		as_buf_adds(b, ")");
+	} else {
+		as_buf_adds(b, "true");
+	}
+}
+
+static int run_sql(pg_store *s, as_buf *b, as_error *err)
+{
+	return as_pg_exec_buf(s, b, NULL, NULL, "outbox: collecting changed rows", err);
+}
+
+/* Fill pg_temp._atomsync_changed before the publish touches the live
+ * table (see as_sq_outbox_publish's twin in store/sqlite_outbox.c). */
+static int collect_changed(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			   int live, const unsigned char *need, int need_before,
+			   as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_adds(&b, "DROP TABLE IF EXISTS " CHANGED_Q "; CREATE TEMP TABLE "
+			"\"_atomsync_changed\"(");
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!need[i])
+			continue;
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
+	}
+	as_buf_adds(&b, "\"_atomsync_op\" text NOT NULL) ON COMMIT DROP");
+	if ((ret = run_sql(s, &b, err)))
+		goto done;
+	if (r->stage && c->inserted + c->updated > 0) {
+		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
+		add_cols(&b, t, need, r->stage_q);
+		/* The op of each row: looked up only when the run both inserts
+		 * and updates (a full reload of changed rows is all 'update'). */
+		if (c->inserted == 0) {
+			as_buf_adds(&b, "'update'");
+		} else if (live && c->live_before > 0 && c->updated > 0) {
+			as_buf_printf(&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_pg_key_match(&b, t, r->live_q, r->stage_q);
+			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
+		} else {
+			as_buf_adds(&b, "'insert'");
+		}
+		as_buf_printf(&b, " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
+			      r->stage_q, r->stage_q);
+		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
+			as_buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_pg_key_match(&b, t, r->live_q, r->stage_q);
+			as_buf_adds(&b, ")");
+		}
+		if ((ret = run_sql(s, &b, err)))
+			goto done;
+	}
+	if (need_before && r->stage && live && c->updated > 0) {
+		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
+		add_cols(&b, t, need, r->live_q);
+		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q, r->stage_q);
+		as_pg_key_match(&b, t, r->live_q, r->stage_q);
+		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL", r->stage_q);
+		if ((ret = run_sql(s, &b, err)))
+			goto done;
+	}
+	if (live && c->deleted > 0) {
+		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
+		add_cols(&b, t, need, r->live_q);
+		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
+		add_delete_filter(&b, t, r);
+		ret = run_sql(s, &b, err);
+	}
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The publish's hook, after the guards and before the live table changes:
+ * collect what the publish will change, check it against the publish's own
+ * counts (a disagreement fails the publish: the keys would be wrong), and
+ * record the events in the same transaction.  live: the live table exists.
+ */
+int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			 int live, as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	const as_table *t = rc->table;
+	unsigned char *need = NULL;
+	int64_t n[3];
+	int ret, need_before = 0;
+	as_tpl *v = NULL;
+	size_t nv = 0;
+
+	if (!has_effects(ds) || c->inserted + c->updated + c->deleted == 0)
+		return 0;
+	if ((ret = as_tpls_load(ds, t, &v, &nv, err)))
+		return ret;
+	need = calloc(t->ncols ? t->ncols : 1, 1);
+	if (!need) {
+		ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < nv; i++)
+		for (size_t k = 0; k < v[i].nparts; k++)
+			if (v[i].parts[k].column) {
+				need[v[i].parts[k].index] = 1;
+				need_before |= v[i].parts[k].index >= t->nkey;
+			}
+	if ((ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
+	    (ret = changed_counts(s, CHANGED_Q, n, err)))
+		goto done;
+	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
+		ret = as_error_set(err, AS_ESTORE, "outbox: the changed rows (%lld "
+				   "inserted, %lld updated, %lld deleted) disagree with "
+				   "the publish counts (%lld, %lld, %lld); nothing was "
+				   "published", (long long)n[0], (long long)n[1],
+				   (long long)n[2], (long long)c->inserted,
+				   (long long)c->updated, (long long)c->deleted);
+		goto done;
+	}
+	if ((ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
+		goto done;
+	ret = as_pg_exec(s, "DROP TABLE " CHANGED_Q, NULL, NULL,
+			 "outbox: collecting changed rows", err);
+done:
+	free(need);
+	as_tpls_free(v, nv);
+	return ret;
+}
+
+/* ---- after commit: list and mark ---- */
+
+static char *cell(const PGresult *res, int r, int c)
+{
+	return PQgetisnull(res, r, c) ? NULL : as_strdup(PQgetvalue(res, r, c));
+}
+
+int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
+		      size_t limit, unsigned flags, as_outbox_event **out,
+		      size_t *n, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	as_outbox_event *v;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	PGresult *res;
+	int exists, rows, ret;
+
+	*out = NULL;
+	*n = 0;
+	as_pg_drain(s, NULL);
+	if ((ret = outbox_exists(s, &exists, err)) || !exists)
+		return ret;
+	as_buf_printf(&b, "SELECT event_id, run_id, dataset, target, status, attempts, "
+		      "last_error, " ISO("created_at") ", " ISO("delivered_at") ", "
+		      "(payload->>'keys_count')::bigint, %s FROM atomsync_outbox "
+		      "WHERE ($1::text IS NULL OR dataset = $1) AND ",
+		      flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
+	if (flags & AS_OUTBOX_PENDING)
+		as_buf_adds(&b, "status = 'pending' AND event_id > $2 ORDER BY event_id "
+				"LIMIT $3");
+	else
+		as_buf_adds(&b, "(status = 'pending' OR event_id IN (SELECT event_id FROM "
+				"atomsync_outbox WHERE status = 'delivered' AND ($1::text "
+				"IS NULL OR dataset = $1) ORDER BY event_id DESC LIMIT $3)) "
+				"AND $2::bigint IS NOT NULL ORDER BY event_id");
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, dataset);
+	as_pg_param_int(&p, after_id);
+	if (limit)
+		as_pg_param_int(&p, (int64_t)limit);
+	else
+		as_pg_param_text(&p, NULL);
+	ret = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "outbox: listing events", err);
+	as_buf_free(&b);
+	if (ret)
+		return ret;
+	rows = PQntuples(res);
+	v = calloc(rows ? (size_t)rows : 1, sizeof(*v));
+	if (!v) {
+		PQclear(res);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	for (int r = 0; r < rows; r++) {
+		as_outbox_event *e = &v[r];
+
+		e->event_id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+		e->run_id = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+		e->dataset = cell(res, r, 2);
+		e->target = cell(res, r, 3);
+		e->status = cell(res, r, 4);
+		e->attempts = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+		e->last_error = cell(res, r, 6);
+		e->created_at = cell(res, r, 7);
+		e->delivered_at = cell(res, r, 8);
+		e->keys = strtoll(PQgetvalue(res, r, 9), NULL, 10);
+		e->payload = cell(res, r, 10);
+		if (!e->dataset || !e->target || !e->status ||
+		    ((flags & AS_OUTBOX_PAYLOAD) && !e->payload)) {
+			PQclear(res);
+			as_outbox_events_free(v, (size_t)rows);
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+	}
+	PQclear(res);
+	*out = v;
+	*n = (size_t)rows;
+	return 0;
+}
+
+/* A delivered event keeps its summary but drops its key list (it may be
+ * megabytes); delivered events older than a week are removed. */
+int as_pg_outbox_mark(as_store *st, int64_t event_id, const char *error,
+		      as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	as_pg_params p;
+
+	as_pg_drain(s, NULL);
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, event_id);
+	if (error) {
+		as_pg_param_text(&p, error);
+		return as_pg_exec(s, "UPDATE atomsync_outbox SET attempts = attempts + 1, "
+				     "last_error = $2 WHERE event_id = $1 AND "
+				     "status = 'pending'", &p, NULL,
+				  "outbox: marking an event", err);
+	}
+	if (as_pg_exec(s, "UPDATE atomsync_outbox SET status = 'delivered', "
+			  "attempts = attempts + 1, last_error = NULL, "
+			  "delivered_at = clock_timestamp(), "
+			  "payload = (payload::jsonb - 'keys')::json "
+			  "WHERE event_id = $1 AND status = 'pending'", &p, NULL,
+		       "outbox: marking an event", err))
+		return err->code;
+	return as_pg_exec(s, "DELETE FROM atomsync_outbox WHERE status = 'delivered' "
+			     "AND delivered_at < now() - interval '7 days'", NULL, NULL,
+			  "outbox: removing old delivered events", err);
+}

@@ -1,0 +1,558 @@
+/*
+ * The SQLite store's outbox (invariant 7): inside the publish transaction,
+ * the rows the publish changes are collected into a temp table and turned
+ * into one event per run and target (atomsync_outbox); after commit the
+ * drain (effects/outbox.c) lists and marks them here.  Keys are rendered by
+ * SQL expressions over the rows, with the templates' text as parameters.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "effects/outbox.h"
+#include "store/sqlite_int.h"
+#include "util/crash.h"
+#include "util/str.h"
+#include "util/time.h"
+
+#define CHANGED_Q "temp.\"_atomsync_changed\""
+#define KEEP_DELIVERED_S (7 * 86400.0) /* delivered events kept this long */
+
+static const char *OUTBOX_SCHEMA =
+	"CREATE TABLE IF NOT EXISTS atomsync_outbox("
+	" event_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" run_id INTEGER NOT NULL, dataset TEXT NOT NULL,"
+	" target TEXT NOT NULL CHECK (target IN ('redis', 'webhook')),"
+	" payload TEXT NOT NULL,"
+	" status TEXT NOT NULL DEFAULT 'pending'"
+	"  CHECK (status IN ('pending', 'delivered')),"
+	" attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+	" created_at TEXT NOT NULL, delivered_at TEXT);"
+	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
+	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
+
+static int has_effects(const as_dataset_cfg *ds)
+{
+	return ds && (ds->ninvalidate || ds->webhook || ds->notify);
+}
+
+static int sql_run(sq_store *s, as_buf *b, as_error *err)
+{
+	int rc = as_sq_exec(s, as_buf_cstr(b), err);
+
+	as_buf_reset(b);
+	return rc;
+}
+
+/* The column as the text a key shows: booleans as true/false and integral
+ * reals without ".0", as PostgreSQL renders them. */
+static void add_text_expr(as_buf *b, const as_col *c)
+{
+	switch (c->type) {
+	case AS_TYPE_BOOLEAN:
+		as_buf_adds(b, "CASE WHEN ");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " IS NULL THEN NULL WHEN ");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " THEN 'true' ELSE 'false' END");
+		break;
+	case AS_TYPE_REAL:
+		as_buf_adds(b, "CASE WHEN typeof(");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, ") = 'real' AND abs(");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, ") < 1e15 AND ");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " = CAST(");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " AS INTEGER) THEN CAST(CAST(");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " AS INTEGER) AS TEXT) ELSE CAST(");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " AS TEXT) END");
+		break;
+	default:
+		as_buf_adds(b, "CAST(");
+		as_buf_add_ident(b, c->name);
+		as_buf_adds(b, " AS TEXT)");
+	}
+}
+
+/* Inserted, updated and deleted rows of changed_q ('before' rows are the
+ * old values of updated rows: rendered, not counted). */
+static int changed_counts(sq_store *s, const char *changed_q, int64_t n[3],
+			  as_error *err)
+{
+	static const char *ops[3] = {"insert", "update", "delete"};
+	sqlite3_stmt *q;
+	as_buf b = AS_BUF_INIT;
+	int rc;
+
+	as_buf_printf(&b, "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1", changed_q);
+	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+	as_buf_free(&b);
+	if (rc)
+		return rc;
+	n[0] = n[1] = n[2] = 0;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *op = (const char *)sqlite3_column_text(q, 0);
+
+		for (int i = 0; i < 3; i++)
+			if (op && strcmp(op, ops[i]) == 0)
+				n[i] = sqlite3_column_int64(q, 1);
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return as_sq_fail(s, err, "outbox: counting changed rows");
+	return 0;
+}
+
+static int insert_event(sq_store *s, as_run_ctx *rc, const char *target,
+			const char *payload, size_t len, as_error *err)
+{
+	sqlite3_stmt *q;
+	char now[40];
+	int ret = 0;
+
+	if (as_sq_prepare(s, "INSERT INTO atomsync_outbox(run_id, dataset, target, "
+			  "payload, created_at) VALUES(?1, ?2, ?3, ?4, ?5)", &q, err))
+		return AS_ESTORE;
+	sqlite3_bind_int64(q, 1, rc->run_id);
+	sqlite3_bind_text(q, 2, rc->table->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 3, target, -1, SQLITE_STATIC);
+	sqlite3_bind_text64(q, 4, payload, len, SQLITE_STATIC, SQLITE_UTF8);
+	sqlite3_bind_text(q, 5, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "outbox: recording an event");
+	sqlite3_finalize(q);
+	return ret;
+}
+
+/* SELECT k FROM (SELECT expr AS k FROM changed UNION ALL SELECT ...) WHERE
+ * k IS NOT NULL, over the templates with columns; literal text is bound.
+ * Not deduplicated: a repeated key (a 'before' row whose column did not
+ * change) costs Redis nothing, a sort of every key costs the publish. */
+static int keys_query(sq_store *s, const as_tpl *v, size_t n,
+		      const as_table *t, const char *changed_q,
+		      sqlite3_stmt **q, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int np = 0, any = 0, rc;
+
+	*q = NULL;
+	as_buf_adds(&b, "SELECT k FROM (");
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].pattern || v[i].fixed)
+			continue;
+		as_buf_adds(&b, any++ ? " UNION ALL SELECT " : "SELECT ");
+		for (size_t k = 0; k < v[i].nparts; k++) {
+			as_buf_adds(&b, k ? " || " : "");
+			if (v[i].parts[k].column)
+				add_text_expr(&b, &t->cols[v[i].parts[k].index]);
+			else
+				as_buf_printf(&b, "?%d", ++np);
+		}
+		as_buf_printf(&b, " AS k FROM %s", changed_q);
+	}
+	as_buf_adds(&b, ") WHERE k IS NOT NULL");
+	if (!any) {
+		as_buf_free(&b);
+		return 0;
+	}
+	rc = as_sq_prepare(s, as_buf_cstr(&b), q, err);
+	as_buf_free(&b);
+	if (rc)
+		return rc;
+	np = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; !v[i].pattern && !v[i].fixed && k < v[i].nparts; k++)
+			if (!v[i].parts[k].column)
+				sqlite3_bind_text(*q, ++np, v[i].parts[k].text, -1, SQLITE_STATIC);
+	return 0;
+}
+
+/* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
+ * the first event also carries the fixed keys and the patterns. */
+static int write_redis(sq_store *s, as_run_ctx *rc, const as_outbox_summary *sum,
+		       const char *changed_q, int64_t *nkeys, as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	as_tpl *v = NULL;
+	size_t n = 0;
+	sqlite3_stmt *q = NULL;
+	as_payload p;
+	int ret, step = SQLITE_DONE, first = 1, npat = 0;
+
+	memset(&p, 0, sizeof(p));
+	if ((ret = as_tpls_load(ds, rc->table, &v, &n, err)) ||
+	    (ret = keys_query(s, v, n, rc->table, changed_q, &q, err)) ||
+	    (ret = as_payload_begin(&p, sum, ds, 1, err)))
+		goto done;
+	for (size_t i = 0; i < n; i++)
+		npat += v[i].pattern;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].fixed && (ret = as_payload_add_key(&p, v[i].parts[0].text,
+							     strlen(v[i].parts[0].text), err)))
+			goto done;
+	while (q && (step = sqlite3_step(q)) == SQLITE_ROW) {
+		if ((ret = as_payload_add_key(&p, (const char *)sqlite3_column_text(q, 0),
+					      (size_t)sqlite3_column_bytes(q, 0), err)))
+			goto done;
+		if (as_payload_full(&p)) {
+			*nkeys += p.nkeys;
+			if ((ret = as_payload_end(&p, err)) ||
+			    (ret = insert_event(s, rc, "redis", p.buf.data, p.buf.len, err)))
+				goto done;
+			as_payload_free(&p);
+			first = 0;
+			if ((ret = as_payload_begin(&p, sum, ds, 0, err)))
+				goto done;
+		}
+	}
+	if (q && step != SQLITE_DONE) {
+		ret = as_sq_fail(s, err, "outbox: rendering keys");
+		goto done;
+	}
+	*nkeys += p.nkeys;
+	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
+	if (p.nkeys || (first && npat)) {
+		if ((ret = as_payload_end(&p, err)) ||
+		    (ret = insert_event(s, rc, "redis", p.buf.data, p.buf.len, err)))
+			goto done;
+	}
+done:
+	sqlite3_finalize(q);
+	as_payload_free(&p);
+	as_tpls_free(v, n);
+	return ret;
+}
+
+/*
+ * The outbox events for the rows in changed_q (see sqlite_int.h), written
+ * in the caller's transaction: one redis event with the keys of every
+ * changed row and the patterns (split only past AS_OUTBOX_MAX_KEYS keys),
+ * one webhook event with the summary.  Nothing when no row changed.
+ */
+int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
+		       as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	as_outbox_summary sum;
+	int64_t n[3], nkeys = 0;
+	int ret;
+
+	if (!has_effects(ds))
+		return 0;
+	if (ds->notify)
+		return as_error_set(err, AS_EUSAGE, "dataset %s: notify needs a "
+				    "PostgreSQL store", ds->name);
+	if ((ret = changed_counts(s, changed_q, n, err)))
+		return ret;
+	if (n[0] + n[1] + n[2] == 0)
+		return 0;
+	if ((ret = as_sq_exec(s, OUTBOX_SCHEMA, err)))
+		return ret;
+	memset(&sum, 0, sizeof(sum));
+	sum.dataset = rc->table->dataset;
+	sum.run_id = rc->run_id;
+	sum.kind = rc->kind;
+	sum.inserted = n[0];
+	sum.updated = n[1];
+	sum.deleted = n[2];
+	if (ds->ninvalidate && (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
+		return ret;
+	if (ds->webhook) {
+		char *body = as_outbox_summary_json(&sum, ds, nkeys);
+
+		if (!body)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		ret = insert_event(s, rc, "webhook", body, strlen(body), err);
+		free(body);
+	}
+	as_crash_point("outbox.written");
+	return ret;
+}
+
+/* "a", "b" or s."a", s."b": the columns the templates name. */
+static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
+		     const char *prefix)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!need[i])
+			continue;
+		if (prefix)
+			as_buf_printf(b, "%s.", prefix);
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, ", ");
+	}
+}
+
+/* The deleted rows, as the publish's DELETE will choose them. */
+static void add_delete_filter(as_buf *b, const as_table *t, const sq_run *r)
+{
+	if (t->mode == AS_MODE_SCOPED) {
+		as_buf_adds(b, "(");
+		as_sq_add_scope_list(b, t, r->live_q);
+		as_buf_adds(b, ") IN (SELECT ");
+		as_sq_add_scope_list(b, t, NULL);
+		as_buf_adds(b, " FROM temp._atomsync_scopes) AND ");
+	}
+	if (r->stage) {
+		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", r->stage_q);
+		as_sq_add_key_match(b, t, r->stage_q, r->live_q);
+		as_buf_adds(b, ")");
+	} else {
+		as_buf_adds(b, "1");
+	}
+}
+
+/* Fill temp._atomsync_changed before the publish touches the live table:
+ * changed staged rows as insert/update, the old values of updated rows
+ * when a template names a non-key column, and the rows to be deleted. */
+static int collect_changed(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			   int live, const unsigned char *need, int need_before,
+			   as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_adds(&b, "DROP TABLE IF EXISTS " CHANGED_Q "; CREATE TEMP TABLE "
+			"\"_atomsync_changed\"(");
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!need[i])
+			continue;
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", as_sq_sql_type(t->cols[i].type));
+	}
+	as_buf_adds(&b, "\"_atomsync_op\" TEXT NOT NULL)");
+	if ((ret = sql_run(s, &b, err)))
+		goto done;
+	if (r->stage && c->inserted + c->updated > 0) {
+		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
+		add_cols(&b, t, need, r->stage_q);
+		/* The op of each row: looked up only when the run both inserts
+		 * and updates (a full reload of changed rows is all 'update'). */
+		if (c->inserted == 0) {
+			as_buf_adds(&b, "'update'");
+		} else if (live && c->live_before > 0 && c->updated > 0) {
+			as_buf_printf(&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
+			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
+		} else {
+			as_buf_adds(&b, "'insert'");
+		}
+		as_buf_printf(&b, " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
+			      r->stage_q, r->stage_q);
+		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
+			as_buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
+			as_buf_adds(&b, ")");
+		}
+		if ((ret = sql_run(s, &b, err)))
+			goto done;
+	}
+	if (need_before && r->stage && live && c->updated > 0) {
+		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
+		add_cols(&b, t, need, r->live_q);
+		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q, r->stage_q);
+		as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
+		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL", r->stage_q);
+		if ((ret = sql_run(s, &b, err)))
+			goto done;
+	}
+	if (live && c->deleted > 0) {
+		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
+		add_cols(&b, t, need, r->live_q);
+		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
+		add_delete_filter(&b, t, r);
+		ret = sql_run(s, &b, err);
+	}
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The publish's hook, after the guards and before the live table changes:
+ * collect what the publish will change, check it against the publish's own
+ * counts (a disagreement fails the publish: the keys would be wrong), and
+ * record the events in the same transaction.
+ */
+int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			 as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	const as_table *t = rc->table;
+	unsigned char *need = NULL;
+	int64_t n[3];
+	int ret, live, need_before = 0;
+	as_tpl *v = NULL;
+	size_t nv = 0;
+
+	if (!has_effects(ds) || c->inserted + c->updated + c->deleted == 0)
+		return 0;
+	if ((ret = as_tpls_load(ds, t, &v, &nv, err)))
+		return ret;
+	need = calloc(t->ncols ? t->ncols : 1, 1);
+	if (!need) {
+		ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < nv; i++)
+		for (size_t k = 0; k < v[i].nparts; k++)
+			if (v[i].parts[k].column) {
+				need[v[i].parts[k].index] = 1;
+				need_before |= v[i].parts[k].index >= t->nkey;
+			}
+	if ((ret = as_sq_table_exists(s, t->table, &live, err)) ||
+	    (ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
+	    (ret = changed_counts(s, CHANGED_Q, n, err)))
+		goto done;
+	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
+		ret = as_error_set(err, AS_ESTORE, "outbox: the changed rows (%lld "
+				   "inserted, %lld updated, %lld deleted) disagree with "
+				   "the publish counts (%lld, %lld, %lld); nothing was "
+				   "published", (long long)n[0], (long long)n[1],
+				   (long long)n[2], (long long)c->inserted,
+				   (long long)c->updated, (long long)c->deleted);
+		goto done;
+	}
+	if ((ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
+		goto done;
+	ret = as_sq_exec(s, "DROP TABLE " CHANGED_Q, err);
+done:
+	free(need);
+	as_tpls_free(v, nv);
+	return ret;
+}
+
+/* ---- after commit: list and mark ---- */
+
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+	const unsigned char *v = sqlite3_column_text(q, i);
+
+	return v ? as_strdup((const char *)v) : NULL;
+}
+
+int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
+		      size_t limit, unsigned flags, as_outbox_event **out,
+		      size_t *n, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	as_outbox_event *v = NULL;
+	size_t cnt = 0, cap = 0;
+	sqlite3_stmt *q = NULL;
+	as_buf b = AS_BUF_INIT;
+	int exists, ret, step;
+
+	*out = NULL;
+	*n = 0;
+	if ((ret = as_sq_table_exists(s, "atomsync_outbox", &exists, err)) || !exists)
+		return ret;
+	as_buf_printf(&b, "SELECT event_id, run_id, dataset, target, status, attempts, "
+		      "last_error, created_at, delivered_at, "
+		      "json_extract(payload, '$.keys_count'), %s FROM atomsync_outbox "
+		      "WHERE (?1 IS NULL OR dataset = ?1) AND ",
+		      flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
+	if (flags & AS_OUTBOX_PENDING)
+		as_buf_adds(&b, "status = 'pending' AND event_id > ?2 ORDER BY event_id "
+				"LIMIT ?3");
+	else
+		as_buf_adds(&b, "(status = 'pending' OR event_id IN (SELECT event_id FROM "
+				"atomsync_outbox WHERE status = 'delivered' AND (?1 IS NULL "
+				"OR dataset = ?1) ORDER BY event_id DESC LIMIT ?3)) "
+				"ORDER BY event_id");
+	ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+	as_buf_free(&b);
+	if (ret)
+		return ret;
+	as_sq_bind_text(q, 1, dataset);
+	sqlite3_bind_int64(q, 2, after_id);
+	sqlite3_bind_int64(q, 3, limit ? (int64_t)limit : -1);
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		as_outbox_event *e;
+
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			as_outbox_event *nv = realloc(v, ncap * sizeof(*nv));
+
+			if (!nv) {
+				ret = as_error_set(err, AS_ENOMEM, "out of memory");
+				goto done;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		e = &v[cnt++];
+		memset(e, 0, sizeof(*e));
+		e->event_id = sqlite3_column_int64(q, 0);
+		e->run_id = sqlite3_column_int64(q, 1);
+		e->dataset = col_dup(q, 2);
+		e->target = col_dup(q, 3);
+		e->status = col_dup(q, 4);
+		e->attempts = sqlite3_column_int64(q, 5);
+		e->last_error = col_dup(q, 6);
+		e->created_at = col_dup(q, 7);
+		e->delivered_at = col_dup(q, 8);
+		e->keys = sqlite3_column_int64(q, 9);
+		e->payload = col_dup(q, 10);
+		if (!e->dataset || !e->target || !e->status ||
+		    ((flags & AS_OUTBOX_PAYLOAD) && !e->payload)) {
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+			goto done;
+		}
+	}
+	if (step != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "outbox: listing events");
+done:
+	sqlite3_finalize(q);
+	if (ret) {
+		as_outbox_events_free(v, cnt);
+		return ret;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* A delivered event keeps its summary but drops its key list (it may be
+ * megabytes); delivered events older than a week are removed. */
+int as_sq_outbox_mark(as_store *st, int64_t event_id, const char *error,
+		      as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sqlite3_stmt *q = NULL;
+	char now[40], old[40];
+	int ret = 0;
+
+	if (as_sq_prepare(s, error ? "UPDATE atomsync_outbox SET attempts = attempts + 1, "
+				     "last_error = ?2 WHERE event_id = ?1 AND "
+				     "status = 'pending'"
+				   : "UPDATE atomsync_outbox SET status = 'delivered', "
+				     "attempts = attempts + 1, last_error = NULL, "
+				     "delivered_at = ?2, payload = json_remove(payload, "
+				     "'$.keys') WHERE event_id = ?1 AND status = 'pending'",
+			  &q, err))
+		return AS_ESTORE;
+	sqlite3_bind_int64(q, 1, event_id);
+	sqlite3_bind_text(q, 2, error ? error : as_iso8601(as_now(), now, sizeof(now)),
+			  -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "outbox: marking an event");
+	sqlite3_finalize(q);
+	if (ret || error)
+		return ret;
+	if (as_sq_prepare(s, "DELETE FROM atomsync_outbox WHERE status = 'delivered' "
+			  "AND delivered_at < ?1", &q, err))
+		return AS_ESTORE;
+	sqlite3_bind_text(q, 1, as_iso8601(as_now() - KEEP_DELIVERED_S, old, sizeof(old)),
+			  -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "outbox: removing old delivered events");
+	sqlite3_finalize(q);
+	return ret;
+}
