@@ -461,7 +461,7 @@ int as_redis_unlink_pattern(as_redis *r, const char *pattern,
 				    "after an earlier failure", r->u->display);
 	for (;;) {
 		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-		redisReply *keys, *whole;
+		redisReply *keys = NULL, *whole = NULL;
 		int rc;
 
 		if (redisAppendCommandArgv(r->c, 6, argv, NULL) != REDIS_OK)

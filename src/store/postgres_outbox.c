@@ -54,7 +54,7 @@ static int outbox_exists(pg_store *s, int *exists, as_error *err)
  * the schema's advisory lock (CREATE IF NOT EXISTS races on the catalog). */
 static int ensure_outbox(pg_store *s, as_error *err)
 {
-	int exists;
+	int exists = 0;
 
 	if (outbox_exists(s, &exists, err))
 		return err->code;
@@ -458,7 +458,7 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	as_buf b = AS_BUF_INIT;
 	as_pg_params p;
 	PGresult *res;
-	int exists, rows, ret;
+	int exists = 0, rows, ret;
 
 	*out = NULL;
 	*n = 0;

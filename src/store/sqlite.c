@@ -107,7 +107,7 @@ int as_sq_query_int(sq_store *s, const char *sql, const char *arg,
 int as_sq_table_exists(sq_store *s, const char *name, int *exists,
 			as_error *err)
 {
-	int64_t n;
+	int64_t n = 0;
 	int rc = as_sq_query_int(s, "SELECT count(*) FROM sqlite_master "
 			      "WHERE type = 'table' AND name = ?1", name, &n, err);
 
@@ -849,7 +849,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	as_table *t = rc->table;
 	sqlite3_stmt *q = NULL;
 	char *sql = NULL, key[512];
-	int64_t n;
+	int64_t n = 0;
 
 	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
 		return err->code;
