@@ -1,9 +1,7 @@
 /*
- * atomsync verify DATASET [--sample N] [--json] [--repair]: compare the live
- * table with the source (its total, and N random rows fetched again through
- * item_url); exit 0 when the accuracy reaches the dataset's verify_threshold
- * and the count agrees, 1 otherwise.  --repair runs the dataset (a full
- * refresh) when the count check fails; the exit code is then that run's.
+ * atomsync verify DATASET [--sample N] [--json] [--repair]: exit 0 when the
+ * count agrees and the sampled rows reach verify_threshold, 1 otherwise;
+ * --repair runs the dataset when the count differs (exit: that run's).
  */
 #include <getopt.h>
 #include <stdio.h>

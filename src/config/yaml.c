@@ -261,6 +261,47 @@ static int yaml_error(cx *c, struct fy_diag *diag)
 	return as_cfg_fail_at(c, 0, 0, "YAML syntax error");
 }
 
+/*
+ * YAML text is UTF-8.  Checked before libfyaml sees it: libfyaml 0.7
+ * (Debian 12) loops forever on a directive line ("%...") holding an invalid
+ * sequence (found by tests/fuzz/fuzz_config).  Returns 0, or the 1-based
+ * line and column of the first bad byte.
+ */
+static int utf8_invalid_at(const unsigned char *s, size_t len, int *line, int *col)
+{
+	size_t i = 0, bol = 0;
+
+	*line = 1;
+	while (i < len) {
+		unsigned char b = s[i];
+		size_t n = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3
+			 : (b & 0xf8) == 0xf0 ? 4 : 0;
+		uint32_t cp = n == 1 ? b : n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
+
+		if (n == 0 || i + n > len)
+			goto bad;
+		for (size_t k = 1; k < n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				goto bad;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* Overlong forms, surrogates and code points past U+10FFFF. */
+		if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+		    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			goto bad;
+		if (b == '\n') {
+			(*line)++;
+			bol = i + 1;
+		}
+		i += n;
+	}
+	return 0;
+bad:
+	*col = (int)(i - bol) + 1;
+	return 1;
+}
+
 int as_cfg_build_tree(cx *c, const char *text, size_t len, ynode **root)
 {
 	struct fy_diag_cfg dcfg;
@@ -273,6 +314,13 @@ int as_cfg_build_tree(cx *c, const char *text, size_t len, ynode **root)
 
 	memset(&b, 0, sizeof(b));
 	b.c = c;
+	{
+		int line, col;
+
+		if (utf8_invalid_at((const unsigned char *)text, len, &line, &col))
+			return as_cfg_fail_at(c, line, col, "invalid UTF-8 (a config "
+					      "file must be UTF-8 text)");
+	}
 	fy_diag_cfg_default(&dcfg);
 	dcfg.fp = NULL;
 	dcfg.output_fn = diag_sink;

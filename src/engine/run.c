@@ -540,7 +540,7 @@ int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 
 	if (run->ds->nkey || nkey == 0)
 		return 0;
-	if (chunk_process(run, err))
+	if (chunk_process(run, err) || wait_idle(run, err))
 		return err->code;
 	for (size_t i = 0; i < nkey; i++)
 		off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%s",
@@ -1220,6 +1220,8 @@ ended:
 	{
 		as_error e2;
 
+		/* The store is the writer's until its batch is done. */
+		wait_idle(run, &e2);
 		run->rc.seen = run->seen;
 		run->rc.rejected = total_rejected(run);
 		run->store->ops->run_end(run->store, &run->rc, "failed", err->msg, &e2);

@@ -1,9 +1,7 @@
 /*
- * Verification against the source (`atomsync verify`): the count the source
- * reports against the live rows, and a random sample of live rows fetched
- * again one by one through the HTTP source's item_url and compared on every
- * mapped column through the engine's own mapping.  The result is put on
- * record as a run of kind "verify" (invariant 10); no data changes.
+ * `atomsync verify`: the source's total against the live rows, and random
+ * live rows fetched again through item_url, compared on every mapped column
+ * by the engine's mapping; on record as a run of kind "verify".
  */
 #include <errno.h>
 #include <math.h>
@@ -153,14 +151,22 @@ static int same(const as_col *c, const as_val *a, const as_val *b)
 	       (b->kind == AS_V_INT ? (double)b->u.i : b->u.r);
 }
 
-/* A value for messages and JSON output, cut to SHOW_MAX characters. */
+/* A value for messages and JSON output; text cut to SHOW_MAX bytes at a
+ * character boundary (text that is not UTF-8 is shown as its length). */
 static json_t *shown(const as_val *v)
 {
+	size_t n = v->len;
+	json_t *s;
+
 	switch (v->kind) {
 	case AS_V_INT: return json_integer(v->u.i);
 	case AS_V_REAL: return json_real(v->u.r);
 	case AS_V_TEXT:
-		return json_stringn_nocheck(v->u.s, v->len > SHOW_MAX ? SHOW_MAX : v->len);
+		if (n > SHOW_MAX)
+			for (n = SHOW_MAX; n > 0 && ((unsigned char)v->u.s[n] & 0xC0) == 0x80; n--)
+				;
+		s = json_stringn(v->u.s, n);
+		return s ? s : json_sprintf("(%u bytes, not UTF-8)", v->len);
 	default: return json_null();
 	}
 }
@@ -194,17 +200,19 @@ static json_t *differences(const as_table *t, const as_row *live,
 }
 
 /*
- * One sampled row against its record fetched again through item_url: a
- * record gone upstream (404), one the mapping refuses, or one with any
- * differing column is a mismatch, added to out->mismatches.  Fails only
- * when the record could not be fetched at all.
+ * One sampled row against its record fetched again through item_url (its
+ * {placeholders} name key columns, or any other mapped column): a record
+ * gone upstream (404), one the mapping refuses, or one with any differing
+ * column is a mismatch, added to out->mismatches.  Fails only when the
+ * record could not be fetched at all.
  */
 static int check_row(const as_config *cfg, const as_http_cfg *http, as_table *t,
 		     const as_row *row, as_verify_result *out, as_error *err)
 {
-	const char **names = calloc(t->nkey, sizeof(char *));
-	const char **values = calloc(t->nkey, sizeof(char *));
-	char (*text)[256] = calloc(t->nkey, sizeof(*text));
+	const char **names = calloc(t->ncols, sizeof(char *));
+	const char **values = calloc(t->ncols, sizeof(char *));
+	char (*text)[256] = calloc(t->ncols, sizeof(*text));
+	size_t n = 0;
 	json_t *rec = NULL, *key = json_object(), *cols = NULL;
 	const char *problem = NULL;
 	int missing = 0;
@@ -219,15 +227,20 @@ static int check_row(const as_config *cfg, const as_http_cfg *http, as_table *t,
 		goto done;
 	}
 	for (size_t i = 0; i < t->nkey; i++) {
-		names[i] = t->cols[i].name;
 		key_text(&row->v[i], text[i], sizeof(text[i]));
-		values[i] = text[i];
-		json_object_set_new(key, names[i], shown(&row->v[i]));
+		json_object_set_new(key, t->cols[i].name, shown(&row->v[i]));
 		snprintf(where + strlen(where), sizeof(where) - strlen(where), " %s=%s",
-			 names[i], text[i]);
+			 t->cols[i].name, text[i]);
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		if ((t->cols[i].flags & AS_COL_WHOLE) || row->v[i].kind == AS_V_NULL)
+			continue;
+		key_text(&row->v[i], text[i], sizeof(text[i]));
+		names[n] = t->cols[i].name;
+		values[n++] = text[i];
 	}
 	as_error_clear(&why);
-	rc = as_http_fetch_item(cfg, http, names, values, t->nkey, &rec, &why);
+	rc = as_http_fetch_item(cfg, http, names, values, n, &rec, &why);
 	if (rc == AS_ENOTFOUND) {
 		problem = "missing upstream (HTTP 404)";
 		missing = 1;
@@ -345,6 +358,7 @@ int as_verify_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	memset(&rc, 0, sizeof(rc));
 	memset(&t, 0, sizeof(t));
 	out->mismatches = json_array();
+	out->accuracy = 1.0; /* nothing sampled (yet) */
 	if (!ds)
 		return as_error_set(err, AS_EUSAGE, "%s: no dataset named '%s'",
 				    cfg->path ? cfg->path : "config", dataset);

@@ -220,6 +220,10 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 			return 1;
 		}
 		ev->json = as_json_parse_record(line, len, ev->where, &ev->why);
+		if (!ev->json && ev->why.code == AS_ENOMEM) {
+			*err = ev->why; /* not a bad record: the run fails */
+			return AS_ENOMEM;
+		}
 		if (!ev->json) {
 			ev->kind = AS_EV_BAD;
 			return 1;

@@ -51,7 +51,7 @@ static void format_where(const file_src *f, char *out, size_t cap)
 	out[len] = '\0';
 }
 
-static int emit_checkpoint(file_src *f, as_event *ev)
+static int emit_checkpoint(file_src *f, as_event *ev, as_error *err)
 {
 	ev->kind = AS_EV_CHECKPOINT;
 	ev->checkpoint = as_sprintf("{\"offset\":%" PRId64 ",\"line\":%" PRId64
@@ -59,7 +59,9 @@ static int emit_checkpoint(file_src *f, as_event *ev)
 				    f->lines.consumed, f->lines.line,
 				    as_lines_digest(&f->lines));
 	f->since_cp = 0;
-	return ev->checkpoint ? 1 : AS_ENOMEM;
+	if (!ev->checkpoint)
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory", f->name);
+	return 1;
 }
 
 /* Whether everything consumed ends with a newline: a checkpoint after an
@@ -84,7 +86,7 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 	memset(ev, 0, sizeof(*ev));
 	for (;;) {
 		if (!f->is_stdin && f->since_cp >= f->every)
-			return emit_checkpoint(f, ev);
+			return emit_checkpoint(f, ev, err);
 		rc = as_lines_next(&f->lines, &line, &len, err);
 		if (rc < 0)
 			return rc;
@@ -96,7 +98,7 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 			if (!f->is_stdin && f->since_cp > 0 && !f->end_cp &&
 			    ends_with_newline(f)) {
 				f->end_cp = 1;
-				return emit_checkpoint(f, ev);
+				return emit_checkpoint(f, ev, err);
 			}
 			f->base.complete = 1;
 			return 0;
@@ -129,6 +131,10 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 			return 1;
 		}
 		ev->json = as_json_parse_record(line, len, ev->where, &ev->why);
+		if (!ev->json && ev->why.code == AS_ENOMEM) {
+			*err = ev->why; /* not a bad record: the run fails */
+			return AS_ENOMEM;
+		}
 		if (!ev->json) {
 			ev->kind = AS_EV_BAD;
 			return 1;
@@ -211,6 +217,10 @@ int as_file_source_open(as_source **out, const as_source_cfg *cfg,
 	f->is_stdin = cfg->kind == AS_SOURCE_STDIN ||
 		      (cfg->path && strcmp(cfg->path, "-") == 0);
 	f->name = as_strdup(f->is_stdin ? "stdin" : cfg->path);
+	if (!f->name) {
+		free(f);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
 	f->format = cfg->format;
 	f->every = o->checkpoint_every > 0 ? o->checkpoint_every : 1000;
 	f->max = o->max_record_bytes > 0 ? o->max_record_bytes : ((int64_t)16 << 20);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "effects/outbox.h"
 #include "store/postgres_int.h"
 #include "util/crash.h"
 #include "util/log.h"
@@ -747,11 +748,34 @@ done:
 	return ret;
 }
 
+/* Whether the dataset records outbox events, and whether one of its key
+ * templates names a non-key column (an updated row's old values then make
+ * keys too: its 'before' row). */
+static int effects_of(const as_run_ctx *rc, int *any, int *before, as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	as_tpl *v = NULL;
+	size_t n = 0;
+
+	*any = ds && (ds->ninvalidate || ds->webhook || ds->notify);
+	*before = 0;
+	if (!*any)
+		return 0;
+	if (as_tpls_load(ds, rc->table, &v, &n, err))
+		return err->code;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].nparts; k++)
+			*before |= v[i].parts[k].column && v[i].parts[k].index >= rc->table->nkey;
+	as_tpls_free(v, n);
+	return 0;
+}
+
 /*
  * The changed rows for the outbox (invariant 7): pg_temp._atomsync_changed
  * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
- * with the restored values, 'before' rows with an updated row's current
- * values, 'delete' rows with a deleted row's last values (the contract of
+ * with the restored values, 'delete' rows with a deleted row's last values,
+ * and when a template names a non-key column 'before' rows with an updated
+ * row's current values (the contract of
  * as_pg_outbox_write).  Built before the live table changes, and only when
  * the dataset has effects (rc->effects).
  */
@@ -760,10 +784,10 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 	const as_table *t = rc->table;
 	pg_run *r = rc->priv;
 	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
-	int ret;
+	int ret, any, before;
 
-	if (!rc->effects)
-		return 0; /* nothing to invalidate or notify */
+	if ((ret = effects_of(rc, &any, &before, err)) || !any)
+		return ret;
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_adds(&cols, i ? ", " : "");
 		as_buf_add_ident(&cols, t->cols[i].name);
@@ -781,7 +805,9 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 		      "EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
 		      r->live_q);
 	as_pg_key_match(&b, t, "tt", "l");
-	as_buf_adds(&b, " AND tt.\"_atomsync_run\" IS NULL)");
+	/* Without 'before' rows: only live rows whose key is not restored. */
+	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
+		      before ? "" : " OR true");
 	ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: changed rows", err);
 	as_buf_free(&b);
 	as_buf_free(&cols);
@@ -791,8 +817,10 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 /* The outbox events of the rows the rollback changes, in its transaction. */
 static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
 {
-	if (!rc->effects)
-		return 0;
+	int any, before, ret;
+
+	if ((ret = effects_of(rc, &any, &before, err)) || !any)
+		return ret;
 	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
 }
 

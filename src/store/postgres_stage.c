@@ -737,14 +737,6 @@ fail:
 	return err->code;
 }
 
-static void *stage_thread(void *arg)
-{
-	pg_store *s = arg;
-
-	s->job_ret = stage_commit(s, s->job_rc, s->job_cur, NULL, &s->job_err);
-	return NULL;
-}
-
 int as_pg_drain(pg_store *s, as_error *err)
 {
 	int ret;
@@ -768,8 +760,7 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	unsigned char *skip = NULL;
 	int64_t conflicts = 0;
 	pg_job *j = &s->job[s->next];
-	sigset_t all, old;
-	int ret = 0, started;
+	int ret = 0;
 
 	as_error_clear(err);
 	for (size_t i = 0; i < b->nrows; i++) {
@@ -794,20 +785,10 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		ret = stage_commit(s, rc, j, b, err);
 		goto done;
 	}
-	s->job_cur = j;
-	s->job_rc = rc;
-	s->job_ret = 0;
-	/* Signals (SIGINT, SIGTERM) stay with the engine's thread, which is
-	 * the one that checks for them and may be blocked reading a source. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	started = pthread_create(&s->thread, NULL, stage_thread, s) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!started) {
-		ret = stage_commit(s, rc, j, NULL, err);
-		goto done;
-	}
-	s->inflight = 1;
+	/* Committed here, on the engine's writer thread: the engine already
+	 * overlaps parsing with writing, and a second thread of our own on
+	 * the same connection would only add a way to share it by mistake. */
+	ret = stage_commit(s, rc, j, NULL, err);
 	s->next ^= 1;
 done:
 	free(skip);

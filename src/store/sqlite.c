@@ -29,29 +29,55 @@ int as_sq_fail(sq_store *s, as_error *err, const char *what)
 
 	as_error_set(err, AS_ESTORE, "%s: %s: %s", s->path, what,
 		     sqlite3_errmsg(s->db));
-	err->native = ext;
+	if (err)
+		err->native = ext;
 	return AS_ESTORE;
+}
+
+/* SQL built in an as_buf whose growth failed (util/buf.h): out of memory,
+ * named as such, and never run. */
+static int oom_sql(sq_store *s, const char *sql, as_error *err)
+{
+	if (!sql || as_buf_text_failed(sql))
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory", s->path);
+	return 0;
 }
 
 int as_sq_exec(sq_store *s, const char *sql, as_error *err)
 {
 	char *msg = NULL;
 
+	if (oom_sql(s, sql, err))
+		return AS_ENOMEM;
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		int ext = sqlite3_extended_errcode(s->db);
 
+		/* err may be NULL: best-effort pragmas (sqlite_publish.c). */
 		as_error_set(err, AS_ESTORE, "%s: %s", s->path,
 			     msg ? msg : sqlite3_errmsg(s->db));
-		err->native = ext;
+		if (err)
+			err->native = ext;
 		sqlite3_free(msg);
 		return AS_ESTORE;
 	}
 	return 0;
 }
 
+/* BEGIN or COMMIT, failing as "PATH: what: cause": an I/O error or a full
+ * disk at a commit must say which step of the run it stopped. */
+int as_sq_txn(sq_store *s, const char *sql, const char *what, as_error *err)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return as_sq_fail(s, err, what);
+	return 0;
+}
+
 int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,
 		      as_error *err)
 {
+	*st = NULL;
+	if (oom_sql(s, sql, err))
+		return AS_ENOMEM;
 	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
 		*st = NULL;
 		return as_sq_fail(s, err, "prepare");
@@ -65,10 +91,19 @@ void as_sq_rollback(sq_store *s)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/*
+ * Text is bound without a copy (SQLITE_STATIC): it must stay valid until
+ * the statement has been stepped, as every caller binds and steps at once.
+ * A copy can fail for memory, and a failed bind leaves the parameter NULL
+ * without failing the step: the allocation sweep (tests/reliability) saw
+ * "WHERE name = ?1" match nothing, a live table taken for missing, and a
+ * publish that kept rows it should have deleted.  Same for every bind in
+ * this store, except the live scan's seek (sqlite_stage.c).
+ */
 void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, i);
 }
@@ -95,7 +130,7 @@ int as_sq_query_int(sq_store *s, const char *sql, const char *arg,
 	if (as_sq_prepare(s, sql, &st, err))
 		return AS_ESTORE;
 	if (arg)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
@@ -176,6 +211,10 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	s->base.url = as_strdup(url);
 	s->base.display = as_strdup(url);
 	s->path = as_strdup(path);
+	if (!s->base.url || !s->base.display || !s->path) {
+		sqlite_ops.close(&s->base);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
 	if (!*path) {
 		sqlite_ops.close(&s->base);
 		return as_error_set(err, AS_EUSAGE, "store %s: no file name", url);
@@ -239,12 +278,12 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 	char when[40];
 	int rc;
 
-	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "taking the lease", err))
 		return err->code;
 	if (as_sq_prepare(s, "SELECT owner, expires_at FROM atomsync_leases "
 			  "WHERE dataset = ?1", &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		const char *holder = (const char *)sqlite3_column_text(q, 0);
@@ -269,8 +308,8 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 			  "expires_at = excluded.expires_at RETURNING token",
 		       &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, owner, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
 	as_sq_bind_text(q, 3, as_iso8601(now, when, sizeof(when)));
 	sqlite3_bind_double(q, 4, now + (double)ttl_ms / 1000.0);
 	if (sqlite3_step(q) != SQLITE_ROW) {
@@ -280,7 +319,7 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 	*token = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
 	q = NULL;
-	if (as_sq_exec(s, "COMMIT", err))
+	if (as_sq_txn(s, "COMMIT", "taking the lease", err))
 		goto fail;
 	return 0;
 fail:
@@ -300,7 +339,7 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 				"WHERE dataset = ?2 AND token = ?3", &st, err))
 		return AS_ESTORE;
 	sqlite3_bind_double(st, 1, as_now() + (double)ttl_ms / 1000.0);
-	sqlite3_bind_text(st, 2, dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, token);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -339,7 +378,7 @@ static int sq_lease_release(as_store *st, const char *dataset, int64_t token,
 			  "expires_at = 0 WHERE dataset = ?1 AND token = ?2",
 		       &q, err))
 		return AS_ESTORE;
-	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, token);
 	rc = sqlite3_step(q);
 	sqlite3_finalize(q);
@@ -374,15 +413,20 @@ static int drop_orphans(sq_store *s, as_error *err)
 	sqlite3_stmt *q;
 	char *names[64];
 	size_t n = 0;
-	int rc = 0;
+	int rc = 0, step = SQLITE_DONE;
 
 	if (as_sq_prepare(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
 			  "AND name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\' "
 			  "AND name NOT IN (SELECT stage_table FROM atomsync_state "
 			  "WHERE stage_table IS NOT NULL)", &q, err))
 		return AS_ESTORE;
-	while (n < 64 && sqlite3_step(q) == SQLITE_ROW)
-		names[n++] = as_strdup((const char *)sqlite3_column_text(q, 0));
+	while (n < 64 && (step = sqlite3_step(q)) == SQLITE_ROW)
+		if ((names[n] = as_strdup((const char *)sqlite3_column_text(q, 0))))
+			n++; /* out of memory: that one waits for a later run */
+	/* A failed step (out of memory) may have rolled the transaction
+	 * back: the caller must not go on as if it were still open. */
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = as_sq_fail(s, err, "listing orphan staging tables");
 	sqlite3_finalize(q);
 	for (size_t i = 0; i < n; i++) {
 		as_buf b = AS_BUF_INIT;
@@ -409,6 +453,23 @@ int as_sq_drop_table(sq_store *s, const char *name, as_error *err)
 	return rc;
 }
 
+/* A text column, copied.  *ok = 0 when memory ran out (SQLite's text
+ * conversion or the copy), which a NULL result alone does not tell from
+ * SQL NULL. */
+static char *col_copy(sqlite3_stmt *q, int i, int *ok)
+{
+	const char *v;
+	char *p;
+
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		return NULL;
+	v = (const char *)sqlite3_column_text(q, i);
+	p = v ? as_strdup(v) : NULL;
+	if (!p)
+		*ok = 0;
+	return p;
+}
+
 /*
  * One fenced transaction: mark runs left active by dead workers as failed
  * (invariant 10), put this run on record, and decide whether it continues
@@ -421,7 +482,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	sqlite3_stmt *q = NULL;
 	sq_run *r = calloc(1, sizeof(*r));
 	char now[40];
-	int resume = 0, exists;
+	int resume = 0, exists, ok = 1;
 	char *stage = NULL;
 	int64_t published = 0, last_run = 0;
 
@@ -429,8 +490,10 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	rc->priv = r;
 	r->live_q = as_sq_quote_ident(t->table);
+	if (!r->live_q)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_iso8601(as_now(), now, sizeof(now));
-	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "starting the run", err))
 		return err->code;
 	if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
@@ -441,8 +504,8 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 			  "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
 		       &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, now, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, now, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		as_sq_fail(s, err, "recording interrupted runs");
 		goto fail;
@@ -452,8 +515,8 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 			  "VALUES(?1, ?2, ?3) ON CONFLICT(dataset) DO NOTHING",
 		       &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		as_sq_fail(s, err, "creating state");
@@ -465,24 +528,30 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 			  "checkpoint, stage_seen, stage_rejected "
 			  "FROM atomsync_state WHERE dataset = ?1", &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_ROW) {
 		as_sq_fail(s, err, "reading state");
 		goto fail;
 	}
 	published = sqlite3_column_int64(q, 0);
-	rc->cursor = as_strdup((const char *)sqlite3_column_text(q, 1));
-	stage = as_strdup((const char *)sqlite3_column_text(q, 2));
+	rc->cursor = col_copy(q, 1, &ok);
+	stage = col_copy(q, 2, &ok);
 	last_run = sqlite3_column_int64(q, 3);
 	if (stage && !rc->restart && sqlite3_column_type(q, 7) != SQLITE_NULL &&
 	    sqlite3_column_int64(q, 4) == published &&
 	    as_streq((const char *)sqlite3_column_text(q, 5), t->fingerprint)) {
 		resume = 1;
-		rc->stage_key = as_strdup((const char *)sqlite3_column_text(q, 6));
-		rc->checkpoint = as_strdup((const char *)sqlite3_column_text(q, 7));
+		rc->stage_key = col_copy(q, 6, &ok);
+		rc->checkpoint = col_copy(q, 7, &ok);
 		rc->seen = sqlite3_column_int64(q, 8);
 		rc->rejected = sqlite3_column_int64(q, 9);
 		r->stage_base = published;
+	}
+	if (!ok) {
+		/* A cursor or checkpoint read as NULL would start over or
+		 * refetch everything: fail instead (invariants 4, 8). */
+		as_error_set(err, AS_ENOMEM, "%s: reading state: out of memory", s->path);
+		goto fail;
 	}
 	sqlite3_finalize(q);
 	q = NULL;
@@ -504,7 +573,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 				  "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
 				  "stage_rejected = 0 WHERE dataset = ?1", &q, err))
 			goto fail;
-		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_DONE) {
 			as_sq_fail(s, err, "clearing staging");
 			goto fail;
@@ -520,16 +589,16 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 			  "started_at, resumed_from, lease_token, owner) "
 			  "VALUES(?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)", &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "sync", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "sync", -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, now, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 4, now, -1, SQLITE_STATIC);
 	if (resume)
 		sqlite3_bind_int64(q, 5, last_run);
 	else
 		sqlite3_bind_null(q, 5);
 	sqlite3_bind_int64(q, 6, rc->token);
-	sqlite3_bind_text(q, 7, rc->owner, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 7, rc->owner, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		as_sq_fail(s, err, "recording run");
 		goto fail;
@@ -542,7 +611,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_last_run = ?2 "
 				  "WHERE dataset = ?1", &q, err))
 			goto fail;
-		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 2, rc->run_id);
 		if (sqlite3_step(q) != SQLITE_DONE) {
 			as_sq_fail(s, err, "adopting staging");
@@ -553,8 +622,12 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		r->stage = stage;
 		r->stage_q = as_sq_quote_ident(stage);
 		stage = NULL;
+		if (!r->stage_q) {
+			as_error_set(err, AS_ENOMEM, "out of memory");
+			goto fail;
+		}
 	}
-	if (as_sq_exec(s, "COMMIT", err))
+	if (as_sq_txn(s, "COMMIT", "recording the run", err))
 		goto fail;
 	as_crash_point("run.begun");
 	return 0;
@@ -577,7 +650,7 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	if (!rc->run_id)
 		return 0;
 	as_iso8601(as_now(), now, sizeof(now));
-	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "recording the run's end", err))
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
 	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, &ferr)) {
@@ -589,8 +662,8 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 			  "AND status IN ('active', 'publishing')", &q, err))
 		goto fail;
 	sqlite3_bind_int64(q, 1, rc->run_id);
-	sqlite3_bind_text(q, 2, status, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 3, now, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, now, -1, SQLITE_STATIC);
 	as_sq_bind_text(q, 4, error);
 	sqlite3_bind_int64(q, 5, rc->seen);
 	sqlite3_bind_int64(q, 6, rc->rejected);
@@ -608,7 +681,7 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 				  "checkpoint = NULL, stage_seen = 0, "
 				  "stage_rejected = 0 WHERE dataset = ?1", &q, err))
 			goto fail;
-		sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_DONE) {
 			as_sq_fail(s, err, "clearing staging");
 			goto fail;
@@ -616,7 +689,7 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 		sqlite3_finalize(q);
 		q = NULL;
 	}
-	return as_sq_exec(s, "COMMIT", err);
+	return as_sq_txn(s, "COMMIT", "recording the run's end", err);
 fail:
 	sqlite3_finalize(q);
 	as_sq_rollback(s);
@@ -870,7 +943,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
-		if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+		if (as_sq_txn(s, "BEGIN IMMEDIATE", "creating the staging table", err))
 			return err->code;
 		if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
 			goto fail;
@@ -884,12 +957,12 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 				  "stage_rejected = 0, table_name = ?6, mode = ?7 "
 				  "WHERE dataset = ?1 RETURNING stage_base", &q, err))
 			goto fail;
-		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(q, 2, name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 3, rc->run_id);
-		sqlite3_bind_text(q, 4, t->fingerprint, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(q, 5, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(q, 6, t->table, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 4, t->fingerprint, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 5, key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 6, t->table, -1, SQLITE_STATIC);
 		sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_ROW) {
 			as_sq_fail(s, err, "recording staging");
@@ -898,11 +971,13 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		r->stage_base = sqlite3_column_int64(q, 0);
 		sqlite3_finalize(q);
 		q = NULL;
-		if (as_sq_exec(s, "COMMIT", err))
+		if (as_sq_txn(s, "COMMIT", "creating the staging table", err))
 			goto fail;
 		free(sql);
 		r->stage = as_strdup(name);
 		r->stage_q = as_sq_quote_ident(name);
+		if (!r->stage || !r->stage_q)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
 	} else if (as_sq_check_table(s, t, r->stage, err)) {
 		return err->code;
 	}
@@ -920,7 +995,7 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	sq_run *r = rc->priv;
 	sqlite3_stmt *q = NULL;
 
-	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "discarding the staging", err))
 		return err->code;
 	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
@@ -931,7 +1006,7 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 			  "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
 			  "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1", &q, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		as_sq_fail(s, err, "discarding staging");
 		goto fail;
@@ -948,13 +1023,15 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	}
 	sqlite3_finalize(q);
 	q = NULL;
-	if (as_sq_exec(s, "COMMIT", err))
+	if (as_sq_txn(s, "COMMIT", "discarding the staging", err))
 		goto fail;
 	as_sq_run_free(st, rc);
 	rc->priv = calloc(1, sizeof(sq_run));
 	if (!rc->priv)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	((sq_run *)rc->priv)->live_q = as_sq_quote_ident(rc->table->table);
+	if (!((sq_run *)rc->priv)->live_q)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
 	free(rc->checkpoint);
 	free(rc->stage_key);
 	rc->checkpoint = rc->stage_key = NULL;
@@ -995,7 +1072,7 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 	if (rc)
 		return rc;
 	if (dataset)
-		sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		as_run_info *ri;
 

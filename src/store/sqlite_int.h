@@ -29,6 +29,7 @@ typedef struct sq_run {
 
 int as_sq_fail(sq_store *s, as_error *err, const char *what);
 int as_sq_exec(sq_store *s, const char *sql, as_error *err);
+int as_sq_txn(sq_store *s, const char *sql, const char *what, as_error *err);
 int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st, as_error *err);
 void as_sq_rollback(sq_store *s);
 void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v);

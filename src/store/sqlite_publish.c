@@ -255,7 +255,7 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", rows_q);
 		ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
 		if (!ret) {
-			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 			if (sqlite3_step(q) != SQLITE_DONE)
 				ret = as_sq_fail(s, err, "saving cursor");
 			sqlite3_finalize(q);
@@ -271,9 +271,9 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 				 "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
 			      &q, err)))
 		goto done;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, rc->run_id);
-	sqlite3_bind_text(q, 3, t->table, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 3, t->table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, as_mode_name(t->mode), -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		ret = as_sq_fail(s, err, "saving state");
@@ -288,7 +288,7 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			      &q, err)))
 		goto done;
 	sqlite3_bind_int64(q, 1, rc->run_id);
-	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, c->seen);
 	sqlite3_bind_int64(q, 4, c->inserted);
 	sqlite3_bind_int64(q, 5, c->updated);
@@ -309,7 +309,7 @@ static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
 	sqlite3_stmt *q = NULL;
 	int ret;
 
-	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "marking the run publishing", err))
 		return err->code;
 	if ((ret = as_sq_fence(s, NULL, rc->table->dataset, rc->token,
 			 rc->lease_ttl_ms, err)))
@@ -323,7 +323,7 @@ static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
 	sqlite3_finalize(q);
 	q = NULL;
 	if (!ret)
-		ret = as_sq_exec(s, "COMMIT", err);
+		ret = as_sq_txn(s, "COMMIT", "marking the run publishing", err);
 done:
 	if (ret)
 		as_sq_rollback(s);
@@ -342,9 +342,14 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 	if (as_sq_prepare(s, "SELECT published_run FROM atomsync_state WHERE dataset = ?1",
 		       &q, err))
 		return AS_ESTORE;
-	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
 	rc2 = sqlite3_step(q);
 	published = rc2 == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+	if (rc2 != SQLITE_ROW && rc2 != SQLITE_DONE) {
+		as_sq_fail(s, err, "checking the published run");
+		sqlite3_finalize(q);
+		return AS_ESTORE;
+	}
 	sqlite3_finalize(q);
 	if (published != r->stage_base)
 		return as_error_set(err, AS_ESTORE,
@@ -377,7 +382,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		return ret;
 	as_crash_point("publish.marked");
 	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
-	if ((ret = as_sq_exec(s, "BEGIN IMMEDIATE", err)))
+	if ((ret = as_sq_txn(s, "BEGIN IMMEDIATE", "beginning the publish", err)))
 		goto out;
 	as_crash_point("publish.begin");
 	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
@@ -438,7 +443,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;
 	as_crash_point("publish.before_commit");
-	if ((ret = as_sq_exec(s, "COMMIT", err)))
+	if ((ret = as_sq_txn(s, "COMMIT", "committing the publish", err)))
 		goto fail;
 	as_crash_point("publish.committed");
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);

@@ -97,7 +97,7 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	sq_run *r = rc->priv;
 	int conflicts = 0;
 
-	if (as_sq_exec(s, "BEGIN IMMEDIATE", err))
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "staging a batch", err))
 		return err->code;
 	as_crash_point("stage.begin");
 	if (as_sq_fence(s, &r->fence, rc->table->dataset, rc->token,
@@ -107,7 +107,7 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		if (stage_row(s, rc, &b->rows[i], &conflicts, err))
 			goto fail;
 	as_crash_point("stage.rows");
-	sqlite3_bind_text(r->save, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(r->save, 1, rc->table->dataset, -1, SQLITE_STATIC);
 	as_sq_bind_text(r->save, 2, b->checkpoint);
 	sqlite3_bind_int64(r->save, 3, b->seen);
 	sqlite3_bind_int64(r->save, 4, b->rejected + conflicts);
@@ -117,8 +117,9 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		goto fail;
 	}
 	sqlite3_reset(r->save);
+	sqlite3_clear_bindings(r->save); /* the checkpoint text is the batch's */
 	as_crash_point("stage.checkpoint");
-	if (as_sq_exec(s, "COMMIT", err))
+	if (as_sq_txn(s, "COMMIT", "committing a staging batch", err))
 		goto fail;
 	as_crash_point("stage.committed");
 	return 0;
@@ -187,6 +188,8 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	sqlite3_exec(sc->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
 	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel), r->live_q);
 	as_sq_add_key_list(&b, t, NULL);
+	if (as_buf_text_failed(as_buf_cstr(&b)))
+		goto oom;
 	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->all, NULL) != SQLITE_OK)
 		goto fail;
 	as_buf_reset(&b);
@@ -197,10 +200,15 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
 	as_buf_adds(&b, ") ORDER BY ");
 	as_sq_add_key_list(&b, t, NULL);
+	if (as_buf_text_failed(as_buf_cstr(&b)))
+		goto oom;
 	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->from, NULL) != SQLITE_OK)
 		goto fail;
 	sc->cur = sc->all;
 	*rows = 1;
+	goto done;
+oom:
+	ret = as_error_set(err, AS_ENOMEM, "%s: scan: out of memory", s->path);
 	goto done;
 fail:
 	ret = as_error_set(err, AS_ESTORE, "%s: scan: %s", s->path, sqlite3_errmsg(sc->db));
@@ -225,7 +233,8 @@ int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out,
 	if (step == SQLITE_DONE)
 		return 0;
 	if (step != SQLITE_ROW)
-		return as_error_set(err, AS_ESTORE, "scan: %s", sqlite3_errmsg(sc->db));
+		return as_error_set(err, AS_ESTORE, "reading the live table: %s",
+				    sqlite3_errmsg(sc->db));
 	for (size_t k = 0; k < sc->ncols; k++) {
 		as_val *v = &out->v[sc->cols[k]];
 

@@ -18,6 +18,7 @@ void as_buf_init(as_buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->failed = 0;
 }
 
 void as_buf_free(as_buf *b)
@@ -27,11 +28,13 @@ void as_buf_free(as_buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0;
 }
 
 void as_buf_reset(as_buf *b)
 {
 	b->len = 0;
+	b->failed = 0;
 	if (b->data)
 		b->data[0] = '\0';
 }
@@ -42,8 +45,12 @@ int as_buf_reserve(as_buf *b, size_t extra)
 	size_t need, ncap;
 	char *p;
 
-	if (extra > max || b->len > max - extra)
+	if (b->failed)
 		return AS_ENOMEM;
+	if (extra > max || b->len > max - extra) {
+		b->failed = 1;
+		return AS_ENOMEM;
+	}
 	need = b->len + extra + 1;
 	if (need <= b->cap)
 		return 0;
@@ -51,8 +58,10 @@ int as_buf_reserve(as_buf *b, size_t extra)
 	while (ncap < need)
 		ncap *= 2;
 	p = realloc(b->data, ncap);
-	if (!p)
+	if (!p) {
+		b->failed = 1;
 		return AS_ENOMEM;
+	}
 	b->data = p;
 	b->cap = ncap;
 	return 0;
@@ -87,8 +96,10 @@ int as_buf_vprintf(as_buf *b, const char *fmt, va_list ap)
 	va_copy(cp, ap);
 	n = vsnprintf(NULL, 0, fmt, cp);
 	va_end(cp);
-	if (n < 0)
+	if (n < 0) {
+		b->failed = 1;
 		return AS_ERROR;
+	}
 	if (as_buf_reserve(b, (size_t)n))
 		return AS_ENOMEM;
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -109,16 +120,28 @@ int as_buf_printf(as_buf *b, const char *fmt, ...)
 
 const char *as_buf_cstr(as_buf *b)
 {
+	if (b->failed)
+		return AS_BUF_OOM;
 	return b->data ? b->data : "";
+}
+
+int as_buf_text_failed(const char *text)
+{
+	return text && strstr(text, AS_BUF_OOM) != NULL;
 }
 
 char *as_buf_detach(as_buf *b)
 {
 	char *p = b->data;
 
-	if (!p)
+	if (b->failed) {
+		free(p);
+		p = NULL;
+	} else if (!p) {
 		p = calloc(1, 1);
+	}
 	b->data = NULL;
 	b->len = b->cap = 0;
+	b->failed = 0;
 	return p;
 }

@@ -10,7 +10,8 @@
 #include "util/error.h"
 
 /* Parse one record: a JSON object; duplicate keys, invalid UTF-8 and
- * trailing garbage rejected.  Errors read "where:col: message". */
+ * trailing garbage rejected (AS_EINPUT).  Errors read "where:col: message".
+ * Running out of memory is AS_ENOMEM, not a rejected record. */
 json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err);
 

@@ -116,6 +116,8 @@ class Kill9Test(StoreTestCase):
             published = False
             killed_run = None     # (run_id, resumable) of the last killed run
             for attempt in range(8):
+                before = self.runs("addons")
+                last_id = before[0]["run_id"] if before else 0
                 p = spawn(["run"], cwd=self.dir)
                 delay = rnd.uniform(0.0, duration * 1.1)
                 try:
@@ -156,7 +158,10 @@ class Kill9Test(StoreTestCase):
                     published = True
                     break
                 st = self.status()["addons"]
-                killed_run = (runs[0]["run_id"], st["resumable"])
+                # Killed before it got on record: the run to check is still
+                # the previous killed one (if any).
+                if runs and runs[0]["run_id"] > last_id:
+                    killed_run = (runs[0]["run_id"], st["resumable"])
                 if kills >= want_kills:
                     break
             if (cur_v, new_v) not in want_counts:
@@ -169,7 +174,7 @@ class Kill9Test(StoreTestCase):
                 self.assertEqual(self.live_digest(), new_digest)
                 last = self.runs("addons")[0]
                 after_kill += 1
-                if killed_run[1]:
+                if killed_run and killed_run[1]:
                     self.assertEqual(last["resumed_from"], killed_run[0], last)
                 if last["resumed_from"]:
                     resumed += 1

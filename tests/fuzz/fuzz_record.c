@@ -206,7 +206,9 @@ static uint64_t digest(const char *table)
 static int put_lines(as_store *st, const char *ds, const uint8_t *p, size_t n,
 		     atomsync_run_info *info, as_error *err)
 {
-	atomsync_run_options opt = {0, 1, 1, NULL, 0};
+	/* restart: these checkpoints (line numbers) do not identify the
+	 * content, so a run must not continue another input's staging. */
+	atomsync_run_options opt = {1, 1, 1, NULL, 0};
 	atomsync_run *run = NULL;
 	size_t start = 0, lineno = 0;
 	int rc;

@@ -157,6 +157,24 @@ class VerifyHttpTest(h.HttpCase):
         self.assertIn("sample: not available: the http source has no item_url", p.stdout)
         self.assertIn("count: 600 live rows, the source has 600", p.stdout)
 
+    def test_count_check_in_every_pagination_style(self):
+        """The total comes from the first page of each style (a header for
+        link_header); a style without a total has no count check."""
+        self.server.catalog(mutate={"delete": [4, 5]})
+        for style in h.STYLES:
+            with self.subTest(style=style):
+                self.http_config(style)
+                p = self.atomsync("verify", "mods", "--json", "--sample", "0")
+                r = json.loads(p.stdout)
+                if "no_total" in style:
+                    self.assertEqual(p.returncode, OK, p.stderr)
+                    self.assertFalse(r["count"]["checked"])
+                    self.assertIn("pagination.total_path", r["count"]["note"])
+                else:
+                    self.assertEqual(p.returncode, FAILED, p.stderr)
+                    self.assertEqual((r["count"]["source"], r["count"]["live"]),
+                                     (598, 600))
+
     def test_source_failure_is_an_error(self):
         """An item that cannot be fetched (500 past the retries) is not a
         mismatch: verify stops with exit 1 and one error line."""

@@ -385,9 +385,11 @@ static void repro(int argc, char **argv, long n)
 	fprintf(stderr, " --only %ld\n", n);
 }
 
+static char *config_text; /* a global: reachable in every child's leak check */
+
 static int sweep_config(const opts *o, int argc, char **argv)
 {
-	char why[256], *text = o->config ? slurp(o->config) : NULL;
+	char why[256], *text = config_text = o->config ? slurp(o->config) : NULL;
 	long n = 0, end, tried = 0, injected = 0, failed = 0, violations = 0, first = 0;
 	unsigned long rng = o->seed;
 	cfg_result r;
@@ -429,6 +431,7 @@ static int sweep_config(const opts *o, int argc, char **argv)
 	       end, tried, injected, failed - violations, violations, first,
 	       rh_have_lsan() ? "true" : "false");
 	free(text);
+	config_text = NULL;
 	return violations ? 1 : 0;
 }
 

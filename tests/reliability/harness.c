@@ -441,7 +441,10 @@ int rh_read_state(const char *db_path, rh_state *st)
 			 sqlite3_errmsg(db));
 	sqlite3_finalize(q);
 	/* Every column but _atomsync_run (which run wrote a row differs
-	 * between an uninterrupted and a resumed lineage), in key order. */
+	 * between an uninterrupted and a resumed lineage) and _atomsync_line
+	 * (a cache of the line's hash for matching: a stale one only costs a
+	 * parse), in key order.  _atomsync_hash is kept: unchanged rows are
+	 * recognized by it, so a wrong one could hide an update. */
 	if (sqlite3_prepare_v2(db, "SELECT * FROM items ORDER BY 1, 2", -1, &q,
 			       NULL) == SQLITE_OK) {
 		int n = sqlite3_column_count(q);
@@ -454,7 +457,8 @@ int rh_read_state(const char *db_path, rh_state *st)
 				uint64_t ch;
 				int len;
 
-				if (strcmp(name, "_atomsync_run") == 0)
+				if (strcmp(name, "_atomsync_run") == 0 ||
+				    strcmp(name, "_atomsync_line") == 0)
 					continue;
 				v = sqlite3_column_blob(q, i);
 				len = sqlite3_column_bytes(q, i);
@@ -620,7 +624,7 @@ void rh_parse_point(const char *spec, char *name, size_t cap, long *k)
 	const char *colon = strrchr(spec, ':');
 	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
 
-	*k = colon ? atol(colon + 1) : 1;
+	*k = !colon ? 1 : strcmp(colon + 1, "last") == 0 ? -1 : atol(colon + 1);
 	if (strcmp(spec, "start") == 0)
 		n = 0;
 	if (n >= cap)

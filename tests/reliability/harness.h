@@ -32,6 +32,7 @@ typedef struct rh_result {
 	int64_t resumed_from;
 	long ops, fired;       /* counted operations and injected faults */
 	long window;           /* ops counted when the window-end point passed */
+	long passes;           /* passes of the window-start point */
 	char fault[160];       /* the first injected fault */
 	char phase[64];        /* the crash point passed last before it */
 } rh_result;
@@ -108,7 +109,8 @@ int rh_reference(rh_scenario *sc, rh_ref *ref);
 int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 	     const char *const *causes, rh_tally *t, char *why, size_t cap);
 
-/* Parse "point:k" (k defaults to 1); "start" gives an empty name. */
+/* Parse "point:k" (k defaults to 1; "last" gives -1); "start" gives an
+ * empty name. */
 void rh_parse_point(const char *spec, char *name, size_t cap, long *k);
 
 /* Whether LeakSanitizer runs at the children's exit. */

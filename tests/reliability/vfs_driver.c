@@ -36,13 +36,14 @@ typedef struct opts {
 /* The child's view: arm at the window start, note its end. */
 static struct {
 	const opts *o;
-	long window;
+	long window, passes;
 } ctl;
 
 static void hook_before(void *ud)
 {
 	(void)ud;
 	ctl.window = -1;
+	ctl.passes = 0;
 	if (!ctl.o->after[0])
 		fv_arm(&ctl.o->plan);
 }
@@ -51,6 +52,8 @@ static void hook_point(void *ud, const char *name, long pass)
 {
 	(void)ud;
 	fv_set_phase(name);
+	if (ctl.o->after[0] && strcmp(name, ctl.o->after) == 0)
+		ctl.passes = pass;
 	if (!fv_armed() && ctl.o->after[0] && strcmp(name, ctl.o->after) == 0 &&
 	    pass == ctl.o->after_k)
 		fv_arm(&ctl.o->plan);
@@ -66,6 +69,7 @@ static void hook_after(void *ud, rh_result *r)
 	r->ops = fv_ops();
 	r->fired = fv_fired();
 	r->window = ctl.window;
+	r->passes = ctl.passes;
 	snprintf(r->fault, sizeof(r->fault), "%s", fv_first_fault());
 	snprintf(r->phase, sizeof(r->phase), "%s", fv_fault_phase());
 }
@@ -195,6 +199,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vfs_driver: cannot set up the scenario in %s\n", o.dir);
 		return 2;
 	}
+	/* "--after POINT:last": how often the point passes in a run. */
+	if (o.after_k < 0) {
+		rh_hooks h = {hook_before, NULL, hook_point, hook_after, NULL};
+		opts count = o;
+
+		count.plan.n = 0;
+		ctl.o = &count;
+		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) || r.rc ||
+		    r.passes < 1) {
+			fprintf(stderr, "vfs_driver: point %s never passed\n", o.after);
+			return 2;
+		}
+		o.after_k = r.passes;
+		ctl.o = &o;
+	}
 	/* A counting run (n = 0) measures the window. */
 	{
 		rh_hooks h = {hook_before, NULL, hook_point, hook_after, NULL};
@@ -256,6 +275,8 @@ int main(int argc, char **argv)
 	}
 	printf("{\"driver\":\"vfs\",\"label\":");
 	rh_json_str(stdout, o.label);
+	printf(",\"window\":\"%s:%ld..%s:%ld\"", o.after[0] ? o.after : "start", o.after_k,
+	       o.until[0] ? o.until : "end", o.until_k);
 	printf(",\"mode\":\"%s\",\"records\":%d,\"window_ops\":%ld,\"attempts\":%ld,"
 	       "\"faults_injected\":%ld,\"failed_cleanly\":%ld,\"published\":%ld,"
 	       "\"resumed\":%ld,\"ambiguous_commit\":%ld,\"by_phase\":{\"begin\":%ld,"

@@ -22,7 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* gcc says __SANITIZE_ADDRESS__, clang (the sanitizer build) __has_feature. */
 #if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#if defined(TEST_ASAN)
 /* From libasan (its header ships with clang only). */
 size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
@@ -90,13 +98,24 @@ static void test_buf_cap(void **state)
 	assert_string_equal(b.data, "0123456789");
 	assert_int_equal(as_buf_reserve(&b, 7), AS_ENOMEM);
 	assert_int_equal(as_buf_reserve(&b, SIZE_MAX), AS_ENOMEM);
-	/* Up to the cap exactly is fine. */
-	assert_int_equal(as_buf_adds(&b, "abcdef"), 0);
+	/* The failure is sticky: text built in several appends is never
+	 * missing a middle part, and what it reads as is no valid SQL. */
+	assert_int_equal(as_buf_addc(&b, 'x'), AS_ENOMEM);
+	assert_int_equal(b.len, 10);
+	assert_string_equal(as_buf_cstr(&b), AS_BUF_OOM);
+	assert_true(as_buf_text_failed(as_buf_cstr(&b)));
+	assert_false(as_buf_text_failed(b.data));
+	/* Until a reset.  Up to the cap exactly is fine. */
+	as_buf_reset(&b);
+	assert_int_equal(as_buf_adds(&b, "0123456789abcdef"), 0);
 	assert_int_equal(b.len, 16);
-	assert_int_equal(as_buf_addc(&b, '!'), AS_ENOMEM);
-	assert_string_equal(b.data, "0123456789abcdef");
 	/* An empty append at the cap is not an error. */
 	assert_int_equal(as_buf_add(&b, "", 0), 0);
+	assert_int_equal(as_buf_addc(&b, '!'), AS_ENOMEM);
+	assert_string_equal(b.data, "0123456789abcdef");
+	/* A failed buffer detaches as NULL, not as a cut-short text. */
+	assert_null(as_buf_detach(&b));
+	assert_int_equal(as_buf_adds(&b, "ok"), 0);
 	as_buf_free(&b);
 
 	/* max 0 means the default cap (1 GiB), not "no room". */
@@ -104,6 +123,8 @@ static void test_buf_cap(void **state)
 	assert_int_equal(as_buf_adds(&b, "ok"), 0);
 	assert_int_equal(as_buf_reserve(&b, ((size_t)1 << 30) + 1), AS_ENOMEM);
 	assert_string_equal(b.data, "ok");
+	as_buf_reset(&b);
+	assert_string_equal(as_buf_cstr(&b), "");
 	as_buf_free(&b);
 }
 
@@ -453,7 +474,7 @@ static void test_time_round_trip(void **state)
 
 static size_t heap_in_use(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(TEST_ASAN)
 	return __sanitizer_get_current_allocated_bytes();
 #else
 	struct mallinfo2 mi = mallinfo2();
