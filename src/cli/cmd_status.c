@@ -21,7 +21,8 @@ static const as_dataset_status *find(const as_dataset_status *v, size_t n,
 }
 
 static json_t *dataset_json(const as_dataset_cfg *ds, const as_dataset_status *s,
-			    int64_t rows, const atomsync_run_info *last)
+			    int64_t rows, const atomsync_run_info *last,
+			    const atomsync_run_info *verify)
 {
 	json_t *o = json_object();
 	char buf[40];
@@ -42,11 +43,13 @@ static json_t *dataset_json(const as_dataset_cfg *ds, const as_dataset_status *s
 	else
 		json_object_set_new(o, "lease", json_null());
 	json_object_set_new(o, "last_run", last ? as_run_info_json(last) : json_null());
+	json_object_set_new(o, "last_verify", verify ? as_run_info_json(verify) : json_null());
 	return o;
 }
 
 static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
-			 int64_t rows, const atomsync_run_info *last)
+			 int64_t rows, const atomsync_run_info *last,
+			 const atomsync_run_info *verify)
 {
 	char a[32];
 
@@ -54,7 +57,9 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 	       ds->table ? ds->table : ds->name, as_mode_name(ds->mode),
 	       rows >= 0 ? as_fmt_count(a, sizeof(a), rows) : "-");
 	if (last)
-		printf("  last run %lld %s %s", (long long)last->run_id, last->status,
+		printf("  last %s %lld %s %s",
+		       as_streq(last->kind, "rollback") ? "rollback" : "run",
+		       (long long)last->run_id, last->status,
 		       last->finished_at ? last->finished_at : last->started_at);
 	else
 		printf("  never run");
@@ -63,8 +68,11 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 	else if (s && s->resumable)
 		printf("  [resumable]");
 	putchar('\n');
-	if (last && last->error)
+	if (last && last->error && !as_streq(last->kind, "rollback"))
 		printf("%-16s error: %s\n", "", last->error);
+	if (verify)
+		printf("%-16s verify %lld %s: %s\n", "", (long long)verify->run_id,
+		       verify->status, verify->error ? verify->error : "");
 }
 
 int as_cmd_status(as_cli *cli, int argc, char **argv)
@@ -116,16 +124,26 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 
 		if (only && strcmp(only, ds->name) != 0)
 			continue;
+		/* The last sync or rollback is the table's state; a verify run
+		 * is reported on its own. */
 		if (st->ops->table_rows(st, ds->table ? ds->table : ds->name, &rows, &err) ||
-		    st->ops->runs_list(st, ds->name, 1, &last, &nl, &err)) {
+		    st->ops->runs_list(st, ds->name, 50, &last, &nl, &err)) {
 			as_cli_error(cli, "%s", err.msg);
 			code = as_exit_code(err.code);
 			break;
 		}
+		const atomsync_run_info *lr = NULL, *lv = NULL;
+
+		for (size_t k = 0; k < nl; k++) {
+			if (as_streq(last[k].kind, "verify"))
+				lv = lv ? lv : &last[k];
+			else
+				lr = lr ? lr : &last[k];
+		}
 		if (out)
-			json_array_append_new(out, dataset_json(ds, s, rows, nl ? last : NULL));
+			json_array_append_new(out, dataset_json(ds, s, rows, lr, lv));
 		else
-			dataset_text(ds, s, rows, nl ? last : NULL);
+			dataset_text(ds, s, rows, lr, lv);
 		atomsync_run_info_free(last, nl);
 	}
 	if (out)

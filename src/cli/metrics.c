@@ -39,6 +39,10 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 	double last_ok = 0, last_dur = -1;
 
 	for (size_t i = 0; i < n; i++) {
+		/* A verify run changes nothing: its counts are of a sample and
+		 * its end is not a sync's success. */
+		if (as_streq(v[i].kind, "verify"))
+			continue;
 		for (int k = 0; STATUSES[k]; k++)
 			if (as_streq(v[i].status, STATUSES[k]))
 				by_status[k]++;
@@ -54,7 +58,8 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 			    !as_parse_iso8601(v[i].finished_at, &f)) {
 				if (last_dur < 0)
 					last_dur = f - s; /* newest first */
-				if (as_streq(v[i].status, "completed") && f > last_ok)
+				if (as_streq(v[i].status, "completed") &&
+				    as_streq(v[i].kind, "sync") && f > last_ok)
 					last_ok = f;
 			}
 		}

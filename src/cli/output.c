@@ -99,10 +99,11 @@ void as_print_run_line(FILE *f, const atomsync_run_info *ri)
 {
 	char a[32], b[32], c[32], d[32], e[32], g[32];
 
-	fprintf(f, "%s: run %lld %s: %s seen, %s inserted, %s updated, "
+	fprintf(f, "%s: %s %lld %s: %s seen, %s inserted, %s updated, "
 		   "%s unchanged, %s deleted, %s rejected",
-		ri->dataset ? ri->dataset : "?", (long long)ri->run_id,
-		ri->status ? ri->status : "?",
+		ri->dataset ? ri->dataset : "?",
+		ri->kind && !as_streq(ri->kind, "sync") ? ri->kind : "run",
+		(long long)ri->run_id, ri->status ? ri->status : "?",
 		as_fmt_count(a, sizeof(a), ri->seen),
 		as_fmt_count(b, sizeof(b), ri->inserted),
 		as_fmt_count(c, sizeof(c), ri->updated),

@@ -139,6 +139,24 @@ class CliTest(StoreTestCase):
         self.assertIn("# TYPE atomsync_runs_total counter", text)
         self.assertFalse([f for f in os.listdir(self.dir) if ".tmp." in f])
 
+    def test_verify_runs_kept_apart(self):
+        """Invariant 10: a verify run is on record, but it is not the table's
+        last run in `status`, and metrics count neither its sample as
+        changed records nor its end as a sync's success."""
+        write_jsonl(self.path("addons.jsonl"), make_records(40))
+        self.config(CONFIG)
+        self.atomsync("--metrics-file", "m.prom", "run", check=OK)
+        self.atomsync("verify", "addons", "--json", check=OK)
+        st = self.status()["addons"]
+        self.assertEqual(st["last_run"]["kind"], "sync")
+        self.assertEqual(st["last_verify"]["kind"], "verify")
+        self.assertEqual([r["kind"] for r in self.runs("addons")], ["verify", "sync"])
+        self.atomsync("--metrics-file", "m.prom", "run", check=OK)
+        text = self.read("m.prom")
+        self.assertIn('atomsync_runs_total{dataset="addons",status="completed"} 2', text)
+        self.assertIn('atomsync_records_total{dataset="addons",outcome="inserted"} 40', text)
+        self.assertIn('atomsync_records_total{dataset="addons",outcome="unchanged"} 40', text)
+
     def test_json_status_before_any_run(self):
         self.config(CONFIG)
         st = self.status()["addons"]
