@@ -1174,7 +1174,7 @@ static int parse_source(dsctx *d)
 {
 	as_source_cfg *src = &d->ds->source;
 	const ynode *k, *v = lookup(&d->s, "source", &k);
-	char where[WHERE_MAX], *text;
+	char where[WHERE_MAX], *text = NULL; /* expand() leaves it on failure */
 	sect s;
 	int rc;
 

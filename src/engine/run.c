@@ -918,8 +918,10 @@ static int chunk_add(atomsync_run *run, const char *raw, size_t len,
 		size_t cap = c->cap ? c->cap * 2 : CHUNK_LINES;
 		as_chunk_line *nl = realloc(c->lines, cap * sizeof(*nl));
 
-		if (!nl)
-			return fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+		if (!nl) {
+			as_error_set(err, AS_ENOMEM, "out of memory");
+			return fail(run, err);
+		}
 		c->lines = nl;
 		c->cap = cap;
 	}
@@ -927,11 +929,15 @@ static int chunk_add(atomsync_run *run, const char *raw, size_t len,
 	memset(ln, 0, sizeof(*ln));
 	ln->off = c->buf.len;
 	ln->len = len;
-	if (as_buf_add(&c->buf, raw, len) || as_buf_addc(&c->buf, '\0'))
-		return fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+	if (as_buf_add(&c->buf, raw, len) || as_buf_addc(&c->buf, '\0')) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return fail(run, err);
+	}
 	ln->woff = c->buf.len;
-	if (as_buf_add(&c->buf, where, strlen(where) + 1))
-		return fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+	if (as_buf_add(&c->buf, where, strlen(where) + 1)) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return fail(run, err);
+	}
 	c->n++;
 	if (c->n >= CHUNK_LINES) {
 		if (chunk_process(run, err))
@@ -972,6 +978,10 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 	rec = as_json_parse_record(raw, len, where, &why);
 	if (!rec) {
 		as_json_arena_end();
+		if (why.code == AS_ENOMEM) { /* not a bad record: none is dropped */
+			*err = why;
+			return fail(run, err);
+		}
 		return reject(run, &why, where, raw, len, err);
 	}
 	rc = as_record_map(&run->table, rec, raw, len, where, &run->batch, err);

@@ -443,8 +443,19 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;
 	as_crash_point("publish.before_commit");
-	if ((ret = as_sq_txn(s, "COMMIT", "committing the publish", err)))
+	if ((ret = as_sq_txn(s, "COMMIT", "committing the publish", err))) {
+		/* Only the sync failed: every WAL frame, the commit record
+		 * too, may be on disk, and recovery would then keep the
+		 * publish (tests/reliability saw it).  Say so. */
+		if (err->native == SQLITE_IOERR_FSYNC) {
+			size_t n = strlen(err->msg);
+
+			snprintf(err->msg + n, sizeof(err->msg) - n, "; the publish may "
+				 "still be found committed once the disk recovers "
+				 "(`atomsync runs` shows the outcome)");
+		}
 		goto fail;
+	}
 	as_crash_point("publish.committed");
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
 	if (r->stage && !renamed) {

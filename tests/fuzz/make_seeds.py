@@ -193,7 +193,7 @@ datasets:
     guard: {max_delete_fraction: 0.5, allow_empty: false, max_rejects: 0}
     lease_ttl: 60s
     batch_size: 1000
-    max_record_size: 1MB
+    max_record_size: 1MiB
     source:
       file: addons.jsonl
       format: jsonl
@@ -238,6 +238,7 @@ def config_seeds():
         with open(ex, "rb") as f:
             put("config", "example-addons", f.read())
     put("config", "full", CONFIG_FULL)
+    put("config", "full-bad-size", CONFIG_FULL.replace("1MiB", "1MB"))
     put("config", "minimal", "store: sqlite:x.db\ndatasets:\n  d:\n    key: [id]\n    source: {file: a.jsonl}\n")
     put("config", "anchors", "store: sqlite:x.db\nbase: &b {key: [id], source: {file: a}}\n"
         "datasets:\n  d: *b\n  e:\n    <<: *b\n    table: e\n")

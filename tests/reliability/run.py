@@ -79,10 +79,12 @@ ALLOC_SWEEPS = [
                               "--sample", "200", "--seed", "{seed}"], False),
     ("sample, incremental", ["--mode", "incremental", "--records", "200", "--batch", "50",
                              "--sample", "150", "--seed", "{seed}"], False),
-    ("config reader, every allocation", ["--target", "config", "--config",
-                                         os.path.join(HERE, "..", "fuzz", "corpus", "config",
-                                                      "seed-full")], True),
 ]
+# The config reader: a full config, and two that fail (the error paths).
+for _name, _quick in (("seed-full", True), ("seed-env", False), ("seed-columns", False)):
+    ALLOC_SWEEPS.append(("config reader (%s), every allocation" % _name[5:],
+                         ["--target", "config", "--config",
+                          os.path.join(HERE, "..", "fuzz", "corpus", "config", _name)], _quick))
 FUZZ_TARGETS = ["record", "config", "json"]
 
 
