@@ -34,7 +34,7 @@ static int add_col(as_table *t, const char *name, const char *path,
 	c->path = path ? as_strdup(path) : NULL;
 	c->type = type;
 	c->flags = flags;
-	return c->name ? 0 : AS_ENOMEM;
+	return c->name && (!path || c->path) ? 0 : AS_ENOMEM;
 }
 
 static const as_column_cfg *cfg_col(const as_dataset_cfg *ds, const char *name)
@@ -68,8 +68,8 @@ static void fingerprint(as_table *t, const as_dataset_cfg *ds)
 	t->fingerprint = as_strdup(hex);
 }
 
-int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
-		   size_t nkey, as_error *err)
+static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
+		 size_t nkey, as_error *err)
 {
 	size_t cap;
 	int rc = 0;
@@ -140,6 +140,17 @@ int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 	}
 	fingerprint(t, ds);
 	return t->fingerprint ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
+}
+
+/* On failure *t is left empty (cleared), so callers need not clear it. */
+int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
+		   size_t nkey, as_error *err)
+{
+	int rc = build(t, ds, key, nkey, err);
+
+	if (rc)
+		as_table_clear(t);
+	return rc;
 }
 
 void as_table_clear(as_table *t)
