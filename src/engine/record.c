@@ -239,7 +239,9 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 
 /* ---- rows ---- */
 
-static uint64_t row_hash(const as_val *v, size_t n)
+/* -1 when memory ran out: a hash of part of the row would make a changed
+ * row look unchanged, or the reverse. */
+static int row_hash(const as_val *v, size_t n, uint64_t *out)
 {
 	as_buf *b = &scratch;
 	char *before = b->data;
@@ -261,7 +263,10 @@ static uint64_t row_hash(const as_val *v, size_t n)
 		pthread_once(&scratch_once, scratch_init);
 		pthread_setspecific(scratch_key, b->data);
 	}
-	return as_hash64(b->data, b->len);
+	if (b->failed)
+		return -1;
+	*out = as_hash64(b->data, b->len);
+	return 0;
 }
 
 static void trim(const char **s, size_t *n)
@@ -327,9 +332,12 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 	}
 	if (rc)
 		return rc;
-	b->nrows++;
-	row->hash = row_hash(vals, t->ncols);
+	if (row_hash(vals, t->ncols, &row->hash))
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 	row->where = as_arena_strndup(&b->arena, where, strlen(where));
+	if (!row->where)
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
+	b->nrows++;
 	return 0;
 }
 

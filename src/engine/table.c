@@ -64,8 +64,11 @@ static void fingerprint(as_table *t, const as_dataset_cfg *ds)
 	as_buf_printf(&b, "u:%s|", ds->cursor ? ds->cursor : "");
 	snprintf(hex, sizeof(hex), "%016llx",
 		 (unsigned long long)as_hash64(b.data, b.len));
+	/* A hash of part of the mapping would be a wrong fingerprint: leave
+	 * it NULL, which the caller reports as out of memory. */
+	if (!b.failed)
+		t->fingerprint = as_strdup(hex);
 	as_buf_free(&b);
-	t->fingerprint = as_strdup(hex);
 }
 
 static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,

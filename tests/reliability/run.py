@@ -66,9 +66,9 @@ VFS_SWEEPS = [
 
 # (label, arguments, in --quick); {seed} is replaced.
 ALLOC_SWEEPS = [
-    ("every allocation, 200 records", ["--records", "200", "--batch", "50"], False),
+    ("every allocation, 200 records", ["--records", "200", "--batch", "50"], True),
     ("sample, 200 records", ["--records", "200", "--batch", "50", "--sample", "250",
-                             "--seed", "{seed}"], True),
+                             "--seed", "{seed}"], False),
     ("sample, 2,000 records", ["--records", "2000", "--batch", "300", "--sample", "400",
                                "--seed", "{seed}"], False),
     ("sample, rejects allowed", ["--records", "200", "--batch", "50", "--max-rejects", "5",
