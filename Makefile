@@ -12,6 +12,7 @@ example:
 	./scripts/example.sh
 
 bench: all
+	./scripts/deps.sh bench
 	cmake --build $(BUILD) --target bench
 
 reliability: all

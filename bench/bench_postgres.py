@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""PostgreSQL store benchmark (not a test): atomsync load vs psql \\copy.
+"""PostgreSQL store benchmark (not a test): atomsync load vs psql \\copy and
+pgloader.
 
 1,000,000 deterministic records (~200-byte JSON lines) are loaded with
 `atomsync load <pg url> addons FILE --key id --mode full` into an empty
 database (first load), then loaded again unchanged (unchanged reload).  The
 baseline is `psql -c "\\copy ..."` of the same rows as CSV (id, the JSON
 line) into a table (id bigint PRIMARY KEY, data jsonb): the shape atomsync
-creates.  The three are run alternately, three rounds; medians are reported
-with both ratios (goals: first load <= 2.0, unchanged reload <= 1.0) and
-atomsync's peak RSS (ru_maxrss from wait4).  Output: bench/out/postgres.json.
+creates.  pgloader (Debian's package, when installed) loads the same CSV
+into the same table shape: what a user would pick for a bulk load.  They
+are run alternately, three rounds; medians are reported with the ratios to
+\\copy (goals: first load <= 2.0, unchanged reload <= 1.0) and atomsync's
+peak RSS (ru_maxrss from wait4).  Output: bench/out/postgres.json.
 
   python3 bench/bench_postgres.py [--bin build/atomsync] [--records N]
                                   [--rounds 3] [--url URL]
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -77,6 +81,41 @@ def run_rss(cmd):
     return dt, ru.ru_maxrss, out.decode()
 
 
+def pgloader_url(url, table):
+    """pgloader's spelling of a libpq URL (unix socket as unix:DIR:PORT)."""
+    u = urllib.parse.urlsplit(url)
+    q = urllib.parse.parse_qs(u.query)
+    user = u.username or "postgres"
+    db = u.path.lstrip("/") or "postgres"
+    port = u.port or 5432
+    if "host" in q:
+        host = "unix:%s:%d" % (q["host"][0], port)
+    else:
+        host = "%s:%d" % (u.hostname or "localhost", port)
+    return "postgresql://%s@%s/%s?tablename=%s" % (user, host, db, table)
+
+
+def pgloader_load(csvf, url, work):
+    """Seconds for pgloader to load csvf into pgl_addons (created first)."""
+    subprocess.run(["psql", "-X", "-q", "-c",
+                    "CREATE TABLE pgl_addons (id bigint PRIMARY KEY, data jsonb)",
+                    url], check=True)
+    cmdf = os.path.join(work, "load.pgl")
+    with open(cmdf, "w") as f:
+        f.write("LOAD CSV\n"
+                "  FROM '%s' (id, data)\n"
+                "  INTO %s\n"
+                "  WITH fields optionally enclosed by '\"',\n"
+                "       fields escaped by double-quote,\n"
+                "       fields terminated by ',';\n" % (csvf, pgloader_url(url, "pgl_addons")))
+    dt, _, _ = run_rss(["pgloader", "--quiet", "--root-dir", os.path.join(work, "pgloader"),
+                        cmdf])
+    n = subprocess.run(["psql", "-X", "-At", "-c", "SELECT count(*) FROM pgl_addons", url],
+                       check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["psql", "-X", "-q", "-c", "DROP TABLE pgl_addons", url], check=True)
+    return dt, int(n)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.environ.get("ATOMSYNC_BIN")
@@ -97,7 +136,10 @@ def main():
     print("generated %d records (%.0f MB) in %.1fs" % (
         a.records, os.path.getsize(jsonl) / 1e6, time.monotonic() - t0), flush=True)
 
-    copy_t, first_t, again_t, rss = [], [], [], []
+    copy_t, first_t, again_t, rss, pgl_t = [], [], [], [], []
+    have_pgloader = shutil.which("pgloader") is not None
+    if not have_pgloader:
+        print("pgloader not installed (Debian package pgloader): left out", flush=True)
     try:
         for rnd in range(a.rounds):
             db = "bench_pg_%d" % rnd
@@ -114,6 +156,12 @@ def main():
             subprocess.run(["psql", "-X", "-q", "-c", "DROP TABLE copy_addons", url],
                            check=True)
             subprocess.run(["psql", "-X", "-q", "-c", "CHECKPOINT", url], check=True)
+            if have_pgloader:
+                dt, n = pgloader_load(csvf, url, work)
+                if n != a.records:
+                    raise RuntimeError("pgloader loaded %d rows of %d" % (n, a.records))
+                pgl_t.append(dt)
+                subprocess.run(["psql", "-X", "-q", "-c", "CHECKPOINT", url], check=True)
             cmd = [a.bin, "load", url, "addons", jsonl, "--key", "id", "--mode", "full"]
             dt, maxrss, out = run_rss(cmd)
             first_t.append(dt)
@@ -124,8 +172,10 @@ def main():
             again_t.append(dt)
             rss.append(maxrss)
             assert "%d unchanged" % a.records in out.replace(",", ""), out
-            print("round %d: \\copy %.2fs, first load %.2fs, unchanged reload %.2fs"
-                  % (rnd + 1, copy_t[-1], first_t[-1], again_t[-1]), flush=True)
+            print("round %d: \\copy %.2fs, pgloader %s, first load %.2fs, unchanged "
+                  "reload %.2fs" % (rnd + 1, copy_t[-1],
+                                    "%.2fs" % pgl_t[-1] if pgl_t else "-",
+                                    first_t[-1], again_t[-1]), flush=True)
             srv.drop_database(db)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -143,6 +193,10 @@ def main():
         "first_load_ratio": med(first_t) / med(copy_t),
         "unchanged_reload_ratio": med(again_t) / med(copy_t),
         "goals": {"first_load_ratio": 2.0, "unchanged_reload_ratio": 1.0},
+        "pgloader_seconds": pgl_t,
+        "pgloader_median": med(pgl_t) if pgl_t else None,
+        "pgloader_ratio": med(pgl_t) / med(copy_t) if pgl_t else None,
+        "first_load_vs_pgloader": med(first_t) / med(pgl_t) if pgl_t else None,
         "peak_rss_mib": max(rss) / 1024.0,
         "records_per_second_first_load": a.records / med(first_t),
     }

@@ -443,6 +443,11 @@ class Bench:
                     rss, n, "goal <= %s" % g.get("first_load_ratio"), src)
                 row(w + " 1st", "psql \\copy", doc.get("copy_median"), 1.0,
                     None, n, "floor", src)
+                if doc.get("pgloader_median"):
+                    row(w + " 1st", "pgloader", doc["pgloader_median"],
+                        doc.get("pgloader_ratio"), None, n,
+                        "atomsync %.2fx pgloader's time"
+                        % doc.get("first_load_vs_pgloader"), src)
                 row(w + " again", "atomsync (postgres)",
                     doc.get("unchanged_reload_median"),
                     doc.get("unchanged_reload_ratio"), rss, n,

@@ -2,6 +2,7 @@
 # Install what atomsync needs from Debian 12's packages.
 #   deps.sh build   compilers and libraries (the example needs only these)
 #   deps.sh test    also the servers and tools the test suite drives
+#   deps.sh bench   also the tools `make bench` compares against (pgloader)
 # Packages already installed are not fetched again.
 set -eu
 
@@ -10,8 +11,11 @@ libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libfyaml-dev \
 libhiredis-dev libxxhash-dev libcmocka-dev libmicrohttpd-dev"
 TEST="postgresql redis-server clang libclang-rt-14-dev sqlite-utils procps"
 
+BENCH="pgloader"
+
 want="$BUILD"
 [ "${1:-build}" = test ] && want="$BUILD $TEST"
+[ "${1:-build}" = bench ] && want="$BUILD $TEST $BENCH"
 
 missing=""
 for p in $want; do
