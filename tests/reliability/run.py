@@ -19,7 +19,8 @@ Usage: run.py --build DIR [--asan-build DIR] [--quick] [--only PART,...]
               [--json FILE]
 
 --quick is the size CI runs (ctest entries reliability.*); without it the
-sweeps are dense (about 10-15 minutes on two cores).  The allocation sweeps
+sweeps are dense (about 30 minutes on two cores, most of it the
+allocation sweep under ASan).  The allocation sweeps
 and fuzzers use --asan-build (LeakSanitizer, libFuzzer) when it is given
 and built, else --build.  Exit status 1 when anything was violated; the
 summary's last lines say how to reproduce each failure.
@@ -300,6 +301,9 @@ def part_fuzz(a, s, work):
             art = os.path.join(fdir, "fuzz-artifacts") + "/"
             os.makedirs(out_dir, exist_ok=True)
             os.makedirs(art, exist_ok=True)
+            # Only this run's findings: artifacts of earlier runs (kept for
+            # their reproduce lines) are not new violations.
+            before = set(glob.glob(art + t + "-*"))
             note("fuzz: %s for %d s" % (t, a.fuzz_seconds))
             cmd = [fz, "-max_total_time=%d" % a.fuzz_seconds, "-timeout=10",
                    "-rss_limit_mb=2048", "-max_len=8192", "-print_final_stats=1",
@@ -307,7 +311,7 @@ def part_fuzz(a, s, work):
             rc, out, err, dt = sh(cmd, env=env, timeout=a.fuzz_seconds + 600)
             m = re.search(r"stat::number_of_executed_units: (\d+)", err)
             execs = int(m.group(1)) if m else 0
-            found = glob.glob(art + t + "-*")
+            found = sorted(set(glob.glob(art + t + "-*")) - before)
             s.add("fuzz", "libFuzzer %s (ASan, UBSan, LSan)" % t, executions=execs,
                   seconds=round(dt), new_inputs=len(os.listdir(out_dir)))
             if rc or found:
