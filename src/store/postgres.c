@@ -293,14 +293,6 @@ void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
 	}
 }
 
-static char *quote_ident(const char *name)
-{
-	as_buf b = AS_BUF_INIT;
-
-	as_buf_add_ident(&b, name);
-	return as_buf_detach(&b);
-}
-
 int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		       int unlogged, as_error *err)
 {
@@ -765,7 +757,7 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	if (!r)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	rc->priv = r;
-	r->live_q = quote_ident(t->table);
+	r->live_q = as_quote_ident(t->table);
 	if (as_pg_begin(s, 0, err))
 		return err->code;
 	if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err))
@@ -828,7 +820,7 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 				  "WHERE dataset = $1", &p, NULL, "adopting staging", err))
 			goto fail;
 		r->stage = stage;
-		r->stage_q = quote_ident(stage);
+		r->stage_q = as_quote_ident(stage);
 		stage = NULL;
 	}
 	if (as_pg_commit(s, "recording run", err))
@@ -1050,7 +1042,7 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		if (as_pg_commit(s, "recording staging", err))
 			goto fail;
 		r->stage = as_strdup(name);
-		r->stage_q = quote_ident(name);
+		r->stage_q = as_quote_ident(name);
 	} else if (check_table(s, t, r->stage, err)) {
 		return err->code;
 	}
@@ -1087,7 +1079,7 @@ static int pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	rc->priv = calloc(1, sizeof(pg_run));
 	if (!rc->priv)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	((pg_run *)rc->priv)->live_q = quote_ident(rc->table->table);
+	((pg_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
 	free(rc->checkpoint);
 	free(rc->stage_key);
 	rc->checkpoint = rc->stage_key = NULL;

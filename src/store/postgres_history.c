@@ -9,22 +9,14 @@
 #include <string.h>
 
 #include "effects/outbox.h"
+#include "store/history.h"
 #include "store/postgres_int.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/time.h"
 
-/* What <table>_history holds for a dataset. */
-typedef struct hist {
-	as_history kind;
-	char *name;        /* "<table>_history", unquoted */
-	char *q;           /* quoted */
-	size_t *cols;      /* content columns: indexes into t->cols, key first */
-	size_t ncols;
-	int full;          /* every mapped column plus hash and line: restorable */
-	char *colnames;    /* "id,name,...": what the metadata records */
-} hist;
+static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type};
 
 /* One row per dataset with history: its shape and the runs it can restore
  * (first_run..last_run; last_run is the newest run that wrote history). */
@@ -33,122 +25,6 @@ static const char *META_SQL =
 	" dataset text PRIMARY KEY, table_name text NOT NULL, kind text NOT NULL,"
 	" columns text NOT NULL, restorable boolean NOT NULL,"
 	" first_run bigint NOT NULL, last_run bigint NOT NULL)";
-
-static const char *kind_name(as_history k)
-{
-	return k == AS_HISTORY_SCD2 ? "scd2" : "snapshot";
-}
-
-static void hist_free(hist *h)
-{
-	free(h->name);
-	free(h->q);
-	free(h->cols);
-	free(h->colnames);
-	memset(h, 0, sizeof(*h));
-}
-
-static int listed(const char *name, const char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static char *quote(const char *name)
-{
-	as_buf b = AS_BUF_INIT;
-
-	as_buf_add_ident(&b, name);
-	return as_buf_detach(&b);
-}
-
-/* The history's content columns: the key, then every mapped column (scd2)
- * or the snapshot columns (snapshot; none listed: every column). */
-static int hist_build(hist *h, const as_table *t, const as_publish_opts *po,
-		      as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-
-	memset(h, 0, sizeof(*h));
-	h->kind = po->history;
-	h->name = as_sprintf("%s_history", t->table);
-	h->q = h->name ? quote(h->name) : NULL;
-	h->cols = calloc(t->ncols + 1, sizeof(*h->cols));
-	if (!h->q || !h->cols) {
-		hist_free(h);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < t->ncols; i++) {
-		const char *n = t->cols[i].name;
-
-		if (h->kind == AS_HISTORY_SNAPSHOT ? strcmp(n, "run_id") == 0
-		    : strcmp(n, "valid_from_run") == 0 || strcmp(n, "valid_to_run") == 0) {
-			hist_free(h);
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: column '%s' has the name of a "
-					    "column of its %s history table; rename it",
-					    t->dataset, n, kind_name(po->history));
-		}
-		if (i < t->nkey || h->kind == AS_HISTORY_SCD2 || !po->nsnapshot_cols ||
-		    listed(n, po->snapshot_cols, po->nsnapshot_cols))
-			h->cols[h->ncols++] = i;
-	}
-	h->full = h->ncols == t->ncols;
-	for (size_t i = 0; i < h->ncols; i++)
-		as_buf_printf(&b, "%s%s", i ? "," : "", t->cols[h->cols[i]].name);
-	h->colnames = as_buf_detach(&b);
-	if (!h->colnames) {
-		hist_free(h);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	return 0;
-}
-
-/* The history table's columns in order with their types (names and types
- * hold room for t->ncols + 4); returns how many. */
-static size_t hist_layout(const hist *h, const as_table *t, const char **names,
-			  const char **types)
-{
-	size_t n = 0;
-
-	if (h->kind == AS_HISTORY_SCD2) {
-		names[n] = "valid_from_run", types[n++] = "bigint";
-		names[n] = "valid_to_run", types[n++] = "bigint";
-	} else {
-		names[n] = "run_id", types[n++] = "bigint";
-	}
-	for (size_t i = 0; i < h->ncols; i++) {
-		names[n] = t->cols[h->cols[i]].name;
-		types[n++] = as_pg_type(t->cols[h->cols[i]].type);
-	}
-	if (h->full) {
-		names[n] = "_atomsync_hash", types[n++] = "bigint";
-		names[n] = "_atomsync_line", types[n++] = "bytea";
-	}
-	return n;
-}
-
-/* The content columns (with prefix: p."c1", ...), then hash and line when
- * the history is full. */
-static void add_content(as_buf *b, const hist *h, const as_table *t,
-			const char *prefix)
-{
-	for (size_t i = 0; i < h->ncols; i++) {
-		as_buf_adds(b, i ? ", " : "");
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[h->cols[i]].name);
-	}
-	if (h->full) {
-		if (prefix)
-			as_buf_printf(b, ", %s.\"_atomsync_hash\", %s.\"_atomsync_line\"",
-				      prefix, prefix);
-		else
-			as_buf_adds(b, ", \"_atomsync_hash\", \"_atomsync_line\"");
-	}
-}
 
 /* (p.c1, ..., p."_atomsync_hash"): every mapped column and the hash. */
 static void add_row_tuple(as_buf *b, const as_table *t, const char *prefix)
@@ -190,7 +66,7 @@ static as_type type_of_pg(const char *decl)
  * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
  * is a configuration error: history is never silently reshaped or lost.
  */
-static int hist_check(pg_store *s, const hist *h, as_table *t, as_error *err)
+static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -205,7 +81,7 @@ static int hist_check(pg_store *s, const hist *h, as_table *t, as_error *err)
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto done;
 	}
-	n = hist_layout(h, t, names, types);
+	n = as_hist_layout(h, t, &TYPES, names, types);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, h->name);
 	if ((rc = as_pg_exec(s, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
@@ -239,7 +115,7 @@ static int hist_check(pg_store *s, const hist *h, as_table *t, as_error *err)
 				  "table %s exists but does not hold the %s history "
 				  "dataset %s now writes (%s); rename or drop it, or "
 				  "restore the dataset's earlier columns and history "
-				  "settings", h->name, kind_name(h->kind), t->dataset,
+				  "settings", h->name, as_hist_kind_name(h->kind), t->dataset,
 				  as_buf_cstr(&want));
 	}
 done:
@@ -252,7 +128,7 @@ done:
 
 /* The metadata table and the history table with its indexes, created on
  * first use; an existing history table must have this shape. */
-static int hist_ensure(pg_store *s, const hist *h, as_table *t, as_error *err)
+static int hist_ensure(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -279,7 +155,7 @@ static int hist_ensure(pg_store *s, const hist *h, as_table *t, as_error *err)
 		rc = hist_check(s, h, t, err);
 		goto done;
 	}
-	n = hist_layout(h, t, names, types);
+	n = as_hist_layout(h, t, &TYPES, names, types);
 	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
 	for (size_t i = 0; i < n; i++) {
 		as_buf_add_ident(&b, names[i]);
@@ -370,7 +246,7 @@ static int published_run(pg_store *s, const char *dataset, int64_t *out,
  * key no longer live (deleted: only when the run deleted rows), then open
  * a version for every changed key left without one.
  */
-static int scd2_changes(pg_store *s, as_run_ctx *rc, const hist *h,
+static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 			const as_counts *c, const char *rows_q, as_error *err)
 {
 	const as_table *t = rc->table;
@@ -402,7 +278,7 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const hist *h,
 	if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: changed rows", err)))
 		goto done;
 	as_buf_printf(&b, "INSERT INTO %s SELECT $1, NULL, ", h->q);
-	add_content(&b, h, t, "l");
+	as_hist_add_content(&b, h, t, "l");
 	as_buf_printf(&b, " FROM %s AS sr JOIN %s AS l ON ", rows_q, r->live_q);
 	as_pg_key_match(&b, t, "sr", "l");
 	as_buf_printf(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND NOT EXISTS "
@@ -458,7 +334,7 @@ static int keep_from(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 /* history_keep: drop what only runs before the cutoff need, and move the
  * oldest restorable run up to it. */
 static int prune(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		 const hist *h, as_error *err)
+		 const as_hist *h, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	int64_t first = 0, cutoff, gone = 0;
@@ -510,17 +386,17 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	hist_meta m;
 	int64_t prev = 0;
 	int reset, baseline, ret, exists;
-	hist h;
+	as_hist h;
 
 	memset(&m, 0, sizeof(m));
-	if ((ret = hist_build(&h, t, po, err)))
+	if ((ret = as_hist_build(&h, t, po, err)))
 		return ret;
 	if ((ret = hist_ensure(s, &h, t, err)) ||
 	    (ret = meta_read(s, t->dataset, &m, err)) ||
 	    (ret = published_run(s, t->dataset, &prev, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
 		goto done;
-	reset = !m.found || strcmp(m.kind, kind_name(h.kind)) != 0 ||
+	reset = !m.found || strcmp(m.kind, as_hist_kind_name(h.kind)) != 0 ||
 		!as_streq(m.columns, h.colnames) || m.restorable != h.full ||
 		m.last_run != prev;
 	baseline = reset || c->live_before == 0;
@@ -533,7 +409,7 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
 		as_buf_printf(&b, "INSERT INTO %s SELECT $1, %s", h.q,
 			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
-		add_content(&b, &h, t, NULL);
+		as_hist_add_content(&b, &h, t, NULL);
 		as_buf_printf(&b, " FROM %s", r->live_q);
 		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history", err)))
 			goto done;
@@ -544,7 +420,7 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
 	as_pg_param_text(&p, t->table);
-	as_pg_param_text(&p, kind_name(h.kind));
+	as_pg_param_text(&p, as_hist_kind_name(h.kind));
 	as_pg_param_text(&p, h.colnames);
 	as_pg_param_text(&p, h.full ? "t" : "f");
 	as_pg_param_int(&p, rc->run_id);
@@ -562,7 +438,7 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 done:
 	free(m.columns);
 	as_buf_free(&b);
-	hist_free(&h);
+	as_hist_free(&h);
 	return ret;
 }
 
@@ -582,7 +458,7 @@ int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 /* ---- rollback ---- */
 
 /* Why the history cannot restore run n, or 0 when it can. */
-static int check_target(pg_store *s, as_run_ctx *rc, const hist *h, int64_t n,
+static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 			as_error *err)
 {
 	const as_table *t = rc->table;
@@ -639,11 +515,11 @@ static int check_target(pg_store *s, as_run_ctx *rc, const hist *h, int64_t n,
 				   "while its history was off; the newest run the history "
 				   "can restore is %lld; nothing changed", t->dataset,
 				   (long long)n, (long long)m.last_run);
-	} else if (strcmp(m.kind, kind_name(h->kind)) != 0) {
+	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
 		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its history was "
 				   "recorded as %s, but the dataset now says history: %s; "
 				   "nothing changed", t->dataset, m.kind,
-				   kind_name(h->kind));
+				   as_hist_kind_name(h->kind));
 	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
 		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its %s history holds "
 				   "the columns %s%s, but a rollback needs every mapped "
@@ -663,7 +539,7 @@ done:
  * row marked with run R in _atomsync_run when the live table does not hold
  * it exactly (a missing key, or any column or the hash differs).
  */
-static int fill_target(pg_store *s, as_run_ctx *rc, const hist *h, int64_t n,
+static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 		       as_error *err)
 {
 	const as_table *t = rc->table;
@@ -993,17 +869,17 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *
 	as_table *t = rc->table;
 	pg_run *r = calloc(1, sizeof(*r));
 	int ret, exists;
-	hist h;
+	as_hist h;
 
 	memset(c, 0, sizeof(*c));
 	memset(&h, 0, sizeof(h));
 	as_pg_drain(s, NULL);
-	if (!r || !(r->live_q = quote(t->table))) {
+	if (!r || !(r->live_q = as_quote_ident(t->table))) {
 		free(r);
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
 	rc->priv = r;
-	if ((ret = hist_build(&h, t, po, err)) || (ret = as_pg_begin(s, 0, err)))
+	if ((ret = as_hist_build(&h, t, po, err)) || (ret = as_pg_begin(s, 0, err)))
 		goto out;
 	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
@@ -1035,7 +911,7 @@ fail:
 	if (ret == AS_ESTORE)
 		as_error_prefix(err, "dataset %s", t->dataset);
 out:
-	hist_free(&h);
+	as_hist_free(&h);
 	free(r->live_q);
 	free(r);
 	rc->priv = NULL;

@@ -40,8 +40,7 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
 
 	snprintf(name, sizeof(name), "_atomsync_batch_%lld", (long long)rc->run_id);
 	free(r->batch_q);
-	as_buf_add_ident(&b, name);
-	r->batch_q = as_buf_detach(&b);
+	r->batch_q = as_quote_ident(name);
 	as_buf_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS %s (", r->batch_q);
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_add_ident(&b, t->cols[i].name);

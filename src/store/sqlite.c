@@ -151,14 +151,6 @@ int as_sq_table_exists(sq_store *s, const char *name, int *exists,
 	return rc;
 }
 
-char *as_sq_quote_ident(const char *name)
-{
-	as_buf b = AS_BUF_INIT;
-
-	as_buf_add_ident(&b, name);
-	return as_buf_detach(&b);
-}
-
 /* ---- opening ---- */
 
 static const char *SCHEMA =
@@ -506,7 +498,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	if (!r)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	rc->priv = r;
-	r->live_q = as_sq_quote_ident(t->table);
+	r->live_q = as_quote_ident(t->table);
 	if (!r->live_q)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_iso8601(as_now(), now, sizeof(now));
@@ -637,7 +629,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		sqlite3_finalize(q);
 		q = NULL;
 		r->stage = stage;
-		r->stage_q = as_sq_quote_ident(stage);
+		r->stage_q = as_quote_ident(stage);
 		stage = NULL;
 		if (!r->stage_q) {
 			as_error_set(err, AS_ENOMEM, "out of memory");
@@ -992,7 +984,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 			goto fail;
 		free(sql);
 		r->stage = as_strdup(name);
-		r->stage_q = as_sq_quote_ident(name);
+		r->stage_q = as_quote_ident(name);
 		if (!r->stage || !r->stage_q)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	} else if (as_sq_check_table(s, t, r->stage, err)) {
@@ -1046,7 +1038,7 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	rc->priv = calloc(1, sizeof(sq_run));
 	if (!rc->priv)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	((sq_run *)rc->priv)->live_q = as_sq_quote_ident(rc->table->table);
+	((sq_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
 	if (!((sq_run *)rc->priv)->live_q)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	free(rc->checkpoint);

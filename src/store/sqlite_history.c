@@ -10,22 +10,14 @@
 #include <strings.h>
 
 #include "effects/outbox.h"
+#include "store/history.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/time.h"
 
-/* What <table>_history holds for a dataset. */
-typedef struct hist {
-	as_history kind;
-	char *name;        /* "<table>_history", unquoted */
-	char *q;           /* quoted */
-	size_t *cols;      /* content columns: indexes into t->cols, key first */
-	size_t ncols;
-	int full;          /* every mapped column plus hash and line: restorable */
-	char *colnames;    /* "id,name,...": what the metadata records */
-} hist;
+static const as_hist_types TYPES = {"INTEGER", "BLOB", as_sq_sql_type};
 
 /* One row per dataset with history: its shape and the runs it can restore
  * (first_run..last_run; last_run is the newest run that wrote history). */
@@ -44,114 +36,6 @@ static const char *RUN_SQL =
 
 static const char *const TRIGGERS[] = {"_atomsync_history_i", "_atomsync_history_u",
 				       "_atomsync_history_d"};
-
-static const char *kind_name(as_history k)
-{
-	return k == AS_HISTORY_SCD2 ? "scd2" : "snapshot";
-}
-
-static void hist_free(hist *h)
-{
-	free(h->name);
-	free(h->q);
-	free(h->cols);
-	free(h->colnames);
-	memset(h, 0, sizeof(*h));
-}
-
-static int listed(const char *name, const char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-/* The history's content columns: the key, then every mapped column (scd2)
- * or the snapshot columns (snapshot; none listed: every column). */
-static int hist_build(hist *h, const as_table *t, const as_publish_opts *po,
-		      as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-
-	memset(h, 0, sizeof(*h));
-	h->kind = po->history;
-	h->name = as_sprintf("%s_history", t->table);
-	h->q = h->name ? as_sq_quote_ident(h->name) : NULL;
-	h->cols = calloc(t->ncols + 1, sizeof(*h->cols));
-	if (!h->q || !h->cols) {
-		hist_free(h);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < t->ncols; i++) {
-		const char *n = t->cols[i].name;
-
-		if (h->kind == AS_HISTORY_SNAPSHOT ? strcmp(n, "run_id") == 0
-		    : strcmp(n, "valid_from_run") == 0 || strcmp(n, "valid_to_run") == 0) {
-			hist_free(h);
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: column '%s' has the name of a "
-					    "column of its %s history table; rename it",
-					    t->dataset, n, kind_name(po->history));
-		}
-		if (i < t->nkey || h->kind == AS_HISTORY_SCD2 || !po->nsnapshot_cols ||
-		    listed(n, po->snapshot_cols, po->nsnapshot_cols))
-			h->cols[h->ncols++] = i;
-	}
-	h->full = h->ncols == t->ncols;
-	for (size_t i = 0; i < h->ncols; i++)
-		as_buf_printf(&b, "%s%s", i ? "," : "", t->cols[h->cols[i]].name);
-	h->colnames = as_buf_detach(&b);
-	if (!h->colnames) {
-		hist_free(h);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	return 0;
-}
-
-/* The history table's columns in order, with their SQL types; *n of them
- * (names and types hold room for t->ncols + 4). */
-static size_t hist_layout(const hist *h, const as_table *t, const char **names,
-			  const char **types)
-{
-	size_t n = 0;
-
-	if (h->kind == AS_HISTORY_SCD2) {
-		names[n] = "valid_from_run", types[n++] = "INTEGER";
-		names[n] = "valid_to_run", types[n++] = "INTEGER";
-	} else {
-		names[n] = "run_id", types[n++] = "INTEGER";
-	}
-	for (size_t i = 0; i < h->ncols; i++) {
-		names[n] = t->cols[h->cols[i]].name;
-		types[n++] = as_sq_sql_type(t->cols[h->cols[i]].type);
-	}
-	if (h->full) {
-		names[n] = "_atomsync_hash", types[n++] = "INTEGER";
-		names[n] = "_atomsync_line", types[n++] = "BLOB";
-	}
-	return n;
-}
-
-/* "c1", "c2", ... of the content (with prefix: p."c1", ...), then the hash
- * and line when the history is full. */
-static void add_content(as_buf *b, const hist *h, const as_table *t,
-			const char *prefix)
-{
-	for (size_t i = 0; i < h->ncols; i++) {
-		as_buf_adds(b, i ? ", " : "");
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[h->cols[i]].name);
-	}
-	if (h->full) {
-		if (prefix)
-			as_buf_printf(b, ", %s.\"_atomsync_hash\", %s.\"_atomsync_line\"",
-				      prefix, prefix);
-		else
-			as_buf_adds(b, ", \"_atomsync_hash\", \"_atomsync_line\"");
-	}
-}
 
 static int buf_exec(sq_store *s, as_buf *b, as_error *err)
 {
@@ -198,7 +82,7 @@ static as_type type_of_decl(const char *decl)
  * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
  * is a configuration error: history is never silently reshaped or lost.
  */
-static int hist_check(sq_store *s, const hist *h, as_table *t, as_error *err)
+static int hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -212,7 +96,7 @@ static int hist_check(sq_store *s, const hist *h, as_table *t, as_error *err)
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto done;
 	}
-	n = hist_layout(h, t, names, types);
+	n = as_hist_layout(h, t, &TYPES, names, types);
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, h->name);
 	as_buf_adds(&b, ")");
@@ -249,7 +133,7 @@ static int hist_check(sq_store *s, const hist *h, as_table *t, as_error *err)
 				  "table %s exists but does not hold the %s history "
 				  "dataset %s now writes (%s); rename or drop it, or "
 				  "restore the dataset's earlier columns and history "
-				  "settings", h->name, kind_name(h->kind), t->dataset,
+				  "settings", h->name, as_hist_kind_name(h->kind), t->dataset,
 				  as_buf_cstr(&want));
 	}
 done:
@@ -263,7 +147,7 @@ done:
 
 /* The metadata table and the history table with its indexes, created on
  * first use; an existing history table must have this shape. */
-static int hist_ensure(sq_store *s, const hist *h, as_table *t, as_error *err)
+static int hist_ensure(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -282,7 +166,7 @@ static int hist_ensure(sq_store *s, const hist *h, as_table *t, as_error *err)
 		rc = hist_check(s, h, t, err);
 		goto done;
 	}
-	n = hist_layout(h, t, names, types);
+	n = as_hist_layout(h, t, &TYPES, names, types);
 	off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
 	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
 	for (size_t i = 0; i < n; i++) {
@@ -382,7 +266,7 @@ static void add_key_is(as_buf *b, const as_table *t, const char *other)
  * its version.  TEMP triggers fire only for this connection's statements,
  * and are rolled back with the transaction if it fails.
  */
-static int add_triggers(sq_store *s, const hist *h, const as_table *t,
+static int add_triggers(sq_store *s, const as_hist *h, const as_table *t,
 			const char *live_q, as_error *err)
 {
 	static const char *RUN = "(SELECT run FROM temp._atomsync_history_run)";
@@ -390,9 +274,9 @@ static int add_triggers(sq_store *s, const hist *h, const as_table *t,
 	int rc;
 
 	as_buf_printf(&ins, "INSERT INTO %s(\"valid_from_run\", \"valid_to_run\", ", h->q);
-	add_content(&ins, h, t, NULL);
+	as_hist_add_content(&ins, h, t, NULL);
 	as_buf_printf(&ins, ") VALUES(%s, NULL, ", RUN);
-	add_content(&ins, h, t, "new");
+	as_hist_add_content(&ins, h, t, "new");
 	as_buf_adds(&ins, ");");
 	as_buf_printf(&close, "UPDATE %s SET \"valid_to_run\" = %s WHERE ", h->q, RUN);
 	add_key_is(&close, t, "old");
@@ -437,10 +321,10 @@ static int history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	hist_meta m;
 	int64_t prev = 0;
 	int reset, baseline, ret;
-	hist h;
+	as_hist h;
 
 	memset(&m, 0, sizeof(m));
-	if ((ret = hist_build(&h, t, po, err)))
+	if ((ret = as_hist_build(&h, t, po, err)))
 		return ret;
 	if ((ret = hist_ensure(s, &h, t, err)) ||
 	    (ret = meta_read(s, t->dataset, &m, err)) ||
@@ -448,7 +332,7 @@ static int history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	    (ret = drop_triggers(s, err)) ||
 	    (ret = as_sq_exec(s, RUN_SQL, err)))
 		goto done;
-	reset = !m.found || strcmp(m.kind, kind_name(h.kind)) != 0 ||
+	reset = !m.found || strcmp(m.kind, as_hist_kind_name(h.kind)) != 0 ||
 		!as_streq(m.columns, h.colnames) || m.restorable != h.full ||
 		m.last_run != prev;
 	/* From an empty table every row is new: written whole, no triggers. */
@@ -468,7 +352,7 @@ static int history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 done:
 	sqlite3_finalize(q);
 	free(m.columns);
-	hist_free(&h);
+	as_hist_free(&h);
 	return ret;
 }
 
@@ -525,7 +409,7 @@ static int keep_from(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 /* history_keep: drop what only runs before the cutoff need, and move the
  * oldest restorable run up to it. */
 static int prune(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		 const hist *h, as_error *err)
+		 const as_hist *h, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	int64_t first = 0, cutoff, gone = 0;
@@ -574,9 +458,9 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	sqlite3_stmt *q = NULL;
 	int64_t reset = 0, baseline = 0;
 	int ret, exists;
-	hist h;
+	as_hist h;
 
-	if ((ret = hist_build(&h, t, po, err)))
+	if ((ret = as_hist_build(&h, t, po, err)))
 		return ret;
 	if ((ret = drop_triggers(s, err)) ||
 	    (ret = as_sq_query_int(s, "SELECT reset FROM temp._atomsync_history_run",
@@ -594,7 +478,7 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
 		as_buf_printf(&b, "INSERT INTO %s SELECT ?1, %s", h.q,
 			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
-		add_content(&b, &h, t, NULL);
+		as_hist_add_content(&b, &h, t, NULL);
 		as_buf_printf(&b, " FROM main.%s", live_q);
 		if ((ret = buf_exec_int(s, &b, rc->run_id, NULL, err)))
 			goto done;
@@ -610,7 +494,7 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		goto done;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 3, kind_name(h.kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, as_hist_kind_name(h.kind), -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, h.colnames, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int(q, 5, h.full);
 	sqlite3_bind_int64(q, 6, rc->run_id);
@@ -625,7 +509,7 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 done:
 	sqlite3_finalize(q);
 	as_buf_free(&b);
-	hist_free(&h);
+	as_hist_free(&h);
 	return ret;
 }
 
@@ -654,7 +538,7 @@ int as_sq_history_after(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 /* ---- rollback ---- */
 
 /* Why the history cannot restore run n, or 0 when it can. */
-static int check_target(sq_store *s, as_run_ctx *rc, const hist *h,
+static int check_target(sq_store *s, as_run_ctx *rc, const as_hist *h,
 			int64_t n, as_error *err)
 {
 	const as_table *t = rc->table;
@@ -711,11 +595,11 @@ static int check_target(sq_store *s, as_run_ctx *rc, const hist *h,
 				   "while its history was off; the newest run the history "
 				   "can restore is %lld; nothing changed", t->dataset,
 				   (long long)n, (long long)m.last_run);
-	} else if (strcmp(m.kind, kind_name(h->kind)) != 0) {
+	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
 		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its history was "
 				   "recorded as %s, but the dataset now says history: %s; "
 				   "nothing changed", t->dataset, m.kind,
-				   kind_name(h->kind));
+				   as_hist_kind_name(h->kind));
 	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
 		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its %s history holds "
 				   "the columns %s%s, but a rollback needs every mapped "
@@ -756,7 +640,7 @@ static int create_target(sq_store *s, const as_table *t, as_error *err)
  * marked with run R in _atomsync_run when the live table does not hold it
  * exactly (a missing key, or any column or the hash differs).
  */
-static int fill_target(sq_store *s, as_run_ctx *rc, const hist *h, int64_t n,
+static int fill_target(sq_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 		       as_error *err)
 {
 	const as_table *t = rc->table;
@@ -1096,16 +980,16 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *
 	as_table *t = rc->table;
 	sq_run *r = calloc(1, sizeof(*r));
 	int ret, exists;
-	hist h;
+	as_hist h;
 
 	memset(c, 0, sizeof(*c));
 	memset(&h, 0, sizeof(h));
-	if (!r || !(r->live_q = as_sq_quote_ident(t->table))) {
+	if (!r || !(r->live_q = as_quote_ident(t->table))) {
 		free(r);
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
 	rc->priv = r;
-	if ((ret = hist_build(&h, t, po, err)))
+	if ((ret = as_hist_build(&h, t, po, err)))
 		goto out;
 	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
 	if ((ret = as_sq_exec(s, "BEGIN IMMEDIATE", err)))
@@ -1150,7 +1034,7 @@ fail:
 	rc->run_id = 0;
 out:
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	hist_free(&h);
+	as_hist_free(&h);
 	as_sq_run_free(st, rc);
 	return ret;
 }

@@ -36,7 +36,6 @@ void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v);
 void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v);
 int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out, as_error *err);
 int as_sq_table_exists(sq_store *s, const char *name, int *exists, as_error *err);
-char *as_sq_quote_ident(const char *name);
 int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset, int64_t token, int64_t ttl_ms, as_error *err);
 int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
 const char *as_sq_sql_type(as_type t);

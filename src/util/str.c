@@ -55,6 +55,14 @@ int as_buf_add_ident(as_buf *b, const char *ident)
 	return add_quoted(b, ident, '"');
 }
 
+char *as_quote_ident(const char *ident)
+{
+	as_buf b = AS_BUF_INIT;
+
+	as_buf_add_ident(&b, ident);
+	return as_buf_detach(&b);
+}
+
 int as_buf_add_literal(as_buf *b, const char *text)
 {
 	return add_quoted(b, text, '\'');

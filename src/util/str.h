@@ -16,6 +16,8 @@ char *as_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Append "ident" with embedded quotes doubled (SQLite and PostgreSQL). */
 int as_buf_add_ident(as_buf *b, const char *ident);
+/* The same as a new string (free it); NULL when memory ran out. */
+char *as_quote_ident(const char *ident);
 /* Append 'text' with embedded quotes doubled. */
 int as_buf_add_literal(as_buf *b, const char *text);
 /* Append s single-quoted for /bin/sh. */

@@ -1,0 +1,118 @@
+/*
+ * The shape of a dataset's <table>_history: which columns it keeps, their
+ * order and types.  The same for every backend.
+ */
+#include "store/history.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/str.h"
+
+const char *as_hist_kind_name(as_history k)
+{
+	return k == AS_HISTORY_SCD2 ? "scd2" : "snapshot";
+}
+
+void as_hist_free(as_hist *h)
+{
+	free(h->name);
+	free(h->q);
+	free(h->cols);
+	free(h->colnames);
+	memset(h, 0, sizeof(*h));
+}
+
+static int listed(const char *name, const char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The history's content columns: the key, then every mapped column (scd2)
+ * or the snapshot columns (snapshot; none listed: every column). */
+int as_hist_build(as_hist *h, const as_table *t, const as_publish_opts *po,
+		      as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+
+	memset(h, 0, sizeof(*h));
+	h->kind = po->history;
+	h->name = as_sprintf("%s_history", t->table);
+	h->q = h->name ? as_quote_ident(h->name) : NULL;
+	h->cols = calloc(t->ncols + 1, sizeof(*h->cols));
+	if (!h->q || !h->cols) {
+		as_hist_free(h);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < t->ncols; i++) {
+		const char *n = t->cols[i].name;
+
+		if (h->kind == AS_HISTORY_SNAPSHOT ? strcmp(n, "run_id") == 0
+		    : strcmp(n, "valid_from_run") == 0 || strcmp(n, "valid_to_run") == 0) {
+			as_hist_free(h);
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: column '%s' has the name of a "
+					    "column of its %s history table; rename it",
+					    t->dataset, n, as_hist_kind_name(po->history));
+		}
+		if (i < t->nkey || h->kind == AS_HISTORY_SCD2 || !po->nsnapshot_cols ||
+		    listed(n, po->snapshot_cols, po->nsnapshot_cols))
+			h->cols[h->ncols++] = i;
+	}
+	h->full = h->ncols == t->ncols;
+	for (size_t i = 0; i < h->ncols; i++)
+		as_buf_printf(&b, "%s%s", i ? "," : "", t->cols[h->cols[i]].name);
+	h->colnames = as_buf_detach(&b);
+	if (!h->colnames) {
+		as_hist_free(h);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* The history table's columns in order, with their SQL types; *n of them
+ * (names and types hold room for t->ncols + 4). */
+size_t as_hist_layout(const as_hist *h, const as_table *t, const as_hist_types *ty,
+		      const char **names, const char **types)
+{
+	size_t n = 0;
+
+	if (h->kind == AS_HISTORY_SCD2) {
+		names[n] = "valid_from_run", types[n++] = ty->integer;
+		names[n] = "valid_to_run", types[n++] = ty->integer;
+	} else {
+		names[n] = "run_id", types[n++] = ty->integer;
+	}
+	for (size_t i = 0; i < h->ncols; i++) {
+		names[n] = t->cols[h->cols[i]].name;
+		types[n++] = ty->column(t->cols[h->cols[i]].type);
+	}
+	if (h->full) {
+		names[n] = "_atomsync_hash", types[n++] = ty->integer;
+		names[n] = "_atomsync_line", types[n++] = ty->blob;
+	}
+	return n;
+}
+
+/* "c1", "c2", ... of the content (with prefix: p."c1", ...), then the hash
+ * and line when the history is full. */
+void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,
+			 const char *prefix)
+{
+	for (size_t i = 0; i < h->ncols; i++) {
+		as_buf_adds(b, i ? ", " : "");
+		if (prefix)
+			as_buf_printf(b, "%s.", prefix);
+		as_buf_add_ident(b, t->cols[h->cols[i]].name);
+	}
+	if (h->full) {
+		if (prefix)
+			as_buf_printf(b, ", %s.\"_atomsync_hash\", %s.\"_atomsync_line\"",
+				      prefix, prefix);
+		else
+			as_buf_adds(b, ", \"_atomsync_hash\", \"_atomsync_line\"");
+	}
+}
