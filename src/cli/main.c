@@ -113,6 +113,12 @@ int main(int argc, char **argv)
 				   : cli.verbose ? AS_LOG_INFO : AS_LOG_WARN);
 	cli.progress = !cli.quiet && isatty(2);
 	verb = argv[i];
+	/* `atomsync VERB --help` is asked for help, not an unknown option. */
+	for (int k = i + 1; k < argc && strcmp(argv[k], "--") != 0; k++)
+		if (strcmp(argv[k], "--help") == 0) {
+			fputs(USAGE, stdout);
+			return AS_EXIT_OK;
+		}
 	if (strcmp(verb, "run") == 0)
 		code = as_cmd_run(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "status") == 0)

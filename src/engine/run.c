@@ -39,6 +39,9 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 }
 
 static int chunk_process(atomsync_run *run, as_error *err);
+static int span_close(atomsync_run *run, as_error *err);
+
+#define NO_SPAN ((size_t)-1) /* atomsync_run.span_at: no span open */
 
 /* ---- lease renewal (invariant 6) ---- */
 
@@ -357,7 +360,7 @@ static int flush(atomsync_run *run, int with_cp, as_error *err)
 				    "dataset %s: this worker's lease was taken over "
 				    "by another worker; nothing more is committed",
 				    run->table.dataset);
-	if (wait_idle(run, err) || prepare(run, err))
+	if (span_close(run, err) || wait_idle(run, err) || prepare(run, err))
 		return err->code;
 	if (with_cp && run->pending_cp) {
 		b->checkpoint = as_strdup(run->pending_cp);
@@ -467,6 +470,7 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 	run->started = as_now();
 	run->last_flush = as_mono();
 	run->resumable = resumable;
+	run->span_at = NO_SPAN;
 	run->batch_size = ds->batch_size > 0 ? ds->batch_size : 10000;
 	run->max_batch = run->batch_size * 4;
 	run->reject_path = as_strdup(ds->reject_file);
@@ -627,6 +631,22 @@ static int scan_start(atomsync_run *run, as_error *err)
 	if (ops->scan_open(run->store, &run->rc, &rows, err))
 		return err->code;
 	run->scanning = rows > 0;
+	/* Spans stand for unchanged rows only where the publish needs nothing
+	 * else of them: no scope or cursor values (scoped mode replaces the
+	 * scopes delivered, the cursor takes the maximum delivered), no append
+	 * conflicts, and no staging from an earlier attempt (whose input
+	 * order this run cannot see). */
+	run->span_ok = run->scanning && !run->rc.resumed_from &&
+		       (run->table.mode == AS_MODE_FULL ||
+			run->table.mode == AS_MODE_INCREMENTAL) &&
+		       run->table.nscope == 0 && run->table.cursor < 0 &&
+		       !getenv("ATOMSYNC_NO_SPANS");
+	if (run->span_ok) {
+		run->last_key = calloc(run->table.nkey, sizeof(as_val));
+		run->last_text = calloc(run->table.nkey, sizeof(as_buf));
+		if (!run->last_key || !run->last_text)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
 	return 0;
 }
 
@@ -686,11 +706,117 @@ static int key_cmp(const as_table *t, const as_val *a, const as_val *b)
 	return 0;
 }
 
+/* ---- spans ----
+ *
+ * While the input's keys strictly increase, consecutive hits are staged as
+ * one span row (store.h, AS_ROW_SPAN: first key, last key, count) instead
+ * of one row each, so an unchanged reload stages almost nothing and the
+ * publish reads only the live rows between spans.  Strictly increasing
+ * keys are what make a span exact: a record after a span in the input
+ * has a greater key than every row of it, so no later record can be a
+ * row the span already stands for, except as a duplicate the store
+ * detects at the publish (it then stages the span's rows one by one).
+ * A span closes at every non-hit, checkpoint and batch hand-over, so a
+ * batch cut back to its last checkpoint (atomsync_run_abort) holds only
+ * whole spans.
+ */
+
+static int copy_key(const as_table *t, as_val *dst, const as_val *src, as_arena *a)
+{
+	for (size_t i = 0; i < t->nkey; i++) {
+		dst[i] = src[i];
+		if (src[i].kind == AS_V_TEXT &&
+		    !(dst[i].u.s = as_arena_strndup(a, src[i].u.s, src[i].len)))
+			return AS_ENOMEM;
+	}
+	return 0;
+}
+
+static int span_close(atomsync_run *run, as_error *err)
+{
+	as_row *row;
+
+	if (run->span_at == NO_SPAN)
+		return 0;
+	row = &run->batch.rows[run->span_at];
+	run->span_at = NO_SPAN;
+	row->hi = as_arena_alloc(&run->batch.arena, run->table.nkey * sizeof(as_val));
+	if (!row->hi || copy_key(&run->table, row->hi, run->last_key, &run->batch.arena))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Record key k as the last record's; spans end for good at a key that
+ * does not increase. */
+static int span_order(atomsync_run *run, const as_val *k, as_error *err)
+{
+	if (!run->span_ok)
+		return 0;
+	if (run->have_last && key_cmp(&run->table, k, run->last_key) <= 0) {
+		if (span_close(run, err))
+			return err->code;
+		run->span_ok = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < run->table.nkey; i++) {
+		as_val v = k[i];
+
+		if (v.kind == AS_V_TEXT) {
+			as_buf *b = &run->last_text[i];
+
+			as_buf_reset(b);
+			if (as_buf_add(b, v.u.s, v.len) || b->failed)
+				return as_error_set(err, AS_ENOMEM, "out of memory");
+			v.u.s = b->data ? b->data : "";
+		}
+		run->last_key[i] = v;
+	}
+	run->have_last = 1;
+	return 0;
+}
+
+/* A hit while spans are made: extend the open span or open one.  *took
+ * is 0 when the order broke and the hit is to be staged as a row. */
+static int span_take(atomsync_run *run, int *took, as_error *err)
+{
+	as_row *row;
+
+	*took = 0;
+	if (span_order(run, run->scan_row.v, err))
+		return err->code;
+	if (!run->span_ok)
+		return 0;
+	*took = 1;
+	if (run->span_at != NO_SPAN) {
+		run->batch.rows[run->span_at].span++;
+		return 0;
+	}
+	row = as_batch_add(&run->batch, run->table.ncols);
+	if (!row || copy_key(&run->table, row->v, run->scan_row.v, &run->batch.arena))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	row->flags = AS_ROW_SPAN;
+	row->span = 1;
+	run->span_at = run->batch.nrows++;
+	run->spans++;
+	return 0;
+}
+
 /* A hit: the live row itself, staged as unchanged without parsing. */
 static int scan_take(atomsync_run *run, const unsigned char h[16], as_error *err)
 {
-	as_row *row = as_batch_add(&run->batch, run->table.ncols);
+	as_row *row;
+	int took;
 
+	if (run->span_ok) {
+		if (span_take(run, &took, err))
+			return err->code;
+		if (took) {
+			run->scan_have = 0;
+			run->scan_hits++;
+			return 0;
+		}
+	}
+	row = as_batch_add(&run->batch, run->table.ncols);
 	if (!row)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < run->table.ncols; i++) {
@@ -974,6 +1100,8 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 			return batch_full(run, err);
 		}
 	}
+	if (span_close(run, err))
+		return fail(run, err);
 	as_json_arena_begin();
 	rec = as_json_parse_record(raw, len, where, &why);
 	if (!rec) {
@@ -994,6 +1122,8 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 	row = &run->batch.rows[run->batch.nrows - 1];
 	row->flags |= AS_ROW_LINE;
 	memcpy(row->line, h, 16);
+	if (span_order(run, row->v, err))
+		return fail(run, err);
 	if (run->scanning && scan_resync(run, row->v, err))
 		return fail(run, err);
 	return batch_full(run, err);
@@ -1012,6 +1142,9 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 	}
 	if (!rec && raw)
 		return put_line(run, raw, rawlen, where, err);
+	if (span_close(run, err))
+		return fail(run, err);
+	run->span_ok = 0; /* records that are not lines: no order kept */
 	if (chunk_process(run, err))
 		return err->code;
 	run->seen++;
@@ -1070,6 +1203,8 @@ int atomsync_run_checkpoint(atomsync_run *run, const char *checkpoint,
 		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
 	if (chunk_process(run, err))
 		return err->code;
+	if (span_close(run, err)) /* cp_rows then counts whole spans */
+		return fail(run, err);
 	cp = as_strdup(checkpoint);
 	if (!cp)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -1220,8 +1355,9 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	as_outbox_after_publish(run->store, run->cfg, run->table.dataset);
 	if (run->scan_hits)
 		as_info("%s: %lld of %lld records matched their published text and "
-			"were not parsed", run->table.dataset, (long long)run->scan_hits,
-			(long long)run->seen);
+			"were not parsed (%lld spans)", run->table.dataset,
+			(long long)run->scan_hits, (long long)run->seen,
+			(long long)run->spans);
 	return 0;
 failed:
 	as_arena_free(&a);
@@ -1260,6 +1396,7 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 	    run->prepared && !run->stage_failed &&
 	    (!run->failed || (run->failure.code != AS_ESTORE &&
 			      run->failure.code != AS_EFENCED))) {
+		run->span_at = NO_SPAN; /* spans after the checkpoint are cut */
 		run->batch.nrows = run->cp_rows;
 		if (flush(run, 1, &e2) || wait_idle(run, &e2))
 			as_debug("keeping staged progress failed: %s", e2.msg);
@@ -1293,6 +1430,11 @@ void atomsync_run_free(atomsync_run *run)
 	scan_stop(run);
 	free(run->scan_row.v);
 	as_arena_free(&run->scan_arena);
+	if (run->last_text)
+		for (size_t i = 0; i < run->table.nkey; i++)
+			as_buf_free(&run->last_text[i]);
+	free(run->last_text);
+	free(run->last_key);
 	renew_stop(run);
 	if (run->leased)
 		run->store->ops->lease_release(run->store, run->table.dataset,

@@ -56,6 +56,13 @@ struct atomsync_run {
 	as_scan_row scan_row;   /* the live row under the cursor */
 	as_arena scan_arena;    /* its text values */
 	int64_t scan_hits, scan_misses;
+	/* spans: runs of hits staged as one row each (AS_ROW_SPAN) */
+	int span_ok;            /* hits may still make spans */
+	size_t span_at;         /* the open span's row in the batch; NO_SPAN */
+	int have_last;          /* last_key holds the last record's key */
+	as_val *last_key;       /* nkey values; text in last_text[i] */
+	as_buf *last_text;
+	int64_t spans;          /* span rows made */
 	uint64_t line_seed;     /* seed of the line hashes: the fingerprint */
 	/* parallel mapping of parsed lines (chunk of raw lines; two halves) */
 	int deferred;           /* errors may surface at a later call (chunks) */

@@ -408,9 +408,13 @@ void as_sq_run_free(as_store *st, as_run_ctx *rc)
 	sqlite3_finalize(r->look_stage);
 	sqlite3_finalize(r->fence);
 	sqlite3_finalize(r->save);
+	sqlite3_finalize(r->ins_span);
 	free(r->live_q);
 	free(r->stage);
 	free(r->stage_q);
+	free(r->spans);
+	free(r->spans_q);
+	free(r->gone_q);
 	free(r);
 	rc->priv = NULL;
 }
@@ -427,7 +431,11 @@ static int drop_orphans(sq_store *s, as_error *err)
 	if (as_sq_prepare(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
 			  "AND name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\' "
 			  "AND name NOT IN (SELECT stage_table FROM atomsync_state "
-			  "WHERE stage_table IS NOT NULL)", &q, err))
+			  "WHERE stage_table IS NOT NULL) "
+			  "AND name NOT IN (SELECT stage_table || '_spans' FROM "
+			  "atomsync_state WHERE stage_table IS NOT NULL) "
+			  "AND name NOT IN (SELECT stage_table || '_gone' FROM "
+			  "atomsync_state WHERE stage_table IS NOT NULL)", &q, err))
 		return AS_ESTORE;
 	while (n < 64 && (step = sqlite3_step(q)) == SQLITE_ROW)
 		if ((names[n] = as_strdup((const char *)sqlite3_column_text(q, 0))))
@@ -460,6 +468,37 @@ int as_sq_drop_table(sq_store *s, const char *name, as_error *err)
 	rc = as_sq_exec(s, as_buf_cstr(&b), err);
 	as_buf_free(&b);
 	return rc;
+}
+
+/* A staging table, its spans table and the deletions of its publish. */
+int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err)
+{
+	char *spans = as_sprintf("%s_spans", stage);
+	char *gone = as_sprintf("%s_gone", stage);
+	int rc;
+
+	if (!spans || !gone)
+		rc = as_error_set(err, AS_ENOMEM, "%s: out of memory", s->path);
+	else if (!(rc = as_sq_drop_table(s, stage, err)) &&
+		 !(rc = as_sq_drop_table(s, spans, err)))
+		rc = as_sq_drop_table(s, gone, err);
+	free(spans);
+	free(gone);
+	return rc;
+}
+
+/* Set the run's staging and spans table names; -1 when memory ran out. */
+int as_sq_stage_names(sq_run *r, const char *stage)
+{
+	char *gone = as_sprintf("%s_gone", stage);
+
+	r->stage = as_strdup(stage);
+	r->spans = as_sprintf("%s_spans", stage);
+	r->stage_q = r->stage ? as_quote_ident(r->stage) : NULL;
+	r->spans_q = r->spans ? as_quote_ident(r->spans) : NULL;
+	r->gone_q = gone ? as_quote_ident(gone) : NULL;
+	free(gone);
+	return r->stage && r->spans && r->stage_q && r->spans_q && r->gone_q ? 0 : -1;
 }
 
 /* A text column, copied.  *ok = 0 when memory ran out (SQLite's text
@@ -574,7 +613,7 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		free(rc->stage_key);
 		rc->checkpoint = rc->stage_key = NULL;
 		rc->seen = rc->rejected = 0;
-		if (stage && as_sq_drop_table(s, stage, err))
+		if (stage && as_sq_drop_stage(s, stage, err))
 			goto fail;
 		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
 				  "stage_run = NULL, stage_last_run = NULL, "
@@ -628,16 +667,14 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		}
 		sqlite3_finalize(q);
 		q = NULL;
-		r->stage = stage;
-		r->stage_q = as_quote_ident(stage);
-		stage = NULL;
-		if (!r->stage_q) {
+		if (as_sq_stage_names(r, stage)) {
 			as_error_set(err, AS_ENOMEM, "out of memory");
 			goto fail;
 		}
 	}
 	if (as_sq_txn(s, "COMMIT", "recording the run", err))
 		goto fail;
+	free(stage);
 	as_crash_point("run.begun");
 	return 0;
 fail:
@@ -684,7 +721,7 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	q = NULL;
 	/* A refused run starts over next time: its delivery was judged. */
 	if (strcmp(status, "refused") == 0 && r && r->stage) {
-		if (as_sq_drop_table(s, r->stage, err))
+		if (as_sq_drop_stage(s, r->stage, err))
 			goto fail;
 		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
 				  "checkpoint = NULL, stage_seen = 0, "
@@ -919,6 +956,27 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 	return rc2;
 }
 
+/* The spans table of a staging (store.h, AS_ROW_SPAN): first and last
+ * key of each span, and its count of rows. */
+static char *spans_create_sql(const as_table *t, const char *stage)
+{
+	as_buf b = AS_BUF_INIT;
+	char *name = as_sprintf("%s_spans", stage);
+
+	if (!name)
+		return NULL;
+	as_buf_adds(&b, "CREATE TABLE IF NOT EXISTS ");
+	as_buf_add_ident(&b, name);
+	free(name);
+	as_buf_adds(&b, " (");
+	for (size_t i = 0; i < t->nkey; i++)
+		as_buf_printf(&b, "lo%zu, ", i + 1);
+	for (size_t i = 0; i < t->nkey; i++)
+		as_buf_printf(&b, "hi%zu, ", i + 1);
+	as_buf_adds(&b, "n INTEGER NOT NULL)");
+	return as_buf_detach(&b);
+}
+
 /*
  * Create the staging table once the columns are known (a resumed run
  * adopts its predecessor's).  The live table is created only by a publish,
@@ -959,6 +1017,10 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		sql = as_sq_create_sql(t, name);
 		if (as_sq_exec(s, sql, err))
 			goto fail;
+		free(sql);
+		sql = spans_create_sql(t, name);
+		if (as_sq_exec(s, sql, err))
+			goto fail;
 		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = ?2, "
 				  "stage_run = ?3, stage_last_run = ?3, "
 				  "stage_base = published_run, stage_fingerprint = ?4, "
@@ -983,9 +1045,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		if (as_sq_txn(s, "COMMIT", "creating the staging table", err))
 			goto fail;
 		free(sql);
-		r->stage = as_strdup(name);
-		r->stage_q = as_quote_ident(name);
-		if (!r->stage || !r->stage_q)
+		if (as_sq_stage_names(r, name))
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	} else if (as_sq_check_table(s, t, r->stage, err)) {
 		return err->code;
@@ -1008,7 +1068,7 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 		return err->code;
 	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
-	if (r->stage && as_sq_drop_table(s, r->stage, err))
+	if (r->stage && as_sq_drop_stage(s, r->stage, err))
 		goto fail;
 	if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
 			  "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "

@@ -869,7 +869,7 @@ static int rollback_state(sq_store *s, as_run_ctx *rc, as_error *err)
 		stage = as_strdup((const char *)sqlite3_column_text(q, 0));
 	sqlite3_finalize(q);
 	q = NULL;
-	if (stage && (ret = as_sq_drop_table(s, stage, err)))
+	if (stage && (ret = as_sq_drop_stage(s, stage, err)))
 		goto done;
 	as_buf_adds(&b, "UPDATE atomsync_state SET published_run = ?2, stage_table = NULL, "
 			"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "

@@ -24,7 +24,11 @@ typedef struct sq_run {
 	int live_exists;    /* the live table existed when staging began */
 	int live_has_rows;
 	int64_t stage_base; /* published_run when the staging began */
-	sqlite3_stmt *ins, *look_live, *look_stage, *fence, *save;
+	char *spans;        /* the staging's spans table ("<stage>_spans") */
+	char *spans_q;
+	char *gone_q;       /* "<stage>_gone": the publish's deletions, with spans */
+	int gone;           /* the publish's deletions are in gone_q */
+	sqlite3_stmt *ins, *look_live, *look_stage, *fence, *save, *ins_span;
 } sq_run;
 
 int as_sq_fail(sq_store *s, as_error *err, const char *what);
@@ -38,6 +42,8 @@ int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out,
 int as_sq_table_exists(sq_store *s, const char *name, int *exists, as_error *err);
 int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset, int64_t token, int64_t ttl_ms, as_error *err);
 int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
+int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err);
+int as_sq_stage_names(sq_run *r, const char *stage);
 const char *as_sq_sql_type(as_type t);
 int as_sq_rowid_key(const as_table *t);
 void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix);
@@ -52,6 +58,29 @@ int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
 int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key, as_error *err);
 void as_sq_scan_close(as_store *st, as_run_ctx *rc);
 int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po, as_counts *c, as_error *err);
+
+/*
+ * Spans (store/sqlite_spans.c; store.h, AS_ROW_SPAN).  The staging keeps
+ * them in "<stage>_spans" (lo keys, hi keys, n).  In the publish
+ * transaction, before the counts, as_sq_spans_resolve either takes them as
+ * the unchanged rows they stand for, reading only the live rows between
+ * spans (sp->active; in full mode the deletions go to "<stage>_gone", a
+ * table of the publish transaction, and r->gone is set), or, where a span cannot be trusted or the publish
+ * needs each row, stages the rows they stand for one by one, so the
+ * publish goes on exactly as if no span had been made.
+ */
+typedef struct sq_spans {
+	int active;
+	int64_t rows;       /* live rows the spans stand for */
+	int64_t gap_rows;   /* live rows outside every span */
+	int64_t gone;       /* of those, the ones not staged (full mode) */
+} sq_spans;
+
+/* "(k1, k2) IN (SELECT k1, k2 FROM <stage>_gone)" */
+void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r);
+int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row, as_error *err);
+int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp, as_error *err);
+void as_sq_spans_done(sq_store *s, as_run_ctx *rc);
 
 /*
  * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write

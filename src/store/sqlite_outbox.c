@@ -298,7 +298,9 @@ static void add_delete_filter(as_buf *b, const as_table *t, const sq_run *r)
 		as_sq_add_scope_list(b, t, NULL);
 		as_buf_adds(b, " FROM temp._atomsync_scopes) AND ");
 	}
-	if (r->stage) {
+	if (r->gone) {
+		as_sq_add_gone_filter(b, t, r);
+	} else if (r->stage) {
 		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", r->stage_q);
 		as_sq_add_key_match(b, t, r->stage_q, r->live_q);
 		as_buf_adds(b, ")");

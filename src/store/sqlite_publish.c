@@ -104,8 +104,8 @@ static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
 
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(sq_store *s, as_run_ctx *rc,
-			  const as_publish_opts *po, as_counts *c,
-			  int64_t *staged_changed, int64_t *scope_rows,
+			  const as_publish_opts *po, const sq_spans *sp,
+			  as_counts *c, int64_t *staged_changed, int64_t *scope_rows,
 			  int64_t *guarded_deletes, as_error *err)
 {
 	sq_run *r = rc->priv;
@@ -116,7 +116,10 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 
 	if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
 		goto done;
-	if (exists) {
+	if (sp->active) {
+		/* Spans and gaps partition the live table. */
+		c->live_before = sp->rows + sp->gap_rows;
+	} else if (exists) {
 		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
 		if ((ret = sql_int(s, &b, &c->live_before, err)))
 			goto done;
@@ -139,9 +142,11 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 			goto done;
 	}
 	c->updated = C - c->inserted;
-	c->unchanged = S - C;
+	c->unchanged = S - C + sp->rows;
 	*staged_changed = C;
-	if (t->mode == AS_MODE_FULL) {
+	if (t->mode == AS_MODE_FULL && sp->active) {
+		c->deleted = sp->gone;
+	} else if (t->mode == AS_MODE_FULL) {
 		c->deleted = c->live_before - (S - c->inserted);
 	} else if (t->mode == AS_MODE_SCOPED && exists && r->stage) {
 		if ((ret = fill_scopes(s, rc, po, err)))
@@ -214,7 +219,9 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			add_scope_filter(&b, t, r->live_q, 0);
 			as_buf_adds(&b, " AND ");
 		}
-		if (r->stage)
+		if (r->gone)
+			as_sq_add_gone_filter(&b, t, r);
+		else if (r->stage)
 			add_not_staged(&b, t, r->live_q, r->stage_q);
 		else
 			as_buf_adds(&b, "1");
@@ -373,6 +380,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	as_counts gc;
+	sq_spans sp;
 	int ret, renamed = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -387,7 +395,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	as_crash_point("publish.begin");
 	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
-	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded, err)))
+	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
+	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded, err)))
 		goto fail;
 	gc = *c;
 	if (t->mode == AS_MODE_SCOPED)
@@ -408,7 +417,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			 * becomes the live table instead of being copied. */
 			as_buf b = AS_BUF_INIT;
 
-			as_buf_printf(&b, "ALTER TABLE %s RENAME TO %s", r->stage_q, r->live_q);
+			as_buf_printf(&b, "DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s",
+				      r->spans_q, r->stage_q, r->live_q);
 			ret = sql_exec(s, &b, NULL, err);
 			as_buf_free(&b);
 			renamed = 1;
@@ -457,17 +467,19 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	}
 	as_crash_point("publish.committed");
+	as_sq_spans_done(s, rc);
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
 	if (r->stage && !renamed) {
 		as_error derr;
 
-		if (as_sq_drop_table(s, r->stage, &derr))
+		if (as_sq_drop_stage(s, r->stage, &derr))
 			as_warn("could not drop staging table %s (dropped by a later "
 				"run): %s", r->stage, derr.msg);
 	}
 	return 0;
 fail:
 	as_sq_rollback(s);
+	as_sq_spans_done(s, rc);
 out:
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
 	return ret;

@@ -103,9 +103,13 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	if (as_sq_fence(s, &r->fence, rc->table->dataset, rc->token,
 		  rc->lease_ttl_ms, err))
 		goto fail;
-	for (size_t i = 0; i < b->nrows; i++)
-		if (stage_row(s, rc, &b->rows[i], &conflicts, err))
+	for (size_t i = 0; i < b->nrows; i++) {
+		const as_row *row = &b->rows[i];
+
+		if ((row->flags & AS_ROW_SPAN) ? as_sq_stage_span(s, rc, row, err)
+					       : stage_row(s, rc, row, &conflicts, err))
 			goto fail;
+	}
 	as_crash_point("stage.rows");
 	sqlite3_bind_text(r->save, 1, rc->table->dataset, -1, SQLITE_STATIC);
 	as_sq_bind_text(r->save, 2, b->checkpoint);

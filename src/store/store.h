@@ -61,7 +61,8 @@ typedef struct as_val {
 
 enum {
 	AS_ROW_LINE = 1,      /* line[] holds the hash of the record's exact text */
-	AS_ROW_UNCHANGED = 2  /* known to equal its live row: stage without lookup */
+	AS_ROW_UNCHANGED = 2, /* known to equal its live row: stage without lookup */
+	AS_ROW_SPAN = 4       /* a span of live rows matched by the scan (below) */
 };
 
 typedef struct as_row {
@@ -71,6 +72,15 @@ typedef struct as_row {
 	const char *where; /* "file:line" for messages, in the arena */
 	unsigned flags;    /* AS_ROW_* */
 	unsigned char line[16]; /* _atomsync_line when AS_ROW_LINE */
+	/*
+	 * AS_ROW_SPAN: `span` consecutive live rows, in key order, from the
+	 * key in v (key columns only) to the key in hi, every one matched by
+	 * the scan to a line of this run's input, in input order with nothing
+	 * between them: delivered unchanged.  A span stands for those rows
+	 * without staging each (scan_open below).
+	 */
+	as_val *hi;        /* nkey values, in the batch arena */
+	int64_t span;
 } as_row;
 
 /* A live row as the line matcher sees it (live_scan_next). */
@@ -206,7 +216,10 @@ typedef struct as_store_ops {
 	 * exact text was published before is known unchanged without being
 	 * parsed).  open: 0 and *rows = 0 when there is nothing to scan.
 	 * next: 1 with a row (values in arena a), 0 at the end.  seek: the
-	 * next row is the first whose key is greater than key.
+	 * next row is the first whose key is greater than key.  A store with
+	 * a scan accepts AS_ROW_SPAN rows in stage_batch and keeps them with
+	 * the staging; its publish counts a span's rows as unchanged, and as
+	 * delivered, as if each had been staged.
 	 */
 	int (*scan_open)(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
 	int (*scan_next)(as_store *st, as_run_ctx *rc, as_scan_row *out,

@@ -105,6 +105,15 @@ class CliTest(StoreTestCase):
         write_jsonl(self.path("addons.jsonl"), [])
         self.assertEqual(self.atomsync("run").returncode, REFUSED)
 
+    def test_verb_help(self):
+        """`atomsync VERB --help` prints the usage and does nothing else,
+        even without a config file."""
+        for verb in ("run", "load", "status", "verify", "rollback"):
+            p = self.atomsync(verb, "--help", check=OK)
+            self.assertIn("usage: atomsync", p.stdout)
+            self.assertEqual(p.stderr, "")
+        self.assertFalse(os.path.exists(self.path("atomsync.db")))
+
     def test_load_without_config(self):
         recs = make_records(300)
         write_jsonl(self.path("in.jsonl"), recs)
