@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "effects/outbox.h"
 #include "util/str.h"
 
 const char *as_hist_kind_name(as_history k)
@@ -115,4 +116,26 @@ void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,
 		else
 			as_buf_adds(b, ", \"_atomsync_hash\", \"_atomsync_line\"");
 	}
+}
+
+/* Whether the dataset records outbox events, and whether one of its key
+ * templates names a non-key column (an updated row's old values then make
+ * keys too: its 'before' row). */
+int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err)
+{
+	const as_dataset_cfg *ds = rc->effects;
+	as_tpl *v = NULL;
+	size_t n = 0;
+
+	*any = ds && (ds->ninvalidate || ds->webhook || ds->notify);
+	*before = 0;
+	if (!*any)
+		return 0;
+	if (as_tpls_load(ds, rc->table, &v, &n, err))
+		return err->code;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].nparts; k++)
+			*before |= v[i].parts[k].column && v[i].parts[k].index >= rc->table->nkey;
+	as_tpls_free(v, n);
+	return 0;
 }

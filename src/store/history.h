@@ -40,4 +40,8 @@ size_t as_hist_layout(const as_hist *h, const as_table *t, const as_hist_types *
 void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,
 			 const char *prefix);
 
+/* Rollback: whether the dataset records outbox events (any), and whether
+ * one of its key templates names a non-key column (before). */
+int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err);
+
 #endif

@@ -265,8 +265,7 @@ static int copy_row(as_buf *b, const as_table *t, const as_row *row,
 	char *p;
 
 	for (size_t i = 0; i < t->ncols; i++) {
-		int keep = !unchanged || i < t->nkey ||
-			   (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
+		int keep = !unchanged || as_col_kept_unchanged(t, i);
 
 		if (copy_val(b, keep ? &row->v[i] : &null_val, t->cols[i].type))
 			return AS_ENOMEM;
@@ -497,8 +496,7 @@ static int copy_in(pg_store *s, const char *table_q, const pg_job *j,
  * row keeps only what the publish needs (the sqlite.c convention). */
 static void add_staged_col(as_buf *b, const as_table *t, size_t i, int join)
 {
-	int nulled = join && i >= t->nkey &&
-		     !(t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
+	int nulled = join && !as_col_kept_unchanged(t, i);
 
 	if (nulled)
 		as_buf_adds(b, "CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "

@@ -714,28 +714,6 @@ done:
 	return ret;
 }
 
-/* Whether the dataset records outbox events, and whether one of its key
- * templates names a non-key column (an updated row's old values then make
- * keys too: its 'before' row). */
-static int effects_of(const as_run_ctx *rc, int *any, int *before, as_error *err)
-{
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
-
-	*any = ds && (ds->ninvalidate || ds->webhook || ds->notify);
-	*before = 0;
-	if (!*any)
-		return 0;
-	if (as_tpls_load(ds, rc->table, &v, &n, err))
-		return err->code;
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			*before |= v[i].parts[k].column && v[i].parts[k].index >= rc->table->nkey;
-	as_tpls_free(v, n);
-	return 0;
-}
-
 /*
  * The changed rows for the outbox (invariant 7): temp._atomsync_changed
  * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
@@ -752,7 +730,7 @@ static int rollback_changed(sq_store *s, as_run_ctx *rc, as_error *err)
 	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
 	int ret, any, before;
 
-	if ((ret = effects_of(rc, &any, &before, err)) || !any)
+	if ((ret = as_hist_effects(rc, &any, &before, err)) || !any)
 		return ret;
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_adds(&cols, i ? ", " : "");
@@ -786,7 +764,7 @@ static int rollback_outbox(sq_store *s, as_run_ctx *rc, as_error *err)
 {
 	int any, before, ret;
 
-	if ((ret = effects_of(rc, &any, &before, err)) || !any)
+	if ((ret = as_hist_effects(rc, &any, &before, err)) || !any)
 		return ret;
 	return as_sq_outbox_write(s, rc, "temp._atomsync_changed", err);
 }

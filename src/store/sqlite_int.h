@@ -80,7 +80,6 @@ typedef struct sq_spans {
 void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r);
 int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row, as_error *err);
 int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp, as_error *err);
-void as_sq_spans_done(sq_store *s, as_run_ctx *rc);
 
 /*
  * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write

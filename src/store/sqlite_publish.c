@@ -467,7 +467,6 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	}
 	as_crash_point("publish.committed");
-	as_sq_spans_done(s, rc);
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
 	if (r->stage && !renamed) {
 		as_error derr;
@@ -479,7 +478,6 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	return 0;
 fail:
 	as_sq_rollback(s);
-	as_sq_spans_done(s, rc);
 out:
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
 	return ret;

@@ -21,6 +21,15 @@
 #include "store/sqlite_int.h"
 #include "util/str.h"
 
+/* "(?from, ...)" */
+static void add_params(as_buf *b, size_t n, size_t from)
+{
+	as_buf_adds(b, "(");
+	for (size_t i = 0; i < n; i++)
+		as_buf_printf(b, "%s?%zu", i ? ", " : "", from + i);
+	as_buf_adds(b, ")");
+}
+
 int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row,
 		     as_error *err)
 {
@@ -35,10 +44,8 @@ int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row,
 		as_buf b = AS_BUF_INIT;
 		int rc2;
 
-		as_buf_printf(&b, "INSERT INTO %s VALUES(", r->spans_q);
-		for (size_t i = 0; i < 2 * k + 1; i++)
-			as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
-		as_buf_adds(&b, ")");
+		as_buf_printf(&b, "INSERT INTO %s VALUES", r->spans_q);
+		add_params(&b, 2 * k + 1, 1);
 		rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins_span, err);
 		as_buf_free(&b);
 		if (rc2)
@@ -83,15 +90,7 @@ void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r)
 	as_buf_printf(b, " FROM %s)", r->gone_q);
 }
 
-/* "(?from, ...)" */
-static void add_params(as_buf *b, size_t n, size_t from)
-{
-	as_buf_adds(b, "(");
-	for (size_t i = 0; i < n; i++)
-		as_buf_printf(b, "%s?%zu", i ? ", " : "", from + i);
-	as_buf_adds(b, ")");
-}
-
+/* The two integers of a one-row query (as_sq_query_int reads one). */
 static int query2(sq_store *s, as_buf *b, int64_t *x, int64_t *y, as_error *err)
 {
 	sqlite3_stmt *q;
@@ -103,8 +102,7 @@ static int query2(sq_store *s, as_buf *b, int64_t *x, int64_t *y, as_error *err)
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		*x = sqlite3_column_int64(q, 0);
-		if (y)
-			*y = sqlite3_column_int64(q, 1);
+		*y = sqlite3_column_int64(q, 1);
 	}
 	sqlite3_finalize(q);
 	return rc == SQLITE_ROW ? 0 : as_sq_fail(s, err, "reading spans");
@@ -122,7 +120,7 @@ static int materialize(sq_store *s, as_run_ctx *rc, as_error *err)
 
 	as_buf_printf(&b, "INSERT OR IGNORE INTO %s SELECT ", r->stage_q);
 	for (size_t i = 0; i < t->ncols; i++) {
-		if (i < t->nkey || (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR))) {
+		if (as_col_kept_unchanged(t, i)) {
 			as_buf_adds(&b, "l.");
 			as_buf_add_ident(&b, t->cols[i].name);
 		} else {
@@ -171,7 +169,7 @@ static int overlapping(sq_store *s, as_run_ctx *rc, int *bad, as_error *err)
 	as_buf_adds(&b, " >= ");
 	add_tuple(&b, t, "lo", NULL);
 	as_buf_adds(&b, ")");
-	ret = query2(s, &b, &n, NULL, err);
+	ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
 	as_buf_free(&b);
 	*bad = n > 0;
 	return ret;
@@ -340,15 +338,6 @@ static int walk_gaps(sq_store *s, as_run_ctx *rc, gap_walk *w, as_error *err)
 	return walk_gap(s, rc, w, w->last, err);
 }
 
-void as_sq_spans_done(sq_store *s, as_run_ctx *rc)
-{
-	sq_run *r = rc->priv;
-
-	(void)s;
-	if (r)
-		r->gone = 0; /* the table goes with the staging */
-}
-
 int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			as_error *err)
 {
@@ -396,7 +385,7 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			      "(SELECT 1 FROM %s AS l WHERE ", r->stage_q, r->live_q);
 		as_sq_add_key_match(&b, t, "s", "l");
 		as_buf_adds(&b, ")");
-		if ((ret = query2(s, &b, &staged_live, NULL, err)))
+		if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &staged_live, err)))
 			goto done;
 		bad = staged_live != w.staged;
 		if (!bad) {

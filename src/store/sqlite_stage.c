@@ -60,8 +60,7 @@ static int stage_row(sq_store *s, as_run_ctx *rc, const as_row *row,
 			goto conflict;
 	}
 	for (size_t i = 0; i < t->ncols; i++) {
-		if (unchanged && i >= t->nkey &&
-		    !(t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR)))
+		if (unchanged && !as_col_kept_unchanged(t, i))
 			sqlite3_bind_null(r->ins, (int)i + 1);
 		else
 			as_sq_bind_val(r->ins, (int)i + 1, &row->v[i]);
@@ -176,7 +175,7 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	}
 	rc->scan = sc;
 	for (size_t i = 0; i < t->ncols; i++)
-		if (i < t->nkey || (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR))) {
+		if (as_col_kept_unchanged(t, i)) {
 			sc->cols[sc->ncols++] = i;
 			as_buf_add_ident(&sel, t->cols[i].name);
 			as_buf_adds(&sel, ", ");

@@ -45,6 +45,13 @@ typedef struct as_table {
 	char *fingerprint; /* hex digest of everything that shapes staging */
 } as_table;
 
+/* Whether column i is kept by an unchanged row's staging row (and read by
+ * the live scan): key, scope and cursor columns; the rest are NULL. */
+static inline int as_col_kept_unchanged(const as_table *t, size_t i)
+{
+	return i < t->nkey || (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
+}
+
 /* ---- typed values, rows, batches ---- */
 
 enum { AS_V_NULL = 0, AS_V_INT, AS_V_REAL, AS_V_TEXT };

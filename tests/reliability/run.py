@@ -40,6 +40,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 PARTS = ["crash", "kill9", "pgfaults", "vfs", "fulldisk", "alloc", "fuzz"]
+# part -> (summary total, the figure of each row that adds to it)
+TOTALS = {"crash": ("crash", "crashes"), "kill9": ("kill", "kills"),
+          "vfs": ("io", "faults"), "fulldisk": ("disk", "disk_full_failures"),
+          "alloc": ("alloc", "failures"), "fuzz": ("fuzz", "executions")}
 
 # (label, arguments, in --quick)
 VFS_SWEEPS = [
@@ -377,18 +381,9 @@ def report(s, a, dt):
     tot = dict(crash=0, kill=0, io=0, alloc=0, fuzz=0, disk=0)
     for part, label, fig in s.rows:
         w("%-8s %s\n         %s\n" % (part, label, fmt(fig)))
-        if part == "crash":
-            tot["crash"] += fig.get("crashes", 0)
-        elif part == "kill9":
-            tot["kill"] += fig.get("kills", 0)
-        elif part == "vfs":
-            tot["io"] += fig.get("faults", 0)
-        elif part == "fulldisk":
-            tot["disk"] += fig.get("disk_full_failures", 0)
-        elif part == "alloc":
-            tot["alloc"] += fig.get("failures", 0)
-        elif part == "fuzz":
-            tot["fuzz"] += fig.get("executions", 0)
+        if part in TOTALS:
+            total, figure = TOTALS[part]
+            tot[total] += fig.get(figure, 0)
     w("-" * 72 + "\n")
     crash_rows = [f for p, l, f in s.rows if p == "crash" and "points" in f]
     if crash_rows:
