@@ -19,7 +19,7 @@ reliability: all
 	cmake --build $(BUILD) --target reliability
 
 format:
-	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'include/*.h' 'tests/unit/*.c')
+	./scripts/format.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -24,23 +24,23 @@ extern "C" {
 #define ATOMSYNC_VERSION "0.1.0"
 
 /* Return codes (the same numbers as the internal AS_E* codes). */
-#define ATOMSYNC_OK        0
-#define ATOMSYNC_ERROR    -1
-#define ATOMSYNC_EUSAGE   -2  /* bad config or arguments */
-#define ATOMSYNC_ESOURCE  -3  /* the source failed */
-#define ATOMSYNC_EINPUT   -4  /* a bad record */
-#define ATOMSYNC_ESTORE   -5  /* the store failed */
-#define ATOMSYNC_EREFUSED -6  /* a guard refused the publish */
-#define ATOMSYNC_ELEASE   -7  /* another worker holds the dataset */
-#define ATOMSYNC_EFENCED  -8  /* this worker lost its lease mid-run */
-#define ATOMSYNC_ENOMEM   -9
-#define ATOMSYNC_EINTR   -10
+#define ATOMSYNC_OK 0
+#define ATOMSYNC_ERROR -1
+#define ATOMSYNC_EUSAGE -2   /* bad config or arguments */
+#define ATOMSYNC_ESOURCE -3  /* the source failed */
+#define ATOMSYNC_EINPUT -4   /* a bad record */
+#define ATOMSYNC_ESTORE -5   /* the store failed */
+#define ATOMSYNC_EREFUSED -6 /* a guard refused the publish */
+#define ATOMSYNC_ELEASE -7   /* another worker holds the dataset */
+#define ATOMSYNC_EFENCED -8  /* this worker lost its lease mid-run */
+#define ATOMSYNC_ENOMEM -9
+#define ATOMSYNC_EINTR -10
 
 typedef struct atomsync_error {
-	int code;          /* ATOMSYNC_E* */
-	long native;       /* errno, SQLite result code, ... */
-	char sqlstate[6];  /* PostgreSQL SQLSTATE or "" */
-	char msg[1024];    /* one line */
+	int code;	  /* ATOMSYNC_E* */
+	long native;	  /* errno, SQLite result code, ... */
+	char sqlstate[6]; /* PostgreSQL SQLSTATE or "" */
+	char msg[1024];	  /* one line */
 } atomsync_error;
 
 typedef struct atomsync_store atomsync_store;
@@ -51,22 +51,24 @@ typedef struct atomsync_run atomsync_run;
 typedef struct atomsync_run_info {
 	int64_t run_id;
 	char *dataset;
-	char *kind;        /* "sync", "rollback", "verify" */
-	char *mode;        /* "full", "incremental", "scoped", "append" */
-	char *status;      /* active, publishing, completed, failed, refused */
+	char *kind;	   /* "sync", "rollback", "verify" */
+	char *mode;	   /* "full", "incremental", "scoped", "append" */
+	char *status;	   /* active, publishing, completed, failed, refused */
 	char *started_at;  /* ISO 8601 UTC */
 	char *finished_at; /* NULL while running */
 	int64_t seen, inserted, updated, unchanged, deleted, rejected;
-	int64_t duplicates;   /* records replaced by a later one of the same key */
-	int64_t resumed_from; /* run whose checkpoint this one continued, or 0 */
-	char *error;          /* NULL when none */
+	int64_t duplicates;   /* records replaced by a later one of the same key
+			       */
+	int64_t resumed_from; /* run whose checkpoint this one continued, or 0
+			       */
+	char *error;	      /* NULL when none */
 } atomsync_run_info;
 
 typedef struct atomsync_run_options {
-	int restart;        /* discard a resumable checkpoint */
-	int allow_empty;    /* publish an empty full delivery */
-	int allow_deletes;  /* exceed max_delete_fraction */
-	const char **scopes;  /* scoped mode: "COL=VALUE" scopes to replace */
+	int restart;	     /* discard a resumable checkpoint */
+	int allow_empty;     /* publish an empty full delivery */
+	int allow_deletes;   /* exceed max_delete_fraction */
+	const char **scopes; /* scoped mode: "COL=VALUE" scopes to replace */
 	size_t nscopes;
 } atomsync_run_options;
 
@@ -75,14 +77,13 @@ typedef struct atomsync_run_options {
 /* Read atomsync.yml; errors are "file:line:col: message". */
 int atomsync_config_load(atomsync_config **out, const char *path,
 			 atomsync_error *err);
-int atomsync_config_parse(atomsync_config **out, const char *text,
-			  size_t len, const char *name, atomsync_error *err);
+int atomsync_config_parse(atomsync_config **out, const char *text, size_t len,
+			  const char *name, atomsync_error *err);
 void atomsync_config_free(atomsync_config *cfg);
 /* The store URL of the config ("sqlite:PATH", "postgres://..."). */
 const char *atomsync_config_store(const atomsync_config *cfg);
 size_t atomsync_config_ndatasets(const atomsync_config *cfg);
-const char *atomsync_config_dataset_name(const atomsync_config *cfg,
-					 size_t i);
+const char *atomsync_config_dataset_name(const atomsync_config *cfg, size_t i);
 
 /* ---- stores ---- */
 
@@ -92,9 +93,8 @@ int atomsync_store_open(atomsync_store **out, const char *url,
 void atomsync_store_free(atomsync_store *store);
 
 /* Run records of a dataset, newest first; at most limit (0: all). */
-int atomsync_runs_list(atomsync_store *store, const char *dataset,
-		       size_t limit, atomsync_run_info **out, size_t *n,
-		       atomsync_error *err);
+int atomsync_runs_list(atomsync_store *store, const char *dataset, size_t limit,
+		       atomsync_run_info **out, size_t *n, atomsync_error *err);
 void atomsync_run_info_free(atomsync_run_info *infos, size_t n);
 /* Free the strings of one record filled by atomsync_run_publish(). */
 void atomsync_run_info_clear(atomsync_run_info *info);

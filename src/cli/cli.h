@@ -14,19 +14,19 @@
 
 /* Exit codes of DESIGN.md. */
 enum {
-	AS_EXIT_OK = 0,       /* published, or nothing to do */
-	AS_EXIT_FAILED = 1,   /* the run failed; nothing was published */
-	AS_EXIT_USAGE = 2,    /* usage or configuration error */
-	AS_EXIT_REFUSED = 3,  /* a guard refused the publish */
-	AS_EXIT_LEASED = 4    /* another worker holds the lease; nothing done */
+	AS_EXIT_OK = 0,	     /* published, or nothing to do */
+	AS_EXIT_FAILED = 1,  /* the run failed; nothing was published */
+	AS_EXIT_USAGE = 2,   /* usage or configuration error */
+	AS_EXIT_REFUSED = 3, /* a guard refused the publish */
+	AS_EXIT_LEASED = 4   /* another worker holds the lease; nothing done */
 };
 
 typedef struct as_cli {
 	const char *config_path;  /* -c; default atomsync.yml */
 	const char *metrics_file; /* --metrics-file */
 	int quiet, verbose;
-	int progress;             /* stderr is a terminal */
-	as_config *cfg;           /* loaded on demand */
+	int progress;	/* stderr is a terminal */
+	as_config *cfg; /* loaded on demand */
 } as_cli;
 
 int as_exit_code(int rc);

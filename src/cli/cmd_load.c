@@ -16,7 +16,8 @@ int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
 
 static int parse_mode(const char *s, as_mode *m)
 {
-	static const char *names[] = {"full", "incremental", "scoped", "append"};
+	static const char *names[] = {"full", "incremental", "scoped",
+				      "append"};
 
 	for (int i = 0; i < 4; i++)
 		if (strcmp(s, names[i]) == 0) {
@@ -67,20 +68,29 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		case 'k': ds->key = as_split(optarg, ',', &ds->nkey); break;
 		case 'M':
 			if (parse_mode(optarg, &ds->mode)) {
-				as_cli_error(cli, "--mode %s: expected full, incremental, "
-					     "scoped or append", optarg);
+				as_cli_error(
+					cli,
+					"--mode %s: expected full, incremental, "
+					"scoped or append",
+					optarg);
 				return AS_EXIT_USAGE;
 			}
 			break;
 		case 's': ds->scope = as_split(optarg, ',', &ds->nscope); break;
-		case 'u': free(ds->cursor); ds->cursor = as_strdup(optarg); break;
+		case 'u':
+			free(ds->cursor);
+			ds->cursor = as_strdup(optarg);
+			break;
 		case 'f':
 			if (strcmp(optarg, "jsonl") == 0)
 				ds->source.format = AS_FORMAT_JSONL;
 			else if (strcmp(optarg, "singer") == 0)
 				ds->source.format = AS_FORMAT_SINGER;
 			else {
-				as_cli_error(cli, "--format %s: expected jsonl or singer", optarg);
+				as_cli_error(
+					cli,
+					"--format %s: expected jsonl or singer",
+					optarg);
 				return AS_EXIT_USAGE;
 			}
 			break;
@@ -93,7 +103,9 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 
 			if (*end || !*optarg || v < (c == 'b')) {
 				as_cli_error(cli, "--%s %s: expected a number",
-					     c == 'x' ? "max-rejects" : "batch-size", optarg);
+					     c == 'x' ? "max-rejects"
+						      : "batch-size",
+					     optarg);
 				return AS_EXIT_USAGE;
 			}
 			if (c == 'x')
@@ -108,7 +120,8 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		}
 	}
 	if (argc - optind < 2 || argc - optind > 3) {
-		as_cli_error(cli, "usage: atomsync load STORE TABLE [FILE|-] --key "
+		as_cli_error(cli,
+			     "usage: atomsync load STORE TABLE [FILE|-] --key "
 			     "COL[,COL...] [--mode MODE]");
 		return AS_EXIT_USAGE;
 	}
@@ -117,19 +130,23 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		return AS_EXIT_USAGE;
 	}
 	if (ds->mode == AS_MODE_SCOPED && !ds->nscope) {
-		as_cli_error(cli, "load: --mode scoped needs --scope COL[,COL...]");
+		as_cli_error(cli,
+			     "load: --mode scoped needs --scope COL[,COL...]");
 		return AS_EXIT_USAGE;
 	}
 	if (ds->mode != AS_MODE_SCOPED && ds->nscope) {
-		as_cli_error(cli, "load: --scope applies to --mode scoped only");
+		as_cli_error(cli,
+			     "load: --scope applies to --mode scoped only");
 		return AS_EXIT_USAGE;
 	}
 	cfg->store = as_strdup(argv[optind]);
 	name = argv[optind + 1];
 	if (!as_is_ident(name) || strncmp(name, "atomsync", 8) == 0 ||
 	    strncmp(name, "_atomsync", 9) == 0) {
-		as_cli_error(cli, "load: table name '%s' must be a plain identifier "
-			     "not starting with atomsync", name);
+		as_cli_error(cli,
+			     "load: table name '%s' must be a plain identifier "
+			     "not starting with atomsync",
+			     name);
 		return AS_EXIT_USAGE;
 	}
 	ds->name = as_strdup(name);

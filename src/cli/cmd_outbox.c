@@ -48,12 +48,14 @@ static void print_events(as_cli *cli, const as_outbox_event *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char msg[600];
 
-		snprintf(msg, sizeof(msg), "%s", v[i].last_error ? v[i].last_error : "");
+		snprintf(msg, sizeof(msg), "%s",
+			 v[i].last_error ? v[i].last_error : "");
 		as_cli_redact(cli, msg, sizeof(msg));
 		printf("%-8lld %-8lld %-20s %-8s %-10s %8lld %9lld  %-24s %s\n",
-		       (long long)v[i].event_id, (long long)v[i].run_id, v[i].dataset,
-		       v[i].target, v[i].status, (long long)v[i].attempts,
-		       (long long)v[i].keys, v[i].created_at ? v[i].created_at : "", msg);
+		       (long long)v[i].event_id, (long long)v[i].run_id,
+		       v[i].dataset, v[i].target, v[i].status,
+		       (long long)v[i].attempts, (long long)v[i].keys,
+		       v[i].created_at ? v[i].created_at : "", msg);
 	}
 }
 
@@ -64,7 +66,8 @@ static int list_events(as_cli *cli, as_store *st, const char *dataset,
 	size_t n = 0;
 	as_error err;
 
-	if (st->ops->outbox_list(st, dataset, 0, RECENT_DELIVERED, flags, &v, &n, &err)) {
+	if (st->ops->outbox_list(st, dataset, 0, RECENT_DELIVERED, flags, &v,
+				 &n, &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
@@ -92,7 +95,8 @@ static int drain(as_cli *cli, as_store *st, const char *dataset, int json)
 	as_error err;
 
 	if (as_outbox_drain(st, cli->cfg, dataset, &s, &err) ||
-	    st->ops->outbox_list(st, dataset, 0, 0, AS_OUTBOX_PENDING, &v, &n, &err)) {
+	    st->ops->outbox_list(st, dataset, 0, 0, AS_OUTBOX_PENDING, &v, &n,
+				 &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
@@ -111,7 +115,8 @@ static int drain(as_cli *cli, as_store *st, const char *dataset, int json)
 	}
 	if (s.failed)
 		as_cli_error(cli, "outbox: %lld event%s not delivered: %s",
-			     (long long)s.failed, s.failed == 1 ? "" : "s", s.first_error);
+			     (long long)s.failed, s.failed == 1 ? "" : "s",
+			     s.first_error);
 	as_outbox_events_free(v, n);
 	return n ? AS_EXIT_FAILED : AS_EXIT_OK;
 }
@@ -136,10 +141,13 @@ int as_cmd_outbox(as_cli *cli, int argc, char **argv)
 		default: return AS_EXIT_USAGE;
 		}
 	}
-	if (optind >= argc || (strcmp(argv[optind], "list") != 0 &&
-			       strcmp(argv[optind], "drain") != 0) ||
+	if (optind >= argc ||
+	    (strcmp(argv[optind], "list") != 0 &&
+	     strcmp(argv[optind], "drain") != 0) ||
 	    argc - optind > 2) {
-		as_cli_error(cli, "usage: atomsync outbox (list | drain) [DATASET] [--json]");
+		as_cli_error(
+			cli,
+			"usage: atomsync outbox (list | drain) [DATASET] [--json]");
 		return AS_EXIT_USAGE;
 	}
 	what = argv[optind];

@@ -32,7 +32,10 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		case 't':
 			to_run = strtoll(optarg, &end, 10);
 			if (*end || !*optarg || to_run <= 0) {
-				as_cli_error(cli, "--to-run %s: expected a run number", optarg);
+				as_cli_error(
+					cli,
+					"--to-run %s: expected a run number",
+					optarg);
 				return AS_EXIT_USAGE;
 			}
 			break;
@@ -42,7 +45,9 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1 || !to_run) {
-		as_cli_error(cli, "rollback: usage: atomsync rollback DATASET --to-run N");
+		as_cli_error(
+			cli,
+			"rollback: usage: atomsync rollback DATASET --to-run N");
 		return AS_EXIT_USAGE;
 	}
 	if (as_cli_load_config(cli, &err)) {
@@ -59,7 +64,8 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		return as_exit_code(err.code);
 	}
 	as_error_clear(&err);
-	rc = as_rollback_dataset(st, cli->cfg, argv[optind], to_run, &info, &err);
+	rc = as_rollback_dataset(st, cli->cfg, argv[optind], to_run, &info,
+				 &err);
 	/* Most messages name the dataset already. */
 	if (rc && strncmp(err.msg, "dataset ", 8) == 0)
 		as_cli_error(cli, "%s", err.msg);
@@ -69,7 +75,8 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		as_print_json(as_run_info_json(&info));
 	else if (!rc && !cli->quiet) {
 		as_print_run_line(stdout, &info);
-		printf("%s: %s\n", argv[optind], info.error ? info.error : "rolled back");
+		printf("%s: %s\n", argv[optind],
+		       info.error ? info.error : "rolled back");
 	}
 	atomsync_run_info_clear(&info);
 	as_store_close(st);

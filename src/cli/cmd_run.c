@@ -26,8 +26,8 @@ int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
 		int rc;
 
 		as_error_clear(&err);
-		rc = as_sync_dataset(st, cli->cfg, names[i], opt, as_progress_print,
-				     cli, &info, &err);
+		rc = as_sync_dataset(st, cli->cfg, names[i], opt,
+				     as_progress_print, cli, &info, &err);
 		codes[i] = as_exit_code(rc);
 		if (rc == AS_ELEASE)
 			as_cli_error(cli, "%s: skipped: %s", names[i], err.msg);
@@ -35,7 +35,8 @@ int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
 			as_cli_error(cli, "%s: %s", names[i], err.msg);
 		if (info.run_id) {
 			if (out)
-				json_array_append_new(out, as_run_info_json(&info));
+				json_array_append_new(out,
+						      as_run_info_json(&info));
 			else if (rc == 0 && !cli->quiet)
 				as_print_run_line(stdout, &info);
 		}
@@ -88,9 +89,7 @@ int as_cmd_run(as_cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'c': cli->config_path = optarg; break;
 		case 'm': cli->metrics_file = optarg; break;
-		default:
-			free(scopes);
-			return AS_EXIT_USAGE;
+		default: free(scopes); return AS_EXIT_USAGE;
 		}
 	}
 	if (as_cli_load_config(cli, &err)) {

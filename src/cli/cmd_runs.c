@@ -30,7 +30,9 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		case 'l':
 			limit = strtoul(optarg, &end, 10);
 			if (*end || !*optarg) {
-				as_cli_error(cli, "--limit %s: expected a number", optarg);
+				as_cli_error(cli,
+					     "--limit %s: expected a number",
+					     optarg);
 				return AS_EXIT_USAGE;
 			}
 			break;
@@ -38,7 +40,8 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		as_cli_error(cli, "runs: which dataset? (atomsync runs DATASET)");
+		as_cli_error(cli,
+			     "runs: which dataset? (atomsync runs DATASET)");
 		return AS_EXIT_USAGE;
 	}
 	if (as_cli_load_config(cli, &err)) {
@@ -64,7 +67,8 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		as_print_json(a);
 	} else {
 		for (size_t i = 0; i < n; i++) {
-			printf("%-24s ", v[i].started_at ? v[i].started_at : "");
+			printf("%-24s ",
+			       v[i].started_at ? v[i].started_at : "");
 			as_print_run_line(stdout, &v[i]);
 			if (v[i].error)
 				printf("%-24s   error: %s\n", "", v[i].error);

@@ -20,30 +20,40 @@ static const as_dataset_status *find(const as_dataset_status *v, size_t n,
 	return NULL;
 }
 
-static json_t *dataset_json(const as_dataset_cfg *ds, const as_dataset_status *s,
-			    int64_t rows, const atomsync_run_info *last,
+static json_t *dataset_json(const as_dataset_cfg *ds,
+			    const as_dataset_status *s, int64_t rows,
+			    const atomsync_run_info *last,
 			    const atomsync_run_info *verify)
 {
 	json_t *o = json_object();
 	char buf[40];
 
 	json_object_set_new(o, "dataset", json_string(ds->name));
-	json_object_set_new(o, "table", json_string(ds->table ? ds->table : ds->name));
+	json_object_set_new(o, "table",
+			    json_string(ds->table ? ds->table : ds->name));
 	json_object_set_new(o, "mode", json_string(as_mode_name(ds->mode)));
-	json_object_set_new(o, "rows", rows >= 0 ? json_integer(rows) : json_null());
-	json_object_set_new(o, "published_run", s && s->published_run
-				? json_integer(s->published_run) : json_null());
-	json_object_set_new(o, "cursor", s && s->cursor ? json_string(s->cursor)
-							 : json_null());
+	json_object_set_new(o, "rows",
+			    rows >= 0 ? json_integer(rows) : json_null());
+	json_object_set_new(o, "published_run",
+			    s && s->published_run
+				    ? json_integer(s->published_run)
+				    : json_null());
+	json_object_set_new(o, "cursor",
+			    s && s->cursor ? json_string(s->cursor)
+					   : json_null());
 	json_object_set_new(o, "resumable", json_boolean(s && s->resumable));
 	if (s && s->lease_owner)
-		json_object_set_new(o, "lease", json_pack("{s:s, s:s}", "owner",
-			s->lease_owner, "expires_at",
-			as_iso8601(s->lease_expires, buf, sizeof(buf))));
+		json_object_set_new(o, "lease",
+				    json_pack("{s:s, s:s}", "owner",
+					      s->lease_owner, "expires_at",
+					      as_iso8601(s->lease_expires, buf,
+							 sizeof(buf))));
 	else
 		json_object_set_new(o, "lease", json_null());
-	json_object_set_new(o, "last_run", last ? as_run_info_json(last) : json_null());
-	json_object_set_new(o, "last_verify", verify ? as_run_info_json(verify) : json_null());
+	json_object_set_new(o, "last_run",
+			    last ? as_run_info_json(last) : json_null());
+	json_object_set_new(o, "last_verify",
+			    verify ? as_run_info_json(verify) : json_null());
 	return o;
 }
 
@@ -60,7 +70,8 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 		printf("  last %s %lld %s %s",
 		       as_streq(last->kind, "rollback") ? "rollback" : "run",
 		       (long long)last->run_id, last->status,
-		       last->finished_at ? last->finished_at : last->started_at);
+		       last->finished_at ? last->finished_at
+					 : last->started_at);
 	else
 		printf("  never run");
 	if (s && s->lease_owner)
@@ -71,8 +82,9 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 	if (last && last->error && !as_streq(last->kind, "rollback"))
 		printf("%-16s error: %s\n", "", last->error);
 	if (verify)
-		printf("%-16s verify %lld %s: %s\n", "", (long long)verify->run_id,
-		       verify->status, verify->error ? verify->error : "");
+		printf("%-16s verify %lld %s: %s\n", "",
+		       (long long)verify->run_id, verify->status,
+		       verify->error ? verify->error : "");
 }
 
 int as_cmd_status(as_cli *cli, int argc, char **argv)
@@ -105,7 +117,8 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 		return AS_EXIT_USAGE;
 	}
 	if (only && !as_config_dataset(cli->cfg, only)) {
-		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path, only);
+		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
+			     only);
 		return AS_EXIT_USAGE;
 	}
 	if (as_store_open(&st, cli->cfg->store, &err) ||
@@ -126,7 +139,8 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 			continue;
 		/* The last sync or rollback is the table's state; a verify run
 		 * is reported on its own. */
-		if (st->ops->table_rows(st, ds->table ? ds->table : ds->name, &rows, &err) ||
+		if (st->ops->table_rows(st, ds->table ? ds->table : ds->name,
+					&rows, &err) ||
 		    st->ops->runs_list(st, ds->name, 50, &last, &nl, &err)) {
 			as_cli_error(cli, "%s", err.msg);
 			code = as_exit_code(err.code);
@@ -141,7 +155,8 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 				lr = lr ? lr : &last[k];
 		}
 		if (out)
-			json_array_append_new(out, dataset_json(ds, s, rows, lr, lv));
+			json_array_append_new(
+				out, dataset_json(ds, s, rows, lr, lv));
 		else
 			dataset_text(ds, s, rows, lr, lv);
 		atomsync_run_info_free(last, nl);

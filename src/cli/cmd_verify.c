@@ -27,7 +27,8 @@ static void print_mismatch(json_t *m)
 	size_t i;
 
 	fputs("  ", stdout);
-	json_object_foreach(json_object_get(m, "key"), k, v) {
+	json_object_foreach(json_object_get(m, "key"), k, v)
+	{
 		printf("%s%s=", sep, k);
 		print_value(v);
 		sep = ",";
@@ -38,7 +39,8 @@ static void print_mismatch(json_t *m)
 		return;
 	}
 	sep = "";
-	json_array_foreach(cols, i, v) {
+	json_array_foreach(cols, i, v)
+	{
 		printf("%s%s: live ", sep,
 		       json_string_value(json_object_get(v, "column")));
 		print_value(json_object_get(v, "live"));
@@ -51,21 +53,20 @@ static void print_mismatch(json_t *m)
 
 static json_t *result_json(const char *dataset, const as_verify_result *r)
 {
-	return json_pack("{s:s, s:I, s:b, s:f, s:f, s:{s:b, s:b, s:I, s:o?, s:s}, "
-			 "s:{s:b, s:I, s:I, s:I, s:I, s:s}, s:O, s:s}",
-			 "dataset", dataset, "run_id", (json_int_t)r->run_id,
-			 "passed", r->passed, "threshold", r->threshold,
-			 "accuracy", r->accuracy,
-			 "count", "checked", r->count_checked, "ok",
-			 r->count_checked ? r->count_ok : 1, "live",
-			 (json_int_t)r->live_rows, "source",
-			 r->count_checked ? json_integer(r->source_total) : NULL,
-			 "note", r->count_note,
-			 "sample", "checked", r->sample_checked, "size",
-			 (json_int_t)r->sampled, "matched", (json_int_t)r->matched,
-			 "differing", (json_int_t)r->differing, "missing",
-			 (json_int_t)r->missing, "note", r->sample_note,
-			 "mismatches", r->mismatches, "summary", r->summary);
+	return json_pack(
+		"{s:s, s:I, s:b, s:f, s:f, s:{s:b, s:b, s:I, s:o?, s:s}, "
+		"s:{s:b, s:I, s:I, s:I, s:I, s:s}, s:O, s:s}",
+		"dataset", dataset, "run_id", (json_int_t)r->run_id, "passed",
+		r->passed, "threshold", r->threshold, "accuracy", r->accuracy,
+		"count", "checked", r->count_checked, "ok",
+		r->count_checked ? r->count_ok : 1, "live",
+		(json_int_t)r->live_rows, "source",
+		r->count_checked ? json_integer(r->source_total) : NULL, "note",
+		r->count_note, "sample", "checked", r->sample_checked, "size",
+		(json_int_t)r->sampled, "matched", (json_int_t)r->matched,
+		"differing", (json_int_t)r->differing, "missing",
+		(json_int_t)r->missing, "note", r->sample_note, "mismatches",
+		r->mismatches, "summary", r->summary);
 }
 
 static void print_result(const char *dataset, const as_verify_result *r)
@@ -75,19 +76,22 @@ static void print_result(const char *dataset, const as_verify_result *r)
 
 	printf("%s: count: %s\n", dataset, r->count_note);
 	printf("%s: sample: %s\n", dataset, r->sample_note);
-	json_array_foreach(r->mismatches, i, m)
-		print_mismatch(m);
+	json_array_foreach(r->mismatches, i, m) print_mismatch(m);
 	if (r->passed)
 		printf("%s: verify passed (accuracy %.1f%%, threshold %.1f%%; run %lld)\n",
 		       dataset, 100.0 * r->accuracy, 100.0 * r->threshold,
 		       (long long)r->run_id);
 	else
 		printf("%s: verify FAILED (%s%s; run %lld)\n", dataset,
-		       r->count_checked && !r->count_ok ? "the count differs" : "",
-		       r->sample_checked && r->matched < r->threshold * (double)r->sampled
+		       r->count_checked && !r->count_ok ? "the count differs"
+							: "",
+		       r->sample_checked &&
+				       r->matched <
+					       r->threshold * (double)r->sampled
 			       ? (r->count_checked && !r->count_ok
 					  ? "; accuracy below the threshold"
-					  : "accuracy below the threshold") : "",
+					  : "accuracy below the threshold")
+			       : "",
 		       (long long)r->run_id);
 }
 
@@ -96,7 +100,8 @@ static const char *unprefixed(const char *msg, const char *dataset)
 {
 	size_t n = strlen(dataset);
 
-	if (strncmp(msg, "dataset ", 8) == 0 && strncmp(msg + 8, dataset, n) == 0 &&
+	if (strncmp(msg, "dataset ", 8) == 0 &&
+	    strncmp(msg + 8, dataset, n) == 0 &&
 	    strncmp(msg + 8 + n, ": ", 2) == 0)
 		return msg + 10 + n;
 	return msg;
@@ -112,8 +117,8 @@ static int repair(as_cli *cli, as_store *st, const char *dataset, json_t *out)
 
 	memset(&opt, 0, sizeof(opt));
 	as_error_clear(&err);
-	rc = as_sync_dataset(st, cli->cfg, dataset, &opt, as_progress_print, cli,
-			     &info, &err);
+	rc = as_sync_dataset(st, cli->cfg, dataset, &opt, as_progress_print,
+			     cli, &info, &err);
 	if (rc)
 		as_cli_error(cli, "%s: repair: %s", dataset, err.msg);
 	if (out && info.run_id)
@@ -147,9 +152,13 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		switch (c) {
 		case 's':
 			sample = strtoul(optarg, &end, 10);
-			if (*end || !*optarg || optarg[0] == '-' || sample > 1000000) {
-				as_cli_error(cli, "--sample %s: expected a number of rows "
-					     "(0 to 1000000)", optarg);
+			if (*end || !*optarg || optarg[0] == '-' ||
+			    sample > 1000000) {
+				as_cli_error(
+					cli,
+					"--sample %s: expected a number of rows "
+					"(0 to 1000000)",
+					optarg);
 				return AS_EXIT_USAGE;
 			}
 			break;
@@ -160,8 +169,10 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1) {
-		as_cli_error(cli, "verify: usage: atomsync verify DATASET [--sample N] "
-			     "[--json] [--repair]");
+		as_cli_error(
+			cli,
+			"verify: usage: atomsync verify DATASET [--sample N] "
+			"[--json] [--repair]");
 		return AS_EXIT_USAGE;
 	}
 	dataset = argv[optind];
@@ -170,7 +181,8 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		return AS_EXIT_USAGE;
 	}
 	if (!as_config_dataset(cli->cfg, dataset)) {
-		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path, dataset);
+		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
+			     dataset);
 		return AS_EXIT_USAGE;
 	}
 	if (as_store_open(&st, cli->cfg->store, &err)) {
@@ -180,7 +192,8 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 	as_error_clear(&err);
 	rc = as_verify_dataset(st, cli->cfg, dataset, sample, &res, &err);
 	if (rc) {
-		as_cli_error(cli, "%s: verify: %s", dataset, unprefixed(err.msg, dataset));
+		as_cli_error(cli, "%s: verify: %s", dataset,
+			     unprefixed(err.msg, dataset));
 		code = as_exit_code(rc);
 		goto done;
 	}

@@ -81,7 +81,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 
-		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) &&
+		    i + 1 < argc) {
 			cli.config_path = argv[++i];
 		} else if (strncmp(a, "--config=", 9) == 0) {
 			cli.config_path = a + 9;
@@ -91,7 +92,8 @@ int main(int argc, char **argv)
 			cli.metrics_file = a + 15;
 		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
 			cli.quiet = 1;
-		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+		} else if (strcmp(a, "-v") == 0 ||
+			   strcmp(a, "--verbose") == 0) {
 			cli.verbose++;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			fputs(USAGE, stdout);
@@ -100,7 +102,8 @@ int main(int argc, char **argv)
 			printf("atomsync %s\n", ATOMSYNC_VERSION);
 			return AS_EXIT_OK;
 		} else {
-			fprintf(stderr, "atomsync: unknown option %s\n%s", a, USAGE);
+			fprintf(stderr, "atomsync: unknown option %s\n%s", a,
+				USAGE);
 			return AS_EXIT_USAGE;
 		}
 	}
@@ -108,9 +111,10 @@ int main(int argc, char **argv)
 		fputs(USAGE, stderr);
 		return AS_EXIT_USAGE;
 	}
-	as_log_set_level(cli.quiet ? AS_LOG_QUIET
-				   : cli.verbose > 1 ? AS_LOG_DEBUG
-				   : cli.verbose ? AS_LOG_INFO : AS_LOG_WARN);
+	as_log_set_level(cli.quiet	   ? AS_LOG_QUIET
+			 : cli.verbose > 1 ? AS_LOG_DEBUG
+			 : cli.verbose	   ? AS_LOG_INFO
+					   : AS_LOG_WARN);
 	cli.progress = !cli.quiet && isatty(2);
 	verb = argv[i];
 	/* `atomsync VERB --help` is asked for help, not an unknown option. */

@@ -14,8 +14,8 @@
 #include "util/str.h"
 #include "util/time.h"
 
-static const char *STATUSES[] = {"completed", "failed", "refused", "active",
-				 "publishing", NULL};
+static const char *STATUSES[] = {"completed", "failed",	    "refused",
+				 "active",    "publishing", NULL};
 
 /* Label values escape backslash, quote and newline. */
 static void label(as_buf *b, const char *v)
@@ -35,7 +35,8 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 			    as_buf *last, const char *ds,
 			    const atomsync_run_info *v, size_t n)
 {
-	int64_t by_status[6] = {0}, ins = 0, upd = 0, unch = 0, del = 0, rej = 0;
+	int64_t by_status[6] = {0}, ins = 0, upd = 0, unch = 0, del = 0,
+		rej = 0;
 	double last_ok = 0, last_dur = -1;
 
 	for (size_t i = 0; i < n; i++) {
@@ -71,14 +72,15 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 			      (long long)by_status[k]);
 	}
 	{
-		const char *names[] = {"inserted", "updated", "unchanged", "deleted", "rejected"};
+		const char *names[] = {"inserted", "updated", "unchanged",
+				       "deleted", "rejected"};
 		int64_t vals[] = {ins, upd, unch, del, rej};
 
 		for (int k = 0; k < 5; k++) {
 			as_buf_adds(recs, "atomsync_records_total{dataset=\"");
 			label(recs, ds);
-			as_buf_printf(recs, "\",outcome=\"%s\"} %lld\n", names[k],
-				      (long long)vals[k]);
+			as_buf_printf(recs, "\",outcome=\"%s\"} %lld\n",
+				      names[k], (long long)vals[k]);
 		}
 	}
 	if (last_dur >= 0) {
@@ -87,7 +89,9 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 		as_buf_printf(dur, "\"} %.3f\n", last_dur);
 	}
 	if (last_ok > 0) {
-		as_buf_adds(last, "atomsync_last_success_timestamp_seconds{dataset=\"");
+		as_buf_adds(
+			last,
+			"atomsync_last_success_timestamp_seconds{dataset=\"");
 		label(last, ds);
 		as_buf_printf(last, "\"} %.3f\n", last_ok);
 	}
@@ -111,22 +115,25 @@ int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
 		dataset_metrics(&runs, &recs, &dur, &last, ds, v, n);
 		atomsync_run_info_free(v, n);
 	}
-	as_buf_printf(&out, "# HELP atomsync_runs_total Runs by final status.\n"
-			    "# TYPE atomsync_runs_total counter\n%s"
-			    "# HELP atomsync_records_total Records by outcome.\n"
-			    "# TYPE atomsync_records_total counter\n%s"
-			    "# HELP atomsync_run_duration_seconds Duration of the "
-			    "latest finished run.\n"
-			    "# TYPE atomsync_run_duration_seconds gauge\n%s"
-			    "# HELP atomsync_last_success_timestamp_seconds End of "
-			    "the latest completed run.\n"
-			    "# TYPE atomsync_last_success_timestamp_seconds gauge\n%s",
-		      as_buf_cstr(&runs), as_buf_cstr(&recs), as_buf_cstr(&dur),
-		      as_buf_cstr(&last));
+	as_buf_printf(
+		&out,
+		"# HELP atomsync_runs_total Runs by final status.\n"
+		"# TYPE atomsync_runs_total counter\n%s"
+		"# HELP atomsync_records_total Records by outcome.\n"
+		"# TYPE atomsync_records_total counter\n%s"
+		"# HELP atomsync_run_duration_seconds Duration of the "
+		"latest finished run.\n"
+		"# TYPE atomsync_run_duration_seconds gauge\n%s"
+		"# HELP atomsync_last_success_timestamp_seconds End of "
+		"the latest completed run.\n"
+		"# TYPE atomsync_last_success_timestamp_seconds gauge\n%s",
+		as_buf_cstr(&runs), as_buf_cstr(&recs), as_buf_cstr(&dur),
+		as_buf_cstr(&last));
 	tmp = as_sprintf("%s.tmp.%ld", cli->metrics_file, (long)getpid());
 	f = tmp ? fopen(tmp, "w") : NULL;
 	if (!f) {
-		rc = as_error_errno(err, AS_ERROR, "metrics file %s", cli->metrics_file);
+		rc = as_error_errno(err, AS_ERROR, "metrics file %s",
+				    cli->metrics_file);
 		goto done;
 	}
 	if (fwrite(out.data, 1, out.len, f) != out.len || fflush(f) ||
@@ -137,7 +144,8 @@ int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
 	fclose(f);
 	f = NULL;
 	if (rename(tmp, cli->metrics_file) != 0)
-		rc = as_error_errno(err, AS_ERROR, "metrics file %s", cli->metrics_file);
+		rc = as_error_errno(err, AS_ERROR, "metrics file %s",
+				    cli->metrics_file);
 done:
 	if (f)
 		fclose(f);

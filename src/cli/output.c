@@ -75,8 +75,9 @@ json_t *as_run_info_json(const atomsync_run_info *ri)
 	json_object_set_new(o, "deleted", json_integer(ri->deleted));
 	json_object_set_new(o, "rejected", json_integer(ri->rejected));
 	json_object_set_new(o, "duplicates", json_integer(ri->duplicates));
-	json_object_set_new(o, "resumed_from", ri->resumed_from
-				? json_integer(ri->resumed_from) : json_null());
+	json_object_set_new(o, "resumed_from",
+			    ri->resumed_from ? json_integer(ri->resumed_from)
+					     : json_null());
 	json_object_set_new(o, "error", str_or_null(ri->error));
 	return o;
 }
@@ -99,8 +100,9 @@ void as_print_run_line(FILE *f, const atomsync_run_info *ri)
 {
 	char a[32], b[32], c[32], d[32], e[32], g[32];
 
-	fprintf(f, "%s: %s %lld %s: %s seen, %s inserted, %s updated, "
-		   "%s unchanged, %s deleted, %s rejected",
+	fprintf(f,
+		"%s: %s %lld %s: %s seen, %s inserted, %s updated, "
+		"%s unchanged, %s deleted, %s rejected",
 		ri->dataset ? ri->dataset : "?",
 		ri->kind && !as_streq(ri->kind, "sync") ? ri->kind : "run",
 		(long long)ri->run_id, ri->status ? ri->status : "?",

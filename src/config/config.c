@@ -25,7 +25,8 @@
 #define RECORD_MAX (1024LL * 1024 * 1024)
 #define SECRET_MIN 3 /* so "***" never makes a message longer */
 #define WHERE_MAX 256
-#define WORD_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+#define WORD_CHARS                                                             \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Enum fields are read and written through an int. */
@@ -40,7 +41,8 @@ typedef struct sbuf {
 static int sb_add(cx *c, const ynode *n, sbuf *b, const char *s, size_t len)
 {
 	if (b->len + len + 1 > VALUE_MAX)
-		return as_cfg_fail(c, n, "value longer than %d bytes", VALUE_MAX);
+		return as_cfg_fail(c, n, "value longer than %d bytes",
+				   VALUE_MAX);
 	while (b->len + len + 1 > b->cap) {
 		char *p = as_cfg_grow(b->p, b->cap, &b->cap, 1);
 
@@ -84,7 +86,8 @@ static bool valid_var(const char *s, size_t len)
 }
 
 /* One "${NAME}" at s; *end is set past the '}'. */
-static int expand_var(cx *c, const ynode *n, const char *s, bool secret, sbuf *b, const char **end)
+static int expand_var(cx *c, const ynode *n, const char *s, bool secret,
+		      sbuf *b, const char **end)
 {
 	const char *close = strchr(s + 2, '}'), *val;
 	as_config *cfg = c->cfg;
@@ -93,19 +96,22 @@ static int expand_var(cx *c, const ynode *n, const char *s, bool secret, sbuf *b
 	int rc;
 
 	if (!close)
-		return as_cfg_fail(c, n, "unterminated '${' (write $$ for a literal $)");
+		return as_cfg_fail(
+			c, n, "unterminated '${' (write $$ for a literal $)");
 	len = (size_t)(close - (s + 2));
 	if (!valid_var(s + 2, len))
 		return as_cfg_fail(c, n, "invalid variable reference '${%.*s}'",
-			    (int)(len > 40 ? 40 : len), s + 2);
+				   (int)(len > 40 ? 40 : len), s + 2);
 	memcpy(name, s + 2, len);
 	name[len] = '\0';
 	val = getenv(name);
 	if (!val)
-		return as_cfg_fail(c, n, "environment variable %s is not set", name);
+		return as_cfg_fail(c, n, "environment variable %s is not set",
+				   name);
 	*end = close + 1;
 	if (secret && strlen(val) >= SECRET_MIN) {
-		rc = add_unique(c, &cfg->secret_values, &cfg->nsecret_values, val);
+		rc = add_unique(c, &cfg->secret_values, &cfg->nsecret_values,
+				val);
 		if (rc)
 			return rc;
 	}
@@ -127,7 +133,8 @@ static int expand(cx *c, const ynode *n, bool secret, char **out, int *used)
 		*used = 0;
 	while (!rc && (d = strchr(s, '$'))) {
 		rc = sb_add(c, n, &b, s, (size_t)(d - s));
-		if (!rc && d[1] != '{') { /* "$$" is one '$'; a lone '$' stays */
+		if (!rc &&
+		    d[1] != '{') { /* "$$" is one '$'; a lone '$' stays */
 			rc = sb_add(c, n, &b, "$", 1);
 			s = d + (d[1] == '$' ? 2 : 1);
 		} else if (!rc) {
@@ -186,7 +193,8 @@ static bool parse_f64(const char *s, double *out)
 
 static bool parse_bool(const char *s, int *out)
 {
-	static const char *const words[] = {"false", "False", "FALSE", "true", "True", "TRUE"};
+	static const char *const words[] = {"false", "False", "FALSE",
+					    "true",  "True",  "TRUE"};
 
 	for (size_t i = 0; i < NELEM(words); i++) {
 		if (!strcmp(s, words[i])) {
@@ -198,7 +206,8 @@ static bool parse_bool(const char *s, int *out)
 }
 
 /* Digits, optional spaces, then one of the units; -1 if malformed. */
-static int64_t parse_units(const char *s, const struct unit *u, size_t n, bool spaces)
+static int64_t parse_units(const char *s, const struct unit *u, size_t n,
+			   bool spaces)
 {
 	long long v;
 	char *end;
@@ -220,7 +229,8 @@ static int64_t parse_units(const char *s, const struct unit *u, size_t n, bool s
 int64_t as_parse_duration_ms(const char *s)
 {
 	static const struct unit units[] = {
-		{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+		{"", 1000},   {"ms", 1},      {"s", 1000},
+		{"m", 60000}, {"h", 3600000}, {"d", 86400000},
 	};
 
 	return parse_units(s, units, NELEM(units), false);
@@ -253,8 +263,8 @@ double as_parse_rate(const char *s)
 	/* Digits with at most one '.': no sign, exponent, hex, inf or nan. */
 	for (size_t i = 0; i < len; i++)
 		dots += s[i] == '.';
-	if (!len || len >= sizeof(num) || strspn(s, "0123456789.") != len || dots > 1 ||
-	    dots == len)
+	if (!len || len >= sizeof(num) || strspn(s, "0123456789.") != len ||
+	    dots > 1 || dots == len)
 		return -1;
 	memcpy(num, s, len);
 	num[len] = '\0';
@@ -299,8 +309,8 @@ static size_t edit_distance(const char *a, const char *b)
 		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
 			up = row[j];
-			row[j] = diag +
-				 (tolower((unsigned char)*a) != tolower((unsigned char)b[j - 1]));
+			row[j] = diag + (tolower((unsigned char)*a) !=
+					 tolower((unsigned char)b[j - 1]));
 			if (up + 1 < row[j])
 				row[j] = up + 1;
 			if (row[j - 1] + 1 < row[j])
@@ -312,7 +322,8 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 /* " (did you mean 'x'?)" for the closest of names, or "". */
-static const char *hint(const char *word, const char *const *names, size_t n, char *buf, size_t cap)
+static const char *hint(const char *word, const char *const *names, size_t n,
+			char *buf, size_t cap)
 {
 	size_t best = SIZE_MAX, limit = strlen(word) <= 3 ? 1 : 2;
 	const char *pick = NULL;
@@ -369,17 +380,17 @@ typedef struct field {
 	size_t nnames;
 } field;
 
-#define OTHER(k)                                                                                   \
-	{                                                                                          \
-		k, T_OTHER, 0, 0, 0, 0, NULL, 0                                                    \
+#define OTHER(k)                                                               \
+	{                                                                      \
+		k, T_OTHER, 0, 0, 0, 0, NULL, 0                                \
 	}
-#define FLD(st, k, t, fl, m, lo, hi)                                                               \
-	{                                                                                          \
-		k, t, fl, offsetof(st, m), lo, hi, NULL, 0                                         \
+#define FLD(st, k, t, fl, m, lo, hi)                                           \
+	{                                                                      \
+		k, t, fl, offsetof(st, m), lo, hi, NULL, 0                     \
 	}
-#define ENM(st, k, m, names)                                                                       \
-	{                                                                                          \
-		k, T_ENUM, 0, offsetof(st, m), 0, 0, names, NELEM(names)                           \
+#define ENM(st, k, m, names)                                                   \
+	{                                                                      \
+		k, T_ENUM, 0, offsetof(st, m), 0, 0, names, NELEM(names)       \
 	}
 
 static int check_keys(const sect *s, const field *f, size_t n)
@@ -395,14 +406,16 @@ static int check_keys(const sect *s, const field *f, size_t n)
 		for (j = 0; j < n && strcmp(k->text, f[j].key); j++)
 			;
 		if (j == n)
-			return as_cfg_fail(s->c, k, "unknown key '%s' %s%s", SHOWN(k->text), s->where,
-				    HINT(k->text, names, n));
+			return as_cfg_fail(s->c, k, "unknown key '%s' %s%s",
+					   SHOWN(k->text), s->where,
+					   HINT(k->text, names, n));
 	}
 	return 0;
 }
 
 /* The value of key, NULL when absent or null; *keynode NULL when absent. */
-static const ynode *lookup(const sect *s, const char *key, const ynode **keynode)
+static const ynode *lookup(const sect *s, const char *key,
+			   const ynode **keynode)
 {
 	const ynode *m = s->map;
 
@@ -424,26 +437,28 @@ static int missing(const sect *s, const char *key)
 
 	lookup(s, key, &k);
 	if (k)
-		return as_cfg_fail(s->c, k, "'%s' %s has no value", key, s->where);
-	return as_cfg_fail(s->c, s->owner ? s->owner : s->map, "missing required key '%s' %s", key,
-		    s->where);
+		return as_cfg_fail(s->c, k, "'%s' %s has no value", key,
+				   s->where);
+	return as_cfg_fail(s->c, s->owner ? s->owner : s->map,
+			   "missing required key '%s' %s", key, s->where);
 }
 
-static int bad_value(const sect *s, const ynode *v, const char *key, const char *want,
-		     const char *text)
+static int bad_value(const sect *s, const ynode *v, const char *key,
+		     const char *want, const char *text)
 {
 	if (v->kind != Y_SCALAR || !text)
-		return as_cfg_fail(s->c, v, "'%s' %s must be %s, got %s", key, s->where, want,
-			    as_cfg_kind_name(v));
-	return as_cfg_fail(s->c, v, "'%s' %s must be %s, got '%s'", key, s->where, want, SHOWN(text));
+		return as_cfg_fail(s->c, v, "'%s' %s must be %s, got %s", key,
+				   s->where, want, as_cfg_kind_name(v));
+	return as_cfg_fail(s->c, v, "'%s' %s must be %s, got '%s'", key,
+			   s->where, want, SHOWN(text));
 }
 
 /*
  * The expanded scalar at key: *text NULL when absent (or null).  A mapping
  * or a list where a scalar belongs is an error naming what was wanted.
  */
-static int read_scalar(const sect *s, const char *key, const char *want, unsigned flags,
-		       char **text, const ynode **vn)
+static int read_scalar(const sect *s, const char *key, const char *want,
+		       unsigned flags, char **text, const ynode **vn)
 {
 	const ynode *v = lookup(s, key, NULL);
 
@@ -458,8 +473,9 @@ static int read_scalar(const sect *s, const char *key, const char *want, unsigne
 }
 
 /* Match text against names (index = enum value). */
-static int enum_value(const sect *s, const ynode *v, const char *key, const char *text,
-		      const char *const *names, size_t n, int *dst)
+static int enum_value(const sect *s, const ynode *v, const char *key,
+		      const char *text, const char *const *names, size_t n,
+		      int *dst)
 {
 	char list[256] = "";
 
@@ -476,8 +492,9 @@ static int enum_value(const sect *s, const ynode *v, const char *key, const char
 			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
 		strncat(list, names[i], sizeof(list) - strlen(list) - 1);
 	}
-	return as_cfg_fail(s->c, v, "'%s' %s must be one of %s, got '%s'%s", key, s->where, list,
-		    SHOWN(text), HINT(text, names, n));
+	return as_cfg_fail(s->c, v, "'%s' %s must be one of %s, got '%s'%s",
+			   key, s->where, list, SHOWN(text),
+			   HINT(text, names, n));
 }
 
 /* What a field's value must look like, for messages. */
@@ -491,31 +508,25 @@ static const char *field_want(const field *f, char *buf, size_t cap)
 		if (f->max == INT64_MAX)
 			snprintf(buf, cap, "an integer >= %lld", lo);
 		else
-			snprintf(buf, cap, "an integer from %lld to %lld", lo, hi);
+			snprintf(buf, cap, "an integer from %lld to %lld", lo,
+				 hi);
 		return buf;
 	case T_REAL:
 		snprintf(buf, cap,
-			 f->flags & F_OPEN ? "a number above %lld and at most %lld"
-					   : "a number from %lld to %lld",
+			 f->flags & F_OPEN
+				 ? "a number above %lld and at most %lld"
+				 : "a number from %lld to %lld",
 			 lo, hi);
 		return buf;
 	case T_BOOL:
-	case T_NOT_BOOL:
-		return "true or false";
-	case T_DURATION:
-		return "a duration such as 500ms, 30s, 5m, 2h or 90d";
-	case T_SCHEDULE:
-		return "a duration above 0 such as 30s, 15m or 1h";
-	case T_RATE:
-		return "a rate such as 10/s, 600/min or 3600/h";
-	case T_SIZE:
-		return "a size from 1 byte to 1GiB, such as 16MiB";
-	case T_PATH:
-		return "a dotted path such as 'a.b'";
-	case T_IDENT:
-		return "a name of letters, digits and '_'";
-	default:
-		return "a string";
+	case T_NOT_BOOL: return "true or false";
+	case T_DURATION: return "a duration such as 500ms, 30s, 5m, 2h or 90d";
+	case T_SCHEDULE: return "a duration above 0 such as 30s, 15m or 1h";
+	case T_RATE: return "a rate such as 10/s, 600/min or 3600/h";
+	case T_SIZE: return "a size from 1 byte to 1GiB, such as 16MiB";
+	case T_PATH: return "a dotted path such as 'a.b'";
+	case T_IDENT: return "a name of letters, digits and '_'";
+	default: return "a string";
 	}
 }
 
@@ -531,33 +542,29 @@ static bool field_parse(const field *f, const char *text, fvalue *v)
 	switch (f->type) {
 	case T_INT:
 	case T_INT32:
-		return parse_i64(text, &v->i) && v->i >= f->min && v->i <= f->max;
+		return parse_i64(text, &v->i) && v->i >= f->min &&
+		       v->i <= f->max;
 	case T_REAL:
-		return parse_f64(text, &v->d) && v->d >= (double)f->min && v->d <= (double)f->max &&
+		return parse_f64(text, &v->d) && v->d >= (double)f->min &&
+		       v->d <= (double)f->max &&
 		       !((f->flags & F_OPEN) && v->d == (double)f->min);
 	case T_BOOL:
-	case T_NOT_BOOL:
-		return parse_bool(text, &v->b);
-	case T_DURATION:
-		return (v->i = as_parse_duration_ms(text)) >= 0;
-	case T_SCHEDULE:
-		return as_parse_duration_ms(text) > 0;
-	case T_RATE:
-		return (v->d = as_parse_rate(text)) > 0;
+	case T_NOT_BOOL: return parse_bool(text, &v->b);
+	case T_DURATION: return (v->i = as_parse_duration_ms(text)) >= 0;
+	case T_SCHEDULE: return as_parse_duration_ms(text) > 0;
+	case T_RATE: return (v->d = as_parse_rate(text)) > 0;
 	case T_SIZE:
 		v->i = parse_size(text);
 		return v->i >= f->min && v->i <= f->max;
-	case T_PATH:
-		return valid_path(text);
-	case T_IDENT:
-		return is_ident(text);
-	default:
-		return true;
+	case T_PATH: return valid_path(text);
+	case T_IDENT: return is_ident(text);
+	default: return true;
 	}
 }
 
 /* Check text (owned) against f and store it at base + f->off. */
-static int field_store(const sect *s, const field *f, const ynode *v, char *text, void *base)
+static int field_store(const sect *s, const field *f, const ynode *v,
+		       char *text, void *base)
 {
 	char *p = (char *)base + f->off, buf[96];
 	fvalue val = {0};
@@ -568,36 +575,32 @@ static int field_store(const sect *s, const field *f, const ynode *v, char *text
 		if (!rc)
 			*(int *)(void *)p = e;
 	} else if (!*text) {
-		rc = as_cfg_fail(s->c, v, "'%s' %s must not be empty", f->key, s->where);
+		rc = as_cfg_fail(s->c, v, "'%s' %s must not be empty", f->key,
+				 s->where);
 	} else if (!field_parse(f, text, &val)) {
-		rc = bad_value(s, v, f->key, field_want(f, buf, sizeof(buf)), text);
+		rc = bad_value(s, v, f->key, field_want(f, buf, sizeof(buf)),
+			       text);
 	} else if (f->type == T_URL && !is_url(text)) {
 		/* The value may hold a secret: never quote it. */
-		rc = as_cfg_fail(s->c, v, "'%s' %s must start with http:// or https://", f->key, s->where);
+		rc = as_cfg_fail(s->c, v,
+				 "'%s' %s must start with http:// or https://",
+				 f->key, s->where);
 	} else if (f->type == T_DURATION && val.i < f->min) {
-		rc = as_cfg_fail(s->c, v, "'%s' %s must be at least %lld%s", f->key, s->where,
-			  (long long)(f->min % 1000 ? f->min : f->min / 1000),
-			  f->min % 1000 ? "ms" : "s");
+		rc = as_cfg_fail(
+			s->c, v, "'%s' %s must be at least %lld%s", f->key,
+			s->where,
+			(long long)(f->min % 1000 ? f->min : f->min / 1000),
+			f->min % 1000 ? "ms" : "s");
 	} else {
 		switch (f->type) {
 		case T_INT:
 		case T_DURATION:
-		case T_SIZE:
-			memcpy(p, &val.i, sizeof(val.i));
-			break;
-		case T_INT32:
-			*(int *)(void *)p = (int)val.i;
-			break;
+		case T_SIZE: memcpy(p, &val.i, sizeof(val.i)); break;
+		case T_INT32: *(int *)(void *)p = (int)val.i; break;
 		case T_REAL:
-		case T_RATE:
-			memcpy(p, &val.d, sizeof(val.d));
-			break;
-		case T_BOOL:
-			*(int *)(void *)p = val.b;
-			break;
-		case T_NOT_BOOL:
-			*(int *)(void *)p = !val.b;
-			break;
+		case T_RATE: memcpy(p, &val.d, sizeof(val.d)); break;
+		case T_BOOL: *(int *)(void *)p = val.b; break;
+		case T_NOT_BOOL: *(int *)(void *)p = !val.b; break;
 		default:
 			free(*(char **)(void *)p);
 			*(char **)(void *)p = text;
@@ -617,8 +620,9 @@ static int read_fields(const sect *s, const field *f, size_t n, void *base)
 
 		if (f[i].type == T_OTHER)
 			continue;
-		rc = read_scalar(s, f[i].key, field_want(&f[i], buf, sizeof(buf)), f[i].flags,
-				 &text, &v);
+		rc = read_scalar(s, f[i].key,
+				 field_want(&f[i], buf, sizeof(buf)),
+				 f[i].flags, &text, &v);
 		if (!rc && text)
 			rc = field_store(s, &f[i], v, text, base);
 		if (rc)
@@ -631,8 +635,8 @@ static int read_fields(const sect *s, const field *f, size_t n, void *base)
  * The mapping at key read as a section with its own table (out->map NULL
  * when absent): unknown keys are refused, table fields stored in base.
  */
-static int read_section(const sect *s, const char *key, const char *where, const field *f, size_t n,
-			void *base, sect *out)
+static int read_section(const sect *s, const char *key, const char *where,
+			const field *f, size_t n, void *base, sect *out)
 {
 	const ynode *k, *v = lookup(s, key, &k);
 	int rc;
@@ -647,7 +651,8 @@ static int read_section(const sect *s, const char *key, const char *where, const
 	return rc ? rc : read_fields(out, f, n, base);
 }
 
-typedef int (*item_check)(const sect *s, const ynode *n, const char *text, const void *arg);
+typedef int (*item_check)(const sect *s, const ynode *n, const char *text,
+			  const void *arg);
 
 static void free_list(char **v, size_t n)
 {
@@ -656,29 +661,32 @@ static void free_list(char **v, size_t n)
 	free(v);
 }
 
-static int list_item(const sect *s, const char *key, const ynode *n, char **v, size_t i,
-		     item_check chk, const void *arg)
+static int list_item(const sect *s, const char *key, const ynode *n, char **v,
+		     size_t i, item_check chk, const void *arg)
 {
 	int rc;
 
 	if (n->kind != Y_SCALAR)
-		return as_cfg_fail(s->c, n, "items of '%s' %s must be strings, got %s", key, s->where,
-			    as_cfg_kind_name(n));
+		return as_cfg_fail(s->c, n,
+				   "items of '%s' %s must be strings, got %s",
+				   key, s->where, as_cfg_kind_name(n));
 	rc = expand(s->c, n, false, &v[i], NULL);
 	if (rc)
 		return rc;
 	if (!*v[i])
-		return as_cfg_fail(s->c, n, "items of '%s' %s must not be empty", key, s->where);
+		return as_cfg_fail(s->c, n,
+				   "items of '%s' %s must not be empty", key,
+				   s->where);
 	for (size_t j = 0; j < i; j++)
 		if (!strcmp(v[j], v[i]))
-			return as_cfg_fail(s->c, n, "'%s' %s lists '%s' twice", key, s->where,
-				    SHOWN(v[i]));
+			return as_cfg_fail(s->c, n, "'%s' %s lists '%s' twice",
+					   key, s->where, SHOWN(v[i]));
 	return chk ? chk(s, n, v[i], arg) : 0;
 }
 
 /* A string or a list of strings at key (none empty), each passed to chk. */
-static int read_list(const sect *s, const char *key, item_check chk, const void *arg, char ***dst,
-		     size_t *ndst)
+static int read_list(const sect *s, const char *key, item_check chk,
+		     const void *arg, char ***dst, size_t *ndst)
 {
 	const ynode *v = lookup(s, key, NULL);
 	const ynode *const *items;
@@ -689,9 +697,11 @@ static int read_list(const sect *s, const char *key, item_check chk, const void 
 	if (!v)
 		return 0;
 	if (v->kind == Y_MAP)
-		return bad_value(s, v, key, "a string or a list of strings", NULL);
+		return bad_value(s, v, key, "a string or a list of strings",
+				 NULL);
 	if (v->kind == Y_SEQ && !v->nkids)
-		return as_cfg_fail(s->c, v, "'%s' %s must not be empty", key, s->where);
+		return as_cfg_fail(s->c, v, "'%s' %s must not be empty", key,
+				   s->where);
 	items = v->kind == Y_SEQ ? (const ynode *const *)v->kids : &v;
 	n = v->kind == Y_SEQ ? v->nkids : 1;
 	out = calloc(n + 1, sizeof(*out));
@@ -711,9 +721,10 @@ static int read_list(const sect *s, const char *key, item_check chk, const void 
 
 /* ---- datasets ---------------------------------------------------------- */
 
-static const char *const mode_names[] = {"full", "incremental", "scoped", "append"};
-static const char *const type_names[] = {NULL,	    "integer", "real",	   "text",
-					 "boolean", "json",    "timestamp"};
+static const char *const mode_names[] = {"full", "incremental", "scoped",
+					 "append"};
+static const char *const type_names[] = {
+	NULL, "integer", "real", "text", "boolean", "json", "timestamp"};
 static const char *const history_names[] = {"none", "snapshot", "scd2"};
 static const char *const format_names[] = {"jsonl", "singer"};
 static const char *const style_names[] = {"none",   "offset",	"page",
@@ -744,14 +755,15 @@ static const field dataset_fields[] = {
 };
 
 static const field guard_fields[] = {
-	FLD(as_guard_cfg, "max_delete_fraction", T_REAL, 0, max_delete_fraction, 0, 1),
+	FLD(as_guard_cfg, "max_delete_fraction", T_REAL, 0, max_delete_fraction,
+	    0, 1),
 	FLD(as_guard_cfg, "allow_empty", T_BOOL, 0, allow_empty, 0, 0),
 	FLD(as_guard_cfg, "max_rejects", T_INT, 0, max_rejects, 0, INT64_MAX),
 };
 
 static const field column_fields[] = {
-	{"type", T_ENUM, F_REQUIRED, offsetof(as_column_cfg, type), 0, 0, type_names,
-	 NELEM(type_names)},
+	{"type", T_ENUM, F_REQUIRED, offsetof(as_column_cfg, type), 0, 0,
+	 type_names, NELEM(type_names)},
 	FLD(as_column_cfg, "path", T_PATH, 0, path, 0, 0),
 };
 
@@ -773,23 +785,27 @@ static as_config_loc loc_of(cx *c, const ynode *n)
 	return l;
 }
 
-static int check_ident(cx *c, const ynode *n, const char *name, const char *what)
+static int check_ident(cx *c, const ynode *n, const char *name,
+		       const char *what)
 {
 	if (!is_ident(name))
-		return as_cfg_fail(c, n,
-			    "%s name '%s' is not a plain identifier (letters, digits and '_', not "
-			    "starting with a digit, at most %d characters)",
-			    what, SHOWN(name), IDENT_MAX);
+		return as_cfg_fail(
+			c, n,
+			"%s name '%s' is not a plain identifier (letters, digits and '_', not "
+			"starting with a digit, at most %d characters)",
+			what, SHOWN(name), IDENT_MAX);
 	if (!strncasecmp(name, "_atomsync", 9))
-		return as_cfg_fail(c, n,
-			    "%s name '%s' is reserved: names starting with _atomsync belong to "
-			    "atomsync",
-			    what, name);
+		return as_cfg_fail(
+			c, n,
+			"%s name '%s' is reserved: names starting with _atomsync belong to "
+			"atomsync",
+			what, name);
 	return 0;
 }
 
 /* A column named by key, scope, cursor or snapshot_columns. */
-static int check_colref(const sect *s, const ynode *n, const char *name, const void *arg)
+static int check_colref(const sect *s, const ynode *n, const char *name,
+			const void *arg)
 {
 	const struct colref *r = arg;
 	const as_dataset_cfg *ds = r->d->ds;
@@ -799,12 +815,15 @@ static int check_colref(const sect *s, const ynode *n, const char *name, const v
 		if (!strcmp(ds->columns[i].name, name))
 			return 0;
 	if (!rc && ds->columns)
-		rc = as_cfg_fail(s->c, n, "%s column '%s' %s is not declared in 'columns'", r->role, name,
-			  r->d->where);
+		rc = as_cfg_fail(
+			s->c, n,
+			"%s column '%s' %s is not declared in 'columns'",
+			r->role, name, r->d->where);
 	return rc;
 }
 
-static int parse_column(dsctx *d, const ynode *kn, const ynode *vn, as_column_cfg *col)
+static int parse_column(dsctx *d, const ynode *kn, const ynode *vn,
+			as_column_cfg *col)
 {
 	const as_dataset_cfg *ds = d->ds;
 	char where[WHERE_MAX], *text;
@@ -813,15 +832,17 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn, as_column_cf
 
 	for (size_t i = 0; !rc && ds->columns + i < col; i++)
 		if (!strcasecmp(ds->columns[i].name, kn->text))
-			return as_cfg_fail(d->s.c, kn,
-				    "column '%s' %s clashes with column '%s' (names ignore case)",
-				    kn->text, d->where, ds->columns[i].name);
+			return as_cfg_fail(
+				d->s.c, kn,
+				"column '%s' %s clashes with column '%s' (names ignore case)",
+				kn->text, d->where, ds->columns[i].name);
 	if (rc)
 		return rc;
 	if (!(col->name = strdup(kn->text)))
 		return as_cfg_oom(d->s.c);
 	col->loc = loc_of(d->s.c, kn);
-	snprintf(where, sizeof(where), "in column '%s' of dataset '%s'", col->name, ds->name);
+	snprintf(where, sizeof(where), "in column '%s' of dataset '%s'",
+		 col->name, ds->name);
 	s = (sect){d->s.c, vn, where, kn};
 	if (vn->kind == Y_SCALAR) { /* short form: "name: text" */
 		rc = expand(s.c, vn, false, &text, NULL);
@@ -830,11 +851,13 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn, as_column_cf
 	} else if (vn->kind == Y_MAP) {
 		rc = check_keys(&s, column_fields, NELEM(column_fields));
 		if (!rc)
-			rc = read_fields(&s, column_fields, NELEM(column_fields), col);
+			rc = read_fields(&s, column_fields,
+					 NELEM(column_fields), col);
 	} else {
-		rc = as_cfg_fail(s.c, vn->kind == Y_NULL ? kn : vn,
-			  "column '%s' %s needs a type such as 'text' or {type: text}", col->name,
-			  d->where);
+		rc = as_cfg_fail(
+			s.c, vn->kind == Y_NULL ? kn : vn,
+			"column '%s' %s needs a type such as 'text' or {type: text}",
+			col->name, d->where);
 	}
 	if (!rc && !col->path && !(col->path = strdup(col->name)))
 		rc = as_cfg_oom(s.c);
@@ -850,9 +873,11 @@ static int parse_columns(dsctx *d)
 	if (!v)
 		return 0;
 	if (v->kind != Y_MAP)
-		return bad_value(&d->s, v, "columns", "a mapping of column name to type", NULL);
+		return bad_value(&d->s, v, "columns",
+				 "a mapping of column name to type", NULL);
 	if (!as_cfg_map_len(v))
-		return as_cfg_fail(d->s.c, v, "'columns' %s must not be empty", d->where);
+		return as_cfg_fail(d->s.c, v, "'columns' %s must not be empty",
+				   d->where);
 	ds->columns = calloc(as_cfg_map_len(v), sizeof(*ds->columns));
 	if (!ds->columns)
 		return as_cfg_oom(d->s.c);
@@ -871,34 +896,45 @@ static int parse_names(dsctx *d)
 	const ynode *k, *v, *mode = lookup(&d->s, "mode", NULL);
 	int rc;
 
-	rc = read_list(&d->s, "key", check_colref, &(struct colref){d, "key"}, &ds->key, &ds->nkey);
+	rc = read_list(&d->s, "key", check_colref, &(struct colref){d, "key"},
+		       &ds->key, &ds->nkey);
 	if (!rc)
-		rc = read_list(&d->s, "scope", check_colref, &(struct colref){d, "scope"},
-			       &ds->scope, &ds->nscope);
+		rc = read_list(&d->s, "scope", check_colref,
+			       &(struct colref){d, "scope"}, &ds->scope,
+			       &ds->nscope);
 	if (!rc)
 		rc = read_list(&d->s, "snapshot_columns", check_colref,
-			       &(struct colref){d, "snapshot"}, &ds->snapshot_columns,
-			       &ds->nsnapshot_columns);
+			       &(struct colref){d, "snapshot"},
+			       &ds->snapshot_columns, &ds->nsnapshot_columns);
 	if (!rc)
-		rc = read_scalar(&d->s, "cursor", "a column name", 0, &ds->cursor, &v);
+		rc = read_scalar(&d->s, "cursor", "a column name", 0,
+				 &ds->cursor, &v);
 	if (!rc && ds->cursor)
-		rc = check_colref(&d->s, v, ds->cursor, &(struct colref){d, "cursor"});
+		rc = check_colref(&d->s, v, ds->cursor,
+				  &(struct colref){d, "cursor"});
 	if (rc)
 		return rc;
 	lookup(&d->s, "scope", &k);
 	if (k && ds->mode != AS_MODE_SCOPED)
-		return as_cfg_fail(d->s.c, k, "'scope' %s is only valid with mode: scoped", d->where);
+		return as_cfg_fail(d->s.c, k,
+				   "'scope' %s is only valid with mode: scoped",
+				   d->where);
 	if (ds->mode == AS_MODE_SCOPED && !ds->nscope)
-		return as_cfg_fail(d->s.c, mode, "mode 'scoped' %s requires 'scope'", d->where);
+		return as_cfg_fail(d->s.c, mode,
+				   "mode 'scoped' %s requires 'scope'",
+				   d->where);
 	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor)
-		return as_cfg_fail(d->s.c, mode, "mode 'incremental' %s requires 'cursor'", d->where);
+		return as_cfg_fail(d->s.c, mode,
+				   "mode 'incremental' %s requires 'cursor'",
+				   d->where);
 	return 0;
 }
 
 /* history_keep: a number of runs, or a duration. */
 static int parse_keep(dsctx *d)
 {
-	const char *want = "a number of runs (e.g. 30) or a duration (e.g. 90d)";
+	const char *want =
+		"a number of runs (e.g. 30) or a duration (e.g. 90d)";
 	as_dataset_cfg *ds = d->ds;
 	const ynode *v;
 	char *text;
@@ -930,11 +966,15 @@ static int parse_effects(dsctx *d)
 	int rc;
 
 	snprintf(where, sizeof(where), "in guard of dataset '%s'", ds->name);
-	rc = read_section(&d->s, "guard", where, guard_fields, NELEM(guard_fields), &ds->guard, &g);
+	rc = read_section(&d->s, "guard", where, guard_fields,
+			  NELEM(guard_fields), &ds->guard, &g);
 	if (!rc)
-		rc = read_list(&d->s, "invalidate", NULL, NULL, &ds->invalidate, &ds->ninvalidate);
+		rc = read_list(&d->s, "invalidate", NULL, NULL, &ds->invalidate,
+			       &ds->ninvalidate);
 	if (!rc && lookup(&d->s, "invalidate", &k) && !d->s.c->cfg->cache)
-		rc = as_cfg_fail(d->s.c, k, "'invalidate' %s needs a top-level 'cache'", d->where);
+		rc = as_cfg_fail(d->s.c, k,
+				 "'invalidate' %s needs a top-level 'cache'",
+				 d->where);
 	return rc;
 }
 
@@ -998,7 +1038,8 @@ static bool is_header_name(const char *s)
 }
 
 /* params or headers: name -> scalar; names of ${VAR} values are secrets. */
-static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst, size_t *ndst)
+static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst,
+		   size_t *ndst)
 {
 	const ynode *m = lookup(s, key, NULL);
 	const char *what = strcmp(key, "headers") ? "param" : "header";
@@ -1015,19 +1056,24 @@ static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst, 
 		as_kv *kv = &(*dst)[(*ndst)++];
 
 		if (*what == 'h' && !is_header_name(kn->text))
-			return as_cfg_fail(s->c, kn, "'%s' %s is not a valid header name", SHOWN(kn->text),
-				    s->where);
+			return as_cfg_fail(s->c, kn,
+					   "'%s' %s is not a valid header name",
+					   SHOWN(kn->text), s->where);
 		if (vn->kind != Y_SCALAR)
-			return as_cfg_fail(s->c, vn, "%s '%s' %s must be a string, got %s", what,
-				    SHOWN(kn->text), s->where, as_cfg_kind_name(vn));
+			return as_cfg_fail(
+				s->c, vn, "%s '%s' %s must be a string, got %s",
+				what, SHOWN(kn->text), s->where,
+				as_cfg_kind_name(vn));
 		if (!(kv->key = strdup(kn->text)))
 			return as_cfg_oom(s->c);
 		rc = expand(s->c, vn, true, &kv->value, &used);
 		if (!rc && strpbrk(kv->value, "\r\n"))
-			rc = as_cfg_fail(s->c, vn, "%s '%s' %s contains a line break", what,
-				  SHOWN(kn->text), s->where);
+			rc = as_cfg_fail(s->c, vn,
+					 "%s '%s' %s contains a line break",
+					 what, SHOWN(kn->text), s->where);
 		if (!rc && used)
-			rc = add_unique(s->c, &h->secrets, &h->nsecrets, kv->key);
+			rc = add_unique(s->c, &h->secrets, &h->nsecrets,
+					kv->key);
 	}
 	return rc;
 }
@@ -1044,9 +1090,7 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 		else if (!h->limit_param && !h->limit)
 			need = "'limit_param' or 'limit'";
 		break;
-	case AS_PAGE_PAGE:
-		need = h->page_param ? NULL : "'page_param'";
-		break;
+	case AS_PAGE_PAGE: need = h->page_param ? NULL : "'page_param'"; break;
 	case AS_PAGE_CURSOR:
 		need = !h->cursor_param	 ? "'cursor_param'"
 		       : !h->cursor_path ? "'cursor_path'"
@@ -1055,13 +1099,13 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 	case AS_PAGE_NEXT_URL:
 		need = h->next_url_path ? NULL : "'next_url_path'";
 		break;
-	default:
-		break;
+	default: break;
 	}
 	if (!need)
 		return 0;
-	return as_cfg_fail(s->c, lookup(s, "style", NULL), "pagination style '%s' %s needs %s",
-		    style_names[h->style], s->where, need);
+	return as_cfg_fail(s->c, lookup(s, "style", NULL),
+			   "pagination style '%s' %s needs %s",
+			   style_names[h->style], s->where, need);
 }
 
 static int parse_http_parts(const dsctx *d, const sect *s, as_http_cfg *h)
@@ -1071,20 +1115,26 @@ static int parse_http_parts(const dsctx *d, const sect *s, as_http_cfg *h)
 	sect p;
 	int rc;
 
-	snprintf(where, sizeof(where), "in pagination of dataset '%s'", d->ds->name);
-	rc = read_section(s, "pagination", where, page_fields, NELEM(page_fields), h, &p);
+	snprintf(where, sizeof(where), "in pagination of dataset '%s'",
+		 d->ds->name);
+	rc = read_section(s, "pagination", where, page_fields,
+			  NELEM(page_fields), h, &p);
 	if (!rc && p.map)
 		rc = page_rules(&p, h);
 	if (rc)
 		return rc;
 	snprintf(where, sizeof(where), "in retry of dataset '%s'", d->ds->name);
-	rc = read_section(s, "retry", where, retry_fields, NELEM(retry_fields), h, &p);
+	rc = read_section(s, "retry", where, retry_fields, NELEM(retry_fields),
+			  h, &p);
 	if (!rc && h->retry_max_ms < h->retry_initial_ms) {
 		const ynode *v = p.map ? lookup(&p, "max", &k) : NULL;
 
-		return as_cfg_fail(s->c, v ? v : p.owner, "'max' %s must be at least 'initial'", where);
+		return as_cfg_fail(s->c, v ? v : p.owner,
+				   "'max' %s must be at least 'initial'",
+				   where);
 	}
-	snprintf(where, sizeof(where), "in circuit_breaker of dataset '%s'", d->ds->name);
+	snprintf(where, sizeof(where), "in circuit_breaker of dataset '%s'",
+		 d->ds->name);
 	if (!rc)
 		rc = read_section(s, "circuit_breaker", where, breaker_fields,
 				  NELEM(breaker_fields), h, &p);
@@ -1097,8 +1147,10 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 	sect s;
 	int rc;
 
-	snprintf(where, sizeof(where), "in http source of dataset '%s'", d->ds->name);
-	rc = read_section(src, "http", where, http_fields, NELEM(http_fields), h, &s);
+	snprintf(where, sizeof(where), "in http source of dataset '%s'",
+		 d->ds->name);
+	rc = read_section(src, "http", where, http_fields, NELEM(http_fields),
+			  h, &s);
 	if (!rc && !s.map)
 		return missing(src, "http");
 	if (!rc)
@@ -1132,27 +1184,33 @@ static int resolve_path(cx *c, char **path)
 static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 {
 	static const char *const kinds[] = {"file", "stdin", "exec", "http"};
-	static const field file_f = FLD(as_source_cfg, "file", T_STR, F_REQUIRED, path, 0, 0);
-	static const field exec_f = FLD(as_source_cfg, "exec", T_STR, F_REQUIRED, command, 0, 0);
-	static const field stdin_f = {"stdin", T_BOOL, F_REQUIRED, 0, 0, 0, NULL, 0};
+	static const field file_f =
+		FLD(as_source_cfg, "file", T_STR, F_REQUIRED, path, 0, 0);
+	static const field exec_f =
+		FLD(as_source_cfg, "exec", T_STR, F_REQUIRED, command, 0, 0);
+	static const field stdin_f = {"stdin", T_BOOL, F_REQUIRED, 0,
+				      0,       0,      NULL,	   0};
 	const ynode *first = NULL, *k;
 	int rc, on = 0;
 
 	for (size_t i = 0; i < NELEM(kinds); i++) {
 		lookup(s, kinds[i], &k);
 		if (k && first)
-			return as_cfg_fail(s->c, k,
-				    "'%s' %s conflicts with '%s': give exactly one of file, stdin, "
-				    "exec, http",
-				    kinds[i], s->where, first->text);
+			return as_cfg_fail(
+				s->c, k,
+				"'%s' %s conflicts with '%s': give exactly one of file, stdin, "
+				"exec, http",
+				kinds[i], s->where, first->text);
 		if (k) {
 			first = k;
 			src->kind = (as_source_kind)(i + 1);
 		}
 	}
 	if (!first)
-		return as_cfg_fail(s->c, s->owner,
-			    "source %s needs one of 'file', 'stdin', 'exec' or 'http'", d->where);
+		return as_cfg_fail(
+			s->c, s->owner,
+			"source %s needs one of 'file', 'stdin', 'exec' or 'http'",
+			d->where);
 	switch (src->kind) {
 	case AS_SOURCE_FILE:
 		rc = read_fields(s, &file_f, 1, src);
@@ -1160,13 +1218,11 @@ static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
 	case AS_SOURCE_STDIN:
 		rc = read_fields(s, &stdin_f, 1, &on);
 		if (!rc && !on)
-			rc = as_cfg_fail(s->c, lookup(s, "stdin", NULL), "'stdin' %s must be true",
-				  s->where);
+			rc = as_cfg_fail(s->c, lookup(s, "stdin", NULL),
+					 "'stdin' %s must be true", s->where);
 		return rc;
-	case AS_SOURCE_EXEC:
-		return read_fields(s, &exec_f, 1, src);
-	default:
-		return parse_http(d, s, &src->http);
+	case AS_SOURCE_EXEC: return read_fields(s, &exec_f, 1, src);
+	default: return parse_http(d, s, &src->http);
 	}
 }
 
@@ -1184,24 +1240,29 @@ static int parse_source(dsctx *d)
 	if (v->kind == Y_SCALAR) { /* source: stdin */
 		rc = expand(d->s.c, v, false, &text, NULL);
 		if (!rc && strcmp(text, "stdin"))
-			rc = bad_value(&d->s, v, "source", "a mapping or 'stdin'", text);
+			rc = bad_value(&d->s, v, "source",
+				       "a mapping or 'stdin'", text);
 		free(text);
 		src->kind = AS_SOURCE_STDIN;
 		return rc;
 	}
-	snprintf(where, sizeof(where), "in source of dataset '%s'", d->ds->name);
-	rc = read_section(&d->s, "source", where, source_fields, NELEM(source_fields), src, &s);
+	snprintf(where, sizeof(where), "in source of dataset '%s'",
+		 d->ds->name);
+	rc = read_section(&d->s, "source", where, source_fields,
+			  NELEM(source_fields), src, &s);
 	if (!rc)
 		rc = source_kind(d, &s, src);
 	if (rc)
 		return rc;
 	if (src->format == AS_FORMAT_SINGER && src->kind == AS_SOURCE_HTTP)
-		return as_cfg_fail(s.c, lookup(&s, "format", NULL),
-			    "format 'singer' %s is only valid for exec, file and stdin sources",
-			    where);
+		return as_cfg_fail(
+			s.c, lookup(&s, "format", NULL),
+			"format 'singer' %s is only valid for exec, file and stdin sources",
+			where);
 	if (src->stream && src->format != AS_FORMAT_SINGER) {
 		lookup(&s, "stream", &k);
-		return as_cfg_fail(s.c, k, "'stream' %s needs format: singer", where);
+		return as_cfg_fail(s.c, k, "'stream' %s needs format: singer",
+				   where);
 	}
 	return 0;
 }
@@ -1217,24 +1278,31 @@ static int check_table(dsctx *d)
 	int rc;
 
 	if (!v && !is_ident(ds->name))
-		return as_cfg_fail(d->s.c, at, "dataset name '%s' is not a valid table name; set 'table'",
-			    ds->name);
+		return as_cfg_fail(
+			d->s.c, at,
+			"dataset name '%s' is not a valid table name; set 'table'",
+			ds->name);
 	rc = check_ident(d->s.c, at, ds->table, "table");
 	if (rc)
 		return rc;
 	if (!strncasecmp(ds->table, "atomsync_", 9))
-		return as_cfg_fail(d->s.c, at, "table name '%s' is reserved for atomsync's own tables",
-			    ds->table);
-	if (ds->history != AS_HISTORY_NONE && strlen(ds->table) + strlen("_history") > IDENT_MAX)
-		return as_cfg_fail(d->s.c, at,
-			    "table name '%s' is too long for its history table (at most %d "
-			    "characters with '_history')",
-			    ds->table, IDENT_MAX);
+		return as_cfg_fail(
+			d->s.c, at,
+			"table name '%s' is reserved for atomsync's own tables",
+			ds->table);
+	if (ds->history != AS_HISTORY_NONE &&
+	    strlen(ds->table) + strlen("_history") > IDENT_MAX)
+		return as_cfg_fail(
+			d->s.c, at,
+			"table name '%s' is too long for its history table (at most %d "
+			"characters with '_history')",
+			ds->table, IDENT_MAX);
 	for (size_t i = 0; cfg->datasets + i < ds; i++)
 		if (!strcasecmp(cfg->datasets[i].table, ds->table))
-			return as_cfg_fail(d->s.c, at,
-				    "table '%s' of dataset '%s' is already used by dataset '%s'",
-				    ds->table, ds->name, cfg->datasets[i].name);
+			return as_cfg_fail(
+				d->s.c, at,
+				"table '%s' of dataset '%s' is already used by dataset '%s'",
+				ds->table, ds->name, cfg->datasets[i].name);
 	return 0;
 }
 
@@ -1259,21 +1327,24 @@ static int finish_dataset(dsctx *d)
 
 	if (!ds->nkey && ds->source.format != AS_FORMAT_SINGER) {
 		lookup(&d->s, "key", &k);
-		return as_cfg_fail(d->s.c, k ? k : d->s.owner,
-			    "%s 'key' %s (only a singer source may leave it out)",
-			    k ? "no value for" : "missing required key", d->where);
+		return as_cfg_fail(
+			d->s.c, k ? k : d->s.owner,
+			"%s 'key' %s (only a singer source may leave it out)",
+			k ? "no value for" : "missing required key", d->where);
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
 	if (!rc)
 		rc = check_table(d);
 	if (!rc)
-		rc = default_str(d->s.c, &ds->reject_file, ds->name, ".rejects.jsonl");
+		rc = default_str(d->s.c, &ds->reject_file, ds->name,
+				 ".rejects.jsonl");
 	if (!rc)
 		rc = resolve_path(d->s.c, &ds->reject_file);
 	return rc;
 }
 
-static int parse_dataset(cx *c, const ynode *kn, const ynode *vn, as_dataset_cfg *ds)
+static int parse_dataset(cx *c, const ynode *kn, const ynode *vn,
+			 as_dataset_cfg *ds)
 {
 	const size_t n = NELEM(dataset_fields);
 	size_t len = strlen(kn->text);
@@ -1281,10 +1352,11 @@ static int parse_dataset(cx *c, const ynode *kn, const ynode *vn, as_dataset_cfg
 	int rc;
 
 	if (!len || len > 128 || strspn(kn->text, WORD_CHARS ".-") != len)
-		return as_cfg_fail(c, kn,
-			    "dataset name '%s' may only hold letters, digits, '_', '.' and '-' (at "
-			    "most 128)",
-			    SHOWN(kn->text));
+		return as_cfg_fail(
+			c, kn,
+			"dataset name '%s' may only hold letters, digits, '_', '.' and '-' (at "
+			"most 128)",
+			SHOWN(kn->text));
 	if (!(ds->name = strdup(kn->text)))
 		return as_cfg_oom(c);
 	ds->loc = loc_of(c, kn);
@@ -1292,9 +1364,10 @@ static int parse_dataset(cx *c, const ynode *kn, const ynode *vn, as_dataset_cfg
 	snprintf(d.where, sizeof(d.where), "in dataset '%s'", ds->name);
 	d.s = (sect){c, vn, d.where, kn};
 	if (vn->kind != Y_MAP)
-		return as_cfg_fail(c, vn->kind == Y_NULL ? kn : vn,
-			    "dataset '%s' must be a mapping with at least 'key' and 'source'",
-			    ds->name);
+		return as_cfg_fail(
+			c, vn->kind == Y_NULL ? kn : vn,
+			"dataset '%s' must be a mapping with at least 'key' and 'source'",
+			ds->name);
 	rc = check_keys(&d.s, dataset_fields, n);
 	if (!rc)
 		rc = parse_columns(&d);
@@ -1322,7 +1395,8 @@ static const field top_fields[] = {
 static int resolve_store(cx *c, char **store)
 {
 	const char *scheme = strncmp(*store, "sqlite://", 9) == 0 ? "sqlite://"
-			     : strncmp(*store, "sqlite:", 7) == 0 ? "sqlite:" : NULL;
+			     : strncmp(*store, "sqlite:", 7) == 0 ? "sqlite:"
+								  : NULL;
 	char *path, *joined;
 	int rc;
 
@@ -1356,9 +1430,13 @@ static int parse_top(cx *c, const ynode *root)
 	int rc;
 
 	if (!root || root->kind == Y_NULL)
-		return as_cfg_fail_at(c, 1, 1, "configuration is empty: it needs 'store' and 'datasets'");
+		return as_cfg_fail_at(
+			c, 1, 1,
+			"configuration is empty: it needs 'store' and 'datasets'");
 	if (root->kind != Y_MAP)
-		return as_cfg_fail(c, root, "the top level must be a mapping with 'store' and 'datasets'");
+		return as_cfg_fail(
+			c, root,
+			"the top level must be a mapping with 'store' and 'datasets'");
 	rc = check_keys(&s, top_fields, NELEM(top_fields));
 	if (!rc)
 		rc = read_fields(&s, top_fields, NELEM(top_fields), cfg);
@@ -1370,10 +1448,13 @@ static int parse_top(cx *c, const ynode *root)
 	if (!v)
 		return missing(&s, "datasets");
 	if (v->kind != Y_MAP)
-		return bad_value(&s, v, "datasets", "a mapping of dataset name to dataset", NULL);
+		return bad_value(&s, v, "datasets",
+				 "a mapping of dataset name to dataset", NULL);
 	if (!as_cfg_map_len(v))
-		return as_cfg_fail(c, v, "'datasets' at top level must not be empty");
-	if (!(cfg->datasets = calloc(as_cfg_map_len(v), sizeof(*cfg->datasets))))
+		return as_cfg_fail(c, v,
+				   "'datasets' at top level must not be empty");
+	if (!(cfg->datasets =
+		      calloc(as_cfg_map_len(v), sizeof(*cfg->datasets))))
 		return as_cfg_oom(c);
 	for (size_t i = 0; i < v->nkids && !rc; i += 2) {
 		as_dataset_cfg *ds = &cfg->datasets[cfg->ndatasets++];
@@ -1393,7 +1474,8 @@ static int by_length_desc(const void *a, const void *b)
 	return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
-int as_config_parse(as_config **out, const char *text, size_t len, const char *name, as_error *err)
+int as_config_parse(as_config **out, const char *text, size_t len,
+		    const char *name, as_error *err)
 {
 	ynode *root = NULL;
 	as_config *cfg;
@@ -1411,9 +1493,12 @@ int as_config_parse(as_config **out, const char *text, size_t len, const char *n
 	c.err = err;
 	c.file = cfg->path;
 	if (len > CONFIG_MAX_BYTES)
-		rc = as_cfg_fail_at(&c, 0, 0, "configuration larger than %d bytes", CONFIG_MAX_BYTES);
+		rc = as_cfg_fail_at(&c, 0, 0,
+				    "configuration larger than %d bytes",
+				    CONFIG_MAX_BYTES);
 	else
-		rc = as_cfg_build_tree(&c, text ? text : "", text ? len : 0, &root);
+		rc = as_cfg_build_tree(&c, text ? text : "", text ? len : 0,
+				       &root);
 	if (!rc)
 		rc = parse_top(&c, root);
 	as_cfg_tree_free(&c);
@@ -1423,8 +1508,8 @@ int as_config_parse(as_config **out, const char *text, size_t len, const char *n
 	}
 	/* Longest first, so a secret inside another is not half-redacted. */
 	if (cfg->nsecret_values > 1)
-		qsort(cfg->secret_values, cfg->nsecret_values, sizeof(*cfg->secret_values),
-		      by_length_desc);
+		qsort(cfg->secret_values, cfg->nsecret_values,
+		      sizeof(*cfg->secret_values), by_length_desc);
 	*out = cfg;
 	return 0;
 }
@@ -1448,8 +1533,9 @@ int as_config_load(as_config **out, const char *path, as_error *err)
 	if (ferror(f))
 		rc = as_error_errno(err, AS_EUSAGE, "%s", path);
 	else if (len > CONFIG_MAX_BYTES)
-		rc = as_error_set(err, AS_EUSAGE, "%s: configuration larger than %d bytes", path,
-				  CONFIG_MAX_BYTES);
+		rc = as_error_set(err, AS_EUSAGE,
+				  "%s: configuration larger than %d bytes",
+				  path, CONFIG_MAX_BYTES);
 	else
 		rc = as_config_parse(out, buf, len, path, err);
 	fclose(f);
@@ -1582,7 +1668,8 @@ void as_config_redact(const as_config *cfg, char *msg, size_t cap)
 
 		while ((p = strstr(p, sec))) {
 			memcpy(p, "***", 3);
-			memmove(p + 3, p + sl, len - (size_t)(p - msg) - sl + 1);
+			memmove(p + 3, p + sl,
+				len - (size_t)(p - msg) - sl + 1);
 			len -= sl - 3;
 			p += 3;
 		}

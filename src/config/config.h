@@ -41,10 +41,7 @@ typedef enum as_source_kind {
 	AS_SOURCE_HTTP
 } as_source_kind;
 
-typedef enum as_format {
-	AS_FORMAT_JSONL = 0,
-	AS_FORMAT_SINGER
-} as_format;
+typedef enum as_format { AS_FORMAT_JSONL = 0, AS_FORMAT_SINGER } as_format;
 
 typedef enum as_pagination {
 	AS_PAGE_NONE = 0,
@@ -58,7 +55,7 @@ typedef enum as_pagination {
 /* A "file:line:col" origin of a config value, for later error messages. */
 typedef struct as_config_loc {
 	const char *file; /* borrowed from as_config.path */
-	int line, col;    /* 1-based; 0 when unknown */
+	int line, col;	  /* 1-based; 0 when unknown */
 } as_config_loc;
 
 typedef struct as_kv {
@@ -79,30 +76,31 @@ typedef struct as_http_cfg {
 	size_t nparams;
 	as_kv *headers;
 	size_t nheaders;
-	char *records;    /* dotted path of the record array; NULL: page is the array */
+	char *records; /* dotted path of the record array; NULL: page is the
+			  array */
 	as_pagination style;
 	char *offset_param;
 	char *limit_param;
-	int64_t limit;    /* page size; 0: unset */
+	int64_t limit; /* page size; 0: unset */
 	char *page_param;
 	int64_t first_page; /* default 1 */
 	char *cursor_param;
 	char *cursor_path;
 	char *next_url_path;
 	char *total_path;
-	double total_tolerance; /* fraction; 0: exact count required */
-	int concurrency;        /* default 1 */
-	double rate_per_sec;    /* 0: unlimited; "600/min" -> 10.0 */
-	int64_t rate_burst;     /* token bucket size; default 1 */
-	int64_t timeout_ms;     /* per request; default 30000 */
-	int64_t deadline_ms;    /* whole run; 0: none */
-	int retry_attempts;     /* default 5 */
+	double total_tolerance;	  /* fraction; 0: exact count required */
+	int concurrency;	  /* default 1 */
+	double rate_per_sec;	  /* 0: unlimited; "600/min" -> 10.0 */
+	int64_t rate_burst;	  /* token bucket size; default 1 */
+	int64_t timeout_ms;	  /* per request; default 30000 */
+	int64_t deadline_ms;	  /* whole run; 0: none */
+	int retry_attempts;	  /* default 5 */
 	int64_t retry_initial_ms; /* default 500 */
-	int64_t retry_max_ms;     /* default 30000 */
-	int breaker_failures;     /* default 10 */
+	int64_t retry_max_ms;	  /* default 30000 */
+	int breaker_failures;	  /* default 10 */
 	char *item_url;
 	char *ca_bundle;
-	int insecure;             /* verify TLS unless set (tls_verify: false) */
+	int insecure; /* verify TLS unless set (tls_verify: false) */
 	/* Names of params/headers whose values came from ${VAR}: redacted. */
 	char **secrets;
 	size_t nsecrets;
@@ -110,9 +108,9 @@ typedef struct as_http_cfg {
 
 typedef struct as_source_cfg {
 	as_source_kind kind;
-	char *path;      /* file */
-	char *command;   /* exec; may hold {state} and {cursor} */
-	char *stream;    /* singer: the stream to take; NULL: the only one */
+	char *path;    /* file */
+	char *command; /* exec; may hold {state} and {cursor} */
+	char *stream;  /* singer: the stream to take; NULL: the only one */
 	as_format format;
 	as_http_cfg http;
 	as_config_loc loc;
@@ -120,46 +118,47 @@ typedef struct as_source_cfg {
 
 typedef struct as_guard_cfg {
 	double max_delete_fraction; /* default 0.5 */
-	int allow_empty;            /* default 0 */
-	int64_t max_rejects;        /* default 0 */
+	int allow_empty;	    /* default 0 */
+	int64_t max_rejects;	    /* default 0 */
 } as_guard_cfg;
 
 typedef struct as_dataset_cfg {
 	char *name;
-	char *table;    /* defaults to name */
+	char *table; /* defaults to name */
 	as_mode mode;
-	char **key;     /* NULL/0: from Singer SCHEMA key_properties */
+	char **key; /* NULL/0: from Singer SCHEMA key_properties */
 	size_t nkey;
 	as_column_cfg *columns; /* NULL/0: key columns plus `data` */
 	size_t ncolumns;
-	char *cursor;   /* incremental: the column whose maximum is kept */
-	char **scope;   /* scoped: the scope columns */
+	char *cursor; /* incremental: the column whose maximum is kept */
+	char **scope; /* scoped: the scope columns */
 	size_t nscope;
 	as_history history;
 	char **snapshot_columns;
 	size_t nsnapshot_columns;
-	int64_t history_keep_runs;  /* 0: keep all */
-	int64_t history_keep_ms;    /* 0: keep all */
-	double verify_threshold;    /* default 0.99 */
+	int64_t history_keep_runs; /* 0: keep all */
+	int64_t history_keep_ms;   /* 0: keep all */
+	double verify_threshold;   /* default 0.99 */
 	as_guard_cfg guard;
-	char *reject_file;          /* default "<name>.rejects.jsonl" */
-	char **invalidate;          /* key templates and patterns */
+	char *reject_file; /* default "<name>.rejects.jsonl" */
+	char **invalidate; /* key templates and patterns */
 	size_t ninvalidate;
-	char *webhook;              /* optional URL for the outbox */
-	char *notify;               /* optional PostgreSQL NOTIFY channel */
-	int64_t lease_ttl_ms;       /* default 60000 */
-	int64_t batch_size;         /* records per staging commit; default 10000 */
-	int64_t max_record_bytes;   /* default 16 MiB */
-	char *schedule;             /* daemon: interval such as "15m"; NULL: none */
+	char *webhook;	      /* optional URL for the outbox */
+	char *notify;	      /* optional PostgreSQL NOTIFY channel */
+	int64_t lease_ttl_ms; /* default 60000 */
+	int64_t batch_size;   /* records per staging commit; default 10000 */
+	int64_t max_record_bytes; /* default 16 MiB */
+	char *schedule; /* daemon: interval such as "15m"; NULL: none */
 	as_source_cfg source;
 	as_config_loc loc;
 } as_dataset_cfg;
 
 /* The public atomsync_config is this struct. */
 typedef struct atomsync_config {
-	char *path;   /* file name used in messages */
-	char *store;  /* "sqlite:PATH" or postgres URL/conninfo; ${VAR} expanded */
-	char *cache;  /* redis URL or NULL */
+	char *path;  /* file name used in messages */
+	char *store; /* "sqlite:PATH" or postgres URL/conninfo; ${VAR} expanded
+		      */
+	char *cache; /* redis URL or NULL */
 	as_dataset_cfg *datasets;
 	size_t ndatasets;
 	/* Values of every ${VAR} used in store, cache, http url, params,
@@ -178,8 +177,7 @@ int as_config_parse(as_config **out, const char *text, size_t len,
 
 void as_config_free(as_config *cfg);
 
-const as_dataset_cfg *as_config_dataset(const as_config *cfg,
-					const char *name);
+const as_dataset_cfg *as_config_dataset(const as_config *cfg, const char *name);
 
 /* Fill a dataset with every default (used by `load` and by the parser). */
 void as_dataset_cfg_defaults(as_dataset_cfg *ds);

@@ -20,7 +20,8 @@ static int vfail_at(cx *c, int line, int col, const char *fmt, va_list ap)
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (line > 0)
-		return as_error_set(c->err, AS_EUSAGE, "%s:%d:%d: %s", c->file, line, col, msg);
+		return as_error_set(c->err, AS_EUSAGE, "%s:%d:%d: %s", c->file,
+				    line, col, msg);
 	return as_error_set(c->err, AS_EUSAGE, "%s: %s", c->file, msg);
 }
 
@@ -74,14 +75,16 @@ const char *as_cfg_shown(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
-
-static int node_new(cx *c, enum ykind kind, const struct fy_mark *m, ynode **out)
+static int node_new(cx *c, enum ykind kind, const struct fy_mark *m,
+		    ynode **out)
 {
 	int line = m ? m->line + 1 : 0, col = m ? m->column + 1 : 0;
 	ynode *n;
 
 	if (c->nnodes >= CONFIG_MAX_NODES)
-		return as_cfg_fail_at(c, line, col, "too many YAML nodes (at most %d)", CONFIG_MAX_NODES);
+		return as_cfg_fail_at(c, line, col,
+				      "too many YAML nodes (at most %d)",
+				      CONFIG_MAX_NODES);
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return as_cfg_oom(c);
@@ -114,7 +117,8 @@ size_t as_cfg_map_len(const ynode *m)
 
 const char *as_cfg_kind_name(const ynode *n)
 {
-	static const char *const names[] = {"nothing", "a scalar", "a mapping", "a list"};
+	static const char *const names[] = {"nothing", "a scalar", "a mapping",
+					    "a list"};
 
 	return names[n->kind];
 }
@@ -147,13 +151,17 @@ static int attach(builder *b, ynode *n)
 	}
 	if (at_key(b)) {
 		if (n->kind != Y_SCALAR)
-			return as_cfg_fail(b->c, n, "mapping keys must be plain strings");
+			return as_cfg_fail(
+				b->c, n, "mapping keys must be plain strings");
 		if (p->nkids / 2 >= CONFIG_MAX_KEYS)
-			return as_cfg_fail(b->c, n, "too many keys in one mapping");
+			return as_cfg_fail(b->c, n,
+					   "too many keys in one mapping");
 		for (size_t i = 0; i < p->nkids; i += 2)
 			if (!strcmp(p->kids[i]->text, n->text))
-				return as_cfg_fail(b->c, n, "duplicate key '%s' (first at line %d)",
-					    SHOWN(n->text), p->kids[i]->line);
+				return as_cfg_fail(
+					b->c, n,
+					"duplicate key '%s' (first at line %d)",
+					SHOWN(n->text), p->kids[i]->line);
 	}
 	if (!(kids = as_cfg_grow(p->kids, p->nkids, &p->cap, sizeof(*kids))))
 		return as_cfg_oom(b->c);
@@ -164,8 +172,8 @@ static int attach(builder *b, ynode *n)
 
 static bool null_text(const char *s)
 {
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	       !strcmp(s, "NULL");
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") ||
+	       !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
 static int on_scalar(builder *b, struct fy_event *e)
@@ -213,36 +221,37 @@ static int on_open(builder *b, struct fy_event *e, enum ykind kind)
  */
 static int on_event(builder *b, struct fy_event *e)
 {
-	struct fy_token *anchor = e->type == FYET_SCALAR	   ? e->scalar.anchor
-				  : e->type == FYET_MAPPING_START  ? e->mapping_start.anchor
-				  : e->type == FYET_SEQUENCE_START ? e->sequence_start.anchor
-								   : NULL;
-	const struct fy_mark *m = anchor ? fy_token_start_mark(anchor) : fy_event_start_mark(e);
+	struct fy_token *anchor =
+		e->type == FYET_SCALAR		 ? e->scalar.anchor
+		: e->type == FYET_MAPPING_START	 ? e->mapping_start.anchor
+		: e->type == FYET_SEQUENCE_START ? e->sequence_start.anchor
+						 : NULL;
+	const struct fy_mark *m =
+		anchor ? fy_token_start_mark(anchor) : fy_event_start_mark(e);
 	int line = m ? m->line + 1 : 0, col = m ? m->column + 1 : 0;
 
 	if (anchor || e->type == FYET_ALIAS)
-		return as_cfg_fail_at(b->c, line, col, "YAML anchors and aliases are not supported");
+		return as_cfg_fail_at(
+			b->c, line, col,
+			"YAML anchors and aliases are not supported");
 	switch (e->type) {
 	case FYET_DOCUMENT_START:
 		return ++b->docs == 1
 			       ? 0
-			       : as_cfg_fail_at(b->c, line, col, "only one YAML document is allowed");
-	case FYET_MAPPING_START:
-		return on_open(b, e, Y_MAP);
-	case FYET_SEQUENCE_START:
-		return on_open(b, e, Y_SEQ);
+			       : as_cfg_fail_at(
+					 b->c, line, col,
+					 "only one YAML document is allowed");
+	case FYET_MAPPING_START: return on_open(b, e, Y_MAP);
+	case FYET_SEQUENCE_START: return on_open(b, e, Y_SEQ);
 	case FYET_MAPPING_END:
-	case FYET_SEQUENCE_END:
-		b->depth -= b->depth > 0;
-		return 0;
-	case FYET_SCALAR:
-		return on_scalar(b, e);
-	default:
-		return 0;
+	case FYET_SEQUENCE_END: b->depth -= b->depth > 0; return 0;
+	case FYET_SCALAR: return on_scalar(b, e);
+	default: return 0;
 	}
 }
 
-static void diag_sink(struct fy_diag *diag, void *user, const char *buf, size_t len)
+static void diag_sink(struct fy_diag *diag, void *user, const char *buf,
+		      size_t len)
 {
 	/* Diagnostics are collected and turned into one error line. */
 	(void)diag, (void)user, (void)buf, (void)len;
@@ -257,7 +266,8 @@ static int yaml_error(cx *c, struct fy_diag *diag)
 	while ((e = fy_diag_errors_iterate(diag, &it)))
 		if (e->type >= FYET_ERROR)
 			return as_cfg_fail_at(c, e->line, e->column, "%s",
-				       e->msg ? e->msg : "YAML syntax error");
+					      e->msg ? e->msg
+						     : "YAML syntax error");
 	return as_cfg_fail_at(c, 0, 0, "YAML syntax error");
 }
 
@@ -267,16 +277,23 @@ static int yaml_error(cx *c, struct fy_diag *diag)
  * sequence (found by tests/fuzz/fuzz_config).  Returns 0, or the 1-based
  * line and column of the first bad byte.
  */
-static int utf8_invalid_at(const unsigned char *s, size_t len, int *line, int *col)
+static int utf8_invalid_at(const unsigned char *s, size_t len, int *line,
+			   int *col)
 {
 	size_t i = 0, bol = 0;
 
 	*line = 1;
 	while (i < len) {
 		unsigned char b = s[i];
-		size_t n = b < 0x80 ? 1 : (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3
-			 : (b & 0xf8) == 0xf0 ? 4 : 0;
-		uint32_t cp = n == 1 ? b : n == 2 ? b & 0x1f : n == 3 ? b & 0x0f : b & 0x07;
+		size_t n = b < 0x80		? 1
+			   : (b & 0xe0) == 0xc0 ? 2
+			   : (b & 0xf0) == 0xe0 ? 3
+			   : (b & 0xf8) == 0xf0 ? 4
+						: 0;
+		uint32_t cp = n == 1   ? b
+			      : n == 2 ? b & 0x1f
+			      : n == 3 ? b & 0x0f
+				       : b & 0x07;
 
 		if (n == 0 || i + n > len)
 			goto bad;
@@ -317,8 +334,10 @@ int as_cfg_build_tree(cx *c, const char *text, size_t len, ynode **root)
 	{
 		int line, col;
 
-		if (utf8_invalid_at((const unsigned char *)text, len, &line, &col))
-			return as_cfg_fail_at(c, line, col, "invalid UTF-8 (a config "
+		if (utf8_invalid_at((const unsigned char *)text, len, &line,
+				    &col))
+			return as_cfg_fail_at(c, line, col,
+					      "invalid UTF-8 (a config "
 					      "file must be UTF-8 text)");
 	}
 	fy_diag_cfg_default(&dcfg);
@@ -352,4 +371,3 @@ done:
 }
 
 /* ---- ${VAR} expansion and secrets -------------------------------------- */
-

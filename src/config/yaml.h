@@ -11,7 +11,8 @@
 
 #include "config/config.h"
 
-#define CONFIG_MAX_BYTES (4 * 1024 * 1024) /* a config file, not a data file */
+/* A config file, not a data file. */
+#define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 #define CONFIG_MAX_NODES 100000
 #define CONFIG_MAX_DEPTH 64
 #define CONFIG_MAX_KEYS 4096 /* per mapping: duplicate checks stay cheap */

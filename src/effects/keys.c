@@ -52,17 +52,23 @@ int as_tpl_parse(as_tpl *t, const char *src, as_error *err)
 
 	memset(t, 0, sizeof(*t));
 	if (!*src)
-		return as_error_set(err, AS_EUSAGE, "invalidate: an empty template");
+		return as_error_set(err, AS_EUSAGE,
+				    "invalidate: an empty template");
 	while (*p) {
-		if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+		if ((p[0] == '{' && p[1] == '{') ||
+		    (p[0] == '}' && p[1] == '}')) {
 			as_buf_addc(&lit, *p);
 			p += 2;
 		} else if (*p == '{') {
 			const char *end = strchr(p + 1, '}');
 
-			if (!end || end == p + 1 || memchr(p + 1, '{', (size_t)(end - p - 1))) {
-				rc = as_error_set(err, AS_EUSAGE, "invalidate '%s': expected "
-						  "{column} (write {{ for a literal brace)", src);
+			if (!end || end == p + 1 ||
+			    memchr(p + 1, '{', (size_t)(end - p - 1))) {
+				rc = as_error_set(
+					err, AS_EUSAGE,
+					"invalidate '%s': expected "
+					"{column} (write {{ for a literal brace)",
+					src);
 				goto done;
 			}
 			if (lit.len && (rc = add_part(t, lit.data, lit.len, 0)))
@@ -73,8 +79,10 @@ int as_tpl_parse(as_tpl *t, const char *src, as_error *err)
 			ncols++;
 			p = end + 1;
 		} else if (*p == '}') {
-			rc = as_error_set(err, AS_EUSAGE, "invalidate '%s': '}' without "
-					  "'{' (write }} for a literal brace)", src);
+			rc = as_error_set(err, AS_EUSAGE,
+					  "invalidate '%s': '}' without "
+					  "'{' (write }} for a literal brace)",
+					  src);
 			goto done;
 		} else {
 			as_buf_addc(&lit, *p++);
@@ -120,11 +128,13 @@ static int resolve(const as_dataset_cfg *ds, size_t i, as_tpl *tpl,
 			as_buf names = AS_BUF_INIT;
 
 			for (c = 0; c < t->ncols; c++)
-				as_buf_printf(&names, "%s%s", c ? ", " : "", t->cols[c].name);
-			as_error_set(err, AS_EUSAGE, "dataset %s: invalidate '%s': no "
-				     "column '%s' (columns: %s)", ds->name,
-				     ds->invalidate[i], tpl->parts[k].text,
-				     as_buf_cstr(&names));
+				as_buf_printf(&names, "%s%s", c ? ", " : "",
+					      t->cols[c].name);
+			as_error_set(err, AS_EUSAGE,
+				     "dataset %s: invalidate '%s': no "
+				     "column '%s' (columns: %s)",
+				     ds->name, ds->invalidate[i],
+				     tpl->parts[k].text, as_buf_cstr(&names));
 			as_buf_free(&names);
 			return AS_EUSAGE;
 		}
@@ -164,15 +174,20 @@ int as_outbox_check(const as_dataset_cfg *ds, const as_table *t,
 		    as_error *err)
 {
 	if (ds->notify && !as_streq(store_name, "postgres"))
-		return as_error_set(err, AS_EUSAGE, "dataset %s: notify needs a "
-				    "PostgreSQL store (NOTIFY is sent in the publish "
-				    "transaction); this store is %s", ds->name, store_name);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: notify needs a "
+			"PostgreSQL store (NOTIFY is sent in the publish "
+			"transaction); this store is %s",
+			ds->name, store_name);
 	if (ds->ninvalidate) {
 		as_redis_url u;
 
 		if (!cache_url)
-			return as_error_set(err, AS_EUSAGE, "dataset %s: invalidate "
-					    "needs a top-level cache", ds->name);
+			return as_error_set(err, AS_EUSAGE,
+					    "dataset %s: invalidate "
+					    "needs a top-level cache",
+					    ds->name);
 		if (as_redis_url_parse(&u, cache_url, err))
 			return err->code;
 		as_redis_url_free(&u);
@@ -189,7 +204,8 @@ int as_outbox_check(const as_dataset_cfg *ds, const as_table *t,
 			as_tpl tpl;
 
 			if (as_tpl_parse(&tpl, ds->invalidate[i], err))
-				return as_error_prefix(err, "dataset %s", ds->name);
+				return as_error_prefix(err, "dataset %s",
+						       ds->name);
 			as_tpl_free(&tpl);
 		}
 	}
@@ -206,16 +222,19 @@ static json_t *summary_object(const as_outbox_summary *s,
 	json_object_set_new(o, "dataset", json_string(s->dataset));
 	json_object_set_new(o, "run_id", json_integer(s->run_id));
 	json_object_set_new(o, "kind", json_string(s->kind ? s->kind : "sync"));
-	json_object_set_new(o, "counts", json_pack("{s:I, s:I, s:I}",
-		"inserted", (json_int_t)s->inserted, "updated", (json_int_t)s->updated,
-		"deleted", (json_int_t)s->deleted));
+	json_object_set_new(o, "counts",
+			    json_pack("{s:I, s:I, s:I}", "inserted",
+				      (json_int_t)s->inserted, "updated",
+				      (json_int_t)s->updated, "deleted",
+				      (json_int_t)s->deleted));
 	for (size_t i = 0; with_patterns && ds && i < ds->ninvalidate; i++) {
 		as_tpl t;
 		as_error e;
 
 		if (as_tpl_parse(&t, ds->invalidate[i], &e) == 0) {
 			if (t.pattern)
-				json_array_append_new(pats, json_string(ds->invalidate[i]));
+				json_array_append_new(
+					pats, json_string(ds->invalidate[i]));
 			as_tpl_free(&t);
 		}
 	}
@@ -237,8 +256,7 @@ char *as_outbox_summary_json(const as_outbox_summary *s,
 
 /* The summary object without its closing brace, then "keys":[ ... */
 int as_payload_begin(as_payload *p, const as_outbox_summary *s,
-		     const as_dataset_cfg *ds, int with_patterns,
-		     as_error *err)
+		     const as_dataset_cfg *ds, int with_patterns, as_error *err)
 {
 	json_t *o = summary_object(s, ds, with_patterns);
 	char *text = json_dumps(o, JSON_COMPACT);
@@ -289,8 +307,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return len;
 }
 
-int as_payload_add_key(as_payload *p, const char *k, size_t len,
-		       as_error *err)
+int as_payload_add_key(as_payload *p, const char *k, size_t len, as_error *err)
 {
 	const unsigned char *s = (const unsigned char *)k;
 	size_t mark = p->buf.len;
@@ -305,11 +322,13 @@ int as_payload_add_key(as_payload *p, const char *k, size_t len,
 		if (!n) {
 			p->buf.len = mark;
 			as_warn("outbox: a key of %zu bytes is not valid UTF-8 and was "
-				"not recorded", len);
+				"not recorded",
+				len);
 			return 0;
 		}
 		if (s[i] == '"' || s[i] == '\\')
-			rc |= as_buf_addc(&p->buf, '\\') | as_buf_addc(&p->buf, (char)s[i]);
+			rc |= as_buf_addc(&p->buf, '\\') |
+			      as_buf_addc(&p->buf, (char)s[i]);
 		else if (s[i] < 0x20)
 			rc |= as_buf_printf(&p->buf, "\\u%04x", s[i]);
 		else
@@ -318,7 +337,8 @@ int as_payload_add_key(as_payload *p, const char *k, size_t len,
 	}
 	rc |= as_buf_addc(&p->buf, '"');
 	if (rc)
-		return as_error_set(err, AS_ENOMEM, "outbox: a payload over %zu MiB",
+		return as_error_set(err, AS_ENOMEM,
+				    "outbox: a payload over %zu MiB",
 				    AS_OUTBOX_MAX_PAYLOAD >> 20);
 	p->nkeys++;
 	return 0;
@@ -326,12 +346,14 @@ int as_payload_add_key(as_payload *p, const char *k, size_t len,
 
 int as_payload_full(const as_payload *p)
 {
-	return p->nkeys >= AS_OUTBOX_MAX_KEYS || p->buf.len >= AS_OUTBOX_MAX_PAYLOAD;
+	return p->nkeys >= AS_OUTBOX_MAX_KEYS ||
+	       p->buf.len >= AS_OUTBOX_MAX_PAYLOAD;
 }
 
 int as_payload_end(as_payload *p, as_error *err)
 {
-	if (as_buf_printf(&p->buf, "],\"keys_count\":%lld}", (long long)p->nkeys))
+	if (as_buf_printf(&p->buf, "],\"keys_count\":%lld}",
+			  (long long)p->nkeys))
 		return as_error_set(err, AS_ENOMEM, "outbox: out of memory");
 	return 0;
 }

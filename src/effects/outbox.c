@@ -33,7 +33,7 @@ typedef struct drain {
 	as_redis *redis;
 	int redis_down;
 	as_error redis_err;
-	char **hook_down;      /* datasets whose webhook failed in this drain */
+	char **hook_down; /* datasets whose webhook failed in this drain */
 	as_error *hook_err;
 	size_t nhook_down;
 } drain;
@@ -47,7 +47,8 @@ static int redis_connect(drain *d, as_error *err)
 	if (d->redis)
 		return 0;
 	if (!d->cfg->cache) {
-		as_error_set(err, AS_EUSAGE, "no cache in the config to deliver to");
+		as_error_set(err, AS_EUSAGE,
+			     "no cache in the config to deliver to");
 		goto down;
 	}
 	if (!d->have_url) {
@@ -85,10 +86,14 @@ static int deliver_redis(drain *d, const as_outbox_event *ev, as_error *err)
 	double t0;
 	int rc = 0;
 
-	if (!p || (keys && !json_is_array(keys)) || (pats && !json_is_array(pats))) {
-		rc = as_error_set(err, AS_ESOURCE, "event %lld: payload is not an "
-				  "outbox event (%s)", (long long)ev->event_id,
-				  p ? "keys or patterns not arrays" : jerr.text);
+	if (!p || (keys && !json_is_array(keys)) ||
+	    (pats && !json_is_array(pats))) {
+		rc = as_error_set(err, AS_ESOURCE,
+				  "event %lld: payload is not an "
+				  "outbox event (%s)",
+				  (long long)ev->event_id,
+				  p ? "keys or patterns not arrays"
+				    : jerr.text);
 		goto done;
 	}
 	if ((rc = redis_connect(d, err)))
@@ -106,8 +111,10 @@ static int deliver_redis(drain *d, const as_outbox_event *ev, as_error *err)
 		kv[i] = json_string_value(k);
 		kl[i] = json_string_length(k);
 		if (!kv[i]) {
-			rc = as_error_set(err, AS_ESOURCE, "event %lld: key %zu is not "
-					  "a string", (long long)ev->event_id, i);
+			rc = as_error_set(err, AS_ESOURCE,
+					  "event %lld: key %zu is not "
+					  "a string",
+					  (long long)ev->event_id, i);
 			goto done;
 		}
 	}
@@ -116,12 +123,14 @@ static int deliver_redis(drain *d, const as_outbox_event *ev, as_error *err)
 	for (size_t i = 0; i < json_array_size(pats); i++) {
 		const char *pat = json_string_value(json_array_get(pats, i));
 
-		if (pat && (rc = as_redis_unlink_pattern(d->redis, pat, &removed, err)))
+		if (pat && (rc = as_redis_unlink_pattern(d->redis, pat,
+							 &removed, err)))
 			goto failed;
 	}
 	as_info("%s: outbox event %lld: %zu keys and %zu patterns delivered in "
-		"%.3f s (%lld keys were cached)", ev->dataset, (long long)ev->event_id,
-		n, json_array_size(pats), as_mono() - t0, (long long)removed);
+		"%.3f s (%lld keys were cached)",
+		ev->dataset, (long long)ev->event_id, n, json_array_size(pats),
+		as_mono() - t0, (long long)removed);
 	goto done;
 failed:
 	redis_failed(d, err);
@@ -146,28 +155,35 @@ static int deliver_webhook(drain *d, const as_outbox_event *ev, as_error *err)
 		}
 	}
 	if (!ds || !ds->webhook)
-		return as_error_set(err, AS_EUSAGE, "dataset %s has no webhook in "
-				    "the config", ev->dataset);
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s has no webhook in "
+				    "the config",
+				    ev->dataset);
 	p = json_loads(ev->payload ? ev->payload : "", 0, NULL);
 	if (!p || !json_is_object(p)) {
 		json_decref(p);
-		return as_error_set(err, AS_ESOURCE, "event %lld: payload is not a "
-				    "JSON object", (long long)ev->event_id);
+		return as_error_set(err, AS_ESOURCE,
+				    "event %lld: payload is not a "
+				    "JSON object",
+				    (long long)ev->event_id);
 	}
 	json_object_set_new(p, "event_id", json_integer(ev->event_id));
 	body = json_dumps(p, JSON_COMPACT);
 	json_decref(p);
 	if (!body)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	rc = as_webhook_post(ds->webhook, body, strlen(body), ev->event_id, NULL, err);
+	rc = as_webhook_post(ds->webhook, body, strlen(body), ev->event_id,
+			     NULL, err);
 	free(body);
 	if (rc) {
-		char **names = realloc(d->hook_down, (d->nhook_down + 1) * sizeof(*names));
+		char **names = realloc(d->hook_down,
+				       (d->nhook_down + 1) * sizeof(*names));
 		as_error *errs;
 
 		if (names) {
 			d->hook_down = names;
-			errs = realloc(d->hook_err, (d->nhook_down + 1) * sizeof(*errs));
+			errs = realloc(d->hook_err,
+				       (d->nhook_down + 1) * sizeof(*errs));
 			if (errs) {
 				d->hook_err = errs;
 				errs[d->nhook_down] = *err;
@@ -238,7 +254,8 @@ int as_outbox_drain(as_store *st, const as_config *cfg, const char *dataset,
 		int drc;
 
 		if ((rc = st->ops->outbox_list(st, dataset, after, 1,
-					       AS_OUTBOX_PENDING | AS_OUTBOX_PAYLOAD,
+					       AS_OUTBOX_PENDING |
+						       AS_OUTBOX_PAYLOAD,
 					       &ev, &n, err)))
 			break;
 		if (n == 0) {
@@ -252,10 +269,11 @@ int as_outbox_drain(as_store *st, const as_config *cfg, const char *dataset,
 		else if (strcmp(ev->target, "webhook") == 0)
 			drc = deliver_webhook(&d, ev, &e);
 		else
-			drc = as_error_set(&e, AS_EUSAGE, "unknown target '%s'", ev->target);
+			drc = as_error_set(&e, AS_EUSAGE, "unknown target '%s'",
+					   ev->target);
 		if (drc == 0) {
-			/* Delivered but not yet recorded: a crash here delivers the
-			 * event again on the next drain (at least once). */
+			/* Delivered but not yet recorded: a crash here delivers
+			 * the event again on the next drain (at least once). */
 			as_crash_point("outbox.delivered");
 			rc = st->ops->outbox_mark(st, ev->event_id, NULL, err);
 			out->delivered++;
@@ -263,7 +281,8 @@ int as_outbox_drain(as_store *st, const as_config *cfg, const char *dataset,
 			as_log_redact(e.msg, sizeof(e.msg));
 			rc = st->ops->outbox_mark(st, ev->event_id, e.msg, err);
 			if (!out->failed++)
-				snprintf(out->first_error, sizeof(out->first_error), "%s", e.msg);
+				snprintf(out->first_error,
+					 sizeof(out->first_error), "%s", e.msg);
 		}
 		as_outbox_events_free(ev, n);
 		if (rc)
@@ -284,15 +303,16 @@ void as_outbox_after_publish(as_store *st, const as_config *cfg,
 	if (as_outbox_drain(st, cfg, dataset, &s, &err)) {
 		as_warn("dataset %s: the outbox could not be read or updated (%s); "
 			"its pending events are delivered by the next run or "
-			"`atomsync outbox drain`", dataset, err.msg);
+			"`atomsync outbox drain`",
+			dataset, err.msg);
 		return;
 	}
 	if (s.failed)
 		as_warn("dataset %s: %lld outbox event%s not delivered and left "
 			"pending (%s); the next run or `atomsync outbox drain` "
-			"delivers %s", dataset, (long long)s.failed,
-			s.failed == 1 ? "" : "s", s.first_error,
-			s.failed == 1 ? "it" : "them");
+			"delivers %s",
+			dataset, (long long)s.failed, s.failed == 1 ? "" : "s",
+			s.first_error, s.failed == 1 ? "it" : "them");
 	else if (s.delivered)
 		as_info("%s: %lld outbox event%s delivered", dataset,
 			(long long)s.delivered, s.delivered == 1 ? "" : "s");

@@ -19,14 +19,14 @@
 struct as_outbox_event {
 	int64_t event_id, run_id;
 	char *dataset;
-	char *target;       /* "redis" | "webhook" */
-	char *status;       /* "pending" | "delivered" */
+	char *target;	    /* "redis" | "webhook" */
+	char *status;	    /* "pending" | "delivered" */
 	int64_t attempts;   /* delivery attempts so far */
 	char *last_error;   /* NULL when none */
 	char *created_at;   /* ISO 8601 UTC */
 	char *delivered_at; /* NULL while pending */
-	int64_t keys;       /* keys the event invalidates (keys_count) */
-	char *payload;      /* JSON; NULL unless AS_OUTBOX_PAYLOAD */
+	int64_t keys;	    /* keys the event invalidates (keys_count) */
+	char *payload;	    /* JSON; NULL unless AS_OUTBOX_PAYLOAD */
 };
 
 void as_outbox_events_free(as_outbox_event *v, size_t n);
@@ -40,14 +40,14 @@ void as_outbox_events_free(as_outbox_event *v, size_t n);
 /* ---- key templates: "game:{id}", "catalog:*", "home" ---- */
 
 typedef struct as_tpl_part {
-	char *text;  /* literal text, or a column name when column is set */
+	char *text; /* literal text, or a column name when column is set */
 	int column;
 	size_t index; /* the column's index in as_table.cols (as_tpls_load) */
 } as_tpl_part;
 
 typedef struct as_tpl {
-	int pattern;        /* no {column} and a glob char: SCAN MATCH */
-	int fixed;          /* no {column}, no glob: one key as written */
+	int pattern;	    /* no {column} and a glob char: SCAN MATCH */
+	int fixed;	    /* no {column}, no glob: one key as written */
 	as_tpl_part *parts; /* in order; "{{" and "}}" are literal braces */
 	size_t nparts;
 } as_tpl;
@@ -76,7 +76,7 @@ int as_outbox_check(const as_dataset_cfg *ds, const as_table *t,
 typedef struct as_outbox_summary {
 	const char *dataset;
 	int64_t run_id;
-	const char *kind;   /* "sync", "rollback" */
+	const char *kind; /* "sync", "rollback" */
 	int64_t inserted, updated, deleted;
 } as_outbox_summary;
 
@@ -97,8 +97,7 @@ int as_payload_begin(as_payload *p, const as_outbox_summary *s,
 		     as_error *err);
 /* A key that is not valid UTF-8 cannot go into JSON: it is skipped with a
  * warning (returns 0).  AS_ENOMEM when the payload is full. */
-int as_payload_add_key(as_payload *p, const char *k, size_t len,
-		       as_error *err);
+int as_payload_add_key(as_payload *p, const char *k, size_t len, as_error *err);
 /* 1 when the event should be written now and a new one begun. */
 int as_payload_full(const as_payload *p);
 /* Close the JSON; the text is in p->buf. */
@@ -108,8 +107,8 @@ void as_payload_free(as_payload *p);
 /* ---- the drain (after commit) ---- */
 
 typedef struct as_drain_stats {
-	int64_t delivered;   /* events delivered by this drain */
-	int64_t failed;      /* events tried and left pending */
+	int64_t delivered; /* events delivered by this drain */
+	int64_t failed;	   /* events tried and left pending */
 	char first_error[512];
 } as_drain_stats;
 

@@ -23,15 +23,17 @@
 
 struct as_redis {
 	redisContext *c;
-	const as_redis_url *u;  /* borrowed */
-	int broken;             /* a failed exchange: the stream is out of step */
+	const as_redis_url *u; /* borrowed */
+	int broken; /* a failed exchange: the stream is out of step */
 };
 
 /* ---- the URL ---- */
 
 static int hexval(int c)
 {
-	return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
+	return isdigit(c)    ? c - '0'
+	       : isxdigit(c) ? (tolower(c) - 'a' + 10)
+			     : -1;
 }
 
 /* Percent-decoded copy of s[0..n). */
@@ -42,7 +44,8 @@ static char *decode(const char *s, size_t n)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
+		if (s[i] == '%' && i + 2 < n &&
+		    hexval((unsigned char)s[i + 1]) >= 0 &&
 		    hexval((unsigned char)s[i + 2]) >= 0) {
 			*o++ = (char)(hexval((unsigned char)s[i + 1]) * 16 +
 				      hexval((unsigned char)s[i + 2]));
@@ -67,7 +70,8 @@ void as_redis_url_free(as_redis_url *u)
 
 static int bad(as_redis_url *u, as_error *err, const char *why)
 {
-	as_error_set(err, AS_EUSAGE, "cache %s: %s", u->display ? u->display : "URL", why);
+	as_error_set(err, AS_EUSAGE, "cache %s: %s",
+		     u->display ? u->display : "URL", why);
 	as_redis_url_free(u);
 	return AS_EUSAGE;
 }
@@ -112,7 +116,9 @@ static int parse_query(as_redis_url *u, const char *q, as_error *err)
 			ms = as_parse_duration_ms(val);
 			if (ms <= 0) {
 				free(val);
-				return bad(u, err, "timeout: expected a duration such as 500ms or 2s");
+				return bad(
+					u, err,
+					"timeout: expected a duration such as 500ms or 2s");
 			}
 			if (!KEY("command_timeout"))
 				u->connect_timeout_ms = ms;
@@ -128,8 +134,10 @@ static int parse_query(as_redis_url *u, const char *q, as_error *err)
 			val = NULL;
 		} else {
 			free(val);
-			return bad(u, err, "unknown query parameter (known: db, timeout, "
-				   "connect_timeout, command_timeout, user, password)");
+			return bad(
+				u, err,
+				"unknown query parameter (known: db, timeout, "
+				"connect_timeout, command_timeout, user, password)");
 		}
 #undef KEY
 		free(val);
@@ -146,10 +154,12 @@ static int parse_userinfo(as_redis_url *u, const char *s, size_t n)
 	if (colon) {
 		if (colon > s && !(u->user = decode(s, (size_t)(colon - s))))
 			return -1;
-		if (!(u->password = decode(colon + 1, n - (size_t)(colon + 1 - s))))
+		if (!(u->password =
+			      decode(colon + 1, n - (size_t)(colon + 1 - s))))
 			return -1;
 	} else if (n && !(u->password = decode(s, n))) {
-		/* redis://secret@host: a password alone (as redis-cli reads it) */
+		/* redis://secret@host: a password alone (as redis-cli reads it)
+		 */
 		return -1;
 	}
 	return 0;
@@ -169,23 +179,28 @@ int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
 	/* The display form: scheme://host/path without credentials or query. */
 	rest = strstr(url, "://");
 	if (rest) {
-		const char *a = strchr(rest + 3, '@'), *stop = strpbrk(rest + 3, "/?");
+		const char *a = strchr(rest + 3, '@'),
+			   *stop = strpbrk(rest + 3, "/?");
 
 		as_buf_add(&d, url, (size_t)(rest + 3 - url));
 		if (a && (!stop || a < stop))
 			as_buf_adds(&d, "***@");
 		as_buf_add(&d, a && (!stop || a < stop) ? a + 1 : rest + 3,
-			   strcspn(a && (!stop || a < stop) ? a + 1 : rest + 3, "?"));
+			   strcspn(a && (!stop || a < stop) ? a + 1 : rest + 3,
+				   "?"));
 	} else {
 		as_buf_adds(&d, "(not a URL)");
 	}
 	u->display = as_buf_detach(&d);
 	if (strncmp(url, "rediss://", 9) == 0)
-		return bad(u, err, "TLS (rediss://) is not supported; use a local "
+		return bad(u, err,
+			   "TLS (rediss://) is not supported; use a local "
 			   "TLS proxy or redis://");
-	unix_sock = strncmp(url, "unix://", 7) == 0 || strncmp(url, "redis+unix://", 13) == 0;
+	unix_sock = strncmp(url, "unix://", 7) == 0 ||
+		    strncmp(url, "redis+unix://", 13) == 0;
 	if (!unix_sock && strncmp(url, "redis://", 8) != 0)
-		return bad(u, err, "expected redis://[user:password@]host:port/db, "
+		return bad(u, err,
+			   "expected redis://[user:password@]host:port/db, "
 			   "unix:///path/redis.sock?db=N or redis+unix://");
 	rest += 3;
 	q = strchr(rest, '?');
@@ -198,7 +213,8 @@ int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
 	}
 	if (unix_sock) {
 		if (*rest != '/' || end - rest < 2)
-			return bad(u, err, "expected an absolute socket path "
+			return bad(u, err,
+				   "expected an absolute socket path "
 				   "(unix:///path/redis.sock)");
 		u->path = decode(rest, (size_t)(end - rest));
 	} else {
@@ -207,7 +223,8 @@ int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
 		long v;
 
 		if (*rest == '[') {
-			const char *rb = memchr(rest, ']', (size_t)(hend - rest));
+			const char *rb =
+				memchr(rest, ']', (size_t)(hend - rest));
 
 			if (!rb)
 				return bad(u, err, "unclosed [ in the host");
@@ -215,20 +232,24 @@ int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
 			colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
 		} else {
 			colon = memchr(rest, ':', (size_t)(hend - rest));
-			u->host = as_strndup(rest, (size_t)((colon ? colon : hend) - rest));
+			u->host = as_strndup(
+				rest, (size_t)((colon ? colon : hend) - rest));
 		}
 		if (u->host && !*u->host) {
 			free(u->host);
 			u->host = as_strdup("127.0.0.1");
 		}
 		if (colon) {
-			if (parse_int(colon + 1, (size_t)(hend - colon - 1), 1, 65535, &v))
+			if (parse_int(colon + 1, (size_t)(hend - colon - 1), 1,
+				      65535, &v))
 				return bad(u, err, "port: expected 1-65535");
 			u->port = (int)v;
 		}
 		if (slash && slash + 1 < end) {
-			if (parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1 << 20, &v))
-				return bad(u, err, "db: expected a number after the /");
+			if (parse_int(slash + 1, (size_t)(end - slash - 1), 0,
+				      1 << 20, &v))
+				return bad(u, err,
+					   "db: expected a number after the /");
 			u->db = (int)v;
 		}
 	}
@@ -257,8 +278,10 @@ static int io_fail(as_redis *r, const char *what, as_error *err)
 
 	r->broken = 1;
 	if (strstr(why, "temporarily unavailable") || strstr(why, "timed out"))
-		return as_error_set(err, AS_ESOURCE, "cache %s: %s: no answer within "
-				    "%lld ms", r->u->display, what,
+		return as_error_set(err, AS_ESOURCE,
+				    "cache %s: %s: no answer within "
+				    "%lld ms",
+				    r->u->display, what,
 				    (long long)r->u->command_timeout_ms);
 	return as_error_set(err, AS_ESOURCE, "cache %s: %s: %s", r->u->display,
 			    what, *why ? why : "connection lost");
@@ -275,16 +298,19 @@ static int reply(as_redis *r, const char *what, int want, redisReply **out,
 	if (redisGetReply(r->c, (void **)&rep) != REDIS_OK || !rep)
 		return io_fail(r, what, err);
 	if (rep->type == REDIS_REPLY_ERROR) {
-		as_error_set(err, AS_ESOURCE, "cache %s: %s: %.*s", r->u->display,
-			     what, (int)(rep->len > 300 ? 300 : rep->len), rep->str);
+		as_error_set(err, AS_ESOURCE, "cache %s: %s: %.*s",
+			     r->u->display, what,
+			     (int)(rep->len > 300 ? 300 : rep->len), rep->str);
 		freeReplyObject(rep);
 		return AS_ESOURCE;
 	}
 	if (want >= 0 && rep->type != want) {
 		freeReplyObject(rep);
 		r->broken = 1;
-		return as_error_set(err, AS_ESOURCE, "cache %s: %s: unexpected reply "
-				    "type", r->u->display, what);
+		return as_error_set(err, AS_ESOURCE,
+				    "cache %s: %s: unexpected reply "
+				    "type",
+				    r->u->display, what);
 	}
 	if (out)
 		*out = rep;
@@ -312,15 +338,19 @@ int as_redis_open(as_redis **out, const as_redis_url *u, as_error *err)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	r->u = u;
 	if (u->path)
-		r->c = redisConnectUnixWithTimeout(u->path, tv_ms(u->connect_timeout_ms));
+		r->c = redisConnectUnixWithTimeout(
+			u->path, tv_ms(u->connect_timeout_ms));
 	else
-		r->c = redisConnectWithTimeout(u->host, u->port, tv_ms(u->connect_timeout_ms));
+		r->c = redisConnectWithTimeout(u->host, u->port,
+					       tv_ms(u->connect_timeout_ms));
 	if (!r->c || r->c->err) {
 		const char *why = r->c ? r->c->errstr : "out of memory";
 
-		rc = as_error_set(err, AS_ESOURCE, "cache %s: cannot connect: %s",
-				  u->display, strstr(why, "temporarily unavailable")
-						      ? "timed out" : why);
+		rc = as_error_set(err, AS_ESOURCE,
+				  "cache %s: cannot connect: %s", u->display,
+				  strstr(why, "temporarily unavailable")
+					  ? "timed out"
+					  : why);
 		goto done;
 	}
 	if (redisSetTimeout(r->c, tv_ms(u->command_timeout_ms)) != REDIS_OK) {
@@ -328,7 +358,8 @@ int as_redis_open(as_redis **out, const as_redis_url *u, as_error *err)
 		goto done;
 	}
 	if (u->password) {
-		const char *argv[3] = {"AUTH", u->user ? u->user : u->password, u->password};
+		const char *argv[3] = {"AUTH", u->user ? u->user : u->password,
+				       u->password};
 
 		rc = command(r, "AUTH", u->user ? 3 : 2, argv, NULL, err);
 		if (rc)
@@ -361,8 +392,8 @@ void as_redis_close(as_redis *r)
 
 /* ---- UNLINK and SCAN ---- */
 
-static int append_unlink(as_redis *r, const char *const *keys, const size_t *lens,
-			 size_t n, as_error *err)
+static int append_unlink(as_redis *r, const char *const *keys,
+			 const size_t *lens, size_t n, as_error *err)
 {
 	const char *argv[AS_REDIS_BATCH + 1];
 	size_t alen[AS_REDIS_BATCH + 1];
@@ -401,15 +432,19 @@ int as_redis_unlink(as_redis *r, const char *const *keys, const size_t *lens,
 	size_t off = 0;
 
 	if (r->broken)
-		return as_error_set(err, AS_ESOURCE, "cache %s: connection unusable "
-				    "after an earlier failure", r->u->display);
+		return as_error_set(err, AS_ESOURCE,
+				    "cache %s: connection unusable "
+				    "after an earlier failure",
+				    r->u->display);
 	while (off < n) {
 		size_t sent = 0;
 
 		while (sent < AS_REDIS_WINDOW && off < n) {
-			size_t k = n - off < AS_REDIS_BATCH ? n - off : AS_REDIS_BATCH;
+			size_t k = n - off < AS_REDIS_BATCH ? n - off
+							    : AS_REDIS_BATCH;
 
-			if (append_unlink(r, keys + off, lens ? lens + off : NULL, k, err))
+			if (append_unlink(r, keys + off,
+					  lens ? lens + off : NULL, k, err))
 				return err->code;
 			off += k;
 			sent++;
@@ -435,7 +470,8 @@ static int scan_reply(as_redis *r, char *cursor, size_t cap, redisReply **keys,
 	    rep->element[0]->len >= cap) {
 		freeReplyObject(rep);
 		r->broken = 1;
-		return as_error_set(err, AS_ESOURCE, "cache %s: SCAN: unexpected reply",
+		return as_error_set(err, AS_ESOURCE,
+				    "cache %s: SCAN: unexpected reply",
 				    r->u->display);
 	}
 	memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
@@ -450,17 +486,20 @@ static int scan_reply(as_redis *r, char *cursor, size_t cap, redisReply **keys,
  * pipelined with the next SCAN.  SCAN may return a key twice; UNLINK of a
  * gone key is harmless.  Never KEYS: it blocks the server on a large keyspace.
  */
-int as_redis_unlink_pattern(as_redis *r, const char *pattern,
-			    int64_t *removed, as_error *err)
+int as_redis_unlink_pattern(as_redis *r, const char *pattern, int64_t *removed,
+			    as_error *err)
 {
 	char cursor[32] = "0";
 	int pending_unlink = 0;
 
 	if (r->broken)
-		return as_error_set(err, AS_ESOURCE, "cache %s: connection unusable "
-				    "after an earlier failure", r->u->display);
+		return as_error_set(err, AS_ESOURCE,
+				    "cache %s: connection unusable "
+				    "after an earlier failure",
+				    r->u->display);
 	for (;;) {
-		const char *argv[6] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+		const char *argv[6] = {"SCAN",	cursor,	 "MATCH",
+				       pattern, "COUNT", "1000"};
 		redisReply *keys = NULL, *whole = NULL;
 		int rc;
 
@@ -471,7 +510,8 @@ int as_redis_unlink_pattern(as_redis *r, const char *pattern,
 		pending_unlink = 0;
 		if (scan_reply(r, cursor, sizeof(cursor), &keys, &whole, err))
 			return err->code;
-		for (size_t off = 0; off < keys->elements; off += AS_REDIS_BATCH) {
+		for (size_t off = 0; off < keys->elements;
+		     off += AS_REDIS_BATCH) {
 			const char *kv[AS_REDIS_BATCH];
 			size_t kl[AS_REDIS_BATCH], k = keys->elements - off;
 

@@ -16,15 +16,15 @@
  *   unix:///path/redis.sock[?db=N&password=..&user=..&timeout=..]
  *   redis+unix://[user:password@]/path/redis.sock[?db=N...] */
 typedef struct as_redis_url {
-	char *host;         /* NULL for a unix socket */
-	int port;           /* default 6379 */
-	char *path;         /* unix socket path, or NULL */
-	char *user;         /* NULL: AUTH with the password alone */
-	char *password;     /* NULL: no AUTH; never printed */
-	int db;             /* SELECT when not 0 */
-	int64_t connect_timeout_ms;  /* default 2000 */
-	int64_t command_timeout_ms;  /* default 2000: each reply */
-	char *display;      /* for messages: no credentials */
+	char *host;		    /* NULL for a unix socket */
+	int port;		    /* default 6379 */
+	char *path;		    /* unix socket path, or NULL */
+	char *user;		    /* NULL: AUTH with the password alone */
+	char *password;		    /* NULL: no AUTH; never printed */
+	int db;			    /* SELECT when not 0 */
+	int64_t connect_timeout_ms; /* default 2000 */
+	int64_t command_timeout_ms; /* default 2000: each reply */
+	char *display;		    /* for messages: no credentials */
 } as_redis_url;
 
 int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err);
@@ -43,7 +43,7 @@ void as_redis_close(as_redis *r);
 int as_redis_unlink(as_redis *r, const char *const *keys, const size_t *lens,
 		    size_t n, int64_t *removed, as_error *err);
 /* SCAN MATCH pattern + UNLINK of what it finds, until the cursor is 0. */
-int as_redis_unlink_pattern(as_redis *r, const char *pattern,
-			    int64_t *removed, as_error *err);
+int as_redis_unlink_pattern(as_redis *r, const char *pattern, int64_t *removed,
+			    as_error *err);
 
 #endif

@@ -29,9 +29,11 @@ void as_webhook_display(const char *url, char *out, size_t cap)
 
 	if (h && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-		if (curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		if (curl_url_get(h, CURLUPART_PORT, &port,
+				 CURLU_DEFAULT_PORT) != CURLUE_OK)
 			port = NULL;
-		snprintf(out, cap, "%s%s%s", host, port ? ":" : "", port ? port : "");
+		snprintf(out, cap, "%s%s%s", host, port ? ":" : "",
+			 port ? port : "");
 	} else {
 		snprintf(out, cap, "(unparsable URL)");
 	}
@@ -57,7 +59,8 @@ static int post_once(CURL *c, const char *who, as_error *err)
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
-		/* curl's message may quote the URL: give only the code's text. */
+		/* curl's message may quote the URL: give only the code's text.
+		 */
 		as_error_set(err, AS_ESOURCE, "webhook %s: %s", who,
 			     curl_easy_strerror(cc));
 		err->native = cc;
@@ -65,7 +68,8 @@ static int post_once(CURL *c, const char *who, as_error *err)
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status > 299) {
-		as_error_set(err, AS_ESOURCE, "webhook %s: HTTP %ld", who, status);
+		as_error_set(err, AS_ESOURCE, "webhook %s: HTTP %ld", who,
+			     status);
 		err->native = status;
 		return AS_ESOURCE;
 	}
@@ -87,9 +91,12 @@ int as_webhook_post(const char *url, const char *body, size_t len,
 	as_webhook_display(url, who, sizeof(who));
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK || !(c = curl_easy_init()))
-		return as_error_set(err, AS_ESOURCE, "webhook %s: libcurl did not "
-				    "initialize", who);
-	snprintf(line, sizeof(line), "X-Atomsync-Event: %lld", (long long)event_id);
+		return as_error_set(err, AS_ESOURCE,
+				    "webhook %s: libcurl did not "
+				    "initialize",
+				    who);
+	snprintf(line, sizeof(line), "X-Atomsync-Event: %lld",
+		 (long long)event_id);
 	hdr = curl_slist_append(hdr, "Content-Type: application/json");
 	hdr = curl_slist_append(hdr, line);
 	hdr = curl_slist_append(hdr, "Expect:");
@@ -98,7 +105,8 @@ int as_webhook_post(const char *url, const char *body, size_t len,
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "atomsync/" ATOMSYNC_VERSION);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)o->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);

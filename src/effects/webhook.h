@@ -12,10 +12,10 @@
 #include "util/error.h"
 
 typedef struct as_webhook_opts {
-	int attempts;             /* default 3 */
-	int64_t backoff_ms;       /* first wait, doubled after each; default 250 */
+	int attempts;	    /* default 3 */
+	int64_t backoff_ms; /* first wait, doubled after each; default 250 */
 	int64_t connect_timeout_ms; /* default 2000 */
-	int64_t timeout_ms;       /* whole request; default 5000 */
+	int64_t timeout_ms;	    /* whole request; default 5000 */
 } as_webhook_opts;
 
 /* "host:port" of url for messages (never its path, query or user info). */

@@ -50,9 +50,8 @@ void atomsync_store_free(atomsync_store *store)
 	as_store_close(store);
 }
 
-int atomsync_runs_list(atomsync_store *store, const char *dataset,
-		       size_t limit, atomsync_run_info **out, size_t *n,
-		       atomsync_error *err)
+int atomsync_runs_list(atomsync_store *store, const char *dataset, size_t limit,
+		       atomsync_run_info **out, size_t *n, atomsync_error *err)
 {
 	return store->ops->runs_list(store, dataset, limit, out, n, err);
 }

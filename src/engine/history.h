@@ -27,22 +27,22 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 			int64_t to_run, atomsync_run_info *info, as_error *err);
 
 typedef struct as_verify_result {
-	int64_t run_id;          /* the verify run on record; 0 if none */
+	int64_t run_id; /* the verify run on record; 0 if none */
 	int64_t live_rows;
 	/* count check: the source's total against the live rows */
-	int count_checked;       /* 0: not available (count_note says why) */
+	int count_checked; /* 0: not available (count_note says why) */
 	int count_ok;
 	int64_t source_total;
 	char count_note[256];
 	/* sample check: random live rows re-fetched through item_url */
-	int sample_checked;      /* 0: not available (sample_note says why) */
+	int sample_checked; /* 0: not available (sample_note says why) */
 	size_t sampled, matched, differing, missing;
-	double accuracy;         /* matched / sampled; 1 when nothing sampled */
+	double accuracy; /* matched / sampled; 1 when nothing sampled */
 	char sample_note[256];
-	double threshold;        /* the dataset's verify_threshold */
+	double threshold; /* the dataset's verify_threshold */
 	int passed;
-	json_t *mismatches;      /* owned: [{key, missing, error, columns}] */
-	char summary[512];       /* one line, as put on record */
+	json_t *mismatches; /* owned: [{key, missing, error, columns}] */
+	char summary[512];  /* one line, as put on record */
 } as_verify_result;
 
 /*

@@ -150,14 +150,16 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 	out->len = 0;
 	if (!v || json_is_null(v)) {
 		if (c->flags & AS_COL_KEY)
-			return as_error_set(err, AS_EINPUT, "%s: missing key '%s'",
-					    where, c->path ? c->path : c->name);
+			return as_error_set(err, AS_EINPUT,
+					    "%s: missing key '%s'", where,
+					    c->path ? c->path : c->name);
 		/* A scoped run replaces whole scopes: a record without its
 		 * scope belongs to none, and would never be replaced. */
 		if (c->flags & AS_COL_SCOPE)
-			return as_error_set(err, AS_EINPUT, "%s: missing scope "
-					    "column '%s'", where,
-					    c->path ? c->path : c->name);
+			return as_error_set(err, AS_EINPUT,
+					    "%s: missing scope "
+					    "column '%s'",
+					    where, c->path ? c->path : c->name);
 		return 0;
 	}
 	if (c->type == AS_TYPE_AUTO) {
@@ -170,11 +172,12 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 		else if (json_is_boolean(v) && !(c->flags & AS_COL_KEY))
 			c->type = AS_TYPE_BOOLEAN;
 		else
-			return as_error_set(err, AS_EINPUT,
-					    "%s: '%s' is %s; a key or scope column "
-					    "needs an integer or a string (declare "
-					    "it under columns)",
-					    where, c->path, json_kind(v));
+			return as_error_set(
+				err, AS_EINPUT,
+				"%s: '%s' is %s; a key or scope column "
+				"needs an integer or a string (declare "
+				"it under columns)",
+				where, c->path, json_kind(v));
 	}
 	switch (c->type) {
 	case AS_TYPE_INTEGER:
@@ -206,7 +209,8 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 			want = "a string";
 			break;
 		}
-		rc = set_text(out, a, json_string_value(v), json_string_length(v));
+		rc = set_text(out, a, json_string_value(v),
+			      json_string_length(v));
 		break;
 	case AS_TYPE_TIMESTAMP:
 		if (!json_is_string(v) && !json_is_integer(v)) {
@@ -215,23 +219,25 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 		}
 		rc = set_timestamp(out, a, v);
 		if (rc == -1 && json_is_integer(v))
-			return as_error_set(err, AS_EINPUT,
-					    "%s: '%s': %lld is out of range for epoch "
-					    "seconds (years 1-9999)", where, c->path,
-					    (long long)json_integer_value(v));
+			return as_error_set(
+				err, AS_EINPUT,
+				"%s: '%s': %lld is out of range for epoch "
+				"seconds (years 1-9999)",
+				where, c->path,
+				(long long)json_integer_value(v));
 		if (rc == -1)
-			return as_error_set(err, AS_EINPUT,
-					    "%s: '%s': \"%.40s\" is not an ISO 8601 "
-					    "timestamp", where, c->path,
-					    json_string_value(v));
+			return as_error_set(
+				err, AS_EINPUT,
+				"%s: '%s': \"%.40s\" is not an ISO 8601 "
+				"timestamp",
+				where, c->path, json_string_value(v));
 		break;
-	default: /* json */
-		rc = set_json(out, a, v);
-		break;
+	default: /* json */ rc = set_json(out, a, v); break;
 	}
 	if (want)
-		return as_error_set(err, AS_EINPUT, "%s: '%s': expected %s, got %s",
-				    where, c->path, want, json_kind(v));
+		return as_error_set(err, AS_EINPUT,
+				    "%s: '%s': expected %s, got %s", where,
+				    c->path, want, json_kind(v));
 	if (rc)
 		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 	return 0;
@@ -324,11 +330,12 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 				rc = set_json(&vals[i], &b->arena, rec);
 			}
 			if (rc)
-				rc = as_error_set(err, AS_ENOMEM, "out of memory");
+				rc = as_error_set(err, AS_ENOMEM,
+						  "out of memory");
 			continue;
 		}
-		rc = convert(c, get_path(rec, c->path ? c->path : c->name), &vals[i],
-			     &b->arena, where, err);
+		rc = convert(c, get_path(rec, c->path ? c->path : c->name),
+			     &vals[i], &b->arena, where, err);
 	}
 	if (rc)
 		return rc;
@@ -358,10 +365,11 @@ int as_scope_value(const as_table *t, const char *spec, as_val *out,
 			break;
 	}
 	if (i == t->nscope)
-		return as_error_set(err, AS_EUSAGE,
-				    "--scope %s: '%.*s' is not a scope column of "
-				    "dataset %s", spec, (int)(eq - spec), spec,
-				    t->dataset);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"--scope %s: '%.*s' is not a scope column of "
+			"dataset %s",
+			spec, (int)(eq - spec), spec, t->dataset);
 	*col = i;
 	eq++;
 	if (t->cols[t->scope[i]].type == AS_TYPE_INTEGER ||
@@ -371,7 +379,8 @@ int as_scope_value(const as_table *t, const char *spec, as_val *out,
 
 		if (!*eq || *end)
 			return as_error_set(err, AS_EUSAGE,
-					    "--scope %s: expected an integer", spec);
+					    "--scope %s: expected an integer",
+					    spec);
 		out->kind = AS_V_INT;
 		out->u.i = v;
 		return 0;
@@ -383,8 +392,11 @@ int as_scope_value(const as_table *t, const char *spec, as_val *out,
 		out->u.r = strtod(eq, &end);
 		if (!*eq || *end)
 			return as_error_set(err, AS_EUSAGE,
-					    "--scope %s: expected a number", spec);
+					    "--scope %s: expected a number",
+					    spec);
 		return 0;
 	}
-	return set_text(out, a, eq, strlen(eq)) ? as_error_set(err, AS_ENOMEM, "out of memory") : 0;
+	return set_text(out, a, eq, strlen(eq))
+		       ? as_error_set(err, AS_ENOMEM, "out of memory")
+		       : 0;
 }

@@ -41,11 +41,12 @@ int as_history_check(const as_dataset_cfg *ds, as_error *err)
 	if (!bad && ds->cursor)
 		bad = reserved(ds->history, ds->cursor);
 	if (bad)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: column '%s' has the name of a column "
-				    "of its history table (history: %s); rename it",
-				    ds->name, bad,
-				    ds->history == AS_HISTORY_SCD2 ? "scd2" : "snapshot");
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: column '%s' has the name of a column "
+			"of its history table (history: %s); rename it",
+			ds->name, bad,
+			ds->history == AS_HISTORY_SCD2 ? "scd2" : "snapshot");
 	return 0;
 }
 
@@ -58,9 +59,9 @@ void as_history_publish_opts(const as_dataset_cfg *ds, as_publish_opts *po)
 	po->history_keep_ms = ds->history_keep_ms;
 }
 
-static void fill_info(atomsync_run_info *info, const as_table *t, int64_t run_id,
-		      const char *status, const as_counts *c, double started,
-		      const char *error)
+static void fill_info(atomsync_run_info *info, const as_table *t,
+		      int64_t run_id, const char *status, const as_counts *c,
+		      double started, const char *error)
 {
 	char buf[40];
 
@@ -87,22 +88,27 @@ static int check_request(as_store *st, const as_dataset_cfg *ds, int64_t to_run,
 			 const as_table *t, as_error *err)
 {
 	if (ds->history == AS_HISTORY_NONE)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s has no history (history: none), so no "
-				    "earlier state of its table is kept to roll back to; "
-				    "nothing changed", ds->name);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s has no history (history: none), so no "
+			"earlier state of its table is kept to roll back to; "
+			"nothing changed",
+			ds->name);
 	if (to_run <= 0)
-		return as_error_set(err, AS_EUSAGE, "--to-run %lld: expected a run "
-				    "number (see `atomsync runs %s`)", (long long)to_run,
-				    ds->name);
+		return as_error_set(err, AS_EUSAGE,
+				    "--to-run %lld: expected a run "
+				    "number (see `atomsync runs %s`)",
+				    (long long)to_run, ds->name);
 	if (!st->ops->rollback)
-		return as_error_set(err, AS_EUSAGE, "the %s store cannot roll back",
+		return as_error_set(err, AS_EUSAGE,
+				    "the %s store cannot roll back",
 				    st->ops->name);
 	if (!t->nkey)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: rollback needs the dataset's key in the "
-				    "config (`key`), not only from a Singer SCHEMA",
-				    ds->name);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: rollback needs the dataset's key in the "
+			"config (`key`), not only from a Singer SCHEMA",
+			ds->name);
 	return as_history_check(ds, err);
 }
 
@@ -131,12 +137,13 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		goto done;
 	rc.table = &t;
 	rc.kind = "rollback";
-	rc.effects = ds; /* the rollback records outbox events for its changes */
+	rc.effects =
+		ds; /* the rollback records outbox events for its changes */
 	snprintf(rc.owner, sizeof(rc.owner), "%s", as_owner_self());
 	rc.lease_ttl_ms = ds->lease_ttl_ms > 0 ? ds->lease_ttl_ms : 60000;
 	/* Invariant 6: like a run, and its transaction is fenced. */
-	if ((ret = st->ops->lease_acquire(st, ds->name, rc.owner, rc.lease_ttl_ms,
-					  &rc.token, err)))
+	if ((ret = st->ops->lease_acquire(st, ds->name, rc.owner,
+					  rc.lease_ttl_ms, &rc.token, err)))
 		goto done;
 	leased = 1;
 	if ((ret = st->ops->describe(st, &rc, err)))
@@ -147,19 +154,23 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	if (!ret) {
 		char note[96];
 
-		snprintf(note, sizeof(note), "restored the table to its state after "
-			 "run %lld", (long long)to_run);
+		snprintf(note, sizeof(note),
+			 "restored the table to its state after "
+			 "run %lld",
+			 (long long)to_run);
 		fill_info(info, &t, rc.run_id, "completed", &c, started, note);
-	} else if (ret != AS_EUSAGE && ret != AS_EFENCED && st->ops->record_run) {
+	} else if (ret != AS_EUSAGE && ret != AS_EFENCED &&
+		   st->ops->record_run) {
 		/* Invariant 10: the failed attempt is on record too. */
 		as_counts none;
 		int64_t id = 0;
 		as_error e2;
 
 		memset(&none, 0, sizeof(none));
-		if (st->ops->record_run(st, &t, "rollback", "failed", &none, err->msg,
-					started, &id, &e2) == 0)
-			fill_info(info, &t, id, "failed", &none, started, err->msg);
+		if (st->ops->record_run(st, &t, "rollback", "failed", &none,
+					err->msg, started, &id, &e2) == 0)
+			fill_info(info, &t, id, "failed", &none, started,
+				  err->msg);
 	}
 done:
 	if (leased) {

@@ -20,7 +20,8 @@
 #include "util/str.h"
 #include "util/time.h"
 
-#define FLUSH_INTERVAL 2.0  /* seconds: commit at a checkpoint at least this often */
+#define FLUSH_INTERVAL                                                         \
+	2.0 /* seconds: commit at a checkpoint at least this often */
 
 /* Start a helper thread with SIGINT and SIGTERM blocked, so that a signal
  * reaches the main thread and interrupts its blocking read. */
@@ -71,10 +72,9 @@ static void *renew_main(void *arg)
 			break;
 		pthread_mutex_unlock(&run->mu);
 		as_error_clear(&err);
-		rc = run->renew_store->ops->lease_renew(run->renew_store,
-							run->table.dataset,
-							run->rc.token,
-							run->rc.lease_ttl_ms, &err);
+		rc = run->renew_store->ops->lease_renew(
+			run->renew_store, run->table.dataset, run->rc.token,
+			run->rc.lease_ttl_ms, &err);
 		pthread_mutex_lock(&run->mu);
 		if (rc == AS_EFENCED) {
 			run->lease_lost = 1;
@@ -142,10 +142,12 @@ static int write_reject(atomsync_run *run, const char *where, const char *why,
 					      run->reject_path);
 	}
 	o = json_pack("{s:s, s:s, s:s, s:I}", "where", where, "error", why,
-		      "dataset", run->table.dataset, "run", (json_int_t)run->rc.run_id);
+		      "dataset", run->table.dataset, "run",
+		      (json_int_t)run->rc.run_id);
 	if (o && raw) {
-		/* The raw record as a string when it is valid UTF-8, else as hex:
-		 * a reject file must hold exactly the bytes that were rejected. */
+		/* The raw record as a string when it is valid UTF-8, else as
+		 * hex: a reject file must hold exactly the bytes that were
+		 * rejected. */
 		json_t *text = json_stringn(raw, rawlen);
 
 		if (text) {
@@ -154,8 +156,10 @@ static int write_reject(atomsync_run *run, const char *where, const char *why,
 			as_buf hex = AS_BUF_INIT;
 
 			for (size_t i = 0; i < rawlen; i++)
-				as_buf_printf(&hex, "%02x", (unsigned char)raw[i]);
-			json_object_set_new(o, "record_hex", json_string(as_buf_cstr(&hex)));
+				as_buf_printf(&hex, "%02x",
+					      (unsigned char)raw[i]);
+			json_object_set_new(o, "record_hex",
+					    json_string(as_buf_cstr(&hex)));
 			as_buf_free(&hex);
 		}
 	}
@@ -195,10 +199,11 @@ static int count_reject(atomsync_run *run, int conflict, const as_error *why,
 	total = run->rejected + run->conflicts;
 	if (total > max) {
 		if (max > 0)
-			as_error_set(err, AS_EINPUT, "%s (%lld rejects, over max_rejects "
-				     "%lld; rejected records are in %s)", reason.msg,
-				     (long long)total, (long long)max,
-				     run->reject_path);
+			as_error_set(err, AS_EINPUT,
+				     "%s (%lld rejects, over max_rejects "
+				     "%lld; rejected records are in %s)",
+				     reason.msg, (long long)total,
+				     (long long)max, run->reject_path);
 		else
 			*err = reason;
 		err->code = AS_EINPUT;
@@ -249,10 +254,12 @@ static int prepare(atomsync_run *run, as_error *err)
 	if (run->prepared)
 		return 0;
 	if (!run->table.nkey)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: no key: set `key` in the dataset, "
-				    "or have the source send a Singer SCHEMA message "
-				    "with key_properties", run->table.dataset);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: no key: set `key` in the dataset, "
+			"or have the source send a Singer SCHEMA message "
+			"with key_properties",
+			run->table.dataset);
 	for (size_t i = 0; i < run->table.ncols; i++)
 		if (run->table.cols[i].type == AS_TYPE_AUTO)
 			run->table.cols[i].type = AS_TYPE_TEXT;
@@ -300,7 +307,8 @@ static void *writer_main(void *arg)
 		run->wbatch.rejected += run->conflicts;
 		pthread_mutex_unlock(&run->rmu);
 		as_error_clear(&err);
-		rc = run->store->ops->stage_batch(run->store, &run->rc, &run->wbatch, &err);
+		rc = run->store->ops->stage_batch(run->store, &run->rc,
+						  &run->wbatch, &err);
 		pthread_mutex_lock(&run->wmu);
 		if (rc && !run->werr.code)
 			run->werr = err;
@@ -356,10 +364,11 @@ static int flush(atomsync_run *run, int with_cp, as_error *err)
 	as_batch tmp, *b = &run->batch;
 
 	if (run->lease_lost)
-		return as_error_set(err, AS_EFENCED,
-				    "dataset %s: this worker's lease was taken over "
-				    "by another worker; nothing more is committed",
-				    run->table.dataset);
+		return as_error_set(
+			err, AS_EFENCED,
+			"dataset %s: this worker's lease was taken over "
+			"by another worker; nothing more is committed",
+			run->table.dataset);
 	if (span_close(run, err) || wait_idle(run, err) || prepare(run, err))
 		return err->code;
 	if (with_cp && run->pending_cp) {
@@ -381,7 +390,8 @@ static int flush(atomsync_run *run, int with_cp, as_error *err)
 			int rc;
 
 			b->rejected += run->conflicts;
-			rc = run->store->ops->stage_batch(run->store, &run->rc, b, err);
+			rc = run->store->ops->stage_batch(run->store, &run->rc,
+							  b, err);
 
 			if (rc) {
 				run->stage_failed = 1;
@@ -483,17 +493,21 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 	run->rc.table = &run->table;
 	run->rc.kind = "sync";
 	run->rc.effects = ds; /* the publish records its outbox events */
-	if ((rc = as_outbox_check(ds, &run->table, st->ops->name, cfg->cache, err)))
+	if ((rc = as_outbox_check(ds, &run->table, st->ops->name, cfg->cache,
+				  err)))
 		goto fail;
-	/* Line hashes depend on the mapping: a changed config matches nothing. */
-	run->line_seed = as_hash64(run->table.fingerprint, strlen(run->table.fingerprint));
+	/* Line hashes depend on the mapping: a changed config matches nothing.
+	 */
+	run->line_seed = as_hash64(run->table.fingerprint,
+				   strlen(run->table.fingerprint));
 	snprintf(run->rc.owner, sizeof(run->rc.owner), "%s", as_owner_self());
 	run->rc.lease_ttl_ms = ds->lease_ttl_ms > 0 ? ds->lease_ttl_ms : 60000;
 	run->rc.restart = run->opt.restart || !resumable;
 	run->rc.on_reject = store_reject;
 	run->rc.reject_ud = run;
 	if ((rc = st->ops->lease_acquire(st, ds->name, run->rc.owner,
-					 run->rc.lease_ttl_ms, &run->rc.token, err)))
+					 run->rc.lease_ttl_ms, &run->rc.token,
+					 err)))
 		goto fail;
 	run->leased = 1;
 	if ((rc = st->ops->run_begin(st, &run->rc, err)) ||
@@ -553,9 +567,12 @@ int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 		as_table_key_list(&run->table, have, sizeof(have));
 		if (strcmp(have, want) == 0)
 			return 0;
-		as_error_set(err, AS_EUSAGE, "dataset %s: the SCHEMA key_properties "
-			     "(%s) differ from the key of the staging being resumed "
-			     "(%s); rerun with --restart", run->table.dataset, want, have);
+		as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: the SCHEMA key_properties "
+			"(%s) differ from the key of the staging being resumed "
+			"(%s); rerun with --restart",
+			run->table.dataset, want, have);
 		return fail(run, err);
 	}
 	if (as_table_build(&t, run->ds, key, nkey, err))
@@ -623,7 +640,8 @@ static int scan_start(atomsync_run *run, as_error *err)
 	int rows = 0;
 
 	run->scan_tried = 1;
-	if (!ops->scan_open || !run->prepared || getenv("ATOMSYNC_NO_LINE_MATCH"))
+	if (!ops->scan_open || !run->prepared ||
+	    getenv("ATOMSYNC_NO_LINE_MATCH"))
 		return 0;
 	run->scan_row.v = calloc(run->table.ncols, sizeof(as_val));
 	if (!run->scan_row.v)
@@ -679,8 +697,12 @@ static int key_cmp(const as_table *t, const as_val *a, const as_val *b)
 		int c;
 
 		if (x->kind != y->kind) {
-			int rx = x->kind == AS_V_TEXT ? 2 : x->kind == AS_V_NULL ? 0 : 1;
-			int ry = y->kind == AS_V_TEXT ? 2 : y->kind == AS_V_NULL ? 0 : 1;
+			int rx = x->kind == AS_V_TEXT	? 2
+				 : x->kind == AS_V_NULL ? 0
+							: 1;
+			int ry = y->kind == AS_V_TEXT	? 2
+				 : y->kind == AS_V_NULL ? 0
+							: 1;
 
 			if (rx != ry)
 				return rx < ry ? -1 : 1;
@@ -692,8 +714,10 @@ static int key_cmp(const as_table *t, const as_val *a, const as_val *b)
 			if (!c)
 				c = x->len < y->len ? -1 : x->len > y->len;
 		} else {
-			double dx = x->kind == AS_V_INT ? (double)x->u.i : x->u.r;
-			double dy = y->kind == AS_V_INT ? (double)y->u.i : y->u.r;
+			double dx =
+				x->kind == AS_V_INT ? (double)x->u.i : x->u.r;
+			double dy =
+				y->kind == AS_V_INT ? (double)y->u.i : y->u.r;
 
 			if (x->kind == AS_V_INT && y->kind == AS_V_INT)
 				c = x->u.i < y->u.i ? -1 : x->u.i > y->u.i;
@@ -721,7 +745,8 @@ static int key_cmp(const as_table *t, const as_val *a, const as_val *b)
  * whole spans.
  */
 
-static int copy_key(const as_table *t, as_val *dst, const as_val *src, as_arena *a)
+static int copy_key(const as_table *t, as_val *dst, const as_val *src,
+		    as_arena *a)
 {
 	for (size_t i = 0; i < t->nkey; i++) {
 		dst[i] = src[i];
@@ -740,8 +765,10 @@ static int span_close(atomsync_run *run, as_error *err)
 		return 0;
 	row = &run->batch.rows[run->span_at];
 	run->span_at = NO_SPAN;
-	row->hi = as_arena_alloc(&run->batch.arena, run->table.nkey * sizeof(as_val));
-	if (!row->hi || copy_key(&run->table, row->hi, run->last_key, &run->batch.arena))
+	row->hi = as_arena_alloc(&run->batch.arena,
+				 run->table.nkey * sizeof(as_val));
+	if (!row->hi ||
+	    copy_key(&run->table, row->hi, run->last_key, &run->batch.arena))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	return 0;
 }
@@ -766,7 +793,8 @@ static int span_order(atomsync_run *run, const as_val *k, as_error *err)
 
 			as_buf_reset(b);
 			if (as_buf_add(b, v.u.s, v.len) || b->failed)
-				return as_error_set(err, AS_ENOMEM, "out of memory");
+				return as_error_set(err, AS_ENOMEM,
+						    "out of memory");
 			v.u.s = b->data ? b->data : "";
 		}
 		run->last_key[i] = v;
@@ -792,7 +820,8 @@ static int span_take(atomsync_run *run, int *took, as_error *err)
 		return 0;
 	}
 	row = as_batch_add(&run->batch, run->table.ncols);
-	if (!row || copy_key(&run->table, row->v, run->scan_row.v, &run->batch.arena))
+	if (!row ||
+	    copy_key(&run->table, row->v, run->scan_row.v, &run->batch.arena))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	row->flags = AS_ROW_SPAN;
 	row->span = 1;
@@ -802,7 +831,8 @@ static int span_take(atomsync_run *run, int *took, as_error *err)
 }
 
 /* A hit: the live row itself, staged as unchanged without parsing. */
-static int scan_take(atomsync_run *run, const unsigned char h[16], as_error *err)
+static int scan_take(atomsync_run *run, const unsigned char h[16],
+		     as_error *err)
 {
 	as_row *row;
 	int took;
@@ -823,9 +853,11 @@ static int scan_take(atomsync_run *run, const unsigned char h[16], as_error *err
 		as_val v = run->scan_row.v[i];
 
 		if (v.kind == AS_V_TEXT) {
-			v.u.s = as_arena_strndup(&run->batch.arena, v.u.s, v.len);
+			v.u.s = as_arena_strndup(&run->batch.arena, v.u.s,
+						 v.len);
 			if (!v.u.s)
-				return as_error_set(err, AS_ENOMEM, "out of memory");
+				return as_error_set(err, AS_ENOMEM,
+						    "out of memory");
 		}
 		row->v[i] = v;
 	}
@@ -859,8 +891,8 @@ static int scan_resync(atomsync_run *run, const as_val *k, as_error *err)
 
 static int batch_full(atomsync_run *run, as_error *err)
 {
-	if (run->batch.nrows >= (size_t)(run->resumable ? run->max_batch
-							: run->batch_size)) {
+	if (run->batch.nrows >=
+	    (size_t)(run->resumable ? run->max_batch : run->batch_size)) {
 		if (flush(run, 0, err))
 			return fail(run, err);
 	}
@@ -897,7 +929,8 @@ static void map_range(atomsync_run *run, size_t lo, size_t hi, as_batch *h)
 		as_json_arena_begin();
 		rec = as_json_parse_record(raw, ln->len, where, &why);
 		if (rec) {
-			rc = as_record_map(&run->table, rec, raw, ln->len, where, h, &why);
+			rc = as_record_map(&run->table, rec, raw, ln->len,
+					   where, h, &why);
 			json_decref(rec);
 		} else {
 			rc = why.code ? why.code : AS_EINPUT;
@@ -1016,15 +1049,19 @@ static int chunk_process(atomsync_run *run, as_error *err)
 		run->seen++;
 		if (ln->err) {
 			if (ln->err->code == AS_EINPUT)
-				rc = reject(run, ln->err, c->buf.data + ln->woff,
-					    c->buf.data + ln->off, ln->len, err);
+				rc = reject(
+					run, ln->err, c->buf.data + ln->woff,
+					c->buf.data + ln->off, ln->len, err);
 			else
 				rc = fail(run, ln->err);
 		} else if (ln->row == (size_t)-1) {
-			rc = fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
-		} else if (batch_append(&run->batch,
-					&run->half[i < mid ? 0 : 1].rows[ln->row])) {
-			rc = fail(run, &(as_error){.code = AS_ENOMEM, .msg = "out of memory"});
+			rc = fail(run, &(as_error){.code = AS_ENOMEM,
+						   .msg = "out of memory"});
+		} else if (batch_append(
+				   &run->batch,
+				   &run->half[i < mid ? 0 : 1].rows[ln->row])) {
+			rc = fail(run, &(as_error){.code = AS_ENOMEM,
+						   .msg = "out of memory"});
 		}
 	}
 	chunk_clear(c);
@@ -1094,7 +1131,8 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 		rc = scan_peek(run, err);
 		if (rc < 0)
 			return fail(run, err);
-		if (rc > 0 && run->scan_row.has_line && memcmp(run->scan_row.line, h, 16) == 0) {
+		if (rc > 0 && run->scan_row.has_line &&
+		    memcmp(run->scan_row.line, h, 16) == 0) {
 			if (scan_take(run, h, err))
 				return fail(run, err);
 			return batch_full(run, err);
@@ -1106,7 +1144,8 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 	rec = as_json_parse_record(raw, len, where, &why);
 	if (!rec) {
 		as_json_arena_end();
-		if (why.code == AS_ENOMEM) { /* not a bad record: none is dropped */
+		if (why.code ==
+		    AS_ENOMEM) { /* not a bad record: none is dropped */
 			*err = why;
 			return fail(run, err);
 		}
@@ -1135,7 +1174,8 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 	int rc;
 
 	if (run->failed)
-		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
+		return as_error_set(err, run->failure.code, "%s",
+				    run->failure.msg);
 	if (!run->table.nkey) {
 		prepare(run, err);
 		return fail(run, err);
@@ -1148,7 +1188,8 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 	if (chunk_process(run, err))
 		return err->code;
 	run->seen++;
-	rc = as_record_map(&run->table, rec, raw, rawlen, where, &run->batch, err);
+	rc = as_record_map(&run->table, rec, raw, rawlen, where, &run->batch,
+			   err);
 	if (rc == AS_EINPUT)
 		return reject(run, err, where, raw, rawlen, err);
 	if (rc)
@@ -1160,9 +1201,11 @@ int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
 		  const char *raw, size_t rawlen, as_error *err)
 {
 	if (run->failed)
-		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
+		return as_error_set(err, run->failure.code, "%s",
+				    run->failure.msg);
 	if (run->chunk.n) {
-		as_error why_copy = *why; /* why may live in the caller's event */
+		as_error why_copy =
+			*why; /* why may live in the caller's event */
 		as_error cerr;
 
 		as_error_clear(&cerr);
@@ -1186,9 +1229,10 @@ int atomsync_run_put(atomsync_run *run, const char *json, size_t len,
 	if (!where)
 		where = "record";
 	if (max > 0 && (int64_t)len > max) {
-		as_error_set(&why, AS_EINPUT, "%s: record is %zu bytes, over the "
-			     "size cap of %lld bytes (max_record_size)", where, len,
-			     (long long)max);
+		as_error_set(&why, AS_EINPUT,
+			     "%s: record is %zu bytes, over the "
+			     "size cap of %lld bytes (max_record_size)",
+			     where, len, (long long)max);
 		return as_run_reject(run, &why, where, NULL, 0, err);
 	}
 	return as_run_put_value(run, NULL, json, len, where, err);
@@ -1200,7 +1244,8 @@ int atomsync_run_checkpoint(atomsync_run *run, const char *checkpoint,
 	char *cp;
 
 	if (run->failed)
-		return as_error_set(err, run->failure.code, "%s", run->failure.msg);
+		return as_error_set(err, run->failure.code, "%s",
+				    run->failure.msg);
 	if (chunk_process(run, err))
 		return err->code;
 	if (span_close(run, err)) /* cp_rows then counts whole spans */
@@ -1216,7 +1261,8 @@ int atomsync_run_checkpoint(atomsync_run *run, const char *checkpoint,
 	run->rejected_at_cp = run->rejected;
 	pthread_mutex_unlock(&run->rmu);
 	if (run->batch.nrows >= (size_t)run->batch_size ||
-	    (run->batch.nrows > 0 && as_mono() - run->last_flush >= FLUSH_INTERVAL)) {
+	    (run->batch.nrows > 0 &&
+	     as_mono() - run->last_flush >= FLUSH_INTERVAL)) {
 		if (flush(run, 1, err))
 			return fail(run, err);
 	}
@@ -1241,7 +1287,8 @@ static void fill_info(atomsync_run *run, atomsync_run_info *info,
 	info->kind = as_strdup("sync");
 	info->mode = as_strdup(as_mode_name(run->table.mode));
 	info->status = as_strdup(status);
-	info->started_at = as_strdup(as_iso8601(run->started, buf, sizeof(buf)));
+	info->started_at =
+		as_strdup(as_iso8601(run->started, buf, sizeof(buf)));
 	info->finished_at = as_strdup(as_iso8601(as_now(), buf, sizeof(buf)));
 	info->seen = run->counts.seen ? run->counts.seen : run->seen;
 	info->inserted = run->counts.inserted;
@@ -1267,12 +1314,14 @@ static int build_publish_opts(atomsync_run *run, as_publish_opts *po,
 	if (!run->opt.nscopes)
 		return 0;
 	if (t->mode != AS_MODE_SCOPED)
-		return as_error_set(err, AS_EUSAGE, "--scope applies to scoped "
-				    "datasets only; %s is %s", t->dataset,
-				    as_mode_name(t->mode));
+		return as_error_set(err, AS_EUSAGE,
+				    "--scope applies to scoped "
+				    "datasets only; %s is %s",
+				    t->dataset, as_mode_name(t->mode));
 	/* Each --scope names one column; a scope needs all of its columns. */
 	if (run->opt.nscopes % t->nscope)
-		return as_error_set(err, AS_EUSAGE, "dataset %s has %zu scope "
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s has %zu scope "
 				    "columns; give each in --scope COL=VALUE",
 				    t->dataset, t->nscope);
 	po->nnamed = run->opt.nscopes / t->nscope;
@@ -1284,8 +1333,9 @@ static int build_publish_opts(atomsync_run *run, as_publish_opts *po,
 			as_val v;
 			size_t col;
 
-			if (as_scope_value(t, run->opt.scopes[k * t->nscope + i], &v,
-					   &col, a, err))
+			if (as_scope_value(t,
+					   run->opt.scopes[k * t->nscope + i],
+					   &v, &col, a, err))
 				return err->code;
 			po->named_scopes[k * t->nscope + col] = v;
 		}
@@ -1324,23 +1374,29 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	if ((rc = wait_idle(run, err)))
 		goto failed;
 	if (run->lease_lost) {
-		rc = as_error_set(err, AS_EFENCED, "dataset %s: this worker's lease "
-				  "was taken over by another worker; nothing was "
-				  "published by this run", run->table.dataset);
+		rc = as_error_set(
+			err, AS_EFENCED,
+			"dataset %s: this worker's lease "
+			"was taken over by another worker; nothing was "
+			"published by this run",
+			run->table.dataset);
 		goto failed;
 	}
 	run->rc.seen = run->seen;
 	run->rc.rejected = total_rejected(run);
 	t0 = as_mono();
-	as_info("%s: %lld records staged in %.2f s; publishing", run->table.dataset,
-		(long long)run->seen, as_now() - run->started);
-	rc = run->store->ops->publish(run->store, &run->rc, &po, &run->counts, err);
+	as_info("%s: %lld records staged in %.2f s; publishing",
+		run->table.dataset, (long long)run->seen,
+		as_now() - run->started);
+	rc = run->store->ops->publish(run->store, &run->rc, &po, &run->counts,
+				      err);
 	as_info("%s: publish took %.2f s", run->table.dataset, as_mono() - t0);
 	as_arena_free(&a);
 	if (rc == AS_EREFUSED) {
 		as_error e2;
 
-		run->store->ops->run_end(run->store, &run->rc, "refused", err->msg, &e2);
+		run->store->ops->run_end(run->store, &run->rc, "refused",
+					 err->msg, &e2);
 		run->done = 1;
 		fill_info(run, info, "refused", err->msg);
 		return rc;
@@ -1355,25 +1411,24 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	as_outbox_after_publish(run->store, run->cfg, run->table.dataset);
 	if (run->scan_hits)
 		as_info("%s: %lld of %lld records matched their published text and "
-			"were not parsed (%lld spans)", run->table.dataset,
-			(long long)run->scan_hits, (long long)run->seen,
-			(long long)run->spans);
+			"were not parsed (%lld spans)",
+			run->table.dataset, (long long)run->scan_hits,
+			(long long)run->seen, (long long)run->spans);
 	return 0;
 failed:
 	as_arena_free(&a);
 	fail(run, err);
-ended:
-	{
-		as_error e2;
+ended : {
+	as_error e2;
 
-		/* The store is the writer's until its batch is done. */
-		wait_idle(run, &e2);
-		run->rc.seen = run->seen;
-		run->rc.rejected = total_rejected(run);
-		run->store->ops->run_end(run->store, &run->rc, "failed", err->msg, &e2);
-		run->done = 1;
-		fill_info(run, info, "failed", err->msg);
-	}
+	/* The store is the writer's until its batch is done. */
+	wait_idle(run, &e2);
+	run->rc.seen = run->seen;
+	run->rc.rejected = total_rejected(run);
+	run->store->ops->run_end(run->store, &run->rc, "failed", err->msg, &e2);
+	run->done = 1;
+	fill_info(run, info, "failed", err->msg);
+}
 	return rc;
 }
 
@@ -1385,7 +1440,8 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 
 	if (run->done)
 		return 0;
-	run->seen += (int64_t)run->chunk.n; /* read, not covered by a checkpoint */
+	run->seen +=
+		(int64_t)run->chunk.n; /* read, not covered by a checkpoint */
 	chunk_clear(&run->chunk);
 	wait_idle(run, &e2);
 	/* Keep the progress up to the last checkpoint: those rows are exactly
@@ -1405,7 +1461,8 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 	 * lineage's counts at its checkpoint separately. */
 	run->rc.seen = run->seen;
 	run->rc.rejected = total_rejected(run);
-	if (run->store->ops->run_end(run->store, &run->rc, "failed", reason, err))
+	if (run->store->ops->run_end(run->store, &run->rc, "failed", reason,
+				     err))
 		rc = err->code;
 	run->done = 1;
 	return rc;
@@ -1418,8 +1475,10 @@ void atomsync_run_free(atomsync_run *run)
 	if (!run)
 		return;
 	if (!run->done && run->rc.run_id)
-		atomsync_run_abort(run, run->failed ? run->failure.msg
-						    : "abandoned by its caller", &err);
+		atomsync_run_abort(run,
+				   run->failed ? run->failure.msg
+					       : "abandoned by its caller",
+				   &err);
 	writer_stop(run);
 	mapper_stop(run);
 	chunk_clear(&run->chunk);

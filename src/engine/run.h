@@ -13,14 +13,14 @@
 
 /* A line waiting in a chunk to be parsed and mapped. */
 typedef struct as_chunk_line {
-	size_t off, len;        /* the line, in the chunk's buffer */
-	size_t woff;            /* its "where", in the chunk's buffer */
-	as_error *err;          /* why it was refused, or NULL */
-	size_t row;             /* else: its row in its half */
+	size_t off, len; /* the line, in the chunk's buffer */
+	size_t woff;	 /* its "where", in the chunk's buffer */
+	as_error *err;	 /* why it was refused, or NULL */
+	size_t row;	 /* else: its row in its half */
 } as_chunk_line;
 
 typedef struct as_chunk {
-	as_buf buf;             /* the lines' bytes and "where" strings */
+	as_buf buf; /* the lines' bytes and "where" strings */
 	as_chunk_line *lines;
 	size_t n, cap;
 } as_chunk;
@@ -34,53 +34,53 @@ struct atomsync_run {
 	as_batch batch;
 	atomsync_run_options opt;
 	int leased, prepared, done, failed;
-	int stage_failed;       /* a staging commit failed: its rows were tried */
-	int resumable;          /* the source can resume from a checkpoint */
-	as_error failure;       /* the first failure; sticky */
-	int64_t batch_size;     /* rows per staging commit at a checkpoint */
-	int64_t max_batch;      /* rows before a commit without a checkpoint */
-	char *pending_cp;       /* newest checkpoint, not yet committed */
-	size_t cp_rows;         /* rows of the batch it covers */
-	int64_t seen;           /* records delivered (lineage total) */
-	int64_t rejected;       /* refused on this thread (lineage total; rmu) */
-	int64_t conflicts;      /* refused by the store while writing (rmu) */
+	int stage_failed;   /* a staging commit failed: its rows were tried */
+	int resumable;	    /* the source can resume from a checkpoint */
+	as_error failure;   /* the first failure; sticky */
+	int64_t batch_size; /* rows per staging commit at a checkpoint */
+	int64_t max_batch;  /* rows before a commit without a checkpoint */
+	char *pending_cp;   /* newest checkpoint, not yet committed */
+	size_t cp_rows;	    /* rows of the batch it covers */
+	int64_t seen;	    /* records delivered (lineage total) */
+	int64_t rejected;   /* refused on this thread (lineage total; rmu) */
+	int64_t conflicts;  /* refused by the store while writing (rmu) */
 	int64_t seen_at_cp, rejected_at_cp;
 	int64_t batches, staged;
-	double started;         /* wall clock */
-	double last_flush;      /* monotonic */
-	as_counts counts;       /* of the publish */
+	double started;	   /* wall clock */
+	double last_flush; /* monotonic */
+	as_counts counts;  /* of the publish */
 	FILE *rejects;
 	char *reject_path;
 	/* matching lines to live rows in key order (the store's scan_*) */
 	int scan_tried, scanning, scan_have;
-	as_scan_row scan_row;   /* the live row under the cursor */
-	as_arena scan_arena;    /* its text values */
+	as_scan_row scan_row; /* the live row under the cursor */
+	as_arena scan_arena;  /* its text values */
 	int64_t scan_hits, scan_misses;
 	/* spans: runs of hits staged as one row each (AS_ROW_SPAN) */
-	int span_ok;            /* hits may still make spans */
-	size_t span_at;         /* the open span's row in the batch; NO_SPAN */
-	int have_last;          /* last_key holds the last record's key */
-	as_val *last_key;       /* nkey values; text in last_text[i] */
+	int span_ok;	  /* hits may still make spans */
+	size_t span_at;	  /* the open span's row in the batch; NO_SPAN */
+	int have_last;	  /* last_key holds the last record's key */
+	as_val *last_key; /* nkey values; text in last_text[i] */
 	as_buf *last_text;
-	int64_t spans;          /* span rows made */
-	uint64_t line_seed;     /* seed of the line hashes: the fingerprint */
+	int64_t spans;	    /* span rows made */
+	uint64_t line_seed; /* seed of the line hashes: the fingerprint */
 	/* parallel mapping of parsed lines (chunk of raw lines; two halves) */
-	int deferred;           /* errors may surface at a later call (chunks) */
+	int deferred; /* errors may surface at a later call (chunks) */
 	as_chunk chunk;
-	as_batch half[2];       /* rows of each half; values in the batch's arenas */
+	as_batch half[2]; /* rows of each half; values in the batch's arenas */
 	pthread_t mapper;
 	int mapper_on, mbusy, mstop;
-	size_t mlo, mhi;        /* the mapper's half of the chunk */
+	size_t mlo, mhi; /* the mapper's half of the chunk */
 	pthread_mutex_t mmu;
 	pthread_cond_t mcv;
 	/* the writer thread: one batch in flight (wbusy), written in order */
 	pthread_t writer;
 	int writing, wbusy, wstop;
-	as_batch wbatch;        /* the batch being written */
-	as_error werr;          /* the first failed write */
+	as_batch wbatch; /* the batch being written */
+	as_error werr;	 /* the first failed write */
 	pthread_mutex_t wmu;
 	pthread_cond_t wcv;
-	pthread_mutex_t rmu;    /* reject counts and the reject file */
+	pthread_mutex_t rmu; /* reject counts and the reject file */
 	/* lease renewal thread and its own connection */
 	as_store *renew_store;
 	pthread_t renewer;

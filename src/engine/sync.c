@@ -43,12 +43,11 @@ static int feed(atomsync_run *run, as_event *ev, as_error *err)
 		return as_run_put_value(run, ev->json, ev->raw, ev->rawlen,
 					ev->where, err);
 	case AS_EV_BAD:
-		return as_run_reject(run, &ev->why, ev->where, ev->raw, ev->rawlen,
-				     err);
+		return as_run_reject(run, &ev->why, ev->where, ev->raw,
+				     ev->rawlen, err);
 	case AS_EV_CHECKPOINT:
 		return atomsync_run_checkpoint(run, ev->checkpoint, err);
-	case AS_EV_SCHEMA:
-		return as_run_set_key(run, ev->key, ev->nkey, err);
+	case AS_EV_SCHEMA: return as_run_set_key(run, ev->key, ev->nkey, err);
 	}
 	return 0;
 }
@@ -95,8 +94,10 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		goto abort;
 	for (;;) {
 		if (as_interrupted) {
-			rc = as_error_set(err, AS_EINTR, "dataset %s: interrupted by a "
-					  "signal; nothing was published", dataset);
+			rc = as_error_set(err, AS_EINTR,
+					  "dataset %s: interrupted by a "
+					  "signal; nothing was published",
+					  dataset);
 			goto abort;
 		}
 		rc = src->ops->next(src, &ev, err);
@@ -115,9 +116,11 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		}
 	}
 	if (!src->complete) {
-		rc = as_error_set(err, AS_ESOURCE, "dataset %s: the source did not "
-				  "confirm the end of its data; nothing was published",
-				  dataset);
+		rc = as_error_set(
+			err, AS_ESOURCE,
+			"dataset %s: the source did not "
+			"confirm the end of its data; nothing was published",
+			dataset);
 		goto abort;
 	}
 	report(fn, ud, run, src, 1);
@@ -128,7 +131,8 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	return rc;
 abort:
 	report(fn, ud, run, src, 1);
-	/* Stop the source first: a command is killed before the run is closed. */
+	/* Stop the source first: a command is killed before the run is closed.
+	 */
 	as_source_close(src);
 	{
 		as_error e2;
@@ -146,7 +150,8 @@ abort:
 		info->seen = run->seen;
 		info->rejected = run->rejected;
 		info->resumed_from = run->rc.resumed_from;
-		info->started_at = strdup(as_iso8601(run->started, buf, sizeof(buf)));
+		info->started_at =
+			strdup(as_iso8601(run->started, buf, sizeof(buf)));
 	}
 	atomsync_run_free(run);
 	return rc;

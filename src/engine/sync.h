@@ -9,11 +9,11 @@
 
 typedef struct as_progress {
 	const char *dataset;
-	int64_t records;   /* delivered by the source */
-	int64_t pages;     /* HTTP pages */
-	int64_t bytes;     /* bytes read */
-	double elapsed;    /* seconds since the run began */
-	int done;          /* the last call for this run */
+	int64_t records; /* delivered by the source */
+	int64_t pages;	 /* HTTP pages */
+	int64_t bytes;	 /* bytes read */
+	double elapsed;	 /* seconds since the run began */
+	int done;	 /* the last call for this run */
 } as_progress;
 
 typedef void (*as_progress_fn)(const as_progress *p, void *ud);

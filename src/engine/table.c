@@ -96,28 +96,36 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		const as_column_cfg *cc = cfg_col(ds, key[i]);
 
 		if (ds->ncolumns && !cc)
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: key column '%s' is not one of "
-					    "its columns", ds->name, key[i]);
+			return as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: key column '%s' is not one of "
+				"its columns",
+				ds->name, key[i]);
 		if (!as_is_ident(key[i]))
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: key '%s' is not a plain "
-					    "column name", ds->name, key[i]);
+			return as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: key '%s' is not a plain "
+				"column name",
+				ds->name, key[i]);
 		rc = add_col(t, key[i], cc ? cc->path : key[i],
 			     cc ? cc->type : AS_TYPE_AUTO, AS_COL_KEY);
 	}
 	t->nkey = nkey;
 	if (ds->ncolumns) {
 		for (size_t i = 0; !rc && i < ds->ncolumns; i++)
-			rc = add_col(t, ds->columns[i].name, ds->columns[i].path,
-				     ds->columns[i].type, 0);
+			rc = add_col(t, ds->columns[i].name,
+				     ds->columns[i].path, ds->columns[i].type,
+				     0);
 	} else {
 		for (size_t i = 0; !rc && i < ds->nscope; i++)
-			rc = add_col(t, ds->scope[i], ds->scope[i], AS_TYPE_AUTO, 0);
+			rc = add_col(t, ds->scope[i], ds->scope[i],
+				     AS_TYPE_AUTO, 0);
 		if (!rc && ds->cursor)
-			rc = add_col(t, ds->cursor, ds->cursor, AS_TYPE_AUTO, 0);
+			rc = add_col(t, ds->cursor, ds->cursor, AS_TYPE_AUTO,
+				     0);
 		if (!rc && !find_col(t, "data"))
-			rc = add_col(t, "data", NULL, AS_TYPE_JSON, AS_COL_WHOLE);
+			rc = add_col(t, "data", NULL, AS_TYPE_JSON,
+				     AS_COL_WHOLE);
 	}
 	if (rc)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -125,9 +133,11 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		as_col *c = find_col(t, ds->scope[i]);
 
 		if (!c)
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: scope column '%s' is not "
-					    "one of its columns", ds->name, ds->scope[i]);
+			return as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: scope column '%s' is not "
+				"one of its columns",
+				ds->name, ds->scope[i]);
 		c->flags |= AS_COL_SCOPE;
 		t->scope[t->nscope++] = (size_t)(c - t->cols);
 	}
@@ -135,14 +145,17 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		as_col *c = find_col(t, ds->cursor);
 
 		if (!c)
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: cursor column '%s' is not "
-					    "one of its columns", ds->name, ds->cursor);
+			return as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: cursor column '%s' is not "
+				"one of its columns",
+				ds->name, ds->cursor);
 		c->flags |= AS_COL_CURSOR;
 		t->cursor = (int)(c - t->cols);
 	}
 	fingerprint(t, ds);
-	return t->fingerprint ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
+	return t->fingerprint ? 0
+			      : as_error_set(err, AS_ENOMEM, "out of memory");
 }
 
 /* On failure *t is left empty (cleared), so callers need not clear it. */

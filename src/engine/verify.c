@@ -82,8 +82,10 @@ static int count_check(const as_config *cfg, const as_dataset_cfg *ds,
 	int rc;
 
 	if (ds->mode == AS_MODE_SCOPED) {
-		snprintf(out->count_note, sizeof(out->count_note), "not available: a "
-			 "scoped dataset's source delivers some scopes at a time");
+		snprintf(
+			out->count_note, sizeof(out->count_note),
+			"not available: a "
+			"scoped dataset's source delivers some scopes at a time");
 		return 0;
 	}
 	if (src->kind == AS_SOURCE_HTTP) {
@@ -97,20 +99,26 @@ static int count_check(const as_config *cfg, const as_dataset_cfg *ds,
 		if (rc)
 			return rc;
 		tolerance = src->http.total_tolerance;
-	} else if (src->kind == AS_SOURCE_FILE && ds->mode != AS_MODE_INCREMENTAL) {
+	} else if (src->kind == AS_SOURCE_FILE &&
+		   ds->mode != AS_MODE_INCREMENTAL) {
 		if ((rc = count_file(src, &out->source_total, err)))
 			return rc;
 	} else {
-		snprintf(out->count_note, sizeof(out->count_note), "not available: %s",
-			 src->kind == AS_SOURCE_FILE ? "an incremental file holds only "
-			 "changes" : "the source reports no total");
+		snprintf(out->count_note, sizeof(out->count_note),
+			 "not available: %s",
+			 src->kind == AS_SOURCE_FILE
+				 ? "an incremental file holds only "
+				   "changes"
+				 : "the source reports no total");
 		return 0;
 	}
 	out->count_checked = 1;
 	out->count_ok = fabs((double)(out->live_rows - out->source_total)) <=
 			tolerance * (double)out->source_total;
-	snprintf(out->count_note, sizeof(out->count_note), "%lld live rows, the source "
-		 "has %lld%s", (long long)out->live_rows, (long long)out->source_total,
+	snprintf(out->count_note, sizeof(out->count_note),
+		 "%lld live rows, the source "
+		 "has %lld%s",
+		 (long long)out->live_rows, (long long)out->source_total,
 		 out->count_ok ? "" : " (differ)");
 	return 0;
 }
@@ -163,7 +171,9 @@ static json_t *shown(const as_val *v)
 	case AS_V_REAL: return json_real(v->u.r);
 	case AS_V_TEXT:
 		if (n > SHOW_MAX)
-			for (n = SHOW_MAX; n > 0 && ((unsigned char)v->u.s[n] & 0xC0) == 0x80; n--)
+			for (n = SHOW_MAX;
+			     n > 0 && ((unsigned char)v->u.s[n] & 0xC0) == 0x80;
+			     n--)
 				;
 		s = json_stringn(v->u.s, n);
 		return s ? s : json_sprintf("(%u bytes, not UTF-8)", v->len);
@@ -191,10 +201,11 @@ static json_t *differences(const as_table *t, const as_row *live,
 	for (size_t i = 0; cols && i < t->ncols; i++) {
 		if (same(&t->cols[i], &live->v[i], &src->v[i]))
 			continue;
-		json_array_append_new(cols, json_pack("{s:s, s:o, s:o}", "column",
-						      t->cols[i].name, "live",
-						      shown(&live->v[i]), "source",
-						      shown(&src->v[i])));
+		json_array_append_new(cols,
+				      json_pack("{s:s, s:o, s:o}", "column",
+						t->cols[i].name, "live",
+						shown(&live->v[i]), "source",
+						shown(&src->v[i])));
 	}
 	return cols;
 }
@@ -211,7 +222,7 @@ static int check_row(const as_config *cfg, const as_http_cfg *http, as_table *t,
 {
 	const char **names = calloc(t->ncols, sizeof(char *));
 	const char **values = calloc(t->ncols, sizeof(char *));
-	char (*text)[256] = calloc(t->ncols, sizeof(*text));
+	char(*text)[256] = calloc(t->ncols, sizeof(*text));
 	size_t n = 0;
 	json_t *rec = NULL, *key = json_object(), *cols = NULL;
 	const char *problem = NULL;
@@ -229,11 +240,12 @@ static int check_row(const as_config *cfg, const as_http_cfg *http, as_table *t,
 	for (size_t i = 0; i < t->nkey; i++) {
 		key_text(&row->v[i], text[i], sizeof(text[i]));
 		json_object_set_new(key, t->cols[i].name, shown(&row->v[i]));
-		snprintf(where + strlen(where), sizeof(where) - strlen(where), " %s=%s",
-			 t->cols[i].name, text[i]);
+		snprintf(where + strlen(where), sizeof(where) - strlen(where),
+			 " %s=%s", t->cols[i].name, text[i]);
 	}
 	for (size_t i = 0; i < t->ncols; i++) {
-		if ((t->cols[i].flags & AS_COL_WHOLE) || row->v[i].kind == AS_V_NULL)
+		if ((t->cols[i].flags & AS_COL_WHOLE) ||
+		    row->v[i].kind == AS_V_NULL)
 			continue;
 		key_text(&row->v[i], text[i], sizeof(text[i]));
 		names[n] = t->cols[i].name;
@@ -270,8 +282,9 @@ static int check_row(const as_config *cfg, const as_http_cfg *http, as_table *t,
 	else
 		out->differing++;
 	json_array_append_new(out->mismatches,
-			      json_pack("{s:O, s:b, s:s?, s:O?}", "key", key, "missing",
-					missing, "error", problem, "columns", cols));
+			      json_pack("{s:O, s:b, s:s?, s:O?}", "key", key,
+					"missing", missing, "error", problem,
+					"columns", cols));
 done:
 	as_batch_free(&fetched);
 	json_decref(rec);
@@ -283,21 +296,27 @@ done:
 	return rc;
 }
 
-static int sample_check(as_store *st, const as_config *cfg, const as_dataset_cfg *ds,
-			as_table *t, size_t n, as_verify_result *out, as_error *err)
+static int sample_check(as_store *st, const as_config *cfg,
+			const as_dataset_cfg *ds, as_table *t, size_t n,
+			as_verify_result *out, as_error *err)
 {
 	as_batch b;
 	int rc = 0;
 
 	if (ds->source.kind != AS_SOURCE_HTTP || !ds->source.http.item_url) {
-		snprintf(out->sample_note, sizeof(out->sample_note), "not available: %s",
-			 ds->source.kind == AS_SOURCE_HTTP ? "the http source has no "
-			 "item_url" : "records are fetched one by one only from an "
-			 "http source with item_url");
+		snprintf(
+			out->sample_note, sizeof(out->sample_note),
+			"not available: %s",
+			ds->source.kind == AS_SOURCE_HTTP
+				? "the http source has no "
+				  "item_url"
+				: "records are fetched one by one only from an "
+				  "http source with item_url");
 		return 0;
 	}
 	if (!st->ops->sample)
-		return as_error_set(err, AS_EUSAGE, "the %s store cannot sample rows",
+		return as_error_set(err, AS_EUSAGE,
+				    "the %s store cannot sample rows",
 				    st->ops->name);
 	out->sample_checked = 1;
 	if (n == 0 || out->live_rows <= 0)
@@ -306,18 +325,23 @@ static int sample_check(as_store *st, const as_config *cfg, const as_dataset_cfg
 	rc = st->ops->sample(st, t, n, &b, err);
 	for (size_t i = 0; !rc && i < b.nrows; i++) {
 		if (as_interrupted) {
-			rc = as_error_set(err, AS_EINTR, "dataset %s: verify interrupted "
-					  "by a signal", ds->name);
+			rc = as_error_set(err, AS_EINTR,
+					  "dataset %s: verify interrupted "
+					  "by a signal",
+					  ds->name);
 			break;
 		}
 		rc = check_row(cfg, &ds->source.http, t, &b.rows[i], out, err);
 	}
 	as_batch_free(&b);
 done:
-	out->accuracy = out->sampled ? (double)out->matched / (double)out->sampled : 1.0;
-	snprintf(out->sample_note, sizeof(out->sample_note), "%zu of %zu sampled rows "
-		 "match the source (%.1f%%)", out->matched, out->sampled,
-		 100.0 * out->accuracy);
+	out->accuracy = out->sampled
+				? (double)out->matched / (double)out->sampled
+				: 1.0;
+	snprintf(out->sample_note, sizeof(out->sample_note),
+		 "%zu of %zu sampled rows "
+		 "match the source (%.1f%%)",
+		 out->matched, out->sampled, 100.0 * out->accuracy);
 	return rc;
 }
 
@@ -327,15 +351,16 @@ static void summarize(as_verify_result *r)
 {
 	size_t n;
 
-	n = (size_t)snprintf(r->summary, sizeof(r->summary), "verify %s: ",
-			     r->passed ? "passed" : "failed");
+	n = (size_t)snprintf(r->summary, sizeof(r->summary),
+			     "verify %s: ", r->passed ? "passed" : "failed");
 	if (r->sample_checked && n < sizeof(r->summary))
-		n += (size_t)snprintf(r->summary + n, sizeof(r->summary) - n,
-				      "sample %zu/%zu match (%.1f%%, threshold %.1f%%)"
-				      "%s%zu differ, %zu missing upstream",
-				      r->matched, r->sampled, 100.0 * r->accuracy,
-				      100.0 * r->threshold, r->sampled ? ": " : "; ",
-				      r->differing, r->missing);
+		n += (size_t)snprintf(
+			r->summary + n, sizeof(r->summary) - n,
+			"sample %zu/%zu match (%.1f%%, threshold %.1f%%)"
+			"%s%zu differ, %zu missing upstream",
+			r->matched, r->sampled, 100.0 * r->accuracy,
+			100.0 * r->threshold, r->sampled ? ": " : "; ",
+			r->differing, r->missing);
 	else if (n < sizeof(r->summary))
 		n += (size_t)snprintf(r->summary + n, sizeof(r->summary) - n,
 				      "sample %s", r->sample_note);
@@ -366,17 +391,21 @@ int as_verify_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	if ((ret = as_table_build(&t, ds, NULL, 0, err)))
 		goto done;
 	if (!t.nkey) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: verify needs the "
-				   "dataset's key in the config (`key`)", ds->name);
+		ret = as_error_set(err, AS_EUSAGE,
+				   "dataset %s: verify needs the "
+				   "dataset's key in the config (`key`)",
+				   ds->name);
 		goto done;
 	}
 	rc.table = &t;
 	if ((ret = st->ops->table_rows(st, t.table, &out->live_rows, err)))
 		goto done;
 	if (out->live_rows < 0) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: table %s does not exist "
-				   "yet: nothing to verify (run the dataset first)",
-				   ds->name, t.table);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: table %s does not exist "
+			"yet: nothing to verify (run the dataset first)",
+			ds->name, t.table);
 		goto done;
 	}
 	/* The live table's types, for the mapping and the comparison. */
@@ -388,9 +417,10 @@ int as_verify_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	if ((ret = count_check(cfg, ds, out, err)) ||
 	    (ret = sample_check(st, cfg, ds, &t, sample, out, err)))
 		goto done;
-	out->passed = (!out->count_checked || out->count_ok) &&
-		      (!out->sample_checked || out->matched >= out->threshold *
-		       (double)out->sampled - 1e-9);
+	out->passed =
+		(!out->count_checked || out->count_ok) &&
+		(!out->sample_checked ||
+		 out->matched >= out->threshold * (double)out->sampled - 1e-9);
 	summarize(out);
 	memset(&c, 0, sizeof(c));
 	c.seen = (int64_t)out->sampled;
@@ -398,9 +428,9 @@ int as_verify_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	c.updated = (int64_t)out->differing;
 	c.deleted = (int64_t)out->missing;
 	if (st->ops->record_run &&
-	    (ret = st->ops->record_run(st, &t, "verify", out->passed ? "completed"
-				       : "failed", &c, out->summary, started,
-				       &out->run_id, err)))
+	    (ret = st->ops->record_run(
+		     st, &t, "verify", out->passed ? "completed" : "failed", &c,
+		     out->summary, started, &out->run_id, err)))
 		goto done;
 done:
 	as_table_clear(&t);

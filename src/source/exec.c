@@ -28,15 +28,15 @@ typedef struct exec_src {
 	as_lines lines;
 	pid_t pid;
 	int fd;
-	char *name;        /* short command name for messages */
-	char *state_file;  /* temp file behind {state}, removed at close */
+	char *name;	  /* short command name for messages */
+	char *state_file; /* temp file behind {state}, removed at close */
 	as_format format;
 	as_singer singer;
 	int64_t max;
 } exec_src;
 
-static const char *INTERPRETERS[] = {"sh", "bash", "python", "python3",
-				     "node", "perl", "ruby", "env", NULL};
+static const char *INTERPRETERS[] = {
+	"sh", "bash", "python", "python3", "node", "perl", "ruby", "env", NULL};
 
 static char *short_name(const char *cmd)
 {
@@ -46,7 +46,8 @@ static char *short_name(const char *cmd)
 		return NULL;
 	for (tok = strtok_r(copy, " \t", &save); tok;
 	     tok = strtok_r(NULL, " \t", &save)) {
-		const char *base = strrchr(tok, '/') ? strrchr(tok, '/') + 1 : tok;
+		const char *base =
+			strrchr(tok, '/') ? strrchr(tok, '/') + 1 : tok;
 		int interp = 0;
 
 		for (int i = 0; INTERPRETERS[i]; i++)
@@ -72,7 +73,8 @@ static char *short_name(const char *cmd)
 static int write_state(exec_src *x, const char *state, as_error *err)
 {
 	const char *dir = getenv("TMPDIR");
-	char *path = as_sprintf("%s/atomsync-state-XXXXXX", dir && *dir ? dir : "/tmp");
+	char *path = as_sprintf("%s/atomsync-state-XXXXXX",
+				dir && *dir ? dir : "/tmp");
 	const char *body = state ? state : "{}";
 	int fd;
 
@@ -103,7 +105,8 @@ static char *expand(exec_src *x, const char *cmd, const char *cursor)
 
 	for (const char *p = cmd; *p;) {
 		if (strncmp(p, "{state}", 7) == 0) {
-			as_buf_add_shell(&b, x->state_file ? x->state_file : "/dev/null");
+			as_buf_add_shell(&b, x->state_file ? x->state_file
+							   : "/dev/null");
 			p += 7;
 		} else if (strncmp(p, "{cursor}", 8) == 0) {
 			as_buf_add_shell(&b, cursor ? cursor : "");
@@ -162,22 +165,26 @@ static int reap(exec_src *x, as_error *err)
 	 * does not exec the last command): name the signal. */
 	if (WIFEXITED(status) && WEXITSTATUS(status) > 128 &&
 	    WEXITSTATUS(status) < 128 + NSIG)
-		return as_error_set(err, AS_ESOURCE,
-				    "%s: command killed by signal %d (%s) after %" PRId64
-				    " lines (exit status %d from the shell); nothing "
-				    "was published", x->name, WEXITSTATUS(status) - 128,
-				    strsignal(WEXITSTATUS(status) - 128), x->lines.line,
-				    WEXITSTATUS(status));
+		return as_error_set(
+			err, AS_ESOURCE,
+			"%s: command killed by signal %d (%s) after %" PRId64
+			" lines (exit status %d from the shell); nothing "
+			"was published",
+			x->name, WEXITSTATUS(status) - 128,
+			strsignal(WEXITSTATUS(status) - 128), x->lines.line,
+			WEXITSTATUS(status));
 	if (WIFEXITED(status))
-		return as_error_set(err, AS_ESOURCE,
-				    "%s: command exited with status %d after %" PRId64
-				    " lines; nothing was published", x->name,
-				    WEXITSTATUS(status), x->lines.line);
-	return as_error_set(err, AS_ESOURCE,
-			    "%s: command killed by signal %d (%s) after %" PRId64
-			    " lines; nothing was published", x->name,
-			    WTERMSIG(status), strsignal(WTERMSIG(status)),
-			    x->lines.line);
+		return as_error_set(
+			err, AS_ESOURCE,
+			"%s: command exited with status %d after %" PRId64
+			" lines; nothing was published",
+			x->name, WEXITSTATUS(status), x->lines.line);
+	return as_error_set(
+		err, AS_ESOURCE,
+		"%s: command killed by signal %d (%s) after %" PRId64
+		" lines; nothing was published",
+		x->name, WTERMSIG(status), strsignal(WTERMSIG(status)),
+		x->lines.line);
 }
 
 static int exec_next(as_source *s, as_event *ev, as_error *err)
@@ -204,9 +211,11 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 			rc = AS_LINE_TOO_LONG;
 		if (rc == AS_LINE_TOO_LONG) {
 			ev->kind = AS_EV_BAD;
-			as_error_set(&ev->why, AS_EINPUT, "%s: record is %zu bytes, "
+			as_error_set(&ev->why, AS_EINPUT,
+				     "%s: record is %zu bytes, "
 				     "over the size cap of %" PRId64 " bytes "
-				     "(max_record_size)", ev->where, len, x->max);
+				     "(max_record_size)",
+				     ev->where, len, x->max);
 			return 1;
 		}
 		if (len == 0)
@@ -214,7 +223,8 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 		ev->raw = line;
 		ev->rawlen = len;
 		if (x->format == AS_FORMAT_JSONL) {
-			/* The engine parses it, unless its exact text is known. */
+			/* The engine parses it, unless its exact text is known.
+			 */
 			x->base.records++;
 			ev->kind = AS_EV_RECORD;
 			return 1;
@@ -294,7 +304,8 @@ int as_exec_source_open(as_source **out, const as_source_cfg *cfg,
 	x->fd = -1;
 	x->format = cfg->format;
 	x->name = short_name(cfg->command);
-	x->max = o->max_record_bytes > 0 ? o->max_record_bytes : ((int64_t)16 << 20);
+	x->max = o->max_record_bytes > 0 ? o->max_record_bytes
+					 : ((int64_t)16 << 20);
 	as_singer_init(&x->singer, cfg->stream, 1);
 	if (strstr(cfg->command, "{state}") &&
 	    (rc = write_state(x, o->checkpoint, err)))
@@ -308,7 +319,8 @@ int as_exec_source_open(as_source **out, const as_source_cfg *cfg,
 		goto fail;
 	free(cmdline);
 	/* Singer envelopes are larger than the records they carry. */
-	if (as_lines_init(&x->lines, x->fd, (size_t)x->max + 4096, 0, x->name)) {
+	if (as_lines_init(&x->lines, x->fd, (size_t)x->max + 4096, 0,
+			  x->name)) {
 		exec_close(&x->base);
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}

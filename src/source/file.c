@@ -22,13 +22,13 @@ typedef struct file_src {
 	as_source base;
 	as_lines lines;
 	int fd, is_stdin;
-	char *name;          /* as shown in messages */
+	char *name; /* as shown in messages */
 	as_format format;
 	as_singer singer;
 	int64_t every, since_cp;
 	int64_t max;
 	int ended;
-	int end_cp;          /* the checkpoint at the end of the file was sent */
+	int end_cp; /* the checkpoint at the end of the file was sent */
 } file_src;
 
 /* "name:line", without printf: this runs for every line. */
@@ -60,7 +60,8 @@ static int emit_checkpoint(file_src *f, as_event *ev, as_error *err)
 				    as_lines_digest(&f->lines));
 	f->since_cp = 0;
 	if (!ev->checkpoint)
-		return as_error_set(err, AS_ENOMEM, "%s: out of memory", f->name);
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory",
+				    f->name);
 	return 1;
 }
 
@@ -73,7 +74,8 @@ static int ends_with_newline(file_src *f)
 
 	if (f->lines.consumed <= 0)
 		return 0;
-	return pread(f->fd, &c, 1, (off_t)(f->lines.consumed - 1)) == 1 && c == '\n';
+	return pread(f->fd, &c, 1, (off_t)(f->lines.consumed - 1)) == 1 &&
+	       c == '\n';
 }
 
 static int file_next(as_source *s, as_event *ev, as_error *err)
@@ -93,8 +95,8 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 		if (rc == AS_LINE_EOF) {
 			/* A last checkpoint at the end, so the rows after the
 			 * previous one are committed with a resume point too: a
-			 * run killed while publishing resumes instead of reading
-			 * the whole file again. */
+			 * run killed while publishing resumes instead of
+			 * reading the whole file again. */
 			if (!f->is_stdin && f->since_cp > 0 && !f->end_cp &&
 			    ends_with_newline(f)) {
 				f->end_cp = 1;
@@ -107,9 +109,11 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 		f->base.bytes = f->lines.consumed;
 		if (rc == AS_LINE_TOO_LONG) {
 			ev->kind = AS_EV_BAD;
-			as_error_set(&ev->why, AS_EINPUT, "%s: record is %zu bytes, "
+			as_error_set(&ev->why, AS_EINPUT,
+				     "%s: record is %zu bytes, "
 				     "over the size cap of %" PRId64 " bytes "
-				     "(max_record_size)", ev->where, len, f->max);
+				     "(max_record_size)",
+				     ev->where, len, f->max);
 			f->since_cp++;
 			return 1;
 		}
@@ -125,7 +129,8 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 		ev->raw = line;
 		ev->rawlen = len;
 		if (f->format == AS_FORMAT_JSONL) {
-			/* The engine parses it, unless its exact text is known. */
+			/* The engine parses it, unless its exact text is known.
+			 */
 			f->base.records++;
 			ev->kind = AS_EV_RECORD;
 			return 1;
@@ -185,15 +190,18 @@ static int resume(file_src *f, const char *checkpoint, as_error *err)
 	if (!cp || json_unpack(cp, "{s:I, s:I, s:s}", "offset", &offset, "line",
 			       &line, "prefix", &prefix)) {
 		json_decref(cp);
-		return as_error_set(err, AS_ECHECKPOINT, "%s: the checkpoint is not "
-				    "a file position", f->name);
+		return as_error_set(err, AS_ECHECKPOINT,
+				    "%s: the checkpoint is not "
+				    "a file position",
+				    f->name);
 	}
 	rc = as_lines_skip(&f->lines, offset, err);
 	snprintf(have, sizeof(have), "%016" PRIx64, as_lines_digest(&f->lines));
 	if (rc == AS_ECHECKPOINT || (rc == 0 && strcmp(have, prefix) != 0)) {
-		as_error_set(err, AS_ECHECKPOINT, "%s changed since the checkpoint "
-			     "at line %lld (its first %lld bytes differ)", f->name,
-			     (long long)line, (long long)offset);
+		as_error_set(err, AS_ECHECKPOINT,
+			     "%s changed since the checkpoint "
+			     "at line %lld (its first %lld bytes differ)",
+			     f->name, (long long)line, (long long)offset);
 		json_decref(cp);
 		return AS_ECHECKPOINT;
 	}
@@ -223,8 +231,10 @@ int as_file_source_open(as_source **out, const as_source_cfg *cfg,
 	}
 	f->format = cfg->format;
 	f->every = o->checkpoint_every > 0 ? o->checkpoint_every : 1000;
-	f->max = o->max_record_bytes > 0 ? o->max_record_bytes : ((int64_t)16 << 20);
-	/* A Singer file resumes by offset; its STATE messages are not needed. */
+	f->max = o->max_record_bytes > 0 ? o->max_record_bytes
+					 : ((int64_t)16 << 20);
+	/* A Singer file resumes by offset; its STATE messages are not needed.
+	 */
 	as_singer_init(&f->singer, cfg->stream, 0);
 	if (f->is_stdin) {
 		f->fd = 0;
@@ -236,11 +246,13 @@ int as_file_source_open(as_source **out, const as_source_cfg *cfg,
 			return AS_ESOURCE;
 		}
 	}
-	if (as_lines_init(&f->lines, f->fd, (size_t)f->max, !f->is_stdin, f->name)) {
+	if (as_lines_init(&f->lines, f->fd, (size_t)f->max, !f->is_stdin,
+			  f->name)) {
 		file_close(&f->base);
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
-	if (o->checkpoint && !f->is_stdin && (rc = resume(f, o->checkpoint, err))) {
+	if (o->checkpoint && !f->is_stdin &&
+	    (rc = resume(f, o->checkpoint, err))) {
 		file_close(&f->base);
 		return rc;
 	}

@@ -45,22 +45,22 @@ typedef struct http_src {
 	const as_config *cfg; /* secrets, for redaction */
 	const as_http_cfg *h;
 	as_http_client cl;
-	http_page *slots;	     /* page k lives in slots[(k - 1) % nslots] */
-	size_t nslots;		     /* 2 x concurrency: the memory bound */
-	char *base_url;		     /* url and params, {cursor} applied */
-	uint64_t fp;		     /* fingerprint of the listing's configuration */
-	int64_t emit;		     /* the page being (or next to be) emitted */
-	int64_t issued;		     /* the highest page submitted */
-	int parallel;		     /* offset/page with a total: pages are known */
-	int speculative;	     /* pages were asked for before the total came */
-	int filtered;		     /* {cursor} applied: likely a short listing */
-	int64_t last_page;	     /* parallel: the last page number */
-	int64_t size;		     /* offset/page: records per page; 0 unknown */
-	int have_next;		     /* sequential: page issued + 1 may be submitted */
-	char *next_ref;		     /* ... with this cursor or URL (owned) */
-	int64_t seen;		     /* items received, resumed runs included */
-	int64_t tmin, tmax;	     /* totals the API reported; -1: none */
-	int64_t deficit;	     /* records missing from short pages (parallel) */
+	http_page *slots;   /* page k lives in slots[(k - 1) % nslots] */
+	size_t nslots;	    /* 2 x concurrency: the memory bound */
+	char *base_url;	    /* url and params, {cursor} applied */
+	uint64_t fp;	    /* fingerprint of the listing's configuration */
+	int64_t emit;	    /* the page being (or next to be) emitted */
+	int64_t issued;	    /* the highest page submitted */
+	int parallel;	    /* offset/page with a total: pages are known */
+	int speculative;    /* pages were asked for before the total came */
+	int filtered;	    /* {cursor} applied: likely a short listing */
+	int64_t last_page;  /* parallel: the last page number */
+	int64_t size;	    /* offset/page: records per page; 0 unknown */
+	int have_next;	    /* sequential: page issued + 1 may be submitted */
+	char *next_ref;	    /* ... with this cursor or URL (owned) */
+	int64_t seen;	    /* items received, resumed runs included */
+	int64_t tmin, tmax; /* totals the API reported; -1: none */
+	int64_t deficit;    /* records missing from short pages (parallel) */
 	int64_t short_page, short_n; /* the first short page, its records */
 	int ended;		     /* the last page was emitted and checked */
 	int failed;		     /* an error waits for the next call */
@@ -84,9 +84,11 @@ static void page_clear(http_src *s, http_page *pg)
 }
 
 /* "url: page N: why" as the run's error (redacted, code AS_ESOURCE). */
-static int page_error(http_src *s, const http_page *pg, as_error *err, const char *fmt, ...)
+static int page_error(http_src *s, const http_page *pg, as_error *err,
+		      const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static int page_error(http_src *s, const http_page *pg, as_error *err, const char *fmt, ...)
+static int page_error(http_src *s, const http_page *pg, as_error *err,
+		      const char *fmt, ...)
 {
 	char why[768];
 	va_list ap;
@@ -94,8 +96,9 @@ static int page_error(http_src *s, const http_page *pg, as_error *err, const cha
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	as_error_set(err, AS_ESOURCE, "%s: page %lld: %s", pg->shown ? pg->shown : "(url)",
-		     (long long)pg->req.page, why);
+	as_error_set(err, AS_ESOURCE, "%s: page %lld: %s",
+		     pg->shown ? pg->shown : "(url)", (long long)pg->req.page,
+		     why);
 	as_config_redact(s->cfg, err->msg, sizeof(err->msg));
 	return AS_ESOURCE;
 }
@@ -103,31 +106,27 @@ static int page_error(http_src *s, const http_page *pg, as_error *err, const cha
 static const char *json_kind(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
 	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
+	case JSON_REAL: return "a number";
 	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
 	}
 }
 
 /* ---- URLs --------------------------------------------------------------- */
 
 /* text with each {cursor} replaced by the cursor, percent-encoded. */
-static void add_with_cursor(as_buf *b, const char *text, size_t n, const char *cursor)
+static void add_with_cursor(as_buf *b, const char *text, size_t n,
+			    const char *cursor)
 {
 	const char *end = text + n, *p;
 
-	while (text < end && (p = memmem(text, (size_t)(end - text), "{cursor}", 8))) {
+	while (text < end &&
+	       (p = memmem(text, (size_t)(end - text), "{cursor}", 8))) {
 		as_buf_add(b, text, (size_t)(p - text));
 		if (cursor)
 			as_http_encode(b, cursor);
@@ -204,24 +203,26 @@ static char *page_url(http_src *s, int64_t k, const char *ref)
 	as_buf b = AS_BUF_INIT;
 	char num[32];
 
-	if ((h->style == AS_PAGE_NEXT_URL || h->style == AS_PAGE_LINK_HEADER) && ref)
+	if ((h->style == AS_PAGE_NEXT_URL || h->style == AS_PAGE_LINK_HEADER) &&
+	    ref)
 		return as_strdup(ref);
 	as_buf_adds(&b, s->base_url);
 	switch (h->style) {
 	case AS_PAGE_OFFSET:
-		snprintf(num, sizeof(num), "%lld", (long long)((k - 1) * s->size));
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)((k - 1) * s->size));
 		add_param(&b, h->offset_param, num);
 		break;
 	case AS_PAGE_PAGE:
-		snprintf(num, sizeof(num), "%lld", (long long)(h->first_page + k - 1));
+		snprintf(num, sizeof(num), "%lld",
+			 (long long)(h->first_page + k - 1));
 		add_param(&b, h->page_param, num);
 		break;
 	case AS_PAGE_CURSOR:
 		if (ref)
 			add_param(&b, h->cursor_param, ref);
 		break;
-	default:
-		break;
+	default: break;
 	}
 	if (h->limit_param && h->limit > 0 && h->style != AS_PAGE_NONE) {
 		snprintf(num, sizeof(num), "%lld", (long long)h->limit);
@@ -253,7 +254,8 @@ static int fill(http_src *s, as_error *err)
 		while (!rc && s->issued < s->last_page &&
 		       s->issued + 1 - s->emit < (int64_t)s->nslots)
 			rc = submit_page(s, s->issued + 1, NULL, err);
-	} else if (s->have_next && s->issued + 1 - s->emit < (int64_t)s->nslots) {
+	} else if (s->have_next &&
+		   s->issued + 1 - s->emit < (int64_t)s->nslots) {
 		s->have_next = 0;
 		rc = submit_page(s, s->issued + 1, s->next_ref, err);
 		free(s->next_ref);
@@ -267,19 +269,22 @@ static int fill(http_src *s, as_error *err)
 /* The next page's URL from a link in this page: absolute, on the same
  * origin as the configured url (the dataset's headers go nowhere else),
  * with the secret params the link may lack. */
-static int next_link(http_src *s, http_page *pg, const char *link, char **out, as_error *err)
+static int next_link(http_src *s, http_page *pg, const char *link, char **out,
+		     as_error *err)
 {
 	char *abs = as_http_resolve(pg->req.url, link);
 
 	*out = NULL;
 	if (!abs)
-		return page_error(s, pg, err, "the next page's URL is not a valid URL");
+		return page_error(s, pg, err,
+				  "the next page's URL is not a valid URL");
 	if (!as_http_same_origin(abs, s->base_url)) {
 		char *shown = as_http_redact_url(s->cfg, s->h, abs);
-		int rc = page_error(s, pg, err,
-				    "the next page's URL %s is on "
-				    "another host; the dataset's headers are not sent there",
-				    shown ? shown : "");
+		int rc = page_error(
+			s, pg, err,
+			"the next page's URL %s is on "
+			"another host; the dataset's headers are not sent there",
+			shown ? shown : "");
 
 		free(shown);
 		free(abs);
@@ -309,9 +314,10 @@ static void paged(http_src *s, http_page *pg)
 		s->size = h->limit > 0 ? h->limit : n;
 	/* A server that caps the page size below ours: follow it, and drop
 	 * the pages asked for with the old size. */
-	if (k == 1 && h->limit > 0 && s->size == h->limit && n > 0 && n < s->size && s->tmax > n) {
-		as_info("%s: the API sends %lld records per page, not %lld; using that", pg->shown,
-			(long long)n, (long long)s->size);
+	if (k == 1 && h->limit > 0 && s->size == h->limit && n > 0 &&
+	    n < s->size && s->tmax > n) {
+		as_info("%s: the API sends %lld records per page, not %lld; using that",
+			pg->shown, (long long)n, (long long)s->size);
 		s->size = n;
 		for (size_t i = 0; i < s->nslots; i++)
 			if (s->slots[i].req.url && s->slots[i].req.page != 1)
@@ -346,12 +352,14 @@ static int cursor_next(http_src *s, http_page *pg, as_error *err)
 		return 0;
 	}
 	if (json_is_integer(v)) {
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
 		pg->next_ref = as_strdup(num);
 	} else if (json_is_string(v)) {
 		pg->next_ref = as_strdup(json_string_value(v));
 	} else {
-		return page_error(s, pg, err, "the cursor at '%s' is %s, not a string",
+		return page_error(s, pg, err,
+				  "the cursor at '%s' is %s, not a string",
 				  s->h->cursor_path, json_kind(v));
 	}
 	if (!pg->next_ref)
@@ -369,12 +377,15 @@ static int total(http_src *s, http_page *pg, as_error *err)
 	int64_t t;
 
 	if (strncmp(path, "header:", 7) == 0) {
-		json_t *v = pg->req.total_hdr ? json_string(pg->req.total_hdr) : NULL;
+		json_t *v = pg->req.total_hdr ? json_string(pg->req.total_hdr)
+					      : NULL;
 
 		t = as_http_json_count(v);
 		json_decref(v);
 		if (t < 0)
-			return page_error(s, pg, err, "no total in the %s header", path + 7);
+			return page_error(s, pg, err,
+					  "no total in the %s header",
+					  path + 7);
 	} else {
 		t = as_http_json_count(as_http_json_path(pg->doc, path));
 		if (t < 0)
@@ -399,40 +410,46 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 	s->base.bytes += (int64_t)r->body.len;
 	if (!(pg->shown = as_http_redact_url(s->cfg, h, r->url)))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	pg->doc = json_loadb(r->body.data ? r->body.data : "", r->body.len, JSON_REJECT_DUPLICATES,
-			     &je);
+	pg->doc = json_loadb(r->body.data ? r->body.data : "", r->body.len,
+			     JSON_REJECT_DUPLICATES, &je);
 	if (!pg->doc)
-		return page_error(s, pg, err, "the body is not JSON (line %d column %d: %s)",
-				  je.line, je.column, je.text);
+		return page_error(
+			s, pg, err,
+			"the body is not JSON (line %d column %d: %s)", je.line,
+			je.column, je.text);
 	as_buf_free(&r->body);
-	pg->items = h->records ? as_http_json_path(pg->doc, h->records) : pg->doc;
+	pg->items =
+		h->records ? as_http_json_path(pg->doc, h->records) : pg->doc;
 	if (!pg->items)
-		return page_error(s, pg, err, "no record array at '%s'", h->records);
+		return page_error(s, pg, err, "no record array at '%s'",
+				  h->records);
 	if (!json_is_array(pg->items))
-		return page_error(s, pg, err, "%s%s%s is %s, not an array of records",
-				  h->records ? "'" : "the body", h->records ? h->records : "",
+		return page_error(s, pg, err,
+				  "%s%s%s is %s, not an array of records",
+				  h->records ? "'" : "the body",
+				  h->records ? h->records : "",
 				  h->records ? "'" : "", json_kind(pg->items));
 	pg->nitems = json_array_size(pg->items);
 	if (h->total_path && (rc = total(s, pg, err)))
 		return rc;
 	switch (h->style) {
 	case AS_PAGE_OFFSET:
-	case AS_PAGE_PAGE:
-		paged(s, pg);
-		break;
-	case AS_PAGE_CURSOR:
-		rc = cursor_next(s, pg, err);
-		break;
+	case AS_PAGE_PAGE: paged(s, pg); break;
+	case AS_PAGE_CURSOR: rc = cursor_next(s, pg, err); break;
 	case AS_PAGE_NEXT_URL: {
 		json_t *v = as_http_json_path(pg->doc, h->next_url_path);
 
-		if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
+		if (!v || json_is_null(v) ||
+		    (json_is_string(v) && !json_string_length(v)))
 			pg->last = 1;
 		else if (!json_is_string(v))
-			rc = page_error(s, pg, err, "the next URL at '%s' is %s, not a string",
-					h->next_url_path, json_kind(v));
+			rc = page_error(
+				s, pg, err,
+				"the next URL at '%s' is %s, not a string",
+				h->next_url_path, json_kind(v));
 		else
-			rc = next_link(s, pg, json_string_value(v), &pg->next_ref, err);
+			rc = next_link(s, pg, json_string_value(v),
+				       &pg->next_ref, err);
 		break;
 	}
 	case AS_PAGE_LINK_HEADER: {
@@ -445,13 +462,12 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 		free(next);
 		break;
 	}
-	default:
-		pg->last = 1;
-		break;
+	default: pg->last = 1; break;
 	}
 	if (rc)
 		return rc;
-	if (h->style != AS_PAGE_OFFSET && h->style != AS_PAGE_PAGE && !pg->last) {
+	if (h->style != AS_PAGE_OFFSET && h->style != AS_PAGE_PAGE &&
+	    !pg->last) {
 		s->have_next = 1;
 		free(s->next_ref);
 		if (!(s->next_ref = as_strdup(pg->next_ref)))
@@ -476,7 +492,8 @@ static int pump(http_src *s, int64_t wait_ms, as_error *err)
 			int64_t k = pg->req.page;
 
 			if (!pg->req.url || pg->parsed ||
-			    (pg->req.state != AS_HTTP_DONE && pg->req.state != AS_HTTP_FAILED))
+			    (pg->req.state != AS_HTTP_DONE &&
+			     pg->req.state != AS_HTTP_FAILED))
 				continue;
 			if (s->parallel && k > s->last_page) {
 				page_clear(s, pg);
@@ -506,16 +523,22 @@ static uint64_t fingerprint(const as_config *cfg, const as_http_cfg *h)
 
 	if (url)
 		as_config_redact(cfg, url, strlen(url) + 1);
-	as_buf_printf(&b, "%s|%s|%s|%s|%s|%lld|%s|%lld|%s|%s|%s|%s", style_names[h->style],
-		      url ? url : "", h->records ? h->records : "",
-		      h->offset_param ? h->offset_param : "", h->limit_param ? h->limit_param : "",
-		      (long long)h->limit, h->page_param ? h->page_param : "",
-		      (long long)h->first_page, h->cursor_param ? h->cursor_param : "",
+	as_buf_printf(&b, "%s|%s|%s|%s|%s|%lld|%s|%lld|%s|%s|%s|%s",
+		      style_names[h->style], url ? url : "",
+		      h->records ? h->records : "",
+		      h->offset_param ? h->offset_param : "",
+		      h->limit_param ? h->limit_param : "", (long long)h->limit,
+		      h->page_param ? h->page_param : "",
+		      (long long)h->first_page,
+		      h->cursor_param ? h->cursor_param : "",
 		      h->cursor_path ? h->cursor_path : "",
-		      h->next_url_path ? h->next_url_path : "", h->total_path ? h->total_path : "");
+		      h->next_url_path ? h->next_url_path : "",
+		      h->total_path ? h->total_path : "");
 	for (size_t i = 0; i < h->nparams; i++)
 		as_buf_printf(&b, "|%s=%s", h->params[i].key,
-			      as_http_is_secret(h, h->params[i].key) ? "***" : h->params[i].value);
+			      as_http_is_secret(h, h->params[i].key)
+				      ? "***"
+				      : h->params[i].value);
 	fp = as_hash64(b.data ? b.data : "", b.len);
 	as_buf_free(&b);
 	free(url);
@@ -531,10 +554,12 @@ static char *checkpoint(http_src *s, int64_t k, const char *ref, int done)
 	if (!o)
 		return NULL;
 	snprintf(fp, sizeof(fp), "%016" PRIx64, s->fp);
-	if (ref && (s->h->style == AS_PAGE_NEXT_URL || s->h->style == AS_PAGE_LINK_HEADER))
+	if (ref && (s->h->style == AS_PAGE_NEXT_URL ||
+		    s->h->style == AS_PAGE_LINK_HEADER))
 		ref = kept = as_http_strip_secrets(s->h, ref);
 	if (!json_object_set_new(o, "v", json_integer(CP_VERSION)) &&
-	    !json_object_set_new(o, "style", json_string(style_names[s->h->style])) &&
+	    !json_object_set_new(o, "style",
+				 json_string(style_names[s->h->style])) &&
 	    !json_object_set_new(o, "fp", json_string(fp)) &&
 	    !json_object_set_new(o, "page", json_integer(k)) &&
 	    !json_object_set_new(o, "records", json_integer(s->seen)) &&
@@ -557,37 +582,49 @@ static int off_total(const http_src *s, int64_t n, int64_t t)
 	return fabs((double)(n - t)) > s->h->total_tolerance * (double)t;
 }
 
-static int resume(http_src *s, const char *text, int64_t *first, char **ref, as_error *err)
+static int resume(http_src *s, const char *text, int64_t *first, char **ref,
+		  as_error *err)
 {
 	json_t *cp = json_loads(text, 0, NULL);
 	const char *style = NULL, *fp = NULL, *r = NULL;
-	json_int_t page = 0, records = 0, size = 0, tmin = -1, tmax = -1, deficit = 0, shortp = 0;
+	json_int_t page = 0, records = 0, size = 0, tmin = -1, tmax = -1,
+		   deficit = 0, shortp = 0;
 	int done = 0, version = 0, rc = 0;
 	char want[24];
 
 	snprintf(want, sizeof(want), "%016" PRIx64, s->fp);
 	if (!cp ||
-	    json_unpack(cp, "{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s?s}", "v",
-			&version, "style", &style, "fp", &fp, "page", &page, "records", &records,
-			"size", &size, "tmin", &tmin, "tmax", &tmax, "deficit", &deficit, "short",
-			&shortp, "done", &done, "ref", &r) ||
+	    json_unpack(
+		    cp,
+		    "{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s?s}",
+		    "v", &version, "style", &style, "fp", &fp, "page", &page,
+		    "records", &records, "size", &size, "tmin", &tmin, "tmax",
+		    &tmax, "deficit", &deficit, "short", &shortp, "done", &done,
+		    "ref", &r) ||
 	    version != CP_VERSION || page < 1) {
-		rc = as_error_set(err, AS_ECHECKPOINT,
-				  "the checkpoint is not an HTTP page position");
-	} else if (strcmp(style, style_names[s->h->style]) || strcmp(fp, want)) {
-		rc = as_error_set(err, AS_ECHECKPOINT,
-				  "the http source's configuration changed since the checkpoint");
+		rc = as_error_set(
+			err, AS_ECHECKPOINT,
+			"the checkpoint is not an HTTP page position");
+	} else if (strcmp(style, style_names[s->h->style]) ||
+		   strcmp(fp, want)) {
+		rc = as_error_set(
+			err, AS_ECHECKPOINT,
+			"the http source's configuration changed since the checkpoint");
 	} else if (!done && !r && page > 1 &&
-		   (s->h->style == AS_PAGE_CURSOR || s->h->style == AS_PAGE_NEXT_URL ||
+		   (s->h->style == AS_PAGE_CURSOR ||
+		    s->h->style == AS_PAGE_NEXT_URL ||
 		    s->h->style == AS_PAGE_LINK_HEADER)) {
-		rc = as_error_set(err, AS_ECHECKPOINT, "the checkpoint has no cursor for page %lld",
+		rc = as_error_set(err, AS_ECHECKPOINT,
+				  "the checkpoint has no cursor for page %lld",
 				  (long long)page);
 	} else if (tmin >= 0 &&
-		   (off_total(s, tmin, tmax) || deficit > s->h->total_tolerance * (double)tmax)) {
-		rc = as_error_set(err, AS_ECHECKPOINT,
-				  "the listing changed or "
-				  "had short pages before the checkpoint (page %lld)",
-				  (long long)page);
+		   (off_total(s, tmin, tmax) ||
+		    deficit > s->h->total_tolerance * (double)tmax)) {
+		rc = as_error_set(
+			err, AS_ECHECKPOINT,
+			"the listing changed or "
+			"had short pages before the checkpoint (page %lld)",
+			(long long)page);
 	}
 	if (!rc) {
 		*first = page;
@@ -599,7 +636,8 @@ static int resume(http_src *s, const char *text, int64_t *first, char **ref, as_
 		s->short_page = shortp;
 		s->ended = done;
 		if (r &&
-		    !(*ref = s->h->style == AS_PAGE_NEXT_URL || s->h->style == AS_PAGE_LINK_HEADER
+		    !(*ref = s->h->style == AS_PAGE_NEXT_URL ||
+					     s->h->style == AS_PAGE_LINK_HEADER
 				     ? as_http_add_secrets(s->h, r)
 				     : as_strdup(r)))
 			rc = as_error_set(err, AS_ENOMEM, "out of memory");
@@ -610,7 +648,8 @@ static int resume(http_src *s, const char *text, int64_t *first, char **ref, as_
 
 /* ---- events ------------------------------------------------------------- */
 
-static void fmt_where(char *buf, size_t cap, const char *url, int64_t k, size_t item)
+static void fmt_where(char *buf, size_t cap, const char *url, int64_t k,
+		      size_t item)
 {
 	char tail[64];
 	size_t room, n = strlen(url);
@@ -627,7 +666,8 @@ static int emit_item(http_src *s, http_page *pg, as_event *ev)
 {
 	json_t *it = json_array_get(pg->items, pg->next++);
 
-	fmt_where(ev->where, sizeof(ev->where), pg->shown, pg->req.page, pg->next);
+	fmt_where(ev->where, sizeof(ev->where), pg->shown, pg->req.page,
+		  pg->next);
 	s->seen++;
 	if (json_is_object(it)) {
 		ev->kind = AS_EV_RECORD;
@@ -635,7 +675,8 @@ static int emit_item(http_src *s, http_page *pg, as_event *ev)
 		s->base.records++;
 	} else {
 		ev->kind = AS_EV_BAD;
-		as_error_set(&ev->why, AS_EINPUT, "%s: the record is %s, not a JSON object",
+		as_error_set(&ev->why, AS_EINPUT,
+			     "%s: the record is %s, not a JSON object",
 			     ev->where, json_kind(it));
 	}
 	return 1;
@@ -647,19 +688,24 @@ static int final_checks(http_src *s, http_page *pg, as_error *err)
 	char more[256] = "";
 	size_t n = 0;
 
-	if (s->tmin < 0 || (!off_total(s, s->seen, s->tmin) && !off_total(s, s->seen, s->tmax)))
+	if (s->tmin < 0 || (!off_total(s, s->seen, s->tmin) &&
+			    !off_total(s, s->seen, s->tmax)))
 		return 0;
 	if (s->tmin != s->tmax)
-		n += (size_t)snprintf(more + n, sizeof(more) - n,
-				      " (it changed between %lld and %lld during the run)",
-				      (long long)s->tmin, (long long)s->tmax);
+		n += (size_t)snprintf(
+			more + n, sizeof(more) - n,
+			" (it changed between %lld and %lld during the run)",
+			(long long)s->tmin, (long long)s->tmax);
 	if (s->short_page)
-		snprintf(more + n, sizeof(more) - n, "; page %lld had %lld records, not %lld",
-			 (long long)s->short_page, (long long)s->short_n, (long long)s->size);
+		snprintf(more + n, sizeof(more) - n,
+			 "; page %lld had %lld records, not %lld",
+			 (long long)s->short_page, (long long)s->short_n,
+			 (long long)s->size);
 	return page_error(s, pg, err,
 			  "%lld records received, but the API "
 			  "reported a total of %lld%s (total_tolerance %g)",
-			  (long long)s->seen, (long long)s->tmax, more, s->h->total_tolerance);
+			  (long long)s->seen, (long long)s->tmax, more,
+			  s->h->total_tolerance);
 }
 
 /* A page's records are out: its checkpoint, or the confirmed end. */
@@ -724,10 +770,12 @@ static int http_next(as_source *src, as_event *ev, as_error *err)
  * resumed run the checkpoint's total says which pages exist; a new run
  * with a fixed page size asks for `concurrency` pages before the total
  * comes back, saving a round trip. */
-static int start_listing(http_src *s, int64_t first, const char *ref, as_error *err)
+static int start_listing(http_src *s, int64_t first, const char *ref,
+			 as_error *err)
 {
 	const as_http_cfg *h = s->h;
-	int paged_style = h->style == AS_PAGE_OFFSET || h->style == AS_PAGE_PAGE;
+	int paged_style =
+		h->style == AS_PAGE_OFFSET || h->style == AS_PAGE_PAGE;
 	int rc = submit_page(s, first, ref, err);
 
 	if (rc || !paged_style || !h->total_path)
@@ -767,8 +815,8 @@ static const as_source_ops http_ops = {
 	.close = http_close,
 };
 
-int as_http_source_open(as_source **out, const as_source_cfg *cfg, const as_source_opts *o,
-			as_error *err)
+int as_http_source_open(as_source **out, const as_source_cfg *cfg,
+			const as_source_opts *o, as_error *err)
 {
 	const as_http_cfg *h = &cfg->http;
 	http_src *s = calloc(1, sizeof(*s));
@@ -789,7 +837,8 @@ int as_http_source_open(as_source **out, const as_source_cfg *cfg, const as_sour
 	if (o->cursor) {
 		s->filtered = strstr(h->url, "{cursor}") != NULL;
 		for (size_t i = 0; i < h->nparams; i++)
-			s->filtered |= strstr(h->params[i].value, "{cursor}") != NULL;
+			s->filtered |=
+				strstr(h->params[i].value, "{cursor}") != NULL;
 	}
 	if (!s->slots || !s->base_url) {
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");

@@ -21,8 +21,9 @@
  * ({cursor} ones omitted), timeout, retries, TLS and secret rules.  *out
  * (owned by the caller) is the object at http->records in the response when
  * that path exists there, else the whole body.  AS_ENOTFOUND on HTTP 404. */
-int as_http_fetch_item(const as_config *cfg, const as_http_cfg *http, const char *const *names,
-		       const char *const *values, size_t n, json_t **out, as_error *err);
+int as_http_fetch_item(const as_config *cfg, const as_http_cfg *http,
+		       const char *const *names, const char *const *values,
+		       size_t n, json_t **out, as_error *err);
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -38,8 +39,8 @@ struct as_http_client;
 
 typedef struct as_http_req {
 	struct as_http_client *client; /* set by as_http_submit */
-	char *url;		       /* owned; may hold secrets: never print it raw */
-	int64_t page;		       /* page number in messages; 0: an item */
+	char *url;    /* owned; may hold secrets: never print it raw */
+	int64_t page; /* page number in messages; 0: an item */
 	as_http_state state;
 	int attempts;	    /* attempts started */
 	int64_t not_before; /* monotonic ms: earliest next attempt */
@@ -83,8 +84,8 @@ typedef struct as_http_client {
 	int broken;
 } as_http_client;
 
-int as_http_client_init(as_http_client *c, const as_config *cfg, const as_http_cfg *h,
-			as_error *err);
+int as_http_client_init(as_http_client *c, const as_config *cfg,
+			const as_http_cfg *h, as_error *err);
 void as_http_client_free(as_http_client *c);
 
 /* Queue r (r->url and r->page set) for its first attempt. */
@@ -107,7 +108,8 @@ int as_http_encode(as_buf *b, const char *s);
 /* A copy of url with the values of secret query parameters (names in
  * h->secrets) replaced by "***" and every secret value masked: safe to
  * print.  Never NULL on success; NULL when out of memory. */
-char *as_http_redact_url(const as_config *cfg, const as_http_cfg *h, const char *url);
+char *as_http_redact_url(const as_config *cfg, const as_http_cfg *h,
+			 const char *url);
 /* A copy of url without the secret query parameters (for checkpoints). */
 char *as_http_strip_secrets(const as_http_cfg *h, const char *url);
 /* url with the secret parameters (config values) appended again. */

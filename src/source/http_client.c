@@ -42,8 +42,10 @@ static uint64_t next_rand(as_http_client *c)
 
 static int add_header(as_http_client *c, const char *name, const char *value)
 {
-	char *line = *value ? as_sprintf("%s: %s", name, value) : as_sprintf("%s;", name);
-	struct curl_slist *l = line ? curl_slist_append(c->headers, line) : NULL;
+	char *line = *value ? as_sprintf("%s: %s", name, value)
+			    : as_sprintf("%s;", name);
+	struct curl_slist *l =
+		line ? curl_slist_append(c->headers, line) : NULL;
 
 	free(line);
 	if (!l)
@@ -52,8 +54,8 @@ static int add_header(as_http_client *c, const char *name, const char *value)
 	return 0;
 }
 
-int as_http_client_init(as_http_client *c, const as_config *cfg, const as_http_cfg *h,
-			as_error *err)
+int as_http_client_init(as_http_client *c, const as_config *cfg,
+			const as_http_cfg *h, as_error *err)
 {
 	int has_accept = 0;
 
@@ -62,7 +64,8 @@ int as_http_client_init(as_http_client *c, const as_config *cfg, const as_http_c
 	c->h = h;
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK)
-		return as_error_set(err, AS_ESOURCE, "libcurl: %s", curl_easy_strerror(global_rc));
+		return as_error_set(err, AS_ESOURCE, "libcurl: %s",
+				    curl_easy_strerror(global_rc));
 	if (!(c->multi = curl_multi_init()))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < h->nheaders; i++) {
@@ -77,12 +80,14 @@ int as_http_client_init(as_http_client *c, const as_config *cfg, const as_http_c
 	c->refilled = as_mono();
 	if (h->deadline_ms > 0)
 		c->deadline = as_mono_ms() + h->deadline_ms;
-	c->rng = ((uint64_t)as_mono_ms() << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)c;
+	c->rng = ((uint64_t)as_mono_ms() << 20) ^ (uint64_t)getpid() ^
+		 (uint64_t)(uintptr_t)c;
 	if (!c->rng)
 		c->rng = 88172645463325252ULL;
 	if (h->total_path && strncmp(h->total_path, "header:", 7) == 0)
 		c->total_header = h->total_path + 7;
-	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->max_conc + 4);
+	curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS,
+			  (long)c->max_conc + 4);
 	return 0;
 }
 
@@ -223,7 +228,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		if ((v = header_value(colon + 1, len - name - 1)))
 			r->retry_after = as_http_retry_after(v);
 		free(v);
-	} else if (total && strlen(total) == name && strncasecmp(p, total, name) == 0) {
+	} else if (total && strlen(total) == name &&
+		   strncasecmp(p, total, name) == 0) {
 		free(r->total_hdr);
 		r->total_hdr = header_value(colon + 1, len - name - 1);
 	}
@@ -235,8 +241,8 @@ static int set_common(as_http_client *c, CURL *e)
 	const as_http_cfg *h = c->h;
 	CURLcode rc = CURLE_OK;
 
-#define SET(opt, val)                                                                              \
-	if (rc == CURLE_OK)                                                                        \
+#define SET(opt, val)                                                          \
+	if (rc == CURLE_OK)                                                    \
 	rc = curl_easy_setopt(e, opt, val)
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_HTTPHEADER, c->headers);
@@ -268,8 +274,9 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 		if (set_common(c, e)) {
 			curl_easy_cleanup(e);
-			return as_error_set(err, AS_ESOURCE,
-					    "libcurl refused an option (is it older than 7.85?)");
+			return as_error_set(
+				err, AS_ESOURCE,
+				"libcurl refused an option (is it older than 7.85?)");
 		}
 	}
 	if (c->deadline && c->deadline - now < timeout)
@@ -289,12 +296,14 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(r->url, "https:", 6) == 0 ? 1L : 0L);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+			 strncasecmp(r->url, "https:", 6) == 0 ? 1L : 0L);
 	r->easy = e;
 	if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
 		r->easy = NULL;
 		curl_easy_cleanup(e);
-		return as_error_set(err, AS_ESOURCE, "libcurl: cannot start a transfer");
+		return as_error_set(err, AS_ESOURCE,
+				    "libcurl: cannot start a transfer");
 	}
 	r->attempts++;
 	r->state = AS_HTTP_RUNNING;
@@ -340,7 +349,8 @@ static void snippet(const as_http_req *r, char *buf, size_t cap)
 
 /* What one attempt came to: 0 a 2xx response, 1 a failure that a retry may
  * cure, 2 a failure that no retry will cure.  why says what happened. */
-static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why, size_t cap)
+static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why,
+		    size_t cap)
 {
 	char body[SNIPPET + 16], d[32];
 
@@ -365,7 +375,8 @@ static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why, s
 			 *r->errbuf ? r->errbuf : curl_easy_strerror(cc));
 		return 1;
 	case CURLE_WRITE_ERROR:
-		snprintf(why, cap, "response body over %u MiB", BODY_MAX / (1024 * 1024));
+		snprintf(why, cap, "response body over %u MiB",
+			 BODY_MAX / (1024 * 1024));
 		return 2;
 	case CURLE_URL_MALFORMAT:
 	case CURLE_UNSUPPORTED_PROTOCOL:
@@ -380,10 +391,12 @@ static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why, s
 	case CURLE_NOT_BUILT_IN:
 	case CURLE_BAD_FUNCTION_ARGUMENT:
 	case CURLE_UNKNOWN_OPTION:
-		snprintf(why, cap, "%s", *r->errbuf ? r->errbuf : curl_easy_strerror(cc));
+		snprintf(why, cap, "%s",
+			 *r->errbuf ? r->errbuf : curl_easy_strerror(cc));
 		return 2;
 	default:
-		snprintf(why, cap, "%s", *r->errbuf ? r->errbuf : curl_easy_strerror(cc));
+		snprintf(why, cap, "%s",
+			 *r->errbuf ? r->errbuf : curl_easy_strerror(cc));
 		return 1;
 	}
 }
@@ -391,42 +404,49 @@ static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why, s
 /* random(0, min(max, initial * 2^retry)) milliseconds: full jitter. */
 static int64_t backoff(as_http_client *c, int retry)
 {
-	double cap = (double)c->h->retry_initial_ms * ldexp(1.0, retry > 62 ? 62 : retry);
+	double cap = (double)c->h->retry_initial_ms *
+		     ldexp(1.0, retry > 62 ? 62 : retry);
 
 	if (cap > (double)c->h->retry_max_ms)
 		cap = (double)c->h->retry_max_ms;
-	return (int64_t)((double)(next_rand(c) >> 11) / 9007199254740992.0 * cap);
+	return (int64_t)((double)(next_rand(c) >> 11) / 9007199254740992.0 *
+			 cap);
 }
 
 /* "url: page N: " (redacted) into buf. */
-static void where(as_http_client *c, const as_http_req *r, char *buf, size_t cap)
+static void where(as_http_client *c, const as_http_req *r, char *buf,
+		  size_t cap)
 {
 	char *shown = as_http_redact_url(c->cfg, c->h, r->url);
 
 	if (r->page)
-		snprintf(buf, cap, "%s: page %lld", shown ? shown : "(url)", (long long)r->page);
+		snprintf(buf, cap, "%s: page %lld", shown ? shown : "(url)",
+			 (long long)r->page);
 	else
 		snprintf(buf, cap, "%s", shown ? shown : "(url)");
 	free(shown);
 }
 
-static void fail_req(as_http_client *c, as_http_req *r, const char *why, int retryable)
+static void fail_req(as_http_client *c, as_http_req *r, const char *why,
+		     int retryable)
 {
 	char at[1024], ra[48] = "", tries[48] = "";
 
 	where(c, r, at, sizeof(at));
 	if (retryable && r->attempts > 1)
-		snprintf(tries, sizeof(tries), " after %d attempts", r->attempts);
+		snprintf(tries, sizeof(tries), " after %d attempts",
+			 r->attempts);
 	if (r->retry_after >= 0)
 		snprintf(ra, sizeof(ra), " (Retry-After %g s)", r->retry_after);
-	as_error_set(&r->err, r->status == 404 ? AS_ENOTFOUND : AS_ESOURCE, "%s: %s%s%s", at, why,
-		     tries, ra);
+	as_error_set(&r->err, r->status == 404 ? AS_ENOTFOUND : AS_ESOURCE,
+		     "%s: %s%s%s", at, why, tries, ra);
 	as_config_redact(c->cfg, r->err.msg, sizeof(r->err.msg));
 	r->state = AS_HTTP_FAILED;
 	dequeue(c, r);
 }
 
-static int breaker_open(as_http_client *c, as_http_req *r, const char *why, as_error *err)
+static int breaker_open(as_http_client *c, as_http_req *r, const char *why,
+			as_error *err)
 {
 	char at[1024];
 
@@ -466,17 +486,20 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 		return 1;
 	}
 	now = as_mono_ms();
-	/* A transfer cut short by the deadline fails the run as the deadline. */
+	/* A transfer cut short by the deadline fails the run as the deadline.
+	 */
 	if (c->deadline && now >= c->deadline)
 		return deadline_passed(c, err);
 	c->successes = 0;
 	c->failures++;
-	throttled = cc == CURLE_OK && (r->status == 429 || r->status == 503) && r->retry_after >= 0;
+	throttled = cc == CURLE_OK && (r->status == 429 || r->status == 503) &&
+		    r->retry_after >= 0;
 	if (cc == CURLE_OK && r->status == 429 && c->conc > 1) {
 		as_info("HTTP 429: concurrency %d -> %d", c->conc, c->conc / 2);
 		c->conc /= 2;
 	}
-	if (throttled && now + (int64_t)(r->retry_after * 1000) > c->pause_until)
+	if (throttled &&
+	    now + (int64_t)(r->retry_after * 1000) > c->pause_until)
 		c->pause_until = now + (int64_t)(r->retry_after * 1000);
 	if (throttled && r->retry_after * 1000 > (double)h->retry_max_ms) {
 		char at[1024];
@@ -492,21 +515,23 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 		fail_req(c, r, why, kind == 1);
 		return 1;
 	}
-	wait = throttled ? (int64_t)(r->retry_after * 1000) : backoff(c, r->attempts - 1);
+	wait = throttled ? (int64_t)(r->retry_after * 1000)
+			 : backoff(c, r->attempts - 1);
 	if (c->deadline && now + wait >= c->deadline) {
 		char d[32];
 		size_t n = strlen(why);
 
-		snprintf(why + n, sizeof(why) - n,
-			 "; no time for another attempt within the deadline of %s",
-			 fmt_ms(h->deadline_ms, d, sizeof(d)));
+		snprintf(
+			why + n, sizeof(why) - n,
+			"; no time for another attempt within the deadline of %s",
+			fmt_ms(h->deadline_ms, d, sizeof(d)));
 		fail_req(c, r, why, 1);
 		return 1;
 	}
 	r->not_before = now + wait;
 	r->state = AS_HTTP_QUEUED;
-	as_debug("page %lld: %s; attempt %d in %lld ms", (long long)r->page, why, r->attempts + 1,
-		 (long long)wait);
+	as_debug("page %lld: %s; attempt %d in %lld ms", (long long)r->page,
+		 why, r->attempts + 1, (long long)wait);
 	return 0;
 }
 
@@ -514,7 +539,8 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 
 /* Start queued requests while a slot, a token and their time allow; *wake
  * is how long until one more could start (-1: nothing is waiting). */
-static int start_ready(as_http_client *c, int64_t now, int64_t *wake, as_error *err)
+static int start_ready(as_http_client *c, int64_t now, int64_t *wake,
+		       as_error *err)
 {
 	const as_http_cfg *h = c->h;
 
@@ -532,7 +558,8 @@ static int start_ready(as_http_client *c, int64_t now, int64_t *wake, as_error *
 				if (q->not_before < soonest)
 					soonest = q->not_before;
 			} else if (!best || q->page < best->page ||
-				   (q->page == best->page && q->seq < best->seq)) {
+				   (q->page == best->page &&
+				    q->seq < best->seq)) {
 				best = q;
 			}
 		}
@@ -546,14 +573,17 @@ static int start_ready(as_http_client *c, int64_t now, int64_t *wake, as_error *
 			return 0;
 		}
 		if (h->rate_per_sec > 0) {
-			double t = as_mono(), burst = h->rate_burst > 0 ? (double)h->rate_burst : 1;
+			double t = as_mono(),
+			       burst = h->rate_burst > 0 ? (double)h->rate_burst
+							 : 1;
 
 			c->tokens += (t - c->refilled) * h->rate_per_sec;
 			if (c->tokens > burst)
 				c->tokens = burst;
 			c->refilled = t;
 			if (c->tokens < 1) {
-				*wake = (int64_t)ceil((1 - c->tokens) / h->rate_per_sec * 1000);
+				*wake = (int64_t)ceil((1 - c->tokens) /
+						      h->rate_per_sec * 1000);
 				return 0;
 			}
 			c->tokens -= 1;
@@ -574,9 +604,11 @@ static int deadline_passed(as_http_client *c, as_error *err)
 			first = c->queue[i];
 	fmt_ms(c->h->deadline_ms, d, sizeof(d));
 	if (!first)
-		return as_error_set(err, AS_ESOURCE, "the run's deadline of %s passed", d);
+		return as_error_set(err, AS_ESOURCE,
+				    "the run's deadline of %s passed", d);
 	where(c, first, at, sizeof(at));
-	as_error_set(err, AS_ESOURCE, "%s: the run's deadline of %s passed (attempt %d)", at, d,
+	as_error_set(err, AS_ESOURCE,
+		     "%s: the run's deadline of %s passed (attempt %d)", at, d,
 		     first->attempts);
 	as_config_redact(c->cfg, err->msg, sizeof(err->msg));
 	return AS_ESOURCE;
@@ -614,7 +646,8 @@ int as_http_step(as_http_client *c, int64_t wait_ms, as_error *err)
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+				  (char **)&r);
 		rc = settle(c, r, cc, err);
 		if (rc < 0)
 			return rc;
@@ -625,17 +658,19 @@ int as_http_step(as_http_client *c, int64_t wait_ms, as_error *err)
 
 /* ---- one record, for verify --------------------------------------------- */
 
-static const char *value_of(const char *name, size_t len, const char *const *names,
-			    const char *const *values, size_t n)
+static const char *value_of(const char *name, size_t len,
+			    const char *const *names, const char *const *values,
+			    size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strlen(names[i]) == len && strncmp(names[i], name, len) == 0)
+		if (strlen(names[i]) == len &&
+		    strncmp(names[i], name, len) == 0)
 			return values[i];
 	return NULL;
 }
 
-static char *item_url(const as_http_cfg *h, const char *const *names, const char *const *values,
-		      size_t n, as_error *err)
+static char *item_url(const as_http_cfg *h, const char *const *names,
+		      const char *const *values, size_t n, as_error *err)
 {
 	const char *p = h->item_url;
 	as_buf b = AS_BUF_INIT;
@@ -651,9 +686,10 @@ static char *item_url(const as_http_cfg *h, const char *const *names, const char
 		}
 		v = value_of(p + 1, (size_t)(close - p - 1), names, values, n);
 		if (!v) {
-			as_error_set(err, AS_EUSAGE,
-				     "item_url has {%.*s} but no value for it was given",
-				     (int)(close - p - 1), p + 1);
+			as_error_set(
+				err, AS_EUSAGE,
+				"item_url has {%.*s} but no value for it was given",
+				(int)(close - p - 1), p + 1);
 			as_buf_free(&b);
 			return NULL;
 		}
@@ -676,25 +712,20 @@ static char *item_url(const as_http_cfg *h, const char *const *names, const char
 static const char *json_kind(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
 	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
+	case JSON_REAL: return "a number";
 	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
 	}
 }
 
-int as_http_fetch_item(const as_config *cfg, const as_http_cfg *http, const char *const *names,
-		       const char *const *values, size_t n, json_t **out, as_error *err)
+int as_http_fetch_item(const as_config *cfg, const as_http_cfg *http,
+		       const char *const *names, const char *const *values,
+		       size_t n, json_t **out, as_error *err)
 {
 	as_http_client c;
 	as_http_req r;
@@ -707,9 +738,12 @@ int as_http_fetch_item(const as_config *cfg, const as_http_cfg *http, const char
 	memset(&r, 0, sizeof(r));
 	memset(&c, 0, sizeof(c));
 	if (!http->item_url)
-		return as_error_set(err, AS_EUSAGE, "the http source has no item_url");
+		return as_error_set(err, AS_EUSAGE,
+				    "the http source has no item_url");
 	if (!(r.url = item_url(http, names, values, n, err)))
-		return err->code ? err->code : as_error_set(err, AS_ENOMEM, "out of memory");
+		return err->code
+			       ? err->code
+			       : as_error_set(err, AS_ENOMEM, "out of memory");
 	if ((rc = as_http_client_init(&c, cfg, http, err)))
 		goto done;
 	if ((rc = as_http_submit(&c, &r, err)))
@@ -725,17 +759,19 @@ int as_http_fetch_item(const as_config *cfg, const as_http_cfg *http, const char
 	shown = as_http_redact_url(cfg, http, r.url);
 	doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
 	if (!doc) {
-		rc = as_error_set(err, AS_ESOURCE,
-				  "%s: the response is not JSON (line %d column %d: %s)", shown,
-				  je.line, je.column, je.text);
+		rc = as_error_set(
+			err, AS_ESOURCE,
+			"%s: the response is not JSON (line %d column %d: %s)",
+			shown, je.line, je.column, je.text);
 		goto done;
 	}
 	rec = http->records ? as_http_json_path(doc, http->records) : NULL;
 	if (!rec)
 		rec = doc;
 	if (!json_is_object(rec)) {
-		rc = as_error_set(err, AS_EINPUT, "%s: the record is %s, not a JSON object", shown,
-				  json_kind(rec));
+		rc = as_error_set(err, AS_EINPUT,
+				  "%s: the record is %s, not a JSON object",
+				  shown, json_kind(rec));
 		goto done;
 	}
 	*out = json_incref(rec);

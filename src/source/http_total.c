@@ -38,7 +38,8 @@ static char *first_page(const as_http_cfg *h, int *no_total)
 		size_t n = strcspn(p, "&");
 
 		if (n && !memmem(p, n, "{cursor}", 8)) {
-			as_buf_addc(&b, strchr(as_buf_cstr(&b), '?') ? '&' : '?');
+			as_buf_addc(&b,
+				    strchr(as_buf_cstr(&b), '?') ? '&' : '?');
 			as_buf_add(&b, p, n);
 		}
 		p += n + (p[n] == '&');
@@ -72,12 +73,15 @@ int as_http_total(const as_config *cfg, const as_http_cfg *http, int64_t *total,
 	memset(&c, 0, sizeof(c));
 	memset(&r, 0, sizeof(r));
 	if (!http->total_path)
-		return as_error_set(err, AS_ENOTFOUND, "the API reports no total "
+		return as_error_set(err, AS_ENOTFOUND,
+				    "the API reports no total "
 				    "(pagination.total_path is not set)");
 	if (!(r.url = first_page(http, &no_total)))
-		return no_total ? as_error_set(err, AS_ENOTFOUND, "the listing's URL "
-					       "needs a cursor, so its total is not "
-					       "of every record")
+		return no_total ? as_error_set(
+					  err, AS_ENOTFOUND,
+					  "the listing's URL "
+					  "needs a cursor, so its total is not "
+					  "of every record")
 				: as_error_set(err, AS_ENOMEM, "out of memory");
 	r.page = 1;
 	if ((rc = as_http_client_init(&c, cfg, http, err)) ||
@@ -98,13 +102,15 @@ int as_http_total(const as_config *cfg, const as_http_cfg *http, int64_t *total,
 		*total = as_http_json_count(v);
 		json_decref(v);
 	} else {
-		doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
-		*total = as_http_json_count(doc ? as_http_json_path(doc, http->total_path)
-					    : NULL);
+		doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0,
+				 NULL);
+		*total = as_http_json_count(
+			doc ? as_http_json_path(doc, http->total_path) : NULL);
 	}
-	rc = *total >= 0 ? 0 : as_error_set(err, AS_ESOURCE, "%s: no total at '%s'",
-					     shown ? shown : "the first page",
-					     http->total_path);
+	rc = *total >= 0 ? 0
+			 : as_error_set(err, AS_ESOURCE, "%s: no total at '%s'",
+					shown ? shown : "the first page",
+					http->total_path);
 done:
 	if (rc)
 		as_config_redact(cfg, err->msg, sizeof(err->msg));

@@ -17,7 +17,8 @@ int as_http_encode(as_buf *b, const char *s)
 	static const char hex[] = "0123456789ABCDEF";
 	int rc = 0;
 
-	for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; *p && !rc;
+	     p++) {
 		if (isalnum(*p) || strchr("-._~", *p)) {
 			rc = as_buf_addc(b, (char)*p);
 		} else {
@@ -43,7 +44,8 @@ static void pair_name(const char *p, size_t n, char *buf, size_t cap)
 	size_t o = 0;
 
 	for (size_t i = 0; i < n && p[i] != '=' && o + 1 < cap; i++) {
-		if (p[i] == '%' && i + 2 < n && isxdigit((unsigned char)p[i + 1]) &&
+		if (p[i] == '%' && i + 2 < n &&
+		    isxdigit((unsigned char)p[i + 1]) &&
 		    isxdigit((unsigned char)p[i + 2])) {
 			char hx[3] = {p[i + 1], p[i + 2], 0};
 
@@ -94,7 +96,8 @@ static char *rewrite_query(const as_http_cfg *h, const char *url, int mask)
 	return as_buf_detach(&b);
 }
 
-char *as_http_redact_url(const as_config *cfg, const as_http_cfg *h, const char *url)
+char *as_http_redact_url(const as_config *cfg, const as_http_cfg *h,
+			 const char *url)
 {
 	char *out = rewrite_query(h, url, 1);
 
@@ -216,8 +219,10 @@ char *as_http_link_next(const char *link)
 			as_buf_reset(&val);
 			if (*q == '=')
 				q = param_value(skip_ws(q + 1), &val);
-			/* Only the first rel parameter counts (RFC 8288 3.3). */
-			if (nlen == 3 && strncasecmp(name, "rel", 3) == 0 && !rel_seen) {
+			/* Only the first rel parameter counts (RFC 8288 3.3).
+			 */
+			if (nlen == 3 && strncasecmp(name, "rel", 3) == 0 &&
+			    !rel_seen) {
 				rel_seen = 1;
 				next = rel_has_next(as_buf_cstr(&val));
 			}
@@ -259,7 +264,8 @@ static int origin(const char *url, char **scheme, char **host, char **port)
 	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	     curl_url_get(u, CURLUPART_SCHEME, scheme, 0) == CURLUE_OK &&
 	     curl_url_get(u, CURLUPART_HOST, host, 0) == CURLUE_OK &&
-	     curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) == CURLUE_OK;
+	     curl_url_get(u, CURLUPART_PORT, port, CURLU_DEFAULT_PORT) ==
+		     CURLUE_OK;
 	curl_url_cleanup(u);
 	return ok;
 }
@@ -268,8 +274,8 @@ int as_http_same_origin(const char *a, const char *b)
 {
 	char *s1, *h1, *p1, *s2, *h2, *p2;
 	int ok1 = origin(a, &s1, &h1, &p1), ok2 = origin(b, &s2, &h2, &p2);
-	int same = ok1 && ok2 && strcasecmp(s1, s2) == 0 && strcasecmp(h1, h2) == 0 &&
-		   strcmp(p1, p2) == 0;
+	int same = ok1 && ok2 && strcasecmp(s1, s2) == 0 &&
+		   strcasecmp(h1, h2) == 0 && strcmp(p1, p2) == 0;
 
 	curl_free(s1);
 	curl_free(h1);
@@ -314,7 +320,8 @@ json_t *as_http_json_path(json_t *root, const char *path)
 		seg[n] = '\0';
 		if (json_is_object(v)) {
 			v = json_object_get(v, seg);
-		} else if (json_is_array(v) && n && strspn(seg, "0123456789") == n) {
+		} else if (json_is_array(v) && n &&
+			   strspn(seg, "0123456789") == n) {
 			v = json_array_get(v, (size_t)strtoull(seg, NULL, 10));
 		} else {
 			return NULL;
@@ -331,13 +338,16 @@ int64_t as_http_json_count(const json_t *v)
 	if (json_is_real(v)) {
 		double d = json_real_value(v);
 
-		return d >= 0 && d < 9e18 && d == (double)(int64_t)d ? (int64_t)d : -1;
+		return d >= 0 && d < 9e18 && d == (double)(int64_t)d
+			       ? (int64_t)d
+			       : -1;
 	}
 	if (json_is_string(v)) {
 		const char *s = json_string_value(v);
 		size_t n = strspn(s, "0123456789");
 
-		return n && n < 19 && !s[n] ? (int64_t)strtoll(s, NULL, 10) : -1;
+		return n && n < 19 && !s[n] ? (int64_t)strtoll(s, NULL, 10)
+					    : -1;
 	}
 	return -1;
 }

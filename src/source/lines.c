@@ -60,10 +60,12 @@ static int fill(as_lines *l, as_error *err)
 		if (ncap > l->max + CHUNK)
 			ncap = l->max + CHUNK;
 		if (ncap <= l->cap)
-			return 1; /* full: the caller handles the over-long line */
+			return 1; /* full: the caller handles the over-long line
+				   */
 		nb = realloc(l->buf, ncap);
 		if (!nb)
-			return as_error_set(err, AS_ENOMEM, "%s: out of memory", l->name);
+			return as_error_set(err, AS_ENOMEM, "%s: out of memory",
+					    l->name);
 		l->buf = nb;
 		l->cap = ncap;
 	}
@@ -72,7 +74,8 @@ static int fill(as_lines *l, as_error *err)
 		if (n >= 0)
 			break;
 		if (errno == EINTR)
-			return as_error_set(err, AS_EINTR, "%s: interrupted", l->name);
+			return as_error_set(err, AS_EINTR, "%s: interrupted",
+					    l->name);
 		return as_error_errno(err, AS_ESOURCE, "%s: read", l->name);
 	}
 	if (n == 0) {
@@ -91,7 +94,8 @@ static int skip_rest(as_lines *l, size_t *len, as_error *err)
 
 	for (;;) {
 		char *nl = memchr(l->buf + l->start, '\n', l->end - l->start);
-		size_t n = nl ? (size_t)(nl - (l->buf + l->start)) + 1 : l->end - l->start;
+		size_t n = nl ? (size_t)(nl - (l->buf + l->start)) + 1
+			      : l->end - l->start;
 
 		if (nl) {
 			size_t body = n - 1;

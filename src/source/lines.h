@@ -17,13 +17,13 @@ typedef struct as_lines {
 	int fd;
 	char *buf;
 	size_t cap, start, end; /* unread bytes are buf[start, end) */
-	size_t max;             /* longest line accepted, in bytes */
+	size_t max;		/* longest line accepted, in bytes */
 	int eof;
-	int64_t consumed;       /* bytes handed out, newlines included */
-	int64_t line;           /* number of the last line returned */
+	int64_t consumed; /* bytes handed out, newlines included */
+	int64_t line;	  /* number of the last line returned */
 	int hashing;
-	as_hasher hash;         /* of the consumed bytes */
-	const char *name;       /* for messages */
+	as_hasher hash;	  /* of the consumed bytes */
+	const char *name; /* for messages */
 } as_lines;
 
 enum { AS_LINE_EOF = 0, AS_LINE_OK = 1, AS_LINE_TOO_LONG = 2 };

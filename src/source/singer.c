@@ -43,7 +43,8 @@ static int our_stream(as_singer *sg, json_t *msg, const char *where)
 		return 1;
 	if (!sg->warned) {
 		as_warn("%s: ignoring messages of stream '%s' (this dataset takes "
-			"stream '%s'%s)", where, st, sg->stream,
+			"stream '%s'%s)",
+			where, st, sg->stream,
 			sg->fixed ? "" : "; set source.stream to choose");
 		sg->warned = 1;
 	}
@@ -63,22 +64,28 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 
 	(void)err;
 	if (!type)
-		return bad(ev, "%s: Singer message without a string \"type\"%s", "");
+		return bad(ev, "%s: Singer message without a string \"type\"%s",
+			   "");
 	if (strcmp(type, "RECORD") == 0) {
 		json_t *rec = json_object_get(msg, "record");
 
 		if (!json_is_object(rec))
-			return bad(ev, "%s: Singer RECORD without an object \"record\"%s", "");
+			return bad(
+				ev,
+				"%s: Singer RECORD without an object \"record\"%s",
+				"");
 		switch (our_stream(sg, msg, ev->where)) {
 		case -1:
-			return bad(ev, "%s: Singer RECORD without a string \"stream\"%s", "");
-		case 0:
-			sg->ignored++;
-			return 0;
+			return bad(
+				ev,
+				"%s: Singer RECORD without a string \"stream\"%s",
+				"");
+		case 0: sg->ignored++; return 0;
 		}
 		ev->kind = AS_EV_RECORD;
 		ev->json = json_incref(rec);
-		ev->raw = NULL; /* the `data` column is the record, not the envelope */
+		ev->raw = NULL; /* the `data` column is the record, not the
+				   envelope */
 		ev->rawlen = 0;
 		return 1;
 	}
@@ -92,13 +99,16 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 		ev->key = calloc(json_array_size(kp), sizeof(char *));
 		if (!ev->key)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
-		json_array_foreach(kp, i, k) {
+		json_array_foreach(kp, i, k)
+		{
 			if (!json_is_string(k)) {
 				as_strv_free(ev->key, ev->nkey);
 				ev->key = NULL;
 				ev->nkey = 0;
-				return bad(ev, "%s: SCHEMA key_properties must be %s",
-					   "strings");
+				return bad(
+					ev,
+					"%s: SCHEMA key_properties must be %s",
+					"strings");
 			}
 			ev->key[ev->nkey++] = as_strdup(json_string_value(k));
 		}

@@ -8,11 +8,11 @@
 #include "source/source.h"
 
 typedef struct as_singer {
-	char *stream;      /* the stream taken; NULL until the first message */
-	int fixed;         /* stream came from the config */
-	int warned;        /* about another stream */
-	int use_state;     /* STATE messages are checkpoints (exec) */
-	int64_t ignored;   /* records of other streams */
+	char *stream;	 /* the stream taken; NULL until the first message */
+	int fixed;	 /* stream came from the config */
+	int warned;	 /* about another stream */
+	int use_state;	 /* STATE messages are checkpoints (exec) */
+	int64_t ignored; /* records of other streams */
 } as_singer;
 
 void as_singer_init(as_singer *sg, const char *stream, int use_state);

@@ -14,14 +14,12 @@ int as_source_open(as_source **out, const as_source_cfg *cfg,
 	*out = NULL;
 	switch (cfg->kind) {
 	case AS_SOURCE_FILE:
-	case AS_SOURCE_STDIN:
-		return as_file_source_open(out, cfg, o, err);
-	case AS_SOURCE_EXEC:
-		return as_exec_source_open(out, cfg, o, err);
-	case AS_SOURCE_HTTP:
-		return as_http_source_open(out, cfg, o, err);
+	case AS_SOURCE_STDIN: return as_file_source_open(out, cfg, o, err);
+	case AS_SOURCE_EXEC: return as_exec_source_open(out, cfg, o, err);
+	case AS_SOURCE_HTTP: return as_http_source_open(out, cfg, o, err);
 	}
-	return as_error_set(err, AS_EUSAGE, "dataset %s: no source", o->dataset);
+	return as_error_set(err, AS_EUSAGE, "dataset %s: no source",
+			    o->dataset);
 }
 
 void as_source_close(as_source *s)
@@ -37,13 +35,11 @@ int as_source_resumable(const as_source_cfg *cfg)
 {
 	switch (cfg->kind) {
 	case AS_SOURCE_FILE:
-	case AS_SOURCE_HTTP:
-		return 1;
+	case AS_SOURCE_HTTP: return 1;
 	case AS_SOURCE_EXEC:
 		return cfg->format == AS_FORMAT_SINGER && cfg->command &&
 		       strstr(cfg->command, "{state}") != NULL;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 

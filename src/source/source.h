@@ -15,20 +15,20 @@
 
 typedef enum as_event_kind {
 	AS_EV_RECORD = 1, /* json (and raw when the record was one line) */
-	AS_EV_BAD,        /* a record that could not be parsed: why */
+	AS_EV_BAD,	  /* a record that could not be parsed: why */
 	AS_EV_CHECKPOINT, /* everything before this event can be resumed from */
-	AS_EV_SCHEMA      /* Singer SCHEMA key_properties */
+	AS_EV_SCHEMA	  /* Singer SCHEMA key_properties */
 } as_event_kind;
 
 typedef struct as_event {
 	as_event_kind kind;
-	json_t *json;        /* RECORD: owned by the event */
-	const char *raw;     /* RECORD/BAD: the line, borrowed until next() */
+	json_t *json;	 /* RECORD: owned by the event */
+	const char *raw; /* RECORD/BAD: the line, borrowed until next() */
 	size_t rawlen;
-	char where[160];     /* RECORD/BAD: "file:line" or "page 3 item 7" */
-	as_error why;        /* BAD */
-	char *checkpoint;    /* CHECKPOINT: owned */
-	char **key;          /* SCHEMA: owned */
+	char where[160];  /* RECORD/BAD: "file:line" or "page 3 item 7" */
+	as_error why;	  /* BAD */
+	char *checkpoint; /* CHECKPOINT: owned */
+	char **key;	  /* SCHEMA: owned */
 	size_t nkey;
 } as_event;
 
@@ -44,19 +44,20 @@ typedef struct as_source_ops {
 
 struct as_source {
 	const as_source_ops *ops;
-	int complete;       /* reached a confirmed end of data */
-	int64_t records;    /* records delivered so far (progress) */
-	int64_t pages;      /* HTTP pages fetched (progress) */
-	int64_t bytes;      /* bytes read (progress) */
+	int complete;	 /* reached a confirmed end of data */
+	int64_t records; /* records delivered so far (progress) */
+	int64_t pages;	 /* HTTP pages fetched (progress) */
+	int64_t bytes;	 /* bytes read (progress) */
 };
 
 typedef struct as_source_opts {
 	const char *dataset;
-	const char *checkpoint;    /* resume point from the store, or NULL */
-	const char *cursor;        /* incremental cursor (raw text), or NULL */
-	int64_t max_record_bytes;  /* a longer record is a bad record */
-	int64_t checkpoint_every;  /* line sources: records between checkpoints */
-	const as_config *cfg;      /* secrets, for redaction */
+	const char *checkpoint;	  /* resume point from the store, or NULL */
+	const char *cursor;	  /* incremental cursor (raw text), or NULL */
+	int64_t max_record_bytes; /* a longer record is a bad record */
+	int64_t checkpoint_every; /* line sources: records between checkpoints
+				   */
+	const as_config *cfg;	  /* secrets, for redaction */
 } as_source_opts;
 
 /* A source refuses a checkpoint that no longer applies (the file changed):

@@ -49,7 +49,8 @@ char *as_redact_url(const char *url)
 	scheme = strstr(url, "://");
 	if (scheme) {
 		at = strchr(scheme + 3, '@');
-		colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+		colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3))
+			   : NULL;
 		if (at && colon) {
 			as_buf_add(&b, url, (size_t)(colon - url) + 1);
 			as_buf_adds(&b, "***");
@@ -104,16 +105,19 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 	if (t->mode == AS_MODE_FULL || t->mode == AS_MODE_SCOPED) {
 		if (staged == 0 && c->live_before > 0 && !po->allow_empty &&
 		    !(t->mode == AS_MODE_SCOPED && po->nnamed > 0))
-			return as_error_set(err, AS_EREFUSED,
+			return as_error_set(
+				err, AS_EREFUSED,
 				"refused: the source delivered 0 records but table "
 				"%s has %s rows; nothing was changed (pass "
 				"--allow-empty to publish an empty delivery)",
-				t->table, as_fmt_count(a, sizeof(a), c->live_before));
+				t->table,
+				as_fmt_count(a, sizeof(a), c->live_before));
 		if (staged == 0 && po->allow_empty)
 			return 0;
 		if (c->deleted > 0 && base > 0 && !po->allow_deletes &&
 		    (double)c->deleted > po->max_delete_fraction * (double)base)
-			return as_error_set(err, AS_EREFUSED,
+			return as_error_set(
+				err, AS_EREFUSED,
 				"refused: the run would delete %s of %s rows "
 				"(%.1f%%, over max_delete_fraction %.0f%%); nothing "
 				"was changed (pass --allow-deletes to publish it)",

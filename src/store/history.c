@@ -35,7 +35,7 @@ static int listed(const char *name, const char **v, size_t n)
 /* The history's content columns: the key, then every mapped column (scd2)
  * or the snapshot columns (snapshot; none listed: every column). */
 int as_hist_build(as_hist *h, const as_table *t, const as_publish_opts *po,
-		      as_error *err)
+		  as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 
@@ -51,21 +51,26 @@ int as_hist_build(as_hist *h, const as_table *t, const as_publish_opts *po,
 	for (size_t i = 0; i < t->ncols; i++) {
 		const char *n = t->cols[i].name;
 
-		if (h->kind == AS_HISTORY_SNAPSHOT ? strcmp(n, "run_id") == 0
-		    : strcmp(n, "valid_from_run") == 0 || strcmp(n, "valid_to_run") == 0) {
+		if (h->kind == AS_HISTORY_SNAPSHOT
+			    ? strcmp(n, "run_id") == 0
+			    : strcmp(n, "valid_from_run") == 0 ||
+				      strcmp(n, "valid_to_run") == 0) {
 			as_hist_free(h);
-			return as_error_set(err, AS_EUSAGE,
-					    "dataset %s: column '%s' has the name of a "
-					    "column of its %s history table; rename it",
-					    t->dataset, n, as_hist_kind_name(po->history));
+			return as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: column '%s' has the name of a "
+				"column of its %s history table; rename it",
+				t->dataset, n, as_hist_kind_name(po->history));
 		}
-		if (i < t->nkey || h->kind == AS_HISTORY_SCD2 || !po->nsnapshot_cols ||
+		if (i < t->nkey || h->kind == AS_HISTORY_SCD2 ||
+		    !po->nsnapshot_cols ||
 		    listed(n, po->snapshot_cols, po->nsnapshot_cols))
 			h->cols[h->ncols++] = i;
 	}
 	h->full = h->ncols == t->ncols;
 	for (size_t i = 0; i < h->ncols; i++)
-		as_buf_printf(&b, "%s%s", i ? "," : "", t->cols[h->cols[i]].name);
+		as_buf_printf(&b, "%s%s", i ? "," : "",
+			      t->cols[h->cols[i]].name);
 	h->colnames = as_buf_detach(&b);
 	if (!h->colnames) {
 		as_hist_free(h);
@@ -76,8 +81,9 @@ int as_hist_build(as_hist *h, const as_table *t, const as_publish_opts *po,
 
 /* The history table's columns in order, with their SQL types; *n of them
  * (names and types hold room for t->ncols + 4). */
-size_t as_hist_layout(const as_hist *h, const as_table *t, const as_hist_types *ty,
-		      const char **names, const char **types)
+size_t as_hist_layout(const as_hist *h, const as_table *t,
+		      const as_hist_types *ty, const char **names,
+		      const char **types)
 {
 	size_t n = 0;
 
@@ -111,10 +117,13 @@ void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,
 	}
 	if (h->full) {
 		if (prefix)
-			as_buf_printf(b, ", %s.\"_atomsync_hash\", %s.\"_atomsync_line\"",
-				      prefix, prefix);
+			as_buf_printf(
+				b,
+				", %s.\"_atomsync_hash\", %s.\"_atomsync_line\"",
+				prefix, prefix);
 		else
-			as_buf_adds(b, ", \"_atomsync_hash\", \"_atomsync_line\"");
+			as_buf_adds(b,
+				    ", \"_atomsync_hash\", \"_atomsync_line\"");
 	}
 }
 
@@ -135,7 +144,8 @@ int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err)
 		return err->code;
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < v[i].nparts; k++)
-			*before |= v[i].parts[k].column && v[i].parts[k].index >= rc->table->nkey;
+			*before |= v[i].parts[k].column &&
+				   v[i].parts[k].index >= rc->table->nkey;
 	as_tpls_free(v, n);
 	return 0;
 }

@@ -10,19 +10,19 @@
 
 typedef struct as_hist {
 	as_history kind;
-	char *name;        /* "<table>_history", unquoted */
-	char *q;           /* quoted */
-	size_t *cols;      /* content columns: indexes into t->cols, key first */
+	char *name;   /* "<table>_history", unquoted */
+	char *q;      /* quoted */
+	size_t *cols; /* content columns: indexes into t->cols, key first */
 	size_t ncols;
-	int full;          /* every mapped column plus hash and line: restorable */
-	char *colnames;    /* "id,name,...": what the metadata records */
+	int full;	/* every mapped column plus hash and line: restorable */
+	char *colnames; /* "id,name,...": what the metadata records */
 } as_hist;
 
 /* A backend's spelling of the history's own column types. */
 typedef struct as_hist_types {
-	const char *integer;                 /* run numbers and the hash */
-	const char *blob;                    /* _atomsync_line */
-	const char *(*column)(as_type t);    /* a mapped column's type */
+	const char *integer;		  /* run numbers and the hash */
+	const char *blob;		  /* _atomsync_line */
+	const char *(*column)(as_type t); /* a mapped column's type */
 } as_hist_types;
 
 const char *as_hist_kind_name(as_history k);
@@ -33,8 +33,9 @@ int as_hist_build(as_hist *h, const as_table *t, const as_publish_opts *po,
 		  as_error *err);
 /* The history table's columns in order with their types; names and types
  * hold room for t->ncols + 4.  Returns how many. */
-size_t as_hist_layout(const as_hist *h, const as_table *t, const as_hist_types *ty,
-		      const char **names, const char **types);
+size_t as_hist_layout(const as_hist *h, const as_table *t,
+		      const as_hist_types *ty, const char **names,
+		      const char **types);
 /* "c1", "c2", ... of the content (with prefix: p."c1", ...), then the hash
  * and line when the history is full. */
 void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,

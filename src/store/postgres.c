@@ -16,16 +16,17 @@
 #include "util/str.h"
 #include "util/time.h"
 
-#define CONNECT_BUDGET 5.0             /* seconds of connection retries */
+#define CONNECT_BUDGET 5.0 /* seconds of connection retries */
 
 /* Timestamps as the engine writes them (ISO 8601 UTC, milliseconds). */
-#define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', " \
+#define ISO(col)                                                               \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static const char *RUN_COLS =
-	"run_id, dataset, kind, mode, status, " ISO("started_at") ", "
-	ISO("finished_at") ", seen, inserted, updated, unchanged, deleted, "
-	"rejected, duplicates, resumed_from, error";
+	"run_id, dataset, kind, mode, status, " ISO("started_at") ", " ISO(
+		"finished_at") ", seen, inserted, updated, unchanged, deleted, "
+			       "rejected, duplicates, resumed_from, error";
 
 /* ---- parameters, statements, errors ---- */
 
@@ -69,9 +70,7 @@ int as_pg_param_val(as_pg_params *p, const as_val *v, as_type t, as_arena *a)
 			return AS_ENOMEM;
 		as_pg_param_text(p, s);
 		return 0;
-	default:
-		as_pg_param_text(p, NULL);
-		return 0;
+	default: as_pg_param_text(p, NULL); return 0;
 	}
 }
 
@@ -90,8 +89,10 @@ static void first_line(const char *msg, char *out, size_t cap)
 int as_pg_fail(pg_store *s, const PGresult *res, const char *what,
 	       as_error *err)
 {
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *state =
+		res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg =
+		res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	char line[600];
 
 	if (!msg)
@@ -99,8 +100,9 @@ int as_pg_fail(pg_store *s, const PGresult *res, const char *what,
 	else
 		first_line(msg, line, sizeof(line));
 	if (PQstatus(s->conn) == CONNECTION_BAD)
-		as_error_set(err, AS_ESTORE, "postgres: %s: connection lost: %s",
-			     what, line[0] ? line : "server closed the connection");
+		as_error_set(err, AS_ESTORE,
+			     "postgres: %s: connection lost: %s", what,
+			     line[0] ? line : "server closed the connection");
 	else
 		as_error_set(err, AS_ESTORE, "postgres: %s: %s", what,
 			     line[0] ? line : "unknown error");
@@ -120,7 +122,8 @@ int as_pg_exec(pg_store *s, const char *sql, const as_pg_params *p,
 	if (out)
 		*out = NULL;
 	if (p && p->n)
-		res = PQexecParams(s->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+		res = PQexecParams(s->conn, sql, p->n, NULL, p->v, NULL, NULL,
+				   0);
 	else
 		res = PQexec(s->conn, sql);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -150,8 +153,8 @@ static char *cell_dup(const PGresult *res, int row, int col)
 	return as_strdup(PQgetvalue(res, row, col));
 }
 
-int as_pg_int(pg_store *s, const char *sql, const as_pg_params *p,
-	      int64_t *out, const char *what, as_error *err)
+int as_pg_int(pg_store *s, const char *sql, const as_pg_params *p, int64_t *out,
+	      const char *what, as_error *err)
 {
 	PGresult *res;
 
@@ -178,8 +181,8 @@ int as_pg_exec_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
 	return 0;
 }
 
-int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
-		  int64_t *out, const char *what, as_error *err)
+int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p, int64_t *out,
+		  const char *what, as_error *err)
 {
 	int rc = as_pg_int(s, as_buf_cstr(sql), p, out, what, err);
 
@@ -192,8 +195,10 @@ int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
  * lost checkpoint commit only means resuming from an earlier one. */
 int as_pg_begin(pg_store *s, int staging, as_error *err)
 {
-	return as_pg_exec(s, staging ? "BEGIN; SET LOCAL synchronous_commit = off"
-				     : "BEGIN", NULL, NULL, "begin", err);
+	return as_pg_exec(s,
+			  staging ? "BEGIN; SET LOCAL synchronous_commit = off"
+				  : "BEGIN",
+			  NULL, NULL, "begin", err);
 }
 
 int as_pg_commit(pg_store *s, const char *what, as_error *err)
@@ -217,7 +222,8 @@ int as_pg_table_exists(pg_store *s, const char *name, int *exists,
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, name);
-	rc = as_pg_int(s, "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
+	rc = as_pg_int(s,
+		       "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 		       &p, &n, "looking up a table", err);
 	*exists = n > 0;
 	return rc;
@@ -239,9 +245,9 @@ const char *as_pg_type(as_type t)
 
 static as_type type_of_pg(const char *decl)
 {
-	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL, AS_TYPE_TEXT,
-					AS_TYPE_BOOLEAN, AS_TYPE_JSON,
-					AS_TYPE_TIMESTAMP};
+	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL,
+					AS_TYPE_TEXT,	 AS_TYPE_BOOLEAN,
+					AS_TYPE_JSON,	 AS_TYPE_TIMESTAMP};
 
 	for (size_t i = 0; decl && i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(decl, as_pg_type(types[i])) == 0)
@@ -252,8 +258,10 @@ static as_type type_of_pg(const char *decl)
 void as_pg_text_expr(as_buf *b, const char *expr, as_type t)
 {
 	if (t == AS_TYPE_TIMESTAMP)
-		as_buf_printf(b, "to_char(%s AT TIME ZONE 'UTC', "
-			      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')", expr);
+		as_buf_printf(b,
+			      "to_char(%s AT TIME ZONE 'UTC', "
+			      "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+			      expr);
 	else
 		as_buf_printf(b, "(%s)::text", expr);
 }
@@ -298,7 +306,8 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 {
 	as_buf b = AS_BUF_INIT;
 
-	as_buf_printf(&b, "CREATE %sTABLE IF NOT EXISTS ", unlogged ? "UNLOGGED " : "");
+	as_buf_printf(&b, "CREATE %sTABLE IF NOT EXISTS ",
+		      unlogged ? "UNLOGGED " : "");
 	as_buf_add_ident(&b, name);
 	as_buf_adds(&b, " (");
 	for (size_t i = 0; i < t->ncols; i++) {
@@ -363,9 +372,9 @@ static void quiet_notice(void *arg, const char *message)
 /* A connection failure that waiting will not cure. */
 static int permanent_failure(const char *msg)
 {
-	return strstr(msg, "authentication failed") || strstr(msg, "does not exist") ||
-	       strstr(msg, "password") || strstr(msg, "invalid ") ||
-	       strstr(msg, "no pg_hba.conf entry");
+	return strstr(msg, "authentication failed") ||
+	       strstr(msg, "does not exist") || strstr(msg, "password") ||
+	       strstr(msg, "invalid ") || strstr(msg, "no pg_hba.conf entry");
 }
 
 /* Connect, retrying with backoff for a few seconds (a server restarting,
@@ -385,7 +394,8 @@ static int connect_db(pg_store *s, const char *url, as_error *err)
 	if (!opts && strncmp(url, "postgres", 8) != 0) {
 		first_line(perr ? perr : "cannot parse", line, sizeof(line));
 		PQfreemem(perr);
-		return as_error_set(err, AS_EUSAGE, "store %s: %s", s->base.display, line);
+		return as_error_set(err, AS_EUSAGE, "store %s: %s",
+				    s->base.display, line);
 	}
 	PQconninfoFree(opts);
 	PQfreemem(perr);
@@ -393,11 +403,12 @@ static int connect_db(pg_store *s, const char *url, as_error *err)
 		s->conn = PQconnectdbParams(keys, vals, 1);
 		if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
 			return 0;
-		first_line(s->conn ? PQerrorMessage(s->conn) : "out of memory", line,
-			   sizeof(line));
+		first_line(s->conn ? PQerrorMessage(s->conn) : "out of memory",
+			   line, sizeof(line));
 		PQfinish(s->conn);
 		s->conn = NULL;
-		if (permanent_failure(line) || as_mono() + (double)delay / 1000.0 > deadline)
+		if (permanent_failure(line) ||
+		    as_mono() + (double)delay / 1000.0 > deadline)
 			break;
 		as_sleep_ms(delay);
 		delay *= 2;
@@ -414,14 +425,15 @@ static int ensure_schema(pg_store *s, as_error *err)
 {
 	int64_t have;
 
-	if (as_pg_int(s, "SELECT (to_regclass('atomsync_stage_alive') IS NOT NULL "
-			 "AND to_regclass('atomsync_state') IS NOT NULL)::int",
+	if (as_pg_int(s,
+		      "SELECT (to_regclass('atomsync_stage_alive') IS NOT NULL "
+		      "AND to_regclass('atomsync_state') IS NOT NULL)::int",
 		      NULL, &have, "reading the schema", err))
 		return err->code;
 	if (have)
 		return 0;
-	if (as_pg_exec(s, "BEGIN; SELECT pg_advisory_xact_lock(2053462381)", NULL,
-		       NULL, "creating the schema", err) ||
+	if (as_pg_exec(s, "BEGIN; SELECT pg_advisory_xact_lock(2053462381)",
+		       NULL, NULL, "creating the schema", err) ||
 	    as_pg_exec(s, SCHEMA, NULL, NULL, "creating the schema", err) ||
 	    as_pg_commit(s, "creating the schema", err)) {
 		as_pg_rollback(s);
@@ -485,18 +497,24 @@ static int lease_holder(pg_store *s, const char *dataset, int lock, int *busy,
 	*busy = 0;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
-	if (as_pg_exec(s, lock ? "SELECT owner, (expires_at > clock_timestamp())::int, "
-				 ISO("expires_at") " FROM atomsync_leases "
-				 "WHERE dataset = $1 FOR UPDATE"
-			       : "SELECT owner, (expires_at > clock_timestamp())::int, "
-				 ISO("expires_at") " FROM atomsync_leases "
-				 "WHERE dataset = $1", &p, &res, "reading lease", err))
+	if (as_pg_exec(
+		    s,
+		    lock ? "SELECT owner, (expires_at > clock_timestamp())::int, " ISO(
+				   "expires_at") " FROM atomsync_leases "
+						 "WHERE dataset = $1 FOR UPDATE"
+			 : "SELECT owner, (expires_at > clock_timestamp())::int, " ISO(
+				   "expires_at") " FROM atomsync_leases "
+						 "WHERE dataset = $1",
+		    &p, &res, "reading lease", err))
 		return err->code;
-	holder = PQntuples(res) && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL;
+	holder = PQntuples(res) && !PQgetisnull(res, 0, 0)
+			 ? PQgetvalue(res, 0, 0)
+			 : NULL;
 	if (holder && cell_int(res, 0, 1) && !as_owner_is_dead(holder)) {
-		as_error_set(err, AS_ELEASE, "dataset %s is being run by %s (lease "
-			     "expires %s); nothing done", dataset, holder,
-			     PQgetvalue(res, 0, 2));
+		as_error_set(err, AS_ELEASE,
+			     "dataset %s is being run by %s (lease "
+			     "expires %s); nothing done",
+			     dataset, holder, PQgetvalue(res, 0, 2));
 		*busy = 1;
 	}
 	PQclear(res);
@@ -521,9 +539,11 @@ static int pg_lease_acquire(as_store *st, const char *dataset,
 	as_pg_drain(s, NULL);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
-	if (as_pg_exec(s, "INSERT INTO atomsync_leases(dataset, token, expires_at) "
-			  "VALUES($1, 0, '-infinity') ON CONFLICT (dataset) DO NOTHING",
-		       &p, NULL, "taking lease", err))
+	if (as_pg_exec(
+		    s,
+		    "INSERT INTO atomsync_leases(dataset, token, expires_at) "
+		    "VALUES($1, 0, '-infinity') ON CONFLICT (dataset) DO NOTHING",
+		    &p, NULL, "taking lease", err))
 		return err->code;
 	if (as_pg_exec(s, "BEGIN; SET LOCAL lock_timeout = '60s'", NULL, NULL,
 		       "taking lease", err))
@@ -533,11 +553,13 @@ static int pg_lease_acquire(as_store *st, const char *dataset,
 		goto fail;
 	as_pg_param_text(&p, owner);
 	as_pg_param_int(&p, ttl_ms);
-	if (as_pg_exec(s, "UPDATE atomsync_leases SET owner = $2, token = token + 1, "
-			  "acquired_at = clock_timestamp(), expires_at = "
-			  "clock_timestamp() + $3::bigint * interval '1 millisecond' "
-			  "WHERE dataset = $1 RETURNING token", &p, &res,
-		       "taking lease", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_leases SET owner = $2, token = token + 1, "
+		    "acquired_at = clock_timestamp(), expires_at = "
+		    "clock_timestamp() + $3::bigint * interval '1 millisecond' "
+		    "WHERE dataset = $1 RETURNING token",
+		    &p, &res, "taking lease", err))
 		goto fail;
 	*token = cell_int(res, 0, 0);
 	PQclear(res);
@@ -546,14 +568,16 @@ static int pg_lease_acquire(as_store *st, const char *dataset,
 	return 0;
 fail:
 	if (strcmp(err->sqlstate, "55P03") == 0)
-		as_error_set(err, AS_ELEASE, "dataset %s: its lease stayed locked by "
-			     "another worker's transaction; nothing done", dataset);
+		as_error_set(err, AS_ELEASE,
+			     "dataset %s: its lease stayed locked by "
+			     "another worker's transaction; nothing done",
+			     dataset);
 	as_pg_rollback(s);
 	return err->code;
 }
 
-int as_pg_fence(pg_store *s, const char *dataset, int64_t token,
-		int64_t ttl_ms, as_error *err)
+int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
+		as_error *err)
 {
 	as_pg_params p;
 	PGresult *res;
@@ -563,19 +587,22 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token,
 	as_pg_param_text(&p, dataset);
 	as_pg_param_int(&p, token);
 	as_pg_param_int(&p, ttl_ms);
-	if (as_pg_exec(s, "UPDATE atomsync_leases SET expires_at = clock_timestamp() "
-			  "+ $3::bigint * interval '1 millisecond' WHERE dataset = $1 "
-			  "AND token = $2 AND owner IS NOT NULL", &p, &res,
-		       "checking lease", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_leases SET expires_at = clock_timestamp() "
+		    "+ $3::bigint * interval '1 millisecond' WHERE dataset = $1 "
+		    "AND token = $2 AND owner IS NOT NULL",
+		    &p, &res, "checking lease", err))
 		return AS_ESTORE;
 	n = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	if (n != 1)
-		return as_error_set(err, AS_EFENCED,
-				    "dataset %s: this worker's lease (token %lld) "
-				    "was taken over by another worker; nothing "
-				    "more is committed by this run",
-				    dataset, (long long)token);
+		return as_error_set(
+			err, AS_EFENCED,
+			"dataset %s: this worker's lease (token %lld) "
+			"was taken over by another worker; nothing "
+			"more is committed by this run",
+			dataset, (long long)token);
 	return 0;
 }
 
@@ -595,9 +622,11 @@ static int pg_lease_release(as_store *st, const char *dataset, int64_t token,
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
 	as_pg_param_int(&p, token);
-	return as_pg_exec(s, "UPDATE atomsync_leases SET owner = NULL, expires_at = "
-			     "'-infinity' WHERE dataset = $1 AND token = $2", &p,
-			  NULL, "releasing lease", err);
+	return as_pg_exec(
+		s,
+		"UPDATE atomsync_leases SET owner = NULL, expires_at = "
+		"'-infinity' WHERE dataset = $1 AND token = $2",
+		&p, NULL, "releasing lease", err);
 }
 
 /* ---- run records ---- */
@@ -614,7 +643,8 @@ static void pg_run_free(as_store *st, as_run_ctx *rc)
 	    PQtransactionStatus(s->conn) == PQTRANS_IDLE) {
 		as_buf b = AS_BUF_INIT;
 
-		as_buf_printf(&b, "DROP TABLE IF EXISTS pg_temp.%s", r->batch_q);
+		as_buf_printf(&b, "DROP TABLE IF EXISTS pg_temp.%s",
+			      r->batch_q);
 		PQclear(PQexec(s->conn, as_buf_cstr(&b)));
 		as_buf_free(&b);
 	}
@@ -636,15 +666,17 @@ int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err)
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS ");
 	as_buf_add_ident(&b, stage);
-	if (as_pg_exec_buf(s, &b, NULL, NULL, "dropping a staging table", err)) {
+	if (as_pg_exec_buf(s, &b, NULL, NULL, "dropping a staging table",
+			   err)) {
 		as_buf_free(&b);
 		return err->code;
 	}
 	as_buf_free(&b);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, stage);
-	return as_pg_exec(s, "DELETE FROM atomsync_stage_alive WHERE stage_table = $1",
-			  &p, NULL, "dropping a staging table", err);
+	return as_pg_exec(
+		s, "DELETE FROM atomsync_stage_alive WHERE stage_table = $1",
+		&p, NULL, "dropping a staging table", err);
 }
 
 /* Drop staging tables no dataset refers to (left by a crash after a
@@ -654,22 +686,25 @@ static int drop_orphans(pg_store *s, as_error *err)
 	PGresult *res;
 	int rc = 0;
 
-	if (as_pg_exec(s, "SELECT c.relname FROM pg_class c "
-			  "WHERE c.relnamespace = current_schema()::regnamespace "
-			  "AND c.relkind = 'r' AND c.relname LIKE "
-			  "'\\_atomsync\\_stage\\_%' AND c.relname NOT IN "
-			  "(SELECT stage_table FROM atomsync_state "
-			  "WHERE stage_table IS NOT NULL) LIMIT 64", NULL, &res,
-		       "finding orphaned staging", err))
+	if (as_pg_exec(s,
+		       "SELECT c.relname FROM pg_class c "
+		       "WHERE c.relnamespace = current_schema()::regnamespace "
+		       "AND c.relkind = 'r' AND c.relname LIKE "
+		       "'\\_atomsync\\_stage\\_%' AND c.relname NOT IN "
+		       "(SELECT stage_table FROM atomsync_state "
+		       "WHERE stage_table IS NOT NULL) LIMIT 64",
+		       NULL, &res, "finding orphaned staging", err))
 		return err->code;
 	for (int i = 0; !rc && i < PQntuples(res); i++)
 		rc = as_pg_drop_stage(s, PQgetvalue(res, i, 0), err);
 	PQclear(res);
 	if (!rc)
-		rc = as_pg_exec(s, "DELETE FROM atomsync_stage_alive WHERE stage_table "
-				   "NOT IN (SELECT stage_table FROM atomsync_state "
-				   "WHERE stage_table IS NOT NULL)", NULL, NULL,
-				"finding orphaned staging", err);
+		rc = as_pg_exec(
+			s,
+			"DELETE FROM atomsync_stage_alive WHERE stage_table "
+			"NOT IN (SELECT stage_table FROM atomsync_state "
+			"WHERE stage_table IS NOT NULL)",
+			NULL, NULL, "finding orphaned staging", err);
 	return rc;
 }
 
@@ -679,12 +714,14 @@ static int clear_stage_state(pg_store *s, const char *dataset, as_error *err)
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
-	return as_pg_exec(s, "UPDATE atomsync_state SET stage_table = NULL, "
-			     "stage_run = NULL, stage_last_run = NULL, "
-			     "stage_base = NULL, stage_fingerprint = NULL, "
-			     "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
-			     "stage_rejected = 0 WHERE dataset = $1", &p, NULL,
-			  "clearing staging", err);
+	return as_pg_exec(
+		s,
+		"UPDATE atomsync_state SET stage_table = NULL, "
+		"stage_run = NULL, stage_last_run = NULL, "
+		"stage_base = NULL, stage_fingerprint = NULL, "
+		"stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
+		"stage_rejected = 0 WHERE dataset = $1",
+		&p, NULL, "clearing staging", err);
 }
 
 /* Decide from the state row whether this run continues the staging. */
@@ -699,18 +736,21 @@ static int read_state(pg_store *s, as_run_ctx *rc, char **stage,
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(s, "SELECT published_run, cursor, stage_table, "
-			  "stage_last_run, stage_base, stage_fingerprint, stage_key, "
-			  "checkpoint, stage_seen, stage_rejected, "
-			  "(to_regclass(quote_ident(stage_table)) IS NOT NULL AND "
-			  "EXISTS (SELECT 1 FROM atomsync_stage_alive a "
-			  "WHERE a.stage_table = s.stage_table))::int "
-			  "FROM atomsync_state s WHERE dataset = $1 FOR UPDATE",
-		       &p, &res, "reading state", err))
+	if (as_pg_exec(
+		    s,
+		    "SELECT published_run, cursor, stage_table, "
+		    "stage_last_run, stage_base, stage_fingerprint, stage_key, "
+		    "checkpoint, stage_seen, stage_rejected, "
+		    "(to_regclass(quote_ident(stage_table)) IS NOT NULL AND "
+		    "EXISTS (SELECT 1 FROM atomsync_stage_alive a "
+		    "WHERE a.stage_table = s.stage_table))::int "
+		    "FROM atomsync_state s WHERE dataset = $1 FOR UPDATE",
+		    &p, &res, "reading state", err))
 		return err->code;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
-		return as_error_set(err, AS_ESTORE, "postgres: dataset %s: no state row",
+		return as_error_set(err, AS_ESTORE,
+				    "postgres: dataset %s: no state row",
 				    t->dataset);
 	}
 	rc->cursor = cell_dup(res, 0, 1);
@@ -730,7 +770,8 @@ static int read_state(pg_store *s, as_run_ctx *rc, char **stage,
 		} else {
 			as_warn("dataset %s: the staging of run %lld was lost in a "
 				"database server crash (staging tables are unlogged); "
-				"starting over", t->dataset, (long long)*last_run);
+				"starting over",
+				t->dataset, (long long)*last_run);
 		}
 	}
 	PQclear(res);
@@ -764,17 +805,20 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		goto fail;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(s, "UPDATE atomsync_runs SET status = 'failed', "
-			  "finished_at = now(), error = 'interrupted: the worker "
-			  "stopped before finishing (killed, crashed or lost its "
-			  "connection); nothing was published' "
-			  "WHERE dataset = $1 AND status IN ('active', 'publishing')",
-		       &p, NULL, "recording interrupted runs", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'failed', "
+		    "finished_at = now(), error = 'interrupted: the worker "
+		    "stopped before finishing (killed, crashed or lost its "
+		    "connection); nothing was published' "
+		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
+		    &p, NULL, "recording interrupted runs", err))
 		goto fail;
 	as_pg_param_text(&p, t->table);
 	as_pg_param_text(&p, as_mode_name(t->mode));
-	if (as_pg_exec(s, "INSERT INTO atomsync_state(dataset, table_name, mode) "
-			  "VALUES($1, $2, $3) ON CONFLICT (dataset) DO NOTHING",
+	if (as_pg_exec(s,
+		       "INSERT INTO atomsync_state(dataset, table_name, mode) "
+		       "VALUES($1, $2, $3) ON CONFLICT (dataset) DO NOTHING",
 		       &p, NULL, "creating state", err))
 		goto fail;
 	if (read_state(s, rc, &stage, &last_run, &resume, err))
@@ -803,10 +847,12 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		as_pg_param_text(&p, NULL);
 	as_pg_param_int(&p, rc->token);
 	as_pg_param_text(&p, rc->owner);
-	if (as_pg_exec(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-			  "started_at, resumed_from, lease_token, owner) "
-			  "VALUES($1, $2, $3, 'active', now(), $4, $5, $6) "
-			  "RETURNING run_id", &p, &res, "recording run", err))
+	if (as_pg_exec(s,
+		       "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		       "started_at, resumed_from, lease_token, owner) "
+		       "VALUES($1, $2, $3, 'active', now(), $4, $5, $6) "
+		       "RETURNING run_id",
+		       &p, &res, "recording run", err))
 		goto fail;
 	rc->run_id = cell_int(res, 0, 0);
 	PQclear(res);
@@ -816,8 +862,10 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		as_pg_params_init(&p);
 		as_pg_param_text(&p, t->dataset);
 		as_pg_param_int(&p, rc->run_id);
-		if (as_pg_exec(s, "UPDATE atomsync_state SET stage_last_run = $2 "
-				  "WHERE dataset = $1", &p, NULL, "adopting staging", err))
+		if (as_pg_exec(s,
+			       "UPDATE atomsync_state SET stage_last_run = $2 "
+			       "WHERE dataset = $1",
+			       &p, NULL, "adopting staging", err))
 			goto fail;
 		r->stage = stage;
 		r->stage_q = as_quote_ident(stage);
@@ -849,7 +897,8 @@ static int pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
 	as_error_clear(&ferr);
-	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms, &ferr)) {
+	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms,
+			&ferr)) {
 		as_pg_rollback(s);
 		if (ferr.code == AS_EFENCED)
 			return 0;
@@ -862,10 +911,12 @@ static int pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	as_pg_param_text(&p, error);
 	as_pg_param_int(&p, rc->seen);
 	as_pg_param_int(&p, rc->rejected);
-	if (as_pg_exec(s, "UPDATE atomsync_runs SET status = $2, finished_at = now(), "
-			  "error = $3, seen = $4, rejected = $5 WHERE run_id = $1 "
-			  "AND status IN ('active', 'publishing')", &p, NULL,
-		       "recording run end", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_runs SET status = $2, finished_at = now(), "
+		    "error = $3, seen = $4, rejected = $5 WHERE run_id = $1 "
+		    "AND status IN ('active', 'publishing')",
+		    &p, NULL, "recording run end", err))
 		goto fail;
 	/* A refused run starts over next time: its delivery was judged. */
 	if (strcmp(status, "refused") == 0 && r && r->stage) {
@@ -873,10 +924,11 @@ static int pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
 			goto fail;
 		as_pg_params_init(&p);
 		as_pg_param_text(&p, rc->table->dataset);
-		if (as_pg_exec(s, "UPDATE atomsync_state SET stage_table = NULL, "
-				  "checkpoint = NULL, stage_seen = 0, "
-				  "stage_rejected = 0 WHERE dataset = $1", &p, NULL,
-			       "clearing staging", err))
+		if (as_pg_exec(s,
+			       "UPDATE atomsync_state SET stage_table = NULL, "
+			       "checkpoint = NULL, stage_seen = 0, "
+			       "stage_rejected = 0 WHERE dataset = $1",
+			       &p, NULL, "clearing staging", err))
 			goto fail;
 	}
 	return as_pg_commit(s, "recording run end", err);
@@ -901,11 +953,12 @@ static int check_table(pg_store *s, as_table *t, const char *name,
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, name);
-	if (as_pg_exec(s, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-			  "FROM pg_attribute a WHERE a.attrelid = "
-			  "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-			  "a.attisdropped ORDER BY a.attnum", &p, &res,
-		       "reading table schema", err))
+	if (as_pg_exec(s,
+		       "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+		       "FROM pg_attribute a WHERE a.attrelid = "
+		       "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+		       "a.attisdropped ORDER BY a.attnum",
+		       &p, &res, "reading table schema", err))
 		return err->code;
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
@@ -934,15 +987,18 @@ static int check_table(pg_store *s, as_table *t, const char *name,
 		as_buf want = AS_BUF_INIT;
 
 		for (size_t k = 0; k < t->ncols; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", t->cols[k].name,
+			as_buf_printf(&want, "%s%s %s", k ? ", " : "",
+				      t->cols[k].name,
 				      t->cols[k].type == AS_TYPE_AUTO
-					      ? "?" : as_pg_type(t->cols[k].type));
-		as_error_set(err, AS_EUSAGE,
-			     "table %s exists but does not have the columns the "
-			     "dataset maps (%s, then _atomsync_run, _atomsync_hash, "
-			     "_atomsync_line); "
-			     "rename the table or migrate it",
-			     name, as_buf_cstr(&want));
+					      ? "?"
+					      : as_pg_type(t->cols[k].type));
+		as_error_set(
+			err, AS_EUSAGE,
+			"table %s exists but does not have the columns the "
+			"dataset maps (%s, then _atomsync_run, _atomsync_hash, "
+			"_atomsync_line); "
+			"rename the table or migrate it",
+			name, as_buf_cstr(&want));
 		as_buf_free(&want);
 		return AS_EUSAGE;
 	}
@@ -989,8 +1045,10 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 
 		if (check_table(s, t, t->table, err))
 			return err->code;
-		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int", r->live_q);
-		rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table", err);
+		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int",
+			      r->live_q);
+		rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table",
+				    err);
 		as_buf_free(&b);
 		if (rc2)
 			return rc2;
@@ -1006,14 +1064,16 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		as_table_key_list(t, key, sizeof(key));
 		if (as_pg_begin(s, 0, err))
 			return err->code;
-		if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err) ||
+		if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms,
+				err) ||
 		    as_pg_create_table(s, t, name, 1, err))
 			goto fail;
 		as_pg_params_init(&p);
 		as_pg_param_text(&p, name);
-		if (as_pg_exec(s, "INSERT INTO atomsync_stage_alive VALUES($1) "
-				  "ON CONFLICT DO NOTHING", &p, NULL,
-			       "recording staging", err))
+		if (as_pg_exec(s,
+			       "INSERT INTO atomsync_stage_alive VALUES($1) "
+			       "ON CONFLICT DO NOTHING",
+			       &p, NULL, "recording staging", err))
 			goto fail;
 		as_pg_params_init(&p);
 		as_pg_param_text(&p, t->dataset);
@@ -1023,16 +1083,19 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		as_pg_param_text(&p, key);
 		as_pg_param_text(&p, t->table);
 		as_pg_param_text(&p, as_mode_name(t->mode));
-		if (as_pg_exec(s, "UPDATE atomsync_state SET stage_table = $2, "
-				  "stage_run = $3, stage_last_run = $3, "
-				  "stage_base = published_run, stage_fingerprint = $4, "
-				  "stage_key = $5, checkpoint = NULL, stage_seen = 0, "
-				  "stage_rejected = 0, table_name = $6, mode = $7 "
-				  "WHERE dataset = $1 RETURNING stage_base", &p, &res,
-			       "recording staging", err))
+		if (as_pg_exec(
+			    s,
+			    "UPDATE atomsync_state SET stage_table = $2, "
+			    "stage_run = $3, stage_last_run = $3, "
+			    "stage_base = published_run, stage_fingerprint = $4, "
+			    "stage_key = $5, checkpoint = NULL, stage_seen = 0, "
+			    "stage_rejected = 0, table_name = $6, mode = $7 "
+			    "WHERE dataset = $1 RETURNING stage_base",
+			    &p, &res, "recording staging", err))
 			goto fail;
 		if (PQntuples(res) != 1) {
-			as_error_set(err, AS_ESTORE, "postgres: dataset %s: no state row",
+			as_error_set(err, AS_ESTORE,
+				     "postgres: dataset %s: no state row",
 				     t->dataset);
 			goto fail;
 		}
@@ -1062,7 +1125,8 @@ static int pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	as_pg_drain(s, NULL);
 	if (as_pg_begin(s, 0, err))
 		return err->code;
-	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
+	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms,
+			err))
 		goto fail;
 	if (r->stage && as_pg_drop_stage(s, r->stage, err))
 		goto fail;
@@ -1070,8 +1134,10 @@ static int pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 		goto fail;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
-	if (as_pg_exec(s, "UPDATE atomsync_runs SET resumed_from = NULL "
-			  "WHERE run_id = $1", &p, NULL, "discarding staging", err))
+	if (as_pg_exec(s,
+		       "UPDATE atomsync_runs SET resumed_from = NULL "
+		       "WHERE run_id = $1",
+		       &p, NULL, "discarding staging", err))
 		goto fail;
 	if (as_pg_commit(s, "discarding staging", err))
 		goto fail;
@@ -1107,7 +1173,8 @@ static int pg_runs_list(as_store *st, const char *dataset, size_t limit,
 	*out = NULL;
 	*n = 0;
 	as_pg_params_init(&p);
-	as_buf_printf(&sql, "SELECT %s FROM atomsync_runs %s ORDER BY run_id DESC",
+	as_buf_printf(&sql,
+		      "SELECT %s FROM atomsync_runs %s ORDER BY run_id DESC",
 		      RUN_COLS, dataset ? "WHERE dataset = $1" : "");
 	if (dataset)
 		as_pg_param_text(&p, dataset);
@@ -1182,13 +1249,15 @@ static int pg_status(as_store *st, as_dataset_status **out, size_t *n,
 	as_pg_drain(s, NULL);
 	*out = NULL;
 	*n = 0;
-	if (as_pg_exec(s, "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
-			  "s.cursor, (s.checkpoint IS NOT NULL)::int, "
-			  "CASE WHEN l.expires_at > clock_timestamp() THEN l.owner END, "
-			  "extract(epoch FROM l.expires_at) "
-			  "FROM atomsync_state s LEFT JOIN atomsync_leases l "
-			  "ON l.dataset = s.dataset ORDER BY s.dataset", NULL, &res,
-		       "reading status", err))
+	if (as_pg_exec(
+		    s,
+		    "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
+		    "s.cursor, (s.checkpoint IS NOT NULL)::int, "
+		    "CASE WHEN l.expires_at > clock_timestamp() THEN l.owner END, "
+		    "extract(epoch FROM l.expires_at) "
+		    "FROM atomsync_state s LEFT JOIN atomsync_leases l "
+		    "ON l.dataset = s.dataset ORDER BY s.dataset",
+		    NULL, &res, "reading status", err))
 		return err->code;
 	rows = PQntuples(res);
 	if (rows > 0 && !(v = calloc((size_t)rows, sizeof(*v)))) {
@@ -1206,8 +1275,10 @@ static int pg_status(as_store *st, as_dataset_status **out, size_t *n,
 		d->cursor = cell_dup(res, i, 4);
 		d->resumable = (int)cell_int(res, i, 5);
 		d->lease_owner = cell_dup(res, i, 6);
-		d->lease_expires = PQgetisnull(res, i, 7) || exp[0] == '-' ||
-					   exp[0] == 'I' ? 0 : strtod(exp, NULL);
+		d->lease_expires =
+			PQgetisnull(res, i, 7) || exp[0] == '-' || exp[0] == 'I'
+				? 0
+				: strtod(exp, NULL);
 		d->rows = -1;
 	}
 	PQclear(res);

@@ -52,8 +52,9 @@ static int exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 
 static as_type type_of_pg(const char *decl)
 {
-	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL, AS_TYPE_TEXT,
-					AS_TYPE_BOOLEAN, AS_TYPE_JSON, AS_TYPE_TIMESTAMP};
+	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL,
+					AS_TYPE_TEXT,	 AS_TYPE_BOOLEAN,
+					AS_TYPE_JSON,	 AS_TYPE_TIMESTAMP};
 
 	for (size_t i = 0; decl && i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(decl, as_pg_type(types[i])) == 0)
@@ -84,11 +85,13 @@ static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 	n = as_hist_layout(h, t, &TYPES, names, types);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, h->name);
-	if ((rc = as_pg_exec(s, "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-			     "FROM pg_attribute a WHERE a.attrelid = "
-			     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-			     "a.attisdropped ORDER BY a.attnum", &p, &res,
-			     "reading the history table", err)))
+	if ((rc = as_pg_exec(
+		     s,
+		     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+		     "FROM pg_attribute a WHERE a.attrelid = "
+		     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+		     "a.attisdropped ORDER BY a.attnum",
+		     &p, &res, "reading the history table", err)))
 		goto done;
 	rows = (size_t)PQntuples(res);
 	for (size_t i = 0; i < rows && i < n; i++) {
@@ -100,9 +103,11 @@ static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 		} else if (strcmp(types[i], ct) != 0) {
 			/* A column of no declared type takes the history's. */
 			as_col *c = i >= off && i - off < h->ncols
-					    ? &t->cols[h->cols[i - off]] : NULL;
+					    ? &t->cols[h->cols[i - off]]
+					    : NULL;
 
-			if (c && c->type == AS_TYPE_AUTO && type_of_pg(ct) != AS_TYPE_AUTO)
+			if (c && c->type == AS_TYPE_AUTO &&
+			    type_of_pg(ct) != AS_TYPE_AUTO)
 				c->type = type_of_pg(ct);
 			else
 				ok = 0;
@@ -110,13 +115,16 @@ static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 	}
 	if (!ok || rows != n) {
 		for (size_t k = 0; k < n; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k], types[k]);
-		rc = as_error_set(err, AS_EUSAGE,
-				  "table %s exists but does not hold the %s history "
-				  "dataset %s now writes (%s); rename or drop it, or "
-				  "restore the dataset's earlier columns and history "
-				  "settings", h->name, as_hist_kind_name(h->kind), t->dataset,
-				  as_buf_cstr(&want));
+			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k],
+				      types[k]);
+		rc = as_error_set(
+			err, AS_EUSAGE,
+			"table %s exists but does not hold the %s history "
+			"dataset %s now writes (%s); rename or drop it, or "
+			"restore the dataset's earlier columns and history "
+			"settings",
+			h->name, as_hist_kind_name(h->kind), t->dataset,
+			as_buf_cstr(&want));
 	}
 done:
 	PQclear(res);
@@ -128,7 +136,8 @@ done:
 
 /* The metadata table and the history table with its indexes, created on
  * first use; an existing history table must have this shape. */
-static int hist_ensure(pg_store *s, const as_hist *h, as_table *t, as_error *err)
+static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
+		       as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -145,9 +154,10 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t, as_error *err
 	/* Concurrent first publishes serialize on the schema's advisory
 	 * lock (CREATE IF NOT EXISTS races on the catalog). */
 	if (!exists &&
-	    ((rc = as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)", NULL, NULL,
-			      "creating the history", err)) ||
-	     (rc = as_pg_exec(s, META_SQL, NULL, NULL, "creating the history", err))))
+	    ((rc = as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)",
+			      NULL, NULL, "creating the history", err)) ||
+	     (rc = as_pg_exec(s, META_SQL, NULL, NULL, "creating the history",
+			      err))))
 		goto done;
 	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
 		goto done;
@@ -160,7 +170,9 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t, as_error *err
 	for (size_t i = 0; i < n; i++) {
 		as_buf_add_ident(&b, names[i]);
 		as_buf_printf(&b, " %s%s, ", types[i],
-			      i == 0 || (i >= off && i < off + t->nkey) ? " NOT NULL" : "");
+			      i == 0 || (i >= off && i < off + t->nkey)
+				      ? " NOT NULL"
+				      : "");
 	}
 	/* Snapshot rows are written and pruned a run at a time: the run leads
 	 * the key.  SCD2 versions are found by their record's key. */
@@ -173,17 +185,20 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t, as_error *err
 		as_pg_key_list(&b, t, NULL);
 		as_buf_adds(&b, "))");
 	}
-	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history", err)))
+	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
+				 err)))
 		goto done;
 	if (h->kind == AS_HISTORY_SCD2) {
-		/* Retention, and finding the open versions, go by valid_to_run. */
+		/* Retention, and finding the open versions, go by valid_to_run.
+		 */
 		char *idx = as_sprintf("%s_valid_to", h->name);
 
 		as_buf_adds(&b, "CREATE INDEX ");
 		as_buf_add_ident(&b, idx);
 		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
 		free(idx);
-		rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history", err);
+		rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
+				    err);
 	}
 done:
 	free(names);
@@ -208,13 +223,16 @@ static int meta_read(pg_store *s, const char *dataset, hist_meta *m,
 	int exists, rc;
 
 	memset(m, 0, sizeof(*m));
-	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)) || !exists)
+	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)) ||
+	    !exists)
 		return rc;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
-	if ((rc = as_pg_exec(s, "SELECT kind, columns, restorable::int, first_run, "
-			     "last_run FROM atomsync_history WHERE dataset = $1", &p,
-			     &res, "reading history metadata", err)))
+	if ((rc = as_pg_exec(
+		     s,
+		     "SELECT kind, columns, restorable::int, first_run, "
+		     "last_run FROM atomsync_history WHERE dataset = $1",
+		     &p, &res, "reading history metadata", err)))
 		return rc;
 	if (PQntuples(res) == 1) {
 		m->found = 1;
@@ -235,8 +253,10 @@ static int published_run(pg_store *s, const char *dataset, int64_t *out,
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
-	return as_pg_int(s, "SELECT published_run FROM atomsync_state WHERE dataset = $1",
-			 &p, out, "reading state", err);
+	return as_pg_int(
+		s,
+		"SELECT published_run FROM atomsync_state WHERE dataset = $1",
+		&p, out, "reading state", err);
 }
 
 /*
@@ -255,18 +275,24 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 	int ret = 0;
 
 	if (c->deleted > 0) {
-		as_buf_printf(&b, "UPDATE %s AS hv SET \"valid_to_run\" = $1 WHERE "
-			      "hv.\"valid_to_run\" IS NULL AND NOT EXISTS (SELECT 1 "
-			      "FROM %s AS l WHERE ", h->q, r->live_q);
+		as_buf_printf(
+			&b,
+			"UPDATE %s AS hv SET \"valid_to_run\" = $1 WHERE "
+			"hv.\"valid_to_run\" IS NULL AND NOT EXISTS (SELECT 1 "
+			"FROM %s AS l WHERE ",
+			h->q, r->live_q);
 		as_pg_key_match(&b, t, "l", "hv");
 		as_buf_adds(&b, ")");
-		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: deleted rows", err)))
+		if ((ret = exec_run(s, &b, rc->run_id, NULL,
+				    "history: deleted rows", err)))
 			goto done;
 	}
 	if (!rows_q)
 		goto done;
-	as_buf_printf(&b, "UPDATE %s AS hv SET \"valid_to_run\" = $1 FROM %s AS sr "
-		      "JOIN %s AS l ON ", h->q, rows_q, r->live_q);
+	as_buf_printf(&b,
+		      "UPDATE %s AS hv SET \"valid_to_run\" = $1 FROM %s AS sr "
+		      "JOIN %s AS l ON ",
+		      h->q, rows_q, r->live_q);
 	as_pg_key_match(&b, t, "sr", "l");
 	as_buf_adds(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND "
 			"hv.\"valid_to_run\" IS NULL AND ");
@@ -275,14 +301,17 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 	add_row_tuple(&b, t, "hv");
 	as_buf_adds(&b, " IS DISTINCT FROM ");
 	add_row_tuple(&b, t, "l");
-	if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: changed rows", err)))
+	if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: changed rows",
+			    err)))
 		goto done;
 	as_buf_printf(&b, "INSERT INTO %s SELECT $1, NULL, ", h->q);
 	as_hist_add_content(&b, h, t, "l");
 	as_buf_printf(&b, " FROM %s AS sr JOIN %s AS l ON ", rows_q, r->live_q);
 	as_pg_key_match(&b, t, "sr", "l");
-	as_buf_printf(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND NOT EXISTS "
-		      "(SELECT 1 FROM %s AS hv WHERE ", h->q);
+	as_buf_printf(&b,
+		      " WHERE sr.\"_atomsync_run\" IS NOT NULL AND NOT EXISTS "
+		      "(SELECT 1 FROM %s AS hv WHERE ",
+		      h->q);
 	as_pg_key_match(&b, t, "hv", "l");
 	as_buf_adds(&b, " AND hv.\"valid_to_run\" IS NULL)");
 	ret = exec_run(s, &b, rc->run_id, NULL, "history: new versions", err);
@@ -306,10 +335,13 @@ static int keep_from(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		as_pg_param_int(&p, first);
 		as_pg_param_int(&p, rc->run_id);
 		as_pg_param_int(&p, po->history_keep_runs - 1);
-		if (as_pg_int(s, "SELECT run_id FROM atomsync_runs WHERE dataset = $1 "
-			      "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
-			      "AND kind IN ('sync', 'rollback'))) ORDER BY run_id DESC "
-			      "LIMIT 1 OFFSET $4", &p, &v, "history retention", err))
+		if (as_pg_int(
+			    s,
+			    "SELECT run_id FROM atomsync_runs WHERE dataset = $1 "
+			    "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
+			    "AND kind IN ('sync', 'rollback'))) ORDER BY run_id DESC "
+			    "LIMIT 1 OFFSET $4",
+			    &p, &v, "history retention", err))
 			return err->code;
 		*cutoff = v;
 	}
@@ -319,11 +351,13 @@ static int keep_from(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		as_pg_param_int(&p, first);
 		as_pg_param_int(&p, rc->run_id);
 		as_pg_param_int(&p, po->history_keep_ms);
-		if (as_pg_int(s, "SELECT min(run_id) FROM atomsync_runs WHERE dataset = $1 "
-			      "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
-			      "AND kind IN ('sync', 'rollback') AND finished_at >= "
-			      "clock_timestamp() - $4::bigint * interval '1 millisecond'))",
-			      &p, &v, "history retention", err))
+		if (as_pg_int(
+			    s,
+			    "SELECT min(run_id) FROM atomsync_runs WHERE dataset = $1 "
+			    "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
+			    "AND kind IN ('sync', 'rollback') AND finished_at >= "
+			    "clock_timestamp() - $4::bigint * interval '1 millisecond'))",
+			    &p, &v, "history retention", err))
 			return err->code;
 		if (v > *cutoff)
 			*cutoff = v;
@@ -345,23 +379,30 @@ static int prune(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		return 0;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, rc->table->dataset);
-	if ((ret = as_pg_int(s, "SELECT first_run FROM atomsync_history WHERE dataset = $1",
-			     &p, &first, "history retention", err)) ||
-	    (ret = keep_from(s, rc, po, first, &cutoff, err)) || cutoff <= first)
+	if ((ret = as_pg_int(
+		     s,
+		     "SELECT first_run FROM atomsync_history WHERE dataset = $1",
+		     &p, &first, "history retention", err)) ||
+	    (ret = keep_from(s, rc, po, first, &cutoff, err)) ||
+	    cutoff <= first)
 		return ret;
 	/* A version closed at the cutoff was valid only before it. */
 	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= $1", h->q);
+		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= $1",
+			      h->q);
 	else
 		as_buf_printf(&b, "DELETE FROM %s WHERE \"run_id\" < $1", h->q);
 	if ((ret = exec_run(s, &b, cutoff, &gone, "history retention", err)))
 		goto done;
 	as_pg_param_int(&p, cutoff);
-	ret = as_pg_exec(s, "UPDATE atomsync_history SET first_run = $2 WHERE dataset = $1",
-			 &p, NULL, "history retention", err);
+	ret = as_pg_exec(
+		s,
+		"UPDATE atomsync_history SET first_run = $2 WHERE dataset = $1",
+		&p, NULL, "history retention", err);
 	if (!ret)
 		as_debug("%s: history before run %lld pruned (%lld rows)",
-			 rc->table->dataset, (long long)cutoff, (long long)gone);
+			 rc->table->dataset, (long long)cutoff,
+			 (long long)gone);
 done:
 	as_buf_free(&b);
 	return ret;
@@ -401,8 +442,10 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		m.last_run != prev;
 	baseline = reset || c->live_before == 0;
 	if (h.kind == AS_HISTORY_SCD2 && baseline) {
-		as_buf_printf(&b, "UPDATE %s SET \"valid_to_run\" = $1 WHERE "
-			      "\"valid_to_run\" IS NULL", h.q);
+		as_buf_printf(&b,
+			      "UPDATE %s SET \"valid_to_run\" = $1 WHERE "
+			      "\"valid_to_run\" IS NULL",
+			      h.q);
 		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history", err)))
 			goto done;
 	}
@@ -425,14 +468,16 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_pg_param_text(&p, h.full ? "t" : "f");
 	as_pg_param_int(&p, rc->run_id);
 	as_pg_param_text(&p, reset ? "t" : "f");
-	if ((ret = as_pg_exec(s, "INSERT INTO atomsync_history VALUES($1, $2, $3, $4, "
-			      "$5::boolean, $6, $6) ON CONFLICT (dataset) DO UPDATE SET "
-			      "table_name = excluded.table_name, kind = excluded.kind, "
-			      "columns = excluded.columns, restorable = excluded.restorable, "
-			      "first_run = CASE WHEN $7::boolean THEN excluded.first_run "
-			      "ELSE atomsync_history.first_run END, "
-			      "last_run = excluded.last_run", &p, NULL, "recording history",
-			      err)))
+	if ((ret = as_pg_exec(
+		     s,
+		     "INSERT INTO atomsync_history VALUES($1, $2, $3, $4, "
+		     "$5::boolean, $6, $6) ON CONFLICT (dataset) DO UPDATE SET "
+		     "table_name = excluded.table_name, kind = excluded.kind, "
+		     "columns = excluded.columns, restorable = excluded.restorable, "
+		     "first_run = CASE WHEN $7::boolean THEN excluded.first_run "
+		     "ELSE atomsync_history.first_run END, "
+		     "last_run = excluded.last_run",
+		     &p, NULL, "recording history", err)))
 		goto done;
 	ret = prune(s, rc, po, &h, err);
 done:
@@ -452,14 +497,17 @@ int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if (po->history == AS_HISTORY_NONE)
 		return 0;
 	return history_write(s, rc, po, c,
-			     !r->stage ? NULL : r->adopted ? r->live_q : r->stage_q, err);
+			     !r->stage	  ? NULL
+			     : r->adopted ? r->live_q
+					  : r->stage_q,
+			     err);
 }
 
 /* ---- rollback ---- */
 
 /* Why the history cannot restore run n, or 0 when it can. */
-static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
-			as_error *err)
+static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
+			int64_t n, as_error *err)
 {
 	const as_table *t = rc->table;
 	char kind[16] = "", status[16] = "";
@@ -471,8 +519,11 @@ static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, n);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(s, "SELECT kind, status FROM atomsync_runs WHERE run_id = $1 "
-		       "AND dataset = $2", &p, &res, "reading runs", err))
+	if (as_pg_exec(
+		    s,
+		    "SELECT kind, status FROM atomsync_runs WHERE run_id = $1 "
+		    "AND dataset = $2",
+		    &p, &res, "reading runs", err))
 		return err->code;
 	found = PQntuples(res) == 1;
 	if (found) {
@@ -481,53 +532,73 @@ static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n
 	}
 	PQclear(res);
 	if (!found)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: there is no run %lld "
-				    "of this dataset; nothing changed", t->dataset,
-				    (long long)n);
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s: there is no run %lld "
+				    "of this dataset; nothing changed",
+				    t->dataset, (long long)n);
 	if (strcmp(kind, "verify") == 0)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: run %lld is a verify "
-				    "run, which published nothing; name a sync or "
-				    "rollback run; nothing changed", t->dataset, (long long)n);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld is a verify "
+			"run, which published nothing; name a sync or "
+			"rollback run; nothing changed",
+			t->dataset, (long long)n);
 	if (strcmp(status, "completed") != 0)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: run %lld %s; only the "
-				    "state after a completed run can be restored; "
-				    "nothing changed", t->dataset, (long long)n,
-				    strcmp(status, "active") == 0 ? "is still active"
-				    : strcmp(status, "publishing") == 0 ? "is publishing"
-				    : strcmp(status, "refused") == 0 ? "was refused"
-				    : "failed");
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld %s; only the "
+			"state after a completed run can be restored; "
+			"nothing changed",
+			t->dataset, (long long)n,
+			strcmp(status, "active") == 0	    ? "is still active"
+			: strcmp(status, "publishing") == 0 ? "is publishing"
+			: strcmp(status, "refused") == 0    ? "was refused"
+							    : "failed");
 	if ((ret = meta_read(s, t->dataset, &m, err)))
 		return ret;
 	if ((ret = as_pg_table_exists(s, h->name, &exists, err)))
 		goto done;
 	if (!m.found || !exists) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: no history has been "
-				   "recorded yet (it starts with the next run that "
-				   "publishes); nothing changed", t->dataset);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: no history has been "
+			"recorded yet (it starts with the next run that "
+			"publishes); nothing changed",
+			t->dataset);
 	} else if (n < m.first_run) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: the history does not "
-				   "reach back to run %lld (pruned by history_keep, or "
-				   "recorded only since); the oldest run it can restore "
-				   "is %lld; nothing changed", t->dataset, (long long)n,
-				   (long long)m.first_run);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: the history does not "
+			"reach back to run %lld (pruned by history_keep, or "
+			"recorded only since); the oldest run it can restore "
+			"is %lld; nothing changed",
+			t->dataset, (long long)n, (long long)m.first_run);
 	} else if (n > m.last_run) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: run %lld was published "
-				   "while its history was off; the newest run the history "
-				   "can restore is %lld; nothing changed", t->dataset,
-				   (long long)n, (long long)m.last_run);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld was published "
+			"while its history was off; the newest run the history "
+			"can restore is %lld; nothing changed",
+			t->dataset, (long long)n, (long long)m.last_run);
 	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its history was "
-				   "recorded as %s, but the dataset now says history: %s; "
-				   "nothing changed", t->dataset, m.kind,
-				   as_hist_kind_name(h->kind));
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: its history was "
+			"recorded as %s, but the dataset now says history: %s; "
+			"nothing changed",
+			t->dataset, m.kind, as_hist_kind_name(h->kind));
 	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its %s history holds "
-				   "the columns %s%s, but a rollback needs every mapped "
-				   "column (%s)%s; nothing changed", t->dataset, m.kind,
-				   m.columns ? m.columns : "",
-				   m.restorable ? "" : " without their hashes",
-				   h->colnames, strcmp(m.kind, "snapshot") == 0
-				   ? ": omit snapshot_columns, or list them all" : "");
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: its %s history holds "
+			"the columns %s%s, but a rollback needs every mapped "
+			"column (%s)%s; nothing changed",
+			t->dataset, m.kind, m.columns ? m.columns : "",
+			m.restorable ? "" : " without their hashes",
+			h->colnames,
+			strcmp(m.kind, "snapshot") == 0
+				? ": omit snapshot_columns, or list them all"
+				: "");
 	}
 done:
 	free(m.columns);
@@ -563,18 +634,27 @@ static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 		as_buf_add_ident(&b, t->cols[i].name);
 		as_buf_adds(&b, ", ");
 	}
-	as_buf_printf(&b, "NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ", h->q);
+	as_buf_printf(
+		&b,
+		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
+		h->q);
 	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(&b, "\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
-				"OR \"valid_to_run\" > $1)");
+		as_buf_adds(
+			&b,
+			"\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
+			"OR \"valid_to_run\" > $1)");
 	else
 		as_buf_adds(&b, "\"run_id\" = $1");
-	if ((ret = exec_run(s, &b, n, NULL, "rollback: reading the history", err)) ||
+	if ((ret = exec_run(s, &b, n, NULL, "rollback: reading the history",
+			    err)) ||
 	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
 			      "rollback: target", err)))
 		goto done;
-	as_buf_printf(&b, "UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
-		      "WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ", r->live_q);
+	as_buf_printf(
+		&b,
+		"UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
+		"WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ",
+		r->live_q);
 	as_pg_key_match(&b, t, "l", "tt");
 	as_buf_adds(&b, " AND ");
 	add_row_tuple(&b, t, "l");
@@ -599,20 +679,26 @@ static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
 	int ret;
 
 	as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-	if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before, "rollback: counting", err)) ||
-	    (ret = as_pg_exec(s, "SELECT count(*), count(\"_atomsync_run\") FROM "
-			      "pg_temp._atomsync_target", NULL, &res, "rollback: counting",
-			      err)))
+	if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before,
+				 "rollback: counting", err)) ||
+	    (ret = as_pg_exec(s,
+			      "SELECT count(*), count(\"_atomsync_run\") FROM "
+			      "pg_temp._atomsync_target",
+			      NULL, &res, "rollback: counting", err)))
 		goto done;
 	S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	C = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	as_buf_printf(&b, "SELECT count(*) FROM pg_temp._atomsync_target AS tt WHERE "
-		      "\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-		      "%s AS l WHERE ", r->live_q);
+	as_buf_printf(
+		&b,
+		"SELECT count(*) FROM pg_temp._atomsync_target AS tt WHERE "
+		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+		"%s AS l WHERE ",
+		r->live_q);
 	as_pg_key_match(&b, t, "l", "tt");
 	as_buf_adds(&b, ")");
-	if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted, "rollback: counting", err)))
+	if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted,
+				 "rollback: counting", err)))
 		goto done;
 	c->seen = S;
 	c->updated = C - c->inserted;
@@ -646,18 +732,25 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 		as_buf_adds(&cols, i ? ", " : "");
 		as_buf_add_ident(&cols, t->cols[i].name);
 	}
-	as_buf_printf(&b, "CREATE TEMP TABLE _atomsync_changed ON COMMIT DROP AS "
-		      "SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM %s AS l WHERE ",
-		      as_buf_cstr(&cols), r->live_q);
+	as_buf_printf(
+		&b,
+		"CREATE TEMP TABLE _atomsync_changed ON COMMIT DROP AS "
+		"SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM %s AS l WHERE ",
+		as_buf_cstr(&cols), r->live_q);
 	as_pg_key_match(&b, t, "l", "tt");
-	as_buf_printf(&b, ") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
-		      "FROM pg_temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS "
-		      "NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
-		      "pg_temp._atomsync_target AS tt WHERE ", as_buf_cstr(&cols));
+	as_buf_printf(
+		&b,
+		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
+		"FROM pg_temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS "
+		"NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
+		"pg_temp._atomsync_target AS tt WHERE ",
+		as_buf_cstr(&cols));
 	as_pg_key_match(&b, t, "tt", "l");
-	as_buf_printf(&b, ") THEN 'before' ELSE 'delete' END FROM %s AS l WHERE NOT "
-		      "EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
-		      r->live_q);
+	as_buf_printf(
+		&b,
+		") THEN 'before' ELSE 'delete' END FROM %s AS l WHERE NOT "
+		"EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
+		r->live_q);
 	as_pg_key_match(&b, t, "tt", "l");
 	/* Without 'before' rows: only live rows whose key is not restored. */
 	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
@@ -690,8 +783,11 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (c->inserted + c->updated > 0) {
-		as_buf_printf(&b, "INSERT INTO %s AS t SELECT * FROM pg_temp._atomsync_target "
-			      "WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (", r->live_q);
+		as_buf_printf(
+			&b,
+			"INSERT INTO %s AS t SELECT * FROM pg_temp._atomsync_target "
+			"WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (",
+			r->live_q);
 		as_pg_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
@@ -700,30 +796,40 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			as_buf_add_ident(&b, t->cols[i].name);
 			as_buf_adds(&b, ", ");
 		}
-		as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-				"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "rollback: upsert", err)))
+		as_buf_adds(&b,
+			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
+					  "rollback: upsert", err)))
 			goto done;
 		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(err, AS_ESTORE, "rollback wrote %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)(c->inserted + c->updated));
+			ret = as_error_set(
+				err, AS_ESTORE,
+				"rollback wrote %lld rows, "
+				"expected %lld; nothing changed",
+				(long long)changes,
+				(long long)(c->inserted + c->updated));
 			goto done;
 		}
 	}
 	if (c->deleted > 0) {
-		as_buf_printf(&b, "DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
-			      "pg_temp._atomsync_target AS tt WHERE ", r->live_q);
+		as_buf_printf(
+			&b,
+			"DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
+			"pg_temp._atomsync_target AS tt WHERE ",
+			r->live_q);
 		as_pg_key_match(&b, t, "tt", "l");
 		as_buf_adds(&b, ")");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "rollback: delete", err)))
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
+					  "rollback: delete", err)))
 			goto done;
 		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE, "rollback deleted %lld rows, "
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback deleted %lld rows, "
 					   "expected %lld; nothing changed",
-					   (long long)changes, (long long)c->deleted);
+					   (long long)changes,
+					   (long long)c->deleted);
 			goto done;
 		}
 	}
@@ -751,25 +857,31 @@ static int rollback_state(pg_store *s, as_run_ctx *rc, as_error *err)
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(s, "SELECT stage_table FROM atomsync_state WHERE dataset = $1 "
-		       "FOR UPDATE", &p, &res, "rollback: reading state", err))
+	if (as_pg_exec(
+		    s,
+		    "SELECT stage_table FROM atomsync_state WHERE dataset = $1 "
+		    "FOR UPDATE",
+		    &p, &res, "rollback: reading state", err))
 		return err->code;
 	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
 		ret = as_pg_drop_stage(s, PQgetvalue(res, 0, 0), err);
 	PQclear(res);
 	if (ret)
 		return ret;
-	as_buf_adds(&b, "UPDATE atomsync_state SET published_run = $2, stage_table = NULL, "
-			"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-			"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-			"stage_seen = 0, stage_rejected = 0");
+	as_buf_adds(
+		&b,
+		"UPDATE atomsync_state SET published_run = $2, stage_table = NULL, "
+		"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		"stage_seen = 0, stage_rejected = 0");
 	if (t->cursor >= 0) {
 		const as_col *col = &t->cols[t->cursor];
 		as_buf max = AS_BUF_INIT;
 
 		as_buf_adds(&max, "max(");
 		as_buf_add_ident(&max, col->name);
-		as_buf_adds(&max, col->type == AS_TYPE_TEXT ? " COLLATE \"C\")" : ")");
+		as_buf_adds(&max, col->type == AS_TYPE_TEXT ? " COLLATE \"C\")"
+							    : ")");
 		as_buf_adds(&b, ", cursor = (SELECT ");
 		as_pg_text_expr(&b, as_buf_cstr(&max), col->type);
 		as_buf_printf(&b, " FROM %s)", r->live_q);
@@ -777,10 +889,13 @@ static int rollback_state(pg_store *s, as_run_ctx *rc, as_error *err)
 	}
 	as_buf_adds(&b, " WHERE dataset = $1");
 	as_pg_param_int(&p, rc->run_id);
-	ret = as_pg_exec_buf(s, &b, &p, &changed, "rollback: saving state", err);
+	ret = as_pg_exec_buf(s, &b, &p, &changed, "rollback: saving state",
+			     err);
 	if (!ret && changed != 1)
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s has never been "
-				   "published; nothing to roll back", t->dataset);
+		ret = as_error_set(err, AS_EUSAGE,
+				   "dataset %s has never been "
+				   "published; nothing to roll back",
+				   t->dataset);
 	as_buf_free(&b);
 	return ret;
 }
@@ -795,21 +910,25 @@ static int run_open(pg_store *s, as_run_ctx *rc, as_error *err)
 	/* Runs left active by dead workers: this worker holds the lease. */
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(s, "UPDATE atomsync_runs SET status = 'failed', "
-		       "finished_at = now(), error = 'interrupted: the worker "
-		       "stopped before finishing (killed, crashed or lost its "
-		       "connection); nothing was published' "
-		       "WHERE dataset = $1 AND status IN ('active', 'publishing')",
-		       &p, NULL, "recording interrupted runs", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'failed', "
+		    "finished_at = now(), error = 'interrupted: the worker "
+		    "stopped before finishing (killed, crashed or lost its "
+		    "connection); nothing was published' "
+		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
+		    &p, NULL, "recording interrupted runs", err))
 		return err->code;
 	as_pg_param_text(&p, rc->kind ? rc->kind : "rollback");
 	as_pg_param_text(&p, as_mode_name(t->mode));
 	as_pg_param_int(&p, rc->token);
 	as_pg_param_text(&p, rc->owner);
-	return as_pg_int(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-			 "started_at, lease_token, owner) VALUES($1, $2, $3, "
-			 "'publishing', now(), $4, $5) RETURNING run_id", &p,
-			 &rc->run_id, "recording run", err);
+	return as_pg_int(
+		s,
+		"INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		"started_at, lease_token, owner) VALUES($1, $2, $3, "
+		"'publishing', now(), $4, $5) RETURNING run_id",
+		&p, &rc->run_id, "recording run", err);
 }
 
 static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
@@ -818,7 +937,8 @@ static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	char note[96];
 	as_pg_params p;
 
-	snprintf(note, sizeof(note), "restored the table to its state after run %lld",
+	snprintf(note, sizeof(note),
+		 "restored the table to its state after run %lld",
 		 (long long)to_run);
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
@@ -828,10 +948,13 @@ static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	as_pg_param_int(&p, c->unchanged);
 	as_pg_param_int(&p, c->deleted);
 	as_pg_param_text(&p, note);
-	return as_pg_exec(s, "UPDATE atomsync_runs SET status = 'completed', "
-			  "finished_at = clock_timestamp(), seen = $2, inserted = $3, "
-			  "updated = $4, unchanged = $5, deleted = $6, error = $7 "
-			  "WHERE run_id = $1", &p, NULL, "recording run", err);
+	return as_pg_exec(
+		s,
+		"UPDATE atomsync_runs SET status = 'completed', "
+		"finished_at = clock_timestamp(), seen = $2, inserted = $3, "
+		"updated = $4, unchanged = $5, deleted = $6, error = $7 "
+		"WHERE run_id = $1",
+		&p, NULL, "recording run", err);
 }
 
 /*
@@ -840,8 +963,9 @@ static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
  * rewrites exactly the rows that differ from N's state (their history and
  * outbox events with them), and makes it the dataset's published run.
  */
-int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-			   int64_t to_run, as_counts *c, as_error *err)
+int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
+			   const as_publish_opts *po, int64_t to_run,
+			   as_counts *c, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	as_table *t = rc->table;
@@ -857,9 +981,11 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
 	rc->priv = r;
-	if ((ret = as_hist_build(&h, t, po, err)) || (ret = as_pg_begin(s, 0, err)))
+	if ((ret = as_hist_build(&h, t, po, err)) ||
+	    (ret = as_pg_begin(s, 0, err)))
 		goto out;
-	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms,
+			       err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
 	    (ret = hist_check(s, &h, t, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
@@ -873,7 +999,8 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *
 	    (ret = rollback_counts(s, rc, c, err)) ||
 	    (ret = rollback_changed(s, rc, err)) ||
 	    (ret = rollback_apply(s, rc, c, err)) ||
-	    (ret = history_write(s, rc, po, c, "pg_temp._atomsync_target", err)) ||
+	    (ret = history_write(s, rc, po, c, "pg_temp._atomsync_target",
+				 err)) ||
 	    (ret = rollback_outbox(s, rc, err)) ||
 	    (ret = rollback_state(s, rc, err)) ||
 	    (ret = run_close(s, rc, c, to_run, err)))
@@ -944,8 +1071,8 @@ static int cell(as_val *v, const PGresult *res, int i, int j, as_type type,
 	}
 }
 
-int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
-			 as_error *err)
+int as_pg_history_sample(as_store *st, const as_table *t, size_t n,
+			 as_batch *out, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	as_buf b = AS_BUF_INIT, col = AS_BUF_INIT;
@@ -970,7 +1097,8 @@ int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *ou
 	as_buf_free(&col);
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, (int64_t)n);
-	rc = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "sampling live rows", err);
+	rc = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "sampling live rows",
+			err);
 	as_buf_free(&b);
 	if (rc)
 		return rc;
@@ -979,7 +1107,8 @@ int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *ou
 		as_row *row = add_row(out, t->ncols);
 
 		for (size_t j = 0; row && j < t->ncols; j++)
-			if (cell(&row->v[j], res, i, (int)j, t->cols[j].type, &out->arena))
+			if (cell(&row->v[j], res, i, (int)j, t->cols[j].type,
+				 &out->arena))
 				row = NULL;
 		if (!row) {
 			PQclear(res);
@@ -992,8 +1121,9 @@ int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *ou
 }
 
 int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c, const char *error,
-			     double started, int64_t *run_id, as_error *err)
+			     const char *status, const as_counts *c,
+			     const char *error, double started, int64_t *run_id,
+			     as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	as_pg_params p;
@@ -1014,10 +1144,12 @@ int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
 	as_pg_param_int(&p, c->deleted);
 	as_pg_param_int(&p, c->rejected);
 	as_pg_param_text(&p, error);
-	return as_pg_int(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-			 "started_at, finished_at, seen, inserted, updated, unchanged, "
-			 "deleted, rejected, error) VALUES($1, $2, $3, $4, "
-			 "to_timestamp($5::double precision), clock_timestamp(), $6, $7, "
-			 "$8, $9, $10, $11, $12) RETURNING run_id", &p, run_id,
-			 "recording run", err);
+	return as_pg_int(
+		s,
+		"INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		"started_at, finished_at, seen, inserted, updated, unchanged, "
+		"deleted, rejected, error) VALUES($1, $2, $3, $4, "
+		"to_timestamp($5::double precision), clock_timestamp(), $6, $7, "
+		"$8, $9, $10, $11, $12) RETURNING run_id",
+		&p, run_id, "recording run", err);
 }

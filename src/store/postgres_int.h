@@ -16,13 +16,13 @@
 /* One staging commit, encoded by the engine's thread and committed by the
  * store's (store/postgres_stage.c). */
 typedef struct pg_job {
-	as_buf data;        /* the rows in COPY text format, capped */
-	as_buf where;       /* each row's origin, NUL-terminated, in COPY order */
+	as_buf data;  /* the rows in COPY text format, capped */
+	as_buf where; /* each row's origin, NUL-terminated, in COPY order */
 	size_t nrows;
-	char *checkpoint;   /* owned; NULL: the staging is not resumable yet */
+	char *checkpoint; /* owned; NULL: the staging is not resumable yet */
 	int64_t seen, rejected;
-	int direct;         /* COPY straight into the staging table */
-	int dups;           /* a key repeats within the batch */
+	int direct; /* COPY straight into the staging table */
+	int dups;   /* a key repeats within the batch */
 } pg_job;
 
 typedef struct pg_store {
@@ -31,9 +31,9 @@ typedef struct pg_store {
 	/* Staging overlaps the engine's parsing with the server's work: one
 	 * job commits on `thread` while the next is encoded. */
 	pg_job job[2];
-	int next;           /* the job[] to encode next */
+	int next; /* the job[] to encode next */
 	pthread_t thread;
-	int inflight;       /* thread runs job_cur; nothing else uses conn */
+	int inflight; /* thread runs job_cur; nothing else uses conn */
 	pg_job *job_cur;
 	as_run_ctx *job_rc;
 	int job_ret;
@@ -44,20 +44,20 @@ typedef struct pg_store {
 } pg_store;
 
 typedef struct pg_run {
-	char *live_q;       /* the live table, quoted */
-	char *stage;        /* staging table name, unquoted; NULL until prepared */
+	char *live_q; /* the live table, quoted */
+	char *stage;  /* staging table name, unquoted; NULL until prepared */
 	char *stage_q;
-	char *batch_q;      /* the session's temp batch table, quoted */
-	int live_exists;    /* the live table existed when staging began */
+	char *batch_q;	 /* the session's temp batch table, quoted */
+	int live_exists; /* the live table existed when staging began */
 	int live_has_rows;
 	int64_t stage_base; /* published_run when the staging began */
-	int adopted;        /* the publish renamed the staging into the live table */
+	int adopted; /* the publish renamed the staging into the live table */
 	/* The live table's key -> _atomsync_hash, for an integer key: the
 	 * client classifies rows itself (store/postgres_stage.c). */
 	int64_t *live_key;
 	int64_t *live_hash;
 	unsigned char *live_used;
-	size_t live_cap;    /* slots, a power of two; 0: no map */
+	size_t live_cap; /* slots, a power of two; 0: no map */
 } pg_run;
 
 /* Text parameters for PQexecParams; numbers are formatted into num[]. */
@@ -82,13 +82,13 @@ int as_pg_param_val(as_pg_params *p, const as_val *v, as_type t, as_arena *a);
 int as_pg_exec(pg_store *s, const char *sql, const as_pg_params *p,
 	       PGresult **out, const char *what, as_error *err);
 /* A statement returning at most one integer; *out = 0 when no row. */
-int as_pg_int(pg_store *s, const char *sql, const as_pg_params *p,
-	      int64_t *out, const char *what, as_error *err);
+int as_pg_int(pg_store *s, const char *sql, const as_pg_params *p, int64_t *out,
+	      const char *what, as_error *err);
 /* As as_pg_exec, then as_buf_reset(sql); *changes: rows affected. */
 int as_pg_exec_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
 		   int64_t *changes, const char *what, as_error *err);
-int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p,
-		  int64_t *out, const char *what, as_error *err);
+int as_pg_int_buf(pg_store *s, as_buf *sql, const as_pg_params *p, int64_t *out,
+		  const char *what, as_error *err);
 int as_pg_fail(pg_store *s, const PGresult *res, const char *what,
 	       as_error *err);
 
@@ -97,8 +97,8 @@ int as_pg_commit(pg_store *s, const char *what, as_error *err);
 void as_pg_rollback(pg_store *s);
 /* Inside a transaction: extend our lease, or AS_EFENCED when it was taken
  * (invariant 6).  The lease row stays locked until the transaction ends. */
-int as_pg_fence(pg_store *s, const char *dataset, int64_t token,
-		int64_t ttl_ms, as_error *err);
+int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
+		as_error *err);
 int as_pg_table_exists(pg_store *s, const char *name, int *exists,
 		       as_error *err);
 int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err);
@@ -150,13 +150,15 @@ int as_pg_outbox_mark(as_store *st, int64_t event_id, const char *error,
  */
 int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			const as_counts *c, as_error *err);
-int as_pg_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-			   int64_t to_run, as_counts *c, as_error *err);
-int as_pg_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
-			 as_error *err);
+int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
+			   const as_publish_opts *po, int64_t to_run,
+			   as_counts *c, as_error *err);
+int as_pg_history_sample(as_store *st, const as_table *t, size_t n,
+			 as_batch *out, as_error *err);
 int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c, const char *error,
-			     double started, int64_t *run_id, as_error *err);
+			     const char *status, const as_counts *c,
+			     const char *error, double started, int64_t *run_id,
+			     as_error *err);
 
 /* store/postgres_stage.c */
 int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);

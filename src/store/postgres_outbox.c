@@ -18,7 +18,8 @@
 #define CHANGED_Q "pg_temp.\"_atomsync_changed\""
 #define FETCH_ROWS 20000
 
-#define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', " \
+#define ISO(col)                                                               \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
 	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static const char *OUTBOX_SCHEMA =
@@ -43,8 +44,10 @@ static int outbox_exists(pg_store *s, int *exists, as_error *err)
 {
 	int64_t have;
 
-	if (as_pg_int(s, "SELECT (to_regclass('atomsync_outbox') IS NOT NULL)::int",
-		      NULL, &have, "outbox: reading the schema", err))
+	if (as_pg_int(
+		    s,
+		    "SELECT (to_regclass('atomsync_outbox') IS NOT NULL)::int",
+		    NULL, &have, "outbox: reading the schema", err))
 		return err->code;
 	*exists = have != 0;
 	return 0;
@@ -60,10 +63,12 @@ static int ensure_outbox(pg_store *s, as_error *err)
 		return err->code;
 	if (exists)
 		return 0;
-	return as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)", NULL, NULL,
-			  "outbox: creating the table", err) ||
-	       as_pg_exec(s, OUTBOX_SCHEMA, NULL, NULL, "outbox: creating the table", err)
-		       ? AS_ESTORE : 0;
+	return as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)", NULL,
+			  NULL, "outbox: creating the table", err) ||
+			       as_pg_exec(s, OUTBOX_SCHEMA, NULL, NULL,
+					  "outbox: creating the table", err)
+		       ? AS_ESTORE
+		       : 0;
 }
 
 /* Inserted, updated and deleted rows of changed_q ('before' rows: the old
@@ -76,8 +81,11 @@ static int changed_counts(pg_store *s, const char *changed_q, int64_t n[3],
 	PGresult *res;
 	int rc;
 
-	as_buf_printf(&b, "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1", changed_q);
-	rc = as_pg_exec(s, as_buf_cstr(&b), NULL, &res, "outbox: counting changed rows", err);
+	as_buf_printf(&b,
+		      "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1",
+		      changed_q);
+	rc = as_pg_exec(s, as_buf_cstr(&b), NULL, &res,
+			"outbox: counting changed rows", err);
 	as_buf_free(&b);
 	if (rc)
 		return rc;
@@ -100,9 +108,11 @@ static int insert_event(pg_store *s, as_run_ctx *rc, const char *target,
 	as_pg_param_text(&p, rc->table->dataset);
 	as_pg_param_text(&p, target);
 	as_pg_param_text(&p, payload);
-	return as_pg_exec(s, "INSERT INTO atomsync_outbox(run_id, dataset, target, "
-			     "payload) VALUES($1, $2, $3, $4::json)", &p, NULL,
-			  "outbox: recording an event", err);
+	return as_pg_exec(
+		s,
+		"INSERT INTO atomsync_outbox(run_id, dataset, target, "
+		"payload) VALUES($1, $2, $3, $4::json)",
+		&p, NULL, "outbox: recording an event", err);
 }
 
 /* A cursor over the rendered keys: DECLARE ... FOR SELECT k FROM (SELECT
@@ -119,7 +129,9 @@ static int keys_cursor(pg_store *s, const as_tpl *v, size_t n,
 
 	*any = 0;
 	as_pg_params_init(&p);
-	as_buf_adds(&b, "DECLARE _atomsync_keys NO SCROLL CURSOR FOR SELECT k FROM (");
+	as_buf_adds(
+		&b,
+		"DECLARE _atomsync_keys NO SCROLL CURSOR FOR SELECT k FROM (");
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].pattern || v[i].fixed)
 			continue;
@@ -136,9 +148,12 @@ static int keys_cursor(pg_store *s, const as_tpl *v, size_t n,
 			} else {
 				if (p.n == AS_PG_MAXP) {
 					as_buf_free(&b);
-					return as_error_set(err, AS_EUSAGE, "dataset %s: the "
-							    "invalidate templates have more than "
-							    "%d literal parts", t->dataset, AS_PG_MAXP);
+					return as_error_set(
+						err, AS_EUSAGE,
+						"dataset %s: the "
+						"invalidate templates have more than "
+						"%d literal parts",
+						t->dataset, AS_PG_MAXP);
 				}
 				as_pg_param_text(&p, v[i].parts[k].text);
 				as_buf_printf(&b, "$%d::text", p.n);
@@ -151,14 +166,16 @@ static int keys_cursor(pg_store *s, const as_tpl *v, size_t n,
 		as_buf_free(&b);
 		return 0;
 	}
-	rc = as_pg_exec(s, as_buf_cstr(&b), &p, NULL, "outbox: rendering keys", err);
+	rc = as_pg_exec(s, as_buf_cstr(&b), &p, NULL, "outbox: rendering keys",
+			err);
 	as_buf_free(&b);
 	return rc;
 }
 
 /* Write the payload as an event and begin the next (without patterns). */
 static int flush_payload(pg_store *s, as_run_ctx *rc, as_payload *p,
-			 const as_outbox_summary *sum, int64_t *nkeys, as_error *err)
+			 const as_outbox_summary *sum, int64_t *nkeys,
+			 as_error *err)
 {
 	*nkeys += p->nkeys;
 	if (as_payload_end(p, err) ||
@@ -170,8 +187,9 @@ static int flush_payload(pg_store *s, as_run_ctx *rc, as_payload *p,
 
 /* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
  * the first event also carries the fixed keys and the patterns. */
-static int write_redis(pg_store *s, as_run_ctx *rc, const as_outbox_summary *sum,
-		       const char *changed_q, int64_t *nkeys, as_error *err)
+static int write_redis(pg_store *s, as_run_ctx *rc,
+		       const as_outbox_summary *sum, const char *changed_q,
+		       int64_t *nkeys, as_error *err)
 {
 	const as_dataset_cfg *ds = rc->effects;
 	as_tpl *v = NULL;
@@ -187,23 +205,27 @@ static int write_redis(pg_store *s, as_run_ctx *rc, const as_outbox_summary *sum
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		npat += v[i].pattern;
-		if (v[i].fixed && (ret = as_payload_add_key(&p, v[i].parts[0].text,
-							     strlen(v[i].parts[0].text), err)))
+		if (v[i].fixed &&
+		    (ret = as_payload_add_key(&p, v[i].parts[0].text,
+					      strlen(v[i].parts[0].text), err)))
 			goto done;
 	}
 	while (any) {
 		int rows;
 
-		if ((ret = as_pg_exec(s, "FETCH 20000 FROM _atomsync_keys", NULL, &res,
-				      "outbox: rendering keys", err)))
+		if ((ret = as_pg_exec(s, "FETCH 20000 FROM _atomsync_keys",
+				      NULL, &res, "outbox: rendering keys",
+				      err)))
 			goto done;
 		rows = PQntuples(res);
 		for (int r = 0; r < rows; r++) {
-			if ((ret = as_payload_add_key(&p, PQgetvalue(res, r, 0),
-						      (size_t)PQgetlength(res, r, 0), err)))
+			if ((ret = as_payload_add_key(
+				     &p, PQgetvalue(res, r, 0),
+				     (size_t)PQgetlength(res, r, 0), err)))
 				goto done;
 			if (as_payload_full(&p)) {
-				if ((ret = flush_payload(s, rc, &p, sum, nkeys, err)))
+				if ((ret = flush_payload(s, rc, &p, sum, nkeys,
+							 err)))
 					goto done;
 				first = 0;
 			}
@@ -220,7 +242,8 @@ static int write_redis(pg_store *s, as_run_ctx *rc, const as_outbox_summary *sum
 	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
 	if (p.nkeys || (first && npat)) {
 		if ((ret = as_payload_end(&p, err)) ||
-		    (ret = insert_event(s, rc, "redis", as_buf_cstr(&p.buf), err)))
+		    (ret = insert_event(s, rc, "redis", as_buf_cstr(&p.buf),
+					err)))
 			goto done;
 	}
 done:
@@ -259,7 +282,8 @@ int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 	sum.inserted = n[0];
 	sum.updated = n[1];
 	sum.deleted = n[2];
-	if (ds->ninvalidate && (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
+	if (ds->ninvalidate &&
+	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
 	if (ds->webhook || ds->notify) {
 		body = as_outbox_summary_json(&sum, ds, nkeys);
@@ -308,7 +332,8 @@ static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
 		as_buf_adds(b, " FROM pg_temp._atomsync_scopes) AND ");
 	}
 	if (r->stage) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", r->stage_q);
+		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
+			      r->stage_q);
 		as_pg_key_match(b, t, r->stage_q, r->live_q);
 		as_buf_adds(b, ")");
 	} else {
@@ -318,7 +343,8 @@ static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
 
 static int run_sql(pg_store *s, as_buf *b, as_error *err)
 {
-	return as_pg_exec_buf(s, b, NULL, NULL, "outbox: collecting changed rows", err);
+	return as_pg_exec_buf(s, b, NULL, NULL,
+			      "outbox: collecting changed rows", err);
 }
 
 /* Fill pg_temp._atomsync_changed before the publish touches the live
@@ -347,20 +373,26 @@ static int collect_changed(pg_store *s, as_run_ctx *rc, const as_counts *c,
 		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
 		add_cols(&b, t, need, r->stage_q);
 		/* The op of each row: looked up only when the run both inserts
-		 * and updates (a full reload of changed rows is all 'update'). */
+		 * and updates (a full reload of changed rows is all 'update').
+		 */
 		if (c->inserted == 0) {
 			as_buf_adds(&b, "'update'");
 		} else if (live && c->live_before > 0 && c->updated > 0) {
-			as_buf_printf(&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_buf_printf(
+				&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ",
+				r->live_q);
 			as_pg_key_match(&b, t, r->live_q, r->stage_q);
 			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
 		} else {
 			as_buf_adds(&b, "'insert'");
 		}
-		as_buf_printf(&b, " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
+		as_buf_printf(&b,
+			      " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
 			      r->stage_q, r->stage_q);
 		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
-			as_buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_buf_printf(
+				&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ",
+				r->live_q);
 			as_pg_key_match(&b, t, r->live_q, r->stage_q);
 			as_buf_adds(&b, ")");
 		}
@@ -370,9 +402,11 @@ static int collect_changed(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	if (need_before && r->stage && live && c->updated > 0) {
 		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
 		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q, r->stage_q);
+		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q,
+			      r->stage_q);
 		as_pg_key_match(&b, t, r->live_q, r->stage_q);
-		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL", r->stage_q);
+		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL",
+			      r->stage_q);
 		if ((ret = run_sql(s, &b, err)))
 			goto done;
 	}
@@ -424,12 +458,15 @@ int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	    (ret = changed_counts(s, CHANGED_Q, n, err)))
 		goto done;
 	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
-		ret = as_error_set(err, AS_ESTORE, "outbox: the changed rows (%lld "
-				   "inserted, %lld updated, %lld deleted) disagree with "
-				   "the publish counts (%lld, %lld, %lld); nothing was "
-				   "published", (long long)n[0], (long long)n[1],
-				   (long long)n[2], (long long)c->inserted,
-				   (long long)c->updated, (long long)c->deleted);
+		ret = as_error_set(
+			err, AS_ESTORE,
+			"outbox: the changed rows (%lld "
+			"inserted, %lld updated, %lld deleted) disagree with "
+			"the publish counts (%lld, %lld, %lld); nothing was "
+			"published",
+			(long long)n[0], (long long)n[1], (long long)n[2],
+			(long long)c->inserted, (long long)c->updated,
+			(long long)c->deleted);
 		goto done;
 	}
 	if ((ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
@@ -465,19 +502,26 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	as_pg_drain(s, NULL);
 	if ((ret = outbox_exists(s, &exists, err)) || !exists)
 		return ret;
-	as_buf_printf(&b, "SELECT event_id, run_id, dataset, target, status, attempts, "
-		      "last_error, " ISO("created_at") ", " ISO("delivered_at") ", "
-		      "(payload->>'keys_count')::bigint, %s FROM atomsync_outbox "
-		      "WHERE ($1::text IS NULL OR dataset = $1) AND ",
-		      flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
+	as_buf_printf(
+		&b,
+		"SELECT event_id, run_id, dataset, target, status, attempts, "
+		"last_error, " ISO("created_at") ", " ISO(
+			"delivered_at") ", "
+					"(payload->>'keys_count')::bigint, %s FROM atomsync_outbox "
+					"WHERE ($1::text IS NULL OR dataset = $1) AND ",
+		flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
 	if (flags & AS_OUTBOX_PENDING)
-		as_buf_adds(&b, "status = 'pending' AND event_id > $2 ORDER BY event_id "
-				"LIMIT $3");
+		as_buf_adds(
+			&b,
+			"status = 'pending' AND event_id > $2 ORDER BY event_id "
+			"LIMIT $3");
 	else
-		as_buf_adds(&b, "(status = 'pending' OR event_id IN (SELECT event_id FROM "
-				"atomsync_outbox WHERE status = 'delivered' AND ($1::text "
-				"IS NULL OR dataset = $1) ORDER BY event_id DESC LIMIT $3)) "
-				"AND $2::bigint IS NOT NULL ORDER BY event_id");
+		as_buf_adds(
+			&b,
+			"(status = 'pending' OR event_id IN (SELECT event_id FROM "
+			"atomsync_outbox WHERE status = 'delivered' AND ($1::text "
+			"IS NULL OR dataset = $1) ORDER BY event_id DESC LIMIT $3)) "
+			"AND $2::bigint IS NOT NULL ORDER BY event_id");
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
 	as_pg_param_int(&p, after_id);
@@ -485,7 +529,8 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 		as_pg_param_int(&p, (int64_t)limit);
 	else
 		as_pg_param_text(&p, NULL);
-	ret = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "outbox: listing events", err);
+	ret = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "outbox: listing events",
+			 err);
 	as_buf_free(&b);
 	if (ret)
 		return ret;
@@ -535,19 +580,24 @@ int as_pg_outbox_mark(as_store *st, int64_t event_id, const char *error,
 	as_pg_param_int(&p, event_id);
 	if (error) {
 		as_pg_param_text(&p, error);
-		return as_pg_exec(s, "UPDATE atomsync_outbox SET attempts = attempts + 1, "
-				     "last_error = $2 WHERE event_id = $1 AND "
-				     "status = 'pending'", &p, NULL,
-				  "outbox: marking an event", err);
+		return as_pg_exec(
+			s,
+			"UPDATE atomsync_outbox SET attempts = attempts + 1, "
+			"last_error = $2 WHERE event_id = $1 AND "
+			"status = 'pending'",
+			&p, NULL, "outbox: marking an event", err);
 	}
-	if (as_pg_exec(s, "UPDATE atomsync_outbox SET status = 'delivered', "
-			  "attempts = attempts + 1, last_error = NULL, "
-			  "delivered_at = clock_timestamp(), "
-			  "payload = (payload::jsonb - 'keys')::json "
-			  "WHERE event_id = $1 AND status = 'pending'", &p, NULL,
-		       "outbox: marking an event", err))
+	if (as_pg_exec(s,
+		       "UPDATE atomsync_outbox SET status = 'delivered', "
+		       "attempts = attempts + 1, last_error = NULL, "
+		       "delivered_at = clock_timestamp(), "
+		       "payload = (payload::jsonb - 'keys')::json "
+		       "WHERE event_id = $1 AND status = 'pending'",
+		       &p, NULL, "outbox: marking an event", err))
 		return err->code;
-	return as_pg_exec(s, "DELETE FROM atomsync_outbox WHERE status = 'delivered' "
-			     "AND delivered_at < now() - interval '7 days'", NULL, NULL,
-			  "outbox: removing old delivered events", err);
+	return as_pg_exec(
+		s,
+		"DELETE FROM atomsync_outbox WHERE status = 'delivered' "
+		"AND delivered_at < now() - interval '7 days'",
+		NULL, NULL, "outbox: removing old delivered events", err);
 }

@@ -31,12 +31,14 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_scopes(");
 	for (size_t i = 0; i < t->nscope; i++) {
 		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[t->scope[i]].type));
+		as_buf_printf(&b, " %s, ",
+			      as_pg_type(t->cols[t->scope[i]].type));
 	}
 	as_buf_adds(&b, "_named boolean) ON COMMIT DROP");
 	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
 		goto done;
-	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
+	as_buf_adds(&b,
+		    "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
 	as_pg_scope_list(&b, t, NULL);
 	as_buf_printf(&b, ", false FROM %s", r->stage_q);
 	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
@@ -45,7 +47,9 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	for (size_t i = 0; i < t->nscope; i++)
 		as_buf_printf(&b, "$%zu::%s, ", i + 1,
 			      as_pg_type(t->cols[t->scope[i]].type));
-	as_buf_adds(&b, "true WHERE NOT EXISTS (SELECT 1 FROM pg_temp._atomsync_scopes WHERE ");
+	as_buf_adds(
+		&b,
+		"true WHERE NOT EXISTS (SELECT 1 FROM pg_temp._atomsync_scopes WHERE ");
 	for (size_t i = 0; i < t->nscope; i++) {
 		as_buf_adds(&b, i ? " AND " : "");
 		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
@@ -56,9 +60,11 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	for (size_t k = 0; k < po->nnamed; k++) {
 		as_pg_params_init(&p);
 		for (size_t i = 0; i < t->nscope; i++)
-			if (as_pg_param_val(&p, &po->named_scopes[k * t->nscope + i],
-					    t->cols[t->scope[i]].type, &a)) {
-				ret = as_error_set(err, AS_ENOMEM, "out of memory");
+			if (as_pg_param_val(
+				    &p, &po->named_scopes[k * t->nscope + i],
+				    t->cols[t->scope[i]].type, &a)) {
+				ret = as_error_set(err, AS_ENOMEM,
+						   "out of memory");
 				goto done;
 			}
 		if ((ret = as_pg_exec(s, as_buf_cstr(&b), &p, NULL,
@@ -71,7 +77,8 @@ done:
 	return ret;
 }
 
-/* "(t.s1, t.s2) IN (SELECT s1, s2 FROM pg_temp._atomsync_scopes [WHERE NOT _named])" */
+/* "(t.s1, t.s2) IN (SELECT s1, s2 FROM pg_temp._atomsync_scopes [WHERE NOT
+ * _named])" */
 static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
 			     int delivered_only)
 {
@@ -109,15 +116,18 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 		goto done;
 	if (*exists) {
 		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-		if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before, "publish: counting", err)))
+		if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before,
+					 "publish: counting", err)))
 			goto done;
 	}
 	if (r->stage) {
-		as_buf_printf(&b, "SELECT count(*), count(\"_atomsync_run\") FROM %s",
-			      r->stage_q);
+		as_buf_printf(
+			&b, "SELECT count(*), count(\"_atomsync_run\") FROM %s",
+			r->stage_q);
 		PGresult *res;
 
-		if ((ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res, "publish: counting", err)))
+		if ((ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res,
+				      "publish: counting", err)))
 			goto done;
 		as_buf_reset(&b);
 		S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -127,10 +137,13 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 	if (c->live_before == 0 || C == 0) {
 		c->inserted = C;
 	} else {
-		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
-			      "IS NOT NULL AND ", r->stage_q);
+		as_buf_printf(&b,
+			      "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
+			      "IS NOT NULL AND ",
+			      r->stage_q);
 		add_not_staged(&b, t, r->stage_q, r->live_q);
-		if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted, "publish: counting", err)))
+		if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted,
+					 "publish: counting", err)))
 			goto done;
 	}
 	c->updated = C - c->inserted;
@@ -143,15 +156,18 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 			goto done;
 		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
 		add_scope_filter(&b, t, r->live_q, 1);
-		if ((ret = as_pg_int_buf(s, &b, NULL, scope_rows, "publish: counting", err)))
+		if ((ret = as_pg_int_buf(s, &b, NULL, scope_rows,
+					 "publish: counting", err)))
 			goto done;
 		for (int pass = 0; pass < 2; pass++) {
-			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ",
+				      r->live_q);
 			add_scope_filter(&b, t, r->live_q, pass == 0);
 			as_buf_adds(&b, " AND ");
 			add_not_staged(&b, t, r->live_q, r->stage_q);
 			if ((ret = as_pg_int_buf(s, &b, NULL,
-						 pass ? &c->deleted : guarded_deletes,
+						 pass ? &c->deleted
+						      : guarded_deletes,
 						 "publish: counting", err)))
 				goto done;
 		}
@@ -174,10 +190,12 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (r->stage && C > 0 && !r->adopted) {
-		as_buf_printf(&b, "INSERT INTO %s AS t SELECT * FROM %s", r->live_q,
-			      r->stage_q);
+		as_buf_printf(&b, "INSERT INTO %s AS t SELECT * FROM %s",
+			      r->live_q, r->stage_q);
 		if (c->live_before > 0 || c->unchanged > 0) {
-			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (");
+			as_buf_adds(
+				&b,
+				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (");
 			as_pg_key_list(&b, t, NULL);
 			if (t->mode == AS_MODE_APPEND) {
 				as_buf_adds(&b, ") DO NOTHING");
@@ -189,21 +207,25 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 					as_buf_add_ident(&b, t->cols[i].name);
 					as_buf_adds(&b, ", ");
 				}
-				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-						"\"_atomsync_line\" = excluded.\"_atomsync_line\" "
-						"WHERE t.\"_atomsync_hash\" IS DISTINCT FROM "
-						"excluded.\"_atomsync_hash\"");
+				as_buf_adds(
+					&b,
+					"\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+					"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+					"\"_atomsync_line\" = excluded.\"_atomsync_line\" "
+					"WHERE t.\"_atomsync_hash\" IS DISTINCT FROM "
+					"excluded.\"_atomsync_hash\"");
 			}
 		}
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "publish: upsert", err)))
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
+					  "publish: upsert", err)))
 			goto done;
 		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
 		if (changes != expect) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "publish wrote %lld rows, expected %lld; "
-					   "nothing was published",
-					   (long long)changes, (long long)expect);
+			ret = as_error_set(
+				err, AS_ESTORE,
+				"publish wrote %lld rows, expected %lld; "
+				"nothing was published",
+				(long long)changes, (long long)expect);
 			goto done;
 		}
 	}
@@ -218,13 +240,15 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			add_not_staged(&b, t, r->live_q, r->stage_q);
 		else
 			as_buf_adds(&b, "true");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes, "publish: delete", err)))
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
+					  "publish: delete", err)))
 			goto done;
 		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "publish deleted %lld rows, expected %lld; "
-					   "nothing was published",
-					   (long long)changes, (long long)c->deleted);
+			ret = as_error_set(
+				err, AS_ESTORE,
+				"publish deleted %lld rows, expected %lld; "
+				"nothing was published",
+				(long long)changes, (long long)c->deleted);
 			goto done;
 		}
 	}
@@ -248,10 +272,14 @@ static int save_cursor(pg_store *s, as_run_ctx *rc, as_error *err)
 	int ret;
 
 	as_buf_adds(&b, "UPDATE atomsync_state SET cursor = (SELECT ");
-	as_pg_text_expr(&b, col->type == AS_TYPE_TEXT ? "max(v COLLATE \"C\")" : "max(v)",
+	as_pg_text_expr(&b,
+			col->type == AS_TYPE_TEXT ? "max(v COLLATE \"C\")"
+						  : "max(v)",
 			col->type);
-	as_buf_printf(&b, " FROM (SELECT cursor::%s AS v FROM atomsync_state "
-		      "WHERE dataset = $1 UNION ALL SELECT max(", ty);
+	as_buf_printf(&b,
+		      " FROM (SELECT cursor::%s AS v FROM atomsync_state "
+		      "WHERE dataset = $1 UNION ALL SELECT max(",
+		      ty);
 	as_buf_add_ident(&b, col->name);
 	as_buf_printf(&b, "%s) FROM %s) x) WHERE dataset = $1",
 		      col->type == AS_TYPE_TEXT ? " COLLATE \"C\"" : "",
@@ -277,12 +305,14 @@ static int publish_bookkeeping(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	as_pg_param_int(&p, rc->run_id);
 	as_pg_param_text(&p, t->table);
 	as_pg_param_text(&p, as_mode_name(t->mode));
-	if (as_pg_exec(s, "UPDATE atomsync_state SET published_run = $2, "
-			  "table_name = $3, mode = $4, stage_table = NULL, "
-			  "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-			  "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-			  "stage_seen = 0, stage_rejected = 0 WHERE dataset = $1",
-		       &p, NULL, "publish: saving state", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_state SET published_run = $2, "
+		    "table_name = $3, mode = $4, stage_table = NULL, "
+		    "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		    "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		    "stage_seen = 0, stage_rejected = 0 WHERE dataset = $1",
+		    &p, NULL, "publish: saving state", err))
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
@@ -293,11 +323,13 @@ static int publish_bookkeeping(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	as_pg_param_int(&p, c->deleted);
 	as_pg_param_int(&p, c->rejected);
 	as_pg_param_int(&p, c->duplicates);
-	return as_pg_exec(s, "UPDATE atomsync_runs SET status = 'completed', "
-			     "finished_at = clock_timestamp(), seen = $2, inserted = $3, "
-			     "updated = $4, unchanged = $5, deleted = $6, rejected = $7, "
-			     "duplicates = $8, error = NULL WHERE run_id = $1",
-			  &p, NULL, "publish: recording run", err);
+	return as_pg_exec(
+		s,
+		"UPDATE atomsync_runs SET status = 'completed', "
+		"finished_at = clock_timestamp(), seen = $2, inserted = $3, "
+		"updated = $4, unchanged = $5, deleted = $6, rejected = $7, "
+		"duplicates = $8, error = NULL WHERE run_id = $1",
+		&p, NULL, "publish: recording run", err);
 }
 
 static int mark_publishing(pg_store *s, as_run_ctx *rc, as_error *err)
@@ -308,9 +340,12 @@ static int mark_publishing(pg_store *s, as_run_ctx *rc, as_error *err)
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
-	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms, err) ||
-	    as_pg_exec(s, "UPDATE atomsync_runs SET status = 'publishing' "
-			  "WHERE run_id = $1", &p, NULL, "marking run publishing", err) ||
+	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms,
+			err) ||
+	    as_pg_exec(s,
+		       "UPDATE atomsync_runs SET status = 'publishing' "
+		       "WHERE run_id = $1",
+		       &p, NULL, "marking run publishing", err) ||
 	    as_pg_commit(s, "marking run publishing", err)) {
 		as_pg_rollback(s);
 		return err->code;
@@ -330,18 +365,21 @@ static int check_base(pg_store *s, as_run_ctx *rc, as_error *err)
 		return 0;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, rc->table->dataset);
-	if (as_pg_exec(s, "SELECT published_run FROM atomsync_state "
-			  "WHERE dataset = $1 FOR UPDATE", &p, &res,
-		       "publish: reading state", err))
+	if (as_pg_exec(s,
+		       "SELECT published_run FROM atomsync_state "
+		       "WHERE dataset = $1 FOR UPDATE",
+		       &p, &res, "publish: reading state", err))
 		return err->code;
-	published = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+	published =
+		PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
 	PQclear(res);
 	if (published != r->stage_base)
-		return as_error_set(err, AS_ESTORE,
-				    "dataset %s was published by run %lld after this "
-				    "staging began; nothing was published (the next "
-				    "run starts over)",
-				    rc->table->dataset, (long long)published);
+		return as_error_set(
+			err, AS_ESTORE,
+			"dataset %s was published by run %lld after this "
+			"staging began; nothing was published (the next "
+			"run starts over)",
+			rc->table->dataset, (long long)published);
 	return 0;
 }
 
@@ -364,7 +402,8 @@ static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
 	snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, idx);
-	if (as_pg_int(s, "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
+	if (as_pg_int(s,
+		      "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 		      &p, &have, "publish: scope index", err))
 		return err->code;
 	if (have)
@@ -397,31 +436,39 @@ static int adopt_stage(pg_store *s, as_run_ctx *rc, as_error *err)
 	int ret;
 
 	as_buf_printf(&b, "ALTER TABLE %s SET LOGGED", r->stage_q);
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: making the staging "
-				  "durable", err)))
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL,
+				  "publish: making the staging "
+				  "durable",
+				  err)))
 		goto done;
 	as_buf_printf(&b, "ALTER TABLE %s RENAME TO %s", r->stage_q, r->live_q);
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: creating the table", err)))
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL,
+				  "publish: creating the table", err)))
 		goto done;
 	snprintf(from, sizeof(from), "%s_pkey", r->stage);
 	snprintf(to, sizeof(to), "%s_pkey", t->table);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, to);
-	if ((ret = as_pg_int(s, "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
-			     &p, &taken, "publish: naming the key", err)))
+	if ((ret = as_pg_int(
+		     s,
+		     "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
+		     &p, &taken, "publish: naming the key", err)))
 		goto done;
 	if (!taken) {
 		as_buf_adds(&b, "ALTER INDEX ");
 		as_buf_add_ident(&b, from);
 		as_buf_adds(&b, " RENAME TO ");
 		as_buf_add_ident(&b, to);
-		if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: naming the key", err)))
+		if ((ret = as_pg_exec_buf(s, &b, NULL, NULL,
+					  "publish: naming the key", err)))
 			goto done;
 	}
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, r->stage);
-	if ((ret = as_pg_exec(s, "DELETE FROM atomsync_stage_alive WHERE stage_table = $1",
-			      &p, NULL, "publish: creating the table", err)))
+	if ((ret = as_pg_exec(
+		     s,
+		     "DELETE FROM atomsync_stage_alive WHERE stage_table = $1",
+		     &p, NULL, "publish: creating the table", err)))
 		goto done;
 	r->adopted = 1;
 done:
@@ -444,9 +491,11 @@ static int commit_outcome(pg_store *s, as_run_ctx *rc, as_error *err)
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
-	res = PQexecParams(s->conn, "SELECT status FROM atomsync_runs WHERE run_id = $1",
+	res = PQexecParams(s->conn,
+			   "SELECT status FROM atomsync_runs WHERE run_id = $1",
 			   1, NULL, p.v, NULL, NULL, 0);
-	done = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	done = res && PQresultStatus(res) == PGRES_TUPLES_OK &&
+	       PQntuples(res) == 1 &&
 	       strcmp(PQgetvalue(res, 0, 0), "completed") == 0;
 	PQclear(res);
 	if (!done)
@@ -483,9 +532,11 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_pg_begin(s, 0, err)))
 		return ret;
 	as_crash_point("publish.begin");
-	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms,
+			       err)) ||
 	    (ret = check_base(s, rc, err)) ||
-	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded, &exists, err)))
+	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
+				  &exists, err)))
 		goto fail;
 	gc = *c;
 	if (t->mode == AS_MODE_SCOPED)
@@ -517,7 +568,8 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 
 		if (as_pg_drop_stage(s, r->stage, &derr))
 			as_warn("could not drop staging table %s (dropped by a later "
-				"run): %s", r->stage, derr.msg);
+				"run): %s",
+				r->stage, derr.msg);
 	}
 	return 0;
 fail:

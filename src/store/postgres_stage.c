@@ -15,9 +15,9 @@
 #include "util/hash.h"
 #include "util/str.h"
 
-#define COPY_CHUNK ((size_t)1 << 20)   /* bytes per PQputCopyData */
-#define COPY_MAX ((size_t)1 << 30)     /* bytes: cap of one batch's COPY text */
-#define LIVE_MAP_MAX 4000000           /* live rows: beyond, SQL classifies (RSS) */
+#define COPY_CHUNK ((size_t)1 << 20) /* bytes per PQputCopyData */
+#define COPY_MAX ((size_t)1 << 30)   /* bytes: cap of one batch's COPY text */
+#define LIVE_MAP_MAX 4000000 /* live rows: beyond, SQL classifies (RSS) */
 
 /* Non-key json and timestamp columns wait in the batch table as text: an
  * unchanged row is then never parsed by the server, only compared. */
@@ -38,19 +38,22 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
 	char name[64];
 	int ret;
 
-	snprintf(name, sizeof(name), "_atomsync_batch_%lld", (long long)rc->run_id);
+	snprintf(name, sizeof(name), "_atomsync_batch_%lld",
+		 (long long)rc->run_id);
 	free(r->batch_q);
 	r->batch_q = as_quote_ident(name);
 	as_buf_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS %s (", r->batch_q);
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", batch_text(t, i) ? "text"
-							 : as_pg_type(t->cols[i].type));
+		as_buf_printf(&b, " %s, ",
+			      batch_text(t, i) ? "text"
+					       : as_pg_type(t->cols[i].type));
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
 			"\"_atomsync_line\" bytea, \"_atomsync_idx\" integer) "
 			"ON COMMIT DELETE ROWS");
-	ret = as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table", err);
+	ret = as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table",
+			     err);
 	as_buf_free(&b);
 	return ret;
 }
@@ -98,7 +101,8 @@ static int live_unchanged(const pg_run *r, const as_row *row)
 		return -1;
 	key = row->v[0].u.i;
 	mask = r->live_cap - 1;
-	for (p = mix64((uint64_t)key) & mask; r->live_used[p]; p = (p + 1) & mask)
+	for (p = mix64((uint64_t)key) & mask; r->live_used[p];
+	     p = (p + 1) & mask)
 		if (r->live_key[p] == key)
 			return r->live_hash[p] == (int64_t)row->hash;
 	return 0;
@@ -126,7 +130,8 @@ int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err)
 	    t->mode == AS_MODE_APPEND || r->live_cap)
 		return 0;
 	as_buf_printf(&sql, "SELECT count(*) FROM %s", r->live_q);
-	if ((ret = as_pg_int_buf(s, &sql, NULL, &n, "reading live hashes", err)))
+	if ((ret = as_pg_int_buf(s, &sql, NULL, &n, "reading live hashes",
+				 err)))
 		goto done;
 	if (n > LIVE_MAP_MAX)
 		goto done;
@@ -137,12 +142,13 @@ int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err)
 	r->live_used = calloc(cap, 1);
 	r->live_cap = cap;
 	if (!r->live_key || !r->live_hash || !r->live_used) {
-		live_map_free(r);  /* no memory: SQL classifies */
+		live_map_free(r); /* no memory: SQL classifies */
 		goto done;
 	}
 	as_buf_adds(&sql, "COPY (SELECT ");
 	as_buf_add_ident(&sql, t->cols[0].name);
-	as_buf_printf(&sql, ", \"_atomsync_hash\" FROM %s) TO STDOUT", r->live_q);
+	as_buf_printf(&sql, ", \"_atomsync_hash\" FROM %s) TO STDOUT",
+		      r->live_q);
 	res = PQexec(s->conn, as_buf_cstr(&sql));
 	if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
 		ret = as_pg_fail(s, res, "reading live hashes", err);
@@ -159,7 +165,8 @@ int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err)
 		if (r->live_cap && (!tab || ++count > cap / 4 * 3))
 			live_map_free(r);
 		if (r->live_cap)
-			live_map_put(r, strtoll(line, NULL, 10), strtoll(tab + 1, NULL, 10));
+			live_map_put(r, strtoll(line, NULL, 10),
+				     strtoll(tab + 1, NULL, 10));
 		PQfreemem(line);
 	}
 	res = PQgetResult(s->conn);
@@ -220,7 +227,8 @@ static int copy_val(as_buf *b, const as_val *v, as_type type)
 {
 	char *p;
 
-	if (as_buf_reserve(b, v->kind == AS_V_TEXT ? (size_t)v->len * 2 + 2 : 40))
+	if (as_buf_reserve(b,
+			   v->kind == AS_V_TEXT ? (size_t)v->len * 2 + 2 : 40))
 		return AS_ENOMEM;
 	p = b->data + b->len;
 	switch (v->kind) {
@@ -230,18 +238,28 @@ static int copy_val(as_buf *b, const as_val *v, as_type type)
 		else
 			p = put_int(p, v->u.i);
 		break;
-	case AS_V_REAL:
-		p += snprintf(p, 32, "%.17g", v->u.r);
-		break;
+	case AS_V_REAL: p += snprintf(p, 32, "%.17g", v->u.r); break;
 	case AS_V_TEXT:
 		for (uint32_t i = 0; i < v->len; i++) {
 			char c = v->u.s[i];
 
 			switch (c) {
-			case '\\': *p++ = '\\'; *p++ = '\\'; break;
-			case '\n': *p++ = '\\'; *p++ = 'n'; break;
-			case '\r': *p++ = '\\'; *p++ = 'r'; break;
-			case '\t': *p++ = '\\'; *p++ = 't'; break;
+			case '\\':
+				*p++ = '\\';
+				*p++ = '\\';
+				break;
+			case '\n':
+				*p++ = '\\';
+				*p++ = 'n';
+				break;
+			case '\r':
+				*p++ = '\\';
+				*p++ = 'r';
+				break;
+			case '\t':
+				*p++ = '\\';
+				*p++ = 't';
+				break;
 			default: *p++ = c; break;
 			}
 		}
@@ -328,8 +346,9 @@ static int same_key(const as_table *t, const as_row *a, const as_row *b)
 
 		if (x->kind != y->kind)
 			return 0;
-		if (x->kind == AS_V_TEXT ? x->len != y->len || memcmp(x->u.s, y->u.s, x->len)
-					 : memcmp(&x->u, &y->u, 8))
+		if (x->kind == AS_V_TEXT
+			    ? x->len != y->len || memcmp(x->u.s, y->u.s, x->len)
+			    : memcmp(&x->u, &y->u, 8))
 			return 0;
 	}
 	return 1;
@@ -351,7 +370,8 @@ static int has_dup_keys(pg_store *s, const as_table *t, const as_batch *b,
 		s->dup_row = malloc(cap * sizeof(*s->dup_row));
 		s->dup_cap = s->dup_slot && s->dup_row ? cap : 0;
 		if (!s->dup_cap)
-			return 1; /* no memory: take the path that handles both */
+			return 1; /* no memory: take the path that handles both
+				   */
 	}
 	memset(s->dup_slot, 0, cap * sizeof(*s->dup_slot));
 	mask = cap - 1;
@@ -397,16 +417,18 @@ static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 		    t->mode != AS_MODE_APPEND;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const char *w = b->rows[i].where ? b->rows[i].where : "record";
-		int same = j->direct && r->live_cap && live_unchanged(r, &b->rows[i]) == 1;
+		int same = j->direct && r->live_cap &&
+			   live_unchanged(r, &b->rows[i]) == 1;
 
 		if (skip && skip[i])
 			continue;
 		if (copy_row(&j->data, t, &b->rows[i], rc->run_id,
 			     j->direct ? -1 : (int64_t)i, same) ||
 		    as_buf_add(&j->where, w, strlen(w) + 1))
-			return as_error_set(err, AS_ENOMEM, "%s: the batch is too "
-					    "large to stage (over %zu bytes)", w,
-					    (size_t)COPY_MAX);
+			return as_error_set(err, AS_ENOMEM,
+					    "%s: the batch is too "
+					    "large to stage (over %zu bytes)",
+					    w, (size_t)COPY_MAX);
 		j->nrows++;
 	}
 	return 0;
@@ -472,7 +494,8 @@ static int copy_in(pg_store *s, const char *table_q, const pg_job *j,
 	}
 	PQclear(res);
 	for (size_t off = 0; ok && off < j->data.len; off += COPY_CHUNK) {
-		size_t n = j->data.len - off < COPY_CHUNK ? j->data.len - off : COPY_CHUNK;
+		size_t n = j->data.len - off < COPY_CHUNK ? j->data.len - off
+							  : COPY_CHUNK;
 
 		ok = PQputCopyData(s->conn, j->data.data + off, (int)n) == 1;
 	}
@@ -499,8 +522,10 @@ static void add_staged_col(as_buf *b, const as_table *t, size_t i, int join)
 	int nulled = join && !as_col_kept_unchanged(t, i);
 
 	if (nulled)
-		as_buf_adds(b, "CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "
-			       "THEN NULL ELSE ");
+		as_buf_adds(
+			b,
+			"CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "
+			"THEN NULL ELSE ");
 	as_buf_adds(b, "b.");
 	as_buf_add_ident(b, t->cols[i].name);
 	if (batch_text(t, i))
@@ -525,18 +550,23 @@ static int append_conflicts(pg_store *s, as_run_ctx *rc, const as_batch *bt,
 	as_buf_adds(&b, "WITH c AS (SELECT b.\"_atomsync_idx\" FROM (SELECT *, "
 			"first_value(\"_atomsync_hash\") OVER (PARTITION BY ");
 	as_pg_key_list(&b, t, NULL);
-	as_buf_printf(&b, " ORDER BY \"_atomsync_idx\") AS _first FROM %s) b "
-		      "LEFT JOIN %s s ON ", r->batch_q, r->stage_q);
+	as_buf_printf(&b,
+		      " ORDER BY \"_atomsync_idx\") AS _first FROM %s) b "
+		      "LEFT JOIN %s s ON ",
+		      r->batch_q, r->stage_q);
 	as_pg_key_match(&b, t, "s", "b");
 	if (r->live_has_rows) {
 		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
 		as_pg_key_match(&b, t, "l", "b");
 	}
-	as_buf_printf(&b, " WHERE b.\"_atomsync_hash\" <> coalesce(s.\"_atomsync_hash\", %s"
-		      "b._first)) DELETE FROM %s d USING c WHERE d.\"_atomsync_idx\" "
-		      "= c.\"_atomsync_idx\" RETURNING d.\"_atomsync_idx\"",
-		      r->live_has_rows ? "l.\"_atomsync_hash\", " : "", r->batch_q);
-	ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res, "staging: append conflicts", err);
+	as_buf_printf(
+		&b,
+		" WHERE b.\"_atomsync_hash\" <> coalesce(s.\"_atomsync_hash\", %s"
+		"b._first)) DELETE FROM %s d USING c WHERE d.\"_atomsync_idx\" "
+		"= c.\"_atomsync_idx\" RETURNING d.\"_atomsync_idx\"",
+		r->live_has_rows ? "l.\"_atomsync_hash\", " : "", r->batch_q);
+	ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res,
+			 "staging: append conflicts", err);
 	as_buf_free(&b);
 	if (ret)
 		return ret;
@@ -560,9 +590,11 @@ static int append_conflicts(pg_store *s, as_run_ctx *rc, const as_batch *bt,
 		if (idx[i] < 0 || (size_t)idx[i] >= bt->nrows)
 			continue;
 		(*conflicts)++;
-		ret = rc->on_reject(rc->reject_ud, &bt->rows[idx[i]],
-				    "append mode: a different record under a key "
-				    "that is already known", err);
+		ret = rc->on_reject(
+			rc->reject_ud, &bt->rows[idx[i]],
+			"append mode: a different record under a key "
+			"that is already known",
+			err);
 	}
 	free(idx);
 	return ret;
@@ -581,14 +613,18 @@ static int insert_or_upsert(pg_store *s, as_buf *sql, size_t plain_len,
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	sql->len = plain_len;
 	sql->data[plain_len] = '\0';
-	if ((ret = as_pg_exec(s, "SAVEPOINT atomsync_insert", NULL, NULL, "staging", err)))
+	if ((ret = as_pg_exec(s, "SAVEPOINT atomsync_insert", NULL, NULL,
+			      "staging", err)))
 		goto done;
-	ret = as_pg_exec(s, sql->data, p, NULL, "staging: classifying rows", err);
+	ret = as_pg_exec(s, sql->data, p, NULL, "staging: classifying rows",
+			 err);
 	if (ret && strcmp(err->sqlstate, "23505") == 0) {
 		as_error_clear(err);
-		if (!(ret = as_pg_exec(s, "ROLLBACK TO SAVEPOINT atomsync_insert", NULL,
-				       NULL, "staging", err)))
-			ret = as_pg_exec(s, full, p, NULL, "staging: classifying rows", err);
+		if (!(ret = as_pg_exec(s,
+				       "ROLLBACK TO SAVEPOINT atomsync_insert",
+				       NULL, NULL, "staging", err)))
+			ret = as_pg_exec(s, full, p, NULL,
+					 "staging: classifying rows", err);
 	}
 done:
 	free(full);
@@ -610,9 +646,10 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 	/* The planner knows nothing of a fresh temp table and would hash
 	 * the whole live table for every batch: one index probe per row is
 	 * what a batch much smaller than the table wants. */
-	if (join && (ret = as_pg_exec(s, "SET LOCAL enable_hashjoin = off; "
-					 "SET LOCAL enable_mergejoin = off", NULL, NULL,
-				      "staging", err)))
+	if (join && (ret = as_pg_exec(s,
+				      "SET LOCAL enable_hashjoin = off; "
+				      "SET LOCAL enable_mergejoin = off",
+				      NULL, NULL, "staging", err)))
 		return ret;
 	as_buf_printf(&b, "INSERT INTO %s SELECT ", r->stage_q);
 	if (dups && t->mode != AS_MODE_APPEND) {
@@ -625,11 +662,14 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 		as_buf_adds(&b, ", ");
 	}
 	if (join)
-		as_buf_adds(&b, "CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "
-				"THEN NULL ELSE $1::bigint END, ");
+		as_buf_adds(
+			&b,
+			"CASE WHEN l.\"_atomsync_hash\" = b.\"_atomsync_hash\" "
+			"THEN NULL ELSE $1::bigint END, ");
 	else
 		as_buf_adds(&b, "$1::bigint, ");
-	as_buf_printf(&b, "b.\"_atomsync_hash\", b.\"_atomsync_line\" FROM %s b",
+	as_buf_printf(&b,
+		      "b.\"_atomsync_hash\", b.\"_atomsync_line\" FROM %s b",
 		      r->batch_q);
 	if (join) {
 		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
@@ -653,9 +693,10 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 			as_buf_add_ident(&b, t->cols[i].name);
 			as_buf_adds(&b, ", ");
 		}
-		as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-				"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+		as_buf_adds(&b,
+			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 	}
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
@@ -674,16 +715,19 @@ static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
 	pg_run *r = rc->priv;
 
 	if (j->direct) {
-		if (as_pg_exec(s, "SAVEPOINT atomsync_direct", NULL, NULL, "staging", err))
+		if (as_pg_exec(s, "SAVEPOINT atomsync_direct", NULL, NULL,
+			       "staging", err))
 			return err->code;
 		if (!copy_in(s, r->stage_q, j, "staging: COPY", err))
 			return 0;
 		if (strcmp(err->sqlstate, "23505") != 0)
 			return err->code;
-		/* A key an earlier batch staged: classify through the batch table. */
+		/* A key an earlier batch staged: classify through the batch
+		 * table. */
 		as_error_clear(err);
-		if (as_pg_exec(s, "ROLLBACK TO SAVEPOINT atomsync_direct", NULL, NULL,
-			       "staging", err) || to_batch_format(j, err))
+		if (as_pg_exec(s, "ROLLBACK TO SAVEPOINT atomsync_direct", NULL,
+			       NULL, "staging", err) ||
+		    to_batch_format(j, err))
 			return err->code;
 	}
 	if (copy_in(s, r->batch_q, j, "staging: COPY", err))
@@ -697,8 +741,8 @@ static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
 /* One staging transaction: rows, checkpoint, lease check, commit.  b is
  * the engine's batch when called on its thread (append mode reports
  * conflicts through rc->on_reject), NULL on the store's thread. */
-static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
-			as_error *err)
+static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j,
+			const as_batch *b, as_error *err)
 {
 	const as_table *t = rc->table;
 	int64_t conflicts = 0;
@@ -716,9 +760,11 @@ static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *
 	as_pg_param_text(&p, j->checkpoint);
 	as_pg_param_int(&p, j->seen);
 	as_pg_param_int(&p, j->rejected + conflicts);
-	if (as_pg_exec(s, "UPDATE atomsync_state SET checkpoint = $2, "
-			  "stage_seen = $3, stage_rejected = $4 WHERE dataset = $1",
-		       &p, NULL, "saving checkpoint", err))
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_state SET checkpoint = $2, "
+		    "stage_seen = $3, stage_rejected = $4 WHERE dataset = $1",
+		    &p, NULL, "saving checkpoint", err))
 		goto fail;
 	as_crash_point("stage.checkpoint");
 	/* The fence last: the lease row is locked only for the commit. */

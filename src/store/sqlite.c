@@ -40,7 +40,8 @@ int as_sq_fail(sq_store *s, as_error *err, const char *what)
 static int oom_sql(sq_store *s, const char *sql, as_error *err)
 {
 	if (!sql || as_buf_text_failed(sql))
-		return as_error_set(err, AS_ENOMEM, "%s: out of memory", s->path);
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory",
+				    s->path);
 	return 0;
 }
 
@@ -74,7 +75,7 @@ int as_sq_txn(sq_store *s, const char *sql, const char *what, as_error *err)
 }
 
 int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,
-		      as_error *err)
+		  as_error *err)
 {
 	*st = NULL;
 	if (oom_sql(s, sql, err))
@@ -122,8 +123,8 @@ void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v)
 }
 
 /* Run a statement that returns at most one integer; *out = 0 when no row. */
-int as_sq_query_int(sq_store *s, const char *sql, const char *arg,
-		     int64_t *out, as_error *err)
+int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out,
+		    as_error *err)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -141,11 +142,13 @@ int as_sq_query_int(sq_store *s, const char *sql, const char *arg,
 }
 
 int as_sq_table_exists(sq_store *s, const char *name, int *exists,
-			as_error *err)
+		       as_error *err)
 {
 	int64_t n = 0;
-	int rc = as_sq_query_int(s, "SELECT count(*) FROM sqlite_master "
-			      "WHERE type = 'table' AND name = ?1", name, &n, err);
+	int rc = as_sq_query_int(s,
+				 "SELECT count(*) FROM sqlite_master "
+				 "WHERE type = 'table' AND name = ?1",
+				 name, &n, err);
 
 	*exists = n > 0;
 	return rc;
@@ -226,7 +229,8 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	}
 	if (!*path) {
 		sqlite_ops.close(&s->base);
-		return as_error_set(err, AS_EUSAGE, "store %s: no file name", url);
+		return as_error_set(err, AS_EUSAGE, "store %s: no file name",
+				    url);
 	}
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -234,7 +238,8 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 			     NULL);
 	if (rc != SQLITE_OK) {
 		as_error_set(err, AS_ESTORE, "%s: cannot open: %s", path,
-			     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+			     s->db ? sqlite3_errmsg(s->db)
+				   : sqlite3_errstr(rc));
 		sqlite_ops.close(&s->base);
 		return AS_ESTORE;
 	}
@@ -248,10 +253,12 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	 * durable.
 	 */
 	if (as_sq_exec(s, "PRAGMA journal_mode=WAL", err) ||
-	    as_sq_exec(s, "PRAGMA synchronous=NORMAL;"
+	    as_sq_exec(s,
+		       "PRAGMA synchronous=NORMAL;"
 		       "PRAGMA cache_size=-32768;"
 		       "PRAGMA wal_autocheckpoint=8192;"
-		       "PRAGMA foreign_keys=OFF", err) ||
+		       "PRAGMA foreign_keys=OFF",
+		       err) ||
 	    as_sq_exec(s, SCHEMA, err)) {
 		as_error_prefix(err, "opening store");
 		sqlite_ops.close(&s->base);
@@ -289,8 +296,10 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "taking the lease", err))
 		return err->code;
-	if (as_sq_prepare(s, "SELECT owner, expires_at FROM atomsync_leases "
-			  "WHERE dataset = ?1", &q, err))
+	if (as_sq_prepare(s,
+			  "SELECT owner, expires_at FROM atomsync_leases "
+			  "WHERE dataset = ?1",
+			  &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	rc = sqlite3_step(q);
@@ -302,7 +311,8 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 			as_error_set(err, AS_ELEASE,
 				     "dataset %s is being run by %s (lease "
 				     "expires %s); nothing done",
-				     dataset, holder, as_iso8601(exp, when, sizeof(when)));
+				     dataset, holder,
+				     as_iso8601(exp, when, sizeof(when)));
 			goto fail;
 		}
 	} else if (rc != SQLITE_DONE) {
@@ -310,12 +320,14 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 		goto fail;
 	}
 	sqlite3_finalize(q);
-	if (as_sq_prepare(s, "INSERT INTO atomsync_leases(dataset, owner, token, "
-			  "acquired_at, expires_at) VALUES(?1, ?2, 1, ?3, ?4) "
-			  "ON CONFLICT(dataset) DO UPDATE SET owner = excluded.owner, "
-			  "token = token + 1, acquired_at = excluded.acquired_at, "
-			  "expires_at = excluded.expires_at RETURNING token",
-		       &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "INSERT INTO atomsync_leases(dataset, owner, token, "
+		    "acquired_at, expires_at) VALUES(?1, ?2, 1, ?3, ?4) "
+		    "ON CONFLICT(dataset) DO UPDATE SET owner = excluded.owner, "
+		    "token = token + 1, acquired_at = excluded.acquired_at, "
+		    "expires_at = excluded.expires_at RETURNING token",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, owner, -1, SQLITE_STATIC);
@@ -339,13 +351,15 @@ fail:
 
 /* Inside a transaction: extend our lease, or fail if it was taken. */
 int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
-		 int64_t token, int64_t ttl_ms, as_error *err)
+		int64_t token, int64_t ttl_ms, as_error *err)
 {
 	sqlite3_stmt *st = cache ? *cache : NULL;
 	int rc;
 
-	if (!st && as_sq_prepare(s, "UPDATE atomsync_leases SET expires_at = ?1 "
-				"WHERE dataset = ?2 AND token = ?3", &st, err))
+	if (!st && as_sq_prepare(s,
+				 "UPDATE atomsync_leases SET expires_at = ?1 "
+				 "WHERE dataset = ?2 AND token = ?3",
+				 &st, err))
 		return AS_ESTORE;
 	sqlite3_bind_double(st, 1, as_now() + (double)ttl_ms / 1000.0);
 	sqlite3_bind_text(st, 2, dataset, -1, SQLITE_STATIC);
@@ -359,11 +373,12 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, "checking lease");
 	if (sqlite3_changes(s->db) != 1)
-		return as_error_set(err, AS_EFENCED,
-				    "dataset %s: this worker's lease (token %lld) "
-				    "was taken over by another worker; nothing "
-				    "more is committed by this run",
-				    dataset, (long long)token);
+		return as_error_set(
+			err, AS_EFENCED,
+			"dataset %s: this worker's lease (token %lld) "
+			"was taken over by another worker; nothing "
+			"more is committed by this run",
+			dataset, (long long)token);
 	return 0;
 }
 
@@ -383,9 +398,10 @@ static int sq_lease_release(as_store *st, const char *dataset, int64_t token,
 	sqlite3_stmt *q;
 	int rc;
 
-	if (as_sq_prepare(s, "UPDATE atomsync_leases SET owner = NULL, "
+	if (as_sq_prepare(s,
+			  "UPDATE atomsync_leases SET owner = NULL, "
 			  "expires_at = 0 WHERE dataset = ?1 AND token = ?2",
-		       &q, err))
+			  &q, err))
 		return AS_ESTORE;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, token);
@@ -428,17 +444,21 @@ static int drop_orphans(sq_store *s, as_error *err)
 	size_t n = 0;
 	int rc = 0, step = SQLITE_DONE;
 
-	if (as_sq_prepare(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
-			  "AND name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\' "
-			  "AND name NOT IN (SELECT stage_table FROM atomsync_state "
-			  "WHERE stage_table IS NOT NULL) "
-			  "AND name NOT IN (SELECT stage_table || '_spans' FROM "
-			  "atomsync_state WHERE stage_table IS NOT NULL) "
-			  "AND name NOT IN (SELECT stage_table || '_gone' FROM "
-			  "atomsync_state WHERE stage_table IS NOT NULL)", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "SELECT name FROM sqlite_master WHERE type = 'table' "
+		    "AND name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\' "
+		    "AND name NOT IN (SELECT stage_table FROM atomsync_state "
+		    "WHERE stage_table IS NOT NULL) "
+		    "AND name NOT IN (SELECT stage_table || '_spans' FROM "
+		    "atomsync_state WHERE stage_table IS NOT NULL) "
+		    "AND name NOT IN (SELECT stage_table || '_gone' FROM "
+		    "atomsync_state WHERE stage_table IS NOT NULL)",
+		    &q, err))
 		return AS_ESTORE;
 	while (n < 64 && (step = sqlite3_step(q)) == SQLITE_ROW)
-		if ((names[n] = as_strdup((const char *)sqlite3_column_text(q, 0))))
+		if ((names[n] = as_strdup(
+			     (const char *)sqlite3_column_text(q, 0))))
 			n++; /* out of memory: that one waits for a later run */
 	/* A failed step (out of memory) may have rolled the transaction
 	 * back: the caller must not go on as if it were still open. */
@@ -498,7 +518,9 @@ int as_sq_stage_names(sq_run *r, const char *stage)
 	r->spans_q = r->spans ? as_quote_ident(r->spans) : NULL;
 	r->gone_q = gone ? as_quote_ident(gone) : NULL;
 	free(gone);
-	return r->stage && r->spans && r->stage_q && r->spans_q && r->gone_q ? 0 : -1;
+	return r->stage && r->spans && r->stage_q && r->spans_q && r->gone_q
+		       ? 0
+		       : -1;
 }
 
 /* A text column, copied.  *ok = 0 when memory ran out (SQLite's text
@@ -545,12 +567,14 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		return err->code;
 	if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
 		goto fail;
-	if (as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'failed', "
-			  "finished_at = ?2, error = 'interrupted: the worker "
-			  "stopped before finishing (killed, crashed or lost its "
-			  "connection); nothing was published' "
-			  "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
-		       &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'failed', "
+		    "finished_at = ?2, error = 'interrupted: the worker "
+		    "stopped before finishing (killed, crashed or lost its "
+		    "connection); nothing was published' "
+		    "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, now, -1, SQLITE_STATIC);
@@ -559,9 +583,11 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		goto fail;
 	}
 	sqlite3_finalize(q);
-	if (as_sq_prepare(s, "INSERT INTO atomsync_state(dataset, table_name, mode) "
-			  "VALUES(?1, ?2, ?3) ON CONFLICT(dataset) DO NOTHING",
-		       &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "INSERT INTO atomsync_state(dataset, table_name, mode) "
+		    "VALUES(?1, ?2, ?3) ON CONFLICT(dataset) DO NOTHING",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_STATIC);
@@ -571,10 +597,13 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		goto fail;
 	}
 	sqlite3_finalize(q);
-	if (as_sq_prepare(s, "SELECT published_run, cursor, stage_table, "
-			  "stage_last_run, stage_base, stage_fingerprint, stage_key, "
-			  "checkpoint, stage_seen, stage_rejected "
-			  "FROM atomsync_state WHERE dataset = ?1", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "SELECT published_run, cursor, stage_table, "
+		    "stage_last_run, stage_base, stage_fingerprint, stage_key, "
+		    "checkpoint, stage_seen, stage_rejected "
+		    "FROM atomsync_state WHERE dataset = ?1",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_ROW) {
@@ -598,7 +627,8 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	if (!ok) {
 		/* A cursor or checkpoint read as NULL would start over or
 		 * refetch everything: fail instead (invariants 4, 8). */
-		as_error_set(err, AS_ENOMEM, "%s: reading state: out of memory", s->path);
+		as_error_set(err, AS_ENOMEM, "%s: reading state: out of memory",
+			     s->path);
 		goto fail;
 	}
 	sqlite3_finalize(q);
@@ -615,11 +645,14 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		rc->seen = rc->rejected = 0;
 		if (stage && as_sq_drop_stage(s, stage, err))
 			goto fail;
-		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
-				  "stage_run = NULL, stage_last_run = NULL, "
-				  "stage_base = NULL, stage_fingerprint = NULL, "
-				  "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
-				  "stage_rejected = 0 WHERE dataset = ?1", &q, err))
+		if (as_sq_prepare(
+			    s,
+			    "UPDATE atomsync_state SET stage_table = NULL, "
+			    "stage_run = NULL, stage_last_run = NULL, "
+			    "stage_base = NULL, stage_fingerprint = NULL, "
+			    "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
+			    "stage_rejected = 0 WHERE dataset = ?1",
+			    &q, err))
 			goto fail;
 		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_DONE) {
@@ -633,12 +666,16 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	}
 	if (drop_orphans(s, err))
 		goto fail;
-	if (as_sq_prepare(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-			  "started_at, resumed_from, lease_token, owner) "
-			  "VALUES(?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		    "started_at, resumed_from, lease_token, owner) "
+		    "VALUES(?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "sync", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "sync", -1,
+			  SQLITE_STATIC);
 	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, now, -1, SQLITE_STATIC);
 	if (resume)
@@ -656,8 +693,11 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	rc->run_id = sqlite3_last_insert_rowid(s->db);
 	rc->resumed_from = resume ? last_run : 0;
 	if (resume) {
-		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_last_run = ?2 "
-				  "WHERE dataset = ?1", &q, err))
+		if (as_sq_prepare(
+			    s,
+			    "UPDATE atomsync_state SET stage_last_run = ?2 "
+			    "WHERE dataset = ?1",
+			    &q, err))
 			goto fail;
 		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(q, 2, rc->run_id);
@@ -699,13 +739,19 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "recording the run's end", err))
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
-	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, &ferr)) {
+	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token,
+			rc->lease_ttl_ms, &ferr)) {
 		as_sq_rollback(s);
-		return ferr.code == AS_EFENCED ? 0 : as_error_set(err, ferr.code, "%s", ferr.msg);
+		return ferr.code == AS_EFENCED
+			       ? 0
+			       : as_error_set(err, ferr.code, "%s", ferr.msg);
 	}
-	if (as_sq_prepare(s, "UPDATE atomsync_runs SET status = ?2, finished_at = ?3, "
-			  "error = ?4, seen = ?5, rejected = ?6 WHERE run_id = ?1 "
-			  "AND status IN ('active', 'publishing')", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "UPDATE atomsync_runs SET status = ?2, finished_at = ?3, "
+		    "error = ?4, seen = ?5, rejected = ?6 WHERE run_id = ?1 "
+		    "AND status IN ('active', 'publishing')",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_text(q, 2, status, -1, SQLITE_STATIC);
@@ -723,9 +769,12 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	if (strcmp(status, "refused") == 0 && r && r->stage) {
 		if (as_sq_drop_stage(s, r->stage, err))
 			goto fail;
-		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
-				  "checkpoint = NULL, stage_seen = 0, "
-				  "stage_rejected = 0 WHERE dataset = ?1", &q, err))
+		if (as_sq_prepare(
+			    s,
+			    "UPDATE atomsync_state SET stage_table = NULL, "
+			    "checkpoint = NULL, stage_seen = 0, "
+			    "stage_rejected = 0 WHERE dataset = ?1",
+			    &q, err))
 			goto fail;
 		sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_DONE) {
@@ -783,7 +832,7 @@ void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix)
 
 /* "a"."k1" = "b"."k1" AND ... (a and b already quoted) */
 void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
-			  const char *bq)
+			 const char *bq)
 {
 	for (size_t i = 0; i < t->nkey; i++) {
 		if (i)
@@ -811,8 +860,9 @@ char *as_sq_create_sql(const as_table *t, const char *name)
 			as_buf_adds(&b, " NOT NULL");
 		as_buf_adds(&b, ", ");
 	}
-	as_buf_adds(&b, "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
-			"\"_atomsync_line\" BLOB");
+	as_buf_adds(&b,
+		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
+		    "\"_atomsync_line\" BLOB");
 	if (!as_sq_rowid_key(t)) {
 		as_buf_adds(&b, ", PRIMARY KEY (");
 		as_sq_add_key_list(&b, t, NULL);
@@ -841,8 +891,7 @@ static as_type type_of_decl(const char *decl)
  * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
  * atomsync never silently reshapes a table that holds data.
  */
-int as_sq_check_table(sq_store *s, as_table *t, const char *name,
-		       as_error *err)
+int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	sqlite3_stmt *q;
@@ -867,7 +916,8 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 				ok = 0;
 			else if (c->type == AS_TYPE_AUTO)
 				c->type = type_of_decl(ct);
-			else if (strcasecmp(as_sq_sql_type(c->type), ct ? ct : "") != 0)
+			else if (strcasecmp(as_sq_sql_type(c->type),
+					    ct ? ct : "") != 0)
 				ok = 0;
 		} else if (i == t->ncols) {
 			ok = ok && as_streq(cn, "_atomsync_run");
@@ -887,14 +937,19 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		as_buf want = AS_BUF_INIT;
 
 		for (size_t k = 0; k < t->ncols; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", t->cols[k].name,
-				      t->cols[k].type == AS_TYPE_AUTO ? "?" : as_sq_sql_type(t->cols[k].type));
-		as_error_set(err, AS_EUSAGE,
-			     "table %s exists but does not have the columns the "
-			     "dataset maps (%s, then _atomsync_run, _atomsync_hash, "
-			     "_atomsync_line); "
-			     "rename the table or migrate it",
-			     name, as_buf_cstr(&want));
+			as_buf_printf(
+				&want, "%s%s %s", k ? ", " : "",
+				t->cols[k].name,
+				t->cols[k].type == AS_TYPE_AUTO
+					? "?"
+					: as_sq_sql_type(t->cols[k].type));
+		as_error_set(
+			err, AS_EUSAGE,
+			"table %s exists but does not have the columns the "
+			"dataset maps (%s, then _atomsync_run, _atomsync_hash, "
+			"_atomsync_line); "
+			"rename the table or migrate it",
+			name, as_buf_cstr(&want));
 		as_buf_free(&want);
 		return AS_EUSAGE;
 	}
@@ -930,7 +985,8 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
 	as_buf_reset(&b);
 	if (!rc2 && r->live_exists) {
-		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ", r->live_q);
+		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ",
+			      r->live_q);
 		for (size_t i = 0; i < t->nkey; i++) {
 			as_buf_adds(&b, i ? " AND " : "");
 			as_buf_add_ident(&b, t->cols[i].name);
@@ -940,7 +996,8 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 		as_buf_reset(&b);
 	}
 	if (!rc2 && t->mode == AS_MODE_APPEND) {
-		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ", r->stage_q);
+		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ",
+			      r->stage_q);
 		for (size_t i = 0; i < t->nkey; i++) {
 			as_buf_adds(&b, i ? " AND " : "");
 			as_buf_add_ident(&b, t->cols[i].name);
@@ -949,9 +1006,12 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 		rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->look_stage, err);
 	}
 	if (!rc2)
-		rc2 = as_sq_prepare(s, "UPDATE atomsync_state SET checkpoint = ?2, "
-				    "stage_seen = ?3, stage_rejected = ?4 "
-				    "WHERE dataset = ?1", &r->save, err);
+		rc2 = as_sq_prepare(
+			s,
+			"UPDATE atomsync_state SET checkpoint = ?2, "
+			"stage_seen = ?3, stage_rejected = ?4 "
+			"WHERE dataset = ?1",
+			&r->save, err);
 	as_buf_free(&b);
 	return rc2;
 }
@@ -997,7 +1057,8 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		if (as_sq_check_table(s, t, t->table, err))
 			return err->code;
 		as_buf b = AS_BUF_INIT;
-		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)", r->live_q);
+		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)",
+			      r->live_q);
 		int rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
 		as_buf_free(&b);
 		if (rc2)
@@ -1010,9 +1071,11 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
-		if (as_sq_txn(s, "BEGIN IMMEDIATE", "creating the staging table", err))
+		if (as_sq_txn(s, "BEGIN IMMEDIATE",
+			      "creating the staging table", err))
 			return err->code;
-		if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
+		if (as_sq_fence(s, NULL, t->dataset, rc->token,
+				rc->lease_ttl_ms, err))
 			goto fail;
 		sql = as_sq_create_sql(t, name);
 		if (as_sq_exec(s, sql, err))
@@ -1021,12 +1084,15 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		sql = spans_create_sql(t, name);
 		if (as_sq_exec(s, sql, err))
 			goto fail;
-		if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = ?2, "
-				  "stage_run = ?3, stage_last_run = ?3, "
-				  "stage_base = published_run, stage_fingerprint = ?4, "
-				  "stage_key = ?5, checkpoint = NULL, stage_seen = 0, "
-				  "stage_rejected = 0, table_name = ?6, mode = ?7 "
-				  "WHERE dataset = ?1 RETURNING stage_base", &q, err))
+		if (as_sq_prepare(
+			    s,
+			    "UPDATE atomsync_state SET stage_table = ?2, "
+			    "stage_run = ?3, stage_last_run = ?3, "
+			    "stage_base = published_run, stage_fingerprint = ?4, "
+			    "stage_key = ?5, checkpoint = NULL, stage_seen = 0, "
+			    "stage_rejected = 0, table_name = ?6, mode = ?7 "
+			    "WHERE dataset = ?1 RETURNING stage_base",
+			    &q, err))
 			goto fail;
 		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 		sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
@@ -1034,7 +1100,8 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		sqlite3_bind_text(q, 4, t->fingerprint, -1, SQLITE_STATIC);
 		sqlite3_bind_text(q, 5, key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(q, 6, t->table, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1,
+				  SQLITE_STATIC);
 		if (sqlite3_step(q) != SQLITE_ROW) {
 			as_sq_fail(s, err, "recording staging");
 			goto fail;
@@ -1066,14 +1133,18 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "discarding the staging", err))
 		return err->code;
-	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token, rc->lease_ttl_ms, err))
+	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token,
+			rc->lease_ttl_ms, err))
 		goto fail;
 	if (r->stage && as_sq_drop_stage(s, r->stage, err))
 		goto fail;
-	if (as_sq_prepare(s, "UPDATE atomsync_state SET stage_table = NULL, "
-			  "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-			  "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-			  "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "UPDATE atomsync_state SET stage_table = NULL, "
+		    "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		    "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		    "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
+		    &q, err))
 		goto fail;
 	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
@@ -1082,8 +1153,10 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	}
 	sqlite3_finalize(q);
 	q = NULL;
-	if (as_sq_prepare(s, "UPDATE atomsync_runs SET resumed_from = NULL "
-			  "WHERE run_id = ?1", &q, err))
+	if (as_sq_prepare(s,
+			  "UPDATE atomsync_runs SET resumed_from = NULL "
+			  "WHERE run_id = ?1",
+			  &q, err))
 		goto fail;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	if (sqlite3_step(q) != SQLITE_DONE) {
@@ -1132,7 +1205,8 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 
 	*out = NULL;
 	*n = 0;
-	as_buf_printf(&sql, "SELECT %s FROM atomsync_runs %s ORDER BY run_id DESC",
+	as_buf_printf(&sql,
+		      "SELECT %s FROM atomsync_runs %s ORDER BY run_id DESC",
 		      RUN_COLS, dataset ? "WHERE dataset = ?1" : "");
 	if (limit)
 		as_buf_printf(&sql, " LIMIT %zu", limit);
@@ -1211,10 +1285,13 @@ static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
 
 	*out = NULL;
 	*n = 0;
-	if (as_sq_prepare(s, "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
-			  "s.cursor, s.checkpoint IS NOT NULL, l.owner, l.expires_at "
-			  "FROM atomsync_state s LEFT JOIN atomsync_leases l "
-			  "ON l.dataset = s.dataset ORDER BY s.dataset", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
+		    "s.cursor, s.checkpoint IS NOT NULL, l.owner, l.expires_at "
+		    "FROM atomsync_state s LEFT JOIN atomsync_leases l "
+		    "ON l.dataset = s.dataset ORDER BY s.dataset",
+		    &q, err))
 		return AS_ESTORE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		as_dataset_status *d, *nv = realloc(v, (cnt + 1) * sizeof(*v));

@@ -34,8 +34,8 @@ static const char *RUN_SQL =
 	"CREATE TEMP TABLE _atomsync_history_run(run INTEGER, reset INTEGER,"
 	" baseline INTEGER)";
 
-static const char *const TRIGGERS[] = {"_atomsync_history_i", "_atomsync_history_u",
-				       "_atomsync_history_d"};
+static const char *const TRIGGERS[] = {
+	"_atomsync_history_i", "_atomsync_history_u", "_atomsync_history_d"};
 
 static int buf_exec(sq_store *s, as_buf *b, as_error *err)
 {
@@ -111,7 +111,8 @@ static int hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 		} else if (strcasecmp(types[i], ct ? ct : "") != 0) {
 			/* A column of no declared type takes the history's. */
 			as_col *c = i >= off && i - off < h->ncols
-					    ? &t->cols[h->cols[i - off]] : NULL;
+					    ? &t->cols[h->cols[i - off]]
+					    : NULL;
 
 			if (c && c->type == AS_TYPE_AUTO &&
 			    type_of_decl(ct) != AS_TYPE_AUTO)
@@ -128,13 +129,16 @@ static int hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 	rc = 0;
 	if (!ok || i != n) {
 		for (size_t k = 0; k < n; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k], types[k]);
-		rc = as_error_set(err, AS_EUSAGE,
-				  "table %s exists but does not hold the %s history "
-				  "dataset %s now writes (%s); rename or drop it, or "
-				  "restore the dataset's earlier columns and history "
-				  "settings", h->name, as_hist_kind_name(h->kind), t->dataset,
-				  as_buf_cstr(&want));
+			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k],
+				      types[k]);
+		rc = as_error_set(
+			err, AS_EUSAGE,
+			"table %s exists but does not hold the %s history "
+			"dataset %s now writes (%s); rename or drop it, or "
+			"restore the dataset's earlier columns and history "
+			"settings",
+			h->name, as_hist_kind_name(h->kind), t->dataset,
+			as_buf_cstr(&want));
 	}
 done:
 	sqlite3_finalize(q);
@@ -147,7 +151,8 @@ done:
 
 /* The metadata table and the history table with its indexes, created on
  * first use; an existing history table must have this shape. */
-static int hist_ensure(sq_store *s, const as_hist *h, as_table *t, as_error *err)
+static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
+		       as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -172,7 +177,9 @@ static int hist_ensure(sq_store *s, const as_hist *h, as_table *t, as_error *err
 	for (size_t i = 0; i < n; i++) {
 		as_buf_add_ident(&b, names[i]);
 		as_buf_printf(&b, " %s%s, ", types[i],
-			      i == 0 || (i >= off && i < off + t->nkey) ? " NOT NULL" : "");
+			      i == 0 || (i >= off && i < off + t->nkey)
+				      ? " NOT NULL"
+				      : "");
 	}
 	/* Snapshot rows are written and pruned a run at a time: the run leads
 	 * the key.  A version is found by its record's key (the triggers). */
@@ -220,17 +227,21 @@ static int meta_read(sq_store *s, const char *dataset, hist_meta *m,
 	int exists, rc;
 
 	memset(m, 0, sizeof(*m));
-	if ((rc = as_sq_table_exists(s, "atomsync_history", &exists, err)) || !exists)
+	if ((rc = as_sq_table_exists(s, "atomsync_history", &exists, err)) ||
+	    !exists)
 		return rc;
-	if ((rc = as_sq_prepare(s, "SELECT kind, columns, restorable, first_run, "
-				"last_run FROM atomsync_history WHERE dataset = ?1",
-				&q, err)))
+	if ((rc = as_sq_prepare(
+		     s,
+		     "SELECT kind, columns, restorable, first_run, "
+		     "last_run FROM atomsync_history WHERE dataset = ?1",
+		     &q, err)))
 		return rc;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW) {
 		m->found = 1;
-		snprintf(m->kind, sizeof(m->kind), "%s", sqlite3_column_text(q, 0));
+		snprintf(m->kind, sizeof(m->kind), "%s",
+			 sqlite3_column_text(q, 0));
 		m->columns = as_strdup((const char *)sqlite3_column_text(q, 1));
 		m->restorable = sqlite3_column_int(q, 2);
 		m->first_run = sqlite3_column_int64(q, 3);
@@ -245,8 +256,10 @@ static int meta_read(sq_store *s, const char *dataset, hist_meta *m,
 static int published_run(sq_store *s, const char *dataset, int64_t *out,
 			 as_error *err)
 {
-	return as_sq_query_int(s, "SELECT published_run FROM atomsync_state "
-			       "WHERE dataset = ?1", dataset, out, err);
+	return as_sq_query_int(s,
+			       "SELECT published_run FROM atomsync_state "
+			       "WHERE dataset = ?1",
+			       dataset, out, err);
 }
 
 /* "k1" = old."k1" AND ... */
@@ -273,20 +286,29 @@ static int add_triggers(sq_store *s, const as_hist *h, const as_table *t,
 	as_buf ins = AS_BUF_INIT, close = AS_BUF_INIT, b = AS_BUF_INIT;
 	int rc;
 
-	as_buf_printf(&ins, "INSERT INTO %s(\"valid_from_run\", \"valid_to_run\", ", h->q);
+	as_buf_printf(&ins,
+		      "INSERT INTO %s(\"valid_from_run\", \"valid_to_run\", ",
+		      h->q);
 	as_hist_add_content(&ins, h, t, NULL);
 	as_buf_printf(&ins, ") VALUES(%s, NULL, ", RUN);
 	as_hist_add_content(&ins, h, t, "new");
 	as_buf_adds(&ins, ");");
-	as_buf_printf(&close, "UPDATE %s SET \"valid_to_run\" = %s WHERE ", h->q, RUN);
+	as_buf_printf(&close, "UPDATE %s SET \"valid_to_run\" = %s WHERE ",
+		      h->q, RUN);
 	add_key_is(&close, t, "old");
 	as_buf_adds(&close, " AND \"valid_to_run\" IS NULL;");
-	as_buf_printf(&b, "CREATE TEMP TRIGGER \"%s\" AFTER INSERT ON main.%s BEGIN %s END;",
-		      TRIGGERS[0], live_q, as_buf_cstr(&ins));
-	as_buf_printf(&b, "CREATE TEMP TRIGGER \"%s\" AFTER UPDATE ON main.%s BEGIN %s %s END;",
-		      TRIGGERS[1], live_q, as_buf_cstr(&close), as_buf_cstr(&ins));
-	as_buf_printf(&b, "CREATE TEMP TRIGGER \"%s\" AFTER DELETE ON main.%s BEGIN %s END;",
-		      TRIGGERS[2], live_q, as_buf_cstr(&close));
+	as_buf_printf(
+		&b,
+		"CREATE TEMP TRIGGER \"%s\" AFTER INSERT ON main.%s BEGIN %s END;",
+		TRIGGERS[0], live_q, as_buf_cstr(&ins));
+	as_buf_printf(
+		&b,
+		"CREATE TEMP TRIGGER \"%s\" AFTER UPDATE ON main.%s BEGIN %s %s END;",
+		TRIGGERS[1], live_q, as_buf_cstr(&close), as_buf_cstr(&ins));
+	as_buf_printf(
+		&b,
+		"CREATE TEMP TRIGGER \"%s\" AFTER DELETE ON main.%s BEGIN %s END;",
+		TRIGGERS[2], live_q, as_buf_cstr(&close));
 	rc = buf_exec(s, &b, err);
 	as_buf_free(&ins);
 	as_buf_free(&close);
@@ -300,7 +322,8 @@ static int drop_triggers(sq_store *s, as_error *err)
 	int rc;
 
 	for (size_t i = 0; i < sizeof(TRIGGERS) / sizeof(TRIGGERS[0]); i++)
-		as_buf_printf(&b, "DROP TRIGGER IF EXISTS temp.\"%s\";", TRIGGERS[i]);
+		as_buf_printf(&b, "DROP TRIGGER IF EXISTS temp.\"%s\";",
+			      TRIGGERS[i]);
 	rc = buf_exec(s, &b, err);
 	as_buf_free(&b);
 	return rc;
@@ -337,8 +360,10 @@ static int history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		m.last_run != prev;
 	/* From an empty table every row is new: written whole, no triggers. */
 	baseline = reset || c->live_before == 0;
-	if ((ret = as_sq_prepare(s, "INSERT INTO temp._atomsync_history_run "
-				 "VALUES(?1, ?2, ?3)", &q, err)))
+	if ((ret = as_sq_prepare(s,
+				 "INSERT INTO temp._atomsync_history_run "
+				 "VALUES(?1, ?2, ?3)",
+				 &q, err)))
 		goto done;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_int(q, 2, reset);
@@ -366,13 +391,17 @@ static int keep_from(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	*cutoff = 0;
 	/* The run being published is not yet completed: it counts as kept. */
 	if (po->history_keep_runs > 0) {
-		if ((ret = as_sq_prepare(s, "SELECT run_id FROM atomsync_runs WHERE "
-					 "dataset = ?1 AND run_id >= ?2 AND (run_id = ?3 "
-					 "OR (status = 'completed' AND kind IN ('sync', "
-					 "'rollback'))) ORDER BY run_id DESC LIMIT 1 "
-					 "OFFSET ?4", &q, err)))
+		if ((ret = as_sq_prepare(
+			     s,
+			     "SELECT run_id FROM atomsync_runs WHERE "
+			     "dataset = ?1 AND run_id >= ?2 AND (run_id = ?3 "
+			     "OR (status = 'completed' AND kind IN ('sync', "
+			     "'rollback'))) ORDER BY run_id DESC LIMIT 1 "
+			     "OFFSET ?4",
+			     &q, err)))
 			return ret;
-		sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, rc->table->dataset, -1,
+				  SQLITE_TRANSIENT);
 		sqlite3_bind_int64(q, 2, first);
 		sqlite3_bind_int64(q, 3, rc->run_id);
 		sqlite3_bind_int64(q, 4, po->history_keep_runs - 1);
@@ -388,18 +417,23 @@ static int keep_from(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if (po->history_keep_ms > 0) {
 		char since[40];
 
-		as_iso8601(as_now() - (double)po->history_keep_ms / 1000.0, since,
-			   sizeof(since));
-		if ((ret = as_sq_prepare(s, "SELECT min(run_id) FROM atomsync_runs WHERE "
-					 "dataset = ?1 AND run_id >= ?2 AND (run_id = ?3 "
-					 "OR (status = 'completed' AND kind IN ('sync', "
-					 "'rollback') AND finished_at >= ?4))", &q, err)))
+		as_iso8601(as_now() - (double)po->history_keep_ms / 1000.0,
+			   since, sizeof(since));
+		if ((ret = as_sq_prepare(
+			     s,
+			     "SELECT min(run_id) FROM atomsync_runs WHERE "
+			     "dataset = ?1 AND run_id >= ?2 AND (run_id = ?3 "
+			     "OR (status = 'completed' AND kind IN ('sync', "
+			     "'rollback') AND finished_at >= ?4))",
+			     &q, err)))
 			return ret;
-		sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(q, 1, rc->table->dataset, -1,
+				  SQLITE_TRANSIENT);
 		sqlite3_bind_int64(q, 2, first);
 		sqlite3_bind_int64(q, 3, rc->run_id);
 		sqlite3_bind_text(q, 4, since, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > *cutoff)
+		if (sqlite3_step(q) == SQLITE_ROW &&
+		    sqlite3_column_int64(q, 0) > *cutoff)
 			*cutoff = sqlite3_column_int64(q, 0);
 		sqlite3_finalize(q);
 	}
@@ -418,19 +452,25 @@ static int prune(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 
 	if (po->history_keep_runs <= 0 && po->history_keep_ms <= 0)
 		return 0;
-	if ((ret = as_sq_query_int(s, "SELECT first_run FROM atomsync_history "
-				   "WHERE dataset = ?1", rc->table->dataset, &first, err)) ||
-	    (ret = keep_from(s, rc, po, first, &cutoff, err)) || cutoff <= first)
+	if ((ret = as_sq_query_int(s,
+				   "SELECT first_run FROM atomsync_history "
+				   "WHERE dataset = ?1",
+				   rc->table->dataset, &first, err)) ||
+	    (ret = keep_from(s, rc, po, first, &cutoff, err)) ||
+	    cutoff <= first)
 		return ret;
 	/* A version closed at the cutoff was valid only before it. */
 	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= ?1", h->q);
+		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= ?1",
+			      h->q);
 	else
 		as_buf_printf(&b, "DELETE FROM %s WHERE \"run_id\" < ?1", h->q);
 	if ((ret = buf_exec_int(s, &b, cutoff, &gone, err)))
 		goto done;
-	if ((ret = as_sq_prepare(s, "UPDATE atomsync_history SET first_run = ?2 "
-				 "WHERE dataset = ?1", &q, err)))
+	if ((ret = as_sq_prepare(s,
+				 "UPDATE atomsync_history SET first_run = ?2 "
+				 "WHERE dataset = ?1",
+				 &q, err)))
 		goto done;
 	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 2, cutoff);
@@ -438,7 +478,8 @@ static int prune(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		ret = as_sq_fail(s, err, "history retention");
 	else
 		as_debug("%s: history before run %lld pruned (%lld rows)",
-			 rc->table->dataset, (long long)cutoff, (long long)gone);
+			 rc->table->dataset, (long long)cutoff,
+			 (long long)gone);
 done:
 	sqlite3_finalize(q);
 	as_buf_free(&b);
@@ -463,15 +504,19 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_hist_build(&h, t, po, err)))
 		return ret;
 	if ((ret = drop_triggers(s, err)) ||
-	    (ret = as_sq_query_int(s, "SELECT reset FROM temp._atomsync_history_run",
-				   NULL, &reset, err)) ||
-	    (ret = as_sq_query_int(s, "SELECT baseline FROM temp._atomsync_history_run",
-				   NULL, &baseline, err)) ||
+	    (ret = as_sq_query_int(
+		     s, "SELECT reset FROM temp._atomsync_history_run", NULL,
+		     &reset, err)) ||
+	    (ret = as_sq_query_int(
+		     s, "SELECT baseline FROM temp._atomsync_history_run", NULL,
+		     &baseline, err)) ||
 	    (ret = as_sq_table_exists(s, t->table, &exists, err)))
 		goto done;
 	if (h.kind == AS_HISTORY_SCD2 && baseline) {
-		as_buf_printf(&b, "UPDATE %s SET \"valid_to_run\" = ?1 WHERE "
-			      "\"valid_to_run\" IS NULL", h.q);
+		as_buf_printf(&b,
+			      "UPDATE %s SET \"valid_to_run\" = ?1 WHERE "
+			      "\"valid_to_run\" IS NULL",
+			      h.q);
 		if ((ret = buf_exec_int(s, &b, rc->run_id, NULL, err)))
 			goto done;
 	}
@@ -484,13 +529,15 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			goto done;
 	}
 	as_crash_point("history.written");
-	if ((ret = as_sq_prepare(s, "INSERT INTO atomsync_history VALUES(?1, ?2, ?3, ?4, "
-				 "?5, ?6, ?6) ON CONFLICT(dataset) DO UPDATE SET "
-				 "table_name = excluded.table_name, kind = excluded.kind, "
-				 "columns = excluded.columns, restorable = excluded.restorable, "
-				 "first_run = CASE WHEN ?7 THEN excluded.first_run "
-				 "ELSE first_run END, last_run = excluded.last_run",
-				 &q, err)))
+	if ((ret = as_sq_prepare(
+		     s,
+		     "INSERT INTO atomsync_history VALUES(?1, ?2, ?3, ?4, "
+		     "?5, ?6, ?6) ON CONFLICT(dataset) DO UPDATE SET "
+		     "table_name = excluded.table_name, kind = excluded.kind, "
+		     "columns = excluded.columns, restorable = excluded.restorable, "
+		     "first_run = CASE WHEN ?7 THEN excluded.first_run "
+		     "ELSE first_run END, last_run = excluded.last_run",
+		     &q, err)))
 		goto done;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_TRANSIENT);
@@ -505,7 +552,8 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	}
 	if ((ret = prune(s, rc, po, &h, err)))
 		goto done;
-	ret = as_sq_exec(s, "DROP TABLE IF EXISTS temp._atomsync_history_run", err);
+	ret = as_sq_exec(s, "DROP TABLE IF EXISTS temp._atomsync_history_run",
+			 err);
 done:
 	sqlite3_finalize(q);
 	as_buf_free(&b);
@@ -547,67 +595,91 @@ static int check_target(sq_store *s, as_run_ctx *rc, const as_hist *h,
 	hist_meta m;
 	int rc2, exists, ret = 0;
 
-	if (as_sq_prepare(s, "SELECT kind, status FROM atomsync_runs WHERE run_id = ?1 "
-			  "AND dataset = ?2", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "SELECT kind, status FROM atomsync_runs WHERE run_id = ?1 "
+		    "AND dataset = ?2",
+		    &q, err))
 		return err->code;
 	sqlite3_bind_int64(q, 1, n);
 	sqlite3_bind_text(q, 2, t->dataset, -1, SQLITE_TRANSIENT);
 	rc2 = sqlite3_step(q);
 	if (rc2 == SQLITE_ROW) {
 		snprintf(kind, sizeof(kind), "%s", sqlite3_column_text(q, 0));
-		snprintf(status, sizeof(status), "%s", sqlite3_column_text(q, 1));
+		snprintf(status, sizeof(status), "%s",
+			 sqlite3_column_text(q, 1));
 	}
 	sqlite3_finalize(q);
 	if (rc2 != SQLITE_ROW && rc2 != SQLITE_DONE)
 		return as_sq_fail(s, err, "reading runs");
 	if (rc2 == SQLITE_DONE)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: there is no run %lld "
-				    "of this dataset; nothing changed", t->dataset,
-				    (long long)n);
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s: there is no run %lld "
+				    "of this dataset; nothing changed",
+				    t->dataset, (long long)n);
 	if (strcmp(kind, "verify") == 0)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: run %lld is a verify "
-				    "run, which published nothing; name a sync or "
-				    "rollback run; nothing changed", t->dataset, (long long)n);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld is a verify "
+			"run, which published nothing; name a sync or "
+			"rollback run; nothing changed",
+			t->dataset, (long long)n);
 	if (strcmp(status, "completed") != 0)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: run %lld %s; only the "
-				    "state after a completed run can be restored; "
-				    "nothing changed", t->dataset, (long long)n,
-				    strcmp(status, "active") == 0 ? "is still active"
-				    : strcmp(status, "publishing") == 0 ? "is publishing"
-				    : strcmp(status, "refused") == 0 ? "was refused"
-				    : "failed");
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld %s; only the "
+			"state after a completed run can be restored; "
+			"nothing changed",
+			t->dataset, (long long)n,
+			strcmp(status, "active") == 0	    ? "is still active"
+			: strcmp(status, "publishing") == 0 ? "is publishing"
+			: strcmp(status, "refused") == 0    ? "was refused"
+							    : "failed");
 	if ((ret = meta_read(s, t->dataset, &m, err)))
 		return ret;
 	if ((ret = as_sq_table_exists(s, h->name, &exists, err)))
 		goto done;
 	if (!m.found || !exists) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: no history has been "
-				   "recorded yet (it starts with the next run that "
-				   "publishes); nothing changed", t->dataset);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: no history has been "
+			"recorded yet (it starts with the next run that "
+			"publishes); nothing changed",
+			t->dataset);
 	} else if (n < m.first_run) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: the history does not "
-				   "reach back to run %lld (pruned by history_keep, or "
-				   "recorded only since); the oldest run it can restore "
-				   "is %lld; nothing changed", t->dataset, (long long)n,
-				   (long long)m.first_run);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: the history does not "
+			"reach back to run %lld (pruned by history_keep, or "
+			"recorded only since); the oldest run it can restore "
+			"is %lld; nothing changed",
+			t->dataset, (long long)n, (long long)m.first_run);
 	} else if (n > m.last_run) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: run %lld was published "
-				   "while its history was off; the newest run the history "
-				   "can restore is %lld; nothing changed", t->dataset,
-				   (long long)n, (long long)m.last_run);
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld was published "
+			"while its history was off; the newest run the history "
+			"can restore is %lld; nothing changed",
+			t->dataset, (long long)n, (long long)m.last_run);
 	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its history was "
-				   "recorded as %s, but the dataset now says history: %s; "
-				   "nothing changed", t->dataset, m.kind,
-				   as_hist_kind_name(h->kind));
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: its history was "
+			"recorded as %s, but the dataset now says history: %s; "
+			"nothing changed",
+			t->dataset, m.kind, as_hist_kind_name(h->kind));
 	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s: its %s history holds "
-				   "the columns %s%s, but a rollback needs every mapped "
-				   "column (%s)%s; nothing changed", t->dataset, m.kind,
-				   m.columns ? m.columns : "",
-				   m.restorable ? "" : " without their hashes",
-				   h->colnames, strcmp(m.kind, "snapshot") == 0
-				   ? ": omit snapshot_columns, or list them all" : "");
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: its %s history holds "
+			"the columns %s%s, but a rollback needs every mapped "
+			"column (%s)%s; nothing changed",
+			t->dataset, m.kind, m.columns ? m.columns : "",
+			m.restorable ? "" : " without their hashes",
+			h->colnames,
+			strcmp(m.kind, "snapshot") == 0
+				? ": omit snapshot_columns, or list them all"
+				: "");
 	}
 done:
 	free(m.columns);
@@ -626,8 +698,9 @@ static int create_target(sq_store *s, const as_table *t, as_error *err)
 		as_buf_add_ident(&b, t->cols[i].name);
 		as_buf_printf(&b, " %s, ", as_sq_sql_type(t->cols[i].type));
 	}
-	as_buf_adds(&b, "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
-			"\"_atomsync_line\" BLOB, PRIMARY KEY (");
+	as_buf_adds(&b,
+		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
+		    "\"_atomsync_line\" BLOB, PRIMARY KEY (");
 	as_sq_add_key_list(&b, t, NULL);
 	as_buf_adds(&b, "))");
 	rc = buf_exec(s, &b, err);
@@ -653,16 +726,23 @@ static int fill_target(sq_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 		as_buf_add_ident(&b, t->cols[i].name);
 		as_buf_adds(&b, ", ");
 	}
-	as_buf_printf(&b, "NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ", h->q);
+	as_buf_printf(
+		&b,
+		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
+		h->q);
 	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(&b, "\"valid_from_run\" <= ?1 AND (\"valid_to_run\" IS NULL "
-				"OR \"valid_to_run\" > ?1)");
+		as_buf_adds(
+			&b,
+			"\"valid_from_run\" <= ?1 AND (\"valid_to_run\" IS NULL "
+			"OR \"valid_to_run\" > ?1)");
 	else
 		as_buf_adds(&b, "\"run_id\" = ?1");
 	if ((ret = buf_exec_int(s, &b, n, NULL, err)))
 		goto done;
-	as_buf_printf(&b, "UPDATE temp._atomsync_target SET \"_atomsync_run\" = ?1 "
-		      "WHERE NOT EXISTS (SELECT 1 FROM main.%s AS l WHERE ", r->live_q);
+	as_buf_printf(&b,
+		      "UPDATE temp._atomsync_target SET \"_atomsync_run\" = ?1 "
+		      "WHERE NOT EXISTS (SELECT 1 FROM main.%s AS l WHERE ",
+		      r->live_q);
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_adds(&b, i ? " AND " : "");
 		as_buf_adds(&b, "l.");
@@ -672,7 +752,9 @@ static int fill_target(sq_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 		as_buf_add_ident(&b, t->cols[i].name);
 	}
 	/* A row whose stored hash went stale (edited in place) is rewritten. */
-	as_buf_adds(&b, " AND l.\"_atomsync_hash\" IS _atomsync_target.\"_atomsync_hash\")");
+	as_buf_adds(
+		&b,
+		" AND l.\"_atomsync_hash\" IS _atomsync_target.\"_atomsync_hash\")");
 	ret = buf_exec_int(s, &b, rc->run_id, NULL, err);
 done:
 	as_buf_free(&b);
@@ -690,19 +772,27 @@ static int rollback_counts(sq_store *s, as_run_ctx *rc, as_counts *c,
 	int ret;
 
 	as_buf_printf(&b, "SELECT count(*) FROM main.%s", r->live_q);
-	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->live_before, err)) ||
-	    (ret = as_sq_query_int(s, "SELECT count(*) FROM temp._atomsync_target",
+	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->live_before,
+				   err)) ||
+	    (ret = as_sq_query_int(s,
+				   "SELECT count(*) FROM temp._atomsync_target",
 				   NULL, &S, err)) ||
-	    (ret = as_sq_query_int(s, "SELECT count(\"_atomsync_run\") FROM "
-				   "temp._atomsync_target", NULL, &C, err)))
+	    (ret = as_sq_query_int(s,
+				   "SELECT count(\"_atomsync_run\") FROM "
+				   "temp._atomsync_target",
+				   NULL, &C, err)))
 		goto done;
 	as_buf_reset(&b);
-	as_buf_printf(&b, "SELECT count(*) FROM temp._atomsync_target AS tt WHERE "
-		      "\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-		      "main.%s AS l WHERE ", r->live_q);
+	as_buf_printf(
+		&b,
+		"SELECT count(*) FROM temp._atomsync_target AS tt WHERE "
+		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+		"main.%s AS l WHERE ",
+		r->live_q);
 	as_sq_add_key_match(&b, t, "l", "tt");
 	as_buf_adds(&b, ")");
-	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->inserted, err)))
+	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->inserted,
+				   err)))
 		goto done;
 	c->seen = S;
 	c->updated = C - c->inserted;
@@ -736,19 +826,25 @@ static int rollback_changed(sq_store *s, as_run_ctx *rc, as_error *err)
 		as_buf_adds(&cols, i ? ", " : "");
 		as_buf_add_ident(&cols, t->cols[i].name);
 	}
-	as_buf_printf(&b, "DROP TABLE IF EXISTS temp._atomsync_changed; "
+	as_buf_printf(&b,
+		      "DROP TABLE IF EXISTS temp._atomsync_changed; "
 		      "CREATE TEMP TABLE _atomsync_changed AS SELECT %s, "
 		      "CASE WHEN EXISTS (SELECT 1 FROM main.%s AS l WHERE ",
 		      as_buf_cstr(&cols), r->live_q);
 	as_sq_add_key_match(&b, t, "l", "tt");
-	as_buf_printf(&b, ") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
-		      "FROM temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS NOT "
-		      "NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
-		      "temp._atomsync_target AS tt WHERE ", as_buf_cstr(&cols));
+	as_buf_printf(
+		&b,
+		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
+		"FROM temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS NOT "
+		"NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
+		"temp._atomsync_target AS tt WHERE ",
+		as_buf_cstr(&cols));
 	as_sq_add_key_match(&b, t, "tt", "l");
-	as_buf_printf(&b, ") THEN 'before' ELSE 'delete' END FROM main.%s AS l "
-		      "WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_target AS tt WHERE ",
-		      r->live_q);
+	as_buf_printf(
+		&b,
+		") THEN 'before' ELSE 'delete' END FROM main.%s AS l "
+		"WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_target AS tt WHERE ",
+		r->live_q);
 	as_sq_add_key_match(&b, t, "tt", "l");
 	/* Without 'before' rows: only live rows whose key is not restored. */
 	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
@@ -781,8 +877,11 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (c->inserted + c->updated > 0) {
-		as_buf_printf(&b, "INSERT INTO main.%s SELECT * FROM temp._atomsync_target "
-			      "WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(", r->live_q);
+		as_buf_printf(
+			&b,
+			"INSERT INTO main.%s SELECT * FROM temp._atomsync_target "
+			"WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(",
+			r->live_q);
 		as_sq_add_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
@@ -791,30 +890,38 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			as_buf_add_ident(&b, t->cols[i].name);
 			as_buf_adds(&b, ", ");
 		}
-		as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-				"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-				"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+		as_buf_adds(&b,
+			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 		if ((ret = buf_exec_int(s, &b, 0, &changes, err)))
 			goto done;
 		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(err, AS_ESTORE, "rollback wrote %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)(c->inserted + c->updated));
+			ret = as_error_set(
+				err, AS_ESTORE,
+				"rollback wrote %lld rows, "
+				"expected %lld; nothing changed",
+				(long long)changes,
+				(long long)(c->inserted + c->updated));
 			goto done;
 		}
 	}
 	if (c->deleted > 0) {
-		as_buf_printf(&b, "DELETE FROM main.%s WHERE NOT EXISTS (SELECT 1 FROM "
-			      "temp._atomsync_target AS tt WHERE ", r->live_q);
+		as_buf_printf(
+			&b,
+			"DELETE FROM main.%s WHERE NOT EXISTS (SELECT 1 FROM "
+			"temp._atomsync_target AS tt WHERE ",
+			r->live_q);
 		as_sq_add_key_match(&b, t, "tt", r->live_q);
 		as_buf_adds(&b, ")");
 		if ((ret = buf_exec_int(s, &b, 0, &changes, err)))
 			goto done;
 		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE, "rollback deleted %lld rows, "
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback deleted %lld rows, "
 					   "expected %lld; nothing changed",
-					   (long long)changes, (long long)c->deleted);
+					   (long long)changes,
+					   (long long)c->deleted);
 			goto done;
 		}
 	}
@@ -839,8 +946,10 @@ static int rollback_state(sq_store *s, as_run_ctx *rc, as_error *err)
 	char *stage = NULL;
 	int ret = 0;
 
-	if (as_sq_prepare(s, "SELECT stage_table FROM atomsync_state WHERE dataset = ?1",
-			  &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "SELECT stage_table FROM atomsync_state WHERE dataset = ?1",
+		    &q, err))
 		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) == SQLITE_ROW)
@@ -849,10 +958,12 @@ static int rollback_state(sq_store *s, as_run_ctx *rc, as_error *err)
 	q = NULL;
 	if (stage && (ret = as_sq_drop_stage(s, stage, err)))
 		goto done;
-	as_buf_adds(&b, "UPDATE atomsync_state SET published_run = ?2, stage_table = NULL, "
-			"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-			"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-			"stage_seen = 0, stage_rejected = 0");
+	as_buf_adds(
+		&b,
+		"UPDATE atomsync_state SET published_run = ?2, stage_table = NULL, "
+		"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		"stage_seen = 0, stage_rejected = 0");
 	if (t->cursor >= 0) {
 		as_buf_adds(&b, ", cursor = (SELECT max(");
 		as_buf_add_ident(&b, t->cols[t->cursor].name);
@@ -866,8 +977,10 @@ static int rollback_state(sq_store *s, as_run_ctx *rc, as_error *err)
 	if (sqlite3_step(q) != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "saving state");
 	else if (sqlite3_changes(s->db) != 1)
-		ret = as_error_set(err, AS_EUSAGE, "dataset %s has never been "
-				   "published; nothing to roll back", t->dataset);
+		ret = as_error_set(err, AS_EUSAGE,
+				   "dataset %s has never been "
+				   "published; nothing to roll back",
+				   t->dataset);
 done:
 	sqlite3_finalize(q);
 	free(stage);
@@ -885,24 +998,30 @@ static int run_open(sq_store *s, as_run_ctx *rc, as_error *err)
 
 	as_iso8601(as_now(), now, sizeof(now));
 	/* Runs left active by dead workers: this worker holds the lease. */
-	if (as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'failed', "
-			  "finished_at = ?2, error = 'interrupted: the worker "
-			  "stopped before finishing (killed, crashed or lost its "
-			  "connection); nothing was published' "
-			  "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
-			  &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'failed', "
+		    "finished_at = ?2, error = 'interrupted: the worker "
+		    "stopped before finishing (killed, crashed or lost its "
+		    "connection); nothing was published' "
+		    "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
+		    &q, err))
 		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, now, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		goto fail;
 	sqlite3_finalize(q);
-	if (as_sq_prepare(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-			  "started_at, lease_token, owner) VALUES(?1, ?2, ?3, "
-			  "'publishing', ?4, ?5, ?6)", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		    "started_at, lease_token, owner) VALUES(?1, ?2, ?3, "
+		    "'publishing', ?4, ?5, ?6)",
+		    &q, err))
 		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "rollback", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "rollback", -1,
+			  SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, now, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 5, rc->token);
@@ -924,15 +1043,19 @@ static int run_close(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	char now[40], note[96];
 	int ret = 0;
 
-	snprintf(note, sizeof(note), "restored the table to its state after run %lld",
+	snprintf(note, sizeof(note),
+		 "restored the table to its state after run %lld",
 		 (long long)to_run);
-	if (as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'completed', "
-			  "finished_at = ?2, seen = ?3, inserted = ?4, updated = ?5, "
-			  "unchanged = ?6, deleted = ?7, error = ?8 WHERE run_id = ?1",
-			  &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'completed', "
+		    "finished_at = ?2, seen = ?3, inserted = ?4, updated = ?5, "
+		    "unchanged = ?6, deleted = ?7, error = ?8 WHERE run_id = ?1",
+		    &q, err))
 		return err->code;
 	sqlite3_bind_int64(q, 1, rc->run_id);
-	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1,
+			  SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 3, c->seen);
 	sqlite3_bind_int64(q, 4, c->inserted);
 	sqlite3_bind_int64(q, 5, c->updated);
@@ -951,8 +1074,9 @@ static int run_close(sq_store *s, as_run_ctx *rc, const as_counts *c,
  * rewrites exactly the rows that differ from N's state (their history and
  * outbox events with them), and makes it the dataset's published run.
  */
-int as_sq_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-			   int64_t to_run, as_counts *c, as_error *err)
+int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
+			   const as_publish_opts *po, int64_t to_run,
+			   as_counts *c, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	as_table *t = rc->table;
@@ -972,7 +1096,8 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *
 	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
 	if ((ret = as_sq_exec(s, "BEGIN IMMEDIATE", err)))
 		goto out;
-	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms,
+			       err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
 	    (ret = hist_check(s, &h, t, err)))
 		goto fail;
@@ -999,8 +1124,10 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *
 	    (ret = rollback_outbox(s, rc, err)) ||
 	    (ret = rollback_state(s, rc, err)) ||
 	    (ret = run_close(s, rc, c, to_run, err)) ||
-	    (ret = as_sq_exec(s, "DROP TABLE temp._atomsync_target; "
-			      "DROP TABLE IF EXISTS temp._atomsync_changed", err)))
+	    (ret = as_sq_exec(s,
+			      "DROP TABLE temp._atomsync_target; "
+			      "DROP TABLE IF EXISTS temp._atomsync_changed",
+			      err)))
 		goto fail;
 	as_crash_point("rollback.before_commit");
 	if ((ret = as_sq_exec(s, "COMMIT", err)))
@@ -1038,8 +1165,8 @@ static as_row *add_row(as_batch *b, size_t ncols)
 	return row->v ? row : NULL;
 }
 
-int as_sq_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
-			 as_error *err)
+int as_sq_history_sample(as_store *st, const as_table *t, size_t n,
+			 as_batch *out, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	as_buf b = AS_BUF_INIT;
@@ -1078,18 +1205,20 @@ int as_sq_history_sample(as_store *st, const as_table *t, size_t n, as_batch *ou
 				v->kind = AS_V_REAL;
 				v->u.r = sqlite3_column_double(q, (int)i);
 				break;
-			case SQLITE_NULL:
-				v->kind = AS_V_NULL;
-				break;
+			case SQLITE_NULL: v->kind = AS_V_NULL; break;
 			default:
 				v->kind = AS_V_TEXT;
-				v->len = (uint32_t)sqlite3_column_bytes(q, (int)i);
-				v->u.s = as_arena_strndup(&out->arena,
-							  (const char *)sqlite3_column_text(q, (int)i),
-							  v->len);
+				v->len = (uint32_t)sqlite3_column_bytes(q,
+									(int)i);
+				v->u.s = as_arena_strndup(
+					&out->arena,
+					(const char *)sqlite3_column_text(
+						q, (int)i),
+					v->len);
 				if (!v->u.s) {
 					sqlite3_finalize(q);
-					return as_error_set(err, AS_ENOMEM, "out of memory");
+					return as_error_set(err, AS_ENOMEM,
+							    "out of memory");
 				}
 			}
 		}
@@ -1100,25 +1229,31 @@ int as_sq_history_sample(as_store *st, const as_table *t, size_t n, as_batch *ou
 }
 
 int as_sq_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c, const char *error,
-			     double started, int64_t *run_id, as_error *err)
+			     const char *status, const as_counts *c,
+			     const char *error, double started, int64_t *run_id,
+			     as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sqlite3_stmt *q;
 	char a[40], b[40];
 	int rc;
 
-	if (as_sq_prepare(s, "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-			  "started_at, finished_at, seen, inserted, updated, unchanged, "
-			  "deleted, rejected, error, owner) VALUES(?1, ?2, ?3, ?4, ?5, "
-			  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		    "started_at, finished_at, seen, inserted, updated, unchanged, "
+		    "deleted, rejected, error, owner) VALUES(?1, ?2, ?3, ?4, ?5, "
+		    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL)",
+		    &q, err))
 		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, kind, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, status, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 5, as_iso8601(started, a, sizeof(a)), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 6, as_iso8601(as_now(), b, sizeof(b)), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 5, as_iso8601(started, a, sizeof(a)), -1,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 6, as_iso8601(as_now(), b, sizeof(b)), -1,
+			  SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 7, c->seen);
 	sqlite3_bind_int64(q, 8, c->inserted);
 	sqlite3_bind_int64(q, 9, c->updated);

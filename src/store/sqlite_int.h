@@ -18,29 +18,33 @@ typedef struct sq_store {
 } sq_store;
 
 typedef struct sq_run {
-	char *live_q;       /* "table", quoted */
-	char *stage;        /* staging table name, unquoted; NULL until prepared */
+	char *live_q; /* "table", quoted */
+	char *stage;  /* staging table name, unquoted; NULL until prepared */
 	char *stage_q;
-	int live_exists;    /* the live table existed when staging began */
+	int live_exists; /* the live table existed when staging began */
 	int live_has_rows;
 	int64_t stage_base; /* published_run when the staging began */
-	char *spans;        /* the staging's spans table ("<stage>_spans") */
+	char *spans;	    /* the staging's spans table ("<stage>_spans") */
 	char *spans_q;
-	char *gone_q;       /* "<stage>_gone": the publish's deletions, with spans */
-	int gone;           /* the publish's deletions are in gone_q */
+	char *gone_q; /* "<stage>_gone": the publish's deletions, with spans */
+	int gone;     /* the publish's deletions are in gone_q */
 	sqlite3_stmt *ins, *look_live, *look_stage, *fence, *save, *ins_span;
 } sq_run;
 
 int as_sq_fail(sq_store *s, as_error *err, const char *what);
 int as_sq_exec(sq_store *s, const char *sql, as_error *err);
 int as_sq_txn(sq_store *s, const char *sql, const char *what, as_error *err);
-int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st, as_error *err);
+int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,
+		  as_error *err);
 void as_sq_rollback(sq_store *s);
 void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v);
 void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v);
-int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out, as_error *err);
-int as_sq_table_exists(sq_store *s, const char *name, int *exists, as_error *err);
-int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset, int64_t token, int64_t ttl_ms, as_error *err);
+int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out,
+		    as_error *err);
+int as_sq_table_exists(sq_store *s, const char *name, int *exists,
+		       as_error *err);
+int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
+		int64_t token, int64_t ttl_ms, as_error *err);
 int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
 int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err);
 int as_sq_stage_names(sq_run *r, const char *stage);
@@ -48,16 +52,22 @@ const char *as_sq_sql_type(as_type t);
 int as_sq_rowid_key(const as_table *t);
 void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix);
 void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix);
-void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a, const char *bq);
+void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
+			 const char *bq);
 char *as_sq_create_sql(const as_table *t, const char *name);
-int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err);
+int as_sq_check_table(sq_store *s, as_table *t, const char *name,
+		      as_error *err);
 void as_sq_run_free(as_store *st, as_run_ctx *rc);
-int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b, as_error *err);
+int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
+		      as_error *err);
 int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
-int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a, as_error *err);
-int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key, as_error *err);
+int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
+		    as_error *err);
+int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
+		    as_error *err);
 void as_sq_scan_close(as_store *st, as_run_ctx *rc);
-int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po, as_counts *c, as_error *err);
+int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+		  as_counts *c, as_error *err);
 
 /*
  * Spans (store/sqlite_spans.c; store.h, AS_ROW_SPAN).  The staging keeps
@@ -65,21 +75,23 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po, as_co
  * transaction, before the counts, as_sq_spans_resolve either takes them as
  * the unchanged rows they stand for, reading only the live rows between
  * spans (sp->active; in full mode the deletions go to "<stage>_gone", a
- * table of the publish transaction, and r->gone is set), or, where a span cannot be trusted or the publish
- * needs each row, stages the rows they stand for one by one, so the
- * publish goes on exactly as if no span had been made.
+ * table of the publish transaction, and r->gone is set), or, where a span
+ * cannot be trusted or the publish needs each row, stages the rows they stand
+ * for one by one, so the publish goes on exactly as if no span had been made.
  */
 typedef struct sq_spans {
 	int active;
-	int64_t rows;       /* live rows the spans stand for */
-	int64_t gap_rows;   /* live rows outside every span */
-	int64_t gone;       /* of those, the ones not staged (full mode) */
+	int64_t rows;	  /* live rows the spans stand for */
+	int64_t gap_rows; /* live rows outside every span */
+	int64_t gone;	  /* of those, the ones not staged (full mode) */
 } sq_spans;
 
 /* "(k1, k2) IN (SELECT k1, k2 FROM <stage>_gone)" */
 void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r);
-int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row, as_error *err);
-int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp, as_error *err);
+int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row,
+		     as_error *err);
+int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
+			as_error *err);
 
 /*
  * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write
@@ -95,11 +107,15 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp, as_error *err
  * publish calls it through as_sq_outbox_publish, after the guards and
  * before it touches the live table.
  */
-int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q, as_error *err);
-int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c, as_error *err);
-int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id, size_t limit,
-		      unsigned flags, as_outbox_event **out, size_t *n, as_error *err);
-int as_sq_outbox_mark(as_store *st, int64_t event_id, const char *error, as_error *err);
+int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
+		       as_error *err);
+int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			 as_error *err);
+int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
+		      size_t limit, unsigned flags, as_outbox_event **out,
+		      size_t *n, as_error *err);
+int as_sq_outbox_mark(as_store *st, int64_t event_id, const char *error,
+		      as_error *err);
 
 /*
  * History (store/sqlite_history.c).  Around publish_apply, in the publish
@@ -112,12 +128,14 @@ int as_sq_history_before(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			 const as_counts *c, as_error *err);
 int as_sq_history_after(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			as_error *err);
-int as_sq_history_rollback(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-			   int64_t to_run, as_counts *c, as_error *err);
-int as_sq_history_sample(as_store *st, const as_table *t, size_t n, as_batch *out,
-			 as_error *err);
+int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
+			   const as_publish_opts *po, int64_t to_run,
+			   as_counts *c, as_error *err);
+int as_sq_history_sample(as_store *st, const as_table *t, size_t n,
+			 as_batch *out, as_error *err);
 int as_sq_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c, const char *error,
-			     double started, int64_t *run_id, as_error *err);
+			     const char *status, const as_counts *c,
+			     const char *error, double started, int64_t *run_id,
+			     as_error *err);
 
 #endif

@@ -89,7 +89,9 @@ static int changed_counts(sq_store *s, const char *changed_q, int64_t n[3],
 	as_buf b = AS_BUF_INIT;
 	int rc;
 
-	as_buf_printf(&b, "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1", changed_q);
+	as_buf_printf(&b,
+		      "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1",
+		      changed_q);
 	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
 	as_buf_free(&b);
 	if (rc)
@@ -115,14 +117,18 @@ static int insert_event(sq_store *s, as_run_ctx *rc, const char *target,
 	char now[40];
 	int ret = 0;
 
-	if (as_sq_prepare(s, "INSERT INTO atomsync_outbox(run_id, dataset, target, "
-			  "payload, created_at) VALUES(?1, ?2, ?3, ?4, ?5)", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "INSERT INTO atomsync_outbox(run_id, dataset, target, "
+		    "payload, created_at) VALUES(?1, ?2, ?3, ?4, ?5)",
+		    &q, err))
 		return AS_ESTORE;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_text(q, 2, rc->table->dataset, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 3, target, -1, SQLITE_STATIC);
 	sqlite3_bind_text64(q, 4, payload, len, SQLITE_STATIC, SQLITE_UTF8);
-	sqlite3_bind_text(q, 5, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 5, as_iso8601(as_now(), now, sizeof(now)), -1,
+			  SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "outbox: recording an event");
 	sqlite3_finalize(q);
@@ -133,9 +139,8 @@ static int insert_event(sq_store *s, as_run_ctx *rc, const char *target,
  * k IS NOT NULL, over the templates with columns; literal text is bound.
  * Not deduplicated: a repeated key (a 'before' row whose column did not
  * change) costs Redis nothing, a sort of every key costs the publish. */
-static int keys_query(sq_store *s, const as_tpl *v, size_t n,
-		      const as_table *t, const char *changed_q,
-		      sqlite3_stmt **q, as_error *err)
+static int keys_query(sq_store *s, const as_tpl *v, size_t n, const as_table *t,
+		      const char *changed_q, sqlite3_stmt **q, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	int np = 0, any = 0, rc;
@@ -149,7 +154,8 @@ static int keys_query(sq_store *s, const as_tpl *v, size_t n,
 		for (size_t k = 0; k < v[i].nparts; k++) {
 			as_buf_adds(&b, k ? " || " : "");
 			if (v[i].parts[k].column)
-				add_text_expr(&b, &t->cols[v[i].parts[k].index]);
+				add_text_expr(&b,
+					      &t->cols[v[i].parts[k].index]);
 			else
 				as_buf_printf(&b, "?%d", ++np);
 		}
@@ -166,16 +172,19 @@ static int keys_query(sq_store *s, const as_tpl *v, size_t n,
 		return rc;
 	np = 0;
 	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; !v[i].pattern && !v[i].fixed && k < v[i].nparts; k++)
+		for (size_t k = 0;
+		     !v[i].pattern && !v[i].fixed && k < v[i].nparts; k++)
 			if (!v[i].parts[k].column)
-				sqlite3_bind_text(*q, ++np, v[i].parts[k].text, -1, SQLITE_STATIC);
+				sqlite3_bind_text(*q, ++np, v[i].parts[k].text,
+						  -1, SQLITE_STATIC);
 	return 0;
 }
 
 /* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
  * the first event also carries the fixed keys and the patterns. */
-static int write_redis(sq_store *s, as_run_ctx *rc, const as_outbox_summary *sum,
-		       const char *changed_q, int64_t *nkeys, as_error *err)
+static int write_redis(sq_store *s, as_run_ctx *rc,
+		       const as_outbox_summary *sum, const char *changed_q,
+		       int64_t *nkeys, as_error *err)
 {
 	const as_dataset_cfg *ds = rc->effects;
 	as_tpl *v = NULL;
@@ -192,17 +201,20 @@ static int write_redis(sq_store *s, as_run_ctx *rc, const as_outbox_summary *sum
 	for (size_t i = 0; i < n; i++)
 		npat += v[i].pattern;
 	for (size_t i = 0; i < n; i++)
-		if (v[i].fixed && (ret = as_payload_add_key(&p, v[i].parts[0].text,
-							     strlen(v[i].parts[0].text), err)))
+		if (v[i].fixed &&
+		    (ret = as_payload_add_key(&p, v[i].parts[0].text,
+					      strlen(v[i].parts[0].text), err)))
 			goto done;
 	while (q && (step = sqlite3_step(q)) == SQLITE_ROW) {
-		if ((ret = as_payload_add_key(&p, (const char *)sqlite3_column_text(q, 0),
-					      (size_t)sqlite3_column_bytes(q, 0), err)))
+		if ((ret = as_payload_add_key(
+			     &p, (const char *)sqlite3_column_text(q, 0),
+			     (size_t)sqlite3_column_bytes(q, 0), err)))
 			goto done;
 		if (as_payload_full(&p)) {
 			*nkeys += p.nkeys;
 			if ((ret = as_payload_end(&p, err)) ||
-			    (ret = insert_event(s, rc, "redis", p.buf.data, p.buf.len, err)))
+			    (ret = insert_event(s, rc, "redis", p.buf.data,
+						p.buf.len, err)))
 				goto done;
 			as_payload_free(&p);
 			first = 0;
@@ -218,7 +230,8 @@ static int write_redis(sq_store *s, as_run_ctx *rc, const as_outbox_summary *sum
 	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
 	if (p.nkeys || (first && npat)) {
 		if ((ret = as_payload_end(&p, err)) ||
-		    (ret = insert_event(s, rc, "redis", p.buf.data, p.buf.len, err)))
+		    (ret = insert_event(s, rc, "redis", p.buf.data, p.buf.len,
+					err)))
 			goto done;
 	}
 done:
@@ -245,8 +258,10 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 	if (!has_effects(ds))
 		return 0;
 	if (ds->notify)
-		return as_error_set(err, AS_EUSAGE, "dataset %s: notify needs a "
-				    "PostgreSQL store", ds->name);
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s: notify needs a "
+				    "PostgreSQL store",
+				    ds->name);
 	if ((ret = changed_counts(s, changed_q, n, err)))
 		return ret;
 	if (n[0] + n[1] + n[2] == 0)
@@ -260,7 +275,8 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 	sum.inserted = n[0];
 	sum.updated = n[1];
 	sum.deleted = n[2];
-	if (ds->ninvalidate && (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
+	if (ds->ninvalidate &&
+	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
 	if (ds->webhook) {
 		char *body = as_outbox_summary_json(&sum, ds, nkeys);
@@ -301,7 +317,8 @@ static void add_delete_filter(as_buf *b, const as_table *t, const sq_run *r)
 	if (r->gone) {
 		as_sq_add_gone_filter(b, t, r);
 	} else if (r->stage) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", r->stage_q);
+		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
+			      r->stage_q);
 		as_sq_add_key_match(b, t, r->stage_q, r->live_q);
 		as_buf_adds(b, ")");
 	} else {
@@ -336,20 +353,26 @@ static int collect_changed(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
 		add_cols(&b, t, need, r->stage_q);
 		/* The op of each row: looked up only when the run both inserts
-		 * and updates (a full reload of changed rows is all 'update'). */
+		 * and updates (a full reload of changed rows is all 'update').
+		 */
 		if (c->inserted == 0) {
 			as_buf_adds(&b, "'update'");
 		} else if (live && c->live_before > 0 && c->updated > 0) {
-			as_buf_printf(&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_buf_printf(
+				&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ",
+				r->live_q);
 			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
 			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
 		} else {
 			as_buf_adds(&b, "'insert'");
 		}
-		as_buf_printf(&b, " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
+		as_buf_printf(&b,
+			      " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
 			      r->stage_q, r->stage_q);
 		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
-			as_buf_printf(&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ", r->live_q);
+			as_buf_printf(
+				&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ",
+				r->live_q);
 			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
 			as_buf_adds(&b, ")");
 		}
@@ -359,9 +382,11 @@ static int collect_changed(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	if (need_before && r->stage && live && c->updated > 0) {
 		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
 		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q, r->stage_q);
+		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q,
+			      r->stage_q);
 		as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL", r->stage_q);
+		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL",
+			      r->stage_q);
 		if ((ret = sql_run(s, &b, err)))
 			goto done;
 	}
@@ -414,12 +439,15 @@ int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	    (ret = changed_counts(s, CHANGED_Q, n, err)))
 		goto done;
 	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
-		ret = as_error_set(err, AS_ESTORE, "outbox: the changed rows (%lld "
-				   "inserted, %lld updated, %lld deleted) disagree with "
-				   "the publish counts (%lld, %lld, %lld); nothing was "
-				   "published", (long long)n[0], (long long)n[1],
-				   (long long)n[2], (long long)c->inserted,
-				   (long long)c->updated, (long long)c->deleted);
+		ret = as_error_set(
+			err, AS_ESTORE,
+			"outbox: the changed rows (%lld "
+			"inserted, %lld updated, %lld deleted) disagree with "
+			"the publish counts (%lld, %lld, %lld); nothing was "
+			"published",
+			(long long)n[0], (long long)n[1], (long long)n[2],
+			(long long)c->inserted, (long long)c->updated,
+			(long long)c->deleted);
 		goto done;
 	}
 	if ((ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
@@ -453,21 +481,28 @@ int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 
 	*out = NULL;
 	*n = 0;
-	if ((ret = as_sq_table_exists(s, "atomsync_outbox", &exists, err)) || !exists)
+	if ((ret = as_sq_table_exists(s, "atomsync_outbox", &exists, err)) ||
+	    !exists)
 		return ret;
-	as_buf_printf(&b, "SELECT event_id, run_id, dataset, target, status, attempts, "
-		      "last_error, created_at, delivered_at, "
-		      "json_extract(payload, '$.keys_count'), %s FROM atomsync_outbox "
-		      "WHERE (?1 IS NULL OR dataset = ?1) AND ",
-		      flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
+	as_buf_printf(
+		&b,
+		"SELECT event_id, run_id, dataset, target, status, attempts, "
+		"last_error, created_at, delivered_at, "
+		"json_extract(payload, '$.keys_count'), %s FROM atomsync_outbox "
+		"WHERE (?1 IS NULL OR dataset = ?1) AND ",
+		flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
 	if (flags & AS_OUTBOX_PENDING)
-		as_buf_adds(&b, "status = 'pending' AND event_id > ?2 ORDER BY event_id "
-				"LIMIT ?3");
+		as_buf_adds(
+			&b,
+			"status = 'pending' AND event_id > ?2 ORDER BY event_id "
+			"LIMIT ?3");
 	else
-		as_buf_adds(&b, "(status = 'pending' OR event_id IN (SELECT event_id FROM "
-				"atomsync_outbox WHERE status = 'delivered' AND (?1 IS NULL "
-				"OR dataset = ?1) ORDER BY event_id DESC LIMIT ?3)) "
-				"ORDER BY event_id");
+		as_buf_adds(
+			&b,
+			"(status = 'pending' OR event_id IN (SELECT event_id FROM "
+			"atomsync_outbox WHERE status = 'delivered' AND (?1 IS NULL "
+			"OR dataset = ?1) ORDER BY event_id DESC LIMIT ?3)) "
+			"ORDER BY event_id");
 	ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
 	as_buf_free(&b);
 	if (ret)
@@ -483,7 +518,8 @@ int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 			as_outbox_event *nv = realloc(v, ncap * sizeof(*nv));
 
 			if (!nv) {
-				ret = as_error_set(err, AS_ENOMEM, "out of memory");
+				ret = as_error_set(err, AS_ENOMEM,
+						   "out of memory");
 				goto done;
 			}
 			v = nv;
@@ -531,30 +567,38 @@ int as_sq_outbox_mark(as_store *st, int64_t event_id, const char *error,
 	char now[40], old[40];
 	int ret = 0;
 
-	if (as_sq_prepare(s, error ? "UPDATE atomsync_outbox SET attempts = attempts + 1, "
-				     "last_error = ?2 WHERE event_id = ?1 AND "
-				     "status = 'pending'"
-				   : "UPDATE atomsync_outbox SET status = 'delivered', "
-				     "attempts = attempts + 1, last_error = NULL, "
-				     "delivered_at = ?2, payload = json_remove(payload, "
-				     "'$.keys') WHERE event_id = ?1 AND status = 'pending'",
-			  &q, err))
+	if (as_sq_prepare(
+		    s,
+		    error ? "UPDATE atomsync_outbox SET attempts = attempts + 1, "
+			    "last_error = ?2 WHERE event_id = ?1 AND "
+			    "status = 'pending'"
+			  : "UPDATE atomsync_outbox SET status = 'delivered', "
+			    "attempts = attempts + 1, last_error = NULL, "
+			    "delivered_at = ?2, payload = json_remove(payload, "
+			    "'$.keys') WHERE event_id = ?1 AND status = 'pending'",
+		    &q, err))
 		return AS_ESTORE;
 	sqlite3_bind_int64(q, 1, event_id);
-	sqlite3_bind_text(q, 2, error ? error : as_iso8601(as_now(), now, sizeof(now)),
-			  -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(
+		q, 2, error ? error : as_iso8601(as_now(), now, sizeof(now)),
+		-1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "outbox: marking an event");
 	sqlite3_finalize(q);
 	if (ret || error)
 		return ret;
-	if (as_sq_prepare(s, "DELETE FROM atomsync_outbox WHERE status = 'delivered' "
-			  "AND delivered_at < ?1", &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "DELETE FROM atomsync_outbox WHERE status = 'delivered' "
+		    "AND delivered_at < ?1",
+		    &q, err))
 		return AS_ESTORE;
-	sqlite3_bind_text(q, 1, as_iso8601(as_now() - KEEP_DELIVERED_S, old, sizeof(old)),
-			  -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(
+		q, 1, as_iso8601(as_now() - KEEP_DELIVERED_S, old, sizeof(old)),
+		-1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE)
-		ret = as_sq_fail(s, err, "outbox: removing old delivered events");
+		ret = as_sq_fail(s, err,
+				 "outbox: removing old delivered events");
 	sqlite3_finalize(q);
 	return ret;
 }

@@ -48,7 +48,9 @@ static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_scopes; "
 			"CREATE TEMP TABLE _atomsync_scopes(");
 	as_sq_add_scope_list(&b, t, NULL);
-	as_buf_adds(&b, ", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
+	as_buf_adds(
+		&b,
+		", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
 	as_sq_add_scope_list(&b, t, NULL);
 	as_buf_printf(&b, ", 0 FROM %s", r->stage_q);
 	if ((ret = sql_exec(s, &b, NULL, err)))
@@ -56,7 +58,9 @@ static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_buf_adds(&b, "INSERT INTO temp._atomsync_scopes SELECT ");
 	for (size_t i = 0; i < t->nscope; i++)
 		as_buf_printf(&b, "?%zu, ", i + 1);
-	as_buf_adds(&b, "1 WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_scopes WHERE ");
+	as_buf_adds(
+		&b,
+		"1 WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_scopes WHERE ");
 	for (size_t i = 0; i < t->nscope; i++) {
 		as_buf_adds(&b, i ? " AND " : "");
 		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
@@ -67,7 +71,8 @@ static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		goto done;
 	for (size_t k = 0; k < po->nnamed; k++) {
 		for (size_t i = 0; i < t->nscope; i++)
-			as_sq_bind_val(q, (int)i + 1, &po->named_scopes[k * t->nscope + i]);
+			as_sq_bind_val(q, (int)i + 1,
+				       &po->named_scopes[k * t->nscope + i]);
 		if (sqlite3_step(q) != SQLITE_DONE) {
 			ret = as_sq_fail(s, err, "recording named scopes");
 			goto done;
@@ -80,7 +85,8 @@ done:
 	return ret;
 }
 
-/* "WHERE (s1, s2) IN (SELECT s1, s2 FROM temp._atomsync_scopes [WHERE _named = 0])" */
+/* "WHERE (s1, s2) IN (SELECT s1, s2 FROM temp._atomsync_scopes [WHERE _named =
+ * 0])" */
 static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
 			     int delivered_only)
 {
@@ -105,8 +111,9 @@ static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(sq_store *s, as_run_ctx *rc,
 			  const as_publish_opts *po, const sq_spans *sp,
-			  as_counts *c, int64_t *staged_changed, int64_t *scope_rows,
-			  int64_t *guarded_deletes, as_error *err)
+			  as_counts *c, int64_t *staged_changed,
+			  int64_t *scope_rows, int64_t *guarded_deletes,
+			  as_error *err)
 {
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
@@ -128,15 +135,18 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 		as_buf_printf(&b, "SELECT count(*) FROM %s", r->stage_q);
 		if ((ret = sql_int(s, &b, &S, err)))
 			goto done;
-		as_buf_printf(&b, "SELECT count(\"_atomsync_run\") FROM %s", r->stage_q);
+		as_buf_printf(&b, "SELECT count(\"_atomsync_run\") FROM %s",
+			      r->stage_q);
 		if ((ret = sql_int(s, &b, &C, err)))
 			goto done;
 	}
 	if (c->live_before == 0 || C == 0) {
 		c->inserted = C;
 	} else {
-		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
-			      "IS NOT NULL AND ", r->stage_q);
+		as_buf_printf(&b,
+			      "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
+			      "IS NOT NULL AND ",
+			      r->stage_q);
 		add_not_staged(&b, t, r->stage_q, r->live_q);
 		if ((ret = sql_int(s, &b, &c->inserted, err)))
 			goto done;
@@ -156,11 +166,14 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 		if ((ret = sql_int(s, &b, scope_rows, err)))
 			goto done;
 		for (int pass = 0; pass < 2; pass++) {
-			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ",
+				      r->live_q);
 			add_scope_filter(&b, t, r->live_q, pass == 0);
 			as_buf_adds(&b, " AND ");
 			add_not_staged(&b, t, r->live_q, r->stage_q);
-			if ((ret = sql_int(s, &b, pass ? &c->deleted : guarded_deletes, err)))
+			if ((ret = sql_int(s, &b,
+					   pass ? &c->deleted : guarded_deletes,
+					   err)))
 				goto done;
 		}
 	}
@@ -180,11 +193,14 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (r->stage && C > 0) {
-		as_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s", r->live_q, r->stage_q);
+		as_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s", r->live_q,
+			      r->stage_q);
 		/* Into an empty table with every row new, the plain form lets
 		 * SQLite copy b-tree content without re-encoding records. */
 		if (c->live_before > 0 || c->unchanged > 0) {
-			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
+			as_buf_adds(
+				&b,
+				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
 			as_sq_add_key_list(&b, t, NULL);
 			if (t->mode == AS_MODE_APPEND) {
 				as_buf_adds(&b, ") DO NOTHING");
@@ -196,19 +212,22 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 					as_buf_add_ident(&b, t->cols[i].name);
 					as_buf_adds(&b, ", ");
 				}
-				as_buf_adds(&b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-						"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-						"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+				as_buf_adds(
+					&b,
+					"\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+					"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+					"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 			}
 		}
 		if ((ret = sql_exec(s, &b, &changes, err)))
 			goto done;
 		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
 		if (changes != expect) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "publish wrote %lld rows, expected %lld; "
-					   "nothing was published",
-					   (long long)changes, (long long)expect);
+			ret = as_error_set(
+				err, AS_ESTORE,
+				"publish wrote %lld rows, expected %lld; "
+				"nothing was published",
+				(long long)changes, (long long)expect);
 			goto done;
 		}
 	}
@@ -228,10 +247,11 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		if ((ret = sql_exec(s, &b, &changes, err)))
 			goto done;
 		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "publish deleted %lld rows, expected %lld; "
-					   "nothing was published",
-					   (long long)changes, (long long)c->deleted);
+			ret = as_error_set(
+				err, AS_ESTORE,
+				"publish deleted %lld rows, expected %lld; "
+				"nothing was published",
+				(long long)changes, (long long)c->deleted);
 			goto done;
 		}
 	}
@@ -255,9 +275,11 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 
 	/* Invariant 8: the cursor moves only here, with the data behind it. */
 	if (t->cursor >= 0 && r->stage) {
-		as_buf_adds(&b, "UPDATE atomsync_state SET cursor = (SELECT max(v) FROM "
-				"(SELECT cursor AS v FROM atomsync_state WHERE dataset = ?1 "
-				"UNION ALL SELECT max(");
+		as_buf_adds(
+			&b,
+			"UPDATE atomsync_state SET cursor = (SELECT max(v) FROM "
+			"(SELECT cursor AS v FROM atomsync_state WHERE dataset = ?1 "
+			"UNION ALL SELECT max(");
 		as_buf_add_ident(&b, t->cols[t->cursor].name);
 		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", rows_q);
 		ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
@@ -271,12 +293,14 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		if (ret)
 			goto done;
 	}
-	if ((ret = as_sq_prepare(s, "UPDATE atomsync_state SET published_run = ?2, "
-				 "table_name = ?3, mode = ?4, stage_table = NULL, "
-				 "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-				 "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-				 "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
-			      &q, err)))
+	if ((ret = as_sq_prepare(
+		     s,
+		     "UPDATE atomsync_state SET published_run = ?2, "
+		     "table_name = ?3, mode = ?4, stage_table = NULL, "
+		     "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		     "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		     "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
+		     &q, err)))
 		goto done;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, rc->run_id);
@@ -288,14 +312,17 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	}
 	sqlite3_finalize(q);
 	q = NULL;
-	if ((ret = as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'completed', "
-				 "finished_at = ?2, seen = ?3, inserted = ?4, updated = ?5, "
-				 "unchanged = ?6, deleted = ?7, rejected = ?8, "
-				 "duplicates = ?9, error = NULL WHERE run_id = ?1",
-			      &q, err)))
+	if ((ret = as_sq_prepare(
+		     s,
+		     "UPDATE atomsync_runs SET status = 'completed', "
+		     "finished_at = ?2, seen = ?3, inserted = ?4, updated = ?5, "
+		     "unchanged = ?6, deleted = ?7, rejected = ?8, "
+		     "duplicates = ?9, error = NULL WHERE run_id = ?1",
+		     &q, err)))
 		goto done;
 	sqlite3_bind_int64(q, 1, rc->run_id);
-	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1,
+			  SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, c->seen);
 	sqlite3_bind_int64(q, 4, c->inserted);
 	sqlite3_bind_int64(q, 5, c->updated);
@@ -319,10 +346,13 @@ static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "marking the run publishing", err))
 		return err->code;
 	if ((ret = as_sq_fence(s, NULL, rc->table->dataset, rc->token,
-			 rc->lease_ttl_ms, err)))
+			       rc->lease_ttl_ms, err)))
 		goto done;
-	if ((ret = as_sq_prepare(s, "UPDATE atomsync_runs SET status = 'publishing' "
-				 "WHERE run_id = ?1", &q, err)))
+	if ((ret = as_sq_prepare(
+		     s,
+		     "UPDATE atomsync_runs SET status = 'publishing' "
+		     "WHERE run_id = ?1",
+		     &q, err)))
 		goto done;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	if (sqlite3_step(q) != SQLITE_DONE)
@@ -346,8 +376,10 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 
 	if (!r->stage)
 		return 0;
-	if (as_sq_prepare(s, "SELECT published_run FROM atomsync_state WHERE dataset = ?1",
-		       &q, err))
+	if (as_sq_prepare(
+		    s,
+		    "SELECT published_run FROM atomsync_state WHERE dataset = ?1",
+		    &q, err))
 		return AS_ESTORE;
 	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
 	rc2 = sqlite3_step(q);
@@ -359,11 +391,12 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 	}
 	sqlite3_finalize(q);
 	if (published != r->stage_base)
-		return as_error_set(err, AS_ESTORE,
-				    "dataset %s was published by run %lld after this "
-				    "staging began; nothing was published (the next "
-				    "run starts over)",
-				    rc->table->dataset, (long long)published);
+		return as_error_set(
+			err, AS_ESTORE,
+			"dataset %s was published by run %lld after this "
+			"staging began; nothing was published (the next "
+			"run starts over)",
+			rc->table->dataset, (long long)published);
 	return 0;
 }
 
@@ -373,7 +406,7 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
  * moves the cursor and records the run.  Any failure rolls all of it back.
  */
 int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-		      as_counts *c, as_error *err)
+		  as_counts *c, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
@@ -390,20 +423,24 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		return ret;
 	as_crash_point("publish.marked");
 	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
-	if ((ret = as_sq_txn(s, "BEGIN IMMEDIATE", "beginning the publish", err)))
+	if ((ret = as_sq_txn(s, "BEGIN IMMEDIATE", "beginning the publish",
+			     err)))
 		goto out;
 	as_crash_point("publish.begin");
-	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err)) ||
+	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms,
+			       err)) ||
 	    (ret = check_base(s, rc, err)) ||
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
-	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded, err)))
+	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
+				  err)))
 		goto fail;
 	gc = *c;
 	if (t->mode == AS_MODE_SCOPED)
 		gc.deleted = guarded;
 	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
 		goto fail;
-	/* Invariant 7: the outbox events, from the live rows before they change. */
+	/* Invariant 7: the outbox events, from the live rows before they
+	 * change. */
 	if ((ret = as_sq_outbox_publish(s, rc, c, err)))
 		goto fail;
 	if (r->stage) {
@@ -417,8 +454,10 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			 * becomes the live table instead of being copied. */
 			as_buf b = AS_BUF_INIT;
 
-			as_buf_printf(&b, "DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s",
-				      r->spans_q, r->stage_q, r->live_q);
+			as_buf_printf(
+				&b,
+				"DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s",
+				r->spans_q, r->stage_q, r->live_q);
 			ret = sql_exec(s, &b, NULL, err);
 			as_buf_free(&b);
 			renamed = 1;
@@ -432,7 +471,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			as_buf b = AS_BUF_INIT;
 			char idx[200];
 
-			snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
+			snprintf(idx, sizeof(idx), "%s_atomsync_scope",
+				 t->table);
 			as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
 			as_buf_add_ident(&b, idx);
 			as_buf_printf(&b, " ON %s(", r->live_q);
@@ -449,7 +489,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_sq_history_before(s, rc, po, c, err)) ||
 	    (ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
 	    (ret = as_sq_history_after(s, rc, po, err)) ||
-	    (ret = publish_bookkeeping(s, rc, c, renamed ? r->live_q : r->stage_q, err)))
+	    (ret = publish_bookkeeping(s, rc, c,
+				       renamed ? r->live_q : r->stage_q, err)))
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;
 	as_crash_point("publish.before_commit");
@@ -460,9 +501,11 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		if (err->native == SQLITE_IOERR_FSYNC) {
 			size_t n = strlen(err->msg);
 
-			snprintf(err->msg + n, sizeof(err->msg) - n, "; the publish may "
-				 "still be found committed once the disk recovers "
-				 "(`atomsync runs` shows the outcome)");
+			snprintf(
+				err->msg + n, sizeof(err->msg) - n,
+				"; the publish may "
+				"still be found committed once the disk recovers "
+				"(`atomsync runs` shows the outcome)");
 		}
 		goto fail;
 	}
@@ -473,7 +516,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 
 		if (as_sq_drop_stage(s, r->stage, &derr))
 			as_warn("could not drop staging table %s (dropped by a later "
-				"run): %s", r->stage, derr.msg);
+				"run): %s",
+				r->stage, derr.msg);
 	}
 	return 0;
 fail:
@@ -482,4 +526,3 @@ out:
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
 	return ret;
 }
-

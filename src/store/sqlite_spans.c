@@ -37,9 +37,11 @@ int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row,
 	size_t k = rc->table->nkey;
 
 	if (!row->hi || row->span <= 0)
-		return as_error_set(err, AS_ESTORE, "%s: staging a span that is "
+		return as_error_set(err, AS_ESTORE,
+				    "%s: staging a span that is "
 				    "not closed (an engine bug); nothing was "
-				    "published", s->path);
+				    "published",
+				    s->path);
 	if (!r->ins_span) {
 		as_buf b = AS_BUF_INIT;
 		int rc2;
@@ -128,8 +130,11 @@ static int materialize(sq_store *s, as_run_ctx *rc, as_error *err)
 		}
 		as_buf_adds(&b, ", ");
 	}
-	as_buf_printf(&b, "NULL, l.\"_atomsync_hash\", l.\"_atomsync_line\" FROM %s "
-		      "AS sp JOIN %s AS l ON ", r->spans_q, r->live_q);
+	as_buf_printf(
+		&b,
+		"NULL, l.\"_atomsync_hash\", l.\"_atomsync_line\" FROM %s "
+		"AS sp JOIN %s AS l ON ",
+		r->spans_q, r->live_q);
 	add_tuple(&b, t, NULL, "l");
 	as_buf_adds(&b, " >= ");
 	add_tuple(&b, t, "sp.lo", NULL);
@@ -156,8 +161,9 @@ static int overlapping(sq_store *s, as_run_ctx *rc, int *bad, as_error *err)
 	for (size_t i = 0; i < t->nkey; i++)
 		as_buf_printf(&b, "lo%zu, hi%zu, lag(hi%zu) OVER w AS p%zu, ",
 			      i + 1, i + 1, i + 1, i + 1);
-	as_buf_printf(&b, "row_number() OVER w AS rn FROM %s WINDOW w AS (ORDER BY ",
-		      r->spans_q);
+	as_buf_printf(
+		&b, "row_number() OVER w AS rn FROM %s WINDOW w AS (ORDER BY ",
+		r->spans_q);
 	for (size_t i = 0; i < t->nkey; i++)
 		as_buf_printf(&b, "%slo%zu", i ? ", " : "", i + 1);
 	as_buf_adds(&b, ")) WHERE ");
@@ -177,7 +183,7 @@ static int overlapping(sq_store *s, as_run_ctx *rc, int *bad, as_error *err)
 
 typedef struct gap_walk {
 	sqlite3_stmt *spans, *first, *mid, *last, *gone;
-	sqlite3_value **prev;   /* nkey: the last span's hi */
+	sqlite3_value **prev; /* nkey: the last span's hi */
 	int64_t rows, staged, deleted;
 } gap_walk;
 
@@ -190,7 +196,8 @@ static int prepare_gap(sq_store *s, as_run_ctx *rc, int lower, int upper,
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
-	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s AS s WHERE ", r->stage_q);
+	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s AS s WHERE ",
+		      r->stage_q);
 	as_sq_add_key_match(&b, t, "s", "l");
 	as_buf_adds(&b, "), ");
 	as_sq_add_key_list(&b, t, "l");
@@ -276,7 +283,8 @@ static int walk_gaps(sq_store *s, as_run_ctx *rc, gap_walk *w, as_error *err)
 
 	w->prev = calloc(k, sizeof(*w->prev));
 	if (!w->prev)
-		return as_error_set(err, AS_ENOMEM, "%s: out of memory", s->path);
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory",
+				    s->path);
 	if ((ret = prepare_gap(s, rc, 0, 1, &w->first, err)) ||
 	    (ret = prepare_gap(s, rc, 1, 1, &w->mid, err)) ||
 	    (ret = prepare_gap(s, rc, 1, 0, &w->last, err)))
@@ -316,17 +324,19 @@ static int walk_gaps(sq_store *s, as_run_ctx *rc, gap_walk *w, as_error *err)
 		for (size_t i = 0; i < k; i++) {
 			if (!first)
 				sqlite3_bind_value(g, (int)i + 1, w->prev[i]);
-			sqlite3_bind_value(g, (int)(first ? i : k + i) + 1,
-					   sqlite3_column_value(w->spans, (int)i));
+			sqlite3_bind_value(
+				g, (int)(first ? i : k + i) + 1,
+				sqlite3_column_value(w->spans, (int)i));
 		}
 		if ((ret = walk_gap(s, rc, w, g, err)))
 			return ret;
 		for (size_t i = 0; i < k; i++) {
 			sqlite3_value_free(w->prev[i]);
-			w->prev[i] = sqlite3_value_dup(sqlite3_column_value(w->spans,
-									    (int)(k + i)));
+			w->prev[i] = sqlite3_value_dup(
+				sqlite3_column_value(w->spans, (int)(k + i)));
 			if (!w->prev[i])
-				return as_error_set(err, AS_ENOMEM, "%s: out of memory",
+				return as_error_set(err, AS_ENOMEM,
+						    "%s: out of memory",
 						    s->path);
 		}
 		first = 0;
@@ -354,16 +364,19 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 		return 0;
 	if ((ret = as_sq_table_exists(s, r->spans, &exists, err)) || !exists)
 		return ret;
-	as_buf_printf(&b, "SELECT count(*), coalesce(sum(n), 0) FROM %s", r->spans_q);
+	as_buf_printf(&b, "SELECT count(*), coalesce(sum(n), 0) FROM %s",
+		      r->spans_q);
 	if ((ret = query2(s, &b, &nspans, &sp->rows, err)) || nspans == 0)
 		goto done;
 	if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
 		goto done;
 	if (!exists) {
-		ret = as_error_set(err, AS_ESTORE, "%s: table %s was dropped while "
-				   "this run's staging refers to its rows; nothing "
-				   "was published (run again with --restart)",
-				   s->path, t->table);
+		ret = as_error_set(
+			err, AS_ESTORE,
+			"%s: table %s was dropped while "
+			"this run's staging refers to its rows; nothing "
+			"was published (run again with --restart)",
+			s->path, t->table);
 		goto done;
 	}
 	/* Scoped and cursor runs need each row's values: the engine makes no
@@ -381,11 +394,14 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			goto done;
 		/* Every staged row that is in the live table must lie in a
 		 * gap: one inside a span is a duplicate of a span's row. */
-		as_buf_printf(&b, "SELECT count(*) FROM %s AS s WHERE EXISTS "
-			      "(SELECT 1 FROM %s AS l WHERE ", r->stage_q, r->live_q);
+		as_buf_printf(&b,
+			      "SELECT count(*) FROM %s AS s WHERE EXISTS "
+			      "(SELECT 1 FROM %s AS l WHERE ",
+			      r->stage_q, r->live_q);
 		as_sq_add_key_match(&b, t, "s", "l");
 		as_buf_adds(&b, ")");
-		if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &staged_live, err)))
+		if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL,
+					   &staged_live, err)))
 			goto done;
 		bad = staged_live != w.staged;
 		if (!bad) {

@@ -49,7 +49,8 @@ static int stage_row(sq_store *s, as_run_ctx *rc, const as_row *row,
 			goto conflict;
 	}
 	if (row->flags & AS_ROW_UNCHANGED) {
-		unchanged = 1; /* the engine matched its exact text to the live row */
+		unchanged = 1; /* the engine matched its exact text to the live
+				  row */
 	} else if (r->live_has_rows) {
 		found = lookup_hash(r->look_live, t, row, &h);
 		if (found < 0)
@@ -71,7 +72,8 @@ static int stage_row(sq_store *s, as_run_ctx *rc, const as_row *row,
 		sqlite3_bind_int64(r->ins, (int)t->ncols + 1, rc->run_id);
 	sqlite3_bind_int64(r->ins, (int)t->ncols + 2, (int64_t)row->hash);
 	if (row->flags & AS_ROW_LINE)
-		sqlite3_bind_blob(r->ins, (int)t->ncols + 3, row->line, 16, SQLITE_STATIC);
+		sqlite3_bind_blob(r->ins, (int)t->ncols + 3, row->line, 16,
+				  SQLITE_STATIC);
 	else
 		sqlite3_bind_null(r->ins, (int)t->ncols + 3);
 	if (sqlite3_step(r->ins) != SQLITE_DONE) {
@@ -86,11 +88,12 @@ conflict:
 	(*conflicts)++;
 	return rc->on_reject(rc->reject_ud, row,
 			     "append mode: a different record under a key that "
-			     "is already known", err);
+			     "is already known",
+			     err);
 }
 
 int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
-			  as_error *err)
+		      as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
@@ -100,13 +103,14 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		return err->code;
 	as_crash_point("stage.begin");
 	if (as_sq_fence(s, &r->fence, rc->table->dataset, rc->token,
-		  rc->lease_ttl_ms, err))
+			rc->lease_ttl_ms, err))
 		goto fail;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const as_row *row = &b->rows[i];
 
-		if ((row->flags & AS_ROW_SPAN) ? as_sq_stage_span(s, rc, row, err)
-					       : stage_row(s, rc, row, &conflicts, err))
+		if ((row->flags & AS_ROW_SPAN)
+			    ? as_sq_stage_span(s, rc, row, err)
+			    : stage_row(s, rc, row, &conflicts, err))
 			goto fail;
 	}
 	as_crash_point("stage.rows");
@@ -120,7 +124,8 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		goto fail;
 	}
 	sqlite3_reset(r->save);
-	sqlite3_clear_bindings(r->save); /* the checkpoint text is the batch's */
+	sqlite3_clear_bindings(
+		r->save); /* the checkpoint text is the batch's */
 	as_crash_point("stage.checkpoint");
 	if (as_sq_txn(s, "COMMIT", "committing a staging batch", err))
 		goto fail;
@@ -134,9 +139,9 @@ fail:
 /* ---- the live scan (for matching lines without parsing them) ---- */
 
 typedef struct sq_scan {
-	sqlite3 *db;                /* read-only: the writer owns the other */
+	sqlite3 *db; /* read-only: the writer owns the other */
 	sqlite3_stmt *all, *from, *cur;
-	size_t *cols;               /* table columns selected, key first */
+	size_t *cols; /* table columns selected, key first */
 	size_t ncols;
 } sq_scan;
 
@@ -181,22 +186,27 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 			as_buf_adds(&sel, ", ");
 		}
 	as_buf_adds(&sel, "\"_atomsync_hash\", \"_atomsync_line\"");
-	if (sqlite3_open_v2(s->path, &sc->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	if (sqlite3_open_v2(s->path, &sc->db,
+			    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
-		ret = as_error_set(err, AS_ESTORE, "%s: cannot open a reader: %s", s->path,
+		ret = as_error_set(err, AS_ESTORE,
+				   "%s: cannot open a reader: %s", s->path,
 				   sqlite3_errmsg(sc->db));
 		goto done;
 	}
 	sqlite3_busy_timeout(sc->db, 30000);
 	sqlite3_exec(sc->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
-	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel), r->live_q);
+	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel),
+		      r->live_q);
 	as_sq_add_key_list(&b, t, NULL);
 	if (as_buf_text_failed(as_buf_cstr(&b)))
 		goto oom;
-	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->all, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->all, NULL) !=
+	    SQLITE_OK)
 		goto fail;
 	as_buf_reset(&b);
-	as_buf_printf(&b, "SELECT %s FROM %s WHERE (", as_buf_cstr(&sel), r->live_q);
+	as_buf_printf(&b, "SELECT %s FROM %s WHERE (", as_buf_cstr(&sel),
+		      r->live_q);
 	as_sq_add_key_list(&b, t, NULL);
 	as_buf_adds(&b, ") > (");
 	for (size_t i = 0; i < t->nkey; i++)
@@ -205,7 +215,8 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	as_sq_add_key_list(&b, t, NULL);
 	if (as_buf_text_failed(as_buf_cstr(&b)))
 		goto oom;
-	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->from, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->from, NULL) !=
+	    SQLITE_OK)
 		goto fail;
 	sc->cur = sc->all;
 	*rows = 1;
@@ -214,7 +225,8 @@ oom:
 	ret = as_error_set(err, AS_ENOMEM, "%s: scan: out of memory", s->path);
 	goto done;
 fail:
-	ret = as_error_set(err, AS_ESTORE, "%s: scan: %s", s->path, sqlite3_errmsg(sc->db));
+	ret = as_error_set(err, AS_ESTORE, "%s: scan: %s", s->path,
+			   sqlite3_errmsg(sc->db));
 done:
 	if (ret)
 		as_sq_scan_close(st, rc);
@@ -223,8 +235,8 @@ done:
 	return ret;
 }
 
-int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out,
-			as_arena *a, as_error *err)
+int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
+		    as_error *err)
 {
 	sq_scan *sc = rc->scan;
 	int step;
@@ -236,7 +248,8 @@ int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out,
 	if (step == SQLITE_DONE)
 		return 0;
 	if (step != SQLITE_ROW)
-		return as_error_set(err, AS_ESTORE, "reading the live table: %s",
+		return as_error_set(err, AS_ESTORE,
+				    "reading the live table: %s",
 				    sqlite3_errmsg(sc->db));
 	for (size_t k = 0; k < sc->ncols; k++) {
 		as_val *v = &out->v[sc->cols[k]];
@@ -250,30 +263,31 @@ int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out,
 			v->kind = AS_V_REAL;
 			v->u.r = sqlite3_column_double(sc->cur, (int)k);
 			break;
-		case SQLITE_NULL:
-			v->kind = AS_V_NULL;
-			break;
+		case SQLITE_NULL: v->kind = AS_V_NULL; break;
 		default: {
-			const char *txt = (const char *)sqlite3_column_text(sc->cur, (int)k);
+			const char *txt = (const char *)sqlite3_column_text(
+				sc->cur, (int)k);
 			int n = sqlite3_column_bytes(sc->cur, (int)k);
 
 			v->kind = AS_V_TEXT;
 			v->len = (uint32_t)n;
 			v->u.s = as_arena_strndup(a, txt ? txt : "", (size_t)n);
 			if (!v->u.s)
-				return as_error_set(err, AS_ENOMEM, "out of memory");
+				return as_error_set(err, AS_ENOMEM,
+						    "out of memory");
 		}
 		}
 	}
 	out->hash = (uint64_t)sqlite3_column_int64(sc->cur, (int)sc->ncols);
 	out->has_line = sqlite3_column_bytes(sc->cur, (int)sc->ncols + 1) == 16;
 	if (out->has_line)
-		memcpy(out->line, sqlite3_column_blob(sc->cur, (int)sc->ncols + 1), 16);
+		memcpy(out->line,
+		       sqlite3_column_blob(sc->cur, (int)sc->ncols + 1), 16);
 	return 1;
 }
 
 int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
-			as_error *err)
+		    as_error *err)
 {
 	sq_scan *sc = rc->scan;
 
@@ -286,12 +300,11 @@ int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
 	/* Copies: the key lives in a batch the writer may reset meanwhile. */
 	for (size_t i = 0; i < rc->table->nkey; i++) {
 		if (key[i].kind == AS_V_TEXT)
-			sqlite3_bind_text(sc->from, (int)i + 1, key[i].u.s, (int)key[i].len,
-					  SQLITE_TRANSIENT);
+			sqlite3_bind_text(sc->from, (int)i + 1, key[i].u.s,
+					  (int)key[i].len, SQLITE_TRANSIENT);
 		else
 			as_sq_bind_val(sc->from, (int)i + 1, &key[i]);
 	}
 	sc->cur = sc->from;
 	return 0;
 }
-

@@ -18,16 +18,16 @@
 /* ---- what the store is told about a dataset's table ---- */
 
 enum {
-	AS_COL_KEY = 1,     /* part of the natural key */
-	AS_COL_SCOPE = 2,   /* scoped mode: part of the scope */
-	AS_COL_CURSOR = 4,  /* incremental mode: the cursor column */
-	AS_COL_WHOLE = 8    /* holds the whole record as JSON (`data`) */
+	AS_COL_KEY = 1,	   /* part of the natural key */
+	AS_COL_SCOPE = 2,  /* scoped mode: part of the scope */
+	AS_COL_CURSOR = 4, /* incremental mode: the cursor column */
+	AS_COL_WHOLE = 8   /* holds the whole record as JSON (`data`) */
 };
 
 typedef struct as_col {
 	char *name;
-	char *path;    /* dotted path in the record; NULL for AS_COL_WHOLE */
-	as_type type;  /* AS_TYPE_AUTO until resolved */
+	char *path;   /* dotted path in the record; NULL for AS_COL_WHOLE */
+	as_type type; /* AS_TYPE_AUTO until resolved */
 	unsigned flags;
 } as_col;
 
@@ -35,12 +35,12 @@ typedef struct as_table {
 	char *dataset;
 	char *table;
 	as_mode mode;
-	as_col *cols;   /* key columns first, in key order */
+	as_col *cols; /* key columns first, in key order */
 	size_t ncols;
-	size_t nkey;    /* 0 until known (Singer SCHEMA) */
-	size_t *scope;  /* indexes into cols */
+	size_t nkey;   /* 0 until known (Singer SCHEMA) */
+	size_t *scope; /* indexes into cols */
 	size_t nscope;
-	int cursor;     /* index into cols, -1 when none */
+	int cursor; /* index into cols, -1 when none */
 	as_history history;
 	char *fingerprint; /* hex digest of everything that shapes staging */
 } as_table;
@@ -49,7 +49,8 @@ typedef struct as_table {
  * the live scan): key, scope and cursor columns; the rest are NULL. */
 static inline int as_col_kept_unchanged(const as_table *t, size_t i)
 {
-	return i < t->nkey || (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
+	return i < t->nkey ||
+	       (t->cols[i].flags & (AS_COL_SCOPE | AS_COL_CURSOR));
 }
 
 /* ---- typed values, rows, batches ---- */
@@ -57,8 +58,8 @@ static inline int as_col_kept_unchanged(const as_table *t, size_t i)
 enum { AS_V_NULL = 0, AS_V_INT, AS_V_REAL, AS_V_TEXT };
 
 typedef struct as_val {
-	uint8_t kind;   /* AS_V_* */
-	uint32_t len;   /* text length in bytes */
+	uint8_t kind; /* AS_V_* */
+	uint32_t len; /* text length in bytes */
 	union {
 		int64_t i;
 		double r;
@@ -67,17 +68,18 @@ typedef struct as_val {
 } as_val;
 
 enum {
-	AS_ROW_LINE = 1,      /* line[] holds the hash of the record's exact text */
-	AS_ROW_UNCHANGED = 2, /* known to equal its live row: stage without lookup */
-	AS_ROW_SPAN = 4       /* a span of live rows matched by the scan (below) */
+	AS_ROW_LINE = 1, /* line[] holds the hash of the record's exact text */
+	AS_ROW_UNCHANGED =
+		2,	/* known to equal its live row: stage without lookup */
+	AS_ROW_SPAN = 4 /* a span of live rows matched by the scan (below) */
 };
 
 typedef struct as_row {
-	as_val *v;         /* ncols values, in the batch arena; an unchanged
+	as_val *v;	   /* ncols values, in the batch arena; an unchanged
 			    * row fills only key, scope and cursor columns */
-	uint64_t hash;     /* xxh3 of the values: _atomsync_hash */
+	uint64_t hash;	   /* xxh3 of the values: _atomsync_hash */
 	const char *where; /* "file:line" for messages, in the arena */
-	unsigned flags;    /* AS_ROW_* */
+	unsigned flags;	   /* AS_ROW_* */
 	unsigned char line[16]; /* _atomsync_line when AS_ROW_LINE */
 	/*
 	 * AS_ROW_SPAN: `span` consecutive live rows, in key order, from the
@@ -86,13 +88,13 @@ typedef struct as_row {
 	 * between them: delivered unchanged.  A span stands for those rows
 	 * without staging each (scan_open below).
 	 */
-	as_val *hi;        /* nkey values, in the batch arena */
+	as_val *hi; /* nkey values, in the batch arena */
 	int64_t span;
 } as_row;
 
 /* A live row as the line matcher sees it (live_scan_next). */
 typedef struct as_scan_row {
-	as_val *v;         /* ncols; key, scope and cursor columns filled */
+	as_val *v; /* ncols; key, scope and cursor columns filled */
 	uint64_t hash;
 	int has_line;
 	unsigned char line[16];
@@ -102,10 +104,10 @@ typedef struct as_batch {
 	as_row *rows;
 	size_t nrows, caprows;
 	as_arena arena;
-	as_arena arena2;   /* values mapped by the engine's second mapper */
-	char *checkpoint;  /* committed with the rows; NULL: keep the old one */
-	int64_t seen;      /* records delivered up to the checkpoint (lineage) */
-	int64_t rejected;  /* records rejected up to the checkpoint (lineage) */
+	as_arena arena2;  /* values mapped by the engine's second mapper */
+	char *checkpoint; /* committed with the rows; NULL: keep the old one */
+	int64_t seen;	  /* records delivered up to the checkpoint (lineage) */
+	int64_t rejected; /* records rejected up to the checkpoint (lineage) */
 } as_batch;
 
 /* ---- a run as the store sees it ---- */
@@ -122,24 +124,24 @@ typedef int (*as_reject_fn)(void *ud, const as_row *row, const char *why,
 typedef struct as_run_ctx {
 	/* Set by the engine before run_begin. */
 	as_table *table;
-	const char *kind;      /* "sync", "rollback" */
-	char owner[160];       /* host/pid/start-time of this worker */
-	int64_t token;         /* fencing token from lease_acquire */
+	const char *kind; /* "sync", "rollback" */
+	char owner[160];  /* host/pid/start-time of this worker */
+	int64_t token;	  /* fencing token from lease_acquire */
 	int64_t lease_ttl_ms;
 	int restart;
 	as_reject_fn on_reject;
 	void *reject_ud;
 	/* Set by the store in run_begin (and stage_prepare). */
 	int64_t run_id;
-	int64_t resumed_from;  /* 0: a fresh staging */
-	char *checkpoint;      /* resume point (owned) or NULL */
-	int64_t seen;          /* lineage counts carried by the checkpoint */
+	int64_t resumed_from; /* 0: a fresh staging */
+	char *checkpoint;     /* resume point (owned) or NULL */
+	int64_t seen;	      /* lineage counts carried by the checkpoint */
 	int64_t rejected;
-	int64_t conflicts;     /* rejects found by the store while staging */
-	char *stage_key;       /* key columns of a resumed staging, "a,b" */
-	char *cursor;          /* incremental: the saved cursor (JSON), owned */
-	void *priv;            /* backend state for this run */
-	void *scan;            /* backend state of the live scan */
+	int64_t conflicts; /* rejects found by the store while staging */
+	char *stage_key;   /* key columns of a resumed staging, "a,b" */
+	char *cursor;	   /* incremental: the saved cursor (JSON), owned */
+	void *priv;	   /* backend state for this run */
+	void *scan;	   /* backend state of the live scan */
 	/* Set by the engine (and by rollback): the dataset whose invalidate,
 	 * webhook and notify the publish records in the outbox (invariant 7);
 	 * NULL records nothing.  Borrowed. */
@@ -156,8 +158,8 @@ typedef struct as_publish_opts {
 	as_history history;
 	const char **snapshot_cols;
 	size_t nsnapshot_cols;
-	int64_t history_keep_runs;  /* 0: keep every run's history */
-	int64_t history_keep_ms;    /* 0: keep history of any age */
+	int64_t history_keep_runs; /* 0: keep every run's history */
+	int64_t history_keep_ms;   /* 0: keep history of any age */
 } as_publish_opts;
 
 typedef struct as_counts {
@@ -171,12 +173,12 @@ typedef struct as_dataset_status {
 	char *dataset;
 	char *table;
 	char *mode;
-	int64_t rows;           /* -1 when the table does not exist yet */
-	int64_t published_run;  /* 0 when never published */
-	char *cursor;           /* JSON or NULL */
-	int resumable;          /* a checkpoint waits */
-	char *lease_owner;      /* NULL when free */
-	double lease_expires;   /* Unix seconds */
+	int64_t rows;	       /* -1 when the table does not exist yet */
+	int64_t published_run; /* 0 when never published */
+	char *cursor;	       /* JSON or NULL */
+	int resumable;	       /* a checkpoint waits */
+	char *lease_owner;     /* NULL when free */
+	double lease_expires;  /* Unix seconds */
 } as_dataset_status;
 
 typedef struct atomsync_run_info as_run_info;
@@ -184,8 +186,8 @@ typedef struct atomsync_run_info as_run_info;
 /* An outbox event (defined in effects/outbox.h). */
 typedef struct as_outbox_event as_outbox_event;
 enum {
-	AS_OUTBOX_PENDING = 1,  /* only pending events, after after_id */
-	AS_OUTBOX_PAYLOAD = 2   /* fill payload (it may be megabytes) */
+	AS_OUTBOX_PENDING = 1, /* only pending events, after after_id */
+	AS_OUTBOX_PAYLOAD = 2  /* fill payload (it may be megabytes) */
 };
 
 typedef struct as_store_ops {
@@ -196,8 +198,8 @@ typedef struct as_store_ops {
 	/* Invariant 6: take the dataset's lease; AS_ELEASE when another live
 	 * worker holds it.  The token grows on every acquisition. */
 	int (*lease_acquire)(as_store *st, const char *dataset,
-			     const char *owner, int64_t ttl_ms,
-			     int64_t *token, as_error *err);
+			     const char *owner, int64_t ttl_ms, int64_t *token,
+			     as_error *err);
 	/* AS_EFENCED when the token is no longer current. */
 	int (*lease_renew)(as_store *st, const char *dataset, int64_t token,
 			   int64_t ttl_ms, as_error *err);
@@ -214,7 +216,8 @@ typedef struct as_store_ops {
 	/* Drop the staging being resumed (its checkpoint no longer applies):
 	 * the run starts over with an empty staging. */
 	int (*stage_discard)(as_store *st, as_run_ctx *rc, as_error *err);
-	/* One transaction: rows, checkpoint, counts; fenced (invariants 4, 6). */
+	/* One transaction: rows, checkpoint, counts; fenced (invariants 4, 6).
+	 */
 	int (*stage_batch)(as_store *st, as_run_ctx *rc, const as_batch *b,
 			   as_error *err);
 	/*
@@ -228,7 +231,8 @@ typedef struct as_store_ops {
 	 * the staging; its publish counts a span's rows as unchanged, and as
 	 * delivered, as if each had been staged.
 	 */
-	int (*scan_open)(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
+	int (*scan_open)(as_store *st, as_run_ctx *rc, int *rows,
+			 as_error *err);
 	int (*scan_next)(as_store *st, as_run_ctx *rc, as_scan_row *out,
 			 as_arena *a, as_error *err);
 	int (*scan_seek)(as_store *st, as_run_ctx *rc, const as_val *key,
@@ -290,8 +294,8 @@ typedef struct as_store_ops {
 
 struct atomsync_store {
 	const as_store_ops *ops;
-	char *url;       /* as given; may hold a password: never print */
-	char *display;   /* the url with any password replaced by *** */
+	char *url;     /* as given; may hold a password: never print */
+	char *display; /* the url with any password replaced by *** */
 };
 
 /* Open by URL: "sqlite:PATH", a path, "postgres://", "postgresql://",

@@ -48,7 +48,8 @@ void *as_arena_alloc(as_arena *a, size_t n)
 			c->off = 0;
 			continue;
 		}
-		as_arena_chunk *nc = chunk_new(need > CHUNK_MIN ? need : CHUNK_MIN);
+		as_arena_chunk *nc =
+			chunk_new(need > CHUNK_MIN ? need : CHUNK_MIN);
 		if (!nc)
 			return NULL;
 		if (!c) {

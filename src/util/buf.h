@@ -13,14 +13,17 @@
 #include <stddef.h>
 
 typedef struct as_buf {
-	char *data;   /* NUL-terminated when len > 0 or after as_buf_cstr */
-	size_t len;   /* bytes used, not counting the NUL */
-	size_t cap;   /* bytes allocated */
-	size_t max;   /* hard cap on len; 0 means 1 GiB */
-	int failed;   /* an append failed: see above */
+	char *data; /* NUL-terminated when len > 0 or after as_buf_cstr */
+	size_t len; /* bytes used, not counting the NUL */
+	size_t cap; /* bytes allocated */
+	size_t max; /* hard cap on len; 0 means 1 GiB */
+	int failed; /* an append failed: see above */
 } as_buf;
 
-#define AS_BUF_INIT {NULL, 0, 0, 0, 0}
+#define AS_BUF_INIT                                                            \
+	{                                                                      \
+		NULL, 0, 0, 0, 0                                               \
+	}
 
 /* What as_buf_cstr returns for a failed buffer (also found inside text
  * that was built from it: as_buf_text_failed). */
@@ -29,7 +32,7 @@ int as_buf_text_failed(const char *text);
 
 void as_buf_init(as_buf *b, size_t max);
 void as_buf_free(as_buf *b);
-void as_buf_reset(as_buf *b);  /* len = 0, keeps the memory, clears failed */
+void as_buf_reset(as_buf *b); /* len = 0, keeps the memory, clears failed */
 int as_buf_reserve(as_buf *b, size_t extra);
 int as_buf_add(as_buf *b, const void *p, size_t n);
 int as_buf_adds(as_buf *b, const char *s);

@@ -14,10 +14,10 @@ void as_crash_init(void);
 void as_crash_point_slow(const char *name);
 extern int as_crash_enabled;
 
-#define as_crash_point(name)                     \
-	do {                                     \
-		if (as_crash_enabled)            \
-			as_crash_point_slow(name); \
+#define as_crash_point(name)                                                   \
+	do {                                                                   \
+		if (as_crash_enabled)                                          \
+			as_crash_point_slow(name);                             \
 	} while (0)
 
 #endif

@@ -13,16 +13,23 @@
 /* The internal codes are the public ones (include/atomsync.h). */
 enum {
 	AS_OK = ATOMSYNC_OK,
-	AS_ERROR = ATOMSYNC_ERROR,       /* generic failure */
-	AS_EUSAGE = ATOMSYNC_EUSAGE,     /* bad command line or configuration (exit 2) */
-	AS_ESOURCE = ATOMSYNC_ESOURCE,   /* the source failed: I/O, command, HTTP */
-	AS_EINPUT = ATOMSYNC_EINPUT,     /* a bad record (invariant 9) */
-	AS_ESTORE = ATOMSYNC_ESTORE,     /* the store failed: SQL error, lost connection */
-	AS_EREFUSED = ATOMSYNC_EREFUSED, /* a guard refused the publish (exit 3) */
-	AS_ELEASE = ATOMSYNC_ELEASE,     /* another worker holds the lease (exit 4) */
-	AS_EFENCED = ATOMSYNC_EFENCED,   /* our lease was taken over: nothing more may commit */
-	AS_ENOMEM = ATOMSYNC_ENOMEM,     /* allocation failed or a size cap was hit */
-	AS_EINTR = ATOMSYNC_EINTR,       /* interrupted by a signal */
+	AS_ERROR = ATOMSYNC_ERROR,   /* generic failure */
+	AS_EUSAGE = ATOMSYNC_EUSAGE, /* bad command line or configuration (exit
+					2) */
+	AS_ESOURCE =
+		ATOMSYNC_ESOURCE,    /* the source failed: I/O, command, HTTP */
+	AS_EINPUT = ATOMSYNC_EINPUT, /* a bad record (invariant 9) */
+	AS_ESTORE = ATOMSYNC_ESTORE, /* the store failed: SQL error, lost
+					connection */
+	AS_EREFUSED =
+		ATOMSYNC_EREFUSED, /* a guard refused the publish (exit 3) */
+	AS_ELEASE =
+		ATOMSYNC_ELEASE, /* another worker holds the lease (exit 4) */
+	AS_EFENCED = ATOMSYNC_EFENCED, /* our lease was taken over: nothing more
+					  may commit */
+	AS_ENOMEM =
+		ATOMSYNC_ENOMEM,   /* allocation failed or a size cap was hit */
+	AS_EINTR = ATOMSYNC_EINTR, /* interrupted by a signal */
 	AS_ENOTFOUND = -11
 };
 

@@ -84,21 +84,24 @@ json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 	pthread_once(&alloc_once, install);
 	alloc_failed = 0;
 	/* DECODE_ANY: a scalar line is parsed, then named as not an object. */
-	v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+	v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+		       &je);
 	if (!v && alloc_failed) {
 		as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 		return NULL;
 	}
 	if (!v) {
 		if (je.column > 0)
-			as_error_set(err, AS_EINPUT, "%s:%d: %s", where, je.column, je.text);
+			as_error_set(err, AS_EINPUT, "%s:%d: %s", where,
+				     je.column, je.text);
 		else
 			as_error_set(err, AS_EINPUT, "%s: %s", where, je.text);
 		return NULL;
 	}
 	if (!json_is_object(v)) {
-		as_error_set(err, AS_EINPUT, "%s: expected a JSON object, got %s",
-			     where, json_is_array(v) ? "an array" : "a scalar");
+		as_error_set(err, AS_EINPUT,
+			     "%s: expected a JSON object, got %s", where,
+			     json_is_array(v) ? "an array" : "a scalar");
 		json_decref(v);
 		return NULL;
 	}
@@ -127,22 +130,22 @@ static int max_digits(const json_t *v)
 	size_t i;
 
 	switch (json_typeof(v)) {
-	case JSON_REAL:
-		return real_digits(json_real_value(v));
+	case JSON_REAL: return real_digits(json_real_value(v));
 	case JSON_OBJECT:
-		json_object_foreach((json_t *)v, k, x) {
+		json_object_foreach((json_t *)v, k, x)
+		{
 			d = max_digits(x);
 			m = d > m ? d : m;
 		}
 		return m;
 	case JSON_ARRAY:
-		json_array_foreach(v, i, x) {
+		json_array_foreach(v, i, x)
+		{
 			d = max_digits(x);
 			m = d > m ? d : m;
 		}
 		return m;
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -158,4 +161,3 @@ char *as_json_compact(const json_t *v)
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
 				     JSON_REAL_PRECISION(p ? p : 17));
 }
-

@@ -12,8 +12,14 @@ static void (*redactor)(char *, unsigned long, void *);
 static void *redactor_ud;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-void as_log_set_level(as_log_level lvl) { level = lvl; }
-as_log_level as_log_get_level(void) { return level; }
+void as_log_set_level(as_log_level lvl)
+{
+	level = lvl;
+}
+as_log_level as_log_get_level(void)
+{
+	return level;
+}
 
 void as_log_set_redactor(void (*fn)(char *, unsigned long, void *), void *ud)
 {

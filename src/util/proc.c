@@ -74,8 +74,8 @@ const char *as_owner_self(void)
 
 		gethostname(host, sizeof(host) - 1);
 		host[sizeof(host) - 1] = '\0';
-		snprintf(self, sizeof(self), "%s/%ld/%llu/%llu", host, (long)getpid(),
-			 start_time((long)getpid()), pid_ns());
+		snprintf(self, sizeof(self), "%s/%ld/%llu/%llu", host,
+			 (long)getpid(), start_time((long)getpid()), pid_ns());
 	}
 	return self;
 }
@@ -104,13 +104,15 @@ int as_owner_is_dead(const char *owner)
 		return 0;
 	ns = strtoull(end + 1, NULL, 10);
 	if (!ns || ns != pid_ns())
-		return 0; /* another pid namespace: its pids mean nothing here */
+		return 0; /* another pid namespace: its pids mean nothing here
+			   */
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		return 1;
 	st = start_time(pid);
 	if (st == ZOMBIE)
 		return 1;
 	if (st == 0)
-		return 0; /* present but hidden (hidepid): cannot tell, keep it */
+		return 0; /* present but hidden (hidepid): cannot tell, keep it
+			   */
 	return st != start;
 }

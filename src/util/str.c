@@ -139,7 +139,8 @@ const char *as_fmt_count(char *buf, size_t cap, long long n)
 
 	/* The magnitude in unsigned arithmetic: -LLONG_MIN overflows. */
 	len = snprintf(tmp, sizeof(tmp), "%llu",
-		       neg ? 0ULL - (unsigned long long)n : (unsigned long long)n);
+		       neg ? 0ULL - (unsigned long long)n
+			   : (unsigned long long)n);
 	if (cap < 2)
 		return "";
 	if (neg)

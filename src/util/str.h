@@ -9,8 +9,9 @@
 
 #include "util/buf.h"
 
-/* strdup/malloc that abort only on programming-error sizes: callers check NULL. */
-char *as_strdup(const char *s);          /* NULL in, NULL out */
+/* strdup/malloc that abort only on programming-error sizes: callers check NULL.
+ */
+char *as_strdup(const char *s); /* NULL in, NULL out */
 char *as_strndup(const char *s, size_t n);
 char *as_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -23,12 +24,13 @@ int as_buf_add_literal(as_buf *b, const char *text);
 /* Append s single-quoted for /bin/sh. */
 int as_buf_add_shell(as_buf *b, const char *s);
 
-/* Split "a,b,c" into a NULL-terminated array (owned by caller: as_strv_free). */
+/* Split "a,b,c" into a NULL-terminated array (owned by caller: as_strv_free).
+ */
 char **as_split(const char *s, char sep, size_t *n);
 void as_strv_free(char **v, size_t n);
 
 int as_streq(const char *a, const char *b); /* NULL-safe */
-int as_is_ident(const char *s);             /* [A-Za-z_][A-Za-z0-9_]* */
+int as_is_ident(const char *s);		    /* [A-Za-z_][A-Za-z0-9_]* */
 
 /* Format n with thousands separators into buf ("12,500"). */
 const char *as_fmt_count(char *buf, size_t cap, long long n);

@@ -49,9 +49,10 @@ void as_sleep_ms(int64_t ms)
 
 const char *as_iso8601(double t, char *buf, size_t cap)
 {
-	/* Round to the millisecond, then split with floor semantics: 1700000000.123
-	 * is 1700000000.1229999 in binary (truncating printed .122), and a time
-	 * before 1970 must not have its seconds truncated toward zero. */
+	/* Round to the millisecond, then split with floor semantics:
+	 * 1700000000.123 is 1700000000.1229999 in binary (truncating printed
+	 * .122), and a time before 1970 must not have its seconds truncated
+	 * toward zero. */
 	double msd = floor(t * 1000.0 + 0.5);
 	int64_t total = msd > -9.2e18 && msd < 9.2e18 ? (int64_t)msd : 0;
 	time_t s = (time_t)(total / 1000);
@@ -86,7 +87,8 @@ static int digits(const char **p, int n, int *out)
 /* timegm would silently move 2026-02-30 to March 2: reject it instead. */
 static int days_in_month(int y, int m)
 {
-	static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int days[12] = {31, 28, 31, 30, 31, 30,
+				     31, 31, 30, 31, 30, 31};
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
 	return m == 2 && leap ? 29 : days[m - 1];
@@ -122,7 +124,8 @@ int as_parse_iso8601_us(const char *s, int64_t *out)
 					if (n < 6)
 						frac = frac * 10 + (*p - '0');
 					else if (n == 6 && *p >= '5')
-						frac++; /* round at the seventh digit */
+						frac++; /* round at the seventh
+							   digit */
 					n++;
 					p++;
 				}
@@ -175,7 +178,8 @@ const char *as_format_us(int64_t us, char *buf, size_t cap)
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)frac);
 	return buf;
 }

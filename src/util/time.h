@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-double as_now(void);        /* wall clock, Unix seconds */
-double as_mono(void);       /* monotonic seconds */
+double as_now(void);  /* wall clock, Unix seconds */
+double as_mono(void); /* monotonic seconds */
 int64_t as_mono_ms(void);
 void as_sleep_ms(int64_t ms);
 

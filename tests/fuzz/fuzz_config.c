@@ -35,17 +35,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 65536)
 		return 0;
 	as_error_clear(&err);
-	if (as_config_parse(&cfg, (const char *)data, size, "fuzz.yml", &err) == 0) {
+	if (as_config_parse(&cfg, (const char *)data, size, "fuzz.yml", &err) ==
+	    0) {
 		char msg[256];
 
 		for (size_t i = 0; i < cfg->ndatasets; i++)
-			if (as_config_dataset(cfg, cfg->datasets[i].name) == NULL)
-				abort(); /* a dataset it parsed must be found by name */
-		/* The redactor walks every header and param of every dataset. */
+			if (as_config_dataset(cfg, cfg->datasets[i].name) ==
+			    NULL)
+				abort(); /* a dataset it parsed must be found by
+					    name */
+		/* The redactor walks every header and param of every dataset.
+		 */
 		snprintf(msg, sizeof(msg), "x s3cr3t-value y");
 		as_config_redact(cfg, msg, sizeof(msg));
 	} else if (strchr(err.msg, '\n') || err.msg[0] == '\0') {
-		fprintf(stderr, "config error is not one line: [%s]\n", err.msg);
+		fprintf(stderr, "config error is not one line: [%s]\n",
+			err.msg);
 		abort();
 	}
 	as_config_free(cfg);

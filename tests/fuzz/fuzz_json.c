@@ -24,8 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	as_error_clear(&err);
 	rec = as_json_parse_record((const char *)data, size, "input:1", &err);
 	if (!rec) {
-		if (strncmp(err.msg, "input:1", 7) != 0 || strchr(err.msg, '\n')) {
-			fprintf(stderr, "bad rejection message: [%s]\n", err.msg);
+		if (strncmp(err.msg, "input:1", 7) != 0 ||
+		    strchr(err.msg, '\n')) {
+			fprintf(stderr, "bad rejection message: [%s]\n",
+				err.msg);
 			abort();
 		}
 		return 0;
@@ -38,13 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		again = as_json_parse_record(once, strlen(once), "again", &err);
 		if (!again) {
-			fprintf(stderr, "compact form does not parse: %s: [%s]\n", err.msg, once);
+			fprintf(stderr,
+				"compact form does not parse: %s: [%s]\n",
+				err.msg, once);
 			abort();
 		}
 		twice = as_json_compact(again);
 		if (!twice || strcmp(once, twice) != 0) {
-			fprintf(stderr, "compact form is not stable:\n[%s]\n[%s]\n", once,
-				twice ? twice : "(null)");
+			fprintf(stderr,
+				"compact form is not stable:\n[%s]\n[%s]\n",
+				once, twice ? twice : "(null)");
 			abort();
 		}
 		free(once);

@@ -134,13 +134,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(dir, sizeof(dir), "%s/atomsync-fuzz-XXXXXX", base);
 	if (!mkdtemp(dir))
 		abort();
-	n = snprintf(NULL, 0, CONFIG, dir, dir, dir, dir, dir, dir, dir, dir, dir, dir,
-		     dir, dir, dir, dir, dir);
+	n = snprintf(NULL, 0, CONFIG, dir, dir, dir, dir, dir, dir, dir, dir,
+		     dir, dir, dir, dir, dir, dir, dir);
 	text = malloc((size_t)n + 1);
 	if (!text)
 		abort();
-	snprintf(text, (size_t)n + 1, CONFIG, dir, dir, dir, dir, dir, dir, dir, dir, dir,
-		 dir, dir, dir, dir, dir, dir);
+	snprintf(text, (size_t)n + 1, CONFIG, dir, dir, dir, dir, dir, dir, dir,
+		 dir, dir, dir, dir, dir, dir, dir, dir);
 	if (as_config_parse(&cfg, text, (size_t)n, "fuzz.yml", &err)) {
 		fprintf(stderr, "fuzz_record: config: %s\n", err.msg);
 		abort();
@@ -183,7 +183,8 @@ static uint64_t digest(const char *table)
 
 	snprintf(path, sizeof(path), "%s/fuzz.db", dir);
 	snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" ORDER BY 1, 2", table);
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
+		    SQLITE_OK &&
 	    sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
 		int n = sqlite3_column_count(q);
 
@@ -193,7 +194,8 @@ static uint64_t digest(const char *table)
 				int len = sqlite3_column_bytes(q, i);
 
 				h = (h ^ as_hash64(v ? v : "", (size_t)len) ^
-				     (uint64_t)sqlite3_column_type(q, i)) * 1099511628211ULL;
+				     (uint64_t)sqlite3_column_type(q, i)) *
+				    1099511628211ULL;
 			}
 	}
 	sqlite3_finalize(q);
@@ -222,10 +224,12 @@ static int put_lines(as_store *st, const char *ds, const uint8_t *p, size_t n,
 		char where[32], cp[32];
 
 		snprintf(where, sizeof(where), "input:%zu", ++lineno);
-		if (len && (rc = atomsync_run_put(run, (const char *)p + start, len, where, err)))
+		if (len && (rc = atomsync_run_put(run, (const char *)p + start,
+						  len, where, err)))
 			goto out;
 		snprintf(cp, sizeof(cp), "%zu", lineno);
-		if (lineno % 2 == 0 && (rc = atomsync_run_checkpoint(run, cp, err)))
+		if (lineno % 2 == 0 &&
+		    (rc = atomsync_run_checkpoint(run, cp, err)))
 			goto out;
 		start += len + 1;
 	}
@@ -287,19 +291,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	atomsync_run_info_clear(&info);
 	after = digest(d->table);
 	if (rc != 0 && after != before) {
-		fprintf(stderr, "invariant 2: dataset %s: the run failed (%s) but the "
-			"live table changed\n", d->name, err.msg);
+		fprintf(stderr,
+			"invariant 2: dataset %s: the run failed (%s) but the "
+			"live table changed\n",
+			d->name, err.msg);
 		abort();
 	}
 	if (rc == 0) {
 		rc = sync_once(st, d, api, b, blen, &info, &err);
 		if (rc != 0 || info.inserted || info.updated || info.deleted ||
 		    digest(d->table) != after) {
-			fprintf(stderr, "invariant 5: dataset %s: the same input again: rc %d "
+			fprintf(stderr,
+				"invariant 5: dataset %s: the same input again: rc %d "
 				"(%s), inserted %lld updated %lld deleted %lld, table %s\n",
-				d->name, rc, rc ? err.msg : "", (long long)info.inserted,
-				(long long)info.updated, (long long)info.deleted,
-				digest(d->table) == after ? "identical" : "changed");
+				d->name, rc, rc ? err.msg : "",
+				(long long)info.inserted,
+				(long long)info.updated,
+				(long long)info.deleted,
+				digest(d->table) == after ? "identical"
+							  : "changed");
 			abort();
 		}
 		atomsync_run_info_clear(&info);

@@ -23,7 +23,8 @@ static int run_file(const char *path)
 
 	if (!f)
 		return -1;
-	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+	if (fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET)) {
 		fclose(f);
 		return -1;
 	}
@@ -71,9 +72,12 @@ int main(int argc, char **argv)
 			return 2;
 		while ((e = readdir(d)))
 			if (e->d_name[0] != '.') {
-				names = realloc(names, (n + 1) * sizeof(*names));
-				names[n] = malloc(strlen(argv[i]) + strlen(e->d_name) + 2);
-				sprintf(names[n++], "%s/%s", argv[i], e->d_name);
+				names = realloc(names,
+						(n + 1) * sizeof(*names));
+				names[n] = malloc(strlen(argv[i]) +
+						  strlen(e->d_name) + 2);
+				sprintf(names[n++], "%s/%s", argv[i],
+					e->d_name);
 			}
 		closedir(d);
 		qsort(names, n, sizeof(*names), by_name);

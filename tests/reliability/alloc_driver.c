@@ -43,8 +43,8 @@
 
 static atomic_int armed;
 static atomic_long count, fired;
-static long target;            /* fail allocation #target (0: count only) */
-static int persist;            /* ... and every one after it */
+static long target; /* fail allocation #target (0: count only) */
+static int persist; /* ... and every one after it */
 static int no_threads = 1;
 static _Atomic(const char *) phase;
 static char first_site[32], first_phase[64];
@@ -68,7 +68,8 @@ static int should_fail(const char *site)
 			void *frames[32];
 			int nf = backtrace(frames, 32);
 
-			fprintf(stderr, "allocation #%ld (%s) failed here:\n", k, site);
+			fprintf(stderr, "allocation #%ld (%s) failed here:\n",
+				k, site);
 			backtrace_symbols_fd(frames, nf, 2);
 		}
 	}
@@ -207,7 +208,8 @@ static void hook_after(void *ud, rh_result *r)
 	atomic_store(&armed, 0);
 	r->ops = atomic_load(&count);
 	r->fired = atomic_load(&fired);
-	snprintf(r->fault, sizeof(r->fault), "allocation #%ld (%s)", target, first_site);
+	snprintf(r->fault, sizeof(r->fault), "allocation #%ld (%s)", target,
+		 first_site);
 	snprintf(r->phase, sizeof(r->phase), "%s", first_phase);
 }
 
@@ -239,7 +241,8 @@ static int config_child(const char *text, long n, cfg_result *out)
 		memset(&r, 0, sizeof(r));
 		as_error_clear(&err);
 		arm(n);
-		r.rc = as_config_parse(&cfg, text, strlen(text), "atomsync.yml", &err);
+		r.rc = as_config_parse(&cfg, text, strlen(text), "atomsync.yml",
+				       &err);
 		atomic_store(&armed, 0);
 		r.count = atomic_load(&count);
 		r.fired = atomic_load(&fired);
@@ -266,8 +269,9 @@ static char *slurp(const char *path)
 
 	if (!f)
 		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = calloc(1, (size_t)n + 1)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = calloc(1, (size_t)n + 1)) &&
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
 		free(buf);
 		buf = NULL;
 	}
@@ -286,7 +290,8 @@ typedef struct opts {
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: alloc_driver --dir DIR [options] (see alloc_driver.c)\n");
+	fprintf(stderr,
+		"usage: alloc_driver --dir DIR [options] (see alloc_driver.c)\n");
 	exit(2);
 }
 
@@ -376,7 +381,8 @@ static void repro(int argc, char **argv, long n)
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--only") || !strcmp(argv[i], "--from") ||
 		    !strcmp(argv[i], "--to") || !strcmp(argv[i], "--stride") ||
-		    !strcmp(argv[i], "--sample") || !strcmp(argv[i], "--seed")) {
+		    !strcmp(argv[i], "--sample") ||
+		    !strcmp(argv[i], "--seed")) {
 			i++;
 			continue;
 		}
@@ -389,14 +395,17 @@ static char *config_text; /* a global: reachable in every child's leak check */
 
 static int sweep_config(const opts *o, int argc, char **argv)
 {
-	char why[256], *text = config_text = o->config ? slurp(o->config) : NULL;
-	long n = 0, end, tried = 0, injected = 0, failed = 0, violations = 0, first = 0;
+	char why[256],
+		*text = config_text = o->config ? slurp(o->config) : NULL;
+	long n = 0, end, tried = 0, injected = 0, failed = 0, violations = 0,
+	     first = 0;
 	int want_rc;
 	unsigned long rng = o->seed;
 	cfg_result r;
 
 	if (!text) {
-		fprintf(stderr, "alloc_driver: --target config needs --config FILE\n");
+		fprintf(stderr,
+			"alloc_driver: --target config needs --config FILE\n");
 		return 2;
 	}
 	/* What the fuzz seeds' ${VAR} expansions name (tests/fuzz). */
@@ -418,7 +427,8 @@ static int sweep_config(const opts *o, int argc, char **argv)
 			bad = why;
 		else if (r.fired == 0)
 			continue;
-		else if (r.rc && r.rc != want_rc && !strstr(r.msg, "out of memory"))
+		else if (r.rc && r.rc != want_rc &&
+			 !strstr(r.msg, "out of memory"))
 			bad = r.msg[0] ? r.msg : "failed without a message";
 		else if (r.rc == want_rc && want_rc && !r.msg[0])
 			bad = "failed without a message";
@@ -459,28 +469,36 @@ int main(int argc, char **argv)
 	rng = o.seed;
 	trace = getenv("ALLOC_TRACE") && atoi(getenv("ALLOC_TRACE"));
 	if (install_allocators()) {
-		fprintf(stderr, "alloc_driver: cannot install the counting allocators\n");
+		fprintf(stderr,
+			"alloc_driver: cannot install the counting allocators\n");
 		return 2;
 	}
 	if (strcmp(o.target, "config") == 0)
 		return sweep_config(&o, argc, argv);
 	memset(&t, 0, sizeof(t));
-	if (rh_scenario_init(&sc, o.dir, o.mode, o.records, o.batch, o.max_rejects) ||
+	if (rh_scenario_init(&sc, o.dir, o.mode, o.records, o.batch,
+			     o.max_rejects) ||
 	    rh_reference(&sc, &ref)) {
-		fprintf(stderr, "alloc_driver: cannot set up the scenario in %s\n", o.dir);
+		fprintf(stderr,
+			"alloc_driver: cannot set up the scenario in %s\n",
+			o.dir);
 		return 2;
 	}
 	{
 		rh_hooks h = {NULL, hook_ready, hook_point, hook_after, NULL};
 
 		cur_n = 0;
-		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) || r.rc) {
-			fprintf(stderr, "alloc_driver: counting run failed: %s\n", r.msg);
+		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) ||
+		    r.rc) {
+			fprintf(stderr,
+				"alloc_driver: counting run failed: %s\n",
+				r.msg);
 			return 2;
 		}
 		end = r.ops;
 		if (o.verbose)
-			fprintf(stderr, "alloc: %ld allocations in a run of %d records\n",
+			fprintf(stderr,
+				"alloc: %ld allocations in a run of %d records\n",
 				end, o.records);
 	}
 	if (o.to > 0 && o.to < end)
@@ -491,7 +509,8 @@ int main(int argc, char **argv)
 
 		cur_n = n;
 		if (rh_restore(&sc)) {
-			fprintf(stderr, "alloc_driver: cannot restore the old state\n");
+			fprintf(stderr,
+				"alloc_driver: cannot restore the old state\n");
 			return 2;
 		}
 		rc = rh_run_child(&sc, sc.cfg_new, &h, &r);
@@ -503,16 +522,18 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (rh_check(&sc, &ref, &r, causes, &t, why, sizeof(why))) {
-			fprintf(stderr, "VIOLATION alloc n=%ld (%s, after %s): %s\n", n,
+			fprintf(stderr,
+				"VIOLATION alloc n=%ld (%s, after %s): %s\n", n,
 				r.fault, r.phase[0] ? r.phase : "start", why);
 			repro(argc, argv, n);
 			if (!first_n) {
 				first_n = n;
-				snprintf(first_violation, sizeof(first_violation), "%s", why);
+				snprintf(first_violation,
+					 sizeof(first_violation), "%s", why);
 			}
 		} else if (o.verbose) {
-			fprintf(stderr, "alloc n=%ld %s after %s: %s\n", n, r.fault,
-				r.phase[0] ? r.phase : "start",
+			fprintf(stderr, "alloc n=%ld %s after %s: %s\n", n,
+				r.fault, r.phase[0] ? r.phase : "start",
 				r.rc ? r.msg : "published (failure absorbed)");
 		}
 	}
@@ -523,9 +544,9 @@ int main(int argc, char **argv)
 	       "\"leak_check\":%s,\"seed\":%lu,\"first_violation_n\":%ld,"
 	       "\"first_violation\":",
 	       o.mode, o.records, no_threads ? "false" : "true",
-	       persist ? "true" : "false", end, t.attempts, t.injected, t.failed,
-	       t.published, t.resumed, t.violations, rh_have_lsan() ? "true" : "false",
-	       o.seed, first_n);
+	       persist ? "true" : "false", end, t.attempts, t.injected,
+	       t.failed, t.published, t.resumed, t.violations,
+	       rh_have_lsan() ? "true" : "false", o.seed, first_n);
 	rh_json_str(stdout, first_violation);
 	printf("}\n");
 	rh_scenario_free(&sc);

@@ -13,9 +13,9 @@
 
 typedef struct fv_file {
 	sqlite3_file base;
-	sqlite3_file *real;     /* the wrapped file, right after this struct */
-	int cls;                /* FV_RW or FV_RO */
-	char name[64];          /* the file's base name, for messages */
+	sqlite3_file *real; /* the wrapped file, right after this struct */
+	int cls;	    /* FV_RW or FV_RO */
+	char name[64];	    /* the file's base name, for messages */
 } fv_file;
 
 static sqlite3_vfs *orig;
@@ -51,7 +51,8 @@ static int should_fail(unsigned kind, int cls, const char *name)
 	long k;
 	int err;
 
-	if (!atomic_load(&armed) || !(plan.kinds & kind) || !(plan.classes & cls))
+	if (!atomic_load(&armed) || !(plan.kinds & kind) ||
+	    !(plan.classes & cls))
 		return 0;
 	/* Disk full happens to writes; the other operations just proceed. */
 	if (plan.error == FV_EFULL && kind != FV_WRITE)
@@ -62,7 +63,8 @@ static int should_fail(unsigned kind, int cls, const char *name)
 	if (atomic_fetch_add(&fired, 1) == 0) {
 		const char *ph = atomic_load(&phase);
 
-		snprintf(first, sizeof(first), "%s #%ld of %s", kind_name(kind), k, name);
+		snprintf(first, sizeof(first), "%s #%ld of %s", kind_name(kind),
+			 k, name);
 		snprintf(first_phase, sizeof(first_phase), "%s", ph ? ph : "");
 	}
 	if (plan.error == FV_EFULL)
@@ -85,7 +87,8 @@ static int should_fail(unsigned kind, int cls, const char *name)
 
 static int fv_close(sqlite3_file *f)
 {
-	int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+	int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f))
+				   : SQLITE_OK;
 
 	f->pMethods = NULL;
 	return rc;
@@ -215,7 +218,9 @@ static int fv_open(sqlite3_vfs *vfs, const char *zname, sqlite3_file *f,
 	else
 		p->cls = tls_cls ? tls_cls : FV_RW;
 	snprintf(p->name, sizeof(p->name), "%s",
-		 base ? base + 1 : zname ? zname : "(temp)");
+		 base	 ? base + 1
+		 : zname ? zname
+			 : "(temp)");
 	if ((rc = should_fail(FV_OPEN, p->cls, p->name)))
 		return rc;
 	rc = orig->xOpen(orig, zname, p->real, flags, out_flags);
@@ -308,10 +313,25 @@ int fv_register(void)
 	if (!orig)
 		return SQLITE_ERROR;
 
-	fv_io_v1 = (sqlite3_io_methods){
-		1, fv_close, fv_read, fv_write, fv_truncate, fv_sync, fv_file_size,
-		fv_lock, fv_unlock, fv_check_lock, fv_file_control, fv_sector_size,
-		fv_device_chars, NULL, NULL, NULL, NULL, NULL, NULL};
+	fv_io_v1 = (sqlite3_io_methods){1,
+					fv_close,
+					fv_read,
+					fv_write,
+					fv_truncate,
+					fv_sync,
+					fv_file_size,
+					fv_lock,
+					fv_unlock,
+					fv_check_lock,
+					fv_file_control,
+					fv_sector_size,
+					fv_device_chars,
+					NULL,
+					NULL,
+					NULL,
+					NULL,
+					NULL,
+					NULL};
 	fv_io_v3 = fv_io_v1;
 	fv_io_v3.iVersion = 3;
 	fv_io_v3.xShmMap = fv_shm_map;
@@ -321,12 +341,28 @@ int fv_register(void)
 	fv_io_v3.xFetch = fv_fetch;
 	fv_io_v3.xUnfetch = fv_unfetch;
 
-	fv_vfs = (sqlite3_vfs){
-		2, (int)sizeof(fv_file) + orig->szOsFile, orig->mxPathname, NULL,
-		"faultvfs", NULL, fv_open, fv_delete, fv_access, fv_full_path,
-		fv_dl_open, fv_dl_error, fv_dl_sym, fv_dl_close, fv_randomness,
-		fv_sleep, fv_current_time, fv_last_error, fv_current_time64,
-		NULL, NULL, NULL};
+	fv_vfs = (sqlite3_vfs){2,
+			       (int)sizeof(fv_file) + orig->szOsFile,
+			       orig->mxPathname,
+			       NULL,
+			       "faultvfs",
+			       NULL,
+			       fv_open,
+			       fv_delete,
+			       fv_access,
+			       fv_full_path,
+			       fv_dl_open,
+			       fv_dl_error,
+			       fv_dl_sym,
+			       fv_dl_close,
+			       fv_randomness,
+			       fv_sleep,
+			       fv_current_time,
+			       fv_last_error,
+			       fv_current_time64,
+			       NULL,
+			       NULL,
+			       NULL};
 	return sqlite3_vfs_register(&fv_vfs, 1);
 }
 

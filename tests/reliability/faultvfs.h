@@ -30,11 +30,12 @@ enum { FV_RW = 1, FV_RO = 2 };
 enum { FV_EIO = 0, FV_EFULL = 1 };
 
 typedef struct fv_plan {
-	unsigned kinds;  /* FV_* mask of counted operations */
-	int classes;     /* FV_RW and/or FV_RO */
-	long n;          /* fail the nth counted operation; 0: count only */
-	int error;       /* FV_EIO (SQLITE_IOERR_*) or FV_EFULL (SQLITE_FULL, writes) */
-	int persist;     /* keep failing every counted operation after the nth */
+	unsigned kinds; /* FV_* mask of counted operations */
+	int classes;	/* FV_RW and/or FV_RO */
+	long n;		/* fail the nth counted operation; 0: count only */
+	int error; /* FV_EIO (SQLITE_IOERR_*) or FV_EFULL (SQLITE_FULL, writes)
+		    */
+	int persist; /* keep failing every counted operation after the nth */
 } fv_plan;
 
 /* Wrap the current default VFS and register the wrapper as the default. */
@@ -44,8 +45,8 @@ void fv_arm(const fv_plan *p);
 /* Stop counting and failing; the counters keep their values. */
 void fv_disarm(void);
 int fv_armed(void);
-long fv_ops(void);    /* operations counted since fv_arm */
-long fv_fired(void);  /* faults injected since fv_arm */
+long fv_ops(void);   /* operations counted since fv_arm */
+long fv_fired(void); /* faults injected since fv_arm */
 /* What the first injected fault was ("write #12 of store.db-wal"), or "". */
 const char *fv_first_fault(void);
 /* A label stored with the first fault (the engine's phase at that moment). */

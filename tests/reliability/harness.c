@@ -61,7 +61,8 @@ void as_crash_point_slow(const char *name)
 
 /* ---- scenarios ---- */
 
-static char *read_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *read_text(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 
 static char *read_text(const char *fmt, ...)
 {
@@ -75,40 +76,39 @@ static char *read_text(const char *fmt, ...)
 	return p;
 }
 
-static const char *COLS_FULL =
-	"    key: [id]\n"
-	"    columns:\n"
-	"      id: {type: integer}\n"
-	"      name: {type: text}\n"
-	"      downloads: {type: integer}\n"
-	"      score: {type: real}\n";
-static const char *COLS_INCR =
-	"    mode: incremental\n"
-	"    key: [id]\n"
-	"    cursor: updated\n"
-	"    columns:\n"
-	"      id: {type: integer}\n"
-	"      name: {type: text}\n"
-	"      downloads: {type: integer}\n"
-	"      updated: {type: integer}\n";
-static const char *COLS_APPEND =
-	"    mode: append\n"
-	"    key: [tx_hash, log_index]\n"
-	"    columns:\n"
-	"      tx_hash: {type: text}\n"
-	"      log_index: {type: integer}\n"
-	"      value: {type: integer}\n";
+static const char *COLS_FULL = "    key: [id]\n"
+			       "    columns:\n"
+			       "      id: {type: integer}\n"
+			       "      name: {type: text}\n"
+			       "      downloads: {type: integer}\n"
+			       "      score: {type: real}\n";
+static const char *COLS_INCR = "    mode: incremental\n"
+			       "    key: [id]\n"
+			       "    cursor: updated\n"
+			       "    columns:\n"
+			       "      id: {type: integer}\n"
+			       "      name: {type: text}\n"
+			       "      downloads: {type: integer}\n"
+			       "      updated: {type: integer}\n";
+static const char *COLS_APPEND = "    mode: append\n"
+				 "    key: [tx_hash, log_index]\n"
+				 "    columns:\n"
+				 "      tx_hash: {type: text}\n"
+				 "      log_index: {type: integer}\n"
+				 "      value: {type: integer}\n";
 
 static void full_rec(FILE *f, int i, int v, const char *suffix)
 {
-	fprintf(f, "{\"id\":%d,\"name\":\"Addon %d%s\",\"downloads\":%d,"
-		"\"score\":%.3f,\"tags\":[\"t%d\"]}\n", i, i, suffix,
-		(i * 7919) % 100000 + v, (i % 1000) / 8.0, i % 7);
+	fprintf(f,
+		"{\"id\":%d,\"name\":\"Addon %d%s\",\"downloads\":%d,"
+		"\"score\":%.3f,\"tags\":[\"t%d\"]}\n",
+		i, i, suffix, (i * 7919) % 100000 + v, (i % 1000) / 8.0, i % 7);
 }
 
 static void incr_rec(FILE *f, int i, int v)
 {
-	fprintf(f, "{\"id\":%d,\"name\":\"n%d v%d\",\"downloads\":%d,\"updated\":%d}\n",
+	fprintf(f,
+		"{\"id\":%d,\"name\":\"n%d v%d\",\"downloads\":%d,\"updated\":%d}\n",
 		i, i, v, i * (v + 1), 100000 * v + i);
 }
 
@@ -139,13 +139,13 @@ static int write_inputs(const rh_scenario *sc)
 		for (int i = 1; i <= N; i++) {
 			full_rec(o, i, 0, "");
 			if (i % 10 == 0)
-				continue;                       /* deleted */
-			full_rec(n, i, i % 7 == 0, "");         /* updated */
+				continue;		/* deleted */
+			full_rec(n, i, i % 7 == 0, ""); /* updated */
 		}
 		for (int i = 0; i < N / 10; i++)
-			full_rec(n, N + 1000 + i, 0, "");       /* inserted */
+			full_rec(n, N + 1000 + i, 0, ""); /* inserted */
 		for (int i = 1; i <= 5; i++)
-			full_rec(n, i, 0, " (again)");          /* later wins */
+			full_rec(n, i, 0, " (again)"); /* later wins */
 	} else if (strcmp(sc->mode, "incremental") == 0) {
 		for (int i = 1; i <= N; i++)
 			incr_rec(o, i, 0);
@@ -157,9 +157,9 @@ static int write_inputs(const rh_scenario *sc)
 		for (int i = 0; i < N; i++)
 			append_rec(o, i);
 		for (int i = 0; i < N + N / 7; i++)
-			append_rec(n, i);                       /* replays known events */
+			append_rec(n, i); /* replays known events */
 		for (int i = N; i < N + 10; i++)
-			append_rec(n, i);                       /* identical repeats */
+			append_rec(n, i); /* identical repeats */
 	}
 	fclose(o);
 	return fclose(n) ? -1 : 0;
@@ -303,13 +303,15 @@ static void child_main(const rh_scenario *sc, const char *cfg_text,
 	cur_hooks = hooks;
 	if (hooks && hooks->before)
 		hooks->before(hooks->ud);
-	r->rc = as_config_parse(&cfg, cfg_text, strlen(cfg_text), "atomsync.yml", &err);
+	r->rc = as_config_parse(&cfg, cfg_text, strlen(cfg_text),
+				"atomsync.yml", &err);
 	if (!r->rc && hooks && hooks->ready)
 		hooks->ready(hooks->ud);
 	if (!r->rc)
 		r->rc = as_store_open(&st, cfg->store, &err);
 	if (!r->rc)
-		r->rc = as_sync_dataset(st, cfg, "d", NULL, NULL, NULL, &info, &err);
+		r->rc = as_sync_dataset(st, cfg, "d", NULL, NULL, NULL, &info,
+					&err);
 	as_store_close(st);
 	if (hooks && hooks->after)
 		hooks->after(hooks->ud, r);
@@ -368,7 +370,8 @@ int rh_run_child(const rh_scenario *sc, const char *cfg_text,
 		memset(out, 0, sizeof(*out));
 		out->status = status;
 		out->rc = -999;
-		snprintf(out->msg, sizeof(out->msg), "the child died before reporting");
+		snprintf(out->msg, sizeof(out->msg),
+			 "the child died before reporting");
 		return -1;
 	}
 	return 0;
@@ -379,7 +382,8 @@ int rh_child_clean(int status, char *why, size_t cap)
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 1;
 	if (WIFSIGNALED(status))
-		snprintf(why, cap, "child killed by signal %d", WTERMSIG(status));
+		snprintf(why, cap, "child killed by signal %d",
+			 WTERMSIG(status));
 	else if (WEXITSTATUS(status) == 23)
 		snprintf(why, cap, "LeakSanitizer found a leak (exit 23)");
 	else
@@ -425,20 +429,22 @@ int rh_read_state(const char *db_path, rh_state *st)
 	uint64_t h = 1469598103934665603ULL;
 
 	memset(st, 0, sizeof(*st));
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		snprintf(st->integrity, sizeof(st->integrity), "cannot open: %s",
-			 db ? sqlite3_errmsg(db) : "?");
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(st->integrity, sizeof(st->integrity),
+			 "cannot open: %s", db ? sqlite3_errmsg(db) : "?");
 		sqlite3_close(db);
 		return -1;
 	}
 	sqlite3_busy_timeout(db, 10000);
-	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) ==
+		    SQLITE_OK &&
 	    sqlite3_step(q) == SQLITE_ROW)
 		snprintf(st->integrity, sizeof(st->integrity), "%s",
 			 (const char *)sqlite3_column_text(q, 0));
 	else
-		snprintf(st->integrity, sizeof(st->integrity), "integrity_check: %s",
-			 sqlite3_errmsg(db));
+		snprintf(st->integrity, sizeof(st->integrity),
+			 "integrity_check: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(q);
 	/* Every column but _atomsync_run (which run wrote a row differs
 	 * between an uninterrupted and a resumed lineage) and _atomsync_line
@@ -470,8 +476,10 @@ int rh_read_state(const char *db_path, rh_state *st)
 		sqlite3_finalize(q);
 	}
 	st->digest = h;
-	if (sqlite3_prepare_v2(db, "SELECT run_id, status FROM atomsync_runs "
-			       "ORDER BY run_id DESC LIMIT 1", -1, &q, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db,
+			       "SELECT run_id, status FROM atomsync_runs "
+			       "ORDER BY run_id DESC LIMIT 1",
+			       -1, &q, NULL) == SQLITE_OK) {
 		if (sqlite3_step(q) == SQLITE_ROW) {
 			st->last_run = sqlite3_column_int64(q, 0);
 			snprintf(st->last_status, sizeof(st->last_status), "%s",
@@ -479,8 +487,9 @@ int rh_read_state(const char *db_path, rh_state *st)
 		}
 		sqlite3_finalize(q);
 	}
-	st->stage_tables = (int)query_int(db, "SELECT count(*) FROM sqlite_master "
-					  "WHERE name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\'");
+	st->stage_tables = (int)query_int(
+		db, "SELECT count(*) FROM sqlite_master "
+		    "WHERE name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\'");
 	st->ok = 1;
 	sqlite3_close(db);
 	return 0;
@@ -493,12 +502,15 @@ int rh_run_status(const char *db_path, int64_t run_id, char *out, size_t cap)
 	int rc = -1;
 
 	out[0] = '\0';
-	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT status FROM atomsync_runs WHERE run_id = ?1",
-			       -1, &q, NULL) == SQLITE_OK) {
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_prepare_v2(
+		    db, "SELECT status FROM atomsync_runs WHERE run_id = ?1",
+		    -1, &q, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(q, 1, run_id);
 		if (sqlite3_step(q) == SQLITE_ROW) {
-			snprintf(out, cap, "%s", (const char *)sqlite3_column_text(q, 0));
+			snprintf(out, cap, "%s",
+				 (const char *)sqlite3_column_text(q, 0));
 			rc = 0;
 		}
 	}
@@ -535,7 +547,12 @@ static int counts_equal(const rh_result *a, const rh_result *b)
 	       a->deleted == b->deleted && a->duplicates == b->duplicates;
 }
 
-#define FAIL(...) do { snprintf(why, cap, __VA_ARGS__); t->violations++; return -1; } while (0)
+#define FAIL(...)                                                              \
+	do {                                                                   \
+		snprintf(why, cap, __VA_ARGS__);                               \
+		t->violations++;                                               \
+		return -1;                                                     \
+	} while (0)
 
 int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 	     const char *const *causes, rh_tally *t, char *why, size_t cap)
@@ -554,8 +571,9 @@ int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 		FAIL("integrity after the fault: %s", st.integrity);
 	if (st.digest != ref->old_digest && st.digest != ref->new_digest)
 		FAIL("invariant 1: the live table is neither the old nor the new "
-		     "state (%lld rows; old %lld, new %lld)", (long long)st.rows,
-		     (long long)ref->old_rows, (long long)ref->new_rows);
+		     "state (%lld rows; old %lld, new %lld)",
+		     (long long)st.rows, (long long)ref->old_rows,
+		     (long long)ref->new_rows);
 	published = st.digest == ref->new_digest;
 	if (r->rc == 0 && !published)
 		FAIL("the run reported a publish, but the live table is the old state");
@@ -563,9 +581,11 @@ int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 		/* A failed sync of the commit leaves a committed-looking WAL
 		 * that recovery may keep: the outcome is then unknown to the
 		 * engine, but the table must still be all of run N. */
-		if (strcmp(st.last_status, "completed") != 0 || r->run_id != st.last_run)
+		if (strcmp(st.last_status, "completed") != 0 ||
+		    r->run_id != st.last_run)
 			FAIL("invariant 2: the run failed (%s) but the live table "
-			     "holds its rows", r->msg);
+			     "holds its rows",
+			     r->msg);
 		t->ambiguous++;
 	}
 	if (r->rc != 0) {
@@ -573,7 +593,8 @@ int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 			if (strstr(r->msg, causes[i]))
 				named = 1;
 		if (!named)
-			FAIL("the error does not name the cause: \"%s\"", r->msg);
+			FAIL("the error does not name the cause: \"%s\"",
+			     r->msg);
 	}
 	if (published)
 		t->published++;
@@ -589,15 +610,18 @@ int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 		FAIL("integrity after the rerun: %s", st.integrity);
 	if (st.digest != ref->new_digest)
 		FAIL("invariant 4: the rerun's live table differs from an "
-		     "uninterrupted run's (%lld rows, want %lld)", (long long)st.rows,
-		     (long long)ref->new_rows);
+		     "uninterrupted run's (%lld rows, want %lld)",
+		     (long long)st.rows, (long long)ref->new_rows);
 	if (st.stage_tables)
-		FAIL("%d staging tables left after a completed run", st.stage_tables);
+		FAIL("%d staging tables left after a completed run",
+		     st.stage_tables);
 	if (published) {
 		if (again.inserted || again.updated || again.deleted)
 			FAIL("invariant 5: the rerun after a publish changed rows "
-			     "(%lld/%lld/%lld)", (long long)again.inserted,
-			     (long long)again.updated, (long long)again.deleted);
+			     "(%lld/%lld/%lld)",
+			     (long long)again.inserted,
+			     (long long)again.updated,
+			     (long long)again.deleted);
 	} else if (!counts_equal(&again, &ref->run)) {
 		FAIL("invariant 4: rerun counts seen %lld ins %lld upd %lld unch %lld "
 		     "del %lld dup %lld, uninterrupted %lld %lld %lld %lld %lld %lld",
@@ -606,7 +630,8 @@ int rh_check(const rh_scenario *sc, const rh_ref *ref, const rh_result *r,
 		     (long long)again.deleted, (long long)again.duplicates,
 		     (long long)ref->run.seen, (long long)ref->run.inserted,
 		     (long long)ref->run.updated, (long long)ref->run.unchanged,
-		     (long long)ref->run.deleted, (long long)ref->run.duplicates);
+		     (long long)ref->run.deleted,
+		     (long long)ref->run.duplicates);
 	}
 	if (r->run_id > 0) {
 		rh_run_status(sc->db, r->run_id, status, sizeof(status));

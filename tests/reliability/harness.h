@@ -14,46 +14,49 @@
 
 typedef struct rh_scenario {
 	char dir[512];
-	char db[600];          /* store.db in dir */
-	char golden[600];      /* the old state, published, copied before each attempt */
+	char db[600];		 /* store.db in dir */
+	char golden[600];	 /* the old state, published, copied before each
+				    attempt */
 	char *cfg_old, *cfg_new; /* config texts (owned) */
-	const char *mode;      /* full | incremental | append */
+	const char *mode;	 /* full | incremental | append */
 	int records;
-	int batch;             /* batch_size */
-	int max_rejects;       /* guard.max_rejects of the dataset */
+	int batch;	 /* batch_size */
+	int max_rejects; /* guard.max_rejects of the dataset */
 } rh_scenario;
 
 /* One run of the engine in a child, as the parent sees it. */
 typedef struct rh_result {
-	int rc;                /* as_sync_dataset's return (0: published) */
-	int status;            /* the child's wait status */
-	char msg[1024];        /* the error message when rc != 0 */
+	int rc;		/* as_sync_dataset's return (0: published) */
+	int status;	/* the child's wait status */
+	char msg[1024]; /* the error message when rc != 0 */
 	int64_t run_id, seen, inserted, updated, unchanged, deleted, duplicates;
 	int64_t resumed_from;
-	long ops, fired;       /* counted operations and injected faults */
-	long window;           /* ops counted when the window-end point passed */
-	long passes;           /* passes of the window-start point */
-	char fault[160];       /* the first injected fault */
-	char phase[64];        /* the crash point passed last before it */
+	long ops, fired; /* counted operations and injected faults */
+	long window;	 /* ops counted when the window-end point passed */
+	long passes;	 /* passes of the window-start point */
+	char fault[160]; /* the first injected fault */
+	char phase[64];	 /* the crash point passed last before it */
 } rh_result;
 
 /* The state of the store as a fresh connection reads it. */
 typedef struct rh_state {
 	char integrity[256];
-	uint64_t digest;       /* of the live rows (user columns and content hash) */
+	uint64_t digest; /* of the live rows (user columns and content hash) */
 	int64_t rows;
-	char last_status[32];  /* status of the newest run record */
+	char last_status[32]; /* status of the newest run record */
 	int64_t last_run;
-	int stage_tables;      /* _atomsync_stage_* tables present */
-	int ok;                /* the store could be read at all */
+	int stage_tables; /* _atomsync_stage_* tables present */
+	int ok;		  /* the store could be read at all */
 } rh_state;
 
 /* Hooks a driver sets: called in the child around the run. */
 typedef struct rh_hooks {
-	void (*before)(void *ud);            /* first thing in the child */
-	void (*ready)(void *ud);             /* the config is parsed */
-	void (*point)(void *ud, const char *name, long pass); /* every crash point */
-	void (*after)(void *ud, rh_result *r); /* the run returned: disarm, fill */
+	void (*before)(void *ud); /* first thing in the child */
+	void (*ready)(void *ud);  /* the config is parsed */
+	void (*point)(void *ud, const char *name,
+		      long pass); /* every crash point */
+	void (*after)(void *ud,
+		      rh_result *r); /* the run returned: disarm, fill */
 	void *ud;
 } rh_hooks;
 
@@ -81,17 +84,18 @@ int rh_run_status(const char *db, int64_t run_id, char *out, size_t cap);
 typedef struct rh_ref {
 	uint64_t old_digest, new_digest;
 	int64_t old_rows, new_rows;
-	rh_result run;         /* its counts */
+	rh_result run; /* its counts */
 } rh_ref;
 
 /* What a sweep saw, for its summary. */
 typedef struct rh_tally {
-	long attempts;         /* faulted runs */
-	long injected;         /* faults injected (a persistent fault counts each) */
-	long failed;           /* ... that failed and published nothing */
-	long published;        /* ... that published anyway (fault absorbed) */
-	long resumed;          /* reruns that resumed from the faulted run's checkpoint */
-	long ambiguous;        /* failed with a failed commit sync, yet committed */
+	long attempts;	/* faulted runs */
+	long injected;	/* faults injected (a persistent fault counts each) */
+	long failed;	/* ... that failed and published nothing */
+	long published; /* ... that published anyway (fault absorbed) */
+	long resumed;	/* reruns that resumed from the faulted run's checkpoint
+			 */
+	long ambiguous; /* failed with a failed commit sync, yet committed */
 	long violations;
 } rh_tally;
 

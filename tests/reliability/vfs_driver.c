@@ -57,8 +57,8 @@ static void hook_point(void *ud, const char *name, long pass)
 	if (!fv_armed() && ctl.o->after[0] && strcmp(name, ctl.o->after) == 0 &&
 	    pass == ctl.o->after_k)
 		fv_arm(&ctl.o->plan);
-	if (ctl.o->until[0] && ctl.window < 0 && strcmp(name, ctl.o->until) == 0 &&
-	    pass == ctl.o->until_k)
+	if (ctl.o->until[0] && ctl.window < 0 &&
+	    strcmp(name, ctl.o->until) == 0 && pass == ctl.o->until_k)
 		ctl.window = fv_ops();
 }
 
@@ -93,7 +93,8 @@ static unsigned parse_kinds(const char *s)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vfs_driver --dir DIR [options] (see vfs_driver.c)\n");
+	fprintf(stderr,
+		"usage: vfs_driver --dir DIR [options] (see vfs_driver.c)\n");
 	exit(2);
 }
 
@@ -104,7 +105,8 @@ static void parse_args(opts *o, int argc, char **argv)
 	o->label = "vfs";
 	o->records = 3500;
 	o->batch = 500;
-	o->plan.kinds = FV_READ | FV_WRITE | FV_SYNC | FV_TRUNCATE | FV_FILESIZE;
+	o->plan.kinds =
+		FV_READ | FV_WRITE | FV_SYNC | FV_TRUNCATE | FV_FILESIZE;
 	o->plan.classes = FV_RW;
 	o->plan.error = FV_EIO;
 	o->from = 1;
@@ -137,13 +139,18 @@ static void parse_args(opts *o, int argc, char **argv)
 			o->plan.kinds = parse_kinds(v);
 		else if (strcmp(a, "--class") == 0)
 			o->plan.classes = strcmp(v, "ro") == 0 ? FV_RO
-					  : strcmp(v, "both") == 0 ? FV_RW | FV_RO : FV_RW;
+					  : strcmp(v, "both") == 0
+						  ? FV_RW | FV_RO
+						  : FV_RW;
 		else if (strcmp(a, "--error") == 0)
-			o->plan.error = strcmp(v, "full") == 0 ? FV_EFULL : FV_EIO;
+			o->plan.error =
+				strcmp(v, "full") == 0 ? FV_EFULL : FV_EIO;
 		else if (strcmp(a, "--after") == 0)
-			rh_parse_point(v, o->after, sizeof(o->after), &o->after_k);
+			rh_parse_point(v, o->after, sizeof(o->after),
+				       &o->after_k);
 		else if (strcmp(a, "--until") == 0)
-			rh_parse_point(v, o->until, sizeof(o->until), &o->until_k);
+			rh_parse_point(v, o->until, sizeof(o->until),
+				       &o->until_k);
 		else if (strcmp(a, "--from") == 0)
 			o->from = atol(v);
 		else if (strcmp(a, "--to") == 0)
@@ -163,8 +170,10 @@ static void print_repro(const opts *o, int argc, char **argv, long n)
 {
 	fprintf(stderr, "  reproduce:");
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--only") == 0 || strcmp(argv[i], "--from") == 0 ||
-		    strcmp(argv[i], "--to") == 0 || strcmp(argv[i], "--stride") == 0) {
+		if (strcmp(argv[i], "--only") == 0 ||
+		    strcmp(argv[i], "--from") == 0 ||
+		    strcmp(argv[i], "--to") == 0 ||
+		    strcmp(argv[i], "--stride") == 0) {
 			i++;
 			continue;
 		}
@@ -176,7 +185,8 @@ static void print_repro(const opts *o, int argc, char **argv, long n)
 
 int main(int argc, char **argv)
 {
-	static const char *const causes[] = {"disk I/O error", "database or disk is full",
+	static const char *const causes[] = {"disk I/O error",
+					     "database or disk is full",
 					     "unable to open", NULL};
 	rh_scenario sc;
 	rh_tally t;
@@ -196,7 +206,9 @@ int main(int argc, char **argv)
 	}
 	if (rh_scenario_init(&sc, o.dir, o.mode, o.records, o.batch, 0) ||
 	    rh_reference(&sc, &ref)) {
-		fprintf(stderr, "vfs_driver: cannot set up the scenario in %s\n", o.dir);
+		fprintf(stderr,
+			"vfs_driver: cannot set up the scenario in %s\n",
+			o.dir);
 		return 2;
 	}
 	/* "--after POINT:last": how often the point passes in a run. */
@@ -206,9 +218,10 @@ int main(int argc, char **argv)
 
 		count.plan.n = 0;
 		ctl.o = &count;
-		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) || r.rc ||
-		    r.passes < 1) {
-			fprintf(stderr, "vfs_driver: point %s never passed\n", o.after);
+		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) ||
+		    r.rc || r.passes < 1) {
+			fprintf(stderr, "vfs_driver: point %s never passed\n",
+				o.after);
 			return 2;
 		}
 		o.after_k = r.passes;
@@ -221,29 +234,36 @@ int main(int argc, char **argv)
 
 		count.plan.n = 0;
 		ctl.o = &count;
-		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) || r.rc) {
-			fprintf(stderr, "vfs_driver: counting run failed: %s\n", r.msg);
+		if (rh_restore(&sc) || rh_run_child(&sc, sc.cfg_new, &h, &r) ||
+		    r.rc) {
+			fprintf(stderr, "vfs_driver: counting run failed: %s\n",
+				r.msg);
 			return 2;
 		}
 		ctl.o = &o;
 		end = o.until[0] ? r.window : r.ops;
 		if (end < 0) {
-			fprintf(stderr, "vfs_driver: --until point never passed\n");
+			fprintf(stderr,
+				"vfs_driver: --until point never passed\n");
 			return 2;
 		}
 		if (o.verbose)
-			fprintf(stderr, "%s: %ld operations counted in the window (%ld in "
-				"the run from its start point)\n", o.label, end, r.ops);
+			fprintf(stderr,
+				"%s: %ld operations counted in the window (%ld in "
+				"the run from its start point)\n",
+				o.label, end, r.ops);
 	}
 	if (o.to > 0 && o.to < end)
 		end = o.to;
-	for (n = o.only ? o.only : o.from; n <= (o.only ? o.only : end); n += o.stride) {
+	for (n = o.only ? o.only : o.from; n <= (o.only ? o.only : end);
+	     n += o.stride) {
 		rh_hooks h = {hook_before, NULL, hook_point, hook_after, NULL};
 		int rc;
 
 		o.plan.n = n;
 		if (rh_restore(&sc)) {
-			fprintf(stderr, "vfs_driver: cannot restore the old state\n");
+			fprintf(stderr,
+				"vfs_driver: cannot restore the old state\n");
 			return 2;
 		}
 		rc = rh_run_child(&sc, sc.cfg_new, &h, &r);
@@ -260,31 +280,34 @@ int main(int argc, char **argv)
 		else
 			by_phase[0]++;
 		if (rh_check(&sc, &ref, &r, causes, &t, why, sizeof(why))) {
-			fprintf(stderr, "VIOLATION %s n=%ld (%s, after %s): %s\n", o.label, n,
-				r.fault, r.phase[0] ? r.phase : "start", why);
+			fprintf(stderr,
+				"VIOLATION %s n=%ld (%s, after %s): %s\n",
+				o.label, n, r.fault,
+				r.phase[0] ? r.phase : "start", why);
 			print_repro(&o, argc, argv, n);
 			if (!first_n) {
 				first_n = n;
-				snprintf(first_violation, sizeof(first_violation), "%s", why);
+				snprintf(first_violation,
+					 sizeof(first_violation), "%s", why);
 			}
 		} else if (o.verbose) {
-			fprintf(stderr, "%s n=%ld %s after %s: %s\n", o.label, n, r.fault,
-				r.phase[0] ? r.phase : "start",
+			fprintf(stderr, "%s n=%ld %s after %s: %s\n", o.label,
+				n, r.fault, r.phase[0] ? r.phase : "start",
 				r.rc ? r.msg : "published (fault absorbed)");
 		}
 	}
 	printf("{\"driver\":\"vfs\",\"label\":");
 	rh_json_str(stdout, o.label);
-	printf(",\"window\":\"%s:%ld..%s:%ld\"", o.after[0] ? o.after : "start", o.after_k,
-	       o.until[0] ? o.until : "end", o.until_k);
+	printf(",\"window\":\"%s:%ld..%s:%ld\"", o.after[0] ? o.after : "start",
+	       o.after_k, o.until[0] ? o.until : "end", o.until_k);
 	printf(",\"mode\":\"%s\",\"records\":%d,\"window_ops\":%ld,\"attempts\":%ld,"
 	       "\"faults_injected\":%ld,\"failed_cleanly\":%ld,\"published\":%ld,"
 	       "\"resumed\":%ld,\"ambiguous_commit\":%ld,\"by_phase\":{\"begin\":%ld,"
 	       "\"staging\":%ld,\"publish\":%ld,\"after_commit\":%ld},"
 	       "\"violations\":%ld,\"first_violation_n\":%ld,\"first_violation\":",
-	       o.mode, o.records, end, t.attempts, t.injected, t.failed, t.published,
-	       t.resumed, t.ambiguous, by_phase[0], by_phase[1], by_phase[2],
-	       by_phase[3], t.violations, first_n);
+	       o.mode, o.records, end, t.attempts, t.injected, t.failed,
+	       t.published, t.resumed, t.ambiguous, by_phase[0], by_phase[1],
+	       by_phase[2], by_phase[3], t.violations, first_n);
 	rh_json_str(stdout, first_violation);
 	printf("}\n");
 	rh_scenario_free(&sc);

@@ -237,7 +237,8 @@ static void test_full_http(void **state)
 	assert_string_equal(h->item_url, "http://127.0.0.1:8080/v1/mods/{id}");
 	assert_string_equal(h->ca_bundle, "/etc/ssl/ca.pem");
 	assert_int_equal(h->insecure, 1);
-	/* Names of values that came from ${VAR}: the HTTP layer redacts them. */
+	/* Names of values that came from ${VAR}: the HTTP layer redacts them.
+	 */
 	assert_int_equal(h->nsecrets, 2);
 	assert_string_equal(h->secrets[0], "token");
 	assert_string_equal(h->secrets[1], "x-api-key");
@@ -262,7 +263,8 @@ static void test_full_other_sources(void **state)
 	assert_int_equal(ev->source.kind, AS_SOURCE_EXEC);
 	assert_int_equal(ev->source.format, AS_FORMAT_SINGER);
 	assert_string_equal(ev->source.stream, "logs");
-	assert_string_equal(ev->source.command, "tap-foo --state {state} --who world $HOME $5");
+	assert_string_equal(ev->source.command,
+			    "tap-foo --state {state} --who world $HOME $5");
 	users = as_config_dataset(cfg, "users");
 	assert_int_equal(users->mode, AS_MODE_SCOPED);
 	assert_int_equal(users->nkey, 1);
@@ -483,7 +485,8 @@ static void test_durations(void **state)
 	assert_true(as_parse_duration_ms("90d") == 7776000000LL);
 	assert_int_equal(as_parse_duration_ms("45"), 45000);
 	assert_int_equal(as_parse_duration_ms("0s"), 0);
-	assert_true(as_parse_duration_ms("106751991167d") == 106751991167LL * 86400000);
+	assert_true(as_parse_duration_ms("106751991167d") ==
+		    106751991167LL * 86400000);
 	assert_int_equal(as_parse_duration_ms("106751991168d"), -1);
 	assert_int_equal(as_parse_duration_ms("99999999999999999999"), -1);
 	assert_int_equal(as_parse_duration_ms("-1s"), -1);
@@ -543,8 +546,9 @@ static void test_err_unknown_key(void **state)
 	expect_error(HEAD "    tabel: x\n    key: id\n    source: stdin\n",
 		     "t.yml:4:5: unknown key 'tabel' in dataset 'addons' "
 		     "(did you mean 'table'?)");
-	expect_error("store: x\ndataset: {}\n", "t.yml:2:1: unknown key 'dataset' at top level "
-						"(did you mean 'datasets'?)");
+	expect_error("store: x\ndataset: {}\n",
+		     "t.yml:2:1: unknown key 'dataset' at top level "
+		     "(did you mean 'datasets'?)");
 	expect_error(HEAD "    key: id\n    zzzz: 1\n    source: stdin\n",
 		     "t.yml:5:5: unknown key 'zzzz' in dataset 'addons'");
 }
@@ -562,7 +566,8 @@ static void test_err_unknown_nested(void **state)
 		      "    source: stdin\n",
 		 "t.yml:5:13: unknown key 'allow_empt' in guard of dataset "
 		 "'addons' (did you mean 'allow_empty'?)"},
-		{HEAD "    key: id\n    source: {stdin: true, fromat: singer}\n",
+		{HEAD
+		 "    key: id\n    source: {stdin: true, fromat: singer}\n",
 		 "t.yml:5:27: unknown key 'fromat' in source of dataset "
 		 "'addons' (did you mean 'format'?)"},
 		{HEAD "    key: id\n    source: {http: {url: http://h, "
@@ -591,7 +596,8 @@ static void test_err_unknown_nested(void **state)
 static void test_err_wrong_type(void **state)
 {
 	(void)state;
-	expect_error(HEAD "    key: id\n    source: stdin\n    batch_size: many\n",
+	expect_error(HEAD
+		     "    key: id\n    source: stdin\n    batch_size: many\n",
 		     "t.yml:6:17: 'batch_size' in dataset 'addons' must be an "
 		     "integer >= 1, got 'many'");
 	expect_error(HEAD "    key: id\n    source: stdin\n    batch_size: 0\n",
@@ -617,10 +623,11 @@ static void test_err_wrong_type(void **state)
 		     "t.yml:5:19: 'type' in column 'id' of dataset 'addons' "
 		     "must be one of integer, real, text, boolean, json, "
 		     "timestamp, got 'txt' (did you mean 'text'?)");
-	expect_error(HEAD "    key: id\n    source: stdin\n"
-			  "    max_record_size: 16MB\n",
-		     "t.yml:6:22: 'max_record_size' in dataset 'addons' must "
-		     "be a size from 1 byte to 1GiB, such as 16MiB, got '16MB'");
+	expect_error(
+		HEAD "    key: id\n    source: stdin\n"
+		     "    max_record_size: 16MB\n",
+		"t.yml:6:22: 'max_record_size' in dataset 'addons' must "
+		"be a size from 1 byte to 1GiB, such as 16MiB, got '16MB'");
 	expect_error(HEAD "    key: {a: 1}\n    source: stdin\n",
 		     "t.yml:4:10: 'key' in dataset 'addons' must be a string "
 		     "or a list of strings, got a mapping");
@@ -638,9 +645,10 @@ static void test_err_missing(void **state)
 		     "'addons'");
 	expect_error("store:\ndatasets: {a: {key: id, source: stdin}}\n",
 		     "t.yml:1:1: 'store' at top level has no value");
-	expect_error(HEAD "    source: stdin\n",
-		     "t.yml:3:3: missing required key 'key' in dataset 'addons' "
-		     "(only a singer source may leave it out)");
+	expect_error(
+		HEAD "    source: stdin\n",
+		"t.yml:3:3: missing required key 'key' in dataset 'addons' "
+		"(only a singer source may leave it out)");
 	expect_error(HEAD "    key: id\n    source: {http: {records: a}}\n",
 		     "t.yml:5:14: missing required key 'url' in http source of "
 		     "dataset 'addons'");
@@ -659,7 +667,8 @@ static void test_err_missing(void **state)
 static void test_err_modes(void **state)
 {
 	(void)state;
-	expect_error(HEAD "    mode: incremental\n    key: id\n    source: stdin\n",
+	expect_error(HEAD
+		     "    mode: incremental\n    key: id\n    source: stdin\n",
 		     "t.yml:4:11: mode 'incremental' in dataset 'addons' "
 		     "requires 'cursor'");
 	expect_error(HEAD "    mode: scoped\n    key: id\n    source: stdin\n",
@@ -679,12 +688,14 @@ static void test_err_columns(void **state)
 			  "    source: stdin\n",
 		     "t.yml:4:15: key column 'slug' in dataset 'addons' is not "
 		     "declared in 'columns'");
-	expect_error(HEAD "    mode: incremental\n    key: id\n    cursor: ts\n"
-			  "    columns: {id: integer}\n    source: stdin\n",
-		     "t.yml:6:13: cursor column 'ts' in dataset 'addons' is not "
-		     "declared in 'columns'");
-	expect_error(HEAD "    key: id\n    columns: {id: integer, bad-name: text}\n"
-			  "    source: stdin\n",
+	expect_error(
+		HEAD "    mode: incremental\n    key: id\n    cursor: ts\n"
+		     "    columns: {id: integer}\n    source: stdin\n",
+		"t.yml:6:13: cursor column 'ts' in dataset 'addons' is not "
+		"declared in 'columns'");
+	expect_error(HEAD
+		     "    key: id\n    columns: {id: integer, bad-name: text}\n"
+		     "    source: stdin\n",
 		     "t.yml:5:28: column name 'bad-name' is not a plain "
 		     "identifier (letters, digits and '_', not starting with a "
 		     "digit, at most 63 characters)");
@@ -695,10 +706,11 @@ static void test_err_columns(void **state)
 			  "    source: stdin\n",
 		     "t.yml:5:28: column 'ID' in dataset 'addons' clashes with "
 		     "column 'id' (names ignore case)");
-	expect_error("store: x\ndatasets:\n  my-ds:\n    key: id\n"
-		     "    source: stdin\n",
-		     "t.yml:3:3: dataset name 'my-ds' is not a valid table name; "
-		     "set 'table'");
+	expect_error(
+		"store: x\ndatasets:\n  my-ds:\n    key: id\n"
+		"    source: stdin\n",
+		"t.yml:3:3: dataset name 'my-ds' is not a valid table name; "
+		"set 'table'");
 	expect_error("store: x\ndatasets:\n  a b:\n    key: id\n"
 		     "    source: stdin\n",
 		     "t.yml:3:3: dataset name 'a b' may only hold letters, "
@@ -718,8 +730,10 @@ static void test_err_yaml(void **state)
 		     "t.yml:2:25: duplicate key 'key' (first at line 2)");
 	expect_error("store: x\ndatasets: [a, b\n",
 		     "t.yml:3:1: flow sequence without a closing bracket");
-	expect_error("store: \"x\n", "t.yml:1:9: double-quoted scalar without closing quote");
-	expect_error("store: x\n---\nstore: y\n", "t.yml:2:1: only one YAML document is allowed");
+	expect_error("store: \"x\n",
+		     "t.yml:1:9: double-quoted scalar without closing quote");
+	expect_error("store: x\n---\nstore: y\n",
+		     "t.yml:2:1: only one YAML document is allowed");
 	expect_error("store: &s x\ncache: *s\n",
 		     "t.yml:1:9: YAML anchors and aliases are not supported");
 	expect_error("store: x\ncache: *s\n",
@@ -742,7 +756,8 @@ static void test_err_yaml_quiet(void **state)
 	dup2(fd, 2);
 	expect_error("a: [1\n", "t.yml:2:1: flow sequence without a closing "
 				"bracket");
-	expect_error("a: 1\n  b: 2\n", "t.yml:1:4: invalid multiline plain key");
+	expect_error("a: 1\n  b: 2\n",
+		     "t.yml:1:4: invalid multiline plain key");
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
@@ -758,7 +773,8 @@ static void test_err_values(void **state)
 	expect_error(HEAD "    key: id\n    source: stdin\n    lease_ttl: 5x\n",
 		     "t.yml:6:16: 'lease_ttl' in dataset 'addons' must be a "
 		     "duration such as 500ms, 30s, 5m, 2h or 90d, got '5x'");
-	expect_error(HEAD "    key: id\n    source: stdin\n    lease_ttl: 500ms\n",
+	expect_error(HEAD
+		     "    key: id\n    source: stdin\n    lease_ttl: 500ms\n",
 		     "t.yml:6:16: 'lease_ttl' in dataset 'addons' must be at "
 		     "least 1s");
 	expect_error(HEAD "    key: id\n    source: stdin\n    schedule: 0s\n",
@@ -769,22 +785,25 @@ static void test_err_values(void **state)
 		     "t.yml:6:19: 'history_keep' in dataset 'addons' must be a "
 		     "number of runs (e.g. 30) or a duration (e.g. 90d), got "
 		     "'-3'");
-	expect_error("store: x\ndatasets:\n  api:\n    key: id\n    source:\n"
-		     "      http:\n        url: http://h/x\n"
-		     "        rate_limit: 10/y\n",
-		     "t.yml:8:21: 'rate_limit' in http source of dataset 'api' "
-		     "must be a rate such as 10/s, 600/min or 3600/h, got '10/y'");
-	expect_error(HEAD "    key: id\n    source: {http: {url: ftp://h}}\n",
-		     "t.yml:5:26: 'url' in http source of dataset 'addons' must "
-		     "start with http:// or https://");
+	expect_error(
+		"store: x\ndatasets:\n  api:\n    key: id\n    source:\n"
+		"      http:\n        url: http://h/x\n"
+		"        rate_limit: 10/y\n",
+		"t.yml:8:21: 'rate_limit' in http source of dataset 'api' "
+		"must be a rate such as 10/s, 600/min or 3600/h, got '10/y'");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: ftp://h}}\n",
+		"t.yml:5:26: 'url' in http source of dataset 'addons' must "
+		"start with http:// or https://");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "concurrency: 65}}\n",
 		     "t.yml:5:49: 'concurrency' in http source of dataset "
 		     "'addons' must be an integer from 1 to 64, got '65'");
-	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
-			  "retry: {initial: 10s, max: 1s}}}\n",
-		     "t.yml:5:63: 'max' in retry of dataset 'addons' must be at "
-		     "least 'initial'");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: http://h, "
+		     "retry: {initial: 10s, max: 1s}}}\n",
+		"t.yml:5:63: 'max' in retry of dataset 'addons' must be at "
+		"least 'initial'");
 	expect_error(HEAD "    key: id\n    invalidate: [\"a:{id}\"]\n"
 			  "    source: stdin\n",
 		     "t.yml:5:5: 'invalidate' in dataset 'addons' needs a "
@@ -795,25 +814,29 @@ static void test_err_env(void **state)
 {
 	(void)state;
 	unsetenv("AS_T_UNSET_VAR");
-	expect_error("store: \"${AS_T_UNSET_VAR}\"\n",
-		     "t.yml:1:9: environment variable AS_T_UNSET_VAR is not set");
-	expect_error(HEAD "    key: id\n    source:\n      http:\n"
-			  "        url: http://h\n"
-			  "        headers: {x-api-key: \"${AS_T_UNSET_VAR}\"}\n",
+	expect_error(
+		"store: \"${AS_T_UNSET_VAR}\"\n",
+		"t.yml:1:9: environment variable AS_T_UNSET_VAR is not set");
+	expect_error(HEAD
+		     "    key: id\n    source:\n      http:\n"
+		     "        url: http://h\n"
+		     "        headers: {x-api-key: \"${AS_T_UNSET_VAR}\"}\n",
 		     "t.yml:8:31: environment variable AS_T_UNSET_VAR is not "
 		     "set");
 	expect_error("store: \"${AS_T_UNSET\"\n",
 		     "t.yml:1:9: unterminated '${' (write $$ for a literal $)");
-	expect_error("store: \"${1X}\"\n", "t.yml:1:9: invalid variable reference '${1X}'");
+	expect_error("store: \"${1X}\"\n",
+		     "t.yml:1:9: invalid variable reference '${1X}'");
 }
 
 static void test_err_sources(void **state)
 {
 	(void)state;
-	expect_error(HEAD "    key: id\n    source:\n      file: a.jsonl\n"
-			  "      exec: cat a.jsonl\n",
-		     "t.yml:7:7: 'exec' in source of dataset 'addons' conflicts "
-		     "with 'file': give exactly one of file, stdin, exec, http");
+	expect_error(
+		HEAD "    key: id\n    source:\n      file: a.jsonl\n"
+		     "      exec: cat a.jsonl\n",
+		"t.yml:7:7: 'exec' in source of dataset 'addons' conflicts "
+		"with 'file': give exactly one of file, stdin, exec, http");
 	expect_error(HEAD "    key: id\n    source: {format: jsonl}\n",
 		     "t.yml:5:5: source in dataset 'addons' needs one of "
 		     "'file', 'stdin', 'exec' or 'http'");
@@ -823,10 +846,11 @@ static void test_err_sources(void **state)
 	expect_error(HEAD "    key: id\n    source: sdtin\n",
 		     "t.yml:5:13: 'source' in dataset 'addons' must be a "
 		     "mapping or 'stdin', got 'sdtin'");
-	expect_error(HEAD "    key: id\n    source: {http: {url: http://h}, "
-			  "format: singer}\n",
-		     "t.yml:5:45: format 'singer' in source of dataset 'addons' "
-		     "is only valid for exec, file and stdin sources");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: http://h}, "
+		     "format: singer}\n",
+		"t.yml:5:45: format 'singer' in source of dataset 'addons' "
+		"is only valid for exec, file and stdin sources");
 	expect_error(HEAD "    key: id\n    source: {file: a, stream: s}\n",
 		     "t.yml:5:23: 'stream' in source of dataset 'addons' needs "
 		     "format: singer");

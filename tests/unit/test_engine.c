@@ -97,7 +97,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fx *f = *state;
-	static const char *files[] = {"e.db", "e.db-wal", "e.db-shm", "items.rejects.jsonl",
+	static const char *files[] = {"e.db", "e.db-wal", "e.db-shm",
+				      "items.rejects.jsonl",
 				      "lenient.rejects.jsonl"};
 	char p[200];
 
@@ -114,7 +115,8 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static atomsync_run *begin(fx *f, const char *dataset, const atomsync_run_options *opt)
+static atomsync_run *begin(fx *f, const char *dataset,
+			   const atomsync_run_options *opt)
 {
 	atomsync_run *run = NULL;
 	atomsync_error err;
@@ -136,7 +138,8 @@ static void put(atomsync_run *run, const char *json, const char *where)
 		fail_msg("put %s: %s", json, err.msg);
 }
 
-static int put_rc(atomsync_run *run, const char *json, const char *where, atomsync_error *err)
+static int put_rc(atomsync_run *run, const char *json, const char *where,
+		  atomsync_error *err)
 {
 	memset(err, 0, sizeof(*err));
 	return atomsync_run_put(run, json, strlen(json), where, err);
@@ -166,7 +169,8 @@ static void put_range(atomsync_run *run, int from, int to)
 	for (int i = from; i <= to; i++) {
 		char json[64], where[32];
 
-		snprintf(json, sizeof(json), "{\"id\":%d,\"name\":\"n%d\"}", i, i);
+		snprintf(json, sizeof(json), "{\"id\":%d,\"name\":\"n%d\"}", i,
+			 i);
 		snprintf(where, sizeof(where), "t.jsonl:%d", i);
 		put(run, json, where);
 	}
@@ -178,7 +182,9 @@ static char *q1(fx *f, const char *sql)
 	sqlite3_stmt *q;
 	char *out = NULL;
 
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL),
+		SQLITE_OK);
 	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
 		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
 	if (sqlite3_step(q) == SQLITE_ROW)
@@ -205,26 +211,31 @@ static void expect_live(fx *f, const char *table, const char *want)
 {
 	char sql[300];
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT coalesce(group_concat(id || '=' || name, ' '), '') FROM "
-		 "(SELECT * FROM \"%s\" ORDER BY id)",
-		 table);
+	snprintf(
+		sql, sizeof(sql),
+		"SELECT coalesce(group_concat(id || '=' || name, ' '), '') FROM "
+		"(SELECT * FROM \"%s\" ORDER BY id)",
+		table);
 	expect_q(f, sql, want);
 }
 
-static void expect_info(const atomsync_run_info *ri, const char *status, int64_t seen, int64_t ins,
-			int64_t upd, int64_t unch, int64_t del, int64_t rej)
+static void expect_info(const atomsync_run_info *ri, const char *status,
+			int64_t seen, int64_t ins, int64_t upd, int64_t unch,
+			int64_t del, int64_t rej)
 {
 	assert_non_null(ri->status);
 	assert_string_equal(ri->status, status);
 	if (ri->seen != seen || ri->inserted != ins || ri->updated != upd ||
 	    ri->unchanged != unch || ri->deleted != del || ri->rejected != rej)
-		fail_msg("run %lld: seen %lld ins %lld upd %lld unch %lld del %lld "
-			 "rej %lld; want %lld %lld %lld %lld %lld %lld",
-			 (long long)ri->run_id, (long long)ri->seen, (long long)ri->inserted,
-			 (long long)ri->updated, (long long)ri->unchanged, (long long)ri->deleted,
-			 (long long)ri->rejected, (long long)seen, (long long)ins, (long long)upd,
-			 (long long)unch, (long long)del, (long long)rej);
+		fail_msg(
+			"run %lld: seen %lld ins %lld upd %lld unch %lld del %lld "
+			"rej %lld; want %lld %lld %lld %lld %lld %lld",
+			(long long)ri->run_id, (long long)ri->seen,
+			(long long)ri->inserted, (long long)ri->updated,
+			(long long)ri->unchanged, (long long)ri->deleted,
+			(long long)ri->rejected, (long long)seen,
+			(long long)ins, (long long)upd, (long long)unch,
+			(long long)del, (long long)rej);
 }
 
 /* The newest run record of a dataset (caller frees). */
@@ -326,17 +337,23 @@ static void test_bad_record_fails_run(void **state)
 	/* max_rejects 0 (the default): one bad record fails the run. */
 	run = begin(f, "items", NULL);
 	put_range(run, 1, 3);
-	assert_int_equal(put_rc(run, "{\"id\":\"x\",\"name\":\"n\"}", "t.jsonl:4", &err),
-			 ATOMSYNC_EINPUT);
+	assert_int_equal(
+		put_rc(run, "{\"id\":\"x\",\"name\":\"n\"}", "t.jsonl:4", &err),
+		ATOMSYNC_EINPUT);
 	assert_int_equal(err.code, ATOMSYNC_EINPUT);
-	assert_string_equal(err.msg, "t.jsonl:4: 'id': expected an integer, got a string");
-	/* The failure is sticky: nothing more is accepted, nothing published. */
-	assert_int_equal(put_rc(run, "{\"id\":9,\"name\":\"n9\"}", "t.jsonl:5", &err),
-			 ATOMSYNC_EINPUT);
+	assert_string_equal(
+		err.msg, "t.jsonl:4: 'id': expected an integer, got a string");
+	/* The failure is sticky: nothing more is accepted, nothing published.
+	 */
+	assert_int_equal(
+		put_rc(run, "{\"id\":9,\"name\":\"n9\"}", "t.jsonl:5", &err),
+		ATOMSYNC_EINPUT);
 	assert_non_null(strstr(err.msg, "t.jsonl:4"));
-	assert_int_equal(atomsync_run_checkpoint(run, "cp", &err), ATOMSYNC_EINPUT);
+	assert_int_equal(atomsync_run_checkpoint(run, "cp", &err),
+			 ATOMSYNC_EINPUT);
 	memset(&info, 0, sizeof(info));
-	assert_int_equal(atomsync_run_publish(run, &info, &err), ATOMSYNC_EINPUT);
+	assert_int_equal(atomsync_run_publish(run, &info, &err),
+			 ATOMSYNC_EINPUT);
 	assert_non_null(strstr(err.msg, "t.jsonl:4"));
 	assert_string_equal(info.status, "failed");
 	assert_non_null(strstr(info.error, "t.jsonl:4"));
@@ -344,16 +361,19 @@ static void test_bad_record_fails_run(void **state)
 	atomsync_run_free(run);
 
 	/* Invariant 2: no live table was created. */
-	expect_q(f, "SELECT count(*) FROM sqlite_master WHERE name = 'items'", "0");
+	expect_q(f, "SELECT count(*) FROM sqlite_master WHERE name = 'items'",
+		 "0");
 	ri = last_run(f, "items");
 	assert_string_equal(ri->status, "failed");
 	assert_non_null(ri->error);
-	assert_non_null(strstr(ri->error, "t.jsonl:4")); /* the cause, not "abandoned" */
+	assert_non_null(strstr(ri->error,
+			       "t.jsonl:4")); /* the cause, not "abandoned" */
 	atomsync_run_info_free(ri, 1);
 
 	/* A record that is not JSON is named with its column. */
 	run = begin(f, "items", NULL);
-	assert_int_equal(put_rc(run, "{\"id\":1,", "t.jsonl:7", &err), ATOMSYNC_EINPUT);
+	assert_int_equal(put_rc(run, "{\"id\":1,", "t.jsonl:7", &err),
+			 ATOMSYNC_EINPUT);
 	assert_int_equal(strncmp(err.msg, "t.jsonl:7:", 10), 0);
 	assert_true(atoi(err.msg + 10) > 0);
 	/* The caller's own reason is what abort records. */
@@ -380,7 +400,8 @@ static void test_rejects_allowed(void **state)
 	/* max_rejects 2: bad records go to the reject file with the reason. */
 	run = begin(f, "lenient", NULL);
 	id = atomsync_run_id(run);
-	put(run, "{\"id\":1,\"v\":\"a\"}", "l.jsonl:1"); /* the key is an integer */
+	put(run, "{\"id\":1,\"v\":\"a\"}",
+	    "l.jsonl:1"); /* the key is an integer */
 	assert_int_equal(put_rc(run, "{\"id\":2,\"v\":", "l.jsonl:2", &err), 0);
 	assert_int_equal(put_rc(run, "{\"id\":1.5}", "l.jsonl:3", &err), 0);
 	put(run, "{\"id\":4,\"v\":\"d\"}", "l.jsonl:4");
@@ -402,22 +423,33 @@ static void test_rejects_allowed(void **state)
 		assert_non_null(fgets(line, sizeof(line), rf));
 		rej = json_loads(line, 0, &je);
 		assert_non_null(rej);
-		assert_string_equal(json_string_value(json_object_get(rej, "dataset")), "lenient");
-		assert_int_equal(json_integer_value(json_object_get(rej, "run")), id);
+		assert_string_equal(
+			json_string_value(json_object_get(rej, "dataset")),
+			"lenient");
+		assert_int_equal(
+			json_integer_value(json_object_get(rej, "run")), id);
 		if (i == 0) {
-			assert_string_equal(json_string_value(json_object_get(rej, "where")),
+			assert_string_equal(json_string_value(json_object_get(
+						    rej, "where")),
 					    "l.jsonl:2");
-			assert_int_equal(strncmp(json_string_value(json_object_get(rej, "error")),
-						 "l.jsonl:2:", 10),
-					 0);
-			assert_string_equal(json_string_value(json_object_get(rej, "record")),
+			assert_int_equal(
+				strncmp(json_string_value(
+						json_object_get(rej, "error")),
+					"l.jsonl:2:", 10),
+				0);
+			assert_string_equal(json_string_value(json_object_get(
+						    rej, "record")),
 					    "{\"id\":2,\"v\":");
 		} else {
-			assert_string_equal(json_string_value(json_object_get(rej, "where")),
+			assert_string_equal(json_string_value(json_object_get(
+						    rej, "where")),
 					    "l.jsonl:3");
-			assert_string_equal(json_string_value(json_object_get(rej, "error")),
-					    "l.jsonl:3: 'id': expected an integer, got a real");
-			assert_string_equal(json_string_value(json_object_get(rej, "record")),
+			assert_string_equal(
+				json_string_value(
+					json_object_get(rej, "error")),
+				"l.jsonl:3: 'id': expected an integer, got a real");
+			assert_string_equal(json_string_value(json_object_get(
+						    rej, "record")),
 					    "{\"id\":1.5}");
 		}
 		json_decref(rej);
@@ -430,12 +462,15 @@ static void test_rejects_allowed(void **state)
 	put(run, "{\"id\":1,\"v\":\"a\"}", "m.jsonl:1");
 	assert_int_equal(put_rc(run, "{\"id\":\"s\"}", "m.jsonl:2", &err), 0);
 	assert_int_equal(put_rc(run, "[]", "m.jsonl:3", &err), 0);
-	assert_int_equal(put_rc(run, "{\"id\":{}}", "m.jsonl:4", &err), ATOMSYNC_EINPUT);
+	assert_int_equal(put_rc(run, "{\"id\":{}}", "m.jsonl:4", &err),
+			 ATOMSYNC_EINPUT);
 	assert_int_equal(strncmp(err.msg, "m.jsonl:4: 'id'", 15), 0);
-	assert_non_null(strstr(err.msg, "(3 rejects, over max_rejects 2; rejected "
-					"records are in "));
+	assert_non_null(strstr(err.msg,
+			       "(3 rejects, over max_rejects 2; rejected "
+			       "records are in "));
 	assert_non_null(strstr(err.msg, path));
-	assert_int_equal(atomsync_run_publish(run, NULL, &err), ATOMSYNC_EINPUT);
+	assert_int_equal(atomsync_run_publish(run, NULL, &err),
+			 ATOMSYNC_EINPUT);
 	atomsync_run_free(run);
 	/* Nothing of the failed run was published. */
 	expect_q(f, "SELECT group_concat(id, ',') FROM lenient", "1,4");
@@ -466,13 +501,16 @@ static void test_reject_invalid_utf8(void **state)
 		char path[512], line[4096];
 		FILE *fp;
 
-		snprintf(path, sizeof(path), "%s/lenient.rejects.jsonl", f->dir);
+		snprintf(path, sizeof(path), "%s/lenient.rejects.jsonl",
+			 f->dir);
 		fp = fopen(path, "r");
 		assert_non_null(fp);
 		assert_non_null(fgets(line, sizeof(line), fp));
 		fclose(fp);
 		assert_non_null(strstr(line, "\"where\":\"u:2\""));
-		assert_non_null(strstr(line, "\"record_hex\":\"7b226964223a352c2276223a22636166c3227d\""));
+		assert_non_null(strstr(
+			line,
+			"\"record_hex\":\"7b226964223a352c2276223a22636166c3227d\""));
 	}
 }
 
@@ -482,8 +520,9 @@ static void test_resume(void **state)
 	atomsync_run_info info, *ri;
 	atomsync_run *run;
 	int64_t first;
-	const char *content = "SELECT group_concat(id||'='||name||'#'||_atomsync_hash, ' ') "
-			      "FROM (SELECT * FROM %s ORDER BY id)";
+	const char *content =
+		"SELECT group_concat(id||'='||name||'#'||_atomsync_hash, ' ') "
+		"FROM (SELECT * FROM %s ORDER BY id)";
 	char sql[200];
 	char *resumed, *straight;
 
@@ -497,7 +536,9 @@ static void test_resume(void **state)
 	{
 		atomsync_error err;
 
-		assert_int_equal(atomsync_run_abort(run, "stopped by the test", &err), 0);
+		assert_int_equal(
+			atomsync_run_abort(run, "stopped by the test", &err),
+			0);
 		/* Aborting twice is harmless. */
 		assert_int_equal(atomsync_run_abort(run, "again", &err), 0);
 	}
@@ -507,12 +548,14 @@ static void test_resume(void **state)
 	assert_string_equal(ri->error, "stopped by the test");
 	assert_int_equal(ri->seen, 4);
 	atomsync_run_info_free(ri, 1);
-	expect_q(f, "SELECT count(*) FROM sqlite_master WHERE name = 'items'", "0");
+	expect_q(f, "SELECT count(*) FROM sqlite_master WHERE name = 'items'",
+		 "0");
 
 	/* Invariant 4: the next run resumes from the last checkpoint ... */
 	run = begin(f, "items", NULL);
 	assert_non_null(atomsync_run_resume_checkpoint(run));
-	assert_string_equal(atomsync_run_resume_checkpoint(run), "{\"offset\":3}");
+	assert_string_equal(atomsync_run_resume_checkpoint(run),
+			    "{\"offset\":3}");
 	put_range(run, 4, 5);
 	checkpoint(run, "{\"offset\":5}");
 	publish(run, &info);
@@ -583,8 +626,9 @@ static void test_lease(void **state)
 	/* Invariant 6: one run of a dataset at a time. */
 	a = begin(f, "items", NULL);
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(atomsync_run_begin(&b, f->st, f->cfg, "items", NULL, &err),
-			 ATOMSYNC_ELEASE);
+	assert_int_equal(
+		atomsync_run_begin(&b, f->st, f->cfg, "items", NULL, &err),
+		ATOMSYNC_ELEASE);
 	assert_null(b);
 	assert_int_equal(err.code, ATOMSYNC_ELEASE);
 	assert_non_null(strstr(err.msg, "dataset items is being run by"));
@@ -592,7 +636,8 @@ static void test_lease(void **state)
 	other = begin(f, "copy", NULL);
 	atomsync_run_free(other);
 	/* "nothing done": the refused begin left no run record. */
-	assert_int_equal(atomsync_runs_list(f->st, "items", 0, &ri, &n, &err), 0);
+	assert_int_equal(atomsync_runs_list(f->st, "items", 0, &ri, &n, &err),
+			 0);
 	assert_int_equal(n, 1);
 	atomsync_run_info_free(ri, n);
 
@@ -602,7 +647,8 @@ static void test_lease(void **state)
 	/* Released with the run: the next one begins. */
 	b = begin(f, "items", NULL);
 	atomsync_run_free(b);
-	assert_string_equal(atomsync_strerror(ATOMSYNC_ELEASE), "another worker holds the lease");
+	assert_string_equal(atomsync_strerror(ATOMSYNC_ELEASE),
+			    "another worker holds the lease");
 }
 
 static void test_lease_renewed(void **state)
@@ -618,15 +664,19 @@ static void test_lease_renewed(void **state)
 	put(a, "{\"id\":1}", "s:1");
 	usleep(1600 * 1000);
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(atomsync_run_begin(&b, f->st, f->cfg, "short", NULL, &err),
-			 ATOMSYNC_ELEASE);
+	assert_int_equal(
+		atomsync_run_begin(&b, f->st, f->cfg, "short", NULL, &err),
+		ATOMSYNC_ELEASE);
 	assert_null(b);
 	put(a, "{\"id\":2}", "s:2");
 	publish(a, &info);
 	atomsync_run_free(a);
 	expect_info(&info, "completed", 2, 2, 0, 0, 0, 0);
 	atomsync_run_info_clear(&info);
-	expect_q(f, "SELECT group_concat(id) FROM (SELECT id FROM short ORDER BY id)", "1,2");
+	expect_q(
+		f,
+		"SELECT group_concat(id) FROM (SELECT id FROM short ORDER BY id)",
+		"1,2");
 }
 
 static void test_scoped_named(void **state)
@@ -664,7 +714,8 @@ static void test_scoped_named(void **state)
 	opt.scopes = bad;
 	run = begin(f, "orders", &opt);
 	put(run, "{\"id\":1,\"grp\":1,\"name\":\"a\"}", "q:1");
-	assert_int_equal(atomsync_run_publish(run, NULL, &err), ATOMSYNC_EUSAGE);
+	assert_int_equal(atomsync_run_publish(run, NULL, &err),
+			 ATOMSYNC_EUSAGE);
 	assert_string_equal(err.msg, "--scope grp=two: expected an integer");
 	atomsync_run_free(run);
 	expect_live(f, "orders", "1=a 4=d");
@@ -687,12 +738,14 @@ static void test_guard(void **state)
 	run = begin(f, "items", NULL);
 	put_range(run, 1, 1);
 	memset(&info, 0, sizeof(info));
-	assert_int_equal(atomsync_run_publish(run, &info, &err), ATOMSYNC_EREFUSED);
+	assert_int_equal(atomsync_run_publish(run, &info, &err),
+			 ATOMSYNC_EREFUSED);
 	assert_non_null(strstr(err.msg, "would delete 3 of 4 rows"));
 	assert_string_equal(info.status, "refused");
 	assert_non_null(strstr(info.error, "would delete 3 of 4 rows"));
 	atomsync_run_info_clear(&info);
-	assert_int_equal(atomsync_run_publish(run, NULL, &err), ATOMSYNC_EUSAGE);
+	assert_int_equal(atomsync_run_publish(run, NULL, &err),
+			 ATOMSYNC_EUSAGE);
 	atomsync_run_free(run);
 	expect_live(f, "items", "1=n1 2=n2 3=n3 4=n4");
 	ri = last_run(f, "items");
@@ -701,7 +754,8 @@ static void test_guard(void **state)
 
 	/* Zero records where rows exist: refused too. */
 	run = begin(f, "items", NULL);
-	assert_int_equal(atomsync_run_publish(run, NULL, &err), ATOMSYNC_EREFUSED);
+	assert_int_equal(atomsync_run_publish(run, NULL, &err),
+			 ATOMSYNC_EREFUSED);
 	assert_non_null(strstr(err.msg, "delivered 0 records"));
 	atomsync_run_free(run);
 	expect_live(f, "items", "1=n1 2=n2 3=n3 4=n4");
@@ -729,13 +783,15 @@ static void test_usage_errors(void **state)
 	const char *scopes[] = {"id=1"};
 
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(atomsync_run_begin(&run, f->st, f->cfg, "nope", NULL, &err),
-			 ATOMSYNC_EUSAGE);
+	assert_int_equal(
+		atomsync_run_begin(&run, f->st, f->cfg, "nope", NULL, &err),
+		ATOMSYNC_EUSAGE);
 	assert_null(run);
 	assert_string_equal(err.msg, "e.yml: no dataset named 'nope'");
 
-	assert_int_equal(atomsync_config_parse(&cfg, "datasets: [", 11, "bad.yml", &err),
-			 ATOMSYNC_EUSAGE);
+	assert_int_equal(
+		atomsync_config_parse(&cfg, "datasets: [", 11, "bad.yml", &err),
+		ATOMSYNC_EUSAGE);
 	assert_null(cfg);
 	assert_int_equal(strncmp(err.msg, "bad.yml:", 8), 0);
 
@@ -748,8 +804,10 @@ static void test_usage_errors(void **state)
 	opt.nscopes = 1;
 	run = begin(f, "items", &opt);
 	put_range(run, 1, 1);
-	assert_int_equal(atomsync_run_publish(run, NULL, &err), ATOMSYNC_EUSAGE);
-	assert_non_null(strstr(err.msg, "--scope applies to scoped datasets only"));
+	assert_int_equal(atomsync_run_publish(run, NULL, &err),
+			 ATOMSYNC_EUSAGE);
+	assert_non_null(
+		strstr(err.msg, "--scope applies to scoped datasets only"));
 	atomsync_run_free(run);
 	atomsync_run_free(NULL);
 }
@@ -758,10 +816,17 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_put_publish),	 T(test_idempotent),	      T(test_bad_record_fails_run),
-		T(test_rejects_allowed), T(test_reject_invalid_utf8), T(test_resume),
-		T(test_lease),		 T(test_lease_renewed),	      T(test_scoped_named),
-		T(test_guard),		 T(test_usage_errors),
+		T(test_put_publish),
+		T(test_idempotent),
+		T(test_bad_record_fails_run),
+		T(test_rejects_allowed),
+		T(test_reject_invalid_utf8),
+		T(test_resume),
+		T(test_lease),
+		T(test_lease_renewed),
+		T(test_scoped_named),
+		T(test_guard),
+		T(test_usage_errors),
 	};
 #undef T
 

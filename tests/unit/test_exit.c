@@ -38,8 +38,8 @@ static void test_exit_code(void **state)
 	assert_int_equal(AS_EXIT_LEASED, 4);
 }
 
-#define COMBINE(...)                                                                               \
-	as_exit_combine((const int[]){__VA_ARGS__},                                                \
+#define COMBINE(...)                                                           \
+	as_exit_combine((const int[]){__VA_ARGS__},                            \
 			sizeof((const int[]){__VA_ARGS__}) / sizeof(int))
 
 static void test_exit_combine(void **state)

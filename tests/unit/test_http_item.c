@@ -46,9 +46,12 @@ static void expect_next(const char *link, const char *want)
 static void test_link_next(void **state)
 {
 	(void)state;
-	expect_next("<http://a/2>; rel=\"next\", <http://a/9>; rel=\"last\"", "http://a/2");
-	expect_next("<http://a/1>; rel=\"first\", <http://a/3>; rel=next", "http://a/3");
-	expect_next("<http://a/p?x=1,2>; rel=\"prev next\"", "http://a/p?x=1,2");
+	expect_next("<http://a/2>; rel=\"next\", <http://a/9>; rel=\"last\"",
+		    "http://a/2");
+	expect_next("<http://a/1>; rel=\"first\", <http://a/3>; rel=next",
+		    "http://a/3");
+	expect_next("<http://a/p?x=1,2>; rel=\"prev next\"",
+		    "http://a/p?x=1,2");
 	expect_next("<http://a/last>; rel=\"last\"", NULL);
 	expect_next("<http://a/t>; title=\"a, <b>; rel=next\"; rel=\"prev\", "
 		    "<http://a/n>; REL=\"NEXT\"",
@@ -59,7 +62,8 @@ static void test_link_next(void **state)
 	expect_next("</items?page=2>; rel=\"next\"", "/items?page=2");
 	expect_next("nonsense, <http://a/z>; rel=next", "http://a/z");
 	expect_next("<http://a/w>; rel=\"  last   next \"", "http://a/w");
-	expect_next("<http://a/u>; title*=UTF-8'de'n%c3%a4chstes; rel=next", "http://a/u");
+	expect_next("<http://a/u>; title*=UTF-8'de'n%c3%a4chstes; rel=next",
+		    "http://a/u");
 	expect_next("", NULL);
 	expect_next("<http://a/broken; rel=next", NULL);
 }
@@ -89,8 +93,10 @@ static void test_json_path(void **state)
 
 	(void)state;
 	assert_non_null(doc);
-	assert_int_equal(as_http_json_count(as_http_json_path(doc, "a.b.0.c")), 5);
-	assert_int_equal(as_http_json_count(as_http_json_path(doc, "a.b.1.c")), 17);
+	assert_int_equal(as_http_json_count(as_http_json_path(doc, "a.b.0.c")),
+			 5);
+	assert_int_equal(as_http_json_count(as_http_json_path(doc, "a.b.1.c")),
+			 17);
 	assert_null(as_http_json_path(doc, "a.x"));
 	assert_null(as_http_json_path(doc, "a.b.7"));
 	assert_null(as_http_json_path(doc, "a.b.c"));
@@ -118,7 +124,8 @@ static void test_urls(void **state)
 	assert_true(as_http_same_origin("http://h:80/a", "HTTP://H/b"));
 	assert_false(as_http_same_origin("http://h/a", "https://h/a"));
 	assert_false(as_http_same_origin("http://h:81/a", "http://h/a"));
-	assert_false(as_http_same_origin("http://127.0.0.2:5/a", "http://127.0.0.1:5/a"));
+	assert_false(as_http_same_origin("http://127.0.0.2:5/a",
+					 "http://127.0.0.1:5/a"));
 }
 
 static as_config *load(const char *http_lines)
@@ -128,12 +135,13 @@ static as_config *load(const char *http_lines)
 	as_error err;
 
 	setenv("AS_T_HTTP_TOKEN", SECRET, 1);
-	snprintf(yaml, sizeof(yaml),
-		 "store: sqlite:t.db\ndatasets:\n  mods:\n    key: [id]\n    source:\n      http:\n"
-		 "        url: http://127.0.0.1:%d/v1/mods\n        records: data\n"
-		 "        params: {gameId: 1, token: \"${AS_T_HTTP_TOKEN}\"}\n"
-		 "        retry: {attempts: 3, initial: 10ms, max: 50ms}\n        timeout: 2s\n%s",
-		 server_port, http_lines);
+	snprintf(
+		yaml, sizeof(yaml),
+		"store: sqlite:t.db\ndatasets:\n  mods:\n    key: [id]\n    source:\n      http:\n"
+		"        url: http://127.0.0.1:%d/v1/mods\n        records: data\n"
+		"        params: {gameId: 1, token: \"${AS_T_HTTP_TOKEN}\"}\n"
+		"        retry: {attempts: 3, initial: 10ms, max: 50ms}\n        timeout: 2s\n%s",
+		server_port, http_lines);
 	if (as_config_parse(&cfg, yaml, strlen(yaml), "t.yml", &err))
 		fail_msg("config: %s", err.msg);
 	return cfg;
@@ -209,7 +217,8 @@ static int start_server(void **state)
 	(void)state;
 	if (!root)
 		root = ".";
-	snprintf(script, sizeof(script), "%s/tests/fixtures/apiserver.py", root);
+	snprintf(script, sizeof(script), "%s/tests/fixtures/apiserver.py",
+		 root);
 	snprintf(server_dir, sizeof(server_dir), "/tmp/atomsync-item-XXXXXX");
 	if (!mkdtemp(server_dir))
 		return -1;
@@ -217,8 +226,9 @@ static int start_server(void **state)
 	server_pid = fork();
 	if (server_pid == 0) {
 		freopen("/dev/null", "w", stdout);
-		execlp("python3", "python3", script, "--port", "0", "--port-file", port_file,
-		       "--records", "100", (char *)NULL);
+		execlp("python3", "python3", script, "--port", "0",
+		       "--port-file", port_file, "--records", "100",
+		       (char *)NULL);
 		_exit(127);
 	}
 	while (!(f = fopen(port_file, "r"))) {
@@ -256,12 +266,14 @@ static int fresh(void **state)
 	return 0;
 }
 
-static int fetch(const as_config *cfg, const char *id, json_t **out, as_error *err)
+static int fetch(const as_config *cfg, const char *id, json_t **out,
+		 as_error *err)
 {
 	const char *names[] = {"id"}, *values[] = {id};
 
 	as_error_clear(err);
-	return as_http_fetch_item(cfg, http_of(cfg), names, values, 1, out, err);
+	return as_http_fetch_item(cfg, http_of(cfg), names, values, 1, out,
+				  err);
 }
 
 static void test_fetch_item(void **state)
@@ -272,19 +284,22 @@ static void test_fetch_item(void **state)
 	as_error err;
 
 	(void)state;
-	snprintf(line, sizeof(line), "        item_url: http://127.0.0.1:%d/v1/mods/{id}\n",
+	snprintf(line, sizeof(line),
+		 "        item_url: http://127.0.0.1:%d/v1/mods/{id}\n",
 		 server_port);
 	cfg = load(line);
 	assert_int_equal(fetch(cfg, "5", &rec, &err), 0);
 	assert_true(json_is_object(rec));
 	assert_int_equal(json_integer_value(json_object_get(rec, "id")), 5);
-	assert_string_equal(json_string_value(json_object_get(rec, "name")), "Addon 5");
+	assert_string_equal(json_string_value(json_object_get(rec, "name")),
+			    "Addon 5");
 	json_decref(rec);
 
 	/* A record that is not there: AS_ENOTFOUND, the token masked. */
 	assert_int_equal(fetch(cfg, "99999", &rec, &err), AS_ENOTFOUND);
 	assert_null(rec);
-	assert_non_null(strstr(err.msg, "/v1/mods/99999?gameId=1&token=***: HTTP 404"));
+	assert_non_null(
+		strstr(err.msg, "/v1/mods/99999?gameId=1&token=***: HTTP 404"));
 	assert_null(strstr(err.msg, SECRET));
 
 	/* Two 503s, then the record: retried like a page. */
@@ -307,7 +322,9 @@ static void test_fetch_item(void **state)
 	control("POST", "/_faults",
 		"{\"faults\":[{\"kind\":\"invalid_json\",\"match\":{\"item\":true}}]}");
 	assert_int_equal(fetch(cfg, "9", &rec, &err), AS_ESOURCE);
-	assert_non_null(strstr(err.msg, "/v1/mods/9?gameId=1&token=***: the response is not JSON"));
+	assert_non_null(strstr(
+		err.msg,
+		"/v1/mods/9?gameId=1&token=***: the response is not JSON"));
 
 	/* Always 500: gives up after the configured attempts. */
 	control("POST", "/_faults",
@@ -328,23 +345,28 @@ static void test_fetch_item_placeholders(void **state)
 
 	(void)state;
 	/* {slug} is percent-encoded; a name with no value is a usage error. */
-	snprintf(line, sizeof(line),
-		 "        item_url: http://127.0.0.1:%d/v1/mods/{id}?slug={slug}\n", server_port);
+	snprintf(
+		line, sizeof(line),
+		"        item_url: http://127.0.0.1:%d/v1/mods/{id}?slug={slug}\n",
+		server_port);
 	cfg = load(line);
 	as_error_clear(&err);
-	assert_int_equal(as_http_fetch_item(cfg, http_of(cfg), names, values, 2, &rec, &err), 0);
+	assert_int_equal(as_http_fetch_item(cfg, http_of(cfg), names, values, 2,
+					    &rec, &err),
+			 0);
 	assert_int_equal(json_integer_value(json_object_get(rec, "id")), 3);
 	json_decref(rec);
 	as_error_clear(&err);
-	assert_int_equal(
-		as_http_fetch_item(cfg, http_of(cfg), names + 1, values + 1, 1, &rec, &err),
-		AS_EUSAGE);
+	assert_int_equal(as_http_fetch_item(cfg, http_of(cfg), names + 1,
+					    values + 1, 1, &rec, &err),
+			 AS_EUSAGE);
 	assert_non_null(strstr(err.msg, "{slug}"));
 	as_config_free(cfg);
 
 	cfg = load("");
 	as_error_clear(&err);
-	assert_int_equal(as_http_fetch_item(cfg, http_of(cfg), names, values, 2, &rec, &err),
+	assert_int_equal(as_http_fetch_item(cfg, http_of(cfg), names, values, 2,
+					    &rec, &err),
 			 AS_EUSAGE);
 	as_config_free(cfg);
 }
@@ -362,8 +384,10 @@ int main(void)
 		cmocka_unit_test_setup(test_fetch_item, fresh),
 		cmocka_unit_test_setup(test_fetch_item_placeholders, fresh),
 	};
-	int failed = cmocka_run_group_tests_name("http helpers", pure, NULL, NULL);
+	int failed =
+		cmocka_run_group_tests_name("http helpers", pure, NULL, NULL);
 
-	failed += cmocka_run_group_tests_name("http items", served, start_server, stop_server);
+	failed += cmocka_run_group_tests_name("http items", served,
+					      start_server, stop_server);
 	return failed;
 }

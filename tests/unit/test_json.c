@@ -23,7 +23,8 @@
 #define NOCOL 0
 #define ANYCOL (-1)
 
-static void expect_error(const char *text, size_t len, int col, const char *reason)
+static void expect_error(const char *text, size_t len, int col,
+			 const char *reason)
 {
 	char prefix[64];
 	as_error err;
@@ -38,7 +39,8 @@ static void expect_error(const char *text, size_t len, int col, const char *reas
 	assert_int_equal(err.code, AS_EINPUT);
 	if (col > 0) {
 		snprintf(prefix, sizeof(prefix), "%s:%d: ", WHERE, col);
-	} else if (col == ANYCOL && strncmp(err.msg, WHERE ":", strlen(WHERE ":")) == 0 &&
+	} else if (col == ANYCOL &&
+		   strncmp(err.msg, WHERE ":", strlen(WHERE ":")) == 0 &&
 		   atoi(err.msg + strlen(WHERE ":")) > 0) {
 		snprintf(prefix, sizeof(prefix), "%s:%d: ", WHERE,
 			 atoi(err.msg + strlen(WHERE ":")));
@@ -67,10 +69,13 @@ static void test_parse_errors(void **state)
 	expect_error("", 0, ANYCOL, "expected");
 	/* Duplicate keys are rejected, not resolved silently. */
 	expect_error("{\"a\":1,\"a\":2}", 13, 10, "duplicate object key");
-	expect_error("{\"o\":{\"k\":1,\"k\":1}}", 19, ANYCOL, "duplicate object key");
+	expect_error("{\"o\":{\"k\":1,\"k\":1}}", 19, ANYCOL,
+		     "duplicate object key");
 	/* Invalid UTF-8 names the byte. */
-	expect_error(bad_utf8, sizeof(bad_utf8) - 1, 6, "unable to decode byte 0xff");
-	expect_error(bad_cont, sizeof(bad_cont) - 1, ANYCOL, "unable to decode byte");
+	expect_error(bad_utf8, sizeof(bad_utf8) - 1, 6,
+		     "unable to decode byte 0xff");
+	expect_error(bad_cont, sizeof(bad_cont) - 1, ANYCOL,
+		     "unable to decode byte");
 	/* Trailing garbage, including a second record on the same line. */
 	expect_error("{\"a\":1} x", 9, 9, "end of file expected");
 	expect_error("{\"a\":1}{\"b\":2}", 14, 8, "end of file expected");
@@ -82,7 +87,8 @@ static void test_parse_errors(void **state)
 	expect_error("null", 4, ANYCOL, "expected");
 	/* Out of the int64 range: an error, never a rounded value. */
 	expect_error("{\"a\":9223372036854775808}", 25, 24, "too big integer");
-	expect_error("{\"a\":-9223372036854775809}", 26, 25, "too big negative integer");
+	expect_error("{\"a\":-9223372036854775809}", 26, 25,
+		     "too big negative integer");
 	expect_error("{\"a\":1e400}", 11, ANYCOL, "overflow");
 }
 
@@ -119,7 +125,8 @@ static void test_parse_ok(void **state)
 	assert_true(json_integer_value(json_object_get(v, "max")) == INT64_MAX);
 	assert_true(json_integer_value(json_object_get(v, "min")) == INT64_MIN);
 	assert_true(json_real_value(json_object_get(v, "r")) == 0.1);
-	assert_string_equal(json_string_value(json_object_get(v, "s")), "caf\xc3\xa9");
+	assert_string_equal(json_string_value(json_object_get(v, "s")),
+			    "caf\xc3\xa9");
 	out = as_json_compact(v);
 	assert_string_equal(out, "{\"max\":9223372036854775807,"
 				 "\"min\":-9223372036854775808,"
@@ -187,8 +194,8 @@ static void test_compact_mixed(void **state)
 
 	(void)state;
 	/* One real needing 17 digits must not cost the others exactness. */
-	o = json_pack("{s:f, s:f, s:[f, i, s], s:n, s:b}", "a", 0.1, "b", 0.30000000000000004, "c",
-		      2.0 / 3.0, 7, "x", "n", "t", 1);
+	o = json_pack("{s:f, s:f, s:[f, i, s], s:n, s:b}", "a", 0.1, "b",
+		      0.30000000000000004, "c", 2.0 / 3.0, 7, "x", "n", "t", 1);
 	check_exact(o);
 	json_decref(o);
 	/* Without reals the output is plain compact JSON. */
@@ -227,7 +234,8 @@ static void test_compact_random_doubles(void **state)
 		json_t *v;
 		char *s;
 
-		if (i % 3 == 0) /* also ordinary magnitudes, not only extremes */
+		if (i % 3 ==
+		    0) /* also ordinary magnitudes, not only extremes */
 			d = (double)(bits >> 11) / 9007199254740992.0 *
 			    pow(10, (int)(bits % 40) - 20);
 		else
@@ -238,7 +246,8 @@ static void test_compact_random_doubles(void **state)
 		assert_non_null(v);
 		s = as_json_compact(v);
 		assert_non_null(s);
-		if (strtod(s, NULL) != d || signbit(strtod(s, NULL)) != signbit(d))
+		if (strtod(s, NULL) != d ||
+		    signbit(strtod(s, NULL)) != signbit(d))
 			fail_msg("%.17g printed as %s", d, s);
 		/* Never more than the 17 significant digits a double needs. */
 		assert_true(strlen(s) <= 24);
@@ -252,9 +261,12 @@ static void test_compact_random_doubles(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_errors),  cmocka_unit_test(test_parse_columns_any),
-		cmocka_unit_test(test_parse_ok),      cmocka_unit_test(test_compact_short_reals),
-		cmocka_unit_test(test_compact_mixed), cmocka_unit_test(test_compact_random_doubles),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_columns_any),
+		cmocka_unit_test(test_parse_ok),
+		cmocka_unit_test(test_compact_short_reals),
+		cmocka_unit_test(test_compact_mixed),
+		cmocka_unit_test(test_compact_random_doubles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

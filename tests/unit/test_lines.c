@@ -211,13 +211,15 @@ static void test_crlf_and_ends(void **state)
  * is seen at once); chunk 5: the cap is passed before its newline arrives. */
 static void too_long(size_t chunk, int pause_us)
 {
-	char *x16 = repeat('x', 16), *x17 = repeat('x', 17), *x40 = repeat('x', 40);
+	char *x16 = repeat('x', 16), *x17 = repeat('x', 17),
+	     *x40 = repeat('x', 40);
 	char *y20 = repeat('y', 20), *z20 = repeat('z', 20);
 	as_buf in = AS_BUF_INIT;
 	as_lines l;
 	feeder f;
 
-	as_buf_printf(&in, "short\n%s\n%s\n%s\nafter\n%s\r\nok\n%s", x40, x16, x17, z20, y20);
+	as_buf_printf(&in, "short\n%s\n%s\n%s\nafter\n%s\r\nok\n%s", x40, x16,
+		      x17, z20, y20);
 	f = feed(in.data, in.len, chunk, pause_us);
 	assert_int_equal(as_lines_init(&l, f.fd, 16, 1, "capped"), 0);
 	expect_line(&l, "short", 1);
@@ -340,7 +342,8 @@ static void test_skip_digest(void **state)
 		f = feed(data, sizeof(data) - 1, 0, 0);
 		assert_int_equal(as_lines_init(&l, f.fd, 64, 1, "read"), 0);
 		for (int i = 0; i < 3; i++)
-			assert_int_equal(next(&l, got, sizeof(got), &len), AS_LINE_OK);
+			assert_int_equal(next(&l, got, sizeof(got), &len),
+					 AS_LINE_OK);
 		read_digest = as_lines_digest(&l);
 		assert_int_equal(l.consumed, 9);
 		as_lines_free(&l);
@@ -409,10 +412,14 @@ static void test_read_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_split_reads),	cmocka_unit_test(test_crlf_and_ends),
-		cmocka_unit_test(test_too_long),	cmocka_unit_test(test_too_long_huge),
-		cmocka_unit_test(test_long_lines_grow), cmocka_unit_test(test_skip_digest),
-		cmocka_unit_test(test_skip_eof),	cmocka_unit_test(test_read_error),
+		cmocka_unit_test(test_split_reads),
+		cmocka_unit_test(test_crlf_and_ends),
+		cmocka_unit_test(test_too_long),
+		cmocka_unit_test(test_too_long_huge),
+		cmocka_unit_test(test_long_lines_grow),
+		cmocka_unit_test(test_skip_digest),
+		cmocka_unit_test(test_skip_eof),
+		cmocka_unit_test(test_read_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,7 +72,8 @@ static void test_tpl_patterns_and_fixed(void **state)
 
 static void test_tpl_errors(void **state)
 {
-	static const char *bad[] = {"", "game:{id", "game:{}", "game:id}", "a:{b{c}"};
+	static const char *bad[] = {"", "game:{id", "game:{}", "game:id}",
+				    "a:{b{c}"};
 	as_tpl t;
 	as_error err;
 
@@ -119,10 +120,13 @@ static void test_tpls_resolve(void **state)
 	assert_int_equal(as_tpls_load(&ds, &t, &v, &n, &err), AS_EUSAGE);
 	assert_non_null(strstr(err.msg, "no column 'nope'"));
 	assert_non_null(strstr(err.msg, "id, slug, price"));
-	assert_int_equal(as_outbox_check(&ds, &t, "sqlite", "redis://h/0", &err), AS_EUSAGE);
+	assert_int_equal(
+		as_outbox_check(&ds, &t, "sqlite", "redis://h/0", &err),
+		AS_EUSAGE);
 	ds.ninvalidate = 0;
 	ds.notify = "ch";
-	assert_int_equal(as_outbox_check(&ds, &t, "sqlite", NULL, &err), AS_EUSAGE);
+	assert_int_equal(as_outbox_check(&ds, &t, "sqlite", NULL, &err),
+			 AS_EUSAGE);
 	assert_int_equal(as_outbox_check(&ds, &t, "postgres", NULL, &err), 0);
 }
 
@@ -134,8 +138,12 @@ static void test_url_tcp(void **state)
 	as_error err;
 
 	(void)state;
-	assert_int_equal(as_redis_url_parse(&u, "redis://alice:p%40ss@cache.local:6380/4"
-					    "?timeout=500ms", &err), 0);
+	assert_int_equal(
+		as_redis_url_parse(&u,
+				   "redis://alice:p%40ss@cache.local:6380/4"
+				   "?timeout=500ms",
+				   &err),
+		0);
 	assert_string_equal(u.host, "cache.local");
 	assert_int_equal(u.port, 6380);
 	assert_int_equal(u.db, 4);
@@ -155,8 +163,12 @@ static void test_url_tcp(void **state)
 	assert_int_equal(u.command_timeout_ms, 2000);
 	as_redis_url_free(&u);
 
-	assert_int_equal(as_redis_url_parse(&u, "redis://:onlypw@[::1]:7000?"
-					    "connect_timeout=1s&command_timeout=3s", &err), 0);
+	assert_int_equal(
+		as_redis_url_parse(&u,
+				   "redis://:onlypw@[::1]:7000?"
+				   "connect_timeout=1s&command_timeout=3s",
+				   &err),
+		0);
 	assert_string_equal(u.host, "::1");
 	assert_int_equal(u.port, 7000);
 	assert_null(u.user);
@@ -172,15 +184,20 @@ static void test_url_unix(void **state)
 	as_error err;
 
 	(void)state;
-	assert_int_equal(as_redis_url_parse(&u, "unix:///run/redis/redis.sock?db=2"
-					    "&password=pw", &err), 0);
+	assert_int_equal(as_redis_url_parse(&u,
+					    "unix:///run/redis/redis.sock?db=2"
+					    "&password=pw",
+					    &err),
+			 0);
 	assert_null(u.host);
 	assert_string_equal(u.path, "/run/redis/redis.sock");
 	assert_int_equal(u.db, 2);
 	assert_string_equal(u.password, "pw");
 	assert_string_equal(u.display, "unix:///run/redis/redis.sock");
 	as_redis_url_free(&u);
-	assert_int_equal(as_redis_url_parse(&u, "redis+unix://bob:pw@/tmp/r.sock", &err), 0);
+	assert_int_equal(
+		as_redis_url_parse(&u, "redis+unix://bob:pw@/tmp/r.sock", &err),
+		0);
 	assert_string_equal(u.path, "/tmp/r.sock");
 	assert_string_equal(u.user, "bob");
 	as_redis_url_free(&u);
@@ -188,9 +205,15 @@ static void test_url_unix(void **state)
 
 static void test_url_errors(void **state)
 {
-	static const char *bad[] = {"", "http://x", "rediss://h:1/0", "redis://h:0/0",
-				    "redis://h:99999", "redis://h/x", "unix://rel.sock",
-				    "redis://h/0?timeout=soon", "redis://h/0?tls=1",
+	static const char *bad[] = {"",
+				    "http://x",
+				    "rediss://h:1/0",
+				    "redis://h:0/0",
+				    "redis://h:99999",
+				    "redis://h/x",
+				    "unix://rel.sock",
+				    "redis://h/0?timeout=soon",
+				    "redis://h/0?tls=1",
 				    "redis://h/0?db"};
 	as_redis_url u;
 	as_error err;
@@ -198,7 +221,8 @@ static void test_url_errors(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		as_error_clear(&err);
-		assert_int_equal(as_redis_url_parse(&u, bad[i], &err), AS_EUSAGE);
+		assert_int_equal(as_redis_url_parse(&u, bad[i], &err),
+				 AS_EUSAGE);
 	}
 	as_error_clear(&err);
 	as_redis_url_parse(&u, "redis://u:hunter2@h:1/0?timeout=x", &err);
@@ -224,20 +248,27 @@ static void test_payload_json(void **state)
 	assert_int_equal(as_payload_add_key(&p, "a\"b\\c", 5, &err), 0);
 	assert_int_equal(as_payload_add_key(&p, "tab\there", 8, &err), 0);
 	assert_int_equal(as_payload_add_key(&p, "caf\xc3\xa9", 5, &err), 0);
-	assert_int_equal(as_payload_add_key(&p, "bad\xff", 4, &err), 0); /* skipped */
+	assert_int_equal(as_payload_add_key(&p, "bad\xff", 4, &err),
+			 0); /* skipped */
 	assert_int_equal(as_payload_add_key(&p, "z", 1, &err), 0);
 	assert_int_equal(as_payload_end(&p, &err), 0);
 	j = json_loads(as_buf_cstr(&p.buf), 0, NULL);
 	assert_non_null(j);
-	assert_int_equal(json_integer_value(json_object_get(j, "keys_count")), 4);
+	assert_int_equal(json_integer_value(json_object_get(j, "keys_count")),
+			 4);
 	assert_int_equal(json_array_size(json_object_get(j, "keys")), 4);
-	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "keys"), 0)),
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(j, "keys"), 0)),
 			    "a\"b\\c");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "keys"), 3)), "z");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(j, "patterns"), 0)),
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(j, "keys"), 3)),
+			    "z");
+	assert_string_equal(json_string_value(json_array_get(
+				    json_object_get(j, "patterns"), 0)),
 			    "home:*");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "counts"),
-							    "deleted")), 3);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(j, "counts"), "deleted")),
+			 3);
 	assert_int_equal(json_integer_value(json_object_get(j, "run_id")), 7);
 	json_decref(j);
 	assert_false(as_payload_full(&p));
@@ -262,8 +293,10 @@ static void test_summary_json(void **state)
 
 	(void)state;
 	assert_non_null(j);
-	assert_string_equal(json_string_value(json_object_get(j, "kind")), "rollback");
-	assert_int_equal(json_integer_value(json_object_get(j, "keys_count")), 42);
+	assert_string_equal(json_string_value(json_object_get(j, "kind")),
+			    "rollback");
+	assert_int_equal(json_integer_value(json_object_get(j, "keys_count")),
+			 42);
 	assert_null(json_object_get(j, "keys"));
 	json_decref(j);
 	free(text);
@@ -274,8 +307,9 @@ static void test_webhook_display(void **state)
 	char out[200];
 
 	(void)state;
-	as_webhook_display("https://u:pw@hooks.example.com/T0/B1/SECRET?token=x", out,
-			   sizeof(out));
+	as_webhook_display(
+		"https://u:pw@hooks.example.com/T0/B1/SECRET?token=x", out,
+		sizeof(out));
 	assert_string_equal(out, "hooks.example.com:443");
 	as_webhook_display("http://127.0.0.1:8080/x", out, sizeof(out));
 	assert_string_equal(out, "127.0.0.1:8080");

@@ -78,7 +78,8 @@ static void build_error(dsb *b, const char *want)
 
 /* ---- mapping ---- */
 
-static int map(as_table *t, as_batch *bt, const char *json, const char *raw, as_error *err)
+static int map(as_table *t, as_batch *bt, const char *json, const char *raw,
+	       as_error *err)
 {
 	json_error_t je;
 	json_t *rec = json_loads(json, 0, &je);
@@ -87,7 +88,8 @@ static int map(as_table *t, as_batch *bt, const char *json, const char *raw, as_
 	if (!rec)
 		fail_msg("test JSON does not parse: %s: %s", json, je.text);
 	as_error_clear(err);
-	rc = as_record_map(t, rec, raw, raw ? strlen(raw) : 0, "f.jsonl:3", bt, err);
+	rc = as_record_map(t, rec, raw, raw ? strlen(raw) : 0, "f.jsonl:3", bt,
+			   err);
 	json_decref(rec);
 	return rc;
 }
@@ -101,7 +103,8 @@ static const as_row *map_ok(as_table *t, as_batch *bt, const char *json)
 	return &bt->rows[bt->nrows - 1];
 }
 
-static void map_error(as_table *t, as_batch *bt, const char *json, const char *want)
+static void map_error(as_table *t, as_batch *bt, const char *json,
+		      const char *want)
 {
 	size_t before = bt->nrows;
 	as_error err;
@@ -266,13 +269,15 @@ static void test_table_errors(void **state)
 	ds_key(&b, "id");
 	ds_col(&b, "id", AS_TYPE_INTEGER, NULL);
 	ds_scope(&b, "grp");
-	build_error(&b, "dataset d: scope column 'grp' is not one of its columns");
+	build_error(&b,
+		    "dataset d: scope column 'grp' is not one of its columns");
 
 	ds_init(&b, "d", AS_MODE_INCREMENTAL);
 	ds_key(&b, "id");
 	ds_col(&b, "id", AS_TYPE_INTEGER, NULL);
 	b.ds.cursor = (char *)"ts";
-	build_error(&b, "dataset d: cursor column 'ts' is not one of its columns");
+	build_error(&b,
+		    "dataset d: cursor column 'ts' is not one of its columns");
 }
 
 static void test_table_fingerprint(void **state)
@@ -282,22 +287,22 @@ static void test_table_fingerprint(void **state)
 	dsb b;
 
 	(void)state;
-#define FRESH()                                                                                    \
-	do {                                                                                       \
-		ds_init(&b, "d", AS_MODE_INCREMENTAL);                                             \
-		ds_key(&b, "id");                                                                  \
-		ds_col(&b, "id", AS_TYPE_INTEGER, NULL);                                           \
-		ds_col(&b, "ts", AS_TYPE_TEXT, NULL);                                              \
-		b.ds.cursor = (char *)"ts";                                                        \
+#define FRESH()                                                                \
+	do {                                                                   \
+		ds_init(&b, "d", AS_MODE_INCREMENTAL);                         \
+		ds_key(&b, "id");                                              \
+		ds_col(&b, "id", AS_TYPE_INTEGER, NULL);                       \
+		ds_col(&b, "ts", AS_TYPE_TEXT, NULL);                          \
+		b.ds.cursor = (char *)"ts";                                    \
 	} while (0)
-#define DIFFERS(change)                                                                            \
-	do {                                                                                       \
-		FRESH();                                                                           \
-		change;                                                                            \
-		build(&t, &b);                                                                     \
-		if (strcmp(t.fingerprint, base) == 0)                                              \
-			fail_msg("fingerprint unchanged by: %s", #change);                         \
-		as_table_clear(&t);                                                                \
+#define DIFFERS(change)                                                        \
+	do {                                                                   \
+		FRESH();                                                       \
+		change;                                                        \
+		build(&t, &b);                                                 \
+		if (strcmp(t.fingerprint, base) == 0)                          \
+			fail_msg("fingerprint unchanged by: %s", #change);     \
+		as_table_clear(&t);                                            \
 	} while (0)
 
 	FRESH();
@@ -367,7 +372,8 @@ static void test_map_types(void **state)
 
 	/* Missing and null non-key values are NULL; false is 0; a real
 	 * column takes an integer; json takes any value. */
-	r = map_ok(&t, &bt, "{\"id\":2,\"r\":3,\"b\":false,\"j\":\"s\",\"t\":null}");
+	r = map_ok(&t, &bt,
+		   "{\"id\":2,\"r\":3,\"b\":false,\"j\":\"s\",\"t\":null}");
 	assert_int_equal(r->v[1].kind, AS_V_REAL);
 	assert_true(r->v[1].u.r == 3.0);
 	assert_int_equal(r->v[2].kind, AS_V_NULL);
@@ -388,7 +394,8 @@ static void test_map_types(void **state)
 	as_table_clear(&t);
 }
 
-static const char *ts_of(as_table *t, as_batch *bt, const char *value, char *out, size_t cap)
+static const char *ts_of(as_table *t, as_batch *bt, const char *value,
+			 char *out, size_t cap)
 {
 	char json[200];
 	const as_row *r;
@@ -421,30 +428,41 @@ static void test_map_timestamps(void **state)
 	typed_table(&t);
 	as_batch_init(&bt);
 	/* Normalized to UTC text, so they sort as text (cursor columns). */
-	assert_ts(ts_of(&t, &bt, "\"2026-01-01T02:00:00+02:00\"", buf, 64), "2026-01-01T00:00:00");
-	assert_ts(ts_of(&t, &bt, "\"2025-12-31T18:30:00-05:30\"", buf, 64), "2026-01-01T00:00:00");
-	assert_string_equal(ts_of(&t, &bt, "\"2026-01-01T02:00:00.250+02:00\"", buf, 64),
-			    "2026-01-01T00:00:00.250000Z");
-	assert_string_equal(ts_of(&t, &bt, "\"2026-01-01T00:00:00.123+00:00\"", buf, 64),
-			    "2026-01-01T00:00:00.123000Z");
-	assert_ts(ts_of(&t, &bt, "\"2026-01-01\"", buf, 64), "2026-01-01T00:00:00");
-	assert_ts(ts_of(&t, &bt, "\"2026-01-01T00:00:00\"", buf, 64), "2026-01-01T00:00:00");
-	assert_ts(ts_of(&t, &bt, "\"2026-01-01T00:00:00Z\"", buf, 64), "2026-01-01T00:00:00");
+	assert_ts(ts_of(&t, &bt, "\"2026-01-01T02:00:00+02:00\"", buf, 64),
+		  "2026-01-01T00:00:00");
+	assert_ts(ts_of(&t, &bt, "\"2025-12-31T18:30:00-05:30\"", buf, 64),
+		  "2026-01-01T00:00:00");
+	assert_string_equal(
+		ts_of(&t, &bt, "\"2026-01-01T02:00:00.250+02:00\"", buf, 64),
+		"2026-01-01T00:00:00.250000Z");
+	assert_string_equal(
+		ts_of(&t, &bt, "\"2026-01-01T00:00:00.123+00:00\"", buf, 64),
+		"2026-01-01T00:00:00.123000Z");
+	assert_ts(ts_of(&t, &bt, "\"2026-01-01\"", buf, 64),
+		  "2026-01-01T00:00:00");
+	assert_ts(ts_of(&t, &bt, "\"2026-01-01T00:00:00\"", buf, 64),
+		  "2026-01-01T00:00:00");
+	assert_ts(ts_of(&t, &bt, "\"2026-01-01T00:00:00Z\"", buf, 64),
+		  "2026-01-01T00:00:00");
 	/* Integers are Unix epoch seconds. */
 	assert_ts(ts_of(&t, &bt, "1767225600", buf, 64), "2026-01-01T00:00:00");
 	assert_ts(ts_of(&t, &bt, "0", buf, 64), "1970-01-01T00:00:00");
 	assert_ts(ts_of(&t, &bt, "-1", buf, 64), "1969-12-31T23:59:59");
 
 	/* Bad timestamps are named errors. */
-	map_error(&t, &bt, "{\"id\":1,\"ts\":\"yesterday\"}",
-		  "f.jsonl:3: 'ts': \"yesterday\" is not an ISO 8601 timestamp");
-	map_error(&t, &bt, "{\"id\":1,\"ts\":\"2026-02-30T00:00:00Z\"}",
-		  "f.jsonl:3: 'ts': \"2026-02-30T00:00:00Z\" is not an ISO 8601 "
-		  "timestamp");
-	map_error(&t, &bt, "{\"id\":1,\"ts\":1.5}",
-		  "f.jsonl:3: 'ts': expected an ISO 8601 timestamp, got a real");
-	map_error(&t, &bt, "{\"id\":1,\"ts\":true}",
-		  "f.jsonl:3: 'ts': expected an ISO 8601 timestamp, got a boolean");
+	map_error(
+		&t, &bt, "{\"id\":1,\"ts\":\"yesterday\"}",
+		"f.jsonl:3: 'ts': \"yesterday\" is not an ISO 8601 timestamp");
+	map_error(
+		&t, &bt, "{\"id\":1,\"ts\":\"2026-02-30T00:00:00Z\"}",
+		"f.jsonl:3: 'ts': \"2026-02-30T00:00:00Z\" is not an ISO 8601 "
+		"timestamp");
+	map_error(
+		&t, &bt, "{\"id\":1,\"ts\":1.5}",
+		"f.jsonl:3: 'ts': expected an ISO 8601 timestamp, got a real");
+	map_error(
+		&t, &bt, "{\"id\":1,\"ts\":true}",
+		"f.jsonl:3: 'ts': expected an ISO 8601 timestamp, got a boolean");
 	as_batch_free(&bt);
 	as_table_clear(&t);
 }
@@ -469,11 +487,12 @@ static void test_map_timestamps_canonical(void **state)
 	ts_of(&t, &bt, "\"2026-01-01T01:00:00.250+01:00\"", g, sizeof(g));
 	as_batch_free(&bt);
 	as_table_clear(&t);
-	assert_string_equal(a, b);           /* the same instant, the same text */
-	assert_true(strcmp(c, a) < 0);       /* text order is time order */
+	assert_string_equal(a, b);     /* the same instant, the same text */
+	assert_true(strcmp(c, a) < 0); /* text order is time order */
 	assert_true(strcmp(f, g) < 0);
-	assert_string_equal(d, c);           /* a space separator is normalized */
-	assert_string_equal(e, "2026-01-01T00:00:00.999600Z"); /* microseconds kept */
+	assert_string_equal(d, c); /* a space separator is normalized */
+	assert_string_equal(
+		e, "2026-01-01T00:00:00.999600Z"); /* microseconds kept */
 }
 
 static void test_map_errors(void **state)
@@ -486,8 +505,10 @@ static void test_map_errors(void **state)
 	as_batch_init(&bt);
 	map_error(&t, &bt, "{\"r\":1}", "f.jsonl:3: missing key 'id'");
 	map_error(&t, &bt, "{\"id\":null}", "f.jsonl:3: missing key 'id'");
-	map_error(&t, &bt, "{\"id\":\"5\"}", "f.jsonl:3: 'id': expected an integer, got a string");
-	map_error(&t, &bt, "{\"id\":5.0}", "f.jsonl:3: 'id': expected an integer, got a real");
+	map_error(&t, &bt, "{\"id\":\"5\"}",
+		  "f.jsonl:3: 'id': expected an integer, got a string");
+	map_error(&t, &bt, "{\"id\":5.0}",
+		  "f.jsonl:3: 'id': expected an integer, got a real");
 	map_error(&t, &bt, "{\"id\":1,\"r\":\"1.5\"}",
 		  "f.jsonl:3: 'r': expected a number, got a string");
 	map_error(&t, &bt, "{\"id\":1,\"t\":5}",
@@ -500,8 +521,9 @@ static void test_map_errors(void **state)
 		  "f.jsonl:3: 'b': expected a boolean, got a string");
 	/* The path is named, not the column: that is what the user sees in
 	 * the record. */
-	map_error(&t, &bt, "{\"id\":1,\"stats\":{\"deep\":{\"n\":[1]}}}",
-		  "f.jsonl:3: 'stats.deep.n': expected an integer, got an array");
+	map_error(
+		&t, &bt, "{\"id\":1,\"stats\":{\"deep\":{\"n\":[1]}}}",
+		"f.jsonl:3: 'stats.deep.n': expected an integer, got an array");
 	assert_int_equal(bt.nrows, 0);
 	as_batch_free(&bt);
 	as_table_clear(&t);
@@ -515,8 +537,10 @@ static void test_map_errors(void **state)
 		ds_col(&b, "id", AS_TYPE_TEXT, "meta.id");
 		build(&t, &b);
 		as_batch_init(&bt);
-		map_error(&t, &bt, "{\"id\":\"x\"}", "f.jsonl:3: missing key 'meta.id'");
-		assert_text(&map_ok(&t, &bt, "{\"meta\":{\"id\":\"x\"}}")->v[0], "x");
+		map_error(&t, &bt, "{\"id\":\"x\"}",
+			  "f.jsonl:3: missing key 'meta.id'");
+		assert_text(&map_ok(&t, &bt, "{\"meta\":{\"id\":\"x\"}}")->v[0],
+			    "x");
 		as_batch_free(&bt);
 		as_table_clear(&t);
 	}
@@ -541,7 +565,8 @@ static void test_map_auto(void **state)
 	assert_int_equal(r->v[0].kind, AS_V_INT);
 	assert_int_equal(r->v[0].u.i, 5);
 	/* ... and later records must agree. */
-	map_error(&t, &bt, "{\"id\":\"6\"}", "f.jsonl:3: 'id': expected an integer, got a string");
+	map_error(&t, &bt, "{\"id\":\"6\"}",
+		  "f.jsonl:3: 'id': expected an integer, got a string");
 	as_batch_free(&bt);
 	as_table_clear(&t);
 
@@ -550,7 +575,8 @@ static void test_map_auto(void **state)
 	r = map_ok(&t, &bt, "{\"id\":\"abc\"}");
 	assert_int_equal(t.cols[0].type, AS_TYPE_TEXT);
 	assert_text(&r->v[0], "abc");
-	map_error(&t, &bt, "{\"id\":7}", "f.jsonl:3: 'id': expected a string, got an integer");
+	map_error(&t, &bt, "{\"id\":7}",
+		  "f.jsonl:3: 'id': expected a string, got an integer");
 	as_batch_free(&bt);
 	as_table_clear(&t);
 
@@ -560,12 +586,14 @@ static void test_map_auto(void **state)
 	map_error(&t, &bt, "{\"id\":1.5}",
 		  "f.jsonl:3: 'id' is a real; a key or scope column needs an "
 		  "integer or a string (declare it under columns)");
-	map_error(&t, &bt, "{\"id\":true}",
-		  "f.jsonl:3: 'id' is a boolean; a key or scope column needs an "
-		  "integer or a string (declare it under columns)");
-	map_error(&t, &bt, "{\"id\":{\"a\":1}}",
-		  "f.jsonl:3: 'id' is an object; a key or scope column needs an "
-		  "integer or a string (declare it under columns)");
+	map_error(
+		&t, &bt, "{\"id\":true}",
+		"f.jsonl:3: 'id' is a boolean; a key or scope column needs an "
+		"integer or a string (declare it under columns)");
+	map_error(
+		&t, &bt, "{\"id\":{\"a\":1}}",
+		"f.jsonl:3: 'id' is an object; a key or scope column needs an "
+		"integer or a string (declare it under columns)");
 	/* Unresolved after the failures: still AUTO. */
 	assert_int_equal(t.cols[0].type, AS_TYPE_AUTO);
 	as_batch_free(&bt);
@@ -587,7 +615,8 @@ static void test_map_data_column(void **state)
 	as_batch_init(&bt);
 	/* From a line: the record's own text, trimmed, byte for byte. */
 	assert_int_equal(map(&t, &bt, raw, raw, &err), 0);
-	assert_text(&bt.rows[0].v[1], "{\"id\":1,  \"x\": 0.10, \"s\":\"a\\u0062\"}");
+	assert_text(&bt.rows[0].v[1],
+		    "{\"id\":1,  \"x\": 0.10, \"s\":\"a\\u0062\"}");
 	/* From a parsed value (Singer, HTTP): compact JSON, exact reals. */
 	assert_int_equal(map(&t, &bt, raw, NULL, &err), 0);
 	assert_text(&bt.rows[1].v[1], "{\"id\":1,\"x\":0.1,\"s\":\"ab\"}");
@@ -621,11 +650,13 @@ static void test_map_hash(void **state)
 		"{\"id\":1,\"r\":1.5,\"b\":true,\"j\":[1],\"ts\":\"2026-01-01\",\"stats\":{"
 		"\"deep\":{\"n\":1}}}",
 	};
-	const char *same = "{\"id\":1,\"r\":1.5,\"t\":\"x\",\"b\":true,\"j\":[1],\"ts\":\"2026-01-"
-			   "01\",\"stats\":{\"deep\":{\"n\":1}}}";
+	const char *same =
+		"{\"id\":1,\"r\":1.5,\"t\":\"x\",\"b\":true,\"j\":[1],\"ts\":\"2026-01-"
+		"01\",\"stats\":{\"deep\":{\"n\":1}}}";
 	/* Same content, other key order and spacing, an extra field. */
-	const char *same2 = "{ \"stats\":{\"deep\":{\"n\":1}}, \"ts\":\"2026-01-01T00:00:00Z\", "
-			    "\"j\":[ 1 ],\"b\":true,\"t\":\"x\",\"r\":1.5,\"id\":1,\"other\":0}";
+	const char *same2 =
+		"{ \"stats\":{\"deep\":{\"n\":1}}, \"ts\":\"2026-01-01T00:00:00Z\", "
+		"\"j\":[ 1 ],\"b\":true,\"t\":\"x\",\"r\":1.5,\"id\":1,\"other\":0}";
 	uint64_t h0, hv[10];
 	as_batch bt;
 	as_table t;
@@ -639,10 +670,12 @@ static void test_map_hash(void **state)
 	for (size_t i = 0; i < 10; i++) {
 		hv[i] = map_ok(&t, &bt, variants[i])->hash;
 		if (hv[i] == h0)
-			fail_msg("hash unchanged by variant %zu: %s", i, variants[i]);
+			fail_msg("hash unchanged by variant %zu: %s", i,
+				 variants[i]);
 		for (size_t k = 0; k < i; k++)
 			if (hv[k] == hv[i])
-				fail_msg("variants %zu and %zu hash alike", k, i);
+				fail_msg("variants %zu and %zu hash alike", k,
+					 i);
 	}
 	as_batch_free(&bt);
 	as_table_clear(&t);
@@ -659,9 +692,14 @@ static void test_map_hash(void **state)
 		ds_col(&b, "b", AS_TYPE_TEXT, NULL);
 		build(&t, &b);
 		as_batch_init(&bt);
-		h1 = map_ok(&t, &bt, "{\"k\":\"1\",\"a\":\"ab\",\"b\":\"c\"}")->hash;
-		assert_true(map_ok(&t, &bt, "{\"k\":\"1\",\"a\":\"a\",\"b\":\"bc\"}")->hash != h1);
-		assert_true(map_ok(&t, &bt, "{\"k\":\"1\",\"a\":\"abc\"}")->hash != h1);
+		h1 = map_ok(&t, &bt, "{\"k\":\"1\",\"a\":\"ab\",\"b\":\"c\"}")
+			     ->hash;
+		assert_true(map_ok(&t, &bt,
+				   "{\"k\":\"1\",\"a\":\"a\",\"b\":\"bc\"}")
+				    ->hash != h1);
+		assert_true(
+			map_ok(&t, &bt, "{\"k\":\"1\",\"a\":\"abc\"}")->hash !=
+			h1);
 		as_batch_free(&bt);
 		as_table_clear(&t);
 	}
@@ -699,7 +737,8 @@ static void test_batch_reset(void **state)
 	for (int i = 0; i < 3000; i++) {
 		char json[64];
 
-		snprintf(json, sizeof(json), "{\"id\":%d,\"t\":\"row %d\"}", i, i);
+		snprintf(json, sizeof(json), "{\"id\":%d,\"t\":\"row %d\"}", i,
+			 i);
 		map_ok(&t, &bt, json);
 	}
 	assert_int_equal(bt.nrows, 3000);
@@ -741,35 +780,45 @@ static void test_scope_value(void **state)
 	as_arena_init(&a);
 
 	/* col is the index in the scope list, not in the columns. */
-	assert_int_equal(as_scope_value(&t, "user_id=42", &v, &col, &a, &err), 0);
+	assert_int_equal(as_scope_value(&t, "user_id=42", &v, &col, &a, &err),
+			 0);
 	assert_int_equal(col, 0);
 	assert_int_equal(v.kind, AS_V_INT);
 	assert_int_equal(v.u.i, 42);
-	assert_int_equal(as_scope_value(&t, "user_id=-7", &v, &col, &a, &err), 0);
+	assert_int_equal(as_scope_value(&t, "user_id=-7", &v, &col, &a, &err),
+			 0);
 	assert_int_equal(v.u.i, -7);
-	assert_int_equal(as_scope_value(&t, "region=eu=west", &v, &col, &a, &err), 0);
+	assert_int_equal(
+		as_scope_value(&t, "region=eu=west", &v, &col, &a, &err), 0);
 	assert_int_equal(col, 1);
 	assert_text(&v, "eu=west");
 	assert_int_equal(as_scope_value(&t, "region=", &v, &col, &a, &err), 0);
 	assert_text(&v, "");
-	assert_int_equal(as_scope_value(&t, "weight=2.5", &v, &col, &a, &err), 0);
+	assert_int_equal(as_scope_value(&t, "weight=2.5", &v, &col, &a, &err),
+			 0);
 	assert_int_equal(col, 2);
 	assert_int_equal(v.kind, AS_V_REAL);
 	assert_true(v.u.r == 2.5);
 
-#define SCOPE_ERR(spec, want)                                                                      \
-	do {                                                                                       \
-		as_error_clear(&err);                                                              \
-		assert_int_equal(as_scope_value(&t, spec, &v, &col, &a, &err), AS_EUSAGE);         \
-		assert_string_equal(err.msg, want);                                                \
+#define SCOPE_ERR(spec, want)                                                  \
+	do {                                                                   \
+		as_error_clear(&err);                                          \
+		assert_int_equal(as_scope_value(&t, spec, &v, &col, &a, &err), \
+				 AS_EUSAGE);                                   \
+		assert_string_equal(err.msg, want);                            \
 	} while (0)
 	SCOPE_ERR("user_id", "--scope user_id: expected COL=VALUE");
-	SCOPE_ERR("id=1", "--scope id=1: 'id' is not a scope column of dataset orders");
-	SCOPE_ERR("user=1", "--scope user=1: 'user' is not a scope column of dataset orders");
-	SCOPE_ERR("user_idx=1",
-		  "--scope user_idx=1: 'user_idx' is not a scope column of dataset orders");
+	SCOPE_ERR("id=1",
+		  "--scope id=1: 'id' is not a scope column of dataset orders");
+	SCOPE_ERR(
+		"user=1",
+		"--scope user=1: 'user' is not a scope column of dataset orders");
+	SCOPE_ERR(
+		"user_idx=1",
+		"--scope user_idx=1: 'user_idx' is not a scope column of dataset orders");
 	SCOPE_ERR("user_id=abc", "--scope user_id=abc: expected an integer");
-	SCOPE_ERR("user_id=12abc", "--scope user_id=12abc: expected an integer");
+	SCOPE_ERR("user_id=12abc",
+		  "--scope user_id=12abc: expected an integer");
 	SCOPE_ERR("user_id=", "--scope user_id=: expected an integer");
 	SCOPE_ERR("weight=heavy", "--scope weight=heavy: expected a number");
 	SCOPE_ERR("weight=", "--scope weight=: expected a number");

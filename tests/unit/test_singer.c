@@ -108,15 +108,23 @@ static void test_schema(void **state)
 	as_event_clear(&ev);
 	assert_null(ev.key);
 	/* No key properties (or an empty list): nothing to tell. */
-	expect_none(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"users\",\"schema\":{}}");
-	expect_none(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"users\",\"key_properties\":[]}");
-	expect_none(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"users\",\"key_properties\":\"id\"}");
-	/* A SCHEMA of another stream is not ours. */
 	expect_none(&sg,
-		    "{\"type\":\"SCHEMA\",\"stream\":\"orders\",\"key_properties\":[\"oid\"]}");
+		    "{\"type\":\"SCHEMA\",\"stream\":\"users\",\"schema\":{}}");
+	expect_none(
+		&sg,
+		"{\"type\":\"SCHEMA\",\"stream\":\"users\",\"key_properties\":[]}");
+	expect_none(
+		&sg,
+		"{\"type\":\"SCHEMA\",\"stream\":\"users\",\"key_properties\":\"id\"}");
+	/* A SCHEMA of another stream is not ours. */
+	expect_none(
+		&sg,
+		"{\"type\":\"SCHEMA\",\"stream\":\"orders\",\"key_properties\":[\"oid\"]}");
 	/* Keys must be strings. */
-	expect_bad(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"users\",\"key_properties\":[\"id\",2]}",
-		   "tap:7: SCHEMA key_properties must be strings");
+	expect_bad(
+		&sg,
+		"{\"type\":\"SCHEMA\",\"stream\":\"users\",\"key_properties\":[\"id\",2]}",
+		"tap:7: SCHEMA key_properties must be strings");
 	as_singer_free(&sg);
 }
 
@@ -128,14 +136,16 @@ static void test_state(void **state)
 	(void)state;
 	/* With use_state, STATE's value is the checkpoint, compact, exact. */
 	as_singer_init(&sg, NULL, 1);
-	assert_int_equal(msg(&sg,
-			     "{\"type\":\"STATE\",\"value\":{\"bookmarks\":"
-			     "{\"users\":{\"since\":\"2026-01-01\",\"w\":0.1}}}}",
-			     &ev),
-			 1);
+	assert_int_equal(
+		msg(&sg,
+		    "{\"type\":\"STATE\",\"value\":{\"bookmarks\":"
+		    "{\"users\":{\"since\":\"2026-01-01\",\"w\":0.1}}}}",
+		    &ev),
+		1);
 	assert_int_equal(ev.kind, AS_EV_CHECKPOINT);
-	assert_string_equal(ev.checkpoint,
-			    "{\"bookmarks\":{\"users\":{\"since\":\"2026-01-01\",\"w\":0.1}}}");
+	assert_string_equal(
+		ev.checkpoint,
+		"{\"bookmarks\":{\"users\":{\"since\":\"2026-01-01\",\"w\":0.1}}}");
 	as_event_clear(&ev);
 	/* A scalar state is a state too. */
 	assert_int_equal(msg(&sg, "{\"type\":\"STATE\",\"value\":42}", &ev), 1);
@@ -157,9 +167,12 @@ static void test_other_types(void **state)
 
 	(void)state;
 	as_singer_init(&sg, NULL, 1);
-	expect_none(&sg, "{\"type\":\"ACTIVATE_VERSION\",\"stream\":\"users\",\"version\":1}");
+	expect_none(
+		&sg,
+		"{\"type\":\"ACTIVATE_VERSION\",\"stream\":\"users\",\"version\":1}");
 	expect_none(&sg, "{\"type\":\"BATCH\",\"stream\":\"users\"}");
-	expect_none(&sg, "{\"type\":\"record\",\"stream\":\"users\",\"record\":{}}");
+	expect_none(&sg,
+		    "{\"type\":\"record\",\"stream\":\"users\",\"record\":{}}");
 	assert_null(sg.stream); /* none of these chose a stream */
 	as_singer_free(&sg);
 }
@@ -173,8 +186,12 @@ static void test_streams(void **state)
 	/* A configured stream: others are ignored and counted, even first. */
 	as_singer_init(&sg, "orders", 0);
 	assert_int_equal(sg.fixed, 1);
-	expect_none(&sg, "{\"type\":\"RECORD\",\"stream\":\"users\",\"record\":{\"id\":1}}");
-	expect_none(&sg, "{\"type\":\"RECORD\",\"stream\":\"users\",\"record\":{\"id\":2}}");
+	expect_none(
+		&sg,
+		"{\"type\":\"RECORD\",\"stream\":\"users\",\"record\":{\"id\":1}}");
+	expect_none(
+		&sg,
+		"{\"type\":\"RECORD\",\"stream\":\"users\",\"record\":{\"id\":2}}");
 	assert_int_equal(sg.ignored, 2);
 	assert_int_equal(sg.warned, 1); /* one warning, not one per record */
 	assert_int_equal(msg(&sg,
@@ -183,17 +200,25 @@ static void test_streams(void **state)
 			     &ev),
 			 1);
 	assert_int_equal(ev.kind, AS_EV_RECORD);
-	assert_int_equal(json_integer_value(json_object_get(ev.json, "oid")), 9);
+	assert_int_equal(json_integer_value(json_object_get(ev.json, "oid")),
+			 9);
 	as_event_clear(&ev);
 	assert_int_equal(sg.ignored, 2);
 	as_singer_free(&sg);
 
 	/* Unconfigured: the first stream wins, later ones are ignored. */
 	as_singer_init(&sg, NULL, 0);
-	assert_int_equal(msg(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":{}}", &ev), 1);
+	assert_int_equal(
+		msg(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":{}}",
+		    &ev),
+		1);
 	as_event_clear(&ev);
-	expect_none(&sg, "{\"type\":\"RECORD\",\"stream\":\"b\",\"record\":{}}");
-	assert_int_equal(msg(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":{}}", &ev), 1);
+	expect_none(&sg,
+		    "{\"type\":\"RECORD\",\"stream\":\"b\",\"record\":{}}");
+	assert_int_equal(
+		msg(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":{}}",
+		    &ev),
+		1);
 	as_event_clear(&ev);
 	assert_int_equal(sg.ignored, 1);
 	assert_string_equal(sg.stream, "a");
@@ -216,10 +241,12 @@ static void test_malformed(void **state)
 		   "tap:7: Singer RECORD without an object \"record\"");
 	expect_bad(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":[1]}",
 		   "tap:7: Singer RECORD without an object \"record\"");
-	expect_bad(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":\"{}\"}",
+	expect_bad(&sg,
+		   "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":\"{}\"}",
 		   "tap:7: Singer RECORD without an object \"record\"");
 	/* A malformed message is bad even when it is not of our stream. */
-	expect_bad(&sg, "{\"type\":\"RECORD\",\"stream\":\"zz\",\"record\":null}",
+	expect_bad(&sg,
+		   "{\"type\":\"RECORD\",\"stream\":\"zz\",\"record\":null}",
 		   "tap:7: Singer RECORD without an object \"record\"");
 	assert_null(sg.stream);
 
@@ -236,9 +263,12 @@ static void test_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_record),	cmocka_unit_test(test_schema),
-		cmocka_unit_test(test_state),	cmocka_unit_test(test_other_types),
-		cmocka_unit_test(test_streams), cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_record),
+		cmocka_unit_test(test_schema),
+		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_other_types),
+		cmocka_unit_test(test_streams),
+		cmocka_unit_test(test_malformed),
 	};
 
 	as_log_set_level(AS_LOG_QUIET); /* the other-stream warnings */

@@ -49,7 +49,9 @@ static int setup(void **state)
 		fail_msg("as_store_open: %s", err.msg);
 	f->ops = f->st->ops;
 	assert_string_equal(f->ops->name, "sqlite");
-	assert_int_equal(sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READONLY, NULL),
+		SQLITE_OK);
 	*state = f;
 	return 0;
 }
@@ -82,9 +84,10 @@ static char *q1(fx *f, const char *sql)
 		fail_msg("%s: %s", sql, sqlite3_errmsg(f->db));
 	rc = sqlite3_step(q);
 	if (rc == SQLITE_ROW)
-		out = as_strdup(sqlite3_column_type(q, 0) == SQLITE_NULL
-					? "NULL"
-					: (const char *)sqlite3_column_text(q, 0));
+		out = as_strdup(
+			sqlite3_column_type(q, 0) == SQLITE_NULL
+				? "NULL"
+				: (const char *)sqlite3_column_text(q, 0));
 	else
 		out = as_strdup("");
 	sqlite3_finalize(q);
@@ -105,10 +108,11 @@ static void expect_live(fx *f, const char *table, const char *want)
 {
 	char sql[300];
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT coalesce(group_concat(id || '=' || name, ' '), '') FROM "
-		 "(SELECT * FROM \"%s\" ORDER BY id)",
-		 table);
+	snprintf(
+		sql, sizeof(sql),
+		"SELECT coalesce(group_concat(id || '=' || name, ' '), '') FROM "
+		"(SELECT * FROM \"%s\" ORDER BY id)",
+		table);
 	expect_q(f, sql, want);
 }
 
@@ -117,11 +121,12 @@ static char *dump(fx *f, const char *table)
 {
 	char sql[400];
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT group_concat(quote(id)||','||quote(name)||','||quote(grp)"
-		 "||','||quote(ver)||','||quote(_atomsync_run)||','||"
-		 "quote(_atomsync_hash), ';') FROM (SELECT * FROM \"%s\" ORDER BY id)",
-		 table);
+	snprintf(
+		sql, sizeof(sql),
+		"SELECT group_concat(quote(id)||','||quote(name)||','||quote(grp)"
+		"||','||quote(ver)||','||quote(_atomsync_run)||','||"
+		"quote(_atomsync_hash), ';') FROM (SELECT * FROM \"%s\" ORDER BY id)",
+		table);
 	return q1(f, sql);
 }
 
@@ -159,8 +164,8 @@ typedef struct tbl {
 static void mk_table(tbl *x, const char *dataset, as_mode mode)
 {
 	static const char *names[4] = {"id", "name", "grp", "ver"};
-	static const as_type types[4] = {AS_TYPE_INTEGER, AS_TYPE_TEXT, AS_TYPE_INTEGER,
-					 AS_TYPE_INTEGER};
+	static const as_type types[4] = {AS_TYPE_INTEGER, AS_TYPE_TEXT,
+					 AS_TYPE_INTEGER, AS_TYPE_INTEGER};
 
 	memset(x, 0, sizeof(*x));
 	for (int i = 0; i < 4; i++) {
@@ -228,25 +233,29 @@ static void fill_batch(as_batch *b, const spec *rows, size_t n)
 		v[2].u.i = rows[i].grp;
 		v[3].kind = AS_V_INT;
 		v[3].u.i = rows[i].ver;
-		snprintf(key, sizeof(key), "%lld|%s|%lld|%lld", (long long)rows[i].id, rows[i].name,
+		snprintf(key, sizeof(key), "%lld|%s|%lld|%lld",
+			 (long long)rows[i].id, rows[i].name,
 			 (long long)rows[i].grp, (long long)rows[i].ver);
 		snprintf(where, sizeof(where), "rows:%zu", i + 1);
 		b->rows[i].v = v;
 		b->rows[i].hash = as_hash64(key, strlen(key));
-		b->rows[i].where = as_arena_strndup(&b->arena, where, strlen(where));
+		b->rows[i].where =
+			as_arena_strndup(&b->arena, where, strlen(where));
 	}
 	b->nrows = n;
 }
 
 /* ---- driving runs ---- */
 
-static int on_reject(void *ud, const as_row *row, const char *why, as_error *err)
+static int on_reject(void *ud, const as_row *row, const char *why,
+		     as_error *err)
 {
 	fx *f = ud;
 
 	(void)err;
 	f->rejects++;
-	snprintf(f->last_reject, sizeof(f->last_reject), "%s: %s", row->where, why);
+	snprintf(f->last_reject, sizeof(f->last_reject), "%s: %s", row->where,
+		 why);
 	return 0;
 }
 
@@ -256,12 +265,14 @@ static int64_t lease(fx *f, const char *dataset)
 	as_error err;
 
 	as_error_clear(&err);
-	if (f->ops->lease_acquire(f->st, dataset, as_owner_self(), 60000, &token, &err))
+	if (f->ops->lease_acquire(f->st, dataset, as_owner_self(), 60000,
+				  &token, &err))
 		fail_msg("lease_acquire: %s", err.msg);
 	return token;
 }
 
-static void begin(fx *f, as_run_ctx *rc, as_table *t, int64_t token, int restart)
+static void begin(fx *f, as_run_ctx *rc, as_table *t, int64_t token,
+		  int restart)
 {
 	as_error err;
 
@@ -284,8 +295,8 @@ static void begin(fx *f, as_run_ctx *rc, as_table *t, int64_t token, int restart
 		fail_msg("stage_prepare: %s", err.msg);
 }
 
-static void stage(fx *f, as_run_ctx *rc, const spec *rows, size_t n, const char *checkpoint,
-		  int64_t seen)
+static void stage(fx *f, as_run_ctx *rc, const spec *rows, size_t n,
+		  const char *checkpoint, int64_t seen)
 {
 	as_batch b;
 	as_error err;
@@ -329,21 +340,24 @@ static as_publish_opts popts(void)
 	return po;
 }
 
-static void expect_counts(const as_counts *c, int64_t seen, int64_t ins, int64_t upd, int64_t unch,
-			  int64_t del)
+static void expect_counts(const as_counts *c, int64_t seen, int64_t ins,
+			  int64_t upd, int64_t unch, int64_t del)
 {
-	if (c->seen != seen || c->inserted != ins || c->updated != upd || c->unchanged != unch ||
-	    c->deleted != del)
-		fail_msg("counts seen %lld ins %lld upd %lld unch %lld del %lld; want "
-			 "%lld %lld %lld %lld %lld",
-			 (long long)c->seen, (long long)c->inserted, (long long)c->updated,
-			 (long long)c->unchanged, (long long)c->deleted, (long long)seen,
-			 (long long)ins, (long long)upd, (long long)unch, (long long)del);
+	if (c->seen != seen || c->inserted != ins || c->updated != upd ||
+	    c->unchanged != unch || c->deleted != del)
+		fail_msg(
+			"counts seen %lld ins %lld upd %lld unch %lld del %lld; want "
+			"%lld %lld %lld %lld %lld",
+			(long long)c->seen, (long long)c->inserted,
+			(long long)c->updated, (long long)c->unchanged,
+			(long long)c->deleted, (long long)seen, (long long)ins,
+			(long long)upd, (long long)unch, (long long)del);
 }
 
 /* One whole run: begin, one batch, publish; returns the publish's code. */
-static int run_once(fx *f, as_table *t, int64_t token, const spec *rows, size_t n,
-		    const as_publish_opts *po, as_counts *c, as_error *err, int64_t *run_id)
+static int run_once(fx *f, as_table *t, int64_t token, const spec *rows,
+		    size_t n, const as_publish_opts *po, as_counts *c,
+		    as_error *err, int64_t *run_id)
 {
 	as_run_ctx rc;
 	int ret;
@@ -365,8 +379,8 @@ static int run_once(fx *f, as_table *t, int64_t token, const spec *rows, size_t 
 	return ret;
 }
 
-static void run_ok(fx *f, as_table *t, int64_t token, const spec *rows, size_t n, as_counts *c,
-		   int64_t *run_id)
+static void run_ok(fx *f, as_table *t, int64_t token, const spec *rows,
+		   size_t n, as_counts *c, int64_t *run_id)
 {
 	as_publish_opts po = popts();
 	as_error err;
@@ -376,8 +390,9 @@ static void run_ok(fx *f, as_table *t, int64_t token, const spec *rows, size_t n
 }
 
 /* The run record as stored (invariant 10). */
-static void expect_run_row(fx *f, int64_t run_id, const char *status, int64_t seen, int64_t ins,
-			   int64_t upd, int64_t unch, int64_t del)
+static void expect_run_row(fx *f, int64_t run_id, const char *status,
+			   int64_t seen, int64_t ins, int64_t upd, int64_t unch,
+			   int64_t del)
 {
 	char sql[300], want[200];
 
@@ -386,8 +401,9 @@ static void expect_run_row(fx *f, int64_t run_id, const char *status, int64_t se
 		 "unchanged||' '||deleted||' '||(finished_at IS NOT NULL) FROM "
 		 "atomsync_runs WHERE run_id = %lld",
 		 (long long)run_id);
-	snprintf(want, sizeof(want), "%s %lld %lld %lld %lld %lld 1", status, (long long)seen,
-		 (long long)ins, (long long)upd, (long long)unch, (long long)del);
+	snprintf(want, sizeof(want), "%s %lld %lld %lld %lld %lld 1", status,
+		 (long long)seen, (long long)ins, (long long)upd,
+		 (long long)unch, (long long)del);
 	expect_q(f, sql, want);
 }
 
@@ -401,53 +417,72 @@ static void test_lease(void **state)
 	as_error err;
 
 	as_error_clear(&err);
-	assert_int_equal(f->ops->lease_acquire(f->st, "d", as_owner_self(), 60000, &tok, &err), 0);
+	assert_int_equal(f->ops->lease_acquire(f->st, "d", as_owner_self(),
+					       60000, &tok, &err),
+			 0);
 	assert_int_equal(tok, 1);
 	/* Held by a live worker: refused, and the message names the holder. */
-	assert_int_equal(f->ops->lease_acquire(f->st, "d", "elsewhere/1/1", 60000, &tok2, &err),
+	assert_int_equal(f->ops->lease_acquire(f->st, "d", "elsewhere/1/1",
+					       60000, &tok2, &err),
 			 AS_ELEASE);
 	assert_int_equal(err.code, AS_ELEASE);
 	assert_non_null(strstr(err.msg, as_owner_self()));
 	assert_non_null(strstr(err.msg, "dataset d is being run by"));
 	/* Another dataset is independent. */
-	assert_int_equal(f->ops->lease_acquire(f->st, "other", "elsewhere/1/1", 60000, &tok2, &err),
+	assert_int_equal(f->ops->lease_acquire(f->st, "other", "elsewhere/1/1",
+					       60000, &tok2, &err),
 			 0);
 	assert_int_equal(tok2, 1);
 
 	assert_int_equal(f->ops->lease_renew(f->st, "d", tok, 60000, &err), 0);
-	assert_int_equal(f->ops->lease_renew(f->st, "d", tok + 1, 60000, &err), AS_EFENCED);
+	assert_int_equal(f->ops->lease_renew(f->st, "d", tok + 1, 60000, &err),
+			 AS_EFENCED);
 	assert_int_equal(f->ops->lease_release(f->st, "d", tok, &err), 0);
-	expect_q(f,
-		 "SELECT quote(owner)||' '||(expires_at = 0) FROM atomsync_leases "
-		 "WHERE dataset = 'd'",
-		 "NULL 1");
+	expect_q(
+		f,
+		"SELECT quote(owner)||' '||(expires_at = 0) FROM atomsync_leases "
+		"WHERE dataset = 'd'",
+		"NULL 1");
 
 	/* Released: the next holder gets the next token. */
-	assert_int_equal(f->ops->lease_acquire(f->st, "d", "elsewhere/1/1", 1, &tok2, &err), 0);
+	assert_int_equal(f->ops->lease_acquire(f->st, "d", "elsewhere/1/1", 1,
+					       &tok2, &err),
+			 0);
 	assert_int_equal(tok2, 2);
 	/* Expired (1 ms): taken over with token + 1, even from another host. */
 	usleep(20000);
-	assert_int_equal(f->ops->lease_acquire(f->st, "d", as_owner_self(), 60000, &tok, &err), 0);
+	assert_int_equal(f->ops->lease_acquire(f->st, "d", as_owner_self(),
+					       60000, &tok, &err),
+			 0);
 	assert_int_equal(tok, 3);
 	/* The old holder is fenced out: renew fails, release is a no-op. */
-	assert_int_equal(f->ops->lease_renew(f->st, "d", 2, 60000, &err), AS_EFENCED);
+	assert_int_equal(f->ops->lease_renew(f->st, "d", 2, 60000, &err),
+			 AS_EFENCED);
 	assert_non_null(strstr(err.msg, "token 2"));
 	assert_int_equal(f->ops->lease_release(f->st, "d", 2, &err), 0);
-	assert_int_equal(f->ops->lease_acquire(f->st, "d", "elsewhere/1/1", 60000, &tok2, &err),
+	assert_int_equal(f->ops->lease_acquire(f->st, "d", "elsewhere/1/1",
+					       60000, &tok2, &err),
 			 AS_ELEASE);
 	assert_int_equal(f->ops->lease_renew(f->st, "d", 3, 60000, &err), 0);
 
 	/* A holder on this host whose process is gone does not block. */
 	gethostname(host, sizeof(host) - 1);
-	/* Our pid and pid namespace, with a start time no process of ours has. */
+	/* Our pid and pid namespace, with a start time no process of ours has.
+	 */
 	snprintf(dead, sizeof(dead), "%s/%ld/1/%s", host, (long)getpid(),
 		 strrchr(as_owner_self(), '/') + 1);
-	assert_int_equal(f->ops->lease_acquire(f->st, "z", dead, 60000, &tok, &err), 0);
-	assert_int_equal(f->ops->lease_acquire(f->st, "z", as_owner_self(), 60000, &tok2, &err), 0);
+	assert_int_equal(
+		f->ops->lease_acquire(f->st, "z", dead, 60000, &tok, &err), 0);
+	assert_int_equal(f->ops->lease_acquire(f->st, "z", as_owner_self(),
+					       60000, &tok2, &err),
+			 0);
 	assert_int_equal(tok2, tok + 1);
 	/* A live holder on another host does block until expiry. */
-	assert_int_equal(f->ops->lease_acquire(f->st, "y", "elsewhere/1/1", 60000, &tok, &err), 0);
-	assert_int_equal(f->ops->lease_acquire(f->st, "y", as_owner_self(), 60000, &tok2, &err),
+	assert_int_equal(f->ops->lease_acquire(f->st, "y", "elsewhere/1/1",
+					       60000, &tok, &err),
+			 0);
+	assert_int_equal(f->ops->lease_acquire(f->st, "y", as_owner_self(),
+					       60000, &tok2, &err),
 			 AS_ELEASE);
 }
 
@@ -455,8 +490,10 @@ static void test_lease(void **state)
 
 static void test_full_mode(void **state)
 {
-	static const spec run1[] = {{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}, {4, "d", 0, 0}};
-	static const spec run2[] = {{1, "a", 0, 0}, {2, "B", 0, 0}, {3, "c", 0, 0}, {5, "e", 0, 0}};
+	static const spec run1[] = {
+		{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}, {4, "d", 0, 0}};
+	static const spec run2[] = {
+		{1, "a", 0, 0}, {2, "B", 0, 0}, {3, "c", 0, 0}, {5, "e", 0, 0}};
 	fx *f = *state;
 	int64_t tok = lease(f, "items"), r1, r2, r3;
 	char *before, *after;
@@ -479,16 +516,19 @@ static void test_full_mode(void **state)
 	assert_int_equal(c.duplicates, 0);
 	expect_live(f, "items", "1=a 2=B 3=c 5=e");
 	expect_run_row(f, r2, "completed", 4, 1, 1, 2, 1);
-	/* Unchanged rows are not rewritten: they keep the run that wrote them. */
+	/* Unchanged rows are not rewritten: they keep the run that wrote them.
+	 */
 	{
 		char want[100];
 
-		snprintf(want, sizeof(want), "1:%lld 2:%lld 3:%lld 5:%lld", (long long)r1,
-			 (long long)r2, (long long)r1, (long long)r2);
-		expect_q(f,
-			 "SELECT group_concat(id||':'||_atomsync_run, ' ') FROM "
-			 "(SELECT * FROM items ORDER BY id)",
-			 want);
+		snprintf(want, sizeof(want), "1:%lld 2:%lld 3:%lld 5:%lld",
+			 (long long)r1, (long long)r2, (long long)r1,
+			 (long long)r2);
+		expect_q(
+			f,
+			"SELECT group_concat(id||':'||_atomsync_run, ' ') FROM "
+			"(SELECT * FROM items ORDER BY id)",
+			want);
 	}
 
 	/* Invariant 5: the same input again changes nothing, byte for byte. */
@@ -537,34 +577,42 @@ static void test_incremental_mode(void **state)
 	mk_table(&x, "feed", AS_MODE_INCREMENTAL);
 	run_ok(f, &x.t, tok, run1, 2, &c, NULL);
 	expect_counts(&c, 2, 2, 0, 0, 0);
-	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'", "7");
+	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'",
+		 "7");
 
 	/* Rows not delivered are kept; the cursor never goes back. */
 	run_ok(f, &x.t, tok, run2, 1, &c, NULL);
 	expect_counts(&c, 1, 1, 0, 0, 0);
 	expect_live(f, "feed", "1=a 2=b 3=c");
-	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'", "7");
+	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'",
+		 "7");
 
 	run_ok(f, &x.t, tok, run3, 1, &c, NULL);
 	expect_counts(&c, 1, 0, 1, 0, 0);
 	expect_live(f, "feed", "1=a2 2=b 3=c");
-	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'", "9");
+	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'",
+		 "9");
 
 	/* Invariant 8: a run that staged newer records but did not publish
 	 * leaves the cursor where it was; the next run is handed it. */
 	begin(f, &rc, &x.t, tok, 0);
 	assert_string_equal(rc.cursor, "9");
 	stage(f, &rc, run4, 1, "cp", 1);
-	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'", "9");
+	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'",
+		 "9");
 	end_run(f, &rc, "failed", "stopped");
-	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'", "9");
+	expect_q(f, "SELECT cursor FROM atomsync_state WHERE dataset = 'feed'",
+		 "9");
 	expect_live(f, "feed", "1=a2 2=b 3=c");
 }
 
 static void test_scoped_mode(void **state)
 {
-	static const spec run1[] = {
-		{1, "a", 1, 0}, {2, "b", 1, 0}, {3, "c", 2, 0}, {4, "d", 2, 0}, {5, "e", 3, 0}};
+	static const spec run1[] = {{1, "a", 1, 0},
+				    {2, "b", 1, 0},
+				    {3, "c", 2, 0},
+				    {4, "d", 2, 0},
+				    {5, "e", 3, 0}};
 	static const spec run2[] = {{1, "a", 1, 0}};
 	static const spec run3[] = {{1, "A", 1, 0}, {6, "f", 1, 0}};
 	fx *f = *state;
@@ -591,21 +639,24 @@ static void test_scoped_mode(void **state)
 	named.u.i = 2;
 	po.named_scopes = &named;
 	po.nnamed = 1;
-	assert_int_equal(run_once(f, &x.t, tok, run3, 2, &po, &c, &err, NULL), 0);
+	assert_int_equal(run_once(f, &x.t, tok, run3, 2, &po, &c, &err, NULL),
+			 0);
 	expect_counts(&c, 2, 1, 1, 0, 2);
 	expect_live(f, "orders", "1=A 5=e 6=f");
 
 	/* Over the limit within the delivered scope: refused, unchanged. */
 	{
-		static const spec grow[] = {{7, "g", 4, 0}, {8, "h", 4, 0}, {9, "i", 4, 0}};
+		static const spec grow[] = {
+			{7, "g", 4, 0}, {8, "h", 4, 0}, {9, "i", 4, 0}};
 		static const spec shrink[] = {{7, "g", 4, 0}};
 		char *before;
 
 		run_ok(f, &x.t, tok, grow, 3, &c, NULL);
 		before = dump(f, "orders");
 		po = popts();
-		assert_int_equal(run_once(f, &x.t, tok, shrink, 1, &po, &c, &err, NULL),
-				 AS_EREFUSED);
+		assert_int_equal(
+			run_once(f, &x.t, tok, shrink, 1, &po, &c, &err, NULL),
+			AS_EREFUSED);
 		assert_non_null(strstr(err.msg, "would delete 2 of 3 rows"));
 		{
 			char *after = dump(f, "orders");
@@ -620,8 +671,9 @@ static void test_scoped_mode(void **state)
 static void test_append_mode(void **state)
 {
 	static const spec run1[] = {{1, "a", 0, 0}, {2, "b", 0, 0}};
-	static const spec run2[] = {{2, "b", 0, 0}, {3, "c", 0, 0}, {3, "c", 0, 0},
-				    {1, "X", 0, 0}, {4, "d", 0, 0}, {4, "D", 0, 0}};
+	static const spec run2[] = {{2, "b", 0, 0}, {3, "c", 0, 0},
+				    {3, "c", 0, 0}, {1, "X", 0, 0},
+				    {4, "d", 0, 0}, {4, "D", 0, 0}};
 	fx *f = *state;
 	int64_t tok = lease(f, "events");
 	as_counts c;
@@ -637,8 +689,9 @@ static void test_append_mode(void **state)
 	 * (live or staged): a reject, never an update. */
 	run_ok(f, &x.t, tok, run2, 6, &c, NULL);
 	assert_int_equal(f->rejects, 2);
-	assert_non_null(strstr(f->last_reject, "rows:6: append mode: a different "
-					       "record under a key that is already known"));
+	assert_non_null(strstr(f->last_reject,
+			       "rows:6: append mode: a different "
+			       "record under a key that is already known"));
 	assert_int_equal(c.inserted, 2);
 	assert_int_equal(c.updated, 0);
 	assert_int_equal(c.unchanged, 1);
@@ -650,7 +703,8 @@ static void test_append_mode(void **state)
 
 static void test_guards(void **state)
 {
-	static const spec four[] = {{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}, {4, "d", 0, 0}};
+	static const spec four[] = {
+		{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}, {4, "d", 0, 0}};
 	static const spec one[] = {{1, "a", 0, 0}};
 	fx *f = *state;
 	int64_t tok = lease(f, "items"), rid;
@@ -666,10 +720,12 @@ static void test_guards(void **state)
 	before = dump(f, "items");
 
 	/* 3 of 4 deletions (75% > 50%): refused, nothing changed. */
-	assert_int_equal(run_once(f, &x.t, tok, one, 1, &po, &c, &err, &rid), AS_EREFUSED);
+	assert_int_equal(run_once(f, &x.t, tok, one, 1, &po, &c, &err, &rid),
+			 AS_EREFUSED);
 	assert_int_equal(err.code, AS_EREFUSED);
-	assert_non_null(strstr(err.msg, "refused: the run would delete 3 of 4 rows "
-					"(75.0%, over max_delete_fraction 50%)"));
+	assert_non_null(strstr(err.msg,
+			       "refused: the run would delete 3 of 4 rows "
+			       "(75.0%, over max_delete_fraction 50%)"));
 	after = dump(f, "items");
 	assert_string_equal(before, after);
 	free(after);
@@ -689,8 +745,10 @@ static void test_guards(void **state)
 	end_run(f, &rc, "failed", "test");
 
 	/* Zero records where rows exist: refused. */
-	assert_int_equal(run_once(f, &x.t, tok, NULL, 0, &po, &c, &err, NULL), AS_EREFUSED);
-	assert_non_null(strstr(err.msg, "delivered 0 records but table items has 4 rows"));
+	assert_int_equal(run_once(f, &x.t, tok, NULL, 0, &po, &c, &err, NULL),
+			 AS_EREFUSED);
+	assert_non_null(strstr(
+		err.msg, "delivered 0 records but table items has 4 rows"));
 	after = dump(f, "items");
 	assert_string_equal(before, after);
 	free(after);
@@ -698,22 +756,26 @@ static void test_guards(void **state)
 
 	/* A stricter fraction refuses a smaller deletion. */
 	{
-		static const spec three[] = {{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}};
+		static const spec three[] = {
+			{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}};
 
 		po.max_delete_fraction = 0.2;
-		assert_int_equal(run_once(f, &x.t, tok, three, 3, &po, &c, &err, NULL),
-				 AS_EREFUSED);
+		assert_int_equal(
+			run_once(f, &x.t, tok, three, 3, &po, &c, &err, NULL),
+			AS_EREFUSED);
 		po.max_delete_fraction = 0.5;
 	}
 
 	/* Explicitly allowed: published. */
 	po.allow_deletes = 1;
-	assert_int_equal(run_once(f, &x.t, tok, one, 1, &po, &c, &err, NULL), 0);
+	assert_int_equal(run_once(f, &x.t, tok, one, 1, &po, &c, &err, NULL),
+			 0);
 	expect_counts(&c, 1, 0, 0, 1, 3);
 	expect_live(f, "items", "1=a");
 	po.allow_deletes = 0;
 	po.allow_empty = 1;
-	assert_int_equal(run_once(f, &x.t, tok, NULL, 0, &po, &c, &err, NULL), 0);
+	assert_int_equal(run_once(f, &x.t, tok, NULL, 0, &po, &c, &err, NULL),
+			 0);
 	expect_counts(&c, 0, 0, 0, 0, 1);
 	expect_live(f, "items", "");
 }
@@ -741,7 +803,8 @@ static void test_fenced_staging(void **state)
 	rc.lease_ttl_ms = 1;
 	assert_int_equal(f->ops->lease_renew(f->st, "items", tok, 1, &err), 0);
 	usleep(20000);
-	assert_int_equal(f->ops->lease_acquire(f->st, "items", "elsewhere/1/1", 60000, &tok2, &err),
+	assert_int_equal(f->ops->lease_acquire(f->st, "items", "elsewhere/1/1",
+					       60000, &tok2, &err),
 			 0);
 	assert_int_equal(tok2, tok + 1);
 
@@ -754,22 +817,26 @@ static void test_fenced_staging(void **state)
 	assert_int_equal(f->ops->stage_batch(f->st, &rc, &b, &err), AS_EFENCED);
 	assert_non_null(strstr(err.msg, "was taken over by another worker"));
 	batch_free(&b);
-	snprintf(stage_name, sizeof(stage_name), "_atomsync_stage_%lld", (long long)rc.run_id);
+	snprintf(stage_name, sizeof(stage_name), "_atomsync_stage_%lld",
+		 (long long)rc.run_id);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", stage_name);
 	expect_q(f, sql, "0");
-	expect_q(f,
-		 "SELECT quote(checkpoint)||' '||stage_seen FROM atomsync_state "
-		 "WHERE dataset = 'items'",
-		 "NULL 0");
+	expect_q(
+		f,
+		"SELECT quote(checkpoint)||' '||stage_seen FROM atomsync_state "
+		"WHERE dataset = 'items'",
+		"NULL 0");
 
 	/* And so does the publish: nothing reaches the live table. */
 	rc.seen = 2;
-	assert_int_equal(f->ops->publish(f->st, &rc, &po, &c, &err), AS_EFENCED);
+	assert_int_equal(f->ops->publish(f->st, &rc, &po, &c, &err),
+			 AS_EFENCED);
 	expect_live(f, "items", "1=a");
 	/* The fenced worker does not even record its end: the run is left to
 	 * the new holder, whose next run marks it interrupted. */
 	end_run(f, &rc, "failed", "fenced");
-	snprintf(sql, sizeof(sql), "SELECT status FROM atomsync_runs WHERE run_id = %lld",
+	snprintf(sql, sizeof(sql),
+		 "SELECT status FROM atomsync_runs WHERE run_id = %lld",
 		 (long long)rc.run_id);
 	expect_q(f, sql, "active");
 	{
@@ -783,7 +850,8 @@ static void test_fenced_staging(void **state)
 		{
 			char *got = q1(f, sql);
 
-			assert_int_equal(strncmp(got, "failed: interrupted", 19), 0);
+			assert_int_equal(
+				strncmp(got, "failed: interrupted", 19), 0);
 			free(got);
 		}
 		/* The old worker still cannot begin anything. */
@@ -794,7 +862,8 @@ static void test_fenced_staging(void **state)
 			rc2.table = &x.t;
 			rc2.token = tok;
 			rc2.lease_ttl_ms = 60000;
-			assert_int_equal(f->ops->run_begin(f->st, &rc2, &err), AS_EFENCED);
+			assert_int_equal(f->ops->run_begin(f->st, &rc2, &err),
+					 AS_EFENCED);
 			finish(f, &rc2);
 		}
 		end_run(f, &rc, "failed", "test");
@@ -883,7 +952,8 @@ static void test_resume(void **state)
 	stage(f, &rc, b1, 2, "cp-w", 2);
 	end_run(f, &rc, "failed", "x");
 
-	/* stage_discard (the source refused the checkpoint): a fresh staging. */
+	/* stage_discard (the source refused the checkpoint): a fresh staging.
+	 */
 	begin(f, &rc, &x.t, tok, 0);
 	assert_string_equal(rc.checkpoint, "cp-w");
 	assert_true(rc.resumed_from > 0);
@@ -918,7 +988,8 @@ static void test_resume(void **state)
 static void test_staging_invisible(void **state)
 {
 	static const spec run1[] = {{1, "a", 0, 0}, {2, "b", 0, 0}};
-	static const spec run2[] = {{1, "A", 0, 0}, {2, "B", 0, 0}, {3, "C", 0, 0}};
+	static const spec run2[] = {
+		{1, "A", 0, 0}, {2, "B", 0, 0}, {3, "C", 0, 0}};
 	fx *f = *state;
 	int64_t tok = lease(f, "items");
 	as_publish_opts po = popts();
@@ -968,7 +1039,8 @@ static void test_runs_and_status(void **state)
 	r2 = rc.run_id;
 
 	as_error_clear(&err);
-	assert_int_equal(f->ops->runs_list(f->st, "items", 0, &ri, &n, &err), 0);
+	assert_int_equal(f->ops->runs_list(f->st, "items", 0, &ri, &n, &err),
+			 0);
 	assert_int_equal(n, 3);
 	/* Newest first. */
 	assert_int_equal(ri[0].run_id, r2);
@@ -994,7 +1066,8 @@ static void test_runs_and_status(void **state)
 	assert_true(strcmp(ri[2].started_at, ri[2].finished_at) <= 0);
 	atomsync_run_info_free(ri, n);
 
-	assert_int_equal(f->ops->runs_list(f->st, "items", 1, &ri, &n, &err), 0);
+	assert_int_equal(f->ops->runs_list(f->st, "items", 1, &ri, &n, &err),
+			 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(ri[0].run_id, r2);
 	atomsync_run_info_free(ri, n);
@@ -1033,9 +1106,11 @@ static void test_runs_and_status(void **state)
 	{
 		int64_t rows_n = 0;
 
-		assert_int_equal(f->ops->table_rows(f->st, "items", &rows_n, &err), 0);
+		assert_int_equal(
+			f->ops->table_rows(f->st, "items", &rows_n, &err), 0);
 		assert_int_equal(rows_n, 2);
-		assert_int_equal(f->ops->table_rows(f->st, "missing", &rows_n, &err), 0);
+		assert_int_equal(
+			f->ops->table_rows(f->st, "missing", &rows_n, &err), 0);
 		assert_int_equal(rows_n, -1);
 	}
 }
@@ -1052,7 +1127,8 @@ static void test_table_mismatch(void **state)
 
 	assert_int_equal(sqlite3_open(f->path, &w), SQLITE_OK);
 	assert_int_equal(
-		sqlite3_exec(w, "CREATE TABLE items(id INTEGER, other TEXT)", NULL, NULL, NULL),
+		sqlite3_exec(w, "CREATE TABLE items(id INTEGER, other TEXT)",
+			     NULL, NULL, NULL),
 		SQLITE_OK);
 	sqlite3_close(w);
 	mk_table(&x, "items", AS_MODE_FULL);
@@ -1063,20 +1139,29 @@ static void test_table_mismatch(void **state)
 	as_error_clear(&err);
 	assert_int_equal(f->ops->run_begin(f->st, &rc, &err), 0);
 	assert_int_equal(f->ops->describe(f->st, &rc, &err), AS_EUSAGE);
-	assert_non_null(strstr(err.msg, "table items exists but does not have the "
-					"columns the dataset maps"));
+	assert_non_null(strstr(err.msg,
+			       "table items exists but does not have the "
+			       "columns the dataset maps"));
 	end_run(f, &rc, "failed", "x");
-	expect_q(f, "SELECT group_concat(name) FROM pragma_table_info('items')", "id,other");
+	expect_q(f, "SELECT group_concat(name) FROM pragma_table_info('items')",
+		 "id,other");
 }
 
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_lease),		 T(test_full_mode),	 T(test_incremental_mode),
-		T(test_scoped_mode),	 T(test_append_mode),	 T(test_guards),
-		T(test_fenced_staging),	 T(test_resume),	 T(test_staging_invisible),
-		T(test_runs_and_status), T(test_table_mismatch),
+		T(test_lease),
+		T(test_full_mode),
+		T(test_incremental_mode),
+		T(test_scoped_mode),
+		T(test_append_mode),
+		T(test_guards),
+		T(test_fenced_staging),
+		T(test_resume),
+		T(test_staging_invisible),
+		T(test_runs_and_status),
+		T(test_table_mismatch),
 	};
 #undef T
 

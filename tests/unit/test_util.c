@@ -166,7 +166,8 @@ static void test_buf_printf_detach(void **state)
 
 /* ---- str ---- */
 
-static void check_split(const char *s, char sep, size_t n, const char *const *want)
+static void check_split(const char *s, char sep, size_t n,
+			const char *const *want)
 {
 	size_t got = 99;
 	char **v = as_split(s, sep, &got);
@@ -193,7 +194,8 @@ static void test_str_split(void **state)
 	as_strv_free(NULL, 3); /* NULL-safe */
 }
 
-static void check_quoted(int (*fn)(as_buf *, const char *), const char *in, const char *want)
+static void check_quoted(int (*fn)(as_buf *, const char *), const char *in,
+			 const char *want)
 {
 	as_buf b = AS_BUF_INIT;
 
@@ -241,8 +243,8 @@ static void shell_round_trip(const char *s)
 	out[n] = '\0';
 	assert_int_equal(pclose(p), 0);
 	if (strcmp(out, s) != 0)
-		fail_msg("shell quoting of [%s] came back as [%s] (command %s)", s, out,
-			 as_buf_cstr(&cmd));
+		fail_msg("shell quoting of [%s] came back as [%s] (command %s)",
+			 s, out, as_buf_cstr(&cmd));
 	as_buf_free(&cmd);
 }
 
@@ -460,12 +462,14 @@ static void test_time_round_trip(void **state)
 
 	(void)state;
 	/* Whole milliseconds survive format -> parse exactly (to the ms). */
-	for (long long ms = 1700000000000LL; ms < 1700000000000LL + 5000; ms += 7) {
+	for (long long ms = 1700000000000LL; ms < 1700000000000LL + 5000;
+	     ms += 7) {
 		double in = (double)ms / 1000.0;
 
 		as_iso8601(in, buf, sizeof(buf));
 		assert_int_equal(as_parse_iso8601(buf, &t), 0);
-		if (t * 1000.0 < (double)ms - 0.01 || t * 1000.0 > (double)ms + 0.01)
+		if (t * 1000.0 < (double)ms - 0.01 ||
+		    t * 1000.0 > (double)ms + 0.01)
 			fail_msg("%lld ms -> %s -> %.4f", ms, buf, t);
 	}
 }
@@ -597,7 +601,8 @@ static void test_hash(void **state)
 	/* Published XXH3-64 value of the empty input: the hash stored in
 	 * `_atomsync_hash` must never change between builds (invariant 5). */
 	assert_true(as_hash64("", 0) == 0x2D06800538D394C2ULL);
-	assert_true(as_hash64(text, strlen(text)) == as_hash64(text, strlen(text)));
+	assert_true(as_hash64(text, strlen(text)) ==
+		    as_hash64(text, strlen(text)));
 	assert_true(as_hash64("a", 1) != as_hash64("b", 1));
 	assert_true(as_hash64("ab", 2) != as_hash64("ba", 2));
 	assert_true(as_hash64("a", 1) != as_hash64("a\0", 2));
@@ -606,7 +611,8 @@ static void test_hash(void **state)
 	/* Streaming in pieces gives the one-shot value. */
 	assert_int_equal(as_hasher_init(&h), 0);
 	for (size_t i = 0; i < strlen(text); i += 3)
-		as_hasher_update(&h, text + i, strlen(text) - i < 3 ? strlen(text) - i : 3);
+		as_hasher_update(&h, text + i,
+				 strlen(text) - i < 3 ? strlen(text) - i : 3);
 	assert_true(as_hasher_digest(&h) == as_hash64(text, strlen(text)));
 	as_hasher_free(&h);
 	assert_null(h.state);
@@ -628,14 +634,17 @@ static void test_error(void **state)
 	assert_int_equal(err.code, 0);
 	assert_string_equal(err.msg, "");
 
-	assert_int_equal(as_error_set(&err, AS_EINPUT, "%s:%d: bad\nvalue\r!", "f.jsonl", 3),
+	assert_int_equal(as_error_set(&err, AS_EINPUT, "%s:%d: bad\nvalue\r!",
+				      "f.jsonl", 3),
 			 AS_EINPUT);
 	assert_string_equal(err.msg, "f.jsonl:3: bad value !");
 	err.native = 19;
 	strcpy(err.sqlstate, "23505");
 
-	/* The prefix keeps code, native and sqlstate, and puts context first. */
-	assert_int_equal(as_error_prefix(&err, "dataset %s", "addons"), AS_EINPUT);
+	/* The prefix keeps code, native and sqlstate, and puts context first.
+	 */
+	assert_int_equal(as_error_prefix(&err, "dataset %s", "addons"),
+			 AS_EINPUT);
 	assert_int_equal(err.code, AS_EINPUT);
 	assert_int_equal(err.native, 19);
 	assert_string_equal(err.sqlstate, "23505");
@@ -644,7 +653,8 @@ static void test_error(void **state)
 	/* Context with a newline in it does not split the message either. */
 	as_error_prefix(&err, "line\none");
 	assert_null(strchr(err.msg, '\n'));
-	assert_string_equal(err.msg, "line one: dataset addons: f.jsonl:3: bad value !");
+	assert_string_equal(err.msg,
+			    "line one: dataset addons: f.jsonl:3: bad value !");
 
 	/* A prefix on a cleared error still yields a failure code. */
 	as_error_clear(&err);
@@ -653,13 +663,15 @@ static void test_error(void **state)
 
 	/* errno: message and native code. */
 	errno = ENOENT;
-	assert_int_equal(as_error_errno(&err, AS_ESOURCE, "open %s", "x.jsonl"), AS_ESOURCE);
+	assert_int_equal(as_error_errno(&err, AS_ESOURCE, "open %s", "x.jsonl"),
+			 AS_ESOURCE);
 	assert_int_equal(err.native, ENOENT);
 	assert_int_equal(errno, ENOENT);
 	{
 		char want[200];
 
-		snprintf(want, sizeof(want), "open x.jsonl: %s", strerror(ENOENT));
+		snprintf(want, sizeof(want), "open x.jsonl: %s",
+			 strerror(ENOENT));
 		assert_string_equal(err.msg, want);
 	}
 	/* Setting replaces native and sqlstate. */
@@ -690,8 +702,8 @@ static void test_error(void **state)
 /* In a child: configure crash points from env, pass them as script says
  * ('p' = unit.point, 'o' = unit.other), writing one byte to fd after each
  * pass survived.  Returns the child's wait status. */
-static int crash_child(const char *spec, const char *logf, const char *script, char *survived,
-		       size_t cap)
+static int crash_child(const char *spec, const char *logf, const char *script,
+		       char *survived, size_t cap)
 {
 	int fds[2], status;
 	pid_t pid;
@@ -784,7 +796,8 @@ static void test_crash_points(void **state)
 	n = fread(text, 1, sizeof(text) - 1, f);
 	text[n] = '\0';
 	fclose(f);
-	assert_string_equal(text, "unit.other\nunit.point\nunit.other\nunit.point\n");
+	assert_string_equal(text,
+			    "unit.other\nunit.point\nunit.other\nunit.point\n");
 	/* The log alone enables the points without crashing. */
 	unlink(logf);
 	st = crash_child(NULL, logf, "pp", got, sizeof(got));
@@ -814,7 +827,8 @@ static unsigned long long stat_start(pid_t pid, char *state_out)
 		return 0;
 	if (state_out)
 		*state_out = p[2];
-	/* ") S ppid ...": after the state come fields 4..22; skip 18 of them. */
+	/* ") S ppid ...": after the state come fields 4..22; skip 18 of them.
+	 */
 	p += 2;
 	for (int i = 0; i < 19 && p; i++) {
 		p = strchr(p, ' ');
@@ -835,7 +849,8 @@ static unsigned long long self_pid_ns(void)
 	if (n <= 0)
 		return 0;
 	link[n] = '\0';
-	return strchr(link, '[') ? strtoull(strchr(link, '[') + 1, NULL, 10) : 0;
+	return strchr(link, '[') ? strtoull(strchr(link, '[') + 1, NULL, 10)
+				 : 0;
 }
 
 static void owner_of(pid_t pid, unsigned long long start, char *out, size_t cap)
@@ -844,7 +859,8 @@ static void owner_of(pid_t pid, unsigned long long start, char *out, size_t cap)
 
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	snprintf(out, cap, "%s/%ld/%llu/%llu", host, (long)pid, start, self_pid_ns());
+	snprintf(out, cap, "%s/%ld/%llu/%llu", host, (long)pid, start,
+		 self_pid_ns());
 }
 
 static void test_proc_owner_self(void **state)
@@ -860,12 +876,13 @@ static void test_proc_owner_self(void **state)
 	assert_ptr_equal(as_owner_self(), self); /* stable */
 	assert_int_equal(as_owner_is_dead(self), 0);
 
-	/* Our pid with another start time: a recycled pid, the owner is dead. */
+	/* Our pid with another start time: a recycled pid, the owner is dead.
+	 */
 	owner_of(getpid(), st + 1, other, sizeof(other));
 	assert_int_equal(as_owner_is_dead(other), 1);
 	/* Another host: only the expiry can tell. */
-	snprintf(other, sizeof(other), "host-that-is-not-this.invalid/%ld/%llu", (long)getpid(),
-		 st + 1);
+	snprintf(other, sizeof(other), "host-that-is-not-this.invalid/%ld/%llu",
+		 (long)getpid(), st + 1);
 	assert_int_equal(as_owner_is_dead(other), 0);
 	assert_int_equal(as_owner_is_dead("elsewhere/1/1"), 0);
 	/* A host name that is a prefix of ours is another host. */
@@ -874,7 +891,8 @@ static void test_proc_owner_self(void **state)
 
 		gethostname(host, sizeof(host) - 1);
 		if (strlen(host) > 1) {
-			snprintf(other, sizeof(other), "%.*s/1/1", (int)strlen(host) - 1, host);
+			snprintf(other, sizeof(other), "%.*s/1/1",
+				 (int)strlen(host) - 1, host);
 			assert_int_equal(as_owner_is_dead(other), 0);
 		}
 	}
