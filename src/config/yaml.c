@@ -369,5 +369,3 @@ done:
 	fy_diag_destroy(diag);
 	return rc;
 }
-
-/* ---- ${VAR} expansion and secrets -------------------------------------- */

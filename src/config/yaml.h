@@ -1,7 +1,7 @@
 /*
  * Private to the config reader: the YAML tree with line:col on every node
- * (yaml.c builds it from libfyaml's events) and the error helpers both
- * halves use.
+ * (yaml.c builds it from libfyaml's events), the reading context and the
+ * error helpers every file of src/config/ uses.
  */
 #ifndef AS_CONFIG_YAML_H
 #define AS_CONFIG_YAML_H
@@ -36,14 +36,6 @@ typedef struct cx {
 	ynode *nodes;
 	size_t nnodes;
 } cx;
-
-/* One mapping being read, and how to name it in messages. */
-typedef struct sect {
-	cx *c;
-	const ynode *map;
-	const char *where;  /* "in dataset 'addons'" */
-	const ynode *owner; /* the key that introduced it; NULL at the top */
-} sect;
 
 int as_cfg_fail_at(cx *c, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -1,0 +1,385 @@
+/*
+ * One dataset of atomsync.yml: its fields, columns, the names of its key,
+ * scope, cursor and snapshot columns, history, guard and effects, and the
+ * table it writes (valid, not reserved, not taken by another dataset).
+ */
+#include "config/config_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RECORD_MAX (1024LL * 1024 * 1024)
+
+static const char *const mode_names[] = {"full", "incremental", "scoped",
+					 "append"};
+static const char *const type_names[] = {
+	NULL, "integer", "real", "text", "boolean", "json", "timestamp"};
+static const char *const history_names[] = {"none", "snapshot", "scd2"};
+
+#define D(...) FLD(as_dataset_cfg, __VA_ARGS__)
+static const field dataset_fields[] = {
+	D("table", T_STR, 0, table, 0, 0),
+	ENM(as_dataset_cfg, "mode", mode, mode_names),
+	OTHER("key"),
+	OTHER("columns"),
+	OTHER("cursor"),
+	OTHER("scope"),
+	ENM(as_dataset_cfg, "history", history, history_names),
+	OTHER("snapshot_columns"),
+	OTHER("history_keep"),
+	D("verify_threshold", T_REAL, F_OPEN, verify_threshold, 0, 1),
+	OTHER("guard"),
+	D("reject_file", T_STR, 0, reject_file, 0, 0),
+	OTHER("invalidate"),
+	D("webhook", T_URL, F_SECRET, webhook, 0, 0),
+	D("notify", T_IDENT, 0, notify, 0, 0),
+	D("lease_ttl", T_DURATION, 0, lease_ttl_ms, 1000, 0),
+	D("batch_size", T_INT, 0, batch_size, 1, INT64_MAX),
+	D("max_record_size", T_SIZE, 0, max_record_bytes, 1, RECORD_MAX),
+	D("schedule", T_SCHEDULE, 0, schedule, 0, 0),
+	OTHER("source"),
+};
+
+static const field guard_fields[] = {
+	FLD(as_guard_cfg, "max_delete_fraction", T_REAL, 0, max_delete_fraction,
+	    0, 1),
+	FLD(as_guard_cfg, "allow_empty", T_BOOL, 0, allow_empty, 0, 0),
+	FLD(as_guard_cfg, "max_rejects", T_INT, 0, max_rejects, 0, INT64_MAX),
+};
+
+static const field column_fields[] = {
+	{"type", T_ENUM, F_REQUIRED, offsetof(as_column_cfg, type), 0, 0,
+	 type_names, NELEM(type_names)},
+	FLD(as_column_cfg, "path", T_PATH, 0, path, 0, 0),
+};
+
+struct colref {
+	const dsctx *d;
+	const char *role; /* "key", "scope", ... for messages */
+};
+
+static int check_ident(cx *c, const ynode *n, const char *name,
+		       const char *what)
+{
+	if (!as_cfg_is_ident(name))
+		return as_cfg_fail(
+			c, n,
+			"%s name '%s' is not a plain identifier (letters, digits and '_', not "
+			"starting with a digit, at most %d characters)",
+			what, SHOWN(name), IDENT_MAX);
+	if (!strncasecmp(name, "_atomsync", 9))
+		return as_cfg_fail(
+			c, n,
+			"%s name '%s' is reserved: names starting with _atomsync belong to "
+			"atomsync",
+			what, name);
+	return 0;
+}
+
+/* A column named by key, scope, cursor or snapshot_columns. */
+static int check_colref(const sect *s, const ynode *n, const char *name,
+			const void *arg)
+{
+	const struct colref *r = arg;
+	const as_dataset_cfg *ds = r->d->ds;
+	int rc = check_ident(s->c, n, name, "column");
+
+	for (size_t i = 0; !rc && i < ds->ncolumns; i++)
+		if (!strcmp(ds->columns[i].name, name))
+			return 0;
+	if (!rc && ds->columns)
+		rc = as_cfg_fail(
+			s->c, n,
+			"%s column '%s' %s is not declared in 'columns'",
+			r->role, name, r->d->where);
+	return rc;
+}
+
+static int parse_column(dsctx *d, const ynode *kn, const ynode *vn,
+			as_column_cfg *col)
+{
+	const as_dataset_cfg *ds = d->ds;
+	char where[WHERE_MAX], *text;
+	int rc = check_ident(d->s.c, kn, kn->text, "column");
+	sect s;
+
+	for (size_t i = 0; !rc && ds->columns + i < col; i++)
+		if (!strcasecmp(ds->columns[i].name, kn->text))
+			return as_cfg_fail(
+				d->s.c, kn,
+				"column '%s' %s clashes with column '%s' (names ignore case)",
+				kn->text, d->where, ds->columns[i].name);
+	if (rc)
+		return rc;
+	if (!(col->name = strdup(kn->text)))
+		return as_cfg_oom(d->s.c);
+	col->loc = as_cfg_loc(d->s.c, kn);
+	snprintf(where, sizeof(where), "in column '%s' of dataset '%s'",
+		 col->name, ds->name);
+	s = (sect){d->s.c, vn, where, kn};
+	if (vn->kind == Y_SCALAR) { /* short form: "name: text" */
+		rc = as_cfg_expand(s.c, vn, false, &text, NULL);
+		if (!rc)
+			rc = as_cfg_field_store(&s, &column_fields[0], vn, text,
+						col);
+	} else if (vn->kind == Y_MAP) {
+		rc = as_cfg_check_keys(&s, column_fields, NELEM(column_fields));
+		if (!rc)
+			rc = as_cfg_read_fields(&s, column_fields,
+						NELEM(column_fields), col);
+	} else {
+		rc = as_cfg_fail(
+			s.c, vn->kind == Y_NULL ? kn : vn,
+			"column '%s' %s needs a type such as 'text' or {type: text}",
+			col->name, d->where);
+	}
+	if (!rc && !col->path && !(col->path = strdup(col->name)))
+		rc = as_cfg_oom(s.c);
+	return rc;
+}
+
+static int parse_columns(dsctx *d)
+{
+	as_dataset_cfg *ds = d->ds;
+	const ynode *v = as_cfg_lookup(&d->s, "columns", NULL);
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	if (v->kind != Y_MAP)
+		return as_cfg_bad_value(&d->s, v, "columns",
+					"a mapping of column name to type",
+					NULL);
+	if (!as_cfg_map_len(v))
+		return as_cfg_fail(d->s.c, v, "'columns' %s must not be empty",
+				   d->where);
+	ds->columns = calloc(as_cfg_map_len(v), sizeof(*ds->columns));
+	if (!ds->columns)
+		return as_cfg_oom(d->s.c);
+	for (size_t i = 0; i < v->nkids && !rc; i += 2) {
+		as_column_cfg *col = &ds->columns[ds->ncolumns++];
+
+		rc = parse_column(d, v->kids[i], v->kids[i + 1], col);
+	}
+	return rc;
+}
+
+/* key, scope, cursor, snapshot_columns, and the rules of the mode. */
+static int parse_names(dsctx *d)
+{
+	as_dataset_cfg *ds = d->ds;
+	const ynode *k, *v, *mode = as_cfg_lookup(&d->s, "mode", NULL);
+	int rc;
+
+	rc = as_cfg_read_list(&d->s, "key", check_colref,
+			      &(struct colref){d, "key"}, &ds->key, &ds->nkey);
+	if (!rc)
+		rc = as_cfg_read_list(&d->s, "scope", check_colref,
+				      &(struct colref){d, "scope"}, &ds->scope,
+				      &ds->nscope);
+	if (!rc)
+		rc = as_cfg_read_list(&d->s, "snapshot_columns", check_colref,
+				      &(struct colref){d, "snapshot"},
+				      &ds->snapshot_columns,
+				      &ds->nsnapshot_columns);
+	if (!rc)
+		rc = as_cfg_read_scalar(&d->s, "cursor", "a column name", 0,
+					&ds->cursor, &v);
+	if (!rc && ds->cursor)
+		rc = check_colref(&d->s, v, ds->cursor,
+				  &(struct colref){d, "cursor"});
+	if (rc)
+		return rc;
+	as_cfg_lookup(&d->s, "scope", &k);
+	if (k && ds->mode != AS_MODE_SCOPED)
+		return as_cfg_fail(d->s.c, k,
+				   "'scope' %s is only valid with mode: scoped",
+				   d->where);
+	if (ds->mode == AS_MODE_SCOPED && !ds->nscope)
+		return as_cfg_fail(d->s.c, mode,
+				   "mode 'scoped' %s requires 'scope'",
+				   d->where);
+	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor)
+		return as_cfg_fail(d->s.c, mode,
+				   "mode 'incremental' %s requires 'cursor'",
+				   d->where);
+	return 0;
+}
+
+/* history_keep: a number of runs, or a duration. */
+static int parse_keep(dsctx *d)
+{
+	const char *want =
+		"a number of runs (e.g. 30) or a duration (e.g. 90d)";
+	as_dataset_cfg *ds = d->ds;
+	const ynode *v;
+	char *text;
+	int64_t n;
+	int rc;
+
+	rc = as_cfg_read_scalar(&d->s, "history_keep", want, 0, &text, &v);
+	if (rc || !text)
+		return rc;
+	if (*text && strspn(text, "0123456789") == strlen(text)) {
+		if (as_cfg_parse_i64(text, &ds->history_keep_runs))
+			goto done;
+	} else if ((n = as_parse_duration_ms(text)) >= 0) {
+		ds->history_keep_ms = n;
+		goto done;
+	}
+	rc = as_cfg_bad_value(&d->s, v, "history_keep", want, text);
+done:
+	free(text);
+	return rc;
+}
+
+static int parse_effects(dsctx *d)
+{
+	as_dataset_cfg *ds = d->ds;
+	char where[WHERE_MAX];
+	const ynode *k;
+	sect g;
+	int rc;
+
+	snprintf(where, sizeof(where), "in guard of dataset '%s'", ds->name);
+	rc = as_cfg_read_section(&d->s, "guard", where, guard_fields,
+				 NELEM(guard_fields), &ds->guard, &g);
+	if (!rc)
+		rc = as_cfg_read_list(&d->s, "invalidate", NULL, NULL,
+				      &ds->invalidate, &ds->ninvalidate);
+	if (!rc && as_cfg_lookup(&d->s, "invalidate", &k) &&
+	    !d->s.c->cfg->cache)
+		rc = as_cfg_fail(d->s.c, k,
+				 "'invalidate' %s needs a top-level 'cache'",
+				 d->where);
+	return rc;
+}
+
+static int check_table(dsctx *d)
+{
+	const as_config *cfg = d->s.c->cfg;
+	const as_dataset_cfg *ds = d->ds;
+	const ynode *v = as_cfg_lookup(&d->s, "table", NULL);
+	const ynode *at = v ? v : d->s.owner;
+	int rc;
+
+	if (!v && !as_cfg_is_ident(ds->name))
+		return as_cfg_fail(
+			d->s.c, at,
+			"dataset name '%s' is not a valid table name; set 'table'",
+			ds->name);
+	rc = check_ident(d->s.c, at, ds->table, "table");
+	if (rc)
+		return rc;
+	if (!strncasecmp(ds->table, "atomsync_", 9))
+		return as_cfg_fail(
+			d->s.c, at,
+			"table name '%s' is reserved for atomsync's own tables",
+			ds->table);
+	if (ds->history != AS_HISTORY_NONE &&
+	    strlen(ds->table) + strlen("_history") > IDENT_MAX)
+		return as_cfg_fail(
+			d->s.c, at,
+			"table name '%s' is too long for its history table (at most %d "
+			"characters with '_history')",
+			ds->table, IDENT_MAX);
+	for (size_t i = 0; cfg->datasets + i < ds; i++)
+		if (!strcasecmp(cfg->datasets[i].table, ds->table))
+			return as_cfg_fail(
+				d->s.c, at,
+				"table '%s' of dataset '%s' is already used by dataset '%s'",
+				ds->table, ds->name, cfg->datasets[i].name);
+	return 0;
+}
+
+static int default_str(cx *c, char **dst, const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (*dst)
+		return 0;
+	if (!(*dst = malloc(la + lb + 1)))
+		return as_cfg_oom(c);
+	memcpy(*dst, a, la);
+	memcpy(*dst + la, b, lb + 1);
+	return 0;
+}
+
+static int finish_dataset(dsctx *d)
+{
+	as_dataset_cfg *ds = d->ds;
+	const ynode *k;
+	int rc;
+
+	if (!ds->nkey && ds->source.format != AS_FORMAT_SINGER) {
+		as_cfg_lookup(&d->s, "key", &k);
+		return as_cfg_fail(
+			d->s.c, k ? k : d->s.owner,
+			"%s 'key' %s (only a singer source may leave it out)",
+			k ? "no value for" : "missing required key", d->where);
+	}
+	rc = default_str(d->s.c, &ds->table, ds->name, "");
+	if (!rc)
+		rc = check_table(d);
+	if (!rc)
+		rc = default_str(d->s.c, &ds->reject_file, ds->name,
+				 ".rejects.jsonl");
+	if (!rc)
+		rc = as_cfg_resolve_path(d->s.c, &ds->reject_file);
+	return rc;
+}
+
+int as_cfg_parse_dataset(cx *c, const ynode *kn, const ynode *vn,
+			 as_dataset_cfg *ds)
+{
+	const size_t n = NELEM(dataset_fields);
+	size_t len = strlen(kn->text);
+	dsctx d;
+	int rc;
+
+	if (!len || len > 128 || strspn(kn->text, WORD_CHARS ".-") != len)
+		return as_cfg_fail(
+			c, kn,
+			"dataset name '%s' may only hold letters, digits, '_', '.' and '-' (at "
+			"most 128)",
+			SHOWN(kn->text));
+	if (!(ds->name = strdup(kn->text)))
+		return as_cfg_oom(c);
+	ds->loc = as_cfg_loc(c, kn);
+	d.ds = ds;
+	snprintf(d.where, sizeof(d.where), "in dataset '%s'", ds->name);
+	d.s = (sect){c, vn, d.where, kn};
+	if (vn->kind != Y_MAP)
+		return as_cfg_fail(
+			c, vn->kind == Y_NULL ? kn : vn,
+			"dataset '%s' must be a mapping with at least 'key' and 'source'",
+			ds->name);
+	rc = as_cfg_check_keys(&d.s, dataset_fields, n);
+	if (!rc)
+		rc = parse_columns(&d);
+	if (!rc)
+		rc = as_cfg_read_fields(&d.s, dataset_fields, n, ds);
+	if (!rc)
+		rc = parse_names(&d);
+	if (!rc)
+		rc = parse_keep(&d);
+	if (!rc)
+		rc = parse_effects(&d);
+	if (!rc)
+		rc = as_cfg_parse_source(&d);
+	return rc ? rc : finish_dataset(&d);
+}
+
+const char *as_mode_name(as_mode m)
+{
+	return (unsigned)m < NELEM(mode_names) ? mode_names[m] : "unknown";
+}
+
+const char *as_type_name(as_type t)
+{
+	if (t == AS_TYPE_AUTO)
+		return "auto";
+	return (unsigned)t < NELEM(type_names) ? type_names[t] : "unknown";
+}

@@ -1,0 +1,282 @@
+/*
+ * The source of a dataset: exactly one of file, stdin, exec or http, its
+ * format, and for http the request (params, headers, TLS), pagination,
+ * rate limit, retries and circuit breaker.
+ */
+#include "config/config_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const format_names[] = {"jsonl", "singer"};
+static const char *const style_names[] = {"none",   "offset",	"page",
+					  "cursor", "next_url", "link_header"};
+
+static const field source_fields[] = {
+	OTHER("file"),
+	OTHER("stdin"),
+	OTHER("exec"),
+	OTHER("http"),
+	ENM(as_source_cfg, "format", format, format_names),
+	FLD(as_source_cfg, "stream", T_STR, 0, stream, 0, 0),
+};
+
+#define H(...) FLD(as_http_cfg, __VA_ARGS__)
+static const field http_fields[] = {
+	H("url", T_URL, F_REQUIRED, url, 0, 0),
+	OTHER("params"),
+	OTHER("headers"),
+	H("records", T_PATH, 0, records, 0, 0),
+	OTHER("pagination"),
+	H("concurrency", T_INT32, 0, concurrency, 1, 64),
+	H("rate_limit", T_RATE, 0, rate_per_sec, 0, 0),
+	H("rate_burst", T_INT, 0, rate_burst, 1, INT64_MAX),
+	H("timeout", T_DURATION, 0, timeout_ms, 1, 0),
+	H("deadline", T_DURATION, 0, deadline_ms, 0, 0),
+	OTHER("retry"),
+	OTHER("circuit_breaker"),
+	H("item_url", T_URL, 0, item_url, 0, 0),
+	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
+	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
+};
+
+static const field page_fields[] = {
+	ENM(as_http_cfg, "style", style, style_names),
+	H("offset_param", T_STR, 0, offset_param, 0, 0),
+	H("limit_param", T_STR, 0, limit_param, 0, 0),
+	H("limit", T_INT, 0, limit, 1, INT64_MAX),
+	H("page_param", T_STR, 0, page_param, 0, 0),
+	H("first_page", T_INT, 0, first_page, 0, INT64_MAX),
+	H("cursor_param", T_STR, 0, cursor_param, 0, 0),
+	H("cursor_path", T_PATH, 0, cursor_path, 0, 0),
+	H("next_url_path", T_PATH, 0, next_url_path, 0, 0),
+	H("total_path", T_PATH, 0, total_path, 0, 0),
+	H("total_tolerance", T_REAL, 0, total_tolerance, 0, 1),
+};
+
+static const field retry_fields[] = {
+	H("attempts", T_INT32, 0, retry_attempts, 1, 1000),
+	H("initial", T_DURATION, 0, retry_initial_ms, 1, 0),
+	H("max", T_DURATION, 0, retry_max_ms, 1, 0),
+};
+
+static const field breaker_fields[] = {
+	H("failures", T_INT32, 0, breaker_failures, 1, 1000000),
+};
+
+static bool is_header_name(const char *s)
+{
+	return *s && strspn(s, WORD_CHARS "!#$%&'*+-.^`|~") == strlen(s);
+}
+
+/* params or headers: name -> scalar; names of ${VAR} values are secrets. */
+static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst,
+		   size_t *ndst)
+{
+	const ynode *m = as_cfg_lookup(s, key, NULL);
+	const char *what = strcmp(key, "headers") ? "param" : "header";
+	int rc = 0, used;
+
+	if (!m)
+		return 0;
+	if (m->kind != Y_MAP)
+		return as_cfg_bad_value(s, m, key, "a mapping", NULL);
+	if (!(*dst = calloc(as_cfg_map_len(m) + 1, sizeof(**dst))))
+		return as_cfg_oom(s->c);
+	for (size_t i = 0; i < m->nkids && !rc; i += 2) {
+		const ynode *kn = m->kids[i], *vn = m->kids[i + 1];
+		as_kv *kv = &(*dst)[(*ndst)++];
+
+		if (*what == 'h' && !is_header_name(kn->text))
+			return as_cfg_fail(s->c, kn,
+					   "'%s' %s is not a valid header name",
+					   SHOWN(kn->text), s->where);
+		if (vn->kind != Y_SCALAR)
+			return as_cfg_fail(
+				s->c, vn, "%s '%s' %s must be a string, got %s",
+				what, SHOWN(kn->text), s->where,
+				as_cfg_kind_name(vn));
+		if (!(kv->key = strdup(kn->text)))
+			return as_cfg_oom(s->c);
+		rc = as_cfg_expand(s->c, vn, true, &kv->value, &used);
+		if (!rc && strpbrk(kv->value, "\r\n"))
+			rc = as_cfg_fail(s->c, vn,
+					 "%s '%s' %s contains a line break",
+					 what, SHOWN(kn->text), s->where);
+		if (!rc && used)
+			rc = as_cfg_add_unique(s->c, &h->secrets, &h->nsecrets,
+					       kv->key);
+	}
+	return rc;
+}
+
+/* What each pagination style cannot do without. */
+static int page_rules(const sect *s, const as_http_cfg *h)
+{
+	const char *need = NULL;
+
+	switch (h->style) {
+	case AS_PAGE_OFFSET:
+		if (!h->offset_param)
+			need = "'offset_param'";
+		else if (!h->limit_param && !h->limit)
+			need = "'limit_param' or 'limit'";
+		break;
+	case AS_PAGE_PAGE: need = h->page_param ? NULL : "'page_param'"; break;
+	case AS_PAGE_CURSOR:
+		need = !h->cursor_param	 ? "'cursor_param'"
+		       : !h->cursor_path ? "'cursor_path'"
+					 : NULL;
+		break;
+	case AS_PAGE_NEXT_URL:
+		need = h->next_url_path ? NULL : "'next_url_path'";
+		break;
+	default: break;
+	}
+	if (!need)
+		return 0;
+	return as_cfg_fail(s->c, as_cfg_lookup(s, "style", NULL),
+			   "pagination style '%s' %s needs %s",
+			   style_names[h->style], s->where, need);
+}
+
+static int parse_http_parts(const dsctx *d, const sect *s, as_http_cfg *h)
+{
+	char where[WHERE_MAX];
+	const ynode *k;
+	sect p;
+	int rc;
+
+	snprintf(where, sizeof(where), "in pagination of dataset '%s'",
+		 d->ds->name);
+	rc = as_cfg_read_section(s, "pagination", where, page_fields,
+				 NELEM(page_fields), h, &p);
+	if (!rc && p.map)
+		rc = page_rules(&p, h);
+	if (rc)
+		return rc;
+	snprintf(where, sizeof(where), "in retry of dataset '%s'", d->ds->name);
+	rc = as_cfg_read_section(s, "retry", where, retry_fields,
+				 NELEM(retry_fields), h, &p);
+	if (!rc && h->retry_max_ms < h->retry_initial_ms) {
+		const ynode *v = p.map ? as_cfg_lookup(&p, "max", &k) : NULL;
+
+		return as_cfg_fail(s->c, v ? v : p.owner,
+				   "'max' %s must be at least 'initial'",
+				   where);
+	}
+	snprintf(where, sizeof(where), "in circuit_breaker of dataset '%s'",
+		 d->ds->name);
+	if (!rc)
+		rc = as_cfg_read_section(s, "circuit_breaker", where,
+					 breaker_fields, NELEM(breaker_fields),
+					 h, &p);
+	return rc;
+}
+
+static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
+{
+	char where[WHERE_MAX];
+	sect s;
+	int rc;
+
+	snprintf(where, sizeof(where), "in http source of dataset '%s'",
+		 d->ds->name);
+	rc = as_cfg_read_section(src, "http", where, http_fields,
+				 NELEM(http_fields), h, &s);
+	if (!rc && !s.map)
+		return as_cfg_missing(src, "http");
+	if (!rc)
+		rc = read_kv(&s, "params", h, &h->params, &h->nparams);
+	if (!rc)
+		rc = read_kv(&s, "headers", h, &h->headers, &h->nheaders);
+	return rc ? rc : parse_http_parts(d, &s, h);
+}
+
+static int source_kind(const dsctx *d, const sect *s, as_source_cfg *src)
+{
+	static const char *const kinds[] = {"file", "stdin", "exec", "http"};
+	static const field file_f =
+		FLD(as_source_cfg, "file", T_STR, F_REQUIRED, path, 0, 0);
+	static const field exec_f =
+		FLD(as_source_cfg, "exec", T_STR, F_REQUIRED, command, 0, 0);
+	static const field stdin_f = {"stdin", T_BOOL, F_REQUIRED, 0,
+				      0,       0,      NULL,	   0};
+	const ynode *first = NULL, *k;
+	int rc, on = 0;
+
+	for (size_t i = 0; i < NELEM(kinds); i++) {
+		as_cfg_lookup(s, kinds[i], &k);
+		if (k && first)
+			return as_cfg_fail(
+				s->c, k,
+				"'%s' %s conflicts with '%s': give exactly one of file, stdin, "
+				"exec, http",
+				kinds[i], s->where, first->text);
+		if (k) {
+			first = k;
+			src->kind = (as_source_kind)(i + 1);
+		}
+	}
+	if (!first)
+		return as_cfg_fail(
+			s->c, s->owner,
+			"source %s needs one of 'file', 'stdin', 'exec' or 'http'",
+			d->where);
+	switch (src->kind) {
+	case AS_SOURCE_FILE:
+		rc = as_cfg_read_fields(s, &file_f, 1, src);
+		return rc ? rc : as_cfg_resolve_path(s->c, &src->path);
+	case AS_SOURCE_STDIN:
+		rc = as_cfg_read_fields(s, &stdin_f, 1, &on);
+		if (!rc && !on)
+			rc = as_cfg_fail(s->c, as_cfg_lookup(s, "stdin", NULL),
+					 "'stdin' %s must be true", s->where);
+		return rc;
+	case AS_SOURCE_EXEC: return as_cfg_read_fields(s, &exec_f, 1, src);
+	default: return parse_http(d, s, &src->http);
+	}
+}
+
+int as_cfg_parse_source(dsctx *d)
+{
+	as_source_cfg *src = &d->ds->source;
+	const ynode *k, *v = as_cfg_lookup(&d->s, "source", &k);
+	char where[WHERE_MAX],
+		*text = NULL; /* as_cfg_expand() leaves it on failure */
+	sect s;
+	int rc;
+
+	if (!v)
+		return as_cfg_missing(&d->s, "source");
+	src->loc = as_cfg_loc(d->s.c, k);
+	if (v->kind == Y_SCALAR) { /* source: stdin */
+		rc = as_cfg_expand(d->s.c, v, false, &text, NULL);
+		if (!rc && strcmp(text, "stdin"))
+			rc = as_cfg_bad_value(&d->s, v, "source",
+					      "a mapping or 'stdin'", text);
+		free(text);
+		src->kind = AS_SOURCE_STDIN;
+		return rc;
+	}
+	snprintf(where, sizeof(where), "in source of dataset '%s'",
+		 d->ds->name);
+	rc = as_cfg_read_section(&d->s, "source", where, source_fields,
+				 NELEM(source_fields), src, &s);
+	if (!rc)
+		rc = source_kind(d, &s, src);
+	if (rc)
+		return rc;
+	if (src->format == AS_FORMAT_SINGER && src->kind == AS_SOURCE_HTTP)
+		return as_cfg_fail(
+			s.c, as_cfg_lookup(&s, "format", NULL),
+			"format 'singer' %s is only valid for exec, file and stdin sources",
+			where);
+	if (src->stream && src->format != AS_FORMAT_SINGER) {
+		as_cfg_lookup(&s, "stream", &k);
+		return as_cfg_fail(s.c, k, "'stream' %s needs format: singer",
+				   where);
+	}
+	return 0;
+}
