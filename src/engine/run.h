@@ -1,7 +1,8 @@
 /*
  * The run object behind atomsync_run, and the entry points the sync driver
  * uses beyond the public API (parsed records, Singer keys, rejects counted
- * for records the source could not even parse).
+ * for records the source could not even parse).  What the run's own files
+ * share beyond this is in run_int.h.
  */
 #ifndef AS_ENGINE_RUN_H
 #define AS_ENGINE_RUN_H
@@ -26,45 +27,61 @@ typedef struct as_chunk {
 } as_chunk;
 
 struct atomsync_run {
+	/* the run (run.c): what it syncs, its run record and its outcome */
 	as_store *store;
 	const as_config *cfg;
 	const as_dataset_cfg *ds;
 	as_table table;
 	as_run_ctx rc;
-	as_batch batch;
 	atomsync_run_options opt;
-	int leased, prepared, done, failed;
+	int leased, done;
+	int resumable;	  /* the source can resume from a checkpoint */
+	int64_t seen;	  /* records delivered (lineage total) */
+	double started;	  /* wall clock */
+	as_counts counts; /* of the publish */
+	/* the checkpoint (run.c), committed with the batch that covers it */
+	char *pending_cp; /* newest checkpoint, not yet committed */
+	size_t cp_rows;	  /* rows of the batch it covers */
+	int64_t seen_at_cp, rejected_at_cp;
+	/* failures and rejects (reject.c) */
+	int failed;
+	as_error failure;    /* the first failure; sticky */
+	int64_t rejected;    /* refused on this thread (lineage total; rmu) */
+	int64_t conflicts;   /* refused by the store while writing (rmu) */
+	FILE *rejects;	     /* the reject file, opened at the first reject */
+	char *reject_path;   /* owned */
+	pthread_mutex_t rmu; /* reject counts and the reject file */
+	/* staging (stage.c): the batch being filled, handed to the writer */
+	as_batch batch;
+	int prepared;	    /* the staging table is ready */
 	int stage_failed;   /* a staging commit failed: its rows were tried */
-	int resumable;	    /* the source can resume from a checkpoint */
-	as_error failure;   /* the first failure; sticky */
 	int64_t batch_size; /* rows per staging commit at a checkpoint */
 	int64_t max_batch;  /* rows before a commit without a checkpoint */
-	char *pending_cp;   /* newest checkpoint, not yet committed */
-	size_t cp_rows;	    /* rows of the batch it covers */
-	int64_t seen;	    /* records delivered (lineage total) */
-	int64_t rejected;   /* refused on this thread (lineage total; rmu) */
-	int64_t conflicts;  /* refused by the store while writing (rmu) */
-	int64_t seen_at_cp, rejected_at_cp;
+	double last_flush;  /* monotonic */
 	int64_t batches, staged;
-	double started;	   /* wall clock */
-	double last_flush; /* monotonic */
-	as_counts counts;  /* of the publish */
-	FILE *rejects;
-	char *reject_path;
-	/* matching lines to live rows in key order (the store's scan_*) */
+	/* the writer thread (stage.c): one batch in flight (wbusy), in order */
+	pthread_t writer;
+	int writing, wbusy, wstop;
+	as_batch wbatch; /* the batch being written */
+	as_error werr;	 /* the first failed write */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	/* matching lines to live rows in key order (match.c; the store's
+	 * scan_*) */
 	int scan_tried, scanning, scan_have;
 	as_scan_row scan_row; /* the live row under the cursor */
 	as_arena scan_arena;  /* its text values */
 	int64_t scan_hits, scan_misses;
-	/* spans: runs of hits staged as one row each (AS_ROW_SPAN) */
+	uint64_t line_seed; /* seed of the line hashes: the fingerprint */
+	/* spans (match.c): runs of hits staged as one row each (AS_ROW_SPAN) */
 	int span_ok;	  /* hits may still make spans */
 	size_t span_at;	  /* the open span's row in the batch; NO_SPAN */
 	int have_last;	  /* last_key holds the last record's key */
 	as_val *last_key; /* nkey values; text in last_text[i] */
 	as_buf *last_text;
-	int64_t spans;	    /* span rows made */
-	uint64_t line_seed; /* seed of the line hashes: the fingerprint */
-	/* parallel mapping of parsed lines (chunk of raw lines; two halves) */
+	int64_t spans; /* span rows made */
+	/* parallel mapping of parsed lines (mapper.c; chunk of raw lines; two
+	 * halves) */
 	int deferred; /* errors may surface at a later call (chunks) */
 	as_chunk chunk;
 	as_batch half[2]; /* rows of each half; values in the batch's arenas */
@@ -73,15 +90,7 @@ struct atomsync_run {
 	size_t mlo, mhi; /* the mapper's half of the chunk */
 	pthread_mutex_t mmu;
 	pthread_cond_t mcv;
-	/* the writer thread: one batch in flight (wbusy), written in order */
-	pthread_t writer;
-	int writing, wbusy, wstop;
-	as_batch wbatch; /* the batch being written */
-	as_error werr;	 /* the first failed write */
-	pthread_mutex_t wmu;
-	pthread_cond_t wcv;
-	pthread_mutex_t rmu; /* reject counts and the reject file */
-	/* lease renewal thread and its own connection */
+	/* the lease renewal thread and its own connection (lease.c) */
 	as_store *renew_store;
 	pthread_t renewer;
 	int renewing, stop;

@@ -46,7 +46,7 @@ void as_crash_point_slow(const char *name)
 
 	/* Points pass on the writer thread too; the table is only read and
 	 * grown by one thread at a time, since the writer hand-off orders
-	 * the engine's threads (run.c). */
+	 * the engine's threads (engine/stage.c). */
 	for (i = 0; i < 64 && seen_points[i].name; i++)
 		if (strcmp(seen_points[i].name, name) == 0)
 			break;
