@@ -252,9 +252,12 @@ class SeedsTest(StoreTestCase):
         self.kill_partway("user_nfts", "--sleep 0.002")
         self.assertEqual(self.full("user_nfts"), before)
         # Two workers: while one runs the refresh, the other is turned away.
-        a = spawn(["run", "user_nfts"], cwd=self.dir, env={"TAP_ARGS": "--sleep 0.02"})
+        # The tap of the first holds its run open until the second is refused.
+        hold = self.path("hold")
+        a = spawn(["run", "user_nfts"], cwd=self.dir, env={"TAP_ARGS": "--hold " + hold})
         self.assertTrue(wait_for(lambda: self.status()["user_nfts"]["lease"]))
         b = self.atomsync("run", "user_nfts")
+        open(hold, "w").close()
         self.assertEqual(b.returncode, LEASED, b.stderr)
         self.assertEqual(a.wait(timeout=120), OK, a.stderr.read())
         a.stderr.close()
