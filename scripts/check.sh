@@ -1,5 +1,7 @@
 #!/bin/sh
-# Quick start, part 2: install what the tests need, build, and run every
+# Quick start, part 2: install what the tests need, check the format
+# (clang-format), build, run the static analysers (cppcheck, clang-tidy:
+# scripts/analyze.sh), and run every
 # test (unit, integration and fault tests against real SQLite, PostgreSQL,
 # Redis and a local HTTP API server; the reliability sweeps and the fuzz
 # corpus).  Then build again with clang under AddressSanitizer,
@@ -13,7 +15,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh test
+./scripts/format.sh --check
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} ./scripts/build.sh
+[ $# -gt 0 ] || ./scripts/analyze.sh
 (cd build && ctest --output-on-failure -j"${ATOMSYNC_TEST_JOBS:-2}" "$@")
 [ $# -eq 0 ] && [ "${ATOMSYNC_SANITIZE:-1}" != 0 ] || exit 0
 

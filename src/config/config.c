@@ -44,6 +44,7 @@ static int resolve_store(cx *c, char **store)
 			     : strncmp(*store, "sqlite:", 7) == 0 ? "sqlite:"
 								  : NULL;
 	char *path, *joined;
+	size_t n;
 	int rc;
 
 	if (!scheme || !strchr(c->file, '/'))
@@ -55,13 +56,13 @@ static int resolve_store(cx *c, char **store)
 		free(path);
 		return rc;
 	}
-	joined = malloc(strlen(scheme) + strlen(path) + 1);
+	n = strlen(scheme) + strlen(path) + 1;
+	joined = malloc(n);
 	if (!joined) {
 		free(path);
 		return as_cfg_oom(c);
 	}
-	strcpy(joined, scheme);
-	strcat(joined, path);
+	snprintf(joined, n, "%s%s", scheme, path);
 	free(path);
 	free(*store);
 	*store = joined;

@@ -124,7 +124,8 @@ typedef struct as_guard_cfg {
 
 typedef struct as_dataset_cfg {
 	char *name;
-	char *table; /* defaults to name */
+	char *table;	 /* defaults to name */
+	int share_table; /* scoped: the table may hold other scoped datasets */
 	as_mode mode;
 	char **key; /* NULL/0: from Singer SCHEMA key_properties */
 	size_t nkey;

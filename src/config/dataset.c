@@ -21,6 +21,7 @@ static const char *const history_names[] = {"none", "snapshot", "scd2"};
 #define D(...) FLD(as_dataset_cfg, __VA_ARGS__)
 static const field dataset_fields[] = {
 	D("table", T_STR, 0, table, 0, 0),
+	D("share_table", T_BOOL, 0, share_table, 0, 0),
 	ENM(as_dataset_cfg, "mode", mode, mode_names),
 	OTHER("key"),
 	OTHER("columns"),
@@ -106,6 +107,9 @@ static int parse_column(dsctx *d, const ynode *kn, const ynode *vn,
 	sect s;
 
 	for (size_t i = 0; !rc && ds->columns + i < col; i++)
+		/* Mapping keys are scalars (yaml.c refuses others), so text is
+		 * set. */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		if (!strcasecmp(ds->columns[i].name, kn->text))
 			return as_cfg_fail(
 				d->s.c, kn,
@@ -204,6 +208,13 @@ static int parse_names(dsctx *d)
 	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor)
 		return as_cfg_fail(d->s.c, mode,
 				   "mode 'incremental' %s requires 'cursor'",
+				   d->where);
+	as_cfg_lookup(&d->s, "share_table", &k);
+	if (k && ds->share_table && ds->mode != AS_MODE_SCOPED)
+		return as_cfg_fail(d->s.c, k,
+				   "'share_table' %s is only valid with mode: "
+				   "scoped (a dataset of another mode deletes "
+				   "rows of every scope)",
 				   d->where);
 	return 0;
 }

@@ -29,6 +29,8 @@ static int sb_add(cx *c, const ynode *n, sbuf *b, const char *s, size_t len)
 			return as_cfg_oom(c);
 		b->p = p;
 	}
+	/* The loop above made b->p hold len + 1 more bytes. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 	memcpy(b->p + b->len, s, len);
 	b->len += len;
 	b->p[b->len] = '\0';

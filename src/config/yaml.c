@@ -191,6 +191,8 @@ static int on_scalar(builder *b, struct fy_event *e)
 		s = "", len = 0;
 	if (memchr(s, '\0', len))
 		return as_cfg_fail(b->c, n, "NUL byte in a YAML scalar");
+	/* node_new() sets n when it returns 0. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 	if (!(n->text = strndup(s, len)))
 		return as_cfg_oom(b->c);
 	if (!at_key(b) && !e->scalar.tag && null_text(n->text) &&

@@ -71,7 +71,7 @@ int as_tpl_parse(as_tpl *t, const char *src, as_error *err)
 					src);
 				goto done;
 			}
-			if (lit.len && (rc = add_part(t, lit.data, lit.len, 0)))
+			if (lit.len && add_part(t, lit.data, lit.len, 0))
 				goto nomem;
 			as_buf_reset(&lit);
 			if ((rc = add_part(t, p + 1, (size_t)(end - p - 1), 1)))

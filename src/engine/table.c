@@ -15,6 +15,8 @@
 static as_col *find_col(as_table *t, const char *name)
 {
 	for (size_t i = 0; i < t->ncols; i++)
+		/* Every column has a name (config/dataset.c). */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 		if (strcmp(t->cols[i].name, name) == 0)
 			return &t->cols[i];
 	return NULL;
@@ -90,6 +92,7 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 	if (!t->cols || !t->scope || !t->dataset || !t->table)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	t->mode = ds->mode;
+	t->share_table = ds->share_table;
 	t->history = ds->history;
 	t->cursor = -1;
 	for (size_t i = 0; !rc && i < nkey; i++) {

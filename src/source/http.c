@@ -210,7 +210,7 @@ static char *page_url(http_src *s, int64_t k, const char *ref)
 	switch (h->style) {
 	case AS_PAGE_OFFSET:
 		snprintf(num, sizeof(num), "%lld",
-			 (long long)((k - 1) * s->size));
+			 ((long long)k - 1) * s->size);
 		add_param(&b, h->offset_param, num);
 		break;
 	case AS_PAGE_PAGE:
@@ -732,7 +732,7 @@ static int end_page(http_src *s, http_page *pg, as_event *ev, as_error *err)
 	s->emit = k + 1;
 	s->ended = last;
 	/* Keep the window full while the engine stages this page. */
-	if (!last && ((rc = fill(s, err)) || (rc = pump(s, 0, err)) < 0)) {
+	if (!last && (fill(s, err) || pump(s, 0, err) < 0)) {
 		s->failed = 1;
 		s->fail = *err;
 	}

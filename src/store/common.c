@@ -129,6 +129,29 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 	return 0;
 }
 
+int as_table_owner_check(const as_table *t, const char *other,
+			 const char *other_mode, as_error *err)
+{
+	if (!other)
+		return 0;
+	/* Scoped datasets replace only the scopes they deliver, so several of
+	 * them may fill disjoint scopes of one table when they say so. */
+	if (t->share_table && t->mode == AS_MODE_SCOPED &&
+	    as_streq(other_mode, "scoped"))
+		return 0;
+	return as_error_set(
+		err, AS_EUSAGE,
+		"dataset %s: table %s belongs to dataset %s%s; give %s a "
+		"table of its own%s",
+		t->dataset, t->table, other,
+		as_streq(other_mode, "scoped") ? "" : " (not a scoped dataset)",
+		t->dataset,
+		t->mode == AS_MODE_SCOPED && as_streq(other_mode, "scoped")
+			? ", or set share_table: true on it to fill its own "
+			  "scopes of the table"
+			: "");
+}
+
 void as_dataset_status_free(as_dataset_status *s, size_t n)
 {
 	if (!s)

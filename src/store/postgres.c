@@ -725,6 +725,46 @@ static int clear_stage_state(pg_store *s, const char *dataset, as_error *err)
 }
 
 /* Decide from the state row whether this run continues the staging. */
+/* Inside the run's first transaction: is the table another dataset's?  The
+ * advisory lock (per table name, until commit) keeps two first runs of
+ * different datasets from both finding the table free.  A non-scoped owner
+ * sorts first: it refuses sharing. */
+static int check_owner(pg_store *s, const as_table *t, as_error *err)
+{
+	PGresult *res;
+	as_pg_params p;
+	int rc;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_text(&p, t->table);
+	if (as_pg_exec(
+		    s,
+		    "SELECT pg_advisory_xact_lock(hashtext('atomsync table ' "
+		    "|| $2)), (SELECT dataset || '|' || coalesce(mode, '') "
+		    "FROM atomsync_state WHERE table_name = $2 AND dataset <> "
+		    "$1 ORDER BY mode = 'scoped', dataset LIMIT 1)",
+		    &p, &res, "reading the table's owner", err))
+		return err->code;
+	if (PQgetisnull(res, 0, 1)) {
+		rc = 0;
+	} else {
+		char *other = cell_dup(res, 0, 1), *bar;
+
+		if (!other) {
+			PQclear(res);
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+		/* Mode names hold no '|': the last one ends the name. */
+		bar = strrchr(other, '|');
+		*bar = '\0';
+		rc = as_table_owner_check(t, other, bar + 1, err);
+		free(other);
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int read_state(pg_store *s, as_run_ctx *rc, char **stage,
 		      int64_t *last_run, int *resume, as_error *err)
 {
@@ -813,6 +853,8 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		    "connection); nothing was published' "
 		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
 		    &p, NULL, "recording interrupted runs", err))
+		goto fail;
+	if (check_owner(s, t, err))
 		goto fail;
 	as_pg_param_text(&p, t->table);
 	as_pg_param_text(&p, as_mode_name(t->mode));

@@ -804,12 +804,11 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 					  "rollback: upsert", err)))
 			goto done;
 		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(
-				err, AS_ESTORE,
-				"rollback wrote %lld rows, "
-				"expected %lld; nothing changed",
-				(long long)changes,
-				(long long)(c->inserted + c->updated));
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback wrote %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)c->inserted + c->updated);
 			goto done;
 		}
 	}

@@ -559,7 +559,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	c->live_after = c->live_before + c->inserted - c->deleted;
 	as_crash_point("publish.before_commit");
-	if ((ret = as_pg_commit(s, "publish: commit", err)) &&
+	if (as_pg_commit(s, "publish: commit", err) &&
 	    (ret = commit_outcome(s, rc, err)))
 		goto fail;
 	as_crash_point("publish.committed");

@@ -154,6 +154,35 @@ int as_sq_table_exists(sq_store *s, const char *name, int *exists,
 	return rc;
 }
 
+/* Inside the run's first transaction: is the table another dataset's?
+ * SQLite's table names are case-insensitive, so the match is too.  A
+ * non-scoped owner sorts first: it refuses sharing. */
+static int check_owner(sq_store *s, const as_table *t, as_error *err)
+{
+	sqlite3_stmt *q;
+	int rc;
+
+	if (as_sq_prepare(s,
+			  "SELECT dataset, mode FROM atomsync_state WHERE "
+			  "table_name = ?2 COLLATE NOCASE AND dataset <> ?1 "
+			  "ORDER BY mode = 'scoped', dataset LIMIT 1",
+			  &q, err))
+		return AS_ESTORE;
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		rc = as_table_owner_check(
+			t, (const char *)sqlite3_column_text(q, 0),
+			(const char *)sqlite3_column_text(q, 1), err);
+	else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = as_sq_fail(s, err, "reading the table's owner");
+	sqlite3_finalize(q);
+	return rc;
+}
+
 /* ---- opening ---- */
 
 static const char *SCHEMA =
@@ -583,6 +612,9 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		goto fail;
 	}
 	sqlite3_finalize(q);
+	q = NULL;
+	if (check_owner(s, t, err))
+		goto fail;
 	if (as_sq_prepare(
 		    s,
 		    "INSERT INTO atomsync_state(dataset, table_name, mode) "
@@ -742,9 +774,12 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token,
 			rc->lease_ttl_ms, &ferr)) {
 		as_sq_rollback(s);
-		return ferr.code == AS_EFENCED
-			       ? 0
-			       : as_error_set(err, ferr.code, "%s", ferr.msg);
+		if (ferr.code == AS_EFENCED)
+			return 0;
+		/* The whole error, native SQLite code included. */
+		if (err)
+			*err = ferr;
+		return ferr.code;
 	}
 	if (as_sq_prepare(
 		    s,

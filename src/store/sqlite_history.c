@@ -408,11 +408,12 @@ static int keep_from(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		ret = sqlite3_step(q);
 		if (ret == SQLITE_ROW)
 			*cutoff = sqlite3_column_int64(q, 0);
+		else if (ret != SQLITE_DONE)
+			as_sq_fail(s, err, "history retention");
 		sqlite3_finalize(q);
 		q = NULL;
 		if (ret != SQLITE_ROW && ret != SQLITE_DONE)
-			return as_sq_fail(s, err, "history retention");
-		ret = 0;
+			return AS_ESTORE;
 	}
 	if (po->history_keep_ms > 0) {
 		char since[40];
@@ -432,10 +433,15 @@ static int keep_from(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		sqlite3_bind_int64(q, 2, first);
 		sqlite3_bind_int64(q, 3, rc->run_id);
 		sqlite3_bind_text(q, 4, since, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(q) == SQLITE_ROW &&
-		    sqlite3_column_int64(q, 0) > *cutoff)
+		/* An error here must fail the publish, not skip the pruning. */
+		ret = sqlite3_step(q);
+		if (ret == SQLITE_ROW && sqlite3_column_int64(q, 0) > *cutoff)
 			*cutoff = sqlite3_column_int64(q, 0);
+		else if (ret != SQLITE_ROW && ret != SQLITE_DONE)
+			as_sq_fail(s, err, "history retention");
 		sqlite3_finalize(q);
+		if (ret != SQLITE_ROW && ret != SQLITE_DONE)
+			return AS_ESTORE;
 	}
 	return 0;
 }
@@ -897,12 +903,11 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		if ((ret = buf_exec_int(s, &b, 0, &changes, err)))
 			goto done;
 		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(
-				err, AS_ESTORE,
-				"rollback wrote %lld rows, "
-				"expected %lld; nothing changed",
-				(long long)changes,
-				(long long)(c->inserted + c->updated));
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback wrote %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)c->inserted + c->updated);
 			goto done;
 		}
 	}

@@ -43,6 +43,8 @@ typedef struct as_table {
 	int cursor; /* index into cols, -1 when none */
 	as_history history;
 	char *fingerprint; /* hex digest of everything that shapes staging */
+	int share_table;   /* scoped: may share the table with other scoped
+			    * datasets (as_table_owner_check) */
 } as_table;
 
 /* Whether column i is kept by an unchanged row's staging row (and read by
@@ -310,5 +312,11 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 void as_dataset_status_free(as_dataset_status *s, size_t n);
 char *as_redact_url(const char *url);
 int as_table_key_list(const as_table *t, char *buf, size_t cap);
+/* A table belongs to the dataset whose first run created its state: `other`
+ * is another dataset recorded on t's table (NULL: none), with its mode's
+ * name.  AS_EUSAGE naming the owner unless both are scoped and t says
+ * share_table. */
+int as_table_owner_check(const as_table *t, const char *other,
+			 const char *other_mode, as_error *err);
 
 #endif

@@ -113,6 +113,10 @@ class SqliteStore:
         return bool(self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                (table,)))
 
+    def tables(self):
+        return sorted(r[0] for r in self.query(
+            "SELECT name FROM sqlite_master WHERE type='table'"))
+
     def rows(self, table, cols=None):
         """The live rows, sorted, without atomsync's own columns."""
         if not self.table_exists(table):

@@ -130,6 +130,10 @@ class PostgresStore:
         return rows
 
     # -- SqliteStore's interface --
+    def tables(self):
+        return sorted(r[0] for r in self.query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
+
     def table_exists(self, table):
         return bool(self.query("SELECT to_regclass(quote_ident(?)) IS NOT NULL",
                                (table,))[0][0])
