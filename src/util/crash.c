@@ -4,6 +4,7 @@
 #include "util/crash.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ int as_crash_enabled;
 static char target[128];
 static long target_n;
 static long passes;
+static int stop_there; /* ATOMSYNC_CRASH_ACTION=stop */
 static FILE *trace;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -33,6 +35,8 @@ void as_crash_init(void)
 		if (target_n < 1)
 			target_n = 1;
 		as_crash_enabled = 1;
+		stop_there = getenv("ATOMSYNC_CRASH_ACTION") &&
+			     !strcmp(getenv("ATOMSYNC_CRASH_ACTION"), "stop");
 	}
 	if (logf && *logf) {
 		trace = fopen(logf, "a");
@@ -51,6 +55,11 @@ void as_crash_point_slow(const char *name)
 	if (target[0] && strcmp(name, target) == 0 && ++passes == target_n) {
 		if (trace)
 			fflush(trace);
+		if (stop_there) {
+			pthread_mutex_unlock(&lock);
+			raise(SIGSTOP);
+			return;
+		}
 		_exit(AS_CRASH_EXIT);
 	}
 	pthread_mutex_unlock(&lock);

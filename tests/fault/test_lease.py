@@ -202,6 +202,46 @@ class LeaseTest(StoreTestCase):
         self.assertEqual(self.store.rows("d", COLS), reference_rows(new, COLS))
 
 
+class PausedPublishTest(StoreTestCase):
+    """SQLite only: its write lock cannot be taken from a stopped process."""
+    store_name = "sqlite"
+
+    def test_paused_publish_holds_the_dataset(self):
+        """Invariant 6 (docs/operations.md, "Paused publish"): a worker
+        stopped inside its publish, past its lease, still holds SQLite's
+        write lock.  A second run exits 4 naming the publishing run (not
+        exit 1 "database is locked") and does nothing; the first, continued,
+        completes its publish, which no other worker could have touched."""
+        self.config(CONFIG % ("1s", sys.executable, TAP))
+        old, new = recs(200, "old"), recs(250, "new")
+        write_jsonl(self.path("recs.jsonl"), old)
+        self.atomsync("run", check=OK)
+        write_jsonl(self.path("recs.jsonl"), new)
+        a = spawn(["run"], cwd=self.dir,
+                  env={"ATOMSYNC_CRASH": "publish.before_commit",
+                       "ATOMSYNC_CRASH_ACTION": "stop"})
+        try:
+            wait_for(lambda: proc_state(a.pid) == "T", what="the publish to stop")
+            time.sleep(1.5)  # past lease_ttl
+            before = self.store.full_rows("d")
+            nruns = len(self.runs("d"))
+            p = self.atomsync("run", "--json")
+            self.assertEqual(p.returncode, LEASED, p.stderr)
+            own = [l for l in p.stderr.splitlines() if l.startswith("atomsync:")]
+            self.assertEqual(len(own), 1, p.stderr)
+            self.assertIn("being published by", own[0])
+            self.assertIn("run %d" % self.runs("d")[0]["run_id"], own[0])
+            self.assertEqual(self.store.full_rows("d"), before)
+            self.assertEqual(len(self.runs("d")), nruns)
+        finally:
+            os.kill(a.pid, signal.SIGCONT)
+        self.assertEqual(a.wait(timeout=60), OK, a.stderr.read())
+        a.stderr.close()
+        self.assertEqual(self.store.rows("d", COLS), reference_rows(new, COLS))
+        self.assertEqual(self.runs("d")[0]["status"], "completed")
+        self.atomsync("run", check=OK)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
