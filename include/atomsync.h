@@ -3,8 +3,12 @@
  * publishing each run all at once or not at all.
  *
  * This is the whole public C API.  A program opens a store, loads a config
- * (or builds one in memory), begins a run of a dataset, puts records with
- * checkpoints, and publishes; the `atomsync` command is the first client.
+ * (or builds one in memory), and either runs a dataset with its configured
+ * source (atomsync_sync, what `atomsync run` does) or feeds a run itself:
+ * begins it, puts records with checkpoints, and publishes.  Status, run
+ * records, rollback, verification and the outbox are here too; the
+ * `atomsync` command is the first client.  Link with `pkg-config --libs
+ * atomsync` or CMake's find_package(atomsync).
  *
  * Conventions: functions return 0 on success or a negative ATOMSYNC_E*
  * value; the message is in the atomsync_error passed in.  A `T **out`
@@ -72,6 +76,19 @@ typedef struct atomsync_run_options {
 	size_t nscopes;
 } atomsync_run_options;
 
+/* Progress of a running sync, reported about every half second and once
+ * more at the end (done = 1). */
+typedef struct atomsync_progress {
+	const char *dataset;
+	int64_t records; /* delivered by the source */
+	int64_t pages;	 /* HTTP pages */
+	int64_t bytes;	 /* bytes read */
+	double elapsed;	 /* seconds since the run began */
+	int done;	 /* the last call for this run */
+} atomsync_progress;
+
+typedef void (*atomsync_progress_fn)(const atomsync_progress *p, void *ud);
+
 /* ---- configuration ---- */
 
 /* Read atomsync.yml; errors are "file:line:col: message". */
@@ -84,6 +101,31 @@ void atomsync_config_free(atomsync_config *cfg);
 const char *atomsync_config_store(const atomsync_config *cfg);
 size_t atomsync_config_ndatasets(const atomsync_config *cfg);
 const char *atomsync_config_dataset_name(const atomsync_config *cfg, size_t i);
+
+/*
+ * A config built in memory: a store and datasets added one by one, each
+ * read from a file or stdin (what `atomsync load` runs).  Every string is
+ * copied.  Other settings take their atomsync.yml defaults.
+ */
+typedef struct atomsync_dataset_spec {
+	const char *name;  /* dataset name; also the table unless table set */
+	const char *table; /* NULL: name */
+	const char *key;   /* "col[,col...]"; NULL only with format singer */
+	const char *mode; /* "full" (NULL), "incremental", "scoped", "append" */
+	const char *scope;   /* scoped: "col[,col...]" */
+	const char *cursor;  /* incremental: the cursor column */
+	const char *file;    /* path, or NULL / "-" for stdin */
+	const char *format;  /* "jsonl" (NULL) or "singer" */
+	int64_t batch_size;  /* records per staging commit; 0: default */
+	int64_t max_rejects; /* bad records tolerated; -1: default (0) */
+} atomsync_dataset_spec;
+
+int atomsync_config_new(atomsync_config **out, const char *store_url,
+			atomsync_error *err);
+/* ATOMSYNC_EUSAGE naming the field when the spec is not usable. */
+int atomsync_config_add_dataset(atomsync_config *cfg,
+				const atomsync_dataset_spec *spec,
+				atomsync_error *err);
 
 /* ---- stores ---- */
 
@@ -99,7 +141,123 @@ void atomsync_run_info_free(atomsync_run_info *infos, size_t n);
 /* Free the strings of one record filled by atomsync_run_publish(). */
 void atomsync_run_info_clear(atomsync_run_info *info);
 
-/* ---- runs ---- */
+/* What `atomsync status --json` shows of one configured dataset. */
+typedef struct atomsync_dataset_status {
+	char *dataset;
+	char *table;
+	char *mode;
+	int64_t rows;		    /* -1 when the table does not exist yet */
+	int64_t published_run;	    /* 0 when never published */
+	char *cursor;		    /* JSON or NULL */
+	int resumable;		    /* a checkpoint waits */
+	char *lease_owner;	    /* NULL when free */
+	double lease_expires;	    /* Unix seconds */
+	atomsync_run_info last_run; /* newest sync or rollback; run_id 0:
+				     * none */
+	atomsync_run_info last_verify; /* newest verify; run_id 0: none */
+} atomsync_dataset_status;
+
+/* Status of every dataset of cfg, in config order, or of the one named
+ * (ATOMSYNC_EUSAGE when cfg has no such dataset). */
+int atomsync_status(atomsync_store *store, const atomsync_config *cfg,
+		    const char *dataset, atomsync_dataset_status **out,
+		    size_t *n, atomsync_error *err);
+void atomsync_dataset_status_free(atomsync_dataset_status *s, size_t n);
+
+/* ---- running a dataset ---- */
+
+/*
+ * Run one dataset with its configured source, exactly what `atomsync run
+ * DATASET` does: lease, resume or start, stage, publish, deliver the
+ * outbox.  Returns 0 when published, ATOMSYNC_EREFUSED when a guard
+ * refused it, ATOMSYNC_ELEASE when another worker holds it, another
+ * negative code when it failed.  opt and fn may be NULL; info (optional)
+ * receives the run record whenever a run was begun (run_id != 0; free its
+ * strings with atomsync_run_info_clear).
+ */
+int atomsync_sync(atomsync_store *st, const atomsync_config *cfg,
+		  const char *dataset, const atomsync_run_options *opt,
+		  atomsync_progress_fn fn, void *ud, atomsync_run_info *info,
+		  atomsync_error *err);
+
+/*
+ * Restore the dataset's table to its content after run to_run, in one
+ * transaction recorded as a run of kind "rollback" (info receives it).
+ * ATOMSYNC_EUSAGE, nothing changed, when the history cannot restore that
+ * run; ATOMSYNC_ELEASE when another worker holds the dataset.
+ */
+int atomsync_rollback(atomsync_store *st, const atomsync_config *cfg,
+		      const char *dataset, int64_t to_run,
+		      atomsync_run_info *info, atomsync_error *err);
+
+/* The outcome of atomsync_verify, as `atomsync verify --json` prints it. */
+typedef struct atomsync_verify_result {
+	int64_t run_id; /* the verify run on record; 0 if none */
+	int64_t live_rows;
+	int count_checked; /* 0: not available (count_note says why) */
+	int count_ok;
+	int64_t source_total;
+	char count_note[256];
+	int sample_checked; /* 0: not available (sample_note says why) */
+	size_t sampled, matched, differing, missing;
+	double accuracy; /* matched / sampled; 1 when nothing sampled */
+	char sample_note[256];
+	double threshold; /* the dataset's verify_threshold */
+	int passed;
+	char *mismatches; /* JSON array [{key, missing, error, columns}] */
+	char summary[512];
+} atomsync_verify_result;
+
+/* Check the live table against the source (count, and sample rows
+ * re-fetched through item_url).  Nonzero only when the check itself could
+ * not be made; out->passed says whether the data passed. */
+int atomsync_verify(atomsync_store *st, const atomsync_config *cfg,
+		    const char *dataset, size_t sample,
+		    atomsync_verify_result **out, atomsync_error *err);
+void atomsync_verify_result_free(atomsync_verify_result *r);
+
+/* ---- the outbox (cache invalidations and webhooks, invariant 7) ---- */
+
+typedef struct atomsync_outbox_event {
+	int64_t event_id, run_id;
+	char *dataset;
+	char *target;	    /* "redis" | "webhook" */
+	char *status;	    /* "pending" | "delivered" */
+	int64_t attempts;   /* delivery attempts so far */
+	char *last_error;   /* NULL when none */
+	char *created_at;   /* ISO 8601 UTC */
+	char *delivered_at; /* NULL while pending */
+	int64_t keys;	    /* keys the event invalidates */
+	char *payload;	    /* JSON; NULL unless asked for */
+} atomsync_outbox_event;
+
+#define ATOMSYNC_OUTBOX_PENDING 1 /* only pending events */
+#define ATOMSYNC_OUTBOX_PAYLOAD 2 /* fill payload (it may be megabytes) */
+
+/* Events of dataset (NULL: all), oldest first.  With
+ * ATOMSYNC_OUTBOX_PENDING: the pending events after after_id, at most limit
+ * (0: all).  Without: every pending event and the last limit delivered ones
+ * (what `atomsync outbox list` shows).  ATOMSYNC_OUTBOX_PAYLOAD fills
+ * payload. */
+int atomsync_outbox_list(atomsync_store *st, const char *dataset,
+			 int64_t after_id, size_t limit, unsigned flags,
+			 atomsync_outbox_event **out, size_t *n,
+			 atomsync_error *err);
+void atomsync_outbox_events_free(atomsync_outbox_event *v, size_t n);
+
+typedef struct atomsync_drain_stats {
+	int64_t delivered; /* events delivered by this drain */
+	int64_t failed;	   /* events tried and left pending */
+	char first_error[512];
+} atomsync_drain_stats;
+
+/* Deliver the pending events of dataset (NULL: all), in order, through
+ * the config's cache and webhooks.  Nonzero only when the store fails. */
+int atomsync_outbox_drain(atomsync_store *st, const atomsync_config *cfg,
+			  const char *dataset, atomsync_drain_stats *out,
+			  atomsync_error *err);
+
+/* ---- runs fed by the caller ---- */
 
 /*
  * Begin a run of the named dataset: take the dataset's lease (or fail with

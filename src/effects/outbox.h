@@ -15,20 +15,8 @@
 #include "util/buf.h"
 #include "util/error.h"
 
-/* One row of atomsync_outbox. */
-struct as_outbox_event {
-	int64_t event_id, run_id;
-	char *dataset;
-	char *target;	    /* "redis" | "webhook" */
-	char *status;	    /* "pending" | "delivered" */
-	int64_t attempts;   /* delivery attempts so far */
-	char *last_error;   /* NULL when none */
-	char *created_at;   /* ISO 8601 UTC */
-	char *delivered_at; /* NULL while pending */
-	int64_t keys;	    /* keys the event invalidates (keys_count) */
-	char *payload;	    /* JSON; NULL unless AS_OUTBOX_PAYLOAD */
-};
-
+/* One row of atomsync_outbox: as_outbox_event, the public
+ * atomsync_outbox_event (store/store.h). */
 void as_outbox_events_free(as_outbox_event *v, size_t n);
 
 /* Keys per event: a larger change is split over several events so that
@@ -106,11 +94,7 @@ void as_payload_free(as_payload *p);
 
 /* ---- the drain (after commit) ---- */
 
-typedef struct as_drain_stats {
-	int64_t delivered; /* events delivered by this drain */
-	int64_t failed;	   /* events tried and left pending */
-	char first_error[512];
-} as_drain_stats;
+typedef atomsync_drain_stats as_drain_stats;
 
 /*
  * Deliver the pending events of dataset (NULL: all) in event order: Redis

@@ -7,16 +7,9 @@
 
 #include "engine/run.h"
 
-typedef struct as_progress {
-	const char *dataset;
-	int64_t records; /* delivered by the source */
-	int64_t pages;	 /* HTTP pages */
-	int64_t bytes;	 /* bytes read */
-	double elapsed;	 /* seconds since the run began */
-	int done;	 /* the last call for this run */
-} as_progress;
-
-typedef void (*as_progress_fn)(const as_progress *p, void *ud);
+/* The public progress report (include/atomsync.h). */
+typedef atomsync_progress as_progress;
+typedef atomsync_progress_fn as_progress_fn;
 
 /*
  * Run one dataset.  Returns 0 when published (info says what changed),

@@ -185,11 +185,13 @@ typedef struct as_dataset_status {
 
 typedef struct atomsync_run_info as_run_info;
 
-/* An outbox event (defined in effects/outbox.h). */
-typedef struct as_outbox_event as_outbox_event;
+/* An outbox event: the public struct (include/atomsync.h). */
+typedef struct atomsync_outbox_event as_outbox_event;
 enum {
-	AS_OUTBOX_PENDING = 1, /* only pending events, after after_id */
-	AS_OUTBOX_PAYLOAD = 2  /* fill payload (it may be megabytes) */
+	AS_OUTBOX_PENDING = ATOMSYNC_OUTBOX_PENDING, /* only pending events,
+						      * after after_id */
+	AS_OUTBOX_PAYLOAD = ATOMSYNC_OUTBOX_PAYLOAD  /* fill payload (it may be
+						      * megabytes) */
 };
 
 typedef struct as_store_ops {
