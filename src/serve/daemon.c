@@ -22,9 +22,9 @@
 #include "util/time.h"
 
 #define TICK_MS 200
-#define REFRESH_S 2.0	   /* re-read the records of an idle dataset */
-#define OUTBOX_EVERY_S 10  /* redeliver pending outbox events */
-#define LEASE_WAIT_S 1.0   /* after a refused lease */
+#define REFRESH_S 2.0	  /* re-read the records of an idle dataset */
+#define OUTBOX_EVERY_S 10 /* redeliver pending outbox events */
+#define LEASE_WAIT_S 1.0  /* after a refused lease */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -93,15 +93,19 @@ static int jobs_sync(as_serve *sv, const as_config *cfg, as_error *err)
 				return as_error_set(err, AS_ENOMEM,
 						    "out of memory");
 			}
+			as_job **tail = &sv->jobs;
+
+			while (*tail)
+				tail = &(*tail)->next_job;
 			j->sv = sv;
-			j->next_job = sv->jobs;
-			sv->jobs = j;
+			*tail = j; /* config order */
 		}
 		j->removed = 0;
 		r = as_sched_from_cfg(&j->sched, ds, why, sizeof(why));
 		if (r < 0)
-			return as_error_set(err, AS_EUSAGE, "%s: dataset %s: %s",
-					    cfg->path, ds->name, why);
+			return as_error_set(err, AS_EUSAGE,
+					    "%s: dataset %s: %s", cfg->path,
+					    ds->name, why);
 		j->scheduled = r;
 		j->refreshed = 0;
 	}
@@ -134,8 +138,8 @@ static void run_end_log(as_serve *sv, const char *name, int rc,
 	json_object_set_new(f, "run_id", json_integer(ri->run_id));
 	json_object_set_new(f, "status",
 			    json_string(rc == AS_ELEASE ? "skipped"
-					: ri->status ? ri->status
-						     : "failed"));
+					: ri->status	? ri->status
+							: "failed"));
 	json_object_set_new(f, "seconds", json_real(secs));
 	if (rc == 0) {
 		json_object_set_new(f, "seen", json_integer(ri->seen));
@@ -224,9 +228,9 @@ static void refresh(as_serve *sv, as_store *st, as_job *j, double now)
 	}
 	as_sched_last_from_runs(&j->last, v, n);
 	atomsync_run_info_free(v, n);
-	j->next = j->scheduled ? as_sched_next(&j->sched, j->name, &j->last,
-					       now)
-			       : -1;
+	j->next = j->scheduled
+			  ? as_sched_next(&j->sched, j->name, &j->last, now)
+			  : -1;
 	j->refreshed = as_mono();
 }
 
@@ -332,18 +336,15 @@ static void *outbox_main(void *arg)
 					     "outbox: %s", err.msg);
 			snprintf(last, sizeof(last), "%s", err.msg);
 		} else if (ds.delivered || ds.failed) {
-			as_serve_log(sv, ds.failed ? "warn" : "info", "outbox",
-				     NULL,
-				     json_pack("{s:I, s:I}", "delivered",
-					       (json_int_t)ds.delivered,
-					       "pending",
-					       (json_int_t)ds.failed),
-				     "outbox: %lld events delivered, %lld "
-				     "still pending%s%s",
-				     (long long)ds.delivered,
-				     (long long)ds.failed,
-				     ds.first_error[0] ? ": " : "",
-				     ds.first_error);
+			as_serve_log(
+				sv, ds.failed ? "warn" : "info", "outbox", NULL,
+				json_pack("{s:I, s:I}", "delivered",
+					  (json_int_t)ds.delivered, "pending",
+					  (json_int_t)ds.failed),
+				"outbox: %lld events delivered, %lld "
+				"still pending%s%s",
+				(long long)ds.delivered, (long long)ds.failed,
+				ds.first_error[0] ? ": " : "", ds.first_error);
 		}
 		as_store_close(st);
 	}

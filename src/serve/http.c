@@ -33,8 +33,7 @@ static int reply(struct MHD_Connection *c, unsigned code, const char *type,
 	return rc;
 }
 
-static int reply_text(struct MHD_Connection *c, unsigned code,
-		      const char *text)
+static int reply_text(struct MHD_Connection *c, unsigned code, const char *text)
 {
 	return reply(c, code, "text/plain; charset=utf-8", strdup(text));
 }
@@ -53,8 +52,7 @@ static int reply_json(struct MHD_Connection *c, unsigned code, json_t *v)
 	return reply(c, code, "application/json", body);
 }
 
-static int reply_error(struct MHD_Connection *c, unsigned code,
-		       const char *msg)
+static int reply_error(struct MHD_Connection *c, unsigned code, const char *msg)
 {
 	return reply_json(c, code, json_pack("{s:s}", "error", msg));
 }
@@ -64,8 +62,7 @@ static int token_ok(struct MHD_Connection *c, const char *token)
 	const char *h, *q;
 	size_t tl = strlen(token);
 
-	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-					"Authorization");
+	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	if (h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == tl &&
 	    memcmp(h + 7, token, tl) == 0)
 		return 1;
@@ -93,9 +90,9 @@ static void own_metrics(as_serve *sv, as_buf *b)
 		       "# TYPE atomsync_run_active gauge\n");
 	for (as_job *j = sv->jobs; j; j = j->next_job)
 		if (!j->removed)
-			as_buf_printf(b,
-				      "atomsync_run_active{dataset=\"%s\"} %d\n",
-				      j->name, j->active);
+			as_buf_printf(
+				b, "atomsync_run_active{dataset=\"%s\"} %d\n",
+				j->name, j->active && !j->done);
 	pthread_mutex_unlock(&sv->mu);
 }
 
@@ -119,8 +116,8 @@ static int get(as_serve *sv, struct MHD_Connection *c, const char *url)
 				: reply_text(c, 503, "scheduler stalled\n");
 	}
 	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/api/status") != 0 &&
-	    strncmp(url, "/api/runs/", 10) != 0 && strcmp(url, "/status") != 0 &&
-	    strcmp(url, "/") != 0)
+	    strncmp(url, "/api/runs/", 10) != 0 &&
+	    strcmp(url, "/status") != 0 && strcmp(url, "/") != 0)
 		return reply_error(c, 404, "no such endpoint");
 	if (strcmp(url, "/") == 0) {
 		struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -227,7 +224,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return reply_error(c, 405, "use GET") == MHD_YES ? MHD_YES
-								  : MHD_NO;
+								 : MHD_NO;
 	return get(sv, c, url) == MHD_YES ? MHD_YES : MHD_NO;
 }
 
@@ -262,8 +259,8 @@ static int listen_on(as_serve *sv, const char *token, as_error *err)
 				    sv->listen);
 	memcpy(host, spec, hl);
 	host[hl] = '\0';
-	if (inet_pton(AF_INET, host,
-		      &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) ==
+	    1) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 
 		a->sin_family = AF_INET;
@@ -315,15 +312,16 @@ int as_http_start(as_serve *sv, as_error *err)
 
 	if (fd < 0)
 		return fd;
-	sv->http = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, &handle, sv,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)30, MHD_OPTION_END);
+	sv->http = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
+				    NULL, &handle, sv, MHD_OPTION_LISTEN_SOCKET,
+				    fd, MHD_OPTION_CONNECTION_TIMEOUT,
+				    (unsigned)30, MHD_OPTION_END);
 	if (!sv->http) {
 		close(fd);
-		return as_error_set(err, AS_ERROR,
-				    "--listen %s: the HTTP server did not start",
-				    sv->listen);
+		return as_error_set(
+			err, AS_ERROR,
+			"--listen %s: the HTTP server did not start",
+			sv->listen);
 	}
 	return 0;
 }

@@ -58,7 +58,7 @@ static void chart(as_buf *b, const atomsync_run_info *v, size_t n)
 		      "viewBox=\"0 0 %d %d\" role=\"img\"><title>records and "
 		      "duration of the last %zu runs</title>"
 		      "<text x=\"2\" y=\"10\">records (max %.0f)</text>"
-		      "<text x=\"2\" y=\"%d\">seconds (max %.2f)</text>"
+		      "<text x=\"2\" y=\"%d\">seconds (max %.3f)</text>"
 		      "<line x1=\"0\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
 		      "class=\"axis\"/>",
 		      W, H + 14, W, H + 14, m, maxr, H / 2 + 12, maxd,
@@ -106,7 +106,7 @@ static void runs_table(as_buf *b, const atomsync_run_info *v, size_t n)
 		as_buf_adds(b, "</td><td>");
 		esc(b, v[i].started_at);
 		if (d >= 0)
-			as_buf_printf(b, "</td><td>%.2f", d);
+			as_buf_printf(b, "</td><td>%.3f", d);
 		else
 			as_buf_adds(b, "</td><td>-");
 		as_buf_printf(b,
@@ -133,8 +133,8 @@ static const char STYLE[] =
 	".ok{fill:#3a7}.bad{fill:#c33}.warn{fill:#d90}.run{fill:#69c}"
 	".dur{opacity:.6}";
 
-int as_page_render(as_serve *sv, const as_config *cfg, as_store *st,
-		   as_buf *b, as_error *err)
+int as_page_render(as_serve *sv, const as_config *cfg, as_store *st, as_buf *b,
+		   as_error *err)
 {
 	char ts[40];
 	int rc = 0;
@@ -175,23 +175,28 @@ int as_page_render(as_serve *sv, const as_config *cfg, as_store *st,
 		for (as_job *j = sv->jobs; j; j = j->next_job)
 			if (strcmp(j->name, ds->name) == 0) {
 				next = j->scheduled ? j->next : -1;
-				active = j->active;
+				active = j->active && !j->done;
 			}
 		pthread_mutex_unlock(&sv->mu);
 		as_buf_adds(b, "<section><h2>");
 		esc(b, ds->name);
 		as_buf_adds(b, "</h2><p class=\"meta\"><span>table ");
 		esc(b, table);
-		as_buf_printf(b, "</span><span>%s</span><span>%lld rows</span>"
-				 "<span>schedule ",
-			      as_mode_name(ds->mode), (long long)rows);
+		as_buf_printf(b, "</span><span>%s</span>",
+			      as_mode_name(ds->mode));
+		if (rows >= 0)
+			as_buf_printf(b, "<span>%lld rows</span>",
+				      (long long)rows);
+		else
+			as_buf_adds(b, "<span>no table yet</span>");
+		as_buf_adds(b, "<span>schedule ");
 		esc(b, ds->schedule ? ds->schedule : "none");
 		as_buf_printf(b,
 			      "</span><span>%lld completed, %lld failed of "
 			      "the last %zu runs</span><span>next run %s"
 			      "</span>%s</p>",
 			      (long long)done, (long long)failed, ns,
-			      active ? "now (running)"
+			      active	  ? "now (running)"
 			      : next >= 0 ? as_iso8601(next, ts, sizeof(ts))
 					  : "none",
 			      active ? "<span>running here</span>" : "");

@@ -83,7 +83,8 @@ double as_sched_next(const as_sched *s, const char *dataset,
 		 * regular slot (an interval's worth after the failure). */
 		if (s->interval_ms > 0 &&
 		    backoff > (double)s->interval_ms / 1000.0)
-			retry = last->finished + (double)s->interval_ms / 1000.0;
+			retry = last->finished +
+				(double)s->interval_ms / 1000.0;
 		if (s->interval_ms <= 0 && retry > slot)
 			retry = slot;
 		return retry;

@@ -18,18 +18,18 @@ typedef struct as_serve as_serve;
 typedef struct as_job {
 	struct as_job *next_job;
 	as_serve *sv;
-	char *name;	   /* owned */
-	int scheduled;	   /* it has a schedule */
-	int removed;	   /* no longer in the config */
-	as_sched sched;	   /* borrows from the config it was built from */
+	char *name;	    /* owned */
+	int scheduled;	    /* it has a schedule */
+	int removed;	    /* no longer in the config */
+	as_sched sched;	    /* borrows from the config it was built from */
 	as_sched_last last; /* the records at the last read */
-	double next;	   /* due, Unix seconds; -1: never */
-	double refreshed;  /* monotonic seconds of that read; 0: re-read */
-	double not_before; /* monotonic: no attempt before (lease refused) */
-	int active;	   /* a worker of this daemon runs it */
-	int done;	   /* the worker has ended: join it */
-	int run_now;	   /* POST /api/run asked for a run */
-	int manual;	   /* the worker's run was asked for */
+	double next;	    /* due, Unix seconds; -1: never */
+	double refreshed;   /* monotonic seconds of that read; 0: re-read */
+	double not_before;  /* monotonic: no attempt before (lease refused) */
+	int active;	    /* a worker of this daemon runs it */
+	int done;	    /* the worker has ended: join it */
+	int run_now;	    /* POST /api/run asked for a run */
+	int manual;	    /* the worker's run was asked for */
 	pthread_t th;
 	const as_config *run_cfg; /* the config the worker runs with */
 } as_job;
@@ -44,11 +44,11 @@ struct as_serve {
 	as_config **old;
 	size_t nold;
 	as_job *jobs;
-	int running;	 /* workers */
-	double tick;	 /* monotonic seconds of the last scheduler pass */
-	int stopping;	 /* SIGTERM: no new runs */
-	void *http;	 /* struct MHD_Daemon */
-	char bound[64];	 /* the address actually listened on */
+	int running;	/* workers */
+	double tick;	/* monotonic seconds of the last scheduler pass */
+	int stopping;	/* SIGTERM: no new runs */
+	void *http;	/* struct MHD_Daemon */
+	char bound[64]; /* the address actually listened on */
 };
 
 /* Log one line on stderr (text, or one JSON object with --log-format

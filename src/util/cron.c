@@ -14,9 +14,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const char *const MONTHS[] = {"jan", "feb", "mar", "apr",
-				     "may", "jun", "jul", "aug",
-				     "sep", "oct", "nov", "dec"};
+static const char *const MONTHS[] = {"jan", "feb", "mar", "apr", "may", "jun",
+				     "jul", "aug", "sep", "oct", "nov", "dec"};
 static const char *const DAYS[] = {"sun", "mon", "tue", "wed",
 				   "thu", "fri", "sat"};
 
@@ -28,10 +27,8 @@ typedef struct fspec {
 } fspec;
 
 static const fspec FIELDS[5] = {
-	{"minute", 0, 59, NULL, 0},
-	{"hour", 0, 23, NULL, 0},
-	{"day of month", 1, 31, NULL, 0},
-	{"month", 1, 12, MONTHS, 12},
+	{"minute", 0, 59, NULL, 0},	  {"hour", 0, 23, NULL, 0},
+	{"day of month", 1, 31, NULL, 0}, {"month", 1, 12, MONTHS, 12},
 	{"day of week", 0, 7, DAYS, 7},
 };
 
@@ -95,8 +92,10 @@ static int parse_field(const fspec *f, const char *text, size_t len,
 				goto bad;
 			step = (int)strtol(p, (char **)&p, 10);
 			if (step < 1 || step > f->hi) {
-				snprintf(why, cap, "the %s field: step %d is out of range",
-					 f->name, step);
+				snprintf(
+					why, cap,
+					"the %s field: step %d is out of range",
+					f->name, step);
 				return -1;
 			}
 			if (a == b && buf[0] != '*')

@@ -10,11 +10,11 @@
 #include <stdint.h>
 
 typedef struct as_cron {
-	uint64_t minute;      /* bit m: minute m, 0-59 */
-	uint32_t hour;	      /* bit h: hour h, 0-23 */
-	uint32_t dom;	      /* bit d: day of month d, 1-31 */
-	uint16_t month;	      /* bit m: month m, 1-12 */
-	uint8_t dow;	      /* bit d: weekday d, 0-6 (Sunday 0; 7 is read 0) */
+	uint64_t minute; /* bit m: minute m, 0-59 */
+	uint32_t hour;	 /* bit h: hour h, 0-23 */
+	uint32_t dom;	 /* bit d: day of month d, 1-31 */
+	uint16_t month;	 /* bit m: month m, 1-12 */
+	uint8_t dow;	 /* bit d: weekday d, 0-6 (Sunday 0; 7 is read 0) */
 	int dom_any, dow_any; /* written '*': only the other day field counts */
 } as_cron;
 

@@ -175,15 +175,13 @@ static void test_config_keys(void **state)
 	assert_int_equal(cfg->max_parallel, 3);
 	assert_int_equal(cfg->datasets[0].jitter_ms, 30000);
 	assert_int_equal(cfg->datasets[0].retry_after_failure_ms, 60000);
-	assert_int_equal(as_sched_from_cfg(&s, &cfg->datasets[0], why,
-					   sizeof(why)),
-			 1);
+	assert_int_equal(
+		as_sched_from_cfg(&s, &cfg->datasets[0], why, sizeof(why)), 1);
 	assert_int_equal(s.interval_ms, 0);
 	as_config_free(cfg);
 	cfg = parse("");
-	assert_int_equal(as_sched_from_cfg(&s, &cfg->datasets[0], why,
-					   sizeof(why)),
-			 0);
+	assert_int_equal(
+		as_sched_from_cfg(&s, &cfg->datasets[0], why, sizeof(why)), 0);
 	as_config_free(cfg);
 	/* Errors name file:line:col and the field. */
 	expect_cfg_error("    schedule: \"61 * * * *\"\n",
