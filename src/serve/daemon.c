@@ -22,9 +22,9 @@
 #include "util/time.h"
 
 #define TICK_MS 200
-#define REFRESH_S 2.0	  /* re-read the records of an idle dataset */
-#define OUTBOX_EVERY_S 10 /* redeliver pending outbox events */
-#define LEASE_WAIT_S 1.0  /* after a refused lease */
+#define REFRESH_S 2.0	 /* re-read the records of an idle dataset */
+#define OUTBOX_EVERY_S 5 /* redeliver pending outbox events */
+#define LEASE_WAIT_S 1.0 /* after a refused lease */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
