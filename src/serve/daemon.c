@@ -201,6 +201,14 @@ static void *worker_main(void *arg)
 	j->refreshed = 0;
 	j->done = 1;
 	sv->running--;
+	if (sv->once) {
+		int *c = realloc(sv->codes, (sv->ncodes + 1) * sizeof(int));
+
+		if (c) {
+			sv->codes = c;
+			sv->codes[sv->ncodes++] = as_exit_code(rc);
+		}
+	}
 	pthread_mutex_unlock(&sv->mu);
 	return NULL;
 }
@@ -519,6 +527,10 @@ int as_serve_main(as_serve *sv)
 	as_http_stop(sv);
 	as_store_close(st);
 	as_serve_log(sv, "info", "stop", NULL, NULL, "serve: stopped");
+	/* --once: the combined result of its runs, as `atomsync run`. */
+	if (sv->once && sv->ncodes)
+		code = as_exit_combine(sv->codes, sv->ncodes);
+	free(sv->codes);
 	for (size_t i = 0; i < sv->nold; i++)
 		as_config_free(sv->old[i]);
 	free(sv->old);

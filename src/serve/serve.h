@@ -44,9 +44,11 @@ struct as_serve {
 	as_config **old;
 	size_t nold;
 	as_job *jobs;
-	int running;	/* workers */
-	double tick;	/* monotonic seconds of the last scheduler pass */
-	int stopping;	/* SIGTERM: no new runs */
+	int running;  /* workers */
+	double tick;  /* monotonic seconds of the last scheduler pass */
+	int stopping; /* SIGTERM: no new runs */
+	int *codes;   /* --once: the exit code of each run (exit.c) */
+	size_t ncodes;
 	void *http;	/* struct MHD_Daemon */
 	char bound[64]; /* the address actually listened on */
 };
