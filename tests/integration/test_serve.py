@@ -363,11 +363,14 @@ class TestSignals(ServeCase):
 
     def test_sigterm_publish(self):
         self.slow(n=100, sleep=0)
-        d = self.daemon(env={"ATOMSYNC_PAUSE": "publish.upserted:1500"})
-        wait_for(lambda: self.status()["s"]["last_run"] and
-                 self.status()["s"]["last_run"]["status"] == "publishing" or
-                 d.event("run_start"), what="the run")
-        time.sleep(0.6)  # inside the paused publish
+        trace = self.path("points.log")
+        d = self.daemon(env={"ATOMSYNC_PAUSE": "publish.upserted:2000",
+                             "ATOMSYNC_CRASH_LOG": trace})
+
+        def publishing():
+            # The publish transaction is open and paused at this point.
+            return os.path.exists(trace) and "publish.upserted" in open(trace).read()
+        wait_for(publishing, what="the publish")
         self.assertEqual(d.stop(), 0)
         end = d.event("run_end", dataset="s")[0]
         self.assertEqual(end["status"], "completed", d.text())
