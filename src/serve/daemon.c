@@ -22,9 +22,10 @@
 #include "util/time.h"
 
 #define TICK_MS 200
-#define REFRESH_S 2.0	 /* re-read the records of an idle dataset */
-#define OUTBOX_EVERY_S 5 /* redeliver pending outbox events */
-#define LEASE_WAIT_S 1.0 /* after a refused lease */
+#define REFRESH_S 2.0	      /* re-read the records of an idle dataset */
+#define OUTBOX_EVERY_S 5      /* redeliver pending outbox events */
+#define LEASE_WAIT_S 1.0      /* after a refused lease */
+#define NO_RECORD_WAIT_S 10.0 /* after a failure that left no run record */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -174,6 +175,7 @@ static void *worker_main(void *arg)
 	as_store *st = NULL;
 	as_error err;
 	double t0 = as_now();
+	int64_t run_id;
 	int rc;
 
 	memset(&opt, 0, sizeof(opt));
@@ -190,6 +192,7 @@ static void *worker_main(void *arg)
 		rc = as_sync_dataset(st, j->run_cfg, j->name, &opt, NULL, NULL,
 				     &info, &err);
 	run_end_log(sv, j->name, rc, &info, &err, as_now() - t0);
+	run_id = info.run_id;
 	atomsync_run_info_clear(&info);
 	as_store_close(st);
 	pthread_mutex_lock(&sv->mu);
@@ -197,6 +200,10 @@ static void *worker_main(void *arg)
 		j->not_before = as_mono() + LEASE_WAIT_S;
 		if (j->manual)
 			j->run_now = 1;
+	} else if (rc && !run_id) {
+		/* Failed before a run was on record (the store is down, a
+		 * config the engine refuses): no record to back off from. */
+		j->not_before = as_mono() + NO_RECORD_WAIT_S;
 	}
 	j->refreshed = 0;
 	j->done = 1;
@@ -228,12 +235,22 @@ static void refresh(as_serve *sv, as_store *st, as_job *j, double now)
 	as_error err;
 
 	if (st->ops->runs_list(st, j->name, 20, &v, &n, &err)) {
-		as_serve_log(sv, "warn", "store", j->name, NULL,
-			     "%s: reading the run records: %s", j->name,
-			     err.msg);
+		/* Nothing runs on records that could not be read; one line
+		 * per outage, not one per pass. */
+		if (!j->stale)
+			as_serve_log(sv, "warn", "store", j->name, NULL,
+				     "%s: reading the run records: %s (will "
+				     "retry)",
+				     j->name, err.msg);
+		j->stale = 1;
 		j->refreshed = as_mono();
+		j->not_before = as_mono() + REFRESH_S;
 		return;
 	}
+	if (j->stale)
+		as_serve_log(sv, "info", "store", j->name, NULL,
+			     "%s: the run records are readable again", j->name);
+	j->stale = 0;
 	as_sched_last_from_runs(&j->last, v, n);
 	atomsync_run_info_free(v, n);
 	j->next = j->scheduled
@@ -291,13 +308,15 @@ static void pass(as_serve *sv, as_store *st)
 		}
 		if (j->active || j->removed)
 			continue;
-		if (j->refreshed == 0 ||
-		    (j->scheduled && j->next >= 0 && now >= j->next) ||
-		    as_mono() - j->refreshed >= REFRESH_S)
+		if (as_mono() >= j->not_before &&
+		    (j->refreshed == 0 ||
+		     (j->scheduled && j->next >= 0 && now >= j->next) ||
+		     as_mono() - j->refreshed >= REFRESH_S))
 			refresh(sv, st, j, now);
 		due = j->run_now ||
 		      (j->scheduled && j->next >= 0 && now >= j->next);
-		if (!due || sv->stopping || as_mono() < j->not_before ||
+		if (!due || j->stale || sv->stopping ||
+		    as_mono() < j->not_before ||
 		    sv->running >= sv->cfg->max_parallel)
 			continue;
 		if (!have_ls) {

@@ -29,6 +29,7 @@ typedef struct as_job {
 	int active;	    /* a worker of this daemon runs it */
 	int done;	    /* the worker has ended: join it */
 	int run_now;	    /* POST /api/run asked for a run */
+	int stale;	    /* the records could not be read */
 	int manual;	    /* the worker's run was asked for */
 	pthread_t th;
 	const as_config *run_cfg; /* the config the worker runs with */
