@@ -22,10 +22,10 @@
 #include "util/time.h"
 
 #define TICK_MS 200
-#define REFRESH_S 2.0	      /* re-read the records of an idle dataset */
-#define OUTBOX_EVERY_S 5      /* redeliver pending outbox events */
-#define LEASE_WAIT_S 1.0      /* after a refused lease */
-#define NO_RECORD_WAIT_S 10.0 /* after a failure that left no run record */
+#define REFRESH_S 2.0	     /* re-read the records of an idle dataset */
+#define OUTBOX_EVERY_S 5     /* redeliver pending outbox events */
+#define LEASE_WAIT_S 1.0     /* after a refused lease */
+#define NO_RECORD_WAIT_S 5.0 /* after a failure that left no run record */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -228,13 +228,15 @@ static void on_kick(int sig)
 /* ---- the scheduler pass ---- */
 
 /* Re-read j's records and recompute its slot. */
-static void refresh(as_serve *sv, as_store *st, as_job *j, double now)
+static int refresh(as_serve *sv, as_store *st, as_job *j, double now)
 {
 	atomsync_run_info *v = NULL;
 	size_t n = 0;
 	as_error err;
 
-	if (st->ops->runs_list(st, j->name, 20, &v, &n, &err)) {
+	if (!st)
+		as_error_set(&err, AS_ESTORE, "the store is not connected");
+	if (!st || st->ops->runs_list(st, j->name, 20, &v, &n, &err)) {
 		/* Nothing runs on records that could not be read; one line
 		 * per outage, not one per pass. */
 		if (!j->stale)
@@ -245,7 +247,7 @@ static void refresh(as_serve *sv, as_store *st, as_job *j, double now)
 		j->stale = 1;
 		j->refreshed = as_mono();
 		j->not_before = as_mono() + REFRESH_S;
-		return;
+		return -1;
 	}
 	if (j->stale)
 		as_serve_log(sv, "info", "store", j->name, NULL,
@@ -257,6 +259,7 @@ static void refresh(as_serve *sv, as_store *st, as_job *j, double now)
 			  ? as_sched_next(&j->sched, j->name, &j->last, now)
 			  : -1;
 	j->refreshed = as_mono();
+	return 0;
 }
 
 /* Does a live worker (anywhere) hold ds's lease? */
@@ -286,12 +289,13 @@ static void start_worker(as_serve *sv, as_job *j)
 	}
 }
 
-/* One pass: join ended workers, refresh, start what is due. */
-static void pass(as_serve *sv, as_store *st)
+/* One pass: join ended workers, refresh, start what is due.  Returns -1
+ * when the store could not be read (the caller reconnects). */
+static int pass(as_serve *sv, as_store *st)
 {
 	as_dataset_status *ls = NULL;
 	size_t nls = 0;
-	int have_ls = 0;
+	int have_ls = 0, broken = 0;
 	double now = as_now();
 
 	pthread_mutex_lock(&sv->mu);
@@ -312,7 +316,7 @@ static void pass(as_serve *sv, as_store *st)
 		    (j->refreshed == 0 ||
 		     (j->scheduled && j->next >= 0 && now >= j->next) ||
 		     as_mono() - j->refreshed >= REFRESH_S))
-			refresh(sv, st, j, now);
+			broken |= refresh(sv, st, j, now) != 0;
 		due = j->run_now ||
 		      (j->scheduled && j->next >= 0 && now >= j->next);
 		if (!due || j->stale || sv->stopping ||
@@ -322,8 +326,10 @@ static void pass(as_serve *sv, as_store *st)
 		if (!have_ls) {
 			as_error err;
 
-			if (st->ops->status(st, &ls, &nls, &err))
+			if (st->ops->status(st, &ls, &nls, &err)) {
 				nls = 0;
+				broken = 1;
+			}
 			have_ls = 1;
 		}
 		if (lease_busy(ls, nls, j->name, now)) {
@@ -334,6 +340,7 @@ static void pass(as_serve *sv, as_store *st)
 	}
 	pthread_mutex_unlock(&sv->mu);
 	as_dataset_status_free(ls, nls);
+	return broken ? -1 : 0;
 }
 
 /* ---- the outbox loop ---- */
@@ -474,6 +481,7 @@ int as_serve_main(as_serve *sv)
 	as_store *st = NULL;
 	as_error err;
 	int code = AS_EXIT_OK, nsched = 0, outbox_on = 0;
+	double reopen = 0;
 
 	pthread_mutex_init(&sv->mu, NULL);
 	sv->cfg = sv->cli->cfg;
@@ -517,7 +525,16 @@ int as_serve_main(as_serve *sv)
 		struct timespec ts = {0, TICK_MS * 1000000L};
 		int sig;
 
-		pass(sv, st);
+		if (pass(sv, st) && as_mono() >= reopen) {
+			/* A lost connection (a restarted PostgreSQL): the
+			 * next pass reads through a new one. */
+			as_store_close(st);
+			st = NULL;
+			as_error_clear(&err);
+			if (as_store_open(&st, sv->cfg->store, &err))
+				st = NULL;
+			reopen = as_mono() + REFRESH_S;
+		}
 		if (sv->once) {
 			/* One pass: what was due has started; wait for it. */
 			int running;
