@@ -74,6 +74,13 @@ typedef struct atomsync_run_options {
 	int allow_deletes;   /* exceed max_delete_fraction */
 	const char **scopes; /* scoped mode: "COL=VALUE" scopes to replace */
 	size_t nscopes;
+	/* With check_last_run: once the lease is held, the run is begun only
+	 * if the dataset's newest run on record is still last_run (0: none);
+	 * otherwise ATOMSYNC_ELEASE and nothing is done.  A scheduler that
+	 * decided from the records that a run is due uses it so that a fleet
+	 * runs each slot once. */
+	int check_last_run;
+	int64_t last_run;
 } atomsync_run_options;
 
 /* Progress of a running sync, reported about every half second and once

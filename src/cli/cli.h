@@ -46,6 +46,15 @@ void as_print_run_line(FILE *f, const atomsync_run_info *ri);
 
 void as_progress_print(const as_progress *p, void *ud);
 int as_metrics_write(as_cli *cli, as_store *st, as_error *err);
+/* The Prometheus text of --metrics-file, appended to out. */
+int as_metrics_text(const as_config *cfg, as_store *st, as_buf *out,
+		    as_error *err);
+/* The documents of `status --json` (only: one dataset) and `runs --json`;
+ * *out is owned by the caller (json_decref). */
+int as_status_json(const as_config *cfg, as_store *st, const char *only,
+		   json_t **out, as_error *err);
+int as_runs_json(as_store *st, const char *dataset, size_t limit, json_t **out,
+		 as_error *err);
 
 /* Verbs: each returns an exit code. */
 int as_cmd_run(as_cli *cli, int argc, char **argv);
@@ -55,5 +64,6 @@ int as_cmd_load(as_cli *cli, int argc, char **argv);
 int as_cmd_outbox(as_cli *cli, int argc, char **argv);
 int as_cmd_rollback(as_cli *cli, int argc, char **argv);
 int as_cmd_verify(as_cli *cli, int argc, char **argv);
+int as_cmd_serve(as_cli *cli, int argc, char **argv);
 
 #endif

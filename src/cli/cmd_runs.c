@@ -8,6 +8,23 @@
 #include "cli/cli.h"
 #include "util/str.h"
 
+int as_runs_json(as_store *st, const char *dataset, size_t limit, json_t **out,
+		 as_error *err)
+{
+	atomsync_run_info *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = st->ops->runs_list(st, dataset, limit, &v, &n, err)))
+		return rc;
+	*out = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(*out, as_run_info_json(&v[i]));
+	atomsync_run_info_free(v, n);
+	return 0;
+}
+
 int as_cmd_runs(as_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -53,19 +70,26 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 			     argv[optind]);
 		return AS_EXIT_USAGE;
 	}
+	if (json) {
+		json_t *a = NULL;
+
+		if (as_store_open(&st, cli->cfg->store, &err) ||
+		    as_runs_json(st, argv[optind], limit, &a, &err)) {
+			as_cli_error(cli, "%s", err.msg);
+			as_store_close(st);
+			return as_exit_code(err.code);
+		}
+		as_print_json(a);
+		as_store_close(st);
+		return AS_EXIT_OK;
+	}
 	if (as_store_open(&st, cli->cfg->store, &err) ||
 	    st->ops->runs_list(st, argv[optind], limit, &v, &n, &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		as_store_close(st);
 		return as_exit_code(err.code);
 	}
-	if (json) {
-		json_t *a = json_array();
-
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, as_run_info_json(&v[i]));
-		as_print_json(a);
-	} else {
+	{
 		for (size_t i = 0; i < n; i++) {
 			printf("%-24s ",
 			       v[i].started_at ? v[i].started_at : "");

@@ -20,6 +20,10 @@ static const as_dataset_status *find(const as_dataset_status *v, size_t n,
 	return NULL;
 }
 
+typedef void (*status_fn)(const as_dataset_cfg *ds, const as_dataset_status *s,
+			  int64_t rows, const atomsync_run_info *last,
+			  const atomsync_run_info *verify, void *ud);
+
 static json_t *dataset_json(const as_dataset_cfg *ds,
 			    const as_dataset_status *s, int64_t rows,
 			    const atomsync_run_info *last,
@@ -59,7 +63,7 @@ static json_t *dataset_json(const as_dataset_cfg *ds,
 
 static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 			 int64_t rows, const atomsync_run_info *last,
-			 const atomsync_run_info *verify)
+			 const atomsync_run_info *verify, void *ud)
 {
 	char a[32];
 
@@ -87,19 +91,81 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 		       verify->error ? verify->error : "");
 }
 
+static void append_json(const as_dataset_cfg *ds, const as_dataset_status *s,
+			int64_t rows, const atomsync_run_info *last,
+			const atomsync_run_info *verify, void *ud)
+{
+	json_array_append_new(ud, dataset_json(ds, s, rows, last, verify));
+}
+
+/* Each dataset of cfg (only: that one) with its store status, rows, last
+ * sync or rollback and last verify, in config order. */
+static int status_each(const as_config *cfg, as_store *st, const char *only,
+		       status_fn fn, void *ud, as_error *err)
+{
+	as_dataset_status *sv = NULL;
+	size_t sn = 0;
+	int rc;
+
+	if ((rc = st->ops->status(st, &sv, &sn, err)))
+		return rc;
+	for (size_t i = 0; i < cfg->ndatasets; i++) {
+		const as_dataset_cfg *ds = &cfg->datasets[i];
+		const as_dataset_status *s = find(sv, sn, ds->name);
+		atomsync_run_info *last = NULL;
+		size_t nl = 0;
+		int64_t rows = -1;
+
+		if (only && strcmp(only, ds->name) != 0)
+			continue;
+		/* The last sync or rollback is the table's state; a verify run
+		 * is reported on its own. */
+		if ((rc = st->ops->table_rows(st,
+					      ds->table ? ds->table : ds->name,
+					      &rows, err)) ||
+		    (rc = st->ops->runs_list(st, ds->name, 50, &last, &nl,
+					     err)))
+			break;
+		const atomsync_run_info *lr = NULL, *lv = NULL;
+
+		for (size_t k = 0; k < nl; k++) {
+			if (as_streq(last[k].kind, "verify"))
+				lv = lv ? lv : &last[k];
+			else
+				lr = lr ? lr : &last[k];
+		}
+		fn(ds, s, rows, lr, lv, ud);
+		atomsync_run_info_free(last, nl);
+	}
+	as_dataset_status_free(sv, sn);
+	return rc;
+}
+
+int as_status_json(const as_config *cfg, as_store *st, const char *only,
+		   json_t **out, as_error *err)
+{
+	json_t *a = json_array();
+	int rc = status_each(cfg, st, only, append_json, a, err);
+
+	if (rc) {
+		json_decref(a);
+		a = NULL;
+	}
+	*out = a;
+	return rc;
+}
+
 int as_cmd_status(as_cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
-	as_dataset_status *sv = NULL;
-	size_t sn = 0;
 	as_store *st = NULL;
 	json_t *out = NULL;
 	const char *only = NULL;
 	as_error err;
-	int c, json = 0, code = AS_EXIT_OK;
+	int c, json = 0, rc;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
@@ -121,49 +187,18 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 			     only);
 		return AS_EXIT_USAGE;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err) ||
-	    st->ops->status(st, &sv, &sn, &err)) {
+	if (as_store_open(&st, cli->cfg->store, &err)) {
 		as_cli_error(cli, "%s", err.msg);
-		as_store_close(st);
 		return as_exit_code(err.code);
 	}
-	out = json ? json_array() : NULL;
-	for (size_t i = 0; i < cli->cfg->ndatasets; i++) {
-		const as_dataset_cfg *ds = &cli->cfg->datasets[i];
-		const as_dataset_status *s = find(sv, sn, ds->name);
-		atomsync_run_info *last = NULL;
-		size_t nl = 0;
-		int64_t rows = -1;
-
-		if (only && strcmp(only, ds->name) != 0)
-			continue;
-		/* The last sync or rollback is the table's state; a verify run
-		 * is reported on its own. */
-		if (st->ops->table_rows(st, ds->table ? ds->table : ds->name,
-					&rows, &err) ||
-		    st->ops->runs_list(st, ds->name, 50, &last, &nl, &err)) {
-			as_cli_error(cli, "%s", err.msg);
-			code = as_exit_code(err.code);
-			break;
-		}
-		const atomsync_run_info *lr = NULL, *lv = NULL;
-
-		for (size_t k = 0; k < nl; k++) {
-			if (as_streq(last[k].kind, "verify"))
-				lv = lv ? lv : &last[k];
-			else
-				lr = lr ? lr : &last[k];
-		}
-		if (out)
-			json_array_append_new(
-				out, dataset_json(ds, s, rows, lr, lv));
-		else
-			dataset_text(ds, s, rows, lr, lv);
-		atomsync_run_info_free(last, nl);
-	}
+	if (json)
+		rc = as_status_json(cli->cfg, st, only, &out, &err);
+	else
+		rc = status_each(cli->cfg, st, only, dataset_text, NULL, &err);
+	if (rc)
+		as_cli_error(cli, "%s", err.msg);
 	if (out)
 		as_print_json(out);
-	as_dataset_status_free(sv, sn);
 	as_store_close(st);
-	return code;
+	return rc ? as_exit_code(err.code) : AS_EXIT_OK;
 }

@@ -36,6 +36,13 @@ static const char USAGE[] =
 	"      [--scope COL[,COL...]] [--cursor COL] [--format jsonl|singer]\n"
 	"      [--allow-empty] [--allow-deletes] [--restart] [--max-rejects N]\n"
 	"                        load one file without a config file\n"
+	"  serve [--listen ADDR:PORT] [--once] [--log-format text|json]\n"
+	"                        the scheduler daemon: runs each dataset with a\n"
+	"                        schedule (max_parallel at once) and serves\n"
+	"                        /metrics /healthz /status /api/status\n"
+	"                        /api/runs/DATASET, POST /api/run/DATASET\n"
+	"                        (default 127.0.0.1:9464); SIGHUP reloads,\n"
+	"                        SIGTERM stops (--once: one pass, then exit)\n"
 	"\n"
 	"  -c FILE               config file (default: atomsync.yml)\n"
 	"  --metrics-file PATH   write Prometheus metrics after run or load\n"
@@ -137,6 +144,8 @@ int main(int argc, char **argv)
 		code = as_cmd_rollback(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "verify") == 0)
 		code = as_cmd_verify(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "serve") == 0)
+		code = as_cmd_serve(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "help") == 0) {
 		fputs(USAGE, stdout);
 		code = AS_EXIT_OK;

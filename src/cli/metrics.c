@@ -97,16 +97,15 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 	}
 }
 
-int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
+int as_metrics_text(const as_config *cfg, as_store *st, as_buf *out,
+		    as_error *err)
 {
 	as_buf runs = AS_BUF_INIT, recs = AS_BUF_INIT, dur = AS_BUF_INIT,
-	       last = AS_BUF_INIT, out = AS_BUF_INIT;
-	char *tmp = NULL;
-	FILE *f = NULL;
+	       last = AS_BUF_INIT;
 	int rc = 0;
 
-	for (size_t i = 0; cli->cfg && i < cli->cfg->ndatasets; i++) {
-		const char *ds = cli->cfg->datasets[i].name;
+	for (size_t i = 0; cfg && i < cfg->ndatasets; i++) {
+		const char *ds = cfg->datasets[i].name;
 		atomsync_run_info *v = NULL;
 		size_t n = 0;
 
@@ -116,7 +115,7 @@ int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
 		atomsync_run_info_free(v, n);
 	}
 	as_buf_printf(
-		&out,
+		out,
 		"# HELP atomsync_runs_total Runs by final status.\n"
 		"# TYPE atomsync_runs_total counter\n%s"
 		"# HELP atomsync_records_total Records by outcome.\n"
@@ -129,6 +128,23 @@ int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
 		"# TYPE atomsync_last_success_timestamp_seconds gauge\n%s",
 		as_buf_cstr(&runs), as_buf_cstr(&recs), as_buf_cstr(&dur),
 		as_buf_cstr(&last));
+done:
+	as_buf_free(&runs);
+	as_buf_free(&recs);
+	as_buf_free(&dur);
+	as_buf_free(&last);
+	return rc;
+}
+
+int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
+{
+	as_buf out = AS_BUF_INIT;
+	char *tmp = NULL;
+	FILE *f = NULL;
+	int rc;
+
+	if ((rc = as_metrics_text(cli->cfg, st, &out, err)))
+		goto done;
 	tmp = as_sprintf("%s.tmp.%ld", cli->metrics_file, (long)getpid());
 	f = tmp ? fopen(tmp, "w") : NULL;
 	if (!f) {
@@ -152,10 +168,6 @@ done:
 	if (rc && tmp)
 		unlink(tmp);
 	free(tmp);
-	as_buf_free(&runs);
-	as_buf_free(&recs);
-	as_buf_free(&dur);
-	as_buf_free(&last);
 	as_buf_free(&out);
 	return rc;
 }

@@ -33,6 +33,8 @@ int as_cfg_resolve_path(cx *c, char **path)
 static const field top_fields[] = {
 	FLD(as_config, "store", T_STR, F_REQUIRED | F_SECRET, store, 0, 0),
 	FLD(as_config, "cache", T_STR, F_SECRET, cache, 0, 0),
+	FLD(as_config, "max_parallel", T_INT32, 0, max_parallel, 1, 256),
+	FLD(as_config, "auth_token", T_STR, F_SECRET, auth_token, 0, 0),
 	OTHER("datasets"),
 };
 
@@ -138,6 +140,7 @@ int as_config_parse(as_config **out, const char *text, size_t len,
 	c.cfg = cfg;
 	c.err = err;
 	c.file = cfg->path;
+	cfg->max_parallel = 2;
 	if (len > CONFIG_MAX_BYTES)
 		rc = as_cfg_fail_at(&c, 0, 0,
 				    "configuration larger than %d bytes",
@@ -237,6 +240,7 @@ void as_dataset_cfg_clear(as_dataset_cfg *ds)
 	free(ds->webhook);
 	free(ds->notify);
 	free(ds->schedule);
+	free(ds->timezone);
 	free(ds->source.path);
 	free(ds->source.command);
 	free(ds->source.stream);
@@ -261,6 +265,7 @@ void as_dataset_cfg_defaults(as_dataset_cfg *ds)
 	ds->guard.allow_empty = 0;
 	ds->guard.max_rejects = 0;
 	ds->lease_ttl_ms = 60000;
+	ds->retry_after_failure_ms = 300000;
 	ds->batch_size = 10000;
 	ds->max_record_bytes = 16LL * 1024 * 1024;
 	ds->source.format = AS_FORMAT_JSONL;
@@ -285,6 +290,7 @@ void as_config_free(as_config *cfg)
 	as_cfg_free_list(cfg->secret_values, cfg->nsecret_values);
 	free(cfg->store);
 	free(cfg->cache);
+	free(cfg->auth_token);
 	free(cfg->path);
 	free(cfg);
 }

@@ -149,7 +149,10 @@ typedef struct as_dataset_cfg {
 	int64_t lease_ttl_ms; /* default 60000 */
 	int64_t batch_size;   /* records per staging commit; default 10000 */
 	int64_t max_record_bytes; /* default 16 MiB */
-	char *schedule; /* daemon: interval such as "15m"; NULL: none */
+	char *schedule;	   /* daemon: "15m" or a cron expression; NULL: none */
+	int64_t jitter_ms; /* daemon: added to each slot, 0..this */
+	char *timezone;	   /* daemon: cron's zone; NULL: UTC */
+	int64_t retry_after_failure_ms; /* daemon: first retry; default 5m */
 	as_source_cfg source;
 	as_config_loc loc;
 } as_dataset_cfg;
@@ -162,6 +165,8 @@ typedef struct atomsync_config {
 	char *cache; /* redis URL or NULL */
 	as_dataset_cfg *datasets;
 	size_t ndatasets;
+	int max_parallel; /* serve: datasets run at once; default 2 */
+	char *auth_token; /* serve: needed by the HTTP API when set */
 	/* Values of every ${VAR} used in store, cache, http url, params,
 	 * headers, item_url and webhook (>= 3 bytes), longest first: what
 	 * as_config_redact hides. */

@@ -42,7 +42,8 @@ enum ftype {
 	T_PATH,	    /* char *, dotted path */
 	T_URL,	    /* char *, http:// or https:// */
 	T_IDENT,    /* char *, plain identifier */
-	T_SCHEDULE, /* char *, a duration above 0 kept as text */
+	T_SCHEDULE, /* char *, a duration above 0 or a cron expression */
+	T_TZ,	    /* char *, a time zone of the system's database */
 	T_INT,	    /* int64_t in [min, max] */
 	T_INT32,    /* int in [min, max] */
 	T_REAL,	    /* double in [min, max], (min, max] with F_OPEN */

@@ -40,6 +40,10 @@ static const field dataset_fields[] = {
 	D("batch_size", T_INT, 0, batch_size, 1, INT64_MAX),
 	D("max_record_size", T_SIZE, 0, max_record_bytes, 1, RECORD_MAX),
 	D("schedule", T_SCHEDULE, 0, schedule, 0, 0),
+	D("jitter", T_DURATION, 0, jitter_ms, 0, 0),
+	D("timezone", T_TZ, 0, timezone, 0, 0),
+	D("retry_after_failure", T_DURATION, 0, retry_after_failure_ms, 1000,
+	  0),
 	OTHER("source"),
 };
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/cron.h"
+
 /* Enum fields are read and written through an int. */
 _Static_assert(sizeof(as_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(as_type) == sizeof(int), "enum size");
@@ -149,7 +151,10 @@ static const char *field_want(const field *f, char *buf, size_t cap)
 	case T_BOOL:
 	case T_NOT_BOOL: return "true or false";
 	case T_DURATION: return "a duration such as 500ms, 30s, 5m, 2h or 90d";
-	case T_SCHEDULE: return "a duration above 0 such as 30s, 15m or 1h";
+	case T_SCHEDULE:
+		return "a duration above 0 such as 30s, 15m or 1h, or a cron "
+		       "expression such as \"0 * * * *\"";
+	case T_TZ: return "a time zone such as UTC or Europe/Paris";
 	case T_RATE: return "a rate such as 10/s, 600/min or 3600/h";
 	case T_SIZE: return "a size from 1 byte to 1GiB, such as 16MiB";
 	case T_PATH: return "a dotted path such as 'a.b'";
@@ -179,7 +184,9 @@ static bool field_parse(const field *f, const char *text, fvalue *v)
 	case T_BOOL:
 	case T_NOT_BOOL: return as_cfg_parse_bool(text, &v->b);
 	case T_DURATION: return (v->i = as_parse_duration_ms(text)) >= 0;
-	case T_SCHEDULE: return as_parse_duration_ms(text) > 0;
+	case T_SCHEDULE:
+		return strpbrk(text, " \t") || as_parse_duration_ms(text) > 0;
+	case T_TZ: return as_tz_valid(text);
 	case T_RATE: return (v->d = as_parse_rate(text)) > 0;
 	case T_SIZE:
 		v->i = as_cfg_parse_size(text);
@@ -208,6 +215,9 @@ int as_cfg_field_store(const sect *s, const field *f, const ynode *v,
 	} else if (!field_parse(f, text, &val)) {
 		rc = as_cfg_bad_value(s, v, f->key,
 				      field_want(f, buf, sizeof(buf)), text);
+	} else if (f->type == T_SCHEDULE && strpbrk(text, " \t") &&
+		   as_cron_parse(&(as_cron){0}, text, buf, sizeof(buf))) {
+		rc = as_cfg_fail(s->c, v, "'%s' %s: %s", f->key, s->where, buf);
 	} else if (f->type == T_URL && !as_cfg_is_url(text)) {
 		/* The value may hold a secret: never quote it. */
 		rc = as_cfg_fail(s->c, v,

@@ -107,6 +107,29 @@ static atomsync_run *run_new(as_store *st, const as_config *cfg,
 /* Build the table, take the lease, put the run on record (adopting the
  * staging of an interrupted run when it fits) and prepare the staging when
  * the column types are known. */
+/* Under the lease: has another worker run the dataset since the caller
+ * read its records?  Then this run's slot is taken (AS_ELEASE). */
+static int check_last_run(atomsync_run *run, as_error *err)
+{
+	as_run_info *v = NULL;
+	size_t n = 0;
+	int64_t newest;
+	int rc;
+
+	if ((rc = run->store->ops->runs_list(run->store, run->ds->name, 1, &v,
+					     &n, err)))
+		return rc;
+	newest = n ? v[0].run_id : 0;
+	atomsync_run_info_free(v, n);
+	if (newest != run->opt.last_run)
+		return as_error_set(err, AS_ELEASE,
+				    "dataset %s: run %lld began after run %lld "
+				    "was read; this slot is taken",
+				    run->ds->name, (long long)newest,
+				    (long long)run->opt.last_run);
+	return 0;
+}
+
 static int run_open(atomsync_run *run, as_error *err)
 {
 	as_store *st = run->store;
@@ -135,6 +158,8 @@ static int run_open(atomsync_run *run, as_error *err)
 					 err)))
 		return rc;
 	run->leased = 1;
+	if (run->opt.check_last_run && (rc = check_last_run(run, err)))
+		return rc;
 	if ((rc = st->ops->run_begin(st, &run->rc, err)) ||
 	    (rc = adopt_stage_key(run, err)))
 		return rc;

@@ -1,5 +1,7 @@
 /*
- * Named crash points (SQLite's and curl's fault sweeps, by name).
+ * Named crash points (SQLite's and curl's fault sweeps, by name), and
+ * pauses at a named point (ATOMSYNC_PAUSE="point:MS") so a test can signal
+ * a process while it is known to be there.
  */
 #include "util/crash.h"
 
@@ -16,12 +18,15 @@ static long target_n;
 static long passes;
 static int stop_there; /* ATOMSYNC_CRASH_ACTION=stop */
 static FILE *trace;
+static char pause_at[128];
+static long pause_ms;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 void as_crash_init(void)
 {
 	const char *spec = getenv("ATOMSYNC_CRASH");
 	const char *logf = getenv("ATOMSYNC_CRASH_LOG");
+	const char *pause = getenv("ATOMSYNC_PAUSE");
 
 	if (spec && *spec) {
 		const char *colon = strrchr(spec, ':');
@@ -37,6 +42,17 @@ void as_crash_init(void)
 		as_crash_enabled = 1;
 		stop_there = getenv("ATOMSYNC_CRASH_ACTION") &&
 			     !strcmp(getenv("ATOMSYNC_CRASH_ACTION"), "stop");
+	}
+	if (pause && *pause && strchr(pause, ':')) {
+		size_t n = (size_t)(strrchr(pause, ':') - pause);
+
+		if (n >= sizeof(pause_at))
+			n = sizeof(pause_at) - 1;
+		memcpy(pause_at, pause, n);
+		pause_at[n] = '\0';
+		pause_ms = atol(strrchr(pause, ':') + 1);
+		if (pause_ms > 0)
+			as_crash_enabled = 1;
 	}
 	if (logf && *logf) {
 		trace = fopen(logf, "a");
@@ -63,4 +79,6 @@ void as_crash_point_slow(const char *name)
 		_exit(AS_CRASH_EXIT);
 	}
 	pthread_mutex_unlock(&lock);
+	if (pause_ms > 0 && strcmp(name, pause_at) == 0)
+		usleep((useconds_t)pause_ms * 1000);
 }

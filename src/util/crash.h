@@ -2,9 +2,11 @@
  * Named crash points for fault tests.  ATOMSYNC_CRASH="point:N" makes the
  * process _exit(AS_CRASH_EXIT) at the Nth pass of that point ("point" alone
  * means N = 1); with ATOMSYNC_CRASH_ACTION=stop it stops itself there
- * (SIGSTOP) instead, as a paused worker would.  ATOMSYNC_CRASH_LOG=FILE appends
- * every point passed, so a sweep can learn how often each point is reached.
- * With neither set, a pass costs one branch.
+ * (SIGSTOP) instead, as a paused worker would.  ATOMSYNC_CRASH_LOG=FILE
+ * appends every point passed, so a sweep can learn how often each point is
+ * reached.  ATOMSYNC_PAUSE="point:MS" sleeps MS milliseconds at every pass
+ * of that point (to signal a process while it is there).  With none set, a
+ * pass costs one branch.
  */
 #ifndef AS_UTIL_CRASH_H
 #define AS_UTIL_CRASH_H

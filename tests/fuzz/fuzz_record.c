@@ -210,7 +210,7 @@ static int put_lines(as_store *st, const char *ds, const uint8_t *p, size_t n,
 {
 	/* restart: these checkpoints (line numbers) do not identify the
 	 * content, so a run must not continue another input's staging. */
-	atomsync_run_options opt = {1, 1, 1, NULL, 0};
+	atomsync_run_options opt = {1, 1, 1, NULL, 0, 0, 0};
 	atomsync_run *run = NULL;
 	size_t start = 0, lineno = 0;
 	int rc;
@@ -243,7 +243,7 @@ static int sync_once(as_store *st, const fz_dataset *d, int api,
 		     const uint8_t *p, size_t n, atomsync_run_info *info,
 		     as_error *err)
 {
-	atomsync_run_options opt = {0, 1, 1, NULL, 0};
+	atomsync_run_options opt = {0, 1, 1, NULL, 0, 0, 0};
 
 	write_file(d->singer ? "in.singer" : "in.jsonl", p, n);
 	if (api && !d->singer)

@@ -779,7 +779,8 @@ static void test_err_values(void **state)
 		     "least 1s");
 	expect_error(HEAD "    key: id\n    source: stdin\n    schedule: 0s\n",
 		     "t.yml:6:15: 'schedule' in dataset 'addons' must be a "
-		     "duration above 0 such as 30s, 15m or 1h, got '0s'");
+		     "duration above 0 such as 30s, 15m or 1h, or a cron "
+		     "expression such as \"0 * * * *\", got '0s'");
 	expect_error(HEAD "    key: id\n    source: stdin\n"
 			  "    history_keep: -3\n",
 		     "t.yml:6:19: 'history_keep' in dataset 'addons' must be a "
