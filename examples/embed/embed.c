@@ -16,9 +16,8 @@ int main(int argc, char **argv)
 	atomsync_store *st = NULL;
 	atomsync_run_info info = {0};
 	atomsync_error err;
-	atomsync_dataset_spec spec = {.name = "addons",
-				      .key = "id",
-				      .max_rejects = -1};
+	atomsync_dataset_spec spec = {
+		.name = "addons", .key = "id", .max_rejects = -1};
 	int rc;
 
 	if (argc != 3) {

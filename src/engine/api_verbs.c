@@ -53,7 +53,8 @@ static int spec_mode(const char *s, as_mode *m)
 
 static int bad_name(const char *name)
 {
-	return !name || !as_is_ident(name) || !strncasecmp(name, "atomsync", 8) ||
+	return !name || !as_is_ident(name) ||
+	       !strncasecmp(name, "atomsync", 8) ||
 	       !strncasecmp(name, "_atomsync", 9) ||
 	       !strncasecmp(name, "sqlite_", 7);
 }
@@ -247,9 +248,8 @@ int atomsync_status(atomsync_store *st, const atomsync_config *cfg,
 	*out = NULL;
 	*n = 0;
 	if (dataset && !as_config_dataset(cfg, dataset))
-		return as_error_set(err, AS_EUSAGE,
-				    "%s: no dataset named '%s'", cfg->path,
-				    dataset);
+		return as_error_set(err, AS_EUSAGE, "%s: no dataset named '%s'",
+				    cfg->path, dataset);
 	v = calloc(cfg->ndatasets + 1, sizeof(*v));
 	if (!v)
 		return as_error_set(err, AS_ENOMEM, "out of memory");

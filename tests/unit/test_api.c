@@ -38,8 +38,8 @@ static int setup(void **state)
 {
 	fix *f = calloc(1, sizeof(*f));
 	atomsync_error err;
-	atomsync_dataset_spec sp = {.name = "items", .key = "id",
-				    .max_rejects = -1};
+	atomsync_dataset_spec sp = {
+		.name = "items", .key = "id", .max_rejects = -1};
 
 	strcpy(f->dir, "/tmp/atomsync-api-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
@@ -95,8 +95,8 @@ static void test_sync_and_status(void **state)
 	atomsync_error err;
 	size_t n = 0;
 
-	if (atomsync_sync(f->st, f->cfg, "items", NULL, on_progress, &pr,
-			  &info, &err))
+	if (atomsync_sync(f->st, f->cfg, "items", NULL, on_progress, &pr, &info,
+			  &err))
 		fail_msg("sync: %s", err.msg);
 	assert_int_equal(info.inserted, 3);
 	assert_string_equal(info.status, "completed");
@@ -104,10 +104,9 @@ static void test_sync_and_status(void **state)
 	assert_int_equal(pr.records, 3);
 	atomsync_run_info_clear(&info);
 	/* The same input again changes nothing (invariant 5). */
-	assert_int_equal(
-		atomsync_sync(f->st, f->cfg, "items", NULL, NULL, NULL, &info,
-			      &err),
-		0);
+	assert_int_equal(atomsync_sync(f->st, f->cfg, "items", NULL, NULL, NULL,
+				       &info, &err),
+			 0);
 	assert_int_equal(info.unchanged, 3);
 	assert_int_equal(info.inserted + info.updated + info.deleted, 0);
 
@@ -141,29 +140,29 @@ static void test_sync_errors(void **state)
 	atomsync_run *run = NULL;
 	atomsync_error err;
 
-	assert_int_equal(atomsync_sync(f->st, f->cfg, "nope", NULL, NULL,
-				       NULL, &info, &err),
+	assert_int_equal(atomsync_sync(f->st, f->cfg, "nope", NULL, NULL, NULL,
+				       &info, &err),
 			 ATOMSYNC_EUSAGE);
 	assert_int_equal(info.run_id, 0);
 	assert_non_null(strstr(err.msg, "nope"));
 
-	assert_int_not_equal(atomsync_store_open(&bad,
-						 "sqlite:/nonexistent-dir/x/t.db",
-						 &err),
-			     0);
+	assert_int_not_equal(
+		atomsync_store_open(&bad, "sqlite:/nonexistent-dir/x/t.db",
+				    &err),
+		0);
 	assert_null(bad);
 	assert_true(err.msg[0] != '\0');
 
 	/* A lease held by another worker (invariant 6). */
 	if (atomsync_run_begin(&run, f->st, f->cfg, "items", NULL, &err))
 		fail_msg("run_begin: %s", err.msg);
-	assert_int_equal(atomsync_sync(f->st, f->cfg, "items", NULL, NULL,
-				       NULL, &info, &err),
+	assert_int_equal(atomsync_sync(f->st, f->cfg, "items", NULL, NULL, NULL,
+				       &info, &err),
 			 ATOMSYNC_ELEASE);
 	assert_int_equal(info.run_id, 0);
 	atomsync_run_free(run);
-	assert_int_equal(atomsync_sync(f->st, f->cfg, "items", NULL, NULL,
-				       NULL, &info, &err),
+	assert_int_equal(atomsync_sync(f->st, f->cfg, "items", NULL, NULL, NULL,
+				       &info, &err),
 			 0);
 	atomsync_run_info_clear(&info);
 }
@@ -182,18 +181,21 @@ static void test_config_build_errors(void **state)
 		 "already in the config"},
 		{{.name = "b", .key = "id", .mode = "fast", .max_rejects = -1},
 		 "mode 'fast'"},
-		{{.name = "c", .key = "id", .mode = "scoped",
+		{{.name = "c",
+		  .key = "id",
+		  .mode = "scoped",
 		  .max_rejects = -1},
 		 "needs a scope"},
 		{{.name = "d", .key = "id", .scope = "u", .max_rejects = -1},
 		 "scoped only"},
-		{{.name = "e", .key = "id", .mode = "incremental",
+		{{.name = "e",
+		  .key = "id",
+		  .mode = "incremental",
 		  .max_rejects = -1},
 		 "cursor"},
 		{{.name = "atomsync_runs", .key = "id", .max_rejects = -1},
 		 "plain identifiers"},
-		{{.name = "f", .key = "id", .format = "csv",
-		  .max_rejects = -1},
+		{{.name = "f", .key = "id", .format = "csv", .max_rejects = -1},
 		 "format 'csv'"},
 	};
 
@@ -212,16 +214,15 @@ static void test_config_build_errors(void **state)
 	atomsync_config_free(NULL);
 }
 
-static const char *HISTORY_YML =
-	"store: %s\n"
-	"cache: redis://127.0.0.1:1/0?timeout=200ms\n"
-	"datasets:\n"
-	"  items:\n"
-	"    key: [id]\n"
-	"    history: snapshot\n"
-	"    invalidate: [\"item:{id}\"]\n"
-	"    source:\n"
-	"      file: %s\n";
+static const char *HISTORY_YML = "store: %s\n"
+				 "cache: redis://127.0.0.1:1/0?timeout=200ms\n"
+				 "datasets:\n"
+				 "  items:\n"
+				 "    key: [id]\n"
+				 "    history: snapshot\n"
+				 "    invalidate: [\"item:{id}\"]\n"
+				 "    source:\n"
+				 "      file: %s\n";
 
 static void test_rollback_verify_outbox(void **state)
 {
@@ -239,9 +240,9 @@ static void test_rollback_verify_outbox(void **state)
 	snprintf(yml, sizeof(yml), HISTORY_YML, f->store, f->path);
 	if (atomsync_config_parse(&cfg, yml, strlen(yml), "h.yml", &err))
 		fail_msg("parse: %s", err.msg);
-	assert_int_equal(atomsync_sync(f->st, cfg, "items", NULL, NULL, NULL,
-				       &r1, &err),
-			 0);
+	assert_int_equal(
+		atomsync_sync(f->st, cfg, "items", NULL, NULL, NULL, &r1, &err),
+		0);
 	write_file(f->path, "{\"id\":1,\"n\":\"z\"}\n");
 	{
 		atomsync_run_options opt = {.allow_deletes = 1};
@@ -254,9 +255,9 @@ static void test_rollback_verify_outbox(void **state)
 	atomsync_run_info_clear(&info);
 
 	/* Rollback to the first run (a chain reorg). */
-	assert_int_equal(atomsync_rollback(f->st, cfg, "items", 999, &info,
-					   &err),
-			 ATOMSYNC_EUSAGE);
+	assert_int_equal(
+		atomsync_rollback(f->st, cfg, "items", 999, &info, &err),
+		ATOMSYNC_EUSAGE);
 	if (atomsync_rollback(f->st, cfg, "items", r1.run_id, &info, &err))
 		fail_msg("rollback: %s", err.msg);
 	assert_string_equal(info.kind, "rollback");
