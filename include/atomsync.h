@@ -108,6 +108,9 @@ void atomsync_config_free(atomsync_config *cfg);
 const char *atomsync_config_store(const atomsync_config *cfg);
 size_t atomsync_config_ndatasets(const atomsync_config *cfg);
 const char *atomsync_config_dataset_name(const atomsync_config *cfg, size_t i);
+/* Replace every secret of cfg (values of ${VAR} in store, cache, URLs,
+ * headers, params, webhooks) in msg by "***", in place. */
+void atomsync_config_redact(const atomsync_config *cfg, char *msg, size_t cap);
 
 /*
  * A config built in memory: a store and datasets added one by one, each

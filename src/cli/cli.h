@@ -8,9 +8,12 @@
 #include <jansson.h>
 #include <stdio.h>
 
-#include "config/config.h"
-#include "engine/sync.h"
-#include "store/store.h"
+/* The command is a client of the public API; src/util is its own toolbox
+ * (strings, buffers, errors, logging), as libgit2's CLI uses its util. */
+#include <atomsync.h>
+
+#include "util/buf.h"
+#include "util/error.h"
 
 /* Exit codes of DESIGN.md. */
 enum {
@@ -25,8 +28,8 @@ typedef struct as_cli {
 	const char *config_path;  /* -c; default atomsync.yml */
 	const char *metrics_file; /* --metrics-file */
 	int quiet, verbose;
-	int progress;	/* stderr is a terminal */
-	as_config *cfg; /* loaded on demand */
+	int progress;	      /* stderr is a terminal */
+	atomsync_config *cfg; /* loaded on demand */
 } as_cli;
 
 int as_exit_code(int rc);
@@ -37,6 +40,8 @@ int as_exit_combine(const int *codes, size_t n);
 void as_cli_error(as_cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int as_cli_load_config(as_cli *cli, as_error *err);
+/* Whether the loaded config has a dataset of that name. */
+int as_cli_has_dataset(const as_cli *cli, const char *name);
 /* Redact secrets of the loaded config from msg. */
 void as_cli_redact(as_cli *cli, char *msg, size_t cap);
 
@@ -44,17 +49,17 @@ json_t *as_run_info_json(const atomsync_run_info *ri);
 void as_print_json(json_t *v); /* consumes v */
 void as_print_run_line(FILE *f, const atomsync_run_info *ri);
 
-void as_progress_print(const as_progress *p, void *ud);
-int as_metrics_write(as_cli *cli, as_store *st, as_error *err);
+void as_progress_print(const atomsync_progress *p, void *ud);
+int as_metrics_write(as_cli *cli, atomsync_store *st, as_error *err);
 /* The Prometheus text of --metrics-file, appended to out. */
-int as_metrics_text(const as_config *cfg, as_store *st, as_buf *out,
+int as_metrics_text(const atomsync_config *cfg, atomsync_store *st, as_buf *out,
 		    as_error *err);
 /* The documents of `status --json` (only: one dataset) and `runs --json`;
  * *out is owned by the caller (json_decref). */
-int as_status_json(const as_config *cfg, as_store *st, const char *only,
-		   json_t **out, as_error *err);
-int as_runs_json(as_store *st, const char *dataset, size_t limit, json_t **out,
-		 as_error *err);
+int as_status_json(const atomsync_config *cfg, atomsync_store *st,
+		   const char *only, json_t **out, as_error *err);
+int as_runs_json(atomsync_store *st, const char *dataset, size_t limit,
+		 json_t **out, as_error *err);
 
 /* Verbs: each returns an exit code. */
 int as_cmd_run(as_cli *cli, int argc, char **argv);

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "config/config.h"
+#include "store/store.h"
 #include "util/str.h"
 
-int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
-		    const atomsync_run_options *opt, int json);
+int as_run_datasets(as_cli *cli, atomsync_store *st, const char **names,
+		    size_t n, const atomsync_run_options *opt, int json);
 
 static int parse_mode(const char *s, as_mode *m)
 {
@@ -163,7 +165,8 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
-	code = as_run_datasets(cli, st, &ds->name, 1, &opt, json);
+	code = as_run_datasets(cli, st, (const char **)&ds->name, 1, &opt,
+			       json);
 	as_store_close(st);
 	return code;
 }

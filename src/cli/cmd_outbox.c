@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "effects/outbox.h"
 
 #define RECENT_DELIVERED 20
 
@@ -19,7 +18,7 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *event_json(const as_outbox_event *e)
+static json_t *event_json(const atomsync_outbox_event *e)
 {
 	json_t *o = json_object();
 
@@ -36,7 +35,7 @@ static json_t *event_json(const as_outbox_event *e)
 	return o;
 }
 
-static void print_events(as_cli *cli, const as_outbox_event *v, size_t n)
+static void print_events(as_cli *cli, const atomsync_outbox_event *v, size_t n)
 {
 	if (n == 0) {
 		printf("no outbox events\n");
@@ -59,14 +58,14 @@ static void print_events(as_cli *cli, const as_outbox_event *v, size_t n)
 	}
 }
 
-static int list_events(as_cli *cli, as_store *st, const char *dataset,
+static int list_events(as_cli *cli, atomsync_store *st, const char *dataset,
 		       unsigned flags, int json, int64_t *pending)
 {
-	as_outbox_event *v = NULL;
+	atomsync_outbox_event *v = NULL;
 	size_t n = 0;
 	as_error err;
 
-	if (st->ops->outbox_list(st, dataset, 0, RECENT_DELIVERED, flags, &v,
+	if (atomsync_outbox_list(st, dataset, 0, RECENT_DELIVERED, flags, &v,
 				 &n, &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
@@ -80,23 +79,23 @@ static int list_events(as_cli *cli, as_store *st, const char *dataset,
 		for (size_t i = 0; i < n; i++)
 			json_array_append_new(a, event_json(&v[i]));
 		as_print_json(a);
-	} else if (!(flags & AS_OUTBOX_PENDING)) {
+	} else if (!(flags & ATOMSYNC_OUTBOX_PENDING)) {
 		print_events(cli, v, n);
 	}
-	as_outbox_events_free(v, n);
+	atomsync_outbox_events_free(v, n);
 	return AS_EXIT_OK;
 }
 
-static int drain(as_cli *cli, as_store *st, const char *dataset, int json)
+static int drain(as_cli *cli, atomsync_store *st, const char *dataset, int json)
 {
-	as_drain_stats s;
-	as_outbox_event *v = NULL;
+	atomsync_drain_stats s;
+	atomsync_outbox_event *v = NULL;
 	size_t n = 0;
 	as_error err;
 
-	if (as_outbox_drain(st, cli->cfg, dataset, &s, &err) ||
-	    st->ops->outbox_list(st, dataset, 0, 0, AS_OUTBOX_PENDING, &v, &n,
-				 &err)) {
+	if (atomsync_outbox_drain(st, cli->cfg, dataset, &s, &err) ||
+	    atomsync_outbox_list(st, dataset, 0, 0, ATOMSYNC_OUTBOX_PENDING, &v,
+				 &n, &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
@@ -117,7 +116,7 @@ static int drain(as_cli *cli, as_store *st, const char *dataset, int json)
 		as_cli_error(cli, "outbox: %lld event%s not delivered: %s",
 			     (long long)s.failed, s.failed == 1 ? "" : "s",
 			     s.first_error);
-	as_outbox_events_free(v, n);
+	atomsync_outbox_events_free(v, n);
 	return n ? AS_EXIT_FAILED : AS_EXIT_OK;
 }
 
@@ -128,7 +127,7 @@ int as_cmd_outbox(as_cli *cli, int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
 	const char *what, *dataset = NULL;
-	as_store *st = NULL;
+	atomsync_store *st = NULL;
 	as_error err;
 	int c, json = 0, code;
 	int64_t pending = 0;
@@ -157,18 +156,15 @@ int as_cmd_outbox(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err)) {
+	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
-	if (!st->ops->outbox_list) {
-		as_cli_error(cli, "store %s has no outbox", st->display);
-		code = AS_EXIT_USAGE;
-	} else if (strcmp(what, "list") == 0) {
+	if (strcmp(what, "list") == 0) {
 		code = list_events(cli, st, dataset, 0, json, &pending);
 	} else {
 		code = drain(cli, st, dataset, json);
 	}
-	as_store_close(st);
+	atomsync_store_free(st);
 	return code;
 }

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "engine/history.h"
 
 int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 {
@@ -20,7 +19,7 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
 	atomsync_run_info info;
-	as_store *st = NULL;
+	atomsync_store *st = NULL;
 	long long to_run = 0;
 	as_error err;
 	int c, json = 0, rc;
@@ -54,18 +53,17 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (!as_config_dataset(cli->cfg, argv[optind])) {
+	if (!as_cli_has_dataset(cli, argv[optind])) {
 		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
 			     argv[optind]);
 		return AS_EXIT_USAGE;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err)) {
+	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
 	as_error_clear(&err);
-	rc = as_rollback_dataset(st, cli->cfg, argv[optind], to_run, &info,
-				 &err);
+	rc = atomsync_rollback(st, cli->cfg, argv[optind], to_run, &info, &err);
 	/* Most messages name the dataset already. */
 	if (rc && strncmp(err.msg, "dataset ", 8) == 0)
 		as_cli_error(cli, "%s", err.msg);
@@ -79,6 +77,6 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 		       info.error ? info.error : "rolled back");
 	}
 	atomsync_run_info_clear(&info);
-	as_store_close(st);
+	atomsync_store_free(st);
 	return as_exit_code(rc);
 }

@@ -10,11 +10,11 @@
 #include "cli/cli.h"
 #include "util/proc.h"
 
-int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
-		    const atomsync_run_options *opt, int json);
+int as_run_datasets(as_cli *cli, atomsync_store *st, const char **names,
+		    size_t n, const atomsync_run_options *opt, int json);
 
-int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
-		    const atomsync_run_options *opt, int json)
+int as_run_datasets(as_cli *cli, atomsync_store *st, const char **names,
+		    size_t n, const atomsync_run_options *opt, int json)
 {
 	int *codes = calloc(n ? n : 1, sizeof(int));
 	json_t *out = json ? json_array() : NULL;
@@ -26,8 +26,8 @@ int as_run_datasets(as_cli *cli, as_store *st, char **names, size_t n,
 		int rc;
 
 		as_error_clear(&err);
-		rc = as_sync_dataset(st, cli->cfg, names[i], opt,
-				     as_progress_print, cli, &info, &err);
+		rc = atomsync_sync(st, cli->cfg, names[i], opt,
+				   as_progress_print, cli, &info, &err);
 		codes[i] = as_exit_code(rc);
 		if (rc == AS_ELEASE)
 			as_cli_error(cli, "%s: skipped: %s", names[i], err.msg);
@@ -71,9 +71,9 @@ int as_cmd_run(as_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	atomsync_run_options opt;
 	const char **scopes = calloc((size_t)argc, sizeof(char *));
-	char **names = NULL;
+	const char **names = NULL;
 	size_t n = 0;
-	as_store *st = NULL;
+	atomsync_store *st = NULL;
 	as_error err;
 	int c, json = 0, code;
 
@@ -98,10 +98,10 @@ int as_cmd_run(as_cli *cli, int argc, char **argv)
 		return AS_EXIT_USAGE;
 	}
 	if (optind < argc) {
-		names = argv + optind;
+		names = (const char **)(argv + optind);
 		n = (size_t)(argc - optind);
 		for (size_t i = 0; i < n; i++) {
-			if (!as_config_dataset(cli->cfg, names[i])) {
+			if (!as_cli_has_dataset(cli, names[i])) {
 				as_cli_error(cli, "%s: no dataset named '%s'",
 					     cli->config_path, names[i]);
 				free(scopes);
@@ -109,23 +109,24 @@ int as_cmd_run(as_cli *cli, int argc, char **argv)
 			}
 		}
 	} else {
-		names = calloc(cli->cfg->ndatasets + 1, sizeof(char *));
-		for (size_t i = 0; i < cli->cfg->ndatasets; i++)
-			names[n++] = cli->cfg->datasets[i].name;
+		names = calloc(atomsync_config_ndatasets(cli->cfg) + 1,
+			       sizeof(char *));
+		for (size_t i = 0; i < atomsync_config_ndatasets(cli->cfg); i++)
+			names[n++] = atomsync_config_dataset_name(cli->cfg, i);
 	}
 	if (opt.nscopes && n != 1) {
 		as_cli_error(cli, "--scope needs exactly one dataset");
 		code = AS_EXIT_USAGE;
 		goto done;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err)) {
+	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		code = as_exit_code(err.code);
 		goto done;
 	}
 	code = as_run_datasets(cli, st, names, n, &opt, json);
 done:
-	as_store_close(st);
+	atomsync_store_free(st);
 	if (optind >= argc)
 		free(names);
 	free(scopes);

@@ -8,15 +8,15 @@
 #include "cli/cli.h"
 #include "util/str.h"
 
-int as_runs_json(as_store *st, const char *dataset, size_t limit, json_t **out,
-		 as_error *err)
+int as_runs_json(atomsync_store *st, const char *dataset, size_t limit,
+		 json_t **out, as_error *err)
 {
 	atomsync_run_info *v = NULL;
 	size_t n = 0;
 	int rc;
 
 	*out = NULL;
-	if ((rc = st->ops->runs_list(st, dataset, limit, &v, &n, err)))
+	if ((rc = atomsync_runs_list(st, dataset, limit, &v, &n, err)))
 		return rc;
 	*out = json_array();
 	for (size_t i = 0; i < n; i++)
@@ -34,7 +34,7 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	atomsync_run_info *v = NULL;
 	size_t n = 0, limit = 20;
-	as_store *st = NULL;
+	atomsync_store *st = NULL;
 	as_error err;
 	int c, json = 0;
 	char *end;
@@ -65,7 +65,7 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (!as_config_dataset(cli->cfg, argv[optind])) {
+	if (!as_cli_has_dataset(cli, argv[optind])) {
 		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
 			     argv[optind]);
 		return AS_EXIT_USAGE;
@@ -73,20 +73,21 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 	if (json) {
 		json_t *a = NULL;
 
-		if (as_store_open(&st, cli->cfg->store, &err) ||
+		if (atomsync_store_open(&st, atomsync_config_store(cli->cfg),
+					&err) ||
 		    as_runs_json(st, argv[optind], limit, &a, &err)) {
 			as_cli_error(cli, "%s", err.msg);
-			as_store_close(st);
+			atomsync_store_free(st);
 			return as_exit_code(err.code);
 		}
 		as_print_json(a);
-		as_store_close(st);
+		atomsync_store_free(st);
 		return AS_EXIT_OK;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err) ||
-	    st->ops->runs_list(st, argv[optind], limit, &v, &n, &err)) {
+	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err) ||
+	    atomsync_runs_list(st, argv[optind], limit, &v, &n, &err)) {
 		as_cli_error(cli, "%s", err.msg);
-		as_store_close(st);
+		atomsync_store_free(st);
 		return as_exit_code(err.code);
 	}
 	{
@@ -99,6 +100,6 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		}
 	}
 	atomsync_run_info_free(v, n);
-	as_store_close(st);
+	atomsync_store_free(st);
 	return AS_EXIT_OK;
 }

@@ -11,42 +11,23 @@
 #include "util/str.h"
 #include "util/time.h"
 
-static const as_dataset_status *find(const as_dataset_status *v, size_t n,
-				     const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(v[i].dataset, name) == 0)
-			return &v[i];
-	return NULL;
-}
-
-typedef void (*status_fn)(const as_dataset_cfg *ds, const as_dataset_status *s,
-			  int64_t rows, const atomsync_run_info *last,
-			  const atomsync_run_info *verify, void *ud);
-
-static json_t *dataset_json(const as_dataset_cfg *ds,
-			    const as_dataset_status *s, int64_t rows,
-			    const atomsync_run_info *last,
-			    const atomsync_run_info *verify)
+static json_t *dataset_json(const atomsync_dataset_status *s)
 {
 	json_t *o = json_object();
 	char buf[40];
 
-	json_object_set_new(o, "dataset", json_string(ds->name));
-	json_object_set_new(o, "table",
-			    json_string(ds->table ? ds->table : ds->name));
-	json_object_set_new(o, "mode", json_string(as_mode_name(ds->mode)));
+	json_object_set_new(o, "dataset", json_string(s->dataset));
+	json_object_set_new(o, "table", json_string(s->table));
+	json_object_set_new(o, "mode", json_string(s->mode));
 	json_object_set_new(o, "rows",
-			    rows >= 0 ? json_integer(rows) : json_null());
+			    s->rows >= 0 ? json_integer(s->rows) : json_null());
 	json_object_set_new(o, "published_run",
-			    s && s->published_run
-				    ? json_integer(s->published_run)
-				    : json_null());
+			    s->published_run ? json_integer(s->published_run)
+					     : json_null());
 	json_object_set_new(o, "cursor",
-			    s && s->cursor ? json_string(s->cursor)
-					   : json_null());
-	json_object_set_new(o, "resumable", json_boolean(s && s->resumable));
-	if (s && s->lease_owner)
+			    s->cursor ? json_string(s->cursor) : json_null());
+	json_object_set_new(o, "resumable", json_boolean(s->resumable));
+	if (s->lease_owner)
 		json_object_set_new(o, "lease",
 				    json_pack("{s:s, s:s}", "owner",
 					      s->lease_owner, "expires_at",
@@ -55,21 +36,26 @@ static json_t *dataset_json(const as_dataset_cfg *ds,
 	else
 		json_object_set_new(o, "lease", json_null());
 	json_object_set_new(o, "last_run",
-			    last ? as_run_info_json(last) : json_null());
+			    s->last_run.run_id ? as_run_info_json(&s->last_run)
+					       : json_null());
 	json_object_set_new(o, "last_verify",
-			    verify ? as_run_info_json(verify) : json_null());
+			    s->last_verify.run_id
+				    ? as_run_info_json(&s->last_verify)
+				    : json_null());
 	return o;
 }
 
-static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
-			 int64_t rows, const atomsync_run_info *last,
-			 const atomsync_run_info *verify, void *ud)
+static void dataset_text(const atomsync_dataset_status *s)
 {
+	const atomsync_run_info *last =
+		s->last_run.run_id ? &s->last_run : NULL;
+	const atomsync_run_info *verify =
+		s->last_verify.run_id ? &s->last_verify : NULL;
 	char a[32];
 
-	printf("%-16s table %-16s %-11s %12s rows", ds->name,
-	       ds->table ? ds->table : ds->name, as_mode_name(ds->mode),
-	       rows >= 0 ? as_fmt_count(a, sizeof(a), rows) : "-");
+	printf("%-16s table %-16s %-11s %12s rows", s->dataset, s->table,
+	       s->mode,
+	       s->rows >= 0 ? as_fmt_count(a, sizeof(a), s->rows) : "-");
 	if (last)
 		printf("  last %s %lld %s %s",
 		       as_streq(last->kind, "rollback") ? "rollback" : "run",
@@ -78,9 +64,9 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 					 : last->started_at);
 	else
 		printf("  never run");
-	if (s && s->lease_owner)
+	if (s->lease_owner)
 		printf("  [running: %s]", s->lease_owner);
-	else if (s && s->resumable)
+	else if (s->resumable)
 		printf("  [resumable]");
 	putchar('\n');
 	if (last && last->error && !as_streq(last->kind, "rollback"))
@@ -91,68 +77,21 @@ static void dataset_text(const as_dataset_cfg *ds, const as_dataset_status *s,
 		       verify->error ? verify->error : "");
 }
 
-static void append_json(const as_dataset_cfg *ds, const as_dataset_status *s,
-			int64_t rows, const atomsync_run_info *last,
-			const atomsync_run_info *verify, void *ud)
+int as_status_json(const atomsync_config *cfg, atomsync_store *st,
+		   const char *only, json_t **out, as_error *err)
 {
-	json_array_append_new(ud, dataset_json(ds, s, rows, last, verify));
-}
+	atomsync_dataset_status *v = NULL;
+	size_t n = 0;
+	int rc = atomsync_status(st, cfg, only, &v, &n, err);
 
-/* Each dataset of cfg (only: that one) with its store status, rows, last
- * sync or rollback and last verify, in config order. */
-static int status_each(const as_config *cfg, as_store *st, const char *only,
-		       status_fn fn, void *ud, as_error *err)
-{
-	as_dataset_status *sv = NULL;
-	size_t sn = 0;
-	int rc;
-
-	if ((rc = st->ops->status(st, &sv, &sn, err)))
+	*out = NULL;
+	if (rc)
 		return rc;
-	for (size_t i = 0; i < cfg->ndatasets; i++) {
-		const as_dataset_cfg *ds = &cfg->datasets[i];
-		const as_dataset_status *s = find(sv, sn, ds->name);
-		atomsync_run_info *last = NULL;
-		size_t nl = 0;
-		int64_t rows = -1;
-
-		if (only && strcmp(only, ds->name) != 0)
-			continue;
-		/* The last sync or rollback is the table's state; a verify run
-		 * is reported on its own. */
-		if ((rc = st->ops->table_rows(st,
-					      ds->table ? ds->table : ds->name,
-					      &rows, err)) ||
-		    (rc = st->ops->runs_list(st, ds->name, 50, &last, &nl,
-					     err)))
-			break;
-		const atomsync_run_info *lr = NULL, *lv = NULL;
-
-		for (size_t k = 0; k < nl; k++) {
-			if (as_streq(last[k].kind, "verify"))
-				lv = lv ? lv : &last[k];
-			else
-				lr = lr ? lr : &last[k];
-		}
-		fn(ds, s, rows, lr, lv, ud);
-		atomsync_run_info_free(last, nl);
-	}
-	as_dataset_status_free(sv, sn);
-	return rc;
-}
-
-int as_status_json(const as_config *cfg, as_store *st, const char *only,
-		   json_t **out, as_error *err)
-{
-	json_t *a = json_array();
-	int rc = status_each(cfg, st, only, append_json, a, err);
-
-	if (rc) {
-		json_decref(a);
-		a = NULL;
-	}
-	*out = a;
-	return rc;
+	*out = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(*out, dataset_json(&v[i]));
+	atomsync_dataset_status_free(v, n);
+	return 0;
 }
 
 int as_cmd_status(as_cli *cli, int argc, char **argv)
@@ -161,7 +100,9 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
-	as_store *st = NULL;
+	atomsync_store *st = NULL;
+	atomsync_dataset_status *v = NULL;
+	size_t n = 0;
 	json_t *out = NULL;
 	const char *only = NULL;
 	as_error err;
@@ -182,23 +123,26 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (only && !as_config_dataset(cli->cfg, only)) {
+	if (only && !as_cli_has_dataset(cli, only)) {
 		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
 			     only);
 		return AS_EXIT_USAGE;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err)) {
+	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
 	if (json)
 		rc = as_status_json(cli->cfg, st, only, &out, &err);
 	else
-		rc = status_each(cli->cfg, st, only, dataset_text, NULL, &err);
+		rc = atomsync_status(st, cli->cfg, only, &v, &n, &err);
+	for (size_t i = 0; !rc && i < n; i++)
+		dataset_text(&v[i]);
+	atomsync_dataset_status_free(v, n);
 	if (rc)
 		as_cli_error(cli, "%s", err.msg);
 	if (out)
 		as_print_json(out);
-	as_store_close(st);
+	atomsync_store_free(st);
 	return rc ? as_exit_code(err.code) : AS_EXIT_OK;
 }

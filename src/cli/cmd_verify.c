@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "engine/history.h"
 
 static void print_value(json_t *v)
 {
@@ -51,7 +50,8 @@ static void print_mismatch(json_t *m)
 	fputc('\n', stdout);
 }
 
-static json_t *result_json(const char *dataset, const as_verify_result *r)
+static json_t *result_json(const char *dataset, const atomsync_verify_result *r,
+			   json_t *mismatches)
 {
 	return json_pack(
 		"{s:s, s:I, s:b, s:f, s:f, s:{s:b, s:b, s:I, s:o?, s:s}, "
@@ -66,17 +66,18 @@ static json_t *result_json(const char *dataset, const as_verify_result *r)
 		(json_int_t)r->sampled, "matched", (json_int_t)r->matched,
 		"differing", (json_int_t)r->differing, "missing",
 		(json_int_t)r->missing, "note", r->sample_note, "mismatches",
-		r->mismatches, "summary", r->summary);
+		mismatches, "summary", r->summary);
 }
 
-static void print_result(const char *dataset, const as_verify_result *r)
+static void print_result(const char *dataset, const atomsync_verify_result *r,
+			 json_t *mismatches)
 {
 	size_t i;
 	json_t *m;
 
 	printf("%s: count: %s\n", dataset, r->count_note);
 	printf("%s: sample: %s\n", dataset, r->sample_note);
-	json_array_foreach(r->mismatches, i, m) print_mismatch(m);
+	json_array_foreach(mismatches, i, m) print_mismatch(m);
 	if (r->passed)
 		printf("%s: verify passed (accuracy %.1f%%, threshold %.1f%%; run %lld)\n",
 		       dataset, 100.0 * r->accuracy, 100.0 * r->threshold,
@@ -108,7 +109,8 @@ static const char *unprefixed(const char *msg, const char *dataset)
 }
 
 /* A full refresh: a normal run of the dataset. */
-static int repair(as_cli *cli, as_store *st, const char *dataset, json_t *out)
+static int repair(as_cli *cli, atomsync_store *st, const char *dataset,
+		  json_t *out)
 {
 	atomsync_run_options opt;
 	atomsync_run_info info;
@@ -117,8 +119,8 @@ static int repair(as_cli *cli, as_store *st, const char *dataset, json_t *out)
 
 	memset(&opt, 0, sizeof(opt));
 	as_error_clear(&err);
-	rc = as_sync_dataset(st, cli->cfg, dataset, &opt, as_progress_print,
-			     cli, &info, &err);
+	rc = atomsync_sync(st, cli->cfg, dataset, &opt, as_progress_print, cli,
+			   &info, &err);
 	if (rc)
 		as_cli_error(cli, "%s: repair: %s", dataset, err.msg);
 	if (out && info.run_id)
@@ -137,17 +139,17 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		{"repair", no_argument, NULL, 'r'},
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
-	as_verify_result res;
+	atomsync_verify_result *res = NULL;
+	json_t *mismatches = NULL;
 	const char *dataset;
 	unsigned long sample = 100;
-	as_store *st = NULL;
+	atomsync_store *st = NULL;
 	json_t *out = NULL;
 	as_error err;
 	int c, json = 0, fix = 0, rc, code;
 	char *end;
 
 	optind = 1;
-	memset(&res, 0, sizeof(res));
 	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -180,34 +182,38 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (!as_config_dataset(cli->cfg, dataset)) {
+	if (!as_cli_has_dataset(cli, dataset)) {
 		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
 			     dataset);
 		return AS_EXIT_USAGE;
 	}
-	if (as_store_open(&st, cli->cfg->store, &err)) {
+	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
 	as_error_clear(&err);
-	rc = as_verify_dataset(st, cli->cfg, dataset, sample, &res, &err);
+	rc = atomsync_verify(st, cli->cfg, dataset, sample, &res, &err);
 	if (rc) {
 		as_cli_error(cli, "%s: verify: %s", dataset,
 			     unprefixed(err.msg, dataset));
 		code = as_exit_code(rc);
 		goto done;
 	}
-	code = res.passed ? AS_EXIT_OK : AS_EXIT_FAILED;
+	code = res->passed ? AS_EXIT_OK : AS_EXIT_FAILED;
+	mismatches = json_loads(res->mismatches, 0, NULL);
+	if (!mismatches)
+		mismatches = json_array();
 	if (json)
-		out = result_json(dataset, &res);
+		out = result_json(dataset, res, mismatches);
 	else
-		print_result(dataset, &res);
-	if (fix && res.count_checked && !res.count_ok)
+		print_result(dataset, res, mismatches);
+	if (fix && res->count_checked && !res->count_ok)
 		code = repair(cli, st, dataset, out);
 	if (out)
 		as_print_json(out);
 done:
-	as_verify_clear(&res);
-	as_store_close(st);
+	json_decref(mismatches);
+	atomsync_verify_result_free(res);
+	atomsync_store_free(st);
 	return code;
 }

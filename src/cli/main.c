@@ -153,6 +153,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "atomsync: unknown verb '%s'\n%s", verb, USAGE);
 		code = AS_EXIT_USAGE;
 	}
-	as_config_free(cli.cfg);
+	atomsync_config_free(cli.cfg);
 	return code;
 }

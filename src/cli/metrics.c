@@ -97,19 +97,19 @@ static void dataset_metrics(as_buf *runs, as_buf *recs, as_buf *dur,
 	}
 }
 
-int as_metrics_text(const as_config *cfg, as_store *st, as_buf *out,
+int as_metrics_text(const atomsync_config *cfg, atomsync_store *st, as_buf *out,
 		    as_error *err)
 {
 	as_buf runs = AS_BUF_INIT, recs = AS_BUF_INIT, dur = AS_BUF_INIT,
 	       last = AS_BUF_INIT;
 	int rc = 0;
 
-	for (size_t i = 0; cfg && i < cfg->ndatasets; i++) {
-		const char *ds = cfg->datasets[i].name;
+	for (size_t i = 0; cfg && i < atomsync_config_ndatasets(cfg); i++) {
+		const char *ds = atomsync_config_dataset_name(cfg, i);
 		atomsync_run_info *v = NULL;
 		size_t n = 0;
 
-		if ((rc = st->ops->runs_list(st, ds, 0, &v, &n, err)))
+		if ((rc = atomsync_runs_list(st, ds, 0, &v, &n, err)))
 			goto done;
 		dataset_metrics(&runs, &recs, &dur, &last, ds, v, n);
 		atomsync_run_info_free(v, n);
@@ -136,7 +136,7 @@ done:
 	return rc;
 }
 
-int as_metrics_write(as_cli *cli, as_store *st, as_error *err)
+int as_metrics_write(as_cli *cli, atomsync_store *st, as_error *err)
 {
 	as_buf out = AS_BUF_INIT;
 	char *tmp = NULL;

@@ -15,7 +15,7 @@
 void as_cli_redact(as_cli *cli, char *msg, size_t cap)
 {
 	if (cli && cli->cfg)
-		as_config_redact(cli->cfg, msg, cap);
+		atomsync_config_redact(cli->cfg, msg, cap);
 }
 
 void as_cli_error(as_cli *cli, const char *fmt, ...)
@@ -38,11 +38,21 @@ static void log_redactor(char *msg, unsigned long cap, void *ud)
 	as_cli_redact(ud, msg, cap);
 }
 
+int as_cli_has_dataset(const as_cli *cli, const char *name)
+{
+	size_t n = atomsync_config_ndatasets(cli->cfg);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(atomsync_config_dataset_name(cli->cfg, i), name))
+			return 1;
+	return 0;
+}
+
 int as_cli_load_config(as_cli *cli, as_error *err)
 {
 	if (cli->cfg)
 		return 0;
-	if (as_config_load(&cli->cfg, cli->config_path, err)) {
+	if (atomsync_config_load(&cli->cfg, cli->config_path, err)) {
 		if (access(cli->config_path, F_OK) != 0 &&
 		    strstr(err->msg, cli->config_path) == NULL)
 			as_error_prefix(err, "%s", cli->config_path);
@@ -119,7 +129,7 @@ void as_print_run_line(FILE *f, const atomsync_run_info *ri)
 	fputc('\n', f);
 }
 
-void as_progress_print(const as_progress *p, void *ud)
+void as_progress_print(const atomsync_progress *p, void *ud)
 {
 	as_cli *cli = ud;
 	char a[32], b[32];

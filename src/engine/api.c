@@ -39,6 +39,11 @@ const char *atomsync_config_dataset_name(const atomsync_config *cfg, size_t i)
 	return i < cfg->ndatasets ? cfg->datasets[i].name : NULL;
 }
 
+void atomsync_config_redact(const atomsync_config *cfg, char *msg, size_t cap)
+{
+	as_config_redact(cfg, msg, cap);
+}
+
 int atomsync_store_open(atomsync_store **out, const char *url,
 			atomsync_error *err)
 {

@@ -9,7 +9,10 @@
 #include <pthread.h>
 
 #include "cli/cli.h"
+#include "config/config.h"
+#include "engine/sync.h"
 #include "serve/schedule.h"
+#include "store/store.h"
 
 typedef struct as_serve as_serve;
 
