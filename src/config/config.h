@@ -9,30 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/model.h"
 #include "util/error.h"
-
-typedef enum as_type {
-	AS_TYPE_AUTO = 0, /* key column with no declared type: inferred */
-	AS_TYPE_INTEGER,
-	AS_TYPE_REAL,
-	AS_TYPE_TEXT,
-	AS_TYPE_BOOLEAN,
-	AS_TYPE_JSON,
-	AS_TYPE_TIMESTAMP
-} as_type;
-
-typedef enum as_mode {
-	AS_MODE_FULL = 0,
-	AS_MODE_INCREMENTAL,
-	AS_MODE_SCOPED,
-	AS_MODE_APPEND
-} as_mode;
-
-typedef enum as_history {
-	AS_HISTORY_NONE = 0,
-	AS_HISTORY_SNAPSHOT,
-	AS_HISTORY_SCD2
-} as_history;
 
 typedef enum as_source_kind {
 	AS_SOURCE_FILE = 1,
@@ -194,9 +172,6 @@ int64_t as_parse_duration_ms(const char *s);
 
 /* "10/s", "600/min", "3600/h" -> events per second; -1 if malformed. */
 double as_parse_rate(const char *s);
-
-const char *as_mode_name(as_mode m);
-const char *as_type_name(as_type t);
 
 /* Replace, in place, each secret value in msg (a buffer of cap bytes) with
  * "***"; the message never grows. */

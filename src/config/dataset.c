@@ -12,22 +12,16 @@
 
 #define RECORD_MAX (1024LL * 1024 * 1024)
 
-static const char *const mode_names[] = {"full", "incremental", "scoped",
-					 "append"};
-static const char *const type_names[] = {
-	NULL, "integer", "real", "text", "boolean", "json", "timestamp"};
-static const char *const history_names[] = {"none", "snapshot", "scd2"};
-
 #define D(...) FLD(as_dataset_cfg, __VA_ARGS__)
 static const field dataset_fields[] = {
 	D("table", T_STR, 0, table, 0, 0),
 	D("share_table", T_BOOL, 0, share_table, 0, 0),
-	ENM(as_dataset_cfg, "mode", mode, mode_names),
+	ENM(as_dataset_cfg, "mode", mode, as_mode_names),
 	OTHER("key"),
 	OTHER("columns"),
 	OTHER("cursor"),
 	OTHER("scope"),
-	ENM(as_dataset_cfg, "history", history, history_names),
+	ENM(as_dataset_cfg, "history", history, as_history_names),
 	OTHER("snapshot_columns"),
 	OTHER("history_keep"),
 	D("verify_threshold", T_REAL, F_OPEN, verify_threshold, 0, 1),
@@ -56,7 +50,7 @@ static const field guard_fields[] = {
 
 static const field column_fields[] = {
 	{"type", T_ENUM, F_REQUIRED, offsetof(as_column_cfg, type), 0, 0,
-	 type_names, NELEM(type_names)},
+	 as_type_names, NELEM(as_type_names)},
 	FLD(as_column_cfg, "path", T_PATH, 0, path, 0, 0),
 };
 
@@ -385,16 +379,4 @@ int as_cfg_parse_dataset(cx *c, const ynode *kn, const ynode *vn,
 	if (!rc)
 		rc = as_cfg_parse_source(&d);
 	return rc ? rc : finish_dataset(&d);
-}
-
-const char *as_mode_name(as_mode m)
-{
-	return (unsigned)m < NELEM(mode_names) ? mode_names[m] : "unknown";
-}
-
-const char *as_type_name(as_type t)
-{
-	if (t == AS_TYPE_AUTO)
-		return "auto";
-	return (unsigned)t < NELEM(type_names) ? type_names[t] : "unknown";
 }

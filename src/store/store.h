@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "model/model.h"
 #include "util/arena.h"
 #include "util/error.h"
 
