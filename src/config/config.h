@@ -120,6 +120,8 @@ typedef struct as_guard_cfg {
 	double max_delete_fraction; /* default 0.5 */
 	int allow_empty;	    /* default 0 */
 	int64_t max_rejects;	    /* default 0 */
+	int64_t min_deletes;	    /* deletions up to this many never trip the
+				       fraction; default 10 */
 } as_guard_cfg;
 
 typedef struct as_dataset_cfg {

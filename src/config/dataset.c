@@ -47,6 +47,7 @@ static const field guard_fields[] = {
 	    0, 1),
 	FLD(as_guard_cfg, "allow_empty", T_BOOL, 0, allow_empty, 0, 0),
 	FLD(as_guard_cfg, "max_rejects", T_INT, 0, max_rejects, 0, INT64_MAX),
+	FLD(as_guard_cfg, "min_deletes", T_INT, 0, min_deletes, 0, INT64_MAX),
 };
 
 static const field column_fields[] = {

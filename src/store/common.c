@@ -93,12 +93,15 @@ void as_counts_finish(as_counts *c)
  * Invariant 3: refuse an empty delivery where rows exist, and a publish that
  * would delete more than the allowed fraction of the live rows (for scoped
  * mode: of the rows of the scopes the run delivered).  scope_rows is that
- * denominator for scoped mode, ignored otherwise.
+ * denominator for scoped mode, ignored otherwise.  A run deleting at most
+ * po->min_deletes rows in all passes the fraction: a small scope (a user's
+ * 5 calendars) changes by a large fraction in normal use, while a partial
+ * upstream answer over a table or scope of any size deletes more than that.
  */
 int as_guard_check(const as_table *t, const as_publish_opts *po,
 		   const as_counts *c, int64_t scope_rows, as_error *err)
 {
-	char a[32], b[32];
+	char a[32], b[32], m[32];
 	int64_t staged = c->inserted + c->updated + c->unchanged;
 	int64_t base = t->mode == AS_MODE_SCOPED ? scope_rows : c->live_before;
 
@@ -114,17 +117,20 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 				as_fmt_count(a, sizeof(a), c->live_before));
 		if (staged == 0 && po->allow_empty)
 			return 0;
-		if (c->deleted > 0 && base > 0 && !po->allow_deletes &&
+		if (c->deleted > po->min_deletes && base > 0 &&
+		    !po->allow_deletes &&
 		    (double)c->deleted > po->max_delete_fraction * (double)base)
 			return as_error_set(
 				err, AS_EREFUSED,
 				"refused: the run would delete %s of %s rows "
-				"(%.1f%%, over max_delete_fraction %.0f%%); nothing "
-				"was changed (pass --allow-deletes to publish it)",
+				"(%.1f%%, over max_delete_fraction %.0f%% and "
+				"min_deletes %s); nothing was changed (pass "
+				"--allow-deletes to publish it)",
 				as_fmt_count(a, sizeof(a), c->deleted),
 				as_fmt_count(b, sizeof(b), base),
 				100.0 * (double)c->deleted / (double)base,
-				100.0 * po->max_delete_fraction);
+				100.0 * po->max_delete_fraction,
+				as_fmt_count(m, sizeof(m), po->min_deletes));
 	}
 	return 0;
 }
