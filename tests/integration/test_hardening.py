@@ -1,0 +1,165 @@
+"""Inputs and invocations a hostile probe tried (issue 18): an endless line,
+the size cap with CRLF, odd keys, reserved names, store URLs that are not
+stores, and odd arguments.  Each is a clear one-line error, and nothing is
+lost or left behind (invariants 2, 9)."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from atomsync_test import (BIN, FIXTURES, OK, FAILED, USAGE,  # noqa: E402
+                           StoreTestCase, for_each_store, spawn, write_jsonl)
+
+TAP = os.path.join(FIXTURES, "tap.py")
+CONFIG = """
+store: {store}
+datasets:
+  d:
+    key: [id]
+    columns:
+      id: {type: integer}
+      name: {type: text}
+%s    source:
+%s"""
+
+
+def own(stderr):
+    return [l for l in stderr.splitlines() if l.startswith("atomsync:")]
+
+
+def wait_for(cond, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@for_each_store
+class EndlessInputTest(StoreTestCase):
+    """Issue 18 item 2: the size cap ends an endless line, and one SIGTERM
+    stops a run in every phase with nothing published (invariant 2)."""
+
+    def setUp(self):
+        super().setUp()
+        self.config(CONFIG % ("", "      file: in.jsonl\n"))
+        write_jsonl(self.path("in.jsonl"), [{"id": 1, "name": "a"}])
+        self.atomsync("run", check=OK)
+        self.before = self.store.full_rows("d")
+
+    def test_endless_line_ends_at_the_cap(self):
+        """Invariant 9: /dev/zero is one line that never ends: the run stops
+        at the 16 MiB cap with a located error and exit 1."""
+        t0 = time.monotonic()
+        p = self.atomsync("load", self.store.url, "z", "/dev/zero", "--key", "id",
+                          timeout=60)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        lines = own(p.stderr)
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertRegex(lines[0], r"/dev/zero:1: record is over the size cap of "
+                         r"16777216 bytes \(max_record_size\)")
+        self.assertFalse(self.store.table_exists("z"))
+        # The same through a config's file source and a small cap.
+        self.config(CONFIG % ("    max_record_size: 1000\n", "      file: /dev/zero\n"))
+        p = self.atomsync("run", timeout=60)
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        self.assertRegex(own(p.stderr)[0], r"/dev/zero:1: record is over the size "
+                         r"cap of 1000 bytes")
+        self.assertEqual(self.store.full_rows("d"), self.before)
+
+    def assert_one_sigterm_stops(self, args, ready, env=None):
+        """Start atomsync, wait until ready(), send one SIGTERM: it exits 1
+        within 5 s, says it was interrupted, and publishes nothing."""
+        p = spawn(args, cwd=self.dir, env=env)
+        try:
+            self.assertTrue(wait_for(ready), "never got going")
+            time.sleep(0.3)
+            os.kill(p.pid, signal.SIGTERM)
+            t0 = time.monotonic()
+            rc = p.wait(timeout=20)
+            took = time.monotonic() - t0
+            err = p.stderr.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+        self.assertEqual(rc, FAILED, err)
+        self.assertLess(took, 5, err)
+        self.assertIn("interrupted", err)
+        self.assertEqual(self.store.full_rows("d"), self.before)
+
+    def test_sigterm_while_skipping_an_endless_line(self):
+        """Invariant 2: with rejects allowed, the reader skips the over-long
+        line looking for its end; one SIGTERM stops it."""
+        self.config(CONFIG % ("    max_record_size: 1000\n    guard: {max_rejects: 5}\n",
+                              "      file: /dev/zero\n"))
+        n = len(self.runs("d"))
+        self.assert_one_sigterm_stops(["run"], lambda: len(self.runs("d")) > n)
+
+    def test_sigterm_while_a_command_streams(self):
+        """Invariant 2: one SIGTERM stops a run reading a slow command."""
+        write_jsonl(self.path("recs.jsonl"), [{"id": i, "name": "n"} for i in range(5000)])
+        self.config(CONFIG % ("", '      exec: "%s %s --records recs.jsonl --format jsonl '
+                              '--sleep 0.01 --log tap.log"\n' % (sys.executable, TAP)))
+        self.assert_one_sigterm_stops(["run"], lambda: os.path.exists(self.path("tap.log")))
+
+    def test_sigterm_while_waiting_for_a_locked_store(self):
+        """Invariant 2: a run waiting for SQLite's write lock (another
+        process holds it) stops on one SIGTERM, not after the 30 s busy
+        timeout."""
+        if self.store_name != "sqlite":
+            self.skipTest("SQLite's file lock")
+        write_jsonl(self.path("in.jsonl"), [{"id": i, "name": "b"} for i in range(100)])
+        db = sqlite3.connect(self.store.path, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            self.assert_one_sigterm_stops(["run"], lambda: True)
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+
+
+@for_each_store
+class SizeCapTest(StoreTestCase):
+    """Issue 18 item 3: the cap counts the record, not its line ending."""
+
+    def test_record_of_exactly_the_cap_with_crlf(self):
+        """Invariant 9: a record of exactly max_record_size bytes is
+        accepted whether its line ends in LF or CRLF; one byte more is
+        rejected with its exact size."""
+        self.config(CONFIG % ("    max_record_size: 1000\n", "      file: in.jsonl\n"))
+
+        def record(i, size):
+            r = json.dumps({"id": i, "name": ""}, separators=(",", ":"))
+            return json.dumps({"id": i, "name": "x" * (size - len(r))},
+                              separators=(",", ":")).encode()
+
+        exact = [record(i, 1000) for i in (1, 2, 3)]
+        self.assertEqual({len(r) for r in exact}, {1000})
+        with open(self.path("in.jsonl"), "wb") as f:
+            f.write(exact[0] + b"\r\n" + exact[1] + b"\n" + exact[2] + b"\r\n")
+        self.atomsync("run", check=OK)
+        self.assertEqual(len(self.store.rows("d", ["id"])), 3)
+        before = self.store.full_rows("d")
+        for end in (b"\r\n", b"\n", b""):
+            with self.subTest(end=end):
+                with open(self.path("in.jsonl"), "wb") as f:
+                    f.write(exact[0] + b"\r\n" + record(2, 1001) + end)
+                p = self.atomsync("run")
+                self.assertEqual(p.returncode, FAILED, p.stderr)
+                self.assertIn("in.jsonl:2: record is 1001 bytes, over the size cap "
+                              "of 1000 bytes", own(p.stderr)[0])
+                self.assertEqual(self.store.full_rows("d"), before)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
