@@ -160,6 +160,123 @@ class SizeCapTest(StoreTestCase):
                 self.assertEqual(self.store.full_rows("d"), before)
 
 
+@for_each_store
+class LoadArgumentsTest(StoreTestCase):
+    """Issue 18 items 4 and 6: `load` refuses keys and names it cannot
+    honour as usage errors (exit 2, one line), before it touches the store:
+    nothing is created or left behind (invariant 2)."""
+
+    def setUp(self):
+        super().setUp()
+        write_jsonl(self.path("in.jsonl"), [{"id": i, "data": "x"} for i in range(3)])
+        self.atomsync("load", self.store.url, "keep", "in.jsonl", "--key", "id", check=OK)
+        # For `runs keep`: the same dataset in a config file.
+        self.config("store: {store}\ndatasets:\n  keep:\n    key: [id]\n"
+                    "    source: {file: in.jsonl}\n")
+        self.before = self.store.full_rows("keep")
+
+    def assert_usage(self, args, words):
+        nruns = len(self.runs("keep"))
+        p = self.atomsync("load", self.store.url, *args)
+        self.assertEqual(p.returncode, USAGE, p.stderr)
+        lines = own(p.stderr)
+        self.assertEqual(len(lines), 1, p.stderr)
+        for w in words:
+            self.assertIn(w, lines[0])
+        self.assertEqual(self.store.full_rows("keep"), self.before)
+        self.assertEqual(len(self.runs("keep")), nruns)
+        if self.store_name == "sqlite":
+            names = [r[0] for r in self.store.query(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        else:
+            names = [r[0] for r in self.store.query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        self.assertEqual([n for n in names if "stage" in n.lower()], [], names)
+        self.assertNotIn("t", names)
+        return lines[0]
+
+    def test_key_data_and_repeated_keys(self):
+        """Item 4: --key data would be the whole-record column; a key column
+        named twice (in any case) is one column."""
+        self.assert_usage(["t", "in.jsonl", "--key", "data"],
+                          ["--key", "'data'", "whole record"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,data"], ["'data'"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,id"], ["--key", "'id' twice"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,ID"], ["'ID'", "twice"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,"], ["--key", "empty"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id", "--mode", "scoped",
+                           "--scope", "id,id"], ["--scope", "twice"])
+
+    def test_reserved_names(self):
+        """Item 6: atomsync's and SQLite's own names, in any case, are
+        refused like the config file refuses them."""
+        for table in ("ATOMSYNC_RUNS", "atomsync_leases", "Atomsync_x",
+                      "sqlite_master", "SQLITE_STAT1", "_atomsync_stage_1"):
+            with self.subTest(table=table):
+                self.assert_usage([table, "in.jsonl", "--key", "id"],
+                                  ["table name '%s'" % table, "reserved"])
+        for col in ("_atomsync_run", "_ATOMSYNC_HASH"):
+            with self.subTest(col=col):
+                self.assert_usage(["t", "in.jsonl", "--key", col], ["'%s'" % col, "reserved"])
+                self.assert_usage(["t", "in.jsonl", "--key", "id", "--mode", "scoped",
+                                   "--scope", col], ["'%s'" % col, "reserved"])
+                self.assert_usage(["t", "in.jsonl", "--key", "id", "--mode", "incremental",
+                                   "--cursor", col], ["'%s'" % col, "reserved"])
+        self.assert_usage(["t", "in.jsonl", "--key", "my-id"], ["'my-id'", "identifier"])
+
+    def test_config_refuses_the_same(self):
+        """Items 4, 6: the config file refuses key 'data' without columns,
+        a key listed twice in different case, and SQLite's own names."""
+        base = ("store: {store}\ndatasets:\n  t:\n%s    source: {file: in.jsonl}\n")
+        for body, word in (("    key: [data]\n", "'data'"),
+                           ("    key: [id, ID]\n", "twice"),
+                           ("    table: sqlite_master\n    key: [id]\n", "reserved"),
+                           ("    table: SQLite_Seq\n    key: [id]\n", "reserved")):
+            with self.subTest(body=body):
+                self.config(base % body)
+                p = self.atomsync("run")
+                self.assertEqual(p.returncode, USAGE, p.stderr)
+                self.assertEqual(len(own(p.stderr)), 1, p.stderr)
+                self.assertIn(word, p.stderr)
+                self.assertRegex(p.stderr, r"atomsync\.yml:\d+:\d+: ")
+
+
+class StoreUrlTest(StoreTestCase):
+    """Issue 18 item 7: only sqlite:PATH, a PATH ending .db, .sqlite or
+    .sqlite3, and PostgreSQL URLs or key=value strings are stores; anything
+    else is a usage error naming the accepted forms, and creates nothing."""
+
+    def test_not_a_store(self):
+        write_jsonl(self.path("in.jsonl"), [{"id": 1}])
+        for url in ("bogus:x", "foo", "mysql://u:secret@127.0.0.1/db", "sqlite:",
+                    "x.txt", "redis://127.0.0.1:6379/0"):
+            with self.subTest(url=url):
+                p = self.atomsync("load", url, "t", "in.jsonl", "--key", "id")
+                self.assertEqual(p.returncode, USAGE, p.stderr)
+                lines = own(p.stderr)
+                self.assertEqual(len(lines), 1, p.stderr)
+                self.assertIn("sqlite:PATH", lines[0])
+                self.assertIn("postgres://", lines[0])
+                self.assertNotIn("secret", p.stderr)
+                self.assertEqual(sorted(os.listdir(self.dir)), ["in.jsonl"])
+        # The same from a config file.
+        self.config("store: bogus:x\ndatasets:\n  t:\n    key: [id]\n"
+                    "    source: {file: in.jsonl}\n")
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, USAGE, p.stderr)
+        self.assertIn("sqlite:PATH", p.stderr)
+        self.assertFalse(os.path.exists(self.path("bogus:x")))
+
+    def test_the_accepted_forms(self):
+        write_jsonl(self.path("in.jsonl"), [{"id": 1}])
+        for url in ("sqlite:a", "sqlite:b.data", "c.db", "d.sqlite", "e.SQLITE3",
+                    "sub/../f.db"):
+            with self.subTest(url=url):
+                self.atomsync("load", url, "t", "in.jsonl", "--key", "id", check=OK)
+                path = url[len("sqlite:"):] if url.startswith("sqlite:") else url
+                self.assertTrue(os.path.exists(self.path(os.path.basename(path))), url)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
