@@ -37,6 +37,13 @@ int as_exit_combine(const int *codes, size_t n);
 void as_cli_error(as_cli *cli, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int as_cli_load_config(as_cli *cli, as_error *err);
+/* The usage error of a verb's getopt_long loop (optstring starting with ':')
+ * that returned c, '?' or ':': names the option; returns AS_EXIT_USAGE. */
+int as_cli_bad_option(as_cli *cli, char **argv, int c);
+/* A count given to opt: decimal digits only, within [min, max]; else a
+ * usage error naming opt and arg.  0 or AS_EXIT_USAGE. */
+int as_cli_count(as_cli *cli, const char *opt, const char *arg, long long min,
+		 long long max, long long *out);
 /* Redact secrets of the loaded config from msg. */
 void as_cli_redact(as_cli *cli, char *msg, size_t cap);
 

@@ -5,6 +5,7 @@
  * same engine and guarantees as `run`.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,7 +111,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 	as_store *st = NULL;
 	as_error err;
 	int c, json = 0, code = AS_EXIT_USAGE;
-	char *end, *name;
+	char *name;
 
 	memset(&opt, 0, sizeof(opt));
 	if (!cfg || !ds) {
@@ -124,7 +125,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 	as_dataset_cfg_defaults(ds);
 	cli->cfg = cfg;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': ds->key = as_split(optarg, ',', &ds->nkey); break;
 		case 'M':
@@ -160,15 +161,13 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		case 'r': opt.restart = 1; break;
 		case 'x':
 		case 'b': {
-			long long v = strtoll(optarg, &end, 10);
+			long long v;
 
-			if (*end || !*optarg || v < (c == 'b')) {
-				as_cli_error(cli, "--%s %s: expected a number",
-					     c == 'x' ? "max-rejects"
-						      : "batch-size",
-					     optarg);
+			if (as_cli_count(cli,
+					 c == 'x' ? "--max-rejects"
+						  : "--batch-size",
+					 optarg, c == 'b', INT64_MAX, &v))
 				return AS_EXIT_USAGE;
-			}
 			if (c == 'x')
 				ds->guard.max_rejects = v;
 			else
@@ -177,7 +176,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		}
 		case 'j': json = 1; break;
 		case 'm': cli->metrics_file = optarg; break;
-		default: return AS_EXIT_USAGE;
+		default: return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (argc - optind < 2 || argc - optind > 3) {

@@ -81,12 +81,17 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 
-		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) &&
-		    i + 1 < argc) {
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
+		     strcmp(a, "--metrics-file") == 0) &&
+		    i + 1 >= argc) {
+			fprintf(stderr, "atomsync: %s needs a %s\n%s", a,
+				a[2] == 'm' ? "PATH" : "FILE", USAGE);
+			return AS_EXIT_USAGE;
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			cli.config_path = argv[++i];
 		} else if (strncmp(a, "--config=", 9) == 0) {
 			cli.config_path = a + 9;
-		} else if (strcmp(a, "--metrics-file") == 0 && i + 1 < argc) {
+		} else if (strcmp(a, "--metrics-file") == 0) {
 			cli.metrics_file = argv[++i];
 		} else if (strncmp(a, "--metrics-file=", 15) == 0) {
 			cli.metrics_file = a + 15;

@@ -277,6 +277,64 @@ class StoreUrlTest(StoreTestCase):
                 self.assertTrue(os.path.exists(self.path(os.path.basename(path))), url)
 
 
+@for_each_store
+class CliArgumentsTest(StoreTestCase):
+    """Issue 18 item 10: a bad number, an extra or repeated argument, or an
+    option without its value is a usage error (exit 2) naming it, before
+    anything runs."""
+
+    def setUp(self):
+        super().setUp()
+        self.config(CONFIG % ("    history: scd2\n", "      file: in.jsonl\n"))
+        write_jsonl(self.path("in.jsonl"), [{"id": 1, "name": "a"}])
+        self.atomsync("run", check=OK)
+        self.before = self.store.full_rows("d")
+
+    def assert_usage(self, args, words):
+        nruns = len(self.runs("d"))
+        p = self.atomsync(*args)
+        self.assertEqual(p.returncode, USAGE, p.stderr)
+        lines = own(p.stderr)
+        self.assertEqual(len(lines), 1, p.stderr)
+        for w in words:
+            self.assertIn(w, lines[0])
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(self.store.full_rows("d"), self.before)
+        self.assertEqual(len(self.runs("d")), nruns)
+
+    def test_numbers(self):
+        for args, word in ((["runs", "d", "--limit", "-1"], "--limit -1"),
+                           (["runs", "d", "--limit", "1x"], "--limit 1x"),
+                           (["runs", "d", "--limit", "99999999999999999999"], "--limit"),
+                           (["rollback", "d", "--to-run", "18446744073709551617"],
+                            "--to-run 18446744073709551617"),
+                           (["rollback", "d", "--to-run", "-1"], "--to-run -1"),
+                           (["rollback", "d", "--to-run", "0"], "--to-run 0"),
+                           (["verify", "d", "--sample", "-5"], "--sample -5")):
+            with self.subTest(args=args):
+                self.assert_usage(args, [word])
+        self.assertEqual(len(json.loads(self.atomsync("runs", "d", "--json", "--limit", "0",
+                                                      check=OK).stdout)), 1)
+
+    def test_extra_and_repeated_arguments(self):
+        self.assert_usage(["runs", "d", "extra"], ["extra"])
+        self.assert_usage(["status", "d", "extra"], ["extra"])
+        self.assert_usage(["rollback", "d", "--to-run", "1", "--to-run", "2"],
+                          ["--to-run", "twice"])
+        self.assert_usage(["rollback", "d", "e", "--to-run", "1"], ["'e'"])
+
+    def test_option_without_its_value(self):
+        for args, word in ((["-c"], "-c needs a FILE"),
+                           (["--config"], "--config needs a FILE"),
+                           (["run", "-c"], "-c"),
+                           (["--metrics-file"], "--metrics-file needs a PATH")):
+            with self.subTest(args=args):
+                p = self.atomsync(*args)
+                self.assertEqual(p.returncode, USAGE, p.stderr)
+                self.assertIn(word, own(p.stderr)[0])
+                self.assertNotIn("unknown option", p.stderr)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
