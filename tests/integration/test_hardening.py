@@ -191,7 +191,8 @@ class LoadArgumentsTest(StoreTestCase):
         else:
             names = [r[0] for r in self.store.query(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-        self.assertEqual([n for n in names if "stage" in n.lower()], [], names)
+        self.assertEqual([n for n in names if n.lower().startswith("_atomsync_stage")], [],
+                         names)
         self.assertNotIn("t", names)
         return lines[0]
 
