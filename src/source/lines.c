@@ -179,6 +179,15 @@ int as_lines_next(as_lines *l, const char **line, size_t *len, as_error *err)
 			 * the line's ending, not part of it. */
 			size_t body = n && p[n - 1] == '\r' ? n - 1 : n;
 
+			/* A UTF-8 byte order mark opening the input is not
+			 * part of the first record (editors on Windows write
+			 * one); consumed, so offsets stay byte offsets. */
+			if (l->consumed == 0 && n >= 3 &&
+			    !memcmp(p, "\xEF\xBB\xBF", 3)) {
+				consume(l, 3);
+				scanned = 0;
+				continue;
+			}
 			if (body > l->max)
 				return over_long(l, len, err);
 			consume(l, nl ? n + 1 : n);

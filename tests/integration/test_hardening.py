@@ -336,6 +336,73 @@ class CliArgumentsTest(StoreTestCase):
                 self.assertNotIn("unknown option", p.stderr)
 
 
+@for_each_store
+class OddRecordsTest(StoreTestCase):
+    """Issue 18 item 10: records a probe sent that were silently mangled or
+    refused for no good reason (invariant 9)."""
+
+    CFG = """
+store: {store}
+datasets:
+  d:
+    key: [id]
+    columns:
+      id: {type: integer}
+      c: {type: integer, path: a.b.c}
+      at: {type: timestamp}
+    source:
+      file: in.jsonl
+"""
+
+    def setUp(self):
+        super().setUp()
+        self.config(self.CFG)
+        write_jsonl(self.path("in.jsonl"), [{"id": 1, "a": {"b": {"c": 7}}},
+                                            {"id": 2, "a": None}, {"id": 3}])
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.store.rows("d", ["id", "c"]), [(1, 7), (2, None), (3, None)])
+        self.before = self.store.full_rows("d")
+
+    def assert_bad(self, data, pattern):
+        with open(self.path("in.jsonl"), "wb") as f:
+            f.write(data)
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        lines = own(p.stderr)
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertRegex(lines[0], pattern)
+        self.assertEqual(self.store.full_rows("d"), self.before)
+
+    def test_path_through_a_scalar_or_array(self):
+        """A declared path through a scalar or an array is a bad record
+        naming the step; a missing or null step stays NULL."""
+        self.assert_bad(b'{"id": 1, "a": {"b": {"c": 7}}}\n{"id": 2, "a": 5}\n',
+                        r"in\.jsonl:2: 'a\.b\.c': 'a' is an integer, not an object")
+        self.assert_bad(b'{"id": 1, "a": {"b": [1, 2]}}\n',
+                        r"in\.jsonl:1: 'a\.b\.c': 'a\.b' is an array, not an object")
+
+    def test_year_zero(self):
+        """Timestamps are years 1 to 9999, in UTC as well."""
+        for at in ("0000-01-01T00:00:00Z", "0001-01-01T00:30:00+01:00"):
+            with self.subTest(at=at):
+                self.assert_bad(json.dumps({"id": 1, "at": at}).encode() + b"\n",
+                                r"in\.jsonl:1: 'at': ")
+        write_jsonl(self.path("in.jsonl"), [{"id": 1, "a": {"b": {"c": 7}},
+                                             "at": "0001-01-01T00:00:00Z"}])
+        self.atomsync("run", check=OK)
+
+    def test_byte_order_mark(self):
+        """A UTF-8 byte order mark opening the file is skipped; one inside
+        the file is still a bad record."""
+        good = b'{"id": 1, "a": {"b": {"c": 8}}}\r\n{"id": 2}\r\n{"id": 3}\r\n'
+        with open(self.path("in.jsonl"), "wb") as f:
+            f.write(b"\xef\xbb\xbf" + good)
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.store.rows("d", ["id", "c"]), [(1, 8), (2, None), (3, None)])
+        self.before = self.store.full_rows("d")
+        self.assert_bad(good + b'\xef\xbb\xbf{"id": 4}\n', r"in\.jsonl:4:")
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
