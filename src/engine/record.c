@@ -179,6 +179,12 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 					    where, c->path ? c->path : c->name);
 		return 0;
 	}
+	/* Kept exact for json columns and the whole record; any other
+	 * column would have to round or wrap it. */
+	if (c->type != AS_TYPE_JSON && as_json_big_integer(v, &want))
+		return as_error_set(err, AS_EINPUT,
+				    "%s: '%s': integer %s is beyond 64 bits",
+				    where, c->path ? c->path : c->name, want);
 	if (c->type == AS_TYPE_AUTO) {
 		if (json_is_integer(v))
 			c->type = AS_TYPE_INTEGER;

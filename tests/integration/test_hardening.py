@@ -403,6 +403,45 @@ datasets:
         self.assert_bad(good + b'\xef\xbb\xbf{"id": 4}\n', r"in\.jsonl:4:")
 
 
+@for_each_store
+class BigIntegerTest(StoreTestCase):
+    """Issue 18 item 10: an integer beyond 64 bits in a field no integer
+    column maps is kept exactly, as its text, in `data` and in json
+    columns; a column that would have to round it refuses the record
+    (invariant 9)."""
+
+    BIG = b"123456789012345678901234567890"
+
+    def test_kept_exactly_in_data(self):
+        line = (b'{"id":1,"n":' + self.BIG + b',"m":[-99999999999999999999,1.5e3,"x\\"1"]}')
+        with open(self.path("in.jsonl"), "wb") as f:
+            f.write(line + b"\n")
+        self.atomsync("load", self.store.url, "t", "in.jsonl", "--key", "id", check=OK)
+        data = self.store.rows("t", ["data"])[0][0]
+        if not isinstance(data, str):
+            data = json.dumps(data, separators=(",", ":"))
+        self.assertIn(self.BIG.decode(), data)
+        self.assertIn("-99999999999999999999", data)
+
+    def test_json_column_and_mapped_integer(self):
+        self.config("store: {store}\ndatasets:\n  d:\n    key: [id]\n    columns:\n"
+                    "      id: {type: integer}\n      m: {type: json}\n"
+                    "      n: {type: integer}\n    source: {file: in.jsonl}\n")
+        with open(self.path("in.jsonl"), "wb") as f:
+            f.write(b'{"id":1,"m":{"x":' + self.BIG + b'},"n":2}\n')
+        self.atomsync("run", check=OK)
+        m = self.store.rows("d", ["m"])[0][0]
+        self.assertIn(self.BIG.decode(), m if isinstance(m, str) else json.dumps(m))
+        before = self.store.full_rows("d")
+        with open(self.path("in.jsonl"), "wb") as f:
+            f.write(b'{"id":1,"m":1,"n":' + self.BIG + b'}\n')
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        self.assertIn("in.jsonl:1: 'n': integer %s is beyond 64 bits" % self.BIG.decode(),
+                      own(p.stderr)[0])
+        self.assertEqual(self.store.full_rows("d"), before)
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
