@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -44,14 +45,30 @@ static const char USAGE[] =
 	"2 usage or configuration error, 3 refused by a guard (nothing\n"
 	"published), 4 another worker holds the lease (nothing done)\n";
 
+/*
+ * The first SIGINT/SIGTERM asks the run to stop cleanly (it records itself
+ * failed and releases its lease); a second one a second or more later stops
+ * the process at once.  A repeat within that second is the same request:
+ * GNU timeout signals the child and then its whole process group, so the
+ * child gets SIGTERM twice at once.
+ */
+static struct timespec first_signal;
+
 static void on_signal(int sig)
 {
-	(void)sig;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (as_interrupted) {
-		/* A second signal: stop now. */
+		if (now.tv_sec - first_signal.tv_sec < 1 ||
+		    (now.tv_sec - first_signal.tv_sec == 1 &&
+		     now.tv_nsec < first_signal.tv_nsec))
+			return;
 		signal(sig, SIG_DFL);
 		raise(sig);
+		return;
 	}
+	first_signal = now;
 	as_interrupted = 1;
 }
 

@@ -103,6 +103,19 @@ class EndlessInputTest(StoreTestCase):
                               "      file: /dev/zero\n"))
         n = len(self.runs("d"))
         self.assert_one_sigterm_stops(["run"], lambda: len(self.runs("d")) > n)
+        self.assertEqual(self.runs("d")[0]["status"], "failed")
+        # GNU timeout signals the child and then its process group: the two
+        # SIGTERMs at once are one request to stop, not a kill.
+        for _ in range(3):
+            p = subprocess.run(["timeout", "--preserve-status", "-s", "TERM", "1",
+                                BIN, "run"], cwd=self.dir, capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(p.returncode, FAILED, p.stderr)
+            self.assertIn("interrupted", p.stderr)
+            runs = self.runs("d")
+            self.assertEqual(runs[0]["status"], "failed")
+            self.assertIn("interrupted", runs[0]["error"])
+        self.assertEqual(self.store.full_rows("d"), self.before)
 
     def test_sigterm_while_a_command_streams(self):
         """Invariant 2: one SIGTERM stops a run reading a slow command."""
