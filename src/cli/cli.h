@@ -42,6 +42,13 @@ void as_cli_error(as_cli *cli, const char *fmt, ...)
 int as_cli_load_config(as_cli *cli, as_error *err);
 /* Whether the loaded config has a dataset of that name. */
 int as_cli_has_dataset(const as_cli *cli, const char *name);
+/* The usage error of a verb's getopt_long loop (optstring starting with ':')
+ * that returned c, '?' or ':': names the option; returns AS_EXIT_USAGE. */
+int as_cli_bad_option(as_cli *cli, char **argv, int c);
+/* A count given to opt: decimal digits only, within [min, max]; else a
+ * usage error naming opt and arg.  0 or AS_EXIT_USAGE. */
+int as_cli_count(as_cli *cli, const char *opt, const char *arg, long long min,
+		 long long max, long long *out);
 /* Redact secrets of the loaded config from msg. */
 void as_cli_redact(as_cli *cli, char *msg, size_t cap);
 

@@ -5,12 +5,14 @@
  * same engine and guarantees as `run`.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "config/config.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/str.h"
 
 int as_run_datasets(as_cli *cli, atomsync_store *st, const char **names,
@@ -27,6 +29,66 @@ static int parse_mode(const char *s, as_mode *m)
 			return 0;
 		}
 	return -1;
+}
+
+/* The config file's rules for the columns named by opt (--key, --scope,
+ * --cursor): plain, not reserved, not the whole-record column 'data', none
+ * twice (names ignore case).  Checked before the store is opened, so a bad
+ * name leaves nothing behind. */
+static int check_columns(as_cli *cli, const char *opt, const char *arg,
+			 char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *why = as_cfg_name_problem(v[i], 0);
+
+		if (!*v[i])
+			why = "is empty";
+		else if (!why && !strcasecmp(v[i], AS_DATA_COLUMN))
+			why = "is the column of the whole record (load keeps "
+			      "each record as JSON in 'data'); use another "
+			      "column";
+		if (why) {
+			as_cli_error(cli, "load: %s %s: column name '%s' %s",
+				     opt, arg, v[i], why);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcasecmp(v[i], v[j])) {
+				as_cli_error(cli,
+					     "load: %s %s lists '%s' twice%s",
+					     opt, arg, v[i],
+					     strcmp(v[i], v[j])
+						     ? " (names ignore case)"
+						     : "");
+				return -1;
+			}
+	}
+	return 0;
+}
+
+static int check_names(as_cli *cli, as_dataset_cfg *ds, const char *table)
+{
+	const char *why = as_cfg_name_problem(table, 1);
+	as_buf key = AS_BUF_INIT, scope = AS_BUF_INIT;
+	int rc = 0;
+
+	if (why) {
+		as_cli_error(cli, "load: table name '%s' %s", table, why);
+		return -1;
+	}
+	for (size_t i = 0; i < ds->nkey; i++)
+		as_buf_printf(&key, "%s%s", i ? "," : "", ds->key[i]);
+	for (size_t i = 0; i < ds->nscope; i++)
+		as_buf_printf(&scope, "%s%s", i ? "," : "", ds->scope[i]);
+	if (check_columns(cli, "--key", as_buf_cstr(&key), ds->key, ds->nkey) ||
+	    check_columns(cli, "--scope", as_buf_cstr(&scope), ds->scope,
+			  ds->nscope) ||
+	    (ds->cursor &&
+	     check_columns(cli, "--cursor", ds->cursor, &ds->cursor, 1)))
+		rc = -1;
+	as_buf_free(&key);
+	as_buf_free(&scope);
+	return rc;
 }
 
 int as_cmd_load(as_cli *cli, int argc, char **argv)
@@ -51,7 +113,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 	as_store *st = NULL;
 	as_error err;
 	int c, json = 0, code = AS_EXIT_USAGE;
-	char *end, *name;
+	char *name;
 
 	memset(&opt, 0, sizeof(opt));
 	if (!cfg || !ds) {
@@ -65,7 +127,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 	as_dataset_cfg_defaults(ds);
 	cli->cfg = cfg;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k': ds->key = as_split(optarg, ',', &ds->nkey); break;
 		case 'M':
@@ -101,15 +163,13 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		case 'r': opt.restart = 1; break;
 		case 'x':
 		case 'b': {
-			long long v = strtoll(optarg, &end, 10);
+			long long v;
 
-			if (*end || !*optarg || v < (c == 'b')) {
-				as_cli_error(cli, "--%s %s: expected a number",
-					     c == 'x' ? "max-rejects"
-						      : "batch-size",
-					     optarg);
+			if (as_cli_count(cli,
+					 c == 'x' ? "--max-rejects"
+						  : "--batch-size",
+					 optarg, c == 'b', INT64_MAX, &v))
 				return AS_EXIT_USAGE;
-			}
 			if (c == 'x')
 				ds->guard.max_rejects = v;
 			else
@@ -118,7 +178,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		}
 		case 'j': json = 1; break;
 		case 'm': cli->metrics_file = optarg; break;
-		default: return AS_EXIT_USAGE;
+		default: return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (argc - optind < 2 || argc - optind > 3) {
@@ -143,14 +203,8 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 	}
 	cfg->store = as_strdup(argv[optind]);
 	name = argv[optind + 1];
-	if (!as_is_ident(name) || strncmp(name, "atomsync", 8) == 0 ||
-	    strncmp(name, "_atomsync", 9) == 0) {
-		as_cli_error(cli,
-			     "load: table name '%s' must be a plain identifier "
-			     "not starting with atomsync",
-			     name);
+	if (check_names(cli, ds, name))
 		return AS_EXIT_USAGE;
-	}
 	ds->name = as_strdup(name);
 	ds->table = as_strdup(name);
 	free(ds->reject_file);

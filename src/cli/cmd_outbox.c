@@ -133,11 +133,11 @@ int as_cmd_outbox(as_cli *cli, int argc, char **argv)
 	int64_t pending = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'c': cli->config_path = optarg; break;
-		default: return AS_EXIT_USAGE;
+		default: return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (optind >= argc ||

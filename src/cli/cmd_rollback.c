@@ -5,6 +5,7 @@
  * worker holds the dataset.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,25 +24,31 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv)
 	long long to_run = 0;
 	as_error err;
 	int c, json = 0, rc;
-	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			to_run = strtoll(optarg, &end, 10);
-			if (*end || !*optarg || to_run <= 0) {
-				as_cli_error(
-					cli,
-					"--to-run %s: expected a run number",
-					optarg);
+			if (to_run) {
+				as_cli_error(cli,
+					     "rollback: --to-run given twice");
 				return AS_EXIT_USAGE;
 			}
+			if (as_cli_count(cli, "--to-run", optarg, 1, INT64_MAX,
+					 &to_run))
+				return AS_EXIT_USAGE;
 			break;
 		case 'j': json = 1; break;
 		case 'c': cli->config_path = optarg; break;
-		default: return AS_EXIT_USAGE;
+		default: return as_cli_bad_option(cli, argv, c);
 		}
+	}
+	if (optind + 1 < argc) {
+		as_cli_error(cli,
+			     "rollback: one dataset, not '%s' too (atomsync "
+			     "rollback DATASET --to-run N)",
+			     argv[optind + 1]);
+		return AS_EXIT_USAGE;
 	}
 	if (optind != argc - 1 || !to_run) {
 		as_cli_error(

@@ -80,7 +80,7 @@ int as_cmd_run(as_cli *cli, int argc, char **argv)
 	memset(&opt, 0, sizeof(opt));
 	opt.scopes = scopes;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': opt.restart = 1; break;
 		case 'e': opt.allow_empty = 1; break;
@@ -89,7 +89,7 @@ int as_cmd_run(as_cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'c': cli->config_path = optarg; break;
 		case 'm': cli->metrics_file = optarg; break;
-		default: free(scopes); return AS_EXIT_USAGE;
+		default: free(scopes); return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (as_cli_load_config(cli, &err)) {

@@ -2,6 +2,7 @@
  * atomsync runs DATASET [--limit N] [--json]: the run records, newest first.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -37,28 +38,32 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 	atomsync_store *st = NULL;
 	as_error err;
 	int c, json = 0;
-	char *end;
+	long long v64;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'c': cli->config_path = optarg; break;
 		case 'l':
-			limit = strtoul(optarg, &end, 10);
-			if (*end || !*optarg) {
-				as_cli_error(cli,
-					     "--limit %s: expected a number",
-					     optarg);
+			if (as_cli_count(cli, "--limit", optarg, 0, INT64_MAX,
+					 &v64))
 				return AS_EXIT_USAGE;
-			}
+			limit = (size_t)v64;
 			break;
-		default: return AS_EXIT_USAGE;
+		default: return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (optind >= argc) {
 		as_cli_error(cli,
 			     "runs: which dataset? (atomsync runs DATASET)");
+		return AS_EXIT_USAGE;
+	}
+	if (optind + 1 < argc) {
+		as_cli_error(cli,
+			     "runs: one dataset, not '%s' too (atomsync runs "
+			     "DATASET [--limit N] [--json])",
+			     argv[optind + 1]);
 		return AS_EXIT_USAGE;
 	}
 	if (as_cli_load_config(cli, &err)) {

@@ -109,13 +109,20 @@ int as_cmd_status(as_cli *cli, int argc, char **argv)
 	int c, json = 0, rc;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		if (c == 'j')
 			json = 1;
 		else if (c == 'c')
 			cli->config_path = optarg;
 		else
-			return AS_EXIT_USAGE;
+			return as_cli_bad_option(cli, argv, c);
+	}
+	if (optind + 1 < argc) {
+		as_cli_error(cli,
+			     "status: at most one dataset, not '%s' too "
+			     "(atomsync status [DATASET] [--json])",
+			     argv[optind + 1]);
+		return AS_EXIT_USAGE;
 	}
 	if (optind < argc)
 		only = argv[optind];

@@ -150,7 +150,7 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sample = strtoul(optarg, &end, 10);
@@ -167,7 +167,7 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		case 'j': json = 1; break;
 		case 'r': fix = 1; break;
 		case 'c': cli->config_path = optarg; break;
-		default: return AS_EXIT_USAGE;
+		default: return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (optind != argc - 1) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -51,14 +52,30 @@ static const char USAGE[] =
 	"2 usage or configuration error, 3 refused by a guard (nothing\n"
 	"published), 4 another worker holds the lease (nothing done)\n";
 
+/*
+ * The first SIGINT/SIGTERM asks the run to stop cleanly (it records itself
+ * failed and releases its lease); a second one a second or more later stops
+ * the process at once.  A repeat within that second is the same request:
+ * GNU timeout signals the child and then its whole process group, so the
+ * child gets SIGTERM twice at once.
+ */
+static struct timespec first_signal;
+
 static void on_signal(int sig)
 {
-	(void)sig;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (as_interrupted) {
-		/* A second signal: stop now. */
+		if (now.tv_sec - first_signal.tv_sec < 1 ||
+		    (now.tv_sec - first_signal.tv_sec == 1 &&
+		     now.tv_nsec < first_signal.tv_nsec))
+			return;
 		signal(sig, SIG_DFL);
 		raise(sig);
+		return;
 	}
+	first_signal = now;
 	as_interrupted = 1;
 }
 
@@ -88,12 +105,17 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 
-		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) &&
-		    i + 1 < argc) {
+		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
+		     strcmp(a, "--metrics-file") == 0) &&
+		    i + 1 >= argc) {
+			fprintf(stderr, "atomsync: %s needs a %s\n%s", a,
+				a[2] == 'm' ? "PATH" : "FILE", USAGE);
+			return AS_EXIT_USAGE;
+		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
 			cli.config_path = argv[++i];
 		} else if (strncmp(a, "--config=", 9) == 0) {
 			cli.config_path = a + 9;
-		} else if (strcmp(a, "--metrics-file") == 0 && i + 1 < argc) {
+		} else if (strcmp(a, "--metrics-file") == 0) {
 			cli.metrics_file = argv[++i];
 		} else if (strncmp(a, "--metrics-file=", 15) == 0) {
 			cli.metrics_file = a + 15;

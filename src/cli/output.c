@@ -2,6 +2,8 @@
  * Output: one-line errors on stderr (redacted), run records as text or JSON
  * on stdout, and the progress line on a terminal.
  */
+#include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,41 @@ void as_cli_error(as_cli *cli, const char *fmt, ...)
 		fputs("\r\033[K", stderr);
 	fprintf(stderr, "atomsync: %s\n", msg);
 	fflush(stderr);
+}
+
+int as_cli_bad_option(as_cli *cli, char **argv, int c)
+{
+	const char *a = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		as_cli_error(cli, "%s: %s needs a value", argv[0], a);
+	else if (optopt && strncmp(a, "--", 2) != 0)
+		as_cli_error(cli, "%s: unknown option -%c", argv[0], optopt);
+	else
+		as_cli_error(cli, "%s: unknown option %s", argv[0], a);
+	return AS_EXIT_USAGE;
+}
+
+int as_cli_count(as_cli *cli, const char *opt, const char *arg, long long min,
+		 long long max, long long *out)
+{
+	unsigned long long v = 0;
+	const char *p = arg;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (ULLONG_MAX - 9) / 10)
+			break;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (!*arg || *p || v < (unsigned long long)min ||
+	    v > (unsigned long long)max) {
+		as_cli_error(cli,
+			     "%s %s: expected a whole number from %lld to %lld",
+			     opt, arg, min, max);
+		return AS_EXIT_USAGE;
+	}
+	*out = (long long)v;
+	return 0;
 }
 
 static void log_redactor(char *msg, unsigned long cap, void *ud)

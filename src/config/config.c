@@ -264,6 +264,7 @@ void as_dataset_cfg_defaults(as_dataset_cfg *ds)
 	ds->guard.max_delete_fraction = 0.5;
 	ds->guard.allow_empty = 0;
 	ds->guard.max_rejects = 0;
+	ds->guard.min_deletes = 10;
 	ds->lease_ttl_ms = 60000;
 	ds->retry_after_failure_ms = 300000;
 	ds->batch_size = 10000;

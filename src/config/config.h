@@ -98,6 +98,8 @@ typedef struct as_guard_cfg {
 	double max_delete_fraction; /* default 0.5 */
 	int allow_empty;	    /* default 0 */
 	int64_t max_rejects;	    /* default 0 */
+	int64_t min_deletes;	    /* deletions up to this many never trip the
+				       fraction; default 10 */
 } as_guard_cfg;
 
 typedef struct as_dataset_cfg {
@@ -165,6 +167,13 @@ const as_dataset_cfg *as_config_dataset(const as_config *cfg, const char *name);
 
 /* Fill a dataset with every default (used by `load` and by the parser). */
 void as_dataset_cfg_defaults(as_dataset_cfg *ds);
+/* Why name cannot name a table (table != 0) or a column, as the words that
+ * follow "table name 'x' ", or NULL when it can: not a plain identifier, or
+ * reserved in any case (_atomsync*, and for tables atomsync_* and SQLite's
+ * sqlite_*).  The config file and `atomsync load` apply the same rules. */
+const char *as_cfg_name_problem(const char *name, int table);
+/* The column that holds the whole record when 'columns' is omitted. */
+#define AS_DATA_COLUMN "data"
 void as_dataset_cfg_clear(as_dataset_cfg *ds);
 
 /* "500ms", "30s", "5m", "2h", "90d" -> milliseconds; -1 if malformed. */

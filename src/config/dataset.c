@@ -46,6 +46,7 @@ static const field guard_fields[] = {
 	    0, 1),
 	FLD(as_guard_cfg, "allow_empty", T_BOOL, 0, allow_empty, 0, 0),
 	FLD(as_guard_cfg, "max_rejects", T_INT, 0, max_rejects, 0, INT64_MAX),
+	FLD(as_guard_cfg, "min_deletes", T_INT, 0, min_deletes, 0, INT64_MAX),
 };
 
 static const field column_fields[] = {
@@ -59,21 +60,31 @@ struct colref {
 	const char *role; /* "key", "scope", ... for messages */
 };
 
+const char *as_cfg_name_problem(const char *name, int table)
+{
+	if (!as_cfg_is_ident(name))
+		return "is not a plain identifier (letters, digits and '_', not "
+		       "starting with a digit, at most 63 characters)";
+	if (!strncasecmp(name, "_atomsync", 9))
+		return "is reserved: names starting with _atomsync belong to "
+		       "atomsync";
+	if (table && !strncasecmp(name, "atomsync_", 9))
+		return "is reserved for atomsync's own tables";
+	if (table && !strncasecmp(name, "sqlite_", 7))
+		return "is reserved: names starting with sqlite_ belong to "
+		       "SQLite";
+	return NULL;
+}
+
 static int check_ident(cx *c, const ynode *n, const char *name,
 		       const char *what)
 {
-	if (!as_cfg_is_ident(name))
-		return as_cfg_fail(
-			c, n,
-			"%s name '%s' is not a plain identifier (letters, digits and '_', not "
-			"starting with a digit, at most %d characters)",
-			what, SHOWN(name), IDENT_MAX);
-	if (!strncasecmp(name, "_atomsync", 9))
-		return as_cfg_fail(
-			c, n,
-			"%s name '%s' is reserved: names starting with _atomsync belong to "
-			"atomsync",
-			what, name);
+	const char *why = as_cfg_name_problem(name, !strcmp(what, "table"));
+
+	if (why)
+		return as_cfg_fail(c, n, "%s name '%s' %s", what,
+				   as_cfg_is_ident(name) ? name : SHOWN(name),
+				   why);
 	return 0;
 }
 
@@ -85,6 +96,13 @@ static int check_colref(const sect *s, const ynode *n, const char *name,
 	const as_dataset_cfg *ds = r->d->ds;
 	int rc = check_ident(s->c, n, name, "column");
 
+	if (!rc && !ds->columns && !strcasecmp(name, AS_DATA_COLUMN))
+		return as_cfg_fail(
+			s->c, n,
+			"%s column '%s' %s: without 'columns', 'data' is the "
+			"column of the whole record; declare 'columns' or use "
+			"another name",
+			r->role, name, r->d->where);
 	for (size_t i = 0; !rc && i < ds->ncolumns; i++)
 		if (!strcmp(ds->columns[i].name, name))
 			return 0;
@@ -168,6 +186,21 @@ static int parse_columns(dsctx *d)
 	return rc;
 }
 
+/* Column names ignore case (SQLite's do): a list naming one twice in two
+ * spellings names one column twice. */
+static int check_case_twice(dsctx *d, const char *key, char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcasecmp(v[i], v[j]))
+				return as_cfg_fail(
+					d->s.c, as_cfg_lookup(&d->s, key, NULL),
+					"'%s' %s lists '%s' twice (as '%s'; "
+					"names ignore case)",
+					key, d->where, v[i], v[j]);
+	return 0;
+}
+
 /* key, scope, cursor, snapshot_columns, and the rules of the mode. */
 static int parse_names(dsctx *d)
 {
@@ -192,6 +225,10 @@ static int parse_names(dsctx *d)
 	if (!rc && ds->cursor)
 		rc = check_colref(&d->s, v, ds->cursor,
 				  &(struct colref){d, "cursor"});
+	if (!rc)
+		rc = check_case_twice(d, "key", ds->key, ds->nkey);
+	if (!rc)
+		rc = check_case_twice(d, "scope", ds->scope, ds->nscope);
 	if (rc)
 		return rc;
 	as_cfg_lookup(&d->s, "scope", &k);
@@ -282,11 +319,6 @@ static int check_table(dsctx *d)
 	rc = check_ident(d->s.c, at, ds->table, "table");
 	if (rc)
 		return rc;
-	if (!strncasecmp(ds->table, "atomsync_", 9))
-		return as_cfg_fail(
-			d->s.c, at,
-			"table name '%s' is reserved for atomsync's own tables",
-			ds->table);
 	if (ds->history != AS_HISTORY_NONE &&
 	    strlen(ds->table) + strlen("_history") > IDENT_MAX)
 		return as_cfg_fail(

@@ -59,18 +59,35 @@ void as_batch_free(as_batch *b)
 
 /* ---- values ---- */
 
-static json_t *get_path(json_t *rec, const char *path)
+static const char *json_kind(const json_t *v);
+
+/*
+ * The value at a dotted path, in *out (NULL when a step is missing or null:
+ * the column is NULL).  A step that is a scalar or an array cannot hold the
+ * rest of the path: that record does not have the declared shape, a bad
+ * record (invariant 9), not a silent NULL.
+ */
+static int get_path(json_t *rec, const char *path, json_t **out,
+		    const char *where, as_error *err)
 {
 	const char *seg = path, *dot;
 	json_t *v = rec;
 
-	while (v && (dot = strchr(seg, '.')) != NULL) {
-		if (!json_is_object(v))
-			return NULL;
+	*out = NULL;
+	while ((dot = strchr(seg, '.')) != NULL) {
 		v = json_object_getn(v, seg, (size_t)(dot - seg));
+		if (!v || json_is_null(v))
+			return 0;
+		if (!json_is_object(v))
+			return as_error_set(err, AS_EINPUT,
+					    "%s: '%s': '%.*s' is %s, not an "
+					    "object",
+					    where, path, (int)(dot - path),
+					    path, json_kind(v));
 		seg = dot + 1;
 	}
-	return json_is_object(v) ? json_object_get(v, seg) : NULL;
+	*out = json_object_get(v, seg);
+	return 0;
 }
 
 static const char *json_kind(const json_t *v)
@@ -162,6 +179,12 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 					    where, c->path ? c->path : c->name);
 		return 0;
 	}
+	/* Kept exact for json columns and the whole record; any other
+	 * column would have to round or wrap it. */
+	if (c->type != AS_TYPE_JSON && as_json_big_integer(v, &want))
+		return as_error_set(err, AS_EINPUT,
+				    "%s: '%s': integer %s is beyond 64 bits",
+				    where, c->path ? c->path : c->name, want);
 	if (c->type == AS_TYPE_AUTO) {
 		if (json_is_integer(v))
 			c->type = AS_TYPE_INTEGER;
@@ -334,8 +357,15 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 						  "out of memory");
 			continue;
 		}
-		rc = convert(c, get_path(rec, c->path ? c->path : c->name),
-			     &vals[i], &b->arena, where, err);
+		{
+			json_t *v;
+
+			rc = get_path(rec, c->path ? c->path : c->name, &v,
+				      where, err);
+			if (!rc)
+				rc = convert(c, v, &vals[i], &b->arena, where,
+					     err);
+		}
 	}
 	if (rc)
 		return rc;

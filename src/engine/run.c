@@ -489,6 +489,7 @@ static int build_publish_opts(atomsync_run *run, as_publish_opts *po,
 	po->allow_empty = run->opt.allow_empty || run->ds->guard.allow_empty;
 	po->allow_deletes = run->opt.allow_deletes;
 	po->max_delete_fraction = run->ds->guard.max_delete_fraction;
+	po->min_deletes = run->ds->guard.min_deletes;
 	as_history_publish_opts(run->ds, po); /* engine/rollback.c */
 	if (!run->opt.nscopes)
 		return 0;

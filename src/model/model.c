@@ -3,9 +3,8 @@
  */
 #include "model/model.h"
 
-const char *const as_type_names[7] = {NULL,	 "integer", "real",
-				      "text",	 "boolean", "json",
-				      "timestamp"};
+const char *const as_type_names[7] = {NULL,	 "integer", "real",	"text",
+				      "boolean", "json",    "timestamp"};
 const char *const as_mode_names[4] = {"full", "incremental", "scoped",
 				      "append"};
 const char *const as_history_names[3] = {"none", "snapshot", "scd2"};

@@ -209,13 +209,8 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 		if (rc == AS_LINE_OK && x->format == AS_FORMAT_JSONL &&
 		    (int64_t)len > x->max)
 			rc = AS_LINE_TOO_LONG;
-		if (rc == AS_LINE_TOO_LONG) {
-			ev->kind = AS_EV_BAD;
-			as_error_set(&ev->why, AS_EINPUT,
-				     "%s: record is %zu bytes, "
-				     "over the size cap of %" PRId64 " bytes "
-				     "(max_record_size)",
-				     ev->where, len, x->max);
+		if (rc == AS_LINE_TOO_LONG || rc == AS_LINE_ENDLESS) {
+			as_source_over_cap(ev, rc, len, x->max);
 			return 1;
 		}
 		if (len == 0)

@@ -87,7 +87,8 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 
 	memset(ev, 0, sizeof(*ev));
 	for (;;) {
-		if (!f->is_stdin && f->since_cp >= f->every)
+		if (!f->is_stdin && f->since_cp >= f->every &&
+		    !as_lines_mid_line(&f->lines))
 			return emit_checkpoint(f, ev, err);
 		rc = as_lines_next(&f->lines, &line, &len, err);
 		if (rc < 0)
@@ -107,13 +108,8 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 		}
 		format_where(f, ev->where, sizeof(ev->where));
 		f->base.bytes = f->lines.consumed;
-		if (rc == AS_LINE_TOO_LONG) {
-			ev->kind = AS_EV_BAD;
-			as_error_set(&ev->why, AS_EINPUT,
-				     "%s: record is %zu bytes, "
-				     "over the size cap of %" PRId64 " bytes "
-				     "(max_record_size)",
-				     ev->where, len, f->max);
+		if (rc == AS_LINE_TOO_LONG || rc == AS_LINE_ENDLESS) {
+			as_source_over_cap(ev, rc, len, f->max);
 			f->since_cp++;
 			return 1;
 		}

@@ -3,9 +3,11 @@
  */
 #include "source/source.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "source/lines.h"
 #include "util/str.h"
 
 int as_source_open(as_source **out, const as_source_cfg *cfg,
@@ -49,4 +51,20 @@ void as_event_clear(as_event *ev)
 	free(ev->checkpoint);
 	as_strv_free(ev->key, ev->nkey);
 	memset(ev, 0, sizeof(*ev));
+}
+
+void as_source_over_cap(as_event *ev, int rc, size_t len, int64_t max)
+{
+	ev->kind = AS_EV_BAD;
+	if (rc == AS_LINE_ENDLESS)
+		as_error_set(&ev->why, AS_EINPUT,
+			     "%s: record is over the size cap of %" PRId64
+			     " bytes (max_record_size): no end of line in its "
+			     "first %zu bytes",
+			     ev->where, max, len);
+	else
+		as_error_set(&ev->why, AS_EINPUT,
+			     "%s: record is %zu bytes, over the size cap of "
+			     "%" PRId64 " bytes (max_record_size)",
+			     ev->where, len, max);
 }

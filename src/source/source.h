@@ -70,6 +70,10 @@ void as_source_close(as_source *s);
 /* Whether runs of this source can resume from a checkpoint. */
 int as_source_resumable(const as_source_cfg *cfg);
 void as_event_clear(as_event *ev);
+/* Make ev the bad record of a line over max_record_size: rc is the line
+ * reader's AS_LINE_TOO_LONG (len is the record's size) or AS_LINE_ENDLESS
+ * (no end of line in the first len bytes).  ev->where is set already. */
+void as_source_over_cap(as_event *ev, int rc, size_t len, int64_t max);
 
 /* Backends (one file each). */
 int as_file_source_open(as_source **out, const as_source_cfg *cfg,

@@ -7,18 +7,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/str.h"
 
 extern int as_sqlite_open(as_store **out, const char *url, as_error *err);
 extern int as_postgres_open(as_store **out, const char *url, as_error *err);
 
+/* A URL, or a libpq key=value string: its first word is "keyword=". */
 static int is_postgres_url(const char *url)
 {
-	return strncmp(url, "postgres://", 11) == 0 ||
-	       strncmp(url, "postgresql://", 13) == 0 ||
-	       (strchr(url, '=') && !strchr(url, '/')) ||
-	       strncmp(url, "host=", 5) == 0 || strncmp(url, "dbname=", 7) == 0;
+	const char *p = url;
+
+	if (strncmp(url, "postgres://", 11) == 0 ||
+	    strncmp(url, "postgresql://", 13) == 0)
+		return 1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+		return 0;
+	while ((*p >= 'a' && *p <= 'z') || *p == '_')
+		p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '=';
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && !strcasecmp(s + n - k, suffix);
+}
+
+/* sqlite:PATH (or sqlite://PATH), or a path that says it is a database.
+ * Anything else would create a file named after a typo. */
+static int is_sqlite_url(const char *url)
+{
+	if (!strncmp(url, "sqlite://", 9))
+		return url[9] != '\0';
+	if (!strncmp(url, "sqlite:", 7))
+		return url[7] != '\0';
+	return !strstr(url, "://") &&
+	       (has_suffix(url, ".db") || has_suffix(url, ".sqlite") ||
+		has_suffix(url, ".sqlite3"));
 }
 
 int as_store_open(as_store **out, const char *url, as_error *err)
@@ -28,7 +60,21 @@ int as_store_open(as_store **out, const char *url, as_error *err)
 		return as_error_set(err, AS_EUSAGE, "no store given");
 	if (is_postgres_url(url))
 		return as_postgres_open(out, url, err);
-	return as_sqlite_open(out, url, err);
+	if (is_sqlite_url(url))
+		return as_sqlite_open(out, url, err);
+	{
+		char *shown = as_redact_url(url);
+		int rc = as_error_set(
+			err, AS_EUSAGE,
+			"store '%s' is not a store: expected sqlite:PATH, a "
+			"path ending in .db, .sqlite or .sqlite3, a "
+			"postgres:// or postgresql:// URL, or a libpq "
+			"key=value string",
+			shown ? shown : "?");
+
+		free(shown);
+		return rc;
+	}
 }
 
 void as_store_close(as_store *st)
@@ -93,12 +139,15 @@ void as_counts_finish(as_counts *c)
  * Invariant 3: refuse an empty delivery where rows exist, and a publish that
  * would delete more than the allowed fraction of the live rows (for scoped
  * mode: of the rows of the scopes the run delivered).  scope_rows is that
- * denominator for scoped mode, ignored otherwise.
+ * denominator for scoped mode, ignored otherwise.  A run deleting at most
+ * po->min_deletes rows in all passes the fraction: a small scope (a user's
+ * 5 calendars) changes by a large fraction in normal use, while a partial
+ * upstream answer over a table or scope of any size deletes more than that.
  */
 int as_guard_check(const as_table *t, const as_publish_opts *po,
 		   const as_counts *c, int64_t scope_rows, as_error *err)
 {
-	char a[32], b[32];
+	char a[32], b[32], m[32];
 	int64_t staged = c->inserted + c->updated + c->unchanged;
 	int64_t base = t->mode == AS_MODE_SCOPED ? scope_rows : c->live_before;
 
@@ -114,17 +163,20 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 				as_fmt_count(a, sizeof(a), c->live_before));
 		if (staged == 0 && po->allow_empty)
 			return 0;
-		if (c->deleted > 0 && base > 0 && !po->allow_deletes &&
+		if (c->deleted > po->min_deletes && base > 0 &&
+		    !po->allow_deletes &&
 		    (double)c->deleted > po->max_delete_fraction * (double)base)
 			return as_error_set(
 				err, AS_EREFUSED,
 				"refused: the run would delete %s of %s rows "
-				"(%.1f%%, over max_delete_fraction %.0f%%); nothing "
-				"was changed (pass --allow-deletes to publish it)",
+				"(%.1f%%, over max_delete_fraction %.0f%% and "
+				"min_deletes %s); nothing was changed (pass "
+				"--allow-deletes to publish it)",
 				as_fmt_count(a, sizeof(a), c->deleted),
 				as_fmt_count(b, sizeof(b), base),
 				100.0 * (double)c->deleted / (double)base,
-				100.0 * po->max_delete_fraction);
+				100.0 * po->max_delete_fraction,
+				as_fmt_count(m, sizeof(m), po->min_deletes));
 	}
 	return 0;
 }

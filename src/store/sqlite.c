@@ -24,10 +24,34 @@ static const char *RUN_COLS =
 
 /* ---- errors and statements ---- */
 
+/*
+ * SQLite's wait for another connection's lock: up to 30 s in steps of 10 ms,
+ * but no more than about 1 s in all once SIGINT or SIGTERM arrived, so a run
+ * waiting on a store locked by another process stops promptly, while our
+ * own connections' short transactions still get their turn.
+ */
+int as_sq_busy(void *ud, int n)
+{
+	(void)ud;
+	if (n >= 3000 || (as_interrupted && n >= 100))
+		return 0;
+	sqlite3_sleep(10);
+	return 1;
+}
+
 int as_sq_fail(sq_store *s, as_error *err, const char *what)
 {
 	int ext = sqlite3_extended_errcode(s->db);
 
+	if ((ext & 0xff) == SQLITE_BUSY && as_interrupted) {
+		as_error_set(err, AS_EINTR,
+			     "%s: %s: interrupted by a signal while waiting "
+			     "for the database lock",
+			     s->path, what);
+		if (err)
+			err->native = ext;
+		return AS_EINTR;
+	}
 	as_error_set(err, AS_ESTORE, "%s: %s: %s", s->path, what,
 		     sqlite3_errmsg(s->db));
 	if (err)
@@ -54,13 +78,23 @@ int as_sq_exec(sq_store *s, const char *sql, as_error *err)
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		int ext = sqlite3_extended_errcode(s->db);
 
+		int code = (ext & 0xff) == SQLITE_BUSY && as_interrupted
+				   ? AS_EINTR
+				   : AS_ESTORE;
+
 		/* err may be NULL: best-effort pragmas (sqlite_publish.c). */
-		as_error_set(err, AS_ESTORE, "%s: %s", s->path,
-			     msg ? msg : sqlite3_errmsg(s->db));
+		if (code == AS_EINTR)
+			as_error_set(err, code,
+				     "%s: interrupted by a signal while "
+				     "waiting for the database lock",
+				     s->path);
+		else
+			as_error_set(err, code, "%s: %s", s->path,
+				     msg ? msg : sqlite3_errmsg(s->db));
 		if (err)
 			err->native = ext;
 		sqlite3_free(msg);
-		return AS_ESTORE;
+		return code;
 	}
 	return 0;
 }
@@ -293,7 +327,7 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 		return AS_ESTORE;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, 30000);
+	sqlite3_busy_handler(s->db, as_sq_busy, NULL);
 	/*
 	 * WAL: readers see the last committed publish while a run stages and
 	 * publishes (invariant 1 for readers).  synchronous=NORMAL for staging

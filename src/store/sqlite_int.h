@@ -32,6 +32,8 @@ typedef struct sq_run {
 } sq_run;
 
 int as_sq_fail(sq_store *s, as_error *err, const char *what);
+/* The busy handler of every connection (see sqlite.c). */
+int as_sq_busy(void *ud, int n);
 int as_sq_exec(sq_store *s, const char *sql, as_error *err);
 int as_sq_txn(sq_store *s, const char *sql, const char *what, as_error *err);
 int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,

@@ -194,7 +194,7 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 				   sqlite3_errmsg(sc->db));
 		goto done;
 	}
-	sqlite3_busy_timeout(sc->db, 30000);
+	sqlite3_busy_handler(sc->db, as_sq_busy, NULL);
 	sqlite3_exec(sc->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
 	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel),
 		      r->live_q);

@@ -155,6 +155,7 @@ typedef struct as_publish_opts {
 	int allow_empty;
 	int allow_deletes;
 	double max_delete_fraction;
+	int64_t min_deletes; /* deletions up to this many pass the fraction */
 	/* scoped mode: scopes named on the command line, each nscope values */
 	as_val *named_scopes;
 	size_t nnamed;

@@ -74,6 +74,101 @@ void as_json_arena_end(void)
 	arena_off = 0;
 }
 
+/* ---- integers beyond 64 bits ---- */
+
+/* How a marked integer opens in JSON text: a string starting with NUL. */
+static const char MARK[] = "\"\\u0000";
+#define MARK_LEN (sizeof(MARK) - 1)
+
+/* An integer literal of text[0, n) that int64 cannot hold. */
+static int too_big(const char *s, size_t n)
+{
+	const char *lim = "9223372036854775807";
+	size_t d = n - (*s == '-');
+
+	if (*s == '-')
+		lim = "9223372036854775808", s++;
+	return d > 19 || (d == 19 && memcmp(s, lim, 19) > 0);
+}
+
+/*
+ * A copy of text in which every integer literal beyond 64 bits is the
+ * string AS_JSON_BIG (a NUL) followed by its digits, so jansson parses the
+ * record and the digits survive exactly; NULL when there is none, or when
+ * the text already holds \u0000 (a marker would then be ambiguous).
+ */
+static char *mark_big_integers(const char *text, size_t len, size_t *outlen)
+{
+	char *out = NULL;
+	size_t o = 0, i = 0;
+	int found = 0;
+
+	if (!memmem(text, len, "\\u0000", 6) &&
+	    (out = malloc(len + len / 2 * 8 + 8)) != NULL)
+		while (i < len) {
+			char ch = text[i];
+
+			if (ch == '"') { /* copy a string whole */
+				out[o++] = text[i++];
+				while (i < len && text[i] != '"') {
+					if (text[i] == '\\' && i + 1 < len)
+						out[o++] = text[i++];
+					out[o++] = text[i++];
+				}
+				if (i < len)
+					out[o++] = text[i++];
+			} else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+				size_t j = i + (ch == '-');
+
+				while (j < len && text[j] >= '0' &&
+				       text[j] <= '9')
+					j++;
+				if ((j == len || !strchr(".eE", text[j])) &&
+				    j > i + (ch == '-') &&
+				    too_big(text + i, j - i)) {
+					memcpy(out + o, MARK, MARK_LEN);
+					o += MARK_LEN;
+					memcpy(out + o, text + i, j - i);
+					o += j - i;
+					out[o++] = '"';
+					found = 1;
+				} else {
+					memcpy(out + o, text + i, j - i);
+					o += j - i;
+				}
+				i = j;
+				while (i < len &&
+				       strchr(".eE+-0123456789", text[i]))
+					out[o++] = text[i++];
+			} else {
+				out[o++] = text[i++];
+			}
+		}
+	if (!found) {
+		free(out);
+		return NULL;
+	}
+	*outlen = o;
+	return out;
+}
+
+int as_json_big_integer(const json_t *v, const char **digits)
+{
+	const char *s;
+	size_t n;
+
+	if (!json_is_string(v) || (n = json_string_length(v)) < 2)
+		return 0;
+	s = json_string_value(v);
+	if (s[0] != '\0' || (s[1] != '-' && (s[1] < '0' || s[1] > '9')))
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	*digits = s + 1;
+	return 1;
+}
+
 json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err)
 {
@@ -86,6 +181,23 @@ json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 	/* DECODE_ANY: a scalar line is parsed, then named as not an object. */
 	v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
 		       &je);
+	if (!v && !alloc_failed && strstr(je.text, "too big") &&
+	    strstr(je.text, "integer")) {
+		/* Kept as its exact text; a column that maps it refuses it
+		 * (engine/record.c). */
+		size_t n;
+		char *marked = mark_big_integers(text, len, &n);
+
+		if (marked) {
+			json_error_t je2;
+
+			v = json_loadb(marked, n,
+				       JSON_REJECT_DUPLICATES |
+					       JSON_DECODE_ANY | JSON_ALLOW_NUL,
+				       &je2);
+			free(marked);
+		}
+	}
 	if (!v && alloc_failed) {
 		as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 		return NULL;
@@ -157,7 +269,39 @@ static int max_digits(const json_t *v)
 char *as_json_compact(const json_t *v)
 {
 	int p = max_digits(v);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+					JSON_REAL_PRECISION(p ? p : 17));
+	char *out, *r, *w;
 
-	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
-				     JSON_REAL_PRECISION(p ? p : 17));
+	/* Integers beyond 64 bits, held as marked strings, are printed as
+	 * the numbers they were. */
+	if (!s || !strstr(s, MARK))
+		return s;
+	out = malloc(strlen(s) + 1);
+	if (!out) {
+		as_json_free(s);
+		return NULL;
+	}
+	for (r = s, w = out; *r;) {
+		if (!strncmp(r, MARK, MARK_LEN) &&
+		    (r[MARK_LEN] == '-' ||
+		     (r[MARK_LEN] >= '0' && r[MARK_LEN] <= '9'))) {
+			char *e = r + MARK_LEN + 1;
+
+			while (*e >= '0' && *e <= '9')
+				e++;
+			if (*e == '"') {
+				size_t n = (size_t)(e - r) - MARK_LEN;
+
+				memcpy(w, r + MARK_LEN, n);
+				w += n;
+				r = e + 1;
+				continue;
+			}
+		}
+		*w++ = *r++;
+	}
+	*w = '\0';
+	as_json_free(s);
+	return out;
 }

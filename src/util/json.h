@@ -15,6 +15,10 @@
 json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err);
 
+/* An integer beyond 64 bits in a parsed record is kept as a marked string
+ * of its exact digits: 1 (and *digits, borrowed) when v is one. */
+int as_json_big_integer(const json_t *v, const char **digits);
+
 /* Serialize compactly; reals get the fewest digits that reproduce them.
  * Free the result with as_json_free(). */
 char *as_json_compact(const json_t *v);

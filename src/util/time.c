@@ -145,8 +145,9 @@ int as_parse_iso8601_us(const char *s, int64_t *out)
 				return -1;
 		}
 	}
-	if (*p || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) ||
-	    h > 23 || m > 59 || sec > 60 || oh > 23 || om > 59)
+	if (*p || Y < 1 || M < 1 || M > 12 || D < 1 ||
+	    D > days_in_month(Y, M) || h > 23 || m > 59 || sec > 60 ||
+	    oh > 23 || om > 59)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = Y - 1900;
@@ -156,7 +157,12 @@ int as_parse_iso8601_us(const char *s, int64_t *out)
 	tm.tm_min = m;
 	tm.tm_sec = sec;
 	t = timegm(&tm);
-	*out = ((int64_t)t - sign * (oh * 3600 + om * 60)) * 1000000 + frac;
+	t -= sign * (oh * 3600 + om * 60);
+	/* Years 1 to 9999 in UTC too: an offset must not move the instant
+	 * out of the range the text form can print. */
+	if (t < -62135596800LL || t > 253402300799LL)
+		return -1;
+	*out = (int64_t)t * 1000000 + frac;
 	return 0;
 }
 

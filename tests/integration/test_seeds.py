@@ -8,7 +8,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (CRASH_EXIT, FIXTURES, OK, FAILED, LEASED,  # noqa: E402
+from atomsync_test import (CRASH_EXIT, FIXTURES, OK, FAILED, LEASED, REFUSED,  # noqa: E402
                            StoreTestCase, for_each_store, make_records,
                            reference_rows, spawn, write_jsonl)
 
@@ -230,6 +230,60 @@ class SeedsTest(StoreTestCase):
         r = self.runs("managed_calendars")[0]
         self.assertEqual((r["inserted"], r["updated"], r["unchanged"], r["deleted"]),
                          (0, 7, 3, 2))
+
+    def test_004_small_scope_changes_pass_the_guard(self):
+        """Seed 004_d3ea3f13f107b03c.txt (invariant 3): a per-user calendar
+        sync makes small changes that delete most or all of one user's rows
+        (5 calendars replaced by 3 new ones; 2 of 3 removed).  Deletions up
+        to guard.min_deletes (default 10) never trip the fraction, so these
+        publish without --allow-deletes, while an upstream that returns
+        partial data (35 of a user's 40 calendars missing; every user
+        delivered with 2 of 5) is still refused with nothing changed, and
+        min_deletes: 0 restores the bare fraction."""
+        self.config(CALENDARS % "      file: cal.jsonl\n")
+        cols = ["user_id", "calendar_id", "summary", "color"]
+        everyone = (self.calendars(range(1, 7), 5) + self.calendars([7], 3)
+                    + self.calendars([8], 40))
+        write_jsonl(self.path("cal.jsonl"), everyone)
+        self.atomsync("run", check=OK)
+
+        def user(u):
+            return [r for r in self.store.rows("managed_calendars", cols) if r[0] == u]
+
+        # User 5's 5 calendars replaced by 3 new ones: 5 of 5 deleted.
+        new5 = [dict(c, calendar_id=c["calendar_id"] + "-new")
+                for c in self.calendars([5], 3, "v2")]
+        write_jsonl(self.path("cal.jsonl"), new5)
+        self.atomsync("run", check=OK)
+        r = self.runs("managed_calendars")[0]
+        self.assertEqual((r["status"], r["inserted"], r["deleted"]), ("completed", 3, 5))
+        self.assertEqual(user(5), sorted(tuple(c[k] for k in cols) for c in new5))
+        # User 7 removes 2 of its 3 calendars.
+        write_jsonl(self.path("cal.jsonl"), self.calendars([7], 1))
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.runs("managed_calendars")[0]["deleted"], 2)
+        self.assertEqual(len(user(7)), 1)
+        # Partial data for one big scope: 35 of user 8's 40 deleted.
+        before = self.full("managed_calendars")
+        write_jsonl(self.path("cal.jsonl"), self.calendars([8], 5))
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, REFUSED, p.stderr)
+        self.assertIn("would delete 35 of 40 rows", p.stderr)
+        self.assertEqual(self.full("managed_calendars"), before)
+        # Partial data for many small scopes: 2 of 5 left for users 1-4.
+        write_jsonl(self.path("cal.jsonl"), self.calendars(range(1, 5), 2))
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, REFUSED, p.stderr)
+        self.assertIn("would delete 12 of 20 rows", p.stderr)
+        self.assertEqual(self.full("managed_calendars"), before)
+        # min_deletes: 0 is the bare fraction: 3 of 5 is refused.
+        self.config((CALENDARS % "      file: cal.jsonl\n").replace(
+            "    batch_size: 50\n", "    batch_size: 50\n    guard: {min_deletes: 0}\n"))
+        write_jsonl(self.path("cal.jsonl"), self.calendars([2], 2))
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, REFUSED, p.stderr)
+        self.assertIn("would delete 3 of 5 rows", p.stderr)
+        self.assertEqual(self.full("managed_calendars"), before)
 
     def test_003_nft_force_refresh(self):
         """Seed 003_e68cdb74ae47b77e.txt (invariants 1, 2, 5, 6): a force

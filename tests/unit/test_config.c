@@ -71,7 +71,7 @@ static const char full_yaml[] =
 	"    history_keep: 90d\n"
 	"    verify_threshold: 0.95\n"
 	"    guard: {max_delete_fraction: 0.25, allow_empty: true, "
-	"max_rejects: 7}\n"
+	"max_rejects: 7, min_deletes: 3}\n"
 	"    reject_file: /tmp/addons.rejects\n"
 	"    invalidate: [\"addon:{id}\", \"trending:*\"]\n"
 	"    webhook: \"https://hooks.example/${AS_T_HOOK}\"\n"
@@ -183,6 +183,7 @@ static void test_full_dataset(void **state)
 	assert_true(ds->guard.max_delete_fraction == 0.25);
 	assert_int_equal(ds->guard.allow_empty, 1);
 	assert_int_equal(ds->guard.max_rejects, 7);
+	assert_int_equal(ds->guard.min_deletes, 3);
 	assert_string_equal(ds->reject_file, "/tmp/addons.rejects");
 	assert_int_equal(ds->ninvalidate, 2);
 	assert_string_equal(ds->invalidate[0], "addon:{id}");
@@ -357,6 +358,7 @@ static void test_defaults(void **state)
 	assert_true(ds->guard.max_delete_fraction == 0.5);
 	assert_int_equal(ds->guard.allow_empty, 0);
 	assert_int_equal(ds->guard.max_rejects, 0);
+	assert_int_equal(ds->guard.min_deletes, 10);
 	assert_string_equal(ds->reject_file, "a.rejects.jsonl");
 	assert_int_equal(ds->ninvalidate, 0);
 	assert_null(ds->webhook);

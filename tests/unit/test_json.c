@@ -85,11 +85,41 @@ static void test_parse_errors(void **state)
 	expect_error("42", 2, ANYCOL, "expected");
 	expect_error("\"s\"", 3, ANYCOL, "expected");
 	expect_error("null", 4, ANYCOL, "expected");
-	/* Out of the int64 range: an error, never a rounded value. */
-	expect_error("{\"a\":9223372036854775808}", 25, 24, "too big integer");
-	expect_error("{\"a\":-9223372036854775809}", 26, 25,
-		     "too big negative integer");
+	/* A real out of range is an error, never a rounded value (integers
+	 * out of the int64 range are kept: test_big_integers). */
 	expect_error("{\"a\":1e400}", 11, ANYCOL, "overflow");
+	/* A record already holding \u0000 is refused as before. */
+	expect_error("{\"s\":\"\\u0000\",\"a\":9223372036854775808}", 37,
+		     ANYCOL, "");
+}
+
+/* Integers beyond int64 are kept as their exact digits, marked so that a
+ * typed column can refuse them, and printed back as numbers. */
+static void test_big_integers(void **state)
+{
+	const char *text =
+		"{\"a\":9223372036854775808,\"b\":[-9223372036854775809,"
+		"1.5,9223372036854775807],\"s\":\"12345678901234567890123\"}";
+	const char *digits = NULL;
+	as_error err;
+	json_t *v;
+	char *out;
+
+	(void)state;
+	v = as_json_parse_record(text, strlen(text), WHERE, &err);
+	assert_non_null(v);
+	assert_true(as_json_big_integer(json_object_get(v, "a"), &digits));
+	assert_string_equal(digits, "9223372036854775808");
+	assert_true(as_json_big_integer(
+		json_array_get(json_object_get(v, "b"), 0), &digits));
+	assert_string_equal(digits, "-9223372036854775809");
+	assert_true(
+		json_is_integer(json_array_get(json_object_get(v, "b"), 2)));
+	assert_false(as_json_big_integer(json_object_get(v, "s"), &digits));
+	out = as_json_compact(v);
+	assert_string_equal(out, text);
+	as_json_free(out);
+	json_decref(v);
 }
 
 static void test_parse_columns_any(void **state)
@@ -262,6 +292,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_big_integers),
 		cmocka_unit_test(test_parse_columns_any),
 		cmocka_unit_test(test_parse_ok),
 		cmocka_unit_test(test_compact_short_reals),

@@ -383,11 +383,18 @@ static void test_map_types(void **state)
 	assert_int_equal(r->v[5].kind, AS_V_NULL);
 	assert_int_equal(r->v[6].kind, AS_V_NULL);
 
-	/* A dotted path through a non-object finds nothing. */
-	r = map_ok(&t, &bt, "{\"id\":3,\"stats\":{\"deep\":5}}");
+	/* A missing or null step finds nothing; a dotted path through a
+	 * scalar or an array is a record of another shape: a bad record. */
+	r = map_ok(&t, &bt, "{\"id\":3,\"stats\":{\"deep\":null}}");
 	assert_int_equal(r->v[6].kind, AS_V_NULL);
-	r = map_ok(&t, &bt, "{\"id\":4,\"stats\":[{\"deep\":{\"n\":1}}]}");
+	r = map_ok(&t, &bt, "{\"id\":4,\"stats\":{}}");
 	assert_int_equal(r->v[6].kind, AS_V_NULL);
+	map_error(&t, &bt, "{\"id\":5,\"stats\":{\"deep\":5}}",
+		  "f.jsonl:3: 'stats.deep.n': 'stats.deep' is an integer, not "
+		  "an object");
+	map_error(&t, &bt, "{\"id\":6,\"stats\":[{\"deep\":{\"n\":1}}]}",
+		  "f.jsonl:3: 'stats.deep.n': 'stats' is an array, not an "
+		  "object");
 	assert_int_equal(bt.nrows, 4);
 
 	as_batch_free(&bt);

@@ -873,7 +873,8 @@ static void test_guards(void **state)
 	assert_int_equal(err.code, AS_EREFUSED);
 	assert_non_null(strstr(err.msg,
 			       "refused: the run would delete 3 of 4 rows "
-			       "(75.0%, over max_delete_fraction 50%)"));
+			       "(75.0%, over max_delete_fraction 50% and "
+			       "min_deletes 0)"));
 	after = dump(f, "items");
 	assert_string_equal(before, after);
 	free(after);
