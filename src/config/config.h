@@ -88,6 +88,10 @@ typedef struct as_http_cfg {
 	char *cursor_path;
 	char *next_url_path;
 	char *total_path;
+	char *has_more_path;	  /* the listing ends when this is false */
+	char *stop_path;	  /* the listing ends when this is true */
+	char *cursor_from_record; /* next cursor: this field of the last record
+				   */
 	double total_tolerance;	  /* fraction; 0: exact count required */
 	int concurrency;	  /* default 1 */
 	double rate_per_sec;	  /* 0: unlimited; "600/min" -> 10.0 */

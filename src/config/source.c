@@ -52,6 +52,9 @@ static const field page_fields[] = {
 	H("cursor_path", T_PATH, 0, cursor_path, 0, 0),
 	H("next_url_path", T_PATH, 0, next_url_path, 0, 0),
 	H("total_path", T_PATH, 0, total_path, 0, 0),
+	H("has_more_path", T_PATH, 0, has_more_path, 0, 0),
+	H("stop_path", T_PATH, 0, stop_path, 0, 0),
+	H("cursor_from_record", T_PATH, 0, cursor_from_record, 0, 0),
 	H("total_tolerance", T_REAL, 0, total_tolerance, 0, 1),
 };
 
@@ -125,15 +128,39 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 		break;
 	case AS_PAGE_PAGE: need = h->page_param ? NULL : "'page_param'"; break;
 	case AS_PAGE_CURSOR:
-		need = !h->cursor_param	 ? "'cursor_param'"
-		       : !h->cursor_path ? "'cursor_path'"
-					 : NULL;
+		if (h->cursor_path && h->cursor_from_record)
+			return as_cfg_fail(
+				s->c,
+				as_cfg_lookup(s, "cursor_from_record", NULL),
+				"'cursor_from_record' %s conflicts with "
+				"'cursor_path': give one of them",
+				s->where);
+		need = !h->cursor_param ? "'cursor_param'"
+		       : !h->cursor_path && !h->cursor_from_record
+			       ? "'cursor_path' or 'cursor_from_record'"
+			       : NULL;
 		break;
 	case AS_PAGE_NEXT_URL:
 		need = h->next_url_path ? NULL : "'next_url_path'";
 		break;
 	default: break;
 	}
+	if (!need && h->cursor_from_record && h->style != AS_PAGE_CURSOR)
+		return as_cfg_fail(
+			s->c, as_cfg_lookup(s, "cursor_from_record", NULL),
+			"'cursor_from_record' %s needs style: cursor",
+			s->where);
+	if (!need && h->style == AS_PAGE_NONE &&
+	    (h->has_more_path || h->stop_path))
+		return as_cfg_fail(
+			s->c,
+			as_cfg_lookup(s,
+				      h->has_more_path ? "has_more_path"
+						       : "stop_path",
+				      NULL),
+			"'%s' %s needs a pagination style other than 'none'",
+			h->has_more_path ? "has_more_path" : "stop_path",
+			s->where);
 	if (!need)
 		return 0;
 	return as_cfg_fail(s->c, as_cfg_lookup(s, "style", NULL),

@@ -37,6 +37,8 @@ typedef struct http_page {
 	size_t next;	/* items handed out */
 	char *next_ref; /* cursor or URL of the following page */
 	int last;	/* sequential styles: no page follows */
+	int unmarked;	/* ... and nothing in the page said so: no value at
+			   the cursor or next URL path, no Link header */
 	int parsed;
 } http_page;
 
@@ -292,20 +294,15 @@ static int next_link(http_src *s, http_page *pg, const char *link, char **out,
 	}
 	*out = as_http_add_secrets(s->h, abs);
 	free(abs);
-	if (!*out)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	if (strcmp(*out, pg->req.url) == 0) {
-		free(*out);
-		*out = NULL;
-		return page_error(s, pg, err,
-				  "the next page's URL is this "
-				  "page's own: the listing does not advance");
-	}
-	return 0;
+	return *out ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
 }
 
-/* Offset and page styles: the page size, and with a total the pages. */
-static void paged(http_src *s, http_page *pg)
+static int end_flags(http_src *s, http_page *pg, int *said, int *ended,
+		     as_error *err);
+
+/* Offset and page styles: the page size, and with a total the pages;
+ * without a total, a short page ends unless an end flag is configured. */
+static int paged(http_src *s, http_page *pg, as_error *err)
 {
 	const as_http_cfg *h = s->h;
 	int64_t n = (int64_t)pg->nitems, k = pg->req.page, pages;
@@ -325,7 +322,7 @@ static void paged(http_src *s, http_page *pg)
 		s->issued = 1;
 		s->parallel = 1;
 		s->last_page = (s->tmax + n - 1) / n;
-		return;
+		return 0;
 	}
 	if (h->total_path) {
 		pages = s->size > 0 ? (s->tmax + s->size - 1) / s->size : k;
@@ -335,39 +332,170 @@ static void paged(http_src *s, http_page *pg)
 		} else if (pages > s->last_page) {
 			s->last_page = pages;
 		}
-		return;
+		return 0;
 	}
 	pg->last = n == 0 || n < s->size;
+	if (h->has_more_path || h->stop_path) {
+		int said, ended, rc = end_flags(s, pg, &said, &ended, err);
+
+		if (rc)
+			return rc;
+		if (!ended && n == 0)
+			return page_error(s, pg, err,
+					  "'%s' says more records follow, but "
+					  "the page is empty",
+					  h->has_more_path ? h->has_more_path
+							   : h->stop_path);
+		pg->last = ended;
+	}
 	s->have_next = !pg->last;
+	return 0;
+}
+
+/* A cursor value (a string or an integer) as text into *out. */
+static int cursor_text(http_src *s, http_page *pg, json_t *v, const char *what,
+		       const char *path, char **out, as_error *err)
+{
+	char num[32];
+
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		*out = as_strdup(num);
+	} else if (json_is_string(v)) {
+		*out = as_strdup(json_string_value(v));
+	} else {
+		return page_error(s, pg, err, "%s '%s' is %s, not a string",
+				  what, path, json_kind(v));
+	}
+	return *out ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
 }
 
 static int cursor_next(http_src *s, http_page *pg, as_error *err)
 {
-	json_t *v = as_http_json_path(pg->doc, s->h->cursor_path);
-	char num[32];
+	const char *field = s->h->cursor_from_record;
+	json_t *v;
 
+	if (field) {
+		/* Keyset: the last record's field; an empty page ends. */
+		json_t *it = pg->nitems
+				     ? json_array_get(pg->items, pg->nitems - 1)
+				     : NULL;
+
+		if (!it) {
+			pg->last = 1;
+			return 0;
+		}
+		v = json_is_object(it) ? as_http_json_path(it, field) : NULL;
+		if (!v || json_is_null(v))
+			return page_error(s, pg, err,
+					  "the last record has no '%s' "
+					  "(cursor_from_record)",
+					  field);
+		return cursor_text(s, pg, v, "the last record's", field,
+				   &pg->next_ref, err);
+	}
+	v = as_http_json_path(pg->doc, s->h->cursor_path);
 	if (!v || json_is_null(v) || json_is_false(v) ||
 	    (json_is_string(v) && !json_string_length(v))) {
 		pg->last = 1;
+		pg->unmarked = !v;
 		return 0;
 	}
-	if (json_is_integer(v)) {
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-			 json_integer_value(v));
-		pg->next_ref = as_strdup(num);
-	} else if (json_is_string(v)) {
-		pg->next_ref = as_strdup(json_string_value(v));
-	} else {
-		return page_error(s, pg, err,
-				  "the cursor at '%s' is %s, not a string",
-				  s->h->cursor_path, json_kind(v));
+	return cursor_text(s, pg, v, "the cursor at", s->h->cursor_path,
+			   &pg->next_ref, err);
+}
+
+/* has_more_path (false ends) and stop_path (true ends): *said when either
+ * is configured, *ended when one of them says the listing ended. */
+static int end_flags(http_src *s, http_page *pg, int *said, int *ended,
+		     as_error *err)
+{
+	const char *paths[2] = {s->h->has_more_path, s->h->stop_path};
+
+	*said = *ended = 0;
+	for (int i = 0; i < 2; i++) {
+		json_t *v;
+
+		if (!paths[i])
+			continue;
+		v = as_http_json_path(pg->doc, paths[i]);
+		if (!json_is_boolean(v))
+			return page_error(s, pg, err,
+					  "%s at '%s' (%s), not true or false",
+					  v ? json_kind(v) : "nothing",
+					  paths[i],
+					  i ? "stop_path" : "has_more_path");
+		*said = 1;
+		if (json_is_true(v) == (i == 1))
+			*ended = 1;
 	}
-	if (!pg->next_ref)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	if (pg->ref && strcmp(pg->ref, pg->next_ref) == 0)
+	return 0;
+}
+
+/* Where a sequential style looked for the next page, for messages. */
+static void next_where(const http_src *s, char *buf, size_t cap)
+{
+	const as_http_cfg *h = s->h;
+
+	if (h->style == AS_PAGE_LINK_HEADER)
+		snprintf(buf, cap, "no Link header");
+	else if (h->style == AS_PAGE_NEXT_URL)
+		snprintf(buf, cap, "no next URL at '%s'", h->next_url_path);
+	else
+		snprintf(buf, cap, "no next cursor at '%s'",
+			 h->cursor_path ? h->cursor_path
+					: h->cursor_from_record);
+}
+
+/* Sequential styles: the listing ends only when the API says so.  With
+ * has_more_path or stop_path the flag decides (a cursor that repeats on
+ * the last page is then the end); without them, a full page whose next
+ * cursor, next URL or Link header is missing altogether is refused, since
+ * a wrong path would otherwise end the listing after one page. */
+static int confirm_end(http_src *s, http_page *pg, as_error *err)
+{
+	const as_http_cfg *h = s->h;
+	int said, ended, rc = end_flags(s, pg, &said, &ended, err);
+	char where[300];
+
+	if (rc)
+		return rc;
+	next_where(s, where, sizeof(where));
+	if (said && ended) {
+		pg->last = 1;
+		free(pg->next_ref);
+		pg->next_ref = NULL;
+		return 0;
+	}
+	if (said && pg->last)
+		return page_error(s, pg, err,
+				  "'%s' says more records follow, but the page "
+				  "has %s",
+				  h->has_more_path ? h->has_more_path
+						   : h->stop_path,
+				  where);
+	if (!said && pg->last && pg->unmarked && h->limit > 0 &&
+	    (int64_t)pg->nitems >= h->limit && !h->total_path)
+		return page_error(
+			s, pg, err,
+			"a full page of %zu records with %s and nothing "
+			"saying the listing ended: it is not taken as complete "
+			"(check the path, or set pagination.has_more_path or "
+			"stop_path)",
+			pg->nitems, where);
+	if (pg->last)
+		return 0;
+	if (h->style == AS_PAGE_CURSOR && pg->ref &&
+	    strcmp(pg->ref, pg->next_ref) == 0)
 		return page_error(s, pg, err,
 				  "the next cursor is this page's "
 				  "own: the listing does not advance");
+	if (h->style != AS_PAGE_CURSOR &&
+	    strcmp(pg->req.url, pg->next_ref) == 0)
+		return page_error(s, pg, err,
+				  "the next page's URL is this "
+				  "page's own: the listing does not advance");
 	return 0;
 }
 
@@ -434,15 +562,16 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 		return rc;
 	switch (h->style) {
 	case AS_PAGE_OFFSET:
-	case AS_PAGE_PAGE: paged(s, pg); break;
+	case AS_PAGE_PAGE: rc = paged(s, pg, err); break;
 	case AS_PAGE_CURSOR: rc = cursor_next(s, pg, err); break;
 	case AS_PAGE_NEXT_URL: {
 		json_t *v = as_http_json_path(pg->doc, h->next_url_path);
 
 		if (!v || json_is_null(v) ||
-		    (json_is_string(v) && !json_string_length(v)))
+		    (json_is_string(v) && !json_string_length(v))) {
 			pg->last = 1;
-		else if (!json_is_string(v))
+			pg->unmarked = !v;
+		} else if (!json_is_string(v))
 			rc = page_error(
 				s, pg, err,
 				"the next URL at '%s' is %s, not a string",
@@ -455,15 +584,20 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 	case AS_PAGE_LINK_HEADER: {
 		char *next = r->link ? as_http_link_next(r->link) : NULL;
 
-		if (!next)
+		if (!next) {
 			pg->last = 1;
-		else
+			pg->unmarked = !r->link;
+		} else {
 			rc = next_link(s, pg, next, &pg->next_ref, err);
+		}
 		free(next);
 		break;
 	}
 	default: pg->last = 1; break;
 	}
+	if (!rc && h->style != AS_PAGE_OFFSET && h->style != AS_PAGE_PAGE &&
+	    h->style != AS_PAGE_NONE)
+		rc = confirm_end(s, pg, err);
 	if (rc)
 		return rc;
 	if (h->style != AS_PAGE_OFFSET && h->style != AS_PAGE_PAGE &&
@@ -534,6 +668,13 @@ static uint64_t fingerprint(const as_config *cfg, const as_http_cfg *h)
 		      h->cursor_path ? h->cursor_path : "",
 		      h->next_url_path ? h->next_url_path : "",
 		      h->total_path ? h->total_path : "");
+	/* Keys added later only when set: older checkpoints still match. */
+	if (h->has_more_path)
+		as_buf_printf(&b, "|has_more=%s", h->has_more_path);
+	if (h->stop_path)
+		as_buf_printf(&b, "|stop=%s", h->stop_path);
+	if (h->cursor_from_record)
+		as_buf_printf(&b, "|from_record=%s", h->cursor_from_record);
 	for (size_t i = 0; i < h->nparams; i++)
 		as_buf_printf(&b, "|%s=%s", h->params[i].key,
 			      as_http_is_secret(h, h->params[i].key)

@@ -8,6 +8,7 @@ sends the saved cursor (invariant 8); secrets never appear in any output.
 The server helpers here are shared with tests/fault/test_http_faults.py.
 """
 
+import base64
 import http.server
 import json
 import os
@@ -57,6 +58,18 @@ STYLES = {
     "page_no_total": ("/page/mods", "data",
                       "{style: page, page_param: page, limit_param: pageSize, "
                       "limit: 50}"),
+    # Without a total, the last page full: the cursor is null there.
+    "cursor_null_end": ("/cursor/mods", "data",
+                        "{style: cursor, cursor_param: cursor, cursor_path: pagination.next, "
+                        "limit_param: pageSize, limit: 50}"),
+    # Stripe: keyset on the last record's id, has_more says when it ends.
+    "stripe": ("/stripe/mods", "data",
+               "{style: cursor, cursor_param: starting_after, cursor_from_record: id, "
+               "has_more_path: has_more, limit_param: limit, limit: 50}"),
+    # Zendesk's cursor export: end_of_stream says when it ends.
+    "zendesk": ("/zendesk/mods", "mods",
+                "{style: cursor, cursor_param: cursor, cursor_path: after_cursor, "
+                "stop_path: end_of_stream, limit_param: per_page, limit: 50}"),
 }
 
 
@@ -238,6 +251,104 @@ class HttpStylesTest(HttpCase):
                          % self.server.base)
         self.atomsync("run", check=OK)
         self.assertEqual(len(self.rows()), 600)
+
+
+@for_each_store
+class HttpListingEndTest(HttpCase):
+    """Invariant 3: a listing is complete only when the API says it ended.
+    A path that never matches must not end the listing after one page."""
+
+    def set_pagination(self, old, new):
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.assertIn(old, text)
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text.replace(old, new))
+
+    def refused(self, *needles):
+        p = self.atomsync("run", check=FAILED)
+        line = self.error_line(p)
+        for n in needles:
+            self.assertIn(n, line)
+        self.assertEqual(self.runs("mods")[0]["status"], "failed")
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE dataset = 'mods' "
+            "AND published_run <> 0"))
+        return line
+
+    def test_cursor_path_that_never_matches_fails(self):
+        """Stripe configured with a cursor_path that matches nothing
+        (data.-1.id): page 1 is full, so the run fails naming the path
+        instead of publishing 50 of 600 records with exit 0."""
+        self.http_config("stripe")
+        self.set_pagination("cursor_from_record: id, has_more_path: has_more",
+                            "cursor_path: data.-1.id")
+        self.refused("/stripe/mods?limit=50: page 1: a full page of 50 records "
+                     "with no next cursor at 'data.-1.id' and nothing saying the "
+                     "listing ended")
+        self.assertEqual(len(page_log(self.server.stats())), 1)
+
+    def test_typo_in_each_sequential_style_fails(self):
+        cases = [("cursor_null_end", "cursor_path: pagination.next",
+                  "cursor_path: pagination.nxt", "no next cursor at 'pagination.nxt'"),
+                 ("next_url", "next_url_path: links.next, limit_param: pageSize, "
+                  "limit: 50, total_path: meta.totalCount",
+                  "next_url_path: links.nxt, limit_param: pageSize, limit: 50",
+                  "no next URL at 'links.nxt'")]
+        for style, old, new, needle in cases:
+            with self.subTest(style=style):
+                self.http_config(style)
+                self.set_pagination(old, new)
+                self.refused("page 1: a full page of 50 records with " + needle)
+
+    def test_link_header_missing_on_a_full_page_fails(self):
+        self.http_config("link_header")
+        self.set_pagination("total_path: 'header:X-Total-Count'", "concurrency: 1")
+        self.set_pagination("concurrency: 1}", "}")
+        body = json.dumps(self.server.records()[:50])
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
+        self.refused("page 1: a full page of 50 records with no Link header")
+
+    def test_full_last_page_with_a_null_cursor_is_the_end(self):
+        """600 records in pages of 50: the last page is full and its cursor
+        is null: the API said the listing ended."""
+        self.http_config("cursor_null_end")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+
+    def test_has_more_path_that_never_matches_fails(self):
+        self.http_config("stripe")
+        self.set_pagination("has_more_path: has_more", "has_more_path: hasMore")
+        self.refused("page 1: nothing at 'hasMore' (has_more_path), not true or false")
+
+    def test_stop_path_makes_a_repeated_cursor_the_end(self):
+        """Zendesk may hand back the cursor it was asked with on the last
+        page; with end_of_stream true that is the end.  Without stop_path the
+        same page is a listing that does not advance."""
+        recs = self.server.records()
+        own = base64.urlsafe_b64encode(b"o:550").decode().rstrip("=")
+        body = json.dumps({"mods": recs[550:], "after_cursor": own,
+                           "end_of_stream": True})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 12}})
+        self.http_config("zendesk")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+        self.assertEqual(self.rows(), expected_rows(recs))
+        self.server.reset()
+        self.http_config("zendesk", name="mods2")
+        self.set_pagination(", stop_path: end_of_stream", "")
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 12: the next cursor is this page's own",
+                      self.error_line(p, "mods2"))
+
+    def test_has_more_true_without_a_cursor_fails(self):
+        self.http_config("zendesk")
+        self.set_pagination("stop_path: end_of_stream", "has_more_path: more")
+        body = json.dumps({"mods": self.server.records()[:50], "after_cursor": None,
+                           "more": True})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
+        self.refused("page 1: 'more' says more records follow, but the page has "
+                     "no next cursor at 'after_cursor'")
 
 
 @for_each_store
