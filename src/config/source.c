@@ -24,7 +24,7 @@ static const field source_fields[] = {
 
 #define H(...) FLD(as_http_cfg, __VA_ARGS__)
 static const field http_fields[] = {
-	H("url", T_URL, F_REQUIRED, url, 0, 0),
+	H("url", T_URL, F_REQUIRED | F_SECRET, url, 0, 0),
 	OTHER("params"),
 	OTHER("headers"),
 	H("records", T_PATH, 0, records, 0, 0),
@@ -36,7 +36,7 @@ static const field http_fields[] = {
 	H("deadline", T_DURATION, 0, deadline_ms, 0, 0),
 	OTHER("retry"),
 	OTHER("circuit_breaker"),
-	H("item_url", T_URL, 0, item_url, 0, 0),
+	H("item_url", T_URL, F_SECRET, item_url, 0, 0),
 	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
 	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
 };
@@ -110,6 +110,31 @@ static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst,
 		if (!rc && used)
 			rc = as_cfg_add_unique(s->c, &h->secrets, &h->nsecrets,
 					       kv->key);
+	}
+	return rc;
+}
+
+/* Query parameters of the url whose values hold a ${VAR} are secrets by
+ * name, like params: masked in messages, left out of checkpoints. */
+static int url_secrets(const sect *s, as_http_cfg *h)
+{
+	const ynode *v = as_cfg_lookup(s, "url", NULL);
+	const char *q = v && v->kind == Y_SCALAR ? strchr(v->text, '?') : NULL;
+	int rc = 0;
+
+	for (const char *p = q ? q + 1 : NULL; p && *p && *p != '#' && !rc;) {
+		size_t n = strcspn(p, "&#");
+		const char *eq = memchr(p, '=', n);
+		char name[256];
+
+		if (eq && memmem(eq, n - (size_t)(eq - p), "${", 2) &&
+		    (size_t)(eq - p) < sizeof(name)) {
+			memcpy(name, p, (size_t)(eq - p));
+			name[eq - p] = '\0';
+			rc = as_cfg_add_unique(s->c, &h->secrets, &h->nsecrets,
+					       name);
+		}
+		p += n + (p[n] == '&');
 	}
 	return rc;
 }
@@ -214,6 +239,8 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 				 NELEM(http_fields), h, &s);
 	if (!rc && !s.map)
 		return as_cfg_missing(src, "http");
+	if (!rc)
+		rc = url_secrets(&s, h);
 	if (!rc)
 		rc = read_kv(&s, "params", h, &h->params, &h->nparams);
 	if (!rc)

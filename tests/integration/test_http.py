@@ -617,6 +617,102 @@ class HttpSecretsTest(HttpCase):
         self.assertEqual(len(self.rows()), 600)
 
 
+URL_PASS = "urlPASS-4b7d1e"
+URL_KEY = "qKEY-81f3a0"
+
+
+@for_each_store
+class HttpUrlSecretsTest(HttpCase):
+    """Issue 18.1: ${VAR} as the url's userinfo password or in its query
+    string is a secret like a header's: masked in stderr, --json, status,
+    runs, atomsync_runs.error (both stores), the metrics file, the reject
+    file and the checkpoint, while the server gets it on every page."""
+    server_args = ("--require-header", "Authorization=Basic " +
+                   base64.b64encode(("reader:" + URL_PASS).encode()).decode())
+
+    def url_config(self, name="mods", dataset=""):
+        self.http_config("next_url", name=name, dataset=dataset,
+                         http="        concurrency: 2\n")
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        url = self.server.base + "/next_url/mods"
+        self.assertIn(url + "\n", text)
+        text = text.replace(url + "\n", '"%s?key=${URL_KEY}"\n' % url.replace(
+            "http://", "http://reader:${URL_PASS}@"))
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text)
+
+    env = {"URL_PASS": URL_PASS, "URL_KEY": URL_KEY}
+
+    def store_bytes(self):
+        out = [repr(self.store.query("SELECT * FROM atomsync_runs")),
+               repr(self.store.query("SELECT * FROM atomsync_state"))]
+        for name in os.listdir(self.dir):
+            if name.startswith("store"):
+                with open(self.path(name), "rb") as f:
+                    out.append(f.read().decode("latin-1"))
+        return "".join(out)
+
+    def test_url_secrets_never_appear(self):
+        self.url_config()
+        metrics = self.path("metrics.prom")
+        outputs = []
+        self.server.faults({"kind": "status", "status": 404, "match": {"page": 3}})
+        p = self.atomsync("-v", "--metrics-file", metrics, "run", env=self.env,
+                          check=FAILED)
+        outputs += [p.stdout, p.stderr]
+        line = self.error_line(p)
+        self.assertIn("reader:***@127.0.0.1", line)
+        self.assertIn("key=***", line)
+        self.assertIn("page 3: HTTP 404", line)
+        p = self.atomsync("run", "--json", env=self.env, check=FAILED)
+        outputs += [p.stdout, p.stderr]
+        # A failed run's checkpoint, then the resumed run to the end.
+        self.server.faults({"kind": "status", "status": 500, "match": {"page": 5}})
+        self.atomsync("run", env=self.env, check=FAILED)
+        cp = self.store.query("SELECT checkpoint FROM atomsync_state "
+                              "WHERE dataset = 'mods'")[0][0]
+        self.assertIn("after=", cp)
+        self.server.faults()
+        self.server.reset()
+        p = self.atomsync("-v", "--metrics-file", metrics, "run", "--json",
+                          env=self.env, check=OK)
+        outputs += [p.stdout, p.stderr]
+        self.assertEqual(json.loads(cp)["page"],
+                         min(int(k) for k in self.server.stats()["by_page"]))
+        for args in (["status", "--json"], ["runs", "mods", "--json"], ["status"],
+                     ["runs", "mods"]):
+            p = self.atomsync(*args, env=self.env, check=OK)
+            outputs += [p.stdout, p.stderr]
+        log = page_log(self.server.stats())
+        # A record that is not an object, in another dataset: the reject
+        # file names the page's URL.
+        self.server.reset()
+        self.url_config(name="rej", dataset="    guard: {max_rejects: 1}\n")
+        recs = self.server.records()
+        body = json.dumps({"data": [5] + recs[1:50], "links": {"next": None},
+                           "meta": {"totalCount": 50}})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
+        p = self.atomsync("-v", "run", env=self.env, check=OK)
+        self.assertIn("1 rejected", p.stdout)
+        outputs += [p.stdout, p.stderr]
+        self.assertTrue(os.path.exists(self.path("rej.rejects.jsonl")))
+        with open(metrics) as f:
+            outputs.append(f.read())
+        outputs.append(self.store_bytes())
+        for name in os.listdir(self.dir):
+            if name.endswith(".jsonl"):
+                outputs.append(self.read(name))
+        self.assertTrue(any("reader:***@" in o for o in outputs))
+        for o in outputs:
+            self.assertNotIn(URL_PASS, o)
+            self.assertNotIn(URL_KEY, o)
+        # ... while the server got both on every page (401 otherwise).
+        self.assertTrue(log and all("key=" + URL_KEY in e["query"] for e in log))
+        self.assertNotIn("401", self.server.stats()["statuses"])
+        self.assertEqual(len(self.rows()), 600)
+
+
 class _TlsHandler(http.server.BaseHTTPRequestHandler):
     body = json.dumps({"data": [{"id": i, "name": "Addon %d" % i} for i in (1, 2, 3)],
                        "meta": {"totalCount": 3}}).encode()
