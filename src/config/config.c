@@ -210,6 +210,7 @@ static void http_clear(as_http_cfg *h)
 	free(h->cursor_path);
 	free(h->next_url_path);
 	free(h->total_path);
+	free(h->body);
 	free(h->has_more_path);
 	free(h->stop_path);
 	free(h->cursor_from_record);

@@ -72,6 +72,8 @@ typedef struct as_column_cfg {
 
 typedef struct as_http_cfg {
 	char *url;
+	int method_post; /* method: POST */
+	char *body;	 /* POST: the JSON body template (compact text) */
 	as_kv *params;
 	size_t nparams;
 	as_kv *headers;

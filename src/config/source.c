@@ -5,11 +5,13 @@
  */
 #include "config/config_int.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const format_names[] = {"jsonl", "singer"};
+static const char *const method_names[] = {"GET", "POST"};
 static const char *const style_names[] = {"none",   "offset",	"page",
 					  "cursor", "next_url", "link_header"};
 
@@ -25,6 +27,8 @@ static const field source_fields[] = {
 #define H(...) FLD(as_http_cfg, __VA_ARGS__)
 static const field http_fields[] = {
 	H("url", T_URL, F_REQUIRED | F_SECRET, url, 0, 0),
+	ENM(as_http_cfg, "method", method_post, method_names),
+	OTHER("body"),
 	OTHER("params"),
 	OTHER("headers"),
 	H("records", T_PATH, 0, records, 0, 0),
@@ -139,6 +143,90 @@ static int url_secrets(const sect *s, as_http_cfg *h)
 	return rc;
 }
 
+/* A YAML node as JSON: plain true/false/null and numbers keep their type,
+ * every other scalar is a string with ${VAR} expanded (a secret). */
+static json_t *yaml_json(const sect *s, const ynode *n, int *rc)
+{
+	json_t *j = NULL;
+	char *text = NULL;
+
+	switch (n->kind) {
+	case Y_NULL: return json_null();
+	case Y_MAP:
+		j = json_object();
+		for (size_t i = 0; j && !*rc && i < n->nkids; i += 2) {
+			json_t *v = yaml_json(s, n->kids[i + 1], rc);
+
+			if (!v || json_object_set_new(j, n->kids[i]->text, v))
+				*rc = *rc ? *rc : as_cfg_oom(s->c);
+		}
+		break;
+	case Y_SEQ:
+		j = json_array();
+		for (size_t i = 0; j && !*rc && i < n->nkids; i++) {
+			json_t *v = yaml_json(s, n->kids[i], rc);
+
+			if (!v || json_array_append_new(j, v))
+				*rc = *rc ? *rc : as_cfg_oom(s->c);
+		}
+		break;
+	default:
+		if ((*rc = as_cfg_expand(s->c, n, true, &text, NULL)))
+			break;
+		if (!n->quoted && !strcmp(text, "true"))
+			j = json_true();
+		else if (!n->quoted && !strcmp(text, "false"))
+			j = json_false();
+		else if (!n->quoted && *text &&
+			 strspn(text + (*text == '-'), "0123456789") ==
+				 strlen(text + (*text == '-')) &&
+			 text[*text == '-'] && strlen(text) < 19)
+			j = json_integer(strtoll(text, NULL, 10));
+		else
+			j = json_string(text);
+		free(text);
+		break;
+	}
+	if (!j && !*rc)
+		*rc = as_cfg_oom(s->c);
+	if (*rc) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int read_body(const sect *s, as_http_cfg *h)
+{
+	const ynode *k, *v = as_cfg_lookup(s, "body", &k);
+	json_t *j;
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	if (!h->method_post)
+		return as_cfg_fail(s->c, k, "'body' %s needs method: POST",
+				   s->where);
+	if (v->kind != Y_MAP)
+		return as_cfg_bad_value(s, v, "body", "a mapping", NULL);
+	if (!(j = yaml_json(s, v, &rc)))
+		return rc;
+	h->body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return h->body ? 0 : as_cfg_oom(s->c);
+}
+
+/* 1 when {page_cursor} is in the url, a param or the body. */
+static int has_page_cursor(const as_http_cfg *h)
+{
+	int found = strstr(h->url, "{page_cursor}") != NULL ||
+		    (h->body && strstr(h->body, "{page_cursor}"));
+
+	for (size_t i = 0; i < h->nparams && !found; i++)
+		found = strstr(h->params[i].value, "{page_cursor}") != NULL;
+	return found;
+}
+
 /* What each pagination style cannot do without. */
 static int page_rules(const sect *s, const as_http_cfg *h)
 {
@@ -160,7 +248,9 @@ static int page_rules(const sect *s, const as_http_cfg *h)
 				"'cursor_from_record' %s conflicts with "
 				"'cursor_path': give one of them",
 				s->where);
-		need = !h->cursor_param ? "'cursor_param'"
+		need = !h->cursor_param && !has_page_cursor(h)
+			       ? "'cursor_param' (or {page_cursor} in the url, "
+				 "a param or the body)"
 		       : !h->cursor_path && !h->cursor_from_record
 			       ? "'cursor_path' or 'cursor_from_record'"
 			       : NULL;
@@ -245,6 +335,8 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 		rc = read_kv(&s, "params", h, &h->params, &h->nparams);
 	if (!rc)
 		rc = read_kv(&s, "headers", h, &h->headers, &h->nheaders);
+	if (!rc)
+		rc = read_body(&s, h);
 	return rc ? rc : parse_http_parts(d, &s, h);
 }
 

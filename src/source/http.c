@@ -50,6 +50,8 @@ typedef struct http_src {
 	http_page *slots;   /* page k lives in slots[(k - 1) % nslots] */
 	size_t nslots;	    /* 2 x concurrency: the memory bound */
 	char *base_url;	    /* url and params, {cursor} applied */
+	json_t *body;	    /* POST: the body template */
+	char *cursor;	    /* the saved cursor, for {cursor} in the body */
 	uint64_t fp;	    /* fingerprint of the listing's configuration */
 	int64_t emit;	    /* the page being (or next to be) emitted */
 	int64_t issued;	    /* the highest page submitted */
@@ -190,6 +192,57 @@ static char *build_base(const as_http_cfg *h, const char *cursor)
 	return as_buf_detach(&b);
 }
 
+/* url with {page_cursor} (as written or percent-encoded) replaced by the
+ * encoded cursor; without one, a query pair holding it is left out. */
+static char *with_page_cursor(const char *url, const char *ref)
+{
+	static const char *const tok[] = {"{page_cursor}", "%7Bpage_cursor%7D"};
+	const char *q = strchr(url, '?');
+	size_t head = q ? (size_t)(q - url) : strlen(url);
+	as_buf b = AS_BUF_INIT;
+	int first = 1;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const char *p = pass ? (q ? q + 1 : NULL) : url;
+		const char *end =
+			pass ? (q ? q + strlen(q) : NULL) : url + head;
+
+		while (p && p < end) {
+			size_t n = pass ? strcspn(p, "&") : (size_t)(end - p);
+			int has = 0;
+
+			for (int t = 0; t < 2; t++)
+				has |= memmem(p, n, tok[t], strlen(tok[t])) !=
+				       NULL;
+			if (pass && (!n || (has && !ref))) {
+				p += n + (p[n] == '&');
+				continue;
+			}
+			if (pass)
+				as_buf_addc(&b, first ? '?' : '&');
+			first = first && !pass;
+			for (size_t i = 0; i < n;) {
+				size_t m = 0;
+
+				for (int t = 0; t < 2 && !m; t++)
+					if (n - i >= strlen(tok[t]) &&
+					    !memcmp(p + i, tok[t],
+						    strlen(tok[t])))
+						m = strlen(tok[t]);
+				if (m) {
+					if (ref)
+						as_http_encode(&b, ref);
+					i += m;
+				} else {
+					as_buf_addc(&b, p[i++]);
+				}
+			}
+			p += n + (pass && p[n] == '&');
+		}
+	}
+	return as_buf_detach(&b);
+}
+
 static void add_param(as_buf *b, const char *name, const char *value)
 {
 	as_buf_addc(b, strchr(as_buf_cstr(b), '?') ? '&' : '?');
@@ -221,7 +274,7 @@ static char *page_url(http_src *s, int64_t k, const char *ref)
 		add_param(&b, h->page_param, num);
 		break;
 	case AS_PAGE_CURSOR:
-		if (ref)
+		if (ref && h->cursor_param)
 			add_param(&b, h->cursor_param, ref);
 		break;
 	default: break;
@@ -230,7 +283,99 @@ static char *page_url(http_src *s, int64_t k, const char *ref)
 		snprintf(num, sizeof(num), "%lld", (long long)h->limit);
 		add_param(&b, h->limit_param, num);
 	}
-	return as_buf_detach(&b);
+	{
+		char *url = as_buf_detach(&b), *out;
+
+		if (!url || (!strstr(url, "{page_cursor}") &&
+			     !strstr(url, "%7Bpage_cursor%7D")))
+			return url;
+		out = with_page_cursor(url,
+				       h->style == AS_PAGE_CURSOR ? ref : NULL);
+		free(url);
+		return out;
+	}
+}
+
+/* ---- POST bodies -------------------------------------------------------- */
+
+/* A copy of the template with {page_cursor}, {cursor} and {limit}
+ * applied: a value that is exactly {limit} becomes the number; a string
+ * naming a cursor there is none of is left out, with its key. */
+static json_t *render(json_t *t, const char *page, const char *cursor,
+		      int64_t limit, int *drop)
+{
+	*drop = 0;
+	if (json_is_object(t)) {
+		json_t *o = json_object();
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(t, k, v)
+		{
+			int d;
+			json_t *c = render(v, page, cursor, limit, &d);
+
+			if (!d && (!c || json_object_set_new(o, k, c))) {
+				json_decref(o);
+				return NULL;
+			}
+		}
+		return o;
+	}
+	if (json_is_array(t)) {
+		json_t *a = json_array(), *v;
+		size_t i;
+
+		json_array_foreach(t, i, v)
+		{
+			int d;
+			json_t *c = render(v, page, cursor, limit, &d);
+
+			if (!d && (!c || json_array_append_new(a, c))) {
+				json_decref(a);
+				return NULL;
+			}
+		}
+		return a;
+	}
+	if (json_is_string(t)) {
+		const char *str = json_string_value(t);
+		static const char *const names[] = {"{page_cursor}", "{cursor}",
+						    "{limit}"};
+		const char *vals[3] = {page, cursor, NULL};
+		char num[32];
+		as_buf b = AS_BUF_INIT;
+		json_t *out;
+
+		snprintf(num, sizeof(num), "%lld", (long long)limit);
+		vals[2] = limit > 0 ? num : NULL;
+		if (!strcmp(str, "{limit}") && limit > 0)
+			return json_integer(limit);
+		for (int i = 0; i < 3; i++)
+			if (strstr(str, names[i]) && !vals[i]) {
+				*drop = 1;
+				return NULL;
+			}
+		while (*str) {
+			int hit = 0;
+
+			for (int i = 0; i < 3 && !hit; i++) {
+				size_t n = strlen(names[i]);
+
+				if (!strncmp(str, names[i], n)) {
+					as_buf_adds(&b, vals[i]);
+					str += n;
+					hit = 1;
+				}
+			}
+			if (!hit)
+				as_buf_addc(&b, *str++);
+		}
+		out = json_string(as_buf_cstr(&b));
+		as_buf_free(&b);
+		return out;
+	}
+	return json_incref(t);
 }
 
 static int submit_page(http_src *s, int64_t k, const char *ref, as_error *err)
@@ -242,6 +387,20 @@ static int submit_page(http_src *s, int64_t k, const char *ref, as_error *err)
 	pg->req.url = page_url(s, k, ref);
 	if (!pg->req.url || (ref && !(pg->ref = as_strdup(ref))))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (s->h->method_post) {
+		int drop;
+		json_t *b =
+			s->body ? render(s->body,
+					 s->h->style == AS_PAGE_CURSOR ? ref
+								       : NULL,
+					 s->cursor, s->h->limit, &drop)
+				: json_object();
+
+		pg->req.payload = b ? json_dumps(b, JSON_COMPACT) : NULL;
+		json_decref(b);
+		if (!pg->req.payload)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
 	s->issued = k;
 	return as_http_submit(&s->cl, &pg->req, err);
 }
@@ -526,6 +685,23 @@ static int total(http_src *s, http_page *pg, as_error *err)
 	return 0;
 }
 
+/* A GraphQL response with an `errors` array failed, whatever data it has:
+ * the first message is the reason. */
+static int api_errors(http_src *s, http_page *pg, as_error *err)
+{
+	json_t *e = json_object_get(pg->doc, "errors"), *first, *m;
+	size_t n = json_array_size(e);
+
+	if (!n)
+		return 0;
+	first = json_array_get(e, 0);
+	m = json_object_get(first, "message");
+	return page_error(s, pg, err, "the API returned %zu error%s: %s", n,
+			  n == 1 ? "" : "s",
+			  json_is_string(m) ? json_string_value(m)
+					    : "(no message)");
+}
+
 static int take_page(http_src *s, http_page *pg, as_error *err)
 {
 	const as_http_cfg *h = s->h;
@@ -546,6 +722,8 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 			"the body is not JSON (line %d column %d: %s)", je.line,
 			je.column, je.text);
 	as_buf_free(&r->body);
+	if (h->method_post && (rc = api_errors(s, pg, err)))
+		return rc;
 	pg->items =
 		h->records ? as_http_json_path(pg->doc, h->records) : pg->doc;
 	if (!pg->items)
@@ -675,6 +853,14 @@ static uint64_t fingerprint(const as_config *cfg, const as_http_cfg *h)
 		as_buf_printf(&b, "|stop=%s", h->stop_path);
 	if (h->cursor_from_record)
 		as_buf_printf(&b, "|from_record=%s", h->cursor_from_record);
+	if (h->method_post) {
+		char *body = as_strdup(h->body ? h->body : "");
+
+		if (body)
+			as_config_redact(cfg, body, strlen(body) + 1);
+		as_buf_printf(&b, "|POST=%s", body ? body : "");
+		free(body);
+	}
 	for (size_t i = 0; i < h->nparams; i++)
 		as_buf_printf(&b, "|%s=%s", h->params[i].key,
 			      as_http_is_secret(h, h->params[i].key)
@@ -947,6 +1133,8 @@ static void http_close(as_source *src)
 	free(s->slots);
 	free(s->base_url);
 	free(s->next_ref);
+	json_decref(s->body);
+	free(s->cursor);
 	free(s);
 }
 
@@ -975,8 +1163,17 @@ int as_http_source_open(as_source **out, const as_source_cfg *cfg,
 	s->nslots = 2 * (size_t)(h->concurrency > 0 ? h->concurrency : 1);
 	s->slots = calloc(s->nslots, sizeof(*s->slots));
 	s->base_url = build_base(h, o->cursor);
+	if (h->body && !(s->body = json_loads(h->body, 0, NULL))) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (o->cursor && !(s->cursor = as_strdup(o->cursor))) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto fail;
+	}
 	if (o->cursor) {
-		s->filtered = strstr(h->url, "{cursor}") != NULL;
+		s->filtered = strstr(h->url, "{cursor}") != NULL ||
+			      (h->body && strstr(h->body, "{cursor}"));
 		for (size_t i = 0; i < h->nparams; i++)
 			s->filtered |=
 				strstr(h->params[i].value, "{cursor}") != NULL;

@@ -39,8 +39,9 @@ struct as_http_client;
 
 typedef struct as_http_req {
 	struct as_http_client *client; /* set by as_http_submit */
-	char *url;    /* owned; may hold secrets: never print it raw */
-	int64_t page; /* page number in messages; 0: an item */
+	char *url;     /* owned; may hold secrets: never print it raw */
+	char *payload; /* owned JSON body: POST it (NULL: GET) */
+	int64_t page;  /* page number in messages; 0: an item */
 	as_http_state state;
 	int attempts;	    /* attempts started */
 	int64_t not_before; /* monotonic ms: earliest next attempt */

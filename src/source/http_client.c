@@ -57,7 +57,7 @@ static int add_header(as_http_client *c, const char *name, const char *value)
 int as_http_client_init(as_http_client *c, const as_config *cfg,
 			const as_http_cfg *h, as_error *err)
 {
-	int has_accept = 0;
+	int has_accept = 0, has_type = 0;
 
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
@@ -70,10 +70,13 @@ int as_http_client_init(as_http_client *c, const as_config *cfg,
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < h->nheaders; i++) {
 		has_accept |= strcasecmp(h->headers[i].key, "accept") == 0;
+		has_type |= strcasecmp(h->headers[i].key, "content-type") == 0;
 		if (add_header(c, h->headers[i].key, h->headers[i].value))
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
-	if (!has_accept && add_header(c, "Accept", "application/json"))
+	if ((!has_accept && add_header(c, "Accept", "application/json")) ||
+	    (h->method_post && !has_type &&
+	     add_header(c, "Content-Type", "application/json")))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	c->max_conc = c->conc = h->concurrency > 0 ? h->concurrency : 1;
 	c->tokens = h->rate_burst > 0 ? (double)h->rate_burst : 1;
@@ -96,10 +99,11 @@ void as_http_req_free(as_http_req *r)
 	if (!r)
 		return;
 	free(r->url);
+	free(r->payload);
 	free(r->link);
 	free(r->total_hdr);
 	as_buf_free(&r->body);
-	r->url = r->link = r->total_hdr = NULL;
+	r->url = r->payload = r->link = r->total_hdr = NULL;
 }
 
 static void dequeue(as_http_client *c, as_http_req *r)
@@ -291,6 +295,13 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	r->status = 0;
 	r->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	if (r->payload) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
+				 (long)strlen(r->payload));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->payload);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);

@@ -30,14 +30,18 @@ static char *first_page(const as_http_cfg *h, int *no_total)
 	as_buf b = AS_BUF_INIT;
 	char num[32];
 
-	*no_total = memmem(url, plen, "{cursor}", 8) != NULL;
+	/* A POST listing's total is not asked for with a GET. */
+	*no_total = memmem(url, plen, "{cursor}", 8) != NULL ||
+		    memmem(url, plen, "{page_cursor}", 13) != NULL ||
+		    h->method_post;
 	if (*no_total)
 		return NULL;
 	as_buf_add(&b, url, plen);
 	for (const char *p = q ? q + 1 : NULL; p && *p;) {
 		size_t n = strcspn(p, "&");
 
-		if (n && !memmem(p, n, "{cursor}", 8)) {
+		if (n && !memmem(p, n, "{cursor}", 8) &&
+		    !memmem(p, n, "{page_cursor}", 13)) {
 			as_buf_addc(&b,
 				    strchr(as_buf_cstr(&b), '?') ? '&' : '?');
 			as_buf_add(&b, p, n);
@@ -45,7 +49,8 @@ static char *first_page(const as_http_cfg *h, int *no_total)
 		p += n + (p[n] == '&');
 	}
 	for (size_t i = 0; i < h->nparams; i++)
-		if (!strstr(h->params[i].value, "{cursor}"))
+		if (!strstr(h->params[i].value, "{cursor}") &&
+		    !strstr(h->params[i].value, "{page_cursor}"))
 			add_param(&b, h->params[i].key, h->params[i].value);
 	if (h->style == AS_PAGE_OFFSET && h->offset_param) {
 		add_param(&b, h->offset_param, "0");

@@ -237,8 +237,8 @@ class FailedTest(FaultCase):
 
 @for_each_store
 class ShapesTest(FaultCase):
-    """The Stripe (keyset, has_more) and Zendesk (cursor, end_of_stream)
-    shapes: a fault no retry cures publishes nothing (invariant 2), a
+    """The Stripe (keyset, has_more), Zendesk (cursor, end_of_stream),
+    GraphQL and Notion (POST bodies) shapes: a fault no retry cures publishes nothing (invariant 2), a
     retried one completes, and kill -9 resumes at the committed page
     (invariant 4)."""
 
@@ -248,17 +248,17 @@ class ShapesTest(FaultCase):
                   "page 3: HTTP 500 after 4 attempts"),
                  ({"kind": "truncate", "match": {"page": 5}}, "page 5: truncated body"),
                  ({"kind": "missing_records", "match": {"page": 2}}, "page 2: no record array")]
-        for style in ("stripe", "zendesk"):
+        for style in ("stripe", "zendesk", "graphql", "notion"):
             for fault, needle in cases:
                 with self.subTest(style=style, fault=fault["kind"]):
                     self.server.faults()
                     self.server.catalog(records=h.RECORDS, seed=1)
                     self.baseline(style, name="mods")
                     self.server.faults(fault)
-                    self.expect_failure("/%s/mods?" % style, needle)
+                    self.expect_failure(h.STYLES[style][0], needle)
 
     def test_429_then_success(self):
-        for style in ("stripe", "zendesk"):
+        for style in ("stripe", "zendesk", "graphql", "notion"):
             with self.subTest(style=style):
                 self.baseline(style)
                 self.server.faults({"kind": "status", "status": 429, "retry_after": 0,
@@ -267,7 +267,7 @@ class ShapesTest(FaultCase):
                 self.assertEqual(self.server.stats()["statuses"].get("429"), 2)
 
     def test_kill_9_then_resume(self):
-        for style in ("stripe", "zendesk"):
+        for style in ("stripe", "zendesk", "graphql", "notion"):
             with self.subTest(style=style):
                 self.server.faults({"kind": "latency", "ms": 40, "match": {}})
                 self.http_config(style, dataset="    batch_size: 20\n",

@@ -66,6 +66,22 @@ STYLES = {
     "stripe": ("/stripe/mods", "data",
                "{style: cursor, cursor_param: starting_after, cursor_from_record: id, "
                "has_more_path: has_more, limit_param: limit, limit: 50}"),
+    # GraphQL (GitHub-style connection): POST, the page cursor in variables.
+    "graphql": ("/graphql", "data.items.nodes",
+                "{style: cursor, cursor_path: data.items.pageInfo.endCursor, "
+                "has_more_path: data.items.pageInfo.hasNextPage, limit: 50}",
+                "        method: POST\n"
+                "        body:\n"
+                "          query: \"query($first: Int!, $after: String) { items(first: "
+                "$first, after: $after) { nodes { id name downloadCount score updatedAt } "
+                "pageInfo { endCursor hasNextPage } } }\"\n"
+                "          variables: {first: \"{limit}\", after: \"{page_cursor}\"}\n"),
+    # Notion's database query: POST {start_cursor, page_size}.
+    "notion": ("/notion/mods", "results",
+               "{style: cursor, cursor_path: next_cursor, has_more_path: has_more, "
+               "limit: 50}",
+               "        method: POST\n"
+               "        body: {page_size: \"{limit}\", start_cursor: \"{page_cursor}\"}\n"),
     # Zendesk's cursor export: end_of_stream says when it ends.
     "zendesk": ("/zendesk/mods", "mods",
                 "{style: cursor, cursor_param: cursor, cursor_path: after_cursor, "
@@ -165,7 +181,8 @@ class HttpCase(StoreTestCase):
                     more="", retry="{attempts: 4, initial: 20ms, max: 200ms}",
                     timeout="5s"):
         """A config with one HTTP dataset (plus `more` datasets verbatim)."""
-        path, records, pagination = STYLES[style]
+        path, records, pagination = STYLES[style][:3]
+        http = "".join(STYLES[style][3:]) + http
         text = ("store: {store}\n"
                 "datasets:\n"
                 "  %s:\n"
@@ -349,6 +366,56 @@ class HttpListingEndTest(HttpCase):
         self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
         self.refused("page 1: 'more' says more records follow, but the page has "
                      "no next cursor at 'after_cursor'")
+
+
+@for_each_store
+class HttpPostTest(HttpCase):
+    """method: POST with a JSON body: {page_cursor} is the page cursor (its
+    key left out on the first page), {limit} the page size as a number, a
+    GraphQL errors array in a 200 is a failed page (invariant 2)."""
+
+    def test_graphql_bodies(self):
+        self.http_config("graphql")
+        self.atomsync("run", check=OK)
+        bodies = [e["body"] for e in page_log(self.server.stats())]
+        self.assertEqual(len(bodies), 12)
+        self.assertEqual(bodies[0]["variables"], {"first": 50})
+        self.assertIn("items(first: $first", bodies[0]["query"])
+        self.assertEqual(bodies[1]["variables"],
+                         {"first": 50, "after": base64.urlsafe_b64encode(
+                             b"o:50").decode().rstrip("=")})
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+    def test_notion_first_page_has_no_start_cursor(self):
+        self.http_config("notion")
+        self.atomsync("run", check=OK)
+        bodies = [e["body"] for e in page_log(self.server.stats())]
+        self.assertEqual(bodies[0], {"page_size": 50})
+        self.assertTrue(all(b["start_cursor"] for b in bodies[1:]))
+
+    def test_graphql_errors_fail_the_page(self):
+        self.http_config("graphql")
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text.replace("{ items(first:", "{ itemz(first:"))
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("/graphql: page 1: the API returned 1 error: Field 'items' "
+                      "must be selected", self.error_line(p))
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE published_run <> 0"))
+
+    def test_errors_with_partial_data_fail(self):
+        """A GraphQL answer holding data and errors is not a complete page."""
+        recs = self.server.records()
+        body = json.dumps({"data": {"items": {"nodes": recs[50:100], "pageInfo": {
+            "endCursor": "x", "hasNextPage": True}}},
+            "errors": [{"message": "timeout resolving field 'score'"}]})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 2}})
+        self.http_config("graphql")
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 2: the API returned 1 error: timeout resolving field "
+                      "'score'", self.error_line(p))
 
 
 @for_each_store

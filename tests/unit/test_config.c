@@ -868,6 +868,15 @@ static void test_err_sources(void **state)
 		     "dataset 'addons' needs 'cursor_path' or "
 		     "'cursor_from_record'");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "pagination: {style: cursor, cursor_path: c}}}\n",
+		     "t.yml:5:56: pagination style 'cursor' in pagination of "
+		     "dataset 'addons' needs 'cursor_param' (or {page_cursor} "
+		     "in the url, a param or the body)");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "body: {a: 1}}}\n",
+		     "t.yml:5:36: 'body' in http source of dataset 'addons' "
+		     "needs method: POST");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "pagination: {style: cursor, cursor_param: c, "
 			  "cursor_path: a, cursor_from_record: id}}}\n",
 		     "t.yml:5:117: 'cursor_from_record' in pagination of "
