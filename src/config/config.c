@@ -211,6 +211,14 @@ static void http_clear(as_http_cfg *h)
 	free(h->next_url_path);
 	free(h->total_path);
 	free(h->body);
+	free(h->bearer);
+	free(h->user);
+	free(h->password);
+	free(h->token_url);
+	free(h->client_id);
+	free(h->client_secret);
+	free(h->audience);
+	as_cfg_free_list(h->scopes, h->nscopes);
 	free(h->has_more_path);
 	free(h->stop_path);
 	free(h->cursor_from_record);

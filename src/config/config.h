@@ -70,6 +70,13 @@ typedef struct as_column_cfg {
 	as_config_loc loc;
 } as_column_cfg;
 
+typedef enum as_http_auth {
+	AS_AUTH_NONE = 0,
+	AS_AUTH_BEARER,
+	AS_AUTH_BASIC,
+	AS_AUTH_OAUTH2
+} as_http_auth;
+
 typedef struct as_http_cfg {
 	char *url;
 	int method_post; /* method: POST */
@@ -107,6 +114,14 @@ typedef struct as_http_cfg {
 	char *item_url;
 	char *ca_bundle;
 	int insecure; /* verify TLS unless set (tls_verify: false) */
+	as_http_auth auth;
+	char *bearer;	       /* auth.bearer */
+	char *user, *password; /* auth.basic */
+	char *token_url;       /* auth.oauth2 (client credentials) */
+	char *client_id, *client_secret, *audience;
+	char **scopes;
+	size_t nscopes;
+	int client_auth_body; /* client_auth: body (default basic) */
 	/* Names of params/headers whose values came from ${VAR}: redacted. */
 	char **secrets;
 	size_t nsecrets;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const format_names[] = {"jsonl", "singer"};
 static const char *const method_names[] = {"GET", "POST"};
@@ -43,6 +44,26 @@ static const field http_fields[] = {
 	H("item_url", T_URL, F_SECRET, item_url, 0, 0),
 	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
 	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
+	OTHER("auth"),
+};
+
+static const char *const client_auth_names[] = {"basic", "body"};
+static const field auth_fields[] = {
+	H("bearer", T_STR, F_SECRET, bearer, 0, 0),
+	OTHER("basic"),
+	OTHER("oauth2"),
+};
+static const field basic_fields[] = {
+	H("user", T_STR, F_REQUIRED | F_SECRET, user, 0, 0),
+	H("password", T_STR, F_REQUIRED | F_SECRET, password, 0, 0),
+};
+static const field oauth2_fields[] = {
+	H("token_url", T_URL, F_REQUIRED | F_SECRET, token_url, 0, 0),
+	H("client_id", T_STR, F_REQUIRED | F_SECRET, client_id, 0, 0),
+	H("client_secret", T_STR, F_REQUIRED | F_SECRET, client_secret, 0, 0),
+	OTHER("scopes"),
+	H("audience", T_STR, 0, audience, 0, 0),
+	ENM(as_http_cfg, "client_auth", client_auth_body, client_auth_names),
 };
 
 static const field page_fields[] = {
@@ -116,6 +137,69 @@ static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst,
 					       kv->key);
 	}
 	return rc;
+}
+
+/* A credential is a secret even when written in the file. */
+static int keep_secret(const sect *s, const char *v)
+{
+	if (!v || strlen(v) < 3)
+		return 0;
+	return as_cfg_add_unique(s->c, &s->c->cfg->secret_values,
+				 &s->c->cfg->nsecret_values, v);
+}
+
+/* auth: exactly one of bearer, basic, oauth2. */
+static int read_auth(const dsctx *d, const sect *s, as_http_cfg *h)
+{
+	static const char *const kinds[] = {"bearer", "basic", "oauth2"};
+	char where[WHERE_MAX], where2[WHERE_MAX];
+	const ynode *k, *first = NULL;
+	sect a, b;
+	int rc;
+
+	snprintf(where, sizeof(where), "in auth of dataset '%s'", d->ds->name);
+	rc = as_cfg_read_section(s, "auth", where, auth_fields,
+				 NELEM(auth_fields), h, &a);
+	if (rc || !a.map)
+		return rc;
+	for (size_t i = 0; i < NELEM(kinds); i++) {
+		as_cfg_lookup(&a, kinds[i], &k);
+		if (k && first)
+			return as_cfg_fail(s->c, k,
+					   "'%s' %s conflicts with '%s': give "
+					   "one of bearer, basic, oauth2",
+					   kinds[i], where, first->text);
+		if (k) {
+			first = k;
+			h->auth = (as_http_auth)(i + 1);
+		}
+	}
+	if (!first)
+		return as_cfg_fail(s->c, a.owner,
+				   "auth %s needs one of 'bearer', 'basic' or "
+				   "'oauth2'",
+				   s->where);
+	for (size_t i = 0; i < h->nheaders; i++)
+		if (!strcasecmp(h->headers[i].key, "authorization"))
+			return as_cfg_fail(s->c, first,
+					   "'auth' %s conflicts with the "
+					   "Authorization header: give one",
+					   s->where);
+	if (h->auth == AS_AUTH_BEARER)
+		return keep_secret(s, h->bearer);
+	snprintf(where2, sizeof(where2), "in auth.%s of dataset '%s'",
+		 kinds[h->auth - 1], d->ds->name);
+	if (h->auth == AS_AUTH_BASIC) {
+		rc = as_cfg_read_section(&a, "basic", where2, basic_fields,
+					 NELEM(basic_fields), h, &b);
+		return rc ? rc : keep_secret(s, h->password);
+	}
+	rc = as_cfg_read_section(&a, "oauth2", where2, oauth2_fields,
+				 NELEM(oauth2_fields), h, &b);
+	if (!rc)
+		rc = as_cfg_read_list(&b, "scopes", NULL, NULL, &h->scopes,
+				      &h->nscopes);
+	return rc ? rc : keep_secret(s, h->client_secret);
 }
 
 /* Query parameters of the url whose values hold a ${VAR} are secrets by
@@ -337,6 +421,8 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 		rc = read_kv(&s, "headers", h, &h->headers, &h->nheaders);
 	if (!rc)
 		rc = read_body(&s, h);
+	if (!rc)
+		rc = read_auth(d, &s, h);
 	return rc ? rc : parse_http_parts(d, &s, h);
 }
 

@@ -104,6 +104,7 @@ static int page_error(http_src *s, const http_page *pg, as_error *err,
 		     pg->shown ? pg->shown : "(url)", (long long)pg->req.page,
 		     why);
 	as_config_redact(s->cfg, err->msg, sizeof(err->msg));
+	as_http_auth_redact(&s->cl, err->msg, sizeof(err->msg));
 	return AS_ESOURCE;
 }
 

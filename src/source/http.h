@@ -53,6 +53,8 @@ typedef struct as_http_req {
 	char *total_hdr;    /* value of the header named by total_header */
 	double retry_after; /* seconds from the last response; -1: none */
 	as_error err;	    /* FAILED: "url: page N: reason" (redacted) */
+	int token_gen;	    /* oauth2: the token the last attempt carried */
+	int renewed;	    /* oauth2: a 401 already renewed the token */
 	char errbuf[CURL_ERROR_SIZE];
 	void *ud; /* the caller's */
 } as_http_req;
@@ -83,6 +85,13 @@ typedef struct as_http_client {
 	int64_t started;	  /* attempts started (all requests) */
 	as_error fatal;		  /* set when the breaker opened */
 	int broken;
+	/* auth (http_auth.c) */
+	char *token;	     /* oauth2 access token: never printed */
+	int64_t token_renew; /* monotonic ms to renew it; 0: never */
+	int token_gen;	     /* tokens fetched so far */
+	struct curl_slist *
+		*retired; /* header lists running transfers may use */
+	size_t nretired;
 } as_http_client;
 
 int as_http_client_init(as_http_client *c, const as_config *cfg,
@@ -100,6 +109,19 @@ void as_http_req_free(as_http_req *r);
  * of requests that reached DONE or FAILED, or < 0 when the run must stop:
  * the circuit breaker opened, the deadline passed, or a signal came. */
 int as_http_step(as_http_client *c, int64_t wait_ms, as_error *err);
+
+/* ---- auth (http_auth.c) ------------------------------------------------ */
+
+/* c->headers rebuilt: the configured headers, Accept, Content-Type for
+ * POST, and "Authorization: Bearer token" when token is set.  The old list
+ * is kept until the client is freed (transfers on the wire hold it). */
+int as_http_set_headers(as_http_client *c, const char *token);
+/* oauth2: make sure a token is held that is not due for renewal, fetching
+ * one from token_url (client credentials) when needed. */
+int as_http_auth_ready(as_http_client *c, as_error *err);
+/* Mask the current access token in msg. */
+void as_http_auth_redact(const as_http_client *c, char *msg, size_t cap);
+void as_http_auth_free(as_http_client *c);
 
 /* ---- helpers (http_util.c) --------------------------------------------- */
 

@@ -40,25 +40,9 @@ static uint64_t next_rand(as_http_client *c)
 	return c->rng * 2685821657736338717ULL;
 }
 
-static int add_header(as_http_client *c, const char *name, const char *value)
-{
-	char *line = *value ? as_sprintf("%s: %s", name, value)
-			    : as_sprintf("%s;", name);
-	struct curl_slist *l =
-		line ? curl_slist_append(c->headers, line) : NULL;
-
-	free(line);
-	if (!l)
-		return AS_ENOMEM;
-	c->headers = l;
-	return 0;
-}
-
 int as_http_client_init(as_http_client *c, const as_config *cfg,
 			const as_http_cfg *h, as_error *err)
 {
-	int has_accept = 0, has_type = 0;
-
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
 	c->h = h;
@@ -68,15 +52,8 @@ int as_http_client_init(as_http_client *c, const as_config *cfg,
 				    curl_easy_strerror(global_rc));
 	if (!(c->multi = curl_multi_init()))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	for (size_t i = 0; i < h->nheaders; i++) {
-		has_accept |= strcasecmp(h->headers[i].key, "accept") == 0;
-		has_type |= strcasecmp(h->headers[i].key, "content-type") == 0;
-		if (add_header(c, h->headers[i].key, h->headers[i].value))
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	if ((!has_accept && add_header(c, "Accept", "application/json")) ||
-	    (h->method_post && !has_type &&
-	     add_header(c, "Content-Type", "application/json")))
+	if (as_http_set_headers(c,
+				h->auth == AS_AUTH_BEARER ? h->bearer : NULL))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	c->max_conc = c->conc = h->concurrency > 0 ? h->concurrency : 1;
 	c->tokens = h->rate_burst > 0 ? (double)h->rate_burst : 1;
@@ -150,6 +127,7 @@ void as_http_client_free(as_http_client *c)
 		as_http_cancel(c, c->queue[0]);
 	for (size_t i = 0; i < c->nidle; i++)
 		curl_easy_cleanup(c->idle[i]);
+	as_http_auth_free(c);
 	free(c->idle);
 	free(c->queue);
 	if (c->multi)
@@ -249,7 +227,11 @@ static int set_common(as_http_client *c, CURL *e)
 	if (rc == CURLE_OK)                                                    \
 	rc = curl_easy_setopt(e, opt, val)
 	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_HTTPHEADER, c->headers);
+	if (h->auth == AS_AUTH_BASIC) {
+		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		SET(CURLOPT_USERNAME, h->user);
+		SET(CURLOPT_PASSWORD, h->password);
+	}
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -271,6 +253,8 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	int64_t timeout = c->h->timeout_ms > 0 ? c->h->timeout_ms : 30000;
 	CURL *e;
 
+	if (c->h->auth == AS_AUTH_OAUTH2 && as_http_auth_ready(c, err))
+		return err->code;
 	if (c->nidle) {
 		e = c->idle[--c->nidle];
 	} else {
@@ -295,6 +279,8 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	r->status = 0;
 	r->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	r->token_gen = c->token_gen;
 	if (r->payload) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
 				 (long)strlen(r->payload));
@@ -452,6 +438,7 @@ static void fail_req(as_http_client *c, as_http_req *r, const char *why,
 	as_error_set(&r->err, r->status == 404 ? AS_ENOTFOUND : AS_ESOURCE,
 		     "%s: %s%s%s", at, why, tries, ra);
 	as_config_redact(c->cfg, r->err.msg, sizeof(r->err.msg));
+	as_http_auth_redact(c, r->err.msg, sizeof(r->err.msg));
 	r->state = AS_HTTP_FAILED;
 	dequeue(c, r);
 }
@@ -468,6 +455,7 @@ static int breaker_open(as_http_client *c, as_http_req *r, const char *why,
 		     "consecutive failed requests; the last: %s: %s",
 		     c->failures, at, why);
 	as_config_redact(c->cfg, c->fatal.msg, sizeof(c->fatal.msg));
+	as_http_auth_redact(c, c->fatal.msg, sizeof(c->fatal.msg));
 	*err = c->fatal;
 	return AS_ESOURCE;
 }
@@ -486,6 +474,19 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 
 	kind = classify(c, r, cc, why, sizeof(why));
 	release_easy(c, r);
+	/* oauth2: a 401 renews the token (unless another request did already)
+	 * and tries again at once, one time per request. */
+	if (cc == CURLE_OK && r->status == 401 && h->auth == AS_AUTH_OAUTH2 &&
+	    !r->renewed) {
+		r->renewed = 1;
+		if (r->token_gen == c->token_gen) {
+			as_info("HTTP 401: renewing the access token");
+			c->token_renew = 1;
+		}
+		r->not_before = 0;
+		r->state = AS_HTTP_QUEUED;
+		return 0;
+	}
 	if (kind == 0) {
 		c->failures = 0;
 		if (c->conc < c->max_conc && ++c->successes >= 2 * c->conc) {

@@ -780,6 +780,139 @@ class HttpUrlSecretsTest(HttpCase):
         self.assertEqual(len(self.rows()), 600)
 
 
+CLIENT_SECRET = "csec-77a1d0e4"
+
+
+class OAuthCase(HttpCase):
+    server_args = ("--oauth", "cid-1:" + CLIENT_SECRET, "--oauth-expires-in", "2")
+    client_auth = ""
+    env = {"CLIENT_SECRET": CLIENT_SECRET}
+
+    def oauth_config(self, style="offset", dataset=""):
+        self.http_config(style, dataset=dataset, http=(
+            "        auth:\n"
+            "          oauth2:\n"
+            "            token_url: %s/oauth/token\n"
+            "            client_id: cid-1\n"
+            "            client_secret: \"${CLIENT_SECRET}\"\n"
+            "            scopes: [read:mods, read:stats]\n"
+            "            audience: https://api.example\n"
+            "%s" % (self.server.base, self.client_auth)))
+
+    def assert_clean(self, outputs):
+        tokens = self.server.stats()["tokens_issued"]
+        self.assertTrue(tokens)
+        for o in outputs:
+            self.assertNotIn(CLIENT_SECRET, o)
+            for t in tokens:
+                self.assertNotIn(t, o)
+
+
+@for_each_store
+class HttpOAuthTest(OAuthCase):
+    """auth.oauth2 (client credentials, the secret as HTTP Basic): a token
+    before the first page, renewed before expires_in (2 s here) without a
+    401, renewed once on a 401; the token and the secret are printed
+    nowhere."""
+
+    def test_token_fetched_renewed_and_never_printed(self):
+        self.server.faults({"kind": "latency", "ms": 150, "match": {}})
+        self.oauth_config()
+        p = self.atomsync("-v", "run", "--json", env=self.env, check=OK)
+        st = self.server.stats()
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        # 12 pages of 150 ms: 1.8 s, past the renewal point (1.6 s)
+        self.assertGreaterEqual(st["token_requests"], 2)
+        self.assertNotIn("401", st["statuses"])
+        form = st["token_forms"][0]
+        self.assertEqual(form, {"grant_type": "client_credentials",
+                                "scope": "read:mods read:stats",
+                                "audience": "https://api.example"})
+        outputs = [p.stdout, p.stderr]
+        for args in (["status", "--json"], ["runs", "mods", "--json"]):
+            q = self.atomsync(*args, env=self.env, check=OK)
+            outputs += [q.stdout, q.stderr]
+        outputs.append(repr(self.store.query("SELECT * FROM atomsync_runs")))
+        self.assert_clean(outputs)
+
+    def test_401_renews_the_token_once(self):
+        self.oauth_config()
+        self.server.faults({"kind": "status", "status": 401, "match": {"page": 4},
+                            "times": 1})
+        p = self.atomsync("-v", "run", env=self.env, check=OK)
+        self.assertIn("HTTP 401: renewing the access token", p.stderr)
+        st = self.server.stats()
+        self.assertEqual(st["token_requests"], 2)
+        self.assertEqual(st["by_page"]["4"], 2)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+    def test_401_twice_fails_and_publishes_nothing(self):
+        """Invariant 2: a 401 that a new token does not cure fails the run."""
+        self.oauth_config()
+        self.server.faults({"kind": "status", "status": 401, "match": {"page": 4}})
+        p = self.atomsync("run", env=self.env, check=FAILED)
+        self.assertIn("page 4: HTTP 401", self.error_line(p))
+        self.assertEqual(self.server.stats()["by_page"]["4"], 2)
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE published_run <> 0"))
+        self.assert_clean([p.stdout, p.stderr,
+                           repr(self.store.query("SELECT * FROM atomsync_runs"))])
+
+    def test_wrong_secret_fails_before_the_first_page(self):
+        self.oauth_config()
+        p = self.atomsync("run", env={"CLIENT_SECRET": "wrong-secret"}, check=FAILED)
+        self.assertIn("oauth2 token from %s/oauth/token: HTTP 401: invalid_client"
+                      % self.server.base, self.error_line(p))
+        self.assertNotIn("wrong-secret", p.stderr)
+        self.assertEqual(page_log(self.server.stats()), [])
+
+
+@for_each_store
+class HttpOAuthBodyTest(OAuthCase):
+    """client_auth: body puts client_id and client_secret in the form."""
+    server_args = ("--oauth", "cid-1:" + CLIENT_SECRET, "--oauth-client-auth", "body")
+    client_auth = "            client_auth: body\n"
+
+    def test_secret_in_the_form(self):
+        self.oauth_config("graphql")
+        self.atomsync("run", env=self.env, check=OK)
+        st = self.server.stats()
+        self.assertEqual(st["token_requests"], 1)
+        self.assertEqual(st["token_forms"][0]["client_secret"], CLIENT_SECRET)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+
+BEARER = "brr-TOKEN-5a9e"
+
+
+@for_each_store
+class HttpBearerTest(HttpCase):
+    server_args = ("--require-header", "Authorization=Bearer " + BEARER)
+
+    def test_bearer(self):
+        self.http_config("cursor", http="        auth: {bearer: \"${TOKEN}\"}\n")
+        p = self.atomsync("-v", "run", env={"TOKEN": BEARER}, check=OK)
+        self.assertEqual(len(self.rows()), 600)
+        p = self.atomsync("run", env={"TOKEN": BEARER + "x"}, check=FAILED)
+        self.assertIn("page 1: HTTP 401", self.error_line(p))
+        self.assertNotIn(BEARER, p.stderr)
+
+
+@for_each_store
+class HttpBasicTest(HttpCase):
+    server_args = ("--require-header", "Authorization=Basic " +
+                   base64.b64encode(b"svc:pw-BASIC-31c").decode())
+
+    def test_basic(self):
+        self.http_config("next_url", http="        auth: {basic: {user: svc, "
+                         "password: \"${PW}\"}}\n")
+        self.atomsync("run", env={"PW": "pw-BASIC-31c"}, check=OK)
+        self.assertEqual(len(self.rows()), 600)
+        p = self.atomsync("run", "--json", env={"PW": "pw-BASIC-31cz"}, check=FAILED)
+        self.assertIn("HTTP 401", p.stdout + p.stderr)
+        self.assertNotIn("pw-BASIC-31c", p.stdout + p.stderr)
+
+
 class _TlsHandler(http.server.BaseHTTPRequestHandler):
     body = json.dumps({"data": [{"id": i, "name": "Addon %d" % i} for i in (1, 2, 3)],
                        "meta": {"totalCount": 3}}).encode()
