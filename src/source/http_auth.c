@@ -187,7 +187,8 @@ static int token_attempt(as_http_client *c, const char *form, char **token,
 	cc = curl_easy_perform(e);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK) {
-		snprintf(why, cap, "%s", *errbuf ? errbuf : curl_easy_strerror(cc));
+		snprintf(why, cap, "%s",
+			 *errbuf ? errbuf : curl_easy_strerror(cc));
 		kind = 1;
 		goto done;
 	}
@@ -242,8 +243,7 @@ static int fetch_token(as_http_client *c, as_error *err)
 	for (attempt = 1; form; attempt++) {
 		kind = token_attempt(c, form, &token, &expires_in, why,
 				     sizeof(why));
-		if (kind != 1 || attempt >= h->retry_attempts ||
-		    as_interrupted)
+		if (kind != 1 || attempt >= h->retry_attempts || as_interrupted)
 			break;
 		as_debug("oauth2 token: %s; attempt %d in %lld ms", why,
 			 attempt + 1, (long long)wait);
@@ -278,7 +278,8 @@ static int fetch_token(as_http_client *c, as_error *err)
 	free(token);
 	if (kind == 0)
 		snprintf(why, sizeof(why), "out of memory");
-	as_error_set(err, AS_ESOURCE, "oauth2 token from %s: %s", shown ? shown : "token_url", why);
+	as_error_set(err, AS_ESOURCE, "oauth2 token from %s: %s",
+		     shown ? shown : "token_url", why);
 	if (kind == 1 && attempt > 1) {
 		size_t n = strlen(err->msg);
 

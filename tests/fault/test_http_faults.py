@@ -301,6 +301,62 @@ class ShapesTest(FaultCase):
 
 
 @for_each_store
+class OAuthFaultsTest(h.OAuthCase, FaultCase):
+    """An OAuth2 listing: faults publish nothing (invariant 2), kill -9
+    then resume reaches the uninterrupted table (invariant 4) with a token
+    fetched afresh by the resumed run."""
+    server_args = ("--oauth", "cid-1:" + h.CLIENT_SECRET, "--oauth-expires-in", "30")
+
+    def atomsync(self, *args, **kw):
+        kw.setdefault("env", self.env)
+        return super().atomsync(*args, **kw)
+
+    def test_faults_publish_nothing(self):
+        cases = [({"kind": "status", "status": 503, "match": {"page": 3}},
+                  "page 3: HTTP 503 after 4 attempts"),
+                 ({"kind": "truncate", "match": {"page": 5}}, "page 5: truncated body"),
+                 ({"kind": "status", "status": 403, "match": {"page": 2}},
+                  "page 2: HTTP 403")]
+        for fault, needle in cases:
+            with self.subTest(fault=fault["kind"]):
+                self.server.faults()
+                self.server.catalog(records=h.RECORDS, seed=1)
+                self.oauth_config()
+                self.atomsync("run", check=OK)
+                self.before = self.store.full_rows("mods")
+                self.server.catalog(mutate={"update": [1, 2, 3, 200, 599]})
+                self.server.faults(fault)
+                self.expect_failure(needle)
+
+    def test_kill_9_then_resume(self):
+        self.server.faults({"kind": "latency", "ms": 40, "match": {}})
+        self.oauth_config("offset", dataset="    batch_size: 20\n")
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read().replace("limit: 50", "limit: 10")
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text)
+        proc = spawn(["run"], cwd=self.dir, env=self.env)
+        deadline = time.monotonic() + 30
+        while self.server.stats()["requests"] < 25:
+            self.assertIsNone(proc.poll(), "the run ended before the kill")
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
+                                         "WHERE dataset = 'mods'")[0][0])
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("(resumed run ", p.stdout)
+        st = self.server.stats()
+        self.assertEqual(sorted(int(k) for k in st["by_page"]), list(range(cp["page"], 61)))
+        self.assertEqual(st["token_requests"], 1)
+        self.assertEqual(self.rows(), h.expected_rows(self.server.records()))
+        self.assert_clean([cp and json.dumps(cp), p.stdout, p.stderr])
+
+
+@for_each_store
 class TotalsTest(FaultCase):
 
     def test_empty_page_in_the_middle(self):
