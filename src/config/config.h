@@ -102,12 +102,14 @@ typedef struct as_http_cfg {
 	char *cursor_from_record; /* next cursor: this field of the last record
 				   */
 	double total_tolerance;	  /* fraction; 0: exact count required */
-	int concurrency;	  /* default 1 */
-	double rate_per_sec;	  /* 0: unlimited; "600/min" -> 10.0 */
-	int64_t rate_burst;	  /* token bucket size; default 1 */
-	int64_t timeout_ms;	  /* per request; default 30000 */
-	int64_t deadline_ms;	  /* whole run; 0: none */
-	int retry_attempts;	  /* default 5 */
+	int cursor_format;   /* {cursor}: 0 iso8601, iso8601_seconds, epoch,
+				epoch_ms */
+	int concurrency;     /* default 1 */
+	double rate_per_sec; /* 0: unlimited; "600/min" -> 10.0 */
+	int64_t rate_burst;  /* token bucket size; default 1 */
+	int64_t timeout_ms;  /* per request; default 30000 */
+	int64_t deadline_ms; /* whole run; 0: none */
+	int retry_attempts;  /* default 5 */
 	int64_t retry_initial_ms; /* default 500 */
 	int64_t retry_max_ms;	  /* default 30000 */
 	int breaker_failures;	  /* default 10 */

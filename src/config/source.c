@@ -13,6 +13,8 @@
 
 static const char *const format_names[] = {"jsonl", "singer"};
 static const char *const method_names[] = {"GET", "POST"};
+static const char *const cursor_format_names[] = {"iso8601", "iso8601_seconds",
+						  "epoch", "epoch_ms"};
 static const char *const style_names[] = {"none",   "offset",	"page",
 					  "cursor", "next_url", "link_header"};
 
@@ -45,6 +47,7 @@ static const field http_fields[] = {
 	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
 	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
 	OTHER("auth"),
+	ENM(as_http_cfg, "cursor_format", cursor_format, cursor_format_names),
 };
 
 static const char *const client_auth_names[] = {"basic", "body"};

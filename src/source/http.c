@@ -13,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "source/http.h"
 #include "source/source.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/str.h"
+#include "util/time.h"
 
 #define PUMP_WAIT_MS 200
 #define CP_VERSION 1
@@ -1145,6 +1147,53 @@ static const as_source_ops http_ops = {
 	.close = http_close,
 };
 
+/* The saved cursor as cursor_format writes it: a timestamp in whole
+ * seconds or milliseconds (rounded down: the listing may repeat records,
+ * never skip them), or ISO 8601 to the second; a cursor of digits is
+ * already a number. */
+static int format_cursor(const as_http_cfg *h, const char *cur, char **out,
+			 as_error *err)
+{
+	int64_t us;
+	char buf[64];
+
+	*out = NULL;
+	if (!cur)
+		return 0;
+	if (!h->cursor_format || (h->cursor_format >= 2 && *cur &&
+				  strspn(cur, "0123456789") == strlen(cur))) {
+		*out = as_strdup(cur);
+		return *out ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	if (as_parse_iso8601_us(cur, &us))
+		return as_error_set(
+			err, AS_ESOURCE,
+			"the saved cursor '%.60s' is not a timestamp, "
+			"which cursor_format %s needs",
+			cur,
+			h->cursor_format == 1	? "iso8601_seconds"
+			: h->cursor_format == 2 ? "epoch"
+						: "epoch_ms");
+	us -= ((us % 1000) + 1000) % 1000;
+	if (h->cursor_format == 1) {
+		time_t t =
+			(time_t)((us - (((us % 1000000) + 1000000) % 1000000)) /
+				 1000000);
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	} else if (h->cursor_format == 2) {
+		int64_t sec = us / 1000000 - (us % 1000000 < 0);
+
+		snprintf(buf, sizeof(buf), "%lld", (long long)sec);
+	} else {
+		snprintf(buf, sizeof(buf), "%lld", (long long)(us / 1000));
+	}
+	*out = as_strdup(buf);
+	return *out ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
+}
+
 int as_http_source_open(as_source **out, const as_source_cfg *cfg,
 			const as_source_opts *o, as_error *err)
 {
@@ -1163,12 +1212,10 @@ int as_http_source_open(as_source **out, const as_source_cfg *cfg,
 	s->tmin = s->tmax = -1;
 	s->nslots = 2 * (size_t)(h->concurrency > 0 ? h->concurrency : 1);
 	s->slots = calloc(s->nslots, sizeof(*s->slots));
-	s->base_url = build_base(h, o->cursor);
-	if (h->body && !(s->body = json_loads(h->body, 0, NULL))) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+	if ((rc = format_cursor(h, o->cursor, &s->cursor, err)))
 		goto fail;
-	}
-	if (o->cursor && !(s->cursor = as_strdup(o->cursor))) {
+	s->base_url = build_base(h, s->cursor);
+	if (h->body && !(s->body = json_loads(h->body, 0, NULL))) {
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto fail;
 	}

@@ -22,7 +22,7 @@ import threading
 import time
 import unittest
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -590,6 +590,41 @@ class HttpIncrementalTest(HttpCase):
         self.assertEqual(q["updatedSince"], [saved])
         self.assertIn("updatedSince=" + quote(saved, safe=""), log[0]["query"])
         self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+
+@for_each_store
+class HttpCursorFormatTest(HttpCase):
+    """cursor_format writes {cursor} for APIs that take epoch seconds,
+    milliseconds or ISO 8601 without fractions; rounded down, so records
+    at the cursor are fetched again rather than skipped (invariant 8)."""
+
+    def test_formats(self):
+        import math
+        cases = [("epoch", "updatedSince",
+                  lambda saved: str(math.floor(instant(saved)))),
+                 ("epoch_ms", "updatedSinceMs",
+                  lambda saved: str(math.floor(instant(saved) * 1000))),
+                 ("iso8601_seconds", "updatedSince",
+                  lambda saved: datetime.fromtimestamp(math.floor(instant(saved)),
+                                                       timezone.utc)
+                  .strftime("%Y-%m-%dT%H:%M:%SZ"))]
+        for fmt, param, want in cases:
+            with self.subTest(fmt=fmt):
+                self.server.catalog(records=RECORDS, seed=1)
+                name = "m_" + fmt
+                self.http_config("offset", name=name,
+                                 dataset="    mode: incremental\n    cursor: updatedAt\n",
+                                 http="        params: {%s: \"{cursor}\"}\n"
+                                 "        cursor_format: %s\n" % (param, fmt))
+                self.atomsync("run", check=OK)
+                saved = self.store.query("SELECT cursor FROM atomsync_state "
+                                         "WHERE dataset = '%s'" % name)[0][0]
+                self.server.catalog(mutate={"update": [5, 77]})
+                self.server.reset()
+                p = self.atomsync("run", check=OK)
+                self.assertIn("2 seen, 0 inserted, 2 updated", p.stdout)
+                q = parse_qs(page_log(self.server.stats())[0]["query"])
+                self.assertEqual(q[param], [want(saved)])
 
 
 SECRET_HEADER = "hdr-SECRET-5f1e9c"
