@@ -203,6 +203,7 @@ static void http_clear(as_http_cfg *h)
 	free_kv(h->params, h->nparams);
 	free_kv(h->headers, h->nheaders);
 	free(h->records);
+	free(h->record_key_as);
 	free(h->offset_param);
 	free(h->limit_param);
 	free(h->page_param);

@@ -87,6 +87,9 @@ typedef struct as_http_cfg {
 	size_t nheaders;
 	char *records; /* dotted path of the record array; NULL: page is the
 			  array */
+	int records_from_values; /* records: a.* / records_from: values:
+				    the object's values are the records */
+	char *record_key_as;	 /* ... each gets its key as this field */
 	as_pagination style;
 	char *offset_param;
 	char *limit_param;

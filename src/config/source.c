@@ -13,6 +13,7 @@
 
 static const char *const format_names[] = {"jsonl", "singer"};
 static const char *const method_names[] = {"GET", "POST"};
+static const char *const records_from_names[] = {"array", "values"};
 static const char *const cursor_format_names[] = {"iso8601", "iso8601_seconds",
 						  "epoch", "epoch_ms"};
 static const char *const style_names[] = {"none",   "offset",	"page",
@@ -35,6 +36,9 @@ static const field http_fields[] = {
 	OTHER("params"),
 	OTHER("headers"),
 	H("records", T_PATH, 0, records, 0, 0),
+	ENM(as_http_cfg, "records_from", records_from_values,
+	    records_from_names),
+	H("record_key_as", T_STR, 0, record_key_as, 0, 0),
 	OTHER("pagination"),
 	H("concurrency", T_INT32, 0, concurrency, 1, 64),
 	H("rate_limit", T_RATE, 0, rate_per_sec, 0, 0),
@@ -140,6 +144,37 @@ static int read_kv(const sect *s, const char *key, as_http_cfg *h, as_kv **dst,
 					       kv->key);
 	}
 	return rc;
+}
+
+/* records: a.* is records: a with records_from: values; record_key_as
+ * needs the values form. */
+static int records_shape(const sect *s, as_http_cfg *h)
+{
+	size_t n = h->records ? strlen(h->records) : 0;
+
+	if (n && (!strcmp(h->records, "*") ||
+		  (n > 2 && !strcmp(h->records + n - 2, ".*")))) {
+		h->records_from_values = 1;
+		if (n == 1) {
+			free(h->records);
+			h->records = NULL;
+		} else {
+			h->records[n - 2] = '\0';
+		}
+	}
+	if (h->records && strchr(h->records, '*'))
+		return as_cfg_fail(s->c, as_cfg_lookup(s, "records", NULL),
+				   "'records' %s may hold '*' only as its last "
+				   "part ('items.*')",
+				   s->where);
+	if (h->record_key_as && !h->records_from_values)
+		return as_cfg_fail(s->c,
+				   as_cfg_lookup(s, "record_key_as", NULL),
+				   "'record_key_as' %s needs records keyed by "
+				   "id ('records: items.*' or 'records_from: "
+				   "values')",
+				   s->where);
+	return 0;
 }
 
 /* A credential is a secret even when written in the file. */
@@ -416,6 +451,8 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 				 NELEM(http_fields), h, &s);
 	if (!rc && !s.map)
 		return as_cfg_missing(src, "http");
+	if (!rc)
+		rc = records_shape(&s, h);
 	if (!rc)
 		rc = url_secrets(&s, h);
 	if (!rc)

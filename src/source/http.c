@@ -34,7 +34,8 @@ typedef struct http_page {
 	char *ref;	 /* the cursor or URL this page was asked for */
 	char *shown;	 /* req.url redacted, for where and messages */
 	json_t *doc;	 /* parsed body */
-	json_t *items;	 /* the record array, borrowed from doc */
+	json_t *items;	 /* the record array, borrowed from doc or keyed */
+	json_t *keyed;	 /* records: a.*: the array of the object's values */
 	size_t nitems;
 	size_t next;	/* items handed out */
 	char *next_ref; /* cursor or URL of the following page */
@@ -83,6 +84,7 @@ static void page_clear(http_src *s, http_page *pg)
 	as_http_cancel(&s->cl, &pg->req);
 	as_http_req_free(&pg->req);
 	json_decref(pg->doc);
+	json_decref(pg->keyed);
 	free(pg->ref);
 	free(pg->shown);
 	free(pg->next_ref);
@@ -688,6 +690,37 @@ static int total(http_src *s, http_page *pg, as_error *err)
 	return 0;
 }
 
+/* records: a.*: the object's values, in the page's order, become the
+ * record array (kept on the page's document); with record_key_as each
+ * record that lacks that field gets its key there. */
+static int keyed_records(http_src *s, http_page *pg, as_error *err)
+{
+	const char *field = s->h->record_key_as, *k;
+	json_t *arr, *v;
+
+	if (!json_is_object(pg->items))
+		return page_error(
+			s, pg, err, "%s%s%s is %s, not an object of records",
+			s->h->records ? "'" : "the body",
+			s->h->records ? s->h->records : "",
+			s->h->records ? "'" : "", json_kind(pg->items));
+	if (!(arr = json_array()))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	json_object_foreach(pg->items, k, v)
+	{
+		if (field && json_is_object(v) && !json_object_get(v, field) &&
+		    json_object_set_new(v, field, json_string(k)))
+			break;
+		if (json_array_append(arr, v))
+			break;
+	}
+	pg->keyed = arr;
+	if (json_array_size(arr) != json_object_size(pg->items))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	pg->items = arr;
+	return 0;
+}
+
 /* A GraphQL response with an `errors` array failed, whatever data it has:
  * the first message is the reason. */
 static int api_errors(http_src *s, http_page *pg, as_error *err)
@@ -730,8 +763,11 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 	pg->items =
 		h->records ? as_http_json_path(pg->doc, h->records) : pg->doc;
 	if (!pg->items)
-		return page_error(s, pg, err, "no record array at '%s'",
+		return page_error(s, pg, err, "no record %s at '%s'",
+				  h->records_from_values ? "object" : "array",
 				  h->records);
+	if (h->records_from_values && (rc = keyed_records(s, pg, err)))
+		return rc;
 	if (!json_is_array(pg->items))
 		return page_error(s, pg, err,
 				  "%s%s%s is %s, not an array of records",
@@ -856,6 +892,9 @@ static uint64_t fingerprint(const as_config *cfg, const as_http_cfg *h)
 		as_buf_printf(&b, "|stop=%s", h->stop_path);
 	if (h->cursor_from_record)
 		as_buf_printf(&b, "|from_record=%s", h->cursor_from_record);
+	if (h->records_from_values)
+		as_buf_printf(&b, "|values=%s",
+			      h->record_key_as ? h->record_key_as : "");
 	if (h->method_post) {
 		char *body = as_strdup(h->body ? h->body : "");
 

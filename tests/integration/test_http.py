@@ -593,6 +593,60 @@ class HttpIncrementalTest(HttpCase):
 
 
 @for_each_store
+class HttpKeyedTest(HttpCase):
+    """records: items.* takes the values of an object keyed by id as the
+    records, record_key_as: id puts the key into each."""
+
+    def keyed_config(self, records="items.*", extra="        record_key_as: id\n"):
+        self.config("store: {store}\n"
+                    "datasets:\n"
+                    "  mods:\n"
+                    "    key: [id]\n"
+                    "    columns: {id: {type: text}, name: {type: text}, "
+                    "updatedAt: {type: timestamp}}\n"
+                    "    source:\n"
+                    "      http:\n"
+                    "        url: %s/keyed/mods\n"
+                    "        records: %s\n"
+                    "%s"
+                    "        pagination: {style: page, page_param: page, limit_param: "
+                    "pageSize, limit: 50, total_path: pagination.totalCount}\n"
+                    "        retry: {attempts: 2, initial: 10ms, max: 20ms}\n"
+                    % (self.server.base, records, extra))
+
+    def want(self):
+        return sorted((str(r["id"]), r["name"]) for r in self.server.records())
+
+    def test_keyed_records(self):
+        self.keyed_config()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+        self.assertEqual(sorted(self.store.rows("mods", ["id", "name"])), self.want())
+        # records_from: values is the same thing spelled out
+        self.server.catalog(mutate={"update": [9], "delete": [10]})
+        self.keyed_config("items", "        records_from: values\n"
+                          "        record_key_as: id\n")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("599 seen, 0 inserted, 1 updated, 598 unchanged, 1 deleted",
+                      p.stdout)
+        self.assertEqual(sorted(self.store.rows("mods", ["id", "name"])), self.want())
+
+    def test_without_record_key_as_the_key_column_is_missing(self):
+        self.keyed_config(extra="")
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 1 item 1", p.stderr)
+
+    def test_missing_object_fails(self):
+        """Invariant 2: a page without the record object publishes nothing."""
+        self.keyed_config()
+        self.server.faults({"kind": "missing_records", "match": {"page": 3}})
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 3: no record object at 'items'", self.error_line(p))
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE published_run <> 0"))
+
+
+@for_each_store
 class HttpCursorFormatTest(HttpCase):
     """cursor_format writes {cursor} for APIs that take epoch seconds,
     milliseconds or ISO 8601 without fractions; rounded down, so records

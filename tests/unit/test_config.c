@@ -872,6 +872,16 @@ static void test_err_sources(void **state)
 		     "t.yml:5:56: pagination style 'cursor' in pagination of "
 		     "dataset 'addons' needs 'cursor_param' (or {page_cursor} "
 		     "in the url, a param or the body)");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: http://h, "
+		     "records: data, record_key_as: id}}\n",
+		"t.yml:5:66: 'record_key_as' in http source of dataset "
+		"'addons' needs records keyed by id ('records: items.*' or "
+		"'records_from: values')");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "records: a.*.b}}\n",
+		     "t.yml:5:45: 'records' in http source of dataset 'addons' "
+		     "may hold '*' only as its last part ('items.*')");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "body: {a: 1}}}\n",
 		     "t.yml:5:36: 'body' in http source of dataset 'addons' "
