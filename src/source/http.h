@@ -43,18 +43,20 @@ typedef struct as_http_req {
 	char *payload; /* owned JSON body: POST it (NULL: GET) */
 	int64_t page;  /* page number in messages; 0: an item */
 	as_http_state state;
-	int attempts;	    /* attempts started */
-	int64_t not_before; /* monotonic ms: earliest next attempt */
-	int64_t seq;	    /* submission order, for ties */
-	CURL *easy;	    /* while RUNNING */
-	as_buf body;	    /* response body (capped) */
-	long status;	    /* HTTP status of the last response */
-	char *link;	    /* Link header values joined by ", " */
-	char *total_hdr;    /* value of the header named by total_header */
-	double retry_after; /* seconds from the last response; -1: none */
-	as_error err;	    /* FAILED: "url: page N: reason" (redacted) */
-	int token_gen;	    /* oauth2: the token the last attempt carried */
-	int renewed;	    /* oauth2: a 401 already renewed the token */
+	int attempts;	      /* attempts started */
+	int64_t not_before;   /* monotonic ms: earliest next attempt */
+	int64_t seq;	      /* submission order, for ties */
+	CURL *easy;	      /* while RUNNING */
+	as_buf body;	      /* response body (capped) */
+	long status;	      /* HTTP status of the last response */
+	char *link;	      /* Link header values joined by ", " */
+	char *total_hdr;      /* value of the header named by total_header */
+	double retry_after;   /* seconds from the last response; -1: none */
+	int64_t rl_remaining; /* X-RateLimit-Remaining / RateLimit; -1: none */
+	double rl_reset;      /* seconds until the limit resets; -1: none */
+	as_error err;	      /* FAILED: "url: page N: reason" (redacted) */
+	int token_gen;	      /* oauth2: the token the last attempt carried */
+	int renewed;	      /* oauth2: a 401 already renewed the token */
 	char errbuf[CURL_ERROR_SIZE];
 	void *ud; /* the caller's */
 } as_http_req;

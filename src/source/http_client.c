@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "source/http.h"
@@ -177,6 +178,49 @@ static char *header_value(const char *p, size_t n)
 
 /* Keep Link (all of them), Retry-After and the total header of the last
  * response (a 100 Continue or a redirect starts a new one). */
+/* A header's whole number; -1 if it is not one. */
+static int64_t rl_number(const char *v)
+{
+	char *end;
+	long long n;
+
+	while (*v == ' ')
+		v++;
+	if (*v < '0' || *v > '9')
+		return -1;
+	n = strtoll(v, &end, 10);
+	return *end && !strchr(" ,;.", *end) ? -1 : (int64_t)n;
+}
+
+/* A reset as seconds to wait: large values are Unix times (GitHub's
+ * X-RateLimit-Reset), small ones delays (the RateLimit draft). */
+static double rl_reset(int64_t n)
+{
+	time_t now = time(NULL);
+
+	if (n < 0)
+		return -1;
+	if (n > 1000000000)
+		return n > (int64_t)now ? (double)(n - (int64_t)now) : 0;
+	return (double)n;
+}
+
+/* RateLimit: "limit=100, remaining=0, reset=5" (draft 03) or
+ * "default";r=0;t=5 (draft 07 and later). */
+static void rl_combined(as_http_req *r, const char *v)
+{
+	static const char *const rem[] = {"remaining=", ";r=", " r="};
+	static const char *const rst[] = {"reset=", ";t=", " t="};
+	const char *p;
+
+	for (int i = 0; i < 3; i++) {
+		if ((p = strstr(v, rem[i])))
+			r->rl_remaining = rl_number(p + strlen(rem[i]));
+		if ((p = strstr(v, rst[i])))
+			r->rl_reset = rl_reset(rl_number(p + strlen(rst[i])));
+	}
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	as_http_req *r = ud;
@@ -189,6 +233,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		free(r->total_hdr);
 		r->link = r->total_hdr = NULL;
 		r->retry_after = -1;
+		r->rl_remaining = -1;
+		r->rl_reset = -1;
 		return len;
 	}
 	if (!(colon = memchr(p, ':', len)))
@@ -209,6 +255,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	} else if (name == 11 && strncasecmp(p, "retry-after", 11) == 0) {
 		if ((v = header_value(colon + 1, len - name - 1)))
 			r->retry_after = as_http_retry_after(v);
+		free(v);
+	} else if ((name == 21 &&
+		    !strncasecmp(p, "x-ratelimit-remaining", 21)) ||
+		   (name == 19 && !strncasecmp(p, "ratelimit-remaining", 19))) {
+		if ((v = header_value(colon + 1, len - name - 1)))
+			r->rl_remaining = rl_number(v);
+		free(v);
+	} else if ((name == 17 && !strncasecmp(p, "x-ratelimit-reset", 17)) ||
+		   (name == 15 && !strncasecmp(p, "ratelimit-reset", 15))) {
+		if ((v = header_value(colon + 1, len - name - 1)))
+			r->rl_reset = rl_reset(rl_number(v));
+		free(v);
+	} else if (name == 9 && !strncasecmp(p, "ratelimit", 9)) {
+		if ((v = header_value(colon + 1, len - name - 1)))
+			rl_combined(r, v);
 		free(v);
 	} else if (total && strlen(total) == name &&
 		   strncasecmp(p, total, name) == 0) {
@@ -276,6 +337,8 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	free(r->total_hdr);
 	r->link = r->total_hdr = NULL;
 	r->retry_after = -1;
+	r->rl_remaining = -1;
+	r->rl_reset = -1;
 	r->status = 0;
 	r->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
@@ -356,6 +419,16 @@ static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why,
 	case CURLE_OK:
 		if (r->status >= 200 && r->status < 300)
 			return 0;
+		/* GitHub: 403 with the limit spent is a rate limit; wait
+		 * for its reset like a Retry-After. */
+		if ((r->status == 403 || r->status == 429) &&
+		    r->rl_remaining == 0 && r->rl_reset >= 0) {
+			if (r->retry_after < 0)
+				r->retry_after = r->rl_reset;
+			snprintf(why, cap, "HTTP %ld (rate limit spent)",
+				 r->status);
+			return 1;
+		}
 		if (r->status == 408 || r->status == 429 || r->status >= 500) {
 			snprintf(why, cap, "HTTP %ld", r->status);
 			return 1;
@@ -487,6 +560,18 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 		r->state = AS_HTTP_QUEUED;
 		return 0;
 	}
+	if (kind == 0 && r->rl_remaining == 0 && r->rl_reset > 0) {
+		/* The limit is spent: wait for its reset before the next
+		 * request rather than take a 429 or 403. */
+		int64_t until = as_mono_ms() + (int64_t)(r->rl_reset * 1000);
+
+		if (until > c->pause_until) {
+			c->pause_until = until;
+			as_info("rate limit spent (remaining 0): pausing %g s until "
+				"it resets",
+				r->rl_reset);
+		}
+	}
 	if (kind == 0) {
 		c->failures = 0;
 		if (c->conc < c->max_conc && ++c->successes >= 2 * c->conc) {
@@ -504,7 +589,9 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 		return deadline_passed(c, err);
 	c->successes = 0;
 	c->failures++;
-	throttled = cc == CURLE_OK && (r->status == 429 || r->status == 503) &&
+	throttled = cc == CURLE_OK &&
+		    (r->status == 429 || r->status == 503 ||
+		     (r->status == 403 && r->rl_remaining == 0)) &&
 		    r->retry_after >= 0;
 	if (cc == CURLE_OK && r->status == 429 && c->conc > 1) {
 		as_info("HTTP 429: concurrency %d -> %d", c->conc, c->conc / 2);

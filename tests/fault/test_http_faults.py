@@ -109,6 +109,50 @@ class RetriedTest(FaultCase):
 
 
 @for_each_store
+class RateLimitTest(FaultCase):
+    """Rate-limit signals beyond 429/503: GitHub's 403 with the limit spent
+    waits for X-RateLimit-Reset; RateLimit-* headers on a 2xx pause the run
+    before the limit is hit; a plain 403 still fails (invariant 2)."""
+
+    def test_github_403_waits_for_the_reset(self):
+        self.baseline()
+        reset = int(time.time()) + 2
+        self.server.faults({"kind": "status", "status": 403, "times": 1,
+                            "match": {"page": 3},
+                            "headers": {"X-RateLimit-Remaining": "0",
+                                        "X-RateLimit-Reset": str(reset)},
+                            "body": {"message": "API rate limit exceeded"}})
+        self.completes()
+        t = self.page_times(3)
+        self.assertEqual(len(t), 2)
+        self.assertGreaterEqual(t[1] - t[0], 0.9)
+        self.assertEqual(self.server.stats()["statuses"].get("403"), 1)
+
+    def test_ratelimit_headers_pause_before_the_limit(self):
+        for headers in ({"RateLimit-Remaining": "0", "RateLimit-Reset": "1"},
+                        {"RateLimit": "limit=10, remaining=0, reset=1"},
+                        {"RateLimit": '"default";r=0;t=1'}):
+            with self.subTest(headers=headers):
+                self.baseline()
+                self.server.faults({"kind": "headers", "headers": headers, "times": 1,
+                                    "match": {"page": 2}})
+                p = self.atomsync("-v", "run", check=OK)
+                self.assertIn("rate limit spent (remaining 0): pausing 1 s", p.stderr)
+                log = h.page_log(self.server.stats())
+                t2 = next(e["t"] for e in log if e["page"] == 2)
+                later = [e["t"] for e in log if e["page"] > 2]
+                self.assertGreaterEqual(min(later) - t2, 0.95)
+                self.assertEqual(set(self.server.stats()["statuses"]), {"200"})
+
+    def test_plain_403_fails(self):
+        self.baseline()
+        self.server.faults({"kind": "status", "status": 403, "match": {"page": 3},
+                            "headers": {"X-RateLimit-Remaining": "12"}})
+        self.expect_failure("page 3: HTTP 403")
+        self.assertEqual(self.server.stats()["by_page"]["3"], 1)
+
+
+@for_each_store
 class FailedTest(FaultCase):
 
     def test_invalid_json(self):
