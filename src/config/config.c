@@ -221,6 +221,8 @@ static void http_clear(as_http_cfg *h)
 	free(h->audience);
 	as_cfg_free_list(h->scopes, h->nscopes);
 	free(h->has_more_path);
+	free(h->error_path);
+	as_cfg_free_list(h->error_retry, h->nerror_retry);
 	free(h->stop_path);
 	free(h->cursor_from_record);
 	free(h->item_url);

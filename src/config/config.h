@@ -100,6 +100,9 @@ typedef struct as_http_cfg {
 	char *cursor_path;
 	char *next_url_path;
 	char *total_path;
+	char *error_path;   /* a 2xx with a value here failed */
+	char **error_retry; /* ... and is retried when it is one of these */
+	size_t nerror_retry;
 	char *has_more_path;	  /* the listing ends when this is false */
 	char *stop_path;	  /* the listing ends when this is true */
 	char *cursor_from_record; /* next cursor: this field of the last record

@@ -36,6 +36,8 @@ static const field http_fields[] = {
 	OTHER("params"),
 	OTHER("headers"),
 	H("records", T_PATH, 0, records, 0, 0),
+	H("error_path", T_PATH, 0, error_path, 0, 0),
+	OTHER("error_retry"),
 	ENM(as_http_cfg, "records_from", records_from_values,
 	    records_from_names),
 	H("record_key_as", T_STR, 0, record_key_as, 0, 0),
@@ -453,6 +455,13 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 		return as_cfg_missing(src, "http");
 	if (!rc)
 		rc = records_shape(&s, h);
+	if (!rc)
+		rc = as_cfg_read_list(&s, "error_retry", NULL, NULL,
+				      &h->error_retry, &h->nerror_retry);
+	if (!rc && h->nerror_retry && !h->error_path)
+		rc = as_cfg_fail(s.c, as_cfg_lookup(&s, "error_retry", NULL),
+				 "'error_retry' %s needs 'error_path'",
+				 s.where);
 	if (!rc)
 		rc = url_secrets(&s, h);
 	if (!rc)

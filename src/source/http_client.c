@@ -407,6 +407,41 @@ static void snippet(const as_http_req *r, char *buf, size_t cap)
 	buf[o] = '\0';
 }
 
+/* error_path: a 2xx whose body holds an error there (Slack's
+ * {"ok": false, "error": "ratelimited"}) failed with the API's text;
+ * retried when the text is one of error_retry. */
+static int body_error(as_http_client *c, as_http_req *r, char *why, size_t cap)
+{
+	const as_http_cfg *h = c->h;
+	json_t *doc = json_loadb(r->body.data ? r->body.data : "", r->body.len,
+				 0, NULL);
+	json_t *v = as_http_json_path(doc, h->error_path), *m;
+	char *text = NULL;
+	int kind = 0;
+
+	if (!v || json_is_null(v) || json_is_false(v) ||
+	    (json_is_string(v) && !json_string_length(v))) {
+		json_decref(doc);
+		return 0;
+	}
+	m = json_is_object(v) ? json_object_get(v, "message") : NULL;
+	if (json_is_string(v))
+		text = as_strdup(json_string_value(v));
+	else if (json_is_string(m))
+		text = as_strdup(json_string_value(m));
+	else
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	kind = 2;
+	for (size_t i = 0; text && i < h->nerror_retry; i++)
+		if (!strcmp(text, h->error_retry[i]))
+			kind = 1;
+	snprintf(why, cap, "HTTP %ld with an error at '%s': %.200s", r->status,
+		 h->error_path, text ? text : "");
+	free(text);
+	json_decref(doc);
+	return kind;
+}
+
 /* What one attempt came to: 0 a 2xx response, 1 a failure that a retry may
  * cure, 2 a failure that no retry will cure.  why says what happened. */
 static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why,
@@ -418,7 +453,8 @@ static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why,
 	switch (cc) {
 	case CURLE_OK:
 		if (r->status >= 200 && r->status < 300)
-			return 0;
+			return c->h->error_path ? body_error(c, r, why, cap)
+						: 0;
 		/* GitHub: 403 with the limit spent is a rate limit; wait
 		 * for its reset like a Retry-After. */
 		if ((r->status == 403 || r->status == 429) &&

@@ -144,6 +144,24 @@ class RateLimitTest(FaultCase):
                 self.assertGreaterEqual(min(later) - t2, 0.95)
                 self.assertEqual(set(self.server.stats()["statuses"]), {"200"})
 
+    def test_body_error_retried_or_failed(self):
+        """Slack answers 200 {"ok": false, "error": ...}: ratelimited is
+        retried (error_retry), another error fails the run with the API's
+        text and publishes nothing."""
+        self.baseline("slack")
+        body = json.dumps({"ok": False, "error": "ratelimited"})
+        self.server.faults({"kind": "invalid_json", "body": body, "times": 2,
+                            "match": {"page": 3}})
+        self.completes()
+        self.assertEqual(self.server.stats()["by_page"]["3"], 3)
+        self.server.catalog(mutate={"update": [7]})
+        self.before = self.store.full_rows("mods")
+        self.server.reset()
+        body = json.dumps({"ok": False, "error": "invalid_auth"})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 2}})
+        self.expect_failure("page 2: HTTP 200 with an error at 'error': invalid_auth")
+        self.assertEqual(self.server.stats()["by_page"]["2"], 1)
+
     def test_plain_403_fails(self):
         self.baseline()
         self.server.faults({"kind": "status", "status": 403, "match": {"page": 3},

@@ -82,6 +82,12 @@ STYLES = {
                "limit: 50}",
                "        method: POST\n"
                "        body: {page_size: \"{limit}\", start_cursor: \"{page_cursor}\"}\n"),
+    # Slack's Web API: next_cursor "" on the last page, errors in the body.
+    "slack": ("/slack/mods", "members",
+              "{style: cursor, cursor_param: cursor, "
+              "cursor_path: response_metadata.next_cursor, limit_param: limit, limit: 50}",
+              "        error_path: error\n"
+              "        error_retry: [ratelimited]\n"),
     # Zendesk's cursor export: end_of_stream says when it ends.
     "zendesk": ("/zendesk/mods", "mods",
                 "{style: cursor, cursor_param: cursor, cursor_path: after_cursor, "

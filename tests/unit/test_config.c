@@ -879,6 +879,10 @@ static void test_err_sources(void **state)
 		"'addons' needs records keyed by id ('records: items.*' or "
 		"'records_from: values')");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "error_retry: [ratelimited]}}\n",
+		     "t.yml:5:49: 'error_retry' in http source of dataset "
+		     "'addons' needs 'error_path'");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "records: a.*.b}}\n",
 		     "t.yml:5:45: 'records' in http source of dataset 'addons' "
 		     "may hold '*' only as its last part ('items.*')");
