@@ -213,6 +213,14 @@ static void http_clear(as_http_cfg *h)
 	free(h->total_path);
 	free(h->body);
 	free(h->bearer);
+	for (size_t i = 0; i < h->npartitions; i++) {
+		for (size_t j = 0; j < h->partitions[i].nparams; j++) {
+			free(h->partitions[i].params[j].key);
+			free(h->partitions[i].params[j].value);
+		}
+		free(h->partitions[i].params);
+	}
+	free(h->partitions);
 	free(h->user);
 	free(h->password);
 	free(h->token_url);

@@ -77,6 +77,12 @@ typedef enum as_http_auth {
 	AS_AUTH_OAUTH2
 } as_http_auth;
 
+/* One partition of a listing: params added to each of its requests. */
+typedef struct as_http_partition {
+	as_kv *params;
+	size_t nparams;
+} as_http_partition;
+
 typedef struct as_http_cfg {
 	char *url;
 	int method_post; /* method: POST */
@@ -122,6 +128,8 @@ typedef struct as_http_cfg {
 	char *item_url;
 	char *ca_bundle;
 	int insecure; /* verify TLS unless set (tls_verify: false) */
+	as_http_partition *partitions; /* NULL: one listing */
+	size_t npartitions;
 	as_http_auth auth;
 	char *bearer;	       /* auth.bearer */
 	char *user, *password; /* auth.basic */

@@ -53,6 +53,7 @@ static const field http_fields[] = {
 	H("ca_bundle", T_STR, 0, ca_bundle, 0, 0),
 	H("tls_verify", T_NOT_BOOL, 0, insecure, 0, 0),
 	OTHER("auth"),
+	OTHER("partitions"),
 	ENM(as_http_cfg, "cursor_format", cursor_format, cursor_format_names),
 };
 
@@ -177,6 +178,95 @@ static int records_shape(const sect *s, as_http_cfg *h)
 				   "values')",
 				   s->where);
 	return 0;
+}
+
+/* One name: value of a partition (a scalar, ${VAR} expanded). */
+static int partition_kv(const sect *s, const ynode *kn, const char *name,
+			const ynode *vn, as_http_partition *p)
+{
+	as_kv *kv = &p->params[p->nparams];
+	int rc;
+
+	if (vn->kind != Y_SCALAR)
+		return as_cfg_fail(s->c, vn,
+				   "partition value '%s' %s must be a scalar, "
+				   "got %s",
+				   SHOWN(name), s->where, as_cfg_kind_name(vn));
+	if (!(kv->key = strdup(name)))
+		return as_cfg_oom(s->c);
+	p->nparams++;
+	rc = as_cfg_expand(s->c, vn, false, &kv->value, NULL);
+	(void)kn;
+	return rc;
+}
+
+/* partitions: [{name: value, ...}, ...] or {param: NAME, values: [...]}. */
+static int read_partitions(const sect *s, as_http_cfg *h)
+{
+	const ynode *k, *v = as_cfg_lookup(s, "partitions", &k);
+	const ynode *param = NULL, *values = NULL;
+	size_t n;
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	if (v->kind == Y_MAP) {
+		for (size_t i = 0; i < v->nkids; i += 2) {
+			const char *key = v->kids[i]->text;
+
+			if (!strcmp(key, "param"))
+				param = v->kids[i + 1];
+			else if (!strcmp(key, "values"))
+				values = v->kids[i + 1];
+			else
+				return as_cfg_fail(
+					s->c, v->kids[i],
+					"unknown key '%s' in partitions "
+					"%s (param, values)",
+					SHOWN(key), s->where);
+		}
+		if (!param || param->kind != Y_SCALAR || !*param->text ||
+		    !values || values->kind != Y_SEQ || !values->nkids)
+			return as_cfg_fail(
+				s->c, v,
+				"partitions %s needs 'param' (a name) "
+				"and 'values' (a non-empty list)",
+				s->where);
+		n = values->nkids;
+	} else if (v->kind == Y_SEQ && v->nkids) {
+		n = v->nkids;
+	} else {
+		return as_cfg_bad_value(s, v, "partitions",
+					"a non-empty list of mappings or "
+					"{param, values}",
+					NULL);
+	}
+	if (!(h->partitions = calloc(n, sizeof(*h->partitions))))
+		return as_cfg_oom(s->c);
+	h->npartitions = n;
+	for (size_t i = 0; i < n && !rc; i++) {
+		as_http_partition *p = &h->partitions[i];
+		const ynode *item = values ? NULL : v->kids[i];
+
+		if (item && (item->kind != Y_MAP || !item->nkids))
+			return as_cfg_fail(s->c, item,
+					   "each partition %s must be a "
+					   "non-empty mapping of params",
+					   s->where);
+		p->params =
+			calloc(item ? item->nkids / 2 : 1, sizeof(*p->params));
+		if (!p->params)
+			return as_cfg_oom(s->c);
+		if (!item) {
+			rc = partition_kv(s, param, param->text,
+					  values->kids[i], p);
+			continue;
+		}
+		for (size_t j = 0; j < item->nkids && !rc; j += 2)
+			rc = partition_kv(s, item->kids[j], item->kids[j]->text,
+					  item->kids[j + 1], p);
+	}
+	return rc;
 }
 
 /* A credential is a secret even when written in the file. */
@@ -472,6 +562,8 @@ static int parse_http(const dsctx *d, const sect *src, as_http_cfg *h)
 		rc = read_body(&s, h);
 	if (!rc)
 		rc = read_auth(d, &s, h);
+	if (!rc)
+		rc = read_partitions(&s, h);
 	return rc ? rc : parse_http_parts(d, &s, h);
 }
 

@@ -52,7 +52,10 @@ typedef struct http_src {
 	as_http_client cl;
 	http_page *slots;   /* page k lives in slots[(k - 1) % nslots] */
 	size_t nslots;	    /* 2 x concurrency: the memory bound */
-	char *base_url;	    /* url and params, {cursor} applied */
+	char *base_url;	    /* url and params, {cursor} applied, and the
+			       partition's params */
+	char *common_url;   /* the same without the partition's params */
+	size_t part;	    /* the partition being listed */
 	json_t *body;	    /* POST: the body template */
 	char *cursor;	    /* the saved cursor, for {cursor} in the body */
 	uint64_t fp;	    /* fingerprint of the listing's configuration */
@@ -827,6 +830,23 @@ static int take_page(http_src *s, http_page *pg, as_error *err)
 	return fill(s, err);
 }
 
+/* A 400 deep into an offset listing is most likely the API's ceiling on
+ * offset + limit (CurseForge: 10,000): say so, and how to get past it. */
+static void offset_hint(const http_src *s, const http_page *pg, as_error *err)
+{
+	int64_t size = s->size ? s->size : s->h->limit;
+	size_t n = strlen(err->msg);
+
+	if (pg->req.status != 400 || s->h->style != AS_PAGE_OFFSET ||
+	    pg->req.page < 2 || size <= 0)
+		return;
+	snprintf(err->msg + n, sizeof(err->msg) - n,
+		 " (at offset %lld: the API may not list past offset + limit "
+		 "%lld; split the listing with partitions)",
+		 (long long)((pg->req.page - 1) * size),
+		 (long long)(pg->req.page * size));
+}
+
 /* Drive the network up to wait_ms and take the pages that arrived.  Pages
  * asked for ahead of knowing the total are judged once it is known: past
  * the last page they are dropped, whatever became of them. */
@@ -855,6 +875,7 @@ static int pump(http_src *s, int64_t wait_ms, as_error *err)
 			if (pg->req.state == AS_HTTP_FAILED) {
 				*err = pg->req.err;
 				err->code = AS_ESOURCE;
+				offset_hint(s, pg, err);
 				return AS_ESOURCE;
 			}
 			if ((rc = take_page(s, pg, err)))
@@ -895,6 +916,13 @@ static uint64_t fingerprint(const as_config *cfg, const as_http_cfg *h)
 	if (h->records_from_values)
 		as_buf_printf(&b, "|values=%s",
 			      h->record_key_as ? h->record_key_as : "");
+	for (size_t i = 0; i < h->npartitions; i++) {
+		as_buf_adds(&b, i ? ";" : "|partitions=");
+		for (size_t j = 0; j < h->partitions[i].nparams; j++)
+			as_buf_printf(&b, "%s%s=%s", j ? "," : "",
+				      h->partitions[i].params[j].key,
+				      h->partitions[i].params[j].value);
+	}
 	if (h->method_post) {
 		char *body = as_strdup(h->body ? h->body : "");
 
@@ -938,6 +966,9 @@ static char *checkpoint(http_src *s, int64_t k, const char *ref, int done)
 	    !json_object_set_new(o, "deficit", json_integer(s->deficit)) &&
 	    !json_object_set_new(o, "short", json_integer(s->short_page)) &&
 	    !json_object_set_new(o, "done", json_boolean(done)) &&
+	    (!s->h->npartitions ||
+	     !json_object_set_new(o, "part",
+				  json_integer((json_int_t)s->part))) &&
 	    (!ref || !json_object_set_new(o, "ref", json_string(ref))))
 		text = json_dumps(o, JSON_COMPACT);
 	free(kept);
@@ -957,7 +988,7 @@ static int resume(http_src *s, const char *text, int64_t *first, char **ref,
 	json_t *cp = json_loads(text, 0, NULL);
 	const char *style = NULL, *fp = NULL, *r = NULL;
 	json_int_t page = 0, records = 0, size = 0, tmin = -1, tmax = -1,
-		   deficit = 0, shortp = 0;
+		   deficit = 0, shortp = 0, part = 0;
 	int done = 0, version = 0, rc = 0;
 	char want[24];
 
@@ -965,12 +996,14 @@ static int resume(http_src *s, const char *text, int64_t *first, char **ref,
 	if (!cp ||
 	    json_unpack(
 		    cp,
-		    "{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s?s}",
+		    "{s:i, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s?s, "
+		    "s?I}",
 		    "v", &version, "style", &style, "fp", &fp, "page", &page,
 		    "records", &records, "size", &size, "tmin", &tmin, "tmax",
 		    &tmax, "deficit", &deficit, "short", &shortp, "done", &done,
-		    "ref", &r) ||
-	    version != CP_VERSION || page < 1) {
+		    "ref", &r, "part", &part) ||
+	    version != CP_VERSION || page < 1 || part < 0 ||
+	    (part > 0 && (size_t)part >= s->h->npartitions)) {
 		rc = as_error_set(
 			err, AS_ECHECKPOINT,
 			"the checkpoint is not an HTTP page position");
@@ -997,6 +1030,7 @@ static int resume(http_src *s, const char *text, int64_t *first, char **ref,
 	}
 	if (!rc) {
 		*first = page;
+		s->part = (size_t)part;
 		s->seen = records;
 		s->size = size;
 		s->tmin = tmin;
@@ -1077,6 +1111,45 @@ static int final_checks(http_src *s, http_page *pg, as_error *err)
 			  s->h->total_tolerance);
 }
 
+/* base_url: the common URL with partition s->part's params. */
+static int partition_url(http_src *s, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+
+	as_buf_adds(&b, s->common_url);
+	if (s->h->npartitions) {
+		const as_http_partition *p = &s->h->partitions[s->part];
+
+		for (size_t i = 0; i < p->nparams; i++)
+			add_param(&b, p->params[i].key, p->params[i].value);
+	}
+	free(s->base_url);
+	if (!(s->base_url = as_buf_detach(&b)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return 0;
+}
+
+static int start_listing(http_src *s, int64_t first, const char *ref,
+			 as_error *err);
+
+/* The next partition's listing, from its first page. */
+static int next_partition(http_src *s, as_error *err)
+{
+	for (size_t i = 0; i < s->nslots; i++)
+		page_clear(s, &s->slots[i]);
+	s->part++;
+	s->parallel = s->speculative = 0;
+	s->last_page = s->size = 0;
+	s->have_next = 0;
+	free(s->next_ref);
+	s->next_ref = NULL;
+	s->seen = s->deficit = s->short_page = s->short_n = 0;
+	s->tmin = s->tmax = -1;
+	s->emit = 1;
+	s->issued = 0;
+	return partition_url(s, err);
+}
+
 /* A page's records are out: its checkpoint, or the confirmed end. */
 static int end_page(http_src *s, http_page *pg, as_event *ev, as_error *err)
 {
@@ -1094,6 +1167,20 @@ static int end_page(http_src *s, http_page *pg, as_event *ev, as_error *err)
 	if (last && (rc = final_checks(s, pg, err)))
 		return rc;
 	ev->kind = AS_EV_CHECKPOINT;
+	if (last && s->part + 1 < s->h->npartitions) {
+		/* This partition is complete: resume at the next one. */
+		page_clear(s, pg);
+		if ((rc = next_partition(s, err)))
+			return rc;
+		ev->checkpoint = checkpoint(s, 1, NULL, 0);
+		if (!ev->checkpoint)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		if ((rc = start_listing(s, 1, NULL, err))) {
+			s->failed = 1;
+			s->fail = *err;
+		}
+		return 1;
+	}
 	ev->checkpoint = checkpoint(s, k + 1, last ? NULL : pg->next_ref, last);
 	if (!ev->checkpoint)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -1174,6 +1261,7 @@ static void http_close(as_source *src)
 	as_http_client_free(&s->cl);
 	free(s->slots);
 	free(s->base_url);
+	free(s->common_url);
 	free(s->next_ref);
 	json_decref(s->body);
 	free(s->cursor);
@@ -1253,7 +1341,7 @@ int as_http_source_open(as_source **out, const as_source_cfg *cfg,
 	s->slots = calloc(s->nslots, sizeof(*s->slots));
 	if ((rc = format_cursor(h, o->cursor, &s->cursor, err)))
 		goto fail;
-	s->base_url = build_base(h, s->cursor);
+	s->common_url = build_base(h, s->cursor);
 	if (h->body && !(s->body = json_loads(h->body, 0, NULL))) {
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto fail;
@@ -1265,7 +1353,7 @@ int as_http_source_open(as_source **out, const as_source_cfg *cfg,
 			s->filtered |=
 				strstr(h->params[i].value, "{cursor}") != NULL;
 	}
-	if (!s->slots || !s->base_url) {
+	if (!s->slots || !s->common_url) {
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -1273,6 +1361,8 @@ int as_http_source_open(as_source **out, const as_source_cfg *cfg,
 		goto fail;
 	s->fp = fingerprint(o->cfg, h);
 	if (o->checkpoint && (rc = resume(s, o->checkpoint, &first, &ref, err)))
+		goto fail;
+	if ((rc = partition_url(s, err)))
 		goto fail;
 	s->emit = first;
 	s->issued = first - 1;

@@ -653,6 +653,87 @@ class HttpKeyedTest(HttpCase):
 
 
 @for_each_store
+class HttpPartitionsTest(HttpCase):
+    """partitions: an offset listing capped at offset + limit <= 200
+    (CurseForge caps at 10,000) synced in one run, one partition per
+    category; checkpoints know the partition (invariant 4)."""
+    server_args = ("--max-offset", "200")
+    CATS = "{param: categoryId, values: [%s]}" % ", ".join(str(i) for i in range(1, 21))
+
+    def part_config(self, partitions=CATS, dataset="", limit=50, name="mods"):
+        self.http_config("offset", name=name, dataset=dataset,
+                         http="        concurrency: 2\n" +
+                         ("        partitions: %s\n" % partitions if partitions else ""))
+        if limit != 50:
+            with open(self.path("atomsync.yml")) as f:
+                text = f.read().replace("limit: 50", "limit: %d" % limit)
+            with open(self.path("atomsync.yml"), "w") as f:
+                f.write(text)
+
+    def test_ceiling_is_named(self):
+        self.part_config(partitions=None)
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 5: HTTP 400: {\"error\":\"index + pageSize must be less than "
+                      "or equal to 200\"} (at offset 200: the API may not list past "
+                      "offset + limit 250; split the listing with partitions)",
+                      self.error_line(p))
+
+    def test_partitions_in_one_run(self):
+        self.part_config(limit=10)
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        cats = {parse_qs(e["query"])["categoryId"][0] for e in page_log(self.server.stats())}
+        self.assertEqual(cats, {str(i) for i in range(1, 21)})
+        self.assertEqual(len(self.runs("mods")), 1)
+        # the list form, and a second run publishes nothing new
+        self.part_config("[%s]" % ", ".join("{categoryId: %d}" % i for i in range(1, 21)))
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 0 inserted, 0 updated, 600 unchanged", p.stdout)
+
+    def test_failure_in_a_partition_publishes_nothing(self):
+        self.part_config()
+        self.atomsync("run", check=OK)
+        before = self.store.full_rows("mods")
+        self.server.catalog(mutate={"update": [1, 2, 3]})
+        self.server.reset()
+        self.server.faults({"kind": "status", "status": 404,
+                            "match": {"page": 1, "request": [7, 8]}})
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("categoryId=", self.error_line(p))
+        self.assertIn("HTTP 404", self.error_line(p))
+        self.assertEqual(self.store.full_rows("mods"), before)
+
+    def test_kill_9_then_resume_by_partition(self):
+        self.server.faults({"kind": "latency", "ms": 40, "match": {}})
+        self.part_config(limit=10, dataset="    batch_size: 20\n")
+        proc = spawn(["run"], cwd=self.dir)
+        deadline = time.monotonic() + 30
+        while self.server.stats()["requests"] < 40:
+            self.assertIsNone(proc.poll(), "the run ended before the kill")
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
+                                         "WHERE dataset = 'mods'")[0][0])
+        self.assertGreater(cp["part"], 0)
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("(resumed run ", p.stdout)
+        log = page_log(self.server.stats())
+        cats = {int(parse_qs(e["query"])["categoryId"][0]) for e in log}
+        self.assertEqual(min(cats), cp["part"] + 1)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        # the same table as an uninterrupted run
+        self.server.faults()
+        self.part_config(limit=10, name="mods2")
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.rows("mods2"), self.rows("mods"))
+
+
+@for_each_store
 class HttpCursorFormatTest(HttpCase):
     """cursor_format writes {cursor} for APIs that take epoch seconds,
     milliseconds or ISO 8601 without fractions; rounded down, so records

@@ -878,6 +878,12 @@ static void test_err_sources(void **state)
 		"t.yml:5:66: 'record_key_as' in http source of dataset "
 		"'addons' needs records keyed by id ('records: items.*' or "
 		"'records_from: values')");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: http://h, "
+		     "partitions: {param: c}}}\n",
+		"t.yml:5:48: partitions in http source of dataset "
+		"'addons' needs 'param' (a name) and 'values' (a non-empty "
+		"list)");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "error_retry: [ratelimited]}}\n",
 		     "t.yml:5:49: 'error_retry' in http source of dataset "
