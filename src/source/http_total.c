@@ -30,10 +30,11 @@ static char *first_page(const as_http_cfg *h, int *no_total)
 	as_buf b = AS_BUF_INIT;
 	char num[32];
 
-	/* A POST listing's total is not asked for with a GET. */
+	/* A POST listing's total is not asked for with a GET, and one
+	 * listing's total is not the total of several partitions. */
 	*no_total = memmem(url, plen, "{cursor}", 8) != NULL ||
 		    memmem(url, plen, "{page_cursor}", 13) != NULL ||
-		    h->method_post;
+		    h->method_post || h->npartitions;
 	if (*no_total)
 		return NULL;
 	as_buf_add(&b, url, plen);
@@ -82,12 +83,20 @@ int as_http_total(const as_config *cfg, const as_http_cfg *http, int64_t *total,
 				    "the API reports no total "
 				    "(pagination.total_path is not set)");
 	if (!(r.url = first_page(http, &no_total)))
-		return no_total ? as_error_set(
-					  err, AS_ENOTFOUND,
-					  "the listing's URL "
-					  "needs a cursor, so its total is not "
-					  "of every record")
-				: as_error_set(err, AS_ENOMEM, "out of memory");
+		return !no_total ? as_error_set(err, AS_ENOMEM, "out of memory")
+		       : http->method_post
+			       ? as_error_set(err, AS_ENOTFOUND,
+					      "a POST listing's total is not "
+					      "asked for")
+		       : http->npartitions
+			       ? as_error_set(err, AS_ENOTFOUND,
+					      "the listing has partitions: no "
+					      "one page reports the total of "
+					      "every record")
+			       : as_error_set(err, AS_ENOTFOUND,
+					      "the listing's URL "
+					      "needs a cursor, so its total is "
+					      "not of every record");
 	r.page = 1;
 	if ((rc = as_http_client_init(&c, cfg, http, err)) ||
 	    (rc = as_http_submit(&c, &r, err)))
