@@ -207,6 +207,7 @@ static void http_clear(as_http_cfg *h)
 	free_kv(h->params, h->nparams);
 	free_kv(h->headers, h->nheaders);
 	free(h->records);
+	free(h->record_key_as);
 	free(h->offset_param);
 	free(h->limit_param);
 	free(h->page_param);
@@ -214,6 +215,28 @@ static void http_clear(as_http_cfg *h)
 	free(h->cursor_path);
 	free(h->next_url_path);
 	free(h->total_path);
+	free(h->body);
+	free(h->bearer);
+	for (size_t i = 0; i < h->npartitions; i++) {
+		for (size_t j = 0; j < h->partitions[i].nparams; j++) {
+			free(h->partitions[i].params[j].key);
+			free(h->partitions[i].params[j].value);
+		}
+		free(h->partitions[i].params);
+	}
+	free(h->partitions);
+	free(h->user);
+	free(h->password);
+	free(h->token_url);
+	free(h->client_id);
+	free(h->client_secret);
+	free(h->audience);
+	as_cfg_free_list(h->scopes, h->nscopes);
+	free(h->has_more_path);
+	free(h->error_path);
+	as_cfg_free_list(h->error_retry, h->nerror_retry);
+	free(h->stop_path);
+	free(h->cursor_from_record);
 	free(h->item_url);
 	free(h->ca_bundle);
 	as_cfg_free_list(h->secrets, h->nsecrets);

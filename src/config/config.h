@@ -48,14 +48,32 @@ typedef struct as_column_cfg {
 	as_config_loc loc;
 } as_column_cfg;
 
+typedef enum as_http_auth {
+	AS_AUTH_NONE = 0,
+	AS_AUTH_BEARER,
+	AS_AUTH_BASIC,
+	AS_AUTH_OAUTH2
+} as_http_auth;
+
+/* One partition of a listing: params added to each of its requests. */
+typedef struct as_http_partition {
+	as_kv *params;
+	size_t nparams;
+} as_http_partition;
+
 typedef struct as_http_cfg {
 	char *url;
+	int method_post; /* method: POST */
+	char *body;	 /* POST: the JSON body template (compact text) */
 	as_kv *params;
 	size_t nparams;
 	as_kv *headers;
 	size_t nheaders;
 	char *records; /* dotted path of the record array; NULL: page is the
 			  array */
+	int records_from_values; /* records: a.* / records_from: values:
+				    the object's values are the records */
+	char *record_key_as;	 /* ... each gets its key as this field */
 	as_pagination style;
 	char *offset_param;
 	char *limit_param;
@@ -66,19 +84,38 @@ typedef struct as_http_cfg {
 	char *cursor_path;
 	char *next_url_path;
 	char *total_path;
+	char *error_path;   /* a 2xx with a value here failed */
+	char **error_retry; /* ... and is retried when it is one of these */
+	size_t nerror_retry;
+	char *has_more_path;	  /* the listing ends when this is false */
+	char *stop_path;	  /* the listing ends when this is true */
+	char *cursor_from_record; /* next cursor: this field of the last record
+				   */
 	double total_tolerance;	  /* fraction; 0: exact count required */
-	int concurrency;	  /* default 1 */
-	double rate_per_sec;	  /* 0: unlimited; "600/min" -> 10.0 */
-	int64_t rate_burst;	  /* token bucket size; default 1 */
-	int64_t timeout_ms;	  /* per request; default 30000 */
-	int64_t deadline_ms;	  /* whole run; 0: none */
-	int retry_attempts;	  /* default 5 */
+	int cursor_format;   /* {cursor}: 0 iso8601, iso8601_seconds, epoch,
+				epoch_ms */
+	int concurrency;     /* default 1 */
+	double rate_per_sec; /* 0: unlimited; "600/min" -> 10.0 */
+	int64_t rate_burst;  /* token bucket size; default 1 */
+	int64_t timeout_ms;  /* per request; default 30000 */
+	int64_t deadline_ms; /* whole run; 0: none */
+	int retry_attempts;  /* default 5 */
 	int64_t retry_initial_ms; /* default 500 */
 	int64_t retry_max_ms;	  /* default 30000 */
 	int breaker_failures;	  /* default 10 */
 	char *item_url;
 	char *ca_bundle;
 	int insecure; /* verify TLS unless set (tls_verify: false) */
+	as_http_partition *partitions; /* NULL: one listing */
+	size_t npartitions;
+	as_http_auth auth;
+	char *bearer;	       /* auth.bearer */
+	char *user, *password; /* auth.basic */
+	char *token_url;       /* auth.oauth2 (client credentials) */
+	char *client_id, *client_secret, *audience;
+	char **scopes;
+	size_t nscopes;
+	int client_auth_body; /* client_auth: body (default basic) */
 	/* Names of params/headers whose values came from ${VAR}: redacted. */
 	char **secrets;
 	size_t nsecrets;

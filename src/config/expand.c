@@ -6,6 +6,7 @@
 #include "config/config_int.h"
 
 #include <stdbool.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,34 @@ int as_cfg_add_unique(cx *c, char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+/* A secret as it appears percent-encoded in a URL (RFC 3986 unreserved
+ * characters kept), masked as well when it differs. */
+static int add_encoded(cx *c, const char *val)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(val), o = 0;
+	char *enc = malloc(3 * n + 1);
+	int rc = 0;
+
+	if (!enc)
+		return as_cfg_oom(c);
+	for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
+		if (isalnum(*p) || strchr("-._~", *p)) {
+			enc[o++] = (char)*p;
+		} else {
+			enc[o++] = '%';
+			enc[o++] = hex[*p >> 4];
+			enc[o++] = hex[*p & 15];
+		}
+	}
+	enc[o] = '\0';
+	if (o != n)
+		rc = as_cfg_add_unique(c, &c->cfg->secret_values,
+				       &c->cfg->nsecret_values, enc);
+	free(enc);
+	return rc;
+}
+
 /* One "${NAME}" at s; *end is set past the '}'. */
 static int expand_var(cx *c, const ynode *n, const char *s, bool secret,
 		      sbuf *b, const char **end)
@@ -82,6 +111,8 @@ static int expand_var(cx *c, const ynode *n, const char *s, bool secret,
 	if (secret && strlen(val) >= SECRET_MIN) {
 		rc = as_cfg_add_unique(c, &cfg->secret_values,
 				       &cfg->nsecret_values, val);
+		if (!rc)
+			rc = add_encoded(c, val);
 		if (rc)
 			return rc;
 	}

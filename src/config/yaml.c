@@ -195,6 +195,7 @@ static int on_scalar(builder *b, struct fy_event *e)
 	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 	if (!(n->text = strndup(s, len)))
 		return as_cfg_oom(b->c);
+	n->quoted = v && fy_token_scalar_style(v) != FYSS_PLAIN;
 	if (!at_key(b) && !e->scalar.tag && null_text(n->text) &&
 	    (!v || fy_token_scalar_style(v) == FYSS_PLAIN))
 		n->kind = Y_NULL;

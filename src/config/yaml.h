@@ -24,6 +24,7 @@ struct ynode {
 	enum ykind kind;
 	int line, col; /* 1-based */
 	char *text;    /* scalars and nulls: NUL-terminated */
+	int quoted;    /* a quoted or block scalar: always a string */
 	ynode **kids;  /* map: key, value, key, value, ...; seq: the items */
 	size_t nkids, cap;
 	ynode *next; /* every node is on its context's list */

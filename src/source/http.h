@@ -39,19 +39,24 @@ struct as_http_client;
 
 typedef struct as_http_req {
 	struct as_http_client *client; /* set by as_http_submit */
-	char *url;    /* owned; may hold secrets: never print it raw */
-	int64_t page; /* page number in messages; 0: an item */
+	char *url;     /* owned; may hold secrets: never print it raw */
+	char *payload; /* owned JSON body: POST it (NULL: GET) */
+	int64_t page;  /* page number in messages; 0: an item */
 	as_http_state state;
-	int attempts;	    /* attempts started */
-	int64_t not_before; /* monotonic ms: earliest next attempt */
-	int64_t seq;	    /* submission order, for ties */
-	CURL *easy;	    /* while RUNNING */
-	as_buf body;	    /* response body (capped) */
-	long status;	    /* HTTP status of the last response */
-	char *link;	    /* Link header values joined by ", " */
-	char *total_hdr;    /* value of the header named by total_header */
-	double retry_after; /* seconds from the last response; -1: none */
-	as_error err;	    /* FAILED: "url: page N: reason" (redacted) */
+	int attempts;	      /* attempts started */
+	int64_t not_before;   /* monotonic ms: earliest next attempt */
+	int64_t seq;	      /* submission order, for ties */
+	CURL *easy;	      /* while RUNNING */
+	as_buf body;	      /* response body (capped) */
+	long status;	      /* HTTP status of the last response */
+	char *link;	      /* Link header values joined by ", " */
+	char *total_hdr;      /* value of the header named by total_header */
+	double retry_after;   /* seconds from the last response; -1: none */
+	int64_t rl_remaining; /* X-RateLimit-Remaining / RateLimit; -1: none */
+	double rl_reset;      /* seconds until the limit resets; -1: none */
+	as_error err;	      /* FAILED: "url: page N: reason" (redacted) */
+	int token_gen;	      /* oauth2: the token the last attempt carried */
+	int renewed;	      /* oauth2: a 401 already renewed the token */
 	char errbuf[CURL_ERROR_SIZE];
 	void *ud; /* the caller's */
 } as_http_req;
@@ -82,6 +87,13 @@ typedef struct as_http_client {
 	int64_t started;	  /* attempts started (all requests) */
 	as_error fatal;		  /* set when the breaker opened */
 	int broken;
+	/* auth (http_auth.c) */
+	char *token;	     /* oauth2 access token: never printed */
+	int64_t token_renew; /* monotonic ms to renew it; 0: never */
+	int token_gen;	     /* tokens fetched so far */
+	struct curl_slist *
+		*retired; /* header lists running transfers may use */
+	size_t nretired;
 } as_http_client;
 
 int as_http_client_init(as_http_client *c, const as_config *cfg,
@@ -99,6 +111,19 @@ void as_http_req_free(as_http_req *r);
  * of requests that reached DONE or FAILED, or < 0 when the run must stop:
  * the circuit breaker opened, the deadline passed, or a signal came. */
 int as_http_step(as_http_client *c, int64_t wait_ms, as_error *err);
+
+/* ---- auth (http_auth.c) ------------------------------------------------ */
+
+/* c->headers rebuilt: the configured headers, Accept, Content-Type for
+ * POST, and "Authorization: Bearer token" when token is set.  The old list
+ * is kept until the client is freed (transfers on the wire hold it). */
+int as_http_set_headers(as_http_client *c, const char *token);
+/* oauth2: make sure a token is held that is not due for renewal, fetching
+ * one from token_url (client credentials) when needed. */
+int as_http_auth_ready(as_http_client *c, as_error *err);
+/* Mask the current access token in msg. */
+void as_http_auth_redact(const as_http_client *c, char *msg, size_t cap);
+void as_http_auth_free(as_http_client *c);
 
 /* ---- helpers (http_util.c) --------------------------------------------- */
 

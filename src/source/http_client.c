@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "source/http.h"
@@ -40,25 +41,9 @@ static uint64_t next_rand(as_http_client *c)
 	return c->rng * 2685821657736338717ULL;
 }
 
-static int add_header(as_http_client *c, const char *name, const char *value)
-{
-	char *line = *value ? as_sprintf("%s: %s", name, value)
-			    : as_sprintf("%s;", name);
-	struct curl_slist *l =
-		line ? curl_slist_append(c->headers, line) : NULL;
-
-	free(line);
-	if (!l)
-		return AS_ENOMEM;
-	c->headers = l;
-	return 0;
-}
-
 int as_http_client_init(as_http_client *c, const as_config *cfg,
 			const as_http_cfg *h, as_error *err)
 {
-	int has_accept = 0;
-
 	memset(c, 0, sizeof(*c));
 	c->cfg = cfg;
 	c->h = h;
@@ -68,12 +53,8 @@ int as_http_client_init(as_http_client *c, const as_config *cfg,
 				    curl_easy_strerror(global_rc));
 	if (!(c->multi = curl_multi_init()))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	for (size_t i = 0; i < h->nheaders; i++) {
-		has_accept |= strcasecmp(h->headers[i].key, "accept") == 0;
-		if (add_header(c, h->headers[i].key, h->headers[i].value))
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	if (!has_accept && add_header(c, "Accept", "application/json"))
+	if (as_http_set_headers(c,
+				h->auth == AS_AUTH_BEARER ? h->bearer : NULL))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	c->max_conc = c->conc = h->concurrency > 0 ? h->concurrency : 1;
 	c->tokens = h->rate_burst > 0 ? (double)h->rate_burst : 1;
@@ -96,10 +77,11 @@ void as_http_req_free(as_http_req *r)
 	if (!r)
 		return;
 	free(r->url);
+	free(r->payload);
 	free(r->link);
 	free(r->total_hdr);
 	as_buf_free(&r->body);
-	r->url = r->link = r->total_hdr = NULL;
+	r->url = r->payload = r->link = r->total_hdr = NULL;
 }
 
 static void dequeue(as_http_client *c, as_http_req *r)
@@ -146,6 +128,7 @@ void as_http_client_free(as_http_client *c)
 		as_http_cancel(c, c->queue[0]);
 	for (size_t i = 0; i < c->nidle; i++)
 		curl_easy_cleanup(c->idle[i]);
+	as_http_auth_free(c);
 	free(c->idle);
 	free(c->queue);
 	if (c->multi)
@@ -195,6 +178,49 @@ static char *header_value(const char *p, size_t n)
 
 /* Keep Link (all of them), Retry-After and the total header of the last
  * response (a 100 Continue or a redirect starts a new one). */
+/* A header's whole number; -1 if it is not one. */
+static int64_t rl_number(const char *v)
+{
+	char *end;
+	long long n;
+
+	while (*v == ' ')
+		v++;
+	if (*v < '0' || *v > '9')
+		return -1;
+	n = strtoll(v, &end, 10);
+	return *end && !strchr(" ,;.", *end) ? -1 : (int64_t)n;
+}
+
+/* A reset as seconds to wait: large values are Unix times (GitHub's
+ * X-RateLimit-Reset), small ones delays (the RateLimit draft). */
+static double rl_reset(int64_t n)
+{
+	time_t now = time(NULL);
+
+	if (n < 0)
+		return -1;
+	if (n > 1000000000)
+		return n > (int64_t)now ? (double)(n - (int64_t)now) : 0;
+	return (double)n;
+}
+
+/* RateLimit: "limit=100, remaining=0, reset=5" (draft 03) or
+ * "default";r=0;t=5 (draft 07 and later). */
+static void rl_combined(as_http_req *r, const char *v)
+{
+	static const char *const rem[] = {"remaining=", ";r=", " r="};
+	static const char *const rst[] = {"reset=", ";t=", " t="};
+	const char *p;
+
+	for (int i = 0; i < 3; i++) {
+		if ((p = strstr(v, rem[i])))
+			r->rl_remaining = rl_number(p + strlen(rem[i]));
+		if ((p = strstr(v, rst[i])))
+			r->rl_reset = rl_reset(rl_number(p + strlen(rst[i])));
+	}
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	as_http_req *r = ud;
@@ -207,6 +233,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		free(r->total_hdr);
 		r->link = r->total_hdr = NULL;
 		r->retry_after = -1;
+		r->rl_remaining = -1;
+		r->rl_reset = -1;
 		return len;
 	}
 	if (!(colon = memchr(p, ':', len)))
@@ -228,6 +256,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		if ((v = header_value(colon + 1, len - name - 1)))
 			r->retry_after = as_http_retry_after(v);
 		free(v);
+	} else if ((name == 21 &&
+		    !strncasecmp(p, "x-ratelimit-remaining", 21)) ||
+		   (name == 19 && !strncasecmp(p, "ratelimit-remaining", 19))) {
+		if ((v = header_value(colon + 1, len - name - 1)))
+			r->rl_remaining = rl_number(v);
+		free(v);
+	} else if ((name == 17 && !strncasecmp(p, "x-ratelimit-reset", 17)) ||
+		   (name == 15 && !strncasecmp(p, "ratelimit-reset", 15))) {
+		if ((v = header_value(colon + 1, len - name - 1)))
+			r->rl_reset = rl_reset(rl_number(v));
+		free(v);
+	} else if (name == 9 && !strncasecmp(p, "ratelimit", 9)) {
+		if ((v = header_value(colon + 1, len - name - 1)))
+			rl_combined(r, v);
+		free(v);
 	} else if (total && strlen(total) == name &&
 		   strncasecmp(p, total, name) == 0) {
 		free(r->total_hdr);
@@ -245,7 +288,11 @@ static int set_common(as_http_client *c, CURL *e)
 	if (rc == CURLE_OK)                                                    \
 	rc = curl_easy_setopt(e, opt, val)
 	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_HTTPHEADER, c->headers);
+	if (h->auth == AS_AUTH_BASIC) {
+		SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		SET(CURLOPT_USERNAME, h->user);
+		SET(CURLOPT_PASSWORD, h->password);
+	}
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -267,6 +314,8 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	int64_t timeout = c->h->timeout_ms > 0 ? c->h->timeout_ms : 30000;
 	CURL *e;
 
+	if (c->h->auth == AS_AUTH_OAUTH2 && as_http_auth_ready(c, err))
+		return err->code;
 	if (c->nidle) {
 		e = c->idle[--c->nidle];
 	} else {
@@ -288,9 +337,20 @@ static int start(as_http_client *c, as_http_req *r, int64_t now, as_error *err)
 	free(r->total_hdr);
 	r->link = r->total_hdr = NULL;
 	r->retry_after = -1;
+	r->rl_remaining = -1;
+	r->rl_reset = -1;
 	r->status = 0;
 	r->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	r->token_gen = c->token_gen;
+	if (r->payload) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
+				 (long)strlen(r->payload));
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->payload);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
@@ -347,6 +407,41 @@ static void snippet(const as_http_req *r, char *buf, size_t cap)
 	buf[o] = '\0';
 }
 
+/* error_path: a 2xx whose body holds an error there (Slack's
+ * {"ok": false, "error": "ratelimited"}) failed with the API's text;
+ * retried when the text is one of error_retry. */
+static int body_error(as_http_client *c, as_http_req *r, char *why, size_t cap)
+{
+	const as_http_cfg *h = c->h;
+	json_t *doc = json_loadb(r->body.data ? r->body.data : "", r->body.len,
+				 0, NULL);
+	json_t *v = as_http_json_path(doc, h->error_path), *m;
+	char *text = NULL;
+	int kind = 0;
+
+	if (!v || json_is_null(v) || json_is_false(v) ||
+	    (json_is_string(v) && !json_string_length(v))) {
+		json_decref(doc);
+		return 0;
+	}
+	m = json_is_object(v) ? json_object_get(v, "message") : NULL;
+	if (json_is_string(v))
+		text = as_strdup(json_string_value(v));
+	else if (json_is_string(m))
+		text = as_strdup(json_string_value(m));
+	else
+		text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	kind = 2;
+	for (size_t i = 0; text && i < h->nerror_retry; i++)
+		if (!strcmp(text, h->error_retry[i]))
+			kind = 1;
+	snprintf(why, cap, "HTTP %ld with an error at '%s': %.200s", r->status,
+		 h->error_path, text ? text : "");
+	free(text);
+	json_decref(doc);
+	return kind;
+}
+
 /* What one attempt came to: 0 a 2xx response, 1 a failure that a retry may
  * cure, 2 a failure that no retry will cure.  why says what happened. */
 static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why,
@@ -358,7 +453,18 @@ static int classify(as_http_client *c, as_http_req *r, CURLcode cc, char *why,
 	switch (cc) {
 	case CURLE_OK:
 		if (r->status >= 200 && r->status < 300)
-			return 0;
+			return c->h->error_path ? body_error(c, r, why, cap)
+						: 0;
+		/* GitHub: 403 with the limit spent is a rate limit; wait
+		 * for its reset like a Retry-After. */
+		if ((r->status == 403 || r->status == 429) &&
+		    r->rl_remaining == 0 && r->rl_reset >= 0) {
+			if (r->retry_after < 0)
+				r->retry_after = r->rl_reset;
+			snprintf(why, cap, "HTTP %ld (rate limit spent)",
+				 r->status);
+			return 1;
+		}
 		if (r->status == 408 || r->status == 429 || r->status >= 500) {
 			snprintf(why, cap, "HTTP %ld", r->status);
 			return 1;
@@ -441,6 +547,7 @@ static void fail_req(as_http_client *c, as_http_req *r, const char *why,
 	as_error_set(&r->err, r->status == 404 ? AS_ENOTFOUND : AS_ESOURCE,
 		     "%s: %s%s%s", at, why, tries, ra);
 	as_config_redact(c->cfg, r->err.msg, sizeof(r->err.msg));
+	as_http_auth_redact(c, r->err.msg, sizeof(r->err.msg));
 	r->state = AS_HTTP_FAILED;
 	dequeue(c, r);
 }
@@ -457,6 +564,7 @@ static int breaker_open(as_http_client *c, as_http_req *r, const char *why,
 		     "consecutive failed requests; the last: %s: %s",
 		     c->failures, at, why);
 	as_config_redact(c->cfg, c->fatal.msg, sizeof(c->fatal.msg));
+	as_http_auth_redact(c, c->fatal.msg, sizeof(c->fatal.msg));
 	*err = c->fatal;
 	return AS_ESOURCE;
 }
@@ -475,6 +583,31 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 
 	kind = classify(c, r, cc, why, sizeof(why));
 	release_easy(c, r);
+	/* oauth2: a 401 renews the token (unless another request did already)
+	 * and tries again at once, one time per request. */
+	if (cc == CURLE_OK && r->status == 401 && h->auth == AS_AUTH_OAUTH2 &&
+	    !r->renewed) {
+		r->renewed = 1;
+		if (r->token_gen == c->token_gen) {
+			as_info("HTTP 401: renewing the access token");
+			c->token_renew = 1;
+		}
+		r->not_before = 0;
+		r->state = AS_HTTP_QUEUED;
+		return 0;
+	}
+	if (kind == 0 && r->rl_remaining == 0 && r->rl_reset > 0) {
+		/* The limit is spent: wait for its reset before the next
+		 * request rather than take a 429 or 403. */
+		int64_t until = as_mono_ms() + (int64_t)(r->rl_reset * 1000);
+
+		if (until > c->pause_until) {
+			c->pause_until = until;
+			as_info("rate limit spent (remaining 0): pausing %g s until "
+				"it resets",
+				r->rl_reset);
+		}
+	}
 	if (kind == 0) {
 		c->failures = 0;
 		if (c->conc < c->max_conc && ++c->successes >= 2 * c->conc) {
@@ -492,7 +625,9 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 		return deadline_passed(c, err);
 	c->successes = 0;
 	c->failures++;
-	throttled = cc == CURLE_OK && (r->status == 429 || r->status == 503) &&
+	throttled = cc == CURLE_OK &&
+		    (r->status == 429 || r->status == 503 ||
+		     (r->status == 403 && r->rl_remaining == 0)) &&
 		    r->retry_after >= 0;
 	if (cc == CURLE_OK && r->status == 429 && c->conc > 1) {
 		as_info("HTTP 429: concurrency %d -> %d", c->conc, c->conc / 2);

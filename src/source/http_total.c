@@ -30,14 +30,19 @@ static char *first_page(const as_http_cfg *h, int *no_total)
 	as_buf b = AS_BUF_INIT;
 	char num[32];
 
-	*no_total = memmem(url, plen, "{cursor}", 8) != NULL;
+	/* A POST listing's total is not asked for with a GET, and one
+	 * listing's total is not the total of several partitions. */
+	*no_total = memmem(url, plen, "{cursor}", 8) != NULL ||
+		    memmem(url, plen, "{page_cursor}", 13) != NULL ||
+		    h->method_post || h->npartitions;
 	if (*no_total)
 		return NULL;
 	as_buf_add(&b, url, plen);
 	for (const char *p = q ? q + 1 : NULL; p && *p;) {
 		size_t n = strcspn(p, "&");
 
-		if (n && !memmem(p, n, "{cursor}", 8)) {
+		if (n && !memmem(p, n, "{cursor}", 8) &&
+		    !memmem(p, n, "{page_cursor}", 13)) {
 			as_buf_addc(&b,
 				    strchr(as_buf_cstr(&b), '?') ? '&' : '?');
 			as_buf_add(&b, p, n);
@@ -45,7 +50,8 @@ static char *first_page(const as_http_cfg *h, int *no_total)
 		p += n + (p[n] == '&');
 	}
 	for (size_t i = 0; i < h->nparams; i++)
-		if (!strstr(h->params[i].value, "{cursor}"))
+		if (!strstr(h->params[i].value, "{cursor}") &&
+		    !strstr(h->params[i].value, "{page_cursor}"))
 			add_param(&b, h->params[i].key, h->params[i].value);
 	if (h->style == AS_PAGE_OFFSET && h->offset_param) {
 		add_param(&b, h->offset_param, "0");
@@ -77,12 +83,20 @@ int as_http_total(const as_config *cfg, const as_http_cfg *http, int64_t *total,
 				    "the API reports no total "
 				    "(pagination.total_path is not set)");
 	if (!(r.url = first_page(http, &no_total)))
-		return no_total ? as_error_set(
-					  err, AS_ENOTFOUND,
-					  "the listing's URL "
-					  "needs a cursor, so its total is not "
-					  "of every record")
-				: as_error_set(err, AS_ENOMEM, "out of memory");
+		return !no_total ? as_error_set(err, AS_ENOMEM, "out of memory")
+		       : http->method_post
+			       ? as_error_set(err, AS_ENOTFOUND,
+					      "a POST listing's total is not "
+					      "asked for")
+		       : http->npartitions
+			       ? as_error_set(err, AS_ENOTFOUND,
+					      "the listing has partitions: no "
+					      "one page reports the total of "
+					      "every record")
+			       : as_error_set(err, AS_ENOTFOUND,
+					      "the listing's URL "
+					      "needs a cursor, so its total is "
+					      "not of every record");
 	r.page = 1;
 	if ((rc = as_http_client_init(&c, cfg, http, err)) ||
 	    (rc = as_http_submit(&c, &r, err)))

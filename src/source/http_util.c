@@ -96,11 +96,48 @@ static char *rewrite_query(const as_http_cfg *h, const char *url, int mask)
 	return as_buf_detach(&b);
 }
 
+/* The userinfo of url ("user:pass" before '@' in the authority): its
+ * offset and length in *at, *len; 0 when there is none. */
+static int userinfo(const char *url, size_t *at, size_t *len)
+{
+	const char *p = strstr(url, "://"), *end, *amp;
+
+	if (!p)
+		return 0;
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	amp = NULL;
+	for (const char *q = p; q < end; q++)
+		if (*q == '@')
+			amp = q;
+	if (!amp)
+		return 0;
+	*at = (size_t)(p - url);
+	*len = (size_t)(amp - p);
+	return 1;
+}
+
 char *as_http_redact_url(const as_config *cfg, const as_http_cfg *h,
 			 const char *url)
 {
 	char *out = rewrite_query(h, url, 1);
+	size_t at, len;
 
+	/* A password in the URL is masked whatever its origin. */
+	if (out && userinfo(out, &at, &len)) {
+		const char *colon = memchr(out + at, ':', len);
+
+		if (colon) {
+			size_t from = (size_t)(colon + 1 - out), to = at + len;
+			as_buf b = AS_BUF_INIT;
+
+			as_buf_add(&b, out, from);
+			as_buf_adds(&b, "***");
+			as_buf_adds(&b, out + to);
+			free(out);
+			out = as_buf_detach(&b);
+		}
+	}
 	if (out)
 		as_config_redact(cfg, out, strlen(out) + 1);
 	return out;
@@ -108,7 +145,13 @@ char *as_http_redact_url(const as_config *cfg, const as_http_cfg *h,
 
 char *as_http_strip_secrets(const as_http_cfg *h, const char *url)
 {
-	return rewrite_query(h, url, 0);
+	char *out = rewrite_query(h, url, 0);
+	size_t at, len;
+
+	if (out && userinfo(out, &at, &len))
+		memmove(out + at, out + at + len + 1,
+			strlen(out + at + len + 1) + 1);
+	return out;
 }
 
 /* 1 if the query of url has a pair named name. */
@@ -132,11 +175,37 @@ static int has_param(const char *url, const char *name)
 char *as_http_add_secrets(const as_http_cfg *h, const char *url)
 {
 	const char *frag = strchr(url, '#');
-	size_t head = frag ? (size_t)(frag - url) : strlen(url);
+	size_t head = frag ? (size_t)(frag - url) : strlen(url), at, len, uat,
+	       ulen;
 	as_buf b = AS_BUF_INIT;
 	int has_query = memchr(url, '?', head) != NULL;
+	const char *q = strchr(h->url, '?');
 
-	as_buf_add(&b, url, head);
+	/* The configured url's userinfo, on its own origin only. */
+	if (userinfo(h->url, &at, &len) && !userinfo(url, &uat, &ulen) &&
+	    as_http_same_origin(url, h->url) && strstr(url, "://")) {
+		size_t host = (size_t)(strstr(url, "://") + 3 - url);
+
+		as_buf_add(&b, url, host);
+		as_buf_add(&b, h->url + at, len + 1);
+		as_buf_add(&b, url + host, head - host);
+	} else {
+		as_buf_add(&b, url, head);
+	}
+	/* The configured url's own secret query pairs, as written there. */
+	for (const char *p = q ? q + 1 : NULL; p && *p && *p != '#';) {
+		size_t n = strcspn(p, "&#");
+		char name[256];
+
+		pair_name(p, n, name, sizeof(name));
+		if (n && as_http_is_secret(h, name) && !has_param(url, name) &&
+		    !memmem(p, n, "{cursor}", 8)) {
+			as_buf_addc(&b, has_query ? '&' : '?');
+			has_query = 1;
+			as_buf_add(&b, p, n);
+		}
+		p += n + (p[n] == '&');
+	}
 	for (size_t i = 0; i < h->nparams; i++) {
 		const as_kv *kv = &h->params[i];
 

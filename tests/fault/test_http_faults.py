@@ -109,6 +109,68 @@ class RetriedTest(FaultCase):
 
 
 @for_each_store
+class RateLimitTest(FaultCase):
+    """Rate-limit signals beyond 429/503: GitHub's 403 with the limit spent
+    waits for X-RateLimit-Reset; RateLimit-* headers on a 2xx pause the run
+    before the limit is hit; a plain 403 still fails (invariant 2)."""
+
+    def test_github_403_waits_for_the_reset(self):
+        self.baseline()
+        reset = int(time.time()) + 2
+        self.server.faults({"kind": "status", "status": 403, "times": 1,
+                            "match": {"page": 3},
+                            "headers": {"X-RateLimit-Remaining": "0",
+                                        "X-RateLimit-Reset": str(reset)},
+                            "body": {"message": "API rate limit exceeded"}})
+        self.completes()
+        t = self.page_times(3)
+        self.assertEqual(len(t), 2)
+        self.assertGreaterEqual(t[1] - t[0], 0.9)
+        self.assertEqual(self.server.stats()["statuses"].get("403"), 1)
+
+    def test_ratelimit_headers_pause_before_the_limit(self):
+        for headers in ({"RateLimit-Remaining": "0", "RateLimit-Reset": "1"},
+                        {"RateLimit": "limit=10, remaining=0, reset=1"},
+                        {"RateLimit": '"default";r=0;t=1'}):
+            with self.subTest(headers=headers):
+                self.baseline()
+                self.server.faults({"kind": "headers", "headers": headers, "times": 1,
+                                    "match": {"page": 2}})
+                p = self.atomsync("-v", "run", check=OK)
+                self.assertIn("rate limit spent (remaining 0): pausing 1 s", p.stderr)
+                log = h.page_log(self.server.stats())
+                t2 = next(e["t"] for e in log if e["page"] == 2)
+                later = [e["t"] for e in log if e["page"] > 2]
+                self.assertGreaterEqual(min(later) - t2, 0.95)
+                self.assertEqual(set(self.server.stats()["statuses"]), {"200"})
+
+    def test_body_error_retried_or_failed(self):
+        """Slack answers 200 {"ok": false, "error": ...}: ratelimited is
+        retried (error_retry), another error fails the run with the API's
+        text and publishes nothing."""
+        self.baseline("slack")
+        body = json.dumps({"ok": False, "error": "ratelimited"})
+        self.server.faults({"kind": "invalid_json", "body": body, "times": 2,
+                            "match": {"page": 3}})
+        self.completes()
+        self.assertEqual(self.server.stats()["by_page"]["3"], 3)
+        self.server.catalog(mutate={"update": [7]})
+        self.before = self.store.full_rows("mods")
+        self.server.reset()
+        body = json.dumps({"ok": False, "error": "invalid_auth"})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 2}})
+        self.expect_failure("page 2: HTTP 200 with an error at 'error': invalid_auth")
+        self.assertEqual(self.server.stats()["by_page"]["2"], 1)
+
+    def test_plain_403_fails(self):
+        self.baseline()
+        self.server.faults({"kind": "status", "status": 403, "match": {"page": 3},
+                            "headers": {"X-RateLimit-Remaining": "12"}})
+        self.expect_failure("page 3: HTTP 403")
+        self.assertEqual(self.server.stats()["by_page"]["3"], 1)
+
+
+@for_each_store
 class FailedTest(FaultCase):
 
     def test_invalid_json(self):
@@ -233,6 +295,127 @@ class FailedTest(FaultCase):
                            "meta": {"totalCount": 600}})
         self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 2}})
         self.expect_failure("page 2: the next page's URL", "is on another host")
+
+
+@for_each_store
+class ShapesTest(FaultCase):
+    """The Stripe (keyset, has_more), Zendesk (cursor, end_of_stream),
+    GraphQL and Notion (POST bodies) shapes: a fault no retry cures publishes nothing (invariant 2), a
+    retried one completes, and kill -9 resumes at the committed page
+    (invariant 4)."""
+
+    def test_faults_publish_nothing(self):
+        cases = [({"kind": "status", "status": 401, "match": {"page": 4}}, "page 4: HTTP 401"),
+                 ({"kind": "status", "status": 500, "match": {"page": 3}},
+                  "page 3: HTTP 500 after 4 attempts"),
+                 ({"kind": "truncate", "match": {"page": 5}}, "page 5: truncated body"),
+                 ({"kind": "missing_records", "match": {"page": 2}}, "page 2: no record array")]
+        for style in ("stripe", "zendesk", "graphql", "notion"):
+            for fault, needle in cases:
+                with self.subTest(style=style, fault=fault["kind"]):
+                    self.server.faults()
+                    self.server.catalog(records=h.RECORDS, seed=1)
+                    self.baseline(style, name="mods")
+                    self.server.faults(fault)
+                    self.expect_failure(h.STYLES[style][0], needle)
+
+    def test_429_then_success(self):
+        for style in ("stripe", "zendesk", "graphql", "notion"):
+            with self.subTest(style=style):
+                self.baseline(style)
+                self.server.faults({"kind": "status", "status": 429, "retry_after": 0,
+                                    "match": {"page": 3}, "times": 2})
+                self.completes()
+                self.assertEqual(self.server.stats()["statuses"].get("429"), 2)
+
+    def test_kill_9_then_resume(self):
+        for style in ("stripe", "zendesk", "graphql", "notion"):
+            with self.subTest(style=style):
+                self.server.faults({"kind": "latency", "ms": 40, "match": {}})
+                self.http_config(style, dataset="    batch_size: 20\n",
+                                 name="k_" + style)
+                with open(self.path("atomsync.yml")) as f:
+                    text = f.read().replace("limit: 50", "limit: 10")
+                with open(self.path("atomsync.yml"), "w") as f:
+                    f.write(text)
+                self.server.reset()
+                proc = spawn(["run"], cwd=self.dir)
+                deadline = time.monotonic() + 30
+                while self.server.stats()["requests"] < 25:
+                    self.assertIsNone(proc.poll(), "the run ended before the kill")
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.02)
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                proc.stderr.close()
+                cp = json.loads(self.store.query(
+                    "SELECT checkpoint FROM atomsync_state WHERE dataset = 'k_%s'"
+                    % style)[0][0])
+                self.assertGreater(cp["page"], 1)
+                self.server.reset()
+                p = self.atomsync("run", check=OK)
+                self.assertIn("(resumed run ", p.stdout)
+                pages = sorted(int(k) for k in self.server.stats()["by_page"])
+                self.assertEqual(pages, list(range(cp["page"], 61)))
+                self.assertEqual(self.rows("k_" + style),
+                                 h.expected_rows(self.server.records()))
+                self.server.faults()
+
+
+@for_each_store
+class OAuthFaultsTest(h.OAuthCase, FaultCase):
+    """An OAuth2 listing: faults publish nothing (invariant 2), kill -9
+    then resume reaches the uninterrupted table (invariant 4) with a token
+    fetched afresh by the resumed run."""
+    server_args = ("--oauth", "cid-1:" + h.CLIENT_SECRET, "--oauth-expires-in", "30")
+
+    def atomsync(self, *args, **kw):
+        kw.setdefault("env", self.env)
+        return super().atomsync(*args, **kw)
+
+    def test_faults_publish_nothing(self):
+        cases = [({"kind": "status", "status": 503, "match": {"page": 3}},
+                  "page 3: HTTP 503 after 4 attempts"),
+                 ({"kind": "truncate", "match": {"page": 5}}, "page 5: truncated body"),
+                 ({"kind": "status", "status": 403, "match": {"page": 2}},
+                  "page 2: HTTP 403")]
+        for fault, needle in cases:
+            with self.subTest(fault=fault["kind"]):
+                self.server.faults()
+                self.server.catalog(records=h.RECORDS, seed=1)
+                self.oauth_config()
+                self.atomsync("run", check=OK)
+                self.before = self.store.full_rows("mods")
+                self.server.catalog(mutate={"update": [1, 2, 3, 200, 599]})
+                self.server.faults(fault)
+                self.expect_failure(needle)
+
+    def test_kill_9_then_resume(self):
+        self.server.faults({"kind": "latency", "ms": 40, "match": {}})
+        self.oauth_config("offset", dataset="    batch_size: 20\n")
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read().replace("limit: 50", "limit: 10")
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text)
+        proc = spawn(["run"], cwd=self.dir, env=self.env)
+        deadline = time.monotonic() + 30
+        while self.server.stats()["requests"] < 25:
+            self.assertIsNone(proc.poll(), "the run ended before the kill")
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
+                                         "WHERE dataset = 'mods'")[0][0])
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("(resumed run ", p.stdout)
+        st = self.server.stats()
+        self.assertEqual(sorted(int(k) for k in st["by_page"]), list(range(cp["page"], 61)))
+        self.assertEqual(st["token_requests"], 1)
+        self.assertEqual(self.rows(), h.expected_rows(self.server.records()))
+        self.assert_clean([cp and json.dumps(cp), p.stdout, p.stderr])
 
 
 @for_each_store

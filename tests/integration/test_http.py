@@ -8,6 +8,7 @@ sends the saved cursor (invariant 8); secrets never appear in any output.
 The server helpers here are shared with tests/fault/test_http_faults.py.
 """
 
+import base64
 import http.server
 import json
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 import unittest
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import parse_qs, quote
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -57,6 +58,40 @@ STYLES = {
     "page_no_total": ("/page/mods", "data",
                       "{style: page, page_param: page, limit_param: pageSize, "
                       "limit: 50}"),
+    # Without a total, the last page full: the cursor is null there.
+    "cursor_null_end": ("/cursor/mods", "data",
+                        "{style: cursor, cursor_param: cursor, cursor_path: pagination.next, "
+                        "limit_param: pageSize, limit: 50}"),
+    # Stripe: keyset on the last record's id, has_more says when it ends.
+    "stripe": ("/stripe/mods", "data",
+               "{style: cursor, cursor_param: starting_after, cursor_from_record: id, "
+               "has_more_path: has_more, limit_param: limit, limit: 50}"),
+    # GraphQL (GitHub-style connection): POST, the page cursor in variables.
+    "graphql": ("/graphql", "data.items.nodes",
+                "{style: cursor, cursor_path: data.items.pageInfo.endCursor, "
+                "has_more_path: data.items.pageInfo.hasNextPage, limit: 50}",
+                "        method: POST\n"
+                "        body:\n"
+                "          query: \"query($first: Int!, $after: String) { items(first: "
+                "$first, after: $after) { nodes { id name downloadCount score updatedAt } "
+                "pageInfo { endCursor hasNextPage } } }\"\n"
+                "          variables: {first: \"{limit}\", after: \"{page_cursor}\"}\n"),
+    # Notion's database query: POST {start_cursor, page_size}.
+    "notion": ("/notion/mods", "results",
+               "{style: cursor, cursor_path: next_cursor, has_more_path: has_more, "
+               "limit: 50}",
+               "        method: POST\n"
+               "        body: {page_size: \"{limit}\", start_cursor: \"{page_cursor}\"}\n"),
+    # Slack's Web API: next_cursor "" on the last page, errors in the body.
+    "slack": ("/slack/mods", "members",
+              "{style: cursor, cursor_param: cursor, "
+              "cursor_path: response_metadata.next_cursor, limit_param: limit, limit: 50}",
+              "        error_path: error\n"
+              "        error_retry: [ratelimited]\n"),
+    # Zendesk's cursor export: end_of_stream says when it ends.
+    "zendesk": ("/zendesk/mods", "mods",
+                "{style: cursor, cursor_param: cursor, cursor_path: after_cursor, "
+                "stop_path: end_of_stream, limit_param: per_page, limit: 50}"),
 }
 
 
@@ -152,7 +187,8 @@ class HttpCase(StoreTestCase):
                     more="", retry="{attempts: 4, initial: 20ms, max: 200ms}",
                     timeout="5s"):
         """A config with one HTTP dataset (plus `more` datasets verbatim)."""
-        path, records, pagination = STYLES[style]
+        path, records, pagination = STYLES[style][:3]
+        http = "".join(STYLES[style][3:]) + http
         text = ("store: {store}\n"
                 "datasets:\n"
                 "  %s:\n"
@@ -238,6 +274,154 @@ class HttpStylesTest(HttpCase):
                          % self.server.base)
         self.atomsync("run", check=OK)
         self.assertEqual(len(self.rows()), 600)
+
+
+@for_each_store
+class HttpListingEndTest(HttpCase):
+    """Invariant 3: a listing is complete only when the API says it ended.
+    A path that never matches must not end the listing after one page."""
+
+    def set_pagination(self, old, new):
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.assertIn(old, text)
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text.replace(old, new))
+
+    def refused(self, *needles):
+        p = self.atomsync("run", check=FAILED)
+        line = self.error_line(p)
+        for n in needles:
+            self.assertIn(n, line)
+        self.assertEqual(self.runs("mods")[0]["status"], "failed")
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE dataset = 'mods' "
+            "AND published_run <> 0"))
+        return line
+
+    def test_cursor_path_that_never_matches_fails(self):
+        """Stripe configured with a cursor_path that matches nothing
+        (data.-1.id): page 1 is full, so the run fails naming the path
+        instead of publishing 50 of 600 records with exit 0."""
+        self.http_config("stripe")
+        self.set_pagination("cursor_from_record: id, has_more_path: has_more",
+                            "cursor_path: data.-1.id")
+        self.refused("/stripe/mods?limit=50: page 1: a full page of 50 records "
+                     "with no next cursor at 'data.-1.id' and nothing saying the "
+                     "listing ended")
+        self.assertEqual(len(page_log(self.server.stats())), 1)
+
+    def test_typo_in_each_sequential_style_fails(self):
+        cases = [("cursor_null_end", "cursor_path: pagination.next",
+                  "cursor_path: pagination.nxt", "no next cursor at 'pagination.nxt'"),
+                 ("next_url", "next_url_path: links.next, limit_param: pageSize, "
+                  "limit: 50, total_path: meta.totalCount",
+                  "next_url_path: links.nxt, limit_param: pageSize, limit: 50",
+                  "no next URL at 'links.nxt'")]
+        for style, old, new, needle in cases:
+            with self.subTest(style=style):
+                self.http_config(style)
+                self.set_pagination(old, new)
+                self.refused("page 1: a full page of 50 records with " + needle)
+
+    def test_link_header_missing_on_a_full_page_fails(self):
+        self.http_config("link_header")
+        self.set_pagination("total_path: 'header:X-Total-Count'", "concurrency: 1")
+        self.set_pagination("concurrency: 1}", "}")
+        body = json.dumps(self.server.records()[:50])
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
+        self.refused("page 1: a full page of 50 records with no Link header")
+
+    def test_full_last_page_with_a_null_cursor_is_the_end(self):
+        """600 records in pages of 50: the last page is full and its cursor
+        is null: the API said the listing ended."""
+        self.http_config("cursor_null_end")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+
+    def test_has_more_path_that_never_matches_fails(self):
+        self.http_config("stripe")
+        self.set_pagination("has_more_path: has_more", "has_more_path: hasMore")
+        self.refused("page 1: nothing at 'hasMore' (has_more_path), not true or false")
+
+    def test_stop_path_makes_a_repeated_cursor_the_end(self):
+        """Zendesk may hand back the cursor it was asked with on the last
+        page; with end_of_stream true that is the end.  Without stop_path the
+        same page is a listing that does not advance."""
+        recs = self.server.records()
+        own = base64.urlsafe_b64encode(b"o:550").decode().rstrip("=")
+        body = json.dumps({"mods": recs[550:], "after_cursor": own,
+                           "end_of_stream": True})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 12}})
+        self.http_config("zendesk")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+        self.assertEqual(self.rows(), expected_rows(recs))
+        self.server.reset()
+        self.http_config("zendesk", name="mods2")
+        self.set_pagination(", stop_path: end_of_stream", "")
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 12: the next cursor is this page's own",
+                      self.error_line(p, "mods2"))
+
+    def test_has_more_true_without_a_cursor_fails(self):
+        self.http_config("zendesk")
+        self.set_pagination("stop_path: end_of_stream", "has_more_path: more")
+        body = json.dumps({"mods": self.server.records()[:50], "after_cursor": None,
+                           "more": True})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
+        self.refused("page 1: 'more' says more records follow, but the page has "
+                     "no next cursor at 'after_cursor'")
+
+
+@for_each_store
+class HttpPostTest(HttpCase):
+    """method: POST with a JSON body: {page_cursor} is the page cursor (its
+    key left out on the first page), {limit} the page size as a number, a
+    GraphQL errors array in a 200 is a failed page (invariant 2)."""
+
+    def test_graphql_bodies(self):
+        self.http_config("graphql")
+        self.atomsync("run", check=OK)
+        bodies = [e["body"] for e in page_log(self.server.stats())]
+        self.assertEqual(len(bodies), 12)
+        self.assertEqual(bodies[0]["variables"], {"first": 50})
+        self.assertIn("items(first: $first", bodies[0]["query"])
+        self.assertEqual(bodies[1]["variables"],
+                         {"first": 50, "after": base64.urlsafe_b64encode(
+                             b"o:50").decode().rstrip("=")})
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+    def test_notion_first_page_has_no_start_cursor(self):
+        self.http_config("notion")
+        self.atomsync("run", check=OK)
+        bodies = [e["body"] for e in page_log(self.server.stats())]
+        self.assertEqual(bodies[0], {"page_size": 50})
+        self.assertTrue(all(b["start_cursor"] for b in bodies[1:]))
+
+    def test_graphql_errors_fail_the_page(self):
+        self.http_config("graphql")
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text.replace("{ items(first:", "{ itemz(first:"))
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("/graphql: page 1: the API returned 1 error: Field 'items' "
+                      "must be selected", self.error_line(p))
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE published_run <> 0"))
+
+    def test_errors_with_partial_data_fail(self):
+        """A GraphQL answer holding data and errors is not a complete page."""
+        recs = self.server.records()
+        body = json.dumps({"data": {"items": {"nodes": recs[50:100], "pageInfo": {
+            "endCursor": "x", "hasNextPage": True}}},
+            "errors": [{"message": "timeout resolving field 'score'"}]})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 2}})
+        self.http_config("graphql")
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 2: the API returned 1 error: timeout resolving field "
+                      "'score'", self.error_line(p))
 
 
 @for_each_store
@@ -414,6 +598,176 @@ class HttpIncrementalTest(HttpCase):
         self.assertEqual(self.rows(), expected_rows(self.server.records()))
 
 
+@for_each_store
+class HttpKeyedTest(HttpCase):
+    """records: items.* takes the values of an object keyed by id as the
+    records, record_key_as: id puts the key into each."""
+
+    def keyed_config(self, records="items.*", extra="        record_key_as: id\n"):
+        self.config("store: {store}\n"
+                    "datasets:\n"
+                    "  mods:\n"
+                    "    key: [id]\n"
+                    "    columns: {id: {type: text}, name: {type: text}, "
+                    "updatedAt: {type: timestamp}}\n"
+                    "    source:\n"
+                    "      http:\n"
+                    "        url: %s/keyed/mods\n"
+                    "        records: %s\n"
+                    "%s"
+                    "        pagination: {style: page, page_param: page, limit_param: "
+                    "pageSize, limit: 50, total_path: pagination.totalCount}\n"
+                    "        retry: {attempts: 2, initial: 10ms, max: 20ms}\n"
+                    % (self.server.base, records, extra))
+
+    def want(self):
+        return sorted((str(r["id"]), r["name"]) for r in self.server.records())
+
+    def test_keyed_records(self):
+        self.keyed_config()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+        self.assertEqual(sorted(self.store.rows("mods", ["id", "name"])), self.want())
+        # records_from: values is the same thing spelled out
+        self.server.catalog(mutate={"update": [9], "delete": [10]})
+        self.keyed_config("items", "        records_from: values\n"
+                          "        record_key_as: id\n")
+        p = self.atomsync("run", check=OK)
+        self.assertIn("599 seen, 0 inserted, 1 updated, 598 unchanged, 1 deleted",
+                      p.stdout)
+        self.assertEqual(sorted(self.store.rows("mods", ["id", "name"])), self.want())
+
+    def test_without_record_key_as_the_key_column_is_missing(self):
+        self.keyed_config(extra="")
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 1 item 1", p.stderr)
+
+    def test_missing_object_fails(self):
+        """Invariant 2: a page without the record object publishes nothing."""
+        self.keyed_config()
+        self.server.faults({"kind": "missing_records", "match": {"page": 3}})
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 3: no record object at 'items'", self.error_line(p))
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE published_run <> 0"))
+
+
+@for_each_store
+class HttpPartitionsTest(HttpCase):
+    """partitions: an offset listing capped at offset + limit <= 200
+    (CurseForge caps at 10,000) synced in one run, one partition per
+    category; checkpoints know the partition (invariant 4)."""
+    server_args = ("--max-offset", "200")
+    CATS = "{param: categoryId, values: [%s]}" % ", ".join(str(i) for i in range(1, 21))
+
+    def part_config(self, partitions=CATS, dataset="", limit=50, name="mods"):
+        self.http_config("offset", name=name, dataset=dataset,
+                         http="        concurrency: 2\n" +
+                         ("        partitions: %s\n" % partitions if partitions else ""))
+        if limit != 50:
+            with open(self.path("atomsync.yml")) as f:
+                text = f.read().replace("limit: 50", "limit: %d" % limit)
+            with open(self.path("atomsync.yml"), "w") as f:
+                f.write(text)
+
+    def test_ceiling_is_named(self):
+        self.part_config(partitions=None)
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("page 5: HTTP 400: {\"error\":\"index + pageSize must be less than "
+                      "or equal to 200\"} (at offset 200: the API may not list past "
+                      "offset + limit 250; split the listing with partitions)",
+                      self.error_line(p))
+
+    def test_partitions_in_one_run(self):
+        self.part_config(limit=10)
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 600 inserted", p.stdout)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        cats = {parse_qs(e["query"])["categoryId"][0] for e in page_log(self.server.stats())}
+        self.assertEqual(cats, {str(i) for i in range(1, 21)})
+        self.assertEqual(len(self.runs("mods")), 1)
+        # the list form, and a second run publishes nothing new
+        self.part_config("[%s]" % ", ".join("{categoryId: %d}" % i for i in range(1, 21)))
+        p = self.atomsync("run", check=OK)
+        self.assertIn("600 seen, 0 inserted, 0 updated, 600 unchanged", p.stdout)
+
+    def test_failure_in_a_partition_publishes_nothing(self):
+        self.part_config()
+        self.atomsync("run", check=OK)
+        before = self.store.full_rows("mods")
+        self.server.catalog(mutate={"update": [1, 2, 3]})
+        self.server.reset()
+        self.server.faults({"kind": "status", "status": 404,
+                            "match": {"page": 1, "request": [7, 8]}})
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("categoryId=", self.error_line(p))
+        self.assertIn("HTTP 404", self.error_line(p))
+        self.assertEqual(self.store.full_rows("mods"), before)
+
+    def test_kill_9_then_resume_by_partition(self):
+        self.server.faults({"kind": "latency", "ms": 40, "match": {}})
+        self.part_config(limit=10, dataset="    batch_size: 20\n")
+        proc = spawn(["run"], cwd=self.dir)
+        deadline = time.monotonic() + 30
+        while self.server.stats()["requests"] < 40:
+            self.assertIsNone(proc.poll(), "the run ended before the kill")
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+        cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
+                                         "WHERE dataset = 'mods'")[0][0])
+        self.assertGreater(cp["part"], 0)
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("(resumed run ", p.stdout)
+        log = page_log(self.server.stats())
+        cats = {int(parse_qs(e["query"])["categoryId"][0]) for e in log}
+        self.assertEqual(min(cats), cp["part"] + 1)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        # the same table as an uninterrupted run
+        self.server.faults()
+        self.part_config(limit=10, name="mods2")
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.rows("mods2"), self.rows("mods"))
+
+
+@for_each_store
+class HttpCursorFormatTest(HttpCase):
+    """cursor_format writes {cursor} for APIs that take epoch seconds,
+    milliseconds or ISO 8601 without fractions; rounded down, so records
+    at the cursor are fetched again rather than skipped (invariant 8)."""
+
+    def test_formats(self):
+        import math
+        cases = [("epoch", "updatedSince",
+                  lambda saved: str(math.floor(instant(saved)))),
+                 ("epoch_ms", "updatedSinceMs",
+                  lambda saved: str(math.floor(instant(saved) * 1000))),
+                 ("iso8601_seconds", "updatedSince",
+                  lambda saved: datetime.fromtimestamp(math.floor(instant(saved)),
+                                                       timezone.utc)
+                  .strftime("%Y-%m-%dT%H:%M:%SZ"))]
+        for fmt, param, want in cases:
+            with self.subTest(fmt=fmt):
+                self.server.catalog(records=RECORDS, seed=1)
+                name = "m_" + fmt
+                self.http_config("offset", name=name,
+                                 dataset="    mode: incremental\n    cursor: updatedAt\n",
+                                 http="        params: {%s: \"{cursor}\"}\n"
+                                 "        cursor_format: %s\n" % (param, fmt))
+                self.atomsync("run", check=OK)
+                saved = self.store.query("SELECT cursor FROM atomsync_state "
+                                         "WHERE dataset = '%s'" % name)[0][0]
+                self.server.catalog(mutate={"update": [5, 77]})
+                self.server.reset()
+                p = self.atomsync("run", check=OK)
+                self.assertIn("2 seen, 0 inserted, 2 updated", p.stdout)
+                q = parse_qs(page_log(self.server.stats())[0]["query"])
+                self.assertEqual(q[param], [want(saved)])
+
+
 SECRET_HEADER = "hdr-SECRET-5f1e9c"
 SECRET_PARAM = "prm-SECRET-a7d3"
 
@@ -504,6 +858,235 @@ class HttpSecretsTest(HttpCase):
         log = page_log(self.server.stats())
         self.assertTrue(all("token=" + SECRET_PARAM in e["query"] for e in log))
         self.assertEqual(len(self.rows()), 600)
+
+
+URL_PASS = "urlPASS-4b7d1e"
+URL_KEY = "qKEY-81f3a0"
+
+
+@for_each_store
+class HttpUrlSecretsTest(HttpCase):
+    """Issue 18.1: ${VAR} as the url's userinfo password or in its query
+    string is a secret like a header's: masked in stderr, --json, status,
+    runs, atomsync_runs.error (both stores), the metrics file, the reject
+    file and the checkpoint, while the server gets it on every page."""
+    server_args = ("--require-header", "Authorization=Basic " +
+                   base64.b64encode(("reader:" + URL_PASS).encode()).decode())
+
+    def url_config(self, name="mods", dataset=""):
+        self.http_config("next_url", name=name, dataset=dataset,
+                         http="        concurrency: 2\n")
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        url = self.server.base + "/next_url/mods"
+        self.assertIn(url + "\n", text)
+        text = text.replace(url + "\n", '"%s?key=${URL_KEY}"\n' % url.replace(
+            "http://", "http://reader:${URL_PASS}@"))
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text)
+
+    env = {"URL_PASS": URL_PASS, "URL_KEY": URL_KEY}
+
+    def store_bytes(self):
+        out = [repr(self.store.query("SELECT * FROM atomsync_runs")),
+               repr(self.store.query("SELECT * FROM atomsync_state"))]
+        for name in os.listdir(self.dir):
+            if name.startswith("store"):
+                with open(self.path(name), "rb") as f:
+                    out.append(f.read().decode("latin-1"))
+        return "".join(out)
+
+    def test_url_secrets_never_appear(self):
+        self.url_config()
+        metrics = self.path("metrics.prom")
+        outputs = []
+        self.server.faults({"kind": "status", "status": 404, "match": {"page": 3}})
+        p = self.atomsync("-v", "--metrics-file", metrics, "run", env=self.env,
+                          check=FAILED)
+        outputs += [p.stdout, p.stderr]
+        line = self.error_line(p)
+        self.assertIn("reader:***@127.0.0.1", line)
+        self.assertIn("key=***", line)
+        self.assertIn("page 3: HTTP 404", line)
+        p = self.atomsync("run", "--json", env=self.env, check=FAILED)
+        outputs += [p.stdout, p.stderr]
+        # A failed run's checkpoint, then the resumed run to the end.
+        self.server.faults({"kind": "status", "status": 500, "match": {"page": 5}})
+        self.atomsync("run", env=self.env, check=FAILED)
+        cp = self.store.query("SELECT checkpoint FROM atomsync_state "
+                              "WHERE dataset = 'mods'")[0][0]
+        self.assertIn("after=", cp)
+        self.server.faults()
+        self.server.reset()
+        p = self.atomsync("-v", "--metrics-file", metrics, "run", "--json",
+                          env=self.env, check=OK)
+        outputs += [p.stdout, p.stderr]
+        self.assertEqual(json.loads(cp)["page"],
+                         min(int(k) for k in self.server.stats()["by_page"]))
+        for args in (["status", "--json"], ["runs", "mods", "--json"], ["status"],
+                     ["runs", "mods"]):
+            p = self.atomsync(*args, env=self.env, check=OK)
+            outputs += [p.stdout, p.stderr]
+        log = page_log(self.server.stats())
+        # A record that is not an object, in another dataset: the reject
+        # file names the page's URL.
+        self.server.reset()
+        self.url_config(name="rej", dataset="    guard: {max_rejects: 1}\n")
+        recs = self.server.records()
+        body = json.dumps({"data": [5] + recs[1:50], "links": {"next": None},
+                           "meta": {"totalCount": 50}})
+        self.server.faults({"kind": "invalid_json", "body": body, "match": {"page": 1}})
+        p = self.atomsync("-v", "run", env=self.env, check=OK)
+        self.assertIn("1 rejected", p.stdout)
+        outputs += [p.stdout, p.stderr]
+        self.assertTrue(os.path.exists(self.path("rej.rejects.jsonl")))
+        with open(metrics) as f:
+            outputs.append(f.read())
+        outputs.append(self.store_bytes())
+        for name in os.listdir(self.dir):
+            if name.endswith(".jsonl"):
+                outputs.append(self.read(name))
+        self.assertTrue(any("reader:***@" in o for o in outputs))
+        for o in outputs:
+            self.assertNotIn(URL_PASS, o)
+            self.assertNotIn(URL_KEY, o)
+        # ... while the server got both on every page (401 otherwise).
+        self.assertTrue(log and all("key=" + URL_KEY in e["query"] for e in log))
+        self.assertNotIn("401", self.server.stats()["statuses"])
+        self.assertEqual(len(self.rows()), 600)
+
+
+CLIENT_SECRET = "csec-77a1d0e4"
+
+
+class OAuthCase(HttpCase):
+    server_args = ("--oauth", "cid-1:" + CLIENT_SECRET, "--oauth-expires-in", "2")
+    client_auth = ""
+    env = {"CLIENT_SECRET": CLIENT_SECRET}
+
+    def oauth_config(self, style="offset", dataset=""):
+        self.http_config(style, dataset=dataset, http=(
+            "        auth:\n"
+            "          oauth2:\n"
+            "            token_url: %s/oauth/token\n"
+            "            client_id: cid-1\n"
+            "            client_secret: \"${CLIENT_SECRET}\"\n"
+            "            scopes: [read:mods, read:stats]\n"
+            "            audience: https://api.example\n"
+            "%s" % (self.server.base, self.client_auth)))
+
+    def assert_clean(self, outputs):
+        tokens = self.server.stats()["tokens_issued"]
+        self.assertTrue(tokens)
+        for o in outputs:
+            self.assertNotIn(CLIENT_SECRET, o)
+            for t in tokens:
+                self.assertNotIn(t, o)
+
+
+@for_each_store
+class HttpOAuthTest(OAuthCase):
+    """auth.oauth2 (client credentials, the secret as HTTP Basic): a token
+    before the first page, renewed before expires_in (2 s here) without a
+    401, renewed once on a 401; the token and the secret are printed
+    nowhere."""
+
+    def test_token_fetched_renewed_and_never_printed(self):
+        self.server.faults({"kind": "latency", "ms": 150, "match": {}})
+        self.oauth_config()
+        p = self.atomsync("-v", "run", "--json", env=self.env, check=OK)
+        st = self.server.stats()
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+        # 12 pages of 150 ms: 1.8 s, past the renewal point (1.6 s)
+        self.assertGreaterEqual(st["token_requests"], 2)
+        self.assertNotIn("401", st["statuses"])
+        form = st["token_forms"][0]
+        self.assertEqual(form, {"grant_type": "client_credentials",
+                                "scope": "read:mods read:stats",
+                                "audience": "https://api.example"})
+        outputs = [p.stdout, p.stderr]
+        for args in (["status", "--json"], ["runs", "mods", "--json"]):
+            q = self.atomsync(*args, env=self.env, check=OK)
+            outputs += [q.stdout, q.stderr]
+        outputs.append(repr(self.store.query("SELECT * FROM atomsync_runs")))
+        self.assert_clean(outputs)
+
+    def test_401_renews_the_token_once(self):
+        self.oauth_config()
+        self.server.faults({"kind": "status", "status": 401, "match": {"page": 4},
+                            "times": 1})
+        p = self.atomsync("-v", "run", env=self.env, check=OK)
+        self.assertIn("HTTP 401: renewing the access token", p.stderr)
+        st = self.server.stats()
+        self.assertEqual(st["token_requests"], 2)
+        self.assertEqual(st["by_page"]["4"], 2)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+    def test_401_twice_fails_and_publishes_nothing(self):
+        """Invariant 2: a 401 that a new token does not cure fails the run."""
+        self.oauth_config()
+        self.server.faults({"kind": "status", "status": 401, "match": {"page": 4}})
+        p = self.atomsync("run", env=self.env, check=FAILED)
+        self.assertIn("page 4: HTTP 401", self.error_line(p))
+        self.assertEqual(self.server.stats()["by_page"]["4"], 2)
+        self.assertFalse(self.store.query(
+            "SELECT 1 FROM atomsync_state WHERE published_run <> 0"))
+        self.assert_clean([p.stdout, p.stderr,
+                           repr(self.store.query("SELECT * FROM atomsync_runs"))])
+
+    def test_wrong_secret_fails_before_the_first_page(self):
+        self.oauth_config()
+        p = self.atomsync("run", env={"CLIENT_SECRET": "wrong-secret"}, check=FAILED)
+        self.assertIn("oauth2 token from %s/oauth/token: HTTP 401: invalid_client"
+                      % self.server.base, self.error_line(p))
+        self.assertNotIn("wrong-secret", p.stderr)
+        self.assertEqual(page_log(self.server.stats()), [])
+
+
+@for_each_store
+class HttpOAuthBodyTest(OAuthCase):
+    """client_auth: body puts client_id and client_secret in the form."""
+    server_args = ("--oauth", "cid-1:" + CLIENT_SECRET, "--oauth-client-auth", "body")
+    client_auth = "            client_auth: body\n"
+
+    def test_secret_in_the_form(self):
+        self.oauth_config("graphql")
+        self.atomsync("run", env=self.env, check=OK)
+        st = self.server.stats()
+        self.assertEqual(st["token_requests"], 1)
+        self.assertEqual(st["token_forms"][0]["client_secret"], CLIENT_SECRET)
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
+
+
+BEARER = "brr-TOKEN-5a9e"
+
+
+@for_each_store
+class HttpBearerTest(HttpCase):
+    server_args = ("--require-header", "Authorization=Bearer " + BEARER)
+
+    def test_bearer(self):
+        self.http_config("cursor", http="        auth: {bearer: \"${TOKEN}\"}\n")
+        p = self.atomsync("-v", "run", env={"TOKEN": BEARER}, check=OK)
+        self.assertEqual(len(self.rows()), 600)
+        p = self.atomsync("run", env={"TOKEN": BEARER + "x"}, check=FAILED)
+        self.assertIn("page 1: HTTP 401", self.error_line(p))
+        self.assertNotIn(BEARER, p.stderr)
+
+
+@for_each_store
+class HttpBasicTest(HttpCase):
+    server_args = ("--require-header", "Authorization=Basic " +
+                   base64.b64encode(b"svc:pw-BASIC-31c").decode())
+
+    def test_basic(self):
+        self.http_config("next_url", http="        auth: {basic: {user: svc, "
+                         "password: \"${PW}\"}}\n")
+        self.atomsync("run", env={"PW": "pw-BASIC-31c"}, check=OK)
+        self.assertEqual(len(self.rows()), 600)
+        p = self.atomsync("run", "--json", env={"PW": "pw-BASIC-31cz"}, check=FAILED)
+        self.assertIn("HTTP 401", p.stdout + p.stderr)
+        self.assertNotIn("pw-BASIC-31c", p.stdout + p.stderr)
 
 
 class _TlsHandler(http.server.BaseHTTPRequestHandler):

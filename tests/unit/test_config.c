@@ -238,11 +238,13 @@ static void test_full_http(void **state)
 	assert_string_equal(h->item_url, "http://127.0.0.1:8080/v1/mods/{id}");
 	assert_string_equal(h->ca_bundle, "/etc/ssl/ca.pem");
 	assert_int_equal(h->insecure, 1);
-	/* Names of values that came from ${VAR}: the HTTP layer redacts them.
+	/* Names of values that came from ${VAR}: the HTTP layer redacts them
+	 * (the url's own query parameters first).
 	 */
-	assert_int_equal(h->nsecrets, 2);
-	assert_string_equal(h->secrets[0], "token");
-	assert_string_equal(h->secrets[1], "x-api-key");
+	assert_int_equal(h->nsecrets, 3);
+	assert_string_equal(h->secrets[0], "sig");
+	assert_string_equal(h->secrets[1], "token");
+	assert_string_equal(h->secrets[2], "x-api-key");
 	as_config_free(cfg);
 }
 
@@ -471,9 +473,11 @@ static void test_env_expansion(void **state)
 	assert_string_equal(cfg->store, "sqlite:/srv/data/db$1");
 	assert_string_equal(cfg->datasets[0].source.path, "/srv/data/in.jsonl");
 	assert_int_equal(cfg->datasets[0].batch_size, 500);
-	/* Only store/cache/http/webhook values are secrets. */
-	assert_int_equal(cfg->nsecret_values, 1);
-	assert_string_equal(cfg->secret_values[0], "/srv/data");
+	/* Only store/cache/http/webhook values are secrets, also as they
+	 * appear percent-encoded in a URL. */
+	assert_int_equal(cfg->nsecret_values, 2);
+	assert_string_equal(cfg->secret_values[0], "%2Fsrv%2Fdata");
+	assert_string_equal(cfg->secret_values[1], "/srv/data");
 	as_config_free(cfg);
 }
 
@@ -864,7 +868,52 @@ static void test_err_sources(void **state)
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "pagination: {style: cursor, cursor_param: c}}}\n",
 		     "t.yml:5:56: pagination style 'cursor' in pagination of "
-		     "dataset 'addons' needs 'cursor_path'");
+		     "dataset 'addons' needs 'cursor_path' or "
+		     "'cursor_from_record'");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "pagination: {style: cursor, cursor_path: c}}}\n",
+		     "t.yml:5:56: pagination style 'cursor' in pagination of "
+		     "dataset 'addons' needs 'cursor_param' (or {page_cursor} "
+		     "in the url, a param or the body)");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: http://h, "
+		     "records: data, record_key_as: id}}\n",
+		"t.yml:5:66: 'record_key_as' in http source of dataset "
+		"'addons' needs records keyed by id ('records: items.*' or "
+		"'records_from: values')");
+	expect_error(
+		HEAD "    key: id\n    source: {http: {url: http://h, "
+		     "partitions: {param: c}}}\n",
+		"t.yml:5:48: partitions in http source of dataset "
+		"'addons' needs 'param' (a name) and 'values' (a non-empty "
+		"list)");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "error_retry: [ratelimited]}}\n",
+		     "t.yml:5:49: 'error_retry' in http source of dataset "
+		     "'addons' needs 'error_path'");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "records: a.*.b}}\n",
+		     "t.yml:5:45: 'records' in http source of dataset 'addons' "
+		     "may hold '*' only as its last part ('items.*')");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "body: {a: 1}}}\n",
+		     "t.yml:5:36: 'body' in http source of dataset 'addons' "
+		     "needs method: POST");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "pagination: {style: cursor, cursor_param: c, "
+			  "cursor_path: a, cursor_from_record: id}}}\n",
+		     "t.yml:5:117: 'cursor_from_record' in pagination of "
+		     "dataset 'addons' conflicts with 'cursor_path': give one "
+		     "of them");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "pagination: {style: page, page_param: p, "
+			  "cursor_from_record: id}}}\n",
+		     "t.yml:5:97: 'cursor_from_record' in pagination of "
+		     "dataset 'addons' needs style: cursor");
+	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
+			  "pagination: {style: none, has_more_path: more}}}\n",
+		     "t.yml:5:77: 'has_more_path' in pagination of dataset "
+		     "'addons' needs a pagination style other than 'none'");
 	expect_error(HEAD "    key: id\n    source: {http: {url: http://h, "
 			  "headers: {\"a b\": x}}}\n",
 		     "t.yml:5:47: 'a b' in http source of dataset 'addons' is "
