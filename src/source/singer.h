@@ -1,6 +1,7 @@
 /*
  * Singer messages (RECORD, SCHEMA, STATE) into source events, so existing
- * Singer taps work unchanged.
+ * Singer taps work unchanged.  Message types are case-insensitive; BATCH is
+ * a named bad record (its files are not read).
  */
 #ifndef AS_SOURCE_SINGER_H
 #define AS_SOURCE_SINGER_H
@@ -13,6 +14,8 @@ typedef struct as_singer {
 	int warned;	 /* about another stream */
 	int use_state;	 /* STATE messages are checkpoints (exec) */
 	int64_t ignored; /* records of other streams */
+	char **key;	 /* key_properties of the stream's last SCHEMA */
+	size_t nkey;
 } as_singer;
 
 void as_singer_init(as_singer *sg, const char *stream, int use_state);

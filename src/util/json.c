@@ -202,6 +202,14 @@ json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 		as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 		return NULL;
 	}
+	if (!v && json_error_code(&je) == json_error_null_character) {
+		/* Named in our words, not the parser's flag. */
+		as_error_set(err, AS_EINPUT,
+			     "%s:%d: \\u0000 (a NUL character) inside a string "
+			     "is not supported; remove it from the source data",
+			     where, je.column);
+		return NULL;
+	}
 	if (!v) {
 		if (je.column > 0)
 			as_error_set(err, AS_EINPUT, "%s:%d: %s", where,

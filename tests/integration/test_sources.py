@@ -198,6 +198,43 @@ class SourcesTest(StoreTestCase):
         self.assertEqual(p.returncode, FAILED)
         self.assertIn("in.singer:2: Singer RECORD without an object", p.stderr)
 
+    def test_singer_lower_case_types(self):
+        """Singer message types are case-insensitive: "record" is a record."""
+        recs = make_records(20)
+        msgs = [{"type": "schema", "stream": "s", "schema": {}, "key_properties": ["id"]}]
+        msgs += [{"type": "record", "stream": "s", "record": r} for r in recs]
+        write_jsonl(self.path("in.singer"), msgs)
+        self.config(config("      file: in.singer\n      format: singer"))
+        self.atomsync("run", check=OK)
+        self.assertEqual(self.store.rows("d", COLS), reference_rows(recs, COLS))
+
+    def test_singer_missing_key_property(self):
+        """Singer: a RECORD without its SCHEMA's key property is named with its
+        line, and nothing is published (invariant 9)."""
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": ["id"]},
+                {"type": "RECORD", "stream": "s", "record": {"id": 1, "name": "a",
+                                                              "downloads": 1}},
+                {"type": "RECORD", "stream": "s", "record": {"name": "b"}}]
+        write_jsonl(self.path("in.singer"), msgs)
+        self.config(config("      file: in.singer\n      format: singer"))
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, FAILED)
+        self.assertIn("in.singer:3: Singer RECORD without key property 'id'", p.stderr)
+
+    def test_singer_batch_not_silent(self):
+        """Singer: a BATCH message is a named bad record, never a silent skip
+        (invariant 9)."""
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": ["id"]},
+                {"type": "RECORD", "stream": "s", "record": {"id": 1, "name": "a",
+                                                              "downloads": 1}},
+                {"type": "BATCH", "stream": "s", "encoding": {"format": "jsonl"},
+                 "manifest": ["file:///nonexistent.jsonl"]}]
+        write_jsonl(self.path("in.singer"), msgs)
+        self.config(config("      file: in.singer\n      format: singer"))
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, FAILED)
+        self.assertIn("in.singer:3: Singer BATCH messages are not supported", p.stderr)
+
 
 if __name__ == "__main__":
     import unittest

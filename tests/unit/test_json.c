@@ -122,6 +122,24 @@ static void test_big_integers(void **state)
 	json_decref(v);
 }
 
+/* \u0000 in a string is named in our words, never by a parser flag. */
+static void test_parse_nul(void **state)
+{
+	const char *text = "{\"a\":\"x\\u0000y\"}";
+	as_error err;
+	json_t *v;
+
+	(void)state;
+	as_error_clear(&err);
+	v = as_json_parse_record(text, strlen(text), "f:3", &err);
+	assert_null(v);
+	assert_int_equal(err.code, AS_EINPUT);
+	assert_non_null(strstr(err.msg, "f:3:"));
+	assert_non_null(strstr(err.msg, "\\u0000 (a NUL character) inside a "
+					"string is not supported"));
+	assert_null(strstr(err.msg, "JSON_ALLOW_NUL"));
+}
+
 static void test_parse_columns_any(void **state)
 {
 	as_error err;
@@ -294,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_big_integers),
 		cmocka_unit_test(test_parse_columns_any),
+		cmocka_unit_test(test_parse_nul),
 		cmocka_unit_test(test_parse_ok),
 		cmocka_unit_test(test_compact_short_reals),
 		cmocka_unit_test(test_compact_mixed),

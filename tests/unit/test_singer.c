@@ -170,10 +170,73 @@ static void test_other_types(void **state)
 	expect_none(
 		&sg,
 		"{\"type\":\"ACTIVATE_VERSION\",\"stream\":\"users\",\"version\":1}");
-	expect_none(&sg, "{\"type\":\"BATCH\",\"stream\":\"users\"}");
-	expect_none(&sg,
-		    "{\"type\":\"record\",\"stream\":\"users\",\"record\":{}}");
-	assert_null(sg.stream); /* none of these chose a stream */
+	assert_null(sg.stream); /* it chose no stream */
+	/* BATCH is never a silent skip. */
+	expect_bad(&sg, "{\"type\":\"BATCH\",\"stream\":\"users\"}",
+		   "tap:7: Singer BATCH messages are not supported (the tap "
+		   "must send RECORD messages)");
+	as_singer_free(&sg);
+}
+
+/* Message types are case-insensitive (the Singer spec). */
+static void test_lower_case(void **state)
+{
+	as_singer sg;
+	as_event ev;
+
+	(void)state;
+	as_singer_init(&sg, NULL, 1);
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"schema\",\"stream\":\"users\","
+			     "\"key_properties\":[\"id\"]}",
+			     &ev),
+			 1);
+	assert_int_equal(ev.kind, AS_EV_SCHEMA);
+	as_event_clear(&ev);
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"record\",\"stream\":\"users\","
+			     "\"record\":{\"id\":1}}",
+			     &ev),
+			 1);
+	assert_int_equal(ev.kind, AS_EV_RECORD);
+	as_event_clear(&ev);
+	assert_int_equal(
+		msg(&sg, "{\"type\":\"State\",\"value\":{\"a\":1}}", &ev), 1);
+	assert_int_equal(ev.kind, AS_EV_CHECKPOINT);
+	assert_string_equal(ev.checkpoint, "{\"a\":1}");
+	as_event_clear(&ev);
+	as_singer_free(&sg);
+}
+
+/* A RECORD lacking a key property of its SCHEMA is named, with the line. */
+static void test_missing_key(void **state)
+{
+	as_singer sg;
+	as_event ev;
+
+	(void)state;
+	as_singer_init(&sg, NULL, 0);
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"SCHEMA\",\"stream\":\"m\","
+			     "\"key_properties\":[\"id\"]}",
+			     &ev),
+			 1);
+	as_event_clear(&ev);
+	expect_bad(&sg,
+		   "{\"type\":\"RECORD\",\"stream\":\"m\","
+		   "\"record\":{\"metric\":8214}}",
+		   "tap:7: Singer RECORD without key property 'id' (SCHEMA "
+		   "key_properties)");
+	/* A later SCHEMA without keys lifts the check. */
+	expect_none(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"m\","
+			 "\"key_properties\":[]}");
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"RECORD\",\"stream\":\"m\","
+			     "\"record\":{\"metric\":1}}",
+			     &ev),
+			 1);
+	assert_int_equal(ev.kind, AS_EV_RECORD);
+	as_event_clear(&ev);
 	as_singer_free(&sg);
 }
 
@@ -267,6 +330,8 @@ int main(void)
 		cmocka_unit_test(test_schema),
 		cmocka_unit_test(test_state),
 		cmocka_unit_test(test_other_types),
+		cmocka_unit_test(test_lower_case),
+		cmocka_unit_test(test_missing_key),
 		cmocka_unit_test(test_streams),
 		cmocka_unit_test(test_malformed),
 	};
