@@ -104,6 +104,8 @@ static int check_colref(const sect *s, const ynode *n, const char *name,
 			"another name",
 			r->role, name, r->d->where);
 	for (size_t i = 0; !rc && i < ds->ncolumns; i++)
+		/* columns holds ncolumns entries, each named. */
+		/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 		if (!strcmp(ds->columns[i].name, name))
 			return 0;
 	if (!rc && ds->columns)

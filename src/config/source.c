@@ -258,8 +258,11 @@ static int read_partitions(const sect *s, as_http_cfg *h)
 		if (!p->params)
 			return as_cfg_oom(s->c);
 		if (!item) {
-			rc = partition_kv(s, param, param->text,
-					  values->kids[i], p);
+			/* Without item, the {param, values} form: param is set.
+			 */
+			rc = param ? partition_kv(s, param, param->text,
+						  values->kids[i], p)
+				   : AS_EUSAGE;
 			continue;
 		}
 		for (size_t j = 0; j < item->nkids && !rc; j += 2)

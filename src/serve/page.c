@@ -72,8 +72,8 @@ static void chart(as_buf *b, const atomsync_run_info *v, size_t n)
 				  : as_streq(r->status, "completed") ? "ok"
 								     : "run";
 
-		rh = (int)((double)r->seen / maxr * (H / 2 - 14));
-		dh = d > 0 ? (int)(d / maxd * (H / 2 - 14)) : 0;
+		rh = (int)((double)r->seen / maxr * (H / 2.0 - 14));
+		dh = d > 0 ? (int)(d / maxd * (H / 2.0 - 14)) : 0;
 		as_buf_printf(b,
 			      "<rect class=\"%s\" x=\"%d\" y=\"%d\" "
 			      "width=\"%d\" height=\"%d\"><title>run %lld: "

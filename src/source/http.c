@@ -843,8 +843,8 @@ static void offset_hint(const http_src *s, const http_page *pg, as_error *err)
 	snprintf(err->msg + n, sizeof(err->msg) - n,
 		 " (at offset %lld: the API may not list past offset + limit "
 		 "%lld; split the listing with partitions)",
-		 (long long)((pg->req.page - 1) * size),
-		 (long long)(pg->req.page * size));
+		 ((long long)pg->req.page - 1) * size,
+		 (long long)pg->req.page * size);
 }
 
 /* Drive the network up to wait_ms and take the pages that arrived.  Pages
@@ -1175,7 +1175,7 @@ static int end_page(http_src *s, http_page *pg, as_event *ev, as_error *err)
 		ev->checkpoint = checkpoint(s, 1, NULL, 0);
 		if (!ev->checkpoint)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
-		if ((rc = start_listing(s, 1, NULL, err))) {
+		if (start_listing(s, 1, NULL, err)) {
 			s->failed = 1;
 			s->fail = *err;
 		}

@@ -26,6 +26,7 @@ void as_crash_init(void)
 {
 	const char *spec = getenv("ATOMSYNC_CRASH");
 	const char *logf = getenv("ATOMSYNC_CRASH_LOG");
+	const char *action;
 	const char *pause = getenv("ATOMSYNC_PAUSE");
 
 	if (spec && *spec) {
@@ -40,8 +41,8 @@ void as_crash_init(void)
 		if (target_n < 1)
 			target_n = 1;
 		as_crash_enabled = 1;
-		stop_there = getenv("ATOMSYNC_CRASH_ACTION") &&
-			     !strcmp(getenv("ATOMSYNC_CRASH_ACTION"), "stop");
+		action = getenv("ATOMSYNC_CRASH_ACTION");
+		stop_there = action && !strcmp(action, "stop");
 	}
 	if (pause && *pause && strchr(pause, ':')) {
 		size_t n = (size_t)(strrchr(pause, ':') - pause);
