@@ -445,7 +445,6 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 	sqlite3_stmt *q = NULL;
 	double now = as_now();
 	char when[40];
-	int rc;
 
 	/* A plain read first (WAL readers never wait): a live holder turns
 	 * this run away at once, without waiting for the write lock. */
@@ -453,30 +452,9 @@ static int sq_lease_acquire(as_store *st, const char *dataset,
 		return err->code;
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "taking the lease", err))
 		return busy_holder(s, dataset, err);
-	if (as_sq_prepare(s,
-			  "SELECT owner, expires_at FROM atomsync_leases "
-			  "WHERE dataset = ?1",
-			  &q, err))
+	/* Again under the write lock: it may have been taken meanwhile. */
+	if (lease_holder(s, dataset, now, err))
 		goto fail;
-	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		const char *holder = (const char *)sqlite3_column_text(q, 0);
-		double exp = sqlite3_column_double(q, 1);
-
-		if (holder && exp > now && !as_owner_is_dead(holder)) {
-			as_error_set(err, AS_ELEASE,
-				     "dataset %s is being run by %s (lease "
-				     "expires %s); nothing done",
-				     dataset, holder,
-				     as_iso8601(exp, when, sizeof(when)));
-			goto fail;
-		}
-	} else if (rc != SQLITE_DONE) {
-		as_sq_fail(s, err, "reading lease");
-		goto fail;
-	}
-	sqlite3_finalize(q);
 	if (as_sq_prepare(
 		    s,
 		    "INSERT INTO atomsync_leases(dataset, owner, token, "
