@@ -473,6 +473,25 @@ static void drain_workers(as_serve *sv, const sigset_t *set)
 		}
 }
 
+/* What as_serve_main built, on every way out of it. */
+static void serve_free(as_serve *sv)
+{
+	free(sv->codes);
+	sv->codes = NULL;
+	for (size_t i = 0; i < sv->nold; i++)
+		as_config_free(sv->old[i]);
+	free(sv->old);
+	sv->old = NULL;
+	sv->nold = 0;
+	while (sv->jobs) {
+		as_job *j = sv->jobs;
+
+		sv->jobs = j->next_job;
+		free(j->name);
+		free(j);
+	}
+}
+
 int as_serve_main(as_serve *sv)
 {
 	struct sigaction sa;
@@ -502,11 +521,14 @@ int as_serve_main(as_serve *sv)
 	if (jobs_sync(sv, sv->cfg, &err) ||
 	    as_store_open(&st, sv->cfg->store, &err)) {
 		as_cli_error(sv->cli, "%s", err.msg);
+		as_store_close(st);
+		serve_free(sv);
 		return err.code == AS_EUSAGE ? AS_EXIT_USAGE : AS_EXIT_FAILED;
 	}
 	if (!sv->once && as_http_start(sv, &err)) {
 		as_cli_error(sv->cli, "%s", err.msg);
 		as_store_close(st);
+		serve_free(sv);
 		return AS_EXIT_USAGE;
 	}
 	for (as_job *j = sv->jobs; j; j = j->next_job)
@@ -566,16 +588,6 @@ int as_serve_main(as_serve *sv)
 	/* --once: the combined result of its runs, as `atomsync run`. */
 	if (sv->once && sv->ncodes)
 		code = as_exit_combine(sv->codes, sv->ncodes);
-	free(sv->codes);
-	for (size_t i = 0; i < sv->nold; i++)
-		as_config_free(sv->old[i]);
-	free(sv->old);
-	while (sv->jobs) {
-		as_job *j = sv->jobs;
-
-		sv->jobs = j->next_job;
-		free(j->name);
-		free(j);
-	}
+	serve_free(sv);
 	return code;
 }
