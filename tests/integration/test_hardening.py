@@ -213,13 +213,13 @@ class LoadArgumentsTest(StoreTestCase):
         """Item 4: --key data would be the whole-record column; a key column
         named twice (in any case) is one column."""
         self.assert_usage(["t", "in.jsonl", "--key", "data"],
-                          ["--key", "'data'", "whole record"])
+                          ["key data", "'data'", "whole record"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,data"], ["'data'"])
-        self.assert_usage(["t", "in.jsonl", "--key", "id,id"], ["--key", "'id' twice"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,id"], ["key id,id", "'id' twice"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,ID"], ["'ID'", "twice"])
-        self.assert_usage(["t", "in.jsonl", "--key", "id,"], ["--key", "empty"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,"], ["key id,", "empty"])
         self.assert_usage(["t", "in.jsonl", "--key", "id", "--mode", "scoped",
-                           "--scope", "id,id"], ["--scope", "twice"])
+                           "--scope", "id,id"], ["scope id,id", "twice"])
 
     def test_reserved_names(self):
         """Item 6: atomsync's and SQLite's own names, in any case, are
