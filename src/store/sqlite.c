@@ -328,6 +328,8 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_handler(s->db, as_sq_busy, NULL);
+	/* Closing checkpoints without the exclusive lock (sq_close). */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/*
 	 * WAL: readers see the last committed publish while a run stages and
 	 * publishes (invariant 1 for readers).  synchronous=NORMAL for staging
@@ -357,8 +359,18 @@ static void sq_close(as_store *st)
 
 	if (!s)
 		return;
-	if (s->db)
+	/*
+	 * The last connection to close would take the database's exclusive
+	 * lock to checkpoint and delete the WAL: a reader opening meanwhile
+	 * without a busy timeout would fail with "database is locked".  A
+	 * passive checkpoint copies the WAL into the database file without
+	 * that lock (readers go on), and the WAL file is left in place.
+	 */
+	if (s->db) {
+		sqlite3_wal_checkpoint_v2(
+			s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		sqlite3_close_v2(s->db);
+	}
 	free(s->path);
 	free(s->base.url);
 	free(s->base.display);
