@@ -204,6 +204,17 @@ int as_table_owner_check(const as_table *t, const char *other,
 			: "");
 }
 
+const char *as_lease_label(const char *lease, char *buf, size_t cap)
+{
+	size_t n = strlen(AS_TABLE_LEASE_PREFIX);
+
+	if (!strncmp(lease, AS_TABLE_LEASE_PREFIX, n))
+		snprintf(buf, cap, "table %s", lease + n);
+	else
+		snprintf(buf, cap, "dataset %s", lease);
+	return buf;
+}
+
 void as_dataset_status_free(as_dataset_status *s, size_t n)
 {
 	if (!s)
