@@ -586,7 +586,6 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 {
 	as_pg_params p;
 	PGresult *res;
-	char what[160];
 	int64_t n;
 
 	as_pg_params_init(&p);
@@ -603,12 +602,7 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 	n = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	if (n != 1)
-		return as_error_set(err, AS_EFENCED,
-				    "%s: this worker's lease (token %lld) "
-				    "was taken over by another worker; nothing "
-				    "more is committed by this run",
-				    as_lease_label(dataset, what, sizeof(what)),
-				    (long long)token);
+		return as_lease_lost(dataset, token, err);
 	return 0;
 }
 

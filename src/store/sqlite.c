@@ -506,7 +506,6 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 		int64_t token, int64_t ttl_ms, as_error *err)
 {
 	sqlite3_stmt *st = cache ? *cache : NULL;
-	char what[160];
 	int rc;
 
 	if (!st && as_sq_prepare(s,
@@ -526,12 +525,7 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, "checking lease");
 	if (sqlite3_changes(s->db) != 1)
-		return as_error_set(err, AS_EFENCED,
-				    "%s: this worker's lease (token %lld) "
-				    "was taken over by another worker; nothing "
-				    "more is committed by this run",
-				    as_lease_label(dataset, what, sizeof(what)),
-				    (long long)token);
+		return as_lease_lost(dataset, token, err);
 	return 0;
 }
 

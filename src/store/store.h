@@ -332,6 +332,8 @@ void as_dataset_status_free(as_dataset_status *s, size_t n);
 char *as_redact_url(const char *url);
 /* A lease name as messages say it, "dataset d" or "table t", in buf. */
 const char *as_lease_label(const char *lease, char *buf, size_t cap);
+/* AS_EFENCED: the fence found lease taken over (token is this run's). */
+int as_lease_lost(const char *lease, int64_t token, as_error *err);
 int as_table_key_list(const as_table *t, char *buf, size_t cap);
 /* A table belongs to the dataset whose first run created its state: `other`
  * is another dataset recorded on t's table (NULL: none), with its mode's

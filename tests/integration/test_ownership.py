@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from atomsync_test import (LEASED, OK, USAGE, StoreTestCase,  # noqa: E402
-                           for_each_store, spawn, write_jsonl)
+                           for_each_store, proc_state, spawn, write_jsonl)
 
 FULL = """
 store: {store}
@@ -168,14 +168,6 @@ class OwnershipTest(StoreTestCase):
         self.assertIn("'share_table'", p.stderr)
         self.assertIn("only valid with mode: scoped", p.stderr)
         self.assertIn("atomsync.yml:", p.stderr)
-
-
-def proc_state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 if __name__ == "__main__":
