@@ -123,7 +123,8 @@ typedef struct atomsync_dataset_spec {
 	const char *key;   /* "col[,col...]"; NULL only with format singer */
 	const char *mode; /* "full" (NULL), "incremental", "scoped", "append" */
 	const char *scope;   /* scoped: "col[,col...]" */
-	const char *cursor;  /* incremental: the cursor column */
+	const char *cursor;  /* incremental: the cursor column; NULL: none
+			      * (each run upserts, no cursor is kept) */
 	const char *file;    /* path, or NULL / "-" for stdin */
 	const char *format;  /* "jsonl" (NULL) or "singer" */
 	int64_t batch_size;  /* records per staging commit; 0: default */

@@ -78,4 +78,10 @@ int as_cmd_rollback(as_cli *cli, int argc, char **argv);
 int as_cmd_verify(as_cli *cli, int argc, char **argv);
 int as_cmd_serve(as_cli *cli, int argc, char **argv);
 
+/* The scheduler daemon (src/serve/, the command's own module: it schedules
+ * from the config's internals, so it is built apart from src/cli/): serves
+ * on addr ("ADDR:PORT") until SIGTERM, or makes one pass (once) with
+ * log lines as text or JSON; returns an exit code. */
+int as_serve_run(as_cli *cli, const char *addr, int once, int log_json);
+
 #endif

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "serve/serve.h"
 
 int as_cmd_serve(as_cli *cli, int argc, char **argv)
 {
@@ -18,22 +17,19 @@ int as_cmd_serve(as_cli *cli, int argc, char **argv)
 		{"log-format", required_argument, NULL, 'f'},
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
-	as_serve sv;
+	const char *addr = "127.0.0.1:9464";
+	int c, once = 0, log_json = 0;
 	as_error err;
-	int c;
 
-	memset(&sv, 0, sizeof(sv));
-	sv.cli = cli;
-	sv.listen = "127.0.0.1:9464";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': sv.listen = optarg; break;
-		case 'o': sv.once = 1; break;
+		case 'l': addr = optarg; break;
+		case 'o': once = 1; break;
 		case 'c': cli->config_path = optarg; break;
 		case 'f':
 			if (strcmp(optarg, "json") == 0)
-				sv.log_json = 1;
+				log_json = 1;
 			else if (strcmp(optarg, "text") != 0) {
 				as_cli_error(cli,
 					     "--log-format %s: expected text "
@@ -54,5 +50,5 @@ int as_cmd_serve(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	return as_serve_main(&sv);
+	return as_serve_run(cli, addr, once, log_json);
 }

@@ -51,12 +51,67 @@ static int spec_mode(const char *s, as_mode *m)
 	return -1;
 }
 
-static int bad_name(const char *name)
+/* A column list of the spec (key, scope, cursor) under the config file's
+ * rules: plain names, not reserved, not 'data' (without columns it holds
+ * the whole record), none twice (names ignore case). */
+static int check_cols(const atomsync_dataset_spec *sp, const char *field,
+		      const char *list, as_error *err)
 {
-	return !name || !as_is_ident(name) ||
-	       !strncasecmp(name, "atomsync", 8) ||
-	       !strncasecmp(name, "_atomsync", 9) ||
-	       !strncasecmp(name, "sqlite_", 7);
+	size_t n = 0;
+	char **v = as_split(list, ',', &n);
+	int rc = 0;
+
+	if (!v)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !rc; i++) {
+		const char *why = as_cfg_name_problem(v[i], 0);
+
+		if (!*v[i])
+			why = "is empty";
+		else if (!why && !strcasecmp(v[i], AS_DATA_COLUMN))
+			why = "is the column of the whole record (each record "
+			      "is kept as JSON in 'data'); use another column";
+		if (why)
+			rc = as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: %s %s: column name '%s' %s",
+				sp->name, field, list, v[i], why);
+		for (size_t j = 0; j < i && !rc; j++)
+			if (!strcasecmp(v[i], v[j]))
+				rc = as_error_set(
+					err, AS_EUSAGE,
+					"dataset %s: %s %s lists '%s' "
+					"twice%s",
+					sp->name, field, list, v[i],
+					strcmp(v[i], v[j])
+						? " (names ignore case)"
+						: "");
+	}
+	as_strv_free(v, n);
+	return rc;
+}
+
+/* The dataset name (and table) under the config file's rules. */
+static int check_names(const atomsync_config *cfg,
+		       const atomsync_dataset_spec *sp, as_error *err)
+{
+	const char *table = sp->table ? sp->table : sp->name;
+	const char *why;
+
+	if (!sp->name)
+		return as_error_set(err, AS_EUSAGE, "dataset: no name");
+	if (sp->table && (why = as_cfg_name_problem(sp->name, 0)))
+		return as_error_set(err, AS_EUSAGE, "dataset name '%s' %s",
+				    sp->name, why);
+	/* Without a table the name is the table's. */
+	if ((why = as_cfg_name_problem(table, 1)))
+		return as_error_set(err, AS_EUSAGE, "table name '%s' %s", table,
+				    why);
+	if (as_config_dataset(cfg, sp->name))
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset '%s' is already in the config",
+				    sp->name);
+	return 0;
 }
 
 /* The checks of a dataset spec, each naming the field. */
@@ -64,31 +119,22 @@ static int spec_check(const atomsync_config *cfg,
 		      const atomsync_dataset_spec *sp, as_mode *mode,
 		      as_error *err)
 {
-	const char *table = sp->table ? sp->table : sp->name;
+	int singer = sp->format && !strcmp(sp->format, "singer");
+	int rc;
 
-	if (bad_name(sp->name) || bad_name(table))
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset '%s': the name and table must be plain "
-			"identifiers not starting with atomsync or sqlite_",
-			sp->name ? sp->name : "(null)");
-	if (as_config_dataset(cfg, sp->name))
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset '%s' is already in the config",
-				    sp->name);
+	if ((rc = check_names(cfg, sp, err)))
+		return rc;
 	if (spec_mode(sp->mode, mode))
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: mode '%s': expected full, "
 				    "incremental, scoped or append",
 				    sp->name, sp->mode);
-	if (sp->format && strcmp(sp->format, "jsonl") &&
-	    strcmp(sp->format, "singer"))
+	if (sp->format && !singer && strcmp(sp->format, "jsonl"))
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: format '%s': expected jsonl "
 				    "or singer",
 				    sp->name, sp->format);
-	if ((!sp->key || !*sp->key) &&
-	    !(sp->format && !strcmp(sp->format, "singer")))
+	if ((!sp->key || !*sp->key) && !singer)
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: a key (COL[,COL...]) is "
 				    "required",
@@ -103,17 +149,16 @@ static int spec_check(const atomsync_config *cfg,
 				    "dataset %s: a scope applies to mode "
 				    "scoped only",
 				    sp->name);
-	if (*mode == AS_MODE_INCREMENTAL && !sp->cursor)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: mode incremental needs a "
-				    "cursor column",
-				    sp->name);
 	if (sp->batch_size < 0 || sp->max_rejects < -1)
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: batch_size and max_rejects "
 				    "cannot be negative",
 				    sp->name);
-	return 0;
+	if (sp->key && *sp->key && (rc = check_cols(sp, "key", sp->key, err)))
+		return rc;
+	if (sp->scope && (rc = check_cols(sp, "scope", sp->scope, err)))
+		return rc;
+	return sp->cursor ? check_cols(sp, "cursor", sp->cursor, err) : 0;
 }
 
 static int spec_fill(as_dataset_cfg *ds, const atomsync_dataset_spec *sp,

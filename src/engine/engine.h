@@ -19,6 +19,12 @@ int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		   size_t nkey, as_error *err);
 void as_table_clear(as_table *t);
 
+/* Take the lease of t (as_table_lease) for rc->owner for rc->lease_ttl_ms,
+ * setting rc->token (invariant 6); AS_ELEASE names the holder, and for a
+ * scoped dataset says that the lease is its table's (lease.c). */
+int as_lease_acquire(as_store *st, const as_table *t, as_run_ctx *rc,
+		     as_error *err);
+
 /* Map one record (a JSON object) into a row appended to the batch.
  * Resolves AS_TYPE_AUTO columns from the record when still unresolved.
  * raw/rawlen: the record's text when it came from a line (kept as the

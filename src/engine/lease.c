@@ -3,6 +3,7 @@
  * extends the run's lease every lease_ttl / 3, and marks the lease lost
  * when another worker has taken it over, so nothing more is committed.
  */
+#include <string.h>
 #include <time.h>
 
 #include "engine/run_int.h"
@@ -35,8 +36,8 @@ static void *renew_main(void *arg)
 		pthread_mutex_unlock(&run->mu);
 		as_error_clear(&err);
 		rc = run->renew_store->ops->lease_renew(
-			run->renew_store, run->table.dataset, run->rc.token,
-			run->rc.lease_ttl_ms, &err);
+			run->renew_store, as_table_lease(&run->table),
+			run->rc.token, run->rc.lease_ttl_ms, &err);
 		pthread_mutex_lock(&run->mu);
 		if (rc == AS_EFENCED) {
 			run->lease_lost = 1;
@@ -50,6 +51,20 @@ static void *renew_main(void *arg)
 	}
 	pthread_mutex_unlock(&run->mu);
 	return NULL;
+}
+
+int as_lease_acquire(as_store *st, const as_table *t, as_run_ctx *rc,
+		     as_error *err)
+{
+	int ret = st->ops->lease_acquire(st, as_table_lease(t), rc->owner,
+					 rc->lease_ttl_ms, &rc->token, err);
+
+	if (ret == AS_ELEASE && t->lease && strcmp(t->lease, t->dataset))
+		as_error_prefix(err,
+				"dataset %s: every scoped dataset of table %s "
+				"runs under the table's one lease",
+				t->dataset, t->table);
+	return ret;
 }
 
 void as_lease_start(atomsync_run *run)

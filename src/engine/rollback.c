@@ -142,8 +142,7 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	snprintf(rc.owner, sizeof(rc.owner), "%s", as_owner_self());
 	rc.lease_ttl_ms = ds->lease_ttl_ms > 0 ? ds->lease_ttl_ms : 60000;
 	/* Invariant 6: like a run, and its transaction is fenced. */
-	if ((ret = st->ops->lease_acquire(st, ds->name, rc.owner,
-					  rc.lease_ttl_ms, &rc.token, err)))
+	if ((ret = as_lease_acquire(st, &t, &rc, err)))
 		goto done;
 	leased = 1;
 	if ((ret = st->ops->describe(st, &rc, err)))
@@ -176,7 +175,7 @@ done:
 	if (leased) {
 		as_error e2;
 
-		st->ops->lease_release(st, ds->name, rc.token, &e2);
+		st->ops->lease_release(st, as_table_lease(&t), rc.token, &e2);
 	}
 	/* Invariant 7: its cache invalidations go out only after commit. */
 	if (!ret)

@@ -153,9 +153,7 @@ static int run_open(atomsync_run *run, as_error *err)
 	run->rc.restart = run->opt.restart || !run->resumable;
 	run->rc.on_reject = as_reject_from_store;
 	run->rc.reject_ud = run;
-	if ((rc = st->ops->lease_acquire(st, ds->name, run->rc.owner,
-					 run->rc.lease_ttl_ms, &run->rc.token,
-					 err)))
+	if ((rc = as_lease_acquire(st, &run->table, &run->rc, err)))
 		return rc;
 	run->leased = 1;
 	if (run->opt.check_last_run && (rc = check_last_run(run, err)))
@@ -702,7 +700,8 @@ void atomsync_run_free(atomsync_run *run)
 	as_match_free(run);
 	as_lease_stop(run);
 	if (run->leased)
-		run->store->ops->lease_release(run->store, run->table.dataset,
+		run->store->ops->lease_release(run->store,
+					       as_table_lease(&run->table),
 					       run->rc.token, &err);
 	run->store->ops->run_free(run->store, &run->rc);
 	free(run->rc.checkpoint);

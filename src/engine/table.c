@@ -4,6 +4,7 @@
  * staging table, so a resumed run never continues a staging built for a
  * different mapping.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,15 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 	t->scope = calloc(ds->nscope + 1, sizeof(*t->scope));
 	t->dataset = as_strdup(ds->name);
 	t->table = as_strdup(ds->table ? ds->table : ds->name);
-	if (!t->cols || !t->scope || !t->dataset || !t->table)
+	/* Every scoped dataset of a table runs under the table's lease
+	 * (store.h, as_table_lease): datasets that share it (share_table)
+	 * publish one at a time, and a paused one is fenced by the next. */
+	if (ds->mode == AS_MODE_SCOPED && t->table &&
+	    (t->lease = as_sprintf(AS_TABLE_LEASE_PREFIX "%s", t->table)))
+		for (char *c = t->lease; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	if (!t->cols || !t->scope || !t->dataset || !t->table ||
+	    (ds->mode == AS_MODE_SCOPED && !t->lease))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	t->mode = ds->mode;
 	t->share_table = ds->share_table;
@@ -184,6 +193,7 @@ void as_table_clear(as_table *t)
 	free(t->scope);
 	free(t->dataset);
 	free(t->table);
+	free(t->lease);
 	free(t->fingerprint);
 	memset(t, 0, sizeof(*t));
 }

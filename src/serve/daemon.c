@@ -591,3 +591,15 @@ int as_serve_main(as_serve *sv)
 	serve_free(sv);
 	return code;
 }
+
+int as_serve_run(as_cli *cli, const char *addr, int once, int log_json)
+{
+	as_serve sv;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.cli = cli;
+	sv.listen = addr;
+	sv.once = once;
+	sv.log_json = log_json;
+	return as_serve_main(&sv);
+}

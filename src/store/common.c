@@ -204,6 +204,29 @@ int as_table_owner_check(const as_table *t, const char *other,
 			: "");
 }
 
+const char *as_lease_label(const char *lease, char *buf, size_t cap)
+{
+	size_t n = strlen(AS_TABLE_LEASE_PREFIX);
+
+	if (!strncmp(lease, AS_TABLE_LEASE_PREFIX, n))
+		snprintf(buf, cap, "table %s", lease + n);
+	else
+		snprintf(buf, cap, "dataset %s", lease);
+	return buf;
+}
+
+int as_lease_lost(const char *lease, int64_t token, as_error *err)
+{
+	char what[160];
+
+	return as_error_set(err, AS_EFENCED,
+			    "%s: this worker's lease (token %lld) was taken "
+			    "over by another worker; nothing more is "
+			    "committed by this run",
+			    as_lease_label(lease, what, sizeof(what)),
+			    (long long)token);
+}
+
 void as_dataset_status_free(as_dataset_status *s, size_t n)
 {
 	if (!s)

@@ -493,6 +493,7 @@ static int lease_holder(pg_store *s, const char *dataset, int lock, int *busy,
 	PGresult *res;
 	as_pg_params p;
 	const char *holder;
+	char what[160];
 
 	*busy = 0;
 	as_pg_params_init(&p);
@@ -512,9 +513,10 @@ static int lease_holder(pg_store *s, const char *dataset, int lock, int *busy,
 			 : NULL;
 	if (holder && cell_int(res, 0, 1) && !as_owner_is_dead(holder)) {
 		as_error_set(err, AS_ELEASE,
-			     "dataset %s is being run by %s (lease "
+			     "%s is being run by %s (lease "
 			     "expires %s); nothing done",
-			     dataset, holder, PQgetvalue(res, 0, 2));
+			     as_lease_label(dataset, what, sizeof(what)),
+			     holder, PQgetvalue(res, 0, 2));
 		*busy = 1;
 	}
 	PQclear(res);
@@ -567,11 +569,14 @@ static int pg_lease_acquire(as_store *st, const char *dataset,
 		goto fail;
 	return 0;
 fail:
-	if (strcmp(err->sqlstate, "55P03") == 0)
+	if (strcmp(err->sqlstate, "55P03") == 0) {
+		char what[160];
+
 		as_error_set(err, AS_ELEASE,
-			     "dataset %s: its lease stayed locked by "
+			     "%s: its lease stayed locked by "
 			     "another worker's transaction; nothing done",
-			     dataset);
+			     as_lease_label(dataset, what, sizeof(what)));
+	}
 	as_pg_rollback(s);
 	return err->code;
 }
@@ -597,12 +602,7 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 	n = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	if (n != 1)
-		return as_error_set(
-			err, AS_EFENCED,
-			"dataset %s: this worker's lease (token %lld) "
-			"was taken over by another worker; nothing "
-			"more is committed by this run",
-			dataset, (long long)token);
+		return as_lease_lost(dataset, token, err);
 	return 0;
 }
 
@@ -841,7 +841,7 @@ static int pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	r->live_q = as_quote_ident(t->table);
 	if (as_pg_begin(s, 0, err))
 		return err->code;
-	if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err))
+	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms, err))
 		goto fail;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
@@ -939,8 +939,8 @@ static int pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
 	as_error_clear(&ferr);
-	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms,
-			&ferr)) {
+	if (as_pg_fence(s, as_table_lease(rc->table), rc->token,
+			rc->lease_ttl_ms, &ferr)) {
 		as_pg_rollback(s);
 		if (ferr.code == AS_EFENCED)
 			return 0;
@@ -1106,8 +1106,8 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		as_table_key_list(t, key, sizeof(key));
 		if (as_pg_begin(s, 0, err))
 			return err->code;
-		if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms,
-				err) ||
+		if (as_pg_fence(s, as_table_lease(t), rc->token,
+				rc->lease_ttl_ms, err) ||
 		    as_pg_create_table(s, t, name, 1, err))
 			goto fail;
 		as_pg_params_init(&p);
@@ -1167,8 +1167,8 @@ static int pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	as_pg_drain(s, NULL);
 	if (as_pg_begin(s, 0, err))
 		return err->code;
-	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms,
-			err))
+	if (as_pg_fence(s, as_table_lease(rc->table), rc->token,
+			rc->lease_ttl_ms, err))
 		goto fail;
 	if (r->stage && as_pg_drop_stage(s, r->stage, err))
 		goto fail;
@@ -1298,7 +1298,9 @@ static int pg_status(as_store *st, as_dataset_status **out, size_t *n,
 		    "CASE WHEN l.expires_at > clock_timestamp() THEN l.owner END, "
 		    "extract(epoch FROM l.expires_at) "
 		    "FROM atomsync_state s LEFT JOIN atomsync_leases l "
-		    "ON l.dataset = s.dataset ORDER BY s.dataset",
+		    "ON l.dataset = CASE s.mode WHEN 'scoped' THEN '" AS_TABLE_LEASE_PREFIX
+		    "' || lower(s.table_name) "
+		    "ELSE s.dataset END ORDER BY s.dataset",
 		    NULL, &res, "reading status", err))
 		return err->code;
 	rows = PQntuples(res);

@@ -983,8 +983,8 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	if ((ret = as_hist_build(&h, t, po, err)) ||
 	    (ret = as_pg_begin(s, 0, err)))
 		goto out;
-	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms,
-			       err)) ||
+	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
+			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
 	    (ret = hist_check(s, &h, t, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))

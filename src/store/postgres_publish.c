@@ -340,8 +340,8 @@ static int mark_publishing(pg_store *s, as_run_ctx *rc, as_error *err)
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
-	if (as_pg_fence(s, rc->table->dataset, rc->token, rc->lease_ttl_ms,
-			err) ||
+	if (as_pg_fence(s, as_table_lease(rc->table), rc->token,
+			rc->lease_ttl_ms, err) ||
 	    as_pg_exec(s,
 		       "UPDATE atomsync_runs SET status = 'publishing' "
 		       "WHERE run_id = $1",
@@ -532,8 +532,8 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_pg_begin(s, 0, err)))
 		return ret;
 	as_crash_point("publish.begin");
-	if ((ret = as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms,
-			       err)) ||
+	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
+			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
 	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
 				  &exists, err)))

@@ -793,7 +793,8 @@ static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j,
 		goto fail;
 	as_crash_point("stage.checkpoint");
 	/* The fence last: the lease row is locked only for the commit. */
-	if (as_pg_fence(s, t->dataset, rc->token, rc->lease_ttl_ms, err) ||
+	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err) ||
 	    as_pg_commit(s, "staging commit", err))
 		goto fail;
 	as_crash_point("stage.committed");

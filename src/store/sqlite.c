@@ -328,6 +328,8 @@ int as_sqlite_open(as_store **out, const char *url, as_error *err)
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_handler(s->db, as_sq_busy, NULL);
+	/* Closing checkpoints without the exclusive lock (sq_close). */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/*
 	 * WAL: readers see the last committed publish while a run stages and
 	 * publishes (invariant 1 for readers).  synchronous=NORMAL for staging
@@ -357,8 +359,18 @@ static void sq_close(as_store *st)
 
 	if (!s)
 		return;
-	if (s->db)
+	/*
+	 * The last connection to close would take the database's exclusive
+	 * lock to checkpoint and delete the WAL: a reader opening meanwhile
+	 * without a busy timeout would fail with "database is locked".  A
+	 * passive checkpoint copies the WAL into the database file without
+	 * that lock (readers go on), and the WAL file is left in place.
+	 */
+	if (s->db) {
+		sqlite3_wal_checkpoint_v2(
+			s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 		sqlite3_close_v2(s->db);
+	}
 	free(s->path);
 	free(s->base.url);
 	free(s->base.display);
@@ -372,7 +384,7 @@ static int lease_holder(sq_store *s, const char *dataset, double now,
 			as_error *err)
 {
 	sqlite3_stmt *q;
-	char when[40];
+	char when[40], what[160];
 	int rc;
 
 	if (as_sq_prepare(s,
@@ -390,10 +402,10 @@ static int lease_holder(sq_store *s, const char *dataset, double now,
 		if (holder && exp > now && !as_owner_is_dead(holder))
 			rc = as_error_set(
 				err, AS_ELEASE,
-				"dataset %s is being run by %s (lease "
+				"%s is being run by %s (lease "
 				"expires %s); nothing done",
-				dataset, holder,
-				as_iso8601(exp, when, sizeof(when)));
+				as_lease_label(dataset, what, sizeof(what)),
+				holder, as_iso8601(exp, when, sizeof(when)));
 	} else if (rc == SQLITE_DONE) {
 		rc = 0;
 	} else {
@@ -413,23 +425,28 @@ static int busy_holder(sq_store *s, const char *dataset, as_error *err)
 {
 	sqlite3_stmt *q;
 	as_error busy = *err;
+	char what[160];
 
 	if ((busy.native & 0xff) != SQLITE_BUSY)
 		return err->code;
+	/* The lease is the dataset's, or its table's (as_table_lease). */
 	if (as_sq_prepare(s,
 			  "SELECT r.run_id, coalesce(l.owner, r.owner, '?') "
 			  "FROM atomsync_runs r LEFT JOIN atomsync_leases l ON "
-			  "l.dataset = r.dataset WHERE r.dataset = ?1 AND "
-			  "r.status = 'publishing' ORDER BY r.run_id DESC "
-			  "LIMIT 1",
+			  "l.dataset = ?1 WHERE r.status = 'publishing' AND "
+			  "(r.dataset = ?1 OR ?1 = '" AS_TABLE_LEASE_PREFIX
+			  "' || lower((SELECT table_name FROM atomsync_state "
+			  "t WHERE t.dataset = r.dataset))) "
+			  "ORDER BY r.run_id DESC LIMIT 1",
 			  &q, err))
 		return err->code;
 	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) == SQLITE_ROW)
 		as_error_set(err, AS_ELEASE,
-			     "dataset %s is being published by %s (run %lld), "
+			     "%s is being published by %s (run %lld), "
 			     "which holds the store's write lock; nothing done",
-			     dataset, (const char *)sqlite3_column_text(q, 1),
+			     as_lease_label(dataset, what, sizeof(what)),
+			     (const char *)sqlite3_column_text(q, 1),
 			     (long long)sqlite3_column_int64(q, 0));
 	else
 		*err = busy;
@@ -508,12 +525,7 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, "checking lease");
 	if (sqlite3_changes(s->db) != 1)
-		return as_error_set(
-			err, AS_EFENCED,
-			"dataset %s: this worker's lease (token %lld) "
-			"was taken over by another worker; nothing "
-			"more is committed by this run",
-			dataset, (long long)token);
+		return as_lease_lost(dataset, token, err);
 	return 0;
 }
 
@@ -700,7 +712,8 @@ static int sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	as_iso8601(as_now(), now, sizeof(now));
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "starting the run", err))
 		return err->code;
-	if (as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms, err))
+	if (as_sq_fence(s, NULL, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err))
 		goto fail;
 	if (as_sq_prepare(
 		    s,
@@ -877,7 +890,7 @@ static int sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "recording the run's end", err))
 		return err->code;
 	/* A worker that lost its lease leaves the record to the new holder. */
-	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token,
+	if (as_sq_fence(s, NULL, as_table_lease(rc->table), rc->token,
 			rc->lease_ttl_ms, &ferr)) {
 		as_sq_rollback(s);
 		if (ferr.code == AS_EFENCED)
@@ -1215,7 +1228,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		if (as_sq_txn(s, "BEGIN IMMEDIATE",
 			      "creating the staging table", err))
 			return err->code;
-		if (as_sq_fence(s, NULL, t->dataset, rc->token,
+		if (as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 				rc->lease_ttl_ms, err))
 			goto fail;
 		sql = as_sq_create_sql(t, name);
@@ -1274,7 +1287,7 @@ static int sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "discarding the staging", err))
 		return err->code;
-	if (as_sq_fence(s, NULL, rc->table->dataset, rc->token,
+	if (as_sq_fence(s, NULL, as_table_lease(rc->table), rc->token,
 			rc->lease_ttl_ms, err))
 		goto fail;
 	if (r->stage && as_sq_drop_stage(s, r->stage, err))
@@ -1431,7 +1444,9 @@ static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
 		    "SELECT s.dataset, s.table_name, s.mode, s.published_run, "
 		    "s.cursor, s.checkpoint IS NOT NULL, l.owner, l.expires_at "
 		    "FROM atomsync_state s LEFT JOIN atomsync_leases l "
-		    "ON l.dataset = s.dataset ORDER BY s.dataset",
+		    "ON l.dataset = CASE s.mode WHEN 'scoped' THEN '" AS_TABLE_LEASE_PREFIX
+		    "' || lower(s.table_name) "
+		    "ELSE s.dataset END ORDER BY s.dataset",
 		    &q, err))
 		return AS_ESTORE;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {

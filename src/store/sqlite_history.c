@@ -1101,8 +1101,8 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
 	if ((ret = as_sq_exec(s, "BEGIN IMMEDIATE", err)))
 		goto out;
-	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms,
-			       err)) ||
+	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
+			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
 	    (ret = hist_check(s, &h, t, err)))
 		goto fail;

@@ -345,7 +345,7 @@ static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
 
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "marking the run publishing", err))
 		return err->code;
-	if ((ret = as_sq_fence(s, NULL, rc->table->dataset, rc->token,
+	if ((ret = as_sq_fence(s, NULL, as_table_lease(rc->table), rc->token,
 			       rc->lease_ttl_ms, err)))
 		goto done;
 	if ((ret = as_sq_prepare(
@@ -427,8 +427,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			     err)))
 		goto out;
 	as_crash_point("publish.begin");
-	if ((ret = as_sq_fence(s, NULL, t->dataset, rc->token, rc->lease_ttl_ms,
-			       err)) ||
+	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
+			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,

@@ -102,7 +102,7 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	if (as_sq_txn(s, "BEGIN IMMEDIATE", "staging a batch", err))
 		return err->code;
 	as_crash_point("stage.begin");
-	if (as_sq_fence(s, &r->fence, rc->table->dataset, rc->token,
+	if (as_sq_fence(s, &r->fence, as_table_lease(rc->table), rc->token,
 			rc->lease_ttl_ms, err))
 		goto fail;
 	for (size_t i = 0; i < b->nrows; i++) {

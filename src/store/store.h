@@ -46,7 +46,22 @@ typedef struct as_table {
 	char *fingerprint; /* hex digest of everything that shapes staging */
 	int share_table;   /* scoped: may share the table with other scoped
 			    * datasets (as_table_owner_check) */
+	char *lease;	   /* the lease guarding runs of the dataset (NULL: its
+			    * name); see as_table_lease */
 } as_table;
+
+/* Lease names of tables start so; dataset names cannot (identifiers). */
+#define AS_TABLE_LEASE_PREFIX "table:"
+
+/* The lease that guards runs of t, which every staging commit and publish
+ * checks (invariant 6): the dataset's own, or for a scoped dataset its
+ * table's ("table:NAME", lower case), one for every scoped dataset of the
+ * table, so datasets sharing it run one at a time and a paused one is
+ * fenced by the next. */
+static inline const char *as_table_lease(const as_table *t)
+{
+	return t->lease ? t->lease : t->dataset;
+}
 
 /* Whether column i is kept by an unchanged row's staging row (and read by
  * the live scan): key, scope and cursor columns; the rest are NULL. */
@@ -315,6 +330,10 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 		   const as_counts *c, int64_t scope_rows, as_error *err);
 void as_dataset_status_free(as_dataset_status *s, size_t n);
 char *as_redact_url(const char *url);
+/* A lease name as messages say it, "dataset d" or "table t", in buf. */
+const char *as_lease_label(const char *lease, char *buf, size_t cap);
+/* AS_EFENCED: the fence found lease taken over (token is this run's). */
+int as_lease_lost(const char *lease, int64_t token, as_error *err);
 int as_table_key_list(const as_table *t, char *buf, size_t cap);
 /* A table belongs to the dataset whose first run created its state: `other`
  * is another dataset recorded on t's table (NULL: none), with its mode's

@@ -18,7 +18,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from atomsync_test import (FIXTURES, OK, LEASED, StoreTestCase,  # noqa: E402
-                           for_each_store, reference_rows, spawn, write_jsonl)
+                           for_each_store, proc_state, reference_rows, spawn,
+                           write_jsonl)
 
 TAP = os.path.join(FIXTURES, "tap.py")
 COLS = ["id", "name", "downloads"]
@@ -51,14 +52,6 @@ def wait_for(cond, timeout=30.0, what="condition"):
             return v
         time.sleep(0.02)
     raise AssertionError("timed out waiting for " + what)
-
-
-def proc_state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 @for_each_store

@@ -23,7 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from atomsync_test import (FAILED, FIXTURES, LEASED, OK, StoreTestCase,  # noqa: E402
-                           digest, reference_rows, spawn, write_jsonl)
+                           digest, proc_state, reference_rows, spawn, write_jsonl)
 import pgserver  # noqa: E402
 
 TAP = os.path.join(FIXTURES, "tap.py")
@@ -61,14 +61,6 @@ def wait_for(cond, timeout=30.0, what="condition"):
             return v
         time.sleep(0.02)
     raise AssertionError("timed out waiting for " + what)
-
-
-def proc_state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 class Session:

@@ -140,6 +140,70 @@ class EndlessInputTest(StoreTestCase):
             db.close()
 
 
+class SqliteReadersTest(StoreTestCase):
+    """Issue 18 item 9 (docs/operations.md, "Readers of a SQLite store"):
+    atomsync holds SQLite's write lock only in its staging commits and its
+    publish, never while a run waits for input, and closing takes no
+    exclusive lock (SQLite's checkpoint-and-delete of the WAL at the last
+    close would fail a reader without a busy timeout that opens meanwhile)."""
+    store_name = "sqlite"
+
+    def test_no_lock_while_a_run_waits_for_input(self):
+        log = self.path("points.log")
+        p = subprocess.Popen([BIN, "load", self.store.url, "t", "-", "--key", "id",
+                              "--batch-size", "500"], cwd=self.dir,
+                             env=dict(os.environ, ATOMSYNC_CRASH_LOG=log),
+                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            # Lines are read in chunks of 1,024: two chunks, several batches.
+            for i in range(2500):
+                p.stdin.write(json.dumps({"id": i}) + "\n")
+            p.stdin.flush()
+
+            def committed():
+                if not os.path.exists(log):
+                    return False
+                with open(log) as f:
+                    return f.read().count("stage.committed") >= 2
+            self.assertTrue(wait_for(committed), "no staging commit")
+            time.sleep(0.2)
+            # The run is idle, waiting for stdin: the lock is free, at once.
+            db = sqlite3.connect(self.store.path, timeout=0, isolation_level=None)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("ROLLBACK")
+                self.assertEqual(db.execute("SELECT count(*) FROM atomsync_runs")
+                                 .fetchone()[0], 1)
+            finally:
+                db.close()
+            p.stdin.close()
+            self.assertEqual(p.wait(timeout=60), OK, p.stderr.read())
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+        self.assertEqual(len(self.store.rows("t", ["id"])), 2500)
+
+    def test_close_takes_no_exclusive_lock(self):
+        """The last connection to close checkpoints passively: the WAL stays
+        (it was not deleted under the exclusive lock) and the database file
+        alone already holds the publish (a copy of it without the WAL is
+        complete)."""
+        write_jsonl(self.path("in.jsonl"), [{"id": i, "v": "x" * 100} for i in range(500)])
+        self.atomsync("load", self.store.url, "t", "in.jsonl", "--key", "id", check=OK)
+        self.assertTrue(os.path.exists(self.store.path + "-wal"))
+        copy = self.path("copy.db")
+        with open(self.store.path, "rb") as src, open(copy, "wb") as dst:
+            dst.write(src.read())
+        db = sqlite3.connect(copy)
+        try:
+            self.assertEqual(db.execute("SELECT count(*) FROM t").fetchone()[0], 500)
+        finally:
+            db.close()
+
+
 @for_each_store
 class SizeCapTest(StoreTestCase):
     """Issue 18 item 3: the cap counts the record, not its line ending."""
@@ -213,13 +277,13 @@ class LoadArgumentsTest(StoreTestCase):
         """Item 4: --key data would be the whole-record column; a key column
         named twice (in any case) is one column."""
         self.assert_usage(["t", "in.jsonl", "--key", "data"],
-                          ["--key", "'data'", "whole record"])
+                          ["key data", "'data'", "whole record"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,data"], ["'data'"])
-        self.assert_usage(["t", "in.jsonl", "--key", "id,id"], ["--key", "'id' twice"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,id"], ["key id,id", "'id' twice"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,ID"], ["'ID'", "twice"])
-        self.assert_usage(["t", "in.jsonl", "--key", "id,"], ["--key", "empty"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,"], ["key id,", "empty"])
         self.assert_usage(["t", "in.jsonl", "--key", "id", "--mode", "scoped",
-                           "--scope", "id,id"], ["--scope", "twice"])
+                           "--scope", "id,id"], ["scope id,id", "twice"])
 
     def test_reserved_names(self):
         """Item 6: atomsync's and SQLite's own names, in any case, are

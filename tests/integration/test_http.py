@@ -866,16 +866,20 @@ URL_KEY = "qKEY-81f3a0"
 
 @for_each_store
 class HttpUrlSecretsTest(HttpCase):
-    """Issue 18.1: ${VAR} as the url's userinfo password or in its query
-    string is a secret like a header's: masked in stderr, --json, status,
-    runs, atomsync_runs.error (both stores), the metrics file, the reject
-    file and the checkpoint, while the server gets it on every page."""
+    """Issue 18.1: ${VAR} as the url's (and item_url's) userinfo password or
+    in its query string is a secret like a header's: masked in stderr,
+    --json, status and runs (showing a failed run's error), verify,
+    atomsync_runs.error (both stores), the metrics file, the reject file
+    and the checkpoint, while the server gets it on every page."""
     server_args = ("--require-header", "Authorization=Basic " +
                    base64.b64encode(("reader:" + URL_PASS).encode()).decode())
 
     def url_config(self, name="mods", dataset=""):
+        item = self.server.base.replace("http://", "http://reader:${URL_PASS}@")
         self.http_config("next_url", name=name, dataset=dataset,
-                         http="        concurrency: 2\n")
+                         http=("        concurrency: 2\n"
+                               "        item_url: \"%s/v1/mods/{id}?key=${URL_KEY}\"\n"
+                               % item))
         with open(self.path("atomsync.yml")) as f:
             text = f.read()
         url = self.server.base + "/next_url/mods"
@@ -910,6 +914,12 @@ class HttpUrlSecretsTest(HttpCase):
         self.assertIn("page 3: HTTP 404", line)
         p = self.atomsync("run", "--json", env=self.env, check=FAILED)
         outputs += [p.stdout, p.stderr]
+        # The failed run's error as status and runs show it.
+        for args in (["status", "--json"], ["status"], ["runs", "mods", "--json"],
+                     ["runs", "mods"]):
+            p = self.atomsync(*args, env=self.env, check=OK)
+            self.assertIn("page 3: HTTP 404", p.stdout)
+            outputs += [p.stdout, p.stderr]
         # A failed run's checkpoint, then the resumed run to the end.
         self.server.faults({"kind": "status", "status": 500, "match": {"page": 5}})
         self.atomsync("run", env=self.env, check=FAILED)
@@ -928,6 +938,16 @@ class HttpUrlSecretsTest(HttpCase):
             p = self.atomsync(*args, env=self.env, check=OK)
             outputs += [p.stdout, p.stderr]
         log = page_log(self.server.stats())
+        # verify re-fetches sample rows through item_url: failing items are
+        # named by their URL, in text and --json.
+        self.server.faults({"kind": "status", "status": 500, "match": {"item": True}})
+        for args in (["verify", "mods", "--sample", "3"],
+                     ["verify", "mods", "--sample", "3", "--json"]):
+            p = self.atomsync(*args, env=self.env)
+            self.assertIn("HTTP 500", p.stdout + p.stderr)
+            self.assertIn("key=***", p.stdout + p.stderr)
+            outputs += [p.stdout, p.stderr]
+        self.server.faults()
         # A record that is not an object, in another dataset: the reject
         # file names the page's URL.
         self.server.reset()

@@ -4,6 +4,7 @@ completion land under the prefix; the shared library exports only the
 atomsync_* API; examples/embed builds against the installed prefix both
 through pkg-config and through find_package(atomsync), and syncs."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,6 +104,23 @@ class InstallTest(unittest.TestCase):
             "-o", exe] + flags)
         self.run_embed(exe)
 
+    def test_embed_static(self):
+        """The static libatomsync.a with its dependencies' shared libraries
+        (Debian ships no static libpq's own dependencies, so `pkg-config
+        --static` cannot link it): the command of docs/api.md."""
+        if sanitized(os.path.join(self.libdir, "libatomsync.so")):
+            self.skipTest("a sanitizer build's library links only with the sanitizer")
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(self.libdir, "pkgconfig"))
+        cflags = sh(["pkg-config", "--cflags", "atomsync"], env=env).split()
+        deps = sh(["pkg-config", "--print-requires-private", "atomsync"], env=env).split()
+        libs = sh(["pkg-config", "--libs"] + deps, env=env).split()
+        exe = os.path.join(self.dir, "embed-static")
+        sh(["cc", "-Wall", "-Werror", os.path.join(SRC, "examples/embed/embed.c")] + cflags
+           + [os.path.join(self.libdir, "libatomsync.a")] + libs + ["-lpthread", "-lm",
+                                                                   "-o", exe])
+        self.assertNotIn("libatomsync", sh(["ldd", exe]))
+        self.run_embed(exe)
+
     def test_embed_with_find_package(self):
         if sanitized(os.path.join(self.libdir, "libatomsync.so")):
             self.skipTest("a sanitizer build's library links only with the sanitizer")
@@ -111,6 +129,58 @@ class InstallTest(unittest.TestCase):
             "-DCMAKE_PREFIX_PATH=" + self.prefix])
         sh(["cmake", "--build", b])
         self.run_embed(os.path.join(b, "embed"))
+
+
+CLI_DIR = os.path.join(SRC, "src", "cli")
+
+
+class CliIsAClientTest(unittest.TestCase):
+    """The command is a client of <atomsync.h>, with src/util as its
+    toolbox: src/cli/ includes nothing of engine/, store/, config/,
+    effects/, source/ (its include path does not even hold them), and its
+    objects call no internal function but its own and src/util's (a
+    prototype declared by hand would bypass the include path)."""
+
+    def test_includes_and_include_path(self):
+        import re
+        for name in sorted(os.listdir(CLI_DIR)):
+            with open(os.path.join(CLI_DIR, name)) as f:
+                for n, l in enumerate(f, 1):
+                    m = re.match(r'\s*#\s*include\s+"([^"]+)"', l)
+                    if m:
+                        self.assertRegex(m.group(1), r"^(cli|util)/[a-z_]+\.h$",
+                                         "%s:%d" % (name, n))
+        with open(os.path.join(BUILD, "compile_commands.json")) as f:
+            cmds = [c for c in json.load(f) if "/src/cli/" in c["file"]
+                    and "atomsync-cli.dir" in c.get("command", c.get("output", ""))]
+        self.assertTrue(cmds)
+        for c in cmds:
+            args = c.get("command", " ".join(c.get("arguments", []))).split()
+            incs = [a[2:] for a in args if a.startswith("-I")]
+            self.assertEqual(sorted(os.path.realpath(i) for i in incs),
+                             sorted([os.path.join(SRC, "include"),
+                                     os.path.realpath(os.path.join(BUILD, "cli-include"))]),
+                             c["file"])
+            for d in os.listdir(os.path.join(BUILD, "cli-include")):
+                self.assertIn(d, ("cli", "util"))
+
+    def test_calls_only_the_api_and_util(self):
+        objs = os.path.join(BUILD, "CMakeFiles")
+
+        def symbols(target, sub, flag):
+            d = os.path.join(objs, target + ".dir", "src", sub)
+            files = [os.path.join(d, f) for f in os.listdir(d) if f.endswith(".o")]
+            self.assertTrue(files, d)
+            out = sh(["nm", flag] + files)
+            return {l.split()[-1] for l in out.splitlines()
+                    if l.strip() and not l.endswith(":")}
+        used = symbols("atomsync-cli", "cli", "--undefined-only")
+        own = (symbols("atomsync-cli", "cli", "--defined-only")
+               | symbols("atomsync_obj", "util", "--defined-only"))
+        internal = sorted(s for s in used - own if s.startswith("as_"))
+        # The daemon's entry point is the command's own module.
+        self.assertEqual(internal, ["as_serve_run"])
+        self.assertIn("atomsync_sync", used)
 
 
 if __name__ == "__main__":

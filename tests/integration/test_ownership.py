@@ -4,11 +4,13 @@ anything, so it cannot delete the owner's rows (invariants 2, 3); scoped
 datasets may share a table deliberately and then fill disjoint scopes."""
 
 import os
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (OK, USAGE, StoreTestCase, for_each_store,  # noqa: E402
-                           write_jsonl)
+from atomsync_test import (LEASED, OK, USAGE, StoreTestCase,  # noqa: E402
+                           for_each_store, proc_state, spawn, write_jsonl)
 
 FULL = """
 store: {store}
@@ -30,6 +32,7 @@ datasets:
     table: cal
     mode: scoped
     scope: [user_id]
+    batch_size: 10
 %s    key: [user_id, calendar_id]
     columns:
       user_id: {type: integer}
@@ -81,6 +84,80 @@ class OwnershipTest(StoreTestCase):
         self.atomsync("-c", b, "run", "--allow-deletes", check=OK)
         rows = self.store.rows("cal", ["user_id", "calendar_id"])
         self.assertEqual(sorted(rows), [(1, i) for i in range(3)] + [(2, 9)])
+
+    def test_shared_table_has_one_lease(self):
+        """Invariant 6: scoped datasets sharing a table (from two config
+        files) run under the table's one lease: while u1 runs, u2 exits 4
+        naming the holder, and status shows both as running; a u1 paused
+        past its lease_ttl is taken over by u2, and u1, continued, is fenced
+        and publishes nothing."""
+        def config_u1(ttl):
+            return self.config(SCOPED % ("u1", "    share_table: true\n    lease_ttl: %s\n"
+                                         % ttl, "a.jsonl"), "a.yml")
+        a = config_u1("60s")
+        b = self.config(SCOPED % ("u2", "    share_table: true\n", "b.jsonl"), "b.yml")
+        write_jsonl(self.path("a.jsonl"), [{"user_id": 1, "calendar_id": i} for i in range(3)])
+        write_jsonl(self.path("b.jsonl"), [{"user_id": 2, "calendar_id": i} for i in range(3)])
+        self.atomsync("-c", a, "run", check=OK)
+        self.atomsync("-c", b, "run", check=OK)
+        before = sorted(self.store.rows("cal", ["user_id", "calendar_id"]))
+        write_jsonl(self.path("a.jsonl"), [{"user_id": 1, "calendar_id": 100 + i}
+                                           for i in range(40)])
+        write_jsonl(self.path("b.jsonl"), [{"user_id": 2, "calendar_id": 7}])
+        # u1 stopped inside its run, after a staging commit, within its
+        # lease: u2 is turned away, naming the table's lease.
+        w = self.stopped_run(a)
+        try:
+            p = self.atomsync("-c", b, "run")
+            self.assertEqual(p.returncode, LEASED, p.stderr)
+            self.assertIn("dataset u2: every scoped dataset of table cal", p.stderr)
+            self.assertIn("table cal is being run by", p.stderr)
+            st = {d["dataset"]: d for d in self.status_of(b)}
+            self.assertTrue(st["u2"]["lease"], st)
+        finally:
+            w.kill()
+            w.wait()
+            w.stderr.close()
+        self.assertEqual(sorted(self.store.rows("cal", ["user_id", "calendar_id"])), before)
+        # Paused past its lease_ttl: u2 takes the table over, and u1,
+        # continued, is fenced.
+        a = config_u1("1s")
+        w = self.stopped_run(a)
+        try:
+            time.sleep(1.5)
+            self.atomsync("-c", b, "run", check=OK)
+        finally:
+            os.kill(w.pid, signal.SIGCONT)
+        self.assertEqual(w.wait(timeout=60), LEASED)
+        err = w.stderr.read()
+        w.stderr.close()
+        self.assertIn("this worker's lease", err)
+        self.assertIn("taken over", err)
+        rows = sorted(self.store.rows("cal", ["user_id", "calendar_id"]))
+        self.assertEqual([r for r in rows if r[0] == 1], [r for r in before if r[0] == 1])
+        self.assertEqual([r for r in rows if r[0] == 2], [(2, 7)])
+        # u1 again: it publishes its scope now.
+        self.atomsync("-c", a, "run", check=OK)
+        rows = sorted(self.store.rows("cal", ["user_id", "calendar_id"]))
+        self.assertEqual([r for r in rows if r[0] == 1], [(1, 100 + i) for i in range(40)])
+
+    def stopped_run(self, cfg):
+        """A run of cfg stopped (SIGSTOP) after its first staging commit."""
+        w = spawn(["-c", cfg, "run", "--restart"], cwd=self.dir,
+                  env={"ATOMSYNC_CRASH": "stage.committed:1",
+                       "ATOMSYNC_CRASH_ACTION": "stop"})
+        deadline = time.monotonic() + 30
+        while proc_state(w.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc_state(w.pid) != "T":
+            w.wait()
+            self.fail("the run did not stop: exit %s: %s" % (w.returncode, w.stderr.read()))
+        return w
+
+    def status_of(self, cfg):
+        import json
+        p = self.atomsync("-c", cfg, "status", "--json", check=OK)
+        return json.loads(p.stdout)
 
     def test_share_table_needs_scoped(self):
         self.config(FULL.replace("    table: shared\n", "    table: shared\n    share_table: true\n")

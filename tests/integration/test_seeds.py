@@ -303,7 +303,9 @@ class SeedsTest(StoreTestCase):
         w1 = [dict(n, name=n["name"] + " (refreshed)" if i < 20 else n["name"])
               for i, n in enumerate([n for n in nfts if n["wallet"] == "0xw1"][:280])]
         write_jsonl(self.path("nfts.jsonl"), w1)
-        self.kill_partway("user_nfts", "--sleep 0.002")
+        # 280 records at 10 ms: the kill comes well before the tap's end,
+        # even on a loaded machine (at 2 ms the run could finish first).
+        self.kill_partway("user_nfts", "--sleep 0.01")
         self.assertEqual(self.full("user_nfts"), before)
         # Two workers: while one runs the refresh, the other is turned away.
         # The tap of the first holds its run open until the second is refused.

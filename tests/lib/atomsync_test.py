@@ -60,6 +60,16 @@ def spawn(args, cwd=None, env=None, stdout=subprocess.DEVNULL,
                             stderr=stderr, text=True)
 
 
+
+def proc_state(pid):
+    """The state letter of process pid ("T": stopped), or None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 # ---- records ----
 
 def make_records(n, seed=1, start=1, version=0):

@@ -1,8 +1,10 @@
 /*
  * The public API of the verbs, through <atomsync.h> alone and linked
  * against the shared libatomsync.so (so every function used here is
- * exported): configs built in memory, sync, status, rollback, verify and
- * the outbox, on a real SQLite file, with their error paths.
+ * exported): configs built in memory and read from files, stores, sync,
+ * status, run records, rollback, verify and the outbox, on a real SQLite
+ * file, with their error paths (unknown dataset, a store that cannot be
+ * opened, a lease held by another worker).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,13 +190,29 @@ static void test_config_build_errors(void **state)
 		 "needs a scope"},
 		{{.name = "d", .key = "id", .scope = "u", .max_rejects = -1},
 		 "scoped only"},
+		{{.name = "e", .key = "data", .max_rejects = -1},
+		 "whole record"},
+		{{.name = "e", .key = "id,ID", .max_rejects = -1},
+		 "key id,ID lists 'ID' twice"},
+		{{.name = "e",
+		  .key = "id",
+		  .mode = "scoped",
+		  .scope = "_atomsync_run",
+		  .max_rejects = -1},
+		 "'_atomsync_run' is reserved"},
 		{{.name = "e",
 		  .key = "id",
 		  .mode = "incremental",
+		  .cursor = "a b",
 		  .max_rejects = -1},
-		 "cursor"},
+		 "'a b' is not a plain identifier"},
 		{{.name = "atomsync_runs", .key = "id", .max_rejects = -1},
-		 "plain identifiers"},
+		 "table name 'atomsync_runs' is reserved"},
+		{{.name = "e",
+		  .table = "SQLITE_master",
+		  .key = "id",
+		  .max_rejects = -1},
+		 "table name 'SQLITE_master' is reserved"},
 		{{.name = "f", .key = "id", .format = "csv", .max_rejects = -1},
 		 "format 'csv'"},
 	};
@@ -212,6 +230,191 @@ static void test_config_build_errors(void **state)
 	assert_int_equal(atomsync_config_new(&cfg, "", &err), ATOMSYNC_EUSAGE);
 	assert_null(cfg);
 	atomsync_config_free(NULL);
+}
+
+/* Stores that cannot be opened: not a store URL (a usage error that
+ * creates nothing), a directory that does not exist, a file that is not a
+ * database, a PostgreSQL that does not answer. */
+static void test_store_open_errors(void **state)
+{
+	fix *f = *state;
+	atomsync_store *st = NULL;
+	atomsync_error err;
+	char url[256], path[200];
+	FILE *fp;
+
+	assert_int_equal(atomsync_store_open(&st, "bogus:x", &err),
+			 ATOMSYNC_EUSAGE);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "sqlite:PATH"));
+	assert_int_not_equal(access("bogus:x", F_OK), 0);
+	assert_int_equal(atomsync_store_open(&st, "mysql://u:pw@h/db", &err),
+			 ATOMSYNC_EUSAGE);
+	assert_null(strstr(err.msg, "pw@"));
+	assert_int_equal(atomsync_store_open(
+				 &st, "sqlite:/nonexistent-dir/x/t.db", &err),
+			 ATOMSYNC_ESTORE);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "/nonexistent-dir/x/t.db"));
+	snprintf(path, sizeof(path), "%s/text.db", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("not a database, only text, long enough to have a header\n", fp);
+	fclose(fp);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	assert_int_equal(atomsync_store_open(&st, url, &err), ATOMSYNC_ESTORE);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "not a database"));
+	assert_int_equal(atomsync_store_open(
+				 &st, "postgres://u:pw@127.0.0.1:1/db", &err),
+			 ATOMSYNC_ESTORE);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "cannot connect"));
+	assert_null(strstr(err.msg, ":pw@"));
+	atomsync_store_free(NULL);
+}
+
+/* Every verb that takes a dataset's lease refuses with ATOMSYNC_ELEASE
+ * while another worker holds it (invariant 6), and changes nothing. */
+static void test_lease_held(void **state)
+{
+	fix *f = *state;
+	atomsync_run_info info = {0}, *runs = NULL;
+	atomsync_config *cfg = NULL;
+	atomsync_run *run = NULL;
+	atomsync_error err;
+	char yml[512];
+	size_t n = 0;
+	int64_t first;
+
+	snprintf(yml, sizeof(yml),
+		 "store: %s\ndatasets:\n  items:\n    key: [id]\n"
+		 "    history: snapshot\n    source: {file: %s}\n",
+		 f->store, f->path);
+	if (atomsync_config_parse(&cfg, yml, strlen(yml), "h.yml", &err))
+		fail_msg("parse: %s", err.msg);
+	assert_int_equal(atomsync_sync(f->st, cfg, "items", NULL, NULL, NULL,
+				       &info, &err),
+			 0);
+	first = info.run_id;
+	atomsync_run_info_clear(&info);
+	if (atomsync_run_begin(&run, f->st, cfg, "items", NULL, &err))
+		fail_msg("run_begin: %s", err.msg);
+	assert_int_equal(
+		atomsync_rollback(f->st, cfg, "items", first, &info, &err),
+		ATOMSYNC_ELEASE);
+	assert_int_equal(info.run_id, 0);
+	assert_non_null(strstr(err.msg, "items"));
+	assert_int_equal(atomsync_sync(f->st, cfg, "items", NULL, NULL, NULL,
+				       &info, &err),
+			 ATOMSYNC_ELEASE);
+	assert_int_equal(info.run_id, 0);
+	/* Neither put a run on record: the first sync and the open run. */
+	assert_int_equal(atomsync_runs_list(f->st, "items", 0, &runs, &n, &err),
+			 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(runs[0].status, "active");
+	assert_int_equal(runs[0].run_id, atomsync_run_id(run));
+	atomsync_run_info_free(runs, n);
+	atomsync_run_free(run);
+	/* Released: the rollback goes through. */
+	if (atomsync_rollback(f->st, cfg, "items", first, &info, &err))
+		fail_msg("rollback: %s", err.msg);
+	assert_string_equal(info.kind, "rollback");
+	atomsync_run_info_clear(&info);
+	atomsync_config_free(cfg);
+}
+
+/* Run records through the shared library: newest first, a limit, an
+ * unknown dataset has none; rollback of an unknown dataset. */
+static void test_runs_and_unknown_dataset(void **state)
+{
+	fix *f = *state;
+	atomsync_run_info info = {0}, *runs = NULL;
+	atomsync_outbox_event *ev = NULL;
+	atomsync_drain_stats ds;
+	atomsync_error err;
+	size_t n = 0;
+
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(atomsync_sync(f->st, f->cfg, "items", NULL,
+					       NULL, NULL, &info, &err),
+				 0);
+		atomsync_run_info_clear(&info);
+	}
+	assert_int_equal(atomsync_runs_list(f->st, "items", 2, &runs, &n, &err),
+			 0);
+	assert_int_equal(n, 2);
+	assert_true(runs[0].run_id > runs[1].run_id);
+	assert_string_equal(runs[0].kind, "sync");
+	assert_int_equal(runs[0].unchanged, 3);
+	atomsync_run_info_free(runs, n);
+	assert_int_equal(atomsync_runs_list(f->st, "nope", 0, &runs, &n, &err),
+			 0);
+	assert_int_equal(n, 0);
+	atomsync_run_info_free(runs, n);
+
+	assert_int_equal(
+		atomsync_rollback(f->st, f->cfg, "nope", 1, &info, &err),
+		ATOMSYNC_EUSAGE);
+	assert_non_null(strstr(err.msg, "no dataset named 'nope'"));
+	assert_int_equal(
+		atomsync_outbox_list(f->st, "nope", 0, 0, 0, &ev, &n, &err), 0);
+	assert_int_equal(n, 0);
+	atomsync_outbox_events_free(ev, n);
+	memset(&ds, 0, sizeof(ds));
+	assert_int_equal(
+		atomsync_outbox_drain(f->st, f->cfg, "nope", &ds, &err), 0);
+	assert_int_equal(ds.delivered + ds.failed, 0);
+	assert_string_equal(atomsync_strerror(ATOMSYNC_ELEASE),
+			    "another worker holds the lease");
+}
+
+/* A config file: its errors name file:line:col; a good one is read, and
+ * its secrets (values of ${VAR} in the store URL and the HTTP url's
+ * userinfo and query) are masked in a message. */
+static void test_config_load_and_redact(void **state)
+{
+	fix *f = *state;
+	atomsync_config *cfg = NULL;
+	atomsync_error err;
+	char path[200], yml[1024], msg[512];
+
+	snprintf(path, sizeof(path), "%s/bad.yml", f->dir);
+	write_file(path, "store: sqlite:x.db\ndatasets:\n  d:\n    key: [id]\n"
+			 "    mode: sideways\n    source: {file: in.jsonl}\n");
+	assert_int_equal(atomsync_config_load(&cfg, path, &err),
+			 ATOMSYNC_EUSAGE);
+	assert_null(cfg);
+	assert_non_null(strstr(err.msg, "bad.yml:5:"));
+	assert_int_equal(atomsync_config_load(&cfg, "/nonexistent.yml", &err),
+			 ATOMSYNC_EUSAGE);
+	assert_non_null(strstr(err.msg, "/nonexistent.yml"));
+
+	setenv("API_PASS", "pass-5e1b9f", 1);
+	setenv("API_KEY", "key-77c0a3", 1);
+	snprintf(path, sizeof(path), "%s/good.yml", f->dir);
+	snprintf(yml, sizeof(yml),
+		 "store: %s\ndatasets:\n  a:\n    key: [id]\n"
+		 "    source: {file: in.jsonl}\n  b:\n    key: [id]\n"
+		 "    source:\n      http:\n        url: "
+		 "\"http://u:${API_PASS}@127.0.0.1:1/x?key=${API_KEY}\"\n"
+		 "        records: data\n"
+		 "        pagination: {style: none}\n",
+		 f->store);
+	write_file(path, yml);
+	if (atomsync_config_load(&cfg, path, &err))
+		fail_msg("config_load: %s", err.msg);
+	assert_string_equal(atomsync_config_store(cfg), f->store);
+	assert_int_equal(atomsync_config_ndatasets(cfg), 2);
+	assert_string_equal(atomsync_config_dataset_name(cfg, 1), "b");
+	snprintf(msg, sizeof(msg),
+		 "b: http://u:pass-5e1b9f@127.0.0.1:1/x?key=key-77c0a3: down");
+	atomsync_config_redact(cfg, msg, sizeof(msg));
+	assert_null(strstr(msg, "pass-5e1b9f"));
+	assert_null(strstr(msg, "key-77c0a3"));
+	assert_non_null(strstr(msg, "127.0.0.1:1/x"));
+	atomsync_config_free(cfg);
 }
 
 static const char *HISTORY_YML = "store: %s\n"
@@ -319,6 +522,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_config_build_errors, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_verify_outbox,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_open_errors, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lease_held, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_runs_and_unknown_dataset,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_load_and_redact,
 						setup, teardown),
 	};
 
