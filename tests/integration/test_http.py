@@ -476,7 +476,11 @@ class HttpConcurrencyTest(HttpCase):
         self.atomsync("run", check=OK)
         ts = sorted(self.server.stats()["timestamps"])
         self.assertEqual(len(ts), 25)
-        self.assertGreaterEqual(ts[-1] - ts[0], (25 - 1) / 10.0 - 0.02)
+        # The server stamps a request when a thread of its own takes it:
+        # the first requests, on new connections, are stamped late when
+        # the machine is busy, which shortens the span by tens of ms.
+        slack = 0.1
+        self.assertGreaterEqual(ts[-1] - ts[0], (25 - 1) / 10.0 - slack)
         self.assertLess(ts[-1] - ts[0], (25 - 1) / 10.0 + 0.5)
         for i, t in enumerate(ts):
             in_window = [u for u in ts[i:] if u < t + 1.0]
@@ -489,7 +493,7 @@ class HttpConcurrencyTest(HttpCase):
                          name="mods2")
         self.atomsync("run", check=OK)
         ts = sorted(self.server.stats()["timestamps"])
-        self.assertGreaterEqual(ts[-1] - ts[0], (6 - 2) / 10.0 - 0.02)
+        self.assertGreaterEqual(ts[-1] - ts[0], (6 - 2) / 10.0 - slack)
 
     def test_429_lowers_concurrency(self):
         """A 429 halves the concurrency (8 -> 4), Retry-After pauses every
