@@ -332,15 +332,7 @@ class OAuthFaultsTest(h.OAuthCase, FaultCase):
             text = f.read().replace("limit: 50", "limit: 10")
         with open(self.path("atomsync.yml"), "w") as f:
             f.write(text)
-        proc = spawn(["run"], cwd=self.dir, env=self.env)
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < 25:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        h.run_and_kill(self, self.server, 25, env=self.env)
         cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
                                          "WHERE dataset = 'mods'")[0][0])
         self.server.reset()

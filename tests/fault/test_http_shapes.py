@@ -21,9 +21,7 @@ API | config | result of what it saw to build/test-artifacts/.
 
 import json
 import os
-import signal
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,144 +29,140 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import test_http as h  # noqa: E402  (ApiServer, helpers)
 from atomsync_test import (FAILED, OK, ROOT, StoreTestCase,  # noqa: E402
-                           for_each_store, spawn)
+                           for_each_store)
 
 SECRET = "csec-shapes-91d2"
-QUERY = "SELECT Id, Name, DownloadCount__c, Score__c, LastModifiedDate FROM Mod__c"
-GRAPHQL_BODY = (
-    "method: POST\n"
-    "body:\n"
-    "  query: \"query($first: Int!, $after: String) { items(first: $first, after: "
-    "$after) { nodes { id name downloadCount score updatedAt } pageInfo { endCursor "
-    "hasNextPage } } }\"\n"
-    "  variables: {first: \"{limit}\", after: \"{page_cursor}\"}\n")
-OAUTH = ("auth:\n"
-         "  oauth2: {token_url: \"%(base)s/oauth/token\", client_id: market, "
-         "client_secret: \"${CLIENT_SECRET}\", scopes: [listings:read]}\n")
+
+# Each shape: "== name | API imitated | server | url path | page a fault hits",
+# optional "columns:" (where the five compared columns are: id, name,
+# downloads, score, updatedAt, as TYPE:PATH) and "dataset:" lines, then the
+# http keys as a user writes them.  %(base)s is the server's URL.
+SHAPE_TEXT = """
+== github | GitHub REST (Link header) | plain | /link/mods | 3
+headers: {Accept: application/vnd.github+json}
+pagination: {style: link_header, limit_param: per_page, limit: 50}
+== stripe | Stripe list (keyset, has_more) | plain | /stripe/mods | 3
+records: data
+pagination: {style: cursor, cursor_param: starting_after, cursor_from_record: id, has_more_path: has_more, limit_param: limit, limit: 50}
+== shopify | Shopify REST Admin (page_info Link) | plain | /shopify/mods | 3
+records: mods
+pagination: {style: link_header, limit_param: limit, limit: 50}
+== slack | Slack Web API (next_cursor, ok/error) | plain | /slack/mods | 3
+records: members
+error_path: error
+error_retry: [ratelimited]
+pagination: {style: cursor, cursor_param: cursor, cursor_path: response_metadata.next_cursor, limit_param: limit, limit: 50}
+== salesforce | Salesforce query (nextRecordsUrl, done) | plain | /salesforce/query?q=SELECT+Id,Name,DownloadCount__c,Score__c,LastModifiedDate+FROM+Mod__c | 3
+columns: text:Id text:Name integer:DownloadCount__c real:Score__c timestamp:LastModifiedDate
+headers: {Sforce-Query-Options: "batchSize=50"}
+records: records
+pagination: {style: next_url, next_url_path: nextRecordsUrl, stop_path: done, total_path: totalSize}
+== zendesk | Zendesk cursor export (end_of_stream) | plain | /zendesk/mods | 3
+records: mods
+pagination: {style: cursor, cursor_param: cursor, cursor_path: after_cursor, stop_path: end_of_stream, limit_param: per_page, limit: 50}
+== notion | Notion database query (POST) | plain | /notion/mods | 3
+method: POST
+body: {page_size: "{limit}", start_cursor: "{page_cursor}"}
+records: results
+pagination: {style: cursor, cursor_path: next_cursor, has_more_path: has_more, limit: 50}
+== hubspot | HubSpot CRM v3 (paging.next.after) | plain | /hubspot/mods | 3
+columns: text:id text:properties.name text:properties.downloadcount text:properties.score timestamp:updatedAt
+records: results
+pagination: {style: cursor, cursor_param: after, cursor_path: paging.next.after, limit_param: limit, limit: 50}
+== jsonapi | JSON:API (links.next) | plain | /jsonapi/mods | 3
+columns: text:id text:attributes.name integer:attributes.downloadCount real:attributes.score timestamp:attributes.updatedAt
+records: data
+pagination: {style: next_url, next_url_path: links.next, limit_param: "page[size]", limit: 50}
+== curseforge | CurseForge (offset ceiling 200, partitions) | ceiling | /v1/mods | 3
+params: {gameId: 1}
+records: data
+concurrency: 4
+partitions: {param: categoryId, values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]}
+pagination: {style: offset, offset_param: index, limit_param: pageSize, limit: 10, total_path: pagination.totalCount}
+== updated_since | updatedSince feed (incremental, epoch) | plain | /page/mods | 1
+dataset: {mode: incremental, cursor: updatedAt}
+params: {updatedSince: "{cursor}"}
+cursor_format: epoch
+records: data
+pagination: {style: page, page_param: page, limit_param: pageSize, limit: 50}
+== oauth2 | OAuth2 marketplace (client credentials) | oauth | /v1/mods | 3
+auth:
+  oauth2: {token_url: "%(base)s/oauth/token", client_id: market, client_secret: "${CLIENT_SECRET}", scopes: [listings:read]}
+records: data
+concurrency: 4
+pagination: {style: offset, offset_param: index, limit_param: pageSize, limit: 50, total_path: pagination.totalCount}
+== keyed | records keyed by id (items.*) | plain | /keyed/mods | 3
+columns: text:id
+records: items.*
+record_key_as: id
+pagination: {style: page, page_param: page, limit_param: pageSize, limit: 50, total_path: pagination.totalCount}
+== graphql | GraphQL connection (POST) | plain | /graphql | 3
+method: POST
+body:
+  query: "query($first: Int!, $after: String) { items(first: $first, after: $after) { nodes { id name downloadCount score updatedAt } pageInfo { endCursor hasNextPage } } }"
+  variables: {first: "{limit}", after: "{page_cursor}"}
+records: data.items.nodes
+pagination: {style: cursor, cursor_path: data.items.pageInfo.endCursor, has_more_path: data.items.pageInfo.hasNextPage, limit: 50}
+== offset | offset + total (the server's plain styles follow) | plain | /offset/mods | 3
+records: data
+concurrency: 4
+pagination: {style: offset, offset_param: index, limit_param: pageSize, limit: 50, total_path: pagination.totalCount}
+== page | page, no total (a short page ends) | plain | /page/mods | 3
+records: data
+pagination: {style: page, page_param: page, limit_param: pageSize, limit: 50}
+== cursor | opaque cursor + total | plain | /cursor/mods | 3
+records: data
+pagination: {style: cursor, cursor_param: cursor, cursor_path: pagination.next, limit_param: pageSize, limit: 50, total_path: pagination.totalCount}
+== next_url | next URL in the body | plain | /next_url/mods | 3
+records: data
+pagination: {style: next_url, next_url_path: links.next, limit_param: pageSize, limit: 50}
+== none | one body, no pagination | plain | /none/mods | 1
+records: data
+pagination: {style: none, total_path: meta.totalCount}
+"""
+COLUMNS = ("integer:id", "text:name", "integer:downloadCount", "real:score",
+           "timestamp:updatedAt")
 
 
-def cols(idtype="integer", name="name", downloads="integer downloadCount",
-         score="real score", updated="updatedAt", prefix="", idpath="id"):
-    """The mapped columns: id, name, downloads, score, updatedAt."""
-    def col(spec):
-        typ, _, path = spec.partition(" ")
-        return "{type: %s, path: %s%s}" % (typ, prefix, path)
-    return ("      id: {type: %s, path: %s}\n"
-            "      name: {type: text, path: %s%s}\n"
-            "      downloads: %s\n"
-            "      score: %s\n"
-            "      updatedAt: {type: timestamp, path: %s%s}\n"
-            % (idtype, idpath, prefix, name, col(downloads), col(score), prefix, updated))
+class Shape:
+    """One entry of SHAPE_TEXT."""
+
+    def __init__(self, head, lines):
+        self.name, self.api, self.server, self.path, page = [
+            f.strip() for f in head.split("|")]
+        self.page = int(page)
+        self.columns, self.dataset, self.http = list(COLUMNS), "", []
+        for line in lines:
+            key, _, value = line.partition(": ")
+            if key == "columns":
+                given = value.split()
+                self.columns[:len(given)] = given
+            elif key == "dataset":
+                self.dataset = "".join("    %s\n" % kv.strip().replace(":", ": ", 1)
+                                       for kv in value.strip("{}").split(","))
+            else:
+                self.http.append(line)
+
+    def column_yaml(self):
+        names = ("id", "name", "downloads", "score", "updatedAt")
+        return "".join("      %s: {type: %s, path: %s}\n" % ((n,) + tuple(c.split(":", 1)))
+                       for n, c in zip(names, self.columns))
 
 
-# name -> API imitated, server, url path, http keys (YAML, one level), columns,
-# dataset keys, the page a fault hits
-SHAPES = {
-    "github": ("GitHub REST (Link header)", "plain", "/link/mods",
-               "headers: {Accept: application/vnd.github+json}\n"
-               "pagination: {style: link_header, limit_param: per_page, limit: 50}\n",
-               cols(), "", 3),
-    "stripe": ("Stripe list (keyset, has_more)", "plain", "/stripe/mods",
-               "records: data\n"
-               "pagination: {style: cursor, cursor_param: starting_after, "
-               "cursor_from_record: id, has_more_path: has_more, limit_param: limit, "
-               "limit: 50}\n", cols(), "", 3),
-    "shopify": ("Shopify REST Admin (page_info Link)", "plain", "/shopify/mods",
-                "records: mods\n"
-                "pagination: {style: link_header, limit_param: limit, limit: 50}\n",
-                cols(), "", 3),
-    "slack": ("Slack Web API (next_cursor, ok/error)", "plain", "/slack/mods",
-              "records: members\n"
-              "error_path: error\n"
-              "error_retry: [ratelimited]\n"
-              "pagination: {style: cursor, cursor_param: cursor, "
-              "cursor_path: response_metadata.next_cursor, limit_param: limit, "
-              "limit: 50}\n", cols(), "", 3),
-    "salesforce": ("Salesforce query (nextRecordsUrl, done)", "plain",
-                   "/salesforce/query?q=" + QUERY.replace(" ", "+"),
-                   "headers: {Sforce-Query-Options: \"batchSize=50\"}\n"
-                   "records: records\n"
-                   "pagination: {style: next_url, next_url_path: nextRecordsUrl, "
-                   "stop_path: done, total_path: totalSize}\n",
-                   cols("text", "Name", "integer DownloadCount__c", "real Score__c",
-                        "LastModifiedDate", idpath="Id"), "", 3),
-    "zendesk": ("Zendesk cursor export (end_of_stream)", "plain", "/zendesk/mods",
-                "records: mods\n"
-                "pagination: {style: cursor, cursor_param: cursor, cursor_path: "
-                "after_cursor, stop_path: end_of_stream, limit_param: per_page, "
-                "limit: 50}\n", cols(), "", 3),
-    "notion": ("Notion database query (POST)", "plain", "/notion/mods",
-               "method: POST\n"
-               "body: {page_size: \"{limit}\", start_cursor: \"{page_cursor}\"}\n"
-               "records: results\n"
-               "pagination: {style: cursor, cursor_path: next_cursor, "
-               "has_more_path: has_more, limit: 50}\n", cols(), "", 3),
-    "hubspot": ("HubSpot CRM v3 (paging.next.after)", "plain", "/hubspot/mods",
-                "records: results\n"
-                "pagination: {style: cursor, cursor_param: after, cursor_path: "
-                "paging.next.after, limit_param: limit, limit: 50}\n",
-                cols("text", "properties.name", "text properties.downloadcount",
-                     "text properties.score"), "", 3),
-    "jsonapi": ("JSON:API (links.next)", "plain", "/jsonapi/mods",
-                "records: data\n"
-                "pagination: {style: next_url, next_url_path: links.next, "
-                "limit_param: \"page[size]\", limit: 50}\n",
-                cols("text", "attributes.name", "integer attributes.downloadCount",
-                     "real attributes.score", "attributes.updatedAt"), "", 3),
-    "curseforge": ("CurseForge (offset ceiling 200, partitions)", "ceiling", "/v1/mods",
-                   "params: {gameId: 1}\n"
-                   "records: data\n"
-                   "concurrency: 4\n"
-                   "partitions: {param: categoryId, values: [%s]}\n"
-                   "pagination: {style: offset, offset_param: index, limit_param: "
-                   "pageSize, limit: 10, total_path: pagination.totalCount}\n"
-                   % ", ".join(str(i) for i in range(1, 21)), cols(), "", 3),
-    "updated_since": ("updatedSince feed (incremental, epoch)", "plain", "/page/mods",
-                      "params: {updatedSince: \"{cursor}\"}\n"
-                      "cursor_format: epoch\n"
-                      "records: data\n"
-                      "pagination: {style: page, page_param: page, limit_param: "
-                      "pageSize, limit: 50}\n", cols(),
-                      "    mode: incremental\n    cursor: updatedAt\n", 1),
-    "oauth2": ("OAuth2 marketplace (client credentials)", "oauth", "/v1/mods",
-               OAUTH + "records: data\n"
-               "concurrency: 4\n"
-               "pagination: {style: offset, offset_param: index, limit_param: pageSize, "
-               "limit: 50, total_path: pagination.totalCount}\n", cols(), "", 3),
-    "keyed": ("records keyed by id (items.*)", "plain", "/keyed/mods",
-              "records: items.*\n"
-              "record_key_as: id\n"
-              "pagination: {style: page, page_param: page, limit_param: pageSize, "
-              "limit: 50, total_path: pagination.totalCount}\n",
-              cols("text"), "", 3),
-    "graphql": ("GraphQL connection (POST)", "plain", "/graphql",
-                GRAPHQL_BODY + "records: data.items.nodes\n"
-                "pagination: {style: cursor, cursor_path: data.items.pageInfo.endCursor, "
-                "has_more_path: data.items.pageInfo.hasNextPage, limit: 50}\n",
-                cols(), "", 3),
-    # The server's plain styles
-    "offset": ("offset + total", "plain", "/offset/mods",
-               "records: data\n"
-               "concurrency: 4\n"
-               "pagination: {style: offset, offset_param: index, limit_param: pageSize, "
-               "limit: 50, total_path: pagination.totalCount}\n", cols(), "", 3),
-    "page": ("page, no total (short page ends)", "plain", "/page/mods",
-             "records: data\n"
-             "pagination: {style: page, page_param: page, limit_param: pageSize, "
-             "limit: 50}\n", cols(), "", 3),
-    "cursor": ("opaque cursor + total", "plain", "/cursor/mods",
-               "records: data\n"
-               "pagination: {style: cursor, cursor_param: cursor, cursor_path: "
-               "pagination.next, limit_param: pageSize, limit: 50, total_path: "
-               "pagination.totalCount}\n", cols(), "", 3),
-    "next_url": ("next URL in the body", "plain", "/next_url/mods",
-                 "records: data\n"
-                 "pagination: {style: next_url, next_url_path: links.next, "
-                 "limit_param: pageSize, limit: 50}\n", cols(), "", 3),
-    "none": ("one body, no pagination", "plain", "/none/mods",
-             "records: data\n"
-             "pagination: {style: none, total_path: meta.totalCount}\n", cols(), "", 1),
-}
+def parse_shapes(text):
+    shapes, head, lines = {}, None, []
+    for line in text.splitlines() + ["== end"]:
+        if line.startswith("== "):
+            if head:
+                shape = Shape(head, lines)
+                shapes[shape.name] = shape
+            head, lines = line[3:], []
+        elif line.strip():
+            lines.append(line)
+    return shapes
+
+
+SHAPES = parse_shapes(SHAPE_TEXT)
 
 # fault, what the error line says, ... on an OAuth2 listing
 FAULTS = [
@@ -210,11 +204,11 @@ class ShapesTest(StoreTestCase):
         out = os.path.join(ROOT, "build", "test-artifacts")
         os.makedirs(out, exist_ok=True)
         lines = ["| shape | API | config | result |", "|---|---|---|---|"]
-        for name, (api, _, path, http, _, _, _) in SHAPES.items():
-            config = "`url: %s`; " % path + "; ".join(
-                "`%s`" % l.strip() for l in http.splitlines())
+        for name, shape in SHAPES.items():
+            config = "; ".join("`%s`" % l.strip() for l in
+                               ["url: " + shape.path] + shape.http)
             lines.append("| %s | %s | %s | %s |" % (
-                name, api, config.replace("|", "\\|"),
+                name, shape.api, config.replace("|", "\\|"),
                 "; ".join(cls.results.get(name, ["not run"]))))
         with open(os.path.join(out, "http-shapes-%s.md" % cls.store_name), "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -224,8 +218,9 @@ class ShapesTest(StoreTestCase):
         return super().atomsync(*args, **kw)
 
     def shape_config(self, shape, name, limit=None, batch=""):
-        api, server, path, http, columns, dataset, _ = SHAPES[shape]
-        self.server = self.servers[server]
+        sh = SHAPES[shape]
+        self.server = self.servers[sh.server]
+        http = "\n".join(sh.http)
         if limit:
             http = (http.replace("limit: 50", "limit: %d" % limit)
                     .replace("limit: 10", "limit: %d" % limit)
@@ -243,8 +238,8 @@ class ShapesTest(StoreTestCase):
                     "%s"
                     "        timeout: 5s\n"
                     "        retry: {attempts: 2, initial: 10ms, max: 50ms}\n"
-                    % (name, dataset, batch, columns, self.server.base, path,
-                       http % {"base": self.server.base}))
+                    % (name, sh.dataset, batch, sh.column_yaml(), self.server.base,
+                       sh.path, http % {"base": self.server.base}))
 
     def fresh(self):
         for server in self.servers.values():
@@ -272,7 +267,7 @@ class ShapesTest(StoreTestCase):
         return "complete: 600/600"
 
     def trial_faults(self, shape):
-        page = SHAPES[shape][6]
+        page = SHAPES[shape].page
         before = self.published("mods")
         self.server.catalog(mutate={"update": [1, 2, 3, 200, 599]})
         seen = []
@@ -315,16 +310,7 @@ class ShapesTest(StoreTestCase):
                             "match": {}})
         self.shape_config(shape, "k", limit=10, batch="    batch_size: 20\n")
         self.server.reset()
-        proc = spawn(["run"], cwd=self.dir, env=self.env)
-        goal = 1 if shape == "none" else 20
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < goal:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        h.run_and_kill(self, self.server, 1 if shape == "none" else 20, env=self.env)
         cp = self.checkpoint("k")
         if shape != "none":
             self.assertTrue(cp and (cp["page"] > 1 or cp.get("part", 0) > 0), cp)

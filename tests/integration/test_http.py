@@ -164,6 +164,20 @@ def page_log(stats):
     return [e for e in stats["log"] if e["page"] is not None]
 
 
+def run_and_kill(case, server, requests, env=None):
+    """`atomsync run` in case.dir, killed with SIGKILL once the server has
+    seen `requests` requests (invariant 4's interruption)."""
+    proc = spawn(["run"], cwd=case.dir, env=env)
+    deadline = time.monotonic() + 30
+    while server.stats()["requests"] < requests:
+        case.assertIsNone(proc.poll(), "the run ended before the kill")
+        case.assertLess(time.monotonic(), deadline)
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
 class HttpCase(StoreTestCase):
     """A server per test class; each test starts with a fresh catalog, no
     faults and zeroed counters."""
@@ -532,15 +546,7 @@ class HttpResumeTest(HttpCase):
             text = f.read().replace("limit: 50", "limit: 10")
         with open(self.path("atomsync.yml"), "w") as f:
             f.write(text)
-        proc = spawn(["run"], cwd=self.dir)
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < 30:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        run_and_kill(self, self.server, 30)
         cp = self.store.query("SELECT checkpoint FROM atomsync_state "
                               "WHERE dataset = 'mods'")[0][0]
         resume_page = json.loads(cp)["page"]
@@ -729,15 +735,7 @@ class HttpPartitionsTest(HttpCase):
     def test_kill_9_then_resume_by_partition(self):
         self.server.faults({"kind": "latency", "ms": 40, "match": {}})
         self.part_config(limit=10, dataset="    batch_size: 20\n")
-        proc = spawn(["run"], cwd=self.dir)
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < 40:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        run_and_kill(self, self.server, 40)
         cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
                                          "WHERE dataset = 'mods'")[0][0])
         self.assertGreater(cp["part"], 0)
