@@ -223,7 +223,8 @@ datasets:
         self.assertEqual(self.sync_runs("bad")[0]["status"], "failed")
         starts = d.event("run_start")
         self.assertEqual(len(starts), 2)  # one line per start, one per end
-        self.assertEqual(d.stop(), 0)
+        self.assertEqual(d.stop(signal.SIGINT), 0)  # Ctrl-C stops like SIGTERM
+        self.assertIn("Interrupt: stopping", d.event("stop")[0]["msg"])
 
     def test_token_and_listen(self):
         write_jsonl(self.path("good.jsonl"), recs(2))
@@ -554,6 +555,41 @@ class TestExamples(ServeCase):
                     "    source: {file: c.jsonl}\n" % args[-1])
         p = self.atomsync("-c", self.path("atomsync.yml"), *args[2:], check=OK)
         self.assertIn("%s: run 1 completed" % args[-1], p.stdout)
+
+
+@for_each_store
+class TestPausedDaemon(ServeCase):
+    def test_lease_expires_then_takeover(self):
+        """Invariants 4 and 6: a daemon that stops answering mid-run (SIGSTOP:
+        a frozen VM, a host cut off) still holds the lease; another daemon
+        waits for lease_ttl, takes over and resumes; the first one, woken
+        up, commits nothing."""
+        write_jsonl(self.path("s.jsonl"), recs(600, "s"))
+        self.config(SLOW % ("1h", "3s", TAP, 0.005))
+        a = self.daemon()
+        wait_for(lambda: self.status()["s"]["resumable"], what="a checkpoint")
+        a.p.send_signal(signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            b = self.daemon()
+            end = wait_for(lambda: b.event("run_end", dataset="s",
+                                           status="completed"),
+                           timeout=40, what="the takeover")
+        finally:
+            a.p.send_signal(signal.SIGCONT)
+        runs = self.sync_runs("s")
+        started = intervals([runs[0]])[0][0]
+        self.assertGreaterEqual(started, stopped + 1.5, runs)  # not before expiry
+        self.assertEqual(runs[0]["run_id"], end[0]["run_id"])
+        self.assertEqual(runs[0]["resumed_from"], runs[1]["run_id"])
+        self.assertEqual(len(self.store.rows("s", ["id"])), 600)
+        before = self.store.full_rows("s")
+        failed = wait_for(lambda: a.event("run_end", dataset="s"), timeout=20,
+                          what="the woken daemon's run to end")
+        self.assertNotEqual(failed[0]["status"], "completed", a.text())
+        self.assertEqual(self.store.full_rows("s"), before)
+        for d in (a, b):
+            self.assertEqual(d.stop(), 0)
 
 
 class TestReload(ServeCase):
