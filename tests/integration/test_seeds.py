@@ -111,6 +111,7 @@ class SeedsTest(StoreTestCase):
                       and self.status()[dataset]["resumable"])
         time.sleep(0.3)
         n = len(self.tap_log())
+        self.assertIsNone(p.poll(), "the run ended before the kill: slow the tap more")
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         p.stderr.close()
@@ -303,7 +304,9 @@ class SeedsTest(StoreTestCase):
         w1 = [dict(n, name=n["name"] + " (refreshed)" if i < 20 else n["name"])
               for i, n in enumerate([n for n in nfts if n["wallet"] == "0xw1"][:280])]
         write_jsonl(self.path("nfts.jsonl"), w1)
-        self.kill_partway("user_nfts", "--sleep 0.002")
+        # 280 records: at 2 ms each the run could end before the kill when
+        # the machine is busy (the polling above is slow then); 8 ms, 2.2 s.
+        self.kill_partway("user_nfts", "--sleep 0.008")
         self.assertEqual(self.full("user_nfts"), before)
         # Two workers: while one runs the refresh, the other is turned away.
         # The tap of the first holds its run open until the second is refused.
