@@ -16,6 +16,7 @@
 
 #include "effects/outbox.h"
 #include "serve/serve.h"
+#include "util/crash.h"
 #include "util/log.h"
 #include "util/proc.h"
 #include "util/str.h"
@@ -187,6 +188,9 @@ static void *worker_main(void *arg)
 	as_serve_log(sv, "info", "run_start", j->name, NULL,
 		     "%s: run starting%s", j->name,
 		     j->manual ? " (requested)" : "");
+	/* Between the scheduler's decision and the lease: the window in
+	 * which another daemon may run the slot (check_last_run's case). */
+	as_crash_point("serve.worker");
 	rc = as_store_open(&st, j->run_cfg->store, &err);
 	if (!rc)
 		rc = as_sync_dataset(st, j->run_cfg, j->name, &opt, NULL, NULL,
@@ -323,6 +327,12 @@ static int pass(as_serve *sv, as_store *st)
 		    as_mono() < j->not_before ||
 		    sv->running >= sv->cfg->max_parallel)
 			continue;
+		if (!st) {
+			/* No connection (the store is down): a run asked for
+			 * over HTTP waits for the next pass that has one. */
+			broken = 1;
+			continue;
+		}
 		if (!have_ls) {
 			as_error err;
 

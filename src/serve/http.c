@@ -57,17 +57,43 @@ static int reply_error(struct MHD_Connection *c, unsigned code, const char *msg)
 	return reply_json(c, code, json_pack("{s:s}", "error", msg));
 }
 
+/* given == token, in a time that does not depend on where they differ. */
+static int same_secret(const char *given, const char *token)
+{
+	size_t gl = strlen(given), tl = strlen(token);
+	unsigned char diff = gl != tl;
+
+	for (size_t i = 0; i < tl; i++)
+		diff |= (unsigned char)(token[i] ^ (i < gl ? given[i] : 0));
+	return diff == 0;
+}
+
 static int token_ok(struct MHD_Connection *c, const char *token)
 {
 	const char *h, *q;
-	size_t tl = strlen(token);
 
 	h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	if (h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == tl &&
-	    memcmp(h + 7, token, tl) == 0)
+	if (h && strncmp(h, "Bearer ", 7) == 0 && same_secret(h + 7, token))
 		return 1;
 	q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
-	return q && strlen(q) == tl && memcmp(q, token, tl) == 0;
+	return q && same_secret(q, token);
+}
+
+/* ?limit=N of /api/runs: as `runs --limit` takes it (0: every run);
+ * -1 when it is not a whole number. */
+static long long runs_limit(struct MHD_Connection *c)
+{
+	const char *l =
+		MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+	long long v = 0;
+
+	if (!l)
+		return 20;
+	if (!*l || strlen(l) > 9 || strspn(l, "0123456789") != strlen(l))
+		return -1;
+	for (; *l; l++)
+		v = v * 10 + (*l - '0');
+	return v;
 }
 
 /* The daemon's own gauges, after the run-record metrics. */
@@ -154,14 +180,18 @@ static int get(as_serve *sv, struct MHD_Connection *c, const char *url)
 			     ? reply_error(c, 503, err.msg)
 			     : reply_json(c, 200, v);
 	} else if (strncmp(url, "/api/runs/", 10) == 0) {
-		const char *l = MHD_lookup_connection_value(
-			c, MHD_GET_ARGUMENT_KIND, "limit");
+		long long limit = runs_limit(c);
 		json_t *v;
 
-		rc = as_runs_json(st, url + 10, l ? strtoul(l, NULL, 10) : 20,
-				  &v, &err)
-			     ? reply_error(c, 503, err.msg)
-			     : reply_json(c, 200, v);
+		if (limit < 0)
+			rc = reply_error(
+				c, 400,
+				"limit: expected a whole number from 0 "
+				"to 999999999 (0: every run)");
+		else
+			rc = as_runs_json(st, url + 10, (size_t)limit, &v, &err)
+				     ? reply_error(c, 503, err.msg)
+				     : reply_json(c, 200, v);
 	} else {
 		as_buf b = AS_BUF_INIT;
 

@@ -44,7 +44,7 @@ static double duration(const atomsync_run_info *r)
 static void chart(as_buf *b, const atomsync_run_info *v, size_t n)
 {
 	const int W = 560, H = 120, bw = W / RUNS_CHARTED;
-	double maxr = 1, maxd = 0.001;
+	double maxr = 0, maxd = 0;
 	size_t m = n < RUNS_CHARTED ? n : RUNS_CHARTED;
 
 	for (size_t i = 0; i < m; i++) {
@@ -63,6 +63,9 @@ static void chart(as_buf *b, const atomsync_run_info *v, size_t n)
 		      "class=\"axis\"/>",
 		      W, H + 14, W, H + 14, m, maxr, H / 2 + 12, maxd,
 		      H / 2 + 2, W, H / 2 + 2);
+	/* The labels say the true maxima; the scale never divides by 0. */
+	maxr = maxr > 1 ? maxr : 1;
+	maxd = maxd > 0.001 ? maxd : 0.001;
 	for (size_t k = 0; k < m; k++) {
 		const atomsync_run_info *r = &v[m - 1 - k];
 		int x = (int)k * bw + 1, rh, dh;
@@ -127,7 +130,9 @@ static const char STYLE[] =
 	"section{border:1px solid #ccc;border-radius:6px;padding:1em;"
 	"margin:0 0 1em}table{border-collapse:collapse;margin:.5em 0}"
 	"td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}"
-	"td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}"
+	"td:nth-child(2),td:nth-child(3),td:last-child,th:nth-child(2),"
+	"th:nth-child(3),th:last-child{text-align:left}"
+	"td:nth-child(3){white-space:nowrap}"
 	"tr.failed td{color:#b00}.error{color:#b00}.meta span{margin-right:"
 	"1.5em}svg text{font-size:10px;fill:#555}.axis{stroke:#999}"
 	".ok{fill:#3a7}.bad{fill:#c33}.warn{fill:#d90}.run{fill:#69c}"
@@ -157,7 +162,7 @@ int as_page_render(as_serve *sv, const as_config *cfg, as_store *st, as_buf *b,
 		size_t n = 0, ns = 0;
 		int64_t rows = -1, done = 0, failed = 0;
 		double next = -1;
-		int active = 0;
+		int active = 0, retry = 0;
 
 		if ((rc = st->ops->table_rows(st, table, &rows, err)) ||
 		    (rc = st->ops->runs_list(st, ds->name, 50, &v, &n, err)))
@@ -176,6 +181,7 @@ int as_page_render(as_serve *sv, const as_config *cfg, as_store *st, as_buf *b,
 			if (strcmp(j->name, ds->name) == 0) {
 				next = j->scheduled ? j->next : -1;
 				active = j->active && !j->done;
+				retry = j->last.failed ? j->last.failures : 0;
 			}
 		pthread_mutex_unlock(&sv->mu);
 		as_buf_adds(b, "<section><h2>");
@@ -193,12 +199,15 @@ int as_page_render(as_serve *sv, const as_config *cfg, as_store *st, as_buf *b,
 		esc(b, ds->schedule ? ds->schedule : "none");
 		as_buf_printf(b,
 			      "</span><span>%lld completed, %lld failed of "
-			      "the last %zu runs</span><span>next run %s"
-			      "</span>%s</p>",
+			      "the last %zu runs</span><span>next run %s",
 			      (long long)done, (long long)failed, ns,
 			      active	  ? "now (running)"
 			      : next >= 0 ? as_iso8601(next, ts, sizeof(ts))
-					  : "none",
+					  : "none");
+		if (!active && next >= 0 && retry)
+			as_buf_printf(b, " (retry after %d failed run%s)",
+				      retry, retry > 1 ? "s" : "");
+		as_buf_printf(b, "</span>%s</p>",
 			      active ? "<span>running here</span>" : "");
 		if (ns && sync[0].error) {
 			as_buf_adds(b, "<p class=\"error\">last error: ");

@@ -617,9 +617,12 @@ static void next_where(const http_src *s, char *buf, size_t cap)
 
 /* Sequential styles: the listing ends only when the API says so.  With
  * has_more_path or stop_path the flag decides (a cursor that repeats on
- * the last page is then the end); without them, a full page whose next
- * cursor, next URL or Link header is missing altogether is refused, since
- * a wrong path would otherwise end the listing after one page. */
+ * the last page is then the end); without them, a full first page whose
+ * next cursor, next URL or Link header is missing altogether is refused,
+ * since a wrong path would otherwise end the listing after one page.  A
+ * later page was reached through that path, which proves it right: its
+ * absence there is how HubSpot (no "paging") and JSON:API (no
+ * links.next) end a listing whose last page is full. */
 static int confirm_end(http_src *s, http_page *pg, as_error *err)
 {
 	const as_http_cfg *h = s->h;
@@ -642,7 +645,7 @@ static int confirm_end(http_src *s, http_page *pg, as_error *err)
 				  h->has_more_path ? h->has_more_path
 						   : h->stop_path,
 				  where);
-	if (!said && pg->last && pg->unmarked && h->limit > 0 &&
+	if (!said && pg->last && pg->unmarked && !pg->ref && h->limit > 0 &&
 	    (int64_t)pg->nitems >= h->limit && !h->total_path)
 		return page_error(
 			s, pg, err,

@@ -298,71 +298,6 @@ class FailedTest(FaultCase):
 
 
 @for_each_store
-class ShapesTest(FaultCase):
-    """The Stripe (keyset, has_more), Zendesk (cursor, end_of_stream),
-    GraphQL and Notion (POST bodies) shapes: a fault no retry cures publishes nothing (invariant 2), a
-    retried one completes, and kill -9 resumes at the committed page
-    (invariant 4)."""
-
-    def test_faults_publish_nothing(self):
-        cases = [({"kind": "status", "status": 401, "match": {"page": 4}}, "page 4: HTTP 401"),
-                 ({"kind": "status", "status": 500, "match": {"page": 3}},
-                  "page 3: HTTP 500 after 4 attempts"),
-                 ({"kind": "truncate", "match": {"page": 5}}, "page 5: truncated body"),
-                 ({"kind": "missing_records", "match": {"page": 2}}, "page 2: no record array")]
-        for style in ("stripe", "zendesk", "graphql", "notion"):
-            for fault, needle in cases:
-                with self.subTest(style=style, fault=fault["kind"]):
-                    self.server.faults()
-                    self.server.catalog(records=h.RECORDS, seed=1)
-                    self.baseline(style, name="mods")
-                    self.server.faults(fault)
-                    self.expect_failure(h.STYLES[style][0], needle)
-
-    def test_429_then_success(self):
-        for style in ("stripe", "zendesk", "graphql", "notion"):
-            with self.subTest(style=style):
-                self.baseline(style)
-                self.server.faults({"kind": "status", "status": 429, "retry_after": 0,
-                                    "match": {"page": 3}, "times": 2})
-                self.completes()
-                self.assertEqual(self.server.stats()["statuses"].get("429"), 2)
-
-    def test_kill_9_then_resume(self):
-        for style in ("stripe", "zendesk", "graphql", "notion"):
-            with self.subTest(style=style):
-                self.server.faults({"kind": "latency", "ms": 40, "match": {}})
-                self.http_config(style, dataset="    batch_size: 20\n",
-                                 name="k_" + style)
-                with open(self.path("atomsync.yml")) as f:
-                    text = f.read().replace("limit: 50", "limit: 10")
-                with open(self.path("atomsync.yml"), "w") as f:
-                    f.write(text)
-                self.server.reset()
-                proc = spawn(["run"], cwd=self.dir)
-                deadline = time.monotonic() + 30
-                while self.server.stats()["requests"] < 25:
-                    self.assertIsNone(proc.poll(), "the run ended before the kill")
-                    self.assertLess(time.monotonic(), deadline)
-                    time.sleep(0.02)
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                proc.stderr.close()
-                cp = json.loads(self.store.query(
-                    "SELECT checkpoint FROM atomsync_state WHERE dataset = 'k_%s'"
-                    % style)[0][0])
-                self.assertGreater(cp["page"], 1)
-                self.server.reset()
-                p = self.atomsync("run", check=OK)
-                self.assertIn("(resumed run ", p.stdout)
-                pages = sorted(int(k) for k in self.server.stats()["by_page"])
-                self.assertEqual(pages, list(range(cp["page"], 61)))
-                self.assertEqual(self.rows("k_" + style),
-                                 h.expected_rows(self.server.records()))
-                self.server.faults()
-
-
-@for_each_store
 class OAuthFaultsTest(h.OAuthCase, FaultCase):
     """An OAuth2 listing: faults publish nothing (invariant 2), kill -9
     then resume reaches the uninterrupted table (invariant 4) with a token
@@ -397,15 +332,7 @@ class OAuthFaultsTest(h.OAuthCase, FaultCase):
             text = f.read().replace("limit: 50", "limit: 10")
         with open(self.path("atomsync.yml"), "w") as f:
             f.write(text)
-        proc = spawn(["run"], cwd=self.dir, env=self.env)
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < 25:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        h.run_and_kill(self, self.server, 25, env=self.env)
         cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
                                          "WHERE dataset = 'mods'")[0][0])
         self.server.reset()

@@ -164,6 +164,20 @@ def page_log(stats):
     return [e for e in stats["log"] if e["page"] is not None]
 
 
+def run_and_kill(case, server, requests, env=None):
+    """`atomsync run` in case.dir, killed with SIGKILL once the server has
+    seen `requests` requests (invariant 4's interruption)."""
+    proc = spawn(["run"], cwd=case.dir, env=env)
+    deadline = time.monotonic() + 30
+    while server.stats()["requests"] < requests:
+        case.assertIsNone(proc.poll(), "the run ended before the kill")
+        case.assertLess(time.monotonic(), deadline)
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
 class HttpCase(StoreTestCase):
     """A server per test class; each test starts with a fresh catalog, no
     faults and zeroed counters."""
@@ -476,7 +490,11 @@ class HttpConcurrencyTest(HttpCase):
         self.atomsync("run", check=OK)
         ts = sorted(self.server.stats()["timestamps"])
         self.assertEqual(len(ts), 25)
-        self.assertGreaterEqual(ts[-1] - ts[0], (25 - 1) / 10.0 - 0.02)
+        # The server stamps a request when a thread of its own takes it:
+        # the first requests, on new connections, are stamped late when
+        # the machine is busy, which shortens the span by tens of ms.
+        slack = 0.1
+        self.assertGreaterEqual(ts[-1] - ts[0], (25 - 1) / 10.0 - slack)
         self.assertLess(ts[-1] - ts[0], (25 - 1) / 10.0 + 0.5)
         for i, t in enumerate(ts):
             in_window = [u for u in ts[i:] if u < t + 1.0]
@@ -489,7 +507,7 @@ class HttpConcurrencyTest(HttpCase):
                          name="mods2")
         self.atomsync("run", check=OK)
         ts = sorted(self.server.stats()["timestamps"])
-        self.assertGreaterEqual(ts[-1] - ts[0], (6 - 2) / 10.0 - 0.02)
+        self.assertGreaterEqual(ts[-1] - ts[0], (6 - 2) / 10.0 - slack)
 
     def test_429_lowers_concurrency(self):
         """A 429 halves the concurrency (8 -> 4), Retry-After pauses every
@@ -528,15 +546,7 @@ class HttpResumeTest(HttpCase):
             text = f.read().replace("limit: 50", "limit: 10")
         with open(self.path("atomsync.yml"), "w") as f:
             f.write(text)
-        proc = spawn(["run"], cwd=self.dir)
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < 30:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        run_and_kill(self, self.server, 30)
         cp = self.store.query("SELECT checkpoint FROM atomsync_state "
                               "WHERE dataset = 'mods'")[0][0]
         resume_page = json.loads(cp)["page"]
@@ -692,30 +702,40 @@ class HttpPartitionsTest(HttpCase):
         self.assertIn("600 seen, 0 inserted, 0 updated, 600 unchanged", p.stdout)
 
     def test_failure_in_a_partition_publishes_nothing(self):
+        """Invariants 2 and 4: a 404 in the seventh partition fails the
+        run with the six before it staged; nothing is published, and the
+        next run resumes at that partition.  The fault is matched by the
+        partition's parameter, not by the arrival number of the request:
+        with concurrency 2 each partition also sends a speculative page 2,
+        and the order in which the server counts them varies."""
         self.part_config()
         self.atomsync("run", check=OK)
         before = self.store.full_rows("mods")
         self.server.catalog(mutate={"update": [1, 2, 3]})
         self.server.reset()
         self.server.faults({"kind": "status", "status": 404,
-                            "match": {"page": 1, "request": [7, 8]}})
+                            "match": {"page": 1, "query": {"categoryId": "7"}}})
         p = self.atomsync("run", check=FAILED)
-        self.assertIn("categoryId=", self.error_line(p))
-        self.assertIn("HTTP 404", self.error_line(p))
+        line = self.error_line(p)
+        self.assertIn("categoryId=7&", line)
+        self.assertIn("page 1: HTTP 404", line)
         self.assertEqual(self.store.full_rows("mods"), before)
+        cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
+                                         "WHERE dataset = 'mods'")[0][0])
+        self.assertEqual((cp["part"], cp["page"]), (6, 1))
+        self.server.faults()
+        self.server.reset()
+        p = self.atomsync("run", check=OK)
+        self.assertIn("0 inserted, 3 updated, 597 unchanged", p.stdout)
+        cats = {int(parse_qs(e["query"])["categoryId"][0])
+                for e in page_log(self.server.stats())}
+        self.assertEqual(cats, set(range(7, 21)))
+        self.assertEqual(self.rows(), expected_rows(self.server.records()))
 
     def test_kill_9_then_resume_by_partition(self):
         self.server.faults({"kind": "latency", "ms": 40, "match": {}})
         self.part_config(limit=10, dataset="    batch_size: 20\n")
-        proc = spawn(["run"], cwd=self.dir)
-        deadline = time.monotonic() + 30
-        while self.server.stats()["requests"] < 40:
-            self.assertIsNone(proc.poll(), "the run ended before the kill")
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stderr.close()
+        run_and_kill(self, self.server, 40)
         cp = json.loads(self.store.query("SELECT checkpoint FROM atomsync_state "
                                          "WHERE dataset = 'mods'")[0][0])
         self.assertGreater(cp["part"], 0)

