@@ -145,6 +145,8 @@ abort:
 		memset(info, 0, sizeof(*info));
 		info->run_id = run->rc.run_id;
 		info->dataset = strdup(dataset);
+		info->kind = strdup("sync");
+		info->mode = strdup(as_mode_name(run->table.mode));
 		info->status = strdup("failed");
 		info->error = strdup(err->msg);
 		info->seen = run->seen;
@@ -152,6 +154,8 @@ abort:
 		info->resumed_from = run->rc.resumed_from;
 		info->started_at =
 			strdup(as_iso8601(run->started, buf, sizeof(buf)));
+		info->finished_at =
+			strdup(as_iso8601(as_now(), buf, sizeof(buf)));
 	}
 	atomsync_run_free(run);
 	return rc;

@@ -105,6 +105,20 @@ class CliTest(StoreTestCase):
         write_jsonl(self.path("addons.jsonl"), [])
         self.assertEqual(self.atomsync("run").returncode, REFUSED)
 
+    def test_failed_run_json_matches_its_record(self):
+        """Invariant 10: `run --json` of a run that fails before reading
+        anything says what the run record says (kind, mode, finish)."""
+        self.config(CONFIG)
+        p = self.atomsync("run", "--json")
+        self.assertEqual(p.returncode, FAILED, p.stderr)
+        out = json.loads(p.stdout)[0]
+        rec = self.runs("addons")[0]
+        self.assertEqual(out["status"], "failed")
+        for k in ("run_id", "dataset", "kind", "mode", "status", "error"):
+            self.assertEqual(out[k], rec[k], k)
+        self.assertEqual((out["kind"], out["mode"]), ("sync", "full"))
+        self.assertIsNotNone(out["finished_at"])
+
     def test_verb_help(self):
         """`atomsync VERB --help` prints the usage and does nothing else,
         even without a config file."""
