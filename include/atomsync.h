@@ -129,6 +129,7 @@ typedef struct atomsync_dataset_spec {
 	const char *format;  /* "jsonl" (NULL) or "singer" */
 	int64_t batch_size;  /* records per staging commit; 0: default */
 	int64_t max_rejects; /* bad records tolerated; -1: default (0) */
+	const char *stream;  /* singer: the stream taken; NULL: the first */
 } atomsync_dataset_spec;
 
 int atomsync_config_new(atomsync_config **out, const char *store_url,

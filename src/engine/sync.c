@@ -26,6 +26,7 @@ static int open_source(atomsync_run *run, const as_dataset_cfg *ds,
 	so.max_record_bytes = ds->max_record_bytes;
 	so.checkpoint_every = 1000;
 	so.cfg = run->cfg;
+	so.keyed = ds->nkey > 0;
 	rc = as_source_open(src, &ds->source, &so, err);
 	if (rc != AS_ECHECKPOINT)
 		return rc;
@@ -47,7 +48,9 @@ static int feed(atomsync_run *run, as_event *ev, as_error *err)
 				     ev->rawlen, err);
 	case AS_EV_CHECKPOINT:
 		return atomsync_run_checkpoint(run, ev->checkpoint, err);
-	case AS_EV_SCHEMA: return as_run_set_key(run, ev->key, ev->nkey, err);
+	case AS_EV_SCHEMA:
+		return as_run_set_key(run, ev->key, ev->ktype, ev->nkey,
+				      ev->hashed, err);
 	}
 	return 0;
 }

@@ -30,6 +30,9 @@ typedef struct as_event {
 	char *checkpoint; /* CHECKPOINT: owned */
 	char **key;	  /* SCHEMA: owned */
 	size_t nkey;
+	int hashed; /* SCHEMA: no key_properties, keyed by content (append) */
+	int *ktype; /* SCHEMA: nkey as_type values from the schema (AUTO:
+		     * not declared), owned */
 } as_event;
 
 typedef struct as_source as_source;
@@ -58,6 +61,7 @@ typedef struct as_source_opts {
 	int64_t checkpoint_every; /* line sources: records between checkpoints
 				   */
 	const as_config *cfg;	  /* secrets, for redaction */
+	int keyed; /* the dataset configures its key (Singer: no hash key) */
 } as_source_opts;
 
 /* A source refuses a checkpoint that no longer applies (the file changed):
