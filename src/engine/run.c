@@ -736,6 +736,7 @@ void atomsync_run_free(atomsync_run *run)
 	free(run->rc.checkpoint);
 	free(run->rc.stage_key);
 	free(run->rc.cursor);
+	free(run->bookmark);
 	if (run->rejects)
 		fclose(run->rejects);
 	free(run->reject_path);

@@ -84,6 +84,7 @@ struct atomsync_run {
 	 * halves) */
 	int deferred;	     /* errors may surface at a later call (chunks) */
 	int key_from_schema; /* the key came from a Singer SCHEMA this run */
+	char *bookmark;	     /* Singer: the last STATE value of this run */
 	as_chunk chunk;
 	as_batch half[2]; /* rows of each half; values in the batch's arenas */
 	pthread_t mapper;

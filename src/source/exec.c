@@ -310,7 +310,8 @@ int as_exec_source_open(as_source **out, const as_source_cfg *cfg,
 	as_singer_init(&x->singer, cfg->stream, 1);
 	x->singer.keyed = o->keyed;
 	if (strstr(cfg->command, "{state}") &&
-	    (rc = write_state(x, o->checkpoint, err)))
+	    (rc = write_state(x, o->checkpoint ? o->checkpoint : o->bookmark,
+			      err)))
 		goto fail;
 	cmdline = expand(x, cfg->command, o->cursor);
 	if (!cmdline) {

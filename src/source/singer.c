@@ -509,12 +509,14 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 	if (strcasecmp(type, "STATE") == 0) {
 		json_t *v = json_object_get(msg, "value");
 
-		if (!sg->use_state || !v)
+		if (!v)
 			return 0;
 		ev->checkpoint = as_json_compact(v);
 		if (!ev->checkpoint)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
-		ev->kind = AS_EV_CHECKPOINT;
+		/* A tap's STATE is where it resumes; in a file it is only
+		 * the bookmark (the file resumes by offset). */
+		ev->kind = sg->use_state ? AS_EV_CHECKPOINT : AS_EV_BOOKMARK;
 		return 1;
 	}
 	return 0;

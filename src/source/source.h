@@ -17,7 +17,9 @@ typedef enum as_event_kind {
 	AS_EV_RECORD = 1, /* json (and raw when the record was one line) */
 	AS_EV_BAD,	  /* a record that could not be parsed: why */
 	AS_EV_CHECKPOINT, /* everything before this event can be resumed from */
-	AS_EV_SCHEMA	  /* Singer SCHEMA key_properties */
+	AS_EV_SCHEMA,	  /* Singer SCHEMA key_properties */
+	AS_EV_BOOKMARK	  /* Singer STATE of a file or stdin: checkpoint holds
+			   * its value (the bookmark, not a resume point) */
 } as_event_kind;
 
 typedef struct as_event {
@@ -57,6 +59,8 @@ typedef struct as_source_opts {
 	const char *dataset;
 	const char *checkpoint;	  /* resume point from the store, or NULL */
 	const char *cursor;	  /* incremental cursor (raw text), or NULL */
+	const char *bookmark;	  /* Singer: the STATE of the last published
+				   * run, {state} of a fresh run; or NULL */
 	int64_t max_record_bytes; /* a longer record is a bad record */
 	int64_t checkpoint_every; /* line sources: records between checkpoints
 				   */
