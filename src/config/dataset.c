@@ -362,8 +362,9 @@ static int finish_dataset(dsctx *d)
 	/* A Singer tap's STATE is its bookmark: no cursor column needed. */
 	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor &&
 	    ds->source.format != AS_FORMAT_SINGER) {
-		as_cfg_lookup(&d->s, "mode", &k);
-		return as_cfg_fail(d->s.c, k ? k : d->s.owner,
+		const ynode *m = as_cfg_lookup(&d->s, "mode", NULL);
+
+		return as_cfg_fail(d->s.c, m ? m : d->s.owner,
 				   "mode 'incremental' %s requires 'cursor' "
 				   "(only a singer source may leave it out)",
 				   d->where);
