@@ -183,12 +183,13 @@ static void test_schema(void **state)
 		     "tap:7: Singer SCHEMA key_properties must be an array of "
 		     "strings");
 	/* invalid_schema: no properties. */
-	expect_error(&sg,
-		     "{\"type\":\"SCHEMA\",\"stream\":\"users\","
-		     "\"schema\":{\"type\":\"object\"},\"key_properties\":[]}",
-		     "tap:7: invalid Singer SCHEMA for stream 'users': \"schema\" "
-		     "must be an object with \"properties\"; nothing was "
-		     "published");
+	expect_error(
+		&sg,
+		"{\"type\":\"SCHEMA\",\"stream\":\"users\","
+		"\"schema\":{\"type\":\"object\"},\"key_properties\":[]}",
+		"tap:7: invalid Singer SCHEMA for stream 'users': \"schema\" "
+		"must be an object with \"properties\"; nothing was "
+		"published");
 	as_singer_free(&sg);
 }
 
