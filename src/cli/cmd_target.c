@@ -51,8 +51,9 @@ int as_cmd_target(as_cli *cli, int argc, char **argv)
 		}
 	}
 	if (argc - optind != 1) {
-		as_cli_error(cli, "usage: atomsync target STORE [--config FILE] "
-				  "[--prefix P]  (Singer messages on stdin)");
+		as_cli_error(cli,
+			     "usage: atomsync target STORE [--config FILE] "
+			     "[--prefix P]  (Singer messages on stdin)");
 		return AS_EXIT_USAGE;
 	}
 	if (config) {

@@ -34,11 +34,11 @@
 #include "util/str.h"
 
 typedef struct tstream {
-	char *name;		   /* the Singer stream */
-	char *dataset;		   /* its dataset */
-	atomsync_config *own;	   /* the config made for it, or NULL */
+	char *name;		    /* the Singer stream */
+	char *dataset;		    /* its dataset */
+	atomsync_config *own;	    /* the config made for it, or NULL */
 	const atomsync_config *cfg; /* the config its dataset is in */
-	atomsync_store *st;	   /* its own connection */
+	atomsync_store *st;	    /* its own connection */
 	atomsync_run *run;
 	as_singer sg;
 	int published;
@@ -88,8 +88,8 @@ static const char *configured(const atomsync_config *cfg, const char *stream)
 	for (size_t i = 0; i < cfg->ndatasets; i++) {
 		const as_dataset_cfg *ds = &cfg->datasets[i];
 
-		if (ds->source.format == AS_FORMAT_SINGER && ds->source.stream &&
-		    strcmp(ds->source.stream, stream) == 0)
+		if (ds->source.format == AS_FORMAT_SINGER &&
+		    ds->source.stream && strcmp(ds->source.stream, stream) == 0)
 			return ds->name;
 	}
 	return NULL;
@@ -241,6 +241,20 @@ static int message(target *t, json_t *msg, const char *where, as_error *err)
 				    "%s: Singer %s of stream '%s' before its "
 				    "SCHEMA message; nothing was published",
 				    where, type, st);
+	if (!s) {
+		/* An invalid SCHEMA is named before any run is begun. */
+		json_t *sc = json_object_get(msg, "schema");
+
+		if (!json_is_object(sc) ||
+		    !json_is_object(json_object_get(sc, "properties")))
+			return as_error_set(
+				err, AS_EINPUT,
+				"%s: invalid Singer SCHEMA for "
+				"stream '%s': \"schema\" must be an "
+				"object with \"properties\"; nothing "
+				"was published",
+				where, st);
+	}
 	if (!s && !(s = add_stream(t, st, where, err)))
 		return err->code ? err->code : AS_ERROR;
 	memset(&ev, 0, sizeof(ev));
@@ -375,7 +389,7 @@ int atomsync_target(const char *store_url, int fd,
 	*infos = out;
 	*ninfo = t.n;
 	goto done;
-fail: {
+fail : {
 	char reason[AS_ERROR_MSG_MAX];
 
 	snprintf(reason, sizeof(reason), "%s", err->msg);
