@@ -289,6 +289,23 @@ int as_run_set_key(atomsync_run *run, char *const *key, const int *ktype,
 	return 0;
 }
 
+int as_run_full_refresh(atomsync_run *run, const char *where, as_error *err)
+{
+	(void)err;
+	if (run->table.mode == AS_MODE_FULL ||
+	    run->table.mode == AS_MODE_INCREMENTAL) {
+		run->table.mode = AS_MODE_FULL;
+		return 0;
+	}
+	if (!run->warned_activate)
+		as_warn("%s: ACTIVATE_VERSION ignored: dataset %s is %s (only a "
+			"full or incremental table is refreshed in full)",
+			where, run->table.dataset,
+			as_mode_name(run->table.mode));
+	run->warned_activate = 1;
+	return 0;
+}
+
 /* The caller checks every call's result and ends with a checkpoint or a
  * publish, so a bad record may be reported by a later call: records can
  * then be parsed in chunks on two threads.  atomsync_run_put() keeps its

@@ -61,6 +61,7 @@ static int feed(atomsync_run *run, as_event *ev, as_error *err)
 {
 	switch (ev->kind) {
 	case AS_EV_BOOKMARK: return keep_bookmark(run, ev->checkpoint, err);
+	case AS_EV_ACTIVATE: return as_run_full_refresh(run, ev->where, err);
 	case AS_EV_RECORD:
 		return as_run_put_value(run, ev->json, ev->raw, ev->rawlen,
 					ev->where, err);

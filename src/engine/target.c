@@ -199,6 +199,7 @@ static int feed(tstream *s, as_event *ev, as_error *err)
 	case AS_EV_SCHEMA:
 		return as_run_set_key(s->run, ev->key, ev->ktype, ev->nkey,
 				      ev->hashed, err);
+	case AS_EV_ACTIVATE: return as_run_full_refresh(s->run, ev->where, err);
 	default: return 0;
 	}
 }
@@ -230,13 +231,15 @@ static int message(target *t, json_t *msg, const char *where, as_error *err)
 		return 0;
 	}
 	if (strcasecmp(type, "RECORD") && strcasecmp(type, "SCHEMA") &&
-	    strcasecmp(type, "BATCH"))
-		return 0; /* ACTIVATE_VERSION and others carry no rows */
+	    strcasecmp(type, "BATCH") && strcasecmp(type, "ACTIVATE_VERSION"))
+		return 0; /* others carry nothing a table needs */
 	if (!st)
 		return as_error_set(err, AS_EINPUT,
 				    "%s: Singer %s without a string \"stream\"",
 				    where, type);
 	s = find(t, st);
+	if (!s && strcasecmp(type, "ACTIVATE_VERSION") == 0)
+		return 0; /* a stream of no rows: nothing to refresh */
 	if (!s && strcasecmp(type, "SCHEMA") != 0)
 		return as_error_set(err, AS_EINPUT,
 				    "%s: Singer %s of stream '%s' before its "

@@ -13,8 +13,9 @@
  * `_record_hash`, and appended: replaying the same output adds nothing
  * (invariant 5).  BATCH messages are read: each `file://` manifest entry
  * is a JSON-lines file (gzip when named .gz), every line a RECORD of the
- * stream; any other URL scheme is an error.  ACTIVATE_VERSION carries
- * nothing a table sync needs and is ignored.
+ * stream; any other URL scheme is an error.  ACTIVATE_VERSION of our
+ * stream makes the run a full refresh of its table (rows the run did not
+ * deliver are deleted by its publish, within the guard).
  */
 #include "source/singer.h"
 
@@ -505,6 +506,15 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 		if (batch_open(sg, msg, ev->where, err))
 			return err->code;
 		return as_singer_pending(sg, ev, err);
+	}
+	if (strcasecmp(type, "ACTIVATE_VERSION") == 0) {
+		const char *st =
+			json_string_value(json_object_get(msg, "stream"));
+
+		if (!st || !sg->stream || strcmp(st, sg->stream) != 0)
+			return 0;
+		ev->kind = AS_EV_ACTIVATE;
+		return 1;
 	}
 	if (strcasecmp(type, "STATE") == 0) {
 		json_t *v = json_object_get(msg, "value");

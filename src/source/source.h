@@ -18,8 +18,10 @@ typedef enum as_event_kind {
 	AS_EV_BAD,	  /* a record that could not be parsed: why */
 	AS_EV_CHECKPOINT, /* everything before this event can be resumed from */
 	AS_EV_SCHEMA,	  /* Singer SCHEMA key_properties */
-	AS_EV_BOOKMARK	  /* Singer STATE of a file or stdin: checkpoint holds
+	AS_EV_BOOKMARK,	  /* Singer STATE of a file or stdin: checkpoint holds
 			   * its value (the bookmark, not a resume point) */
+	AS_EV_ACTIVATE	  /* Singer ACTIVATE_VERSION: the run is the stream's
+			   * whole table (a full refresh) */
 } as_event_kind;
 
 typedef struct as_event {

@@ -476,6 +476,43 @@ class TargetTest(SingerBase):
         self.assertIn("raw_customers: run", r.stderr)
         self.assertNotIn(" 10 inserted", r.stderr)
 
+    def test_activate_version_is_a_full_refresh(self):
+        """ACTIVATE_VERSION makes the run a full refresh of that stream's
+        table: rows the run did not deliver are deleted at its publish (a
+        confirmed end), within the guard: a version that would delete more
+        than half the rows is refused (exit 3), nothing published, no STATE
+        (invariants 3, 8); without ACTIVATE_VERSION the stream is upserted."""
+        def tap(name, ids, activate):
+            p = self.path(name)
+            with open(p, "w") as f:
+                f.write(json.dumps({"type": "SCHEMA", "stream": "s", "key_properties": ["id"],
+                                    "schema": {"properties": {"id": {"type": "integer"}}}})
+                        + "\n")
+                if activate:
+                    f.write('{"type":"ACTIVATE_VERSION","stream":"s","version":7}\n')
+                for i in ids:
+                    f.write('{"type":"RECORD","stream":"s","record":{"id":%d},'
+                            '"version":7}\n' % i)
+                f.write('{"type":"STATE","value":{"n":%d}}\n' % len(ids))
+            return p
+        self.assertEqual(self.target(tap("a", range(1, 101), False)).returncode, OK)
+        r = self.target(tap("b", range(1, 61), False))
+        self.assertIn("0 deleted", r.stderr)
+        self.assertEqual(len(self.table_data("s")), 100)
+        r = self.target(tap("c", range(1, 61), True))
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertIn("40 deleted", r.stderr)
+        self.assertEqual(len(self.table_data("s")), 60)
+        before = self.store.full_rows("s")
+        r = self.target(tap("d", range(1, 11), True))
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(self.store.full_rows("s"), before)
+        r = self.target(tap("d", range(1, 11), True), "--allow-deletes")
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"n": 10})
+        self.assertEqual(len(self.table_data("s")), 10)
+
 
 TAP_CONFIG = """
 store: {store}

@@ -234,6 +234,7 @@ static void test_state(void **state)
 static void test_other_types(void **state)
 {
 	as_singer sg;
+	as_event ev;
 
 	(void)state;
 	as_singer_init(&sg, NULL, 1);
@@ -251,6 +252,16 @@ static void test_other_types(void **state)
 		     "tap:7: Singer BATCH of stream 'users' before its SCHEMA "
 		     "message; nothing was published");
 	schema_of(&sg, "users");
+	/* ACTIVATE_VERSION of our stream: a full refresh. */
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"ACTIVATE_VERSION\",\"stream\":"
+			     "\"users\",\"version\":2}",
+			     &ev),
+			 1);
+	assert_int_equal(ev.kind, AS_EV_ACTIVATE);
+	as_event_clear(&ev);
+	expect_none(&sg, "{\"type\":\"ACTIVATE_VERSION\",\"stream\":"
+			 "\"other\",\"version\":2}");
 	expect_error(&sg, "{\"type\":\"BATCH\",\"stream\":\"users\"}",
 		     "tap:7: Singer BATCH without a \"manifest\" array of "
 		     "file:// URLs");
