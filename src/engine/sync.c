@@ -29,8 +29,11 @@ static int open_source(atomsync_run *run, const as_dataset_cfg *ds,
 	so.cfg = run->cfg;
 	so.keyed = ds->nkey > 0;
 	/* A Singer dataset without a cursor column keeps the tap's STATE as
-	 * its bookmark (in the cursor's place). */
-	if (ds->source.format == AS_FORMAT_SINGER && !ds->cursor)
+	 * its bookmark (in the cursor's place), handed to the tap when the
+	 * mode takes what changed; a full dataset's tap must deliver
+	 * everything (the publish deletes what it did not), so it gets {}. */
+	if (ds->source.format == AS_FORMAT_SINGER && !ds->cursor &&
+	    (ds->mode == AS_MODE_INCREMENTAL || ds->mode == AS_MODE_APPEND))
 		so.bookmark = run->rc.cursor;
 	rc = as_source_open(src, &ds->source, &so, err);
 	if (rc != AS_ECHECKPOINT)

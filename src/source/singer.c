@@ -5,8 +5,9 @@
  * case-insensitive, as the Singer spec says.
  *
  * Errors that make the tap's output unusable stop the run with the line:
- * a SCHEMA without an object `schema` with `properties` (invalid_schema),
- * and a RECORD of a stream that sent no SCHEMA before it.  A RECORD that
+ * a SCHEMA of our stream without an object `schema` with `properties`
+ * (invalid_schema), and a RECORD of our stream before its SCHEMA (another
+ * stream's messages are its own dataset's to judge).  A RECORD that
  * lacks a property of its SCHEMA's key_properties is a bad record naming
  * it.  A stream whose SCHEMA has no key_properties (and a dataset without
  * `key`) is keyed by a hash of each record's content, column
@@ -379,6 +380,12 @@ static int schema(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 				    "%s: Singer SCHEMA without a string "
 				    "\"stream\"",
 				    ev->where);
+	if (add_schema(sg, st))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	/* Another stream's messages are its own dataset's to judge. */
+	ours = our_stream(sg, msg, ev->where);
+	if (ours != 1)
+		return 0;
 	if (!json_is_object(sc) ||
 	    !json_is_object(json_object_get(sc, "properties")))
 		return as_error_set(
@@ -387,11 +394,6 @@ static int schema(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 			"\"schema\" must be an object with "
 			"\"properties\"; nothing was published",
 			ev->where, st);
-	if (add_schema(sg, st))
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	ours = our_stream(sg, msg, ev->where);
-	if (ours != 1)
-		return 0;
 	if (kp && !json_is_array(kp))
 		return as_error_set(err, AS_EINPUT,
 				    "%s: Singer SCHEMA key_properties must be "
@@ -450,17 +452,18 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 		const char *st =
 			json_string_value(json_object_get(msg, "stream"));
 
+		/* A bad line of another stream is counted once, by the
+		 * dataset of that stream. */
+		if (st && sg->stream && strcmp(st, sg->stream) != 0) {
+			our_stream(sg, msg, ev->where); /* the one warning */
+			sg->ignored++;
+			return 0;
+		}
 		if (!json_is_object(rec))
 			return bad(
 				ev,
 				"%s: Singer RECORD without an object \"record\"%s",
 				"");
-		if (st && !has_schema(sg, st))
-			return as_error_set(err, AS_EINPUT,
-					    "%s: Singer RECORD of stream '%s' "
-					    "before its SCHEMA message; "
-					    "nothing was published",
-					    ev->where, st);
 		switch (our_stream(sg, msg, ev->where)) {
 		case -1:
 			return bad(
@@ -469,6 +472,12 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 				"");
 		case 0: sg->ignored++; return 0;
 		}
+		if (!has_schema(sg, st))
+			return as_error_set(err, AS_EINPUT,
+					    "%s: Singer RECORD of stream '%s' "
+					    "before its SCHEMA message; "
+					    "nothing was published",
+					    ev->where, st);
 		return take_record(sg, rec, ev, err);
 	}
 	if (strcasecmp(type, "SCHEMA") == 0) {
@@ -493,14 +502,14 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 					    "%s: Singer BATCH without a string "
 					    "\"stream\"",
 					    ev->where);
+		if (our_stream(sg, msg, ev->where) != 1)
+			return 0;
 		if (!has_schema(sg, st))
 			return as_error_set(err, AS_EINPUT,
 					    "%s: Singer BATCH of stream '%s' "
 					    "before its SCHEMA message; "
 					    "nothing was published",
 					    ev->where, st);
-		if (our_stream(sg, msg, ev->where) != 1)
-			return 0;
 		snprintf(sg->batch_where, sizeof(sg->batch_where), "%s",
 			 ev->where);
 		if (batch_open(sg, msg, ev->where, err))

@@ -10,12 +10,15 @@ before and after the publish commit.
 import gzip
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (CRASH_EXIT, FAILED, FIXTURES, OK, USAGE,  # noqa: E402
-                           StoreTestCase, for_each_store)
+from atomsync_test import (BIN, CRASH_EXIT, FAILED, FIXTURES, OK,  # noqa: E402
+                           USAGE, StoreTestCase, for_each_store)
 
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
                       "corpora", "singer-sdk-target-streams")
@@ -264,11 +267,11 @@ class SingerRulesTest(SingerBase):
         """Invariant 9: a RECORD before its stream's SCHEMA and a RECORD
         without a key property fail the run naming file:line; nothing is
         published."""
-        p = self.write("a.singer", [self.SCHEMA,
-                                    {"type": "RECORD", "stream": "s", "record": {"id": 1}},
-                                    {"type": "RECORD", "stream": "t", "record": {"id": 1}}])
-        r = self.load(p, "s", check=FAILED)
-        self.assertRegex(r.stderr, r"a\.singer:3: Singer RECORD of stream 't' before "
+        p = self.write("a.singer", [dict(self.SCHEMA, stream="t"),
+                                    {"type": "RECORD", "stream": "t", "record": {"id": 1}},
+                                    {"type": "RECORD", "stream": "s", "record": {"id": 1}}])
+        r = self.load(p, "s", "--stream", "s", check=FAILED)
+        self.assertRegex(r.stderr, r"a\.singer:3: Singer RECORD of stream 's' before "
                                    r"its SCHEMA")
         self.assertEqual(self.table_data("s"), [])
         p = self.write("b.singer", [self.SCHEMA,
@@ -476,6 +479,40 @@ class TargetTest(SingerBase):
         self.assertIn("raw_customers: run", r.stderr)
         self.assertNotIn(" 10 inserted", r.stderr)
 
+    def tap_text(self, count, tag):
+        return subprocess.run([sys.executable, MULTITAP, "--count", str(count),
+                               "--tag", tag], capture_output=True, text=True,
+                              check=True).stdout
+
+    def test_kill9_mid_input(self):
+        """Invariants 1, 2, 8: a target killed (kill -9) while reading its
+        input publishes nothing in any table and writes no STATE; the next
+        complete input publishes every stream."""
+        r = self.atomsync("target", self.store.url, input=self.tap_text(50, "a"))
+        self.assertEqual(r.returncode, OK, r.stderr)
+        tables = ("orders", "order_items", "customers")
+        before = {t: self.store.full_rows(t) for t in tables}
+        text = self.tap_text(3000, "b")
+        p = subprocess.Popen([BIN, "target", self.store.url], cwd=self.dir,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        p.stdin.write(text[:len(text) * 2 // 3])
+        p.stdin.flush()
+        time.sleep(0.5)
+        os.kill(p.pid, signal.SIGKILL)
+        out = p.stdout.read()
+        p.wait()
+        p.stdin.close() if not p.stdin.closed else None
+        p.stdout.close()
+        self.assertEqual(out, "")
+        self.assertEqual({t: self.store.full_rows(t) for t in tables}, before)
+        r = self.atomsync("target", self.store.url, input=text)
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["bookmarks"]["customers"], 3000)
+        for t in tables:
+            self.assertEqual(len(self.table_data(t)), 3000)
+            self.assertEqual({json.loads(d)["tag"] for d in self.table_data(t)}, {"b"})
+
     def test_activate_version_is_a_full_refresh(self):
         """ACTIVATE_VERSION makes the run a full refresh of that stream's
         table: rows the run did not deliver are deleted at its publish (a
@@ -588,6 +625,33 @@ class BookmarkTest(SingerBase):
         self.atomsync("run", "orders", check=OK)
         self.assertEqual(json.loads(self.given("orders")[-1])["bookmarks"]["orders"], 130)
         self.assertEqual(len(self.table_data("orders")), 140)
+
+    def test_rollback_drops_the_bookmark(self):
+        """Invariant 8: after a rollback the bookmark of a later publish
+        would be ahead of the restored rows: it is dropped, and the next run
+        is handed {} (extracts from the start)."""
+        self.setup_taps(100)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text.replace("    mode: incremental\n",
+                                 "    mode: incremental\n    history: snapshot\n"
+                                 "    key: [id]\n"))
+        self.atomsync("run", "orders", check=OK)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        with open(self.path("atomsync.yml"), "w") as f:
+            f.write(text.replace("--count 100", "--count 120"))
+        self.atomsync("run", "orders", check=OK)
+        self.assertEqual(json.loads(self.status()["orders"]["cursor"])
+                         ["bookmarks"]["orders"], 120)
+        first = self.runs("orders")[-1]["run_id"]
+        self.atomsync("rollback", "orders", "--to-run", str(first), check=OK)
+        self.assertEqual(len(self.table_data("orders")), 100)
+        self.assertIsNone(self.status()["orders"]["cursor"])
+        self.atomsync("run", "orders", check=OK)
+        self.assertEqual(self.given("orders")[-1], "{}\n")
+        self.assertEqual(len(self.table_data("orders")), 120)
 
     def test_failed_tap_keeps_bookmark(self):
         """Invariant 8: a tap that fails halfway publishes nothing and the

@@ -417,11 +417,26 @@ static void test_malformed(void **state)
 	expect_bad(&sg,
 		   "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":\"{}\"}",
 		   "tap:7: Singer RECORD without an object \"record\"");
-	/* A malformed message is bad even when it is not of our stream. */
+	/* A malformed message is bad while no stream is chosen... */
 	expect_bad(&sg,
 		   "{\"type\":\"RECORD\",\"stream\":\"zz\",\"record\":null}",
 		   "tap:7: Singer RECORD without an object \"record\"");
 	assert_null(sg.stream);
+	/* ... and once one is, only in its own stream's dataset: the
+	 * dataset of another stream counts it, not this one. */
+	schema_of(&sg, "a");
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"RECORD\",\"stream\":\"a\","
+			     "\"record\":{\"id\":1}}",
+			     &ev),
+			 1);
+	as_event_clear(&ev);
+	expect_none(&sg,
+		    "{\"type\":\"RECORD\",\"stream\":\"zz\",\"record\":null}");
+	expect_bad(&sg, "{\"type\":\"RECORD\",\"stream\":\"a\",\"record\":1}",
+		   "tap:7: Singer RECORD without an object \"record\"");
+	as_singer_free(&sg);
+	as_singer_init(&sg, NULL, 1);
 
 	/* Invariant 9: a RECORD without a stream cannot be matched to ours;
 	 * it must be named, not silently counted as another stream's. */
