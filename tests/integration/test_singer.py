@@ -653,6 +653,30 @@ class BookmarkTest(SingerBase):
         self.assertEqual(self.given("orders")[-1], "{}\n")
         self.assertEqual(len(self.table_data("orders")), 120)
 
+    def test_key_change_over_a_resumable_staging(self):
+        """A tap whose SCHEMA key changes while a failed run's staging
+        waits to be resumed: a clear error that says to rerun with
+        --restart, nothing published; --restart then publishes with the new
+        key (invariants 2, 4)."""
+        with open(self.path("recs.jsonl"), "w") as f:
+            for i in range(1, 301):
+                f.write(json.dumps({"id": i, "email": "u%d@x" % i}) + "\n")
+        self.config(TAP_CONFIG % (
+            "  items:\n    mode: incremental\n    source:\n"
+            "      exec: \"%s %s --records recs.jsonl --state {state} "
+            "--state-every 50\"\n      format: singer\n"
+            % (sys.executable, os.path.join(FIXTURES, "tap.py"))))
+        self.atomsync("run", env={"TAP_ARGS": "--fail-at 150 --sleep 0.02"},
+                      check=FAILED)
+        self.assertTrue(self.status()["items"]["resumable"])
+        r = self.atomsync("run", env={"TAP_ARGS": "--key email"}, check=USAGE)
+        self.assertIn("key_properties (email) differ from the key of the staging "
+                      "being resumed (id); rerun with --restart", r.stderr)
+        self.assertFalse(self.store.table_exists("items"))
+        r = self.atomsync("run", "--restart", env={"TAP_ARGS": "--key email"}, check=OK)
+        self.assertIn("300 inserted", r.stdout)
+        self.assertEqual(len(self.table_data("items")), 300)
+
     def test_failed_tap_keeps_bookmark(self):
         """Invariant 8: a tap that fails halfway publishes nothing and the
         bookmark stays; the next run is handed the same STATE."""
