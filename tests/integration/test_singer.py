@@ -327,6 +327,15 @@ class SingerRulesTest(SingerBase):
             got = {json.loads(d)["id"]: json.loads(d)["email"]
                    for (d,) in self.store.query('SELECT data FROM "s"')}
             self.assertEqual(got, {1: "a\\u0000b", 2: "x\x00y"})
+            # A text key holding a NUL: bound with its length, kept whole,
+            # and a reload finds it unchanged (invariant 5).
+            k = self.write("k.singer", [
+                '{"type":"SCHEMA","stream":"k","key_properties":["k"],'
+                '"schema":{"properties":{"k":{"type":"string"}}}}',
+                '{"type":"RECORD","stream":"k","record":{"k":"a\\u0000b"}}'])
+            self.load(k, "k", check=OK)
+            self.assertEqual(self.store.query('SELECT hex(k) FROM "k"'), [("610062",)])
+            self.assertIn("1 unchanged", self.load(k, "k", check=OK).stdout)
         else:
             self.assertEqual(r.returncode, FAILED)
             self.assertIn("in.singer:3", r.stderr)
