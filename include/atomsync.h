@@ -129,6 +129,7 @@ typedef struct atomsync_dataset_spec {
 	const char *format;  /* "jsonl" (NULL) or "singer" */
 	int64_t batch_size;  /* records per staging commit; 0: default */
 	int64_t max_rejects; /* bad records tolerated; -1: default (0) */
+	const char *stream;  /* singer: the stream taken; NULL: the first */
 } atomsync_dataset_spec;
 
 int atomsync_config_new(atomsync_config **out, const char *store_url,
@@ -316,6 +317,42 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 
 /* Release the lease and free the run (aborting it if still open). */
 void atomsync_run_free(atomsync_run *run);
+
+/* ---- a Singer target ---- */
+
+typedef struct atomsync_target_options {
+	const char
+		*prefix; /* in front of every made table's name; NULL: none */
+	/* Optional: a dataset whose source has format singer and `stream: S`
+	 * takes stream S (its table, key, mode, columns, guard); NULL: none.
+	 * Its store is not used: every stream goes to store_url. */
+	const atomsync_config *cfg;
+	int allow_empty; /* as atomsync_run_options */
+	int allow_deletes;
+} atomsync_target_options;
+
+/* Given the last STATE value (compact JSON) once the data it covers is
+ * published. */
+typedef void (*atomsync_state_fn)(const char *state, void *ud);
+
+/*
+ * Read Singer messages from fd to its end, as a Singer target: every stream
+ * its own dataset and table (named after the stream: lower case, other
+ * characters than letters and digits made _, the prefix in front; mode
+ * incremental; key from SCHEMA key_properties, or a hash of the record's
+ * content, appended, for a stream without them), each with its own run
+ * and run record.  At the end every run is published, each in its own
+ * transaction, in the order the streams first appeared; then on_state is
+ * given the last STATE (not when any publish failed or was refused: the
+ * runs after it are then not published).  *infos (free with
+ * atomsync_run_info_free) receives one run record per stream, also on
+ * failure.  An error in the input (file:line "stdin:N") publishes nothing.
+ */
+int atomsync_target(const char *store_url, int fd,
+		    const atomsync_target_options *opt,
+		    atomsync_state_fn on_state, void *ud,
+		    atomsync_run_info **infos, size_t *ninfo,
+		    atomsync_error *err);
 
 const char *atomsync_strerror(int code);
 

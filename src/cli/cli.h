@@ -73,6 +73,7 @@ int as_cmd_run(as_cli *cli, int argc, char **argv);
 int as_cmd_status(as_cli *cli, int argc, char **argv);
 int as_cmd_runs(as_cli *cli, int argc, char **argv);
 int as_cmd_load(as_cli *cli, int argc, char **argv);
+int as_cmd_target(as_cli *cli, int argc, char **argv);
 int as_cmd_outbox(as_cli *cli, int argc, char **argv);
 int as_cmd_rollback(as_cli *cli, int argc, char **argv);
 int as_cmd_verify(as_cli *cli, int argc, char **argv);

@@ -25,6 +25,7 @@ static int load_option(as_cli *cli, int c, atomsync_dataset_spec *sp,
 	case 's': sp->scope = optarg; break;
 	case 'u': sp->cursor = optarg; break;
 	case 'f': sp->format = optarg; break;
+	case 'S': sp->stream = optarg; break;
 	case 'e': opt->allow_empty = 1; break;
 	case 'd': opt->allow_deletes = 1; break;
 	case 'r': opt->restart = 1; break;
@@ -54,6 +55,7 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		{"scope", required_argument, NULL, 's'},
 		{"cursor", required_argument, NULL, 'u'},
 		{"format", required_argument, NULL, 'f'},
+		{"stream", required_argument, NULL, 'S'},
 		{"allow-empty", no_argument, NULL, 'e'},
 		{"allow-deletes", no_argument, NULL, 'd'},
 		{"restart", no_argument, NULL, 'r'},

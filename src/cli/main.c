@@ -35,8 +35,14 @@ static const char USAGE[] =
 	"                        the dataset's verify_threshold)\n"
 	"  load STORE TABLE [FILE|-] --key COL[,COL...] [--mode MODE]\n"
 	"      [--scope COL[,COL...]] [--cursor COL] [--format jsonl|singer]\n"
-	"      [--allow-empty] [--allow-deletes] [--restart] [--max-rejects N]\n"
+	"      [--stream NAME] [--allow-empty] [--allow-deletes] [--restart]\n"
+	"      [--max-rejects N]\n"
 	"                        load one file without a config file\n"
+	"                        (--stream: that Singer stream)\n"
+	"  target STORE [--config FILE] [--prefix P] [--json]\n"
+	"                        a Singer target: every stream on stdin into\n"
+	"                        its own table; the last STATE to stdout once\n"
+	"                        published (run lines on stderr)\n"
 	"  serve [--listen ADDR:PORT] [--once] [--log-format text|json]\n"
 	"                        the scheduler daemon: runs each dataset with a\n"
 	"                        schedule (max_parallel at once) and serves\n"
@@ -160,6 +166,8 @@ int main(int argc, char **argv)
 		code = as_cmd_runs(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "load") == 0)
 		code = as_cmd_load(&cli, argc - i, argv + i);
+	else if (strcmp(verb, "target") == 0)
+		code = as_cmd_target(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "outbox") == 0)
 		code = as_cmd_outbox(&cli, argc - i, argv + i);
 	else if (strcmp(verb, "rollback") == 0)

@@ -242,10 +242,6 @@ static int parse_names(dsctx *d)
 		return as_cfg_fail(d->s.c, mode,
 				   "mode 'scoped' %s requires 'scope'",
 				   d->where);
-	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor)
-		return as_cfg_fail(d->s.c, mode,
-				   "mode 'incremental' %s requires 'cursor'",
-				   d->where);
 	as_cfg_lookup(&d->s, "share_table", &k);
 	if (k && ds->share_table && ds->mode != AS_MODE_SCOPED)
 		return as_cfg_fail(d->s.c, k,
@@ -362,6 +358,16 @@ static int finish_dataset(dsctx *d)
 			d->s.c, k ? k : d->s.owner,
 			"%s 'key' %s (only a singer source may leave it out)",
 			k ? "no value for" : "missing required key", d->where);
+	}
+	/* A Singer tap's STATE is its bookmark: no cursor column needed. */
+	if (ds->mode == AS_MODE_INCREMENTAL && !ds->cursor &&
+	    ds->source.format != AS_FORMAT_SINGER) {
+		const ynode *m = as_cfg_lookup(&d->s, "mode", NULL);
+
+		return as_cfg_fail(d->s.c, m ? m : d->s.owner,
+				   "mode 'incremental' %s requires 'cursor' "
+				   "(only a singer source may leave it out)",
+				   d->where);
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
 	if (!rc)

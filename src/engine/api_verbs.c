@@ -134,6 +134,11 @@ static int spec_check(const atomsync_config *cfg,
 				    "dataset %s: format '%s': expected jsonl "
 				    "or singer",
 				    sp->name, sp->format);
+	if (sp->stream && !singer)
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s: a stream applies to format "
+				    "singer only",
+				    sp->name);
 	if ((!sp->key || !*sp->key) && !singer)
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: a key (COL[,COL...]) is "
@@ -180,6 +185,8 @@ static int spec_fill(as_dataset_cfg *ds, const atomsync_dataset_spec *sp,
 	ok &= !!(ds->reject_file = as_sprintf("%s.rejects.jsonl", sp->name));
 	if (sp->format && !strcmp(sp->format, "singer"))
 		ds->source.format = AS_FORMAT_SINGER;
+	if (sp->stream)
+		ok &= !!(ds->source.stream = as_strdup(sp->stream));
 	if (sp->file && strcmp(sp->file, "-")) {
 		ds->source.kind = AS_SOURCE_FILE;
 		ok &= !!(ds->source.path = as_strdup(sp->file));

@@ -224,8 +224,8 @@ int64_t atomsync_run_id(const atomsync_run *run)
 /* ---- what the sync driver adjusts ---- */
 
 /* Singer SCHEMA: the key when the dataset configures none. */
-int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
-		   as_error *err)
+int as_run_set_key(atomsync_run *run, char *const *key, const int *ktype,
+		   size_t nkey, int hashed, as_error *err)
 {
 	char have[512], want[512] = "";
 	size_t off = 0;
@@ -235,28 +235,74 @@ int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 		return 0;
 	if (as_mapper_drain(run, err) || as_stage_wait_idle(run, err))
 		return err->code;
-	for (size_t i = 0; i < nkey; i++)
+	for (size_t i = 0; i < nkey && off < sizeof(want); i++)
 		off += (size_t)snprintf(want + off, sizeof(want) - off, "%s%s",
 					i ? "," : "", key[i]);
 	if (run->table.nkey) {
 		as_table_key_list(&run->table, have, sizeof(have));
 		if (strcmp(have, want) == 0)
 			return 0;
-		as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: the SCHEMA key_properties "
-			"(%s) differ from the key of the staging being resumed "
-			"(%s); rerun with --restart",
-			run->table.dataset, want, have);
+		if (run->key_from_schema)
+			as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: a later SCHEMA changes the "
+				"key_properties from (%s) to (%s) within one "
+				"run; a table has one key: set `key` for the "
+				"dataset (or --key) to choose it; nothing was "
+				"published",
+				run->table.dataset, have, want);
+		else
+			as_error_set(
+				err, AS_EUSAGE,
+				"dataset %s: the SCHEMA key_properties (%s) "
+				"differ from the key of the staging being "
+				"resumed (%s); rerun with --restart to drop "
+				"that staging and start over",
+				run->table.dataset, want, have);
 		return as_run_fail(run, err);
 	}
 	if (as_table_build(&t, run->ds, key, nkey, err))
 		return as_run_fail(run, err);
+	/* Key columns typed from the SCHEMA, not from the first record: a
+	 * run of a SCHEMA alone makes the same table as one with records. */
+	for (size_t i = 0; ktype && i < nkey && i < t.ncols; i++)
+		if (t.cols[i].type == AS_TYPE_AUTO)
+			t.cols[i].type = (as_type)ktype[i];
+	/* Keyed by content: every new record is a new row; the rows the
+	 * run did not deliver stay. */
+	if (hashed && t.mode != AS_MODE_SCOPED)
+		t.mode = AS_MODE_APPEND;
 	as_table_clear(&run->table);
 	run->table = t;
 	run->rc.table = &run->table;
-	if (run->store->ops->describe(run->store, &run->rc, err))
+	run->key_from_schema = 1;
+	if (run->store->ops->describe(run->store, &run->rc, err)) {
+		if (err->code == AS_EUSAGE)
+			as_error_prefix(err,
+					"the SCHEMA key_properties (%s) do not "
+					"fit the existing table (set `key` for "
+					"the dataset, or --key, to the table's "
+					"key; or load into a new table)",
+					want);
 		return as_run_fail(run, err);
+	}
+	return 0;
+}
+
+int as_run_full_refresh(atomsync_run *run, const char *where, as_error *err)
+{
+	(void)err;
+	if (run->table.mode == AS_MODE_FULL ||
+	    run->table.mode == AS_MODE_INCREMENTAL) {
+		run->table.mode = AS_MODE_FULL;
+		return 0;
+	}
+	if (!run->warned_activate)
+		as_warn("%s: ACTIVATE_VERSION ignored: dataset %s is %s (only a "
+			"full or incremental table is refreshed in full)",
+			where, run->table.dataset,
+			as_mode_name(run->table.mode));
+	run->warned_activate = 1;
 	return 0;
 }
 
@@ -707,6 +753,7 @@ void atomsync_run_free(atomsync_run *run)
 	free(run->rc.checkpoint);
 	free(run->rc.stage_key);
 	free(run->rc.cursor);
+	free(run->bookmark);
 	if (run->rejects)
 		fclose(run->rejects);
 	free(run->reject_path);

@@ -82,7 +82,10 @@ struct atomsync_run {
 	int64_t spans; /* span rows made */
 	/* parallel mapping of parsed lines (mapper.c; chunk of raw lines; two
 	 * halves) */
-	int deferred; /* errors may surface at a later call (chunks) */
+	int deferred;	     /* errors may surface at a later call (chunks) */
+	int key_from_schema; /* the key came from a Singer SCHEMA this run */
+	char *bookmark;	     /* Singer: the last STATE value of this run */
+	int warned_activate; /* about an ACTIVATE_VERSION not applied */
 	as_chunk chunk;
 	as_batch half[2]; /* rows of each half; values in the batch's arenas */
 	pthread_t mapper;
@@ -107,9 +110,16 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 /* A record the source could not parse: counted and rejected (or fatal). */
 int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
 		  const char *raw, size_t rawlen, as_error *err);
-int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
-		   as_error *err);
+/* Singer SCHEMA: the key when the dataset configures none, typed as the
+ * schema declares (ktype: NULL or nkey as_type values); hashed: the stream
+ * has no key_properties (keyed by content, appended). */
+int as_run_set_key(atomsync_run *run, char *const *key, const int *ktype,
+		   size_t nkey, int hashed, as_error *err);
 int as_run_discard_checkpoint(atomsync_run *run, as_error *err);
+/* Singer ACTIVATE_VERSION: publish this run as a full refresh (a full or
+ * incremental table; an append or scoped one is left as it is, with a
+ * warning).  where names the message. */
+int as_run_full_refresh(atomsync_run *run, const char *where, as_error *err);
 void as_run_allow_deferred(atomsync_run *run);
 int as_run_wants_checkpoint(const atomsync_run *run);
 const as_error *as_run_failure(const atomsync_run *run);

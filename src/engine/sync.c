@@ -11,6 +11,7 @@
 #include "source/source.h"
 #include "util/log.h"
 #include "util/proc.h"
+#include "util/str.h"
 #include "util/time.h"
 
 static int open_source(atomsync_run *run, const as_dataset_cfg *ds,
@@ -26,6 +27,14 @@ static int open_source(atomsync_run *run, const as_dataset_cfg *ds,
 	so.max_record_bytes = ds->max_record_bytes;
 	so.checkpoint_every = 1000;
 	so.cfg = run->cfg;
+	so.keyed = ds->nkey > 0;
+	/* A Singer dataset without a cursor column keeps the tap's STATE as
+	 * its bookmark (in the cursor's place), handed to the tap when the
+	 * mode takes what changed; a full dataset's tap must deliver
+	 * everything (the publish deletes what it did not), so it gets {}. */
+	if (ds->source.format == AS_FORMAT_SINGER && !ds->cursor &&
+	    (ds->mode == AS_MODE_INCREMENTAL || ds->mode == AS_MODE_APPEND))
+		so.bookmark = run->rc.cursor;
 	rc = as_source_open(src, &ds->source, &so, err);
 	if (rc != AS_ECHECKPOINT)
 		return rc;
@@ -36,9 +45,26 @@ static int open_source(atomsync_run *run, const as_dataset_cfg *ds,
 	return as_source_open(src, &ds->source, &so, err);
 }
 
+/* A Singer STATE: the bookmark the publish saves (invariant 8). */
+static int keep_bookmark(atomsync_run *run, const char *state, as_error *err)
+{
+	char *b;
+
+	if (run->ds->source.format != AS_FORMAT_SINGER || run->ds->cursor)
+		return 0;
+	if (!(b = as_strdup(state)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	free(run->bookmark);
+	run->bookmark = b;
+	run->rc.bookmark = b;
+	return 0;
+}
+
 static int feed(atomsync_run *run, as_event *ev, as_error *err)
 {
 	switch (ev->kind) {
+	case AS_EV_BOOKMARK: return keep_bookmark(run, ev->checkpoint, err);
+	case AS_EV_ACTIVATE: return as_run_full_refresh(run, ev->where, err);
 	case AS_EV_RECORD:
 		return as_run_put_value(run, ev->json, ev->raw, ev->rawlen,
 					ev->where, err);
@@ -46,8 +72,12 @@ static int feed(atomsync_run *run, as_event *ev, as_error *err)
 		return as_run_reject(run, &ev->why, ev->where, ev->raw,
 				     ev->rawlen, err);
 	case AS_EV_CHECKPOINT:
+		if (keep_bookmark(run, ev->checkpoint, err))
+			return err->code;
 		return atomsync_run_checkpoint(run, ev->checkpoint, err);
-	case AS_EV_SCHEMA: return as_run_set_key(run, ev->key, ev->nkey, err);
+	case AS_EV_SCHEMA:
+		return as_run_set_key(run, ev->key, ev->ktype, ev->nkey,
+				      ev->hashed, err);
 	}
 	return 0;
 }
@@ -90,6 +120,10 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	if (rc)
 		return rc;
 	as_run_allow_deferred(run);
+	/* A resumed tap run: its checkpoint is the STATE it resumes from. */
+	if (ds->source.kind == AS_SOURCE_EXEC && run->rc.checkpoint &&
+	    (rc = keep_bookmark(run, run->rc.checkpoint, err)))
+		goto abort;
 	if ((rc = open_source(run, ds, &src, err)))
 		goto abort;
 	for (;;) {

@@ -195,6 +195,12 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 	int rc;
 
 	memset(ev, 0, sizeof(*ev));
+	if (x->format == AS_FORMAT_SINGER &&
+	    (rc = as_singer_pending(&x->singer, ev, err)) != 0) {
+		if (rc > 0 && ev->kind == AS_EV_RECORD)
+			x->base.records++;
+		return rc;
+	}
 	for (;;) {
 		rc = as_lines_next(&x->lines, &line, &len, err);
 		if (rc < 0)
@@ -302,8 +308,10 @@ int as_exec_source_open(as_source **out, const as_source_cfg *cfg,
 	x->max = o->max_record_bytes > 0 ? o->max_record_bytes
 					 : ((int64_t)16 << 20);
 	as_singer_init(&x->singer, cfg->stream, 1);
+	x->singer.keyed = o->keyed;
 	if (strstr(cfg->command, "{state}") &&
-	    (rc = write_state(x, o->checkpoint, err)))
+	    (rc = write_state(x, o->checkpoint ? o->checkpoint : o->bookmark,
+			      err)))
 		goto fail;
 	cmdline = expand(x, cfg->command, o->cursor);
 	if (!cmdline) {

@@ -86,6 +86,10 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 	int rc;
 
 	memset(ev, 0, sizeof(*ev));
+	/* The rest of a BATCH first: no checkpoint falls inside one. */
+	if (f->format == AS_FORMAT_SINGER &&
+	    (rc = as_singer_pending(&f->singer, ev, err)) != 0)
+		return rc;
 	for (;;) {
 		if (!f->is_stdin && f->since_cp >= f->every &&
 		    !as_lines_mid_line(&f->lines))
@@ -232,6 +236,7 @@ int as_file_source_open(as_source **out, const as_source_cfg *cfg,
 	/* A Singer file resumes by offset; its STATE messages are not needed.
 	 */
 	as_singer_init(&f->singer, cfg->stream, 0);
+	f->singer.keyed = o->keyed;
 	if (f->is_stdin) {
 		f->fd = 0;
 	} else {

@@ -50,6 +50,7 @@ void as_event_clear(as_event *ev)
 	json_decref(ev->json);
 	free(ev->checkpoint);
 	as_strv_free(ev->key, ev->nkey);
+	free(ev->ktype);
 	memset(ev, 0, sizeof(*ev));
 }
 

@@ -17,7 +17,11 @@ typedef enum as_event_kind {
 	AS_EV_RECORD = 1, /* json (and raw when the record was one line) */
 	AS_EV_BAD,	  /* a record that could not be parsed: why */
 	AS_EV_CHECKPOINT, /* everything before this event can be resumed from */
-	AS_EV_SCHEMA	  /* Singer SCHEMA key_properties */
+	AS_EV_SCHEMA,	  /* Singer SCHEMA key_properties */
+	AS_EV_BOOKMARK,	  /* Singer STATE of a file or stdin: checkpoint holds
+			   * its value (the bookmark, not a resume point) */
+	AS_EV_ACTIVATE	  /* Singer ACTIVATE_VERSION: the run is the stream's
+			   * whole table (a full refresh) */
 } as_event_kind;
 
 typedef struct as_event {
@@ -30,6 +34,9 @@ typedef struct as_event {
 	char *checkpoint; /* CHECKPOINT: owned */
 	char **key;	  /* SCHEMA: owned */
 	size_t nkey;
+	int hashed; /* SCHEMA: no key_properties, keyed by content (append) */
+	int *ktype; /* SCHEMA: nkey as_type values from the schema (AUTO:
+		     * not declared), owned */
 } as_event;
 
 typedef struct as_source as_source;
@@ -54,10 +61,13 @@ typedef struct as_source_opts {
 	const char *dataset;
 	const char *checkpoint;	  /* resume point from the store, or NULL */
 	const char *cursor;	  /* incremental cursor (raw text), or NULL */
+	const char *bookmark;	  /* Singer: the STATE of the last published
+				   * run, {state} of a fresh run; or NULL */
 	int64_t max_record_bytes; /* a longer record is a bad record */
 	int64_t checkpoint_every; /* line sources: records between checkpoints
 				   */
 	const as_config *cfg;	  /* secrets, for redaction */
+	int keyed; /* the dataset configures its key (Singer: no hash key) */
 } as_source_opts;
 
 /* A source refuses a checkpoint that no longer applies (the file changed):

@@ -300,6 +300,19 @@ static int publish_bookkeeping(pg_store *s, as_run_ctx *rc, const as_counts *c,
 
 	if (t->cursor >= 0 && r->stage && save_cursor(s, rc, err))
 		return err->code;
+	/* Invariant 8: a Singer tap's bookmark (its last STATE) moves only
+	 * here, with the data it covers. */
+	if (t->cursor < 0 && rc->bookmark) {
+		as_pg_params_init(&p);
+		as_pg_param_text(&p, t->dataset);
+		as_pg_param_text(&p, rc->bookmark);
+		if (as_pg_exec(s,
+			       "UPDATE atomsync_state SET cursor = $2 "
+			       "WHERE dataset = $1",
+			       &p, NULL, "publish: saving the STATE bookmark",
+			       err))
+			return err->code;
+	}
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
 	as_pg_param_int(&p, rc->run_id);

@@ -186,22 +186,85 @@ done:
 
 /* ---- encoding ---- */
 
+/* Where JSON text holds an escaped NUL (\u0000 that is not the text
+ * "\\u0000", an escaped backslash before u0000); NULL when nowhere. */
+static const char *json_nul(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < n &&
+		    memcmp(s + i + 2, "0000", 4) == 0)
+			return s + i;
+		i++; /* the escaped character */
+	}
+	return NULL;
+}
+
+/* The name of the field of JSON text s whose string holds the NUL at p:
+ * the last object key before it (enough to find it in the record). */
+static void nul_field(const char *s, const char *p, char *out, size_t cap)
+{
+	const char *open = NULL;
+
+	snprintf(out, cap, "?");
+	for (const char *q = s; q < p; q++) {
+		if (*q == '\\' && open) {
+			q++;
+			continue;
+		}
+		if (*q != '"')
+			continue;
+		if (!open) {
+			open = q + 1;
+			continue;
+		}
+		/* a string closed: a key when a colon follows */
+		{
+			const char *r = q + 1;
+
+			while (r < p && (*r == ' ' || *r == '\t'))
+				r++;
+			if (r < p && *r == ':')
+				snprintf(out, cap, "%.*s", (int)(q - open),
+					 open);
+		}
+		open = NULL;
+	}
+}
+
 /* PostgreSQL's text and jsonb cannot hold a NUL character: such a record
- * is rejected by name (invariant 9) rather than failing the whole batch. */
-static const char *unstorable(const as_table *t, const as_row *row)
+ * is rejected by name, with its column and field (invariant 9), rather
+ * than failing the whole batch. */
+static const char *unstorable(const as_table *t, const as_row *row, char *buf,
+			      size_t cap)
 {
 	for (size_t i = 0; i < t->ncols; i++) {
 		const as_val *v = &row->v[i];
+		const char *at;
 
 		if (v->kind != AS_V_TEXT)
 			continue;
-		if (memchr(v->u.s, '\0', v->len))
-			return "a NUL character in a text value (PostgreSQL "
-			       "cannot store it)";
-		if (t->cols[i].type == AS_TYPE_JSON && v->len >= 6 &&
-		    memmem(v->u.s, v->len, "\\u0000", 6))
-			return "\\u0000 in a JSON value (PostgreSQL jsonb cannot "
-			       "store it)";
+		if (memchr(v->u.s, '\0', v->len)) {
+			snprintf(buf, cap,
+				 "column '%s': a NUL character (\\u0000) in a "
+				 "text value; PostgreSQL cannot store it",
+				 t->cols[i].name);
+			return buf;
+		}
+		if (t->cols[i].type == AS_TYPE_JSON &&
+		    (at = json_nul(v->u.s, v->len)) != NULL) {
+			char field[128];
+
+			nul_field(v->u.s, at, field, sizeof(field));
+			snprintf(
+				buf, cap,
+				"column '%s', field '%s': a NUL character "
+				"(\\u0000) in a string; PostgreSQL jsonb cannot "
+				"store it",
+				t->cols[i].name, field);
+			return buf;
+		}
 	}
 	return NULL;
 }
@@ -833,7 +896,9 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 
 	as_error_clear(err);
 	for (size_t i = 0; i < b->nrows; i++) {
-		const char *why = unstorable(t, &b->rows[i]);
+		char wbuf[400];
+		const char *why =
+			unstorable(t, &b->rows[i], wbuf, sizeof(wbuf));
 
 		if (!why)
 			continue;

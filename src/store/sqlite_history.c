@@ -973,6 +973,11 @@ static int rollback_state(sq_store *s, as_run_ctx *rc, as_error *err)
 		as_buf_adds(&b, ", cursor = (SELECT max(");
 		as_buf_add_ident(&b, t->cols[t->cursor].name);
 		as_buf_printf(&b, ") FROM main.%s)", r->live_q);
+	} else {
+		/* A Singer bookmark (the STATE of the newest publish) would
+		 * be ahead of the restored rows: dropped, so the next run
+		 * extracts from the start (invariant 8). */
+		as_buf_adds(&b, ", cursor = NULL");
 	}
 	as_buf_adds(&b, " WHERE dataset = ?1");
 	if ((ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err)))

@@ -293,6 +293,26 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		if (ret)
 			goto done;
 	}
+	/* Invariant 8: a Singer tap's bookmark (its last STATE) moves only
+	 * here, with the data it covers. */
+	if (t->cursor < 0 && rc->bookmark) {
+		ret = as_sq_prepare(s,
+				    "UPDATE atomsync_state SET cursor = ?2 "
+				    "WHERE dataset = ?1",
+				    &q, err);
+		if (!ret) {
+			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+			sqlite3_bind_text(q, 2, rc->bookmark, -1,
+					  SQLITE_STATIC);
+			if (sqlite3_step(q) != SQLITE_DONE)
+				ret = as_sq_fail(s, err,
+						 "saving the STATE bookmark");
+			sqlite3_finalize(q);
+			q = NULL;
+		}
+		if (ret)
+			goto done;
+	}
 	if ((ret = as_sq_prepare(
 		     s,
 		     "UPDATE atomsync_state SET published_run = ?2, "

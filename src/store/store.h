@@ -157,9 +157,15 @@ typedef struct as_run_ctx {
 	int64_t rejected;
 	int64_t conflicts; /* rejects found by the store while staging */
 	char *stage_key;   /* key columns of a resumed staging, "a,b" */
-	char *cursor;	   /* incremental: the saved cursor (JSON), owned */
-	void *priv;	   /* backend state for this run */
-	void *scan;	   /* backend state of the live scan */
+	char *cursor;	   /* incremental: the saved cursor (JSON), owned;
+			    * a Singer dataset without a cursor column: the
+			    * STATE bookmark of the last published run */
+	/* Set by the engine before publish: a Singer tap's last STATE,
+	 * saved as the bookmark in the publish transaction (invariant 8);
+	 * NULL keeps the saved one.  Borrowed. */
+	const char *bookmark;
+	void *priv; /* backend state for this run */
+	void *scan; /* backend state of the live scan */
 	/* Set by the engine (and by rollback): the dataset whose invalidate,
 	 * webhook and notify the publish records in the outbox (invariant 7);
 	 * NULL records nothing.  Borrowed. */

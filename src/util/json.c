@@ -169,6 +169,23 @@ int as_json_big_integer(const json_t *v, const char **digits)
 	return 1;
 }
 
+/* Does any string of v look like a big-integer marker? */
+static int looks_marked(json_t *v)
+{
+	const char *k, *d;
+	json_t *x;
+	size_t i;
+
+	if (as_json_big_integer(v, &d))
+		return 1;
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, x) if (looks_marked(x)) return 1;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) if (looks_marked(x)) return 1;
+	}
+	return 0;
+}
+
 json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 			     as_error *err)
 {
@@ -203,12 +220,28 @@ json_t *as_json_parse_record(const char *text, size_t len, const char *where,
 		return NULL;
 	}
 	if (!v && json_error_code(&je) == json_error_null_character) {
-		/* Named in our words, not the parser's flag. */
-		as_error_set(err, AS_EINPUT,
-			     "%s:%d: \\u0000 (a NUL character) inside a string "
-			     "is not supported; remove it from the source data",
-			     where, je.column);
-		return NULL;
+		/* A NUL inside a string is kept: the stores bind text with
+		 * its length (PostgreSQL, which cannot hold it, rejects the
+		 * record naming the field).  Not when the text also holds an
+		 * integer beyond 64 bits: its marker begins with a NUL. */
+		v = json_loadb(text, len,
+			       JSON_REJECT_DUPLICATES | JSON_DECODE_ANY |
+				       JSON_ALLOW_NUL,
+			       &je);
+		if (v && looks_marked(v)) {
+			json_decref(v);
+			as_error_set(err, AS_EINPUT,
+				     "%s: a string that begins with \\u0000 "
+				     "and digits cannot be told from an "
+				     "integer beyond 64 bits; not loaded",
+				     where);
+			return NULL;
+		}
+		if (!v && alloc_failed) {
+			as_error_set(err, AS_ENOMEM, "%s: out of memory",
+				     where);
+			return NULL;
+		}
 	}
 	if (!v) {
 		if (je.column > 0)

@@ -121,12 +121,13 @@ class SourcesTest(StoreTestCase):
         self.assertEqual(len(rows), 100)
         self.assertEqual(sorted((r[0], r[1]) for r in rows),
                          sorted((e["chain"], e["n"]) for e in ev))
-        # Without a key and without a SCHEMA: a clear error, nothing created.
+        # Without a SCHEMA: a clear error naming the line, nothing created.
         self.config(config(tap("--no-schema") + "\n      format: singer",
                            body="").replace("  d:", "  nokey:"))
         p = self.atomsync("run", "nokey")
         self.assertIn(p.returncode, (FAILED, USAGE))
-        self.assertIn("key_properties", p.stderr)
+        self.assertIn("tap.py:1: Singer RECORD of stream 'items' before its SCHEMA",
+                      p.stderr)
         self.assertEqual(self.status()["nokey"]["rows"], None)
 
     def test_singer_configured_key_wins(self):
@@ -179,7 +180,8 @@ class SourcesTest(StoreTestCase):
     def test_singer_from_file(self):
         """Singer messages from a file: RECORDs of the stream are the data."""
         recs = make_records(50)
-        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": ["id"]}]
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {"properties": {}},
+                 "key_properties": ["id"]}]
         msgs += [{"type": "RECORD", "stream": "s", "record": r} for r in recs]
         msgs.append({"type": "STATE", "value": {"done": True}})
         write_jsonl(self.path("in.singer"), msgs)
@@ -189,19 +191,22 @@ class SourcesTest(StoreTestCase):
 
     def test_singer_bad_message(self):
         """Singer: a RECORD without a record object is named (invariant 9)."""
-        msgs = [{"type": "RECORD", "stream": "s", "record": {"id": 1, "name": "a",
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {"properties": {}},
+                 "key_properties": ["id"]},
+                {"type": "RECORD", "stream": "s", "record": {"id": 1, "name": "a",
                                                               "downloads": 1}},
                 {"type": "RECORD", "stream": "s", "record": [1, 2]}]
         write_jsonl(self.path("in.singer"), msgs)
         self.config(config("      file: in.singer\n      format: singer"))
         p = self.atomsync("run")
         self.assertEqual(p.returncode, FAILED)
-        self.assertIn("in.singer:2: Singer RECORD without an object", p.stderr)
+        self.assertIn("in.singer:3: Singer RECORD without an object", p.stderr)
 
     def test_singer_lower_case_types(self):
         """Singer message types are case-insensitive: "record" is a record."""
         recs = make_records(20)
-        msgs = [{"type": "schema", "stream": "s", "schema": {}, "key_properties": ["id"]}]
+        msgs = [{"type": "schema", "stream": "s", "schema": {"properties": {}},
+                 "key_properties": ["id"]}]
         msgs += [{"type": "record", "stream": "s", "record": r} for r in recs]
         write_jsonl(self.path("in.singer"), msgs)
         self.config(config("      file: in.singer\n      format: singer"))
@@ -211,7 +216,8 @@ class SourcesTest(StoreTestCase):
     def test_singer_missing_key_property(self):
         """Singer: a RECORD without its SCHEMA's key property is named with its
         line, and nothing is published (invariant 9)."""
-        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": ["id"]},
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {"properties": {}},
+                 "key_properties": ["id"]},
                 {"type": "RECORD", "stream": "s", "record": {"id": 1, "name": "a",
                                                               "downloads": 1}},
                 {"type": "RECORD", "stream": "s", "record": {"name": "b"}}]
@@ -222,9 +228,11 @@ class SourcesTest(StoreTestCase):
         self.assertIn("in.singer:3: Singer RECORD without key property 'id'", p.stderr)
 
     def test_singer_batch_not_silent(self):
-        """Singer: a BATCH message is a named bad record, never a silent skip
-        (invariant 9)."""
-        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {}, "key_properties": ["id"]},
+        """Singer: a BATCH message is read, never a silent skip: a manifest
+        file that cannot be opened fails the run naming the message's line
+        and the file (invariant 9)."""
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": {"properties": {}},
+                 "key_properties": ["id"]},
                 {"type": "RECORD", "stream": "s", "record": {"id": 1, "name": "a",
                                                               "downloads": 1}},
                 {"type": "BATCH", "stream": "s", "encoding": {"format": "jsonl"},
@@ -233,7 +241,8 @@ class SourcesTest(StoreTestCase):
         self.config(config("      file: in.singer\n      format: singer"))
         p = self.atomsync("run")
         self.assertEqual(p.returncode, FAILED)
-        self.assertIn("in.singer:3: Singer BATCH messages are not supported", p.stderr)
+        self.assertIn("in.singer:3: cannot open Singer BATCH file /nonexistent.jsonl",
+                      p.stderr)
 
 
 if __name__ == "__main__":

@@ -676,7 +676,8 @@ static void test_err_modes(void **state)
 	expect_error(HEAD
 		     "    mode: incremental\n    key: id\n    source: stdin\n",
 		     "t.yml:4:11: mode 'incremental' in dataset 'addons' "
-		     "requires 'cursor'");
+		     "requires 'cursor' (only a singer source may leave it "
+		     "out)");
 	expect_error(HEAD "    mode: scoped\n    key: id\n    source: stdin\n",
 		     "t.yml:4:11: mode 'scoped' in dataset 'addons' requires "
 		     "'scope'");

@@ -1,0 +1,583 @@
+/*
+ * atomsync as a Singer target: Singer messages from a file descriptor (a
+ * tap's output on stdin), every stream into its own table.  Each stream is
+ * a dataset of its own (a configured one with a singer source naming the
+ * stream, else one made here: table named after the stream, normalised,
+ * with the prefix; mode incremental; key from SCHEMA key_properties, or
+ * the content hash and append for a stream without them), with its own
+ * run, staging, guards, counts and run record, all fed in one pass of the
+ * input.  At the confirmed end (end of input) every run is published, then
+ * the last STATE is handed to the caller (written to stdout by the
+ * command): a STATE is given out only after the data it covers is
+ * committed, and each run saves it as its bookmark in its publish
+ * (invariant 8).
+ *
+ * Each run publishes in its own transaction, one after another, in the
+ * order the streams first appeared.  Not across tables in one transaction
+ * (invariant 1 holds per table, not across them): each run stages through
+ * its own store connection, and a transaction cannot span connections; see
+ * docs/architecture.md.  When a publish fails or is refused, the runs after
+ * it are not published and no STATE is given out, so the orchestrator
+ * replays from the previous STATE, which is idempotent (invariant 5).
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine/run.h"
+#include "source/lines.h"
+#include "source/singer.h"
+#include "util/json.h"
+#include "util/log.h"
+#include "util/proc.h"
+#include "util/str.h"
+
+typedef struct tstream {
+	char *name;		    /* the Singer stream */
+	char *dataset;		    /* its dataset */
+	atomsync_config *own;	    /* the config made for it, or NULL */
+	const atomsync_config *cfg; /* the config its dataset is in */
+	atomsync_store *st;	    /* its own connection */
+	atomsync_run *run;
+	as_singer sg;
+	int published;
+} tstream;
+
+typedef struct target {
+	const char *url;
+	const atomsync_target_options *opt;
+	tstream *v;
+	size_t n, cap;
+	char *state; /* the last STATE value, compact JSON */
+} target;
+
+/* The dataset (and table) name of a stream: lower case, every other
+ * character than a letter, digit or _ made _, the prefix in front. */
+static char *normalise(const char *prefix, const char *stream)
+{
+	as_buf b = AS_BUF_INIT;
+	char *out;
+
+	as_buf_adds(&b, prefix ? prefix : "");
+	if (!prefix && isdigit((unsigned char)*stream))
+		as_buf_adds(&b, "s_");
+	for (const char *p = stream; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		as_buf_addc(&b, (char)(isalnum(c) ? tolower(c) : '_'));
+	}
+	out = b.failed ? NULL : as_strdup(as_buf_cstr(&b));
+	as_buf_free(&b);
+	return out;
+}
+
+static tstream *find(target *t, const char *stream)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i].name, stream) == 0)
+			return &t->v[i];
+	return NULL;
+}
+
+/* The configured dataset for stream (a singer source naming it), or NULL. */
+static const char *configured(const atomsync_config *cfg, const char *stream)
+{
+	if (!cfg)
+		return NULL;
+	for (size_t i = 0; i < cfg->ndatasets; i++) {
+		const as_dataset_cfg *ds = &cfg->datasets[i];
+
+		if (ds->source.format == AS_FORMAT_SINGER &&
+		    ds->source.stream && strcmp(ds->source.stream, stream) == 0)
+			return ds->name;
+	}
+	return NULL;
+}
+
+/* A new stream (its first SCHEMA): its dataset, connection and run. */
+static tstream *add_stream(target *t, const char *stream, const char *where,
+			   as_error *err)
+{
+	atomsync_run_options ro;
+	const char *dsname;
+	tstream *s;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		tstream *v = realloc(t->v, cap * sizeof(*v));
+
+		if (!v) {
+			as_error_set(err, AS_ENOMEM, "out of memory");
+			return NULL;
+		}
+		t->v = v;
+		t->cap = cap;
+	}
+	s = &t->v[t->n];
+	memset(s, 0, sizeof(*s));
+	s->name = as_strdup(stream);
+	if (!s->name) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return NULL;
+	}
+	t->n++;
+	dsname = configured(t->opt->cfg, stream);
+	if (dsname) {
+		s->cfg = t->opt->cfg;
+		s->dataset = as_strdup(dsname);
+	} else {
+		atomsync_dataset_spec sp;
+
+		memset(&sp, 0, sizeof(sp));
+		s->dataset = normalise(t->opt->prefix, stream);
+		if (!s->dataset) {
+			as_error_set(err, AS_ENOMEM, "out of memory");
+			return NULL;
+		}
+		for (size_t i = 0; i + 1 < t->n; i++)
+			if (strcmp(t->v[i].dataset, s->dataset) == 0) {
+				as_error_set(err, AS_EUSAGE,
+					     "%s: streams '%s' and '%s' both "
+					     "make table %s; configure a table "
+					     "for one of them (--config)",
+					     where, t->v[i].name, stream,
+					     s->dataset);
+				return NULL;
+			}
+		sp.name = s->dataset;
+		sp.format = "singer";
+		sp.mode = "incremental";
+		sp.stream = stream;
+		sp.max_rejects = -1;
+		if (atomsync_config_new(&s->own, t->url, err) ||
+		    atomsync_config_add_dataset(s->own, &sp, err)) {
+			as_error_prefix(err, "%s: stream '%s'", where, stream);
+			return NULL;
+		}
+		s->cfg = s->own;
+	}
+	if (!s->dataset) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return NULL;
+	}
+	as_singer_init(&s->sg, stream, 0);
+	s->sg.keyed = as_config_dataset(s->cfg, s->dataset)->nkey > 0;
+	if (atomsync_store_open(&s->st, t->url, err))
+		return NULL;
+	memset(&ro, 0, sizeof(ro));
+	ro.allow_empty = t->opt->allow_empty;
+	ro.allow_deletes = t->opt->allow_deletes;
+	/* Input on a pipe cannot be read again: never resumed. */
+	if (as_run_begin(&s->run, s->st, s->cfg, s->dataset, &ro, 0, err))
+		return NULL;
+	as_run_allow_deferred(s->run);
+	return s;
+}
+
+static void stream_free(tstream *s)
+{
+	if (s->run)
+		atomsync_run_free(s->run);
+	if (s->st)
+		atomsync_store_free(s->st);
+	as_singer_free(&s->sg);
+	atomsync_config_free(s->own);
+	free(s->name);
+	free(s->dataset);
+}
+
+/* One event of a stream's singer into its run. */
+static int feed(tstream *s, as_event *ev, as_error *err)
+{
+	switch (ev->kind) {
+	case AS_EV_RECORD:
+		return as_run_put_value(s->run, ev->json, NULL, 0, ev->where,
+					err);
+	case AS_EV_BAD:
+		return as_run_reject(s->run, &ev->why, ev->where, NULL, 0, err);
+	case AS_EV_SCHEMA:
+		return as_run_set_key(s->run, ev->key, ev->ktype, ev->nkey,
+				      ev->hashed, err);
+	case AS_EV_ACTIVATE: return as_run_full_refresh(s->run, ev->where, err);
+	default: return 0;
+	}
+}
+
+/* One message of the input. */
+static int message(target *t, json_t *msg, const char *where, as_error *err)
+{
+	const char *type = json_string_value(json_object_get(msg, "type"));
+	const char *st = json_string_value(json_object_get(msg, "stream"));
+	tstream *s;
+	as_event ev;
+	int rc;
+
+	if (!type)
+		return as_error_set(err, AS_EINPUT,
+				    "%s: Singer message without a string "
+				    "\"type\"",
+				    where);
+	if (strcasecmp(type, "STATE") == 0) {
+		json_t *v = json_object_get(msg, "value");
+		char *c;
+
+		if (!v)
+			return 0;
+		if (!(c = as_json_compact(v)))
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		as_json_free(t->state);
+		t->state = c;
+		return 0;
+	}
+	if (strcasecmp(type, "RECORD") && strcasecmp(type, "SCHEMA") &&
+	    strcasecmp(type, "BATCH") && strcasecmp(type, "ACTIVATE_VERSION"))
+		return 0; /* others carry nothing a table needs */
+	if (!st)
+		return as_error_set(err, AS_EINPUT,
+				    "%s: Singer %s without a string \"stream\"",
+				    where, type);
+	s = find(t, st);
+	if (!s && strcasecmp(type, "ACTIVATE_VERSION") == 0)
+		return 0; /* a stream of no rows: nothing to refresh */
+	if (!s && strcasecmp(type, "SCHEMA") != 0)
+		return as_error_set(err, AS_EINPUT,
+				    "%s: Singer %s of stream '%s' before its "
+				    "SCHEMA message; nothing was published",
+				    where, type, st);
+	if (!s) {
+		/* An invalid SCHEMA is named before any run is begun. */
+		json_t *sc = json_object_get(msg, "schema");
+
+		if (!json_is_object(sc) ||
+		    !json_is_object(json_object_get(sc, "properties")))
+			return as_error_set(
+				err, AS_EINPUT,
+				"%s: invalid Singer SCHEMA for "
+				"stream '%s': \"schema\" must be an "
+				"object with \"properties\"; nothing "
+				"was published",
+				where, st);
+	}
+	if (!s && !(s = add_stream(t, st, where, err)))
+		return err->code ? err->code : AS_ERROR;
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.where, sizeof(ev.where), "%s", where);
+	rc = as_singer_message(&s->sg, msg, &ev, err);
+	while (rc > 0) {
+		rc = feed(s, &ev, err);
+		as_event_clear(&ev);
+		if (rc)
+			return rc;
+		/* The rest of a BATCH. */
+		rc = as_singer_pending(&s->sg, &ev, err);
+	}
+	as_event_clear(&ev);
+	return rc;
+}
+
+/* ---- the common RECORD, without a parse of the envelope ---- */
+
+typedef struct span {
+	const char *p;
+	size_t n;
+} span;
+
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+	while (i < n &&
+	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+		i++;
+	return i;
+}
+
+/* The end of the string opening at s[i] == '"' (past its closing quote),
+ * 0 when it does not end; *esc set when it holds an escape. */
+static size_t skip_string(const char *s, size_t i, size_t n, int *esc)
+{
+	for (i++; i < n; i++) {
+		if (s[i] == '\\') {
+			*esc = 1;
+			i++;
+		} else if (s[i] == '"') {
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* The end of the value at s[i], 0 when it is not plainly delimited. */
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+	int depth = 0, esc = 0;
+
+	if (i >= n)
+		return 0;
+	if (s[i] == '"')
+		return skip_string(s, i, n, &esc);
+	if (s[i] != '{' && s[i] != '[') {
+		while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' &&
+		       s[i] != ' ' && s[i] != '\t')
+			i++;
+		return i;
+	}
+	for (; i < n; i++) {
+		if (s[i] == '"') {
+			i = skip_string(s, i, n, &esc);
+			if (!i)
+				return 0;
+			i--;
+		} else if (s[i] == '{' || s[i] == '[') {
+			depth++;
+		} else if (s[i] == '}' || s[i] == ']') {
+			if (--depth == 0)
+				return i + 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A top-level object whose keys have no escapes, read for its "type" and
+ * "stream" (strings without escapes) and the text of its "record" (an
+ * object).  1 when the line has that plain form, every key once; 0: let
+ * the parser read it (it then also reports what is wrong with it).
+ */
+static int scan_envelope(const char *s, size_t n, span *type, span *stream,
+			 span *record)
+{
+	size_t i = skip_ws(s, 0, n);
+
+	memset(type, 0, sizeof(*type));
+	memset(stream, 0, sizeof(*stream));
+	memset(record, 0, sizeof(*record));
+	if (i >= n || s[i] != '{')
+		return 0;
+	i = skip_ws(s, i + 1, n);
+	while (i < n && s[i] != '}') {
+		size_t k0, k1, v0, v1;
+		int esc = 0;
+		span *into = NULL;
+
+		if (s[i] != '"')
+			return 0;
+		k0 = i + 1;
+		i = skip_string(s, i, n, &esc);
+		if (!i || esc)
+			return 0;
+		k1 = i - 1;
+		i = skip_ws(s, i, n);
+		if (i >= n || s[i] != ':')
+			return 0;
+		v0 = skip_ws(s, i + 1, n);
+		v1 = skip_value(s, v0, n);
+		if (!v1)
+			return 0;
+		if (k1 - k0 == 4 && memcmp(s + k0, "type", 4) == 0)
+			into = type;
+		else if (k1 - k0 == 6 && memcmp(s + k0, "stream", 6) == 0)
+			into = stream;
+		else if (k1 - k0 == 6 && memcmp(s + k0, "record", 6) == 0)
+			into = record;
+		if (into) {
+			if (into->p) /* twice: the parser names it */
+				return 0;
+			into->p = s + v0;
+			into->n = v1 - v0;
+		}
+		i = skip_ws(s, v1, n);
+		if (i < n && s[i] == ',')
+			i = skip_ws(s, i + 1, n);
+		else if (i >= n || s[i] != '}')
+			return 0;
+	}
+	if (i >= n || skip_ws(s, i + 1, n) != n)
+		return 0;
+	if (!type->p || !stream->p || !record->p || record->p[0] != '{')
+		return 0;
+	/* type and stream: strings without escapes; quotes dropped */
+	for (span *sp = type; sp; sp = sp == type ? stream : NULL) {
+		if (sp->n < 2 || sp->p[0] != '"' ||
+		    memchr(sp->p + 1, '\\', sp->n - 2))
+			return 0;
+		sp->p++;
+		sp->n -= 2;
+	}
+	return 1;
+}
+
+/* A RECORD of a known keyed stream, its text to the run as a line (the
+ * engine maps lines on two threads).  1: taken; 0: read it the slow way. */
+static int fast_record(target *t, const char *line, size_t len,
+		       const char *where, as_error *err)
+{
+	span ty, st, rec;
+	tstream *s = NULL;
+
+	if (!scan_envelope(line, len, &ty, &st, &rec) || ty.n != 6 ||
+	    strncasecmp(ty.p, "RECORD", 6) != 0)
+		return 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (strlen(t->v[i].name) == st.n &&
+		    memcmp(t->v[i].name, st.p, st.n) == 0) {
+			s = &t->v[i];
+			break;
+		}
+	/* Unknown streams and content-hashed ones go the slow way; a
+	 * missing key property is named by the mapping ("missing key"). */
+	if (!s || s->sg.hashed)
+		return 0;
+	if (as_run_put_value(s->run, NULL, rec.p, rec.n, where, err))
+		return err->code ? err->code : AS_ERROR;
+	return 1;
+}
+
+static void info_of(tstream *s, const char *status, const char *error,
+		    atomsync_run_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->run_id = s->run ? atomsync_run_id(s->run) : 0;
+	info->dataset = as_strdup(s->dataset);
+	info->status = as_strdup(status);
+	info->error = as_strdup(error);
+	if (s->run) {
+		info->seen = s->run->seen;
+		info->rejected = s->run->rejected;
+	}
+}
+
+int atomsync_target(const char *store_url, int fd,
+		    const atomsync_target_options *opt,
+		    atomsync_state_fn on_state, void *ud,
+		    atomsync_run_info **infos, size_t *ninfo,
+		    atomsync_error *err)
+{
+	static const atomsync_target_options none;
+	target t;
+	as_lines lines;
+	const char *line;
+	size_t len;
+	char where[160];
+	int rc, failed_at = -1;
+	atomsync_run_info *out = NULL;
+
+	*infos = NULL;
+	*ninfo = 0;
+	memset(&t, 0, sizeof(t));
+	t.url = store_url;
+	t.opt = opt ? opt : &none;
+	if (as_lines_init(&lines, fd, ((size_t)16 << 20) + 4096, 0, "stdin"))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (;;) {
+		json_t *msg;
+		as_error why;
+
+		if (as_interrupted) {
+			rc = as_error_set(err, AS_EINTR,
+					  "target: interrupted by a signal; "
+					  "nothing was published");
+			goto fail;
+		}
+		rc = as_lines_next(&lines, &line, &len, err);
+		if (rc < 0)
+			goto fail;
+		if (rc == AS_LINE_EOF)
+			break;
+		snprintf(where, sizeof(where), "stdin:%lld",
+			 (long long)lines.line);
+		if (rc != AS_LINE_OK) {
+			rc = as_error_set(err, AS_EINPUT,
+					  "%s: message over 16 MiB; nothing "
+					  "was published",
+					  where);
+			goto fail;
+		}
+		{
+			size_t i = 0;
+
+			while (i < len && (line[i] == ' ' || line[i] == '\t'))
+				i++;
+			if (i == len)
+				continue;
+		}
+		rc = fast_record(&t, line, len, where, err);
+		if (rc < 0)
+			goto fail;
+		if (rc > 0)
+			continue;
+		msg = as_json_parse_record(line, len, where, &why);
+		if (!msg) {
+			*err = why;
+			rc = why.code;
+			goto fail;
+		}
+		rc = message(&t, msg, where, err);
+		json_decref(msg);
+		if (rc)
+			goto fail;
+	}
+	/* The confirmed end: publish every stream, in order. */
+	out = calloc(t.n ? t.n : 1, sizeof(*out));
+	if (!out) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		tstream *s = &t.v[i];
+
+		if (t.state && !s->run->ds->cursor) {
+			free(s->run->bookmark);
+			s->run->bookmark = as_strdup(t.state);
+			s->run->rc.bookmark = s->run->bookmark;
+		}
+		rc = atomsync_run_publish(s->run, &out[i], err);
+		if (rc) {
+			failed_at = (int)i;
+			break;
+		}
+		s->published = 1;
+	}
+	if (failed_at >= 0) {
+		for (size_t i = (size_t)failed_at + 1; i < t.n; i++) {
+			as_error e2;
+
+			atomsync_run_abort(t.v[i].run,
+					   "not published: the publish of an "
+					   "earlier stream of the same input "
+					   "failed",
+					   &e2);
+			info_of(&t.v[i], "failed", "not published", &out[i]);
+		}
+	} else if (t.state && on_state) {
+		on_state(t.state, ud);
+	}
+	*infos = out;
+	*ninfo = t.n;
+	goto done;
+fail : {
+	char reason[AS_ERROR_MSG_MAX];
+
+	snprintf(reason, sizeof(reason), "%s", err->msg);
+	out = calloc(t.n ? t.n : 1, sizeof(*out));
+	for (size_t i = 0; i < t.n; i++) {
+		as_error e2;
+
+		if (t.v[i].run)
+			atomsync_run_abort(t.v[i].run, reason, &e2);
+		if (out)
+			info_of(&t.v[i], "failed", reason, &out[i]);
+	}
+	if (out) {
+		*infos = out;
+		*ninfo = t.n;
+	}
+	snprintf(err->msg, sizeof(err->msg), "%s", reason);
+}
+done:
+	for (size_t i = 0; i < t.n; i++)
+		stream_free(&t.v[i]);
+	free(t.v);
+	as_json_free(t.state);
+	as_lines_free(&lines);
+	return rc;
+}
