@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "engine/engine.h"
+#include "engine/schema.h"
 
 /* A line waiting in a chunk to be parsed and mapped. */
 typedef struct as_chunk_line {
@@ -39,6 +40,8 @@ struct atomsync_run {
 	int64_t seen;	  /* records delivered (lineage total) */
 	double started;	  /* wall clock */
 	as_counts counts; /* of the publish */
+	as_schema_stats schema; /* inference: columns added, values and
+				 * records discarded by the contract */
 	/* the checkpoint (run.c), committed with the batch that covers it */
 	char *pending_cp; /* newest checkpoint, not yet committed */
 	size_t cp_rows;	  /* rows of the batch it covers */
@@ -70,6 +73,7 @@ struct atomsync_run {
 	 * scan_*) */
 	int scan_tried, scanning, scan_have;
 	as_scan_row scan_row; /* the live row under the cursor */
+	size_t scan_ncols;    /* values in scan_row.v */
 	as_arena scan_arena;  /* its text values */
 	int64_t scan_hits, scan_misses;
 	uint64_t line_seed; /* seed of the line hashes: the fingerprint */

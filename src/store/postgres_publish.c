@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store/postgres_int.h"
+#include "store/schema.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -507,6 +508,77 @@ static int commit_outcome(pg_store *s, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
+/* Invariants 1, 2: the columns this run found join the live table inside
+ * the publish transaction (ALTER TABLE is transactional in PostgreSQL), in
+ * the order the staging has them, so both keep one layout; an integer
+ * column that saw a real becomes double precision. */
+static int alter_live(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0, changed = 0;
+
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		int widen = i < r->live_ncols &&
+			    (t->cols[i].flags & AS_COL_WIDENED);
+
+		if (i < r->live_ncols && !widen)
+			continue;
+		changed = 1;
+		if (as_schema_alter_sql(&b, r->live_q, &t->cols[i],
+					as_pg_type(t->cols[i].type), widen))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else
+			ret = as_pg_exec_buf(s, &b, NULL, NULL,
+					     "publish: adding columns", err);
+	}
+	as_buf_free(&b);
+	if (!ret && changed)
+		as_crash_point("publish.altered");
+	return ret;
+}
+
+/* atomsync_columns: the inferred columns of a table with their type and
+ * the run that added (or widened) them, for `runs`. */
+static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	as_pg_params p;
+	int ret;
+
+	if ((ret = as_pg_exec(s,
+			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
+			      " table_name text NOT NULL, col text NOT NULL,"
+			      " type text NOT NULL, added_run bigint,"
+			      " widened_run bigint,"
+			      " PRIMARY KEY (table_name, col))",
+			      NULL, NULL, "publish: recording columns", err)))
+		return ret;
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		const as_col *c = &t->cols[i];
+
+		if (!(c->flags & (AS_COL_NEW | AS_COL_WIDENED)))
+			continue;
+		as_pg_params_init(&p);
+		as_pg_param_text(&p, t->table);
+		as_pg_param_text(&p, c->name);
+		as_pg_param_text(&p, as_type_name(c->type));
+		as_pg_param_int(&p, rc->run_id);
+		if (c->flags & AS_COL_WIDENED)
+			as_pg_param_int(&p, rc->run_id);
+		else
+			as_pg_param_text(&p, NULL);
+		ret = as_pg_exec(
+			s,
+			"INSERT INTO atomsync_columns VALUES($1, $2, $3, $4, "
+			"$5) ON CONFLICT (table_name, col) DO UPDATE SET "
+			"type = excluded.type, widened_run = excluded.widened_run",
+			&p, NULL, "publish: recording columns", err);
+	}
+	return ret;
+}
+
 /*
  * The publish: one transaction that checks the lease and the guards, writes
  * only changed rows, deletes what a confirmed-complete run did not deliver,
@@ -535,6 +607,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
+	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
 				  &exists, err)))
 		goto fail;
@@ -551,6 +624,8 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	    (ret = adopt_stage(s, rc, err)))
 		goto fail;
 	if (r->stage && (ret = create_live(s, rc, exists || r->adopted, err)))
+		goto fail;
+	if (t->infer && (ret = record_columns(s, rc, err)))
 		goto fail;
 	/* History (store/postgres_history.c): from the rows the run changed. */
 	if ((ret = publish_apply(s, rc, c, C, err)) ||

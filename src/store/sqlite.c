@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
@@ -957,6 +958,23 @@ const char *as_sq_sql_type(as_type t)
 	}
 }
 
+/* Inferred columns say their type in the declaration (the affinity of
+ * BOOLEAN, TIMESTAMP and JSON is NUMERIC, which keeps 0/1, canonical
+ * timestamps and JSON arrays and objects as they are), so the next run
+ * reads it back; a widened column stays INTEGER, which holds reals too,
+ * and atomsync_columns says it is real. */
+const char *as_sq_col_type(const as_col *c)
+{
+	if (!(c->flags & AS_COL_INFERRED))
+		return as_sq_sql_type(c->type);
+	switch (c->type) {
+	case AS_TYPE_BOOLEAN: return "BOOLEAN";
+	case AS_TYPE_TIMESTAMP: return "TIMESTAMP";
+	case AS_TYPE_JSON: return "JSON";
+	default: return as_sq_sql_type(c->type);
+	}
+}
+
 int as_sq_rowid_key(const as_table *t)
 {
 	return t->nkey == 1 && t->cols[0].type == AS_TYPE_INTEGER;
@@ -998,25 +1016,37 @@ void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
 	}
 }
 
+static void add_col_def(as_buf *b, const as_table *t, size_t i)
+{
+	as_buf_add_ident(b, t->cols[i].name);
+	as_buf_printf(b, " %s", as_sq_col_type(&t->cols[i]));
+	if (i == 0 && as_sq_rowid_key(t))
+		as_buf_adds(b, " PRIMARY KEY");
+	else if (i < t->nkey)
+		as_buf_adds(b, " NOT NULL");
+}
+
+/* The columns before the _atomsync ones (as_table_front), then those, then
+ * the columns added since (the layout ALTER TABLE ADD COLUMN makes). */
 char *as_sq_create_sql(const as_table *t, const char *name)
 {
 	as_buf b = AS_BUF_INIT;
+	size_t front = as_table_front(t);
 
 	as_buf_adds(&b, "CREATE TABLE IF NOT EXISTS ");
 	as_buf_add_ident(&b, name);
 	as_buf_adds(&b, " (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s", as_sq_sql_type(t->cols[i].type));
-		if (i == 0 && as_sq_rowid_key(t))
-			as_buf_adds(&b, " PRIMARY KEY");
-		else if (i < t->nkey)
-			as_buf_adds(&b, " NOT NULL");
+	for (size_t i = 0; i < front; i++) {
+		add_col_def(&b, t, i);
 		as_buf_adds(&b, ", ");
 	}
 	as_buf_adds(&b,
 		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
 		    "\"_atomsync_line\" BLOB");
+	for (size_t i = front; i < t->ncols; i++) {
+		as_buf_adds(&b, ", ");
+		add_col_def(&b, t, i);
+	}
 	if (!as_sq_rowid_key(t)) {
 		as_buf_adds(&b, ", PRIMARY KEY (");
 		as_sq_add_key_list(&b, t, NULL);
@@ -1037,7 +1067,113 @@ static as_type type_of_decl(const char *decl)
 		return AS_TYPE_REAL;
 	if (strcasecmp(decl, "TEXT") == 0)
 		return AS_TYPE_TEXT;
+	if (strcasecmp(decl, "BOOLEAN") == 0)
+		return AS_TYPE_BOOLEAN;
+	if (strcasecmp(decl, "TIMESTAMP") == 0)
+		return AS_TYPE_TIMESTAMP;
+	if (strcasecmp(decl, "JSON") == 0)
+		return AS_TYPE_JSON;
 	return AS_TYPE_AUTO;
+}
+
+/* Columns atomsync_columns records as widened to real (a SQLite column
+ * keeps its declared type). */
+static int widened_cols(sq_store *s, const char *table, char ***out,
+			size_t *n, as_error *err)
+{
+	sqlite3_stmt *q;
+	int exists, rc;
+
+	*out = NULL;
+	*n = 0;
+	if (as_sq_table_exists(s, "atomsync_columns", &exists, err))
+		return err->code;
+	if (!exists)
+		return 0;
+	if (as_sq_prepare(s,
+			  "SELECT col FROM atomsync_columns WHERE "
+			  "table_name = ?1 AND type = 'real'",
+			  &q, err))
+		return err->code;
+	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		char **nv = realloc(*out, (*n + 1) * sizeof(*nv));
+
+		if (!nv)
+			break;
+		*out = nv;
+		nv[*n] = as_strdup((const char *)sqlite3_column_text(q, 0));
+		if (nv[*n])
+			(*n)++;
+	}
+	sqlite3_finalize(q);
+	return 0;
+}
+
+/* An inferring spec: adopt the table's columns (store/schema.c). */
+static int adopt_table(sq_store *s, as_table *t, const char *name, int stage,
+		       size_t *nuser, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	sqlite3_stmt *q;
+	char **names = NULL, **wide = NULL;
+	as_type *types = NULL;
+	size_t n = 0, cap = 0, nwide = 0;
+	int rc, bad;
+
+	if (widened_cols(s, t->table, &wide, &nwide, err))
+		return err->code;
+	as_buf_adds(&b, "PRAGMA table_info(");
+	as_buf_add_ident(&b, name);
+	as_buf_adds(&b, ")");
+	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+	as_buf_free(&b);
+	if (rc)
+		goto done;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *cn = (const char *)sqlite3_column_text(q, 1);
+		const char *ct = (const char *)sqlite3_column_text(q, 2);
+
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			names = realloc(names, cap * sizeof(*names));
+			types = realloc(types, cap * sizeof(*types));
+			if (!names || !types)
+				break;
+		}
+		names[n] = as_strdup(cn ? cn : "");
+		types[n] = type_of_decl(ct);
+		for (size_t w = 0; w < nwide; w++)
+			if (types[n] == AS_TYPE_INTEGER &&
+			    strcmp(wide[w], names[n]) == 0)
+				types[n] = AS_TYPE_REAL;
+		n++;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE) {
+		rc = names && types ? as_sq_fail(s, err, "reading table schema")
+				    : as_error_set(err, AS_ENOMEM,
+						   "out of memory");
+		goto done;
+	}
+	bad = as_schema_adopt(t, (const char *const *)names, types, n, stage,
+			      nuser);
+	rc = bad ? as_error_set(err, AS_EUSAGE,
+				"table %s exists but its columns do not fit "
+				"the dataset (the configured ones first, in "
+				"order, with their types); rename the table or "
+				"migrate it",
+				name)
+		 : 0;
+done:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	for (size_t i = 0; i < nwide; i++)
+		free(wide[i]);
+	free(names);
+	free(types);
+	free(wide);
+	return rc;
 }
 
 /*
@@ -1049,8 +1185,11 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	sqlite3_stmt *q;
-	size_t i = 0;
+	size_t i = 0, nuser;
 	int ok = 1, rc;
+
+	if (t->infer)
+		return adopt_table(s, t, name, 0, &nuser, err);
 
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, name);
@@ -1118,11 +1257,52 @@ static int sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 
 	if (as_sq_table_exists(s, rc->table->table, &exists, err))
 		return err->code;
+	if (rc->table->infer) {
+		/* the live table's columns, then those the staging being
+		 * resumed added */
+		size_t nuser = 0;
+
+		if (exists && adopt_table(s, rc->table, rc->table->table, 0,
+					  &nuser, err))
+			return err->code;
+		if (!rc->table->legacy_json && r && r->stage &&
+		    adopt_table(s, rc->table, r->stage, 1, &nuser, err))
+			return err->code;
+		return 0;
+	}
 	if (exists)
 		return as_sq_check_table(s, rc->table, rc->table->table, err);
 	if (r && r->stage)
 		return as_sq_check_table(s, rc->table, r->stage, err);
 	return 0;
+}
+
+/* The staging insert, naming its columns (the _atomsync ones may stand
+ * before columns added later); prepared again when columns are added. */
+int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int rc2;
+
+	sqlite3_finalize(r->ins);
+	r->ins = NULL;
+	as_buf_printf(&b, "INSERT OR REPLACE INTO %s(", r->stage_q);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_adds(&b, "\"_atomsync_run\", \"_atomsync_hash\", "
+			"\"_atomsync_line\") VALUES(");
+	for (size_t i = 0; i < t->ncols + 3; i++)
+		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
+	as_buf_adds(&b, ")");
+	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
+	as_buf_free(&b);
+	if (!rc2)
+		r->stage_ncols = t->ncols;
+	return rc2;
 }
 
 static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
@@ -1132,11 +1312,7 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 	as_buf b = AS_BUF_INIT;
 	int rc2;
 
-	as_buf_printf(&b, "INSERT OR REPLACE INTO %s VALUES(", r->stage_q);
-	for (size_t i = 0; i < t->ncols + 3; i++)
-		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
-	as_buf_adds(&b, ")");
-	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
+	rc2 = as_sq_prepare_insert(s, rc, err);
 	as_buf_reset(&b);
 	if (!rc2 && r->live_exists) {
 		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ",
@@ -1208,8 +1384,12 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
 		return err->code;
 	if (r->live_exists) {
-		if (as_sq_check_table(s, t, t->table, err))
+		size_t nuser = t->ncols;
+
+		if (t->infer ? adopt_table(s, t, t->table, 0, &nuser, err)
+			     : as_sq_check_table(s, t, t->table, err))
 			return err->code;
+		r->live_ncols = nuser;
 		as_buf b = AS_BUF_INIT;
 		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)",
 			      r->live_q);
@@ -1225,6 +1405,8 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
+		if (!t->nfront)
+			t->nfront = t->ncols;
 		if (as_sq_txn(s, "BEGIN IMMEDIATE",
 			      "creating the staging table", err))
 			return err->code;
@@ -1268,6 +1450,11 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		free(sql);
 		if (as_sq_stage_names(r, name))
 			return as_error_set(err, AS_ENOMEM, "out of memory");
+	} else if (t->infer) {
+		size_t nuser;
+
+		if (adopt_table(s, t, r->stage, 1, &nuser, err))
+			return err->code;
 	} else if (as_sq_check_table(s, t, r->stage, err)) {
 		return err->code;
 	}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
@@ -400,6 +401,76 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
+/* Invariants 1, 2: the columns this run found join the live table inside
+ * the publish transaction (ALTER TABLE is transactional in SQLite), in the
+ * order the staging has them, so both keep one layout.  A widened column
+ * keeps its INTEGER declaration (it holds reals as they are); the publish
+ * records it as real in atomsync_columns. */
+static int alter_live(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0;
+
+	for (size_t i = r->live_ncols; !ret && i < t->ncols; i++) {
+		if ((ret = as_schema_alter_sql(&b, r->live_q, &t->cols[i],
+					       as_sq_col_type(&t->cols[i]),
+					       0)))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else
+			ret = sql_exec(s, &b, NULL, err);
+	}
+	as_buf_free(&b);
+	if (!ret && r->live_ncols < t->ncols)
+		as_crash_point("publish.altered");
+	return ret;
+}
+
+/* atomsync_columns: the inferred columns of a table with their type and
+ * the run that added (or widened) them, for `runs` and the next run. */
+static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	sqlite3_stmt *q = NULL;
+	int ret;
+
+	if ((ret = as_sq_exec(s,
+			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
+			      " table_name TEXT NOT NULL, col TEXT NOT NULL,"
+			      " type TEXT NOT NULL, added_run INTEGER,"
+			      " widened_run INTEGER,"
+			      " PRIMARY KEY (table_name, col))",
+			      err)) ||
+	    (ret = as_sq_prepare(
+		     s,
+		     "INSERT INTO atomsync_columns VALUES(?1, ?2, ?3, ?4, ?5) "
+		     "ON CONFLICT (table_name, col) DO UPDATE SET "
+		     "type = excluded.type, widened_run = excluded.widened_run",
+		     &q, err)))
+		return ret;
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		const as_col *c = &t->cols[i];
+
+		if (!(c->flags & (AS_COL_NEW | AS_COL_WIDENED)))
+			continue;
+		sqlite3_bind_text(q, 1, t->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, c->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, as_type_name(c->type), -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(q, 4, rc->run_id);
+		if (c->flags & AS_COL_WIDENED)
+			sqlite3_bind_int64(q, 5, rc->run_id);
+		else
+			sqlite3_bind_null(q, 5);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			ret = as_sq_fail(s, err, "recording columns");
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	return ret;
+}
+
 /*
  * The publish: one transaction that checks the lease and the guards, writes
  * only changed rows, deletes what a confirmed-complete run did not deliver,
@@ -430,6 +501,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
+	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  err)))
@@ -467,6 +539,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			ret = as_sq_exec(s, sql, err);
 			free(sql);
 		}
+		if (!ret && t->infer)
+			ret = record_columns(s, rc, err);
 		if (!ret && t->nscope) {
 			as_buf b = AS_BUF_INIT;
 			char idx[200];

@@ -22,7 +22,10 @@ enum {
 	AS_COL_KEY = 1,	   /* part of the natural key */
 	AS_COL_SCOPE = 2,  /* scoped mode: part of the scope */
 	AS_COL_CURSOR = 4, /* incremental mode: the cursor column */
-	AS_COL_WHOLE = 8   /* holds the whole record as JSON (`data`) */
+	AS_COL_WHOLE = 8,  /* holds the whole record as JSON (`data`) */
+	AS_COL_INFERRED = 16, /* found in the records (schema inference) */
+	AS_COL_NEW = 32,      /* not in the live table: its publish adds it */
+	AS_COL_WIDENED = 64   /* integer in the live table, real from this run */
 };
 
 typedef struct as_col {
@@ -48,7 +51,25 @@ typedef struct as_table {
 			    * datasets (as_table_owner_check) */
 	char *lease;	   /* the lease guarding runs of the dataset (NULL: its
 			    * name); see as_table_lease */
+	/* Schema inference (engine/schema.c, docs/config.md): columns are
+	 * added as fields appear, after the configured ones. */
+	int infer;
+	int flatten_depth;
+	as_contract contract;
+	size_t capcols;	 /* room in cols */
+	int live_exists; /* describe found the live table */
+	int legacy_json; /* describe found the key + `data` layout */
+	/* Columns physically before _atomsync_run, _atomsync_hash and
+	 * _atomsync_line in the live and staging tables; the rest follow
+	 * them (added by ALTER TABLE).  0: all of them. */
+	size_t nfront;
 } as_table;
+
+/* The number of columns before the three _atomsync columns. */
+static inline size_t as_table_front(const as_table *t)
+{
+	return t->nfront && t->nfront < t->ncols ? t->nfront : t->ncols;
+}
 
 /* Lease names of tables start so; dataset names cannot (identifiers). */
 #define AS_TABLE_LEASE_PREFIX "table:"

@@ -89,7 +89,7 @@ static int map(as_table *t, as_batch *bt, const char *json, const char *raw,
 		fail_msg("test JSON does not parse: %s: %s", json, je.text);
 	as_error_clear(err);
 	rc = as_record_map(t, rec, raw, raw ? strlen(raw) : 0, "f.jsonl:3", bt,
-			   err);
+			   0, err);
 	json_decref(rec);
 	return rc;
 }

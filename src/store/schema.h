@@ -1,0 +1,29 @@
+/*
+ * Schema evolution shared by the store backends (store/schema.c).
+ */
+#ifndef AS_STORE_SCHEMA_H
+#define AS_STORE_SCHEMA_H
+
+#include "store/store.h"
+#include "util/buf.h"
+
+/* Append a column to the spec (it grows as inference finds fields). */
+int as_table_push_col(as_table *t, const char *name, const char *path,
+		      as_type type, unsigned flags);
+
+/*
+ * Read an existing table's columns (names and types, in physical order)
+ * into t: configured columns must match, an inferring spec adopts the
+ * columns beyond them (stage: flagged as new, the run being resumed added
+ * them), the position of the _atomsync columns sets t->nfront, and a key +
+ * `data` table sets t->legacy_json instead.  *nuser: the table's columns
+ * before and after the _atomsync ones.  -1: the table does not fit.
+ */
+int as_schema_adopt(as_table *t, const char *const *names,
+		    const as_type *types, size_t n, int stage, size_t *nuser);
+
+/* "ALTER TABLE t ADD COLUMN c type" or, widen, "... ALTER COLUMN c TYPE". */
+int as_schema_alter_sql(as_buf *b, const char *table_q, const as_col *c,
+			const char *sqltype, int widen);
+
+#endif
