@@ -66,6 +66,12 @@ typedef struct atomsync_run_info {
 	int64_t resumed_from; /* run whose checkpoint this one continued, or 0
 			       */
 	char *error;	      /* NULL when none */
+	/* Schema inference: the columns the run's publish added and widened
+	 * to real (JSON arrays of names; NULL: none), and the fields and
+	 * records its schema_contract discarded. */
+	char *columns_added;
+	char *columns_widened;
+	int64_t discarded_values, discarded_rows;
 } atomsync_run_info;
 
 typedef struct atomsync_run_options {

@@ -632,6 +632,8 @@ static int publish_staged(atomsync_run *run, const as_publish_opts *po,
 	as_info("%s: %lld records staged in %.2f s; publishing",
 		run->table.dataset, (long long)run->seen,
 		as_now() - run->started);
+	run->rc.discarded_values = run->schema.discarded_values;
+	run->rc.discarded_rows = run->schema.discarded_rows;
 	rc = run->store->ops->publish(run->store, &run->rc, po, &run->counts,
 				      err);
 	as_info("%s: publish took %.2f s", run->table.dataset, as_mono() - t0);

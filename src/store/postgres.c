@@ -1357,7 +1357,7 @@ static int pg_runs_list(as_store *st, const char *dataset, size_t limit,
 	PQclear(res);
 	*out = v;
 	*n = (size_t)rows;
-	return 0;
+	return as_pg_run_schema_fill(s, v, (size_t)rows, err);
 }
 
 static int pg_table_rows(as_store *st, const char *table, int64_t *rows,

@@ -111,6 +111,8 @@ int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err);
 int as_pg_stage_types(as_run_ctx *rc, const as_type *types,
 		      const char *const *names, size_t n);
 void as_pg_insert_cols(as_buf *b, const as_table *t);
+int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n,
+			  as_error *err);
 int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		       int unlogged, as_error *err);
 

@@ -576,7 +576,76 @@ static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
 			"type = excluded.type, widened_run = excluded.widened_run",
 			&p, NULL, "publish: recording columns", err);
 	}
+	if (!ret)
+		ret = as_pg_exec(s,
+				 "CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+				 " run_id bigint PRIMARY KEY,"
+				 " columns_added text, columns_widened text,"
+				 " discarded_values bigint NOT NULL DEFAULT 0,"
+				 " discarded_rows bigint NOT NULL DEFAULT 0)",
+				 NULL, NULL, "publish: recording columns", err);
+	if (!ret) {
+		char *added = as_schema_cols_json(t, AS_COL_NEW);
+		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
+
+		as_pg_params_init(&p);
+		as_pg_param_int(&p, rc->run_id);
+		as_pg_param_text(&p, added);
+		as_pg_param_text(&p, wide);
+		as_pg_param_int(&p, rc->discarded_values);
+		as_pg_param_int(&p, rc->discarded_rows);
+		ret = !added || !wide
+			      ? as_error_set(err, AS_ENOMEM, "out of memory")
+			      : as_pg_exec(s,
+					   "INSERT INTO atomsync_run_schema "
+					   "VALUES($1, $2, $3, $4, $5) ON "
+					   "CONFLICT (run_id) DO NOTHING",
+					   &p, NULL,
+					   "publish: recording columns", err);
+		free(added);
+		free(wide);
+	}
 	return ret;
+}
+
+/* runs: the columns each run added and widened, and what it discarded. */
+int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n,
+			  as_error *err)
+{
+	as_pg_params p;
+	PGresult *res;
+	int exists;
+
+	if (!n)
+		return 0;
+	if (as_pg_table_exists(s, "atomsync_run_schema", &exists, err))
+		return err->code;
+	if (!exists)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		as_pg_params_init(&p);
+		as_pg_param_int(&p, v[i].run_id);
+		if (as_pg_exec(s,
+			       "SELECT columns_added, columns_widened, "
+			       "discarded_values, discarded_rows FROM "
+			       "atomsync_run_schema WHERE run_id = $1",
+			       &p, &res, "reading runs", err))
+			return err->code;
+		if (PQntuples(res) == 1) {
+			if (!PQgetisnull(res, 0, 0))
+				v[i].columns_added =
+					as_strdup(PQgetvalue(res, 0, 0));
+			if (!PQgetisnull(res, 0, 1))
+				v[i].columns_widened =
+					as_strdup(PQgetvalue(res, 0, 1));
+			v[i].discarded_values =
+				strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+			v[i].discarded_rows =
+				strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		}
+		PQclear(res);
+	}
+	return 0;
 }
 
 /*

@@ -126,6 +126,27 @@ int as_schema_adopt(as_table *t, const char *const *names,
 	return 0;
 }
 
+char *as_schema_cols_json(const as_table *t, unsigned flag)
+{
+	as_buf b = AS_BUF_INIT;
+	int n = 0;
+
+	as_buf_addc(&b, '[');
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!(t->cols[i].flags & flag))
+			continue;
+		as_buf_adds(&b, n++ ? ", \"" : "\"");
+		for (const char *c = t->cols[i].name; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				as_buf_addc(&b, '\\');
+			as_buf_addc(&b, *c);
+		}
+		as_buf_addc(&b, '"');
+	}
+	as_buf_addc(&b, ']');
+	return as_buf_detach(&b);
+}
+
 int as_schema_alter_sql(as_buf *b, const char *table_q, const as_col *c,
 			const char *sqltype, int widen)
 {

@@ -22,6 +22,10 @@ int as_table_push_col(as_table *t, const char *name, const char *path,
 int as_schema_adopt(as_table *t, const char *const *names,
 		    const as_type *types, size_t n, int stage, size_t *nuser);
 
+/* The names of t's columns with flag (AS_COL_NEW, AS_COL_WIDENED) as a
+ * JSON array; NULL when out of memory. */
+char *as_schema_cols_json(const as_table *t, unsigned flag);
+
 /* "ALTER TABLE t ADD COLUMN c type" or, widen, "... ALTER COLUMN c TYPE". */
 int as_schema_alter_sql(as_buf *b, const char *table_q, const as_col *c,
 			const char *sqltype, int widen);

@@ -1593,7 +1593,7 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 	*n = cnt;
 	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, "reading runs");
-	return 0;
+	return as_sq_run_schema_fill(s, v, cnt, err);
 }
 
 static int sq_table_rows(as_store *st, const char *table, int64_t *rows,

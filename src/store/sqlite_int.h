@@ -61,6 +61,8 @@ void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
 char *as_sq_create_sql(const as_table *t, const char *name);
 const char *as_sq_col_type(const as_col *c);
 int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err);
+int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n,
+			  as_error *err);
 int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		      as_error *err);
 void as_sq_run_free(as_store *st, as_run_ctx *rc);

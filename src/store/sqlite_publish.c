@@ -468,7 +468,72 @@ static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
 		sqlite3_reset(q);
 	}
 	sqlite3_finalize(q);
+	q = NULL;
+	if (!ret)
+		ret = as_sq_exec(s,
+				 "CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+				 " run_id INTEGER PRIMARY KEY,"
+				 " columns_added TEXT, columns_widened TEXT,"
+				 " discarded_values INTEGER NOT NULL DEFAULT 0,"
+				 " discarded_rows INTEGER NOT NULL DEFAULT 0)",
+				 err);
+	if (!ret)
+		ret = as_sq_prepare(s,
+				    "INSERT OR REPLACE INTO atomsync_run_schema "
+				    "VALUES(?1, ?2, ?3, ?4, ?5)",
+				    &q, err);
+	if (!ret) {
+		char *added = as_schema_cols_json(t, AS_COL_NEW);
+		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
+
+		sqlite3_bind_int64(q, 1, rc->run_id);
+		as_sq_bind_text(q, 2, added);
+		as_sq_bind_text(q, 3, wide);
+		sqlite3_bind_int64(q, 4, rc->discarded_values);
+		sqlite3_bind_int64(q, 5, rc->discarded_rows);
+		if (!added || !wide)
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else if (sqlite3_step(q) != SQLITE_DONE)
+			ret = as_sq_fail(s, err, "recording columns");
+		free(added);
+		free(wide);
+	}
+	sqlite3_finalize(q);
 	return ret;
+}
+
+/* runs: the columns each run added and widened, and what it discarded. */
+int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n,
+			  as_error *err)
+{
+	sqlite3_stmt *q;
+	int exists;
+
+	if (as_sq_table_exists(s, "atomsync_run_schema", &exists, err))
+		return err->code;
+	if (!exists || !n)
+		return 0;
+	if (as_sq_prepare(s,
+			  "SELECT columns_added, columns_widened, "
+			  "discarded_values, discarded_rows FROM "
+			  "atomsync_run_schema WHERE run_id = ?1",
+			  &q, err))
+		return err->code;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(q, 1, v[i].run_id);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			const char *a = (const char *)sqlite3_column_text(q, 0);
+			const char *w = (const char *)sqlite3_column_text(q, 1);
+
+			v[i].columns_added = a ? as_strdup(a) : NULL;
+			v[i].columns_widened = w ? as_strdup(w) : NULL;
+			v[i].discarded_values = sqlite3_column_int64(q, 2);
+			v[i].discarded_rows = sqlite3_column_int64(q, 3);
+		}
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	return 0;
 }
 
 /*

@@ -185,6 +185,9 @@ typedef struct as_run_ctx {
 	 * webhook and notify the publish records in the outbox (invariant 7);
 	 * NULL records nothing.  Borrowed. */
 	const as_dataset_cfg *effects;
+	/* Set by the engine before the publish: what the schema contract
+	 * discarded (the publish records it with the columns added). */
+	int64_t discarded_values, discarded_rows;
 } as_run_ctx;
 
 typedef struct as_publish_opts {
