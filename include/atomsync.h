@@ -135,6 +135,9 @@ typedef struct atomsync_dataset_spec {
 	const char *format;  /* "jsonl" (NULL) or "singer" */
 	int64_t batch_size;  /* records per staging commit; 0: default */
 	int64_t max_rejects; /* bad records tolerated; -1: default (0) */
+	const char *schema;  /* "infer" (NULL) or "json" (key + data) */
+	/* "evolve" (NULL), "freeze", "discard_value" or "discard_row" */
+	const char *schema_contract;
 } atomsync_dataset_spec;
 
 int atomsync_config_new(atomsync_config **out, const char *store_url,
