@@ -68,7 +68,8 @@ static int check_cols(const atomsync_dataset_spec *sp, const char *field,
 
 		if (!*v[i])
 			why = "is empty";
-		else if (!why && !strcasecmp(v[i], AS_DATA_COLUMN))
+		else if (!why && sp->schema && !strcmp(sp->schema, "json") &&
+			 !strcasecmp(v[i], AS_DATA_COLUMN))
 			why = "is the column of the whole record (each record "
 			      "is kept as JSON in 'data'); use another column";
 		if (why)
