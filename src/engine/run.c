@@ -353,6 +353,28 @@ int as_run_map(atomsync_run *run, json_t *rec, const char *raw, size_t len,
 			     AS_MAP_SKIP_UNKNOWN, err);
 }
 
+int as_run_declare(atomsync_run *run, json_t *schema, as_error *err)
+{
+	as_table *t = &run->table;
+	size_t old = t->ncols;
+
+	if (!t->infer || !t->nkey ||
+	    (t->live_exists && t->contract != AS_CONTRACT_EVOLVE))
+		return 0;
+	if (as_mapper_drain(run, err) || as_stage_wait_idle(run, err))
+		return err->code;
+	if (as_schema_declare(t, schema, &run->schema, err))
+		return as_run_fail(run, err);
+	if (t->ncols > old &&
+	    (pad_rows(&run->batch, &run->batch.arena, old, t->ncols) ||
+	     pad_rows(&run->half[0], &run->batch.arena, old, t->ncols) ||
+	     pad_rows(&run->half[1], &run->batch.arena, old, t->ncols))) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return as_run_fail(run, err);
+	}
+	return 0;
+}
+
 int as_run_mapped(atomsync_run *run, int rc, const char *where,
 		  const char *raw, size_t len, as_error *err)
 {

@@ -114,6 +114,9 @@ int as_run_reject(atomsync_run *run, const as_error *why, const char *where,
 int as_run_set_key(atomsync_run *run, char *const *key, size_t nkey,
 		   as_error *err);
 int as_run_discard_checkpoint(atomsync_run *run, as_error *err);
+/* Singer SCHEMA: the columns its JSON Schema types, for an inferring
+ * table (engine/schema.c, as_schema_declare). */
+int as_run_declare(atomsync_run *run, json_t *schema, as_error *err);
 void as_run_allow_deferred(atomsync_run *run);
 int as_run_wants_checkpoint(const atomsync_run *run);
 const as_error *as_run_failure(const atomsync_run *run);

@@ -251,6 +251,98 @@ int as_schema_collision(const as_table *t, const as_col *c, const char *name,
 	return 0;
 }
 
+/* The JSON Schema type of a property, without "null": "integer", ... */
+static const char *schema_type(json_t *s)
+{
+	json_t *ty = json_object_get(s, "type"), *v;
+	size_t i;
+
+	if (json_is_string(ty))
+		return json_string_value(ty);
+	json_array_foreach (ty, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), "null"))
+			return json_string_value(v);
+	return NULL;
+}
+
+static int declare(as_table *t, json_t *props, as_buf *name, as_buf *path,
+		   int depth, as_schema_stats *st, as_error *err)
+{
+	const char *key;
+	json_t *s;
+	int rc = 0;
+
+	json_object_foreach (props, key, s) {
+		size_t nlen = name->len, plen = path->len;
+		const char *ty = schema_type(s);
+		const char *fmt = json_string_value(json_object_get(s, "format"));
+		as_type type = AS_TYPE_AUTO;
+		size_t hint = 0;
+
+		if (nlen)
+			as_buf_adds(name, "__");
+		if (plen)
+			as_buf_addc(path, '.');
+		as_buf_adds(path, key);
+		if (as_schema_norm(key, strlen(key), name) ||
+		    as_buf_addc(name, '\0') || as_buf_addc(path, '\0'))
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		name->len--;
+		path->len--;
+		if (ty && !strcmp(ty, "object") && depth < t->flatten_depth &&
+		    json_is_object(json_object_get(s, "properties"))) {
+			rc = declare(t, json_object_get(s, "properties"), name,
+				     path, depth + 1, st, err);
+		} else if (ty) {
+			if (!strcmp(ty, "integer"))
+				type = AS_TYPE_INTEGER;
+			else if (!strcmp(ty, "number"))
+				type = AS_TYPE_REAL;
+			else if (!strcmp(ty, "boolean"))
+				type = AS_TYPE_BOOLEAN;
+			else if (!strcmp(ty, "string"))
+				type = fmt && !strcmp(fmt, "date-time")
+					       ? AS_TYPE_TIMESTAMP
+					       : AS_TYPE_TEXT;
+			else if (!strcmp(ty, "array") || !strcmp(ty, "object"))
+				type = AS_TYPE_JSON;
+		}
+		if (!rc && type != AS_TYPE_AUTO &&
+		    as_schema_find(t, name->data, &hint) < 0 &&
+		    !as_schema_configured(t, path->data)) {
+			rc = too_long_or_reserved(name->data, path->data, t,
+						  err);
+			if (!rc && as_table_add_col(t, name->data, path->data,
+						    type,
+						    AS_COL_INFERRED |
+							    AS_COL_NEW))
+				rc = as_error_set(err, AS_ENOMEM,
+						  "out of memory");
+			if (!rc)
+				st->added++;
+		}
+		name->len = nlen;
+		path->len = plen;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int as_schema_declare(as_table *t, json_t *schema, as_schema_stats *st,
+		      as_error *err)
+{
+	as_buf name = AS_BUF_INIT, path = AS_BUF_INIT;
+	json_t *props = json_object_get(schema, "properties");
+	int rc = 0;
+
+	if (json_is_object(props))
+		rc = declare(t, props, &name, &path, 1, st, err);
+	as_buf_free(&name);
+	as_buf_free(&path);
+	return rc;
+}
+
 int as_schema_evolve(as_table *t, json_t *rec, const char *where,
 		     as_schema_stats *st, as_error *err)
 {

@@ -45,4 +45,11 @@ int as_schema_walk(as_table *t, json_t *rec, const char *where,
 int as_schema_evolve(as_table *t, json_t *rec, const char *where,
 		     as_schema_stats *st, as_error *err);
 
+/* Singer SCHEMA: add the columns a JSON Schema's properties type
+ * (integer, number, string, string with format date-time, boolean,
+ * array; objects flattened like records; ["null", T] is T), unless a
+ * column of that name exists.  Caller's thread only. */
+int as_schema_declare(as_table *t, json_t *schema, as_schema_stats *st,
+		      as_error *err);
+
 #endif

@@ -47,7 +47,10 @@ static int feed(atomsync_run *run, as_event *ev, as_error *err)
 				     ev->rawlen, err);
 	case AS_EV_CHECKPOINT:
 		return atomsync_run_checkpoint(run, ev->checkpoint, err);
-	case AS_EV_SCHEMA: return as_run_set_key(run, ev->key, ev->nkey, err);
+	case AS_EV_SCHEMA:
+		if (as_run_set_key(run, ev->key, ev->nkey, err))
+			return err->code;
+		return ev->json ? as_run_declare(run, ev->json, err) : 0;
 	}
 	return 0;
 }

@@ -132,9 +132,15 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 
 		if (our_stream(sg, msg, ev->where) != 1)
 			return 0;
+		/* The JSON Schema of the records: the engine declares the
+		 * columns it types (engine/schema.c). */
+		if (json_is_object(json_object_get(msg, "schema"))) {
+			ev->json = json_incref(json_object_get(msg, "schema"));
+			ev->kind = AS_EV_SCHEMA;
+		}
 		if (!json_is_array(kp) || json_array_size(kp) == 0) {
 			keep_key(sg, NULL, 0);
-			return 0;
+			return ev->json ? 1 : 0;
 		}
 		ev->key = calloc(json_array_size(kp), sizeof(char *));
 		if (!ev->key)

@@ -257,6 +257,37 @@ class SchemaTest(StoreTestCase):
         self.assertCols([("id", "integer"), ("data", "text" if
                          self.store.name == "sqlite" else "json")])
 
+    def test_singer_schema_types(self):
+        """A Singer SCHEMA types the columns through the same machinery:
+        integer, number, string, date-time, boolean, objects flattened,
+        arrays as json, ["null", T] as T; a property no record has is a
+        column too."""
+        schema = {"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "price": {"type": ["null", "number"]},
+            "name": {"type": "string"},
+            "at": {"type": "string", "format": "date-time"},
+            "ok": {"type": ["boolean", "null"]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "dims": {"type": "object", "properties": {"w": {"type": "integer"}}},
+            "never": {"type": ["null", "string"]}}}
+        msgs = [{"type": "SCHEMA", "stream": "s", "schema": schema,
+                 "key_properties": ["id"]},
+                {"type": "RECORD", "stream": "s", "record": {
+                    "id": 1, "price": 2, "name": "n", "at": "2026-01-01T00:00:00Z",
+                    "ok": None, "tags": ["a"], "dims": {"w": 3}}}]
+        with open(self.path("items.jsonl"), "w") as f:
+            for m in msgs:
+                f.write(json.dumps(m) + "\n")
+        self.config(CONFIG.replace("    key: [id]\n", "") % "" +
+                    "      format: singer\n")
+        self.atomsync("run", check=OK)
+        self.assertCols([("id", "integer"), ("price", "real"), ("name", "text"),
+                         ("at", "timestamp"), ("ok", "boolean"), ("tags", "json"),
+                         ("dims__w", "integer"), ("never", "text")])
+        self.assertEqual(self.store.rows("items", ["id", "price", "dims__w", "never"]),
+                         [(1, 2, 3, None)])
+
     def test_infer_with_declared_columns(self):
         """infer: true infers the fields the declared columns do not map."""
         self.load([{"id": 1, "downloadCount": 3, "name": "n"}],
