@@ -134,7 +134,8 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 			return 0;
 		/* The JSON Schema of the records: the engine declares the
 		 * columns it types (engine/schema.c). */
-		if (json_is_object(json_object_get(msg, "schema"))) {
+		if (json_is_object(json_object_get(
+			    json_object_get(msg, "schema"), "properties"))) {
 			ev->json = json_incref(json_object_get(msg, "schema"));
 			ev->kind = AS_EV_SCHEMA;
 		}

@@ -1053,10 +1053,10 @@ done:
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	if (bad)
 		return as_error_set(err, AS_EUSAGE,
-				    "table %s exists but its columns do not "
-				    "fit the dataset (the configured ones first, "
-				    "in order, with their types); rename the "
-				    "table or migrate it",
+				    "table %s exists but does not have the "
+				    "columns the dataset maps (the configured "
+				    "ones first, in order, with their types); "
+				    "rename the table or migrate it",
 				    name);
 	return 0;
 }

@@ -1159,10 +1159,10 @@ static int adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 	bad = as_schema_adopt(t, (const char *const *)names, types, n, stage,
 			      nuser);
 	rc = bad ? as_error_set(err, AS_EUSAGE,
-				"table %s exists but its columns do not fit "
-				"the dataset (the configured ones first, in "
-				"order, with their types); rename the table or "
-				"migrate it",
+				"table %s exists but does not have the columns "
+				"the dataset maps (the configured ones first, "
+				"in order, with their types); rename the table "
+				"or migrate it",
 				name)
 		 : 0;
 done:

@@ -107,7 +107,18 @@ static void test_schema(void **state)
 	assert_string_equal(ev.key[1], "id");
 	as_event_clear(&ev);
 	assert_null(ev.key);
-	/* No key properties (or an empty list): nothing to tell. */
+	/* Properties without a key: the schema alone (the engine types the
+	 * columns from it). */
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"SCHEMA\",\"stream\":\"users\","
+			     "\"schema\":{\"properties\":{\"a\":{}}}}",
+			     &ev),
+			 1);
+	assert_int_equal(ev.kind, AS_EV_SCHEMA);
+	assert_non_null(ev.json);
+	assert_int_equal(ev.nkey, 0);
+	as_event_clear(&ev);
+	/* No key properties (or an empty list), no properties: nothing. */
 	expect_none(&sg,
 		    "{\"type\":\"SCHEMA\",\"stream\":\"users\",\"schema\":{}}");
 	expect_none(
