@@ -165,11 +165,12 @@ static int spec_check(const atomsync_config *cfg,
 				    sp->name, sp->schema);
 	if (sp->schema_contract &&
 	    enum_index(sp->schema_contract, as_contract_names, 4) < 0)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: schema contract '%s': expected "
-				    "evolve, freeze, discard_value or "
-				    "discard_row",
-				    sp->name, sp->schema_contract);
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: schema contract '%s': expected "
+			"evolve, freeze, discard_value or "
+			"discard_row",
+			sp->name, sp->schema_contract);
 	if (sp->batch_size < 0 || sp->max_rejects < -1)
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: batch_size and max_rejects "
@@ -210,8 +211,8 @@ static int spec_fill(as_dataset_cfg *ds, const atomsync_dataset_spec *sp,
 	if (sp->batch_size > 0)
 		ds->batch_size = sp->batch_size;
 	if (sp->schema)
-		ds->schema = (as_schema)enum_index(sp->schema, as_schema_names,
-						   2);
+		ds->schema =
+			(as_schema)enum_index(sp->schema, as_schema_names, 2);
 	if (sp->schema_contract)
 		ds->contract = (as_contract)enum_index(sp->schema_contract,
 						       as_contract_names, 4);

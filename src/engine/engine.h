@@ -38,7 +38,8 @@ int as_lease_acquire(as_store *st, const as_table *t, as_run_ctx *rc,
  * needs a new column or a widening for rec returns AS_ESCHEMA and leaves t
  * as it was: as_schema_evolve changes it, on the caller's thread. */
 int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
-		  const char *where, as_batch *b, unsigned flags, as_error *err);
+		  const char *where, as_batch *b, unsigned flags,
+		  as_error *err);
 /* as_record_map flags: fields with no column are left out (the contract
  * discards them) rather than AS_ESCHEMA. */
 #define AS_MAP_SKIP_UNKNOWN 1u

@@ -275,9 +275,8 @@ typedef struct map_ctx {
 	unsigned flags;
 } map_ctx;
 
-static int map_visit(void *ud, as_table *t, const char *name,
-		     const char *path, json_t *v, size_t *hint,
-		     const char *where, as_error *err)
+static int map_visit(void *ud, as_table *t, const char *name, const char *path,
+		     json_t *v, size_t *hint, const char *where, as_error *err)
 {
 	map_ctx *m = ud;
 	ssize_t i = as_schema_find(t, name, hint);
@@ -303,10 +302,11 @@ static int map_visit(void *ud, as_table *t, const char *name,
 		return AS_ESCHEMA;
 	}
 	if (!fits)
-		return as_error_set(err, AS_EINPUT,
-				    "%s: column '%s' is %s, got %s (field '%s')",
-				    where, c->name, as_type_name(c->type),
-				    as_type_name(as_schema_type_of(v)), path);
+		return as_error_set(
+			err, AS_EINPUT,
+			"%s: column '%s' is %s, got %s (field '%s')", where,
+			c->name, as_type_name(c->type),
+			as_type_name(as_schema_type_of(v)), path);
 	if (c->type != AS_TYPE_JSON && as_json_big_integer(v, &digits))
 		return as_error_set(err, AS_EINPUT,
 				    "%s: '%s': integer %s is beyond 64 bits",

@@ -124,9 +124,8 @@ int as_reject_from_store(void *ud, const as_row *row, const char *why,
 
 /* schema_contract discard_row: the record goes to the reject file and is
  * counted as discarded, not as a reject (it is the configured outcome). */
-int as_reject_discard(atomsync_run *run, const as_error *why,
-		      const char *where, const char *raw, size_t rawlen,
-		      as_error *err)
+int as_reject_discard(atomsync_run *run, const as_error *why, const char *where,
+		      const char *raw, size_t rawlen, as_error *err)
 {
 	as_error reason = *why;
 	int rc;

@@ -138,9 +138,9 @@ static int legacy_layout(atomsync_run *run, as_error *err)
 	if (!run->table.legacy_json)
 		return 0;
 	as_warn("dataset %s: table %s has the key + data layout; it is "
-		    "kept (set `schema: json` to say so, or rename the table "
-		    "to have typed columns inferred)",
-		    run->table.dataset, run->table.table);
+		"kept (set `schema: json` to say so, or rename the table "
+		"to have typed columns inferred)",
+		run->table.dataset, run->table.table);
 	if (as_table_json_layout(&run->table, run->ds))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	return run->store->ops->describe(run->store, &run->rc, err);
@@ -375,8 +375,8 @@ int as_run_declare(atomsync_run *run, json_t *schema, as_error *err)
 	return 0;
 }
 
-int as_run_mapped(atomsync_run *run, int rc, const char *where,
-		  const char *raw, size_t len, as_error *err)
+int as_run_mapped(atomsync_run *run, int rc, const char *where, const char *raw,
+		  size_t len, as_error *err)
 {
 	if (rc == AS_EINPUT)
 		return as_reject_add(run, err, where, raw, len, err);

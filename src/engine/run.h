@@ -36,10 +36,10 @@ struct atomsync_run {
 	as_run_ctx rc;
 	atomsync_run_options opt;
 	int leased, done;
-	int resumable;	  /* the source can resume from a checkpoint */
-	int64_t seen;	  /* records delivered (lineage total) */
-	double started;	  /* wall clock */
-	as_counts counts; /* of the publish */
+	int resumable;		/* the source can resume from a checkpoint */
+	int64_t seen;		/* records delivered (lineage total) */
+	double started;		/* wall clock */
+	as_counts counts;	/* of the publish */
 	as_schema_stats schema; /* inference: columns added, values and
 				 * records discarded by the contract */
 	/* the checkpoint (run.c), committed with the batch that covers it */

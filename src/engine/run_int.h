@@ -30,9 +30,8 @@ int as_reject_add(atomsync_run *run, const as_error *why, const char *where,
 int as_reject_from_store(void *ud, const as_row *row, const char *why,
 			 as_error *err);
 /* schema_contract discard_row: to the reject file, counted as discarded. */
-int as_reject_discard(atomsync_run *run, const as_error *why,
-		      const char *where, const char *raw, size_t rawlen,
-		      as_error *err);
+int as_reject_discard(atomsync_run *run, const as_error *why, const char *where,
+		      const char *raw, size_t rawlen, as_error *err);
 /* Rejects so far, both kinds (lineage total). */
 int64_t as_reject_total(atomsync_run *run);
 
@@ -42,8 +41,8 @@ int64_t as_reject_total(atomsync_run *run);
 int as_run_map(atomsync_run *run, json_t *rec, const char *raw, size_t len,
 	       const char *where, as_error *err);
 /* Handle the result of mapping one record: reject, discard or fail. */
-int as_run_mapped(atomsync_run *run, int rc, const char *where,
-		  const char *raw, size_t len, as_error *err);
+int as_run_mapped(atomsync_run *run, int rc, const char *where, const char *raw,
+		  size_t len, as_error *err);
 
 /* ---- stage.c: the staging table and the writer thread ---- */
 

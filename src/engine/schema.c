@@ -131,7 +131,8 @@ static int walk_obj(walk *w, json_t *obj, int depth)
 	json_t *v;
 	int rc = 0;
 
-	json_object_foreach (obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		size_t nlen = w->name.len, plen = w->path.len;
 		size_t klen = strlen(key);
 
@@ -148,8 +149,8 @@ static int walk_obj(walk *w, json_t *obj, int depth)
 		if (json_is_object(v) && depth < w->t->flatten_depth)
 			rc = walk_obj(w, v, depth + 1);
 		else if (!json_is_null(v))
-			rc = w->visit(w->ud, w->t, w->name.data, w->path.data, v,
-				      &w->hint, w->where, w->err);
+			rc = w->visit(w->ud, w->t, w->name.data, w->path.data,
+				      v, &w->hint, w->where, w->err);
 		w->name.len = nlen;
 		w->path.len = plen;
 		if (rc)
@@ -161,8 +162,13 @@ static int walk_obj(walk *w, json_t *obj, int depth)
 int as_schema_walk(as_table *t, json_t *rec, const char *where,
 		   as_schema_visit visit, void *ud, as_error *err)
 {
-	walk w = {.t = t, .where = where, .visit = visit, .ud = ud,
-		  .name = AS_BUF_INIT, .path = AS_BUF_INIT, .err = err};
+	walk w = {.t = t,
+		  .where = where,
+		  .visit = visit,
+		  .ud = ud,
+		  .name = AS_BUF_INIT,
+		  .path = AS_BUF_INIT,
+		  .err = err};
 	int rc = walk_obj(&w, rec, 1);
 
 	as_buf_free(&w.name);
@@ -259,9 +265,10 @@ static const char *schema_type(json_t *s)
 
 	if (json_is_string(ty))
 		return json_string_value(ty);
-	json_array_foreach (ty, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), "null"))
-			return json_string_value(v);
+	json_array_foreach(ty, i,
+			   v) if (json_is_string(v) &&
+				  strcmp(json_string_value(v),
+					 "null")) return json_string_value(v);
 	return NULL;
 }
 
@@ -272,10 +279,12 @@ static int declare(as_table *t, json_t *props, as_buf *name, as_buf *path,
 	json_t *s;
 	int rc = 0;
 
-	json_object_foreach (props, key, s) {
+	json_object_foreach(props, key, s)
+	{
 		size_t nlen = name->len, plen = path->len;
 		const char *ty = schema_type(s);
-		const char *fmt = json_string_value(json_object_get(s, "format"));
+		const char *fmt =
+			json_string_value(json_object_get(s, "format"));
 		as_type type = AS_TYPE_AUTO;
 		size_t hint = 0;
 
@@ -312,10 +321,9 @@ static int declare(as_table *t, json_t *props, as_buf *name, as_buf *path,
 		    !as_schema_configured(t, path->data)) {
 			rc = too_long_or_reserved(name->data, path->data, t,
 						  err);
-			if (!rc && as_table_add_col(t, name->data, path->data,
-						    type,
-						    AS_COL_INFERRED |
-							    AS_COL_NEW))
+			if (!rc &&
+			    as_table_add_col(t, name->data, path->data, type,
+					     AS_COL_INFERRED | AS_COL_NEW))
 				rc = as_error_set(err, AS_ENOMEM,
 						  "out of memory");
 			if (!rc)

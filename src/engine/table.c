@@ -71,9 +71,12 @@ static void fingerprint(as_table *t, const as_dataset_cfg *ds)
 		as_buf_printf(&b, "s:%s|", ds->scope[i]);
 	as_buf_printf(&b, "u:%s|", ds->cursor ? ds->cursor : "");
 	/* Only an inferring mapping adds to it, so a table in the key +
-	 * `data` layout keeps the fingerprint (and line hashes) it had. */
+	 * `data` layout keeps the fingerprint (and line hashes) it had.  The
+	 * contract is part of it: a line published while discard_value
+	 * dropped a field is parsed again once the contract changes. */
 	if (t->infer)
-		as_buf_printf(&b, "i:%d|", t->flatten_depth);
+		as_buf_printf(&b, "i:%d:%d|", t->flatten_depth,
+			      (int)t->contract);
 	snprintf(hex, sizeof(hex), "%016llx",
 		 (unsigned long long)as_hash64(b.data, b.len));
 	/* A hash of part of the mapping would be a wrong fingerprint: leave

@@ -28,15 +28,12 @@ typedef enum as_mode {
 /* How a dataset without declared columns (or with `infer: true`) maps the
  * fields of a record: inferred typed columns (the default), or the key
  * columns plus `data` (`schema: json`). */
-typedef enum as_schema {
-	AS_SCHEMA_INFER = 0,
-	AS_SCHEMA_JSON
-} as_schema;
+typedef enum as_schema { AS_SCHEMA_INFER = 0, AS_SCHEMA_JSON } as_schema;
 
 /* What a run does with a field its table has no column for. */
 typedef enum as_contract {
-	AS_CONTRACT_EVOLVE = 0, /* a new nullable column */
-	AS_CONTRACT_FREEZE,	/* a bad record naming the field */
+	AS_CONTRACT_EVOLVE = 0,	   /* a new nullable column */
+	AS_CONTRACT_FREEZE,	   /* a bad record naming the field */
 	AS_CONTRACT_DISCARD_VALUE, /* the field is dropped and counted */
 	AS_CONTRACT_DISCARD_ROW	   /* the record goes to the reject file */
 } as_contract;

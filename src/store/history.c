@@ -142,10 +142,9 @@ void as_hist_add_insert_cols(as_buf *b, const as_hist *h, const as_table *t)
 	as_buf_adds(b, ")");
 }
 
-int as_hist_evolve(const as_hist *h, const as_table *t,
-		   const as_hist_types *ty, const char *const *present,
-		   size_t n, int (*add)(void *ud, const char *name,
-					const char *type),
+int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
+		   const char *const *present, size_t n,
+		   int (*add)(void *ud, const char *name, const char *type),
 		   void *ud)
 {
 	for (size_t i = 0; i < h->ncols; i++) {

@@ -48,10 +48,9 @@ void as_hist_add_insert_cols(as_buf *b, const as_hist *h, const as_table *t);
 /* An inferring table's history gains the columns it lacks: for each
  * layout column not in present (n names), add(ud, name, type) is called
  * (an inferred content column), or -1 returned (any other).  */
-int as_hist_evolve(const as_hist *h, const as_table *t,
-		   const as_hist_types *ty, const char *const *present,
-		   size_t n, int (*add)(void *ud, const char *name,
-					const char *type),
+int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
+		   const char *const *present, size_t n,
+		   int (*add)(void *ud, const char *name, const char *type),
 		   void *ud);
 
 /* Rollback: whether the dataset records outbox events (any), and whether

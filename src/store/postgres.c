@@ -1010,10 +1010,37 @@ fail:
  * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
  * atomsync never silently reshapes a table that holds data.
  */
+/* What atomsync_columns knows of the table's inferred columns: the field
+ * each was made from (store/schema.c, as_schema_known). */
+static int known_cols(pg_store *s, as_table *t, as_error *err)
+{
+	PGresult *res;
+	as_pg_params p;
+	int exists;
+
+	if (as_pg_table_exists(s, "atomsync_columns", &exists, err))
+		return err->code;
+	if (!exists)
+		return 0;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->table);
+	if (as_pg_exec(s,
+		       "SELECT col, type, field FROM atomsync_columns WHERE "
+		       "table_name = $1",
+		       &p, &res, "reading columns", err))
+		return err->code;
+	for (int i = 0; i < PQntuples(res); i++)
+		as_schema_known(t, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				PQgetisnull(res, i, 2) ? NULL
+						       : PQgetvalue(res, i, 2));
+	PQclear(res);
+	return 0;
+}
+
 /* An inferring spec: adopt the table's columns (store/schema.c).  A
  * staging records its types for stage_alter. */
-static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name,
-		       int stage, size_t *nuser, as_error *err)
+static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name, int stage,
+		       size_t *nuser, as_error *err)
 {
 	as_table *t = rc->table;
 	PGresult *res;
@@ -1043,12 +1070,18 @@ static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name,
 		types[i] = type_of_pg(PQgetvalue(res, i, 1));
 	}
 	bad = as_schema_adopt(t, names, types, (size_t)n, stage, nuser);
+	if (!bad && !stage && !t->legacy_json && known_cols(s, t, err)) {
+		bad = -3;
+		goto done;
+	}
 	if (!bad && stage && !t->legacy_json)
 		bad = as_pg_stage_types(rc, types, names, (size_t)n) ? -2 : 0;
 done:
 	PQclear(res);
 	free(names);
 	free(types);
+	if (bad == -3)
+		return err->code;
 	if (bad == -2)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	if (bad)

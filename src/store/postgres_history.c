@@ -214,7 +214,8 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
 		goto done;
 	if (exists) {
-		rc = (t->infer ? hist_evolve(s, h, t, err) : hist_check(s, h, t, err));
+		rc = (t->infer ? hist_evolve(s, h, t, err)
+			       : hist_check(s, h, t, err));
 		goto done;
 	}
 	n = as_hist_layout(h, t, &TYPES, names, types);
@@ -839,9 +840,7 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (c->inserted + c->updated > 0) {
-		as_buf_printf(
-			&b,
-			"INSERT INTO %s AS t", r->live_q);
+		as_buf_printf(&b, "INSERT INTO %s AS t", r->live_q);
 		as_pg_insert_cols(&b, t);
 		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
 				"WHERE \"_atomsync_run\" IS NOT NULL ON "
@@ -1045,7 +1044,7 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
 	    (ret = t->infer ? hist_evolve(s, &h, t, err)
-				 : hist_check(s, &h, t, err)) ||
+			    : hist_check(s, &h, t, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
 		goto fail;
 	for (size_t i = 0; i < t->ncols; i++)

@@ -551,7 +551,7 @@ static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
 			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
 			      " table_name text NOT NULL, col text NOT NULL,"
 			      " type text NOT NULL, added_run bigint,"
-			      " widened_run bigint,"
+			      " widened_run bigint, field text,"
 			      " PRIMARY KEY (table_name, col))",
 			      NULL, NULL, "publish: recording columns", err)))
 		return ret;
@@ -569,21 +569,23 @@ static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
 			as_pg_param_int(&p, rc->run_id);
 		else
 			as_pg_param_text(&p, NULL);
+		as_pg_param_text(&p, c->path);
 		ret = as_pg_exec(
 			s,
 			"INSERT INTO atomsync_columns VALUES($1, $2, $3, $4, "
-			"$5) ON CONFLICT (table_name, col) DO UPDATE SET "
+			"$5, $6) ON CONFLICT (table_name, col) DO UPDATE SET "
 			"type = excluded.type, widened_run = excluded.widened_run",
 			&p, NULL, "publish: recording columns", err);
 	}
 	if (!ret)
-		ret = as_pg_exec(s,
-				 "CREATE TABLE IF NOT EXISTS atomsync_run_schema("
-				 " run_id bigint PRIMARY KEY,"
-				 " columns_added text, columns_widened text,"
-				 " discarded_values bigint NOT NULL DEFAULT 0,"
-				 " discarded_rows bigint NOT NULL DEFAULT 0)",
-				 NULL, NULL, "publish: recording columns", err);
+		ret = as_pg_exec(
+			s,
+			"CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+			" run_id bigint PRIMARY KEY,"
+			" columns_added text, columns_widened text,"
+			" discarded_values bigint NOT NULL DEFAULT 0,"
+			" discarded_rows bigint NOT NULL DEFAULT 0)",
+			NULL, NULL, "publish: recording columns", err);
 	if (!ret) {
 		char *added = as_schema_cols_json(t, AS_COL_NEW);
 		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
@@ -609,8 +611,7 @@ static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
 }
 
 /* runs: the columns each run added and widened, and what it discarded. */
-int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n,
-			  as_error *err)
+int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n, as_error *err)
 {
 	as_pg_params p;
 	PGresult *res;

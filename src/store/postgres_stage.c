@@ -119,8 +119,7 @@ static int stage_alter(pg_store *s, as_run_ctx *rc, as_error *err)
 		as_crash_point("stage.alter");
 	}
 	as_buf_free(&b);
-	if (!ret && changed &&
-	    as_pg_stage_types(rc, NULL, NULL, 0))
+	if (!ret && changed && as_pg_stage_types(rc, NULL, NULL, 0))
 		ret = as_error_set(err, AS_ENOMEM, "out of memory");
 	return ret;
 }

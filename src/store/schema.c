@@ -65,8 +65,8 @@ static int legacy_json(const as_table *t, const char *const *names, size_t n)
 	return k == t->ncols + 1;
 }
 
-int as_schema_adopt(as_table *t, const char *const *names,
-		    const as_type *types, size_t n, int stage, size_t *nuser)
+int as_schema_adopt(as_table *t, const char *const *names, const as_type *types,
+		    size_t n, int stage, size_t *nuser)
 {
 	size_t k = 0, meta_at = 0;
 	int metas = 0, w;
@@ -93,6 +93,15 @@ int as_schema_adopt(as_table *t, const char *const *names,
 			if (c->type == AS_TYPE_AUTO) {
 				c->type = types[i];
 			} else if (c->type != types[i]) {
+				/* real in the spec, integer in the table: a
+				 * SQLite column widened before (it keeps its
+				 * declaration), or one this run widened */
+				if ((c->flags & AS_COL_INFERRED) &&
+				    c->type == AS_TYPE_REAL &&
+				    types[i] == AS_TYPE_INTEGER) {
+					k++;
+					continue;
+				}
 				if (!(c->flags & AS_COL_INFERRED) ||
 				    c->type != AS_TYPE_INTEGER ||
 				    types[i] != AS_TYPE_REAL)
@@ -105,9 +114,8 @@ int as_schema_adopt(as_table *t, const char *const *names,
 		} else {
 			if (!t->infer || types[i] == AS_TYPE_AUTO ||
 			    as_table_push_col(t, names[i], NULL, types[i],
-						AS_COL_INFERRED |
-							(stage ? AS_COL_NEW
-							       : 0)))
+					      AS_COL_INFERRED |
+						      (stage ? AS_COL_NEW : 0)))
 				return -1;
 		}
 		k++;
@@ -124,6 +132,22 @@ int as_schema_adopt(as_table *t, const char *const *names,
 	if (!stage)
 		t->live_exists = 1;
 	return 0;
+}
+
+void as_schema_known(as_table *t, const char *name, const char *type,
+		     const char *field)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_col *c = &t->cols[i];
+
+		if (!(c->flags & AS_COL_INFERRED) || strcmp(c->name, name))
+			continue;
+		if (!c->path && field)
+			c->path = as_strdup(field);
+		if (type && !strcmp(type, "real") && c->type == AS_TYPE_INTEGER)
+			c->type = AS_TYPE_REAL;
+		return;
+	}
 }
 
 char *as_schema_cols_json(const as_table *t, unsigned flag)

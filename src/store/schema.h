@@ -19,8 +19,15 @@ int as_table_push_col(as_table *t, const char *name, const char *path,
  * `data` table sets t->legacy_json instead.  *nuser: the table's columns
  * before and after the _atomsync ones.  -1: the table does not fit.
  */
-int as_schema_adopt(as_table *t, const char *const *names,
-		    const as_type *types, size_t n, int stage, size_t *nuser);
+int as_schema_adopt(as_table *t, const char *const *names, const as_type *types,
+		    size_t n, int stage, size_t *nuser);
+
+/* atomsync_columns said column name was made from field (its dotted path
+ * in the record) with type: the adopted column takes them, so a later
+ * field that normalises to the same name is a collision, and a widened
+ * SQLite column is real. */
+void as_schema_known(as_table *t, const char *name, const char *type,
+		     const char *field);
 
 /* The names of t's columns with flag (AS_COL_NEW, AS_COL_WIDENED) as a
  * JSON array; NULL when out of memory. */

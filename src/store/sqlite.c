@@ -1076,36 +1076,28 @@ static as_type type_of_decl(const char *decl)
 	return AS_TYPE_AUTO;
 }
 
-/* Columns atomsync_columns records as widened to real (a SQLite column
+/* What atomsync_columns knows of the table's inferred columns: the field
+ * each was made from, and which were widened to real (a SQLite column
  * keeps its declared type). */
-static int widened_cols(sq_store *s, const char *table, char ***out,
-			size_t *n, as_error *err)
+static int known_cols(sq_store *s, as_table *t, as_error *err)
 {
 	sqlite3_stmt *q;
-	int exists, rc;
+	int exists;
 
-	*out = NULL;
-	*n = 0;
 	if (as_sq_table_exists(s, "atomsync_columns", &exists, err))
 		return err->code;
 	if (!exists)
 		return 0;
 	if (as_sq_prepare(s,
-			  "SELECT col FROM atomsync_columns WHERE "
-			  "table_name = ?1 AND type = 'real'",
+			  "SELECT col, type, field FROM atomsync_columns "
+			  "WHERE table_name = ?1",
 			  &q, err))
 		return err->code;
-	sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		char **nv = realloc(*out, (*n + 1) * sizeof(*nv));
-
-		if (!nv)
-			break;
-		*out = nv;
-		nv[*n] = as_strdup((const char *)sqlite3_column_text(q, 0));
-		if (nv[*n])
-			(*n)++;
-	}
+	sqlite3_bind_text(q, 1, t->table, -1, SQLITE_STATIC);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		as_schema_known(t, (const char *)sqlite3_column_text(q, 0),
+				(const char *)sqlite3_column_text(q, 1),
+				(const char *)sqlite3_column_text(q, 2));
 	sqlite3_finalize(q);
 	return 0;
 }
@@ -1116,13 +1108,11 @@ static int adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 {
 	as_buf b = AS_BUF_INIT;
 	sqlite3_stmt *q;
-	char **names = NULL, **wide = NULL;
+	char **names = NULL;
 	as_type *types = NULL;
-	size_t n = 0, cap = 0, nwide = 0;
+	size_t n = 0, cap = 0;
 	int rc, bad;
 
-	if (widened_cols(s, t->table, &wide, &nwide, err))
-		return err->code;
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, name);
 	as_buf_adds(&b, ")");
@@ -1143,21 +1133,21 @@ static int adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 		}
 		names[n] = as_strdup(cn ? cn : "");
 		types[n] = type_of_decl(ct);
-		for (size_t w = 0; w < nwide; w++)
-			if (types[n] == AS_TYPE_INTEGER &&
-			    strcmp(wide[w], names[n]) == 0)
-				types[n] = AS_TYPE_REAL;
 		n++;
 	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE) {
-		rc = names && types ? as_sq_fail(s, err, "reading table schema")
-				    : as_error_set(err, AS_ENOMEM,
-						   "out of memory");
+		rc = names && types
+			     ? as_sq_fail(s, err, "reading table schema")
+			     : as_error_set(err, AS_ENOMEM, "out of memory");
 		goto done;
 	}
 	bad = as_schema_adopt(t, (const char *const *)names, types, n, stage,
 			      nuser);
+	if (!bad && !stage && !t->legacy_json && known_cols(s, t, err)) {
+		rc = err->code;
+		goto done;
+	}
 	rc = bad ? as_error_set(err, AS_EUSAGE,
 				"table %s exists but does not have the columns "
 				"the dataset maps (the configured ones first, "
@@ -1168,11 +1158,8 @@ static int adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 done:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
-	for (size_t i = 0; i < nwide; i++)
-		free(wide[i]);
 	free(names);
 	free(types);
-	free(wide);
 	return rc;
 }
 
@@ -1262,8 +1249,8 @@ static int sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 		 * resumed added */
 		size_t nuser = 0;
 
-		if (exists && adopt_table(s, rc->table, rc->table->table, 0,
-					  &nuser, err))
+		if (exists &&
+		    adopt_table(s, rc->table, rc->table->table, 0, &nuser, err))
 			return err->code;
 		if (!rc->table->legacy_json && r && r->stage &&
 		    adopt_table(s, rc->table, r->stage, 1, &nuser, err))

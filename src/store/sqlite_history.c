@@ -118,8 +118,7 @@ static int hist_evolve(sq_store *s, const as_hist *h, as_table *t,
 	if (rc)
 		return rc;
 	while (n < 512 && sqlite3_step(q) == SQLITE_ROW)
-		names[n++] = as_strdup(
-			(const char *)sqlite3_column_text(q, 1));
+		names[n++] = as_strdup((const char *)sqlite3_column_text(q, 1));
 	sqlite3_finalize(q);
 	rc = as_hist_evolve(h, t, &TYPES, (const char *const *)names, n,
 			    hist_add_col, ud);
@@ -937,17 +936,16 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (c->inserted + c->updated > 0) {
-		as_buf_printf(
-			&b,
-			"INSERT INTO main.%s(", r->live_q);
+		as_buf_printf(&b, "INSERT INTO main.%s(", r->live_q);
 		for (size_t i = 0; i < t->ncols; i++) {
 			as_buf_add_ident(&b, t->cols[i].name);
 			as_buf_adds(&b, ", ");
 		}
-		as_buf_adds(&b, "\"_atomsync_run\", \"_atomsync_hash\", "
-				"\"_atomsync_line\") SELECT * FROM "
-				"temp._atomsync_target WHERE \"_atomsync_run\" IS "
-				"NOT NULL ON CONFLICT(");
+		as_buf_adds(&b,
+			    "\"_atomsync_run\", \"_atomsync_hash\", "
+			    "\"_atomsync_line\") SELECT * FROM "
+			    "temp._atomsync_target WHERE \"_atomsync_run\" IS "
+			    "NOT NULL ON CONFLICT(");
 		as_sq_add_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
@@ -1165,7 +1163,7 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
 	    (ret = t->infer ? hist_evolve(s, &h, t, err)
-				 : hist_check(s, &h, t, err)))
+			    : hist_check(s, &h, t, err)))
 		goto fail;
 	if ((ret = as_sq_table_exists(s, t->table, &exists, err)) ||
 	    (exists && (ret = as_sq_check_table(s, t, t->table, err))))

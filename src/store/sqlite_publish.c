@@ -415,8 +415,7 @@ static int alter_live(sq_store *s, as_run_ctx *rc, as_error *err)
 
 	for (size_t i = r->live_ncols; !ret && i < t->ncols; i++) {
 		if ((ret = as_schema_alter_sql(&b, r->live_q, &t->cols[i],
-					       as_sq_col_type(&t->cols[i]),
-					       0)))
+					       as_sq_col_type(&t->cols[i]), 0)))
 			ret = as_error_set(err, AS_ENOMEM, "out of memory");
 		else
 			ret = sql_exec(s, &b, NULL, err);
@@ -439,12 +438,12 @@ static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
 			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
 			      " table_name TEXT NOT NULL, col TEXT NOT NULL,"
 			      " type TEXT NOT NULL, added_run INTEGER,"
-			      " widened_run INTEGER,"
+			      " widened_run INTEGER, field TEXT,"
 			      " PRIMARY KEY (table_name, col))",
 			      err)) ||
 	    (ret = as_sq_prepare(
 		     s,
-		     "INSERT INTO atomsync_columns VALUES(?1, ?2, ?3, ?4, ?5) "
+		     "INSERT INTO atomsync_columns VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
 		     "ON CONFLICT (table_name, col) DO UPDATE SET "
 		     "type = excluded.type, widened_run = excluded.widened_run",
 		     &q, err)))
@@ -463,6 +462,7 @@ static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
 			sqlite3_bind_int64(q, 5, rc->run_id);
 		else
 			sqlite3_bind_null(q, 5);
+		as_sq_bind_text(q, 6, c->path);
 		if (sqlite3_step(q) != SQLITE_DONE)
 			ret = as_sq_fail(s, err, "recording columns");
 		sqlite3_reset(q);
@@ -470,18 +470,20 @@ static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
 	sqlite3_finalize(q);
 	q = NULL;
 	if (!ret)
-		ret = as_sq_exec(s,
-				 "CREATE TABLE IF NOT EXISTS atomsync_run_schema("
-				 " run_id INTEGER PRIMARY KEY,"
-				 " columns_added TEXT, columns_widened TEXT,"
-				 " discarded_values INTEGER NOT NULL DEFAULT 0,"
-				 " discarded_rows INTEGER NOT NULL DEFAULT 0)",
-				 err);
+		ret = as_sq_exec(
+			s,
+			"CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+			" run_id INTEGER PRIMARY KEY,"
+			" columns_added TEXT, columns_widened TEXT,"
+			" discarded_values INTEGER NOT NULL DEFAULT 0,"
+			" discarded_rows INTEGER NOT NULL DEFAULT 0)",
+			err);
 	if (!ret)
-		ret = as_sq_prepare(s,
-				    "INSERT OR REPLACE INTO atomsync_run_schema "
-				    "VALUES(?1, ?2, ?3, ?4, ?5)",
-				    &q, err);
+		ret = as_sq_prepare(
+			s,
+			"INSERT OR REPLACE INTO atomsync_run_schema "
+			"VALUES(?1, ?2, ?3, ?4, ?5)",
+			&q, err);
 	if (!ret) {
 		char *added = as_schema_cols_json(t, AS_COL_NEW);
 		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
@@ -503,8 +505,7 @@ static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
 }
 
 /* runs: the columns each run added and widened, and what it discarded. */
-int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n,
-			  as_error *err)
+int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err)
 {
 	sqlite3_stmt *q;
 	int exists;

@@ -19,13 +19,13 @@
 /* ---- what the store is told about a dataset's table ---- */
 
 enum {
-	AS_COL_KEY = 1,	   /* part of the natural key */
-	AS_COL_SCOPE = 2,  /* scoped mode: part of the scope */
-	AS_COL_CURSOR = 4, /* incremental mode: the cursor column */
-	AS_COL_WHOLE = 8,  /* holds the whole record as JSON (`data`) */
+	AS_COL_KEY = 1,	      /* part of the natural key */
+	AS_COL_SCOPE = 2,     /* scoped mode: part of the scope */
+	AS_COL_CURSOR = 4,    /* incremental mode: the cursor column */
+	AS_COL_WHOLE = 8,     /* holds the whole record as JSON (`data`) */
 	AS_COL_INFERRED = 16, /* found in the records (schema inference) */
 	AS_COL_NEW = 32,      /* not in the live table: its publish adds it */
-	AS_COL_WIDENED = 64   /* integer in the live table, real from this run */
+	AS_COL_WIDENED = 64 /* integer in the live table, real from this run */
 };
 
 typedef struct as_col {

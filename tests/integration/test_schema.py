@@ -97,6 +97,13 @@ class SchemaTest(StoreTestCase):
         self.assertIn("'userId'", p.stderr)
         self.assertIn("'user_id'", p.stderr)
         self.assertFalse(self.store.table_exists("items"))
+        # ... and across runs: the column remembers its field.
+        self.load([{"id": 1, "userId": 1}])
+        p = self.load([{"id": 1, "userId": 1}, {"id": 2, "user_id": 2}],
+                      check=USAGE)
+        self.assertIn("'userId'", p.stderr)
+        self.assertIn("'user_id'", p.stderr)
+        self.assertEqual(self.store.rows("items", ["id", "user_id"]), [(1, 1)])
 
     def test_widening_integer_to_real(self):
         """An integer column that sees a real becomes real, in the run

@@ -104,9 +104,9 @@ static void spec(as_table *t)
 	t->table = strdup("d");
 	t->infer = 1;
 	t->flatten_depth = 2;
-	assert_int_equal(as_table_add_col(t, "id", "id", AS_TYPE_INTEGER,
-					   AS_COL_KEY),
-			 0);
+	assert_int_equal(
+		as_table_add_col(t, "id", "id", AS_TYPE_INTEGER, AS_COL_KEY),
+		0);
 	t->nkey = 1;
 }
 
@@ -154,9 +154,9 @@ static void test_evolve(void **state)
 	assert_int_equal(t.cols[2].type, AS_TYPE_REAL);
 	assert_true(t.cols[2].flags & AS_COL_WIDENED);
 	/* two fields, one name: a configuration error naming both */
-	assert_int_equal(evolve(&t, "{\"id\":3,\"userId\":1,\"user_id\":2}",
-				&st, &err),
-			 AS_EUSAGE);
+	assert_int_equal(
+		evolve(&t, "{\"id\":3,\"userId\":1,\"user_id\":2}", &st, &err),
+		AS_EUSAGE);
 	assert_non_null(strstr(err.msg, "'userId'"));
 	assert_non_null(strstr(err.msg, "'user_id'"));
 	/* reserved and too long names */
@@ -200,10 +200,8 @@ static void test_contracts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_types),
-		cmocka_unit_test(test_fits),
-		cmocka_unit_test(test_evolve),
+		cmocka_unit_test(test_names),	  cmocka_unit_test(test_types),
+		cmocka_unit_test(test_fits),	  cmocka_unit_test(test_evolve),
 		cmocka_unit_test(test_contracts),
 	};
 
