@@ -958,23 +958,6 @@ const char *as_sq_sql_type(as_type t)
 	}
 }
 
-/* Inferred columns say their type in the declaration (the affinity of
- * BOOLEAN, TIMESTAMP and JSON is NUMERIC, which keeps 0/1, canonical
- * timestamps and JSON arrays and objects as they are), so the next run
- * reads it back; a widened column stays INTEGER, which holds reals too,
- * and atomsync_columns says it is real. */
-const char *as_sq_col_type(const as_col *c)
-{
-	if (!(c->flags & AS_COL_INFERRED))
-		return as_sq_sql_type(c->type);
-	switch (c->type) {
-	case AS_TYPE_BOOLEAN: return "BOOLEAN";
-	case AS_TYPE_TIMESTAMP: return "TIMESTAMP";
-	case AS_TYPE_JSON: return "JSON";
-	default: return as_sq_sql_type(c->type);
-	}
-}
-
 int as_sq_rowid_key(const as_table *t)
 {
 	return t->nkey == 1 && t->cols[0].type == AS_TYPE_INTEGER;
@@ -1057,7 +1040,7 @@ char *as_sq_create_sql(const as_table *t, const char *name)
 	return as_buf_detach(&b);
 }
 
-static as_type type_of_decl(const char *decl)
+as_type as_sq_type_of_decl(const char *decl)
 {
 	if (!decl)
 		return AS_TYPE_AUTO;
@@ -1076,93 +1059,6 @@ static as_type type_of_decl(const char *decl)
 	return AS_TYPE_AUTO;
 }
 
-/* What atomsync_columns knows of the table's inferred columns: the field
- * each was made from, and which were widened to real (a SQLite column
- * keeps its declared type). */
-static int known_cols(sq_store *s, as_table *t, as_error *err)
-{
-	sqlite3_stmt *q;
-	int exists;
-
-	if (as_sq_table_exists(s, "atomsync_columns", &exists, err))
-		return err->code;
-	if (!exists)
-		return 0;
-	if (as_sq_prepare(s,
-			  "SELECT col, type, field FROM atomsync_columns "
-			  "WHERE table_name = ?1",
-			  &q, err))
-		return err->code;
-	sqlite3_bind_text(q, 1, t->table, -1, SQLITE_STATIC);
-	while (sqlite3_step(q) == SQLITE_ROW)
-		as_schema_known(t, (const char *)sqlite3_column_text(q, 0),
-				(const char *)sqlite3_column_text(q, 1),
-				(const char *)sqlite3_column_text(q, 2));
-	sqlite3_finalize(q);
-	return 0;
-}
-
-/* An inferring spec: adopt the table's columns (store/schema.c). */
-static int adopt_table(sq_store *s, as_table *t, const char *name, int stage,
-		       size_t *nuser, as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-	sqlite3_stmt *q;
-	char **names = NULL;
-	as_type *types = NULL;
-	size_t n = 0, cap = 0;
-	int rc, bad;
-
-	as_buf_adds(&b, "PRAGMA table_info(");
-	as_buf_add_ident(&b, name);
-	as_buf_adds(&b, ")");
-	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
-	as_buf_free(&b);
-	if (rc)
-		goto done;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *cn = (const char *)sqlite3_column_text(q, 1);
-		const char *ct = (const char *)sqlite3_column_text(q, 2);
-
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			names = realloc(names, cap * sizeof(*names));
-			types = realloc(types, cap * sizeof(*types));
-			if (!names || !types)
-				break;
-		}
-		names[n] = as_strdup(cn ? cn : "");
-		types[n] = type_of_decl(ct);
-		n++;
-	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_DONE) {
-		rc = names && types
-			     ? as_sq_fail(s, err, "reading table schema")
-			     : as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	bad = as_schema_adopt(t, (const char *const *)names, types, n, stage,
-			      nuser);
-	if (!bad && !stage && !t->legacy_json && known_cols(s, t, err)) {
-		rc = err->code;
-		goto done;
-	}
-	rc = bad ? as_error_set(err, AS_EUSAGE,
-				"table %s exists but does not have the columns "
-				"the dataset maps (the configured ones first, "
-				"in order, with their types); rename the table "
-				"or migrate it",
-				name)
-		 : 0;
-done:
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	free(types);
-	return rc;
-}
-
 /*
  * Compare an existing table with the dataset's columns; adopt the declared
  * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
@@ -1176,7 +1072,7 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 	int ok = 1, rc;
 
 	if (t->infer)
-		return adopt_table(s, t, name, 0, &nuser, err);
+		return as_sq_adopt_table(s, t, name, 0, &nuser, err);
 
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, name);
@@ -1195,7 +1091,7 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 			if (!as_streq(cn, c->name))
 				ok = 0;
 			else if (c->type == AS_TYPE_AUTO)
-				c->type = type_of_decl(ct);
+				c->type = as_sq_type_of_decl(ct);
 			else if (strcasecmp(as_sq_sql_type(c->type),
 					    ct ? ct : "") != 0)
 				ok = 0;
@@ -1249,11 +1145,11 @@ static int sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 		 * resumed added */
 		size_t nuser = 0;
 
-		if (exists &&
-		    adopt_table(s, rc->table, rc->table->table, 0, &nuser, err))
+		if (exists && as_sq_adopt_table(s, rc->table, rc->table->table,
+						0, &nuser, err))
 			return err->code;
 		if (!rc->table->legacy_json && r && r->stage &&
-		    adopt_table(s, rc->table, r->stage, 1, &nuser, err))
+		    as_sq_adopt_table(s, rc->table, r->stage, 1, &nuser, err))
 			return err->code;
 		return 0;
 	}
@@ -1373,7 +1269,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	if (r->live_exists) {
 		size_t nuser = t->ncols;
 
-		if (t->infer ? adopt_table(s, t, t->table, 0, &nuser, err)
+		if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
 			     : as_sq_check_table(s, t, t->table, err))
 			return err->code;
 		r->live_ncols = nuser;
@@ -1440,7 +1336,7 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	} else if (t->infer) {
 		size_t nuser;
 
-		if (adopt_table(s, t, r->stage, 1, &nuser, err))
+		if (as_sq_adopt_table(s, t, r->stage, 1, &nuser, err))
 			return err->code;
 	} else if (as_sq_check_table(s, t, r->stage, err)) {
 		return err->code;

@@ -60,6 +60,10 @@ void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
 			 const char *bq);
 char *as_sq_create_sql(const as_table *t, const char *name);
 const char *as_sq_col_type(const as_col *c);
+as_type as_sq_type_of_decl(const char *decl);
+/* An inferring spec: adopt the table's columns (store/sqlite_schema.c). */
+int as_sq_adopt_table(sq_store *s, as_table *t, const char *name, int stage,
+		      size_t *nuser, as_error *err);
 int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err);
 int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err);
 int as_sq_check_table(sq_store *s, as_table *t, const char *name,
