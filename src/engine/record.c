@@ -293,10 +293,17 @@ static int map_visit(void *ud, as_table *t, const char *name, const char *path,
 		return AS_ESCHEMA;
 	}
 	c = &t->cols[i];
-	if ((rc = as_schema_collision(t, c, name, path, err)) ||
-	    !(c->flags & AS_COL_INFERRED))
+	/* Found by its name: a field whose path is that name is the
+	 * column's own when the column was made from it. */
+	if (!(name == path && c->selfnamed) &&
+	    (rc = as_schema_collision(t, c, name, path, err)))
 		return rc;
-	fits = as_schema_fits(c->type, v);
+	if (!(c->flags & AS_COL_INFERRED))
+		return 0;
+	/* A timestamp is parsed once, by set_timestamp (a string that is
+	 * not one is the conflict). */
+	fits = c->type == AS_TYPE_TIMESTAMP ? json_is_string(v)
+					    : as_schema_fits(c->type, v);
 	if (fits == -1) {
 		err->code = AS_ESCHEMA;
 		return AS_ESCHEMA;
@@ -333,7 +340,14 @@ static int map_visit(void *ud, as_table *t, const char *name, const char *path,
 		rc = set_text(out, m->a, json_string_value(v),
 			      json_string_length(v));
 		break;
-	case AS_TYPE_TIMESTAMP: rc = set_timestamp(out, m->a, v); break;
+	case AS_TYPE_TIMESTAMP:
+		rc = set_timestamp(out, m->a, v);
+		if (rc == -1)
+			return as_error_set(err, AS_EINPUT,
+					    "%s: column '%s' is timestamp, got "
+					    "text (field '%s')",
+					    where, c->name, path);
+		break;
 	default: rc = set_json(out, m->a, v); break;
 	}
 	if (rc)
@@ -350,19 +364,40 @@ static int row_hash(const as_val *v, size_t n, uint64_t *out)
 	as_buf *b = &scratch;
 	char *before = b->data;
 
+	size_t need = 0;
+	char *p;
+
 	as_buf_reset(b);
+	/* The bytes are those of one as_buf_add per part, written at once:
+	 * the same hash, without a capacity check per value. */
+	for (size_t i = 0; i < n; i++)
+		need += 1 + (v[i].kind == AS_V_TEXT   ? 4 + (size_t)v[i].len
+			     : v[i].kind == AS_V_NULL ? 0
+						      : 8);
+	if (as_buf_reserve(b, need))
+		return -1;
+	p = b->data;
 	for (size_t i = 0; i < n; i++) {
-		as_buf_addc(b, (char)v[i].kind);
+		*p++ = (char)v[i].kind;
 		switch (v[i].kind) {
-		case AS_V_INT: as_buf_add(b, &v[i].u.i, 8); break;
-		case AS_V_REAL: as_buf_add(b, &v[i].u.r, 8); break;
+		case AS_V_INT:
+			memcpy(p, &v[i].u.i, 8);
+			p += 8;
+			break;
+		case AS_V_REAL:
+			memcpy(p, &v[i].u.r, 8);
+			p += 8;
+			break;
 		case AS_V_TEXT:
-			as_buf_add(b, &v[i].len, 4);
-			as_buf_add(b, v[i].u.s, v[i].len);
+			memcpy(p, &v[i].len, 4);
+			memcpy(p + 4, v[i].u.s, v[i].len);
+			p += 4 + v[i].len;
 			break;
 		default: break;
 		}
 	}
+	b->len = need;
+	b->data[need] = '\0';
 	if (b->data != before) { /* (re)allocated: track it for thread exit */
 		pthread_once(&scratch_once, scratch_init);
 		pthread_setspecific(scratch_key, b->data);

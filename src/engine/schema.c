@@ -7,15 +7,34 @@
  * integer to real, and applies the dataset's schema_contract.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "engine/schema.h"
 #include "util/str.h"
 #include "util/time.h"
 
+/* Already a plain lower-case name ([a-z_][a-z0-9_]*): the common case. */
+static int plain(const char *in, size_t n)
+{
+	if (!n || (in[0] >= '0' && in[0] <= '9'))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = in[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_'))
+			return 0;
+	}
+	return 1;
+}
+
 int as_schema_norm(const char *in, size_t n, as_buf *out)
 {
 	size_t start = out->len;
+
+	if (plain(in, n))
+		return as_buf_add(out, in, n) ? AS_ENOMEM : 0;
 	int pend = 0; /* a replaced character waits to be written as '_' */
 
 	for (size_t i = 0; i < n; i++) {
@@ -127,14 +146,24 @@ typedef struct walk {
 
 static int walk_obj(walk *w, json_t *obj, int depth)
 {
-	const char *key;
-	json_t *v;
 	int rc = 0;
 
-	json_object_foreach(obj, key, v)
-	{
+	for (void *it = json_object_iter(obj); it;
+	     it = json_object_iter_next(obj, it)) {
+		const char *key = json_object_iter_key(it);
+		json_t *v = json_object_iter_value(it);
 		size_t nlen = w->name.len, plen = w->path.len;
-		size_t klen = strlen(key);
+		size_t klen = json_object_iter_key_len(it);
+
+		/* A top-level scalar with a plain name is its own column name
+		 * and path: nothing to build (the common case). */
+		if (depth == 1 && !json_is_object(v) && plain(key, klen)) {
+			if (!json_is_null(v) &&
+			    (rc = w->visit(w->ud, w->t, key, key, v, &w->hint,
+					   w->where, w->err)))
+				return rc;
+			continue;
+		}
 
 		if (nlen)
 			as_buf_adds(&w->name, "__");
@@ -159,6 +188,25 @@ static int walk_obj(walk *w, json_t *obj, int depth)
 	return 0;
 }
 
+/* The walk's buffers, kept per thread (a record at a time) and freed
+ * when the thread exits. */
+static __thread as_buf tl_bufs[2];
+static pthread_key_t bufs_key;
+static pthread_once_t bufs_once = PTHREAD_ONCE_INIT;
+
+static void bufs_free(void *p)
+{
+	as_buf *b = p;
+
+	as_buf_free(&b[0]);
+	as_buf_free(&b[1]);
+}
+
+static void bufs_init(void)
+{
+	pthread_key_create(&bufs_key, bufs_free);
+}
+
 int as_schema_walk(as_table *t, json_t *rec, const char *where,
 		   as_schema_visit visit, void *ud, as_error *err)
 {
@@ -166,13 +214,20 @@ int as_schema_walk(as_table *t, json_t *rec, const char *where,
 		  .where = where,
 		  .visit = visit,
 		  .ud = ud,
-		  .name = AS_BUF_INIT,
-		  .path = AS_BUF_INIT,
+		  .name = tl_bufs[0],
+		  .path = tl_bufs[1],
 		  .err = err};
-	int rc = walk_obj(&w, rec, 1);
+	int rc;
 
-	as_buf_free(&w.name);
-	as_buf_free(&w.path);
+	if (!w.name.data) {
+		pthread_once(&bufs_once, bufs_init);
+		pthread_setspecific(bufs_key, tl_bufs);
+	}
+	as_buf_reset(&w.name);
+	as_buf_reset(&w.path);
+	rc = walk_obj(&w, rec, 1);
+	tl_bufs[0] = w.name;
+	tl_bufs[1] = w.path;
 	return rc;
 }
 

@@ -30,6 +30,7 @@ int as_table_push_col(as_table *t, const char *name, const char *path,
 	c->path = path ? as_strdup(path) : NULL;
 	c->type = type;
 	c->flags = flags;
+	c->selfnamed = c->path && c->name && strcmp(c->path, c->name) == 0;
 	return c->name && (!path || c->path) ? 0 : AS_ENOMEM;
 }
 

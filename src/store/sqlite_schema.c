@@ -115,4 +115,3 @@ done:
 	free(types);
 	return rc;
 }
-

@@ -33,6 +33,8 @@ typedef struct as_col {
 	char *path;   /* dotted path in the record; NULL for AS_COL_WHOLE */
 	as_type type; /* AS_TYPE_AUTO until resolved */
 	unsigned flags;
+	int selfnamed; /* path is the name: a field of that name (top level)
+			* is this column's own, no collision to check */
 } as_col;
 
 typedef struct as_table {
