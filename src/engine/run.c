@@ -133,14 +133,34 @@ static int check_last_run(atomsync_run *run, as_error *err)
 /* A table an earlier version made in the key + `data` layout keeps it:
  * inference is the default now, but reshaping a table with data is not
  * something a run does on its own (docs/config.md). */
+/* Whether this process warned about dataset's layout already (a daemon
+ * runs a dataset again and again: once is enough). */
+static int warned_once(const char *dataset)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t seen[64];
+	static size_t n;
+	uint64_t h = as_hash64(dataset, strlen(dataset));
+	int found = 0;
+
+	pthread_mutex_lock(&mu);
+	for (size_t i = 0; i < n && !found; i++)
+		found = seen[i] == h;
+	if (!found && n < 64)
+		seen[n++] = h;
+	pthread_mutex_unlock(&mu);
+	return found;
+}
+
 static int legacy_layout(atomsync_run *run, as_error *err)
 {
 	if (!run->table.legacy_json)
 		return 0;
-	as_warn("dataset %s: table %s has the key + data layout; it is "
-		"kept (set `schema: json` to say so, or rename the table "
-		"to have typed columns inferred)",
-		run->table.dataset, run->table.table);
+	if (!warned_once(run->table.dataset))
+		as_warn("dataset %s: table %s has the key + data layout; it is "
+			"kept (set `schema: json` to say so, or rename the "
+			"table to have typed columns inferred)",
+			run->table.dataset, run->table.table);
 	if (as_table_json_layout(&run->table, run->ds))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	return run->store->ops->describe(run->store, &run->rc, err);
