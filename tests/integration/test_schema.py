@@ -149,6 +149,15 @@ class SchemaTest(StoreTestCase):
                 self.assertIn("column '%s' is %s, got %s" % (col, want, got),
                               p.stderr)
                 self.assertFalse(self.store.table_exists("items"))
+        # deep in a file (the lines are mapped in chunks on two threads)
+        recs = [{"id": i, "n": i} for i in range(1, 3001)]
+        recs[2499]["n"] = "x"
+        recs[2799]["m"] = 1.5
+        write_jsonl(self.path("items.jsonl"), recs)
+        p = self.atomsync("run", check=FAILED)
+        self.assertIn("items.jsonl:2500: column 'n' is integer, got text",
+                      p.stderr)
+        self.assertFalse(self.store.table_exists("items"))
         # allowed rejects: the record goes to the reject file
         self.load([{"id": 1, "n": 1}, {"id": 2, "n": "x"}],
                   extra="    guard: {max_rejects: 1}\n")
