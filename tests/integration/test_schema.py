@@ -177,7 +177,10 @@ class SchemaTest(StoreTestCase):
         self.assertEqual(self.store.query(
             "SELECT count(*), count(late) FROM items"), [(3000, 1000)])
         recs[5]["later"] = True
-        self.load(recs, extra="    batch_size: 500\n")
+        # Every line parsed (no line matching): the rows without the new
+        # field hash as before, so they stay unchanged (invariant 5).
+        write_jsonl(self.path("items.jsonl"), recs)
+        self.atomsync("run", check=OK, env={"ATOMSYNC_NO_LINE_MATCH": "1"})
         r = self.runs("items")[0]
         self.assertEqual((r["inserted"], r["updated"], r["unchanged"]),
                          (0, 1, 2999))
