@@ -28,6 +28,9 @@ WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6"]
 SMALL = 100_000  # W1 is also run at this size, to show RSS does not grow
 
 ATOMSYNC = "atomsync"
+# The same with `--schema json` (key + data, the layout before inference):
+# W1 and W2 compare inferred columns with it in the same run.
+ATOMSYNC_JSON = "atomsync schema:json"
 IMPORT = "sqlite3 .import"
 IMPORT_JSON = "sqlite3 .import id,data"
 UTILS = "sqlite-utils"
@@ -137,7 +140,7 @@ class Bench:
              "sys_s": ru.ru_stime, "rss_kib": rss,
              "rss_kib_wait4": ru.ru_maxrss, "exit": code,
              "timed": timed, "argv": argv}
-        if tool == ATOMSYNC and code == 0:
+        if tool in (ATOMSYNC, ATOMSYNC_JSON) and code == 0:
             try:
                 info = json.loads(stdout)[0]
                 s["counts"] = {k: info.get(k) for k in
@@ -213,19 +216,21 @@ class Bench:
         n = self.a.records
         base, w3 = self.files["base"], self.files.get("w3")
         dbs = {t: os.path.join(wd, "w1-%s.db" % slug(t))
-               for t in (ATOMSYNC, IMPORT, UTILS, LOOP, IMPORT_JSON)}
+               for t in (ATOMSYNC, ATOMSYNC_JSON, IMPORT, UTILS, LOOP,
+                         IMPORT_JSON)}
         chain = ("W2" in sel or "W3" in sel)
         want_w1 = "W1" in sel
         # W1: first load.  (Also the untimed setup of W2/W3 when W1 is not run.)
         if want_w1 or chain:
-            steps = [ATOMSYNC, IMPORT, UTILS] + ([LOOP, IMPORT_JSON]
-                                                 if want_w1 else [])
+            steps = [ATOMSYNC, ATOMSYNC_JSON, IMPORT, UTILS] + (
+                [LOOP, IMPORT_JSON] if want_w1 else [])
             for tool in self.rotate(steps, rnd):
                 if tool == IMPORT and not want_w1:
                     continue
                 self.w1_step(tool, dbs[tool], base, wd, rnd, n, want_w1)
             if want_w1:
-                for tool in (ATOMSYNC, IMPORT, UTILS, IMPORT_JSON):
+                for tool in (ATOMSYNC, ATOMSYNC_JSON, IMPORT, UTILS,
+                             IMPORT_JSON):
                     self.count_rows(dbs[tool], "addons", n,
                                     "W1 %s round %d rows" % (tool, rnd))
                 self.count_rows(dbs[LOOP], "addons", self.loop_n,
@@ -238,10 +243,13 @@ class Bench:
                                  workload="W1@100k")
         # W2: the same file again; the floor imports it into an empty table.
         if "W2" in sel:
-            for tool in self.rotate([ATOMSYNC, IMPORT, UTILS], rnd):
-                if tool == ATOMSYNC:
+            for tool in self.rotate([ATOMSYNC, ATOMSYNC_JSON, IMPORT, UTILS],
+                                    rnd):
+                if tool in (ATOMSYNC, ATOMSYNC_JSON):
+                    extra = ["--mode", "full"] + (
+                        ["--schema", "json"] if tool == ATOMSYNC_JSON else [])
                     self.measure("W2", tool, self.atomsync(dbs[tool], "addons",
-                                 base, ["--mode", "full"]), wd, rnd, n,
+                                 base, extra), wd, rnd, n,
                                  expect={"inserted": 0, "updated": 0,
                                          "deleted": 0, "unchanged": n})
                 elif tool == IMPORT:
@@ -281,9 +289,11 @@ class Bench:
                     os.unlink(db + suffix)
 
     def w1_step(self, tool, db, path, wd, rnd, n, timed, workload="W1"):
-        if tool == ATOMSYNC:
+        if tool in (ATOMSYNC, ATOMSYNC_JSON):
+            extra = ["--mode", "full"] + (
+                ["--schema", "json"] if tool == ATOMSYNC_JSON else [])
             self.measure(workload, tool, self.atomsync(db, "addons", path,
-                         ["--mode", "full"]), wd, rnd, n, timed=timed,
+                         extra), wd, rnd, n, timed=timed,
                          expect={"inserted": n, "deleted": 0})
         elif tool == IMPORT:
             self.sqlite3_setup(db, ADDONS_DDL)
@@ -684,6 +694,10 @@ def goals_of(rows, samples, records):
          note=paired("W2"))
     goal("issue 7: W3 1% change vs .import", find("W3", ATOMSYNC, "ratio"),
          "<=", 0.5, note=paired("W3"))
+    # Issue 14: inferred columns cost at most 10% over key + data on W1.
+    wj = find("W1", ATOMSYNC_JSON, "median_s")
+    goal("issue 14: W1 inferred columns vs schema: json", at / wj
+         if at and wj else None, "<=", 1.10)
     pg = "atomsync (postgres)"
     if find("W6 1st", pg, "ratio") is not None:
         goal("issue 7: W6 first load into PostgreSQL vs \\copy",

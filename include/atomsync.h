@@ -66,6 +66,12 @@ typedef struct atomsync_run_info {
 	int64_t resumed_from; /* run whose checkpoint this one continued, or 0
 			       */
 	char *error;	      /* NULL when none */
+	/* Schema inference: the columns the run's publish added and widened
+	 * to real (JSON arrays of names; NULL: none), and the fields and
+	 * records its schema_contract discarded. */
+	char *columns_added;
+	char *columns_widened;
+	int64_t discarded_values, discarded_rows;
 } atomsync_run_info;
 
 typedef struct atomsync_run_options {
@@ -130,6 +136,9 @@ typedef struct atomsync_dataset_spec {
 	int64_t batch_size;  /* records per staging commit; 0: default */
 	int64_t max_rejects; /* bad records tolerated; -1: default (0) */
 	const char *stream;  /* singer: the stream taken; NULL: the first */
+	const char *schema;  /* "infer" (NULL) or "json" (key + data) */
+	/* "evolve" (NULL), "freeze", "discard_value" or "discard_row" */
+	const char *schema_contract;
 } atomsync_dataset_spec;
 
 int atomsync_config_new(atomsync_config **out, const char *store_url,
@@ -329,6 +338,11 @@ typedef struct atomsync_target_options {
 	const atomsync_config *cfg;
 	int allow_empty; /* as atomsync_run_options */
 	int allow_deletes;
+	/* As atomsync_dataset_spec, for every table made for a stream:
+	 * "infer" (NULL: typed columns from the SCHEMA and the records) or
+	 * "json" (key + data); the contract, NULL: "evolve". */
+	const char *schema;
+	const char *schema_contract;
 } atomsync_target_options;
 
 /* Given the last STATE value (compact JSON) once the data it covers is

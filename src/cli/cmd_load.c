@@ -40,6 +40,8 @@ static int load_option(as_cli *cli, int c, atomsync_dataset_spec *sp,
 		else
 			sp->batch_size = v;
 		break;
+	case 'I': sp->schema = optarg; break;
+	case 'C': sp->schema_contract = optarg; break;
 	case 'j': *json = 1; break;
 	case 'm': cli->metrics_file = optarg; break;
 	default: return -1;
@@ -61,6 +63,8 @@ int as_cmd_load(as_cli *cli, int argc, char **argv)
 		{"restart", no_argument, NULL, 'r'},
 		{"max-rejects", required_argument, NULL, 'x'},
 		{"batch-size", required_argument, NULL, 'b'},
+		{"schema", required_argument, NULL, 'I'},
+		{"schema-contract", required_argument, NULL, 'C'},
 		{"json", no_argument, NULL, 'j'},
 		{"metrics-file", required_argument, NULL, 'm'},
 		{NULL, 0, NULL, 0}};

@@ -1,5 +1,6 @@
 /*
- * atomsync target STORE [--config FILE] [--prefix P]: a Singer target.
+ * atomsync target STORE [--config FILE] [--prefix P] [--schema infer|json]
+ * [--schema-contract C]: a Singer target.
  * Singer messages on stdin, every stream its own table; each STATE is
  * written to stdout as one JSON line once the data it covers is published
  * (the last one, after the publish at the end of the input), so an
@@ -29,6 +30,8 @@ int as_cmd_target(as_cli *cli, int argc, char **argv)
 		{"allow-empty", no_argument, NULL, 'e'},
 		{"allow-deletes", no_argument, NULL, 'd'},
 		{"json", no_argument, NULL, 'j'},
+		{"schema", required_argument, NULL, 'I'},
+		{"schema-contract", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0}};
 	atomsync_target_options o;
 	atomsync_run_info *infos = NULL;
@@ -47,13 +50,17 @@ int as_cmd_target(as_cli *cli, int argc, char **argv)
 		case 'e': o.allow_empty = 1; break;
 		case 'd': o.allow_deletes = 1; break;
 		case 'j': json = 1; break;
+		case 'I': o.schema = optarg; break;
+		case 'C': o.schema_contract = optarg; break;
 		default: return as_cli_bad_option(cli, argv, c);
 		}
 	}
 	if (argc - optind != 1) {
-		as_cli_error(cli,
-			     "usage: atomsync target STORE [--config FILE] "
-			     "[--prefix P]  (Singer messages on stdin)");
+		as_cli_error(
+			cli,
+			"usage: atomsync target STORE [--config FILE] "
+			"[--prefix P] [--schema infer|json] "
+			"[--schema-contract C]  (Singer messages on stdin)");
 		return AS_EXIT_USAGE;
 	}
 	if (config) {

@@ -104,6 +104,18 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* A JSON array stored as text by the store; [] when none. */
+static json_t *names_array(const char *text)
+{
+	json_t *a = text ? json_loads(text, 0, NULL) : NULL;
+
+	if (!json_is_array(a)) {
+		json_decref(a);
+		a = json_array();
+	}
+	return a;
+}
+
 json_t *as_run_info_json(const atomsync_run_info *ri)
 {
 	json_t *o = json_object();
@@ -122,6 +134,13 @@ json_t *as_run_info_json(const atomsync_run_info *ri)
 	json_object_set_new(o, "deleted", json_integer(ri->deleted));
 	json_object_set_new(o, "rejected", json_integer(ri->rejected));
 	json_object_set_new(o, "duplicates", json_integer(ri->duplicates));
+	json_object_set_new(o, "columns_added", names_array(ri->columns_added));
+	json_object_set_new(o, "columns_widened",
+			    names_array(ri->columns_widened));
+	json_object_set_new(o, "discarded_values",
+			    json_integer(ri->discarded_values));
+	json_object_set_new(o, "discarded_rows",
+			    json_integer(ri->discarded_rows));
 	json_object_set_new(o, "resumed_from",
 			    ri->resumed_from ? json_integer(ri->resumed_from)
 					     : json_null());

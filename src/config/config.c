@@ -291,6 +291,7 @@ void as_dataset_cfg_defaults(as_dataset_cfg *ds)
 	ds->lease_ttl_ms = 60000;
 	ds->retry_after_failure_ms = 300000;
 	ds->batch_size = 10000;
+	ds->flatten_depth = 2;
 	ds->max_record_bytes = 16LL * 1024 * 1024;
 	ds->source.format = AS_FORMAT_JSONL;
 	h->style = AS_PAGE_NONE;

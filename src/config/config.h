@@ -148,6 +148,10 @@ typedef struct as_dataset_cfg {
 	size_t nkey;
 	as_column_cfg *columns; /* NULL/0: key columns plus `data` */
 	size_t ncolumns;
+	as_schema schema;     /* without columns: inferred, or key + data */
+	int infer;	      /* with columns: infer the other fields too */
+	int flatten_depth;    /* nested objects flattened to this depth */
+	as_contract contract; /* schema_contract */
 	char *cursor; /* incremental: the column whose maximum is kept */
 	char **scope; /* scoped: the scope columns */
 	size_t nscope;

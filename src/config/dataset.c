@@ -20,6 +20,10 @@ static const field dataset_fields[] = {
 	OTHER("key"),
 	OTHER("columns"),
 	OTHER("cursor"),
+	ENM(as_dataset_cfg, "schema", schema, as_schema_names),
+	D("infer", T_BOOL, 0, infer, 0, 0),
+	D("flatten_depth", T_INT, 0, flatten_depth, 1, 8),
+	ENM(as_dataset_cfg, "schema_contract", contract, as_contract_names),
 	OTHER("scope"),
 	ENM(as_dataset_cfg, "history", history, as_history_names),
 	OTHER("snapshot_columns"),
@@ -96,12 +100,13 @@ static int check_colref(const sect *s, const ynode *n, const char *name,
 	const as_dataset_cfg *ds = r->d->ds;
 	int rc = check_ident(s->c, n, name, "column");
 
-	if (!rc && !ds->columns && !strcasecmp(name, AS_DATA_COLUMN))
+	if (!rc && !ds->columns && ds->schema == AS_SCHEMA_JSON &&
+	    !strcasecmp(name, AS_DATA_COLUMN))
 		return as_cfg_fail(
 			s->c, n,
-			"%s column '%s' %s: without 'columns', 'data' is the "
-			"column of the whole record; declare 'columns' or use "
-			"another name",
+			"%s column '%s' %s: with 'schema: json', 'data' is "
+			"the column of the whole record; declare 'columns' or "
+			"use another name",
 			r->role, name, r->d->where);
 	for (size_t i = 0; !rc && i < ds->ncolumns; i++)
 		/* columns holds ncolumns entries, each named. */

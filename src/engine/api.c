@@ -72,6 +72,8 @@ void atomsync_run_info_clear(atomsync_run_info *info)
 	free(info->started_at);
 	free(info->finished_at);
 	free(info->error);
+	free(info->columns_added);
+	free(info->columns_widened);
 	memset(info, 0, sizeof(*info));
 }
 

@@ -68,7 +68,8 @@ static int check_cols(const atomsync_dataset_spec *sp, const char *field,
 
 		if (!*v[i])
 			why = "is empty";
-		else if (!why && !strcasecmp(v[i], AS_DATA_COLUMN))
+		else if (!why && sp->schema && !strcmp(sp->schema, "json") &&
+			 !strcasecmp(v[i], AS_DATA_COLUMN))
 			why = "is the column of the whole record (each record "
 			      "is kept as JSON in 'data'); use another column";
 		if (why)
@@ -114,6 +115,14 @@ static int check_names(const atomsync_config *cfg,
 	return 0;
 }
 
+static int enum_index(const char *v, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(v, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 /* The checks of a dataset spec, each naming the field. */
 static int spec_check(const atomsync_config *cfg,
 		      const atomsync_dataset_spec *sp, as_mode *mode,
@@ -154,6 +163,19 @@ static int spec_check(const atomsync_config *cfg,
 				    "dataset %s: a scope applies to mode "
 				    "scoped only",
 				    sp->name);
+	if (sp->schema && enum_index(sp->schema, as_schema_names, 2) < 0)
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s: schema '%s': expected infer "
+				    "or json",
+				    sp->name, sp->schema);
+	if (sp->schema_contract &&
+	    enum_index(sp->schema_contract, as_contract_names, 4) < 0)
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: schema contract '%s': expected "
+			"evolve, freeze, discard_value or "
+			"discard_row",
+			sp->name, sp->schema_contract);
 	if (sp->batch_size < 0 || sp->max_rejects < -1)
 		return as_error_set(err, AS_EUSAGE,
 				    "dataset %s: batch_size and max_rejects "
@@ -195,6 +217,12 @@ static int spec_fill(as_dataset_cfg *ds, const atomsync_dataset_spec *sp,
 	}
 	if (sp->batch_size > 0)
 		ds->batch_size = sp->batch_size;
+	if (sp->schema)
+		ds->schema =
+			(as_schema)enum_index(sp->schema, as_schema_names, 2);
+	if (sp->schema_contract)
+		ds->contract = (as_contract)enum_index(sp->schema_contract,
+						       as_contract_names, 4);
 	if (sp->max_rejects >= 0)
 		ds->guard.max_rejects = sp->max_rejects;
 	return ok ? 0 : AS_ENOMEM;

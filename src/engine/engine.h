@@ -18,6 +18,12 @@
 int as_table_build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		   size_t nkey, as_error *err);
 void as_table_clear(as_table *t);
+/* Append a column (the spec grows as inference finds fields). */
+int as_table_add_col(as_table *t, const char *name, const char *path,
+		     as_type type, unsigned flags);
+/* Switch an inferring spec to the key + `data` layout of a table made by
+ * an earlier version (describe set t->legacy_json). */
+int as_table_json_layout(as_table *t, const as_dataset_cfg *ds);
 
 /* Take the lease of t (as_table_lease) for rc->owner for rc->lease_ttl_ms,
  * setting rc->token (invariant 6); AS_ELEASE names the holder, and for a
@@ -28,9 +34,15 @@ int as_lease_acquire(as_store *st, const as_table *t, as_run_ctx *rc,
 /* Map one record (a JSON object) into a row appended to the batch.
  * Resolves AS_TYPE_AUTO columns from the record when still unresolved.
  * raw/rawlen: the record's text when it came from a line (kept as the
- * `data` column verbatim), or NULL. */
+ * `data` column verbatim), or NULL.  An inferring table (t->infer) that
+ * needs a new column or a widening for rec returns AS_ESCHEMA and leaves t
+ * as it was: as_schema_evolve changes it, on the caller's thread. */
 int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
-		  const char *where, as_batch *b, as_error *err);
+		  const char *where, as_batch *b, unsigned flags,
+		  as_error *err);
+/* as_record_map flags: fields with no column are left out (the contract
+ * discards them) rather than AS_ESCHEMA. */
+#define AS_MAP_SKIP_UNKNOWN 1u
 
 /* Convert "COL=VALUE" for a scope column to a typed value in arena a. */
 int as_scope_value(const as_table *t, const char *spec, as_val *out,

@@ -40,7 +40,7 @@ static void map_range(atomsync_run *run, size_t lo, size_t hi, as_batch *h)
 		rec = as_json_parse_record(raw, ln->len, where, &why);
 		if (rec) {
 			rc = as_record_map(&run->table, rec, raw, ln->len,
-					   where, h, &why);
+					   where, h, 0, &why);
 			json_decref(rec);
 		} else {
 			rc = why.code ? why.code : AS_EINPUT;
@@ -165,7 +165,36 @@ static int merge_chunk(atomsync_run *run, size_t mid, as_error *err)
 		as_chunk_line *ln = &c->lines[i];
 
 		run->seen++;
-		if (ln->err) {
+		if (ln->err && ln->err->code == AS_ESCHEMA) {
+			/* The record needs a new column or a widening: mapped
+			 * again here, where the spec may change. */
+			const char *raw = c->buf.data + ln->off;
+			const char *where = c->buf.data + ln->woff;
+			as_error why;
+			json_t *rec;
+
+			as_error_clear(&why);
+			as_json_arena_begin();
+			rec = as_json_parse_record(raw, ln->len, where, &why);
+			rc = rec ? as_run_map(run, rec, raw, ln->len, where,
+					      &why)
+				 : AS_ENOMEM;
+			json_decref(rec);
+			as_json_arena_end();
+			if (rc) {
+				rc = as_run_mapped(run, rc, where, raw, ln->len,
+						   &why);
+				if (rc)
+					*err = why;
+			} else {
+				as_row *row =
+					&run->batch.rows[run->batch.nrows - 1];
+
+				row->flags |= AS_ROW_LINE;
+				as_hash128(raw, ln->len, run->line_seed,
+					   row->line);
+			}
+		} else if (ln->err) {
 			if (ln->err->code == AS_EINPUT)
 				rc = as_reject_add(
 					run, ln->err, c->buf.data + ln->woff,

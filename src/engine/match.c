@@ -41,6 +41,9 @@ int as_match_start(atomsync_run *run, as_error *err)
 	if (!ops->scan_open || !run->prepared ||
 	    getenv("ATOMSYNC_NO_LINE_MATCH"))
 		return 0;
+	/* The scan fills key, scope and cursor columns, which come first:
+	 * columns the run adds later (inference) are never read here. */
+	run->scan_ncols = run->table.ncols;
 	run->scan_row.v = calloc(run->table.ncols, sizeof(as_val));
 	if (!run->scan_row.v)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -74,7 +77,7 @@ static int scan_peek(atomsync_run *run, as_error *err)
 	if (run->scan_have)
 		return 1;
 	as_arena_reset(&run->scan_arena);
-	memset(run->scan_row.v, 0, run->table.ncols * sizeof(as_val));
+	memset(run->scan_row.v, 0, run->scan_ncols * sizeof(as_val));
 	rc = run->store->ops->scan_next(run->store, &run->rc, &run->scan_row,
 					&run->scan_arena, err);
 	if (rc < 0)
@@ -248,7 +251,8 @@ static int scan_take(atomsync_run *run, const unsigned char h[16],
 	if (!row)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < run->table.ncols; i++) {
-		as_val v = run->scan_row.v[i];
+		as_val v = i < run->scan_ncols ? run->scan_row.v[i]
+					       : (as_val){.kind = AS_V_NULL};
 
 		if (v.kind == AS_V_TEXT) {
 			v.u.s = as_arena_strndup(&run->batch.arena, v.u.s,

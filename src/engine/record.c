@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/schema.h"
 #include "util/hash.h"
 #include "util/str.h"
 #include "util/time.h"
@@ -266,6 +267,94 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 	return 0;
 }
 
+/* ---- inferred columns (engine/schema.c) ---- */
+
+typedef struct map_ctx {
+	as_val *vals;
+	as_arena *a;
+	unsigned flags;
+} map_ctx;
+
+static int map_visit(void *ud, as_table *t, const char *name, const char *path,
+		     json_t *v, size_t *hint, const char *where, as_error *err)
+{
+	map_ctx *m = ud;
+	ssize_t i = as_schema_find(t, name, hint);
+	const char *digits = NULL;
+	as_val *out;
+	as_col *c;
+	int fits, rc = 0;
+
+	if (i < 0) {
+		if ((m->flags & AS_MAP_SKIP_UNKNOWN) ||
+		    as_schema_configured(t, path))
+			return 0;
+		err->code = AS_ESCHEMA;
+		return AS_ESCHEMA;
+	}
+	c = &t->cols[i];
+	/* Found by its name: a field whose path is that name is the
+	 * column's own when the column was made from it. */
+	if (!(name == path && c->selfnamed) &&
+	    (rc = as_schema_collision(t, c, name, path, err)))
+		return rc;
+	if (!(c->flags & AS_COL_INFERRED))
+		return 0;
+	/* A timestamp is parsed once, by set_timestamp (a string that is
+	 * not one is the conflict). */
+	fits = c->type == AS_TYPE_TIMESTAMP ? json_is_string(v)
+					    : as_schema_fits(c->type, v);
+	if (fits == -1) {
+		err->code = AS_ESCHEMA;
+		return AS_ESCHEMA;
+	}
+	if (!fits)
+		return as_error_set(
+			err, AS_EINPUT,
+			"%s: column '%s' is %s, got %s (field '%s')", where,
+			c->name, as_type_name(c->type),
+			as_type_name(as_schema_type_of(v)), path);
+	if (c->type != AS_TYPE_JSON && as_json_big_integer(v, &digits))
+		return as_error_set(err, AS_EINPUT,
+				    "%s: '%s': integer %s is beyond 64 bits",
+				    where, path, digits);
+	out = &m->vals[i];
+	switch (c->type) {
+	case AS_TYPE_INTEGER:
+	case AS_TYPE_REAL:
+		/* An integer stays one in a widened column: its hash, and so
+		 * the row's, does not change with the widening. */
+		if (json_is_integer(v)) {
+			out->kind = AS_V_INT;
+			out->u.i = json_integer_value(v);
+		} else {
+			out->kind = AS_V_REAL;
+			out->u.r = json_real_value(v);
+		}
+		break;
+	case AS_TYPE_BOOLEAN:
+		out->kind = AS_V_INT;
+		out->u.i = json_is_true(v);
+		break;
+	case AS_TYPE_TEXT:
+		rc = set_text(out, m->a, json_string_value(v),
+			      json_string_length(v));
+		break;
+	case AS_TYPE_TIMESTAMP:
+		rc = set_timestamp(out, m->a, v);
+		if (rc == -1)
+			return as_error_set(err, AS_EINPUT,
+					    "%s: column '%s' is timestamp, got "
+					    "text (field '%s')",
+					    where, c->name, path);
+		break;
+	default: rc = set_json(out, m->a, v); break;
+	}
+	if (rc)
+		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
+	return 0;
+}
+
 /* ---- rows ---- */
 
 /* -1 when memory ran out: a hash of part of the row would make a changed
@@ -275,19 +364,40 @@ static int row_hash(const as_val *v, size_t n, uint64_t *out)
 	as_buf *b = &scratch;
 	char *before = b->data;
 
+	size_t need = 0;
+	char *p;
+
 	as_buf_reset(b);
+	/* The bytes are those of one as_buf_add per part, written at once:
+	 * the same hash, without a capacity check per value. */
+	for (size_t i = 0; i < n; i++)
+		need += 1 + (v[i].kind == AS_V_TEXT   ? 4 + (size_t)v[i].len
+			     : v[i].kind == AS_V_NULL ? 0
+						      : 8);
+	if (as_buf_reserve(b, need))
+		return -1;
+	p = b->data;
 	for (size_t i = 0; i < n; i++) {
-		as_buf_addc(b, (char)v[i].kind);
+		*p++ = (char)v[i].kind;
 		switch (v[i].kind) {
-		case AS_V_INT: as_buf_add(b, &v[i].u.i, 8); break;
-		case AS_V_REAL: as_buf_add(b, &v[i].u.r, 8); break;
+		case AS_V_INT:
+			memcpy(p, &v[i].u.i, 8);
+			p += 8;
+			break;
+		case AS_V_REAL:
+			memcpy(p, &v[i].u.r, 8);
+			p += 8;
+			break;
 		case AS_V_TEXT:
-			as_buf_add(b, &v[i].len, 4);
-			as_buf_add(b, v[i].u.s, v[i].len);
+			memcpy(p, &v[i].len, 4);
+			memcpy(p + 4, v[i].u.s, v[i].len);
+			p += 4 + v[i].len;
 			break;
 		default: break;
 		}
 	}
+	b->len = need;
+	b->data[need] = '\0';
 	if (b->data != before) { /* (re)allocated: track it for thread exit */
 		pthread_once(&scratch_once, scratch_init);
 		pthread_setspecific(scratch_key, b->data);
@@ -332,8 +442,9 @@ as_row *as_batch_add(as_batch *b, size_t ncols)
 }
 
 int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
-		  const char *where, as_batch *b, as_error *err)
+		  const char *where, as_batch *b, unsigned flags, as_error *err)
 {
+	size_t nhash;
 	as_val *vals;
 	as_row *row;
 	int rc = 0;
@@ -357,6 +468,11 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 						  "out of memory");
 			continue;
 		}
+		if (c->flags & AS_COL_INFERRED) {
+			vals[i].kind = AS_V_NULL;
+			vals[i].len = 0;
+			continue;
+		}
 		{
 			json_t *v;
 
@@ -367,9 +483,19 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 					     err);
 		}
 	}
+	if (!rc && t->infer) {
+		map_ctx m = {.vals = vals, .a = &b->arena, .flags = flags};
+
+		rc = as_schema_walk(t, rec, where, map_visit, &m, err);
+	}
 	if (rc)
 		return rc;
-	if (row_hash(vals, t->ncols, &row->hash))
+	/* Inferred tables gain columns: a row's hash leaves out its trailing
+	 * NULLs, so a new column does not change the rows without it. */
+	nhash = t->ncols;
+	while (t->infer && nhash > t->nkey && vals[nhash - 1].kind == AS_V_NULL)
+		nhash--;
+	if (row_hash(vals, nhash, &row->hash))
 		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 	row->where = as_arena_strndup(&b->arena, where, strlen(where));
 	if (!row->where)

@@ -122,6 +122,23 @@ int as_reject_from_store(void *ud, const as_row *row, const char *why,
 	return count_reject(run, 1, &e, where, NULL, 0, err);
 }
 
+/* schema_contract discard_row: the record goes to the reject file and is
+ * counted as discarded, not as a reject (it is the configured outcome). */
+int as_reject_discard(atomsync_run *run, const as_error *why, const char *where,
+		      const char *raw, size_t rawlen, as_error *err)
+{
+	as_error reason = *why;
+	int rc;
+
+	pthread_mutex_lock(&run->rmu);
+	rc = write_reject(run, where, reason.msg, raw, rawlen, err);
+	pthread_mutex_unlock(&run->rmu);
+	if (rc)
+		return as_run_fail(run, err);
+	run->schema.discarded_rows++;
+	return 0;
+}
+
 int64_t as_reject_total(atomsync_run *run)
 {
 	int64_t n;

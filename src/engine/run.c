@@ -130,6 +130,42 @@ static int check_last_run(atomsync_run *run, as_error *err)
 	return 0;
 }
 
+/* A table an earlier version made in the key + `data` layout keeps it:
+ * inference is the default now, but reshaping a table with data is not
+ * something a run does on its own (docs/config.md). */
+/* Whether this process warned about dataset's layout already (a daemon
+ * runs a dataset again and again: once is enough). */
+static int warned_once(const char *dataset)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t seen[64];
+	static size_t n;
+	uint64_t h = as_hash64(dataset, strlen(dataset));
+	int found = 0;
+
+	pthread_mutex_lock(&mu);
+	for (size_t i = 0; i < n && !found; i++)
+		found = seen[i] == h;
+	if (!found && n < 64)
+		seen[n++] = h;
+	pthread_mutex_unlock(&mu);
+	return found;
+}
+
+static int legacy_layout(atomsync_run *run, as_error *err)
+{
+	if (!run->table.legacy_json)
+		return 0;
+	if (!warned_once(run->table.dataset))
+		as_warn("dataset %s: table %s has the key + data layout; it is "
+			"kept (set `schema: json` to say so, or rename the "
+			"table to have typed columns inferred)",
+			run->table.dataset, run->table.table);
+	if (as_table_json_layout(&run->table, run->ds))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return run->store->ops->describe(run->store, &run->rc, err);
+}
+
 static int run_open(atomsync_run *run, as_error *err)
 {
 	as_store *st = run->store;
@@ -144,10 +180,6 @@ static int run_open(atomsync_run *run, as_error *err)
 	if ((rc = as_outbox_check(ds, &run->table, st->ops->name,
 				  run->cfg->cache, err)))
 		return rc;
-	/* Line hashes depend on the mapping: a changed config matches nothing.
-	 */
-	run->line_seed = as_hash64(run->table.fingerprint,
-				   strlen(run->table.fingerprint));
 	snprintf(run->rc.owner, sizeof(run->rc.owner), "%s", as_owner_self());
 	run->rc.lease_ttl_ms = ds->lease_ttl_ms > 0 ? ds->lease_ttl_ms : 60000;
 	run->rc.restart = run->opt.restart || !run->resumable;
@@ -165,6 +197,12 @@ static int run_open(atomsync_run *run, as_error *err)
 	run->rejected = run->rejected_at_cp = run->rc.rejected;
 	if (run->table.nkey && (rc = st->ops->describe(st, &run->rc, err)))
 		return rc;
+	if ((rc = legacy_layout(run, err)))
+		return rc;
+	/* Line hashes depend on the mapping: a changed config matches nothing.
+	 */
+	run->line_seed = as_hash64(run->table.fingerprint,
+				   strlen(run->table.fingerprint));
 	if (as_stage_types_resolved(&run->table) &&
 	    (rc = as_stage_prepare(run, err)))
 		return rc;
@@ -335,6 +373,84 @@ int as_run_discard_checkpoint(atomsync_run *run, as_error *err)
 
 /* ---- records and checkpoints ---- */
 
+/* The rows mapped before the spec grew from old to ncols columns get NULLs
+ * for the new ones (values in the batch's arena). */
+static int pad_rows(as_batch *b, as_arena *a, size_t old, size_t ncols)
+{
+	for (size_t i = 0; i < b->nrows; i++) {
+		as_row *row = &b->rows[i];
+		as_val *v;
+
+		if (!row->v)
+			continue;
+		v = as_arena_alloc(a, ncols * sizeof(*v));
+		if (!v)
+			return AS_ENOMEM;
+		memcpy(v, row->v, old * sizeof(*v));
+		memset(v + old, 0, (ncols - old) * sizeof(*v));
+		row->v = v;
+	}
+	return 0;
+}
+
+int as_run_map(atomsync_run *run, json_t *rec, const char *raw, size_t len,
+	       const char *where, as_error *err)
+{
+	as_table *t = &run->table;
+	size_t old = t->ncols;
+	int rc = as_record_map(t, rec, raw, len, where, &run->batch, 0, err);
+
+	if (rc != AS_ESCHEMA)
+		return rc;
+	as_error_clear(err);
+	/* The writer reads the spec while it stages: let it finish. */
+	if (as_stage_wait_idle(run, err))
+		return err->code;
+	run->schema.contract_applies = t->live_exists;
+	rc = as_schema_evolve(t, rec, where, &run->schema, err);
+	if (rc)
+		return rc;
+	if (t->ncols > old &&
+	    (pad_rows(&run->batch, &run->batch.arena, old, t->ncols) ||
+	     pad_rows(&run->half[0], &run->batch.arena, old, t->ncols) ||
+	     pad_rows(&run->half[1], &run->batch.arena, old, t->ncols)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return as_record_map(t, rec, raw, len, where, &run->batch,
+			     AS_MAP_SKIP_UNKNOWN, err);
+}
+
+int as_run_declare(atomsync_run *run, json_t *schema, as_error *err)
+{
+	as_table *t = &run->table;
+	size_t old = t->ncols;
+
+	if (!t->infer || !t->nkey ||
+	    (t->live_exists && t->contract != AS_CONTRACT_EVOLVE))
+		return 0;
+	if (as_mapper_drain(run, err) || as_stage_wait_idle(run, err))
+		return err->code;
+	if (as_schema_declare(t, schema, &run->schema, err))
+		return as_run_fail(run, err);
+	if (t->ncols > old &&
+	    (pad_rows(&run->batch, &run->batch.arena, old, t->ncols) ||
+	     pad_rows(&run->half[0], &run->batch.arena, old, t->ncols) ||
+	     pad_rows(&run->half[1], &run->batch.arena, old, t->ncols))) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return as_run_fail(run, err);
+	}
+	return 0;
+}
+
+int as_run_mapped(atomsync_run *run, int rc, const char *where, const char *raw,
+		  size_t len, as_error *err)
+{
+	if (rc == AS_EINPUT)
+		return as_reject_add(run, err, where, raw, len, err);
+	if (rc == AS_EDISCARD)
+		return as_reject_discard(run, err, where, raw, len, err);
+	return as_run_fail(run, err);
+}
+
 /* One record as its text (a JSON line): matched, or parsed and mapped. */
 static int put_line(atomsync_run *run, const char *raw, size_t len,
 		    const char *where, as_error *err)
@@ -372,13 +488,11 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 		}
 		return as_reject_add(run, &why, where, raw, len, err);
 	}
-	rc = as_record_map(&run->table, rec, raw, len, where, &run->batch, err);
+	rc = as_run_map(run, rec, raw, len, where, err);
 	json_decref(rec);
 	as_json_arena_end();
-	if (rc == AS_EINPUT)
-		return as_reject_add(run, err, where, raw, len, err);
 	if (rc)
-		return as_run_fail(run, err);
+		return as_run_mapped(run, rc, where, raw, len, err);
 	row = &run->batch.rows[run->batch.nrows - 1];
 	row->flags |= AS_ROW_LINE;
 	memcpy(row->line, h, 16);
@@ -409,12 +523,9 @@ int as_run_put_value(atomsync_run *run, json_t *rec, const char *raw,
 	if (as_mapper_drain(run, err))
 		return err->code;
 	run->seen++;
-	rc = as_record_map(&run->table, rec, raw, rawlen, where, &run->batch,
-			   err);
-	if (rc == AS_EINPUT)
-		return as_reject_add(run, err, where, raw, rawlen, err);
+	rc = as_run_map(run, rec, raw, rawlen, where, err);
 	if (rc)
-		return as_run_fail(run, err);
+		return as_run_mapped(run, rc, where, raw, rawlen, err);
 	return as_stage_flush_if_full(run, err);
 }
 
@@ -609,6 +720,8 @@ static int publish_staged(atomsync_run *run, const as_publish_opts *po,
 	as_info("%s: %lld records staged in %.2f s; publishing",
 		run->table.dataset, (long long)run->seen,
 		as_now() - run->started);
+	run->rc.discarded_values = run->schema.discarded_values;
+	run->rc.discarded_rows = run->schema.discarded_rows;
 	rc = run->store->ops->publish(run->store, &run->rc, po, &run->counts,
 				      err);
 	as_info("%s: publish took %.2f s", run->table.dataset, as_mono() - t0);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "engine/engine.h"
+#include "engine/schema.h"
 
 /* A line waiting in a chunk to be parsed and mapped. */
 typedef struct as_chunk_line {
@@ -35,10 +36,12 @@ struct atomsync_run {
 	as_run_ctx rc;
 	atomsync_run_options opt;
 	int leased, done;
-	int resumable;	  /* the source can resume from a checkpoint */
-	int64_t seen;	  /* records delivered (lineage total) */
-	double started;	  /* wall clock */
-	as_counts counts; /* of the publish */
+	int resumable;		/* the source can resume from a checkpoint */
+	int64_t seen;		/* records delivered (lineage total) */
+	double started;		/* wall clock */
+	as_counts counts;	/* of the publish */
+	as_schema_stats schema; /* inference: columns added, values and
+				 * records discarded by the contract */
 	/* the checkpoint (run.c), committed with the batch that covers it */
 	char *pending_cp; /* newest checkpoint, not yet committed */
 	size_t cp_rows;	  /* rows of the batch it covers */
@@ -70,6 +73,7 @@ struct atomsync_run {
 	 * scan_*) */
 	int scan_tried, scanning, scan_have;
 	as_scan_row scan_row; /* the live row under the cursor */
+	size_t scan_ncols;    /* values in scan_row.v */
 	as_arena scan_arena;  /* its text values */
 	int64_t scan_hits, scan_misses;
 	uint64_t line_seed; /* seed of the line hashes: the fingerprint */
@@ -120,6 +124,9 @@ int as_run_discard_checkpoint(atomsync_run *run, as_error *err);
  * incremental table; an append or scoped one is left as it is, with a
  * warning).  where names the message. */
 int as_run_full_refresh(atomsync_run *run, const char *where, as_error *err);
+/* Singer SCHEMA: the columns its JSON Schema types, for an inferring
+ * table (engine/schema.c, as_schema_declare). */
+int as_run_declare(atomsync_run *run, json_t *schema, as_error *err);
 void as_run_allow_deferred(atomsync_run *run);
 int as_run_wants_checkpoint(const atomsync_run *run);
 const as_error *as_run_failure(const atomsync_run *run);

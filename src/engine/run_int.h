@@ -29,8 +29,20 @@ int as_reject_add(atomsync_run *run, const as_error *why, const char *where,
  * writer's thread. */
 int as_reject_from_store(void *ud, const as_row *row, const char *why,
 			 as_error *err);
+/* schema_contract discard_row: to the reject file, counted as discarded. */
+int as_reject_discard(atomsync_run *run, const as_error *why, const char *where,
+		      const char *raw, size_t rawlen, as_error *err);
 /* Rejects so far, both kinds (lineage total). */
 int64_t as_reject_total(atomsync_run *run);
+
+/* Map rec into the batch on the caller's thread, evolving the inferred
+ * schema when the record needs it (engine/schema.c): AS_EINPUT and
+ * AS_EDISCARD are the record's, anything else the run's. */
+int as_run_map(atomsync_run *run, json_t *rec, const char *raw, size_t len,
+	       const char *where, as_error *err);
+/* Handle the result of mapping one record: reject, discard or fail. */
+int as_run_mapped(atomsync_run *run, int rc, const char *where, const char *raw,
+		  size_t len, as_error *err);
 
 /* ---- stage.c: the staging table and the writer thread ---- */
 

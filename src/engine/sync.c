@@ -76,8 +76,10 @@ static int feed(atomsync_run *run, as_event *ev, as_error *err)
 			return err->code;
 		return atomsync_run_checkpoint(run, ev->checkpoint, err);
 	case AS_EV_SCHEMA:
-		return as_run_set_key(run, ev->key, ev->ktype, ev->nkey,
-				      ev->hashed, err);
+		if (as_run_set_key(run, ev->key, ev->ktype, ev->nkey,
+				   ev->hashed, err))
+			return err->code;
+		return ev->json ? as_run_declare(run, ev->json, err) : 0;
 	}
 	return 0;
 }

@@ -10,8 +10,12 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "store/schema.h"
 #include "util/hash.h"
 #include "util/str.h"
+
+static int add_col(as_table *t, const char *name, const char *path,
+		   as_type type, unsigned flags);
 
 static as_col *find_col(as_table *t, const char *name)
 {
@@ -23,6 +27,12 @@ static as_col *find_col(as_table *t, const char *name)
 	return NULL;
 }
 
+int as_table_add_col(as_table *t, const char *name, const char *path,
+		     as_type type, unsigned flags)
+{
+	return add_col(t, name, path, type, flags);
+}
+
 static int add_col(as_table *t, const char *name, const char *path,
 		   as_type type, unsigned flags)
 {
@@ -32,12 +42,7 @@ static int add_col(as_table *t, const char *name, const char *path,
 		c->flags |= flags;
 		return 0;
 	}
-	c = &t->cols[t->ncols++];
-	c->name = as_strdup(name);
-	c->path = path ? as_strdup(path) : NULL;
-	c->type = type;
-	c->flags = flags;
-	return c->name && (!path || c->path) ? 0 : AS_ENOMEM;
+	return as_table_push_col(t, name, path, type, flags);
 }
 
 static const as_column_cfg *cfg_col(const as_dataset_cfg *ds, const char *name)
@@ -65,6 +70,13 @@ static void fingerprint(as_table *t, const as_dataset_cfg *ds)
 	for (size_t i = 0; i < ds->nscope; i++)
 		as_buf_printf(&b, "s:%s|", ds->scope[i]);
 	as_buf_printf(&b, "u:%s|", ds->cursor ? ds->cursor : "");
+	/* Only an inferring mapping adds to it, so a table in the key +
+	 * `data` layout keeps the fingerprint (and line hashes) it had.  The
+	 * contract is part of it: a line published while discard_value
+	 * dropped a field is parsed again once the contract changes. */
+	if (t->infer)
+		as_buf_printf(&b, "i:%d:%d|", t->flatten_depth,
+			      (int)t->contract);
 	snprintf(hex, sizeof(hex), "%016llx",
 		 (unsigned long long)as_hash64(b.data, b.len));
 	/* A hash of part of the mapping would be a wrong fingerprint: leave
@@ -87,6 +99,10 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 	}
 	cap = ds->ncolumns + nkey + ds->nscope + 2;
 	t->cols = calloc(cap, sizeof(*t->cols));
+	t->capcols = cap;
+	t->infer = ds->ncolumns ? ds->infer : ds->schema == AS_SCHEMA_INFER;
+	t->flatten_depth = ds->flatten_depth > 0 ? ds->flatten_depth : 2;
+	t->contract = ds->contract;
 	t->scope = calloc(ds->nscope + 1, sizeof(*t->scope));
 	t->dataset = as_strdup(ds->name);
 	t->table = as_strdup(ds->table ? ds->table : ds->name);
@@ -135,7 +151,7 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		if (!rc && ds->cursor)
 			rc = add_col(t, ds->cursor, ds->cursor, AS_TYPE_AUTO,
 				     0);
-		if (!rc && !find_col(t, "data"))
+		if (!rc && !t->infer && !find_col(t, "data"))
 			rc = add_col(t, "data", NULL, AS_TYPE_JSON,
 				     AS_COL_WHOLE);
 	}
@@ -168,6 +184,19 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 	fingerprint(t, ds);
 	return t->fingerprint ? 0
 			      : as_error_set(err, AS_ENOMEM, "out of memory");
+}
+
+/* describe found an existing table in the key + `data` layout: keep it. */
+int as_table_json_layout(as_table *t, const as_dataset_cfg *ds)
+{
+	t->infer = 0;
+	free(t->fingerprint);
+	t->fingerprint = NULL;
+	if (!find_col(t, "data") &&
+	    add_col(t, "data", NULL, AS_TYPE_JSON, AS_COL_WHOLE))
+		return AS_ENOMEM;
+	fingerprint(t, ds);
+	return t->fingerprint ? 0 : AS_ENOMEM;
 }
 
 /* On failure *t is left empty (cleared), so callers need not clear it. */

@@ -149,6 +149,8 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 		sp.format = "singer";
 		sp.mode = "incremental";
 		sp.stream = stream;
+		sp.schema = t->opt->schema;
+		sp.schema_contract = t->opt->schema_contract;
 		sp.max_rejects = -1;
 		if (atomsync_config_new(&s->own, t->url, err) ||
 		    atomsync_config_add_dataset(s->own, &sp, err)) {
@@ -197,8 +199,10 @@ static int feed(tstream *s, as_event *ev, as_error *err)
 	case AS_EV_BAD:
 		return as_run_reject(s->run, &ev->why, ev->where, NULL, 0, err);
 	case AS_EV_SCHEMA:
-		return as_run_set_key(s->run, ev->key, ev->ktype, ev->nkey,
-				      ev->hashed, err);
+		if (as_run_set_key(s->run, ev->key, ev->ktype, ev->nkey,
+				   ev->hashed, err))
+			return err->code;
+		return ev->json ? as_run_declare(s->run, ev->json, err) : 0;
 	case AS_EV_ACTIVATE: return as_run_full_refresh(s->run, ev->where, err);
 	default: return 0;
 	}

@@ -263,7 +263,8 @@ static int check_row(const as_config *cfg, const as_http_cfg *http, as_table *t,
 	} else if (rc) {
 		*err = why;
 		goto done;
-	} else if (as_record_map(t, rec, NULL, 0, where, &fetched, &why)) {
+	} else if (as_record_map(t, rec, NULL, 0, where, &fetched,
+				 AS_MAP_SKIP_UNKNOWN, &why)) {
 		problem = why.msg;
 	} else {
 		cols = differences(t, row, &fetched.rows[0]);

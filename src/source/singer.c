@@ -399,10 +399,15 @@ static int schema(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 				    "%s: Singer SCHEMA key_properties must be "
 				    "an array of strings",
 				    ev->where);
+	/* The JSON Schema of the records: the engine declares the columns
+	 * it types (engine/schema.c). */
+	ev->json = json_incref(sc);
 	if (!kp || json_array_size(kp) == 0) {
 		keep_key(sg, NULL, 0);
-		if (sg->keyed)
-			return 0;
+		if (sg->keyed) { /* the dataset's key: the schema alone */
+			ev->kind = AS_EV_SCHEMA;
+			return 1;
+		}
 		/* Keyed by content, appended. */
 		ev->key = calloc(1, sizeof(char *));
 		if (!ev->key || !(ev->key[0] = as_strdup(AS_SINGER_HASH)))
@@ -484,6 +489,8 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 		int rc = schema(sg, msg, ev, err);
 
 		if (rc < 0) {
+			json_decref(ev->json);
+			ev->json = NULL;
 			as_strv_free(ev->key, ev->nkey);
 			ev->key = NULL;
 			ev->nkey = 0;

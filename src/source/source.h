@@ -17,7 +17,7 @@ typedef enum as_event_kind {
 	AS_EV_RECORD = 1, /* json (and raw when the record was one line) */
 	AS_EV_BAD,	  /* a record that could not be parsed: why */
 	AS_EV_CHECKPOINT, /* everything before this event can be resumed from */
-	AS_EV_SCHEMA,	  /* Singer SCHEMA key_properties */
+	AS_EV_SCHEMA,	  /* Singer SCHEMA key_properties (and its schema) */
 	AS_EV_BOOKMARK,	  /* Singer STATE of a file or stdin: checkpoint holds
 			   * its value (the bookmark, not a resume point) */
 	AS_EV_ACTIVATE	  /* Singer ACTIVATE_VERSION: the run is the stream's
@@ -26,7 +26,7 @@ typedef enum as_event_kind {
 
 typedef struct as_event {
 	as_event_kind kind;
-	json_t *json;	 /* RECORD: owned by the event */
+	json_t *json;	 /* RECORD (SCHEMA: its schema): owned by the event */
 	const char *raw; /* RECORD/BAD: the line, borrowed until next() */
 	size_t rawlen;
 	char where[160];  /* RECORD/BAD: "file:line" or "page 3 item 7" */

@@ -68,9 +68,15 @@ int as_hist_build(as_hist *h, const as_table *t, const as_publish_opts *po,
 			h->cols[h->ncols++] = i;
 	}
 	h->full = h->ncols == t->ncols;
+	/* An inferring table's columns grow: its history records "*" for
+	 * them, so a new column neither restarts the history nor stops a
+	 * rollback to a run before it (the column is NULL there). */
 	for (size_t i = 0; i < h->ncols; i++)
-		as_buf_printf(&b, "%s%s", i ? "," : "",
-			      t->cols[h->cols[i]].name);
+		if (!(t->cols[h->cols[i]].flags & AS_COL_INFERRED))
+			as_buf_printf(&b, "%s%s", i ? "," : "",
+				      t->cols[h->cols[i]].name);
+	if (t->infer)
+		as_buf_adds(&b, b.len ? ",*" : "*");
 	h->colnames = as_buf_detach(&b);
 	if (!h->colnames) {
 		as_hist_free(h);
@@ -125,6 +131,36 @@ void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,
 			as_buf_adds(b,
 				    ", \"_atomsync_hash\", \"_atomsync_line\"");
 	}
+}
+
+void as_hist_add_insert_cols(as_buf *b, const as_hist *h, const as_table *t)
+{
+	as_buf_adds(b, h->kind == AS_HISTORY_SCD2
+			       ? "(\"valid_from_run\", \"valid_to_run\", "
+			       : "(\"run_id\", ");
+	as_hist_add_content(b, h, t, NULL);
+	as_buf_adds(b, ")");
+}
+
+int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
+		   const char *const *present, size_t n,
+		   int (*add)(void *ud, const char *name, const char *type),
+		   void *ud)
+{
+	for (size_t i = 0; i < h->ncols; i++) {
+		const as_col *c = &t->cols[h->cols[i]];
+		size_t k = 0;
+
+		while (k < n && strcmp(present[k], c->name) != 0)
+			k++;
+		if (k < n)
+			continue;
+		if (!(c->flags & AS_COL_INFERRED))
+			return -1;
+		if (add(ud, c->name, ty->column(c->type)))
+			return -2;
+	}
+	return 0;
 }
 
 /* Whether the dataset records outbox events, and whether one of its key

@@ -41,6 +41,18 @@ size_t as_hist_layout(const as_hist *h, const as_table *t,
 void as_hist_add_content(as_buf *b, const as_hist *h, const as_table *t,
 			 const char *prefix);
 
+/* "(run_id, c1, ...)" or "(valid_from_run, valid_to_run, c1, ...)": the
+ * history's columns by name (columns added by inference stand after the
+ * hash and line). */
+void as_hist_add_insert_cols(as_buf *b, const as_hist *h, const as_table *t);
+/* An inferring table's history gains the columns it lacks: for each
+ * layout column not in present (n names), add(ud, name, type) is called
+ * (an inferred content column), or -1 returned (any other).  */
+int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
+		   const char *const *present, size_t n,
+		   int (*add)(void *ud, const char *name, const char *type),
+		   void *ud);
+
 /* Rollback: whether the dataset records outbox events (any), and whether
  * one of its key templates names a non-key column (before). */
 int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err);

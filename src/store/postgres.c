@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "store/postgres_int.h"
+#include "store/schema.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/proc.h"
@@ -301,21 +302,29 @@ void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
 	}
 }
 
+/* The columns before the _atomsync ones (as_table_front), then those, then
+ * the columns added since (the layout ALTER TABLE ADD COLUMN makes). */
 int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		       int unlogged, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
+	size_t front = as_table_front(t);
 
 	as_buf_printf(&b, "CREATE %sTABLE IF NOT EXISTS ",
 		      unlogged ? "UNLOGGED " : "");
 	as_buf_add_ident(&b, name);
 	as_buf_adds(&b, " (");
-	for (size_t i = 0; i < t->ncols; i++) {
+	for (size_t i = 0; i < front; i++) {
 		as_buf_add_ident(&b, t->cols[i].name);
 		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
-			"\"_atomsync_line\" bytea, PRIMARY KEY (");
+			"\"_atomsync_line\" bytea, ");
+	for (size_t i = front; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
+	}
+	as_buf_adds(&b, "PRIMARY KEY (");
 	as_pg_key_list(&b, t, NULL);
 	as_buf_adds(&b, "))");
 	if (as_pg_exec_buf(s, &b, NULL, NULL, "creating a table", err)) {
@@ -324,6 +333,20 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 	}
 	as_buf_free(&b);
 	return 0;
+}
+
+/* "(c1, ..., _atomsync_run, _atomsync_hash, _atomsync_line)": the columns
+ * of a staging insert by name (the _atomsync ones may stand before columns
+ * added later). */
+void as_pg_insert_cols(as_buf *b, const as_table *t)
+{
+	as_buf_adds(b, "(");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, ", ");
+	}
+	as_buf_adds(b, "\"_atomsync_run\", \"_atomsync_hash\", "
+		       "\"_atomsync_line\")");
 }
 
 /* ---- opening ---- */
@@ -652,6 +675,7 @@ static void pg_run_free(as_store *st, as_run_ctx *rc)
 	free(r->stage);
 	free(r->stage_q);
 	free(r->batch_q);
+	free(r->stage_type);
 	free(r->live_key);
 	free(r->live_hash);
 	free(r->live_used);
@@ -986,6 +1010,90 @@ fail:
  * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
  * atomsync never silently reshapes a table that holds data.
  */
+/* What atomsync_columns knows of the table's inferred columns: the field
+ * each was made from (store/schema.c, as_schema_known). */
+static int known_cols(pg_store *s, as_table *t, as_error *err)
+{
+	PGresult *res;
+	as_pg_params p;
+	int exists;
+
+	if (as_pg_table_exists(s, "atomsync_columns", &exists, err))
+		return err->code;
+	if (!exists)
+		return 0;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->table);
+	if (as_pg_exec(s,
+		       "SELECT col, type, field FROM atomsync_columns WHERE "
+		       "table_name = $1",
+		       &p, &res, "reading columns", err))
+		return err->code;
+	for (int i = 0; i < PQntuples(res); i++)
+		as_schema_known(t, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				PQgetisnull(res, i, 2) ? NULL
+						       : PQgetvalue(res, i, 2));
+	PQclear(res);
+	return 0;
+}
+
+/* An inferring spec: adopt the table's columns (store/schema.c).  A
+ * staging records its types for stage_alter. */
+static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name, int stage,
+		       size_t *nuser, as_error *err)
+{
+	as_table *t = rc->table;
+	PGresult *res;
+	as_pg_params p;
+	const char **names = NULL;
+	as_type *types = NULL;
+	int n, bad = 0;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, name);
+	if (as_pg_exec(s,
+		       "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+		       "FROM pg_attribute a WHERE a.attrelid = "
+		       "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+		       "a.attisdropped ORDER BY a.attnum",
+		       &p, &res, "reading table schema", err))
+		return err->code;
+	n = PQntuples(res);
+	names = calloc((size_t)n + 1, sizeof(*names));
+	types = calloc((size_t)n + 1, sizeof(*types));
+	if (!names || !types) {
+		bad = -2;
+		goto done;
+	}
+	for (int i = 0; i < n; i++) {
+		names[i] = PQgetvalue(res, i, 0);
+		types[i] = type_of_pg(PQgetvalue(res, i, 1));
+	}
+	bad = as_schema_adopt(t, names, types, (size_t)n, stage, nuser);
+	if (!bad && !stage && !t->legacy_json && known_cols(s, t, err)) {
+		bad = -3;
+		goto done;
+	}
+	if (!bad && stage && !t->legacy_json)
+		bad = as_pg_stage_types(rc, types, names, (size_t)n) ? -2 : 0;
+done:
+	PQclear(res);
+	free(names);
+	free(types);
+	if (bad == -3)
+		return err->code;
+	if (bad == -2)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (bad)
+		return as_error_set(err, AS_EUSAGE,
+				    "table %s exists but does not have the "
+				    "columns the dataset maps (the configured "
+				    "ones first, in order, with their types); "
+				    "rename the table or migrate it",
+				    name);
+	return 0;
+}
+
 static int check_table(pg_store *s, as_table *t, const char *name,
 		       as_error *err)
 {
@@ -1056,6 +1164,19 @@ static int pg_describe(as_store *st, as_run_ctx *rc, as_error *err)
 	as_pg_drain(s, NULL);
 	if (as_pg_table_exists(s, rc->table->table, &exists, err))
 		return err->code;
+	if (rc->table->infer) {
+		/* the live table's columns, then those the staging being
+		 * resumed added */
+		size_t nuser = 0;
+
+		if (exists &&
+		    adopt_table(s, rc, rc->table->table, 0, &nuser, err))
+			return err->code;
+		if (!rc->table->legacy_json && r && r->stage &&
+		    adopt_table(s, rc, r->stage, 1, &nuser, err))
+			return err->code;
+		return 0;
+	}
 	if (exists)
 		return check_table(s, rc->table, rc->table->table, err);
 	if (r && r->stage)
@@ -1084,9 +1205,12 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	if (r->live_exists) {
 		as_buf b = AS_BUF_INIT;
 		int rc2;
+		size_t nuser = t->ncols;
 
-		if (check_table(s, t, t->table, err))
+		if (t->infer ? adopt_table(s, rc, t->table, 0, &nuser, err)
+			     : check_table(s, t, t->table, err))
 			return err->code;
+		r->live_ncols = nuser;
 		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int",
 			      r->live_q);
 		rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table",
@@ -1104,6 +1228,10 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
+		if (!t->nfront)
+			t->nfront = t->ncols;
+		if (as_pg_stage_types(rc, NULL, NULL, 0))
+			return as_error_set(err, AS_ENOMEM, "out of memory");
 		if (as_pg_begin(s, 0, err))
 			return err->code;
 		if (as_pg_fence(s, as_table_lease(t), rc->token,
@@ -1148,6 +1276,11 @@ static int pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 			goto fail;
 		r->stage = as_strdup(name);
 		r->stage_q = as_quote_ident(name);
+	} else if (t->infer) {
+		size_t nuser;
+
+		if (adopt_table(s, rc, r->stage, 1, &nuser, err))
+			return err->code;
 	} else if (check_table(s, t, r->stage, err)) {
 		return err->code;
 	}
@@ -1257,7 +1390,7 @@ static int pg_runs_list(as_store *st, const char *dataset, size_t limit,
 	PQclear(res);
 	*out = v;
 	*n = (size_t)rows;
-	return 0;
+	return as_pg_run_schema_fill(s, v, (size_t)rows, err);
 }
 
 static int pg_table_rows(as_store *st, const char *table, int64_t *rows,

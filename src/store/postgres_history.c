@@ -67,6 +67,58 @@ static as_type type_of_pg(const char *decl)
  * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
  * is a configuration error: history is never silently reshaped or lost.
  */
+static int hist_add_col(void *ud, const char *name, const char *type)
+{
+	void **a = ud;
+	const as_hist *h = a[1];
+	as_buf b = AS_BUF_INIT;
+	int rc;
+
+	as_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", h->q);
+	as_buf_add_ident(&b, name);
+	as_buf_printf(&b, " %s", type);
+	rc = as_pg_exec_buf(a[0], &b, NULL, NULL, "history: adding columns",
+			    a[2]);
+	as_buf_free(&b);
+	return rc;
+}
+
+/* An inferring table: the history gains the columns the live table
+ * gained, inside the publish transaction. */
+static int hist_evolve(pg_store *s, const as_hist *h, as_table *t,
+		       as_error *err)
+{
+	PGresult *res = NULL;
+	as_pg_params p;
+	const char *names[512];
+	void *ud[3] = {s, (void *)h, err};
+	size_t n;
+	int rc;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, h->name);
+	if ((rc = as_pg_exec(
+		     s,
+		     "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = "
+		     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+		     "a.attisdropped ORDER BY a.attnum",
+		     &p, &res, "reading the history table", err)))
+		return rc;
+	n = (size_t)PQntuples(res);
+	if (n > 512)
+		n = 512;
+	for (size_t i = 0; i < n; i++)
+		names[i] = PQgetvalue(res, (int)i, 0);
+	rc = as_hist_evolve(h, t, &TYPES, names, n, hist_add_col, ud);
+	PQclear(res);
+	if (rc == -1)
+		return as_error_set(err, AS_EUSAGE,
+				    "table %s exists but lacks a configured "
+				    "column of dataset %s; rename or drop it",
+				    h->name, t->dataset);
+	return rc ? err->code : 0;
+}
+
 static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
@@ -162,7 +214,8 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
 		goto done;
 	if (exists) {
-		rc = hist_check(s, h, t, err);
+		rc = (t->infer ? hist_evolve(s, h, t, err)
+			       : hist_check(s, h, t, err));
 		goto done;
 	}
 	n = as_hist_layout(h, t, &TYPES, names, types);
@@ -304,7 +357,9 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 	if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: changed rows",
 			    err)))
 		goto done;
-	as_buf_printf(&b, "INSERT INTO %s SELECT $1, NULL, ", h->q);
+	as_buf_printf(&b, "INSERT INTO %s", h->q);
+	as_hist_add_insert_cols(&b, h, t);
+	as_buf_adds(&b, " SELECT $1, NULL, ");
 	as_hist_add_content(&b, h, t, "l");
 	as_buf_printf(&b, " FROM %s AS sr JOIN %s AS l ON ", rows_q, r->live_q);
 	as_pg_key_match(&b, t, "sr", "l");
@@ -450,7 +505,9 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			goto done;
 	}
 	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
-		as_buf_printf(&b, "INSERT INTO %s SELECT $1, %s", h.q,
+		as_buf_printf(&b, "INSERT INTO %s", h.q);
+		as_hist_add_insert_cols(&b, &h, t);
+		as_buf_printf(&b, " SELECT $1, %s",
 			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
 		as_hist_add_content(&b, &h, t, NULL);
 		as_buf_printf(&b, " FROM %s", r->live_q);
@@ -783,11 +840,11 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (c->inserted + c->updated > 0) {
-		as_buf_printf(
-			&b,
-			"INSERT INTO %s AS t SELECT * FROM pg_temp._atomsync_target "
-			"WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (",
-			r->live_q);
+		as_buf_printf(&b, "INSERT INTO %s AS t", r->live_q);
+		as_pg_insert_cols(&b, t);
+		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
+				"WHERE \"_atomsync_run\" IS NOT NULL ON "
+				"CONFLICT (");
 		as_pg_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
@@ -991,7 +1048,8 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
-	    (ret = hist_check(s, &h, t, err)) ||
+	    (ret = t->infer ? hist_evolve(s, &h, t, err)
+			    : hist_check(s, &h, t, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
 		goto fail;
 	for (size_t i = 0; i < t->ncols; i++)

@@ -57,7 +57,10 @@ typedef struct pg_run {
 	int64_t *live_key;
 	int64_t *live_hash;
 	unsigned char *live_used;
-	size_t live_cap; /* slots, a power of two; 0: no map */
+	size_t live_cap;     /* slots, a power of two; 0: no map */
+	size_t live_ncols;   /* the live table's columns (mapped ones) */
+	as_type *stage_type; /* the staging's type of each column ... */
+	size_t stage_ncols;  /* ... of these (the rest: ALTER ADD COLUMN) */
 } pg_run;
 
 /* Text parameters for PQexecParams; numbers are formatted into num[]. */
@@ -102,6 +105,13 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 int as_pg_table_exists(pg_store *s, const char *name, int *exists,
 		       as_error *err);
 int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err);
+/* Record the staging's columns: its types in physical order (names and
+ * types from the catalog), or with names NULL those of the spec as it is
+ * created. */
+int as_pg_stage_types(as_run_ctx *rc, const as_type *types,
+		      const char *const *names, size_t n);
+void as_pg_insert_cols(as_buf *b, const as_table *t);
+int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n, as_error *err);
 int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		       int unlogged, as_error *err);
 

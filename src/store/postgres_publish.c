@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store/postgres_int.h"
+#include "store/schema.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -520,6 +521,147 @@ static int commit_outcome(pg_store *s, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
+/* Invariants 1, 2: the columns this run found join the live table inside
+ * the publish transaction (ALTER TABLE is transactional in PostgreSQL), in
+ * the order the staging has them, so both keep one layout; an integer
+ * column that saw a real becomes double precision. */
+static int alter_live(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0, changed = 0;
+
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		int widen = i < r->live_ncols &&
+			    (t->cols[i].flags & AS_COL_WIDENED);
+
+		if (i < r->live_ncols && !widen)
+			continue;
+		changed = 1;
+		if (as_schema_alter_sql(&b, r->live_q, &t->cols[i],
+					as_pg_type(t->cols[i].type), widen))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else
+			ret = as_pg_exec_buf(s, &b, NULL, NULL,
+					     "publish: adding columns", err);
+	}
+	as_buf_free(&b);
+	if (!ret && changed)
+		as_crash_point("publish.altered");
+	return ret;
+}
+
+/* atomsync_columns: the inferred columns of a table with their type and
+ * the run that added (or widened) them, for `runs`. */
+static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	as_pg_params p;
+	int ret;
+
+	if ((ret = as_pg_exec(s,
+			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
+			      " table_name text NOT NULL, col text NOT NULL,"
+			      " type text NOT NULL, added_run bigint,"
+			      " widened_run bigint, field text,"
+			      " PRIMARY KEY (table_name, col))",
+			      NULL, NULL, "publish: recording columns", err)))
+		return ret;
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		const as_col *c = &t->cols[i];
+
+		if (!(c->flags & (AS_COL_NEW | AS_COL_WIDENED)))
+			continue;
+		as_pg_params_init(&p);
+		as_pg_param_text(&p, t->table);
+		as_pg_param_text(&p, c->name);
+		as_pg_param_text(&p, as_type_name(c->type));
+		as_pg_param_int(&p, rc->run_id);
+		if (c->flags & AS_COL_WIDENED)
+			as_pg_param_int(&p, rc->run_id);
+		else
+			as_pg_param_text(&p, NULL);
+		as_pg_param_text(&p, c->path);
+		ret = as_pg_exec(
+			s,
+			"INSERT INTO atomsync_columns VALUES($1, $2, $3, $4, "
+			"$5, $6) ON CONFLICT (table_name, col) DO UPDATE SET "
+			"type = excluded.type, widened_run = excluded.widened_run",
+			&p, NULL, "publish: recording columns", err);
+	}
+	if (!ret)
+		ret = as_pg_exec(
+			s,
+			"CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+			" run_id bigint PRIMARY KEY,"
+			" columns_added text, columns_widened text,"
+			" discarded_values bigint NOT NULL DEFAULT 0,"
+			" discarded_rows bigint NOT NULL DEFAULT 0)",
+			NULL, NULL, "publish: recording columns", err);
+	if (!ret) {
+		char *added = as_schema_cols_json(t, AS_COL_NEW);
+		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
+
+		as_pg_params_init(&p);
+		as_pg_param_int(&p, rc->run_id);
+		as_pg_param_text(&p, added);
+		as_pg_param_text(&p, wide);
+		as_pg_param_int(&p, rc->discarded_values);
+		as_pg_param_int(&p, rc->discarded_rows);
+		ret = !added || !wide
+			      ? as_error_set(err, AS_ENOMEM, "out of memory")
+			      : as_pg_exec(s,
+					   "INSERT INTO atomsync_run_schema "
+					   "VALUES($1, $2, $3, $4, $5) ON "
+					   "CONFLICT (run_id) DO NOTHING",
+					   &p, NULL,
+					   "publish: recording columns", err);
+		free(added);
+		free(wide);
+	}
+	return ret;
+}
+
+/* runs: the columns each run added and widened, and what it discarded. */
+int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n, as_error *err)
+{
+	as_pg_params p;
+	PGresult *res;
+	int exists;
+
+	if (!n)
+		return 0;
+	if (as_pg_table_exists(s, "atomsync_run_schema", &exists, err))
+		return err->code;
+	if (!exists)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		as_pg_params_init(&p);
+		as_pg_param_int(&p, v[i].run_id);
+		if (as_pg_exec(s,
+			       "SELECT columns_added, columns_widened, "
+			       "discarded_values, discarded_rows FROM "
+			       "atomsync_run_schema WHERE run_id = $1",
+			       &p, &res, "reading runs", err))
+			return err->code;
+		if (PQntuples(res) == 1) {
+			if (!PQgetisnull(res, 0, 0))
+				v[i].columns_added =
+					as_strdup(PQgetvalue(res, 0, 0));
+			if (!PQgetisnull(res, 0, 1))
+				v[i].columns_widened =
+					as_strdup(PQgetvalue(res, 0, 1));
+			v[i].discarded_values =
+				strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+			v[i].discarded_rows =
+				strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		}
+		PQclear(res);
+	}
+	return 0;
+}
+
 /*
  * The publish: one transaction that checks the lease and the guards, writes
  * only changed rows, deletes what a confirmed-complete run did not deliver,
@@ -548,6 +690,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
+	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
 				  &exists, err)))
 		goto fail;
@@ -564,6 +707,8 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	    (ret = adopt_stage(s, rc, err)))
 		goto fail;
 	if (r->stage && (ret = create_live(s, rc, exists || r->adopted, err)))
+		goto fail;
+	if (t->infer && (ret = record_columns(s, rc, err)))
 		goto fail;
 	/* History (store/postgres_history.c): from the rows the run changed. */
 	if ((ret = publish_apply(s, rc, c, C, err)) ||

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "store/postgres_int.h"
+#include "store/schema.h"
 #include "util/crash.h"
 #include "util/hash.h"
 #include "util/str.h"
@@ -56,6 +57,70 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err)
 	ret = as_pg_exec_buf(s, &b, NULL, NULL, "creating the batch table",
 			     err);
 	as_buf_free(&b);
+	return ret;
+}
+
+int as_pg_stage_types(as_run_ctx *rc, const as_type *types,
+		      const char *const *names, size_t n)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	size_t k = 0;
+
+	free(r->stage_type);
+	r->stage_type = calloc(t->ncols + 1, sizeof(*r->stage_type));
+	if (!r->stage_type)
+		return AS_ENOMEM;
+	if (!names) {
+		for (k = 0; k < t->ncols; k++)
+			r->stage_type[k] = t->cols[k].type;
+	} else {
+		for (size_t i = 0; i < n && k < t->ncols; i++)
+			if (strncmp(names[i], "_atomsync_", 10) != 0)
+				r->stage_type[k++] = types[i];
+	}
+	r->stage_ncols = k;
+	return 0;
+}
+
+/* Columns found since the last batch join the staging table, and integer
+ * columns that saw a real become double precision, in the batch's
+ * transaction (a crash before its commit leaves neither); the session's
+ * batch table is made again with the new shape. */
+static int stage_alter(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0, changed = 0;
+
+	if (!t->infer || !r->stage_type)
+		return 0;
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		int widen = i < r->stage_ncols &&
+			    r->stage_type[i] != t->cols[i].type;
+
+		if (i < r->stage_ncols && !widen)
+			continue;
+		changed = 1;
+		if (as_schema_alter_sql(&b, r->stage_q, &t->cols[i],
+					as_pg_type(t->cols[i].type), widen))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else
+			ret = as_pg_exec_buf(s, &b, NULL, NULL,
+					     "staging: adding columns", err);
+	}
+	if (!ret && changed) {
+		as_buf_reset(&b);
+		as_buf_printf(&b, "DROP TABLE IF EXISTS %s", r->batch_q);
+		ret = as_pg_exec_buf(s, &b, NULL, NULL, "staging", err);
+		if (!ret)
+			ret = as_pg_batch_table(s, rc, err);
+		as_crash_point("stage.alter");
+	}
+	as_buf_free(&b);
+	if (!ret && changed && as_pg_stage_types(rc, NULL, NULL, 0))
+		ret = as_error_set(err, AS_ENOMEM, "out of memory");
 	return ret;
 }
 
@@ -560,15 +625,18 @@ static const char *copy_error_where(const PGresult *res, const pg_job *j)
 	return w < j->where.data + j->where.len ? w : NULL;
 }
 
-static int copy_in(pg_store *s, const char *table_q, const pg_job *j,
-		   const char *what, as_error *err)
+static int copy_in(pg_store *s, const char *table_q, const as_table *t,
+		   const pg_job *j, const char *what, as_error *err)
 {
 	as_buf sql = AS_BUF_INIT;
 	PGresult *res;
 	const char *where;
 	int ok = 1, ret = 0;
 
-	as_buf_printf(&sql, "COPY %s FROM STDIN", table_q);
+	as_buf_printf(&sql, "COPY %s", table_q);
+	if (t)
+		as_pg_insert_cols(&sql, t);
+	as_buf_adds(&sql, " FROM STDIN");
 	res = PQexec(s->conn, as_buf_cstr(&sql));
 	as_buf_free(&sql);
 	if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
@@ -737,7 +805,9 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 				      "SET LOCAL enable_mergejoin = off",
 				      NULL, NULL, "staging", err)))
 		return ret;
-	as_buf_printf(&b, "INSERT INTO %s SELECT ", r->stage_q);
+	as_buf_printf(&b, "INSERT INTO %s", r->stage_q);
+	as_pg_insert_cols(&b, t);
+	as_buf_adds(&b, " SELECT ");
 	if (dups && t->mode != AS_MODE_APPEND) {
 		as_buf_adds(&b, "DISTINCT ON (");
 		as_pg_key_list(&b, t, "b");
@@ -804,7 +874,7 @@ static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
 		if (as_pg_exec(s, "SAVEPOINT atomsync_direct", NULL, NULL,
 			       "staging", err))
 			return err->code;
-		if (!copy_in(s, r->stage_q, j, "staging: COPY", err))
+		if (!copy_in(s, r->stage_q, rc->table, j, "staging: COPY", err))
 			return 0;
 		/* Callers always pass err. */
 		/* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
@@ -818,7 +888,7 @@ static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
 		    to_batch_format(j, err))
 			return err->code;
 	}
-	if (copy_in(s, r->batch_q, j, "staging: COPY", err))
+	if (copy_in(s, r->batch_q, NULL, j, "staging: COPY", err))
 		return err->code;
 	if (b && rc->table->mode == AS_MODE_APPEND &&
 	    append_conflicts(s, rc, b, conflicts, err))
@@ -840,7 +910,8 @@ static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j,
 	if (as_pg_begin(s, 1, err))
 		goto fail;
 	as_crash_point("stage.begin");
-	if (j->nrows && stage_rows(s, rc, j, b, &conflicts, err))
+	if (stage_alter(s, rc, err) ||
+	    (j->nrows && stage_rows(s, rc, j, b, &conflicts, err)))
 		goto fail;
 	as_crash_point("stage.rows");
 	as_pg_params_init(&p);

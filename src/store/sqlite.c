@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
@@ -998,25 +999,37 @@ void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
 	}
 }
 
+static void add_col_def(as_buf *b, const as_table *t, size_t i)
+{
+	as_buf_add_ident(b, t->cols[i].name);
+	as_buf_printf(b, " %s", as_sq_col_type(&t->cols[i]));
+	if (i == 0 && as_sq_rowid_key(t))
+		as_buf_adds(b, " PRIMARY KEY");
+	else if (i < t->nkey)
+		as_buf_adds(b, " NOT NULL");
+}
+
+/* The columns before the _atomsync ones (as_table_front), then those, then
+ * the columns added since (the layout ALTER TABLE ADD COLUMN makes). */
 char *as_sq_create_sql(const as_table *t, const char *name)
 {
 	as_buf b = AS_BUF_INIT;
+	size_t front = as_table_front(t);
 
 	as_buf_adds(&b, "CREATE TABLE IF NOT EXISTS ");
 	as_buf_add_ident(&b, name);
 	as_buf_adds(&b, " (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s", as_sq_sql_type(t->cols[i].type));
-		if (i == 0 && as_sq_rowid_key(t))
-			as_buf_adds(&b, " PRIMARY KEY");
-		else if (i < t->nkey)
-			as_buf_adds(&b, " NOT NULL");
+	for (size_t i = 0; i < front; i++) {
+		add_col_def(&b, t, i);
 		as_buf_adds(&b, ", ");
 	}
 	as_buf_adds(&b,
 		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
 		    "\"_atomsync_line\" BLOB");
+	for (size_t i = front; i < t->ncols; i++) {
+		as_buf_adds(&b, ", ");
+		add_col_def(&b, t, i);
+	}
 	if (!as_sq_rowid_key(t)) {
 		as_buf_adds(&b, ", PRIMARY KEY (");
 		as_sq_add_key_list(&b, t, NULL);
@@ -1027,7 +1040,7 @@ char *as_sq_create_sql(const as_table *t, const char *name)
 	return as_buf_detach(&b);
 }
 
-static as_type type_of_decl(const char *decl)
+as_type as_sq_type_of_decl(const char *decl)
 {
 	if (!decl)
 		return AS_TYPE_AUTO;
@@ -1037,6 +1050,12 @@ static as_type type_of_decl(const char *decl)
 		return AS_TYPE_REAL;
 	if (strcasecmp(decl, "TEXT") == 0)
 		return AS_TYPE_TEXT;
+	if (strcasecmp(decl, "BOOLEAN") == 0)
+		return AS_TYPE_BOOLEAN;
+	if (strcasecmp(decl, "TIMESTAMP") == 0)
+		return AS_TYPE_TIMESTAMP;
+	if (strcasecmp(decl, "JSON") == 0)
+		return AS_TYPE_JSON;
 	return AS_TYPE_AUTO;
 }
 
@@ -1049,8 +1068,11 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	sqlite3_stmt *q;
-	size_t i = 0;
+	size_t i = 0, nuser;
 	int ok = 1, rc;
+
+	if (t->infer)
+		return as_sq_adopt_table(s, t, name, 0, &nuser, err);
 
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, name);
@@ -1069,7 +1091,7 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 			if (!as_streq(cn, c->name))
 				ok = 0;
 			else if (c->type == AS_TYPE_AUTO)
-				c->type = type_of_decl(ct);
+				c->type = as_sq_type_of_decl(ct);
 			else if (strcasecmp(as_sq_sql_type(c->type),
 					    ct ? ct : "") != 0)
 				ok = 0;
@@ -1118,11 +1140,52 @@ static int sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 
 	if (as_sq_table_exists(s, rc->table->table, &exists, err))
 		return err->code;
+	if (rc->table->infer) {
+		/* the live table's columns, then those the staging being
+		 * resumed added */
+		size_t nuser = 0;
+
+		if (exists && as_sq_adopt_table(s, rc->table, rc->table->table,
+						0, &nuser, err))
+			return err->code;
+		if (!rc->table->legacy_json && r && r->stage &&
+		    as_sq_adopt_table(s, rc->table, r->stage, 1, &nuser, err))
+			return err->code;
+		return 0;
+	}
 	if (exists)
 		return as_sq_check_table(s, rc->table, rc->table->table, err);
 	if (r && r->stage)
 		return as_sq_check_table(s, rc->table, r->stage, err);
 	return 0;
+}
+
+/* The staging insert, naming its columns (the _atomsync ones may stand
+ * before columns added later); prepared again when columns are added. */
+int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int rc2;
+
+	sqlite3_finalize(r->ins);
+	r->ins = NULL;
+	as_buf_printf(&b, "INSERT OR REPLACE INTO %s(", r->stage_q);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_adds(&b, "\"_atomsync_run\", \"_atomsync_hash\", "
+			"\"_atomsync_line\") VALUES(");
+	for (size_t i = 0; i < t->ncols + 3; i++)
+		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
+	as_buf_adds(&b, ")");
+	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
+	as_buf_free(&b);
+	if (!rc2)
+		r->stage_ncols = t->ncols;
+	return rc2;
 }
 
 static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
@@ -1132,11 +1195,7 @@ static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
 	as_buf b = AS_BUF_INIT;
 	int rc2;
 
-	as_buf_printf(&b, "INSERT OR REPLACE INTO %s VALUES(", r->stage_q);
-	for (size_t i = 0; i < t->ncols + 3; i++)
-		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
-	as_buf_adds(&b, ")");
-	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
+	rc2 = as_sq_prepare_insert(s, rc, err);
 	as_buf_reset(&b);
 	if (!rc2 && r->live_exists) {
 		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ",
@@ -1208,8 +1267,12 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
 		return err->code;
 	if (r->live_exists) {
-		if (as_sq_check_table(s, t, t->table, err))
+		size_t nuser = t->ncols;
+
+		if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
+			     : as_sq_check_table(s, t, t->table, err))
 			return err->code;
+		r->live_ncols = nuser;
 		as_buf b = AS_BUF_INIT;
 		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)",
 			      r->live_q);
@@ -1225,6 +1288,8 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
 			 (long long)rc->run_id);
 		as_table_key_list(t, key, sizeof(key));
+		if (!t->nfront)
+			t->nfront = t->ncols;
 		if (as_sq_txn(s, "BEGIN IMMEDIATE",
 			      "creating the staging table", err))
 			return err->code;
@@ -1268,6 +1333,11 @@ static int sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		free(sql);
 		if (as_sq_stage_names(r, name))
 			return as_error_set(err, AS_ENOMEM, "out of memory");
+	} else if (t->infer) {
+		size_t nuser;
+
+		if (as_sq_adopt_table(s, t, r->stage, 1, &nuser, err))
+			return err->code;
 	} else if (as_sq_check_table(s, t, r->stage, err)) {
 		return err->code;
 	}
@@ -1406,7 +1476,7 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 	*n = cnt;
 	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, "reading runs");
-	return 0;
+	return as_sq_run_schema_fill(s, v, cnt, err);
 }
 
 static int sq_table_rows(as_store *st, const char *table, int64_t *rows,

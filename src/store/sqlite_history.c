@@ -82,6 +82,56 @@ static as_type type_of_decl(const char *decl)
  * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
  * is a configuration error: history is never silently reshaped or lost.
  */
+static int hist_add_col(void *ud, const char *name, const char *type)
+{
+	void **a = ud;
+	sq_store *s = a[0];
+	const as_hist *h = a[1];
+	as_buf b = AS_BUF_INIT;
+	int rc;
+
+	as_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", h->q);
+	as_buf_add_ident(&b, name);
+	as_buf_printf(&b, " %s", type);
+	rc = as_sq_exec(s, as_buf_cstr(&b), a[2]);
+	as_buf_free(&b);
+	return rc;
+}
+
+/* An inferring table: the history gains the columns the live table
+ * gained, inside the publish transaction. */
+static int hist_evolve(sq_store *s, const as_hist *h, as_table *t,
+		       as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	sqlite3_stmt *q = NULL;
+	char *names[512];
+	size_t n = 0;
+	void *ud[3] = {s, (void *)h, err};
+	int rc;
+
+	as_buf_adds(&b, "PRAGMA table_info(");
+	as_buf_add_ident(&b, h->name);
+	as_buf_adds(&b, ")");
+	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+	as_buf_free(&b);
+	if (rc)
+		return rc;
+	while (n < 512 && sqlite3_step(q) == SQLITE_ROW)
+		names[n++] = as_strdup((const char *)sqlite3_column_text(q, 1));
+	sqlite3_finalize(q);
+	rc = as_hist_evolve(h, t, &TYPES, (const char *const *)names, n,
+			    hist_add_col, ud);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	if (rc == -1)
+		return as_error_set(err, AS_EUSAGE,
+				    "table %s exists but lacks a configured "
+				    "column of dataset %s; rename or drop it",
+				    h->name, t->dataset);
+	return rc ? err->code : 0;
+}
+
 static int hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
@@ -168,7 +218,8 @@ static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
 	    (rc = as_sq_table_exists(s, h->name, &exists, err)))
 		goto done;
 	if (exists) {
-		rc = hist_check(s, h, t, err);
+		rc = t->infer ? hist_evolve(s, h, t, err)
+			      : hist_check(s, h, t, err);
 		goto done;
 	}
 	n = as_hist_layout(h, t, &TYPES, names, types);
@@ -527,7 +578,9 @@ static int history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			goto done;
 	}
 	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
-		as_buf_printf(&b, "INSERT INTO %s SELECT ?1, %s", h.q,
+		as_buf_printf(&b, "INSERT INTO %s", h.q);
+		as_hist_add_insert_cols(&b, &h, t);
+		as_buf_printf(&b, " SELECT ?1, %s",
 			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
 		as_hist_add_content(&b, &h, t, NULL);
 		as_buf_printf(&b, " FROM main.%s", live_q);
@@ -883,11 +936,16 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	int ret = 0;
 
 	if (c->inserted + c->updated > 0) {
-		as_buf_printf(
-			&b,
-			"INSERT INTO main.%s SELECT * FROM temp._atomsync_target "
-			"WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(",
-			r->live_q);
+		as_buf_printf(&b, "INSERT INTO main.%s(", r->live_q);
+		for (size_t i = 0; i < t->ncols; i++) {
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, ", ");
+		}
+		as_buf_adds(&b,
+			    "\"_atomsync_run\", \"_atomsync_hash\", "
+			    "\"_atomsync_line\") SELECT * FROM "
+			    "temp._atomsync_target WHERE \"_atomsync_run\" IS "
+			    "NOT NULL ON CONFLICT(");
 		as_sq_add_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
@@ -1109,7 +1167,8 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
-	    (ret = hist_check(s, &h, t, err)))
+	    (ret = t->infer ? hist_evolve(s, &h, t, err)
+			    : hist_check(s, &h, t, err)))
 		goto fail;
 	if ((ret = as_sq_table_exists(s, t->table, &exists, err)) ||
 	    (exists && (ret = as_sq_check_table(s, t, t->table, err))))

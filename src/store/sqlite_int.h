@@ -29,6 +29,8 @@ typedef struct sq_run {
 	char *gone_q; /* "<stage>_gone": the publish's deletions, with spans */
 	int gone;     /* the publish's deletions are in gone_q */
 	sqlite3_stmt *ins, *look_live, *look_stage, *fence, *save, *ins_span;
+	size_t live_ncols;  /* the live table's columns (mapped ones) */
+	size_t stage_ncols; /* the columns r->ins inserts */
 } sq_run;
 
 int as_sq_fail(sq_store *s, as_error *err, const char *what);
@@ -57,6 +59,13 @@ void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix);
 void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
 			 const char *bq);
 char *as_sq_create_sql(const as_table *t, const char *name);
+const char *as_sq_col_type(const as_col *c);
+as_type as_sq_type_of_decl(const char *decl);
+/* An inferring spec: adopt the table's columns (store/sqlite_schema.c). */
+int as_sq_adopt_table(sq_store *s, as_table *t, const char *name, int stage,
+		      size_t *nuser, as_error *err);
+int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err);
+int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err);
 int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		      as_error *err);
 void as_sq_run_free(as_store *st, as_run_ctx *rc);

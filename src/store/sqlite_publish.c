@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
@@ -420,6 +421,142 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
+/* Invariants 1, 2: the columns this run found join the live table inside
+ * the publish transaction (ALTER TABLE is transactional in SQLite), in the
+ * order the staging has them, so both keep one layout.  A widened column
+ * keeps its INTEGER declaration (it holds reals as they are); the publish
+ * records it as real in atomsync_columns. */
+static int alter_live(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0;
+
+	for (size_t i = r->live_ncols; !ret && i < t->ncols; i++) {
+		if ((ret = as_schema_alter_sql(&b, r->live_q, &t->cols[i],
+					       as_sq_col_type(&t->cols[i]), 0)))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else
+			ret = sql_exec(s, &b, NULL, err);
+	}
+	as_buf_free(&b);
+	if (!ret && r->live_ncols < t->ncols)
+		as_crash_point("publish.altered");
+	return ret;
+}
+
+/* atomsync_columns: the inferred columns of a table with their type and
+ * the run that added (or widened) them, for `runs` and the next run. */
+static int record_columns(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	sqlite3_stmt *q = NULL;
+	int ret;
+
+	if ((ret = as_sq_exec(s,
+			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
+			      " table_name TEXT NOT NULL, col TEXT NOT NULL,"
+			      " type TEXT NOT NULL, added_run INTEGER,"
+			      " widened_run INTEGER, field TEXT,"
+			      " PRIMARY KEY (table_name, col))",
+			      err)) ||
+	    (ret = as_sq_prepare(
+		     s,
+		     "INSERT INTO atomsync_columns VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+		     "ON CONFLICT (table_name, col) DO UPDATE SET "
+		     "type = excluded.type, widened_run = excluded.widened_run",
+		     &q, err)))
+		return ret;
+	for (size_t i = 0; !ret && i < t->ncols; i++) {
+		const as_col *c = &t->cols[i];
+
+		if (!(c->flags & (AS_COL_NEW | AS_COL_WIDENED)))
+			continue;
+		sqlite3_bind_text(q, 1, t->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, c->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, as_type_name(c->type), -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(q, 4, rc->run_id);
+		if (c->flags & AS_COL_WIDENED)
+			sqlite3_bind_int64(q, 5, rc->run_id);
+		else
+			sqlite3_bind_null(q, 5);
+		as_sq_bind_text(q, 6, c->path);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			ret = as_sq_fail(s, err, "recording columns");
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (!ret)
+		ret = as_sq_exec(
+			s,
+			"CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+			" run_id INTEGER PRIMARY KEY,"
+			" columns_added TEXT, columns_widened TEXT,"
+			" discarded_values INTEGER NOT NULL DEFAULT 0,"
+			" discarded_rows INTEGER NOT NULL DEFAULT 0)",
+			err);
+	if (!ret)
+		ret = as_sq_prepare(
+			s,
+			"INSERT OR REPLACE INTO atomsync_run_schema "
+			"VALUES(?1, ?2, ?3, ?4, ?5)",
+			&q, err);
+	if (!ret) {
+		char *added = as_schema_cols_json(t, AS_COL_NEW);
+		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
+
+		sqlite3_bind_int64(q, 1, rc->run_id);
+		as_sq_bind_text(q, 2, added);
+		as_sq_bind_text(q, 3, wide);
+		sqlite3_bind_int64(q, 4, rc->discarded_values);
+		sqlite3_bind_int64(q, 5, rc->discarded_rows);
+		if (!added || !wide)
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else if (sqlite3_step(q) != SQLITE_DONE)
+			ret = as_sq_fail(s, err, "recording columns");
+		free(added);
+		free(wide);
+	}
+	sqlite3_finalize(q);
+	return ret;
+}
+
+/* runs: the columns each run added and widened, and what it discarded. */
+int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err)
+{
+	sqlite3_stmt *q;
+	int exists;
+
+	if (as_sq_table_exists(s, "atomsync_run_schema", &exists, err))
+		return err->code;
+	if (!exists || !n)
+		return 0;
+	if (as_sq_prepare(s,
+			  "SELECT columns_added, columns_widened, "
+			  "discarded_values, discarded_rows FROM "
+			  "atomsync_run_schema WHERE run_id = ?1",
+			  &q, err))
+		return err->code;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(q, 1, v[i].run_id);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			const char *a = (const char *)sqlite3_column_text(q, 0);
+			const char *w = (const char *)sqlite3_column_text(q, 1);
+
+			v[i].columns_added = a ? as_strdup(a) : NULL;
+			v[i].columns_widened = w ? as_strdup(w) : NULL;
+			v[i].discarded_values = sqlite3_column_int64(q, 2);
+			v[i].discarded_rows = sqlite3_column_int64(q, 3);
+		}
+		sqlite3_reset(q);
+	}
+	sqlite3_finalize(q);
+	return 0;
+}
+
 /*
  * The publish: one transaction that checks the lease and the guards, writes
  * only changed rows, deletes what a confirmed-complete run did not deliver,
@@ -450,6 +587,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
+	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  err)))
@@ -487,6 +625,8 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			ret = as_sq_exec(s, sql, err);
 			free(sql);
 		}
+		if (!ret && t->infer)
+			ret = record_columns(s, rc, err);
 		if (!ret && t->nscope) {
 			as_buf b = AS_BUF_INIT;
 			char idx[200];

@@ -120,7 +120,13 @@ static int materialize(sq_store *s, as_run_ctx *rc, as_error *err)
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
-	as_buf_printf(&b, "INSERT OR IGNORE INTO %s SELECT ", r->stage_q);
+	as_buf_printf(&b, "INSERT OR IGNORE INTO %s(", r->stage_q);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_adds(&b, "\"_atomsync_run\", \"_atomsync_hash\", "
+			"\"_atomsync_line\") SELECT ");
 	for (size_t i = 0; i < t->ncols; i++) {
 		if (as_col_kept_unchanged(t, i)) {
 			as_buf_adds(&b, "l.");

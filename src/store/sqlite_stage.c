@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/schema.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/log.h"
@@ -92,6 +93,32 @@ conflict:
 			     err);
 }
 
+/* Columns found since the last batch join the staging table in this
+ * batch's transaction: a crash before the commit leaves neither them nor
+ * the rows (invariant 4: the resumed run reads the staging's columns). */
+static int stage_alter(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0;
+
+	if (t->ncols <= r->stage_ncols)
+		return 0;
+	for (size_t i = r->stage_ncols; !ret && i < t->ncols; i++) {
+		if (as_schema_alter_sql(&b, r->stage_q, &t->cols[i],
+					as_sq_col_type(&t->cols[i]), 0))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+		else
+			ret = as_sq_exec(s, as_buf_cstr(&b), err);
+	}
+	as_buf_free(&b);
+	if (ret)
+		return ret;
+	as_crash_point("stage.alter");
+	return as_sq_prepare_insert(s, rc, err);
+}
+
 int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err)
 {
@@ -103,7 +130,8 @@ int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		return err->code;
 	as_crash_point("stage.begin");
 	if (as_sq_fence(s, &r->fence, as_table_lease(rc->table), rc->token,
-			rc->lease_ttl_ms, err))
+			rc->lease_ttl_ms, err) ||
+	    stage_alter(s, rc, err))
 		goto fail;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const as_row *row = &b->rows[i];

@@ -19,10 +19,13 @@
 /* ---- what the store is told about a dataset's table ---- */
 
 enum {
-	AS_COL_KEY = 1,	   /* part of the natural key */
-	AS_COL_SCOPE = 2,  /* scoped mode: part of the scope */
-	AS_COL_CURSOR = 4, /* incremental mode: the cursor column */
-	AS_COL_WHOLE = 8   /* holds the whole record as JSON (`data`) */
+	AS_COL_KEY = 1,	      /* part of the natural key */
+	AS_COL_SCOPE = 2,     /* scoped mode: part of the scope */
+	AS_COL_CURSOR = 4,    /* incremental mode: the cursor column */
+	AS_COL_WHOLE = 8,     /* holds the whole record as JSON (`data`) */
+	AS_COL_INFERRED = 16, /* found in the records (schema inference) */
+	AS_COL_NEW = 32,      /* not in the live table: its publish adds it */
+	AS_COL_WIDENED = 64 /* integer in the live table, real from this run */
 };
 
 typedef struct as_col {
@@ -30,6 +33,8 @@ typedef struct as_col {
 	char *path;   /* dotted path in the record; NULL for AS_COL_WHOLE */
 	as_type type; /* AS_TYPE_AUTO until resolved */
 	unsigned flags;
+	int selfnamed; /* path is the name: a field of that name (top level)
+			* is this column's own, no collision to check */
 } as_col;
 
 typedef struct as_table {
@@ -48,7 +53,25 @@ typedef struct as_table {
 			    * datasets (as_table_owner_check) */
 	char *lease;	   /* the lease guarding runs of the dataset (NULL: its
 			    * name); see as_table_lease */
+	/* Schema inference (engine/schema.c, docs/config.md): columns are
+	 * added as fields appear, after the configured ones. */
+	int infer;
+	int flatten_depth;
+	as_contract contract;
+	size_t capcols;	 /* room in cols */
+	int live_exists; /* describe found the live table */
+	int legacy_json; /* describe found the key + `data` layout */
+	/* Columns physically before _atomsync_run, _atomsync_hash and
+	 * _atomsync_line in the live and staging tables; the rest follow
+	 * them (added by ALTER TABLE).  0: all of them. */
+	size_t nfront;
 } as_table;
+
+/* The number of columns before the three _atomsync columns. */
+static inline size_t as_table_front(const as_table *t)
+{
+	return t->nfront && t->nfront < t->ncols ? t->nfront : t->ncols;
+}
 
 /* Lease names of tables start so; dataset names cannot (identifiers). */
 #define AS_TABLE_LEASE_PREFIX "table:"
@@ -170,6 +193,9 @@ typedef struct as_run_ctx {
 	 * webhook and notify the publish records in the outbox (invariant 7);
 	 * NULL records nothing.  Borrowed. */
 	const as_dataset_cfg *effects;
+	/* Set by the engine before the publish: what the schema contract
+	 * discarded (the publish records it with the columns added). */
+	int64_t discarded_values, discarded_rows;
 } as_run_ctx;
 
 typedef struct as_publish_opts {

@@ -30,7 +30,12 @@ enum {
 	AS_ENOMEM =
 		ATOMSYNC_ENOMEM,   /* allocation failed or a size cap was hit */
 	AS_EINTR = ATOMSYNC_EINTR, /* interrupted by a signal */
-	AS_ENOTFOUND = -11
+	AS_ENOTFOUND = -11,
+	/* internal to the engine: mapping a record needs a schema change
+	 * (a new column, a widening), made on the caller's thread */
+	AS_ESCHEMA = -12,
+	/* internal: schema_contract discard_row dropped the record */
+	AS_EDISCARD = -13
 };
 
 /* code, native (errno, SQLite code, CURLcode), sqlstate, msg (one line). */

@@ -84,6 +84,36 @@ static int digits(const char **p, int n, int *out)
 	return 0;
 }
 
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back (H.
+ * Hinnant's algorithms): exact for every year, and without the time zone
+ * machinery of timegm and gmtime_r, which showed in mapping timestamps. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+	int64_t era, doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
 /* timegm would silently move 2026-02-30 to March 2: reject it instead. */
 static int days_in_month(int y, int m)
 {
@@ -100,7 +130,6 @@ int as_parse_iso8601_us(const char *s, int64_t *out)
 	const char *p = s;
 	int Y, M, D, h = 0, m = 0, sec = 0, oh = 0, om = 0, sign = 0;
 	int64_t frac = 0; /* microseconds */
-	struct tm tm;
 	time_t t;
 
 	if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) ||
@@ -149,14 +178,8 @@ int as_parse_iso8601_us(const char *s, int64_t *out)
 	    D > days_in_month(Y, M) || h > 23 || m > 59 || sec > 60 ||
 	    oh > 23 || om > 59)
 		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = Y - 1900;
-	tm.tm_mon = M - 1;
-	tm.tm_mday = D;
-	tm.tm_hour = h;
-	tm.tm_min = m;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
+	t = (time_t)(days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 +
+		     sec);
 	t -= sign * (oh * 3600 + om * 60);
 	/* Years 1 to 9999 in UTC too: an offset must not move the instant
 	 * out of the range the text form can print. */
@@ -176,13 +199,45 @@ int as_parse_iso8601(const char *s, double *out)
 	return 0;
 }
 
+static void put_digits(char *p, int v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 const char *as_format_us(int64_t us, char *buf, size_t cap)
 {
 	int64_t sec = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
 	int64_t frac = us - sec * 1000000;
+	int64_t day = (sec >= 0 ? sec : sec - 86399) / 86400;
+	int64_t tod = sec - day * 86400;
 	time_t t = (time_t)sec;
 	struct tm tm;
+	int y, mo, d;
 
+	civil_from_days(day, &y, &mo, &d);
+	if (cap >= 28 && y >= 1 && y <= 9999) {
+		/* By hand: snprintf was a visible part of mapping a record with
+		 * a timestamp. */
+		put_digits(buf, y, 4);
+		buf[4] = '-';
+		put_digits(buf + 5, mo, 2);
+		buf[7] = '-';
+		put_digits(buf + 8, d, 2);
+		buf[10] = 'T';
+		put_digits(buf + 11, (int)(tod / 3600), 2);
+		buf[13] = ':';
+		put_digits(buf + 14, (int)(tod / 60 % 60), 2);
+		buf[16] = ':';
+		put_digits(buf + 17, (int)(tod % 60), 2);
+		buf[19] = '.';
+		put_digits(buf + 20, (int)frac, 6);
+		buf[26] = 'Z';
+		buf[27] = '\0';
+		return buf;
+	}
 	gmtime_r(&t, &tm);
 	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,

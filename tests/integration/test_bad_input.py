@@ -251,7 +251,8 @@ class BadInputTest(StoreTestCase):
         vals = [9007199254740993, -9223372036854775808, 9223372036854775807]
         self.config(CONFIG.replace("  d:", "  e:").replace("file: in.jsonl",
                                                             "file: ints.jsonl") % "" +
-                    "  raw:\n    key: [id]\n    source: {file: ints.jsonl}\n")
+                    "  raw:\n    key: [id]\n    schema: json\n"
+                    "    source: {file: ints.jsonl}\n")
         lines = ['{"id":%d,"name":"v%d"}' % (v, i) for i, v in enumerate(vals)]
         self.write(("\n".join(lines) + "\n").encode(), "ints.jsonl")
         self.atomsync("run", "e", "raw", check=OK)

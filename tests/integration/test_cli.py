@@ -132,14 +132,14 @@ class CliTest(StoreTestCase):
         recs = make_records(300)
         write_jsonl(self.path("in.jsonl"), recs)
         p = self.atomsync("load", self.store.url, "things", "in.jsonl", "--key", "id",
-                          check=OK)
+                          "--schema", "json", check=OK)
         self.assertIn("things: run 1 completed", p.stdout)
         rows = self.store.rows("things", ["id", "data"])
         self.assertEqual([r[0] for r in rows], list(range(1, 301)))
         self.assertEqual(json.loads(rows[5][1]), recs[5])
         # stdin
         p = self.atomsync("load", self.store.url, "things", "-", "--key", "id",
-                          input=self.read("in.jsonl"), check=OK)
+                          "--schema", "json", input=self.read("in.jsonl"), check=OK)
         self.assertIn("300 unchanged", p.stdout)
         # usage errors
         self.assertEqual(self.atomsync("load", self.store.url, "t", "in.jsonl").returncode,

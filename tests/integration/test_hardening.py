@@ -276,9 +276,10 @@ class LoadArgumentsTest(StoreTestCase):
     def test_key_data_and_repeated_keys(self):
         """Item 4: --key data would be the whole-record column; a key column
         named twice (in any case) is one column."""
-        self.assert_usage(["t", "in.jsonl", "--key", "data"],
+        self.assert_usage(["t", "in.jsonl", "--key", "data", "--schema", "json"],
                           ["key data", "'data'", "whole record"])
-        self.assert_usage(["t", "in.jsonl", "--key", "id,data"], ["'data'"])
+        self.assert_usage(["t", "in.jsonl", "--key", "id,data", "--schema", "json"],
+                          ["'data'"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,id"], ["key id,id", "'id' twice"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,ID"], ["'ID'", "twice"])
         self.assert_usage(["t", "in.jsonl", "--key", "id,"], ["key id,", "empty"])
@@ -306,7 +307,7 @@ class LoadArgumentsTest(StoreTestCase):
         """Items 4, 6: the config file refuses key 'data' without columns,
         a key listed twice in different case, and SQLite's own names."""
         base = ("store: {store}\ndatasets:\n  t:\n%s    source: {file: in.jsonl}\n")
-        for body, word in (("    key: [data]\n", "'data'"),
+        for body, word in (("    schema: json\n    key: [data]\n", "'data'"),
                            ("    key: [id, ID]\n", "twice"),
                            ("    table: sqlite_master\n    key: [id]\n", "reserved"),
                            ("    table: SQLite_Seq\n    key: [id]\n", "reserved")):
@@ -493,7 +494,8 @@ class BigIntegerTest(StoreTestCase):
         line = (b'{"id":1,"n":' + self.BIG + b',"m":[-99999999999999999999,1.5e3,"x\\"1"]}')
         with open(self.path("in.jsonl"), "wb") as f:
             f.write(line + b"\n")
-        self.atomsync("load", self.store.url, "t", "in.jsonl", "--key", "id", check=OK)
+        self.atomsync("load", self.store.url, "t", "in.jsonl", "--key", "id",
+                      "--schema", "json", check=OK)
         data = self.store.rows("t", ["data"])[0][0]
         if not isinstance(data, str):
             data = json.dumps(data, separators=(",", ":"))

@@ -204,13 +204,14 @@ class PostgresStoreTest(StoreTestCase):
         ev = [{"tx": "a", "i": n, "v": n} for n in range(10)]
         write_jsonl(self.path("e1.jsonl"), ev)
         self.atomsync("load", self.store.url, "events", "e1.jsonl", "--key", "tx,i",
-                      "--mode", "append", check=OK)
+                      "--mode", "append", "--schema", "json", check=OK)
         ev2 = ev[:3] + [{"tx": "a", "i": 4, "v": 99}] + [
             {"tx": "b", "i": 1, "v": 1}, {"tx": "b", "i": 1, "v": 1},
             {"tx": "b", "i": 2, "v": 1}, {"tx": "b", "i": 2, "v": 2}]
         write_jsonl(self.path("e2.jsonl"), ev2)
         p = self.atomsync("load", self.store.url, "events", "e2.jsonl", "--key", "tx,i",
-                          "--mode", "append", "--max-rejects", "5", check=OK)
+                          "--mode", "append", "--max-rejects", "5", "--schema", "json",
+                          check=OK)
         self.assertIn("2 inserted", p.stdout)
         with open(self.path("events.rejects.jsonl")) as f:
             rej = [json.loads(line) for line in f]
@@ -232,7 +233,7 @@ class PostgresStoreTest(StoreTestCase):
             first = base + [dict(r, downloads=r["downloads"] + 1) for r in base[:50]]
             write_jsonl(self.path("in.jsonl"), first)
             args = ("load", self.store.url, table, "in.jsonl", "--key", key,
-                    "--batch-size", "100")
+                    "--batch-size", "100", "--schema", "json")
             p = self.atomsync(*args, check=OK)
             self.assertIn("250 inserted", p.stdout)
             cols = ["id", "downloads"]

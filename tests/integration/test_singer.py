@@ -90,6 +90,15 @@ def table_for(stream):
 
 
 class SingerBase(StoreTestCase):
+    """These tests compare the records a table holds with the Singer
+    input, so they keep the key + `data` layout (`--schema json`,
+    `schema: json`); InferredColumnsTest runs the SDK corpus with the
+    default, typed columns."""
+
+    def atomsync(self, *args, **kw):
+        if args and args[0] in ("load", "target") and "--schema" not in args:
+            args = args + ("--schema", "json")
+        return super().atomsync(*args, **kw)
 
     def table_data(self, table):
         """The `data` column of table, each without the content hash of a
@@ -475,7 +484,7 @@ class TargetTest(SingerBase):
                             "--keyless", "customers", "--batch-dir", self.dir,
                             "--batch-stream", "items"], stdout=f, check=True)
         self.config("store: sqlite:unused.db\ndatasets:\n  my_orders:\n"
-                    "    key: [id]\n    mode: incremental\n"
+                    "    key: [id]\n    mode: incremental\n    schema: json\n"
                     "    source: {stdin: true, format: singer, stream: orders}\n",
                     name="streams.yml")
         r = self.target(tap, "--config", "streams.yml", "--prefix", "raw_")
@@ -502,7 +511,7 @@ class TargetTest(SingerBase):
         tables = ("orders", "order_items", "customers")
         before = {t: self.store.full_rows(t) for t in tables}
         text = self.tap_text(3000, "b")
-        p = subprocess.Popen([BIN, "target", self.store.url], cwd=self.dir,
+        p = subprocess.Popen([BIN, "target", self.store.url, "--schema", "json"], cwd=self.dir,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
         p.stdin.write(text[:len(text) * 2 // 3])
@@ -560,6 +569,82 @@ class TargetTest(SingerBase):
         self.assertEqual(len(self.table_data("s")), 10)
 
 
+@for_each_store
+class InferredColumnsTest(StoreTestCase):
+    """The SDK corpus through `atomsync target` with the default layout:
+    typed columns from each stream's SCHEMA (issue 14's inference), no
+    `data` column; the README's outcome per file and the reference
+    target's row count per stream."""
+
+    def target(self, path, *extra):
+        with open(path, "rb") as f:
+            data = f.read().decode("utf-8")
+        return self.atomsync("target", self.store.url, *extra, input=data)
+
+    def columns(self, table):
+        if self.store.name == "sqlite":
+            return [n for (n,) in self.store.query(
+                "SELECT name FROM pragma_table_info(?)", (table,))]
+        return [n for n, _ in self.store.columns(table)]
+
+    def test_sdk_corpus_inferred(self):
+        files = sorted(f[:-7] for f in os.listdir(CORPUS) if f.endswith(".singer"))
+        wrong = []
+        for n, name in enumerate(files):
+            if name in AFTER.values():
+                continue
+            paths = [os.path.join(CORPUS, x + ".singer")
+                     for x in ([AFTER[name]] if name in AFTER else []) + [name]]
+            prefix = "i%d_" % n
+            for i, p in enumerate(paths):
+                r = self.target(p, "--prefix", prefix)
+                nul = self.store_name == "postgres" and any(
+                    has_nul(p, st) for st in streams_of(p))
+                if name in ERRORS or nul:
+                    if r.returncode != FAILED or "stdin:" not in r.stderr:
+                        wrong.append((name, "want a located error", r.stderr))
+                    break
+                if r.returncode != OK:
+                    wrong.append((name, "exit %d" % r.returncode, r.stderr))
+                    break
+                if i < len(paths) - 1:
+                    continue
+                for stream in streams_of(p):
+                    tbl = prefix + table_for(stream)
+                    want = len(reference(paths, stream))
+                    got = (self.store.query('SELECT count(*) FROM "%s"' % tbl)[0][0]
+                           if self.store.table_exists(tbl) else 0)
+                    if got != want:
+                        wrong.append((name, stream, "%d rows, want %d" % (got, want)))
+                    if self.store.table_exists(tbl) and "data" in self.columns(tbl):
+                        wrong.append((name, stream, "a data column"))
+        self.assertEqual(wrong, [])
+
+    def test_schema_types_the_columns(self):
+        """A stream's SCHEMA types its columns: integer, number, date-time
+        string, boolean, nested object flattened, array as json."""
+        msgs = [
+            {"type": "SCHEMA", "stream": "Orders", "key_properties": ["id"],
+             "schema": {"properties": {
+                 "id": {"type": "integer"}, "total": {"type": ["null", "number"]},
+                 "placedAt": {"type": "string", "format": "date-time"},
+                 "paid": {"type": "boolean"}, "tags": {"type": "array"},
+                 "ship": {"type": "object", "properties": {"city": {"type": "string"}}}}}},
+            {"type": "RECORD", "stream": "Orders", "record": {
+                "id": 1, "total": 9.5, "placedAt": "2026-01-02T03:04:05Z",
+                "paid": True, "tags": ["a"], "ship": {"city": "Oslo"}}},
+            {"type": "STATE", "value": {"bookmarks": {"Orders": 1}}}]
+        text = "".join(json.dumps(m) + "\n" for m in msgs)
+        r = self.atomsync("target", self.store.url, input=text, check=OK)
+        self.assertEqual(json.loads(r.stdout), {"bookmarks": {"Orders": 1}})
+        cols = self.columns("orders")
+        for c in ("id", "total", "placed_at", "paid", "tags", "ship__city"):
+            self.assertIn(c, cols)
+        self.assertNotIn("data", cols)
+        row = self.store.query('SELECT id, total, ship__city FROM "orders"')
+        self.assertEqual([tuple(x) for x in row], [(1, 9.5, "Oslo")])
+
+
 TAP_CONFIG = """
 store: {store}
 datasets:
@@ -568,6 +653,7 @@ datasets:
 
 TAP_DS = """  %(name)s:
     mode: incremental
+    schema: json
     source:
       exec: "%(py)s %(tap)s --streams orders,items,customers --count %(count)s --state {state} --log tap-%(name)s.log %(args)s"
       format: singer
@@ -671,7 +757,7 @@ class BookmarkTest(SingerBase):
             for i in range(1, 301):
                 f.write(json.dumps({"id": i, "email": "u%d@x" % i}) + "\n")
         self.config(TAP_CONFIG % (
-            "  items:\n    mode: incremental\n    source:\n"
+            "  items:\n    mode: incremental\n    schema: json\n    source:\n"
             "      exec: \"%s %s --records recs.jsonl --state {state} "
             "--state-every 50\"\n      format: singer\n"
             % (sys.executable, os.path.join(FIXTURES, "tap.py"))))

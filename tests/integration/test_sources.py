@@ -106,7 +106,7 @@ class SourcesTest(StoreTestCase):
         recs = make_records(300)
         write_jsonl(self.path("recs.jsonl"), recs)
         self.config(config(tap("--key id --state {state}") + "\n      format: singer",
-                           body=""))
+                           body="    schema: json\n"))
         self.atomsync("run", check=OK)
         rows = self.store.rows("d", ["id", "data"])
         self.assertEqual([r[0] for r in rows], list(range(1, 301)))
@@ -115,7 +115,8 @@ class SourcesTest(StoreTestCase):
         ev = [{"chain": c, "n": n, "v": n * 10} for c in ("a", "b") for n in range(50)]
         write_jsonl(self.path("ev.jsonl"), ev)
         self.config(config(tap("--key chain,n").replace("recs.jsonl", "ev.jsonl") +
-                           "\n      format: singer", body="").replace("  d:", "  ev:"))
+                           "\n      format: singer", body="    schema: json\n")
+                    .replace("  d:", "  ev:"))
         self.atomsync("run", "ev", check=OK)
         rows = self.store.rows("ev", ["chain", "n", "data"])
         self.assertEqual(len(rows), 100)
@@ -171,7 +172,8 @@ class SourcesTest(StoreTestCase):
         self.assertEqual(self.runs("d")[0]["seen"], 200)
         # Choosing the other stream by name.
         self.config(config(tap("--other-stream") + "\n      format: singer\n"
-                           "      stream: other", body="    key: [zzz]\n")
+                           "      stream: other",
+                           body="    key: [zzz]\n    schema: json\n")
                     .replace("  d:", "  o:"))
         self.atomsync("run", "o", check=OK)
         rows = self.store.rows("o", ["zzz", "data"])

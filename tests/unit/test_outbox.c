@@ -87,9 +87,9 @@ static void test_tpl_errors(void **state)
 
 static void test_tpls_resolve(void **state)
 {
-	as_col cols[3] = {{"id", NULL, AS_TYPE_INTEGER, AS_COL_KEY},
-			  {"slug", "slug", AS_TYPE_TEXT, 0},
-			  {"price", "price", AS_TYPE_REAL, 0}};
+	as_col cols[3] = {{"id", NULL, AS_TYPE_INTEGER, AS_COL_KEY, 0},
+			  {"slug", "slug", AS_TYPE_TEXT, 0, 1},
+			  {"price", "price", AS_TYPE_REAL, 0, 1}};
 	as_table t;
 	as_dataset_cfg ds;
 	char *inv[2] = {"p:{price}:{id}", "slugs:*"};

@@ -89,7 +89,7 @@ static int map(as_table *t, as_batch *bt, const char *json, const char *raw,
 		fail_msg("test JSON does not parse: %s: %s", json, je.text);
 	as_error_clear(err);
 	rc = as_record_map(t, rec, raw, raw ? strlen(raw) : 0, "f.jsonl:3", bt,
-			   err);
+			   0, err);
 	json_decref(rec);
 	return rc;
 }
@@ -172,9 +172,10 @@ static void test_table_defaults(void **state)
 	dsb b;
 
 	(void)state;
-	/* No columns: the key plus `data`, the whole record. */
+	/* No columns, schema: json: the key plus `data`, the whole record. */
 	ds_init(&b, "events", AS_MODE_FULL);
 	ds_key(&b, "id");
+	b.ds.schema = AS_SCHEMA_JSON;
 	build(&t, &b);
 	assert_int_equal(t.ncols, 2);
 	assert_int_equal(t.nkey, 1);
@@ -192,6 +193,7 @@ static void test_table_defaults(void **state)
 	ds_init(&b, "orders", AS_MODE_SCOPED);
 	ds_key(&b, "id");
 	ds_scope(&b, "user_id");
+	b.ds.schema = AS_SCHEMA_JSON;
 	build(&t, &b);
 	assert_int_equal(t.ncols, 3);
 	assert_string_equal(t.cols[1].name, "user_id");
@@ -208,7 +210,9 @@ static void test_table_defaults(void **state)
 	ds_key(&b, "id");
 	ds_scope(&b, "user_id");
 	build(&t, &b);
-	assert_int_equal(t.ncols, 3);
+	/* inferred (the default): no `data`, the other fields come later */
+	assert_int_equal(t.infer, 1);
+	assert_int_equal(t.ncols, 2);
 	assert_int_equal(t.cols[0].flags, AS_COL_KEY | AS_COL_SCOPE);
 	assert_int_equal(t.scope[0], 0);
 	as_table_clear(&t);
@@ -218,7 +222,7 @@ static void test_table_defaults(void **state)
 	ds_key(&b, "id");
 	b.ds.cursor = (char *)"updated_at";
 	build(&t, &b);
-	assert_int_equal(t.ncols, 3);
+	assert_int_equal(t.ncols, 2);
 	assert_int_equal(t.cursor, 1);
 	assert_string_equal(t.cols[1].name, "updated_at");
 	assert_int_equal(t.cols[1].flags, AS_COL_CURSOR);
@@ -244,10 +248,11 @@ static void test_table_defaults(void **state)
 	assert_string_equal(t.cols[0].name, "k");
 	assert_int_equal(t.cols[0].flags, AS_COL_KEY);
 	as_table_clear(&t);
-	/* ... and without either, the table has no key yet. */
+	/* ... and without either, the table has no key yet (nor `data`:
+	 * the columns are inferred). */
 	build(&t, &b);
 	assert_int_equal(t.nkey, 0);
-	assert_int_equal(t.ncols, 1);
+	assert_int_equal(t.ncols, 0);
 	as_table_clear(&t);
 }
 
@@ -618,6 +623,7 @@ static void test_map_data_column(void **state)
 	(void)state;
 	ds_init(&b, "d", AS_MODE_FULL);
 	ds_key(&b, "id");
+	b.ds.schema = AS_SCHEMA_JSON;
 	build(&t, &b);
 	as_batch_init(&bt);
 	/* From a line: the record's own text, trimmed, byte for byte. */

@@ -162,11 +162,19 @@ static void test_schema(void **state)
 	assert_int_equal(ev.hashed, 1);
 	assert_int_equal(ev.nkey, 1);
 	assert_string_equal(ev.key[0], AS_SINGER_HASH);
+	assert_non_null(ev.json); /* the schema, for the typed columns */
 	as_event_clear(&ev);
-	/* ... unless the dataset configures its key. */
+	/* ... unless the dataset configures its key: the schema alone. */
 	sg.keyed = 1;
-	expect_none(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"users\"," PROPS
-			 ",\"key_properties\":[]}");
+	assert_int_equal(msg(&sg,
+			     "{\"type\":\"SCHEMA\",\"stream\":\"users\"," PROPS
+			     ",\"key_properties\":[]}",
+			     &ev),
+			 1);
+	assert_int_equal(ev.kind, AS_EV_SCHEMA);
+	assert_int_equal(ev.nkey, 0);
+	assert_non_null(ev.json);
+	as_event_clear(&ev);
 	sg.keyed = 0;
 	/* A SCHEMA of another stream is not ours. */
 	expect_none(&sg, "{\"type\":\"SCHEMA\",\"stream\":\"orders\"," PROPS
