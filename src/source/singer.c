@@ -92,6 +92,8 @@ static int keep_key(as_singer *sg, char **key, size_t nkey)
 /* Streams that sent a SCHEMA (a RECORD of any other is an error). */
 static int has_schema(const as_singer *sg, const char *st)
 {
+	if (!st)
+		return 0;
 	for (size_t i = 0; i < sg->nschemas; i++)
 		if (strcmp(sg->schemas[i], st) == 0)
 			return 1;

@@ -434,8 +434,8 @@ static int alter_live(sq_store *s, as_run_ctx *rc, as_error *err)
 	int ret = 0;
 
 	for (size_t i = r->live_ncols; !ret && i < t->ncols; i++) {
-		if ((ret = as_schema_alter_sql(&b, r->live_q, &t->cols[i],
-					       as_sq_col_type(&t->cols[i]), 0)))
+		if (as_schema_alter_sql(&b, r->live_q, &t->cols[i],
+					as_sq_col_type(&t->cols[i]), 0))
 			ret = as_error_set(err, AS_ENOMEM, "out of memory");
 		else
 			ret = sql_exec(s, &b, NULL, err);

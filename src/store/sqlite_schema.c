@@ -64,7 +64,7 @@ int as_sq_adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 	char **names = NULL;
 	as_type *types = NULL;
 	size_t n = 0, cap = 0;
-	int rc, bad;
+	int rc, bad, oom = 0;
 
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, name);
@@ -78,11 +78,20 @@ int as_sq_adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 		const char *ct = (const char *)sqlite3_column_text(q, 2);
 
 		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			names = realloc(names, cap * sizeof(*names));
-			types = realloc(types, cap * sizeof(*types));
-			if (!names || !types)
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nn = realloc(names, ncap * sizeof(*names));
+			as_type *nt;
+
+			if (nn)
+				names = nn;
+			nt = nn ? realloc(types, ncap * sizeof(*types)) : NULL;
+			if (nt)
+				types = nt;
+			if (!nn || !nt) {
+				oom = 1;
 				break;
+			}
+			cap = ncap;
 		}
 		names[n] = as_strdup(cn ? cn : "");
 		types[n] = as_sq_type_of_decl(ct);
@@ -90,9 +99,8 @@ int as_sq_adopt_table(sq_store *s, as_table *t, const char *name, int stage,
 	}
 	sqlite3_finalize(q);
 	if (rc != SQLITE_DONE) {
-		rc = names && types
-			     ? as_sq_fail(s, err, "reading table schema")
-			     : as_error_set(err, AS_ENOMEM, "out of memory");
+		rc = oom ? as_error_set(err, AS_ENOMEM, "out of memory")
+			 : as_sq_fail(s, err, "reading table schema");
 		goto done;
 	}
 	bad = as_schema_adopt(t, (const char *const *)names, types, n, stage,
