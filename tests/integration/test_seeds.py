@@ -310,9 +310,13 @@ class SeedsTest(StoreTestCase):
         self.assertEqual(self.full("user_nfts"), before)
         # Two workers: while one runs the refresh, the other is turned away.
         # The tap of the first holds its run open until the second is refused.
+        # The killed run's lease may still be on record: wait for the tap
+        # of this run to start, which it does only once it holds the lease.
         hold = self.path("hold")
+        taps_before = len(self.tap_log())
         a = spawn(["run", "user_nfts"], cwd=self.dir, env={"TAP_ARGS": "--hold " + hold})
-        self.assertTrue(wait_for(lambda: self.status()["user_nfts"]["lease"]))
+        self.assertTrue(wait_for(lambda: len(self.tap_log()) > taps_before
+                                 and self.status()["user_nfts"]["lease"]))
         b = self.atomsync("run", "user_nfts")
         open(hold, "w").close()
         self.assertEqual(b.returncode, LEASED, b.stderr)
