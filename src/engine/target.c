@@ -462,8 +462,9 @@ int atomsync_target(const char *store_url, int fd,
 	const char *line;
 	size_t len;
 	char where[160];
-	int rc, failed_at = -1;
+	int rc;
 	atomsync_run_info *out = NULL;
+	atomsync_run **runs = NULL;
 
 	*infos = NULL;
 	*ninfo = 0;
@@ -520,9 +521,10 @@ int atomsync_target(const char *store_url, int fd,
 		if (rc)
 			goto fail;
 	}
-	/* The confirmed end: publish every stream, in order. */
+	/* The confirmed end: every stream in one transaction. */
 	out = calloc(t.n ? t.n : 1, sizeof(*out));
-	if (!out) {
+	runs = calloc(t.n ? t.n : 1, sizeof(*runs));
+	if (!out || !runs) {
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -534,27 +536,11 @@ int atomsync_target(const char *store_url, int fd,
 			s->run->bookmark = as_strdup(t.state);
 			s->run->rc.bookmark = s->run->bookmark;
 		}
-		rc = atomsync_run_publish(s->run, &out[i], err);
-		if (rc) {
-			failed_at = (int)i;
-			break;
-		}
-		s->published = 1;
+		runs[i] = s->run;
 	}
-	if (failed_at >= 0) {
-		for (size_t i = (size_t)failed_at + 1; i < t.n; i++) {
-			as_error e2;
-
-			atomsync_run_abort(t.v[i].run,
-					   "not published: the publish of an "
-					   "earlier stream of the same input "
-					   "failed",
-					   &e2);
-			info_of(&t.v[i], "failed", "not published", &out[i]);
-		}
-	} else if (t.state && on_state) {
+	rc = as_run_publish_group(runs, t.n, out, err);
+	if (!rc && t.state && on_state)
 		on_state(t.state, ud);
-	}
 	*infos = out;
 	*ninfo = t.n;
 	goto done;
@@ -581,6 +567,7 @@ done:
 	for (size_t i = 0; i < t.n; i++)
 		stream_free(&t.v[i]);
 	free(t.v);
+	free(runs);
 	as_json_free(t.state);
 	as_lines_free(&lines);
 	return rc;

@@ -441,35 +441,91 @@ class TargetTest(SingerBase):
         self.assertEqual([r for r in table if not r[3]], [])
 
     def test_state_only_after_publish(self):
-        """Invariant 8: STATE reaches stdout only after the data it covers
-        is published: a crash just before a publish commits writes no
-        STATE and leaves that table and its bookmark as they were; the
-        replayed input then publishes and writes it."""
-        tap = self.path("tap.singer")
-        with open(tap, "w") as f:
-            import subprocess
-            subprocess.run([sys.executable, MULTITAP, "--count", "20",
-                            "--streams", "orders,items"], stdout=f, check=True)
-        r = self.target(tap, env={"ATOMSYNC_CRASH": "publish.before_commit:2"})
-        self.assertEqual(r.returncode, CRASH_EXIT, r.stderr)
-        self.assertEqual(r.stdout, "")
-        self.assertEqual(self.table_data("items"), [])
-        # Known limit (docs/architecture.md): each stream publishes in its
-        # own transaction, so the first table was published.
-        self.assertEqual(len(self.table_data("orders")), 20)
-        r = self.target(tap)
+        """Invariants 1, 2, 8: every stream of one input is published in
+        ONE transaction, and STATE reaches stdout only after it commits: a
+        crash at any point of the group publish before its commit (after
+        marking, after BEGIN, between two tables, before COMMIT) leaves
+        every table and every bookmark as they were and writes no STATE; a
+        crash just after the commit has moved all of them together; the
+        replayed input then publishes every stream and writes the STATE."""
+        def tap(name, count):
+            p = self.path(name)
+            with open(p, "w") as f:
+                subprocess.run([sys.executable, MULTITAP, "--count", str(count),
+                                "--streams", "orders,items,customers"],
+                               stdout=f, check=True)
+            return p
+        tables = ("orders", "items", "customers")
+        r = self.target(tap("first.singer", 10))
         self.assertEqual(r.returncode, OK, r.stderr)
-        self.assertEqual(json.loads(r.stdout)["bookmarks"], {"orders": 20, "items": 20})
-        self.assertEqual(len(self.table_data("items")), 20)
-        (cur,), = self.store.query(
-            "SELECT cursor FROM atomsync_state WHERE dataset = 'items'")
-        self.assertEqual(json.loads(cur)["bookmarks"]["items"], 20)
+        t20 = tap("tap.singer", 20)
+        for point in ("publish.group_marked", "publish.group_begin",
+                      "publish.group_between:1", "publish.group_between:2",
+                      "publish.group_before_commit"):
+            before = {t: self.store.full_rows(t) for t in tables}
+            r = self.target(t20, env={"ATOMSYNC_CRASH": point})
+            self.assertEqual(r.returncode, CRASH_EXIT, point + r.stderr)
+            self.assertEqual(r.stdout, "")
+            for t in tables:
+                self.assertEqual(self.store.full_rows(t), before[t], point)
+                self.assertEqual(len(self.table_data(t)), 10, point)
+                (cur,), = self.store.query(
+                    "SELECT cursor FROM atomsync_state WHERE dataset = '%s'" % t)
+                self.assertEqual(json.loads(cur)["bookmarks"][t], 10, point)
+        r = self.target(t20, env={"ATOMSYNC_CRASH": "publish.group_committed"})
+        self.assertEqual(r.returncode, CRASH_EXIT, r.stderr)
+        for t in tables:
+            self.assertEqual(len(self.table_data(t)), 20)
+            (cur,), = self.store.query(
+                "SELECT cursor FROM atomsync_state WHERE dataset = '%s'" % t)
+            self.assertEqual(json.loads(cur)["bookmarks"][t], 20)
+        r = self.target(tap("tap30.singer", 30))
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["bookmarks"],
+                         {"orders": 30, "items": 30, "customers": 30})
+        for t in tables:
+            self.assertEqual(len(self.table_data(t)), 30)
         # Replaying the same output changes nothing (invariant 5).
         before = self.store.full_rows("orders")
-        r = self.target(tap)
+        r = self.target(tap("tap30.singer", 30))
         self.assertIn("orders: run", r.stderr)
-        self.assertIn("0 inserted, 0 updated, 20 unchanged", r.stderr)
+        self.assertIn("0 inserted, 0 updated, 30 unchanged", r.stderr)
         self.assertEqual(self.store.full_rows("orders"), before)
+
+    def test_one_refused_table_refuses_all(self):
+        """Invariants 1, 3: a guard that refuses one stream's table refuses
+        the whole input: no table is published, every run is recorded
+        refused, no STATE is written (exit 3)."""
+        def tap(name, n_orders, n_items):
+            p = self.path(name)
+            with open(p, "w") as f:
+                for st, n in (("orders", n_orders), ("items", n_items)):
+                    f.write(json.dumps({"type": "SCHEMA", "stream": st,
+                                        "key_properties": ["id"],
+                                        "schema": {"properties": {"id": {"type": "integer"}}}})
+                            + "\n")
+                    f.write('{"type":"ACTIVATE_VERSION","stream":"%s","version":1}\n' % st)
+                    for i in range(1, n + 1):
+                        f.write('{"type":"RECORD","stream":"%s","record":{"id":%d}}\n'
+                                % (st, i))
+                f.write('{"type":"STATE","value":{"n":%d}}\n' % n_items)
+            return p
+        r = self.target(tap("a", 100, 100))
+        self.assertEqual(r.returncode, OK, r.stderr)
+        before = {t: self.store.full_rows(t) for t in ("orders", "items")}
+        r = self.target(tap("b", 120, 10))
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, "")
+        for t in ("orders", "items"):
+            self.assertEqual(self.store.full_rows(t), before[t])
+            (st,), = self.store.query(
+                "SELECT status FROM atomsync_runs WHERE dataset = '%s' "
+                "ORDER BY run_id DESC LIMIT 1" % t)
+            self.assertEqual(st, "refused", t)
+        r = self.target(tap("b", 120, 10), "--allow-deletes")
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(len(self.table_data("orders")), 120)
+        self.assertEqual(len(self.table_data("items")), 10)
 
     def test_config_and_prefix(self):
         """--config: a dataset with a singer source naming a stream gives it
