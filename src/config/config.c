@@ -267,6 +267,7 @@ void as_dataset_cfg_clear(as_dataset_cfg *ds)
 	free(ds->source.path);
 	free(ds->source.command);
 	free(ds->source.stream);
+	free(ds->table_prefix);
 	http_clear(&ds->source.http);
 	memset(ds, 0, sizeof(*ds));
 }

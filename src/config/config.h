@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "model/model.h"
 #include "util/error.h"
@@ -125,11 +126,19 @@ typedef struct as_source_cfg {
 	as_source_kind kind;
 	char *path;    /* file */
 	char *command; /* exec; may hold {state} and {cursor} */
-	char *stream;  /* singer: the stream to take; NULL: the only one */
+	char *stream;  /* singer: the stream to take; NULL: the only one;
+			* "*" (AS_EVERY_STREAM): every stream, each its own
+			* table, one publish (engine/target.c) */
 	as_format format;
 	as_http_cfg http;
 	as_config_loc loc;
 } as_source_cfg;
+
+#define AS_EVERY_STREAM "*"
+/* A Singer source that takes every stream of the tap. */
+#define as_every_stream(src)                                                   \
+	((src)->format == AS_FORMAT_SINGER && (src)->stream &&                 \
+	 strcmp((src)->stream, AS_EVERY_STREAM) == 0)
 
 typedef struct as_guard_cfg {
 	double max_delete_fraction; /* default 0.5 */
@@ -141,7 +150,8 @@ typedef struct as_guard_cfg {
 
 typedef struct as_dataset_cfg {
 	char *name;
-	char *table;	 /* defaults to name */
+	char *table;	    /* defaults to name */
+	char *table_prefix; /* singer, stream "*": before each stream's table */
 	int share_table; /* scoped: the table may hold other scoped datasets */
 	as_mode mode;
 	char **key; /* NULL/0: from Singer SCHEMA key_properties */

@@ -15,6 +15,7 @@
 #define D(...) FLD(as_dataset_cfg, __VA_ARGS__)
 static const field dataset_fields[] = {
 	D("table", T_STR, 0, table, 0, 0),
+	D("table_prefix", T_STR, 0, table_prefix, 0, 0),
 	D("share_table", T_BOOL, 0, share_table, 0, 0),
 	ENM(as_dataset_cfg, "mode", mode, as_mode_names),
 	OTHER("key"),
@@ -351,6 +352,61 @@ static int default_str(cx *c, char **dst, const char *a, const char *b)
 	return 0;
 }
 
+/* A Singer source taking every stream: each stream gets its own table
+ * (table_prefix + the stream's name, normalised) and its key from SCHEMA,
+ * so nothing of one table may be configured here. */
+static int finish_every_stream(dsctx *d)
+{
+	static const char *const one_table[] = {
+		"table",	"key",	       "columns", "cursor",
+		"scope",	"share_table", "history", "snapshot_columns",
+		"history_keep", "invalidate"};
+	as_dataset_cfg *ds = d->ds;
+	const ynode *k;
+	int rc;
+
+	for (size_t i = 0; i < NELEM(one_table); i++)
+		if (as_cfg_lookup(&d->s, one_table[i], &k))
+			return as_cfg_fail(
+				d->s.c, k,
+				"'%s' %s applies to one table, but stream: "
+				"\"*\" gives every stream its own table (use "
+				"table_prefix, or one dataset per stream with "
+				"stream: NAME)",
+				one_table[i], d->where);
+	if (ds->mode == AS_MODE_SCOPED) {
+		const ynode *m = as_cfg_lookup(&d->s, "mode", NULL);
+
+		return as_cfg_fail(
+			d->s.c, m ? m : d->s.owner,
+			"mode 'scoped' %s needs scope columns of one "
+			"table; stream: \"*\" takes every stream",
+			d->where);
+	}
+	if (ds->table_prefix) {
+		const char *p = ds->table_prefix;
+		size_t n = strlen(p);
+
+		if (n > 40 || strspn(p, WORD_CHARS) != n ||
+		    (n && p[0] >= '0' && p[0] <= '9')) {
+			as_cfg_lookup(&d->s, "table_prefix", &k);
+			return as_cfg_fail(
+				d->s.c, k,
+				"table_prefix '%s' %s: letters, "
+				"digits and '_', not starting with a "
+				"digit, at most 40 characters",
+				SHOWN(p), d->where);
+		}
+	}
+	rc = default_str(d->s.c, &ds->table, ds->name, "");
+	if (!rc)
+		rc = default_str(d->s.c, &ds->reject_file, ds->name,
+				 ".rejects.jsonl");
+	if (!rc)
+		rc = as_cfg_resolve_path(d->s.c, &ds->reject_file);
+	return rc;
+}
+
 static int finish_dataset(dsctx *d)
 {
 	as_dataset_cfg *ds = d->ds;
@@ -372,6 +428,15 @@ static int finish_dataset(dsctx *d)
 		return as_cfg_fail(d->s.c, m ? m : d->s.owner,
 				   "mode 'incremental' %s requires 'cursor' "
 				   "(only a singer source may leave it out)",
+				   d->where);
+	}
+	if (as_every_stream(&ds->source))
+		return finish_every_stream(d);
+	if (ds->table_prefix) {
+		as_cfg_lookup(&d->s, "table_prefix", &k);
+		return as_cfg_fail(d->s.c, k,
+				   "'table_prefix' %s needs a singer source "
+				   "with stream: \"*\" (every stream)",
 				   d->where);
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");

@@ -29,7 +29,8 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	int ret;
 
 	as_arena_init(&a);
-	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_scopes(");
+	as_buf_adds(&b, "DROP TABLE IF EXISTS pg_temp._atomsync_scopes; "
+			"CREATE TEMP TABLE _atomsync_scopes(");
 	for (size_t i = 0; i < t->nscope; i++) {
 		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
 		as_buf_printf(&b, " %s, ",

@@ -839,5 +839,145 @@ class BookmarkTest(SingerBase):
                          ["bookmarks"]["orders"], 100)
 
 
+EVERY_DS = """
+store: {store}
+datasets:
+  shop:
+    mode: incremental
+    schema: json
+    table_prefix: shop_
+    source:
+      exec: "%(py)s %(tap)s --streams orders,items,customers --count %(count)s --state {state} --log tap.log %(args)s"
+      format: singer
+      stream: "*"
+"""
+
+
+@for_each_store
+class EveryStreamTest(SingerBase):
+    """`atomsync run` of a dataset whose singer source takes every stream
+    (stream: "*"): each stream its own table, all published in ONE
+    transaction, the tap's STATE kept with them and handed back."""
+
+    TABLES = ("shop_orders", "shop_items", "shop_customers")
+
+    def setup_tap(self, count, args=""):
+        self.config(EVERY_DS % {"py": sys.executable, "tap": MULTITAP,
+                                "count": count, "args": args})
+
+    def given(self):
+        with open(self.path("tap.log")) as f:
+            return [json.loads(line)["state"] for line in f]
+
+    def bookmark(self, table):
+        (cur,), = self.store.query(
+            "SELECT cursor FROM atomsync_state WHERE dataset = 'shop.%s'" % table)
+        return json.loads(cur)["bookmarks"]
+
+    def test_every_stream_own_table_and_bookmark(self):
+        """Every stream into its own table (prefix + stream name), one run
+        of the tap; the run line sums the streams; the next run is handed
+        the STATE published with the tables (invariant 8), so an
+        incremental tap continues."""
+        self.setup_tap(50)
+        r = self.atomsync("run", check=OK)
+        self.assertIn("shop: run", r.stdout)
+        self.assertIn("150 seen, 150 inserted", r.stdout)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 50)
+        self.setup_tap(80)
+        r = self.atomsync("run", check=OK)
+        self.assertIn("90 seen, 90 inserted", r.stdout)
+        self.assertEqual(self.given()[0], "{}\n")
+        self.assertEqual(json.loads(self.given()[1])["bookmarks"],
+                         {"orders": 50, "items": 50, "customers": 50})
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 80)
+            self.assertEqual(self.bookmark(t)["orders"], 80)
+
+    def test_crash_in_group_publish(self):
+        """Invariants 1, 2, 8 (fault test): a crash at any point of the
+        group publish before its commit leaves every table and every
+        bookmark where they were; the next run (handed the old STATE)
+        publishes all; a crash after the commit has moved all together."""
+        self.setup_tap(40)
+        self.atomsync("run", check=OK)
+        before = {t: self.store.full_rows(t) for t in self.TABLES}
+        self.setup_tap(60)
+        for point in ("publish.group_begin", "publish.group_between:1",
+                      "publish.group_between:2", "publish.group_before_commit"):
+            r = self.atomsync("run", env={"ATOMSYNC_CRASH": point})
+            self.assertEqual(r.returncode, CRASH_EXIT, point + r.stderr)
+            for t in self.TABLES:
+                self.assertEqual(self.store.full_rows(t), before[t], point)
+                self.assertEqual(self.bookmark(t)["items"], 40, point)
+        r = self.atomsync("run", env={"ATOMSYNC_CRASH": "publish.group_committed"})
+        self.assertEqual(r.returncode, CRASH_EXIT, r.stderr)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 60)
+            self.assertEqual(self.bookmark(t)["customers"], 60)
+        self.assertEqual(json.loads(self.given()[-1])["bookmarks"]["orders"], 40)
+        self.setup_tap(70)
+        self.atomsync("run", check=OK)
+        self.assertEqual(json.loads(self.given()[-1])["bookmarks"]["orders"], 60)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 70)
+
+    def test_kill9_mid_group_publish(self):
+        """Invariants 1, 2 (fault test): a run killed (kill -9) while it is
+        stopped between two tables of its group publish leaves no table
+        ahead of another; the next run publishes all of them."""
+        self.setup_tap(30)
+        self.atomsync("run", check=OK)
+        before = {t: self.store.full_rows(t) for t in self.TABLES}
+        self.setup_tap(45)
+        env = dict(os.environ, ATOMSYNC_CRASH="publish.group_between:2",
+                   ATOMSYNC_CRASH_ACTION="stop")
+        p = subprocess.Popen([BIN, "run"], cwd=self.dir, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from atomsync_test import proc_state
+        for _ in range(600):
+            if proc_state(p.pid) == "T":
+                break
+            time.sleep(0.05)
+        self.assertEqual(proc_state(p.pid), "T")
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        for t in self.TABLES:
+            self.assertEqual(self.store.full_rows(t), before[t])
+        self.atomsync("run", check=OK)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 45)
+            self.assertEqual(self.bookmark(t)["orders"], 45)
+
+    def test_failed_tap_publishes_nothing(self):
+        """A tap that exits non-zero halfway publishes no table and the
+        bookmark stays (invariants 2, 8)."""
+        self.setup_tap(20)
+        self.atomsync("run", check=OK)
+        self.setup_tap(50, "--fail-at 40")
+        r = self.atomsync("run", check=FAILED)
+        self.assertIn("nothing was published", r.stderr)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 20)
+            self.assertEqual(self.bookmark(t)["orders"], 20)
+
+    def test_config_errors(self):
+        """What applies to one table is refused with stream: "*", naming
+        file:line; table_prefix needs stream: "*"."""
+        self.setup_tap(5)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.config(text.replace("    mode: incremental\n",
+                                 "    mode: incremental\n    key: [id]\n"))
+        r = self.atomsync("run", check=USAGE)
+        self.assertIn("atomsync.yml:6", r.stderr)
+        self.assertIn("'key' in dataset 'shop' applies to one table", r.stderr)
+        self.config(text.replace('      stream: "*"\n', ""))
+        r = self.atomsync("run", check=USAGE)
+        self.assertIn("'table_prefix' in dataset 'shop' needs a singer source "
+                      'with stream: "*"', r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
