@@ -12,13 +12,17 @@
  * committed, and each run saves it as its bookmark in its publish
  * (invariant 8).
  *
- * Each run publishes in its own transaction, one after another, in the
- * order the streams first appeared.  Not across tables in one transaction
- * (invariant 1 holds per table, not across them): each run stages through
- * its own store connection, and a transaction cannot span connections; see
- * docs/architecture.md.  When a publish fails or is refused, the runs after
- * it are not published and no STATE is given out, so the orchestrator
- * replays from the previous STATE, which is idempotent (invariant 5).
+ * All the runs are published in ONE transaction across their tables
+ * (as_run_publish_group, invariant 1 across tables): each run stages
+ * through its own connection, and the group publishes on the first run's
+ * connection, which sees every committed staging.  When any run's publish
+ * fails or is refused, no table is published and no STATE is given out, so
+ * the orchestrator replays from the previous STATE, which is idempotent
+ * (invariant 5).
+ *
+ * `atomsync run` of a dataset whose singer source takes every stream
+ * (stream: "*") goes the same way (as_sync_every_stream): the source's
+ * lines, read raw, feed the same reader.
  */
 #include <ctype.h>
 #include <stdlib.h>
