@@ -29,4 +29,9 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 			 const atomsync_run_options *opt, as_progress_fn fn,
 			 void *ud, atomsync_run_info *info, as_error *err);
 
+/* The run records of such a dataset: its streams' datasets' runs, newest
+ * first, at most limit (0: all); free with atomsync_run_info_free. */
+int as_every_stream_runs(as_store *st, const char *name, size_t limit,
+			 atomsync_run_info **out, size_t *nout, as_error *err);
+
 #endif

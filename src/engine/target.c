@@ -875,3 +875,62 @@ done:
 	target_free(&t);
 	return rc;
 }
+
+/* The run records of a dataset taking every stream: those of its streams'
+ * datasets (DATASET.*), newest first, at most limit (0: all). */
+int as_every_stream_runs(as_store *st, const char *name, size_t limit,
+			 atomsync_run_info **out, size_t *nout, as_error *err)
+{
+	as_dataset_status *sv = NULL;
+	size_t ns = 0, len = strlen(name), n = 0;
+	atomsync_run_info *all = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (st->ops->status(st, &sv, &ns, err))
+		return err->code;
+	for (size_t i = 0; i < ns && !rc; i++) {
+		atomsync_run_info *v = NULL, *grown;
+		size_t k = 0;
+
+		if (strncmp(sv[i].dataset, name, len) != 0 ||
+		    sv[i].dataset[len] != '.')
+			continue;
+		if ((rc = st->ops->runs_list(st, sv[i].dataset, limit, &v, &k,
+					     err)))
+			break;
+		grown = realloc(all, (n + k + 1) * sizeof(*all));
+		if (!grown) {
+			atomsync_run_info_free(v, k);
+			rc = as_error_set(err, AS_ENOMEM, "out of memory");
+			break;
+		}
+		all = grown;
+		memcpy(all + n, v, k * sizeof(*v));
+		n += k;
+		free(v); /* its entries moved into all */
+	}
+	as_dataset_status_free(sv, ns);
+	if (rc) {
+		atomsync_run_info_free(all, n);
+		return rc;
+	}
+	/* newest first */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && all[j].run_id > all[j - 1].run_id;
+		     j--) {
+			atomsync_run_info t = all[j];
+
+			all[j] = all[j - 1];
+			all[j - 1] = t;
+		}
+	if (limit && n > limit) {
+		for (size_t i = limit; i < n; i++)
+			atomsync_run_info_clear(&all[i]);
+		n = limit;
+	}
+	*out = all;
+	*nout = n;
+	return 0;
+}

@@ -962,6 +962,21 @@ class EveryStreamTest(SingerBase):
             self.assertEqual(len(self.table_data(t)), 20)
             self.assertEqual(self.bookmark(t)["orders"], 20)
 
+    def test_serve_schedule(self):
+        """The daemon reads a stream: "*" dataset's last run from its
+        streams' run records: a second `serve --once` within the schedule's
+        interval does not run the tap again."""
+        self.setup_tap(10)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.config(text.replace("    mode: incremental\n",
+                                 "    mode: incremental\n    schedule: 1h\n"))
+        self.atomsync("serve", "--once", "--listen", "127.0.0.1:0", check=OK)
+        self.atomsync("serve", "--once", "--listen", "127.0.0.1:0", check=OK)
+        self.assertEqual(len(self.given()), 1)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 10)
+
     def test_config_errors(self):
         """What applies to one table is refused with stream: "*", naming
         file:line; table_prefix needs stream: "*"."""
