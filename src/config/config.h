@@ -148,10 +148,21 @@ typedef struct as_guard_cfg {
 				       fraction; default 10 */
 } as_guard_cfg;
 
+/* streams: NAME: {...} of a dataset taking every stream. */
+typedef struct as_stream_cfg {
+	char *stream;
+	char *table; /* NULL: the prefix and the stream's name */
+	char **key;  /* NULL/0: the SCHEMA's key_properties */
+	size_t nkey;
+	int mode; /* an as_mode, -1: the dataset's */
+} as_stream_cfg;
+
 typedef struct as_dataset_cfg {
 	char *name;
 	char *table;	    /* defaults to name */
 	char *table_prefix; /* singer, stream "*": before each stream's table */
+	as_stream_cfg *streams; /* singer, stream "*": per-stream settings */
+	size_t nstreams;
 	int share_table; /* scoped: the table may hold other scoped datasets */
 	as_mode mode;
 	char **key; /* NULL/0: from Singer SCHEMA key_properties */

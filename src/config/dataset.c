@@ -16,6 +16,7 @@
 static const field dataset_fields[] = {
 	D("table", T_STR, 0, table, 0, 0),
 	D("table_prefix", T_STR, 0, table_prefix, 0, 0),
+	OTHER("streams"),
 	D("share_table", T_BOOL, 0, share_table, 0, 0),
 	ENM(as_dataset_cfg, "mode", mode, as_mode_names),
 	OTHER("key"),
@@ -44,6 +45,12 @@ static const field dataset_fields[] = {
 	D("retry_after_failure", T_DURATION, 0, retry_after_failure_ms, 1000,
 	  0),
 	OTHER("source"),
+};
+
+static const field stream_fields[] = {
+	FLD(as_stream_cfg, "table", T_STR, 0, table, 0, 0),
+	ENM(as_stream_cfg, "mode", mode, as_mode_names),
+	OTHER("key"),
 };
 
 static const field guard_fields[] = {
@@ -352,6 +359,71 @@ static int default_str(cx *c, char **dst, const char *a, const char *b)
 	return 0;
 }
 
+static int check_stream_key(const sect *s, const ynode *n, const char *text,
+			    const void *arg)
+{
+	(void)arg;
+	return check_ident(s->c, n, text, "column");
+}
+
+/* streams: {NAME: {table, key, mode}}: one stream's own settings. */
+static int parse_streams(dsctx *d)
+{
+	as_dataset_cfg *ds = d->ds;
+	const ynode *k, *v = as_cfg_lookup(&d->s, "streams", &k);
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	if (v->kind != Y_MAP)
+		return as_cfg_bad_value(&d->s, v, "streams",
+					"a mapping of stream name to its "
+					"table, key and mode",
+					NULL);
+	ds->streams = calloc(as_cfg_map_len(v) + 1, sizeof(*ds->streams));
+	if (!ds->streams)
+		return as_cfg_oom(d->s.c);
+	for (size_t i = 0; i < v->nkids && !rc; i += 2) {
+		const ynode *kn = v->kids[i], *vn = v->kids[i + 1];
+		as_stream_cfg *sc = &ds->streams[ds->nstreams++];
+		char where[WHERE_MAX];
+		sect ss;
+
+		sc->mode = -1;
+		if (!(sc->stream = strdup(kn->text)))
+			return as_cfg_oom(d->s.c);
+		snprintf(where, sizeof(where),
+			 "in stream '%.60s' of dataset '%.60s'", kn->text,
+			 ds->name);
+		if (vn->kind != Y_MAP)
+			return as_cfg_fail(d->s.c, vn->kind == Y_NULL ? kn : vn,
+					   "stream '%s' %s must be a mapping "
+					   "of table, key and mode",
+					   kn->text, d->where);
+		ss = (sect){d->s.c, vn, where, kn};
+		rc = as_cfg_check_keys(&ss, stream_fields,
+				       NELEM(stream_fields));
+		if (!rc)
+			rc = as_cfg_read_fields(&ss, stream_fields,
+						NELEM(stream_fields), sc);
+		if (!rc)
+			rc = as_cfg_read_list(&ss, "key", check_stream_key,
+					      NULL, &sc->key, &sc->nkey);
+		if (!rc && sc->table)
+			rc = check_ident(d->s.c,
+					 as_cfg_lookup(&ss, "table", NULL),
+					 sc->table, "table");
+		if (!rc && sc->mode == AS_MODE_SCOPED)
+			rc = as_cfg_fail(
+				d->s.c, as_cfg_lookup(&ss, "mode", NULL),
+				"mode 'scoped' %s needs scope columns; "
+				"configure the stream as a dataset of "
+				"its own",
+				where);
+	}
+	return rc;
+}
+
 /* A Singer source taking every stream: each stream gets its own table
  * (table_prefix + the stream's name, normalised) and its key from SCHEMA,
  * so nothing of one table may be configured here. */
@@ -432,12 +504,15 @@ static int finish_dataset(dsctx *d)
 	}
 	if (as_every_stream(&ds->source))
 		return finish_every_stream(d);
-	if (ds->table_prefix) {
-		as_cfg_lookup(&d->s, "table_prefix", &k);
+	if (ds->table_prefix || ds->streams) {
+		const char *which =
+			ds->table_prefix ? "table_prefix" : "streams";
+
+		as_cfg_lookup(&d->s, which, &k);
 		return as_cfg_fail(d->s.c, k,
-				   "'table_prefix' %s needs a singer source "
+				   "'%s' %s needs a singer source "
 				   "with stream: \"*\" (every stream)",
-				   d->where);
+				   which, d->where);
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
 	if (!rc)
@@ -488,5 +563,7 @@ int as_cfg_parse_dataset(cx *c, const ynode *kn, const ynode *vn,
 		rc = parse_effects(&d);
 	if (!rc)
 		rc = as_cfg_parse_source(&d);
+	if (!rc)
+		rc = parse_streams(&d);
 	return rc ? rc : finish_dataset(&d);
 }

@@ -124,9 +124,30 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 	const char *suffix = ".rejects.jsonl";
 	size_t slen = strlen(suffix);
 
-	table = normalise(pd->table_prefix, s->name);
+	const as_stream_cfg *ov = NULL;
+	char *key = NULL;
+
+	for (size_t i = 0; i < pd->nstreams; i++)
+		if (strcmp(pd->streams[i].stream, s->name) == 0)
+			ov = &pd->streams[i];
+	table = ov && ov->table ? as_strdup(ov->table)
+				: normalise(pd->table_prefix, s->name);
 	if (!table)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (ov && ov->nkey) {
+		as_buf b = AS_BUF_INIT;
+
+		for (size_t i = 0; i < ov->nkey; i++) {
+			as_buf_adds(&b, i ? "," : "");
+			as_buf_adds(&b, ov->key[i]);
+		}
+		key = b.failed ? NULL : as_strdup(as_buf_cstr(&b));
+		as_buf_free(&b);
+		if (!key) {
+			free(table);
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+	}
 	for (size_t i = 0; i + 1 < t->n; i++)
 		if (strcmp(t->v[i].own->datasets[0].table, table) == 0) {
 			as_error_set(err, AS_EUSAGE,
@@ -136,6 +157,7 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 				     where, t->v[i].name, s->name, pd->name,
 				     table);
 			free(table);
+			free(key);
 			return AS_EUSAGE;
 		}
 	for (size_t i = 0; i < t->every_cfg->ndatasets; i++) {
@@ -149,13 +171,16 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 				     "a table_prefix; nothing was published",
 				     where, s->name, pd->name, table, o->name);
 			free(table);
+			free(key);
 			return AS_EUSAGE;
 		}
 	}
 	memset(&sp, 0, sizeof(sp));
 	sp.name = table;
 	sp.format = "singer";
-	sp.mode = as_mode_name(pd->mode);
+	sp.mode = as_mode_name(ov && ov->mode >= 0 ? (as_mode)ov->mode
+						   : pd->mode);
+	sp.key = key;
 	sp.stream = s->name;
 	sp.schema = as_schema_names[pd->schema];
 	sp.schema_contract = as_contract_names[pd->contract];
@@ -164,9 +189,11 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 	    atomsync_config_add_dataset(s->own, &sp, err)) {
 		as_error_prefix(err, "%s: stream '%s'", where, s->name);
 		free(table);
+		free(key);
 		return err->code ? err->code : AS_ERROR;
 	}
 	free(table);
+	free(key);
 	nd = &s->own->datasets[0];
 	free(nd->name);
 	nd->name = as_sprintf("%s.%s", pd->name, nd->table);

@@ -977,6 +977,34 @@ class EveryStreamTest(SingerBase):
         for t in self.TABLES:
             self.assertEqual(len(self.table_data(t)), 10)
 
+    def test_stream_overrides(self):
+        """streams: {NAME: {table, key, mode}} gives one stream its own
+        table, key and mode; the others keep the prefix and their SCHEMA
+        key. A bad entry is named by file:line."""
+        self.setup_tap(20)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.config(text.replace(
+            "    table_prefix: shop_\n",
+            "    table_prefix: shop_\n    streams:\n"
+            "      orders: {table: sales, key: [stream, id]}\n"
+            "      items: {mode: append}\n"))
+        r = self.atomsync("run", check=OK)
+        self.assertIn("60 inserted", r.stdout)
+        self.assertFalse(self.store.table_exists("shop_orders"))
+        self.assertEqual(len(self.store.rows("sales", ["stream", "id"])), 20)
+        self.assertEqual(len(self.table_data("shop_items")), 20)
+        self.assertEqual(len(self.table_data("shop_customers")), 20)
+        self.assertEqual(self.runs("shop.shop_items")[0]["mode"], "append")
+        self.assertEqual(self.runs("shop.sales")[0]["mode"], "incremental")
+        self.config(text.replace(
+            "    table_prefix: shop_\n",
+            "    table_prefix: shop_\n    streams:\n"
+            "      orders: {table: 9bad}\n"))
+        r = self.atomsync("run", check=USAGE)
+        self.assertIn("atomsync.yml:9", r.stderr)
+        self.assertIn("table name", r.stderr)
+
     def test_config_errors(self):
         """What applies to one table is refused with stream: "*", naming
         file:line; table_prefix needs stream: "*"."""
