@@ -355,10 +355,10 @@ typedef void (*atomsync_state_fn)(const char *state, void *ud);
  * characters than letters and digits made _, the prefix in front; mode
  * incremental; key from SCHEMA key_properties, or a hash of the record's
  * content, appended, for a stream without them), each with its own run
- * and run record.  At the end every run is published, each in its own
- * transaction, in the order the streams first appeared; then on_state is
- * given the last STATE (not when any publish failed or was refused: the
- * runs after it are then not published).  *infos (free with
+ * and run record.  At the end every run is published in ONE transaction
+ * across all the tables; then on_state is given the last STATE (not when
+ * any stream's publish failed or was refused: then no table is
+ * published).  *infos (free with
  * atomsync_run_info_free) receives one run record per stream, also on
  * failure.  An error in the input (file:line "stdin:N") publishes nothing.
  */

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 #include "util/str.h"
@@ -24,6 +25,22 @@ int as_runs_json(atomsync_store *st, const char *dataset, size_t limit,
 		json_array_append_new(*out, as_run_info_json(&v[i]));
 	atomsync_run_info_free(v, n);
 	return 0;
+}
+
+/* DATASET.TABLE: a stream's dataset of a configured dataset (a singer
+ * source with stream: "*"). */
+static int stream_dataset(as_cli *cli, const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	char *parent;
+	int ok;
+
+	if (!dot || dot == name || !dot[1])
+		return 0;
+	parent = strndup(name, (size_t)(dot - name));
+	ok = parent && as_cli_has_dataset(cli, parent);
+	free(parent);
+	return ok;
 }
 
 int as_cmd_runs(as_cli *cli, int argc, char **argv)
@@ -70,7 +87,8 @@ int as_cmd_runs(as_cli *cli, int argc, char **argv)
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (!as_cli_has_dataset(cli, argv[optind])) {
+	if (!as_cli_has_dataset(cli, argv[optind]) &&
+	    !stream_dataset(cli, argv[optind])) {
 		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
 			     argv[optind]);
 		return AS_EXIT_USAGE;

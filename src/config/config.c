@@ -267,6 +267,15 @@ void as_dataset_cfg_clear(as_dataset_cfg *ds)
 	free(ds->source.path);
 	free(ds->source.command);
 	free(ds->source.stream);
+	free(ds->table_prefix);
+	for (size_t i = 0; i < ds->nstreams; i++) {
+		free(ds->streams[i].stream);
+		free(ds->streams[i].table);
+		for (size_t k = 0; k < ds->streams[i].nkey; k++)
+			free(ds->streams[i].key[k]);
+		free(ds->streams[i].key);
+	}
+	free(ds->streams);
 	http_clear(&ds->source.http);
 	memset(ds, 0, sizeof(*ds));
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "model/model.h"
 #include "util/error.h"
@@ -125,11 +126,19 @@ typedef struct as_source_cfg {
 	as_source_kind kind;
 	char *path;    /* file */
 	char *command; /* exec; may hold {state} and {cursor} */
-	char *stream;  /* singer: the stream to take; NULL: the only one */
+	char *stream;  /* singer: the stream to take; NULL: the only one;
+			* "*" (AS_EVERY_STREAM): every stream, each its own
+			* table, one publish (engine/target.c) */
 	as_format format;
 	as_http_cfg http;
 	as_config_loc loc;
 } as_source_cfg;
+
+#define AS_EVERY_STREAM "*"
+/* A Singer source that takes every stream of the tap. */
+#define as_every_stream(src)                                                   \
+	((src)->format == AS_FORMAT_SINGER && (src)->stream &&                 \
+	 strcmp((src)->stream, AS_EVERY_STREAM) == 0)
 
 typedef struct as_guard_cfg {
 	double max_delete_fraction; /* default 0.5 */
@@ -139,9 +148,21 @@ typedef struct as_guard_cfg {
 				       fraction; default 10 */
 } as_guard_cfg;
 
+/* streams: NAME: {...} of a dataset taking every stream. */
+typedef struct as_stream_cfg {
+	char *stream;
+	char *table; /* NULL: the prefix and the stream's name */
+	char **key;  /* NULL/0: the SCHEMA's key_properties */
+	size_t nkey;
+	int mode; /* an as_mode, -1: the dataset's */
+} as_stream_cfg;
+
 typedef struct as_dataset_cfg {
 	char *name;
-	char *table;	 /* defaults to name */
+	char *table;	    /* defaults to name */
+	char *table_prefix; /* singer, stream "*": before each stream's table */
+	as_stream_cfg *streams; /* singer, stream "*": per-stream settings */
+	size_t nstreams;
 	int share_table; /* scoped: the table may hold other scoped datasets */
 	as_mode mode;
 	char **key; /* NULL/0: from Singer SCHEMA key_properties */

@@ -15,6 +15,8 @@
 #define D(...) FLD(as_dataset_cfg, __VA_ARGS__)
 static const field dataset_fields[] = {
 	D("table", T_STR, 0, table, 0, 0),
+	D("table_prefix", T_STR, 0, table_prefix, 0, 0),
+	OTHER("streams"),
 	D("share_table", T_BOOL, 0, share_table, 0, 0),
 	ENM(as_dataset_cfg, "mode", mode, as_mode_names),
 	OTHER("key"),
@@ -43,6 +45,12 @@ static const field dataset_fields[] = {
 	D("retry_after_failure", T_DURATION, 0, retry_after_failure_ms, 1000,
 	  0),
 	OTHER("source"),
+};
+
+static const field stream_fields[] = {
+	FLD(as_stream_cfg, "table", T_STR, 0, table, 0, 0),
+	ENM(as_stream_cfg, "mode", mode, as_mode_names),
+	OTHER("key"),
 };
 
 static const field guard_fields[] = {
@@ -351,6 +359,126 @@ static int default_str(cx *c, char **dst, const char *a, const char *b)
 	return 0;
 }
 
+static int check_stream_key(const sect *s, const ynode *n, const char *text,
+			    const void *arg)
+{
+	(void)arg;
+	return check_ident(s->c, n, text, "column");
+}
+
+/* streams: {NAME: {table, key, mode}}: one stream's own settings. */
+static int parse_streams(dsctx *d)
+{
+	as_dataset_cfg *ds = d->ds;
+	const ynode *k, *v = as_cfg_lookup(&d->s, "streams", &k);
+	int rc = 0;
+
+	if (!v)
+		return 0;
+	if (v->kind != Y_MAP)
+		return as_cfg_bad_value(&d->s, v, "streams",
+					"a mapping of stream name to its "
+					"table, key and mode",
+					NULL);
+	ds->streams = calloc(as_cfg_map_len(v) + 1, sizeof(*ds->streams));
+	if (!ds->streams)
+		return as_cfg_oom(d->s.c);
+	for (size_t i = 0; i < v->nkids && !rc; i += 2) {
+		const ynode *kn = v->kids[i], *vn = v->kids[i + 1];
+		as_stream_cfg *sc = &ds->streams[ds->nstreams++];
+		char where[WHERE_MAX];
+		sect ss;
+
+		sc->mode = -1;
+		if (!(sc->stream = strdup(kn->text)))
+			return as_cfg_oom(d->s.c);
+		snprintf(where, sizeof(where),
+			 "in stream '%.60s' of dataset '%.60s'", kn->text,
+			 ds->name);
+		if (vn->kind != Y_MAP)
+			return as_cfg_fail(d->s.c, vn->kind == Y_NULL ? kn : vn,
+					   "stream '%s' %s must be a mapping "
+					   "of table, key and mode",
+					   kn->text, d->where);
+		ss = (sect){d->s.c, vn, where, kn};
+		rc = as_cfg_check_keys(&ss, stream_fields,
+				       NELEM(stream_fields));
+		if (!rc)
+			rc = as_cfg_read_fields(&ss, stream_fields,
+						NELEM(stream_fields), sc);
+		if (!rc)
+			rc = as_cfg_read_list(&ss, "key", check_stream_key,
+					      NULL, &sc->key, &sc->nkey);
+		if (!rc && sc->table)
+			rc = check_ident(d->s.c,
+					 as_cfg_lookup(&ss, "table", NULL),
+					 sc->table, "table");
+		if (!rc && sc->mode == AS_MODE_SCOPED)
+			rc = as_cfg_fail(
+				d->s.c, as_cfg_lookup(&ss, "mode", NULL),
+				"mode 'scoped' %s needs scope columns; "
+				"configure the stream as a dataset of "
+				"its own",
+				where);
+	}
+	return rc;
+}
+
+/* A Singer source taking every stream: each stream gets its own table
+ * (table_prefix + the stream's name, normalised) and its key from SCHEMA,
+ * so nothing of one table may be configured here. */
+static int finish_every_stream(dsctx *d)
+{
+	static const char *const one_table[] = {
+		"table",	"key",	       "columns", "cursor",
+		"scope",	"share_table", "history", "snapshot_columns",
+		"history_keep", "invalidate"};
+	as_dataset_cfg *ds = d->ds;
+	const ynode *k;
+	int rc;
+
+	for (size_t i = 0; i < NELEM(one_table); i++)
+		if (as_cfg_lookup(&d->s, one_table[i], &k))
+			return as_cfg_fail(
+				d->s.c, k,
+				"'%s' %s applies to one table, but stream: "
+				"\"*\" gives every stream its own table (use "
+				"table_prefix, or one dataset per stream with "
+				"stream: NAME)",
+				one_table[i], d->where);
+	if (ds->mode == AS_MODE_SCOPED) {
+		const ynode *m = as_cfg_lookup(&d->s, "mode", NULL);
+
+		return as_cfg_fail(
+			d->s.c, m ? m : d->s.owner,
+			"mode 'scoped' %s needs scope columns of one "
+			"table; stream: \"*\" takes every stream",
+			d->where);
+	}
+	if (ds->table_prefix) {
+		const char *p = ds->table_prefix;
+		size_t n = strlen(p);
+
+		if (n > 40 || strspn(p, WORD_CHARS) != n ||
+		    (n && p[0] >= '0' && p[0] <= '9')) {
+			as_cfg_lookup(&d->s, "table_prefix", &k);
+			return as_cfg_fail(
+				d->s.c, k,
+				"table_prefix '%s' %s: letters, "
+				"digits and '_', not starting with a "
+				"digit, at most 40 characters",
+				SHOWN(p), d->where);
+		}
+	}
+	rc = default_str(d->s.c, &ds->table, ds->name, "");
+	if (!rc)
+		rc = default_str(d->s.c, &ds->reject_file, ds->name,
+				 ".rejects.jsonl");
+	if (!rc)
+		rc = as_cfg_resolve_path(d->s.c, &ds->reject_file);
+	return rc;
+}
+
 static int finish_dataset(dsctx *d)
 {
 	as_dataset_cfg *ds = d->ds;
@@ -373,6 +501,18 @@ static int finish_dataset(dsctx *d)
 				   "mode 'incremental' %s requires 'cursor' "
 				   "(only a singer source may leave it out)",
 				   d->where);
+	}
+	if (as_every_stream(&ds->source))
+		return finish_every_stream(d);
+	if (ds->table_prefix || ds->streams) {
+		const char *which =
+			ds->table_prefix ? "table_prefix" : "streams";
+
+		as_cfg_lookup(&d->s, which, &k);
+		return as_cfg_fail(d->s.c, k,
+				   "'%s' %s needs a singer source "
+				   "with stream: \"*\" (every stream)",
+				   which, d->where);
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
 	if (!rc)
@@ -423,5 +563,7 @@ int as_cfg_parse_dataset(cx *c, const ynode *kn, const ynode *vn,
 		rc = parse_effects(&d);
 	if (!rc)
 		rc = as_cfg_parse_source(&d);
+	if (!rc)
+		rc = parse_streams(&d);
 	return rc ? rc : finish_dataset(&d);
 }

@@ -805,6 +805,107 @@ int atomsync_run_publish(atomsync_run *run, atomsync_run_info *info,
 	return 0;
 }
 
+/* The others of a group whose publish did not happen: each ends with why
+ * (refused when a guard refused the group, else failed). */
+static void group_not_published(atomsync_run *run, atomsync_run_info *info,
+				const char *status, const char *why)
+{
+	as_error e2;
+
+	as_stage_wait_idle(run, &e2);
+	run->rc.seen = run->seen;
+	run->rc.rejected = as_reject_total(run);
+	run->store->ops->run_end(run->store, &run->rc, status, why, &e2);
+	run->done = 1;
+	fill_info(run, info, status, why);
+}
+
+int as_run_publish_group(atomsync_run **runs, size_t n,
+			 atomsync_run_info *infos, as_error *err)
+{
+	as_publish_opts *pos = calloc(n ? n : 1, sizeof(*pos));
+	as_counts *cs = calloc(n ? n : 1, sizeof(*cs));
+	as_run_ctx **rcs = calloc(n ? n : 1, sizeof(*rcs));
+	as_store **stores = calloc(n ? n : 1, sizeof(*stores));
+	as_arena a;
+	size_t bad = 0;
+	int rc = 0;
+	char why[AS_ERROR_MSG_MAX + 100];
+	double t0;
+
+	for (size_t i = 0; infos && i < n; i++)
+		memset(&infos[i], 0, sizeof(infos[i]));
+	as_arena_init(&a);
+	if (!pos || !cs || !rcs || !stores) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto failed;
+	}
+	for (size_t i = 0; i < n; i++) {
+		atomsync_run *run = runs[i];
+
+		bad = i;
+		if (run->done) {
+			rc = as_error_set(err, AS_EUSAGE, "run already ended");
+			goto failed;
+		}
+		if (run->failed) {
+			*err = run->failure;
+			rc = err->code;
+			goto failed;
+		}
+		if ((rc = publish_ready(run, &pos[i], &a, err)))
+			goto failed;
+		run->rc.seen = run->seen;
+		run->rc.rejected = as_reject_total(run);
+		run->rc.discarded_values = run->schema.discarded_values;
+		run->rc.discarded_rows = run->schema.discarded_rows;
+		rcs[i] = &run->rc;
+		stores[i] = run->store;
+	}
+	t0 = as_mono();
+	as_info("publishing %zu tables in one transaction", n);
+	if (n)
+		rc = runs[0]->store->ops->publish_group(
+			runs[0]->store, stores, rcs, pos, cs, n, &bad, err);
+	as_info("group publish took %.2f s", as_mono() - t0);
+	if (rc)
+		goto failed;
+	for (size_t i = 0; i < n; i++) {
+		runs[i]->counts = cs[i];
+		publish_completed(runs[i], infos ? &infos[i] : NULL);
+	}
+	goto done;
+failed:
+	snprintf(why, sizeof(why),
+		 "not published: dataset %s of the same group: %s",
+		 n ? runs[bad]->table.dataset : "?", err->msg);
+	for (size_t i = 0; i < n; i++) {
+		atomsync_run_info *info = infos ? &infos[i] : NULL;
+
+		if (runs[i]->done)
+			continue;
+		if (i == bad && rc == AS_EREFUSED)
+			publish_refused(runs[i], info, err, rc);
+		else if (i == bad)
+			publish_failed(runs[i], info, err, rc);
+		else if (rc == AS_EREFUSED)
+			group_not_published(runs[i], info, "refused", why);
+		else {
+			as_error e2;
+
+			atomsync_run_abort(runs[i], why, &e2);
+			fill_info(runs[i], info, "failed", why);
+		}
+	}
+done:
+	as_arena_free(&a);
+	free(pos);
+	free(cs);
+	free(rcs);
+	free(stores);
+	return rc;
+}
+
 /* ---- ending a run ---- */
 
 int atomsync_run_abort(atomsync_run *run, const char *reason,

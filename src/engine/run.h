@@ -123,6 +123,13 @@ int as_run_discard_checkpoint(atomsync_run *run, as_error *err);
 /* Singer ACTIVATE_VERSION: publish this run as a full refresh (a full or
  * incremental table; an append or scoped one is left as it is, with a
  * warning).  where names the message. */
+/* Publish runs (each begun on its own connection to one store, fed and
+ * ended) in ONE transaction (invariant 1 across tables): every guard is
+ * checked, and one refusal or failure leaves all of them unpublished, each
+ * ended refused or failed with why.  infos (n, or NULL) receives each
+ * run's outcome.  Not for scoped or history datasets. */
+int as_run_publish_group(atomsync_run **runs, size_t n,
+			 atomsync_run_info *infos, as_error *err);
 int as_run_full_refresh(atomsync_run *run, const char *where, as_error *err);
 /* Singer SCHEMA: the columns its JSON Schema types, for an inferring
  * table (engine/schema.c, as_schema_declare). */

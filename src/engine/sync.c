@@ -117,6 +117,9 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	if (!ds)
 		return as_error_set(err, AS_EUSAGE, "%s: no dataset named '%s'",
 				    cfg->path ? cfg->path : "config", dataset);
+	if (as_every_stream(&ds->source))
+		return as_sync_every_stream(st, cfg, ds, opt, fn, ud, info,
+					    err);
 	rc = as_run_begin(&run, st, cfg, dataset, opt,
 			  as_source_resumable(&ds->source), err);
 	if (rc)

@@ -21,4 +21,17 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		    const atomsync_run_options *opt, as_progress_fn fn,
 		    void *ud, atomsync_run_info *info, as_error *err);
 
+/* Run a dataset whose Singer source takes every stream (stream: "*"):
+ * each stream its own dataset "DATASET.TABLE" and table, all published in
+ * ONE transaction (engine/target.c); info sums the streams' runs. */
+int as_sync_every_stream(as_store *st, const as_config *cfg,
+			 const as_dataset_cfg *ds,
+			 const atomsync_run_options *opt, as_progress_fn fn,
+			 void *ud, atomsync_run_info *info, as_error *err);
+
+/* The run records of such a dataset: its streams' datasets' runs, newest
+ * first, at most limit (0: all); free with atomsync_run_info_free. */
+int as_every_stream_runs(as_store *st, const char *name, size_t limit,
+			 atomsync_run_info **out, size_t *nout, as_error *err);
+
 #endif

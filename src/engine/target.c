@@ -12,13 +12,17 @@
  * committed, and each run saves it as its bookmark in its publish
  * (invariant 8).
  *
- * Each run publishes in its own transaction, one after another, in the
- * order the streams first appeared.  Not across tables in one transaction
- * (invariant 1 holds per table, not across them): each run stages through
- * its own store connection, and a transaction cannot span connections; see
- * docs/architecture.md.  When a publish fails or is refused, the runs after
- * it are not published and no STATE is given out, so the orchestrator
- * replays from the previous STATE, which is idempotent (invariant 5).
+ * All the runs are published in ONE transaction across their tables
+ * (as_run_publish_group, invariant 1 across tables): each run stages
+ * through its own connection, and the group publishes on the first run's
+ * connection, which sees every committed staging.  When any run's publish
+ * fails or is refused, no table is published and no STATE is given out, so
+ * the orchestrator replays from the previous STATE, which is idempotent
+ * (invariant 5).
+ *
+ * `atomsync run` of a dataset whose singer source takes every stream
+ * (stream: "*") goes the same way (as_sync_every_stream): the source's
+ * lines, read raw, feed the same reader.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -26,12 +30,15 @@
 #include <strings.h>
 
 #include "engine/run.h"
+#include "engine/sync.h"
 #include "source/lines.h"
+#include "source/source.h"
 #include "source/singer.h"
 #include "util/json.h"
 #include "util/log.h"
 #include "util/proc.h"
 #include "util/str.h"
+#include "util/time.h"
 
 typedef struct tstream {
 	char *name;		    /* the Singer stream */
@@ -47,6 +54,11 @@ typedef struct tstream {
 typedef struct target {
 	const char *url;
 	const atomsync_target_options *opt;
+	/* `atomsync run` of a dataset whose singer source takes every
+	 * stream (stream: "*"): its config and run options; NULL: target. */
+	const as_dataset_cfg *every;
+	const as_config *every_cfg;
+	const atomsync_run_options *ro;
 	tstream *v;
 	size_t n, cap;
 	char *state; /* the last STATE value, compact JSON */
@@ -95,6 +107,121 @@ static const char *configured(const atomsync_config *cfg, const char *stream)
 	return NULL;
 }
 
+/*
+ * The dataset of a stream of a dataset taking every stream (stream: "*"):
+ * named "DATASET.TABLE", its table the prefix and the stream's name
+ * (normalised), its key from SCHEMA; mode, schema, contract, guard, batch
+ * and size caps, lease and effects those of the dataset.
+ */
+static int every_stream_config(target *t, tstream *s, const char *where,
+			       as_error *err)
+{
+	const as_dataset_cfg *pd = t->every;
+	atomsync_dataset_spec sp;
+	as_dataset_cfg *nd;
+	char *table;
+	size_t plen = strlen(pd->reject_file);
+	const char *suffix = ".rejects.jsonl";
+	size_t slen = strlen(suffix);
+
+	const as_stream_cfg *ov = NULL;
+	char *key = NULL;
+
+	for (size_t i = 0; i < pd->nstreams; i++)
+		if (strcmp(pd->streams[i].stream, s->name) == 0)
+			ov = &pd->streams[i];
+	table = ov && ov->table ? as_strdup(ov->table)
+				: normalise(pd->table_prefix, s->name);
+	if (!table)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (ov && ov->nkey) {
+		as_buf b = AS_BUF_INIT;
+
+		for (size_t i = 0; i < ov->nkey; i++) {
+			as_buf_adds(&b, i ? "," : "");
+			as_buf_adds(&b, ov->key[i]);
+		}
+		key = b.failed ? NULL : as_strdup(as_buf_cstr(&b));
+		as_buf_free(&b);
+		if (!key) {
+			free(table);
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+		}
+	}
+	for (size_t i = 0; i + 1 < t->n; i++)
+		if (strcmp(t->v[i].own->datasets[0].table, table) == 0) {
+			as_error_set(err, AS_EUSAGE,
+				     "%s: streams '%s' and '%s' of dataset %s "
+				     "both make table %s; nothing was "
+				     "published",
+				     where, t->v[i].name, s->name, pd->name,
+				     table);
+			free(table);
+			free(key);
+			return AS_EUSAGE;
+		}
+	for (size_t i = 0; i < t->every_cfg->ndatasets; i++) {
+		const as_dataset_cfg *o = &t->every_cfg->datasets[i];
+
+		if (o != pd && !as_every_stream(&o->source) &&
+		    strcasecmp(o->table, table) == 0) {
+			as_error_set(err, AS_EUSAGE,
+				     "%s: stream '%s' of dataset %s makes "
+				     "table %s, the table of dataset %s; set "
+				     "a table_prefix; nothing was published",
+				     where, s->name, pd->name, table, o->name);
+			free(table);
+			free(key);
+			return AS_EUSAGE;
+		}
+	}
+	memset(&sp, 0, sizeof(sp));
+	sp.name = table;
+	sp.format = "singer";
+	sp.mode = as_mode_name(ov && ov->mode >= 0 ? (as_mode)ov->mode
+						   : pd->mode);
+	sp.key = key;
+	sp.stream = s->name;
+	sp.schema = as_schema_names[pd->schema];
+	sp.schema_contract = as_contract_names[pd->contract];
+	sp.max_rejects = pd->guard.max_rejects;
+	if (atomsync_config_new(&s->own, t->url, err) ||
+	    atomsync_config_add_dataset(s->own, &sp, err)) {
+		as_error_prefix(err, "%s: stream '%s'", where, s->name);
+		free(table);
+		free(key);
+		return err->code ? err->code : AS_ERROR;
+	}
+	free(table);
+	free(key);
+	nd = &s->own->datasets[0];
+	free(nd->name);
+	nd->name = as_sprintf("%s.%s", pd->name, nd->table);
+	free(nd->reject_file);
+	if (plen > slen && strcmp(pd->reject_file + plen - slen, suffix) == 0)
+		nd->reject_file =
+			as_sprintf("%.*s.%s%s", (int)(plen - slen),
+				   pd->reject_file, nd->table, suffix);
+	else
+		nd->reject_file =
+			as_sprintf("%s.%s", pd->reject_file, nd->table);
+	nd->guard = pd->guard;
+	nd->infer = pd->infer;
+	nd->flatten_depth = pd->flatten_depth;
+	nd->verify_threshold = pd->verify_threshold;
+	nd->lease_ttl_ms = pd->lease_ttl_ms;
+	nd->batch_size = pd->batch_size;
+	nd->max_record_bytes = pd->max_record_bytes;
+	nd->webhook = pd->webhook ? as_strdup(pd->webhook) : NULL;
+	nd->notify = pd->notify ? as_strdup(pd->notify) : NULL;
+	s->cfg = s->own;
+	s->dataset = as_strdup(nd->name);
+	if (!nd->name || !nd->reject_file || !s->dataset ||
+	    (pd->webhook && !nd->webhook) || (pd->notify && !nd->notify))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return 0;
+}
+
 /* A new stream (its first SCHEMA): its dataset, connection and run. */
 static tstream *add_stream(target *t, const char *stream, const char *where,
 			   as_error *err)
@@ -122,8 +249,11 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 		return NULL;
 	}
 	t->n++;
-	dsname = configured(t->opt->cfg, stream);
-	if (dsname) {
+	dsname = t->every ? NULL : configured(t->opt->cfg, stream);
+	if (t->every) {
+		if (every_stream_config(t, s, where, err))
+			return NULL;
+	} else if (dsname) {
 		s->cfg = t->opt->cfg;
 		s->dataset = as_strdup(dsname);
 	} else {
@@ -168,8 +298,12 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 	if (atomsync_store_open(&s->st, t->url, err))
 		return NULL;
 	memset(&ro, 0, sizeof(ro));
-	ro.allow_empty = t->opt->allow_empty;
-	ro.allow_deletes = t->opt->allow_deletes;
+	if (t->ro) {
+		ro = *t->ro;
+		ro.check_last_run = 0;
+	}
+	ro.allow_empty |= t->opt->allow_empty;
+	ro.allow_deletes |= t->opt->allow_deletes;
 	/* Input on a pipe cannot be read again: never resumed. */
 	if (as_run_begin(&s->run, s->st, s->cfg, s->dataset, &ro, 0, err))
 		return NULL;
@@ -450,6 +584,89 @@ static void info_of(tstream *s, const char *status, const char *error,
 	}
 }
 
+/* One line of the input. */
+static int take_line(target *t, const char *line, size_t len, const char *where,
+		     as_error *err)
+{
+	json_t *msg;
+	as_error why;
+	int rc;
+	size_t i = 0;
+
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (i == len)
+		return 0;
+	rc = fast_record(t, line, len, where, err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		return 0;
+	msg = as_json_parse_record(line, len, where, &why);
+	if (!msg) {
+		*err = why;
+		return why.code ? why.code : AS_EINPUT;
+	}
+	rc = message(t, msg, where, err);
+	json_decref(msg);
+	return rc;
+}
+
+/* The confirmed end: every stream in one transaction (invariant 1 across
+ * tables), each with the last STATE as its bookmark (invariant 8). */
+static int publish_all(target *t, atomsync_run_info *out, as_error *err)
+{
+	atomsync_run **runs = calloc(t->n ? t->n : 1, sizeof(*runs));
+	int rc;
+
+	if (!runs)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < t->n; i++) {
+		tstream *s = &t->v[i];
+
+		if (t->state && !s->run->ds->cursor) {
+			free(s->run->bookmark);
+			s->run->bookmark = as_strdup(t->state);
+			s->run->rc.bookmark = s->run->bookmark;
+		}
+		runs[i] = s->run;
+	}
+	rc = as_run_publish_group(runs, t->n, out, err);
+	free(runs);
+	return rc;
+}
+
+/* Every run ended failed with err's message (nothing published). */
+static void fail_all(target *t, as_error *err, atomsync_run_info **infos,
+		     size_t *ninfo)
+{
+	char reason[AS_ERROR_MSG_MAX];
+	atomsync_run_info *out = calloc(t->n ? t->n : 1, sizeof(*out));
+
+	snprintf(reason, sizeof(reason), "%s", err->msg);
+	for (size_t i = 0; i < t->n; i++) {
+		as_error e2;
+
+		if (t->v[i].run)
+			atomsync_run_abort(t->v[i].run, reason, &e2);
+		if (out)
+			info_of(&t->v[i], "failed", reason, &out[i]);
+	}
+	if (out) {
+		*infos = out;
+		*ninfo = t->n;
+	}
+	snprintf(err->msg, sizeof(err->msg), "%s", reason);
+}
+
+static void target_free(target *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		stream_free(&t->v[i]);
+	free(t->v);
+	as_json_free(t->state);
+}
+
 int atomsync_target(const char *store_url, int fd,
 		    const atomsync_target_options *opt,
 		    atomsync_state_fn on_state, void *ud,
@@ -462,7 +679,7 @@ int atomsync_target(const char *store_url, int fd,
 	const char *line;
 	size_t len;
 	char where[160];
-	int rc, failed_at = -1;
+	int rc;
 	atomsync_run_info *out = NULL;
 
 	*infos = NULL;
@@ -473,9 +690,6 @@ int atomsync_target(const char *store_url, int fd,
 	if (as_lines_init(&lines, fd, ((size_t)16 << 20) + 4096, 0, "stdin"))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (;;) {
-		json_t *msg;
-		as_error why;
-
 		if (as_interrupted) {
 			rc = as_error_set(err, AS_EINTR,
 					  "target: interrupted by a signal; "
@@ -496,92 +710,254 @@ int atomsync_target(const char *store_url, int fd,
 					  where);
 			goto fail;
 		}
-		{
-			size_t i = 0;
-
-			while (i < len && (line[i] == ' ' || line[i] == '\t'))
-				i++;
-			if (i == len)
-				continue;
-		}
-		rc = fast_record(&t, line, len, where, err);
-		if (rc < 0)
-			goto fail;
-		if (rc > 0)
-			continue;
-		msg = as_json_parse_record(line, len, where, &why);
-		if (!msg) {
-			*err = why;
-			rc = why.code;
-			goto fail;
-		}
-		rc = message(&t, msg, where, err);
-		json_decref(msg);
-		if (rc)
+		if ((rc = take_line(&t, line, len, where, err)))
 			goto fail;
 	}
-	/* The confirmed end: publish every stream, in order. */
 	out = calloc(t.n ? t.n : 1, sizeof(*out));
 	if (!out) {
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < t.n; i++) {
-		tstream *s = &t.v[i];
-
-		if (t.state && !s->run->ds->cursor) {
-			free(s->run->bookmark);
-			s->run->bookmark = as_strdup(t.state);
-			s->run->rc.bookmark = s->run->bookmark;
-		}
-		rc = atomsync_run_publish(s->run, &out[i], err);
-		if (rc) {
-			failed_at = (int)i;
-			break;
-		}
-		s->published = 1;
-	}
-	if (failed_at >= 0) {
-		for (size_t i = (size_t)failed_at + 1; i < t.n; i++) {
-			as_error e2;
-
-			atomsync_run_abort(t.v[i].run,
-					   "not published: the publish of an "
-					   "earlier stream of the same input "
-					   "failed",
-					   &e2);
-			info_of(&t.v[i], "failed", "not published", &out[i]);
-		}
-	} else if (t.state && on_state) {
+	rc = publish_all(&t, out, err);
+	if (!rc && t.state && on_state)
 		on_state(t.state, ud);
-	}
 	*infos = out;
 	*ninfo = t.n;
 	goto done;
-fail : {
-	char reason[AS_ERROR_MSG_MAX];
-
-	snprintf(reason, sizeof(reason), "%s", err->msg);
-	out = calloc(t.n ? t.n : 1, sizeof(*out));
-	for (size_t i = 0; i < t.n; i++) {
-		as_error e2;
-
-		if (t.v[i].run)
-			atomsync_run_abort(t.v[i].run, reason, &e2);
-		if (out)
-			info_of(&t.v[i], "failed", reason, &out[i]);
-	}
-	if (out) {
-		*infos = out;
-		*ninfo = t.n;
-	}
-	snprintf(err->msg, sizeof(err->msg), "%s", reason);
-}
+fail:
+	fail_all(&t, err, infos, ninfo);
 done:
-	for (size_t i = 0; i < t.n; i++)
-		stream_free(&t.v[i]);
-	free(t.v);
-	as_json_free(t.state);
+	target_free(&t);
 	as_lines_free(&lines);
 	return rc;
+}
+
+/* ---- `atomsync run` of a dataset taking every stream ---- */
+
+/* The bookmark of a dataset taking every stream: the STATE its last
+ * published group saved (all of its streams' datasets save the same one in
+ * the same transaction, so the newest published run's is it). */
+static int every_bookmark(as_store *st, const as_dataset_cfg *ds, char **out,
+			  as_error *err)
+{
+	as_dataset_status *v = NULL;
+	size_t n = 0, len = strlen(ds->name);
+	int64_t best = 0;
+
+	*out = NULL;
+	if (st->ops->status(st, &v, &n, err))
+		return err->code;
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(v[i].dataset, ds->name, len) != 0 ||
+		    v[i].dataset[len] != '.' || !v[i].cursor ||
+		    v[i].published_run <= best)
+			continue;
+		best = v[i].published_run;
+		free(*out);
+		*out = as_strdup(v[i].cursor);
+	}
+	as_dataset_status_free(v, n);
+	return 0;
+}
+
+/* The runs of the group as one result: counts summed, the first run's id,
+ * the worst status; each stream's outcome logged. */
+static void sum_infos(const as_dataset_cfg *ds, atomsync_run_info *v, size_t n,
+		      int rc, const as_error *err, atomsync_run_info *info)
+{
+	char buf[40];
+
+	if (!info)
+		return;
+	memset(info, 0, sizeof(*info));
+	info->dataset = as_strdup(ds->name);
+	info->kind = as_strdup("sync");
+	info->mode = as_strdup(as_mode_name(ds->mode));
+	for (size_t i = 0; i < n; i++) {
+		if (!info->run_id)
+			info->run_id = v[i].run_id;
+		info->seen += v[i].seen;
+		info->inserted += v[i].inserted;
+		info->updated += v[i].updated;
+		info->unchanged += v[i].unchanged;
+		info->deleted += v[i].deleted;
+		info->rejected += v[i].rejected;
+		info->duplicates += v[i].duplicates;
+		if (!info->started_at && v[i].started_at)
+			info->started_at = as_strdup(v[i].started_at);
+		as_info("%s: run %lld %s: %lld seen, %lld inserted, %lld "
+			"updated, %lld unchanged, %lld deleted",
+			v[i].dataset ? v[i].dataset : "?",
+			(long long)v[i].run_id, v[i].status ? v[i].status : "?",
+			(long long)v[i].seen, (long long)v[i].inserted,
+			(long long)v[i].updated, (long long)v[i].unchanged,
+			(long long)v[i].deleted);
+	}
+	info->status = as_strdup(rc == 0	     ? "completed"
+				 : rc == AS_EREFUSED ? "refused"
+						     : "failed");
+	info->error = rc ? as_strdup(err->msg) : NULL;
+	if (!info->started_at)
+		info->started_at =
+			as_strdup(as_iso8601(as_now(), buf, sizeof(buf)));
+	info->finished_at = as_strdup(as_iso8601(as_now(), buf, sizeof(buf)));
+}
+
+int as_sync_every_stream(as_store *st, const as_config *cfg,
+			 const as_dataset_cfg *ds,
+			 const atomsync_run_options *opt, as_progress_fn fn,
+			 void *ud, atomsync_run_info *info, as_error *err)
+{
+	static const atomsync_target_options none;
+	atomsync_run_options defaults;
+	target t;
+	as_source_opts so;
+	as_source *src = NULL;
+	char *bookmark = NULL;
+	atomsync_run_info *out = NULL;
+	size_t nout = 0;
+	as_event ev;
+	int rc;
+
+	(void)fn;
+	(void)ud;
+	memset(&defaults, 0, sizeof(defaults));
+	memset(&t, 0, sizeof(t));
+	t.url = cfg->store;
+	t.opt = &none;
+	t.every = ds;
+	t.every_cfg = cfg;
+	t.ro = opt ? opt : &defaults;
+	/* The tap's STATE is handed to it when the mode takes what changed;
+	 * a full dataset's tap must deliver everything: {}. */
+	if ((ds->mode == AS_MODE_INCREMENTAL || ds->mode == AS_MODE_APPEND) &&
+	    !t.ro->restart && (rc = every_bookmark(st, ds, &bookmark, err)))
+		return rc;
+	memset(&so, 0, sizeof(so));
+	so.dataset = ds->name;
+	so.bookmark = bookmark;
+	so.max_record_bytes = ds->max_record_bytes;
+	so.cfg = cfg;
+	so.raw = 1;
+	if ((rc = as_source_open(&src, &ds->source, &so, err)))
+		goto fail;
+	for (;;) {
+		if (as_interrupted) {
+			rc = as_error_set(err, AS_EINTR,
+					  "dataset %s: interrupted by a "
+					  "signal; nothing was published",
+					  ds->name);
+			goto fail;
+		}
+		rc = src->ops->next(src, &ev, err);
+		if (rc < 0)
+			goto fail;
+		if (rc == 0)
+			break;
+		if (ev.kind == AS_EV_BAD) {
+			*err = ev.why;
+			rc = err->code ? err->code : AS_EINPUT;
+			as_error_prefix(err, "dataset %s", ds->name);
+			as_event_clear(&ev);
+			goto fail;
+		}
+		rc = ev.kind == AS_EV_RECORD
+			     ? take_line(&t, ev.raw, ev.rawlen, ev.where, err)
+			     : 0;
+		as_event_clear(&ev);
+		if (rc)
+			goto fail;
+	}
+	if (!src->complete) {
+		rc = as_error_set(err, AS_ESOURCE,
+				  "dataset %s: the source did not confirm the "
+				  "end of its data; nothing was published",
+				  ds->name);
+		goto fail;
+	}
+	as_source_close(src);
+	src = NULL;
+	if (t.n == 0)
+		as_warn("dataset %s: the tap sent no stream; nothing to "
+			"publish",
+			ds->name);
+	out = calloc(t.n ? t.n : 1, sizeof(*out));
+	if (!out) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	nout = t.n;
+	rc = publish_all(&t, out, err);
+	goto done;
+fail:
+	as_source_close(src);
+	src = NULL;
+	fail_all(&t, err, &out, &nout);
+done:
+	sum_infos(ds, out, nout, rc, err, info);
+	for (size_t i = 0; out && i < nout; i++)
+		atomsync_run_info_clear(&out[i]);
+	free(out);
+	free(bookmark);
+	target_free(&t);
+	return rc;
+}
+
+/* The run records of a dataset taking every stream: those of its streams'
+ * datasets (DATASET.*), newest first, at most limit (0: all). */
+int as_every_stream_runs(as_store *st, const char *name, size_t limit,
+			 atomsync_run_info **out, size_t *nout, as_error *err)
+{
+	as_dataset_status *sv = NULL;
+	size_t ns = 0, len = strlen(name), n = 0;
+	atomsync_run_info *all = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	*nout = 0;
+	if (st->ops->status(st, &sv, &ns, err))
+		return err->code;
+	for (size_t i = 0; i < ns && !rc; i++) {
+		atomsync_run_info *v = NULL, *grown;
+		size_t k = 0;
+
+		if (strncmp(sv[i].dataset, name, len) != 0 ||
+		    sv[i].dataset[len] != '.')
+			continue;
+		if ((rc = st->ops->runs_list(st, sv[i].dataset, limit, &v, &k,
+					     err)))
+			break;
+		grown = realloc(all, (n + k + 1) * sizeof(*all));
+		if (!grown) {
+			atomsync_run_info_free(v, k);
+			rc = as_error_set(err, AS_ENOMEM, "out of memory");
+			break;
+		}
+		all = grown;
+		memcpy(all + n, v, k * sizeof(*v));
+		n += k;
+		free(v); /* its entries moved into all */
+	}
+	as_dataset_status_free(sv, ns);
+	if (rc) {
+		atomsync_run_info_free(all, n);
+		return rc;
+	}
+	/* newest first */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && all[j].run_id > all[j - 1].run_id;
+		     j--) {
+			atomsync_run_info t = all[j];
+
+			all[j] = all[j - 1];
+			all[j - 1] = t;
+		}
+	if (limit && n > limit) {
+		for (size_t i = limit; i < n; i++)
+			atomsync_run_info_clear(&all[i]);
+		n = limit;
+	}
+	*out = all;
+	*nout = n;
+	return 0;
 }

@@ -237,10 +237,16 @@ static int refresh(as_serve *sv, as_store *st, as_job *j, double now)
 	atomsync_run_info *v = NULL;
 	size_t n = 0;
 	as_error err;
+	const as_dataset_cfg *ds = as_config_dataset(sv->cfg, j->name);
 
 	if (!st)
 		as_error_set(&err, AS_ESTORE, "the store is not connected");
-	if (!st || st->ops->runs_list(st, j->name, 20, &v, &n, &err)) {
+	/* A dataset taking every stream has its runs under its streams'
+	 * datasets (DATASET.TABLE). */
+	if (!st ||
+	    (ds && as_every_stream(&ds->source)
+		     ? as_every_stream_runs(st, j->name, 20, &v, &n, &err)
+		     : st->ops->runs_list(st, j->name, 20, &v, &n, &err))) {
 		/* Nothing runs on records that could not be read; one line
 		 * per outage, not one per pass. */
 		if (!j->stale)

@@ -31,6 +31,7 @@ typedef struct exec_src {
 	char *name;	  /* short command name for messages */
 	char *state_file; /* temp file behind {state}, removed at close */
 	as_format format;
+	int raw; /* as_source_opts.raw */
 	as_singer singer;
 	int64_t max;
 } exec_src;
@@ -223,7 +224,7 @@ static int exec_next(as_source *s, as_event *ev, as_error *err)
 			continue;
 		ev->raw = line;
 		ev->rawlen = len;
-		if (x->format == AS_FORMAT_JSONL) {
+		if (x->format == AS_FORMAT_JSONL || x->raw) {
 			/* The engine parses it, unless its exact text is known.
 			 */
 			x->base.records++;
@@ -304,6 +305,7 @@ int as_exec_source_open(as_source **out, const as_source_cfg *cfg,
 	x->base.ops = &exec_ops;
 	x->fd = -1;
 	x->format = cfg->format;
+	x->raw = o->raw;
 	x->name = short_name(cfg->command);
 	x->max = o->max_record_bytes > 0 ? o->max_record_bytes
 					 : ((int64_t)16 << 20);

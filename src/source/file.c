@@ -22,6 +22,7 @@ typedef struct file_src {
 	as_source base;
 	as_lines lines;
 	int fd, is_stdin;
+	int raw;    /* as_source_opts.raw */
 	char *name; /* as shown in messages */
 	as_format format;
 	as_singer singer;
@@ -91,7 +92,7 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 	    (rc = as_singer_pending(&f->singer, ev, err)) != 0)
 		return rc;
 	for (;;) {
-		if (!f->is_stdin && f->since_cp >= f->every &&
+		if (!f->is_stdin && !f->raw && f->since_cp >= f->every &&
 		    !as_lines_mid_line(&f->lines))
 			return emit_checkpoint(f, ev, err);
 		rc = as_lines_next(&f->lines, &line, &len, err);
@@ -102,8 +103,8 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 			 * previous one are committed with a resume point too: a
 			 * run killed while publishing resumes instead of
 			 * reading the whole file again. */
-			if (!f->is_stdin && f->since_cp > 0 && !f->end_cp &&
-			    ends_with_newline(f)) {
+			if (!f->is_stdin && !f->raw && f->since_cp > 0 &&
+			    !f->end_cp && ends_with_newline(f)) {
 				f->end_cp = 1;
 				return emit_checkpoint(f, ev, err);
 			}
@@ -128,7 +129,7 @@ static int file_next(as_source *s, as_event *ev, as_error *err)
 		f->since_cp++;
 		ev->raw = line;
 		ev->rawlen = len;
-		if (f->format == AS_FORMAT_JSONL) {
+		if (f->format == AS_FORMAT_JSONL || f->raw) {
 			/* The engine parses it, unless its exact text is known.
 			 */
 			f->base.records++;
@@ -230,6 +231,7 @@ int as_file_source_open(as_source **out, const as_source_cfg *cfg,
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
 	f->format = cfg->format;
+	f->raw = o->raw;
 	f->every = o->checkpoint_every > 0 ? o->checkpoint_every : 1000;
 	f->max = o->max_record_bytes > 0 ? o->max_record_bytes
 					 : ((int64_t)16 << 20);
@@ -255,7 +257,7 @@ int as_file_source_open(as_source **out, const as_source_cfg *cfg,
 		file_close(&f->base);
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
-	if (o->checkpoint && !f->is_stdin &&
+	if (o->checkpoint && !f->is_stdin && !f->raw &&
 	    (rc = resume(f, o->checkpoint, err))) {
 		file_close(&f->base);
 		return rc;

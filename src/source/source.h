@@ -68,6 +68,10 @@ typedef struct as_source_opts {
 				   */
 	const as_config *cfg;	  /* secrets, for redaction */
 	int keyed; /* the dataset configures its key (Singer: no hash key) */
+	/* Singer, every stream (engine/target.c): each message line as an
+	 * AS_EV_RECORD with only raw/rawlen (not parsed, no checkpoints);
+	 * the reader of the messages makes them events. */
+	int raw;
 } as_source_opts;
 
 /* A source refuses a checkpoint that no longer applies (the file changed):

@@ -1479,6 +1479,7 @@ static const as_store_ops postgres_ops = {
 	.stage_discard = pg_stage_discard,
 	.stage_batch = as_pg_stage_batch,
 	.publish = as_pg_publish,
+	.publish_group = as_pg_publish_group,
 	.run_end = pg_run_end,
 	.run_free = pg_run_free,
 	.runs_list = pg_runs_list,

@@ -125,6 +125,9 @@ const char *as_pg_type(as_type t);
  * "2026-01-01T00:00:00.000000Z"). */
 void as_pg_text_expr(as_buf *b, const char *expr, as_type t);
 
+int as_pg_publish_group(as_store *st, as_store *const *stores,
+			as_run_ctx *const *rcs, const as_publish_opts *pos,
+			as_counts *cs, size_t n, size_t *bad, as_error *err);
 int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		  as_counts *c, as_error *err);
 

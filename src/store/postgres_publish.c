@@ -29,7 +29,8 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	int ret;
 
 	as_arena_init(&a);
-	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_scopes(");
+	as_buf_adds(&b, "DROP TABLE IF EXISTS pg_temp._atomsync_scopes; "
+			"CREATE TEMP TABLE _atomsync_scopes(");
 	for (size_t i = 0; i < t->nscope; i++) {
 		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
 		as_buf_printf(&b, " %s, ",
@@ -662,6 +663,60 @@ int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n, as_error *err)
 	return 0;
 }
 
+/* What one run's publish does inside the publish transaction (BEGIN done,
+ * COMMIT after): fence, base, guards, outbox, apply, history, bookkeeping. */
+static int publish_in_txn(pg_store *s, as_run_ctx *rc,
+			  const as_publish_opts *po, as_counts *c,
+			  as_error *err)
+{
+	pg_run *r = rc->priv;
+	const as_table *t = rc->table;
+	int64_t C = 0, scope_rows = 0, guarded = 0;
+	as_counts gc;
+	int ret, exists = 0;
+
+	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
+			       rc->lease_ttl_ms, err)) ||
+	    (ret = check_base(s, rc, err)) ||
+	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
+	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
+				  &exists, err)))
+		return ret;
+	gc = *c;
+	if (t->mode == AS_MODE_SCOPED)
+		gc.deleted = guarded;
+	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
+		return ret;
+	/* Invariant 7: the outbox events (and NOTIFY), from the live rows
+	 * before they change. */
+	if ((ret = as_pg_outbox_publish(s, rc, c, exists, err)))
+		return ret;
+	if (r->stage && !exists && C > 0 && c->unchanged == 0 &&
+	    (ret = adopt_stage(s, rc, err)))
+		return ret;
+	if (r->stage && (ret = create_live(s, rc, exists || r->adopted, err)))
+		return ret;
+	if (t->infer && (ret = record_columns(s, rc, err)))
+		return ret;
+	/* History (store/postgres_history.c): from the rows the run changed. */
+	if ((ret = publish_apply(s, rc, c, C, err)) ||
+	    (ret = as_pg_history_after(s, rc, po, c, err)) ||
+	    (ret = publish_bookkeeping(s, rc, c, err)))
+		return ret;
+	c->live_after = c->live_before + c->inserted - c->deleted;
+	return 0;
+}
+
+static void drop_stage_after(pg_store *s, pg_run *r)
+{
+	as_error derr;
+
+	if (r->stage && !r->adopted && as_pg_drop_stage(s, r->stage, &derr))
+		as_warn("could not drop staging table %s (dropped by a later "
+			"run): %s",
+			r->stage, derr.msg);
+}
+
 /*
  * The publish: one transaction that checks the lease and the guards, writes
  * only changed rows, deletes what a confirmed-complete run did not deliver,
@@ -673,9 +728,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;
-	int64_t C = 0, scope_rows = 0, guarded = 0;
-	as_counts gc;
-	int ret, exists = 0;
+	int ret;
 
 	memset(c, 0, sizeof(*c));
 	c->seen = rc->seen;
@@ -687,53 +740,83 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_pg_begin(s, 0, err)))
 		return ret;
 	as_crash_point("publish.begin");
-	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
-			       rc->lease_ttl_ms, err)) ||
-	    (ret = check_base(s, rc, err)) ||
-	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
-	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
-				  &exists, err)))
+	if ((ret = publish_in_txn(s, rc, po, c, err)))
 		goto fail;
-	gc = *c;
-	if (t->mode == AS_MODE_SCOPED)
-		gc.deleted = guarded;
-	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
-		goto fail;
-	/* Invariant 7: the outbox events (and NOTIFY), from the live rows
-	 * before they change. */
-	if ((ret = as_pg_outbox_publish(s, rc, c, exists, err)))
-		goto fail;
-	if (r->stage && !exists && C > 0 && c->unchanged == 0 &&
-	    (ret = adopt_stage(s, rc, err)))
-		goto fail;
-	if (r->stage && (ret = create_live(s, rc, exists || r->adopted, err)))
-		goto fail;
-	if (t->infer && (ret = record_columns(s, rc, err)))
-		goto fail;
-	/* History (store/postgres_history.c): from the rows the run changed. */
-	if ((ret = publish_apply(s, rc, c, C, err)) ||
-	    (ret = as_pg_history_after(s, rc, po, c, err)) ||
-	    (ret = publish_bookkeeping(s, rc, c, err)))
-		goto fail;
-	c->live_after = c->live_before + c->inserted - c->deleted;
 	as_crash_point("publish.before_commit");
 	if (as_pg_commit(s, "publish: commit", err) &&
 	    (ret = commit_outcome(s, rc, err)))
 		goto fail;
 	as_crash_point("publish.committed");
-	if (r->stage && !r->adopted) {
-		as_error derr;
-
-		if (as_pg_drop_stage(s, r->stage, &derr))
-			as_warn("could not drop staging table %s (dropped by a later "
-				"run): %s",
-				r->stage, derr.msg);
-	}
+	drop_stage_after(s, r);
 	return 0;
 fail:
 	as_pg_rollback(s);
 	r->adopted = 0;
 	if (ret == AS_ESTORE)
 		as_error_prefix(err, "dataset %s", t->dataset);
+	return ret;
+}
+
+/*
+ * The runs of one group (the streams of one Singer input) published in ONE
+ * transaction on st's connection (invariant 1 across tables): each run is
+ * marked publishing on its own connection (stores[i], its staging drained
+ * first), then one BEGIN, each run's publish in turn, one COMMIT.  A run
+ * refused or failing rolls back the whole group; *bad is its index.
+ */
+int as_pg_publish_group(as_store *st, as_store *const *stores,
+			as_run_ctx *const *rcs, const as_publish_opts *pos,
+			as_counts *cs, size_t n, size_t *bad, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	int ret = 0;
+	size_t i;
+
+	*bad = 0;
+	if (!n)
+		return 0;
+	for (i = 0; i < n; i++) {
+		pg_store *own = (pg_store *)stores[i];
+
+		memset(&cs[i], 0, sizeof(cs[i]));
+		cs[i].seen = rcs[i]->seen;
+		cs[i].rejected = rcs[i]->rejected;
+		((pg_run *)rcs[i]->priv)->adopted = 0;
+		if ((ret = as_pg_drain(own, err)) ||
+		    (ret = mark_publishing(own, rcs[i], err))) {
+			*bad = i;
+			return ret;
+		}
+	}
+	if ((ret = as_pg_drain(s, err)))
+		return ret;
+	as_crash_point("publish.group_marked");
+	if ((ret = as_pg_begin(s, 0, err)))
+		return ret;
+	as_crash_point("publish.group_begin");
+	for (i = 0; i < n; i++) {
+		if (i)
+			as_crash_point("publish.group_between");
+		if ((ret = publish_in_txn(s, rcs[i], &pos[i], &cs[i], err))) {
+			*bad = i;
+			goto fail;
+		}
+	}
+	as_crash_point("publish.group_before_commit");
+	if (n && as_pg_commit(s, "publish: commit", err) &&
+	    (ret = commit_outcome(s, rcs[n - 1], err))) {
+		*bad = n - 1;
+		goto fail;
+	}
+	as_crash_point("publish.group_committed");
+	for (i = 0; i < n; i++)
+		drop_stage_after(s, rcs[i]->priv);
+	return 0;
+fail:
+	as_pg_rollback(s);
+	for (i = 0; i < n; i++)
+		((pg_run *)rcs[i]->priv)->adopted = 0;
+	if (ret == AS_ESTORE)
+		as_error_prefix(err, "dataset %s", rcs[*bad]->table->dataset);
 	return ret;
 }

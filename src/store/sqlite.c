@@ -1565,6 +1565,7 @@ static const as_store_ops sqlite_ops = {
 	.scan_seek = as_sq_scan_seek,
 	.scan_close = as_sq_scan_close,
 	.publish = as_sq_publish,
+	.publish_group = as_sq_publish_group,
 	.run_end = sq_run_end,
 	.run_free = as_sq_run_free,
 	.runs_list = sq_runs_list,

@@ -77,6 +77,9 @@ int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
 int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
 		    as_error *err);
 void as_sq_scan_close(as_store *st, as_run_ctx *rc);
+int as_sq_publish_group(as_store *st, as_store *const *stores,
+			as_run_ctx *const *rcs, const as_publish_opts *pos,
+			as_counts *cs, size_t n, size_t *bad, as_error *err);
 int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		  as_counts *c, as_error *err);
 

@@ -558,32 +558,22 @@ int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err)
 }
 
 /*
- * The publish: one transaction that checks the lease and the guards, writes
- * only changed rows, deletes what a confirmed-complete run did not deliver,
- * moves the cursor and records the run.  Any failure rolls all of it back.
+ * What one run's publish does inside the publish transaction (BEGIN done,
+ * COMMIT after): fence, base, guards, outbox, apply, history, bookkeeping.
+ * *renamed: the staging became the live table (nothing to drop after).
  */
-int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-		  as_counts *c, as_error *err)
+static int publish_in_txn(sq_store *s, as_run_ctx *rc,
+			  const as_publish_opts *po, as_counts *c, int *renamed,
+			  as_error *err)
 {
-	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	as_counts gc;
 	sq_spans sp;
-	int ret, renamed = 0;
+	int ret;
 
-	memset(c, 0, sizeof(*c));
-	c->seen = rc->seen;
-	c->rejected = rc->rejected;
-	if ((ret = mark_publishing(s, rc, err)))
-		return ret;
-	as_crash_point("publish.marked");
-	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
-	if ((ret = as_sq_txn(s, "BEGIN IMMEDIATE", "beginning the publish",
-			     err)))
-		goto out;
-	as_crash_point("publish.begin");
+	*renamed = 0;
 	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
@@ -591,21 +581,21 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  err)))
-		goto fail;
+		return ret;
 	gc = *c;
 	if (t->mode == AS_MODE_SCOPED)
 		gc.deleted = guarded;
 	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
-		goto fail;
+		return ret;
 	/* Invariant 7: the outbox events, from the live rows before they
 	 * change. */
 	if ((ret = as_sq_outbox_publish(s, rc, c, err)))
-		goto fail;
+		return ret;
 	if (r->stage) {
 		int exists;
 
 		if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
-			goto fail;
+			return ret;
 		if (!exists && c->unchanged == 0) {
 			/* The first publish: the staging table has the live
 			 * table's exact schema and holds every row, so it
@@ -618,7 +608,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 				r->spans_q, r->stage_q, r->live_q);
 			ret = sql_exec(s, &b, NULL, err);
 			as_buf_free(&b);
-			renamed = 1;
+			*renamed = 1;
 		} else {
 			char *sql = as_sq_create_sql(t, t->table);
 
@@ -642,47 +632,150 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 			as_buf_free(&b);
 		}
 		if (ret)
-			goto fail;
+			return ret;
 	}
 	/* History (store/sqlite_history.c): SCD2 triggers before the live
 	 * table changes, the snapshot or new versions after. */
 	if ((ret = as_sq_history_before(s, rc, po, c, err)) ||
-	    (ret = publish_apply(s, rc, c, renamed ? 0 : C, err)) ||
+	    (ret = publish_apply(s, rc, c, *renamed ? 0 : C, err)) ||
 	    (ret = as_sq_history_after(s, rc, po, err)) ||
 	    (ret = publish_bookkeeping(s, rc, c,
-				       renamed ? r->live_q : r->stage_q, err)))
-		goto fail;
+				       *renamed ? r->live_q : r->stage_q, err)))
+		return ret;
 	c->live_after = c->live_before + c->inserted - c->deleted;
-	as_crash_point("publish.before_commit");
-	if ((ret = as_sq_txn(s, "COMMIT", "committing the publish", err))) {
-		/* Only the sync failed: every WAL frame, the commit record
-		 * too, may be on disk, and recovery would then keep the
-		 * publish (tests/reliability saw it).  Say so. */
-		if (err->native == SQLITE_IOERR_FSYNC) {
-			size_t n = strlen(err->msg);
+	return 0;
+}
 
-			snprintf(
-				err->msg + n, sizeof(err->msg) - n,
-				"; the publish may "
-				"still be found committed once the disk recovers "
-				"(`atomsync runs` shows the outcome)");
-		}
-		goto fail;
+/* COMMIT of a publish; a failed sync is named as such. */
+static int publish_commit(sq_store *s, as_error *err)
+{
+	int ret = as_sq_txn(s, "COMMIT", "committing the publish", err);
+
+	/* Only the sync failed: every WAL frame, the commit record too, may
+	 * be on disk, and recovery would then keep the publish
+	 * (tests/reliability saw it).  Say so. */
+	if (ret && err->native == SQLITE_IOERR_FSYNC) {
+		size_t n = strlen(err->msg);
+
+		snprintf(err->msg + n, sizeof(err->msg) - n,
+			 "; the publish may "
+			 "still be found committed once the disk recovers "
+			 "(`atomsync runs` shows the outcome)");
 	}
+	return ret;
+}
+
+static void drop_stage_after(sq_store *s, sq_run *r, int renamed)
+{
+	as_error derr;
+
+	if (r->stage && !renamed && as_sq_drop_stage(s, r->stage, &derr))
+		as_warn("could not drop staging table %s (dropped by a later "
+			"run): %s",
+			r->stage, derr.msg);
+}
+
+/*
+ * The publish: one transaction that checks the lease and the guards, writes
+ * only changed rows, deletes what a confirmed-complete run did not deliver,
+ * moves the cursor and records the run.  Any failure rolls all of it back.
+ */
+int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
+		  as_counts *c, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	int ret, renamed = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->seen = rc->seen;
+	c->rejected = rc->rejected;
+	if ((ret = mark_publishing(s, rc, err)))
+		return ret;
+	as_crash_point("publish.marked");
+	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
+	if ((ret = as_sq_txn(s, "BEGIN IMMEDIATE", "beginning the publish",
+			     err)))
+		goto out;
+	as_crash_point("publish.begin");
+	if ((ret = publish_in_txn(s, rc, po, c, &renamed, err)))
+		goto fail;
+	as_crash_point("publish.before_commit");
+	if ((ret = publish_commit(s, err)))
+		goto fail;
 	as_crash_point("publish.committed");
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	if (r->stage && !renamed) {
-		as_error derr;
-
-		if (as_sq_drop_stage(s, r->stage, &derr))
-			as_warn("could not drop staging table %s (dropped by a later "
-				"run): %s",
-				r->stage, derr.msg);
-	}
+	drop_stage_after(s, rc->priv, renamed);
 	return 0;
 fail:
 	as_sq_rollback(s);
 out:
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
+	return ret;
+}
+
+/*
+ * The runs of one group (the streams of one Singer input) published in ONE
+ * transaction on st's connection (invariant 1 across tables): each run is
+ * marked publishing on its own connection (stores[i]), then one BEGIN, each
+ * run's publish in turn, one COMMIT.  A run refused or failing rolls back
+ * the whole group; *bad is its index.  Every run staged and committed its
+ * staging before, so this connection sees it.
+ */
+int as_sq_publish_group(as_store *st, as_store *const *stores,
+			as_run_ctx *const *rcs, const as_publish_opts *pos,
+			as_counts *cs, size_t n, size_t *bad, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	int *renamed = calloc(n ? n : 1, sizeof(int));
+	int ret = 0;
+	size_t i;
+
+	*bad = 0;
+	if (!n)
+		return 0;
+	if (!renamed)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		memset(&cs[i], 0, sizeof(cs[i]));
+		cs[i].seen = rcs[i]->seen;
+		cs[i].rejected = rcs[i]->rejected;
+		if ((ret = mark_publishing((sq_store *)stores[i], rcs[i],
+					   err))) {
+			*bad = i;
+			free(renamed);
+			return ret;
+		}
+	}
+	as_crash_point("publish.group_marked");
+	as_sq_exec(s, "PRAGMA synchronous=FULL", NULL);
+	if ((ret = as_sq_txn(s, "BEGIN IMMEDIATE",
+			     "beginning the group publish", err)))
+		goto out;
+	as_crash_point("publish.group_begin");
+	for (i = 0; i < n; i++) {
+		if (i)
+			as_crash_point("publish.group_between");
+		if ((ret = publish_in_txn(s, rcs[i], &pos[i], &cs[i],
+					  &renamed[i], err))) {
+			*bad = i;
+			goto fail;
+		}
+	}
+	as_crash_point("publish.group_before_commit");
+	if ((ret = publish_commit(s, err))) {
+		*bad = n ? n - 1 : 0;
+		goto fail;
+	}
+	as_crash_point("publish.group_committed");
+	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
+	for (i = 0; i < n; i++)
+		drop_stage_after(s, rcs[i]->priv, renamed[i]);
+	free(renamed);
+	return 0;
+fail:
+	as_sq_rollback(s);
+out:
+	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
+	free(renamed);
 	return ret;
 }

@@ -294,6 +294,18 @@ typedef struct as_store_ops {
 	/* One transaction: the publish (invariants 1, 3, 5, 8, 10). */
 	int (*publish)(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		       as_counts *out, as_error *err);
+	/* One transaction for several runs (the streams of one Singer
+	 * input), on st's connection: each run rcs[i] staged through
+	 * stores[i] (a connection to the same store) and is marked
+	 * publishing there; then one BEGIN, each run's publish (its fence,
+	 * guards, outbox, apply, bookkeeping) with pos[i] into cs[i], one
+	 * COMMIT (invariant 1 across tables).  A refusal or failure of any
+	 * run rolls back all of them; *bad is that run's index.  Not for
+	 * scoped or history datasets. */
+	int (*publish_group)(as_store *st, as_store *const *stores,
+			     as_run_ctx *const *rcs, const as_publish_opts *pos,
+			     as_counts *cs, size_t n, size_t *bad,
+			     as_error *err);
 	/* Record a failed or refused end; refused also drops the staging. */
 	int (*run_end)(as_store *st, as_run_ctx *rc, const char *status,
 		       const char *error, as_error *err);

@@ -441,35 +441,91 @@ class TargetTest(SingerBase):
         self.assertEqual([r for r in table if not r[3]], [])
 
     def test_state_only_after_publish(self):
-        """Invariant 8: STATE reaches stdout only after the data it covers
-        is published: a crash just before a publish commits writes no
-        STATE and leaves that table and its bookmark as they were; the
-        replayed input then publishes and writes it."""
-        tap = self.path("tap.singer")
-        with open(tap, "w") as f:
-            import subprocess
-            subprocess.run([sys.executable, MULTITAP, "--count", "20",
-                            "--streams", "orders,items"], stdout=f, check=True)
-        r = self.target(tap, env={"ATOMSYNC_CRASH": "publish.before_commit:2"})
-        self.assertEqual(r.returncode, CRASH_EXIT, r.stderr)
-        self.assertEqual(r.stdout, "")
-        self.assertEqual(self.table_data("items"), [])
-        # Known limit (docs/architecture.md): each stream publishes in its
-        # own transaction, so the first table was published.
-        self.assertEqual(len(self.table_data("orders")), 20)
-        r = self.target(tap)
+        """Invariants 1, 2, 8: every stream of one input is published in
+        ONE transaction, and STATE reaches stdout only after it commits: a
+        crash at any point of the group publish before its commit (after
+        marking, after BEGIN, between two tables, before COMMIT) leaves
+        every table and every bookmark as they were and writes no STATE; a
+        crash just after the commit has moved all of them together; the
+        replayed input then publishes every stream and writes the STATE."""
+        def tap(name, count):
+            p = self.path(name)
+            with open(p, "w") as f:
+                subprocess.run([sys.executable, MULTITAP, "--count", str(count),
+                                "--streams", "orders,items,customers"],
+                               stdout=f, check=True)
+            return p
+        tables = ("orders", "items", "customers")
+        r = self.target(tap("first.singer", 10))
         self.assertEqual(r.returncode, OK, r.stderr)
-        self.assertEqual(json.loads(r.stdout)["bookmarks"], {"orders": 20, "items": 20})
-        self.assertEqual(len(self.table_data("items")), 20)
-        (cur,), = self.store.query(
-            "SELECT cursor FROM atomsync_state WHERE dataset = 'items'")
-        self.assertEqual(json.loads(cur)["bookmarks"]["items"], 20)
+        t20 = tap("tap.singer", 20)
+        for point in ("publish.group_marked", "publish.group_begin",
+                      "publish.group_between:1", "publish.group_between:2",
+                      "publish.group_before_commit"):
+            before = {t: self.store.full_rows(t) for t in tables}
+            r = self.target(t20, env={"ATOMSYNC_CRASH": point})
+            self.assertEqual(r.returncode, CRASH_EXIT, point + r.stderr)
+            self.assertEqual(r.stdout, "")
+            for t in tables:
+                self.assertEqual(self.store.full_rows(t), before[t], point)
+                self.assertEqual(len(self.table_data(t)), 10, point)
+                (cur,), = self.store.query(
+                    "SELECT cursor FROM atomsync_state WHERE dataset = '%s'" % t)
+                self.assertEqual(json.loads(cur)["bookmarks"][t], 10, point)
+        r = self.target(t20, env={"ATOMSYNC_CRASH": "publish.group_committed"})
+        self.assertEqual(r.returncode, CRASH_EXIT, r.stderr)
+        for t in tables:
+            self.assertEqual(len(self.table_data(t)), 20)
+            (cur,), = self.store.query(
+                "SELECT cursor FROM atomsync_state WHERE dataset = '%s'" % t)
+            self.assertEqual(json.loads(cur)["bookmarks"][t], 20)
+        r = self.target(tap("tap30.singer", 30))
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["bookmarks"],
+                         {"orders": 30, "items": 30, "customers": 30})
+        for t in tables:
+            self.assertEqual(len(self.table_data(t)), 30)
         # Replaying the same output changes nothing (invariant 5).
         before = self.store.full_rows("orders")
-        r = self.target(tap)
+        r = self.target(tap("tap30.singer", 30))
         self.assertIn("orders: run", r.stderr)
-        self.assertIn("0 inserted, 0 updated, 20 unchanged", r.stderr)
+        self.assertIn("0 inserted, 0 updated, 30 unchanged", r.stderr)
         self.assertEqual(self.store.full_rows("orders"), before)
+
+    def test_one_refused_table_refuses_all(self):
+        """Invariants 1, 3: a guard that refuses one stream's table refuses
+        the whole input: no table is published, every run is recorded
+        refused, no STATE is written (exit 3)."""
+        def tap(name, n_orders, n_items):
+            p = self.path(name)
+            with open(p, "w") as f:
+                for st, n in (("orders", n_orders), ("items", n_items)):
+                    f.write(json.dumps({"type": "SCHEMA", "stream": st,
+                                        "key_properties": ["id"],
+                                        "schema": {"properties": {"id": {"type": "integer"}}}})
+                            + "\n")
+                    f.write('{"type":"ACTIVATE_VERSION","stream":"%s","version":1}\n' % st)
+                    for i in range(1, n + 1):
+                        f.write('{"type":"RECORD","stream":"%s","record":{"id":%d}}\n'
+                                % (st, i))
+                f.write('{"type":"STATE","value":{"n":%d}}\n' % n_items)
+            return p
+        r = self.target(tap("a", 100, 100))
+        self.assertEqual(r.returncode, OK, r.stderr)
+        before = {t: self.store.full_rows(t) for t in ("orders", "items")}
+        r = self.target(tap("b", 120, 10))
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, "")
+        for t in ("orders", "items"):
+            self.assertEqual(self.store.full_rows(t), before[t])
+            (st,), = self.store.query(
+                "SELECT status FROM atomsync_runs WHERE dataset = '%s' "
+                "ORDER BY run_id DESC LIMIT 1" % t)
+            self.assertEqual(st, "refused", t)
+        r = self.target(tap("b", 120, 10), "--allow-deletes")
+        self.assertEqual(r.returncode, OK, r.stderr)
+        self.assertEqual(len(self.table_data("orders")), 120)
+        self.assertEqual(len(self.table_data("items")), 10)
 
     def test_config_and_prefix(self):
         """--config: a dataset with a singer source naming a stream gives it
@@ -781,6 +837,189 @@ class BookmarkTest(SingerBase):
         self.atomsync("run", "orders", check=FAILED)
         self.assertEqual(json.loads(self.status()["orders"]["cursor"])
                          ["bookmarks"]["orders"], 100)
+
+
+EVERY_DS = """
+store: {store}
+datasets:
+  shop:
+    mode: incremental
+    schema: json
+    table_prefix: shop_
+    source:
+      exec: "%(py)s %(tap)s --streams orders,items,customers --count %(count)s --state {state} --log tap.log %(args)s"
+      format: singer
+      stream: "*"
+"""
+
+
+@for_each_store
+class EveryStreamTest(SingerBase):
+    """`atomsync run` of a dataset whose singer source takes every stream
+    (stream: "*"): each stream its own table, all published in ONE
+    transaction, the tap's STATE kept with them and handed back."""
+
+    TABLES = ("shop_orders", "shop_items", "shop_customers")
+
+    def setup_tap(self, count, args=""):
+        self.config(EVERY_DS % {"py": sys.executable, "tap": MULTITAP,
+                                "count": count, "args": args})
+
+    def given(self):
+        with open(self.path("tap.log")) as f:
+            return [json.loads(line)["state"] for line in f]
+
+    def bookmark(self, table):
+        (cur,), = self.store.query(
+            "SELECT cursor FROM atomsync_state WHERE dataset = 'shop.%s'" % table)
+        return json.loads(cur)["bookmarks"]
+
+    def test_every_stream_own_table_and_bookmark(self):
+        """Every stream into its own table (prefix + stream name), one run
+        of the tap; the run line sums the streams; the next run is handed
+        the STATE published with the tables (invariant 8), so an
+        incremental tap continues."""
+        self.setup_tap(50)
+        r = self.atomsync("run", check=OK)
+        self.assertIn("shop: run", r.stdout)
+        self.assertIn("150 seen, 150 inserted", r.stdout)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 50)
+        self.setup_tap(80)
+        r = self.atomsync("run", check=OK)
+        self.assertIn("90 seen, 90 inserted", r.stdout)
+        self.assertEqual(self.given()[0], "{}\n")
+        self.assertEqual(json.loads(self.given()[1])["bookmarks"],
+                         {"orders": 50, "items": 50, "customers": 50})
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 80)
+            self.assertEqual(self.bookmark(t)["orders"], 80)
+
+    def test_crash_in_group_publish(self):
+        """Invariants 1, 2, 8 (fault test): a crash at any point of the
+        group publish before its commit leaves every table and every
+        bookmark where they were; the next run (handed the old STATE)
+        publishes all; a crash after the commit has moved all together."""
+        self.setup_tap(40)
+        self.atomsync("run", check=OK)
+        before = {t: self.store.full_rows(t) for t in self.TABLES}
+        self.setup_tap(60)
+        for point in ("publish.group_begin", "publish.group_between:1",
+                      "publish.group_between:2", "publish.group_before_commit"):
+            r = self.atomsync("run", env={"ATOMSYNC_CRASH": point})
+            self.assertEqual(r.returncode, CRASH_EXIT, point + r.stderr)
+            for t in self.TABLES:
+                self.assertEqual(self.store.full_rows(t), before[t], point)
+                self.assertEqual(self.bookmark(t)["items"], 40, point)
+        r = self.atomsync("run", env={"ATOMSYNC_CRASH": "publish.group_committed"})
+        self.assertEqual(r.returncode, CRASH_EXIT, r.stderr)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 60)
+            self.assertEqual(self.bookmark(t)["customers"], 60)
+        self.assertEqual(json.loads(self.given()[-1])["bookmarks"]["orders"], 40)
+        self.setup_tap(70)
+        self.atomsync("run", check=OK)
+        self.assertEqual(json.loads(self.given()[-1])["bookmarks"]["orders"], 60)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 70)
+
+    def test_kill9_mid_group_publish(self):
+        """Invariants 1, 2 (fault test): a run killed (kill -9) while it is
+        stopped between two tables of its group publish leaves no table
+        ahead of another; the next run publishes all of them."""
+        self.setup_tap(30)
+        self.atomsync("run", check=OK)
+        before = {t: self.store.full_rows(t) for t in self.TABLES}
+        self.setup_tap(45)
+        env = dict(os.environ, ATOMSYNC_CRASH="publish.group_between:2",
+                   ATOMSYNC_CRASH_ACTION="stop")
+        p = subprocess.Popen([BIN, "run"], cwd=self.dir, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from atomsync_test import proc_state
+        for _ in range(600):
+            if proc_state(p.pid) == "T":
+                break
+            time.sleep(0.05)
+        self.assertEqual(proc_state(p.pid), "T")
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        for t in self.TABLES:
+            self.assertEqual(self.store.full_rows(t), before[t])
+        self.atomsync("run", check=OK)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 45)
+            self.assertEqual(self.bookmark(t)["orders"], 45)
+
+    def test_failed_tap_publishes_nothing(self):
+        """A tap that exits non-zero halfway publishes no table and the
+        bookmark stays (invariants 2, 8)."""
+        self.setup_tap(20)
+        self.atomsync("run", check=OK)
+        self.setup_tap(50, "--fail-at 40")
+        r = self.atomsync("run", check=FAILED)
+        self.assertIn("nothing was published", r.stderr)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 20)
+            self.assertEqual(self.bookmark(t)["orders"], 20)
+
+    def test_serve_schedule(self):
+        """The daemon reads a stream: "*" dataset's last run from its
+        streams' run records: a second `serve --once` within the schedule's
+        interval does not run the tap again."""
+        self.setup_tap(10)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.config(text.replace("    mode: incremental\n",
+                                 "    mode: incremental\n    schedule: 1h\n"))
+        self.atomsync("serve", "--once", "--listen", "127.0.0.1:0", check=OK)
+        self.atomsync("serve", "--once", "--listen", "127.0.0.1:0", check=OK)
+        self.assertEqual(len(self.given()), 1)
+        for t in self.TABLES:
+            self.assertEqual(len(self.table_data(t)), 10)
+
+    def test_stream_overrides(self):
+        """streams: {NAME: {table, key, mode}} gives one stream its own
+        table, key and mode; the others keep the prefix and their SCHEMA
+        key. A bad entry is named by file:line."""
+        self.setup_tap(20)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.config(text.replace(
+            "    table_prefix: shop_\n",
+            "    table_prefix: shop_\n    streams:\n"
+            "      orders: {table: sales, key: [stream, id]}\n"
+            "      items: {mode: append}\n"))
+        r = self.atomsync("run", check=OK)
+        self.assertIn("60 inserted", r.stdout)
+        self.assertFalse(self.store.table_exists("shop_orders"))
+        self.assertEqual(len(self.store.rows("sales", ["stream", "id"])), 20)
+        self.assertEqual(len(self.table_data("shop_items")), 20)
+        self.assertEqual(len(self.table_data("shop_customers")), 20)
+        self.assertEqual(self.runs("shop.shop_items")[0]["mode"], "append")
+        self.assertEqual(self.runs("shop.sales")[0]["mode"], "incremental")
+        self.config(text.replace(
+            "    table_prefix: shop_\n",
+            "    table_prefix: shop_\n    streams:\n"
+            "      orders: {table: 9bad}\n"))
+        r = self.atomsync("run", check=USAGE)
+        self.assertIn("atomsync.yml:9", r.stderr)
+        self.assertIn("table name", r.stderr)
+
+    def test_config_errors(self):
+        """What applies to one table is refused with stream: "*", naming
+        file:line; table_prefix needs stream: "*"."""
+        self.setup_tap(5)
+        with open(self.path("atomsync.yml")) as f:
+            text = f.read()
+        self.config(text.replace("    mode: incremental\n",
+                                 "    mode: incremental\n    key: [id]\n"))
+        r = self.atomsync("run", check=USAGE)
+        self.assertIn("atomsync.yml:6", r.stderr)
+        self.assertIn("'key' in dataset 'shop' applies to one table", r.stderr)
+        self.config(text.replace('      stream: "*"\n', ""))
+        r = self.atomsync("run", check=USAGE)
+        self.assertIn("'table_prefix' in dataset 'shop' needs a singer source "
+                      'with stream: "*"', r.stderr)
 
 
 if __name__ == "__main__":
