@@ -726,13 +726,14 @@ int as_sq_publish_group(as_store *st, as_store *const *stores,
 			as_counts *cs, size_t n, size_t *bad, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
-	int *renamed = calloc(n ? n : 1, sizeof(int));
+	int *renamed;
 	int ret = 0;
 	size_t i;
 
 	*bad = 0;
 	if (!n)
 		return 0;
+	renamed = calloc(n, sizeof(int));
 	if (!renamed)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
