@@ -323,7 +323,13 @@ char *as_json_compact(const json_t *v)
 		as_json_free(s);
 		return NULL;
 	}
+	/* Only a whole string can be a marker: inside a string (after an
+	 * escaped quote, say) the same bytes are the string's own. */
 	for (r = s, w = out; *r;) {
+		if (*r != '"') {
+			*w++ = *r++;
+			continue;
+		}
 		if (!strncmp(r, MARK, MARK_LEN) &&
 		    (r[MARK_LEN] == '-' ||
 		     (r[MARK_LEN] >= '0' && r[MARK_LEN] <= '9'))) {
@@ -340,7 +346,15 @@ char *as_json_compact(const json_t *v)
 				continue;
 			}
 		}
+		/* Any other string, copied whole with its escapes. */
 		*w++ = *r++;
+		while (*r && *r != '"') {
+			if (*r == '\\' && r[1])
+				*w++ = *r++;
+			*w++ = *r++;
+		}
+		if (*r)
+			*w++ = *r++;
 	}
 	*w = '\0';
 	as_json_free(s);

@@ -148,6 +148,18 @@ static void test_parse_nul(void **state)
 	assert_int_equal(err.code, AS_EINPUT);
 	assert_non_null(strstr(err.msg, "f:4:"));
 	assert_null(strstr(err.msg, "JSON_ALLOW_NUL"));
+	/* Inside a string, after an escaped quote, the bytes of a marker are
+	 * the string's own: printed back as they were (a fuzzer's find). */
+	{
+		const char *inside = "{\"sJ\":\"a\\\"\\u00000\"}";
+
+		v = as_json_parse_record(inside, strlen(inside), "f:5", &err);
+		assert_non_null(v);
+		out = as_json_compact(v);
+		assert_string_equal(out, inside);
+		as_json_free(out);
+		json_decref(v);
+	}
 }
 
 static void test_parse_columns_any(void **state)
