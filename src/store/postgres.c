@@ -1037,6 +1037,13 @@ static int known_cols(pg_store *s, as_table *t, as_error *err)
 	return 0;
 }
 
+/* A table's columns, in order, with their declared types. */
+static const char TABLE_COLUMNS_SQL[] =
+	"SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+	"FROM pg_attribute a WHERE a.attrelid = "
+	"to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+	"a.attisdropped ORDER BY a.attnum";
+
 /* An inferring spec: adopt the table's columns (store/schema.c).  A
  * staging records its types for stage_alter. */
 static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name, int stage,
@@ -1051,12 +1058,8 @@ static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name, int stage,
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, name);
-	if (as_pg_exec(s,
-		       "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-		       "FROM pg_attribute a WHERE a.attrelid = "
-		       "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-		       "a.attisdropped ORDER BY a.attnum",
-		       &p, &res, "reading table schema", err))
+	if (as_pg_exec(s, TABLE_COLUMNS_SQL, &p, &res, "reading table schema",
+		       err))
 		return err->code;
 	n = PQntuples(res);
 	names = calloc((size_t)n + 1, sizeof(*names));
@@ -1103,12 +1106,8 @@ static int check_table(pg_store *s, as_table *t, const char *name,
 
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, name);
-	if (as_pg_exec(s,
-		       "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-		       "FROM pg_attribute a WHERE a.attrelid = "
-		       "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-		       "a.attisdropped ORDER BY a.attnum",
-		       &p, &res, "reading table schema", err))
+	if (as_pg_exec(s, TABLE_COLUMNS_SQL, &p, &res, "reading table schema",
+		       err))
 		return err->code;
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {

@@ -62,11 +62,7 @@ static as_type type_of_pg(const char *decl)
 	return AS_TYPE_AUTO;
 }
 
-/*
- * Compare an existing history table with the shape this configuration
- * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
- * is a configuration error: history is never silently reshaped or lost.
- */
+/* as_hist_evolve's callback: one column added to the history table. */
 static int hist_add_col(void *ud, const char *name, const char *type)
 {
 	void **a = ud;
@@ -90,7 +86,7 @@ static int hist_evolve(pg_store *s, const as_hist *h, as_table *t,
 {
 	PGresult *res = NULL;
 	as_pg_params p;
-	const char *names[512];
+	const char **names;
 	void *ud[3] = {s, (void *)h, err};
 	size_t n;
 	int rc;
@@ -104,12 +100,17 @@ static int hist_evolve(pg_store *s, const as_hist *h, as_table *t,
 		     "a.attisdropped ORDER BY a.attnum",
 		     &p, &res, "reading the history table", err)))
 		return rc;
+	/* Every column, however many: one missed would be added again. */
 	n = (size_t)PQntuples(res);
-	if (n > 512)
-		n = 512;
+	names = calloc(n ? n : 1, sizeof(*names));
+	if (!names) {
+		PQclear(res);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < n; i++)
 		names[i] = PQgetvalue(res, (int)i, 0);
 	rc = as_hist_evolve(h, t, &TYPES, names, n, hist_add_col, ud);
+	free(names);
 	PQclear(res);
 	if (rc == -1)
 		return as_error_set(err, AS_EUSAGE,
@@ -119,6 +120,11 @@ static int hist_evolve(pg_store *s, const as_hist *h, as_table *t,
 	return rc ? err->code : 0;
 }
 
+/*
+ * Compare an existing history table with the shape this configuration
+ * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
+ * is a configuration error: history is never silently reshaped or lost.
+ */
 static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));

@@ -77,11 +77,7 @@ static as_type type_of_decl(const char *decl)
 	return AS_TYPE_AUTO;
 }
 
-/*
- * Compare an existing history table with the shape this configuration
- * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
- * is a configuration error: history is never silently reshaped or lost.
- */
+/* as_hist_evolve's callback: one column added to the history table. */
 static int hist_add_col(void *ud, const char *name, const char *type)
 {
 	void **a = ud;
@@ -105,10 +101,10 @@ static int hist_evolve(sq_store *s, const as_hist *h, as_table *t,
 {
 	as_buf b = AS_BUF_INIT;
 	sqlite3_stmt *q = NULL;
-	char *names[512];
-	size_t n = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
 	void *ud[3] = {s, (void *)h, err};
-	int rc;
+	int rc, step;
 
 	as_buf_adds(&b, "PRAGMA table_info(");
 	as_buf_add_ident(&b, h->name);
@@ -117,13 +113,33 @@ static int hist_evolve(sq_store *s, const as_hist *h, as_table *t,
 	as_buf_free(&b);
 	if (rc)
 		return rc;
-	while (n < 512 && sqlite3_step(q) == SQLITE_ROW)
-		names[n++] = as_strdup((const char *)sqlite3_column_text(q, 1));
+	/* Every column, however many: one missed would be added again. */
+	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			char **nn = realloc(names, ncap * sizeof(*names));
+
+			if (!nn)
+				break;
+			names = nn;
+			cap = ncap;
+		}
+		if (!(names[n] = as_strdup(
+			      (const char *)sqlite3_column_text(q, 1))))
+			break;
+		n++;
+	}
+	if (step == SQLITE_ROW)
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+	else if (step != SQLITE_DONE)
+		rc = as_sq_fail(s, err, "reading the history table");
 	sqlite3_finalize(q);
-	rc = as_hist_evolve(h, t, &TYPES, (const char *const *)names, n,
-			    hist_add_col, ud);
+	if (!rc)
+		rc = as_hist_evolve(h, t, &TYPES, (const char *const *)names, n,
+				    hist_add_col, ud);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
+	free(names);
 	if (rc == -1)
 		return as_error_set(err, AS_EUSAGE,
 				    "table %s exists but lacks a configured "
@@ -132,6 +148,11 @@ static int hist_evolve(sq_store *s, const as_hist *h, as_table *t,
 	return rc ? err->code : 0;
 }
 
+/*
+ * Compare an existing history table with the shape this configuration
+ * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
+ * is a configuration error: history is never silently reshaped or lost.
+ */
 static int hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));

@@ -226,6 +226,20 @@ class SchemaTest(StoreTestCase):
                 self.assertEqual(self.store.rows("items", ["id", "v", "extra"]),
                                  [(1, 1, None), (2, 2, None)])
 
+    def test_wide_history_gains_a_column(self):
+        """A history table of more than 512 columns: every existing column
+        is seen, so a new field adds only itself (a cap once made the
+        publish add an existing column again and fail)."""
+        extra = "    history: snapshot\n"
+        wide = {"f%03d" % i: i for i in range(600)}
+        self.load([dict(wide, id=1), dict(wide, id=2)], extra=extra)
+        self.load([dict(wide, id=1, extra="e"), dict(wide, id=2)], extra=extra)
+        hist = [n for n, _ in user_cols(self.store, "items_history")]
+        self.assertIn("extra", hist)
+        self.assertIn("f599", hist)
+        self.assertEqual(self.store.rows("items", ["id", "f599", "extra"]),
+                         [(1, 599, "e"), (2, 599, None)])
+
     def test_contracts(self):
         """freeze: an unknown field is a bad record naming it; discard_value
         drops it (counted); discard_row sends the record to the reject
