@@ -424,6 +424,15 @@ static int parse_streams(dsctx *d)
 	return rc;
 }
 
+/* reject_file: NAME.rejects.jsonl unless set, relative to the config. */
+static int default_reject_file(dsctx *d)
+{
+	int rc = default_str(d->s.c, &d->ds->reject_file, d->ds->name,
+			     ".rejects.jsonl");
+
+	return rc ? rc : as_cfg_resolve_path(d->s.c, &d->ds->reject_file);
+}
+
 /* A Singer source taking every stream: each stream gets its own table
  * (table_prefix + the stream's name, normalised) and its key from SCHEMA,
  * so nothing of one table may be configured here. */
@@ -471,12 +480,7 @@ static int finish_every_stream(dsctx *d)
 		}
 	}
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
-	if (!rc)
-		rc = default_str(d->s.c, &ds->reject_file, ds->name,
-				 ".rejects.jsonl");
-	if (!rc)
-		rc = as_cfg_resolve_path(d->s.c, &ds->reject_file);
-	return rc;
+	return rc ? rc : default_reject_file(d);
 }
 
 static int finish_dataset(dsctx *d)
@@ -517,12 +521,7 @@ static int finish_dataset(dsctx *d)
 	rc = default_str(d->s.c, &ds->table, ds->name, "");
 	if (!rc)
 		rc = check_table(d);
-	if (!rc)
-		rc = default_str(d->s.c, &ds->reject_file, ds->name,
-				 ".rejects.jsonl");
-	if (!rc)
-		rc = as_cfg_resolve_path(d->s.c, &ds->reject_file);
-	return rc;
+	return rc ? rc : default_reject_file(d);
 }
 
 int as_cfg_parse_dataset(cx *c, const ynode *kn, const ynode *vn,
