@@ -3,9 +3,11 @@
  * all scalars.  It accepts only text that jansson (util/json.c) parses to
  * the same values and declines everything else -- any syntax error, nested
  * values, integers beyond 64 bits, reals out of range, duplicate keys,
- * \u0000, invalid UTF-8, more fields or escaped bytes than it has room for
- * -- so a caller falls back to as_json_parse_record, which gives the exact
- * error or the full value.  Nothing is allocated.
+ * \u escapes, invalid UTF-8, more fields than it has room for, a text
+ * longer than AS_JFLAT_MAX_TEXT -- so a caller falls back to
+ * as_json_parse_record, which gives the exact error or the full value.
+ * Built on simdjson (util/jflat.cpp); the fields' strings stay valid until
+ * the thread's next call.
  */
 #ifndef AS_UTIL_JFLAT_H
 #define AS_UTIL_JFLAT_H
@@ -33,13 +35,11 @@ typedef struct as_jfield {
 } as_jfield;
 
 #define AS_JFLAT_MAX_FIELDS 64
-#define AS_JFLAT_SCRATCH 4096
+#define AS_JFLAT_MAX_TEXT 65536 /* longer records go the jansson way */
 
 typedef struct as_jflat {
 	size_t n;
 	as_jfield f[AS_JFLAT_MAX_FIELDS];
-	size_t used;			/* bytes of scratch in use */
-	char scratch[AS_JFLAT_SCRATCH]; /* decoded escaped strings */
 } as_jflat;
 
 /* 0 and the fields in text order, or -1: not a record this scanner

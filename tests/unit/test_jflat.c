@@ -123,7 +123,7 @@ static void test_scan_values(void **state)
 
 static void test_scan_declines(void **state)
 {
-	char big[AS_JFLAT_SCRATCH * 2 + 64], many[AS_JFLAT_MAX_FIELDS * 8 + 8];
+	char big[AS_JFLAT_MAX_TEXT + 64], many[AS_JFLAT_MAX_FIELDS * 8 + 8];
 	char *p;
 
 	(void)state;
@@ -152,7 +152,7 @@ static void test_scan_declines(void **state)
 	declines("{\"s\":\"a\\u0000b\"}", NULL);
 	/* Past its fixed room: declined, never cut short. */
 	p = big + sprintf(big, "{\"s\":\"");
-	for (size_t i = 0; i <= AS_JFLAT_SCRATCH; i++)
+	for (size_t i = 0; i <= AS_JFLAT_MAX_TEXT / 2; i++)
 		p += sprintf(p, "\\n");
 	sprintf(p, "\"}");
 	declines(big, NULL);
