@@ -29,7 +29,8 @@ extern "C" {
 
 using namespace simdjson;
 
-namespace {
+namespace
+{
 
 struct scanner {
 	ondemand::parser parser{AS_JFLAT_MAX_TEXT};
@@ -194,7 +195,8 @@ extern "C" int as_jflat_scan(const char *text, size_t len, as_jflat *out)
 	}
 	std::memcpy(tls->text, text, len);
 	std::memset(tls->text + len, 0, SIMDJSON_PADDING);
-	if (tls->parser.iterate(tls->text, len, len + SIMDJSON_PADDING).get(doc))
+	if (tls->parser.iterate(tls->text, len, len + SIMDJSON_PADDING)
+		    .get(doc))
 		return -1;
 	return scan_object(doc, out) ? 0 : -1;
 }
