@@ -236,6 +236,18 @@ static int number(cur *c, as_jfield *f)
 		while (p < c->end && *p >= '0' && *p <= '9')
 			p++;
 	}
+	if (!real && p - start - (*start == '-') <= 18) {
+		/* Up to 18 digits cannot overflow: strtoll's value, without
+		 * the copy and the call (the common case: ids, counts). */
+		int64_t v = 0;
+
+		for (const char *d = start + (*start == '-'); d < p; d++)
+			v = v * 10 + (*d - '0');
+		f->kind = AS_JF_INT;
+		f->i = *start == '-' ? -v : v;
+		c->p = p;
+		return 0;
+	}
 	if ((size_t)(p - start) >= sizeof(buf))
 		return -1;
 	memcpy(buf, start, (size_t)(p - start));

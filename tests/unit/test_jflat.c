@@ -63,7 +63,8 @@ static int agree(const char *text, size_t len)
 			break;
 		case AS_JF_REAL:
 			assert_true(json_is_real(v));
-			assert_memory_equal(&f->r, &(double){json_real_value(v)},
+			assert_memory_equal(&f->r,
+					    &(double){json_real_value(v)},
 					    sizeof(double));
 			break;
 		case AS_JF_STRING:
@@ -103,6 +104,9 @@ static void test_scan_values(void **state)
 		"{}",
 		" {\"a\" : 1 , \"b\":\"x\"}\r",
 		"{\"max\":9223372036854775807,\"min\":-9223372036854775808}",
+		/* 18 digits, summed directly; 19, by strtoll */
+		"{\"a\":999999999999999999,\"b\":-999999999999999999,"
+		"\"c\":1000000000000000000,\"d\":-1000000000000000000}",
 		"{\"z\":-0,\"r\":-0.0,\"e\":1E+2,\"f\":0.1,\"g\":1e-300}",
 		"{\"t\":true,\"f\":false,\"n\":null}",
 		"{\"s\":\"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac\"}",
@@ -115,10 +119,10 @@ static void test_scan_values(void **state)
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (!agree(ok[i], strlen(ok[i])))
 			fail_msg("declined: %s", ok[i]);
-	assert_int_equal(as_jflat_scan(ok[6], strlen(ok[6]), &j), 0);
+	assert_int_equal(as_jflat_scan(ok[7], strlen(ok[7]), &j), 0);
 	assert_int_equal(j.f[0].n, 14);
-	assert_memory_equal(j.f[0].s,
-			    "\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80", 14);
+	assert_memory_equal(j.f[0].s, "\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80",
+			    14);
 }
 
 static void test_scan_declines(void **state)
@@ -131,10 +135,14 @@ static void test_scan_declines(void **state)
 	declines("{\"a\":1,\"a\":2}", "duplicate object key");
 	declines("{\"a\":1,\"\\u0061\":2}", "duplicate object key");
 	declines("{\"a\":\"\xff\"}", "unable to decode byte");
-	declines("{\"a\":\"\xc0\xaf\"}", "unable to decode byte");		 /* overlong */
-	declines("{\"a\":\"\xed\xa0\x80\"}", "unable to decode byte");	 /* surrogate */
-	declines("{\"a\":\"\xf4\x90\x80\x80\"}", "unable to decode byte"); /* > U+10FFFF */
-	declines("{\"a\":\"caf\xc3\"}", "unable to decode byte");		 /* truncated */
+	declines("{\"a\":\"\xc0\xaf\"}",
+		 "unable to decode byte"); /* overlong */
+	declines("{\"a\":\"\xed\xa0\x80\"}",
+		 "unable to decode byte"); /* surrogate */
+	declines("{\"a\":\"\xf4\x90\x80\x80\"}",
+		 "unable to decode byte"); /* > U+10FFFF */
+	declines("{\"a\":\"caf\xc3\"}",
+		 "unable to decode byte"); /* truncated */
 	declines("{\"a\":\"\\ud800\"}", "invalid Unicode");
 	declines("{\"a\":01}", "invalid token");
 	declines("{\"a\":1.}", "invalid token");
@@ -348,7 +356,7 @@ static void test_corpus_same_rows(void **state)
 		"\"at\":1767225600}",
 		"{\"at\":\"2026-01-02T03:04:05Z\",\"id\":8,\"name\":null}",
 		"{\"id\":9,\"name\":\"caf\\u00e9\",\"extra\":1}", /* new: no */
-		"{\"id\":10,\"n\":1.5}",			  /* widen: no */
+		"{\"id\":10,\"n\":1.5}",      /* widen: no */
 		"{\"id\":11,\"Name\":\"x\"}", /* normalised name: no */
 		"{\"n\":1}",		      /* no key: no */
 	};
