@@ -4,7 +4,9 @@
  * reads its value (strings' lengths, integers), as mapping to columns does.
  * Not part of the product.
  *   parsers FILE.jsonl [runs] [mode...]
- * modes: jansson jansson-arena jansson-nodup yajl simdjson
+ * modes: jansson jansson-arena jansson-nodup yajl simdjson jflat
+ * (jflat: atomsync's flat-record scanner, src/util/jflat.cpp: simdjson
+ * On-Demand plus the checks that keep jansson's rules)
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 #include <yajl/yajl_parse.h>
+
+#include "util/jflat.h"
 
 long simd_line(const char *s, size_t n, size_t cap);
 
@@ -75,8 +79,16 @@ static long jansson_line(const char *s, size_t n, size_t flags)
 
 /* ---- yajl ---- */
 
-static int y_null(void *ctx) { (void)ctx; return 1; }
-static int y_bool(void *ctx, int b) { *(long *)ctx += b; return 1; }
+static int y_null(void *ctx)
+{
+	(void)ctx;
+	return 1;
+}
+static int y_bool(void *ctx, int b)
+{
+	*(long *)ctx += b;
+	return 1;
+}
 static int y_num(void *ctx, const char *s, size_t n)
 {
 	/* the number's text: integers stay exact (strtoll / a big-integer
@@ -101,14 +113,20 @@ static int y_str(void *ctx, const unsigned char *s, size_t n)
 }
 static int y_key(void *ctx, const unsigned char *s, size_t n)
 {
-	(void)ctx; (void)s; (void)n;
+	(void)ctx;
+	(void)s;
+	(void)n;
 	return 1;
 }
-static int y_map(void *ctx) { (void)ctx; return 1; }
+static int y_map(void *ctx)
+{
+	(void)ctx;
+	return 1;
+}
 
 static const yajl_callbacks ycb = {
-	y_null, y_bool, NULL, NULL, y_num, y_str, y_map, y_key, y_map, y_map,
-	y_map,
+	y_null, y_bool, NULL,  NULL,  y_num, y_str,
+	y_map,	y_key,	y_map, y_map, y_map,
 };
 
 static long yajl_line(const char *s, size_t n)
@@ -124,14 +142,31 @@ static long yajl_line(const char *s, size_t n)
 	return ok ? acc : -1;
 }
 
+/* ---- atomsync's scanner ---- */
+
+static long jflat_line(const char *s, size_t n)
+{
+	static as_jflat j;
+	long acc = 0;
+
+	if (as_jflat_scan(s, n, &j))
+		return -1;
+	for (size_t k = 0; k < j.n; k++)
+		if (j.f[k].kind == AS_JF_STRING)
+			acc += (long)j.f[k].n;
+		else if (j.f[k].kind == AS_JF_INT)
+			acc += (long)j.f[k].i;
+	return acc;
+}
+
 /* ---- driver ---- */
 
 int main(int argc, char **argv)
 {
 	const char *modes_all[] = {"jansson", "jansson-arena", "jansson-nodup",
-				   "yajl", "simdjson"};
+				   "yajl",    "simdjson",      "jflat"};
 	const char **modes = modes_all;
-	int nmodes = 5, runs = argc > 2 ? atoi(argv[2]) : 3;
+	int nmodes = 6, runs = argc > 2 ? atoi(argv[2]) : 3;
 	FILE *f;
 	char *buf;
 	long size;
@@ -188,6 +223,8 @@ int main(int argc, char **argv)
 							"jansson-nodup")
 							? 0
 							: JSON_REJECT_DUPLICATES);
+				else if (!strcmp(modes[m], "jflat"))
+					v = jflat_line(s, len[i]);
 				else if (!strcmp(modes[m], "yajl"))
 					v = yajl_line(s, len[i]);
 				else
