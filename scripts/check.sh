@@ -29,7 +29,7 @@ BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} ./scripts/build.sh
 # 19 list shapes, and would add a sixth of the pass's time.
 echo "check.sh: sanitizer build in build-asan/ (log: build-asan/build.log)" >&2
 mkdir -p build-asan
-if ! { CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+if ! { CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug \
 	-DATOMSYNC_SANITIZE=ON -DATOMSYNC_FUZZ=ON &&
 	cmake --build build-asan -j"$(nproc)"; } >build-asan/build.log 2>&1; then
 	tail -40 build-asan/build.log >&2

@@ -8,7 +8,8 @@ set -eu
 
 BUILD="build-essential cmake pkg-config python3 sqlite3 \
 libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev libfyaml-dev \
-libhiredis-dev libxxhash-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev"
+libhiredis-dev libxxhash-dev libcmocka-dev libmicrohttpd-dev zlib1g-dev \
+libsimdjson-dev"
 TEST="postgresql redis-server clang libclang-rt-14-dev sqlite-utils procps \
 clang-format clang-tidy cppcheck chromium"
 

@@ -44,6 +44,16 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
  * discards them) rather than AS_ESCHEMA. */
 #define AS_MAP_SKIP_UNKNOWN 1u
 
+/* The same from the record's text, without a jansson value, for a flat
+ * record (every value a scalar, util/jflat.h) that maps without an error
+ * or a schema change: 0 (row added), AS_ENOMEM, or AS_MAP_DECLINED, when
+ * the caller maps it with as_json_parse_record and as_record_map, which
+ * give the exact error or the change.  Never changes t. */
+int as_record_map_flat(as_table *t, const char *raw, size_t rawlen,
+		       const char *where, as_batch *b, unsigned flags,
+		       as_error *err);
+#define AS_MAP_DECLINED 1
+
 /* Convert "COL=VALUE" for a scope column to a typed value in arena a. */
 int as_scope_value(const as_table *t, const char *spec, as_val *out,
 		   size_t *col, as_arena *a, as_error *err);

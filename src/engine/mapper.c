@@ -36,16 +36,22 @@ static void map_range(atomsync_run *run, size_t lo, size_t hi, as_batch *h)
 		int rc;
 
 		as_error_clear(&why);
-		as_json_arena_begin();
-		rec = as_json_parse_record(raw, ln->len, where, &why);
-		if (rec) {
-			rc = as_record_map(&run->table, rec, raw, ln->len,
-					   where, h, 0, &why);
-			json_decref(rec);
-		} else {
-			rc = why.code ? why.code : AS_EINPUT;
+		/* A flat record without a jansson value; any other, and every
+		 * error, the general way (the same rows, the same errors). */
+		rc = as_record_map_flat(&run->table, raw, ln->len, where, h, 0,
+					&why);
+		if (rc == AS_MAP_DECLINED) {
+			as_json_arena_begin();
+			rec = as_json_parse_record(raw, ln->len, where, &why);
+			if (rec) {
+				rc = as_record_map(&run->table, rec, raw,
+						   ln->len, where, h, 0, &why);
+				json_decref(rec);
+			} else {
+				rc = why.code ? why.code : AS_EINPUT;
+			}
+			as_json_arena_end();
 		}
-		as_json_arena_end();
 		if (rc) {
 			ln->err = malloc(sizeof(*ln->err));
 			if (ln->err)

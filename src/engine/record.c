@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "engine/schema.h"
 #include "util/hash.h"
+#include "util/jflat.h"
 #include "util/str.h"
 #include "util/time.h"
 
@@ -441,10 +442,12 @@ as_row *as_batch_add(as_batch *b, size_t ncols)
 	return row;
 }
 
+static int finish_row(const as_table *t, as_row *row, const char *where,
+		      as_batch *b, as_error *err);
+
 int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 		  const char *where, as_batch *b, unsigned flags, as_error *err)
 {
-	size_t nhash;
 	as_val *vals;
 	as_row *row;
 	int rc = 0;
@@ -490,6 +493,16 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 	}
 	if (rc)
 		return rc;
+	return finish_row(t, row, where, b, err);
+}
+
+/* Hash the mapped row, name where it came from and count it in the batch. */
+static int finish_row(const as_table *t, as_row *row, const char *where,
+		      as_batch *b, as_error *err)
+{
+	const as_val *vals = row->v;
+	size_t nhash;
+
 	/* Inferred tables gain columns: a row's hash leaves out its trailing
 	 * NULLs, so a new column does not change the rows without it. */
 	nhash = t->ncols;
@@ -502,6 +515,197 @@ int as_record_map(as_table *t, json_t *rec, const char *raw, size_t rawlen,
 		return as_error_set(err, AS_ENOMEM, "%s: out of memory", where);
 	b->nrows++;
 	return 0;
+}
+
+/* ---- the fast path for flat records (util/jflat.h) ----
+ *
+ * A record whose values are all scalars is mapped from the scanner's
+ * fields without building a jansson value.  It takes only what the
+ * general path (as_record_map) would map without an error, to the same
+ * values; anything else -- a conflict, a missing key, a column to add, a
+ * field name to normalise, a json column -- declines, and the caller maps
+ * the record the general way, which gives the exact error.
+ */
+
+#define FLAT_MAX_COLS 256
+
+/* The field whose key is exactly s (n bytes), or -1. */
+static ssize_t flat_field(const as_jflat *j, const char *s, size_t n)
+{
+	for (size_t k = 0; k < j->n; k++)
+		if (j->f[k].klen == n && !memcmp(j->f[k].key, s, n))
+			return (ssize_t)k;
+	return -1;
+}
+
+/* A string value as a NUL-terminated timestamp, parsed; -1: decline. */
+static int flat_ts_text(const as_jfield *f, int64_t *us)
+{
+	char buf[64];
+
+	if (f->n >= sizeof(buf))
+		return -1;
+	memcpy(buf, f->s, f->n);
+	buf[f->n] = '\0';
+	return as_parse_iso8601_us(buf, us) ? -1 : 0;
+}
+
+/* Whether field f maps to column c without an error, as convert() (a
+ * configured column) or map_visit() (an inferred one) would; timestamps
+ * parsed into *us. */
+static int flat_fits(const as_col *c, const as_jfield *f, int64_t *us)
+{
+	int inferred = (c->flags & AS_COL_INFERRED) != 0;
+
+	switch (c->type) {
+	case AS_TYPE_INTEGER: return f->kind == AS_JF_INT;
+	case AS_TYPE_REAL: return f->kind == AS_JF_INT || f->kind == AS_JF_REAL;
+	case AS_TYPE_BOOLEAN:
+		return f->kind == AS_JF_TRUE || f->kind == AS_JF_FALSE;
+	case AS_TYPE_TEXT: return f->kind == AS_JF_STRING;
+	case AS_TYPE_TIMESTAMP:
+		if (f->kind == AS_JF_STRING)
+			return flat_ts_text(f, us) == 0;
+		if (f->kind != AS_JF_INT || inferred || f->i < EPOCH_MIN ||
+		    f->i > EPOCH_MAX)
+			return 0;
+		*us = f->i * 1000000;
+		return 1;
+	default: return 0; /* unresolved (AUTO), or json */
+	}
+}
+
+/* Which field feeds each configured column (src[i], -1 for NULL). */
+static int flat_plan_configured(const as_table *t, const as_jflat *j,
+				ssize_t *src, int64_t *us)
+{
+	for (size_t i = 0; i < t->ncols; i++) {
+		const as_col *c = &t->cols[i];
+		const char *path = c->path ? c->path : c->name;
+
+		src[i] = -1;
+		if (c->flags & (AS_COL_WHOLE | AS_COL_INFERRED))
+			continue;
+		if (strchr(path, '.'))
+			return -1;
+		src[i] = flat_field(j, path, strlen(path));
+		if (src[i] >= 0 && j->f[src[i]].kind == AS_JF_NULL)
+			src[i] = -1;
+		if (src[i] < 0 && (c->flags & (AS_COL_KEY | AS_COL_SCOPE)))
+			return -1; /* "missing key": the general path says so */
+		if (src[i] >= 0 && !flat_fits(c, &j->f[src[i]], &us[i]))
+			return -1;
+	}
+	return 0;
+}
+
+/* Which field feeds each inferred column, as as_schema_walk visits them. */
+static int flat_plan_inferred(const as_table *t, const as_jflat *j,
+			      unsigned flags, ssize_t *src, int64_t *us)
+{
+	char key[128];
+	size_t hint = 0;
+
+	for (size_t k = 0; k < j->n; k++) {
+		const as_jfield *f = &j->f[k];
+		const as_col *c;
+		ssize_t i;
+
+		if (f->klen >= sizeof(key))
+			return -1;
+		memcpy(key, f->key, f->klen);
+		key[f->klen] = '\0';
+		if (!as_schema_plain(key, f->klen))
+			return -1; /* normalised names: the general path */
+		if (f->kind == AS_JF_NULL)
+			continue;
+		i = as_schema_find(t, key, &hint);
+		if (i < 0) {
+			if ((flags & AS_MAP_SKIP_UNKNOWN) ||
+			    as_schema_configured(t, key))
+				continue;
+			return -1; /* a new column: as_schema_evolve */
+		}
+		c = &t->cols[i];
+		if (!c->selfnamed)
+			return -1;
+		if (!(c->flags & AS_COL_INFERRED))
+			continue;
+		if (!flat_fits(c, f, &us[i]) ||
+		    (c->type == AS_TYPE_TIMESTAMP && f->kind != AS_JF_STRING))
+			return -1;
+		src[i] = (ssize_t)k;
+	}
+	return 0;
+}
+
+/* Column c's value from field f, as the general path stores it. */
+static int flat_value(const as_col *c, const as_jfield *f, int64_t us,
+		      as_val *out, as_arena *a)
+{
+	char buf[48];
+
+	switch (c->type) {
+	case AS_TYPE_INTEGER:
+	case AS_TYPE_REAL:
+		/* An inferred column keeps an integer one (map_visit); a
+		 * configured real column holds its value as a real. */
+		if (f->kind == AS_JF_INT && (c->type == AS_TYPE_INTEGER ||
+					     (c->flags & AS_COL_INFERRED))) {
+			out->kind = AS_V_INT;
+			out->u.i = f->i;
+		} else {
+			out->kind = AS_V_REAL;
+			out->u.r = f->kind == AS_JF_INT ? (double)f->i : f->r;
+		}
+		return 0;
+	case AS_TYPE_BOOLEAN:
+		out->kind = AS_V_INT;
+		out->u.i = f->kind == AS_JF_TRUE;
+		return 0;
+	case AS_TYPE_TEXT: return set_text(out, a, f->s, f->n);
+	default: /* timestamp */
+		as_format_us(us, buf, sizeof(buf));
+		return set_text(out, a, buf, strlen(buf));
+	}
+}
+
+int as_record_map_flat(as_table *t, const char *raw, size_t rawlen,
+		       const char *where, as_batch *b, unsigned flags,
+		       as_error *err)
+{
+	ssize_t src[FLAT_MAX_COLS];
+	int64_t us[FLAT_MAX_COLS];
+	as_jflat j;
+	as_row *row;
+
+	if (t->ncols > FLAT_MAX_COLS || as_jflat_scan(raw, rawlen, &j) ||
+	    flat_plan_configured(t, &j, src, us) ||
+	    (t->infer && flat_plan_inferred(t, &j, flags, src, us)))
+		return AS_MAP_DECLINED;
+	row = as_batch_add(b, t->ncols);
+	if (!row)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < t->ncols; i++) {
+		const as_col *c = &t->cols[i];
+		as_val *v = &row->v[i];
+		int rc = 0;
+
+		v->kind = AS_V_NULL;
+		v->len = 0;
+		if (c->flags & AS_COL_WHOLE) {
+			const char *r = raw;
+			size_t n = rawlen;
+
+			trim(&r, &n);
+			rc = set_text(v, &b->arena, r, n);
+		} else if (src[i] >= 0) {
+			rc = flat_value(c, &j.f[src[i]], us[i], v, &b->arena);
+		}
+		if (rc)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	return finish_row(t, row, where, b, err);
 }
 
 int as_scope_value(const as_table *t, const char *spec, as_val *out,

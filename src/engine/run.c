@@ -477,20 +477,24 @@ static int put_line(atomsync_run *run, const char *raw, size_t len,
 	}
 	if (as_span_close(run, err))
 		return as_run_fail(run, err);
-	as_json_arena_begin();
-	rec = as_json_parse_record(raw, len, where, &why);
-	if (!rec) {
-		as_json_arena_end();
-		if (why.code ==
-		    AS_ENOMEM) { /* not a bad record: none is dropped */
-			*err = why;
-			return as_run_fail(run, err);
+	/* A flat record without a jansson value (engine/record.c). */
+	rc = as_record_map_flat(&run->table, raw, len, where, &run->batch, 0,
+				err);
+	if (rc == AS_MAP_DECLINED) {
+		as_json_arena_begin();
+		rec = as_json_parse_record(raw, len, where, &why);
+		if (!rec) {
+			as_json_arena_end();
+			if (why.code == AS_ENOMEM) { /* none is dropped */
+				*err = why;
+				return as_run_fail(run, err);
+			}
+			return as_reject_add(run, &why, where, raw, len, err);
 		}
-		return as_reject_add(run, &why, where, raw, len, err);
+		rc = as_run_map(run, rec, raw, len, where, err);
+		json_decref(rec);
+		as_json_arena_end();
 	}
-	rc = as_run_map(run, rec, raw, len, where, err);
-	json_decref(rec);
-	as_json_arena_end();
 	if (rc)
 		return as_run_mapped(run, rc, where, raw, len, err);
 	row = &run->batch.rows[run->batch.nrows - 1];

@@ -15,7 +15,7 @@
 #include "util/time.h"
 
 /* Already a plain lower-case name ([a-z_][a-z0-9_]*): the common case. */
-static int plain(const char *in, size_t n)
+int as_schema_plain(const char *in, size_t n)
 {
 	if (!n || (in[0] >= '0' && in[0] <= '9'))
 		return 0;
@@ -33,7 +33,7 @@ int as_schema_norm(const char *in, size_t n, as_buf *out)
 {
 	size_t start = out->len;
 
-	if (plain(in, n))
+	if (as_schema_plain(in, n))
 		return as_buf_add(out, in, n) ? AS_ENOMEM : 0;
 	int pend = 0; /* a replaced character waits to be written as '_' */
 
@@ -157,7 +157,8 @@ static int walk_obj(walk *w, json_t *obj, int depth)
 
 		/* A top-level scalar with a plain name is its own column name
 		 * and path: nothing to build (the common case). */
-		if (depth == 1 && !json_is_object(v) && plain(key, klen)) {
+		if (depth == 1 && !json_is_object(v) &&
+		    as_schema_plain(key, klen)) {
 			if (!json_is_null(v) &&
 			    (rc = w->visit(w->ud, w->t, key, key, v, &w->hint,
 					   w->where, w->err)))

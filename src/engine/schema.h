@@ -21,6 +21,8 @@ typedef struct as_schema_stats {
  * (camelCase), each run of characters other than [a-z0-9_] as one '_', and
  * a '_' in front of a leading digit (or for an empty name). */
 int as_schema_norm(const char *in, size_t n, as_buf *out);
+/* Whether a field name is already its column name ([a-z_][a-z0-9_]*). */
+int as_schema_plain(const char *in, size_t n);
 /* The inferred type of a value (AS_TYPE_AUTO for null). */
 as_type as_schema_type_of(const json_t *v);
 /* 1: v fits a column of type col; 0: a conflict; -1: an integer column
