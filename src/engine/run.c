@@ -176,7 +176,6 @@ static int run_open(atomsync_run *run, as_error *err)
 		return rc;
 	run->rc.table = &run->table;
 	run->rc.kind = "sync";
-	run->rc.effects = ds; /* the publish records its outbox events */
 	if ((rc = as_outbox_check(ds, &run->table, st->ops->name,
 				  run->cfg->cache, err)))
 		return rc;
@@ -704,6 +703,12 @@ static int publish_ready(atomsync_run *run, as_publish_opts *po, as_arena *a,
 			"was taken over by another worker; nothing was "
 			"published by this run",
 			run->table.dataset);
+	/* The table has its final columns: the events the publish records
+	 * (invariant 7), resolved in them. */
+	as_outbox_plan_free(&run->outbox);
+	if ((rc = as_outbox_plan_make(run->ds, &run->table, &run->outbox, err)))
+		return rc;
+	run->rc.outbox = &run->outbox;
 	return 0;
 }
 
@@ -974,6 +979,7 @@ void atomsync_run_free(atomsync_run *run)
 	free(run->pending_cp);
 	as_batch_free(&run->batch);
 	as_table_clear(&run->table);
+	as_outbox_plan_free(&run->outbox);
 	as_batch_free(&run->wbatch);
 	pthread_mutex_destroy(&run->mu);
 	pthread_cond_destroy(&run->cv);

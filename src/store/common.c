@@ -255,3 +255,19 @@ int as_table_key_list(const as_table *t, char *buf, size_t cap)
 	}
 	return 0;
 }
+
+void as_outbox_events_free(as_outbox_event *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].dataset);
+		free(v[i].target);
+		free(v[i].status);
+		free(v[i].last_error);
+		free(v[i].created_at);
+		free(v[i].delivered_at);
+		free(v[i].payload);
+	}
+	free(v);
+}

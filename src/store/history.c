@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
 #include "util/str.h"
 
 const char *as_hist_kind_name(as_history k)
@@ -160,28 +159,5 @@ int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
 		if (add(ud, c->name, ty->column(c->type)))
 			return -2;
 	}
-	return 0;
-}
-
-/* Whether the dataset records outbox events, and whether one of its key
- * templates names a non-key column (an updated row's old values then make
- * keys too: its 'before' row). */
-int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err)
-{
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
-
-	*any = ds && (ds->ninvalidate || ds->webhook || ds->notify);
-	*before = 0;
-	if (!*any)
-		return 0;
-	if (as_tpls_load(ds, rc->table, &v, &n, err))
-		return err->code;
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			*before |= v[i].parts[k].column &&
-				   v[i].parts[k].index >= rc->table->nkey;
-	as_tpls_free(v, n);
 	return 0;
 }

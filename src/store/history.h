@@ -53,8 +53,4 @@ int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
 		   int (*add)(void *ud, const char *name, const char *type),
 		   void *ud);
 
-/* Rollback: whether the dataset records outbox events (any), and whether
- * one of its key templates names a non-key column (before). */
-int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err);
-
 #endif

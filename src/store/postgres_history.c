@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
+#include "model/outbox.h"
 #include "store/history.h"
 #include "store/postgres_int.h"
 #include "util/crash.h"
@@ -780,17 +780,18 @@ done:
  * and when a template names a non-key column 'before' rows with an updated
  * row's current values (the contract of
  * as_pg_outbox_write).  Built before the live table changes, and only when
- * the dataset has effects (rc->effects).
+ * the run records outbox events (rc->outbox).
  */
 static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 {
 	const as_table *t = rc->table;
 	pg_run *r = rc->priv;
 	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
-	int ret, any, before;
+	int ret, before;
 
-	if ((ret = as_hist_effects(rc, &any, &before, err)) || !any)
-		return ret;
+	if (!as_outbox_plan_any(rc->outbox))
+		return 0;
+	before = rc->outbox->before;
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_adds(&cols, i ? ", " : "");
 		as_buf_add_ident(&cols, t->cols[i].name);
@@ -827,10 +828,8 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 /* The outbox events of the rows the rollback changes, in its transaction. */
 static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
 {
-	int any, before, ret;
-
-	if ((ret = as_hist_effects(rc, &any, &before, err)) || !any)
-		return ret;
+	if (!as_outbox_plan_any(rc->outbox))
+		return 0;
 	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
 }
 

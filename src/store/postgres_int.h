@@ -133,7 +133,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 
 /*
  * The outbox (store/postgres_outbox.c, invariant 7).  as_pg_outbox_write
- * records, in the caller's open transaction, the events of rc->effects
+ * records, in the caller's open transaction, the events of rc->outbox
  * (invalidate, webhook) and sends its NOTIFY, for the rows in changed_q: a
  * table (e.g. "pg_temp._my_changed", already quoted) holding at least the
  * columns the templates name, with the live table's names and types, plus

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
+#include "model/outbox.h"
 #include "store/postgres_int.h"
 #include "util/crash.h"
 #include "util/str.h"
@@ -34,11 +34,6 @@ static const char *OUTBOX_SCHEMA =
 	" created_at timestamptz NOT NULL DEFAULT now(), delivered_at timestamptz);"
 	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
 	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
-
-static int has_effects(const as_dataset_cfg *ds)
-{
-	return ds && (ds->ninvalidate || ds->webhook || ds->notify);
-}
 
 static int outbox_exists(pg_store *s, int *exists, as_error *err)
 {
@@ -182,7 +177,7 @@ static int flush_payload(pg_store *s, as_run_ctx *rc, as_payload *p,
 	    insert_event(s, rc, "redis", as_buf_cstr(&p->buf), err))
 		return err->code;
 	as_payload_free(p);
-	return as_payload_begin(p, sum, rc->effects, 0, err);
+	return as_payload_begin(p, sum, rc->outbox, 0, err);
 }
 
 /* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
@@ -191,17 +186,16 @@ static int write_redis(pg_store *s, as_run_ctx *rc,
 		       const as_outbox_summary *sum, const char *changed_q,
 		       int64_t *nkeys, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
+	const as_outbox_plan *plan = rc->outbox;
+	const as_tpl *v = plan->tpls;
+	size_t n = plan->ntpls;
 	PGresult *res = NULL;
 	as_payload p;
 	int ret, any = 0, npat = 0, first = 1;
 
 	memset(&p, 0, sizeof(p));
-	if ((ret = as_tpls_load(ds, rc->table, &v, &n, err)) ||
-	    (ret = keys_cursor(s, v, n, rc->table, changed_q, &any, err)) ||
-	    (ret = as_payload_begin(&p, sum, ds, 1, err)))
+	if ((ret = keys_cursor(s, v, n, rc->table, changed_q, &any, err)) ||
+	    (ret = as_payload_begin(&p, sum, plan, 1, err)))
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		npat += v[i].pattern;
@@ -249,7 +243,6 @@ static int write_redis(pg_store *s, as_run_ctx *rc,
 done:
 	PQclear(res);
 	as_payload_free(&p);
-	as_tpls_free(v, n);
 	return ret;
 }
 
@@ -261,19 +254,19 @@ done:
 int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 		       as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	as_outbox_summary sum;
 	int64_t n[3], nkeys = 0;
 	char *body = NULL;
 	int ret;
 
-	if (!has_effects(ds))
+	if (!as_outbox_plan_any(plan))
 		return 0;
 	if ((ret = changed_counts(s, changed_q, n, err)))
 		return ret;
 	if (n[0] + n[1] + n[2] == 0)
 		return 0;
-	if ((ds->ninvalidate || ds->webhook) && (ret = ensure_outbox(s, err)))
+	if ((plan->ntpls || plan->webhook) && (ret = ensure_outbox(s, err)))
 		return ret;
 	memset(&sum, 0, sizeof(sum));
 	sum.dataset = rc->table->dataset;
@@ -282,21 +275,21 @@ int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 	sum.inserted = n[0];
 	sum.updated = n[1];
 	sum.deleted = n[2];
-	if (ds->ninvalidate &&
+	if (plan->ntpls &&
 	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
-	if (ds->webhook || ds->notify) {
-		body = as_outbox_summary_json(&sum, ds, nkeys);
+	if (plan->webhook || plan->notify) {
+		body = as_outbox_summary_json(&sum, plan, nkeys);
 		if (!body)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
-	if (ds->webhook)
+	if (plan->webhook)
 		ret = insert_event(s, rc, "webhook", body, err);
-	if (!ret && ds->notify) {
+	if (!ret && plan->notify) {
 		as_pg_params p;
 
 		as_pg_params_init(&p);
-		as_pg_param_text(&p, ds->notify);
+		as_pg_param_text(&p, plan->notify);
 		as_pg_param_text(&p, body);
 		ret = as_pg_exec(s, "SELECT pg_notify($1, $2)", &p, NULL,
 				 "outbox: NOTIFY", err);
@@ -431,29 +424,25 @@ done:
 int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int live, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
 	unsigned char *need = NULL;
 	int64_t n[3];
 	int ret, need_before = 0;
-	as_tpl *v = NULL;
-	size_t nv = 0;
 
-	if (!has_effects(ds) || c->inserted + c->updated + c->deleted == 0)
+	if (!as_outbox_plan_any(plan) ||
+	    c->inserted + c->updated + c->deleted == 0)
 		return 0;
-	if ((ret = as_tpls_load(ds, t, &v, &nv, err)))
-		return ret;
 	need = calloc(t->ncols ? t->ncols : 1, 1);
 	if (!need) {
 		ret = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < nv; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			if (v[i].parts[k].column) {
-				need[v[i].parts[k].index] = 1;
-				need_before |= v[i].parts[k].index >= t->nkey;
-			}
+	for (size_t i = 0; i < plan->ntpls; i++)
+		for (size_t k = 0; k < plan->tpls[i].nparts; k++)
+			if (plan->tpls[i].parts[k].column)
+				need[plan->tpls[i].parts[k].index] = 1;
+	need_before = plan->before;
 	if ((ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
 	    (ret = changed_counts(s, CHANGED_Q, n, err)))
 		goto done;
@@ -475,7 +464,6 @@ int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 "outbox: collecting changed rows", err);
 done:
 	free(need);
-	as_tpls_free(v, nv);
 	return ret;
 }
 

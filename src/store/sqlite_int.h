@@ -109,7 +109,7 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 
 /*
  * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write
- * records, in the caller's open transaction, the events of rc->effects
+ * records, in the caller's open transaction, the events of rc->outbox
  * (invalidate, webhook) for the rows in changed_q: a table (e.g. a temp
  * table, name already quoted) holding at least the columns the templates
  * name, with the live table's names and types, plus "_atomsync_op" TEXT:

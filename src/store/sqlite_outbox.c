@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
+#include "model/outbox.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/str.h"
@@ -31,11 +31,6 @@ static const char *OUTBOX_SCHEMA =
 	" created_at TEXT NOT NULL, delivered_at TEXT);"
 	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
 	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
-
-static int has_effects(const as_dataset_cfg *ds)
-{
-	return ds && (ds->ninvalidate || ds->webhook || ds->notify);
-}
 
 static int sql_run(sq_store *s, as_buf *b, as_error *err)
 {
@@ -186,17 +181,16 @@ static int write_redis(sq_store *s, as_run_ctx *rc,
 		       const as_outbox_summary *sum, const char *changed_q,
 		       int64_t *nkeys, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
+	const as_outbox_plan *plan = rc->outbox;
+	const as_tpl *v = plan->tpls;
+	size_t n = plan->ntpls;
 	sqlite3_stmt *q = NULL;
 	as_payload p;
 	int ret, step = SQLITE_DONE, first = 1, npat = 0;
 
 	memset(&p, 0, sizeof(p));
-	if ((ret = as_tpls_load(ds, rc->table, &v, &n, err)) ||
-	    (ret = keys_query(s, v, n, rc->table, changed_q, &q, err)) ||
-	    (ret = as_payload_begin(&p, sum, ds, 1, err)))
+	if ((ret = keys_query(s, v, n, rc->table, changed_q, &q, err)) ||
+	    (ret = as_payload_begin(&p, sum, plan, 1, err)))
 		goto done;
 	for (size_t i = 0; i < n; i++)
 		npat += v[i].pattern;
@@ -218,7 +212,7 @@ static int write_redis(sq_store *s, as_run_ctx *rc,
 				goto done;
 			as_payload_free(&p);
 			first = 0;
-			if ((ret = as_payload_begin(&p, sum, ds, 0, err)))
+			if ((ret = as_payload_begin(&p, sum, plan, 0, err)))
 				goto done;
 		}
 	}
@@ -237,7 +231,6 @@ static int write_redis(sq_store *s, as_run_ctx *rc,
 done:
 	sqlite3_finalize(q);
 	as_payload_free(&p);
-	as_tpls_free(v, n);
 	return ret;
 }
 
@@ -250,18 +243,15 @@ done:
 int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 		       as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	as_outbox_summary sum;
 	int64_t n[3], nkeys = 0;
 	int ret;
 
-	if (!has_effects(ds))
+	/* A plan with notify never gets here: the run's check refuses it on
+	 * a store without NOTIFY (effects/keys.c, as_outbox_check). */
+	if (!as_outbox_plan_any(plan))
 		return 0;
-	if (ds->notify)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: notify needs a "
-				    "PostgreSQL store",
-				    ds->name);
 	if ((ret = changed_counts(s, changed_q, n, err)))
 		return ret;
 	if (n[0] + n[1] + n[2] == 0)
@@ -275,11 +265,11 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 	sum.inserted = n[0];
 	sum.updated = n[1];
 	sum.deleted = n[2];
-	if (ds->ninvalidate &&
+	if (plan->ntpls &&
 	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
-	if (ds->webhook) {
-		char *body = as_outbox_summary_json(&sum, ds, nkeys);
+	if (plan->webhook) {
+		char *body = as_outbox_summary_json(&sum, plan, nkeys);
 
 		if (!body)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -411,29 +401,25 @@ done:
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
 	unsigned char *need = NULL;
 	int64_t n[3];
 	int ret, live, need_before = 0;
-	as_tpl *v = NULL;
-	size_t nv = 0;
 
-	if (!has_effects(ds) || c->inserted + c->updated + c->deleted == 0)
+	if (!as_outbox_plan_any(plan) ||
+	    c->inserted + c->updated + c->deleted == 0)
 		return 0;
-	if ((ret = as_tpls_load(ds, t, &v, &nv, err)))
-		return ret;
 	need = calloc(t->ncols ? t->ncols : 1, 1);
 	if (!need) {
 		ret = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < nv; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			if (v[i].parts[k].column) {
-				need[v[i].parts[k].index] = 1;
-				need_before |= v[i].parts[k].index >= t->nkey;
-			}
+	for (size_t i = 0; i < plan->ntpls; i++)
+		for (size_t k = 0; k < plan->tpls[i].nparts; k++)
+			if (plan->tpls[i].parts[k].column)
+				need[plan->tpls[i].parts[k].index] = 1;
+	need_before = plan->before;
 	if ((ret = as_sq_table_exists(s, t->table, &live, err)) ||
 	    (ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
 	    (ret = changed_counts(s, CHANGED_Q, n, err)))
@@ -455,7 +441,6 @@ int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	ret = as_sq_exec(s, "DROP TABLE " CHANGED_Q, err);
 done:
 	free(need);
-	as_tpls_free(v, nv);
 	return ret;
 }
 
