@@ -134,8 +134,8 @@ static json_t *summary_object(const as_outbox_summary *s,
 				      (json_int_t)s->deleted));
 	for (size_t i = 0; with_patterns && plan && i < plan->ntpls; i++)
 		if (plan->tpls[i].pattern)
-			json_array_append_new(
-				pats, json_string(plan->tpls[i].src));
+			json_array_append_new(pats,
+					      json_string(plan->tpls[i].src));
 	json_object_set_new(o, "patterns", pats);
 	return o;
 }
@@ -161,8 +161,8 @@ int as_payload_begin(as_payload *p, const as_outbox_summary *s,
 	char *text = json_dumps(o, JSON_COMPACT);
 
 	json_decref(o);
-	p->max_keys = plan && plan->max_keys ? plan->max_keys
-					     : AS_OUTBOX_MAX_KEYS;
+	p->max_keys =
+		plan && plan->max_keys ? plan->max_keys : AS_OUTBOX_MAX_KEYS;
 	p->max_payload = plan && plan->max_payload ? plan->max_payload
 						   : AS_OUTBOX_MAX_PAYLOAD;
 	as_buf_init(&p->buf, p->max_payload + 4096);
@@ -264,7 +264,6 @@ void as_payload_free(as_payload *p)
 {
 	as_buf_free(&p->buf);
 }
-
 
 void as_outbox_plan_free(as_outbox_plan *p)
 {

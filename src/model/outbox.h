@@ -53,12 +53,12 @@ void as_tpls_free(as_tpl *v, size_t n);
 typedef struct as_outbox_plan {
 	as_tpl *tpls; /* columns resolved to indexes of the run's as_table */
 	size_t ntpls;
-	int webhook;	     /* record a webhook event with the summary */
-	char *notify;	     /* NOTIFY channel (PostgreSQL), NULL: none */
-	int before;	     /* a template names a non-key column: an updated
-			      * row's old values make keys too */
-	int64_t max_keys;    /* keys per event (AS_OUTBOX_MAX_KEYS) */
-	size_t max_payload;  /* bytes per payload (AS_OUTBOX_MAX_PAYLOAD) */
+	int webhook;	    /* record a webhook event with the summary */
+	char *notify;	    /* NOTIFY channel (PostgreSQL), NULL: none */
+	int before;	    /* a template names a non-key column: an updated
+			     * row's old values make keys too */
+	int64_t max_keys;   /* keys per event (AS_OUTBOX_MAX_KEYS) */
+	size_t max_payload; /* bytes per payload (AS_OUTBOX_MAX_PAYLOAD) */
 } as_outbox_plan;
 
 /* Whether the plan records anything (NULL: nothing). */

@@ -244,6 +244,27 @@ const char *as_pg_type(as_type t)
 	}
 }
 
+static int sql_exec(void *conn, const char *sql, const char *what,
+		    as_error *err)
+{
+	return as_pg_exec(conn, sql, NULL, NULL, what, err);
+}
+
+static const as_sql_dialect pg_dialect = {
+	.temp = "pg_temp",
+	.true_lit = "true",
+	.text_type = "text",
+	.temp_suffix = " ON COMMIT DROP",
+	.type = as_pg_type,
+};
+
+void as_pg_sql(pg_store *s, as_sql *q)
+{
+	q->d = &pg_dialect;
+	q->conn = s;
+	q->exec = sql_exec;
+}
+
 static as_type type_of_pg(const char *decl)
 {
 	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL,
@@ -265,41 +286,6 @@ void as_pg_text_expr(as_buf *b, const char *expr, as_type t)
 			      expr);
 	else
 		as_buf_printf(b, "(%s)::text", expr);
-}
-
-void as_pg_key_list(as_buf *b, const as_table *t, const char *prefix)
-{
-	for (size_t i = 0; i < t->nkey; i++) {
-		if (i)
-			as_buf_adds(b, ", ");
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[i].name);
-	}
-}
-
-void as_pg_scope_list(as_buf *b, const as_table *t, const char *prefix)
-{
-	for (size_t i = 0; i < t->nscope; i++) {
-		if (i)
-			as_buf_adds(b, ", ");
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[t->scope[i]].name);
-	}
-}
-
-void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
-		     const char *bq)
-{
-	for (size_t i = 0; i < t->nkey; i++) {
-		if (i)
-			as_buf_adds(b, " AND ");
-		as_buf_printf(b, "%s.", a);
-		as_buf_add_ident(b, t->cols[i].name);
-		as_buf_printf(b, " = %s.", bq);
-		as_buf_add_ident(b, t->cols[i].name);
-	}
 }
 
 /* The columns before the _atomsync ones (as_table_front), then those, then
@@ -325,7 +311,7 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
 	}
 	as_buf_adds(&b, "PRIMARY KEY (");
-	as_pg_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	as_buf_adds(&b, "))");
 	if (as_pg_exec_buf(s, &b, NULL, NULL, "creating a table", err)) {
 		as_buf_free(&b);

@@ -237,11 +237,11 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 	 * the key.  SCD2 versions are found by their record's key. */
 	if (h->kind == AS_HISTORY_SCD2) {
 		as_buf_adds(&b, "PRIMARY KEY (");
-		as_pg_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ", \"valid_from_run\"))");
 	} else {
 		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_pg_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, "))");
 	}
 	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
@@ -266,15 +266,7 @@ done:
 	return rc;
 }
 
-typedef struct hist_meta {
-	int found;
-	char kind[16];
-	char *columns;
-	int restorable;
-	int64_t first_run, last_run;
-} hist_meta;
-
-static int meta_read(pg_store *s, const char *dataset, hist_meta *m,
+static int meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 		     as_error *err)
 {
 	PGresult *res;
@@ -340,7 +332,7 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 			"hv.\"valid_to_run\" IS NULL AND NOT EXISTS (SELECT 1 "
 			"FROM %s AS l WHERE ",
 			h->q, r->live_q);
-		as_pg_key_match(&b, t, "l", "hv");
+		as_sql_key_match(&b, t, "l", "hv");
 		as_buf_adds(&b, ")");
 		if ((ret = exec_run(s, &b, rc->run_id, NULL,
 				    "history: deleted rows", err)))
@@ -352,10 +344,10 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 		      "UPDATE %s AS hv SET \"valid_to_run\" = $1 FROM %s AS sr "
 		      "JOIN %s AS l ON ",
 		      h->q, rows_q, r->live_q);
-	as_pg_key_match(&b, t, "sr", "l");
+	as_sql_key_match(&b, t, "sr", "l");
 	as_buf_adds(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND "
 			"hv.\"valid_to_run\" IS NULL AND ");
-	as_pg_key_match(&b, t, "hv", "l");
+	as_sql_key_match(&b, t, "hv", "l");
 	as_buf_adds(&b, " AND ");
 	add_row_tuple(&b, t, "hv");
 	as_buf_adds(&b, " IS DISTINCT FROM ");
@@ -368,12 +360,12 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 	as_buf_adds(&b, " SELECT $1, NULL, ");
 	as_hist_add_content(&b, h, t, "l");
 	as_buf_printf(&b, " FROM %s AS sr JOIN %s AS l ON ", rows_q, r->live_q);
-	as_pg_key_match(&b, t, "sr", "l");
+	as_sql_key_match(&b, t, "sr", "l");
 	as_buf_printf(&b,
 		      " WHERE sr.\"_atomsync_run\" IS NOT NULL AND NOT EXISTS "
 		      "(SELECT 1 FROM %s AS hv WHERE ",
 		      h->q);
-	as_pg_key_match(&b, t, "hv", "l");
+	as_sql_key_match(&b, t, "hv", "l");
 	as_buf_adds(&b, " AND hv.\"valid_to_run\" IS NULL)");
 	ret = exec_run(s, &b, rc->run_id, NULL, "history: new versions", err);
 done:
@@ -485,7 +477,7 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	pg_run *r = rc->priv;
 	as_buf b = AS_BUF_INIT;
 	as_pg_params p;
-	hist_meta m;
+	as_hist_meta m;
 	int64_t prev = 0;
 	int reset, baseline, ret, exists;
 	as_hist h;
@@ -576,8 +568,8 @@ static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
 	char kind[16] = "", status[16] = "";
 	as_pg_params p;
 	PGresult *res;
-	hist_meta m;
-	int found, exists, ret = 0;
+	as_hist_meta m;
+	int found, exists, ret;
 
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, n);
@@ -594,76 +586,11 @@ static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
 		snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
 	}
 	PQclear(res);
-	if (!found)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: there is no run %lld "
-				    "of this dataset; nothing changed",
-				    t->dataset, (long long)n);
-	if (strcmp(kind, "verify") == 0)
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld is a verify "
-			"run, which published nothing; name a sync or "
-			"rollback run; nothing changed",
-			t->dataset, (long long)n);
-	if (strcmp(status, "completed") != 0)
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld %s; only the "
-			"state after a completed run can be restored; "
-			"nothing changed",
-			t->dataset, (long long)n,
-			strcmp(status, "active") == 0	    ? "is still active"
-			: strcmp(status, "publishing") == 0 ? "is publishing"
-			: strcmp(status, "refused") == 0    ? "was refused"
-							    : "failed");
-	if ((ret = meta_read(s, t->dataset, &m, err)))
+	if ((ret = as_hist_check_run(t, n, found, kind, status, err)) ||
+	    (ret = meta_read(s, t->dataset, &m, err)))
 		return ret;
-	if ((ret = as_pg_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (!m.found || !exists) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: no history has been "
-			"recorded yet (it starts with the next run that "
-			"publishes); nothing changed",
-			t->dataset);
-	} else if (n < m.first_run) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: the history does not "
-			"reach back to run %lld (pruned by history_keep, or "
-			"recorded only since); the oldest run it can restore "
-			"is %lld; nothing changed",
-			t->dataset, (long long)n, (long long)m.first_run);
-	} else if (n > m.last_run) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld was published "
-			"while its history was off; the newest run the history "
-			"can restore is %lld; nothing changed",
-			t->dataset, (long long)n, (long long)m.last_run);
-	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: its history was "
-			"recorded as %s, but the dataset now says history: %s; "
-			"nothing changed",
-			t->dataset, m.kind, as_hist_kind_name(h->kind));
-	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: its %s history holds "
-			"the columns %s%s, but a rollback needs every mapped "
-			"column (%s)%s; nothing changed",
-			t->dataset, m.kind, m.columns ? m.columns : "",
-			m.restorable ? "" : " without their hashes",
-			h->colnames,
-			strcmp(m.kind, "snapshot") == 0
-				? ": omit snapshot_columns, or list them all"
-				: "");
-	}
-done:
+	if (!(ret = as_pg_table_exists(s, h->name, &exists, err)))
+		ret = as_hist_check_meta(t, h, n, &m, exists, err);
 	free(m.columns);
 	return ret;
 }
@@ -688,7 +615,7 @@ static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 	}
 	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
 			"\"_atomsync_line\" bytea, PRIMARY KEY (");
-	as_pg_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	as_buf_adds(&b, ")) ON COMMIT DROP");
 	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: target", err)))
 		goto done;
@@ -718,7 +645,7 @@ static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 		"UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
 		"WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ",
 		r->live_q);
-	as_pg_key_match(&b, t, "l", "tt");
+	as_sql_key_match(&b, t, "l", "tt");
 	as_buf_adds(&b, " AND ");
 	add_row_tuple(&b, t, "l");
 	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
@@ -758,7 +685,7 @@ static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
 		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
 		"%s AS l WHERE ",
 		r->live_q);
-	as_pg_key_match(&b, t, "l", "tt");
+	as_sql_key_match(&b, t, "l", "tt");
 	as_buf_adds(&b, ")");
 	if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted,
 				 "rollback: counting", err)))
@@ -801,7 +728,7 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 		"CREATE TEMP TABLE _atomsync_changed ON COMMIT DROP AS "
 		"SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM %s AS l WHERE ",
 		as_buf_cstr(&cols), r->live_q);
-	as_pg_key_match(&b, t, "l", "tt");
+	as_sql_key_match(&b, t, "l", "tt");
 	as_buf_printf(
 		&b,
 		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
@@ -809,13 +736,13 @@ static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 		"NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
 		"pg_temp._atomsync_target AS tt WHERE ",
 		as_buf_cstr(&cols));
-	as_pg_key_match(&b, t, "tt", "l");
+	as_sql_key_match(&b, t, "tt", "l");
 	as_buf_printf(
 		&b,
 		") THEN 'before' ELSE 'delete' END FROM %s AS l WHERE NOT "
 		"EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
 		r->live_q);
-	as_pg_key_match(&b, t, "tt", "l");
+	as_sql_key_match(&b, t, "tt", "l");
 	/* Without 'before' rows: only live rows whose key is not restored. */
 	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
 		      before ? "" : " OR true");
@@ -850,7 +777,7 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
 				"WHERE \"_atomsync_run\" IS NOT NULL ON "
 				"CONFLICT (");
-		as_pg_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
 			as_buf_add_ident(&b, t->cols[i].name);
@@ -880,7 +807,7 @@ static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			"DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
 			"pg_temp._atomsync_target AS tt WHERE ",
 			r->live_q);
-		as_pg_key_match(&b, t, "tt", "l");
+		as_sql_key_match(&b, t, "tt", "l");
 		as_buf_adds(&b, ")");
 		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
 					  "rollback: delete", err)))

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 
+#include "store/sql.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -115,11 +116,9 @@ int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n, as_error *err);
 int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		       int unlogged, as_error *err);
 
-void as_pg_key_list(as_buf *b, const as_table *t, const char *prefix);
-void as_pg_scope_list(as_buf *b, const as_table *t, const char *prefix);
-void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
-		     const char *bq);
 const char *as_pg_type(as_type t);
+/* This connection as the shared SQL drives it (store/sql.h). */
+void as_pg_sql(pg_store *s, as_sql *q);
 /* An SQL expression rendering expr (a column of type t) as the text the
  * engine uses for that type (timestamps in its canonical UTC form,
  * "2026-01-01T00:00:00.000000Z"). */

@@ -12,6 +12,7 @@
 
 #include "model/outbox.h"
 #include "store/postgres_int.h"
+#include "store/sql.h"
 #include "util/crash.h"
 #include "util/str.h"
 
@@ -268,13 +269,7 @@ int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 		return 0;
 	if ((plan->ntpls || plan->webhook) && (ret = ensure_outbox(s, err)))
 		return ret;
-	memset(&sum, 0, sizeof(sum));
-	sum.dataset = rc->table->dataset;
-	sum.run_id = rc->run_id;
-	sum.kind = rc->kind;
-	sum.inserted = n[0];
-	sum.updated = n[1];
-	sum.deleted = n[2];
+	as_sql_outbox_summary(&sum, rc, n);
 	if (plan->ntpls &&
 	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
@@ -300,121 +295,6 @@ int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 	return ret;
 }
 
-/* s."a", s."b", : the columns the templates name. */
-static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
-		     const char *prefix)
-{
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[i].name);
-		as_buf_adds(b, ", ");
-	}
-}
-
-/* The deleted rows, as the publish's DELETE will choose them. */
-static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
-{
-	if (t->mode == AS_MODE_SCOPED) {
-		as_buf_adds(b, "(");
-		as_pg_scope_list(b, t, r->live_q);
-		as_buf_adds(b, ") IN (SELECT ");
-		as_pg_scope_list(b, t, NULL);
-		as_buf_adds(b, " FROM pg_temp._atomsync_scopes) AND ");
-	}
-	if (r->stage) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
-			      r->stage_q);
-		as_pg_key_match(b, t, r->stage_q, r->live_q);
-		as_buf_adds(b, ")");
-	} else {
-		as_buf_adds(b, "true");
-	}
-}
-
-static int run_sql(pg_store *s, as_buf *b, as_error *err)
-{
-	return as_pg_exec_buf(s, b, NULL, NULL,
-			      "outbox: collecting changed rows", err);
-}
-
-/* Fill pg_temp._atomsync_changed before the publish touches the live
- * table (see as_sq_outbox_publish's twin in store/sqlite_outbox.c). */
-static int collect_changed(pg_store *s, as_run_ctx *rc, const as_counts *c,
-			   int live, const unsigned char *need, int need_before,
-			   as_error *err)
-{
-	pg_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS " CHANGED_Q "; CREATE TEMP TABLE "
-			"\"_atomsync_changed\"(");
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_op\" text NOT NULL) ON COMMIT DROP");
-	if ((ret = run_sql(s, &b, err)))
-		goto done;
-	if (r->stage && c->inserted + c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->stage_q);
-		/* The op of each row: looked up only when the run both inserts
-		 * and updates (a full reload of changed rows is all 'update').
-		 */
-		if (c->inserted == 0) {
-			as_buf_adds(&b, "'update'");
-		} else if (live && c->live_before > 0 && c->updated > 0) {
-			as_buf_printf(
-				&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_pg_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
-		} else {
-			as_buf_adds(&b, "'insert'");
-		}
-		as_buf_printf(&b,
-			      " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q, r->stage_q);
-		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
-			as_buf_printf(
-				&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_pg_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ")");
-		}
-		if ((ret = run_sql(s, &b, err)))
-			goto done;
-	}
-	if (need_before && r->stage && live && c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q,
-			      r->stage_q);
-		as_pg_key_match(&b, t, r->live_q, r->stage_q);
-		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q);
-		if ((ret = run_sql(s, &b, err)))
-			goto done;
-	}
-	if (live && c->deleted > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
-		add_delete_filter(&b, t, r);
-		ret = run_sql(s, &b, err);
-	}
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * The publish's hook, after the guards and before the live table changes:
  * collect what the publish will change, check it against the publish's own
@@ -426,39 +306,27 @@ int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 {
 	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
 	unsigned char *need = NULL;
+	as_sql_run sr;
+	as_sql q;
 	int64_t n[3];
-	int ret, need_before = 0;
+	int ret;
 
 	if (!as_outbox_plan_any(plan) ||
 	    c->inserted + c->updated + c->deleted == 0)
 		return 0;
-	need = calloc(t->ncols ? t->ncols : 1, 1);
-	if (!need) {
-		ret = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < plan->ntpls; i++)
-		for (size_t k = 0; k < plan->tpls[i].nparts; k++)
-			if (plan->tpls[i].parts[k].column)
-				need[plan->tpls[i].parts[k].index] = 1;
-	need_before = plan->before;
-	if ((ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
-	    (ret = changed_counts(s, CHANGED_Q, n, err)))
-		goto done;
-	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
-		ret = as_error_set(
-			err, AS_ESTORE,
-			"outbox: the changed rows (%lld "
-			"inserted, %lld updated, %lld deleted) disagree with "
-			"the publish counts (%lld, %lld, %lld); nothing was "
-			"published",
-			(long long)n[0], (long long)n[1], (long long)n[2],
-			(long long)c->inserted, (long long)c->updated,
-			(long long)c->deleted);
-		goto done;
-	}
-	if ((ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
+	if (!(need = as_sql_outbox_need(plan, t)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	as_pg_sql(s, &q);
+	memset(&sr, 0, sizeof(sr));
+	sr.live_q = r->live_q;
+	sr.stage_q = r->stage ? r->stage_q : NULL;
+	if ((ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
+					 plan->before, err)) ||
+	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||
+	    (ret = as_sql_outbox_agree(n, c, err)) ||
+	    (ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
 		goto done;
 	ret = as_pg_exec(s, "DROP TABLE " CHANGED_Q, NULL, NULL,
 			 "outbox: collecting changed rows", err);

@@ -41,7 +41,7 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		goto done;
 	as_buf_adds(&b,
 		    "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
-	as_pg_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_printf(&b, ", false FROM %s", r->stage_q);
 	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
 		goto done;
@@ -85,9 +85,9 @@ static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
 			     int delivered_only)
 {
 	as_buf_adds(b, "(");
-	as_pg_scope_list(b, t, live_q);
+	as_sql_scope_list(b, t, live_q);
 	as_buf_adds(b, ") IN (SELECT ");
-	as_pg_scope_list(b, t, NULL);
+	as_sql_scope_list(b, t, NULL);
 	as_buf_adds(b, " FROM pg_temp._atomsync_scopes");
 	if (delivered_only)
 		as_buf_adds(b, " WHERE NOT _named");
@@ -98,7 +98,7 @@ static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
 			   const char *stage_q)
 {
 	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
-	as_pg_key_match(b, t, stage_q, live_q);
+	as_sql_key_match(b, t, stage_q, live_q);
 	as_buf_adds(b, ")");
 }
 
@@ -198,7 +198,7 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			as_buf_adds(
 				&b,
 				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (");
-			as_pg_key_list(&b, t, NULL);
+			as_sql_key_list(&b, t, NULL);
 			if (t->mode == AS_MODE_APPEND) {
 				as_buf_adds(&b, ") DO NOTHING");
 			} else {
@@ -426,7 +426,7 @@ static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
 	as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
 	as_buf_add_ident(&b, idx);
 	as_buf_printf(&b, " ON %s(", r->live_q);
-	as_pg_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_adds(&b, ")");
 	ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scope index", err);
 	as_buf_free(&b);

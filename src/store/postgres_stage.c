@@ -701,15 +701,15 @@ static int append_conflicts(pg_store *s, as_run_ctx *rc, const as_batch *bt,
 
 	as_buf_adds(&b, "WITH c AS (SELECT b.\"_atomsync_idx\" FROM (SELECT *, "
 			"first_value(\"_atomsync_hash\") OVER (PARTITION BY ");
-	as_pg_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	as_buf_printf(&b,
 		      " ORDER BY \"_atomsync_idx\") AS _first FROM %s) b "
 		      "LEFT JOIN %s s ON ",
 		      r->batch_q, r->stage_q);
-	as_pg_key_match(&b, t, "s", "b");
+	as_sql_key_match(&b, t, "s", "b");
 	if (r->live_has_rows) {
 		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
-		as_pg_key_match(&b, t, "l", "b");
+		as_sql_key_match(&b, t, "l", "b");
 	}
 	as_buf_printf(
 		&b,
@@ -810,7 +810,7 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 	as_buf_adds(&b, " SELECT ");
 	if (dups && t->mode != AS_MODE_APPEND) {
 		as_buf_adds(&b, "DISTINCT ON (");
-		as_pg_key_list(&b, t, "b");
+		as_sql_key_list(&b, t, "b");
 		as_buf_adds(&b, ") ");
 	}
 	for (size_t i = 0; i < t->ncols; i++) {
@@ -829,16 +829,16 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 		      r->batch_q);
 	if (join) {
 		as_buf_printf(&b, " LEFT JOIN %s l ON ", r->live_q);
-		as_pg_key_match(&b, t, "l", "b");
+		as_sql_key_match(&b, t, "l", "b");
 	}
 	if (dups && t->mode != AS_MODE_APPEND) {
 		as_buf_adds(&b, " ORDER BY ");
-		as_pg_key_list(&b, t, "b");
+		as_sql_key_list(&b, t, "b");
 		as_buf_adds(&b, ", b.\"_atomsync_idx\" DESC");
 	}
 	plain = b.len;
 	as_buf_adds(&b, " ON CONFLICT (");
-	as_pg_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	if (t->mode == AS_MODE_APPEND) {
 		as_buf_adds(&b, ") DO NOTHING");
 	} else {

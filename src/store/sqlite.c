@@ -958,45 +958,31 @@ const char *as_sq_sql_type(as_type t)
 	}
 }
 
+static int sql_exec(void *conn, const char *sql, const char *what,
+		    as_error *err)
+{
+	(void)what;
+	return as_sq_exec(conn, sql, err);
+}
+
+static const as_sql_dialect sq_dialect = {
+	.temp = "temp",
+	.true_lit = "1",
+	.text_type = "TEXT",
+	.temp_suffix = "",
+	.type = as_sq_sql_type,
+};
+
+void as_sq_sql(sq_store *s, as_sql *q)
+{
+	q->d = &sq_dialect;
+	q->conn = s;
+	q->exec = sql_exec;
+}
+
 int as_sq_rowid_key(const as_table *t)
 {
 	return t->nkey == 1 && t->cols[0].type == AS_TYPE_INTEGER;
-}
-
-void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix)
-{
-	for (size_t i = 0; i < t->nkey; i++) {
-		if (i)
-			as_buf_adds(b, ", ");
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[i].name);
-	}
-}
-
-void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix)
-{
-	for (size_t i = 0; i < t->nscope; i++) {
-		if (i)
-			as_buf_adds(b, ", ");
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[t->scope[i]].name);
-	}
-}
-
-/* "a"."k1" = "b"."k1" AND ... (a and b already quoted) */
-void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
-			 const char *bq)
-{
-	for (size_t i = 0; i < t->nkey; i++) {
-		if (i)
-			as_buf_adds(b, " AND ");
-		as_buf_printf(b, "%s.", a);
-		as_buf_add_ident(b, t->cols[i].name);
-		as_buf_printf(b, " = %s.", bq);
-		as_buf_add_ident(b, t->cols[i].name);
-	}
 }
 
 static void add_col_def(as_buf *b, const as_table *t, size_t i)
@@ -1032,7 +1018,7 @@ char *as_sq_create_sql(const as_table *t, const char *name)
 	}
 	if (!as_sq_rowid_key(t)) {
 		as_buf_adds(&b, ", PRIMARY KEY (");
-		as_sq_add_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ")) WITHOUT ROWID");
 	} else {
 		as_buf_adds(&b, ")");

@@ -257,11 +257,11 @@ static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
 	 * the key.  A version is found by its record's key (the triggers). */
 	if (h->kind == AS_HISTORY_SCD2) {
 		as_buf_adds(&b, "PRIMARY KEY (");
-		as_sq_add_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ", \"valid_from_run\")) WITHOUT ROWID");
 	} else {
 		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_sq_add_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ")) WITHOUT ROWID");
 	}
 	if ((rc = buf_exec(s, &b, err)))
@@ -284,15 +284,7 @@ done:
 	return rc;
 }
 
-typedef struct hist_meta {
-	int found;
-	char kind[16];
-	char *columns;
-	int restorable;
-	int64_t first_run, last_run;
-} hist_meta;
-
-static int meta_read(sq_store *s, const char *dataset, hist_meta *m,
+static int meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 		     as_error *err)
 {
 	sqlite3_stmt *q;
@@ -413,7 +405,7 @@ static int history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 {
 	as_table *t = rc->table;
 	sqlite3_stmt *q = NULL;
-	hist_meta m;
+	as_hist_meta m;
 	int64_t prev = 0;
 	int reset, baseline, ret;
 	as_hist h;
@@ -672,8 +664,8 @@ static int check_target(sq_store *s, as_run_ctx *rc, const as_hist *h,
 	const as_table *t = rc->table;
 	sqlite3_stmt *q;
 	char kind[16] = "", status[16] = "";
-	hist_meta m;
-	int rc2, exists, ret = 0;
+	as_hist_meta m;
+	int rc2, exists, ret;
 
 	if (as_sq_prepare(
 		    s,
@@ -692,76 +684,12 @@ static int check_target(sq_store *s, as_run_ctx *rc, const as_hist *h,
 	sqlite3_finalize(q);
 	if (rc2 != SQLITE_ROW && rc2 != SQLITE_DONE)
 		return as_sq_fail(s, err, "reading runs");
-	if (rc2 == SQLITE_DONE)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: there is no run %lld "
-				    "of this dataset; nothing changed",
-				    t->dataset, (long long)n);
-	if (strcmp(kind, "verify") == 0)
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld is a verify "
-			"run, which published nothing; name a sync or "
-			"rollback run; nothing changed",
-			t->dataset, (long long)n);
-	if (strcmp(status, "completed") != 0)
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld %s; only the "
-			"state after a completed run can be restored; "
-			"nothing changed",
-			t->dataset, (long long)n,
-			strcmp(status, "active") == 0	    ? "is still active"
-			: strcmp(status, "publishing") == 0 ? "is publishing"
-			: strcmp(status, "refused") == 0    ? "was refused"
-							    : "failed");
-	if ((ret = meta_read(s, t->dataset, &m, err)))
+	if ((ret = as_hist_check_run(t, n, rc2 == SQLITE_ROW, kind, status,
+				     err)) ||
+	    (ret = meta_read(s, t->dataset, &m, err)))
 		return ret;
-	if ((ret = as_sq_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (!m.found || !exists) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: no history has been "
-			"recorded yet (it starts with the next run that "
-			"publishes); nothing changed",
-			t->dataset);
-	} else if (n < m.first_run) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: the history does not "
-			"reach back to run %lld (pruned by history_keep, or "
-			"recorded only since); the oldest run it can restore "
-			"is %lld; nothing changed",
-			t->dataset, (long long)n, (long long)m.first_run);
-	} else if (n > m.last_run) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld was published "
-			"while its history was off; the newest run the history "
-			"can restore is %lld; nothing changed",
-			t->dataset, (long long)n, (long long)m.last_run);
-	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: its history was "
-			"recorded as %s, but the dataset now says history: %s; "
-			"nothing changed",
-			t->dataset, m.kind, as_hist_kind_name(h->kind));
-	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: its %s history holds "
-			"the columns %s%s, but a rollback needs every mapped "
-			"column (%s)%s; nothing changed",
-			t->dataset, m.kind, m.columns ? m.columns : "",
-			m.restorable ? "" : " without their hashes",
-			h->colnames,
-			strcmp(m.kind, "snapshot") == 0
-				? ": omit snapshot_columns, or list them all"
-				: "");
-	}
-done:
+	if (!(ret = as_sq_table_exists(s, h->name, &exists, err)))
+		ret = as_hist_check_meta(t, h, n, &m, exists, err);
 	free(m.columns);
 	return ret;
 }
@@ -781,7 +709,7 @@ static int create_target(sq_store *s, const as_table *t, as_error *err)
 	as_buf_adds(&b,
 		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
 		    "\"_atomsync_line\" BLOB, PRIMARY KEY (");
-	as_sq_add_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	as_buf_adds(&b, "))");
 	rc = buf_exec(s, &b, err);
 	as_buf_free(&b);
@@ -869,7 +797,7 @@ static int rollback_counts(sq_store *s, as_run_ctx *rc, as_counts *c,
 		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
 		"main.%s AS l WHERE ",
 		r->live_q);
-	as_sq_add_key_match(&b, t, "l", "tt");
+	as_sql_key_match(&b, t, "l", "tt");
 	as_buf_adds(&b, ")");
 	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->inserted,
 				   err)))
@@ -912,7 +840,7 @@ static int rollback_changed(sq_store *s, as_run_ctx *rc, as_error *err)
 		      "CREATE TEMP TABLE _atomsync_changed AS SELECT %s, "
 		      "CASE WHEN EXISTS (SELECT 1 FROM main.%s AS l WHERE ",
 		      as_buf_cstr(&cols), r->live_q);
-	as_sq_add_key_match(&b, t, "l", "tt");
+	as_sql_key_match(&b, t, "l", "tt");
 	as_buf_printf(
 		&b,
 		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
@@ -920,13 +848,13 @@ static int rollback_changed(sq_store *s, as_run_ctx *rc, as_error *err)
 		"NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
 		"temp._atomsync_target AS tt WHERE ",
 		as_buf_cstr(&cols));
-	as_sq_add_key_match(&b, t, "tt", "l");
+	as_sql_key_match(&b, t, "tt", "l");
 	as_buf_printf(
 		&b,
 		") THEN 'before' ELSE 'delete' END FROM main.%s AS l "
 		"WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_target AS tt WHERE ",
 		r->live_q);
-	as_sq_add_key_match(&b, t, "tt", "l");
+	as_sql_key_match(&b, t, "tt", "l");
 	/* Without 'before' rows: only live rows whose key is not restored. */
 	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
 		      before ? "" : " OR 1");
@@ -966,7 +894,7 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			    "\"_atomsync_line\") SELECT * FROM "
 			    "temp._atomsync_target WHERE \"_atomsync_run\" IS "
 			    "NOT NULL ON CONFLICT(");
-		as_sq_add_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ") DO UPDATE SET ");
 		for (size_t i = t->nkey; i < t->ncols; i++) {
 			as_buf_add_ident(&b, t->cols[i].name);
@@ -995,7 +923,7 @@ static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			"DELETE FROM main.%s WHERE NOT EXISTS (SELECT 1 FROM "
 			"temp._atomsync_target AS tt WHERE ",
 			r->live_q);
-		as_sq_add_key_match(&b, t, "tt", r->live_q);
+		as_sql_key_match(&b, t, "tt", r->live_q);
 		as_buf_adds(&b, ")");
 		if ((ret = buf_exec_int(s, &b, 0, &changes, err)))
 			goto done;

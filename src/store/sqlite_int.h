@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "store/sql.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -53,11 +54,9 @@ int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
 int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err);
 int as_sq_stage_names(sq_run *r, const char *stage);
 const char *as_sq_sql_type(as_type t);
+/* This connection as the shared SQL drives it (store/sql.h). */
+void as_sq_sql(sq_store *s, as_sql *q);
 int as_sq_rowid_key(const as_table *t);
-void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix);
-void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix);
-void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
-			 const char *bq);
 char *as_sq_create_sql(const as_table *t, const char *name);
 const char *as_sq_col_type(const as_col *c);
 as_type as_sq_type_of_decl(const char *decl);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "model/outbox.h"
+#include "store/sql.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/str.h"
@@ -31,14 +32,6 @@ static const char *OUTBOX_SCHEMA =
 	" created_at TEXT NOT NULL, delivered_at TEXT);"
 	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
 	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
-
-static int sql_run(sq_store *s, as_buf *b, as_error *err)
-{
-	int rc = as_sq_exec(s, as_buf_cstr(b), err);
-
-	as_buf_reset(b);
-	return rc;
-}
 
 /* The column as the text a key shows: booleans as true/false and integral
  * reals without ".0", as PostgreSQL renders them. */
@@ -258,13 +251,7 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 		return 0;
 	if ((ret = as_sq_exec(s, OUTBOX_SCHEMA, err)))
 		return ret;
-	memset(&sum, 0, sizeof(sum));
-	sum.dataset = rc->table->dataset;
-	sum.run_id = rc->run_id;
-	sum.kind = rc->kind;
-	sum.inserted = n[0];
-	sum.updated = n[1];
-	sum.deleted = n[2];
+	as_sql_outbox_summary(&sum, rc, n);
 	if (plan->ntpls &&
 	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
@@ -280,163 +267,49 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 	return ret;
 }
 
-/* "a", "b" or s."a", s."b": the columns the templates name. */
-static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
-		     const char *prefix)
-{
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[i].name);
-		as_buf_adds(b, ", ");
-	}
-}
-
-/* The deleted rows, as the publish's DELETE will choose them. */
-static void add_delete_filter(as_buf *b, const as_table *t, const sq_run *r)
-{
-	if (t->mode == AS_MODE_SCOPED) {
-		as_buf_adds(b, "(");
-		as_sq_add_scope_list(b, t, r->live_q);
-		as_buf_adds(b, ") IN (SELECT ");
-		as_sq_add_scope_list(b, t, NULL);
-		as_buf_adds(b, " FROM temp._atomsync_scopes) AND ");
-	}
-	if (r->gone) {
-		as_sq_add_gone_filter(b, t, r);
-	} else if (r->stage) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
-			      r->stage_q);
-		as_sq_add_key_match(b, t, r->stage_q, r->live_q);
-		as_buf_adds(b, ")");
-	} else {
-		as_buf_adds(b, "1");
-	}
-}
-
-/* Fill temp._atomsync_changed before the publish touches the live table:
- * changed staged rows as insert/update, the old values of updated rows
- * when a template names a non-key column, and the rows to be deleted. */
-static int collect_changed(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			   int live, const unsigned char *need, int need_before,
-			   as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS " CHANGED_Q "; CREATE TEMP TABLE "
-			"\"_atomsync_changed\"(");
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_sq_sql_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_op\" TEXT NOT NULL)");
-	if ((ret = sql_run(s, &b, err)))
-		goto done;
-	if (r->stage && c->inserted + c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->stage_q);
-		/* The op of each row: looked up only when the run both inserts
-		 * and updates (a full reload of changed rows is all 'update').
-		 */
-		if (c->inserted == 0) {
-			as_buf_adds(&b, "'update'");
-		} else if (live && c->live_before > 0 && c->updated > 0) {
-			as_buf_printf(
-				&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
-		} else {
-			as_buf_adds(&b, "'insert'");
-		}
-		as_buf_printf(&b,
-			      " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q, r->stage_q);
-		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
-			as_buf_printf(
-				&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ")");
-		}
-		if ((ret = sql_run(s, &b, err)))
-			goto done;
-	}
-	if (need_before && r->stage && live && c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q,
-			      r->stage_q);
-		as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q);
-		if ((ret = sql_run(s, &b, err)))
-			goto done;
-	}
-	if (live && c->deleted > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
-		add_delete_filter(&b, t, r);
-		ret = sql_run(s, &b, err);
-	}
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * The publish's hook, after the guards and before the live table changes:
  * collect what the publish will change, check it against the publish's own
  * counts (a disagreement fails the publish: the keys would be wrong), and
  * record the events in the same transaction.
  */
+/* The deletions of a publish with spans: as the publish chooses them. */
+static void gone_filter(as_buf *b, const as_table *t, const void *ud)
+{
+	as_sq_add_gone_filter(b, t, ud);
+}
+
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err)
 {
 	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
+	sq_run *r = rc->priv;
 	unsigned char *need = NULL;
+	as_sql_run sr;
+	as_sql q;
 	int64_t n[3];
-	int ret, live, need_before = 0;
+	int ret, live;
 
 	if (!as_outbox_plan_any(plan) ||
 	    c->inserted + c->updated + c->deleted == 0)
 		return 0;
-	need = calloc(t->ncols ? t->ncols : 1, 1);
-	if (!need) {
-		ret = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
+	if (!(need = as_sql_outbox_need(plan, t)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	as_sq_sql(s, &q);
+	memset(&sr, 0, sizeof(sr));
+	sr.live_q = r->live_q;
+	sr.stage_q = r->stage ? r->stage_q : NULL;
+	if (r->gone) {
+		sr.gone_filter = gone_filter;
+		sr.gone_ud = r;
 	}
-	for (size_t i = 0; i < plan->ntpls; i++)
-		for (size_t k = 0; k < plan->tpls[i].nparts; k++)
-			if (plan->tpls[i].parts[k].column)
-				need[plan->tpls[i].parts[k].index] = 1;
-	need_before = plan->before;
 	if ((ret = as_sq_table_exists(s, t->table, &live, err)) ||
-	    (ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
-	    (ret = changed_counts(s, CHANGED_Q, n, err)))
-		goto done;
-	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
-		ret = as_error_set(
-			err, AS_ESTORE,
-			"outbox: the changed rows (%lld "
-			"inserted, %lld updated, %lld deleted) disagree with "
-			"the publish counts (%lld, %lld, %lld); nothing was "
-			"published",
-			(long long)n[0], (long long)n[1], (long long)n[2],
-			(long long)c->inserted, (long long)c->updated,
-			(long long)c->deleted);
-		goto done;
-	}
-	if ((ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
+	    (ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
+					 plan->before, err)) ||
+	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||
+	    (ret = as_sql_outbox_agree(n, c, err)) ||
+	    (ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
 		goto done;
 	ret = as_sq_exec(s, "DROP TABLE " CHANGED_Q, err);
 done:

@@ -48,11 +48,11 @@ static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_scopes; "
 			"CREATE TEMP TABLE _atomsync_scopes(");
-	as_sq_add_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_adds(
 		&b,
 		", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
-	as_sq_add_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_printf(&b, ", 0 FROM %s", r->stage_q);
 	if ((ret = sql_exec(s, &b, NULL, err)))
 		goto done;
@@ -92,9 +92,9 @@ static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
 			     int delivered_only)
 {
 	as_buf_adds(b, "(");
-	as_sq_add_scope_list(b, t, live_q);
+	as_sql_scope_list(b, t, live_q);
 	as_buf_adds(b, ") IN (SELECT ");
-	as_sq_add_scope_list(b, t, NULL);
+	as_sql_scope_list(b, t, NULL);
 	as_buf_adds(b, " FROM temp._atomsync_scopes");
 	if (delivered_only)
 		as_buf_adds(b, " WHERE _named = 0");
@@ -105,7 +105,7 @@ static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
 			   const char *stage_q)
 {
 	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
-	as_sq_add_key_match(b, t, stage_q, live_q);
+	as_sql_key_match(b, t, stage_q, live_q);
 	as_buf_adds(b, ")");
 }
 
@@ -202,7 +202,7 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			as_buf_adds(
 				&b,
 				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
-			as_sq_add_key_list(&b, t, NULL);
+			as_sql_key_list(&b, t, NULL);
 			if (t->mode == AS_MODE_APPEND) {
 				as_buf_adds(&b, ") DO NOTHING");
 			} else {
@@ -626,7 +626,7 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 			as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
 			as_buf_add_ident(&b, idx);
 			as_buf_printf(&b, " ON %s(", r->live_q);
-			as_sq_add_scope_list(&b, t, NULL);
+			as_sql_scope_list(&b, t, NULL);
 			as_buf_adds(&b, ")");
 			ret = sql_exec(s, &b, NULL, err);
 			as_buf_free(&b);
