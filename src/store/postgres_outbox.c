@@ -19,10 +19,6 @@
 #define CHANGED_Q "pg_temp.\"_atomsync_changed\""
 #define FETCH_ROWS 20000
 
-#define ISO(col)                                                               \
-	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 static const char *OUTBOX_SCHEMA =
 	"CREATE TABLE IF NOT EXISTS atomsync_outbox("
 	" event_id bigserial PRIMARY KEY,"
@@ -361,7 +357,7 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	as_buf_printf(
 		&b,
 		"SELECT event_id, run_id, dataset, target, status, attempts, "
-		"last_error, " ISO("created_at") ", " ISO(
+		"last_error, " AS_PG_ISO("created_at") ", " AS_PG_ISO(
 			"delivered_at") ", "
 					"(payload->>'keys_count')::bigint, %s FROM atomsync_outbox "
 					"WHERE ($1::text IS NULL OR dataset = $1) AND ",

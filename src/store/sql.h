@@ -12,10 +12,10 @@
 
 /* How a backend spells what the shared SQL writes. */
 typedef struct as_sql_dialect {
-	const char *temp;	   /* the temp schema: "temp", "pg_temp" */
-	const char *true_lit;	   /* "1", "true" */
-	const char *text_type;	   /* "TEXT", "text" */
-	const char *temp_suffix;   /* after CREATE TEMP TABLE t(...) */
+	const char *temp;		/* the temp schema: "temp", "pg_temp" */
+	const char *true_lit;		/* "1", "true" */
+	const char *text_type;		/* "TEXT", "text" */
+	const char *temp_suffix;	/* after CREATE TEMP TABLE t(...) */
 	const char *(*type)(as_type t); /* a mapped column's type */
 } as_sql_dialect;
 
@@ -73,8 +73,7 @@ int as_sql_outbox_collect(const as_sql *q, const as_sql_run *r,
 			  as_error *err);
 /* The collected rows (n: inserted, updated, deleted) agree with the
  * publish's counts; AS_ESTORE when not (the keys would be wrong). */
-int as_sql_outbox_agree(const int64_t n[3], const as_counts *c,
-			as_error *err);
+int as_sql_outbox_agree(const int64_t n[3], const as_counts *c, as_error *err);
 /* The summary of rc's events with counts n. */
 void as_sql_outbox_summary(as_outbox_summary *sum, const as_run_ctx *rc,
 			   const int64_t n[3]);

@@ -6,8 +6,7 @@
 
 #include "util/str.h"
 
-int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what,
-		    as_error *err)
+int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what, as_error *err)
 {
 	int rc = q->exec(q->conn, as_buf_cstr(b), what, err);
 
@@ -15,8 +14,8 @@ int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what,
 	return rc;
 }
 
-static void add_list(as_buf *b, const as_table *t, const size_t *idx,
-		     size_t n, const char *prefix)
+static void add_list(as_buf *b, const as_table *t, const size_t *idx, size_t n,
+		     const char *prefix)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (i)

@@ -14,8 +14,7 @@
 
 #define WHAT "outbox: collecting changed rows"
 
-unsigned char *as_sql_outbox_need(const as_outbox_plan *plan,
-				  const as_table *t)
+unsigned char *as_sql_outbox_need(const as_outbox_plan *plan, const as_table *t)
 {
 	unsigned char *need = calloc(t->ncols ? t->ncols : 1, 1);
 
@@ -26,19 +25,19 @@ unsigned char *as_sql_outbox_need(const as_outbox_plan *plan,
 	return need;
 }
 
-int as_sql_outbox_agree(const int64_t n[3], const as_counts *c,
-			as_error *err)
+int as_sql_outbox_agree(const int64_t n[3], const as_counts *c, as_error *err)
 {
 	if (n[0] == c->inserted && n[1] == c->updated && n[2] == c->deleted)
 		return 0;
-	return as_error_set(err, AS_ESTORE,
-			    "outbox: the changed rows (%lld "
-			    "inserted, %lld updated, %lld deleted) disagree with "
-			    "the publish counts (%lld, %lld, %lld); nothing was "
-			    "published",
-			    (long long)n[0], (long long)n[1], (long long)n[2],
-			    (long long)c->inserted, (long long)c->updated,
-			    (long long)c->deleted);
+	return as_error_set(
+		err, AS_ESTORE,
+		"outbox: the changed rows (%lld "
+		"inserted, %lld updated, %lld deleted) disagree with "
+		"the publish counts (%lld, %lld, %lld); nothing was "
+		"published",
+		(long long)n[0], (long long)n[1], (long long)n[2],
+		(long long)c->inserted, (long long)c->updated,
+		(long long)c->deleted);
 }
 
 void as_sql_outbox_summary(as_outbox_summary *sum, const as_run_ctx *rc,
@@ -104,10 +103,11 @@ int as_sql_outbox_collect(const as_sql *q, const as_sql_run *r,
 
 	snprintf(changed_q, sizeof(changed_q), "%s." AS_SQL_CHANGED,
 		 q->d->temp);
-	as_buf_printf(&b,
-		      "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE " AS_SQL_CHANGED
-		      "(",
-		      changed_q);
+	as_buf_printf(
+		&b,
+		"DROP TABLE IF EXISTS %s; CREATE TEMP TABLE " AS_SQL_CHANGED
+		"(",
+		changed_q);
 	for (size_t i = 0; i < t->ncols; i++) {
 		if (!need[i])
 			continue;

@@ -1,13 +1,16 @@
 /*
  * Private to the SQLite store: its state and the helpers its files share
- * (sqlite.c: connection, leases, runs, tables; sqlite_stage.c: staging and
- * the live scan; sqlite_publish.c: the publish).
+ * (sqlite.c: connection, statements, status; sqlite_lease.c: leases;
+ * sqlite_run.c: run records; sqlite_table.c: tables and the staging's
+ * preparation; sqlite_stage.c: staging and the live scan; sqlite_publish.c:
+ * the publish).
  */
 #ifndef AS_STORE_SQLITE_INT_H
 #define AS_STORE_SQLITE_INT_H
 
 #include <sqlite3.h>
 
+#include "store/history.h"
 #include "store/sql.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -67,7 +70,21 @@ int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err);
 int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err);
 int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		      as_error *err);
+/* The store's operations (store.h), by file: leases (sqlite_lease.c),
+ * run records (sqlite_run.c), tables and staging (sqlite_table.c). */
+int as_sq_lease_acquire(as_store *st, const char *dataset, const char *owner,
+			int64_t ttl_ms, int64_t *token, as_error *err);
+int as_sq_lease_renew(as_store *st, const char *dataset, int64_t token,
+		      int64_t ttl_ms, as_error *err);
+int as_sq_lease_release(as_store *st, const char *dataset, int64_t token,
+			as_error *err);
+int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err);
+int as_sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
+		  const char *error, as_error *err);
 void as_sq_run_free(as_store *st, as_run_ctx *rc);
+int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err);
+int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err);
+int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err);
 int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err);
 int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
@@ -105,6 +122,24 @@ int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row,
 		     as_error *err);
 int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			as_error *err);
+
+/*
+ * History (store/sqlite_history.c), which the publish and the rollback
+ * (store/sqlite_rollback.c) both write: its shape checked and evolved, its
+ * metadata read, and the steps around a change of the live table.
+ */
+int as_sq_buf_exec(sq_store *s, as_buf *b, as_error *err);
+int as_sq_buf_exec_int(sq_store *s, as_buf *b, int64_t v, int64_t *changes,
+		       as_error *err);
+int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err);
+int as_sq_hist_evolve(sq_store *s, const as_hist *h, as_table *t,
+		      as_error *err);
+int as_sq_history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			const as_counts *c, const char *live_q, as_error *err);
+int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+		      const char *live_q, as_error *err);
+int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
+			 as_error *err);
 
 /*
  * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write
