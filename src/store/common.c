@@ -271,3 +271,22 @@ void as_outbox_events_free(as_outbox_event *v, size_t n)
 	}
 	free(v);
 }
+
+as_row *as_batch_add_row(as_batch *b, size_t ncols)
+{
+	as_row *row;
+
+	if (b->nrows == b->caprows) {
+		size_t cap = b->caprows ? b->caprows * 2 : 64;
+		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
+
+		if (!nr)
+			return NULL;
+		b->rows = nr;
+		b->caprows = cap;
+	}
+	row = &b->rows[b->nrows];
+	memset(row, 0, sizeof(*row));
+	row->v = as_arena_alloc(&b->arena, ncols * sizeof(as_val));
+	return row->v ? row : NULL;
+}

@@ -243,9 +243,24 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_pg_exec(conn, sql, NULL, NULL, what, err);
 }
 
+static int query_ints(void *conn, const char *sql, int64_t *out, int n,
+		      const char *what, as_error *err)
+{
+	PGresult *res;
+
+	if (as_pg_exec(conn, sql, NULL, &res, what, err))
+		return err->code;
+	for (int i = 0; i < n; i++)
+		out[i] = as_pg_cell_int(res, 0, i);
+	PQclear(res);
+	return 0;
+}
+
 static const as_sql_dialect pg_dialect = {
 	.temp = "pg_temp",
+	.main = "",
 	.true_lit = "true",
+	.false_lit = "false",
 	.text_type = "text",
 	.temp_suffix = " ON COMMIT DROP",
 	.type = as_pg_type,
@@ -256,6 +271,14 @@ void as_pg_sql(pg_store *s, as_sql *q)
 	q->d = &pg_dialect;
 	q->conn = s;
 	q->exec = sql_exec;
+	q->query_ints = query_ints;
+}
+
+void as_pg_run_view(const pg_run *r, as_sql_run *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->live_q = r->live_q;
+	out->stage_q = r->stage ? r->stage_q : NULL;
 }
 
 as_type as_pg_type_of(const char *decl)

@@ -64,7 +64,7 @@ static void nul_field(const char *s, const char *p, char *out, size_t cap)
  * is rejected by name, with its column and field (invariant 9), rather
  * than failing the whole batch. */
 const char *as_pg_unstorable(const as_table *t, const as_row *row, char *buf,
-			      size_t cap)
+			     size_t cap)
 {
 	for (size_t i = 0; i < t->ncols; i++) {
 		const as_val *v = &row->v[i];
@@ -304,8 +304,8 @@ static int has_dup_keys(pg_store *s, const as_table *t, const as_batch *b,
 }
 
 int as_pg_encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
-		      const unsigned char *skip, int64_t conflicts, pg_job *j,
-		      as_error *err)
+		     const unsigned char *skip, int64_t conflicts, pg_job *j,
+		     as_error *err)
 {
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;

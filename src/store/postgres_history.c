@@ -46,18 +46,6 @@ int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 	return as_pg_exec_buf(s, b, &p, changes, what, err);
 }
 
-static as_type type_of_pg(const char *decl)
-{
-	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL,
-					AS_TYPE_TEXT,	 AS_TYPE_BOOLEAN,
-					AS_TYPE_JSON,	 AS_TYPE_TIMESTAMP};
-
-	for (size_t i = 0; decl && i < sizeof(types) / sizeof(types[0]); i++)
-		if (strcmp(decl, as_pg_type(types[i])) == 0)
-			return types[i];
-	return AS_TYPE_AUTO;
-}
-
 /* as_hist_evolve's callback: one column added to the history table. */
 static int hist_add_col(void *ud, const char *name, const char *type)
 {
@@ -160,8 +148,8 @@ int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 					    : NULL;
 
 			if (c && c->type == AS_TYPE_AUTO &&
-			    type_of_pg(ct) != AS_TYPE_AUTO)
-				c->type = type_of_pg(ct);
+			    as_pg_type_of(ct) != AS_TYPE_AUTO)
+				c->type = as_pg_type_of(ct);
 			else
 				ok = 0;
 		}

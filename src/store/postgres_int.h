@@ -163,6 +163,8 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 const char *as_pg_type(as_type t);
 /* This connection as the shared SQL drives it (store/sql.h). */
 void as_pg_sql(pg_store *s, as_sql *q);
+/* The run's tables as the shared SQL sees them. */
+void as_pg_run_view(const pg_run *r, as_sql_run *out);
 /* An SQL expression rendering expr (a column of type t) as the text the
  * engine uses for that type (timestamps in its canonical UTC form,
  * "2026-01-01T00:00:00.000000Z"). */

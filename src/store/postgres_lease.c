@@ -55,9 +55,8 @@ static int lease_holder(pg_store *s, const char *dataset, int lock, int *busy,
  * while by the backend of a worker that was killed mid-commit (the server
  * rolls it back once its statement ends), so the wait is generous.
  */
-int as_pg_lease_acquire(as_store *st, const char *dataset,
-			    const char *owner, int64_t ttl_ms, int64_t *token,
-			    as_error *err)
+int as_pg_lease_acquire(as_store *st, const char *dataset, const char *owner,
+			int64_t ttl_ms, int64_t *token, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	PGresult *res = NULL;
@@ -133,13 +132,13 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 }
 
 int as_pg_lease_renew(as_store *st, const char *dataset, int64_t token,
-			  int64_t ttl_ms, as_error *err)
+		      int64_t ttl_ms, as_error *err)
 {
 	return as_pg_fence((pg_store *)st, dataset, token, ttl_ms, err);
 }
 
 int as_pg_lease_release(as_store *st, const char *dataset, int64_t token,
-			    as_error *err)
+			as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	as_pg_params p;

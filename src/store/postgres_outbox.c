@@ -315,9 +315,7 @@ int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	if (!(need = as_sql_outbox_need(plan, t)))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_pg_sql(s, &q);
-	memset(&sr, 0, sizeof(sr));
-	sr.live_q = r->live_q;
-	sr.stage_q = r->stage ? r->stage_q : NULL;
+	as_pg_run_view(r, &sr);
 	if ((ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
 					 plan->before, err)) ||
 	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||

@@ -87,8 +87,8 @@ static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 			"OR \"valid_to_run\" > $1)");
 	else
 		as_buf_adds(&b, "\"run_id\" = $1");
-	if ((ret = as_pg_exec_run(s, &b, n, NULL, "rollback: reading the history",
-			    err)) ||
+	if ((ret = as_pg_exec_run(s, &b, n, NULL,
+				  "rollback: reading the history", err)) ||
 	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
 			      "rollback: target", err)))
 		goto done;
@@ -103,7 +103,8 @@ static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
 	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
 	as_pg_add_row_tuple(&b, t, "tt");
 	as_buf_adds(&b, ")");
-	ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "rollback: comparing", err);
+	ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "rollback: comparing",
+			     err);
 done:
 	as_buf_free(&b);
 	return ret;
@@ -113,43 +114,11 @@ done:
 static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
 			   as_error *err)
 {
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	PGresult *res;
-	int64_t S, C;
-	int ret;
+	const pg_run *r = rc->priv;
+	as_sql q;
 
-	as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-	if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before,
-				 "rollback: counting", err)) ||
-	    (ret = as_pg_exec(s,
-			      "SELECT count(*), count(\"_atomsync_run\") FROM "
-			      "pg_temp._atomsync_target",
-			      NULL, &res, "rollback: counting", err)))
-		goto done;
-	S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	C = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-	as_buf_printf(
-		&b,
-		"SELECT count(*) FROM pg_temp._atomsync_target AS tt WHERE "
-		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-		"%s AS l WHERE ",
-		r->live_q);
-	as_sql_key_match(&b, t, "l", "tt");
-	as_buf_adds(&b, ")");
-	if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted,
-				 "rollback: counting", err)))
-		goto done;
-	c->seen = S;
-	c->updated = C - c->inserted;
-	c->unchanged = S - C;
-	c->deleted = c->live_before - (S - c->inserted);
-	c->live_after = S;
-done:
-	as_buf_free(&b);
-	return ret;
+	as_pg_sql(s, &q);
+	return as_sql_rollback_counts(&q, r->live_q, rc->table, c, err);
 }
 
 /*
@@ -163,45 +132,14 @@ done:
  */
 static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
 {
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
-	int ret, before;
+	const pg_run *r = rc->priv;
+	as_sql q;
 
 	if (!as_outbox_plan_any(rc->outbox))
 		return 0;
-	before = rc->outbox->before;
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_adds(&cols, i ? ", " : "");
-		as_buf_add_ident(&cols, t->cols[i].name);
-	}
-	as_buf_printf(
-		&b,
-		"CREATE TEMP TABLE _atomsync_changed ON COMMIT DROP AS "
-		"SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM %s AS l WHERE ",
-		as_buf_cstr(&cols), r->live_q);
-	as_sql_key_match(&b, t, "l", "tt");
-	as_buf_printf(
-		&b,
-		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
-		"FROM pg_temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS "
-		"NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
-		"pg_temp._atomsync_target AS tt WHERE ",
-		as_buf_cstr(&cols));
-	as_sql_key_match(&b, t, "tt", "l");
-	as_buf_printf(
-		&b,
-		") THEN 'before' ELSE 'delete' END FROM %s AS l WHERE NOT "
-		"EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
-		r->live_q);
-	as_sql_key_match(&b, t, "tt", "l");
-	/* Without 'before' rows: only live rows whose key is not restored. */
-	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
-		      before ? "" : " OR true");
-	ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: changed rows", err);
-	as_buf_free(&b);
-	as_buf_free(&cols);
-	return ret;
+	as_pg_sql(s, &q);
+	return as_sql_rollback_changed(&q, r->live_q, rc->table,
+				       rc->outbox->before, err);
 }
 
 /* The outbox events of the rows the rollback changes, in its transaction. */
@@ -446,7 +384,7 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	    (ret = rollback_changed(s, rc, err)) ||
 	    (ret = rollback_apply(s, rc, c, err)) ||
 	    (ret = as_pg_history_write(s, rc, po, c, "pg_temp._atomsync_target",
-				 err)) ||
+				       err)) ||
 	    (ret = rollback_outbox(s, rc, err)) ||
 	    (ret = rollback_state(s, rc, err)) ||
 	    (ret = run_close(s, rc, c, to_run, err)))

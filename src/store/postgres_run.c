@@ -201,67 +201,31 @@ static int read_state(pg_store *s, as_run_ctx *rc, char **stage,
 	return 0;
 }
 
-/*
- * One fenced transaction: mark runs left active by dead workers as failed
- * (invariant 10), put this run on record, and decide whether it continues
- * the interrupted staging (invariant 4) or starts over.
- */
-int as_pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
+/* The run starts over: the staging of *stage (if any) is dropped and the
+ * state row forgets it. */
+static int start_over(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
 {
-	pg_store *s = (pg_store *)st;
-	as_table *t = rc->table;
-	pg_run *r = calloc(1, sizeof(*r));
-	PGresult *res = NULL;
-	as_pg_params p;
-	char *stage = NULL;
-	int64_t last_run = 0;
-	int resume = 0;
-
-	as_pg_drain(s, NULL);
-	if (!r)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	rc->priv = r;
-	r->live_q = as_quote_ident(t->table);
-	if (as_pg_begin(s, 0, err))
+	free(rc->checkpoint);
+	free(rc->stage_key);
+	rc->checkpoint = rc->stage_key = NULL;
+	rc->seen = rc->rejected = 0;
+	if (*stage && as_pg_drop_stage(s, *stage, err))
 		return err->code;
-	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms, err))
-		goto fail;
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(
-		    s,
-		    "UPDATE atomsync_runs SET status = 'failed', "
-		    "finished_at = now(), error = 'interrupted: the worker "
-		    "stopped before finishing (killed, crashed or lost its "
-		    "connection); nothing was published' "
-		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
-		    &p, NULL, "recording interrupted runs", err))
-		goto fail;
-	if (check_owner(s, t, err))
-		goto fail;
-	as_pg_param_text(&p, t->table);
-	as_pg_param_text(&p, as_mode_name(t->mode));
-	if (as_pg_exec(s,
-		       "INSERT INTO atomsync_state(dataset, table_name, mode) "
-		       "VALUES($1, $2, $3) ON CONFLICT (dataset) DO NOTHING",
-		       &p, NULL, "creating state", err))
-		goto fail;
-	if (read_state(s, rc, &stage, &last_run, &resume, err))
-		goto fail;
-	if (!resume) {
-		free(rc->checkpoint);
-		free(rc->stage_key);
-		rc->checkpoint = rc->stage_key = NULL;
-		rc->seen = rc->rejected = 0;
-		if (stage && as_pg_drop_stage(s, stage, err))
-			goto fail;
-		if (as_pg_clear_stage_state(s, t->dataset, err))
-			goto fail;
-		free(stage);
-		stage = NULL;
-	}
-	if (drop_orphans(s, err))
-		goto fail;
+	if (as_pg_clear_stage_state(s, rc->table->dataset, err))
+		return err->code;
+	free(*stage);
+	*stage = NULL;
+	return 0;
+}
+
+/* The run's record (active); rc->run_id. */
+static int record_run(pg_store *s, as_run_ctx *rc, int resume, int64_t last_run,
+		      as_error *err)
+{
+	const as_table *t = rc->table;
+	PGresult *res;
+	as_pg_params p;
+
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
 	as_pg_param_text(&p, rc->kind ? rc->kind : "sync");
@@ -278,37 +242,100 @@ int as_pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		       "VALUES($1, $2, $3, 'active', now(), $4, $5, $6) "
 		       "RETURNING run_id",
 		       &p, &res, "recording run", err))
-		goto fail;
+		return err->code;
 	rc->run_id = as_pg_cell_int(res, 0, 0);
 	PQclear(res);
-	res = NULL;
 	rc->resumed_from = resume ? last_run : 0;
-	if (resume) {
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, t->dataset);
-		as_pg_param_int(&p, rc->run_id);
-		if (as_pg_exec(s,
-			       "UPDATE atomsync_state SET stage_last_run = $2 "
-			       "WHERE dataset = $1",
-			       &p, NULL, "adopting staging", err))
-			goto fail;
-		r->stage = stage;
-		r->stage_q = as_quote_ident(stage);
-		stage = NULL;
+	return 0;
+}
+
+/* A resumed staging is this run's now (it takes *stage). */
+static int adopt_stage(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_pg_params p;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, rc->table->dataset);
+	as_pg_param_int(&p, rc->run_id);
+	if (as_pg_exec(s,
+		       "UPDATE atomsync_state SET stage_last_run = $2 "
+		       "WHERE dataset = $1",
+		       &p, NULL, "adopting staging", err))
+		return err->code;
+	r->stage = *stage;
+	r->stage_q = as_quote_ident(*stage);
+	*stage = NULL;
+	return 0;
+}
+
+/* The transaction of run_begin: interrupted runs failed, the state row,
+ * resume or start over, orphans dropped, the run recorded. */
+static int begin_txn(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
+{
+	as_table *t = rc->table;
+	as_pg_params p;
+	int64_t last_run = 0;
+	int resume = 0;
+
+	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms, err))
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'failed', "
+		    "finished_at = now(), error = 'interrupted: the worker "
+		    "stopped before finishing (killed, crashed or lost its "
+		    "connection); nothing was published' "
+		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
+		    &p, NULL, "recording interrupted runs", err) ||
+	    check_owner(s, t, err))
+		return err->code;
+	as_pg_param_text(&p, t->table);
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	if (as_pg_exec(s,
+		       "INSERT INTO atomsync_state(dataset, table_name, mode) "
+		       "VALUES($1, $2, $3) ON CONFLICT (dataset) DO NOTHING",
+		       &p, NULL, "creating state", err) ||
+	    read_state(s, rc, stage, &last_run, &resume, err) ||
+	    (!resume && start_over(s, rc, stage, err)) ||
+	    drop_orphans(s, err) || record_run(s, rc, resume, last_run, err) ||
+	    (resume && adopt_stage(s, rc, stage, err)))
+		return err->code;
+	return 0;
+}
+
+/*
+ * One fenced transaction: mark runs left active by dead workers as failed
+ * (invariant 10), put this run on record, and decide whether it continues
+ * the interrupted staging (invariant 4) or starts over.
+ */
+int as_pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	pg_run *r = calloc(1, sizeof(*r));
+	char *stage = NULL;
+
+	as_pg_drain(s, NULL);
+	if (!r)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	rc->priv = r;
+	r->live_q = as_quote_ident(rc->table->table);
+	if (as_pg_begin(s, 0, err))
+		return err->code;
+	if (begin_txn(s, rc, &stage, err) ||
+	    as_pg_commit(s, "recording run", err)) {
+		free(stage);
+		as_pg_rollback(s);
+		return err->code;
 	}
-	if (as_pg_commit(s, "recording run", err))
-		goto fail;
 	as_crash_point("run.begun");
 	return 0;
-fail:
-	PQclear(res);
-	free(stage);
-	as_pg_rollback(s);
-	return err->code;
 }
 
 int as_pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
-		      const char *error, as_error *err)
+		  const char *error, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;

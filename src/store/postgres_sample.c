@@ -11,25 +11,6 @@
 
 /* ---- verify: a sample of live rows, and its run record ---- */
 
-static as_row *add_row(as_batch *b, size_t ncols)
-{
-	as_row *row;
-
-	if (b->nrows == b->caprows) {
-		size_t cap = b->caprows ? b->caprows * 2 : 64;
-		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
-
-		if (!nr)
-			return NULL;
-		b->rows = nr;
-		b->caprows = cap;
-	}
-	row = &b->rows[b->nrows];
-	memset(row, 0, sizeof(*row));
-	row->v = as_arena_alloc(&b->arena, ncols * sizeof(as_val));
-	return row->v ? row : NULL;
-}
-
 /* One sampled value, from the text the query rendered it as. */
 static int cell(as_val *v, const PGresult *res, int i, int j, as_type type,
 		as_arena *a)
@@ -90,7 +71,7 @@ int as_pg_history_sample(as_store *st, const as_table *t, size_t n,
 		return rc;
 	rows = PQntuples(res);
 	for (int i = 0; i < rows; i++) {
-		as_row *row = add_row(out, t->ncols);
+		as_row *row = as_batch_add_row(out, t->ncols);
 
 		for (size_t j = 0; row && j < t->ncols; j++)
 			if (cell(&row->v[j], res, i, (int)j, t->cols[j].type,

@@ -189,6 +189,111 @@ int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
+/* The live table as this run finds it: checked against the spec (or
+ * adopted), its column count, whether it has rows (and their hashes). */
+static int read_live(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+	size_t nuser = t->ncols;
+	as_buf b = AS_BUF_INIT;
+	int64_t n;
+	int rc2;
+
+	if (as_pg_table_exists(s, t->table, &r->live_exists, err))
+		return err->code;
+	if (!r->live_exists)
+		return 0;
+	if (t->infer ? adopt_table(s, rc, t->table, 0, &nuser, err)
+		     : check_table(s, t, t->table, err))
+		return err->code;
+	r->live_ncols = nuser;
+	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int", r->live_q);
+	rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table", err);
+	as_buf_free(&b);
+	if (rc2)
+		return rc2;
+	r->live_has_rows = n > 0;
+	if (r->live_has_rows && as_pg_live_hashes(s, rc, err))
+		return err->code;
+	return 0;
+}
+
+/* Record the staging `name` (alive, and in the dataset's state row); its
+ * base. */
+static int record_stage(pg_store *s, as_run_ctx *rc, const char *name,
+			as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+	PGresult *res;
+	as_pg_params p;
+	char key[512];
+
+	as_table_key_list(t, key, sizeof(key));
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, name);
+	if (as_pg_exec(s,
+		       "INSERT INTO atomsync_stage_alive VALUES($1) "
+		       "ON CONFLICT DO NOTHING",
+		       &p, NULL, "recording staging", err))
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_text(&p, name);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_text(&p, t->fingerprint);
+	as_pg_param_text(&p, key);
+	as_pg_param_text(&p, t->table);
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	if (as_pg_exec(s,
+		       "UPDATE atomsync_state SET stage_table = $2, "
+		       "stage_run = $3, stage_last_run = $3, "
+		       "stage_base = published_run, stage_fingerprint = $4, "
+		       "stage_key = $5, checkpoint = NULL, stage_seen = 0, "
+		       "stage_rejected = 0, table_name = $6, mode = $7 "
+		       "WHERE dataset = $1 RETURNING stage_base",
+		       &p, &res, "recording staging", err))
+		return err->code;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return as_error_set(err, AS_ESTORE,
+				    "postgres: dataset %s: no state row",
+				    t->dataset);
+	}
+	r->stage_base = as_pg_cell_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* A new staging for this run, in one fenced transaction. */
+static int create_stage(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+	char name[64];
+
+	snprintf(name, sizeof(name), "_atomsync_stage_%lld",
+		 (long long)rc->run_id);
+	if (!t->nfront)
+		t->nfront = t->ncols;
+	if (as_pg_stage_types(rc, NULL, NULL, 0))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (as_pg_begin(s, 0, err))
+		return err->code;
+	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err) ||
+	    as_pg_create_table(s, t, name, 1, err) ||
+	    record_stage(s, rc, name, err) ||
+	    as_pg_commit(s, "recording staging", err)) {
+		as_pg_rollback(s);
+		return err->code;
+	}
+	r->stage = as_strdup(name);
+	r->stage_q = as_quote_ident(name);
+	return 0;
+}
+
 /*
  * Create the staging table once the columns are known (a resumed run
  * adopts its predecessor's).  The live table is created only by a publish,
@@ -199,88 +304,13 @@ int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
 	as_table *t = rc->table;
-	PGresult *res = NULL;
-	as_pg_params p;
-	char key[512];
-	int64_t n;
 
 	as_pg_drain(s, NULL);
-	if (as_pg_table_exists(s, t->table, &r->live_exists, err))
+	if (read_live(s, rc, err))
 		return err->code;
-	if (r->live_exists) {
-		as_buf b = AS_BUF_INIT;
-		int rc2;
-		size_t nuser = t->ncols;
-
-		if (t->infer ? adopt_table(s, rc, t->table, 0, &nuser, err)
-			     : check_table(s, t, t->table, err))
-			return err->code;
-		r->live_ncols = nuser;
-		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int",
-			      r->live_q);
-		rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table",
-				    err);
-		as_buf_free(&b);
-		if (rc2)
-			return rc2;
-		r->live_has_rows = n > 0;
-		if (r->live_has_rows && as_pg_live_hashes(s, rc, err))
-			return err->code;
-	}
 	if (!r->stage) {
-		char name[64];
-
-		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
-			 (long long)rc->run_id);
-		as_table_key_list(t, key, sizeof(key));
-		if (!t->nfront)
-			t->nfront = t->ncols;
-		if (as_pg_stage_types(rc, NULL, NULL, 0))
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-		if (as_pg_begin(s, 0, err))
+		if (create_stage(s, rc, err))
 			return err->code;
-		if (as_pg_fence(s, as_table_lease(t), rc->token,
-				rc->lease_ttl_ms, err) ||
-		    as_pg_create_table(s, t, name, 1, err))
-			goto fail;
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, name);
-		if (as_pg_exec(s,
-			       "INSERT INTO atomsync_stage_alive VALUES($1) "
-			       "ON CONFLICT DO NOTHING",
-			       &p, NULL, "recording staging", err))
-			goto fail;
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, t->dataset);
-		as_pg_param_text(&p, name);
-		as_pg_param_int(&p, rc->run_id);
-		as_pg_param_text(&p, t->fingerprint);
-		as_pg_param_text(&p, key);
-		as_pg_param_text(&p, t->table);
-		as_pg_param_text(&p, as_mode_name(t->mode));
-		if (as_pg_exec(
-			    s,
-			    "UPDATE atomsync_state SET stage_table = $2, "
-			    "stage_run = $3, stage_last_run = $3, "
-			    "stage_base = published_run, stage_fingerprint = $4, "
-			    "stage_key = $5, checkpoint = NULL, stage_seen = 0, "
-			    "stage_rejected = 0, table_name = $6, mode = $7 "
-			    "WHERE dataset = $1 RETURNING stage_base",
-			    &p, &res, "recording staging", err))
-			goto fail;
-		if (PQntuples(res) != 1) {
-			as_error_set(err, AS_ESTORE,
-				     "postgres: dataset %s: no state row",
-				     t->dataset);
-			goto fail;
-		}
-		r->stage_base = as_pg_cell_int(res, 0, 0);
-		PQclear(res);
-		res = NULL;
-		if (as_pg_commit(s, "recording staging", err))
-			goto fail;
-		r->stage = as_strdup(name);
-		r->stage_q = as_quote_ident(name);
 	} else if (t->infer) {
 		size_t nuser;
 
@@ -290,10 +320,6 @@ int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		return err->code;
 	}
 	return as_pg_batch_table(s, rc, err);
-fail:
-	PQclear(res);
-	as_pg_rollback(s);
-	return err->code;
 }
 
 int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)

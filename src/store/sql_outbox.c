@@ -66,29 +66,6 @@ static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
 	}
 }
 
-/* The deleted rows, as the publish's DELETE will choose them. */
-static void add_delete_filter(const as_sql *q, as_buf *b, const as_table *t,
-			      const as_sql_run *r)
-{
-	if (t->mode == AS_MODE_SCOPED) {
-		as_buf_adds(b, "(");
-		as_sql_scope_list(b, t, r->live_q);
-		as_buf_adds(b, ") IN (SELECT ");
-		as_sql_scope_list(b, t, NULL);
-		as_buf_printf(b, " FROM %s._atomsync_scopes) AND ", q->d->temp);
-	}
-	if (r->gone_filter) {
-		r->gone_filter(b, t, r->gone_ud);
-	} else if (r->stage_q) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
-			      r->stage_q);
-		as_sql_key_match(b, t, r->stage_q, r->live_q);
-		as_buf_adds(b, ")");
-	} else {
-		as_buf_adds(b, q->d->true_lit);
-	}
-}
-
 /* Fill the temp table before the publish touches the live table:
  * changed staged rows as insert/update, the old values of updated rows
  * when a template names a non-key column, and the rows to be deleted. */
@@ -163,7 +140,7 @@ int as_sql_outbox_collect(const as_sql *q, const as_sql_run *r,
 		as_buf_printf(&b, "INSERT INTO %s SELECT ", changed_q);
 		add_cols(&b, t, need, r->live_q);
 		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
-		add_delete_filter(q, &b, t, r);
+		as_sql_add_delete_filter(q, &b, t, r);
 		ret = as_sql_exec_buf(q, &b, WHAT, err);
 	}
 done:

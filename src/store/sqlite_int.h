@@ -59,6 +59,8 @@ int as_sq_stage_names(sq_run *r, const char *stage);
 const char *as_sq_sql_type(as_type t);
 /* This connection as the shared SQL drives it (store/sql.h). */
 void as_sq_sql(sq_store *s, as_sql *q);
+/* The run's tables as the shared SQL sees them. */
+void as_sq_run_view(const sq_run *r, as_sql_run *out);
 int as_sq_rowid_key(const as_table *t);
 char *as_sq_create_sql(const as_table *t, const char *name);
 const char *as_sq_col_type(const as_col *c);
@@ -109,12 +111,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
  * cannot be trusted or the publish needs each row, stages the rows they stand
  * for one by one, so the publish goes on exactly as if no span had been made.
  */
-typedef struct sq_spans {
-	int active;
-	int64_t rows;	  /* live rows the spans stand for */
-	int64_t gap_rows; /* live rows outside every span */
-	int64_t gone;	  /* of those, the ones not staged (full mode) */
-} sq_spans;
+typedef as_sql_spans sq_spans; /* store/sql.h */
 
 /* "(k1, k2) IN (SELECT k1, k2 FROM <stage>_gone)" */
 void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r);

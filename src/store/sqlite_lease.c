@@ -85,9 +85,8 @@ static int busy_holder(sq_store *s, const char *dataset, as_error *err)
 	return err->code;
 }
 
-int as_sq_lease_acquire(as_store *st, const char *dataset,
-			    const char *owner, int64_t ttl_ms, int64_t *token,
-			    as_error *err)
+int as_sq_lease_acquire(as_store *st, const char *dataset, const char *owner,
+			int64_t ttl_ms, int64_t *token, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sqlite3_stmt *q = NULL;
@@ -161,7 +160,7 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 }
 
 int as_sq_lease_renew(as_store *st, const char *dataset, int64_t token,
-			  int64_t ttl_ms, as_error *err)
+		      int64_t ttl_ms, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	int rc = as_sq_fence(s, NULL, dataset, token, ttl_ms, err);
@@ -170,7 +169,7 @@ int as_sq_lease_renew(as_store *st, const char *dataset, int64_t token,
 }
 
 int as_sq_lease_release(as_store *st, const char *dataset, int64_t token,
-			    as_error *err)
+			as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sqlite3_stmt *q;

@@ -273,12 +273,6 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
  * counts (a disagreement fails the publish: the keys would be wrong), and
  * record the events in the same transaction.
  */
-/* The deletions of a publish with spans: as the publish chooses them. */
-static void gone_filter(as_buf *b, const as_table *t, const void *ud)
-{
-	as_sq_add_gone_filter(b, t, ud);
-}
-
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err)
 {
@@ -297,13 +291,7 @@ int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	if (!(need = as_sql_outbox_need(plan, t)))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_sq_sql(s, &q);
-	memset(&sr, 0, sizeof(sr));
-	sr.live_q = r->live_q;
-	sr.stage_q = r->stage ? r->stage_q : NULL;
-	if (r->gone) {
-		sr.gone_filter = gone_filter;
-		sr.gone_ud = r;
-	}
+	as_sq_run_view(r, &sr);
 	if ((ret = as_sq_table_exists(s, t->table, &live, err)) ||
 	    (ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
 					 plan->before, err)) ||
@@ -324,6 +312,28 @@ static char *col_dup(sqlite3_stmt *q, int i)
 	const unsigned char *v = sqlite3_column_text(q, i);
 
 	return v ? as_strdup((const char *)v) : NULL;
+}
+
+/* The event in q's row (see as_sq_outbox_list's query); -1 when out of
+ * memory. */
+static int read_event(sqlite3_stmt *q, as_outbox_event *e, unsigned flags)
+{
+	memset(e, 0, sizeof(*e));
+	e->event_id = sqlite3_column_int64(q, 0);
+	e->run_id = sqlite3_column_int64(q, 1);
+	e->dataset = col_dup(q, 2);
+	e->target = col_dup(q, 3);
+	e->status = col_dup(q, 4);
+	e->attempts = sqlite3_column_int64(q, 5);
+	e->last_error = col_dup(q, 6);
+	e->created_at = col_dup(q, 7);
+	e->delivered_at = col_dup(q, 8);
+	e->keys = sqlite3_column_int64(q, 9);
+	e->payload = col_dup(q, 10);
+	if (!e->dataset || !e->target || !e->status ||
+	    ((flags & AS_OUTBOX_PAYLOAD) && !e->payload))
+		return -1;
+	return 0;
 }
 
 int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
@@ -384,20 +394,7 @@ int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 			cap = ncap;
 		}
 		e = &v[cnt++];
-		memset(e, 0, sizeof(*e));
-		e->event_id = sqlite3_column_int64(q, 0);
-		e->run_id = sqlite3_column_int64(q, 1);
-		e->dataset = col_dup(q, 2);
-		e->target = col_dup(q, 3);
-		e->status = col_dup(q, 4);
-		e->attempts = sqlite3_column_int64(q, 5);
-		e->last_error = col_dup(q, 6);
-		e->created_at = col_dup(q, 7);
-		e->delivered_at = col_dup(q, 8);
-		e->keys = sqlite3_column_int64(q, 9);
-		e->payload = col_dup(q, 10);
-		if (!e->dataset || !e->target || !e->status ||
-		    ((flags & AS_OUTBOX_PAYLOAD) && !e->payload)) {
+		if (read_event(q, e, flags)) {
 			ret = as_error_set(err, AS_ENOMEM, "out of memory");
 			goto done;
 		}

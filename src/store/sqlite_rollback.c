@@ -130,43 +130,11 @@ done:
 static int rollback_counts(sq_store *s, as_run_ctx *rc, as_counts *c,
 			   as_error *err)
 {
-	const as_table *t = rc->table;
-	sq_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int64_t S, C;
-	int ret;
+	const sq_run *r = rc->priv;
+	as_sql q;
 
-	as_buf_printf(&b, "SELECT count(*) FROM main.%s", r->live_q);
-	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->live_before,
-				   err)) ||
-	    (ret = as_sq_query_int(s,
-				   "SELECT count(*) FROM temp._atomsync_target",
-				   NULL, &S, err)) ||
-	    (ret = as_sq_query_int(s,
-				   "SELECT count(\"_atomsync_run\") FROM "
-				   "temp._atomsync_target",
-				   NULL, &C, err)))
-		goto done;
-	as_buf_reset(&b);
-	as_buf_printf(
-		&b,
-		"SELECT count(*) FROM temp._atomsync_target AS tt WHERE "
-		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-		"main.%s AS l WHERE ",
-		r->live_q);
-	as_sql_key_match(&b, t, "l", "tt");
-	as_buf_adds(&b, ")");
-	if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &c->inserted,
-				   err)))
-		goto done;
-	c->seen = S;
-	c->updated = C - c->inserted;
-	c->unchanged = S - C;
-	c->deleted = c->live_before - (S - c->inserted);
-	c->live_after = S;
-done:
-	as_buf_free(&b);
-	return ret;
+	as_sq_sql(s, &q);
+	return as_sql_rollback_counts(&q, r->live_q, rc->table, c, err);
 }
 
 /*
@@ -180,45 +148,14 @@ done:
  */
 static int rollback_changed(sq_store *s, as_run_ctx *rc, as_error *err)
 {
-	const as_table *t = rc->table;
-	sq_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
-	int ret, before;
+	const sq_run *r = rc->priv;
+	as_sql q;
 
 	if (!as_outbox_plan_any(rc->outbox))
 		return 0;
-	before = rc->outbox->before;
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_adds(&cols, i ? ", " : "");
-		as_buf_add_ident(&cols, t->cols[i].name);
-	}
-	as_buf_printf(&b,
-		      "DROP TABLE IF EXISTS temp._atomsync_changed; "
-		      "CREATE TEMP TABLE _atomsync_changed AS SELECT %s, "
-		      "CASE WHEN EXISTS (SELECT 1 FROM main.%s AS l WHERE ",
-		      as_buf_cstr(&cols), r->live_q);
-	as_sql_key_match(&b, t, "l", "tt");
-	as_buf_printf(
-		&b,
-		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
-		"FROM temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS NOT "
-		"NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
-		"temp._atomsync_target AS tt WHERE ",
-		as_buf_cstr(&cols));
-	as_sql_key_match(&b, t, "tt", "l");
-	as_buf_printf(
-		&b,
-		") THEN 'before' ELSE 'delete' END FROM main.%s AS l "
-		"WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_target AS tt WHERE ",
-		r->live_q);
-	as_sql_key_match(&b, t, "tt", "l");
-	/* Without 'before' rows: only live rows whose key is not restored. */
-	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
-		      before ? "" : " OR 1");
-	ret = as_sq_buf_exec(s, &b, err);
-	as_buf_free(&b);
-	as_buf_free(&cols);
-	return ret;
+	as_sq_sql(s, &q);
+	return as_sql_rollback_changed(&q, r->live_q, rc->table,
+				       rc->outbox->before, err);
 }
 
 /* The outbox events of the rows the rollback changes, in its transaction. */

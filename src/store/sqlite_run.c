@@ -170,34 +170,13 @@ static char *col_copy(sqlite3_stmt *q, int i, int *ok)
 	return p;
 }
 
-/*
- * One fenced transaction: mark runs left active by dead workers as failed
- * (invariant 10), put this run on record, and decide whether it continues
- * the interrupted staging (invariant 4) or starts over.
- */
-int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
+/* Runs left active or publishing by dead workers end failed. */
+static int fail_interrupted(sq_store *s, const as_table *t, const char *now,
+			    as_error *err)
 {
-	sq_store *s = (sq_store *)st;
-	as_table *t = rc->table;
-	sqlite3_stmt *q = NULL;
-	sq_run *r = calloc(1, sizeof(*r));
-	char now[40];
-	int resume = 0, exists, ok = 1;
-	char *stage = NULL;
-	int64_t published = 0, last_run = 0;
+	sqlite3_stmt *q;
+	int rc = 0;
 
-	if (!r)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	rc->priv = r;
-	r->live_q = as_quote_ident(t->table);
-	if (!r->live_q)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	as_iso8601(as_now(), now, sizeof(now));
-	if (as_sq_txn(s, "BEGIN IMMEDIATE", "starting the run", err))
-		return err->code;
-	if (as_sq_fence(s, NULL, as_table_lease(t), rc->token, rc->lease_ttl_ms,
-			err))
-		goto fail;
 	if (as_sq_prepare(
 		    s,
 		    "UPDATE atomsync_runs SET status = 'failed', "
@@ -206,31 +185,49 @@ int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		    "connection); nothing was published' "
 		    "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
 		    &q, err))
-		goto fail;
+		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, now, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		as_sq_fail(s, err, "recording interrupted runs");
-		goto fail;
-	}
+	if (sqlite3_step(q) != SQLITE_DONE)
+		rc = as_sq_fail(s, err, "recording interrupted runs");
 	sqlite3_finalize(q);
-	q = NULL;
-	if (check_owner(s, t, err))
-		goto fail;
-	if (as_sq_prepare(
-		    s,
-		    "INSERT INTO atomsync_state(dataset, table_name, mode) "
-		    "VALUES(?1, ?2, ?3) ON CONFLICT(dataset) DO NOTHING",
-		    &q, err))
-		goto fail;
+	return rc;
+}
+
+/* Run sql with the dataset as ?1 (and its table and mode as ?2 and ?3
+ * when it has them), expecting no row; what names it in an error. */
+static int exec_dataset(sq_store *s, const char *sql, const as_table *t,
+			const char *what, as_error *err)
+{
+	sqlite3_stmt *q;
+	int rc = 0;
+
+	if (as_sq_prepare(s, sql, &q, err))
+		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		as_sq_fail(s, err, "creating state");
-		goto fail;
+	if (sqlite3_bind_parameter_count(q) >= 3) {
+		sqlite3_bind_text(q, 2, t->table, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, as_mode_name(t->mode), -1,
+				  SQLITE_STATIC);
 	}
+	if (sqlite3_step(q) != SQLITE_DONE)
+		rc = as_sq_fail(s, err, what);
 	sqlite3_finalize(q);
+	return rc;
+}
+
+/* What the state row says: the published run, the cursor, and a staging
+ * this run resumes (*resume, rc's checkpoint and counts) or drops (*stage
+ * set either way). */
+static int read_state(sq_store *s, as_run_ctx *rc, char **stage,
+		      int64_t *last_run, int *resume, as_error *err)
+{
+	const as_table *t = rc->table;
+	sq_run *r = rc->priv;
+	sqlite3_stmt *q;
+	int64_t published;
+	int ok = 1;
+
 	if (as_sq_prepare(
 		    s,
 		    "SELECT published_run, cursor, stage_table, "
@@ -238,75 +235,75 @@ int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 		    "checkpoint, stage_seen, stage_rejected "
 		    "FROM atomsync_state WHERE dataset = ?1",
 		    &q, err))
-		goto fail;
+		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_ROW) {
 		as_sq_fail(s, err, "reading state");
-		goto fail;
+		sqlite3_finalize(q);
+		return err->code;
 	}
 	published = sqlite3_column_int64(q, 0);
 	rc->cursor = col_copy(q, 1, &ok);
-	stage = col_copy(q, 2, &ok);
-	last_run = sqlite3_column_int64(q, 3);
-	if (stage && !rc->restart && sqlite3_column_type(q, 7) != SQLITE_NULL &&
+	*stage = col_copy(q, 2, &ok);
+	*last_run = sqlite3_column_int64(q, 3);
+	if (*stage && !rc->restart &&
+	    sqlite3_column_type(q, 7) != SQLITE_NULL &&
 	    sqlite3_column_int64(q, 4) == published &&
 	    as_streq((const char *)sqlite3_column_text(q, 5), t->fingerprint)) {
-		resume = 1;
+		*resume = 1;
 		rc->stage_key = col_copy(q, 6, &ok);
 		rc->checkpoint = col_copy(q, 7, &ok);
 		rc->seen = sqlite3_column_int64(q, 8);
 		rc->rejected = sqlite3_column_int64(q, 9);
 		r->stage_base = published;
 	}
-	if (!ok) {
-		/* A cursor or checkpoint read as NULL would start over or
-		 * refetch everything: fail instead (invariants 4, 8). */
-		as_error_set(err, AS_ENOMEM, "%s: reading state: out of memory",
-			     s->path);
-		goto fail;
-	}
 	sqlite3_finalize(q);
-	q = NULL;
-	if (resume && (as_sq_table_exists(s, stage, &exists, err) || !exists)) {
-		if (err->code)
-			goto fail;
-		resume = 0;
-	}
-	if (!resume) {
-		free(rc->checkpoint);
-		free(rc->stage_key);
-		rc->checkpoint = rc->stage_key = NULL;
-		rc->seen = rc->rejected = 0;
-		if (stage && as_sq_drop_stage(s, stage, err))
-			goto fail;
-		if (as_sq_prepare(
-			    s,
-			    "UPDATE atomsync_state SET stage_table = NULL, "
-			    "stage_run = NULL, stage_last_run = NULL, "
-			    "stage_base = NULL, stage_fingerprint = NULL, "
-			    "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
-			    "stage_rejected = 0 WHERE dataset = ?1",
-			    &q, err))
-			goto fail;
-		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-		if (sqlite3_step(q) != SQLITE_DONE) {
-			as_sq_fail(s, err, "clearing staging");
-			goto fail;
-		}
-		sqlite3_finalize(q);
-		q = NULL;
-		free(stage);
-		stage = NULL;
-	}
-	if (drop_orphans(s, err))
-		goto fail;
+	/* A cursor or checkpoint read as NULL would start over or refetch
+	 * everything: fail instead (invariants 4, 8). */
+	if (!ok)
+		return as_error_set(err, AS_ENOMEM,
+				    "%s: reading state: out of memory",
+				    s->path);
+	return 0;
+}
+
+/* The run starts over: the staging of *stage (if any) is dropped and the
+ * state row forgets it. */
+static int start_over(sq_store *s, as_run_ctx *rc, char **stage, as_error *err)
+{
+	free(rc->checkpoint);
+	free(rc->stage_key);
+	rc->checkpoint = rc->stage_key = NULL;
+	rc->seen = rc->rejected = 0;
+	if (*stage && as_sq_drop_stage(s, *stage, err))
+		return err->code;
+	if (exec_dataset(s,
+			 "UPDATE atomsync_state SET stage_table = NULL, "
+			 "stage_run = NULL, stage_last_run = NULL, "
+			 "stage_base = NULL, stage_fingerprint = NULL, "
+			 "stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
+			 "stage_rejected = 0 WHERE dataset = ?1",
+			 rc->table, "clearing staging", err))
+		return err->code;
+	free(*stage);
+	*stage = NULL;
+	return 0;
+}
+
+/* The run's record (active); rc->run_id. */
+static int record_run(sq_store *s, as_run_ctx *rc, const char *now, int resume,
+		      int64_t last_run, as_error *err)
+{
+	const as_table *t = rc->table;
+	sqlite3_stmt *q;
+
 	if (as_sq_prepare(
 		    s,
 		    "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
 		    "started_at, resumed_from, lease_token, owner) "
 		    "VALUES(?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
 		    &q, err))
-		goto fail;
+		return err->code;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, rc->kind ? rc->kind : "sync", -1,
 			  SQLITE_STATIC);
@@ -320,46 +317,104 @@ int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 	sqlite3_bind_text(q, 7, rc->owner, -1, SQLITE_STATIC);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		as_sq_fail(s, err, "recording run");
-		goto fail;
+		sqlite3_finalize(q);
+		return err->code;
 	}
 	sqlite3_finalize(q);
-	q = NULL;
 	rc->run_id = sqlite3_last_insert_rowid(s->db);
 	rc->resumed_from = resume ? last_run : 0;
-	if (resume) {
-		if (as_sq_prepare(
-			    s,
-			    "UPDATE atomsync_state SET stage_last_run = ?2 "
-			    "WHERE dataset = ?1",
-			    &q, err))
-			goto fail;
-		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 2, rc->run_id);
-		if (sqlite3_step(q) != SQLITE_DONE) {
-			as_sq_fail(s, err, "adopting staging");
-			goto fail;
-		}
-		sqlite3_finalize(q);
-		q = NULL;
-		if (as_sq_stage_names(r, stage)) {
-			as_error_set(err, AS_ENOMEM, "out of memory");
-			goto fail;
-		}
+	return 0;
+}
+
+/* A resumed staging is this run's now. */
+static int adopt_stage(sq_store *s, as_run_ctx *rc, const char *stage,
+		       as_error *err)
+{
+	sqlite3_stmt *q;
+	int ret = 0;
+
+	if (as_sq_prepare(s,
+			  "UPDATE atomsync_state SET stage_last_run = ?2 "
+			  "WHERE dataset = ?1",
+			  &q, err))
+		return err->code;
+	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, rc->run_id);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err, "adopting staging");
+	sqlite3_finalize(q);
+	if (!ret && as_sq_stage_names(rc->priv, stage))
+		ret = as_error_set(err, AS_ENOMEM, "out of memory");
+	return ret;
+}
+
+/* The transaction of run_begin: interrupted runs failed, the state row,
+ * resume or start over, orphans dropped, the run recorded. */
+static int begin_txn(sq_store *s, as_run_ctx *rc, const char *now, char **stage,
+		     as_error *err)
+{
+	as_table *t = rc->table;
+	int64_t last_run = 0;
+	int resume = 0, exists;
+
+	if (as_sq_fence(s, NULL, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err) ||
+	    fail_interrupted(s, t, now, err) || check_owner(s, t, err) ||
+	    exec_dataset(
+		    s,
+		    "INSERT INTO atomsync_state(dataset, table_name, mode) "
+		    "VALUES(?1, ?2, ?3) ON CONFLICT(dataset) DO NOTHING",
+		    t, "creating state", err) ||
+	    read_state(s, rc, stage, &last_run, &resume, err))
+		return err->code;
+	if (resume &&
+	    (as_sq_table_exists(s, *stage, &exists, err) || !exists)) {
+		if (err->code)
+			return err->code;
+		resume = 0;
 	}
-	if (as_sq_txn(s, "COMMIT", "recording the run", err))
-		goto fail;
+	if ((!resume && start_over(s, rc, stage, err)) ||
+	    drop_orphans(s, err) ||
+	    record_run(s, rc, now, resume, last_run, err) ||
+	    (resume && adopt_stage(s, rc, *stage, err)))
+		return err->code;
+	return 0;
+}
+
+/*
+ * One fenced transaction: mark runs left active by dead workers as failed
+ * (invariant 10), put this run on record, and decide whether it continues
+ * the interrupted staging (invariant 4) or starts over.
+ */
+int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sq_run *r = calloc(1, sizeof(*r));
+	char *stage = NULL;
+	char now[40];
+
+	if (!r)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	rc->priv = r;
+	r->live_q = as_quote_ident(rc->table->table);
+	if (!r->live_q)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	as_iso8601(as_now(), now, sizeof(now));
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "starting the run", err))
+		return err->code;
+	if (begin_txn(s, rc, now, &stage, err) ||
+	    as_sq_txn(s, "COMMIT", "recording the run", err)) {
+		free(stage);
+		as_sq_rollback(s);
+		return err->code;
+	}
 	free(stage);
 	as_crash_point("run.begun");
 	return 0;
-fail:
-	sqlite3_finalize(q);
-	free(stage);
-	as_sq_rollback(s);
-	return err->code;
 }
 
 int as_sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
-		      const char *error, as_error *err)
+		  const char *error, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;

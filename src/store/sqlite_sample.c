@@ -12,25 +12,6 @@
 
 /* ---- verify: a sample of live rows, and its run record ---- */
 
-static as_row *add_row(as_batch *b, size_t ncols)
-{
-	as_row *row;
-
-	if (b->nrows == b->caprows) {
-		size_t cap = b->caprows ? b->caprows * 2 : 64;
-		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
-
-		if (!nr)
-			return NULL;
-		b->rows = nr;
-		b->caprows = cap;
-	}
-	row = &b->rows[b->nrows];
-	memset(row, 0, sizeof(*row));
-	row->v = as_arena_alloc(&b->arena, ncols * sizeof(as_val));
-	return row->v ? row : NULL;
-}
-
 int as_sq_history_sample(as_store *st, const as_table *t, size_t n,
 			 as_batch *out, as_error *err)
 {
@@ -53,7 +34,7 @@ int as_sq_history_sample(as_store *st, const as_table *t, size_t n,
 		return rc;
 	sqlite3_bind_int64(q, 1, (int64_t)n);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		as_row *row = add_row(out, t->ncols);
+		as_row *row = as_batch_add_row(out, t->ncols);
 
 		if (!row) {
 			sqlite3_finalize(q);

@@ -29,9 +29,30 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_sq_exec(conn, sql, err);
 }
 
+static int query_ints(void *conn, const char *sql, int64_t *out, int n,
+		      const char *what, as_error *err)
+{
+	sq_store *s = conn;
+	sqlite3_stmt *st;
+	int rc;
+
+	(void)what;
+	if (as_sq_prepare(s, sql, &st, err))
+		return AS_ESTORE;
+	rc = sqlite3_step(st);
+	for (int i = 0; i < n; i++)
+		out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, i) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return as_sq_fail(s, err, "query");
+	return 0;
+}
+
 static const as_sql_dialect sq_dialect = {
 	.temp = "temp",
+	.main = "main.",
 	.true_lit = "1",
+	.false_lit = "0",
 	.text_type = "TEXT",
 	.temp_suffix = "",
 	.type = as_sq_sql_type,
@@ -42,6 +63,23 @@ void as_sq_sql(sq_store *s, as_sql *q)
 	q->d = &sq_dialect;
 	q->conn = s;
 	q->exec = sql_exec;
+	q->query_ints = query_ints;
+}
+
+static void gone_filter(as_buf *b, const as_table *t, const void *ud)
+{
+	as_sq_add_gone_filter(b, t, ud);
+}
+
+void as_sq_run_view(const sq_run *r, as_sql_run *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->live_q = r->live_q;
+	out->stage_q = r->stage ? r->stage_q : NULL;
+	if (r->gone) {
+		out->gone_filter = gone_filter;
+		out->gone_ud = r;
+	}
 }
 
 int as_sq_rowid_key(const as_table *t)
@@ -300,6 +338,104 @@ static char *spans_create_sql(const as_table *t, const char *stage)
 	return as_buf_detach(&b);
 }
 
+/* The live table as this run finds it: checked against the spec (or
+ * adopted), its column count, whether it has rows. */
+static int read_live(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	as_table *t = rc->table;
+	size_t nuser = t->ncols;
+	as_buf b = AS_BUF_INIT;
+	int64_t n = 0;
+	int rc2;
+
+	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
+		return err->code;
+	if (!r->live_exists)
+		return 0;
+	if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
+		     : as_sq_check_table(s, t, t->table, err))
+		return err->code;
+	r->live_ncols = nuser;
+	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)", r->live_q);
+	rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
+	as_buf_free(&b);
+	if (rc2)
+		return rc2;
+	r->live_has_rows = n > 0;
+	return 0;
+}
+
+/* Record the staging `name` in the dataset's state row; its base. */
+static int record_stage(sq_store *s, as_run_ctx *rc, const char *name,
+			as_error *err)
+{
+	sq_run *r = rc->priv;
+	as_table *t = rc->table;
+	sqlite3_stmt *q;
+	char key[512];
+
+	as_table_key_list(t, key, sizeof(key));
+	if (as_sq_prepare(s,
+			  "UPDATE atomsync_state SET stage_table = ?2, "
+			  "stage_run = ?3, stage_last_run = ?3, "
+			  "stage_base = published_run, stage_fingerprint = ?4, "
+			  "stage_key = ?5, checkpoint = NULL, stage_seen = 0, "
+			  "stage_rejected = 0, table_name = ?6, mode = ?7 "
+			  "WHERE dataset = ?1 RETURNING stage_base",
+			  &q, err))
+		return err->code;
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, rc->run_id);
+	sqlite3_bind_text(q, 4, t->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 6, t->table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		as_sq_fail(s, err, "recording staging");
+		sqlite3_finalize(q);
+		return err->code;
+	}
+	r->stage_base = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return 0;
+}
+
+/* A new staging for this run, with its spans table, in one fenced
+ * transaction. */
+static int create_stage(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	as_table *t = rc->table;
+	char *sql = NULL, name[64];
+
+	snprintf(name, sizeof(name), "_atomsync_stage_%lld",
+		 (long long)rc->run_id);
+	if (!t->nfront)
+		t->nfront = t->ncols;
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "creating the staging table", err))
+		return err->code;
+	if (as_sq_fence(s, NULL, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err))
+		goto fail;
+	sql = as_sq_create_sql(t, name);
+	if (as_sq_exec(s, sql, err))
+		goto fail;
+	free(sql);
+	sql = spans_create_sql(t, name);
+	if (as_sq_exec(s, sql, err) || record_stage(s, rc, name, err) ||
+	    as_sq_txn(s, "COMMIT", "creating the staging table", err))
+		goto fail;
+	free(sql);
+	if (as_sq_stage_names(rc->priv, name))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return 0;
+fail:
+	free(sql);
+	as_sq_rollback(s);
+	return err->code;
+}
+
 /*
  * Create the staging table once the columns are known (a resumed run
  * adopts its predecessor's).  The live table is created only by a publish,
@@ -310,79 +446,12 @@ int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
 	as_table *t = rc->table;
-	sqlite3_stmt *q = NULL;
-	char *sql = NULL, key[512];
-	int64_t n = 0;
 
-	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
+	if (read_live(s, rc, err))
 		return err->code;
-	if (r->live_exists) {
-		size_t nuser = t->ncols;
-
-		if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
-			     : as_sq_check_table(s, t, t->table, err))
-			return err->code;
-		r->live_ncols = nuser;
-		as_buf b = AS_BUF_INIT;
-		as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)",
-			      r->live_q);
-		int rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
-		as_buf_free(&b);
-		if (rc2)
-			return rc2;
-		r->live_has_rows = n > 0;
-	}
 	if (!r->stage) {
-		char name[64];
-
-		snprintf(name, sizeof(name), "_atomsync_stage_%lld",
-			 (long long)rc->run_id);
-		as_table_key_list(t, key, sizeof(key));
-		if (!t->nfront)
-			t->nfront = t->ncols;
-		if (as_sq_txn(s, "BEGIN IMMEDIATE",
-			      "creating the staging table", err))
+		if (create_stage(s, rc, err))
 			return err->code;
-		if (as_sq_fence(s, NULL, as_table_lease(t), rc->token,
-				rc->lease_ttl_ms, err))
-			goto fail;
-		sql = as_sq_create_sql(t, name);
-		if (as_sq_exec(s, sql, err))
-			goto fail;
-		free(sql);
-		sql = spans_create_sql(t, name);
-		if (as_sq_exec(s, sql, err))
-			goto fail;
-		if (as_sq_prepare(
-			    s,
-			    "UPDATE atomsync_state SET stage_table = ?2, "
-			    "stage_run = ?3, stage_last_run = ?3, "
-			    "stage_base = published_run, stage_fingerprint = ?4, "
-			    "stage_key = ?5, checkpoint = NULL, stage_seen = 0, "
-			    "stage_rejected = 0, table_name = ?6, mode = ?7 "
-			    "WHERE dataset = ?1 RETURNING stage_base",
-			    &q, err))
-			goto fail;
-		sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(q, 3, rc->run_id);
-		sqlite3_bind_text(q, 4, t->fingerprint, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 5, key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 6, t->table, -1, SQLITE_STATIC);
-		sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1,
-				  SQLITE_STATIC);
-		if (sqlite3_step(q) != SQLITE_ROW) {
-			as_sq_fail(s, err, "recording staging");
-			goto fail;
-		}
-		r->stage_base = sqlite3_column_int64(q, 0);
-		sqlite3_finalize(q);
-		q = NULL;
-		if (as_sq_txn(s, "COMMIT", "creating the staging table", err))
-			goto fail;
-		free(sql);
-		if (as_sq_stage_names(r, name))
-			return as_error_set(err, AS_ENOMEM, "out of memory");
 	} else if (t->infer) {
 		size_t nuser;
 
@@ -392,11 +461,6 @@ int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 		return err->code;
 	}
 	return prepare_statements(s, rc, err);
-fail:
-	free(sql);
-	sqlite3_finalize(q);
-	as_sq_rollback(s);
-	return err->code;
 }
 
 int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)

@@ -376,6 +376,9 @@ int as_guard_check(const as_table *t, const as_publish_opts *po,
 		   const as_counts *c, int64_t scope_rows, as_error *err);
 void as_dataset_status_free(as_dataset_status *s, size_t n);
 void as_outbox_events_free(as_outbox_event *v, size_t n);
+/* A new row of b with room for ncols values (in b's arena); NULL when out
+ * of memory. */
+as_row *as_batch_add_row(as_batch *b, size_t ncols);
 char *as_redact_url(const char *url);
 /* A lease name as messages say it, "dataset d" or "table t", in buf. */
 const char *as_lease_label(const char *lease, char *buf, size_t cap);
