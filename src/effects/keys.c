@@ -1,117 +1,16 @@
 /*
- * What an outbox event holds: the `invalidate:` templates parsed into
- * literal text and column references, the run summary, and the JSON payload
- * of a redis event built key by key under a cap.  The stores render the
- * keys (store/<backend>_outbox.c); this file never sees SQL.
+ * A dataset's outbox settings as a run's plan: its `invalidate:` templates
+ * resolved against the run's table, its webhook and notify; and the check a
+ * run makes before it stages anything (the one place each of these rules
+ * is checked).  The event format is model/outbox.c; the stores write the
+ * events.
  */
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "effects/outbox.h"
 #include "effects/redis.h"
-#include "util/log.h"
 #include "util/str.h"
-
-/* ---- templates ---- */
-
-static int add_part(as_tpl *t, const char *s, size_t n, int column)
-{
-	as_tpl_part *p = realloc(t->parts, (t->nparts + 1) * sizeof(*p));
-
-	if (!p)
-		return AS_ENOMEM;
-	t->parts = p;
-	p[t->nparts].text = as_strndup(s, n);
-	p[t->nparts].column = column;
-	if (!p[t->nparts].text)
-		return AS_ENOMEM;
-	t->nparts++;
-	return 0;
-}
-
-void as_tpl_free(as_tpl *t)
-{
-	for (size_t i = 0; i < t->nparts; i++)
-		free(t->parts[i].text);
-	free(t->parts);
-	memset(t, 0, sizeof(*t));
-}
-
-/*
- * "game:{id}" -> "game:" + column id.  "{{" and "}}" are literal braces
- * (Redis Cluster hash tags: "cart:{{{user_id}}}").  A template without a
- * column is a pattern when it has a glob character, else a fixed key; in a
- * template with a column, glob characters are plain text of the key.
- */
-int as_tpl_parse(as_tpl *t, const char *src, as_error *err)
-{
-	as_buf lit = AS_BUF_INIT;
-	const char *p = src;
-	int ncols = 0, rc = 0;
-
-	memset(t, 0, sizeof(*t));
-	if (!*src)
-		return as_error_set(err, AS_EUSAGE,
-				    "invalidate: an empty template");
-	while (*p) {
-		if ((p[0] == '{' && p[1] == '{') ||
-		    (p[0] == '}' && p[1] == '}')) {
-			as_buf_addc(&lit, *p);
-			p += 2;
-		} else if (*p == '{') {
-			const char *end = strchr(p + 1, '}');
-
-			if (!end || end == p + 1 ||
-			    memchr(p + 1, '{', (size_t)(end - p - 1))) {
-				rc = as_error_set(
-					err, AS_EUSAGE,
-					"invalidate '%s': expected "
-					"{column} (write {{ for a literal brace)",
-					src);
-				goto done;
-			}
-			if (lit.len && add_part(t, lit.data, lit.len, 0))
-				goto nomem;
-			as_buf_reset(&lit);
-			if ((rc = add_part(t, p + 1, (size_t)(end - p - 1), 1)))
-				goto nomem;
-			ncols++;
-			p = end + 1;
-		} else if (*p == '}') {
-			rc = as_error_set(err, AS_EUSAGE,
-					  "invalidate '%s': '}' without "
-					  "'{' (write }} for a literal brace)",
-					  src);
-			goto done;
-		} else {
-			as_buf_addc(&lit, *p++);
-		}
-	}
-	if (lit.len && (rc = add_part(t, lit.data, lit.len, 0)))
-		goto nomem;
-	if (!ncols) {
-		const char *text = t->nparts ? t->parts[0].text : "";
-
-		t->pattern = strpbrk(text, "*?[") != NULL;
-		t->fixed = !t->pattern;
-	}
-	goto done;
-nomem:
-	rc = as_error_set(err, AS_ENOMEM, "out of memory");
-done:
-	as_buf_free(&lit);
-	if (rc)
-		as_tpl_free(t);
-	return rc;
-}
-
-void as_tpls_free(as_tpl *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		as_tpl_free(&v[i]);
-	free(v);
-}
 
 static int resolve(const as_dataset_cfg *ds, size_t i, as_tpl *tpl,
 		   const as_table *t, as_error *err)
@@ -212,169 +111,27 @@ int as_outbox_check(const as_dataset_cfg *ds, const as_table *t,
 	return 0;
 }
 
-/* ---- payloads ---- */
-
-static json_t *summary_object(const as_outbox_summary *s,
-			      const as_dataset_cfg *ds, int with_patterns)
+int as_outbox_plan_make(const as_dataset_cfg *ds, const as_table *t,
+			as_outbox_plan *out, as_error *err)
 {
-	json_t *o = json_object(), *pats = json_array();
+	int rc;
 
-	json_object_set_new(o, "dataset", json_string(s->dataset));
-	json_object_set_new(o, "run_id", json_integer(s->run_id));
-	json_object_set_new(o, "kind", json_string(s->kind ? s->kind : "sync"));
-	json_object_set_new(o, "counts",
-			    json_pack("{s:I, s:I, s:I}", "inserted",
-				      (json_int_t)s->inserted, "updated",
-				      (json_int_t)s->updated, "deleted",
-				      (json_int_t)s->deleted));
-	for (size_t i = 0; with_patterns && ds && i < ds->ninvalidate; i++) {
-		as_tpl t;
-		as_error e;
-
-		if (as_tpl_parse(&t, ds->invalidate[i], &e) == 0) {
-			if (t.pattern)
-				json_array_append_new(
-					pats, json_string(ds->invalidate[i]));
-			as_tpl_free(&t);
-		}
-	}
-	json_object_set_new(o, "patterns", pats);
-	return o;
-}
-
-char *as_outbox_summary_json(const as_outbox_summary *s,
-			     const as_dataset_cfg *ds, int64_t keys_count)
-{
-	json_t *o = summary_object(s, ds, 1);
-	char *text;
-
-	json_object_set_new(o, "keys_count", json_integer(keys_count));
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	return text;
-}
-
-/* The summary object without its closing brace, then "keys":[ ... */
-int as_payload_begin(as_payload *p, const as_outbox_summary *s,
-		     const as_dataset_cfg *ds, int with_patterns, as_error *err)
-{
-	json_t *o = summary_object(s, ds, with_patterns);
-	char *text = json_dumps(o, JSON_COMPACT);
-
-	json_decref(o);
-	as_buf_init(&p->buf, AS_OUTBOX_MAX_PAYLOAD + 4096);
-	p->nkeys = 0;
-	if (!text || as_buf_add(&p->buf, text, strlen(text) - 1) ||
-	    as_buf_adds(&p->buf, ",\"keys\":[")) {
-		free(text);
-		return as_error_set(err, AS_ENOMEM, "outbox: out of memory");
-	}
-	free(text);
-	return 0;
-}
-
-/* Length of the UTF-8 sequence at s (at most n bytes), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xE0) == 0xC0) {
-		len = 2;
-		cp = s[0] & 0x1F;
-	} else if ((s[0] & 0xF0) == 0xE0) {
-		len = 3;
-		cp = s[0] & 0x0F;
-	} else if ((s[0] & 0xF8) == 0xF0) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
+	memset(out, 0, sizeof(*out));
+	if (!ds || !(ds->ninvalidate || ds->webhook || ds->notify))
 		return 0;
+	if (ds->ninvalidate &&
+	    (rc = as_tpls_load(ds, t, &out->tpls, &out->ntpls, err)))
+		return rc;
+	for (size_t i = 0; i < out->ntpls; i++)
+		for (size_t k = 0; k < out->tpls[i].nparts; k++)
+			out->before |= out->tpls[i].parts[k].column &&
+				       out->tpls[i].parts[k].index >= t->nkey;
+	out->webhook = ds->webhook != NULL;
+	out->max_keys = AS_OUTBOX_MAX_KEYS;
+	out->max_payload = AS_OUTBOX_MAX_PAYLOAD;
+	if (ds->notify && !(out->notify = as_strdup(ds->notify))) {
+		as_outbox_plan_free(out);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
-int as_payload_add_key(as_payload *p, const char *k, size_t len, as_error *err)
-{
-	const unsigned char *s = (const unsigned char *)k;
-	size_t mark = p->buf.len;
-	int rc = 0;
-
-	if (p->nkeys)
-		rc |= as_buf_addc(&p->buf, ',');
-	rc |= as_buf_addc(&p->buf, '"');
-	for (size_t i = 0; i < len && !rc;) {
-		size_t n = utf8_len(s + i, len - i);
-
-		if (!n) {
-			p->buf.len = mark;
-			as_warn("outbox: a key of %zu bytes is not valid UTF-8 and was "
-				"not recorded",
-				len);
-			return 0;
-		}
-		if (s[i] == '"' || s[i] == '\\')
-			rc |= as_buf_addc(&p->buf, '\\') |
-			      as_buf_addc(&p->buf, (char)s[i]);
-		else if (s[i] < 0x20)
-			rc |= as_buf_printf(&p->buf, "\\u%04x", s[i]);
-		else
-			rc |= as_buf_add(&p->buf, s + i, n);
-		i += n;
-	}
-	rc |= as_buf_addc(&p->buf, '"');
-	if (rc)
-		return as_error_set(err, AS_ENOMEM,
-				    "outbox: a payload over %zu MiB",
-				    AS_OUTBOX_MAX_PAYLOAD >> 20);
-	p->nkeys++;
 	return 0;
-}
-
-int as_payload_full(const as_payload *p)
-{
-	return p->nkeys >= AS_OUTBOX_MAX_KEYS ||
-	       p->buf.len >= AS_OUTBOX_MAX_PAYLOAD;
-}
-
-int as_payload_end(as_payload *p, as_error *err)
-{
-	if (as_buf_printf(&p->buf, "],\"keys_count\":%lld}",
-			  (long long)p->nkeys))
-		return as_error_set(err, AS_ENOMEM, "outbox: out of memory");
-	return 0;
-}
-
-void as_payload_free(as_payload *p)
-{
-	as_buf_free(&p->buf);
-}
-
-void as_outbox_events_free(as_outbox_event *v, size_t n)
-{
-	if (!v)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].dataset);
-		free(v[i].target);
-		free(v[i].status);
-		free(v[i].last_error);
-		free(v[i].created_at);
-		free(v[i].delivered_at);
-		free(v[i].payload);
-	}
-	free(v);
 }

@@ -165,19 +165,12 @@ static int parse_userinfo(as_redis_url *u, const char *s, size_t n)
 	return 0;
 }
 
-int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
+/* The display form: scheme://host/path without credentials or query. */
+static char *display_form(const char *url)
 {
-	const char *rest, *q, *at, *end;
-	int unix_sock;
+	const char *rest = strstr(url, "://");
 	as_buf d = AS_BUF_INIT;
 
-	memset(u, 0, sizeof(*u));
-	u->port = 6379;
-	u->connect_timeout_ms = u->command_timeout_ms = DEFAULT_TIMEOUT_MS;
-	if (!url || !*url)
-		return as_error_set(err, AS_EUSAGE, "cache: no URL");
-	/* The display form: scheme://host/path without credentials or query. */
-	rest = strstr(url, "://");
 	if (rest) {
 		const char *a = strchr(rest + 3, '@'),
 			   *stop = strpbrk(rest + 3, "/?");
@@ -191,7 +184,60 @@ int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
 	} else {
 		as_buf_adds(&d, "(not a URL)");
 	}
-	u->display = as_buf_detach(&d);
+	return as_buf_detach(&d);
+}
+
+/* host[:port][/db] of a redis:// URL, from rest up to end. */
+static int parse_host(as_redis_url *u, const char *rest, const char *end,
+		      as_error *err)
+{
+	const char *slash = memchr(rest, '/', (size_t)(end - rest));
+	const char *hend = slash ? slash : end, *colon;
+	long v;
+
+	if (*rest == '[') {
+		const char *rb = memchr(rest, ']', (size_t)(hend - rest));
+
+		if (!rb)
+			return bad(u, err, "unclosed [ in the host");
+		u->host = as_strndup(rest + 1, (size_t)(rb - rest - 1));
+		colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = memchr(rest, ':', (size_t)(hend - rest));
+		u->host = as_strndup(rest,
+				     (size_t)((colon ? colon : hend) - rest));
+	}
+	if (u->host && !*u->host) {
+		free(u->host);
+		u->host = as_strdup("127.0.0.1");
+	}
+	if (colon) {
+		if (parse_int(colon + 1, (size_t)(hend - colon - 1), 1, 65535,
+			      &v))
+			return bad(u, err, "port: expected 1-65535");
+		u->port = (int)v;
+	}
+	if (slash && slash + 1 < end) {
+		if (parse_int(slash + 1, (size_t)(end - slash - 1), 0, 1 << 20,
+			      &v))
+			return bad(u, err, "db: expected a number after the /");
+		u->db = (int)v;
+	}
+	return 0;
+}
+
+int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
+{
+	const char *rest, *q, *at, *end;
+	int unix_sock;
+
+	memset(u, 0, sizeof(*u));
+	u->port = 6379;
+	u->connect_timeout_ms = u->command_timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (!url || !*url)
+		return as_error_set(err, AS_EUSAGE, "cache: no URL");
+	rest = strstr(url, "://");
+	u->display = display_form(url);
 	if (strncmp(url, "rediss://", 9) == 0)
 		return bad(u, err,
 			   "TLS (rediss://) is not supported; use a local "
@@ -219,41 +265,8 @@ int as_redis_url_parse(as_redis_url *u, const char *url, as_error *err)
 				   "expected an absolute socket path "
 				   "(unix:///path/redis.sock)");
 		u->path = decode(rest, (size_t)(end - rest));
-	} else {
-		const char *slash = memchr(rest, '/', (size_t)(end - rest));
-		const char *hend = slash ? slash : end, *colon;
-		long v;
-
-		if (*rest == '[') {
-			const char *rb =
-				memchr(rest, ']', (size_t)(hend - rest));
-
-			if (!rb)
-				return bad(u, err, "unclosed [ in the host");
-			u->host = as_strndup(rest + 1, (size_t)(rb - rest - 1));
-			colon = rb + 1 < hend && rb[1] == ':' ? rb + 1 : NULL;
-		} else {
-			colon = memchr(rest, ':', (size_t)(hend - rest));
-			u->host = as_strndup(
-				rest, (size_t)((colon ? colon : hend) - rest));
-		}
-		if (u->host && !*u->host) {
-			free(u->host);
-			u->host = as_strdup("127.0.0.1");
-		}
-		if (colon) {
-			if (parse_int(colon + 1, (size_t)(hend - colon - 1), 1,
-				      65535, &v))
-				return bad(u, err, "port: expected 1-65535");
-			u->port = (int)v;
-		}
-		if (slash && slash + 1 < end) {
-			if (parse_int(slash + 1, (size_t)(end - slash - 1), 0,
-				      1 << 20, &v))
-				return bad(u, err,
-					   "db: expected a number after the /");
-			u->db = (int)v;
-		}
+	} else if (parse_host(u, rest, end, err)) {
+		return err->code;
 	}
 	if ((unix_sock && !u->path) || (!unix_sock && !u->host))
 		return bad(u, err, "out of memory");

@@ -159,6 +159,57 @@ static int set_timestamp(as_val *out, as_arena *a, const json_t *v)
 	return set_text(out, a, buf, strlen(buf));
 }
 
+/* A missing or null value: NULL, but a key or scope column needs one. */
+static int missing(const as_col *c, const char *where, as_error *err)
+{
+	if (c->flags & AS_COL_KEY)
+		return as_error_set(err, AS_EINPUT, "%s: missing key '%s'",
+				    where, c->path ? c->path : c->name);
+	/* A scoped run replaces whole scopes: a record without its
+	 * scope belongs to none, and would never be replaced. */
+	if (c->flags & AS_COL_SCOPE)
+		return as_error_set(err, AS_EINPUT,
+				    "%s: missing scope "
+				    "column '%s'",
+				    where, c->path ? c->path : c->name);
+	return 0;
+}
+
+/* An AS_TYPE_AUTO column takes the type of its first value. */
+static int infer_type(as_col *c, json_t *v, const char *where, as_error *err)
+{
+	if (json_is_integer(v))
+		c->type = AS_TYPE_INTEGER;
+	else if (json_is_string(v))
+		c->type = AS_TYPE_TEXT;
+	else if (json_is_real(v) && !(c->flags & AS_COL_KEY))
+		c->type = AS_TYPE_REAL;
+	else if (json_is_boolean(v) && !(c->flags & AS_COL_KEY))
+		c->type = AS_TYPE_BOOLEAN;
+	else
+		return as_error_set(err, AS_EINPUT,
+				    "%s: '%s' is %s; a key or scope column "
+				    "needs an integer or a string (declare "
+				    "it under columns)",
+				    where, c->path, json_kind(v));
+	return 0;
+}
+
+static int bad_timestamp(const as_col *c, json_t *v, const char *where,
+			 as_error *err)
+{
+	if (json_is_integer(v))
+		return as_error_set(err, AS_EINPUT,
+				    "%s: '%s': %lld is out of range for epoch "
+				    "seconds (years 1-9999)",
+				    where, c->path,
+				    (long long)json_integer_value(v));
+	return as_error_set(err, AS_EINPUT,
+			    "%s: '%s': \"%.40s\" is not an ISO 8601 "
+			    "timestamp",
+			    where, c->path, json_string_value(v));
+}
+
 static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 		   const char *where, as_error *err)
 {
@@ -167,43 +218,16 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 
 	out->kind = AS_V_NULL;
 	out->len = 0;
-	if (!v || json_is_null(v)) {
-		if (c->flags & AS_COL_KEY)
-			return as_error_set(err, AS_EINPUT,
-					    "%s: missing key '%s'", where,
-					    c->path ? c->path : c->name);
-		/* A scoped run replaces whole scopes: a record without its
-		 * scope belongs to none, and would never be replaced. */
-		if (c->flags & AS_COL_SCOPE)
-			return as_error_set(err, AS_EINPUT,
-					    "%s: missing scope "
-					    "column '%s'",
-					    where, c->path ? c->path : c->name);
-		return 0;
-	}
+	if (!v || json_is_null(v))
+		return missing(c, where, err);
 	/* Kept exact for json columns and the whole record; any other
 	 * column would have to round or wrap it. */
 	if (c->type != AS_TYPE_JSON && as_json_big_integer(v, &want))
 		return as_error_set(err, AS_EINPUT,
 				    "%s: '%s': integer %s is beyond 64 bits",
 				    where, c->path ? c->path : c->name, want);
-	if (c->type == AS_TYPE_AUTO) {
-		if (json_is_integer(v))
-			c->type = AS_TYPE_INTEGER;
-		else if (json_is_string(v))
-			c->type = AS_TYPE_TEXT;
-		else if (json_is_real(v) && !(c->flags & AS_COL_KEY))
-			c->type = AS_TYPE_REAL;
-		else if (json_is_boolean(v) && !(c->flags & AS_COL_KEY))
-			c->type = AS_TYPE_BOOLEAN;
-		else
-			return as_error_set(
-				err, AS_EINPUT,
-				"%s: '%s' is %s; a key or scope column "
-				"needs an integer or a string (declare "
-				"it under columns)",
-				where, c->path, json_kind(v));
-	}
+	if (c->type == AS_TYPE_AUTO && infer_type(c, v, where, err))
+		return err->code;
 	switch (c->type) {
 	case AS_TYPE_INTEGER:
 		if (!json_is_integer(v)) {
@@ -243,19 +267,8 @@ static int convert(as_col *c, json_t *v, as_val *out, as_arena *a,
 			break;
 		}
 		rc = set_timestamp(out, a, v);
-		if (rc == -1 && json_is_integer(v))
-			return as_error_set(
-				err, AS_EINPUT,
-				"%s: '%s': %lld is out of range for epoch "
-				"seconds (years 1-9999)",
-				where, c->path,
-				(long long)json_integer_value(v));
 		if (rc == -1)
-			return as_error_set(
-				err, AS_EINPUT,
-				"%s: '%s': \"%.40s\" is not an ISO 8601 "
-				"timestamp",
-				where, c->path, json_string_value(v));
+			return bad_timestamp(c, v, where, err);
 		break;
 	default: /* json */ rc = set_json(out, a, v); break;
 	}

@@ -118,11 +118,13 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	const as_dataset_cfg *ds = as_config_dataset(cfg, dataset);
 	double started = as_now();
 	as_publish_opts po;
+	as_outbox_plan plan;
 	as_run_ctx rc;
 	as_counts c;
 	as_table t;
 	int ret, leased = 0;
 
+	memset(&plan, 0, sizeof(plan));
 	memset(&rc, 0, sizeof(rc));
 	memset(&c, 0, sizeof(c));
 	memset(&t, 0, sizeof(t));
@@ -137,8 +139,6 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		goto done;
 	rc.table = &t;
 	rc.kind = "rollback";
-	rc.effects =
-		ds; /* the rollback records outbox events for its changes */
 	snprintf(rc.owner, sizeof(rc.owner), "%s", as_owner_self());
 	rc.lease_ttl_ms = ds->lease_ttl_ms > 0 ? ds->lease_ttl_ms : 60000;
 	/* Invariant 6: like a run, and its transaction is fenced. */
@@ -147,6 +147,10 @@ int as_rollback_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	leased = 1;
 	if ((ret = st->ops->describe(st, &rc, err)))
 		goto done;
+	/* The rollback records outbox events for its changes. */
+	if ((ret = as_outbox_plan_make(ds, &t, &plan, err)))
+		goto done;
+	rc.outbox = &plan;
 	memset(&po, 0, sizeof(po));
 	as_history_publish_opts(ds, &po);
 	ret = st->ops->rollback(st, &rc, &po, to_run, &c, err);
@@ -181,5 +185,6 @@ done:
 	if (!ret)
 		as_outbox_after_publish(st, cfg, ds->name);
 	as_table_clear(&t);
+	as_outbox_plan_free(&plan);
 	return ret;
 }

@@ -176,7 +176,6 @@ static int run_open(atomsync_run *run, as_error *err)
 		return rc;
 	run->rc.table = &run->table;
 	run->rc.kind = "sync";
-	run->rc.effects = ds; /* the publish records its outbox events */
 	if ((rc = as_outbox_check(ds, &run->table, st->ops->name,
 				  run->cfg->cache, err)))
 		return rc;
@@ -708,6 +707,12 @@ static int publish_ready(atomsync_run *run, as_publish_opts *po, as_arena *a,
 			"was taken over by another worker; nothing was "
 			"published by this run",
 			run->table.dataset);
+	/* The table has its final columns: the events the publish records
+	 * (invariant 7), resolved in them. */
+	as_outbox_plan_free(&run->outbox);
+	if ((rc = as_outbox_plan_make(run->ds, &run->table, &run->outbox, err)))
+		return rc;
+	run->rc.outbox = &run->outbox;
 	return 0;
 }
 
@@ -824,41 +829,27 @@ static void group_not_published(atomsync_run *run, atomsync_run_info *info,
 	fill_info(run, info, status, why);
 }
 
-int as_run_publish_group(atomsync_run **runs, size_t n,
-			 atomsync_run_info *infos, as_error *err)
+/* Each run of a group ready to publish (*bad: the one that is not), its
+ * context and store in rcs[i] and stores[i]. */
+static int group_ready(atomsync_run **runs, size_t n, as_publish_opts *pos,
+		       as_run_ctx **rcs, as_store **stores, as_arena *a,
+		       size_t *bad, as_error *err)
 {
-	as_publish_opts *pos = calloc(n ? n : 1, sizeof(*pos));
-	as_counts *cs = calloc(n ? n : 1, sizeof(*cs));
-	as_run_ctx **rcs = calloc(n ? n : 1, sizeof(*rcs));
-	as_store **stores = calloc(n ? n : 1, sizeof(*stores));
-	as_arena a;
-	size_t bad = 0;
-	int rc = 0;
-	char why[AS_ERROR_MSG_MAX + 100];
-	double t0;
+	int rc;
 
-	for (size_t i = 0; infos && i < n; i++)
-		memset(&infos[i], 0, sizeof(infos[i]));
-	as_arena_init(&a);
-	if (!pos || !cs || !rcs || !stores) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto failed;
-	}
 	for (size_t i = 0; i < n; i++) {
 		atomsync_run *run = runs[i];
 
-		bad = i;
-		if (run->done) {
-			rc = as_error_set(err, AS_EUSAGE, "run already ended");
-			goto failed;
-		}
+		*bad = i;
+		if (run->done)
+			return as_error_set(err, AS_EUSAGE,
+					    "run already ended");
 		if (run->failed) {
 			*err = run->failure;
-			rc = err->code;
-			goto failed;
+			return err->code;
 		}
-		if ((rc = publish_ready(run, &pos[i], &a, err)))
-			goto failed;
+		if ((rc = publish_ready(run, &pos[i], a, err)))
+			return rc;
 		run->rc.seen = run->seen;
 		run->rc.rejected = as_reject_total(run);
 		run->rc.discarded_values = run->schema.discarded_values;
@@ -866,20 +857,17 @@ int as_run_publish_group(atomsync_run **runs, size_t n,
 		rcs[i] = &run->rc;
 		stores[i] = run->store;
 	}
-	t0 = as_mono();
-	as_info("publishing %zu tables in one transaction", n);
-	if (n)
-		rc = runs[0]->store->ops->publish_group(
-			runs[0]->store, stores, rcs, pos, cs, n, &bad, err);
-	as_info("group publish took %.2f s", as_mono() - t0);
-	if (rc)
-		goto failed;
-	for (size_t i = 0; i < n; i++) {
-		runs[i]->counts = cs[i];
-		publish_completed(runs[i], infos ? &infos[i] : NULL);
-	}
-	goto done;
-failed:
+	return 0;
+}
+
+/* The group was not published (rc, err: why; bad: the run it was about):
+ * every run not yet ended ends refused or failed. */
+static void group_failed(atomsync_run **runs, size_t n,
+			 atomsync_run_info *infos, size_t bad, int rc,
+			 as_error *err)
+{
+	char why[AS_ERROR_MSG_MAX + 100];
+
 	snprintf(why, sizeof(why),
 		 "not published: dataset %s of the same group: %s",
 		 n ? runs[bad]->table.dataset : "?", err->msg);
@@ -901,7 +889,44 @@ failed:
 			fill_info(runs[i], info, "failed", why);
 		}
 	}
-done:
+}
+
+int as_run_publish_group(atomsync_run **runs, size_t n,
+			 atomsync_run_info *infos, as_error *err)
+{
+	as_publish_opts *pos = calloc(n ? n : 1, sizeof(*pos));
+	as_counts *cs = calloc(n ? n : 1, sizeof(*cs));
+	as_run_ctx **rcs = calloc(n ? n : 1, sizeof(*rcs));
+	as_store **stores = calloc(n ? n : 1, sizeof(*stores));
+	as_arena a;
+	size_t bad = 0;
+	int rc = 0;
+	double t0;
+
+	for (size_t i = 0; infos && i < n; i++)
+		memset(&infos[i], 0, sizeof(infos[i]));
+	as_arena_init(&a);
+	if (!pos || !cs || !rcs || !stores)
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+	else
+		rc = group_ready(runs, n, pos, rcs, stores, &a, &bad, err);
+	if (!rc) {
+		t0 = as_mono();
+		as_info("publishing %zu tables in one transaction", n);
+		if (n)
+			rc = runs[0]->store->ops->publish_group(
+				runs[0]->store, stores, rcs, pos, cs, n, &bad,
+				err);
+		as_info("group publish took %.2f s", as_mono() - t0);
+	}
+	if (rc) {
+		group_failed(runs, n, infos, bad, rc, err);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			runs[i]->counts = cs[i];
+			publish_completed(runs[i], infos ? &infos[i] : NULL);
+		}
+	}
 	as_arena_free(&a);
 	free(pos);
 	free(cs);
@@ -978,6 +1003,7 @@ void atomsync_run_free(atomsync_run *run)
 	free(run->pending_cp);
 	as_batch_free(&run->batch);
 	as_table_clear(&run->table);
+	as_outbox_plan_free(&run->outbox);
 	as_batch_free(&run->wbatch);
 	pthread_mutex_destroy(&run->mu);
 	pthread_cond_destroy(&run->cv);

@@ -12,6 +12,7 @@
 
 #include "engine/engine.h"
 #include "engine/schema.h"
+#include "model/outbox.h"
 
 /* A line waiting in a chunk to be parsed and mapped. */
 typedef struct as_chunk_line {
@@ -34,6 +35,7 @@ struct atomsync_run {
 	const as_dataset_cfg *ds;
 	as_table table;
 	as_run_ctx rc;
+	as_outbox_plan outbox; /* made before the publish (rc.outbox) */
 	atomsync_run_options opt;
 	int leased, done;
 	int resumable;		/* the source can resume from a checkpoint */

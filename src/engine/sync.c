@@ -100,6 +100,57 @@ static void report(as_progress_fn fn, void *ud, atomsync_run *run,
 	fn(&p, ud);
 }
 
+/* Every event of src into the run, reporting progress twice a second;
+ * stops at the end of the data, an error or a signal. */
+static int pump(atomsync_run *run, as_source *src, const char *dataset,
+		as_progress_fn fn, void *ud, as_error *err)
+{
+	double next_report = as_mono() + 0.5;
+	unsigned long events = 0;
+	as_event ev;
+	int rc;
+
+	for (;;) {
+		if (as_interrupted)
+			return as_error_set(err, AS_EINTR,
+					    "dataset %s: interrupted by a "
+					    "signal; nothing was published",
+					    dataset);
+		rc = src->ops->next(src, &ev, err);
+		if (rc <= 0)
+			return rc < 0 ? rc : 0;
+		rc = feed(run, &ev, err);
+		as_event_clear(&ev);
+		if (rc)
+			return rc;
+		/* The clock only every 1024 events: it is a system call. */
+		if (fn && (++events & 1023) == 0 && as_mono() >= next_report) {
+			report(fn, ud, run, src, 0);
+			next_report = as_mono() + 0.5;
+		}
+	}
+}
+
+/* The run's record for the caller when it failed before its publish. */
+static void failed_info(atomsync_run_info *info, const atomsync_run *run,
+			const char *dataset, const as_error *err)
+{
+	char buf[40];
+
+	memset(info, 0, sizeof(*info));
+	info->run_id = run->rc.run_id;
+	info->dataset = strdup(dataset);
+	info->kind = strdup("sync");
+	info->mode = strdup(as_mode_name(run->table.mode));
+	info->status = strdup("failed");
+	info->error = strdup(err->msg);
+	info->seen = run->seen;
+	info->rejected = run->rejected;
+	info->resumed_from = run->rc.resumed_from;
+	info->started_at = strdup(as_iso8601(run->started, buf, sizeof(buf)));
+	info->finished_at = strdup(as_iso8601(as_now(), buf, sizeof(buf)));
+}
+
 int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		    const atomsync_run_options *opt, as_progress_fn fn,
 		    void *ud, atomsync_run_info *info, as_error *err)
@@ -107,9 +158,6 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 	const as_dataset_cfg *ds = as_config_dataset(cfg, dataset);
 	atomsync_run *run = NULL;
 	as_source *src = NULL;
-	double next_report = as_mono() + 0.5;
-	unsigned long events = 0;
-	as_event ev;
 	int rc;
 
 	if (info)
@@ -131,29 +179,8 @@ int as_sync_dataset(as_store *st, const as_config *cfg, const char *dataset,
 		goto abort;
 	if ((rc = open_source(run, ds, &src, err)))
 		goto abort;
-	for (;;) {
-		if (as_interrupted) {
-			rc = as_error_set(err, AS_EINTR,
-					  "dataset %s: interrupted by a "
-					  "signal; nothing was published",
-					  dataset);
-			goto abort;
-		}
-		rc = src->ops->next(src, &ev, err);
-		if (rc < 0)
-			goto abort;
-		if (rc == 0)
-			break;
-		rc = feed(run, &ev, err);
-		as_event_clear(&ev);
-		if (rc)
-			goto abort;
-		/* The clock only every 1024 events: it is a system call. */
-		if (fn && (++events & 1023) == 0 && as_mono() >= next_report) {
-			report(fn, ud, run, src, 0);
-			next_report = as_mono() + 0.5;
-		}
-	}
+	if ((rc = pump(run, src, dataset, fn, ud, err)))
+		goto abort;
 	if (!src->complete) {
 		rc = as_error_set(
 			err, AS_ESOURCE,
@@ -178,24 +205,8 @@ abort:
 
 		atomsync_run_abort(run, err->msg, &e2);
 	}
-	if (info) {
-		char buf[40];
-
-		memset(info, 0, sizeof(*info));
-		info->run_id = run->rc.run_id;
-		info->dataset = strdup(dataset);
-		info->kind = strdup("sync");
-		info->mode = strdup(as_mode_name(run->table.mode));
-		info->status = strdup("failed");
-		info->error = strdup(err->msg);
-		info->seen = run->seen;
-		info->rejected = run->rejected;
-		info->resumed_from = run->rc.resumed_from;
-		info->started_at =
-			strdup(as_iso8601(run->started, buf, sizeof(buf)));
-		info->finished_at =
-			strdup(as_iso8601(as_now(), buf, sizeof(buf)));
-	}
+	if (info)
+		failed_info(info, run, dataset, err);
 	atomsync_run_free(run);
 	return rc;
 }

@@ -86,40 +86,13 @@ static void fingerprint(as_table *t, const as_dataset_cfg *ds)
 	as_buf_free(&b);
 }
 
-static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
-		 size_t nkey, as_error *err)
+/* The key columns (key[]), then the configured columns, or without them
+ * the scope and cursor columns and (not inferring) `data`. */
+static int add_columns(as_table *t, const as_dataset_cfg *ds, char *const *key,
+		       size_t nkey, as_error *err)
 {
-	size_t cap;
 	int rc = 0;
 
-	memset(t, 0, sizeof(*t));
-	if (!key) {
-		key = ds->key;
-		nkey = ds->nkey;
-	}
-	cap = ds->ncolumns + nkey + ds->nscope + 2;
-	t->cols = calloc(cap, sizeof(*t->cols));
-	t->capcols = cap;
-	t->infer = ds->ncolumns ? ds->infer : ds->schema == AS_SCHEMA_INFER;
-	t->flatten_depth = ds->flatten_depth > 0 ? ds->flatten_depth : 2;
-	t->contract = ds->contract;
-	t->scope = calloc(ds->nscope + 1, sizeof(*t->scope));
-	t->dataset = as_strdup(ds->name);
-	t->table = as_strdup(ds->table ? ds->table : ds->name);
-	/* Every scoped dataset of a table runs under the table's lease
-	 * (store.h, as_table_lease): datasets that share it (share_table)
-	 * publish one at a time, and a paused one is fenced by the next. */
-	if (ds->mode == AS_MODE_SCOPED && t->table &&
-	    (t->lease = as_sprintf(AS_TABLE_LEASE_PREFIX "%s", t->table)))
-		for (char *c = t->lease; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
-	if (!t->cols || !t->scope || !t->dataset || !t->table ||
-	    (ds->mode == AS_MODE_SCOPED && !t->lease))
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	t->mode = ds->mode;
-	t->share_table = ds->share_table;
-	t->history = ds->history;
-	t->cursor = -1;
 	for (size_t i = 0; !rc && i < nkey; i++) {
 		const as_column_cfg *cc = cfg_col(ds, key[i]);
 
@@ -157,6 +130,12 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 	}
 	if (rc)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The scope and cursor columns, found among the columns and flagged. */
+static int mark_columns(as_table *t, const as_dataset_cfg *ds, as_error *err)
+{
 	for (size_t i = 0; i < ds->nscope; i++) {
 		as_col *c = find_col(t, ds->scope[i]);
 
@@ -181,6 +160,46 @@ static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
 		c->flags |= AS_COL_CURSOR;
 		t->cursor = (int)(c - t->cols);
 	}
+	return 0;
+}
+
+static int build(as_table *t, const as_dataset_cfg *ds, char *const *key,
+		 size_t nkey, as_error *err)
+{
+	size_t cap;
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!key) {
+		key = ds->key;
+		nkey = ds->nkey;
+	}
+	cap = ds->ncolumns + nkey + ds->nscope + 2;
+	t->cols = calloc(cap, sizeof(*t->cols));
+	t->capcols = cap;
+	t->infer = ds->ncolumns ? ds->infer : ds->schema == AS_SCHEMA_INFER;
+	t->flatten_depth = ds->flatten_depth > 0 ? ds->flatten_depth : 2;
+	t->contract = ds->contract;
+	t->scope = calloc(ds->nscope + 1, sizeof(*t->scope));
+	t->dataset = as_strdup(ds->name);
+	t->table = as_strdup(ds->table ? ds->table : ds->name);
+	/* Every scoped dataset of a table runs under the table's lease
+	 * (store.h, as_table_lease): datasets that share it (share_table)
+	 * publish one at a time, and a paused one is fenced by the next. */
+	if (ds->mode == AS_MODE_SCOPED && t->table &&
+	    (t->lease = as_sprintf(AS_TABLE_LEASE_PREFIX "%s", t->table)))
+		for (char *c = t->lease; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	if (!t->cols || !t->scope || !t->dataset || !t->table ||
+	    (ds->mode == AS_MODE_SCOPED && !t->lease))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	t->mode = ds->mode;
+	t->share_table = ds->share_table;
+	t->history = ds->history;
+	t->cursor = -1;
+	if ((rc = add_columns(t, ds, key, nkey, err)) ||
+	    (rc = mark_columns(t, ds, err)))
+		return rc;
 	fingerprint(t, ds);
 	return t->fingerprint ? 0
 			      : as_error_set(err, AS_ENOMEM, "out of memory");

@@ -107,6 +107,65 @@ static const char *configured(const atomsync_config *cfg, const char *stream)
 	return NULL;
 }
 
+/* AS_EUSAGE when another stream of the run, or another dataset of the
+ * config, already makes `table`. */
+static int table_taken(const target *t, const tstream *s, const char *table,
+		       const char *where, as_error *err)
+{
+	const as_dataset_cfg *pd = t->every;
+
+	for (size_t i = 0; i + 1 < t->n; i++)
+		if (strcmp(t->v[i].own->datasets[0].table, table) == 0)
+			return as_error_set(
+				err, AS_EUSAGE,
+				"%s: streams '%s' and '%s' of dataset %s "
+				"both make table %s; nothing was "
+				"published",
+				where, t->v[i].name, s->name, pd->name, table);
+	for (size_t i = 0; i < t->every_cfg->ndatasets; i++) {
+		const as_dataset_cfg *o = &t->every_cfg->datasets[i];
+
+		if (o != pd && !as_every_stream(&o->source) &&
+		    strcasecmp(o->table, table) == 0)
+			return as_error_set(
+				err, AS_EUSAGE,
+				"%s: stream '%s' of dataset %s makes "
+				"table %s, the table of dataset %s; set "
+				"a table_prefix; nothing was published",
+				where, s->name, pd->name, table, o->name);
+	}
+	return 0;
+}
+
+/* A stream's dataset takes the every-stream dataset's name (as a prefix),
+ * reject file (with the table's name), guards and settings; NULL strings
+ * when out of memory. */
+static void inherit(as_dataset_cfg *nd, const as_dataset_cfg *pd)
+{
+	const char *suffix = ".rejects.jsonl";
+	size_t plen = strlen(pd->reject_file), slen = strlen(suffix);
+
+	free(nd->name);
+	nd->name = as_sprintf("%s.%s", pd->name, nd->table);
+	free(nd->reject_file);
+	if (plen > slen && strcmp(pd->reject_file + plen - slen, suffix) == 0)
+		nd->reject_file =
+			as_sprintf("%.*s.%s%s", (int)(plen - slen),
+				   pd->reject_file, nd->table, suffix);
+	else
+		nd->reject_file =
+			as_sprintf("%s.%s", pd->reject_file, nd->table);
+	nd->guard = pd->guard;
+	nd->infer = pd->infer;
+	nd->flatten_depth = pd->flatten_depth;
+	nd->verify_threshold = pd->verify_threshold;
+	nd->lease_ttl_ms = pd->lease_ttl_ms;
+	nd->batch_size = pd->batch_size;
+	nd->max_record_bytes = pd->max_record_bytes;
+	nd->webhook = pd->webhook ? as_strdup(pd->webhook) : NULL;
+	nd->notify = pd->notify ? as_strdup(pd->notify) : NULL;
+}
+
 /*
  * The dataset of a stream of a dataset taking every stream (stream: "*"):
  * named "DATASET.TABLE", its table the prefix and the stream's name
@@ -120,10 +179,6 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 	atomsync_dataset_spec sp;
 	as_dataset_cfg *nd;
 	char *table;
-	size_t plen = strlen(pd->reject_file);
-	const char *suffix = ".rejects.jsonl";
-	size_t slen = strlen(suffix);
-
 	const as_stream_cfg *ov = NULL;
 	char *key = NULL;
 
@@ -148,32 +203,10 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 		}
 	}
-	for (size_t i = 0; i + 1 < t->n; i++)
-		if (strcmp(t->v[i].own->datasets[0].table, table) == 0) {
-			as_error_set(err, AS_EUSAGE,
-				     "%s: streams '%s' and '%s' of dataset %s "
-				     "both make table %s; nothing was "
-				     "published",
-				     where, t->v[i].name, s->name, pd->name,
-				     table);
-			free(table);
-			free(key);
-			return AS_EUSAGE;
-		}
-	for (size_t i = 0; i < t->every_cfg->ndatasets; i++) {
-		const as_dataset_cfg *o = &t->every_cfg->datasets[i];
-
-		if (o != pd && !as_every_stream(&o->source) &&
-		    strcasecmp(o->table, table) == 0) {
-			as_error_set(err, AS_EUSAGE,
-				     "%s: stream '%s' of dataset %s makes "
-				     "table %s, the table of dataset %s; set "
-				     "a table_prefix; nothing was published",
-				     where, s->name, pd->name, table, o->name);
-			free(table);
-			free(key);
-			return AS_EUSAGE;
-		}
+	if (table_taken(t, s, table, where, err)) {
+		free(table);
+		free(key);
+		return AS_EUSAGE;
 	}
 	memset(&sp, 0, sizeof(sp));
 	sp.name = table;
@@ -195,25 +228,7 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 	free(table);
 	free(key);
 	nd = &s->own->datasets[0];
-	free(nd->name);
-	nd->name = as_sprintf("%s.%s", pd->name, nd->table);
-	free(nd->reject_file);
-	if (plen > slen && strcmp(pd->reject_file + plen - slen, suffix) == 0)
-		nd->reject_file =
-			as_sprintf("%.*s.%s%s", (int)(plen - slen),
-				   pd->reject_file, nd->table, suffix);
-	else
-		nd->reject_file =
-			as_sprintf("%s.%s", pd->reject_file, nd->table);
-	nd->guard = pd->guard;
-	nd->infer = pd->infer;
-	nd->flatten_depth = pd->flatten_depth;
-	nd->verify_threshold = pd->verify_threshold;
-	nd->lease_ttl_ms = pd->lease_ttl_ms;
-	nd->batch_size = pd->batch_size;
-	nd->max_record_bytes = pd->max_record_bytes;
-	nd->webhook = pd->webhook ? as_strdup(pd->webhook) : NULL;
-	nd->notify = pd->notify ? as_strdup(pd->notify) : NULL;
+	inherit(nd, pd);
 	s->cfg = s->own;
 	s->dataset = as_strdup(nd->name);
 	if (!nd->name || !nd->reject_file || !s->dataset ||

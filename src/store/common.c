@@ -255,3 +255,38 @@ int as_table_key_list(const as_table *t, char *buf, size_t cap)
 	}
 	return 0;
 }
+
+void as_outbox_events_free(as_outbox_event *v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].dataset);
+		free(v[i].target);
+		free(v[i].status);
+		free(v[i].last_error);
+		free(v[i].created_at);
+		free(v[i].delivered_at);
+		free(v[i].payload);
+	}
+	free(v);
+}
+
+as_row *as_batch_add_row(as_batch *b, size_t ncols)
+{
+	as_row *row;
+
+	if (b->nrows == b->caprows) {
+		size_t cap = b->caprows ? b->caprows * 2 : 64;
+		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
+
+		if (!nr)
+			return NULL;
+		b->rows = nr;
+		b->caprows = cap;
+	}
+	row = &b->rows[b->nrows];
+	memset(row, 0, sizeof(*row));
+	row->v = as_arena_alloc(&b->arena, ncols * sizeof(as_val));
+	return row->v ? row : NULL;
+}

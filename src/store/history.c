@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
 #include "util/str.h"
 
 const char *as_hist_kind_name(as_history k)
@@ -163,25 +162,81 @@ int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
 	return 0;
 }
 
-/* Whether the dataset records outbox events, and whether one of its key
- * templates names a non-key column (an updated row's old values then make
- * keys too: its 'before' row). */
-int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err)
+int as_hist_check_run(const as_table *t, int64_t n, int found, const char *kind,
+		      const char *status, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
-
-	*any = ds && (ds->ninvalidate || ds->webhook || ds->notify);
-	*before = 0;
-	if (!*any)
-		return 0;
-	if (as_tpls_load(ds, rc->table, &v, &n, err))
-		return err->code;
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			*before |= v[i].parts[k].column &&
-				   v[i].parts[k].index >= rc->table->nkey;
-	as_tpls_free(v, n);
+	if (!found)
+		return as_error_set(err, AS_EUSAGE,
+				    "dataset %s: there is no run %lld "
+				    "of this dataset; nothing changed",
+				    t->dataset, (long long)n);
+	if (strcmp(kind, "verify") == 0)
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld is a verify "
+			"run, which published nothing; name a sync or "
+			"rollback run; nothing changed",
+			t->dataset, (long long)n);
+	if (strcmp(status, "completed") != 0)
+		return as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld %s; only the "
+			"state after a completed run can be restored; "
+			"nothing changed",
+			t->dataset, (long long)n,
+			strcmp(status, "active") == 0	    ? "is still active"
+			: strcmp(status, "publishing") == 0 ? "is publishing"
+			: strcmp(status, "refused") == 0    ? "was refused"
+							    : "failed");
 	return 0;
+}
+
+int as_hist_check_meta(const as_table *t, const as_hist *h, int64_t n,
+		       const as_hist_meta *m, int exists, as_error *err)
+{
+	int ret = 0;
+
+	if (!m->found || !exists) {
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: no history has been "
+			"recorded yet (it starts with the next run that "
+			"publishes); nothing changed",
+			t->dataset);
+	} else if (n < m->first_run) {
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: the history does not "
+			"reach back to run %lld (pruned by history_keep, or "
+			"recorded only since); the oldest run it can restore "
+			"is %lld; nothing changed",
+			t->dataset, (long long)n, (long long)m->first_run);
+	} else if (n > m->last_run) {
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: run %lld was published "
+			"while its history was off; the newest run the history "
+			"can restore is %lld; nothing changed",
+			t->dataset, (long long)n, (long long)m->last_run);
+	} else if (strcmp(m->kind, as_hist_kind_name(h->kind)) != 0) {
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: its history was "
+			"recorded as %s, but the dataset now says history: %s; "
+			"nothing changed",
+			t->dataset, m->kind, as_hist_kind_name(h->kind));
+	} else if (!m->restorable || !as_streq(m->columns, h->colnames)) {
+		ret = as_error_set(
+			err, AS_EUSAGE,
+			"dataset %s: its %s history holds "
+			"the columns %s%s, but a rollback needs every mapped "
+			"column (%s)%s; nothing changed",
+			t->dataset, m->kind, m->columns ? m->columns : "",
+			m->restorable ? "" : " without their hashes",
+			h->colnames,
+			strcmp(m->kind, "snapshot") == 0
+				? ": omit snapshot_columns, or list them all"
+				: "");
+	}
+	return ret;
 }

@@ -25,6 +25,15 @@ typedef struct as_hist_types {
 	const char *(*column)(as_type t); /* a mapped column's type */
 } as_hist_types;
 
+/* What <table>_history's metadata row says (atomsync_history_meta). */
+typedef struct as_hist_meta {
+	int found;
+	char kind[16];
+	char *columns;
+	int restorable;
+	int64_t first_run, last_run;
+} as_hist_meta;
+
 const char *as_hist_kind_name(as_history k);
 void as_hist_free(as_hist *h);
 /* The history's content columns: the key, then every mapped column (scd2)
@@ -53,8 +62,14 @@ int as_hist_evolve(const as_hist *h, const as_table *t, const as_hist_types *ty,
 		   int (*add)(void *ud, const char *name, const char *type),
 		   void *ud);
 
-/* Rollback: whether the dataset records outbox events (any), and whether
- * one of its key templates names a non-key column (before). */
-int as_hist_effects(const as_run_ctx *rc, int *any, int *before, as_error *err);
+/* Rollback to run n of t: the run as atomsync_runs has it (found, its kind
+ * and status) can be the target: AS_EUSAGE saying why not, nothing
+ * changed. */
+int as_hist_check_run(const as_table *t, int64_t n, int found, const char *kind,
+		      const char *status, as_error *err);
+/* ... and the history (its metadata m, exists: the table is there) can
+ * restore it with every mapped column, as h is now. */
+int as_hist_check_meta(const as_table *t, const as_hist *h, int64_t n,
+		       const as_hist_meta *m, int exists, as_error *err);
 
 #endif

@@ -4,17 +4,13 @@
  * there by history_keep, and the rollback that restores the live table to a
  * run's state in one fenced transaction.  No DDL touches a live table.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
-#include "store/history.h"
 #include "store/postgres_int.h"
 #include "util/crash.h"
 #include "util/log.h"
 #include "util/str.h"
-#include "util/time.h"
 
 static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type};
 
@@ -27,7 +23,7 @@ static const char *META_SQL =
 	" first_run bigint NOT NULL, last_run bigint NOT NULL)";
 
 /* (p.c1, ..., p."_atomsync_hash"): every mapped column and the hash. */
-static void add_row_tuple(as_buf *b, const as_table *t, const char *prefix)
+void as_pg_add_row_tuple(as_buf *b, const as_table *t, const char *prefix)
 {
 	as_buf_adds(b, "(");
 	for (size_t i = 0; i < t->ncols; i++) {
@@ -39,8 +35,8 @@ static void add_row_tuple(as_buf *b, const as_table *t, const char *prefix)
 }
 
 /* Run b (reset afterwards) with $1 = v when b uses it. */
-static int exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
-		    const char *what, as_error *err)
+int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
+		   const char *what, as_error *err)
 {
 	as_pg_params p;
 
@@ -48,18 +44,6 @@ static int exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 	if (strstr(as_buf_cstr(b), "$1"))
 		as_pg_param_int(&p, v);
 	return as_pg_exec_buf(s, b, &p, changes, what, err);
-}
-
-static as_type type_of_pg(const char *decl)
-{
-	static const as_type types[] = {AS_TYPE_INTEGER, AS_TYPE_REAL,
-					AS_TYPE_TEXT,	 AS_TYPE_BOOLEAN,
-					AS_TYPE_JSON,	 AS_TYPE_TIMESTAMP};
-
-	for (size_t i = 0; decl && i < sizeof(types) / sizeof(types[0]); i++)
-		if (strcmp(decl, as_pg_type(types[i])) == 0)
-			return types[i];
-	return AS_TYPE_AUTO;
 }
 
 /* as_hist_evolve's callback: one column added to the history table. */
@@ -81,8 +65,7 @@ static int hist_add_col(void *ud, const char *name, const char *type)
 
 /* An inferring table: the history gains the columns the live table
  * gained, inside the publish transaction. */
-static int hist_evolve(pg_store *s, const as_hist *h, as_table *t,
-		       as_error *err)
+int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	PGresult *res = NULL;
 	as_pg_params p;
@@ -125,7 +108,7 @@ static int hist_evolve(pg_store *s, const as_hist *h, as_table *t,
  * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
  * is a configuration error: history is never silently reshaped or lost.
  */
-static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
+int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -165,8 +148,8 @@ static int hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 					    : NULL;
 
 			if (c && c->type == AS_TYPE_AUTO &&
-			    type_of_pg(ct) != AS_TYPE_AUTO)
-				c->type = type_of_pg(ct);
+			    as_pg_type_of(ct) != AS_TYPE_AUTO)
+				c->type = as_pg_type_of(ct);
 			else
 				ok = 0;
 		}
@@ -220,8 +203,8 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
 		goto done;
 	if (exists) {
-		rc = (t->infer ? hist_evolve(s, h, t, err)
-			       : hist_check(s, h, t, err));
+		rc = (t->infer ? as_pg_hist_evolve(s, h, t, err)
+			       : as_pg_hist_check(s, h, t, err));
 		goto done;
 	}
 	n = as_hist_layout(h, t, &TYPES, names, types);
@@ -237,11 +220,11 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 	 * the key.  SCD2 versions are found by their record's key. */
 	if (h->kind == AS_HISTORY_SCD2) {
 		as_buf_adds(&b, "PRIMARY KEY (");
-		as_pg_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ", \"valid_from_run\"))");
 	} else {
 		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_pg_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, "))");
 	}
 	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
@@ -266,16 +249,8 @@ done:
 	return rc;
 }
 
-typedef struct hist_meta {
-	int found;
-	char kind[16];
-	char *columns;
-	int restorable;
-	int64_t first_run, last_run;
-} hist_meta;
-
-static int meta_read(pg_store *s, const char *dataset, hist_meta *m,
-		     as_error *err)
+int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
+			 as_error *err)
 {
 	PGresult *res;
 	as_pg_params p;
@@ -340,10 +315,10 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 			"hv.\"valid_to_run\" IS NULL AND NOT EXISTS (SELECT 1 "
 			"FROM %s AS l WHERE ",
 			h->q, r->live_q);
-		as_pg_key_match(&b, t, "l", "hv");
+		as_sql_key_match(&b, t, "l", "hv");
 		as_buf_adds(&b, ")");
-		if ((ret = exec_run(s, &b, rc->run_id, NULL,
-				    "history: deleted rows", err)))
+		if ((ret = as_pg_exec_run(s, &b, rc->run_id, NULL,
+					  "history: deleted rows", err)))
 			goto done;
 	}
 	if (!rows_q)
@@ -352,30 +327,31 @@ static int scd2_changes(pg_store *s, as_run_ctx *rc, const as_hist *h,
 		      "UPDATE %s AS hv SET \"valid_to_run\" = $1 FROM %s AS sr "
 		      "JOIN %s AS l ON ",
 		      h->q, rows_q, r->live_q);
-	as_pg_key_match(&b, t, "sr", "l");
+	as_sql_key_match(&b, t, "sr", "l");
 	as_buf_adds(&b, " WHERE sr.\"_atomsync_run\" IS NOT NULL AND "
 			"hv.\"valid_to_run\" IS NULL AND ");
-	as_pg_key_match(&b, t, "hv", "l");
+	as_sql_key_match(&b, t, "hv", "l");
 	as_buf_adds(&b, " AND ");
-	add_row_tuple(&b, t, "hv");
+	as_pg_add_row_tuple(&b, t, "hv");
 	as_buf_adds(&b, " IS DISTINCT FROM ");
-	add_row_tuple(&b, t, "l");
-	if ((ret = exec_run(s, &b, rc->run_id, NULL, "history: changed rows",
-			    err)))
+	as_pg_add_row_tuple(&b, t, "l");
+	if ((ret = as_pg_exec_run(s, &b, rc->run_id, NULL,
+				  "history: changed rows", err)))
 		goto done;
 	as_buf_printf(&b, "INSERT INTO %s", h->q);
 	as_hist_add_insert_cols(&b, h, t);
 	as_buf_adds(&b, " SELECT $1, NULL, ");
 	as_hist_add_content(&b, h, t, "l");
 	as_buf_printf(&b, " FROM %s AS sr JOIN %s AS l ON ", rows_q, r->live_q);
-	as_pg_key_match(&b, t, "sr", "l");
+	as_sql_key_match(&b, t, "sr", "l");
 	as_buf_printf(&b,
 		      " WHERE sr.\"_atomsync_run\" IS NOT NULL AND NOT EXISTS "
 		      "(SELECT 1 FROM %s AS hv WHERE ",
 		      h->q);
-	as_pg_key_match(&b, t, "hv", "l");
+	as_sql_key_match(&b, t, "hv", "l");
 	as_buf_adds(&b, " AND hv.\"valid_to_run\" IS NULL)");
-	ret = exec_run(s, &b, rc->run_id, NULL, "history: new versions", err);
+	ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "history: new versions",
+			     err);
 done:
 	as_buf_free(&b);
 	return ret;
@@ -453,7 +429,8 @@ static int prune(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			      h->q);
 	else
 		as_buf_printf(&b, "DELETE FROM %s WHERE \"run_id\" < $1", h->q);
-	if ((ret = exec_run(s, &b, cutoff, &gone, "history retention", err)))
+	if ((ret = as_pg_exec_run(s, &b, cutoff, &gone, "history retention",
+				  err)))
 		goto done;
 	as_pg_param_int(&p, cutoff);
 	ret = as_pg_exec(
@@ -478,14 +455,14 @@ done:
  * (every live row when starting over or coming from an empty table);
  * record which runs the history covers, and prune.
  */
-static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			 const as_counts *c, const char *rows_q, as_error *err)
+int as_pg_history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			const as_counts *c, const char *rows_q, as_error *err)
 {
 	as_table *t = rc->table;
 	pg_run *r = rc->priv;
 	as_buf b = AS_BUF_INIT;
 	as_pg_params p;
-	hist_meta m;
+	as_hist_meta m;
 	int64_t prev = 0;
 	int reset, baseline, ret, exists;
 	as_hist h;
@@ -494,7 +471,7 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_hist_build(&h, t, po, err)))
 		return ret;
 	if ((ret = hist_ensure(s, &h, t, err)) ||
-	    (ret = meta_read(s, t->dataset, &m, err)) ||
+	    (ret = as_pg_hist_meta_read(s, t->dataset, &m, err)) ||
 	    (ret = published_run(s, t->dataset, &prev, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
 		goto done;
@@ -507,7 +484,8 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			      "UPDATE %s SET \"valid_to_run\" = $1 WHERE "
 			      "\"valid_to_run\" IS NULL",
 			      h.q);
-		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history", err)))
+		if ((ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "history",
+					  err)))
 			goto done;
 	}
 	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
@@ -517,7 +495,8 @@ static int history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
 		as_hist_add_content(&b, &h, t, NULL);
 		as_buf_printf(&b, " FROM %s", r->live_q);
-		if ((ret = exec_run(s, &b, rc->run_id, NULL, "history", err)))
+		if ((ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "history",
+					  err)))
 			goto done;
 	} else if (exists && (ret = scd2_changes(s, rc, &h, c, rows_q, err))) {
 		goto done;
@@ -559,665 +538,9 @@ int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 
 	if (po->history == AS_HISTORY_NONE)
 		return 0;
-	return history_write(s, rc, po, c,
-			     !r->stage	  ? NULL
-			     : r->adopted ? r->live_q
-					  : r->stage_q,
-			     err);
-}
-
-/* ---- rollback ---- */
-
-/* Why the history cannot restore run n, or 0 when it can. */
-static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
-			int64_t n, as_error *err)
-{
-	const as_table *t = rc->table;
-	char kind[16] = "", status[16] = "";
-	as_pg_params p;
-	PGresult *res;
-	hist_meta m;
-	int found, exists, ret = 0;
-
-	as_pg_params_init(&p);
-	as_pg_param_int(&p, n);
-	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(
-		    s,
-		    "SELECT kind, status FROM atomsync_runs WHERE run_id = $1 "
-		    "AND dataset = $2",
-		    &p, &res, "reading runs", err))
-		return err->code;
-	found = PQntuples(res) == 1;
-	if (found) {
-		snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
-		snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
-	}
-	PQclear(res);
-	if (!found)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: there is no run %lld "
-				    "of this dataset; nothing changed",
-				    t->dataset, (long long)n);
-	if (strcmp(kind, "verify") == 0)
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld is a verify "
-			"run, which published nothing; name a sync or "
-			"rollback run; nothing changed",
-			t->dataset, (long long)n);
-	if (strcmp(status, "completed") != 0)
-		return as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld %s; only the "
-			"state after a completed run can be restored; "
-			"nothing changed",
-			t->dataset, (long long)n,
-			strcmp(status, "active") == 0	    ? "is still active"
-			: strcmp(status, "publishing") == 0 ? "is publishing"
-			: strcmp(status, "refused") == 0    ? "was refused"
-							    : "failed");
-	if ((ret = meta_read(s, t->dataset, &m, err)))
-		return ret;
-	if ((ret = as_pg_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (!m.found || !exists) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: no history has been "
-			"recorded yet (it starts with the next run that "
-			"publishes); nothing changed",
-			t->dataset);
-	} else if (n < m.first_run) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: the history does not "
-			"reach back to run %lld (pruned by history_keep, or "
-			"recorded only since); the oldest run it can restore "
-			"is %lld; nothing changed",
-			t->dataset, (long long)n, (long long)m.first_run);
-	} else if (n > m.last_run) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: run %lld was published "
-			"while its history was off; the newest run the history "
-			"can restore is %lld; nothing changed",
-			t->dataset, (long long)n, (long long)m.last_run);
-	} else if (strcmp(m.kind, as_hist_kind_name(h->kind)) != 0) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: its history was "
-			"recorded as %s, but the dataset now says history: %s; "
-			"nothing changed",
-			t->dataset, m.kind, as_hist_kind_name(h->kind));
-	} else if (!m.restorable || !as_streq(m.columns, h->colnames)) {
-		ret = as_error_set(
-			err, AS_EUSAGE,
-			"dataset %s: its %s history holds "
-			"the columns %s%s, but a rollback needs every mapped "
-			"column (%s)%s; nothing changed",
-			t->dataset, m.kind, m.columns ? m.columns : "",
-			m.restorable ? "" : " without their hashes",
-			h->colnames,
-			strcmp(m.kind, "snapshot") == 0
-				? ": omit snapshot_columns, or list them all"
-				: "");
-	}
-done:
-	free(m.columns);
-	return ret;
-}
-
-/*
- * pg_temp._atomsync_target := the live table's content after run n, each
- * row marked with run R in _atomsync_run when the live table does not hold
- * it exactly (a missing key, or any column or the hash differs).
- */
-static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
-		       as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_target (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
-			"\"_atomsync_line\" bytea, PRIMARY KEY (");
-	as_pg_key_list(&b, t, NULL);
-	as_buf_adds(&b, ")) ON COMMIT DROP");
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: target", err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_target SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_printf(
-		&b,
-		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
-		h->q);
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(
-			&b,
-			"\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
-			"OR \"valid_to_run\" > $1)");
-	else
-		as_buf_adds(&b, "\"run_id\" = $1");
-	if ((ret = exec_run(s, &b, n, NULL, "rollback: reading the history",
-			    err)) ||
-	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
-			      "rollback: target", err)))
-		goto done;
-	as_buf_printf(
-		&b,
-		"UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
-		"WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ",
-		r->live_q);
-	as_pg_key_match(&b, t, "l", "tt");
-	as_buf_adds(&b, " AND ");
-	add_row_tuple(&b, t, "l");
-	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
-	add_row_tuple(&b, t, "tt");
-	as_buf_adds(&b, ")");
-	ret = exec_run(s, &b, rc->run_id, NULL, "rollback: comparing", err);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/* Counts relative to the live table (invariant 10). */
-static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
-			   as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	PGresult *res;
-	int64_t S, C;
-	int ret;
-
-	as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-	if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before,
-				 "rollback: counting", err)) ||
-	    (ret = as_pg_exec(s,
-			      "SELECT count(*), count(\"_atomsync_run\") FROM "
-			      "pg_temp._atomsync_target",
-			      NULL, &res, "rollback: counting", err)))
-		goto done;
-	S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	C = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-	as_buf_printf(
-		&b,
-		"SELECT count(*) FROM pg_temp._atomsync_target AS tt WHERE "
-		"\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-		"%s AS l WHERE ",
-		r->live_q);
-	as_pg_key_match(&b, t, "l", "tt");
-	as_buf_adds(&b, ")");
-	if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted,
-				 "rollback: counting", err)))
-		goto done;
-	c->seen = S;
-	c->updated = C - c->inserted;
-	c->unchanged = S - C;
-	c->deleted = c->live_before - (S - c->inserted);
-	c->live_after = S;
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/*
- * The changed rows for the outbox (invariant 7): pg_temp._atomsync_changed
- * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
- * with the restored values, 'delete' rows with a deleted row's last values,
- * and when a template names a non-key column 'before' rows with an updated
- * row's current values (the contract of
- * as_pg_outbox_write).  Built before the live table changes, and only when
- * the dataset has effects (rc->effects).
- */
-static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
-	int ret, any, before;
-
-	if ((ret = as_hist_effects(rc, &any, &before, err)) || !any)
-		return ret;
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_adds(&cols, i ? ", " : "");
-		as_buf_add_ident(&cols, t->cols[i].name);
-	}
-	as_buf_printf(
-		&b,
-		"CREATE TEMP TABLE _atomsync_changed ON COMMIT DROP AS "
-		"SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM %s AS l WHERE ",
-		as_buf_cstr(&cols), r->live_q);
-	as_pg_key_match(&b, t, "l", "tt");
-	as_buf_printf(
-		&b,
-		") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
-		"FROM pg_temp._atomsync_target AS tt WHERE \"_atomsync_run\" IS "
-		"NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS (SELECT 1 FROM "
-		"pg_temp._atomsync_target AS tt WHERE ",
-		as_buf_cstr(&cols));
-	as_pg_key_match(&b, t, "tt", "l");
-	as_buf_printf(
-		&b,
-		") THEN 'before' ELSE 'delete' END FROM %s AS l WHERE NOT "
-		"EXISTS (SELECT 1 FROM pg_temp._atomsync_target AS tt WHERE ",
-		r->live_q);
-	as_pg_key_match(&b, t, "tt", "l");
-	/* Without 'before' rows: only live rows whose key is not restored. */
-	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s))",
-		      before ? "" : " OR true");
-	ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: changed rows", err);
-	as_buf_free(&b);
-	as_buf_free(&cols);
-	return ret;
-}
-
-/* The outbox events of the rows the rollback changes, in its transaction. */
-static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	int any, before, ret;
-
-	if ((ret = as_hist_effects(rc, &any, &before, err)) || !any)
-		return ret;
-	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
-}
-
-/* The live table := the target: changed rows upserted, rows not in the
- * target deleted, each step exactly as counted. */
-static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
-			  as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0;
-	int ret = 0;
-
-	if (c->inserted + c->updated > 0) {
-		as_buf_printf(&b, "INSERT INTO %s AS t", r->live_q);
-		as_pg_insert_cols(&b, t);
-		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
-				"WHERE \"_atomsync_run\" IS NOT NULL ON "
-				"CONFLICT (");
-		as_pg_key_list(&b, t, NULL);
-		as_buf_adds(&b, ") DO UPDATE SET ");
-		for (size_t i = t->nkey; i < t->ncols; i++) {
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, " = excluded.");
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, ", ");
-		}
-		as_buf_adds(&b,
-			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "rollback: upsert", err)))
-			goto done;
-		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback wrote %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->inserted + c->updated);
-			goto done;
-		}
-	}
-	if (c->deleted > 0) {
-		as_buf_printf(
-			&b,
-			"DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
-			"pg_temp._atomsync_target AS tt WHERE ",
-			r->live_q);
-		as_pg_key_match(&b, t, "tt", "l");
-		as_buf_adds(&b, ")");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "rollback: delete", err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback deleted %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("rollback.applied");
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/*
- * The dataset's state after the rollback: its published run is the
- * rollback (later staging begins from it), the staging of an interrupted
- * run is dropped (its base is gone), and an incremental cursor is the
- * restored rows' maximum (invariant 8: the cursor goes with the data).
- */
-static int rollback_state(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	as_pg_params p;
-	PGresult *res;
-	int64_t changed = 0;
-	int ret = 0;
-
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(
-		    s,
-		    "SELECT stage_table FROM atomsync_state WHERE dataset = $1 "
-		    "FOR UPDATE",
-		    &p, &res, "rollback: reading state", err))
-		return err->code;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-		ret = as_pg_drop_stage(s, PQgetvalue(res, 0, 0), err);
-	PQclear(res);
-	if (ret)
-		return ret;
-	as_buf_adds(
-		&b,
-		"UPDATE atomsync_state SET published_run = $2, stage_table = NULL, "
-		"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-		"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-		"stage_seen = 0, stage_rejected = 0");
-	if (t->cursor >= 0) {
-		const as_col *col = &t->cols[t->cursor];
-		as_buf max = AS_BUF_INIT;
-
-		as_buf_adds(&max, "max(");
-		as_buf_add_ident(&max, col->name);
-		as_buf_adds(&max, col->type == AS_TYPE_TEXT ? " COLLATE \"C\")"
-							    : ")");
-		as_buf_adds(&b, ", cursor = (SELECT ");
-		as_pg_text_expr(&b, as_buf_cstr(&max), col->type);
-		as_buf_printf(&b, " FROM %s)", r->live_q);
-		as_buf_free(&max);
-	} else {
-		/* A Singer bookmark (the STATE of the newest publish) would
-		 * be ahead of the restored rows: dropped, so the next run
-		 * extracts from the start (invariant 8). */
-		as_buf_adds(&b, ", cursor = NULL");
-	}
-	as_buf_adds(&b, " WHERE dataset = $1");
-	as_pg_param_int(&p, rc->run_id);
-	ret = as_pg_exec_buf(s, &b, &p, &changed, "rollback: saving state",
-			     err);
-	if (!ret && changed != 1)
-		ret = as_error_set(err, AS_EUSAGE,
-				   "dataset %s has never been "
-				   "published; nothing to roll back",
-				   t->dataset);
-	as_buf_free(&b);
-	return ret;
-}
-
-/* The rollback's own run record, put on record in its transaction and
- * completed there: a rollback that does not commit leaves none. */
-static int run_open(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	const as_table *t = rc->table;
-	as_pg_params p;
-
-	/* Runs left active by dead workers: this worker holds the lease. */
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(
-		    s,
-		    "UPDATE atomsync_runs SET status = 'failed', "
-		    "finished_at = now(), error = 'interrupted: the worker "
-		    "stopped before finishing (killed, crashed or lost its "
-		    "connection); nothing was published' "
-		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
-		    &p, NULL, "recording interrupted runs", err))
-		return err->code;
-	as_pg_param_text(&p, rc->kind ? rc->kind : "rollback");
-	as_pg_param_text(&p, as_mode_name(t->mode));
-	as_pg_param_int(&p, rc->token);
-	as_pg_param_text(&p, rc->owner);
-	return as_pg_int(
-		s,
-		"INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-		"started_at, lease_token, owner) VALUES($1, $2, $3, "
-		"'publishing', now(), $4, $5) RETURNING run_id",
-		&p, &rc->run_id, "recording run", err);
-}
-
-static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
-		     int64_t to_run, as_error *err)
-{
-	char note[96];
-	as_pg_params p;
-
-	snprintf(note, sizeof(note),
-		 "restored the table to its state after run %lld",
-		 (long long)to_run);
-	as_pg_params_init(&p);
-	as_pg_param_int(&p, rc->run_id);
-	as_pg_param_int(&p, c->seen);
-	as_pg_param_int(&p, c->inserted);
-	as_pg_param_int(&p, c->updated);
-	as_pg_param_int(&p, c->unchanged);
-	as_pg_param_int(&p, c->deleted);
-	as_pg_param_text(&p, note);
-	return as_pg_exec(
-		s,
-		"UPDATE atomsync_runs SET status = 'completed', "
-		"finished_at = clock_timestamp(), seen = $2, inserted = $3, "
-		"updated = $4, unchanged = $5, deleted = $6, error = $7 "
-		"WHERE run_id = $1",
-		&p, NULL, "recording run", err);
-}
-
-/*
- * `atomsync rollback DATASET --to-run N`: one fenced transaction that
- * checks the history can restore run N, records the rollback as a run,
- * rewrites exactly the rows that differ from N's state (their history and
- * outbox events with them), and makes it the dataset's published run.
- */
-int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
-			   const as_publish_opts *po, int64_t to_run,
-			   as_counts *c, as_error *err)
-{
-	pg_store *s = (pg_store *)st;
-	as_table *t = rc->table;
-	pg_run *r = calloc(1, sizeof(*r));
-	int ret, exists;
-	as_hist h;
-
-	memset(c, 0, sizeof(*c));
-	memset(&h, 0, sizeof(h));
-	as_pg_drain(s, NULL);
-	if (!r || !(r->live_q = as_quote_ident(t->table))) {
-		free(r);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	rc->priv = r;
-	if ((ret = as_hist_build(&h, t, po, err)) ||
-	    (ret = as_pg_begin(s, 0, err)))
-		goto out;
-	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
-			       rc->lease_ttl_ms, err)) ||
-	    (ret = check_target(s, rc, &h, to_run, err)) ||
-	    (ret = t->infer ? hist_evolve(s, &h, t, err)
-			    : hist_check(s, &h, t, err)) ||
-	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
-		goto fail;
-	for (size_t i = 0; i < t->ncols; i++)
-		if (t->cols[i].type == AS_TYPE_AUTO)
-			t->cols[i].type = AS_TYPE_TEXT;
-	if ((!exists && (ret = as_pg_create_table(s, t, t->table, 0, err))) ||
-	    (ret = run_open(s, rc, err)) ||
-	    (ret = fill_target(s, rc, &h, to_run, err)) ||
-	    (ret = rollback_counts(s, rc, c, err)) ||
-	    (ret = rollback_changed(s, rc, err)) ||
-	    (ret = rollback_apply(s, rc, c, err)) ||
-	    (ret = history_write(s, rc, po, c, "pg_temp._atomsync_target",
-				 err)) ||
-	    (ret = rollback_outbox(s, rc, err)) ||
-	    (ret = rollback_state(s, rc, err)) ||
-	    (ret = run_close(s, rc, c, to_run, err)))
-		goto fail;
-	as_crash_point("rollback.before_commit");
-	if ((ret = as_pg_commit(s, "rollback: commit", err)))
-		goto fail;
-	as_crash_point("rollback.committed");
-	goto out;
-fail:
-	as_pg_rollback(s);
-	rc->run_id = 0;
-	if (ret == AS_ESTORE)
-		as_error_prefix(err, "dataset %s", t->dataset);
-out:
-	as_hist_free(&h);
-	free(r->live_q);
-	free(r);
-	rc->priv = NULL;
-	return ret;
-}
-
-/* ---- verify: a sample of live rows, and its run record ---- */
-
-static as_row *add_row(as_batch *b, size_t ncols)
-{
-	as_row *row;
-
-	if (b->nrows == b->caprows) {
-		size_t cap = b->caprows ? b->caprows * 2 : 64;
-		as_row *nr = realloc(b->rows, cap * sizeof(*nr));
-
-		if (!nr)
-			return NULL;
-		b->rows = nr;
-		b->caprows = cap;
-	}
-	row = &b->rows[b->nrows];
-	memset(row, 0, sizeof(*row));
-	row->v = as_arena_alloc(&b->arena, ncols * sizeof(as_val));
-	return row->v ? row : NULL;
-}
-
-/* One sampled value, from the text the query rendered it as. */
-static int cell(as_val *v, const PGresult *res, int i, int j, as_type type,
-		as_arena *a)
-{
-	const char *text = PQgetvalue(res, i, j);
-
-	memset(v, 0, sizeof(*v));
-	if (PQgetisnull(res, i, j))
-		return 0;
-	switch (type) {
-	case AS_TYPE_INTEGER:
-	case AS_TYPE_BOOLEAN:
-		v->kind = AS_V_INT;
-		v->u.i = strtoll(text, NULL, 10);
-		return 0;
-	case AS_TYPE_REAL:
-		v->kind = AS_V_REAL;
-		v->u.r = strtod(text, NULL);
-		return 0;
-	default:
-		v->kind = AS_V_TEXT;
-		v->len = (uint32_t)PQgetlength(res, i, j);
-		v->u.s = as_arena_strndup(a, text, v->len);
-		return v->u.s ? 0 : AS_ENOMEM;
-	}
-}
-
-int as_pg_history_sample(as_store *st, const as_table *t, size_t n,
-			 as_batch *out, as_error *err)
-{
-	pg_store *s = (pg_store *)st;
-	as_buf b = AS_BUF_INIT, col = AS_BUF_INIT;
-	PGresult *res;
-	as_pg_params p;
-	int rows, rc;
-
-	as_pg_drain(s, NULL);
-	as_buf_adds(&b, "SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_reset(&col);
-		as_buf_add_ident(&col, t->cols[i].name);
-		as_buf_adds(&b, i ? ", " : "");
-		if (t->cols[i].type == AS_TYPE_BOOLEAN)
-			as_buf_printf(&b, "(%s)::int", as_buf_cstr(&col));
-		else
-			as_pg_text_expr(&b, as_buf_cstr(&col), t->cols[i].type);
-	}
-	as_buf_adds(&b, " FROM ");
-	as_buf_add_ident(&b, t->table);
-	as_buf_adds(&b, " ORDER BY random() LIMIT $1::bigint");
-	as_buf_free(&col);
-	as_pg_params_init(&p);
-	as_pg_param_int(&p, (int64_t)n);
-	rc = as_pg_exec(s, as_buf_cstr(&b), &p, &res, "sampling live rows",
-			err);
-	as_buf_free(&b);
-	if (rc)
-		return rc;
-	rows = PQntuples(res);
-	for (int i = 0; i < rows; i++) {
-		as_row *row = add_row(out, t->ncols);
-
-		for (size_t j = 0; row && j < t->ncols; j++)
-			if (cell(&row->v[j], res, i, (int)j, t->cols[j].type,
-				 &out->arena))
-				row = NULL;
-		if (!row) {
-			PQclear(res);
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-		}
-		out->nrows++;
-	}
-	PQclear(res);
-	return 0;
-}
-
-int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c,
-			     const char *error, double started, int64_t *run_id,
-			     as_error *err)
-{
-	pg_store *s = (pg_store *)st;
-	as_pg_params p;
-	char when[32];
-
-	as_pg_drain(s, NULL);
-	snprintf(when, sizeof(when), "%.6f", started);
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	as_pg_param_text(&p, kind);
-	as_pg_param_text(&p, as_mode_name(t->mode));
-	as_pg_param_text(&p, status);
-	as_pg_param_text(&p, when);
-	as_pg_param_int(&p, c->seen);
-	as_pg_param_int(&p, c->inserted);
-	as_pg_param_int(&p, c->updated);
-	as_pg_param_int(&p, c->unchanged);
-	as_pg_param_int(&p, c->deleted);
-	as_pg_param_int(&p, c->rejected);
-	as_pg_param_text(&p, error);
-	return as_pg_int(
-		s,
-		"INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-		"started_at, finished_at, seen, inserted, updated, unchanged, "
-		"deleted, rejected, error) VALUES($1, $2, $3, $4, "
-		"to_timestamp($5::double precision), clock_timestamp(), $6, $7, "
-		"$8, $9, $10, $11, $12) RETURNING run_id",
-		&p, run_id, "recording run", err);
+	return as_pg_history_write(s, rc, po, c,
+				   !r->stage	? NULL
+				   : r->adopted ? r->live_q
+						: r->stage_q,
+				   err);
 }

@@ -1,6 +1,6 @@
 /*
- * Private to the PostgreSQL store (store/postgres.c, store/postgres_publish.c):
- * the store and run structs, and the helpers both files use to run SQL with
+ * Private to the PostgreSQL store (store/postgres*.c): the store and run
+ * structs, and the helpers its files use to run SQL with
  * parameters, fence a transaction with the lease, and build SQL text from
  * quoted identifiers.  Values never go into SQL text: only COPY or parameters.
  */
@@ -10,8 +10,17 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 
+#include "store/history.h"
+#include "store/sql.h"
 #include "store/store.h"
 #include "util/buf.h"
+
+/* A timestamptz column as ISO 8601 text in UTC, milliseconds. */
+#define AS_PG_ISO(col)                                                         \
+	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
+	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+#define COPY_MAX ((size_t)1 << 30) /* bytes: cap of one batch's COPY text */
 
 /* One staging commit, encoded by the engine's thread and committed by the
  * store's (store/postgres_stage.c). */
@@ -104,6 +113,42 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 		as_error *err);
 int as_pg_table_exists(pg_store *s, const char *name, int *exists,
 		       as_error *err);
+/* The store's operations (store.h), by file: leases (postgres_lease.c),
+ * run records (postgres_run.c), tables and staging (postgres_table.c). */
+int as_pg_lease_acquire(as_store *st, const char *dataset, const char *owner,
+			int64_t ttl_ms, int64_t *token, as_error *err);
+int as_pg_lease_renew(as_store *st, const char *dataset, int64_t token,
+		      int64_t ttl_ms, as_error *err);
+int as_pg_lease_release(as_store *st, const char *dataset, int64_t token,
+			as_error *err);
+int as_pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err);
+int as_pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
+		  const char *error, as_error *err);
+void as_pg_run_free(as_store *st, as_run_ctx *rc);
+int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err);
+int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err);
+int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err);
+/* A result's cell as a number (0 when NULL) or an owned copy (NULL). */
+int64_t as_pg_cell_int(const PGresult *res, int row, int col);
+char *as_pg_cell_dup(const PGresult *res, int row, int col);
+/* A column's type from format_type() (AS_TYPE_AUTO: none of ours). */
+as_type as_pg_type_of(const char *decl);
+/* The dataset's state row forgets its staging (postgres_run.c). */
+int as_pg_clear_stage_state(pg_store *s, const char *dataset, as_error *err);
+/* Staging (postgres_stage.c) and its COPY encoding (postgres_copy.c). */
+/* 1: the row is live with the same content; 0: new or changed; -1: the
+ * live map cannot tell. */
+int as_pg_live_unchanged(const pg_run *r, const as_row *row);
+/* Why row cannot be stored (a NUL in text or JSON, named with its column
+ * and field, in buf), or NULL. */
+const char *as_pg_unstorable(const as_table *t, const as_row *row, char *buf,
+			     size_t cap);
+/* A batch's rows as COPY text into j, but those skip marks. */
+int as_pg_encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
+		     const unsigned char *skip, int64_t conflicts, pg_job *j,
+		     as_error *err);
+/* Staging-table lines -> batch-table lines: each gets its index. */
+int as_pg_to_batch_format(pg_job *j, as_error *err);
 int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err);
 /* Record the staging's columns: its types in physical order (names and
  * types from the catalog), or with names NULL those of the spec as it is
@@ -115,11 +160,11 @@ int as_pg_run_schema_fill(pg_store *s, as_run_info *v, size_t n, as_error *err);
 int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 		       int unlogged, as_error *err);
 
-void as_pg_key_list(as_buf *b, const as_table *t, const char *prefix);
-void as_pg_scope_list(as_buf *b, const as_table *t, const char *prefix);
-void as_pg_key_match(as_buf *b, const as_table *t, const char *a,
-		     const char *bq);
 const char *as_pg_type(as_type t);
+/* This connection as the shared SQL drives it (store/sql.h). */
+void as_pg_sql(pg_store *s, as_sql *q);
+/* The run's tables as the shared SQL sees them. */
+void as_pg_run_view(const pg_run *r, as_sql_run *out);
 /* An SQL expression rendering expr (a column of type t) as the text the
  * engine uses for that type (timestamps in its canonical UTC form,
  * "2026-01-01T00:00:00.000000Z"). */
@@ -132,8 +177,24 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		  as_counts *c, as_error *err);
 
 /*
+ * History (store/postgres_history.c), which the publish and the rollback
+ * (store/postgres_rollback.c) both write: its shape checked and evolved, its
+ * metadata read, and its rows written after a change of the live table.
+ */
+void as_pg_add_row_tuple(as_buf *b, const as_table *t, const char *prefix);
+int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
+		   const char *what, as_error *err);
+int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err);
+int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t,
+		      as_error *err);
+int as_pg_history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			const as_counts *c, const char *rows_q, as_error *err);
+int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
+			 as_error *err);
+
+/*
  * The outbox (store/postgres_outbox.c, invariant 7).  as_pg_outbox_write
- * records, in the caller's open transaction, the events of rc->effects
+ * records, in the caller's open transaction, the events of rc->outbox
  * (invalidate, webhook) and sends its NOTIFY, for the rows in changed_q: a
  * table (e.g. "pg_temp._my_changed", already quoted) holding at least the
  * columns the templates name, with the live table's names and types, plus

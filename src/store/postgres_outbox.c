@@ -10,17 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
+#include "model/outbox.h"
 #include "store/postgres_int.h"
+#include "store/sql.h"
 #include "util/crash.h"
 #include "util/str.h"
 
 #define CHANGED_Q "pg_temp.\"_atomsync_changed\""
 #define FETCH_ROWS 20000
-
-#define ISO(col)                                                               \
-	"to_char(" col " AT TIME ZONE 'UTC', "                                 \
-	"'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 static const char *OUTBOX_SCHEMA =
 	"CREATE TABLE IF NOT EXISTS atomsync_outbox("
@@ -34,11 +31,6 @@ static const char *OUTBOX_SCHEMA =
 	" created_at timestamptz NOT NULL DEFAULT now(), delivered_at timestamptz);"
 	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
 	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
-
-static int has_effects(const as_dataset_cfg *ds)
-{
-	return ds && (ds->ninvalidate || ds->webhook || ds->notify);
-}
 
 static int outbox_exists(pg_store *s, int *exists, as_error *err)
 {
@@ -182,7 +174,7 @@ static int flush_payload(pg_store *s, as_run_ctx *rc, as_payload *p,
 	    insert_event(s, rc, "redis", as_buf_cstr(&p->buf), err))
 		return err->code;
 	as_payload_free(p);
-	return as_payload_begin(p, sum, rc->effects, 0, err);
+	return as_payload_begin(p, sum, rc->outbox, 0, err);
 }
 
 /* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
@@ -191,17 +183,16 @@ static int write_redis(pg_store *s, as_run_ctx *rc,
 		       const as_outbox_summary *sum, const char *changed_q,
 		       int64_t *nkeys, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
+	const as_outbox_plan *plan = rc->outbox;
+	const as_tpl *v = plan->tpls;
+	size_t n = plan->ntpls;
 	PGresult *res = NULL;
 	as_payload p;
 	int ret, any = 0, npat = 0, first = 1;
 
 	memset(&p, 0, sizeof(p));
-	if ((ret = as_tpls_load(ds, rc->table, &v, &n, err)) ||
-	    (ret = keys_cursor(s, v, n, rc->table, changed_q, &any, err)) ||
-	    (ret = as_payload_begin(&p, sum, ds, 1, err)))
+	if ((ret = keys_cursor(s, v, n, rc->table, changed_q, &any, err)) ||
+	    (ret = as_payload_begin(&p, sum, plan, 1, err)))
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		npat += v[i].pattern;
@@ -249,7 +240,6 @@ static int write_redis(pg_store *s, as_run_ctx *rc,
 done:
 	PQclear(res);
 	as_payload_free(&p);
-	as_tpls_free(v, n);
 	return ret;
 }
 
@@ -261,42 +251,36 @@ done:
 int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 		       as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	as_outbox_summary sum;
 	int64_t n[3], nkeys = 0;
 	char *body = NULL;
 	int ret;
 
-	if (!has_effects(ds))
+	if (!as_outbox_plan_any(plan))
 		return 0;
 	if ((ret = changed_counts(s, changed_q, n, err)))
 		return ret;
 	if (n[0] + n[1] + n[2] == 0)
 		return 0;
-	if ((ds->ninvalidate || ds->webhook) && (ret = ensure_outbox(s, err)))
+	if ((plan->ntpls || plan->webhook) && (ret = ensure_outbox(s, err)))
 		return ret;
-	memset(&sum, 0, sizeof(sum));
-	sum.dataset = rc->table->dataset;
-	sum.run_id = rc->run_id;
-	sum.kind = rc->kind;
-	sum.inserted = n[0];
-	sum.updated = n[1];
-	sum.deleted = n[2];
-	if (ds->ninvalidate &&
+	as_sql_outbox_summary(&sum, rc, n);
+	if (plan->ntpls &&
 	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
-	if (ds->webhook || ds->notify) {
-		body = as_outbox_summary_json(&sum, ds, nkeys);
+	if (plan->webhook || plan->notify) {
+		body = as_outbox_summary_json(&sum, plan, nkeys);
 		if (!body)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
-	if (ds->webhook)
+	if (plan->webhook)
 		ret = insert_event(s, rc, "webhook", body, err);
-	if (!ret && ds->notify) {
+	if (!ret && plan->notify) {
 		as_pg_params p;
 
 		as_pg_params_init(&p);
-		as_pg_param_text(&p, ds->notify);
+		as_pg_param_text(&p, plan->notify);
 		as_pg_param_text(&p, body);
 		ret = as_pg_exec(s, "SELECT pg_notify($1, $2)", &p, NULL,
 				 "outbox: NOTIFY", err);
@@ -304,121 +288,6 @@ int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
 	free(body);
 	if (!ret)
 		as_crash_point("outbox.written");
-	return ret;
-}
-
-/* s."a", s."b", : the columns the templates name. */
-static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
-		     const char *prefix)
-{
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[i].name);
-		as_buf_adds(b, ", ");
-	}
-}
-
-/* The deleted rows, as the publish's DELETE will choose them. */
-static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
-{
-	if (t->mode == AS_MODE_SCOPED) {
-		as_buf_adds(b, "(");
-		as_pg_scope_list(b, t, r->live_q);
-		as_buf_adds(b, ") IN (SELECT ");
-		as_pg_scope_list(b, t, NULL);
-		as_buf_adds(b, " FROM pg_temp._atomsync_scopes) AND ");
-	}
-	if (r->stage) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
-			      r->stage_q);
-		as_pg_key_match(b, t, r->stage_q, r->live_q);
-		as_buf_adds(b, ")");
-	} else {
-		as_buf_adds(b, "true");
-	}
-}
-
-static int run_sql(pg_store *s, as_buf *b, as_error *err)
-{
-	return as_pg_exec_buf(s, b, NULL, NULL,
-			      "outbox: collecting changed rows", err);
-}
-
-/* Fill pg_temp._atomsync_changed before the publish touches the live
- * table (see as_sq_outbox_publish's twin in store/sqlite_outbox.c). */
-static int collect_changed(pg_store *s, as_run_ctx *rc, const as_counts *c,
-			   int live, const unsigned char *need, int need_before,
-			   as_error *err)
-{
-	pg_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS " CHANGED_Q "; CREATE TEMP TABLE "
-			"\"_atomsync_changed\"(");
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_op\" text NOT NULL) ON COMMIT DROP");
-	if ((ret = run_sql(s, &b, err)))
-		goto done;
-	if (r->stage && c->inserted + c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->stage_q);
-		/* The op of each row: looked up only when the run both inserts
-		 * and updates (a full reload of changed rows is all 'update').
-		 */
-		if (c->inserted == 0) {
-			as_buf_adds(&b, "'update'");
-		} else if (live && c->live_before > 0 && c->updated > 0) {
-			as_buf_printf(
-				&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_pg_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
-		} else {
-			as_buf_adds(&b, "'insert'");
-		}
-		as_buf_printf(&b,
-			      " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q, r->stage_q);
-		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
-			as_buf_printf(
-				&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_pg_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ")");
-		}
-		if ((ret = run_sql(s, &b, err)))
-			goto done;
-	}
-	if (need_before && r->stage && live && c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q,
-			      r->stage_q);
-		as_pg_key_match(&b, t, r->live_q, r->stage_q);
-		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q);
-		if ((ret = run_sql(s, &b, err)))
-			goto done;
-	}
-	if (live && c->deleted > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
-		add_delete_filter(&b, t, r);
-		ret = run_sql(s, &b, err);
-	}
-done:
-	as_buf_free(&b);
 	return ret;
 }
 
@@ -431,51 +300,32 @@ done:
 int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int live, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
 	unsigned char *need = NULL;
+	as_sql_run sr;
+	as_sql q;
 	int64_t n[3];
-	int ret, need_before = 0;
-	as_tpl *v = NULL;
-	size_t nv = 0;
+	int ret;
 
-	if (!has_effects(ds) || c->inserted + c->updated + c->deleted == 0)
+	if (!as_outbox_plan_any(plan) ||
+	    c->inserted + c->updated + c->deleted == 0)
 		return 0;
-	if ((ret = as_tpls_load(ds, t, &v, &nv, err)))
-		return ret;
-	need = calloc(t->ncols ? t->ncols : 1, 1);
-	if (!need) {
-		ret = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < nv; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			if (v[i].parts[k].column) {
-				need[v[i].parts[k].index] = 1;
-				need_before |= v[i].parts[k].index >= t->nkey;
-			}
-	if ((ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
-	    (ret = changed_counts(s, CHANGED_Q, n, err)))
-		goto done;
-	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
-		ret = as_error_set(
-			err, AS_ESTORE,
-			"outbox: the changed rows (%lld "
-			"inserted, %lld updated, %lld deleted) disagree with "
-			"the publish counts (%lld, %lld, %lld); nothing was "
-			"published",
-			(long long)n[0], (long long)n[1], (long long)n[2],
-			(long long)c->inserted, (long long)c->updated,
-			(long long)c->deleted);
-		goto done;
-	}
-	if ((ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
+	if (!(need = as_sql_outbox_need(plan, t)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	as_pg_sql(s, &q);
+	as_pg_run_view(r, &sr);
+	if ((ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
+					 plan->before, err)) ||
+	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||
+	    (ret = as_sql_outbox_agree(n, c, err)) ||
+	    (ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
 		goto done;
 	ret = as_pg_exec(s, "DROP TABLE " CHANGED_Q, NULL, NULL,
 			 "outbox: collecting changed rows", err);
 done:
 	free(need);
-	as_tpls_free(v, nv);
 	return ret;
 }
 
@@ -505,7 +355,7 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	as_buf_printf(
 		&b,
 		"SELECT event_id, run_id, dataset, target, status, attempts, "
-		"last_error, " ISO("created_at") ", " ISO(
+		"last_error, " AS_PG_ISO("created_at") ", " AS_PG_ISO(
 			"delivered_at") ", "
 					"(payload->>'keys_count')::bigint, %s FROM atomsync_outbox "
 					"WHERE ($1::text IS NULL OR dataset = $1) AND ",

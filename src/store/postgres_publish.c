@@ -41,7 +41,7 @@ static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		goto done;
 	as_buf_adds(&b,
 		    "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
-	as_pg_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_printf(&b, ", false FROM %s", r->stage_q);
 	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
 		goto done;
@@ -79,27 +79,18 @@ done:
 	return ret;
 }
 
-/* "(t.s1, t.s2) IN (SELECT s1, s2 FROM pg_temp._atomsync_scopes [WHERE NOT
- * _named])" */
-static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
-			     int delivered_only)
-{
-	as_buf_adds(b, "(");
-	as_pg_scope_list(b, t, live_q);
-	as_buf_adds(b, ") IN (SELECT ");
-	as_pg_scope_list(b, t, NULL);
-	as_buf_adds(b, " FROM pg_temp._atomsync_scopes");
-	if (delivered_only)
-		as_buf_adds(b, " WHERE NOT _named");
-	as_buf_adds(b, ")");
-}
+/* fill_scopes for the shared counts. */
+typedef struct scopes_ud {
+	pg_store *s;
+	as_run_ctx *rc;
+	const as_publish_opts *po;
+} scopes_ud;
 
-static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
-			   const char *stage_q)
+static int fill_scopes_ud(void *ud, as_error *err)
 {
-	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
-	as_pg_key_match(b, t, stage_q, live_q);
-	as_buf_adds(b, ")");
+	scopes_ud *x = ud;
+
+	return fill_scopes(x->s, x->rc, x->po, err);
 }
 
 /* Counts inside the publish transaction (invariant 10). */
@@ -108,76 +99,19 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 			  int64_t *staged_changed, int64_t *scope_rows,
 			  int64_t *guarded_deletes, int *exists, as_error *err)
 {
-	pg_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int64_t S = 0, C = 0;
-	int ret = 0;
+	static const as_sql_spans none;
+	scopes_ud ud = {s, rc, po};
+	as_sql_run sr;
+	as_sql q;
+	int ret;
 
-	if ((ret = as_pg_table_exists(s, t->table, exists, err)))
-		goto done;
-	if (*exists) {
-		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-		if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before,
-					 "publish: counting", err)))
-			goto done;
-	}
-	if (r->stage) {
-		as_buf_printf(
-			&b, "SELECT count(*), count(\"_atomsync_run\") FROM %s",
-			r->stage_q);
-		PGresult *res;
-
-		if ((ret = as_pg_exec(s, as_buf_cstr(&b), NULL, &res,
-				      "publish: counting", err)))
-			goto done;
-		as_buf_reset(&b);
-		S = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		C = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-		PQclear(res);
-	}
-	if (c->live_before == 0 || C == 0) {
-		c->inserted = C;
-	} else {
-		as_buf_printf(&b,
-			      "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
-			      "IS NOT NULL AND ",
-			      r->stage_q);
-		add_not_staged(&b, t, r->stage_q, r->live_q);
-		if ((ret = as_pg_int_buf(s, &b, NULL, &c->inserted,
-					 "publish: counting", err)))
-			goto done;
-	}
-	c->updated = C - c->inserted;
-	c->unchanged = S - C;
-	*staged_changed = C;
-	if (t->mode == AS_MODE_FULL) {
-		c->deleted = c->live_before - (S - c->inserted);
-	} else if (t->mode == AS_MODE_SCOPED && *exists && r->stage) {
-		if ((ret = fill_scopes(s, rc, po, err)))
-			goto done;
-		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
-		add_scope_filter(&b, t, r->live_q, 1);
-		if ((ret = as_pg_int_buf(s, &b, NULL, scope_rows,
-					 "publish: counting", err)))
-			goto done;
-		for (int pass = 0; pass < 2; pass++) {
-			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ",
-				      r->live_q);
-			add_scope_filter(&b, t, r->live_q, pass == 0);
-			as_buf_adds(&b, " AND ");
-			add_not_staged(&b, t, r->live_q, r->stage_q);
-			if ((ret = as_pg_int_buf(s, &b, NULL,
-						 pass ? &c->deleted
-						      : guarded_deletes,
-						 "publish: counting", err)))
-				goto done;
-		}
-	}
-	as_counts_finish(c);
-done:
-	as_buf_free(&b);
-	return ret;
+	if ((ret = as_pg_table_exists(s, rc->table->table, exists, err)))
+		return ret;
+	as_pg_sql(s, &q);
+	as_pg_run_view(rc->priv, &sr);
+	return as_sql_publish_counts(&q, &sr, rc->table, *exists, &none,
+				     fill_scopes_ud, &ud, c, staged_changed,
+				     scope_rows, guarded_deletes, err);
 }
 
 /* Write only changed rows (invariant 5), then delete what the run did not
@@ -185,6 +119,8 @@ done:
 static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int64_t C, as_error *err)
 {
+	as_sql_run sr;
+	as_sql q;
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
@@ -198,7 +134,7 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			as_buf_adds(
 				&b,
 				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (");
-			as_pg_key_list(&b, t, NULL);
+			as_sql_key_list(&b, t, NULL);
 			if (t->mode == AS_MODE_APPEND) {
 				as_buf_adds(&b, ") DO NOTHING");
 			} else {
@@ -234,14 +170,9 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	as_crash_point("publish.upserted");
 	if (c->deleted > 0) {
 		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
-		if (t->mode == AS_MODE_SCOPED) {
-			add_scope_filter(&b, t, r->live_q, 0);
-			as_buf_adds(&b, " AND ");
-		}
-		if (r->stage)
-			add_not_staged(&b, t, r->live_q, r->stage_q);
-		else
-			as_buf_adds(&b, "true");
+		as_pg_sql(s, &q);
+		as_pg_run_view(r, &sr);
+		as_sql_add_delete_filter(&q, &b, t, &sr);
 		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
 					  "publish: delete", err)))
 			goto done;
@@ -426,7 +357,7 @@ static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
 	as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
 	as_buf_add_ident(&b, idx);
 	as_buf_printf(&b, " ON %s(", r->live_q);
-	as_pg_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_adds(&b, ")");
 	ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scope index", err);
 	as_buf_free(&b);

@@ -1,13 +1,17 @@
 /*
  * Private to the SQLite store: its state and the helpers its files share
- * (sqlite.c: connection, leases, runs, tables; sqlite_stage.c: staging and
- * the live scan; sqlite_publish.c: the publish).
+ * (sqlite.c: connection, statements, status; sqlite_lease.c: leases;
+ * sqlite_run.c: run records; sqlite_table.c: tables and the staging's
+ * preparation; sqlite_stage.c: staging and the live scan; sqlite_publish.c:
+ * the publish).
  */
 #ifndef AS_STORE_SQLITE_INT_H
 #define AS_STORE_SQLITE_INT_H
 
 #include <sqlite3.h>
 
+#include "store/history.h"
+#include "store/sql.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -53,11 +57,11 @@ int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
 int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err);
 int as_sq_stage_names(sq_run *r, const char *stage);
 const char *as_sq_sql_type(as_type t);
+/* This connection as the shared SQL drives it (store/sql.h). */
+void as_sq_sql(sq_store *s, as_sql *q);
+/* The run's tables as the shared SQL sees them. */
+void as_sq_run_view(const sq_run *r, as_sql_run *out);
 int as_sq_rowid_key(const as_table *t);
-void as_sq_add_key_list(as_buf *b, const as_table *t, const char *prefix);
-void as_sq_add_scope_list(as_buf *b, const as_table *t, const char *prefix);
-void as_sq_add_key_match(as_buf *b, const as_table *t, const char *a,
-			 const char *bq);
 char *as_sq_create_sql(const as_table *t, const char *name);
 const char *as_sq_col_type(const as_col *c);
 as_type as_sq_type_of_decl(const char *decl);
@@ -68,7 +72,21 @@ int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err);
 int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err);
 int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		      as_error *err);
+/* The store's operations (store.h), by file: leases (sqlite_lease.c),
+ * run records (sqlite_run.c), tables and staging (sqlite_table.c). */
+int as_sq_lease_acquire(as_store *st, const char *dataset, const char *owner,
+			int64_t ttl_ms, int64_t *token, as_error *err);
+int as_sq_lease_renew(as_store *st, const char *dataset, int64_t token,
+		      int64_t ttl_ms, as_error *err);
+int as_sq_lease_release(as_store *st, const char *dataset, int64_t token,
+			as_error *err);
+int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err);
+int as_sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
+		  const char *error, as_error *err);
 void as_sq_run_free(as_store *st, as_run_ctx *rc);
+int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err);
+int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err);
+int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err);
 int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err);
 int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
@@ -93,12 +111,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
  * cannot be trusted or the publish needs each row, stages the rows they stand
  * for one by one, so the publish goes on exactly as if no span had been made.
  */
-typedef struct sq_spans {
-	int active;
-	int64_t rows;	  /* live rows the spans stand for */
-	int64_t gap_rows; /* live rows outside every span */
-	int64_t gone;	  /* of those, the ones not staged (full mode) */
-} sq_spans;
+typedef as_sql_spans sq_spans; /* store/sql.h */
 
 /* "(k1, k2) IN (SELECT k1, k2 FROM <stage>_gone)" */
 void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r);
@@ -108,8 +121,26 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			as_error *err);
 
 /*
+ * History (store/sqlite_history.c), which the publish and the rollback
+ * (store/sqlite_rollback.c) both write: its shape checked and evolved, its
+ * metadata read, and the steps around a change of the live table.
+ */
+int as_sq_buf_exec(sq_store *s, as_buf *b, as_error *err);
+int as_sq_buf_exec_int(sq_store *s, as_buf *b, int64_t v, int64_t *changes,
+		       as_error *err);
+int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err);
+int as_sq_hist_evolve(sq_store *s, const as_hist *h, as_table *t,
+		      as_error *err);
+int as_sq_history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+			const as_counts *c, const char *live_q, as_error *err);
+int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
+		      const char *live_q, as_error *err);
+int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
+			 as_error *err);
+
+/*
  * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write
- * records, in the caller's open transaction, the events of rc->effects
+ * records, in the caller's open transaction, the events of rc->outbox
  * (invalidate, webhook) for the rows in changed_q: a table (e.g. a temp
  * table, name already quoted) holding at least the columns the templates
  * name, with the live table's names and types, plus "_atomsync_op" TEXT:

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "effects/outbox.h"
+#include "model/outbox.h"
+#include "store/sql.h"
 #include "store/sqlite_int.h"
 #include "util/crash.h"
 #include "util/str.h"
@@ -31,19 +32,6 @@ static const char *OUTBOX_SCHEMA =
 	" created_at TEXT NOT NULL, delivered_at TEXT);"
 	"CREATE INDEX IF NOT EXISTS atomsync_outbox_pending"
 	" ON atomsync_outbox(dataset, event_id) WHERE status = 'pending';";
-
-static int has_effects(const as_dataset_cfg *ds)
-{
-	return ds && (ds->ninvalidate || ds->webhook || ds->notify);
-}
-
-static int sql_run(sq_store *s, as_buf *b, as_error *err)
-{
-	int rc = as_sq_exec(s, as_buf_cstr(b), err);
-
-	as_buf_reset(b);
-	return rc;
-}
 
 /* The column as the text a key shows: booleans as true/false and integral
  * reals without ".0", as PostgreSQL renders them. */
@@ -186,17 +174,16 @@ static int write_redis(sq_store *s, as_run_ctx *rc,
 		       const as_outbox_summary *sum, const char *changed_q,
 		       int64_t *nkeys, as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
-	as_tpl *v = NULL;
-	size_t n = 0;
+	const as_outbox_plan *plan = rc->outbox;
+	const as_tpl *v = plan->tpls;
+	size_t n = plan->ntpls;
 	sqlite3_stmt *q = NULL;
 	as_payload p;
 	int ret, step = SQLITE_DONE, first = 1, npat = 0;
 
 	memset(&p, 0, sizeof(p));
-	if ((ret = as_tpls_load(ds, rc->table, &v, &n, err)) ||
-	    (ret = keys_query(s, v, n, rc->table, changed_q, &q, err)) ||
-	    (ret = as_payload_begin(&p, sum, ds, 1, err)))
+	if ((ret = keys_query(s, v, n, rc->table, changed_q, &q, err)) ||
+	    (ret = as_payload_begin(&p, sum, plan, 1, err)))
 		goto done;
 	for (size_t i = 0; i < n; i++)
 		npat += v[i].pattern;
@@ -218,7 +205,7 @@ static int write_redis(sq_store *s, as_run_ctx *rc,
 				goto done;
 			as_payload_free(&p);
 			first = 0;
-			if ((ret = as_payload_begin(&p, sum, ds, 0, err)))
+			if ((ret = as_payload_begin(&p, sum, plan, 0, err)))
 				goto done;
 		}
 	}
@@ -237,7 +224,6 @@ static int write_redis(sq_store *s, as_run_ctx *rc,
 done:
 	sqlite3_finalize(q);
 	as_payload_free(&p);
-	as_tpls_free(v, n);
 	return ret;
 }
 
@@ -250,36 +236,27 @@ done:
 int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 		       as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	as_outbox_summary sum;
 	int64_t n[3], nkeys = 0;
 	int ret;
 
-	if (!has_effects(ds))
+	/* A plan with notify never gets here: the run's check refuses it on
+	 * a store without NOTIFY (effects/keys.c, as_outbox_check). */
+	if (!as_outbox_plan_any(plan))
 		return 0;
-	if (ds->notify)
-		return as_error_set(err, AS_EUSAGE,
-				    "dataset %s: notify needs a "
-				    "PostgreSQL store",
-				    ds->name);
 	if ((ret = changed_counts(s, changed_q, n, err)))
 		return ret;
 	if (n[0] + n[1] + n[2] == 0)
 		return 0;
 	if ((ret = as_sq_exec(s, OUTBOX_SCHEMA, err)))
 		return ret;
-	memset(&sum, 0, sizeof(sum));
-	sum.dataset = rc->table->dataset;
-	sum.run_id = rc->run_id;
-	sum.kind = rc->kind;
-	sum.inserted = n[0];
-	sum.updated = n[1];
-	sum.deleted = n[2];
-	if (ds->ninvalidate &&
+	as_sql_outbox_summary(&sum, rc, n);
+	if (plan->ntpls &&
 	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
 		return ret;
-	if (ds->webhook) {
-		char *body = as_outbox_summary_json(&sum, ds, nkeys);
+	if (plan->webhook) {
+		char *body = as_outbox_summary_json(&sum, plan, nkeys);
 
 		if (!body)
 			return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -287,118 +264,6 @@ int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
 		free(body);
 	}
 	as_crash_point("outbox.written");
-	return ret;
-}
-
-/* "a", "b" or s."a", s."b": the columns the templates name. */
-static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
-		     const char *prefix)
-{
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		if (prefix)
-			as_buf_printf(b, "%s.", prefix);
-		as_buf_add_ident(b, t->cols[i].name);
-		as_buf_adds(b, ", ");
-	}
-}
-
-/* The deleted rows, as the publish's DELETE will choose them. */
-static void add_delete_filter(as_buf *b, const as_table *t, const sq_run *r)
-{
-	if (t->mode == AS_MODE_SCOPED) {
-		as_buf_adds(b, "(");
-		as_sq_add_scope_list(b, t, r->live_q);
-		as_buf_adds(b, ") IN (SELECT ");
-		as_sq_add_scope_list(b, t, NULL);
-		as_buf_adds(b, " FROM temp._atomsync_scopes) AND ");
-	}
-	if (r->gone) {
-		as_sq_add_gone_filter(b, t, r);
-	} else if (r->stage) {
-		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
-			      r->stage_q);
-		as_sq_add_key_match(b, t, r->stage_q, r->live_q);
-		as_buf_adds(b, ")");
-	} else {
-		as_buf_adds(b, "1");
-	}
-}
-
-/* Fill temp._atomsync_changed before the publish touches the live table:
- * changed staged rows as insert/update, the old values of updated rows
- * when a template names a non-key column, and the rows to be deleted. */
-static int collect_changed(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			   int live, const unsigned char *need, int need_before,
-			   as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS " CHANGED_Q "; CREATE TEMP TABLE "
-			"\"_atomsync_changed\"(");
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (!need[i])
-			continue;
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_sq_sql_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_op\" TEXT NOT NULL)");
-	if ((ret = sql_run(s, &b, err)))
-		goto done;
-	if (r->stage && c->inserted + c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->stage_q);
-		/* The op of each row: looked up only when the run both inserts
-		 * and updates (a full reload of changed rows is all 'update').
-		 */
-		if (c->inserted == 0) {
-			as_buf_adds(&b, "'update'");
-		} else if (live && c->live_before > 0 && c->updated > 0) {
-			as_buf_printf(
-				&b, "CASE WHEN EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ") THEN 'update' ELSE 'insert' END");
-		} else {
-			as_buf_adds(&b, "'insert'");
-		}
-		as_buf_printf(&b,
-			      " FROM %s WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q, r->stage_q);
-		if (t->mode == AS_MODE_APPEND && live && c->live_before > 0) {
-			as_buf_printf(
-				&b, " AND NOT EXISTS (SELECT 1 FROM %s WHERE ",
-				r->live_q);
-			as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-			as_buf_adds(&b, ")");
-		}
-		if ((ret = sql_run(s, &b, err)))
-			goto done;
-	}
-	if (need_before && r->stage && live && c->updated > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'before' FROM %s JOIN %s ON ", r->live_q,
-			      r->stage_q);
-		as_sq_add_key_match(&b, t, r->live_q, r->stage_q);
-		as_buf_printf(&b, " WHERE %s.\"_atomsync_run\" IS NOT NULL",
-			      r->stage_q);
-		if ((ret = sql_run(s, &b, err)))
-			goto done;
-	}
-	if (live && c->deleted > 0) {
-		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
-		add_cols(&b, t, need, r->live_q);
-		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
-		add_delete_filter(&b, t, r);
-		ret = sql_run(s, &b, err);
-	}
-done:
-	as_buf_free(&b);
 	return ret;
 }
 
@@ -411,51 +276,32 @@ done:
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err)
 {
-	const as_dataset_cfg *ds = rc->effects;
+	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
+	sq_run *r = rc->priv;
 	unsigned char *need = NULL;
+	as_sql_run sr;
+	as_sql q;
 	int64_t n[3];
-	int ret, live, need_before = 0;
-	as_tpl *v = NULL;
-	size_t nv = 0;
+	int ret, live;
 
-	if (!has_effects(ds) || c->inserted + c->updated + c->deleted == 0)
+	if (!as_outbox_plan_any(plan) ||
+	    c->inserted + c->updated + c->deleted == 0)
 		return 0;
-	if ((ret = as_tpls_load(ds, t, &v, &nv, err)))
-		return ret;
-	need = calloc(t->ncols ? t->ncols : 1, 1);
-	if (!need) {
-		ret = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < nv; i++)
-		for (size_t k = 0; k < v[i].nparts; k++)
-			if (v[i].parts[k].column) {
-				need[v[i].parts[k].index] = 1;
-				need_before |= v[i].parts[k].index >= t->nkey;
-			}
+	if (!(need = as_sql_outbox_need(plan, t)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	as_sq_sql(s, &q);
+	as_sq_run_view(r, &sr);
 	if ((ret = as_sq_table_exists(s, t->table, &live, err)) ||
-	    (ret = collect_changed(s, rc, c, live, need, need_before, err)) ||
-	    (ret = changed_counts(s, CHANGED_Q, n, err)))
-		goto done;
-	if (n[0] != c->inserted || n[1] != c->updated || n[2] != c->deleted) {
-		ret = as_error_set(
-			err, AS_ESTORE,
-			"outbox: the changed rows (%lld "
-			"inserted, %lld updated, %lld deleted) disagree with "
-			"the publish counts (%lld, %lld, %lld); nothing was "
-			"published",
-			(long long)n[0], (long long)n[1], (long long)n[2],
-			(long long)c->inserted, (long long)c->updated,
-			(long long)c->deleted);
-		goto done;
-	}
-	if ((ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
+	    (ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
+					 plan->before, err)) ||
+	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||
+	    (ret = as_sql_outbox_agree(n, c, err)) ||
+	    (ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
 		goto done;
 	ret = as_sq_exec(s, "DROP TABLE " CHANGED_Q, err);
 done:
 	free(need);
-	as_tpls_free(v, nv);
 	return ret;
 }
 
@@ -466,6 +312,28 @@ static char *col_dup(sqlite3_stmt *q, int i)
 	const unsigned char *v = sqlite3_column_text(q, i);
 
 	return v ? as_strdup((const char *)v) : NULL;
+}
+
+/* The event in q's row (see as_sq_outbox_list's query); -1 when out of
+ * memory. */
+static int read_event(sqlite3_stmt *q, as_outbox_event *e, unsigned flags)
+{
+	memset(e, 0, sizeof(*e));
+	e->event_id = sqlite3_column_int64(q, 0);
+	e->run_id = sqlite3_column_int64(q, 1);
+	e->dataset = col_dup(q, 2);
+	e->target = col_dup(q, 3);
+	e->status = col_dup(q, 4);
+	e->attempts = sqlite3_column_int64(q, 5);
+	e->last_error = col_dup(q, 6);
+	e->created_at = col_dup(q, 7);
+	e->delivered_at = col_dup(q, 8);
+	e->keys = sqlite3_column_int64(q, 9);
+	e->payload = col_dup(q, 10);
+	if (!e->dataset || !e->target || !e->status ||
+	    ((flags & AS_OUTBOX_PAYLOAD) && !e->payload))
+		return -1;
+	return 0;
 }
 
 int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
@@ -526,20 +394,7 @@ int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 			cap = ncap;
 		}
 		e = &v[cnt++];
-		memset(e, 0, sizeof(*e));
-		e->event_id = sqlite3_column_int64(q, 0);
-		e->run_id = sqlite3_column_int64(q, 1);
-		e->dataset = col_dup(q, 2);
-		e->target = col_dup(q, 3);
-		e->status = col_dup(q, 4);
-		e->attempts = sqlite3_column_int64(q, 5);
-		e->last_error = col_dup(q, 6);
-		e->created_at = col_dup(q, 7);
-		e->delivered_at = col_dup(q, 8);
-		e->keys = sqlite3_column_int64(q, 9);
-		e->payload = col_dup(q, 10);
-		if (!e->dataset || !e->target || !e->status ||
-		    ((flags & AS_OUTBOX_PAYLOAD) && !e->payload)) {
+		if (read_event(q, e, flags)) {
 			ret = as_error_set(err, AS_ENOMEM, "out of memory");
 			goto done;
 		}

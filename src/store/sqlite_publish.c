@@ -17,14 +17,6 @@
 
 /* ---- the publish (invariants 1, 3, 5, 8, 10) ---- */
 
-static int sql_int(sq_store *s, as_buf *sql, int64_t *out, as_error *err)
-{
-	int rc = as_sq_query_int(s, as_buf_cstr(sql), NULL, out, err);
-
-	as_buf_reset(sql);
-	return rc;
-}
-
 static int sql_exec(sq_store *s, as_buf *sql, int64_t *changes, as_error *err)
 {
 	int rc = as_sq_exec(s, as_buf_cstr(sql), err);
@@ -48,11 +40,11 @@ static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_scopes; "
 			"CREATE TEMP TABLE _atomsync_scopes(");
-	as_sq_add_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_adds(
 		&b,
 		", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
-	as_sq_add_scope_list(&b, t, NULL);
+	as_sql_scope_list(&b, t, NULL);
 	as_buf_printf(&b, ", 0 FROM %s", r->stage_q);
 	if ((ret = sql_exec(s, &b, NULL, err)))
 		goto done;
@@ -86,27 +78,18 @@ done:
 	return ret;
 }
 
-/* "WHERE (s1, s2) IN (SELECT s1, s2 FROM temp._atomsync_scopes [WHERE _named =
- * 0])" */
-static void add_scope_filter(as_buf *b, const as_table *t, const char *live_q,
-			     int delivered_only)
-{
-	as_buf_adds(b, "(");
-	as_sq_add_scope_list(b, t, live_q);
-	as_buf_adds(b, ") IN (SELECT ");
-	as_sq_add_scope_list(b, t, NULL);
-	as_buf_adds(b, " FROM temp._atomsync_scopes");
-	if (delivered_only)
-		as_buf_adds(b, " WHERE _named = 0");
-	as_buf_adds(b, ")");
-}
+/* fill_scopes for the shared counts. */
+typedef struct scopes_ud {
+	sq_store *s;
+	as_run_ctx *rc;
+	const as_publish_opts *po;
+} scopes_ud;
 
-static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
-			   const char *stage_q)
+static int fill_scopes_ud(void *ud, as_error *err)
 {
-	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
-	as_sq_add_key_match(b, t, stage_q, live_q);
-	as_buf_adds(b, ")");
+	scopes_ud *x = ud;
+
+	return fill_scopes(x->s, x->rc, x->po, err);
 }
 
 /* Counts inside the publish transaction (invariant 10). */
@@ -116,77 +99,25 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 			  int64_t *scope_rows, int64_t *guarded_deletes,
 			  as_error *err)
 {
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int64_t S = 0, C = 0;
-	int ret = 0, exists;
+	scopes_ud ud = {s, rc, po};
+	as_sql_run sr;
+	as_sql q;
+	int exists, ret;
 
-	if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
-		goto done;
-	if (sp->active) {
-		/* Spans and gaps partition the live table. */
-		c->live_before = sp->rows + sp->gap_rows;
-	} else if (exists) {
-		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
-		if ((ret = sql_int(s, &b, &c->live_before, err)))
-			goto done;
-	}
-	if (r->stage) {
-		as_buf_printf(&b, "SELECT count(*) FROM %s", r->stage_q);
-		if ((ret = sql_int(s, &b, &S, err)))
-			goto done;
-		as_buf_printf(&b, "SELECT count(\"_atomsync_run\") FROM %s",
-			      r->stage_q);
-		if ((ret = sql_int(s, &b, &C, err)))
-			goto done;
-	}
-	if (c->live_before == 0 || C == 0) {
-		c->inserted = C;
-	} else {
-		as_buf_printf(&b,
-			      "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
-			      "IS NOT NULL AND ",
-			      r->stage_q);
-		add_not_staged(&b, t, r->stage_q, r->live_q);
-		if ((ret = sql_int(s, &b, &c->inserted, err)))
-			goto done;
-	}
-	c->updated = C - c->inserted;
-	c->unchanged = S - C + sp->rows;
-	*staged_changed = C;
-	if (t->mode == AS_MODE_FULL && sp->active) {
-		c->deleted = sp->gone;
-	} else if (t->mode == AS_MODE_FULL) {
-		c->deleted = c->live_before - (S - c->inserted);
-	} else if (t->mode == AS_MODE_SCOPED && exists && r->stage) {
-		if ((ret = fill_scopes(s, rc, po, err)))
-			goto done;
-		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
-		add_scope_filter(&b, t, r->live_q, 1);
-		if ((ret = sql_int(s, &b, scope_rows, err)))
-			goto done;
-		for (int pass = 0; pass < 2; pass++) {
-			as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ",
-				      r->live_q);
-			add_scope_filter(&b, t, r->live_q, pass == 0);
-			as_buf_adds(&b, " AND ");
-			add_not_staged(&b, t, r->live_q, r->stage_q);
-			if ((ret = sql_int(s, &b,
-					   pass ? &c->deleted : guarded_deletes,
-					   err)))
-				goto done;
-		}
-	}
-	as_counts_finish(c);
-done:
-	as_buf_free(&b);
-	return ret;
+	if ((ret = as_sq_table_exists(s, rc->table->table, &exists, err)))
+		return ret;
+	as_sq_sql(s, &q);
+	as_sq_run_view(rc->priv, &sr);
+	return as_sql_publish_counts(&q, &sr, rc->table, exists, sp,
+				     fill_scopes_ud, &ud, c, staged_changed,
+				     scope_rows, guarded_deletes, err);
 }
 
 static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 int64_t C, as_error *err)
 {
+	as_sql_run sr;
+	as_sql q;
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
@@ -202,7 +133,7 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			as_buf_adds(
 				&b,
 				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
-			as_sq_add_key_list(&b, t, NULL);
+			as_sql_key_list(&b, t, NULL);
 			if (t->mode == AS_MODE_APPEND) {
 				as_buf_adds(&b, ") DO NOTHING");
 			} else {
@@ -235,16 +166,9 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	as_crash_point("publish.upserted");
 	if (c->deleted > 0) {
 		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
-		if (t->mode == AS_MODE_SCOPED) {
-			add_scope_filter(&b, t, r->live_q, 0);
-			as_buf_adds(&b, " AND ");
-		}
-		if (r->gone)
-			as_sq_add_gone_filter(&b, t, r);
-		else if (r->stage)
-			add_not_staged(&b, t, r->live_q, r->stage_q);
-		else
-			as_buf_adds(&b, "1");
+		as_sq_sql(s, &q);
+		as_sq_run_view(r, &sr);
+		as_sql_add_delete_filter(&q, &b, t, &sr);
 		if ((ret = sql_exec(s, &b, &changes, err)))
 			goto done;
 		if (changes != c->deleted) {
@@ -264,17 +188,17 @@ done:
 
 /* rows_q: the table that now holds the run's rows (the staging table, or
  * the live table when the staging was renamed into place). */
-static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			       const char *rows_q, as_error *err)
+/* Invariant 8: the cursor (or a Singer tap's bookmark, its last STATE)
+ * moves only here, with the data behind it. */
+static int save_cursor(sq_store *s, as_run_ctx *rc, const char *rows_q,
+		       as_error *err)
 {
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
-	sqlite3_stmt *q = NULL;
+	sqlite3_stmt *q;
 	as_buf b = AS_BUF_INIT;
-	char now[40];
 	int ret = 0;
 
-	/* Invariant 8: the cursor moves only here, with the data behind it. */
 	if (t->cursor >= 0 && r->stage) {
 		as_buf_adds(
 			&b,
@@ -283,37 +207,34 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			"UNION ALL SELECT max(");
 		as_buf_add_ident(&b, t->cols[t->cursor].name);
 		as_buf_printf(&b, ") FROM %s)) WHERE dataset = ?1", rows_q);
-		ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
-		if (!ret) {
-			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-			if (sqlite3_step(q) != SQLITE_DONE)
-				ret = as_sq_fail(s, err, "saving cursor");
-			sqlite3_finalize(q);
-			q = NULL;
-		}
-		if (ret)
-			goto done;
+	} else if (t->cursor < 0 && rc->bookmark) {
+		as_buf_adds(&b, "UPDATE atomsync_state SET cursor = ?2 "
+				"WHERE dataset = ?1");
+	} else {
+		return 0;
 	}
-	/* Invariant 8: a Singer tap's bookmark (its last STATE) moves only
-	 * here, with the data it covers. */
-	if (t->cursor < 0 && rc->bookmark) {
-		ret = as_sq_prepare(s,
-				    "UPDATE atomsync_state SET cursor = ?2 "
-				    "WHERE dataset = ?1",
-				    &q, err);
-		if (!ret) {
-			sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
-			sqlite3_bind_text(q, 2, rc->bookmark, -1,
-					  SQLITE_STATIC);
-			if (sqlite3_step(q) != SQLITE_DONE)
-				ret = as_sq_fail(s, err,
-						 "saving the STATE bookmark");
-			sqlite3_finalize(q);
-			q = NULL;
-		}
-		if (ret)
-			goto done;
-	}
+	ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+	as_buf_free(&b);
+	if (ret)
+		return ret;
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	if (t->cursor < 0)
+		sqlite3_bind_text(q, 2, rc->bookmark, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		ret = as_sq_fail(s, err,
+				 t->cursor < 0 ? "saving the STATE bookmark"
+					       : "saving cursor");
+	sqlite3_finalize(q);
+	return ret;
+}
+
+/* The state row: this run is the published one, no staging waits. */
+static int save_state(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	sqlite3_stmt *q;
+	int ret = 0;
+
 	if ((ret = as_sq_prepare(
 		     s,
 		     "UPDATE atomsync_state SET published_run = ?2, "
@@ -322,17 +243,25 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		     "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
 		     "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
 		     &q, err)))
-		goto done;
+		return ret;
 	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, rc->run_id);
 	sqlite3_bind_text(q, 3, t->table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 4, as_mode_name(t->mode), -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE) {
+	if (sqlite3_step(q) != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "saving state");
-		goto done;
-	}
 	sqlite3_finalize(q);
-	q = NULL;
+	return ret;
+}
+
+/* The run's record: completed, with its counts. */
+static int record_completed(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			    as_error *err)
+{
+	sqlite3_stmt *q;
+	char now[40];
+	int ret;
+
 	if ((ret = as_sq_prepare(
 		     s,
 		     "UPDATE atomsync_runs SET status = 'completed', "
@@ -340,7 +269,7 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		     "unchanged = ?6, deleted = ?7, rejected = ?8, "
 		     "duplicates = ?9, error = NULL WHERE run_id = ?1",
 		     &q, err)))
-		goto done;
+		return ret;
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1,
 			  SQLITE_STATIC);
@@ -353,10 +282,19 @@ static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	sqlite3_bind_int64(q, 9, c->duplicates);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "recording run");
-done:
 	sqlite3_finalize(q);
-	as_buf_free(&b);
 	return ret;
+}
+
+static int publish_bookkeeping(sq_store *s, as_run_ctx *rc, const as_counts *c,
+			       const char *rows_q, as_error *err)
+{
+	int ret;
+
+	if ((ret = save_cursor(s, rc, rows_q, err)) ||
+	    (ret = save_state(s, rc, err)))
+		return ret;
+	return record_completed(s, rc, c, err);
 }
 
 static int mark_publishing(sq_store *s, as_run_ctx *rc, as_error *err)
@@ -557,6 +495,54 @@ int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err)
 	return 0;
 }
 
+/* The live table exists (the staging renamed to it on the first publish,
+ * *renamed), with its recorded columns and its scope index. */
+static int ensure_live(sq_store *s, as_run_ctx *rc, const as_counts *c,
+		       int *renamed, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	int exists, ret;
+
+	if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
+		return ret;
+	if (!exists && c->unchanged == 0) {
+		/* The first publish: the staging table has the live
+		 * table's exact schema and holds every row, so it
+		 * becomes the live table instead of being copied. */
+		as_buf b = AS_BUF_INIT;
+
+		as_buf_printf(
+			&b,
+			"DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s",
+			r->spans_q, r->stage_q, r->live_q);
+		ret = sql_exec(s, &b, NULL, err);
+		as_buf_free(&b);
+		*renamed = 1;
+	} else {
+		char *sql = as_sq_create_sql(t, t->table);
+
+		ret = as_sq_exec(s, sql, err);
+		free(sql);
+	}
+	if (!ret && t->infer)
+		ret = record_columns(s, rc, err);
+	if (!ret && t->nscope) {
+		as_buf b = AS_BUF_INIT;
+		char idx[200];
+
+		snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
+		as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
+		as_buf_add_ident(&b, idx);
+		as_buf_printf(&b, " ON %s(", r->live_q);
+		as_sql_scope_list(&b, t, NULL);
+		as_buf_adds(&b, ")");
+		ret = sql_exec(s, &b, NULL, err);
+		as_buf_free(&b);
+	}
+	return ret;
+}
+
 /*
  * What one run's publish does inside the publish transaction (BEGIN done,
  * COMMIT after): fence, base, guards, outbox, apply, history, bookkeeping.
@@ -591,49 +577,8 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 	 * change. */
 	if ((ret = as_sq_outbox_publish(s, rc, c, err)))
 		return ret;
-	if (r->stage) {
-		int exists;
-
-		if ((ret = as_sq_table_exists(s, t->table, &exists, err)))
-			return ret;
-		if (!exists && c->unchanged == 0) {
-			/* The first publish: the staging table has the live
-			 * table's exact schema and holds every row, so it
-			 * becomes the live table instead of being copied. */
-			as_buf b = AS_BUF_INIT;
-
-			as_buf_printf(
-				&b,
-				"DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s",
-				r->spans_q, r->stage_q, r->live_q);
-			ret = sql_exec(s, &b, NULL, err);
-			as_buf_free(&b);
-			*renamed = 1;
-		} else {
-			char *sql = as_sq_create_sql(t, t->table);
-
-			ret = as_sq_exec(s, sql, err);
-			free(sql);
-		}
-		if (!ret && t->infer)
-			ret = record_columns(s, rc, err);
-		if (!ret && t->nscope) {
-			as_buf b = AS_BUF_INIT;
-			char idx[200];
-
-			snprintf(idx, sizeof(idx), "%s_atomsync_scope",
-				 t->table);
-			as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-			as_buf_add_ident(&b, idx);
-			as_buf_printf(&b, " ON %s(", r->live_q);
-			as_sq_add_scope_list(&b, t, NULL);
-			as_buf_adds(&b, ")");
-			ret = sql_exec(s, &b, NULL, err);
-			as_buf_free(&b);
-		}
-		if (ret)
-			return ret;
-	}
+	if (r->stage && (ret = ensure_live(s, rc, c, renamed, err)))
+		return ret;
 	/* History (store/sqlite_history.c): SCD2 triggers before the live
 	 * table changes, the snapshot or new versions after. */
 	if ((ret = as_sq_history_before(s, rc, po, c, err)) ||

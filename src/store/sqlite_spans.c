@@ -88,7 +88,7 @@ void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r)
 {
 	add_tuple(b, t, NULL, r->live_q);
 	as_buf_adds(b, " IN (SELECT ");
-	as_sq_add_key_list(b, t, NULL);
+	as_sql_key_list(b, t, NULL);
 	as_buf_printf(b, " FROM %s)", r->gone_q);
 }
 
@@ -204,9 +204,9 @@ static int prepare_gap(sq_store *s, as_run_ctx *rc, int lower, int upper,
 
 	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s AS s WHERE ",
 		      r->stage_q);
-	as_sq_add_key_match(&b, t, "s", "l");
+	as_sql_key_match(&b, t, "s", "l");
 	as_buf_adds(&b, "), ");
-	as_sq_add_key_list(&b, t, "l");
+	as_sql_key_list(&b, t, "l");
 	as_buf_printf(&b, " FROM %s AS l WHERE ", r->live_q);
 	if (lower) {
 		add_tuple(&b, t, NULL, "l");
@@ -311,7 +311,7 @@ static int walk_gaps(sq_store *s, as_run_ctx *rc, gap_walk *w, as_error *err)
 		 * nothing of why. */
 		as_buf_printf(&b, "DROP TABLE IF EXISTS %s; CREATE TABLE %s(",
 			      r->gone_q, r->gone_q);
-		as_sq_add_key_list(&b, t, NULL);
+		as_sql_key_list(&b, t, NULL);
 		as_buf_adds(&b, ")");
 		ret = as_sq_exec(s, as_buf_cstr(&b), err);
 		as_buf_reset(&b);
@@ -404,7 +404,7 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			      "SELECT count(*) FROM %s AS s WHERE EXISTS "
 			      "(SELECT 1 FROM %s AS l WHERE ",
 			      r->stage_q, r->live_q);
-		as_sq_add_key_match(&b, t, "s", "l");
+		as_sql_key_match(&b, t, "s", "l");
 		as_buf_adds(&b, ")");
 		if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL,
 					   &staged_live, err)))

@@ -226,7 +226,7 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	sqlite3_exec(sc->db, "PRAGMA cache_size=-8192", NULL, NULL, NULL);
 	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel),
 		      r->live_q);
-	as_sq_add_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	if (as_buf_text_failed(as_buf_cstr(&b)))
 		goto oom;
 	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->all, NULL) !=
@@ -235,12 +235,12 @@ int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	as_buf_reset(&b);
 	as_buf_printf(&b, "SELECT %s FROM %s WHERE (", as_buf_cstr(&sel),
 		      r->live_q);
-	as_sq_add_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	as_buf_adds(&b, ") > (");
 	for (size_t i = 0; i < t->nkey; i++)
 		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
 	as_buf_adds(&b, ") ORDER BY ");
-	as_sq_add_key_list(&b, t, NULL);
+	as_sql_key_list(&b, t, NULL);
 	if (as_buf_text_failed(as_buf_cstr(&b)))
 		goto oom;
 	if (sqlite3_prepare_v2(sc->db, as_buf_cstr(&b), -1, &sc->from, NULL) !=

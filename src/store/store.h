@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
+#include <atomsync.h>
+
 #include "model/model.h"
 #include "util/arena.h"
 #include "util/error.h"
@@ -189,10 +190,11 @@ typedef struct as_run_ctx {
 	const char *bookmark;
 	void *priv; /* backend state for this run */
 	void *scan; /* backend state of the live scan */
-	/* Set by the engine (and by rollback): the dataset whose invalidate,
-	 * webhook and notify the publish records in the outbox (invariant 7);
-	 * NULL records nothing.  Borrowed. */
-	const as_dataset_cfg *effects;
+	/* Set by the engine before the publish (and the rollback): the
+	 * events it records in the outbox (invariant 7), resolved from the
+	 * dataset's invalidate, webhook and notify against this table
+	 * (model/outbox.h); NULL records nothing.  Borrowed. */
+	const struct as_outbox_plan *outbox;
 	/* Set by the engine before the publish: what the schema contract
 	 * discarded (the publish records it with the columns added). */
 	int64_t discarded_values, discarded_rows;
@@ -373,6 +375,10 @@ void as_counts_finish(as_counts *c);
 int as_guard_check(const as_table *t, const as_publish_opts *po,
 		   const as_counts *c, int64_t scope_rows, as_error *err);
 void as_dataset_status_free(as_dataset_status *s, size_t n);
+void as_outbox_events_free(as_outbox_event *v, size_t n);
+/* A new row of b with room for ncols values (in b's arena); NULL when out
+ * of memory. */
+as_row *as_batch_add_row(as_batch *b, size_t ncols);
 char *as_redact_url(const char *url);
 /* A lease name as messages say it, "dataset d" or "table t", in buf. */
 const char *as_lease_label(const char *lease, char *buf, size_t cap);

@@ -234,17 +234,19 @@ static void test_url_errors(void **state)
 static void test_payload_json(void **state)
 {
 	as_outbox_summary s = {"games", 7, "sync", 1, 2, 3};
-	char *inv[2] = {"game:{id}", "home:*"};
-	as_dataset_cfg ds;
+	as_tpl tpls[2];
+	as_outbox_plan plan;
 	as_payload p;
 	as_error err;
 	json_t *j;
 
 	(void)state;
-	memset(&ds, 0, sizeof(ds));
-	ds.invalidate = inv;
-	ds.ninvalidate = 2;
-	assert_int_equal(as_payload_begin(&p, &s, &ds, 1, &err), 0);
+	memset(&plan, 0, sizeof(plan));
+	assert_int_equal(as_tpl_parse(&tpls[0], "game:{id}", &err), 0);
+	assert_int_equal(as_tpl_parse(&tpls[1], "home:*", &err), 0);
+	plan.tpls = tpls;
+	plan.ntpls = 2;
+	assert_int_equal(as_payload_begin(&p, &s, &plan, 1, &err), 0);
 	assert_int_equal(as_payload_add_key(&p, "a\"b\\c", 5, &err), 0);
 	assert_int_equal(as_payload_add_key(&p, "tab\there", 8, &err), 0);
 	assert_int_equal(as_payload_add_key(&p, "caf\xc3\xa9", 5, &err), 0);
@@ -277,12 +279,69 @@ static void test_payload_json(void **state)
 	as_payload_free(&p);
 
 	/* later parts carry no patterns */
-	assert_int_equal(as_payload_begin(&p, &s, &ds, 0, &err), 0);
+	assert_int_equal(as_payload_begin(&p, &s, &plan, 0, &err), 0);
 	assert_int_equal(as_payload_end(&p, &err), 0);
 	j = json_loads(as_buf_cstr(&p.buf), 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "patterns")), 0);
 	json_decref(j);
 	as_payload_free(&p);
+
+	/* the plan's caps bound a payload */
+	plan.max_keys = 2;
+	assert_int_equal(as_payload_begin(&p, &s, &plan, 0, &err), 0);
+	assert_int_equal(as_payload_add_key(&p, "a", 1, &err), 0);
+	assert_false(as_payload_full(&p));
+	assert_int_equal(as_payload_add_key(&p, "b", 1, &err), 0);
+	assert_true(as_payload_full(&p));
+	as_payload_free(&p);
+	as_tpl_free(&tpls[0]);
+	as_tpl_free(&tpls[1]);
+}
+
+/* The engine's plan: templates resolved in the table, webhook and notify
+ * as the dataset says, before set when a template names a non-key column;
+ * a dataset without effects makes an empty plan. */
+static void test_plan_make(void **state)
+{
+	as_col cols[2] = {{"id", NULL, AS_TYPE_INTEGER, AS_COL_KEY, 0},
+			  {"slug", "slug", AS_TYPE_TEXT, 0, 1}};
+	char *inv[2] = {"g:{id}", "s:*"};
+	as_outbox_plan plan;
+	as_dataset_cfg ds;
+	as_table t;
+	as_error err;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	memset(&ds, 0, sizeof(ds));
+	t.dataset = ds.name = "games";
+	t.cols = cols;
+	t.ncols = 2;
+	t.nkey = 1;
+	assert_int_equal(as_outbox_plan_make(&ds, &t, &plan, &err), 0);
+	assert_false(as_outbox_plan_any(&plan));
+	assert_false(as_outbox_plan_any(NULL));
+	ds.invalidate = inv;
+	ds.ninvalidate = 2;
+	ds.webhook = "http://127.0.0.1:9/h";
+	ds.notify = "ch";
+	assert_int_equal(as_outbox_plan_make(&ds, &t, &plan, &err), 0);
+	assert_true(as_outbox_plan_any(&plan));
+	assert_int_equal(plan.ntpls, 2);
+	assert_int_equal(plan.tpls[0].parts[1].index, 0);
+	assert_false(plan.before);
+	assert_true(plan.webhook);
+	assert_string_equal(plan.notify, "ch");
+	assert_string_equal(plan.tpls[1].src, "s:*");
+	assert_int_equal(plan.max_keys, AS_OUTBOX_MAX_KEYS);
+	as_outbox_plan_free(&plan);
+	inv[0] = "g:{slug}";
+	assert_int_equal(as_outbox_plan_make(&ds, &t, &plan, &err), 0);
+	assert_true(plan.before);
+	as_outbox_plan_free(&plan);
+	inv[0] = "g:{nope}";
+	assert_int_equal(as_outbox_plan_make(&ds, &t, &plan, &err), AS_EUSAGE);
+	assert_false(as_outbox_plan_any(&plan));
 }
 
 static void test_summary_json(void **state)
@@ -326,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_url_unix),
 		cmocka_unit_test(test_url_errors),
 		cmocka_unit_test(test_payload_json),
+		cmocka_unit_test(test_plan_make),
 		cmocka_unit_test(test_summary_json),
 		cmocka_unit_test(test_webhook_display),
 	};

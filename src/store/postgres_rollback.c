@@ -1,0 +1,408 @@
+/*
+ * The PostgreSQL store's rollback (DESIGN.md, history): one fenced
+ * transaction restores the live table to its content after a run, from
+ * <table>_history, recorded as a run of its own with its outbox events.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/postgres_int.h"
+#include "util/crash.h"
+#include "util/str.h"
+
+/* ---- rollback ---- */
+
+/* Why the history cannot restore run n, or 0 when it can. */
+static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
+			int64_t n, as_error *err)
+{
+	const as_table *t = rc->table;
+	char kind[16] = "", status[16] = "";
+	as_pg_params p;
+	PGresult *res;
+	as_hist_meta m;
+	int found, exists, ret;
+
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, n);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(
+		    s,
+		    "SELECT kind, status FROM atomsync_runs WHERE run_id = $1 "
+		    "AND dataset = $2",
+		    &p, &res, "reading runs", err))
+		return err->code;
+	found = PQntuples(res) == 1;
+	if (found) {
+		snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 0));
+		snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	if ((ret = as_hist_check_run(t, n, found, kind, status, err)) ||
+	    (ret = as_pg_hist_meta_read(s, t->dataset, &m, err)))
+		return ret;
+	if (!(ret = as_pg_table_exists(s, h->name, &exists, err)))
+		ret = as_hist_check_meta(t, h, n, &m, exists, err);
+	free(m.columns);
+	return ret;
+}
+
+/*
+ * pg_temp._atomsync_target := the live table's content after run n, each
+ * row marked with run R in _atomsync_run when the live table does not hold
+ * it exactly (a missing key, or any column or the hash differs).
+ */
+static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
+		       as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_target (");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
+	}
+	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
+			"\"_atomsync_line\" bytea, PRIMARY KEY (");
+	as_sql_key_list(&b, t, NULL);
+	as_buf_adds(&b, ")) ON COMMIT DROP");
+	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: target", err)))
+		goto done;
+	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_target SELECT ");
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_printf(
+		&b,
+		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
+		h->q);
+	if (h->kind == AS_HISTORY_SCD2)
+		as_buf_adds(
+			&b,
+			"\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
+			"OR \"valid_to_run\" > $1)");
+	else
+		as_buf_adds(&b, "\"run_id\" = $1");
+	if ((ret = as_pg_exec_run(s, &b, n, NULL,
+				  "rollback: reading the history", err)) ||
+	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
+			      "rollback: target", err)))
+		goto done;
+	as_buf_printf(
+		&b,
+		"UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
+		"WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ",
+		r->live_q);
+	as_sql_key_match(&b, t, "l", "tt");
+	as_buf_adds(&b, " AND ");
+	as_pg_add_row_tuple(&b, t, "l");
+	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
+	as_pg_add_row_tuple(&b, t, "tt");
+	as_buf_adds(&b, ")");
+	ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "rollback: comparing",
+			     err);
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/* Counts relative to the live table (invariant 10). */
+static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
+			   as_error *err)
+{
+	const pg_run *r = rc->priv;
+	as_sql q;
+
+	as_pg_sql(s, &q);
+	return as_sql_rollback_counts(&q, r->live_q, rc->table, c, err);
+}
+
+/*
+ * The changed rows for the outbox (invariant 7): pg_temp._atomsync_changed
+ * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
+ * with the restored values, 'delete' rows with a deleted row's last values,
+ * and when a template names a non-key column 'before' rows with an updated
+ * row's current values (the contract of
+ * as_pg_outbox_write).  Built before the live table changes, and only when
+ * the run records outbox events (rc->outbox).
+ */
+static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const pg_run *r = rc->priv;
+	as_sql q;
+
+	if (!as_outbox_plan_any(rc->outbox))
+		return 0;
+	as_pg_sql(s, &q);
+	return as_sql_rollback_changed(&q, r->live_q, rc->table,
+				       rc->outbox->before, err);
+}
+
+/* The outbox events of the rows the rollback changes, in its transaction. */
+static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	if (!as_outbox_plan_any(rc->outbox))
+		return 0;
+	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
+}
+
+/* The live table := the target: changed rows upserted, rows not in the
+ * target deleted, each step exactly as counted. */
+static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
+			  as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	int64_t changes = 0;
+	int ret = 0;
+
+	if (c->inserted + c->updated > 0) {
+		as_buf_printf(&b, "INSERT INTO %s AS t", r->live_q);
+		as_pg_insert_cols(&b, t);
+		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
+				"WHERE \"_atomsync_run\" IS NOT NULL ON "
+				"CONFLICT (");
+		as_sql_key_list(&b, t, NULL);
+		as_buf_adds(&b, ") DO UPDATE SET ");
+		for (size_t i = t->nkey; i < t->ncols; i++) {
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, " = excluded.");
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, ", ");
+		}
+		as_buf_adds(&b,
+			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
+					  "rollback: upsert", err)))
+			goto done;
+		if (changes != c->inserted + c->updated) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback wrote %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)c->inserted + c->updated);
+			goto done;
+		}
+	}
+	if (c->deleted > 0) {
+		as_buf_printf(
+			&b,
+			"DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
+			"pg_temp._atomsync_target AS tt WHERE ",
+			r->live_q);
+		as_sql_key_match(&b, t, "tt", "l");
+		as_buf_adds(&b, ")");
+		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
+					  "rollback: delete", err)))
+			goto done;
+		if (changes != c->deleted) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback deleted %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)c->deleted);
+			goto done;
+		}
+	}
+	as_crash_point("rollback.applied");
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+/*
+ * The dataset's state after the rollback: its published run is the
+ * rollback (later staging begins from it), the staging of an interrupted
+ * run is dropped (its base is gone), and an incremental cursor is the
+ * restored rows' maximum (invariant 8: the cursor goes with the data).
+ */
+static int rollback_state(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	pg_run *r = rc->priv;
+	as_buf b = AS_BUF_INIT;
+	as_pg_params p;
+	PGresult *res;
+	int64_t changed = 0;
+	int ret = 0;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(
+		    s,
+		    "SELECT stage_table FROM atomsync_state WHERE dataset = $1 "
+		    "FOR UPDATE",
+		    &p, &res, "rollback: reading state", err))
+		return err->code;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		ret = as_pg_drop_stage(s, PQgetvalue(res, 0, 0), err);
+	PQclear(res);
+	if (ret)
+		return ret;
+	as_buf_adds(
+		&b,
+		"UPDATE atomsync_state SET published_run = $2, stage_table = NULL, "
+		"stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		"stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		"stage_seen = 0, stage_rejected = 0");
+	if (t->cursor >= 0) {
+		const as_col *col = &t->cols[t->cursor];
+		as_buf max = AS_BUF_INIT;
+
+		as_buf_adds(&max, "max(");
+		as_buf_add_ident(&max, col->name);
+		as_buf_adds(&max, col->type == AS_TYPE_TEXT ? " COLLATE \"C\")"
+							    : ")");
+		as_buf_adds(&b, ", cursor = (SELECT ");
+		as_pg_text_expr(&b, as_buf_cstr(&max), col->type);
+		as_buf_printf(&b, " FROM %s)", r->live_q);
+		as_buf_free(&max);
+	} else {
+		/* A Singer bookmark (the STATE of the newest publish) would
+		 * be ahead of the restored rows: dropped, so the next run
+		 * extracts from the start (invariant 8). */
+		as_buf_adds(&b, ", cursor = NULL");
+	}
+	as_buf_adds(&b, " WHERE dataset = $1");
+	as_pg_param_int(&p, rc->run_id);
+	ret = as_pg_exec_buf(s, &b, &p, &changed, "rollback: saving state",
+			     err);
+	if (!ret && changed != 1)
+		ret = as_error_set(err, AS_EUSAGE,
+				   "dataset %s has never been "
+				   "published; nothing to roll back",
+				   t->dataset);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* The rollback's own run record, put on record in its transaction and
+ * completed there: a rollback that does not commit leaves none. */
+static int run_open(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	const as_table *t = rc->table;
+	as_pg_params p;
+
+	/* Runs left active by dead workers: this worker holds the lease. */
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	if (as_pg_exec(
+		    s,
+		    "UPDATE atomsync_runs SET status = 'failed', "
+		    "finished_at = now(), error = 'interrupted: the worker "
+		    "stopped before finishing (killed, crashed or lost its "
+		    "connection); nothing was published' "
+		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
+		    &p, NULL, "recording interrupted runs", err))
+		return err->code;
+	as_pg_param_text(&p, rc->kind ? rc->kind : "rollback");
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	as_pg_param_int(&p, rc->token);
+	as_pg_param_text(&p, rc->owner);
+	return as_pg_int(
+		s,
+		"INSERT INTO atomsync_runs(dataset, kind, mode, status, "
+		"started_at, lease_token, owner) VALUES($1, $2, $3, "
+		"'publishing', now(), $4, $5) RETURNING run_id",
+		&p, &rc->run_id, "recording run", err);
+}
+
+static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
+		     int64_t to_run, as_error *err)
+{
+	char note[96];
+	as_pg_params p;
+
+	snprintf(note, sizeof(note),
+		 "restored the table to its state after run %lld",
+		 (long long)to_run);
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_int(&p, c->seen);
+	as_pg_param_int(&p, c->inserted);
+	as_pg_param_int(&p, c->updated);
+	as_pg_param_int(&p, c->unchanged);
+	as_pg_param_int(&p, c->deleted);
+	as_pg_param_text(&p, note);
+	return as_pg_exec(
+		s,
+		"UPDATE atomsync_runs SET status = 'completed', "
+		"finished_at = clock_timestamp(), seen = $2, inserted = $3, "
+		"updated = $4, unchanged = $5, deleted = $6, error = $7 "
+		"WHERE run_id = $1",
+		&p, NULL, "recording run", err);
+}
+
+/*
+ * `atomsync rollback DATASET --to-run N`: one fenced transaction that
+ * checks the history can restore run N, records the rollback as a run,
+ * rewrites exactly the rows that differ from N's state (their history and
+ * outbox events with them), and makes it the dataset's published run.
+ */
+int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
+			   const as_publish_opts *po, int64_t to_run,
+			   as_counts *c, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	as_table *t = rc->table;
+	pg_run *r = calloc(1, sizeof(*r));
+	int ret, exists;
+	as_hist h;
+
+	memset(c, 0, sizeof(*c));
+	memset(&h, 0, sizeof(h));
+	as_pg_drain(s, NULL);
+	if (!r || !(r->live_q = as_quote_ident(t->table))) {
+		free(r);
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	rc->priv = r;
+	if ((ret = as_hist_build(&h, t, po, err)) ||
+	    (ret = as_pg_begin(s, 0, err)))
+		goto out;
+	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
+			       rc->lease_ttl_ms, err)) ||
+	    (ret = check_target(s, rc, &h, to_run, err)) ||
+	    (ret = t->infer ? as_pg_hist_evolve(s, &h, t, err)
+			    : as_pg_hist_check(s, &h, t, err)) ||
+	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
+		goto fail;
+	for (size_t i = 0; i < t->ncols; i++)
+		if (t->cols[i].type == AS_TYPE_AUTO)
+			t->cols[i].type = AS_TYPE_TEXT;
+	if ((!exists && (ret = as_pg_create_table(s, t, t->table, 0, err))) ||
+	    (ret = run_open(s, rc, err)) ||
+	    (ret = fill_target(s, rc, &h, to_run, err)) ||
+	    (ret = rollback_counts(s, rc, c, err)) ||
+	    (ret = rollback_changed(s, rc, err)) ||
+	    (ret = rollback_apply(s, rc, c, err)) ||
+	    (ret = as_pg_history_write(s, rc, po, c, "pg_temp._atomsync_target",
+				       err)) ||
+	    (ret = rollback_outbox(s, rc, err)) ||
+	    (ret = rollback_state(s, rc, err)) ||
+	    (ret = run_close(s, rc, c, to_run, err)))
+		goto fail;
+	as_crash_point("rollback.before_commit");
+	if ((ret = as_pg_commit(s, "rollback: commit", err)))
+		goto fail;
+	as_crash_point("rollback.committed");
+	goto out;
+fail:
+	as_pg_rollback(s);
+	rc->run_id = 0;
+	if (ret == AS_ESTORE)
+		as_error_prefix(err, "dataset %s", t->dataset);
+out:
+	as_hist_free(&h);
+	free(r->live_q);
+	free(r);
+	rc->priv = NULL;
+	return ret;
+}

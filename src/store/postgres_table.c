@@ -1,0 +1,364 @@
+/*
+ * The PostgreSQL store's tables: an existing live or staging table checked
+ * against the spec or adopted (schema inference), describe, and the staging
+ * prepared (and discarded) for a run.
+ */
+#include <stdlib.h>
+
+#include "store/postgres_int.h"
+#include "store/schema.h"
+#include "util/str.h"
+
+/* ---- tables ---- */
+
+/*
+ * Compare an existing table with the dataset's columns; adopt the declared
+ * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
+ * atomsync never silently reshapes a table that holds data.
+ */
+/* What atomsync_columns knows of the table's inferred columns: the field
+ * each was made from (store/schema.c, as_schema_known). */
+static int known_cols(pg_store *s, as_table *t, as_error *err)
+{
+	PGresult *res;
+	as_pg_params p;
+	int exists;
+
+	if (as_pg_table_exists(s, "atomsync_columns", &exists, err))
+		return err->code;
+	if (!exists)
+		return 0;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->table);
+	if (as_pg_exec(s,
+		       "SELECT col, type, field FROM atomsync_columns WHERE "
+		       "table_name = $1",
+		       &p, &res, "reading columns", err))
+		return err->code;
+	for (int i = 0; i < PQntuples(res); i++)
+		as_schema_known(t, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+				PQgetisnull(res, i, 2) ? NULL
+						       : PQgetvalue(res, i, 2));
+	PQclear(res);
+	return 0;
+}
+
+/* A table's columns, in order, with their declared types. */
+static const char TABLE_COLUMNS_SQL[] =
+	"SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+	"FROM pg_attribute a WHERE a.attrelid = "
+	"to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+	"a.attisdropped ORDER BY a.attnum";
+
+/* An inferring spec: adopt the table's columns (store/schema.c).  A
+ * staging records its types for stage_alter. */
+static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name, int stage,
+		       size_t *nuser, as_error *err)
+{
+	as_table *t = rc->table;
+	PGresult *res;
+	as_pg_params p;
+	const char **names = NULL;
+	as_type *types = NULL;
+	int n, bad = 0;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, name);
+	if (as_pg_exec(s, TABLE_COLUMNS_SQL, &p, &res, "reading table schema",
+		       err))
+		return err->code;
+	n = PQntuples(res);
+	names = calloc((size_t)n + 1, sizeof(*names));
+	types = calloc((size_t)n + 1, sizeof(*types));
+	if (!names || !types) {
+		bad = -2;
+		goto done;
+	}
+	for (int i = 0; i < n; i++) {
+		names[i] = PQgetvalue(res, i, 0);
+		types[i] = as_pg_type_of(PQgetvalue(res, i, 1));
+	}
+	bad = as_schema_adopt(t, names, types, (size_t)n, stage, nuser);
+	if (!bad && !stage && !t->legacy_json && known_cols(s, t, err)) {
+		bad = -3;
+		goto done;
+	}
+	if (!bad && stage && !t->legacy_json)
+		bad = as_pg_stage_types(rc, types, names, (size_t)n) ? -2 : 0;
+done:
+	PQclear(res);
+	free(names);
+	free(types);
+	if (bad == -3)
+		return err->code;
+	if (bad == -2)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (bad)
+		return as_error_set(err, AS_EUSAGE,
+				    "table %s exists but does not have the "
+				    "columns the dataset maps (the configured "
+				    "ones first, in order, with their types); "
+				    "rename the table or migrate it",
+				    name);
+	return 0;
+}
+
+static int check_table(pg_store *s, as_table *t, const char *name,
+		       as_error *err)
+{
+	PGresult *res;
+	as_pg_params p;
+	int ok = 1, n;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, name);
+	if (as_pg_exec(s, TABLE_COLUMNS_SQL, &p, &res, "reading table schema",
+		       err))
+		return err->code;
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		const char *cn = PQgetvalue(res, i, 0);
+		as_type ty = as_pg_type_of(PQgetvalue(res, i, 1));
+
+		if ((size_t)i < t->ncols) {
+			as_col *c = &t->cols[i];
+
+			if (!as_streq(cn, c->name) || ty == AS_TYPE_AUTO)
+				ok = 0;
+			else if (c->type == AS_TYPE_AUTO)
+				c->type = ty;
+			else if (c->type != ty)
+				ok = 0;
+		} else if ((size_t)i == t->ncols) {
+			ok = ok && as_streq(cn, "_atomsync_run");
+		} else if ((size_t)i == t->ncols + 1) {
+			ok = ok && as_streq(cn, "_atomsync_hash");
+		} else if ((size_t)i == t->ncols + 2) {
+			ok = ok && as_streq(cn, "_atomsync_line");
+		}
+	}
+	PQclear(res);
+	if (!ok || (size_t)n != t->ncols + 3) {
+		as_buf want = AS_BUF_INIT;
+
+		for (size_t k = 0; k < t->ncols; k++)
+			as_buf_printf(&want, "%s%s %s", k ? ", " : "",
+				      t->cols[k].name,
+				      t->cols[k].type == AS_TYPE_AUTO
+					      ? "?"
+					      : as_pg_type(t->cols[k].type));
+		as_error_set(
+			err, AS_EUSAGE,
+			"table %s exists but does not have the columns the "
+			"dataset maps (%s, then _atomsync_run, _atomsync_hash, "
+			"_atomsync_line); "
+			"rename the table or migrate it",
+			name, as_buf_cstr(&want));
+		as_buf_free(&want);
+		return AS_EUSAGE;
+	}
+	return 0;
+}
+
+int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	pg_run *r = rc->priv;
+	int exists;
+
+	as_pg_drain(s, NULL);
+	if (as_pg_table_exists(s, rc->table->table, &exists, err))
+		return err->code;
+	if (rc->table->infer) {
+		/* the live table's columns, then those the staging being
+		 * resumed added */
+		size_t nuser = 0;
+
+		if (exists &&
+		    adopt_table(s, rc, rc->table->table, 0, &nuser, err))
+			return err->code;
+		if (!rc->table->legacy_json && r && r->stage &&
+		    adopt_table(s, rc, r->stage, 1, &nuser, err))
+			return err->code;
+		return 0;
+	}
+	if (exists)
+		return check_table(s, rc->table, rc->table->table, err);
+	if (r && r->stage)
+		return check_table(s, rc->table, r->stage, err);
+	return 0;
+}
+
+/* The live table as this run finds it: checked against the spec (or
+ * adopted), its column count, whether it has rows (and their hashes). */
+static int read_live(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+	size_t nuser = t->ncols;
+	as_buf b = AS_BUF_INIT;
+	int64_t n;
+	int rc2;
+
+	if (as_pg_table_exists(s, t->table, &r->live_exists, err))
+		return err->code;
+	if (!r->live_exists)
+		return 0;
+	if (t->infer ? adopt_table(s, rc, t->table, 0, &nuser, err)
+		     : check_table(s, t, t->table, err))
+		return err->code;
+	r->live_ncols = nuser;
+	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int", r->live_q);
+	rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table", err);
+	as_buf_free(&b);
+	if (rc2)
+		return rc2;
+	r->live_has_rows = n > 0;
+	if (r->live_has_rows && as_pg_live_hashes(s, rc, err))
+		return err->code;
+	return 0;
+}
+
+/* Record the staging `name` (alive, and in the dataset's state row); its
+ * base. */
+static int record_stage(pg_store *s, as_run_ctx *rc, const char *name,
+			as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+	PGresult *res;
+	as_pg_params p;
+	char key[512];
+
+	as_table_key_list(t, key, sizeof(key));
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, name);
+	if (as_pg_exec(s,
+		       "INSERT INTO atomsync_stage_alive VALUES($1) "
+		       "ON CONFLICT DO NOTHING",
+		       &p, NULL, "recording staging", err))
+		return err->code;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	as_pg_param_text(&p, name);
+	as_pg_param_int(&p, rc->run_id);
+	as_pg_param_text(&p, t->fingerprint);
+	as_pg_param_text(&p, key);
+	as_pg_param_text(&p, t->table);
+	as_pg_param_text(&p, as_mode_name(t->mode));
+	if (as_pg_exec(s,
+		       "UPDATE atomsync_state SET stage_table = $2, "
+		       "stage_run = $3, stage_last_run = $3, "
+		       "stage_base = published_run, stage_fingerprint = $4, "
+		       "stage_key = $5, checkpoint = NULL, stage_seen = 0, "
+		       "stage_rejected = 0, table_name = $6, mode = $7 "
+		       "WHERE dataset = $1 RETURNING stage_base",
+		       &p, &res, "recording staging", err))
+		return err->code;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return as_error_set(err, AS_ESTORE,
+				    "postgres: dataset %s: no state row",
+				    t->dataset);
+	}
+	r->stage_base = as_pg_cell_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* A new staging for this run, in one fenced transaction. */
+static int create_stage(pg_store *s, as_run_ctx *rc, as_error *err)
+{
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+	char name[64];
+
+	snprintf(name, sizeof(name), "_atomsync_stage_%lld",
+		 (long long)rc->run_id);
+	if (!t->nfront)
+		t->nfront = t->ncols;
+	if (as_pg_stage_types(rc, NULL, NULL, 0))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	if (as_pg_begin(s, 0, err))
+		return err->code;
+	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err) ||
+	    as_pg_create_table(s, t, name, 1, err) ||
+	    record_stage(s, rc, name, err) ||
+	    as_pg_commit(s, "recording staging", err)) {
+		as_pg_rollback(s);
+		return err->code;
+	}
+	r->stage = as_strdup(name);
+	r->stage_q = as_quote_ident(name);
+	return 0;
+}
+
+/*
+ * Create the staging table once the columns are known (a resumed run
+ * adopts its predecessor's).  The live table is created only by a publish,
+ * so a failed first run leaves no trace in the user's schema.
+ */
+int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	pg_run *r = rc->priv;
+	as_table *t = rc->table;
+
+	as_pg_drain(s, NULL);
+	if (read_live(s, rc, err))
+		return err->code;
+	if (!r->stage) {
+		if (create_stage(s, rc, err))
+			return err->code;
+	} else if (t->infer) {
+		size_t nuser;
+
+		if (adopt_table(s, rc, r->stage, 1, &nuser, err))
+			return err->code;
+	} else if (check_table(s, t, r->stage, err)) {
+		return err->code;
+	}
+	return as_pg_batch_table(s, rc, err);
+}
+
+int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	pg_run *r = rc->priv;
+	as_pg_params p;
+
+	as_pg_drain(s, NULL);
+	if (as_pg_begin(s, 0, err))
+		return err->code;
+	if (as_pg_fence(s, as_table_lease(rc->table), rc->token,
+			rc->lease_ttl_ms, err))
+		goto fail;
+	if (r->stage && as_pg_drop_stage(s, r->stage, err))
+		goto fail;
+	if (as_pg_clear_stage_state(s, rc->table->dataset, err))
+		goto fail;
+	as_pg_params_init(&p);
+	as_pg_param_int(&p, rc->run_id);
+	if (as_pg_exec(s,
+		       "UPDATE atomsync_runs SET resumed_from = NULL "
+		       "WHERE run_id = $1",
+		       &p, NULL, "discarding staging", err))
+		goto fail;
+	if (as_pg_commit(s, "discarding staging", err))
+		goto fail;
+	as_pg_run_free(st, rc);
+	rc->priv = calloc(1, sizeof(pg_run));
+	if (!rc->priv)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	((pg_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
+	free(rc->checkpoint);
+	free(rc->stage_key);
+	rc->checkpoint = rc->stage_key = NULL;
+	rc->seen = rc->rejected = 0;
+	rc->resumed_from = 0;
+	return 0;
+fail:
+	as_pg_rollback(s);
+	return err->code;
+}

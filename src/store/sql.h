@@ -1,0 +1,135 @@
+/*
+ * The SQL the backends share (store/sql_*.c), written once over what a
+ * backend tells it: its dialect (how a thing is spelled) and its driver
+ * (how a statement runs).  A backend keeps only what truly differs.
+ */
+#ifndef AS_STORE_SQL_H
+#define AS_STORE_SQL_H
+
+#include "model/outbox.h"
+#include "store/store.h"
+#include "util/buf.h"
+
+/* How a backend spells what the shared SQL writes. */
+typedef struct as_sql_dialect {
+	const char *temp;	 /* the temp schema: "temp", "pg_temp" */
+	const char *main;	 /* before a user table's name: "main.", "" */
+	const char *true_lit;	 /* "1", "true" */
+	const char *false_lit;	 /* "0", "false" */
+	const char *text_type;	 /* "TEXT", "text" */
+	const char *temp_suffix; /* after CREATE TEMP TABLE t(...) */
+	const char *(*type)(as_type t); /* a mapped column's type */
+} as_sql_dialect;
+
+/* A backend connection as the shared SQL drives it. */
+typedef struct as_sql {
+	const as_sql_dialect *d;
+	void *conn;
+	/* Run sql (no result); what names the step in an error. */
+	int (*exec)(void *conn, const char *sql, const char *what,
+		    as_error *err);
+	/* The first n columns of sql's one row as integers (NULL: 0). */
+	int (*query_ints)(void *conn, const char *sql, int64_t *out, int n,
+			  const char *what, as_error *err);
+} as_sql;
+
+/* Run b's text with q, then empty b. */
+int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what,
+		    as_error *err);
+
+/* A run's tables as the shared SQL sees them. */
+typedef struct as_sql_run {
+	const char *live_q;  /* the live table, quoted */
+	const char *stage_q; /* the staging, quoted; NULL: none */
+	/* The live rows the publish deletes when a table of its own holds
+	 * them (SQLite's spans); NULL: rows not in the staging. */
+	void (*gone_filter)(as_buf *b, const as_table *t, const void *ud);
+	const void *gone_ud;
+} as_sql_run;
+
+/* ---- names (store/sql_common.c) ---- */
+
+/* "k1", "k2" (with prefix: p."k1", ...): the key columns. */
+void as_sql_key_list(as_buf *b, const as_table *t, const char *prefix);
+/* The scope columns, likewise. */
+void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix);
+/* a."k1" = bq."k1" AND ... (a and bq already quoted) */
+void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
+		      const char *bq);
+
+/* ---- the publish (store/sql_publish.c) ---- */
+
+/* The live rows a run's spans stand for (store.h, AS_ROW_SPAN); a backend
+ * without spans leaves it zero. */
+typedef struct as_sql_spans {
+	int active;
+	int64_t rows;	  /* live rows the spans stand for */
+	int64_t gap_rows; /* live rows outside every span */
+	int64_t gone;	  /* of those, the ones not staged (full mode) */
+} as_sql_spans;
+
+/* The scoped publish's filters over <temp>._atomsync_scopes (filled by the
+ * backend: the scopes this run replaces, _named marking a scope named on
+ * the command line for which no record was delivered). */
+void as_sql_add_scope_filter(const as_sql *q, as_buf *b, const as_table *t,
+			     const char *live_q, int delivered_only);
+/* NOT EXISTS (a row of stage_q with live_q's key) */
+void as_sql_add_not_staged(as_buf *b, const as_table *t, const char *live_q,
+			   const char *stage_q);
+/* The live rows the publish deletes (r's rows not staged, of the replaced
+ * scopes in scoped mode). */
+void as_sql_add_delete_filter(const as_sql *q, as_buf *b, const as_table *t,
+			      const as_sql_run *r);
+/*
+ * The publish's counts, inside its transaction (invariant 10): live rows
+ * before, inserted, updated, unchanged, deleted; *staged_changed, the
+ * staged rows that change the live table; in scoped mode *scope_rows (live
+ * rows of the delivered scopes) and *guarded_deletes (deletions the guards
+ * weigh), after fill_scopes(ud) filled the scopes.  live: the live table
+ * exists.
+ */
+int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
+			  const as_table *t, int live, const as_sql_spans *sp,
+			  int (*fill_scopes)(void *ud, as_error *err), void *ud,
+			  as_counts *c, int64_t *staged_changed,
+			  int64_t *scope_rows, int64_t *guarded_deletes,
+			  as_error *err);
+
+/* ---- the outbox (store/sql_outbox.c, invariant 7) ---- */
+
+/* The table the changed rows are collected in, in the temp schema. */
+#define AS_SQL_CHANGED "\"_atomsync_changed\""
+
+/* Which columns of t the plan's templates name (calloc'd, t->ncols
+ * flags); NULL when out of memory. */
+unsigned char *as_sql_outbox_need(const as_outbox_plan *plan,
+				  const as_table *t);
+/*
+ * Fill <temp>._atomsync_changed before the publish touches the live table:
+ * the changed staged rows as insert/update, the old values of updated rows
+ * when a template names a non-key column (need_before), and the rows to be
+ * deleted.  live: the live table exists.
+ */
+int as_sql_outbox_collect(const as_sql *q, const as_sql_run *r,
+			  const as_table *t, const as_counts *c, int live,
+			  const unsigned char *need, int need_before,
+			  as_error *err);
+/* The collected rows (n: inserted, updated, deleted) agree with the
+ * publish's counts; AS_ESTORE when not (the keys would be wrong). */
+int as_sql_outbox_agree(const int64_t n[3], const as_counts *c, as_error *err);
+/* The summary of rc's events with counts n. */
+void as_sql_outbox_summary(as_outbox_summary *sum, const as_run_ctx *rc,
+			   const int64_t n[3]);
+
+/* ---- the rollback (store/sql_rollback.c) ---- */
+
+/* Its counts: <temp>._atomsync_target (the live table's content after the
+ * target run) against the live table live_q. */
+int as_sql_rollback_counts(const as_sql *q, const char *live_q,
+			   const as_table *t, as_counts *c, as_error *err);
+/* <temp>._atomsync_changed for the outbox (as the backends' outbox_write
+ * expects it), with 'before' rows when before is set. */
+int as_sql_rollback_changed(const as_sql *q, const char *live_q,
+			    const as_table *t, int before, as_error *err);
+
+#endif

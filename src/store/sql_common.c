@@ -1,0 +1,50 @@
+/*
+ * Names both backends spell alike: key and scope column lists and the key
+ * match of a join (store/sql.h).
+ */
+#include "store/sql.h"
+
+#include "util/str.h"
+
+int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what, as_error *err)
+{
+	int rc = q->exec(q->conn, as_buf_cstr(b), what, err);
+
+	as_buf_reset(b);
+	return rc;
+}
+
+static void add_list(as_buf *b, const as_table *t, const size_t *idx, size_t n,
+		     const char *prefix)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			as_buf_adds(b, ", ");
+		if (prefix)
+			as_buf_printf(b, "%s.", prefix);
+		as_buf_add_ident(b, t->cols[idx ? idx[i] : i].name);
+	}
+}
+
+void as_sql_key_list(as_buf *b, const as_table *t, const char *prefix)
+{
+	add_list(b, t, NULL, t->nkey, prefix);
+}
+
+void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix)
+{
+	add_list(b, t, t->scope, t->nscope, prefix);
+}
+
+void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
+		      const char *bq)
+{
+	for (size_t i = 0; i < t->nkey; i++) {
+		if (i)
+			as_buf_adds(b, " AND ");
+		as_buf_printf(b, "%s.", a);
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_printf(b, " = %s.", bq);
+		as_buf_add_ident(b, t->cols[i].name);
+	}
+}

@@ -1,0 +1,138 @@
+/*
+ * The publish's counts both backends share (invariant 10): what the staging
+ * holds against the live table, counted inside the publish transaction
+ * before anything changes, for the guards (invariant 3) and the run record.
+ */
+#include "store/sql.h"
+
+#define WHAT "publish: counting"
+
+void as_sql_add_scope_filter(const as_sql *q, as_buf *b, const as_table *t,
+			     const char *live_q, int delivered_only)
+{
+	as_buf_adds(b, "(");
+	as_sql_scope_list(b, t, live_q);
+	as_buf_adds(b, ") IN (SELECT ");
+	as_sql_scope_list(b, t, NULL);
+	as_buf_printf(b, " FROM %s._atomsync_scopes", q->d->temp);
+	if (delivered_only)
+		as_buf_printf(b, " WHERE _named = %s", q->d->false_lit);
+	as_buf_adds(b, ")");
+}
+
+void as_sql_add_not_staged(as_buf *b, const as_table *t, const char *live_q,
+			   const char *stage_q)
+{
+	as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ", stage_q);
+	as_sql_key_match(b, t, stage_q, live_q);
+	as_buf_adds(b, ")");
+}
+
+void as_sql_add_delete_filter(const as_sql *q, as_buf *b, const as_table *t,
+			      const as_sql_run *r)
+{
+	if (t->mode == AS_MODE_SCOPED) {
+		as_sql_add_scope_filter(q, b, t, r->live_q, 0);
+		as_buf_adds(b, " AND ");
+	}
+	if (r->gone_filter)
+		r->gone_filter(b, t, r->gone_ud);
+	else if (r->stage_q)
+		as_sql_add_not_staged(b, t, r->live_q, r->stage_q);
+	else
+		as_buf_adds(b, q->d->true_lit);
+}
+
+/* b's one integer, then b emptied. */
+static int query_int(const as_sql *q, as_buf *b, int64_t *out, as_error *err)
+{
+	int rc = q->query_ints(q->conn, as_buf_cstr(b), out, 1, WHAT, err);
+
+	as_buf_reset(b);
+	return rc;
+}
+
+/* Scoped mode: the live rows of the delivered scopes, and the deletions
+ * among the delivered (guarded) and all replaced scopes. */
+static int scoped_counts(const as_sql *q, const as_sql_run *r,
+			 const as_table *t, as_counts *c, int64_t *scope_rows,
+			 int64_t *guarded_deletes, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+	as_sql_add_scope_filter(q, &b, t, r->live_q, 1);
+	if ((ret = query_int(q, &b, scope_rows, err)))
+		goto done;
+	for (int pass = 0; pass < 2; pass++) {
+		as_buf_printf(&b, "SELECT count(*) FROM %s WHERE ", r->live_q);
+		as_sql_add_scope_filter(q, &b, t, r->live_q, pass == 0);
+		as_buf_adds(&b, " AND ");
+		as_sql_add_not_staged(&b, t, r->live_q, r->stage_q);
+		if ((ret = query_int(q, &b, pass ? &c->deleted : guarded_deletes,
+				     err)))
+			goto done;
+	}
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
+			  const as_table *t, int live, const as_sql_spans *sp,
+			  int (*fill_scopes)(void *ud, as_error *err),
+			  void *ud, as_counts *c, int64_t *staged_changed,
+			  int64_t *scope_rows, int64_t *guarded_deletes,
+			  as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int64_t sc[2] = {0, 0}; /* staged rows, changed ones among them */
+	int ret = 0;
+
+	if (sp->active) {
+		/* Spans and gaps partition the live table. */
+		c->live_before = sp->rows + sp->gap_rows;
+	} else if (live) {
+		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
+		if ((ret = query_int(q, &b, &c->live_before, err)))
+			goto done;
+	}
+	if (r->stage_q) {
+		as_buf_printf(&b,
+			      "SELECT count(*), count(\"_atomsync_run\") FROM %s",
+			      r->stage_q);
+		ret = q->query_ints(q->conn, as_buf_cstr(&b), sc, 2, WHAT, err);
+		as_buf_reset(&b);
+		if (ret)
+			goto done;
+	}
+	if (c->live_before == 0 || sc[1] == 0) {
+		c->inserted = sc[1];
+	} else {
+		as_buf_printf(&b,
+			      "SELECT count(*) FROM %s WHERE \"_atomsync_run\" "
+			      "IS NOT NULL AND ",
+			      r->stage_q);
+		as_sql_add_not_staged(&b, t, r->stage_q, r->live_q);
+		if ((ret = query_int(q, &b, &c->inserted, err)))
+			goto done;
+	}
+	c->updated = sc[1] - c->inserted;
+	c->unchanged = sc[0] - sc[1] + sp->rows;
+	*staged_changed = sc[1];
+	if (t->mode == AS_MODE_FULL && sp->active) {
+		c->deleted = sp->gone;
+	} else if (t->mode == AS_MODE_FULL) {
+		c->deleted = c->live_before - (sc[0] - c->inserted);
+	} else if (t->mode == AS_MODE_SCOPED && live && r->stage_q) {
+		if ((ret = fill_scopes(ud, err)) ||
+		    (ret = scoped_counts(q, r, t, c, scope_rows,
+					 guarded_deletes, err)))
+			goto done;
+	}
+	as_counts_finish(c);
+done:
+	as_buf_free(&b);
+	return ret;
+}

@@ -1,0 +1,91 @@
+/*
+ * The rollback's SQL both backends share: its counts and the changed rows
+ * for the outbox, from <temp>._atomsync_target (the live table's content
+ * after the target run, filled by the backend from the history) against
+ * the live table, before the live table changes.
+ */
+#include <stdio.h>
+
+#include "store/sql.h"
+
+#include "util/str.h"
+
+int as_sql_rollback_counts(const as_sql *q, const char *live_q,
+			   const as_table *t, as_counts *c, as_error *err)
+{
+	const char *what = "rollback: counting";
+	as_buf b = AS_BUF_INIT;
+	int64_t sc[2]; /* target rows, changed ones among them */
+	int ret;
+
+	as_buf_printf(&b, "SELECT count(*) FROM %s%s", q->d->main, live_q);
+	if ((ret = q->query_ints(q->conn, as_buf_cstr(&b), &c->live_before, 1,
+				 what, err)))
+		goto done;
+	as_buf_reset(&b);
+	as_buf_printf(&b,
+		      "SELECT count(*), count(\"_atomsync_run\") FROM "
+		      "%s._atomsync_target",
+		      q->d->temp);
+	if ((ret = q->query_ints(q->conn, as_buf_cstr(&b), sc, 2, what, err)))
+		goto done;
+	as_buf_reset(&b);
+	as_buf_printf(&b,
+		      "SELECT count(*) FROM %s._atomsync_target AS tt WHERE "
+		      "\"_atomsync_run\" IS NOT NULL AND NOT EXISTS (SELECT 1 "
+		      "FROM %s%s AS l WHERE ",
+		      q->d->temp, q->d->main, live_q);
+	as_sql_key_match(&b, t, "l", "tt");
+	as_buf_adds(&b, ")");
+	if ((ret = q->query_ints(q->conn, as_buf_cstr(&b), &c->inserted, 1,
+				 what, err)))
+		goto done;
+	c->seen = sc[0];
+	c->updated = sc[1] - c->inserted;
+	c->unchanged = sc[0] - sc[1];
+	c->deleted = c->live_before - (sc[0] - c->inserted);
+	c->live_after = sc[0];
+done:
+	as_buf_free(&b);
+	return ret;
+}
+
+int as_sql_rollback_changed(const as_sql *q, const char *live_q,
+			    const as_table *t, int before, as_error *err)
+{
+	const char *tmp = q->d->temp;
+	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
+	int ret;
+
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_adds(&cols, i ? ", " : "");
+		as_buf_add_ident(&cols, t->cols[i].name);
+	}
+	as_buf_printf(&b,
+		      "DROP TABLE IF EXISTS %s._atomsync_changed; "
+		      "CREATE TEMP TABLE _atomsync_changed%s AS SELECT %s, "
+		      "CASE WHEN EXISTS (SELECT 1 FROM %s%s AS l WHERE ",
+		      tmp, q->d->temp_suffix, as_buf_cstr(&cols), q->d->main,
+		      live_q);
+	as_sql_key_match(&b, t, "l", "tt");
+	as_buf_printf(&b,
+		      ") THEN 'update' ELSE 'insert' END AS \"_atomsync_op\" "
+		      "FROM %s._atomsync_target AS tt WHERE \"_atomsync_run\" "
+		      "IS NOT NULL UNION ALL SELECT %s, CASE WHEN EXISTS "
+		      "(SELECT 1 FROM %s._atomsync_target AS tt WHERE ",
+		      tmp, as_buf_cstr(&cols), tmp);
+	as_sql_key_match(&b, t, "tt", "l");
+	as_buf_printf(&b,
+		      ") THEN 'before' ELSE 'delete' END FROM %s%s AS l WHERE "
+		      "NOT EXISTS (SELECT 1 FROM %s._atomsync_target AS tt "
+		      "WHERE ",
+		      q->d->main, live_q, tmp);
+	as_sql_key_match(&b, t, "tt", "l");
+	/* Without 'before' rows: only live rows whose key is not restored. */
+	as_buf_printf(&b, " AND (tt.\"_atomsync_run\" IS NULL%s%s))",
+		      before ? "" : " OR ", before ? "" : q->d->true_lit);
+	ret = as_sql_exec_buf(q, &b, "rollback: changed rows", err);
+	as_buf_free(&b);
+	as_buf_free(&cols);
+	return ret;
+}

@@ -1,0 +1,525 @@
+/*
+ * The SQLite store's tables: column types, the live and staging tables
+ * created and checked against the spec, describe, and the staging prepared
+ * (and discarded) for a run.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_int.h"
+#include "util/str.h"
+
+/* ---- tables ---- */
+
+const char *as_sq_sql_type(as_type t)
+{
+	switch (t) {
+	case AS_TYPE_INTEGER:
+	case AS_TYPE_BOOLEAN: return "INTEGER";
+	case AS_TYPE_REAL: return "REAL";
+	default: return "TEXT";
+	}
+}
+
+static int sql_exec(void *conn, const char *sql, const char *what,
+		    as_error *err)
+{
+	(void)what;
+	return as_sq_exec(conn, sql, err);
+}
+
+static int query_ints(void *conn, const char *sql, int64_t *out, int n,
+		      const char *what, as_error *err)
+{
+	sq_store *s = conn;
+	sqlite3_stmt *st;
+	int rc;
+
+	(void)what;
+	if (as_sq_prepare(s, sql, &st, err))
+		return AS_ESTORE;
+	rc = sqlite3_step(st);
+	for (int i = 0; i < n; i++)
+		out[i] = rc == SQLITE_ROW ? sqlite3_column_int64(st, i) : 0;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return as_sq_fail(s, err, "query");
+	return 0;
+}
+
+static const as_sql_dialect sq_dialect = {
+	.temp = "temp",
+	.main = "main.",
+	.true_lit = "1",
+	.false_lit = "0",
+	.text_type = "TEXT",
+	.temp_suffix = "",
+	.type = as_sq_sql_type,
+};
+
+void as_sq_sql(sq_store *s, as_sql *q)
+{
+	q->d = &sq_dialect;
+	q->conn = s;
+	q->exec = sql_exec;
+	q->query_ints = query_ints;
+}
+
+static void gone_filter(as_buf *b, const as_table *t, const void *ud)
+{
+	as_sq_add_gone_filter(b, t, ud);
+}
+
+void as_sq_run_view(const sq_run *r, as_sql_run *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->live_q = r->live_q;
+	out->stage_q = r->stage ? r->stage_q : NULL;
+	if (r->gone) {
+		out->gone_filter = gone_filter;
+		out->gone_ud = r;
+	}
+}
+
+int as_sq_rowid_key(const as_table *t)
+{
+	return t->nkey == 1 && t->cols[0].type == AS_TYPE_INTEGER;
+}
+
+static void add_col_def(as_buf *b, const as_table *t, size_t i)
+{
+	as_buf_add_ident(b, t->cols[i].name);
+	as_buf_printf(b, " %s", as_sq_col_type(&t->cols[i]));
+	if (i == 0 && as_sq_rowid_key(t))
+		as_buf_adds(b, " PRIMARY KEY");
+	else if (i < t->nkey)
+		as_buf_adds(b, " NOT NULL");
+}
+
+/* The columns before the _atomsync ones (as_table_front), then those, then
+ * the columns added since (the layout ALTER TABLE ADD COLUMN makes). */
+char *as_sq_create_sql(const as_table *t, const char *name)
+{
+	as_buf b = AS_BUF_INIT;
+	size_t front = as_table_front(t);
+
+	as_buf_adds(&b, "CREATE TABLE IF NOT EXISTS ");
+	as_buf_add_ident(&b, name);
+	as_buf_adds(&b, " (");
+	for (size_t i = 0; i < front; i++) {
+		add_col_def(&b, t, i);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_adds(&b,
+		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
+		    "\"_atomsync_line\" BLOB");
+	for (size_t i = front; i < t->ncols; i++) {
+		as_buf_adds(&b, ", ");
+		add_col_def(&b, t, i);
+	}
+	if (!as_sq_rowid_key(t)) {
+		as_buf_adds(&b, ", PRIMARY KEY (");
+		as_sql_key_list(&b, t, NULL);
+		as_buf_adds(&b, ")) WITHOUT ROWID");
+	} else {
+		as_buf_adds(&b, ")");
+	}
+	return as_buf_detach(&b);
+}
+
+as_type as_sq_type_of_decl(const char *decl)
+{
+	if (!decl)
+		return AS_TYPE_AUTO;
+	if (strcasecmp(decl, "INTEGER") == 0)
+		return AS_TYPE_INTEGER;
+	if (strcasecmp(decl, "REAL") == 0)
+		return AS_TYPE_REAL;
+	if (strcasecmp(decl, "TEXT") == 0)
+		return AS_TYPE_TEXT;
+	if (strcasecmp(decl, "BOOLEAN") == 0)
+		return AS_TYPE_BOOLEAN;
+	if (strcasecmp(decl, "TIMESTAMP") == 0)
+		return AS_TYPE_TIMESTAMP;
+	if (strcasecmp(decl, "JSON") == 0)
+		return AS_TYPE_JSON;
+	return AS_TYPE_AUTO;
+}
+
+/*
+ * Compare an existing table with the dataset's columns; adopt the declared
+ * types of columns still AS_TYPE_AUTO.  A mismatch is a configuration error:
+ * atomsync never silently reshapes a table that holds data.
+ */
+int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	sqlite3_stmt *q;
+	size_t i = 0, nuser;
+	int ok = 1, rc;
+
+	if (t->infer)
+		return as_sq_adopt_table(s, t, name, 0, &nuser, err);
+
+	as_buf_adds(&b, "PRAGMA table_info(");
+	as_buf_add_ident(&b, name);
+	as_buf_adds(&b, ")");
+	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
+	as_buf_free(&b);
+	if (rc)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *cn = (const char *)sqlite3_column_text(q, 1);
+		const char *ct = (const char *)sqlite3_column_text(q, 2);
+
+		if (i < t->ncols) {
+			as_col *c = &t->cols[i];
+
+			if (!as_streq(cn, c->name))
+				ok = 0;
+			else if (c->type == AS_TYPE_AUTO)
+				c->type = as_sq_type_of_decl(ct);
+			else if (strcasecmp(as_sq_sql_type(c->type),
+					    ct ? ct : "") != 0)
+				ok = 0;
+		} else if (i == t->ncols) {
+			ok = ok && as_streq(cn, "_atomsync_run");
+		} else if (i == t->ncols + 1) {
+			ok = ok && as_streq(cn, "_atomsync_hash");
+		} else if (i == t->ncols + 2) {
+			ok = ok && as_streq(cn, "_atomsync_line");
+		} else {
+			ok = 0;
+		}
+		i++;
+	}
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE)
+		return as_sq_fail(s, err, "reading table schema");
+	if (!ok || i != t->ncols + 3) {
+		as_buf want = AS_BUF_INIT;
+
+		for (size_t k = 0; k < t->ncols; k++)
+			as_buf_printf(
+				&want, "%s%s %s", k ? ", " : "",
+				t->cols[k].name,
+				t->cols[k].type == AS_TYPE_AUTO
+					? "?"
+					: as_sq_sql_type(t->cols[k].type));
+		as_error_set(
+			err, AS_EUSAGE,
+			"table %s exists but does not have the columns the "
+			"dataset maps (%s, then _atomsync_run, _atomsync_hash, "
+			"_atomsync_line); "
+			"rename the table or migrate it",
+			name, as_buf_cstr(&want));
+		as_buf_free(&want);
+		return AS_EUSAGE;
+	}
+	return 0;
+}
+
+int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sq_run *r = rc->priv;
+	int exists;
+
+	if (as_sq_table_exists(s, rc->table->table, &exists, err))
+		return err->code;
+	if (rc->table->infer) {
+		/* the live table's columns, then those the staging being
+		 * resumed added */
+		size_t nuser = 0;
+
+		if (exists && as_sq_adopt_table(s, rc->table, rc->table->table,
+						0, &nuser, err))
+			return err->code;
+		if (!rc->table->legacy_json && r && r->stage &&
+		    as_sq_adopt_table(s, rc->table, r->stage, 1, &nuser, err))
+			return err->code;
+		return 0;
+	}
+	if (exists)
+		return as_sq_check_table(s, rc->table, rc->table->table, err);
+	if (r && r->stage)
+		return as_sq_check_table(s, rc->table, r->stage, err);
+	return 0;
+}
+
+/* The staging insert, naming its columns (the _atomsync ones may stand
+ * before columns added later); prepared again when columns are added. */
+int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int rc2;
+
+	sqlite3_finalize(r->ins);
+	r->ins = NULL;
+	as_buf_printf(&b, "INSERT OR REPLACE INTO %s(", r->stage_q);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_adds(&b, "\"_atomsync_run\", \"_atomsync_hash\", "
+			"\"_atomsync_line\") VALUES(");
+	for (size_t i = 0; i < t->ncols + 3; i++)
+		as_buf_printf(&b, "%s?%zu", i ? ", " : "", i + 1);
+	as_buf_adds(&b, ")");
+	rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->ins, err);
+	as_buf_free(&b);
+	if (!rc2)
+		r->stage_ncols = t->ncols;
+	return rc2;
+}
+
+static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	const as_table *t = rc->table;
+	as_buf b = AS_BUF_INIT;
+	int rc2;
+
+	rc2 = as_sq_prepare_insert(s, rc, err);
+	as_buf_reset(&b);
+	if (!rc2 && r->live_exists) {
+		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ",
+			      r->live_q);
+		for (size_t i = 0; i < t->nkey; i++) {
+			as_buf_adds(&b, i ? " AND " : "");
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_printf(&b, " = ?%zu", i + 1);
+		}
+		rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->look_live, err);
+		as_buf_reset(&b);
+	}
+	if (!rc2 && t->mode == AS_MODE_APPEND) {
+		as_buf_printf(&b, "SELECT \"_atomsync_hash\" FROM %s WHERE ",
+			      r->stage_q);
+		for (size_t i = 0; i < t->nkey; i++) {
+			as_buf_adds(&b, i ? " AND " : "");
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_printf(&b, " = ?%zu", i + 1);
+		}
+		rc2 = as_sq_prepare(s, as_buf_cstr(&b), &r->look_stage, err);
+	}
+	if (!rc2)
+		rc2 = as_sq_prepare(
+			s,
+			"UPDATE atomsync_state SET checkpoint = ?2, "
+			"stage_seen = ?3, stage_rejected = ?4 "
+			"WHERE dataset = ?1",
+			&r->save, err);
+	as_buf_free(&b);
+	return rc2;
+}
+
+/* The spans table of a staging (store.h, AS_ROW_SPAN): first and last
+ * key of each span, and its count of rows. */
+static char *spans_create_sql(const as_table *t, const char *stage)
+{
+	as_buf b = AS_BUF_INIT;
+	char *name = as_sprintf("%s_spans", stage);
+
+	if (!name)
+		return NULL;
+	as_buf_adds(&b, "CREATE TABLE IF NOT EXISTS ");
+	as_buf_add_ident(&b, name);
+	free(name);
+	as_buf_adds(&b, " (");
+	for (size_t i = 0; i < t->nkey; i++)
+		as_buf_printf(&b, "lo%zu, ", i + 1);
+	for (size_t i = 0; i < t->nkey; i++)
+		as_buf_printf(&b, "hi%zu, ", i + 1);
+	as_buf_adds(&b, "n INTEGER NOT NULL)");
+	return as_buf_detach(&b);
+}
+
+/* The live table as this run finds it: checked against the spec (or
+ * adopted), its column count, whether it has rows. */
+static int read_live(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	sq_run *r = rc->priv;
+	as_table *t = rc->table;
+	size_t nuser = t->ncols;
+	as_buf b = AS_BUF_INIT;
+	int64_t n = 0;
+	int rc2;
+
+	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
+		return err->code;
+	if (!r->live_exists)
+		return 0;
+	if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
+		     : as_sq_check_table(s, t, t->table, err))
+		return err->code;
+	r->live_ncols = nuser;
+	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)", r->live_q);
+	rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
+	as_buf_free(&b);
+	if (rc2)
+		return rc2;
+	r->live_has_rows = n > 0;
+	return 0;
+}
+
+/* Record the staging `name` in the dataset's state row; its base. */
+static int record_stage(sq_store *s, as_run_ctx *rc, const char *name,
+			as_error *err)
+{
+	sq_run *r = rc->priv;
+	as_table *t = rc->table;
+	sqlite3_stmt *q;
+	char key[512];
+
+	as_table_key_list(t, key, sizeof(key));
+	if (as_sq_prepare(s,
+			  "UPDATE atomsync_state SET stage_table = ?2, "
+			  "stage_run = ?3, stage_last_run = ?3, "
+			  "stage_base = published_run, stage_fingerprint = ?4, "
+			  "stage_key = ?5, checkpoint = NULL, stage_seen = 0, "
+			  "stage_rejected = 0, table_name = ?6, mode = ?7 "
+			  "WHERE dataset = ?1 RETURNING stage_base",
+			  &q, err))
+		return err->code;
+	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, rc->run_id);
+	sqlite3_bind_text(q, 4, t->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 6, t->table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 7, as_mode_name(t->mode), -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		as_sq_fail(s, err, "recording staging");
+		sqlite3_finalize(q);
+		return err->code;
+	}
+	r->stage_base = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return 0;
+}
+
+/* A new staging for this run, with its spans table, in one fenced
+ * transaction. */
+static int create_stage(sq_store *s, as_run_ctx *rc, as_error *err)
+{
+	as_table *t = rc->table;
+	char *sql = NULL, name[64];
+
+	snprintf(name, sizeof(name), "_atomsync_stage_%lld",
+		 (long long)rc->run_id);
+	if (!t->nfront)
+		t->nfront = t->ncols;
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "creating the staging table", err))
+		return err->code;
+	if (as_sq_fence(s, NULL, as_table_lease(t), rc->token, rc->lease_ttl_ms,
+			err))
+		goto fail;
+	sql = as_sq_create_sql(t, name);
+	if (as_sq_exec(s, sql, err))
+		goto fail;
+	free(sql);
+	sql = spans_create_sql(t, name);
+	if (as_sq_exec(s, sql, err) || record_stage(s, rc, name, err) ||
+	    as_sq_txn(s, "COMMIT", "creating the staging table", err))
+		goto fail;
+	free(sql);
+	if (as_sq_stage_names(rc->priv, name))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	return 0;
+fail:
+	free(sql);
+	as_sq_rollback(s);
+	return err->code;
+}
+
+/*
+ * Create the staging table once the columns are known (a resumed run
+ * adopts its predecessor's).  The live table is created only by a publish,
+ * so a failed first run leaves no trace in the user's schema.
+ */
+int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sq_run *r = rc->priv;
+	as_table *t = rc->table;
+
+	if (read_live(s, rc, err))
+		return err->code;
+	if (!r->stage) {
+		if (create_stage(s, rc, err))
+			return err->code;
+	} else if (t->infer) {
+		size_t nuser;
+
+		if (as_sq_adopt_table(s, t, r->stage, 1, &nuser, err))
+			return err->code;
+	} else if (as_sq_check_table(s, t, r->stage, err)) {
+		return err->code;
+	}
+	return prepare_statements(s, rc, err);
+}
+
+int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	sq_store *s = (sq_store *)st;
+	sq_run *r = rc->priv;
+	sqlite3_stmt *q = NULL;
+
+	if (as_sq_txn(s, "BEGIN IMMEDIATE", "discarding the staging", err))
+		return err->code;
+	if (as_sq_fence(s, NULL, as_table_lease(rc->table), rc->token,
+			rc->lease_ttl_ms, err))
+		goto fail;
+	if (r->stage && as_sq_drop_stage(s, r->stage, err))
+		goto fail;
+	if (as_sq_prepare(
+		    s,
+		    "UPDATE atomsync_state SET stage_table = NULL, "
+		    "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
+		    "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
+		    "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
+		    &q, err))
+		goto fail;
+	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		as_sq_fail(s, err, "discarding staging");
+		goto fail;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (as_sq_prepare(s,
+			  "UPDATE atomsync_runs SET resumed_from = NULL "
+			  "WHERE run_id = ?1",
+			  &q, err))
+		goto fail;
+	sqlite3_bind_int64(q, 1, rc->run_id);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		as_sq_fail(s, err, "discarding staging");
+		goto fail;
+	}
+	sqlite3_finalize(q);
+	q = NULL;
+	if (as_sq_txn(s, "COMMIT", "discarding the staging", err))
+		goto fail;
+	as_sq_run_free(st, rc);
+	rc->priv = calloc(1, sizeof(sq_run));
+	if (!rc->priv)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	((sq_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
+	if (!((sq_run *)rc->priv)->live_q)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	free(rc->checkpoint);
+	free(rc->stage_key);
+	rc->checkpoint = rc->stage_key = NULL;
+	rc->seen = rc->rejected = 0;
+	rc->resumed_from = 0;
+	return 0;
+fail:
+	sqlite3_finalize(q);
+	as_sq_rollback(s);
+	return err->code;
+}
