@@ -685,11 +685,15 @@ static void pg_run_free(as_store *st, as_run_ctx *rc)
 
 int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err)
 {
+	char *spans = as_sprintf("%s_spans", stage);
 	as_buf b = AS_BUF_INIT;
 	as_pg_params p;
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS ");
 	as_buf_add_ident(&b, stage);
+	as_buf_adds(&b, ", "); /* and its spans (postgres_spans.c) */
+	as_buf_add_ident(&b, spans ? spans : stage);
+	free(spans);
 	if (as_pg_exec_buf(s, &b, NULL, NULL, "dropping a staging table",
 			   err)) {
 		as_buf_free(&b);
@@ -716,6 +720,8 @@ static int drop_orphans(pg_store *s, as_error *err)
 		       "AND c.relkind = 'r' AND c.relname LIKE "
 		       "'\\_atomsync\\_stage\\_%' AND c.relname NOT IN "
 		       "(SELECT stage_table FROM atomsync_state "
+		       "WHERE stage_table IS NOT NULL UNION ALL SELECT "
+		       "stage_table || '_spans' FROM atomsync_state "
 		       "WHERE stage_table IS NOT NULL) LIMIT 64",
 		       NULL, &res, "finding orphaned staging", err))
 		return err->code;
@@ -1477,6 +1483,10 @@ static const as_store_ops postgres_ops = {
 	.stage_prepare = pg_stage_prepare,
 	.stage_discard = pg_stage_discard,
 	.stage_batch = as_pg_stage_batch,
+	.scan_open = as_pg_scan_open,
+	.scan_next = as_pg_scan_next,
+	.scan_seek = as_pg_scan_seek,
+	.scan_close = as_pg_scan_close,
 	.publish = as_pg_publish,
 	.publish_group = as_pg_publish_group,
 	.run_end = pg_run_end,

@@ -21,8 +21,9 @@ typedef struct pg_job {
 	size_t nrows;
 	char *checkpoint; /* owned; NULL: the staging is not resumable yet */
 	int64_t seen, rejected;
-	int direct; /* COPY straight into the staging table */
-	int dups;   /* a key repeats within the batch */
+	as_buf spans; /* AS_ROW_SPAN rows in COPY text format (lo, hi, n) */
+	int direct;   /* COPY straight into the staging table */
+	int dups;     /* a key repeats within the batch */
 } pg_job;
 
 typedef struct pg_store {
@@ -52,6 +53,8 @@ typedef struct pg_run {
 	int live_has_rows;
 	int64_t stage_base; /* published_run when the staging began */
 	int adopted; /* the publish renamed the staging into the live table */
+	int gone;    /* the publish's deletions are in its gone table (spans,
+		      * as_pg_gone_filter) */
 	/* The live table's key -> _atomsync_hash, for an integer key: the
 	 * client classifies rows itself (store/postgres_stage.c). */
 	int64_t *live_key;
@@ -172,6 +175,35 @@ int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
 			     const char *status, const as_counts *c,
 			     const char *error, double started, int64_t *run_id,
 			     as_error *err);
+
+/*
+ * The live scan (store/postgres_scan.c) and spans (store/postgres_spans.c;
+ * store.h, AS_ROW_SPAN).  The staging keeps spans in "<stage>_spans"
+ * (as_pg_spans_table creates it and gives its quoted name, to free).  In
+ * the publish transaction, before the counts, as_pg_spans_resolve either
+ * takes them as they are (sp->active; in full mode the deletions go to a
+ * temp table of the transaction and r->gone is set), or stages the rows
+ * they stand for one by one, so the publish goes on as if no span had been
+ * made.
+ */
+typedef struct pg_spans {
+	int active;
+	int64_t rows;	  /* live rows the spans stand for */
+	int64_t gap_rows; /* live rows outside every span */
+	int64_t gone;	  /* of those, the ones not staged (full mode) */
+} pg_spans;
+
+int as_pg_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
+int as_pg_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
+		    as_error *err);
+int as_pg_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
+		    as_error *err);
+void as_pg_scan_close(as_store *st, as_run_ctx *rc);
+int as_pg_spans_table(pg_store *s, as_run_ctx *rc, char **q, as_error *err);
+int as_pg_spans_resolve(pg_store *s, as_run_ctx *rc, pg_spans *sp,
+			as_error *err);
+/* "(k1, k2) IN (SELECT k1, k2 FROM <gone>)" */
+void as_pg_gone_filter(as_buf *b, const as_run_ctx *rc);
 
 /* store/postgres_stage.c */
 int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);

@@ -322,8 +322,11 @@ static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
 }
 
 /* The deleted rows, as the publish's DELETE will choose them. */
-static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
+static void add_delete_filter(as_buf *b, const as_run_ctx *rc)
 {
+	const as_table *t = rc->table;
+	const pg_run *r = rc->priv;
+
 	if (t->mode == AS_MODE_SCOPED) {
 		as_buf_adds(b, "(");
 		as_pg_scope_list(b, t, r->live_q);
@@ -331,7 +334,9 @@ static void add_delete_filter(as_buf *b, const as_table *t, const pg_run *r)
 		as_pg_scope_list(b, t, NULL);
 		as_buf_adds(b, " FROM pg_temp._atomsync_scopes) AND ");
 	}
-	if (r->stage) {
+	if (r->gone) {
+		as_pg_gone_filter(b, rc);
+	} else if (r->stage) {
 		as_buf_printf(b, "NOT EXISTS (SELECT 1 FROM %s WHERE ",
 			      r->stage_q);
 		as_pg_key_match(b, t, r->stage_q, r->live_q);
@@ -414,7 +419,7 @@ static int collect_changed(pg_store *s, as_run_ctx *rc, const as_counts *c,
 		as_buf_adds(&b, "INSERT INTO " CHANGED_Q " SELECT ");
 		add_cols(&b, t, need, r->live_q);
 		as_buf_printf(&b, "'delete' FROM %s WHERE ", r->live_q);
-		add_delete_filter(&b, t, r);
+		add_delete_filter(&b, rc);
 		ret = run_sql(s, &b, err);
 	}
 done:

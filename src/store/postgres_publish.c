@@ -104,9 +104,10 @@ static void add_not_staged(as_buf *b, const as_table *t, const char *live_q,
 
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(pg_store *s, as_run_ctx *rc,
-			  const as_publish_opts *po, as_counts *c,
-			  int64_t *staged_changed, int64_t *scope_rows,
-			  int64_t *guarded_deletes, int *exists, as_error *err)
+			  const as_publish_opts *po, const pg_spans *sp,
+			  as_counts *c, int64_t *staged_changed,
+			  int64_t *scope_rows, int64_t *guarded_deletes,
+			  int *exists, as_error *err)
 {
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;
@@ -116,7 +117,10 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 
 	if ((ret = as_pg_table_exists(s, t->table, exists, err)))
 		goto done;
-	if (*exists) {
+	if (sp->active) {
+		/* Spans and gaps partition the live table. */
+		c->live_before = sp->rows + sp->gap_rows;
+	} else if (*exists) {
 		as_buf_printf(&b, "SELECT count(*) FROM %s", r->live_q);
 		if ((ret = as_pg_int_buf(s, &b, NULL, &c->live_before,
 					 "publish: counting", err)))
@@ -149,9 +153,11 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 			goto done;
 	}
 	c->updated = C - c->inserted;
-	c->unchanged = S - C;
+	c->unchanged = S - C + sp->rows;
 	*staged_changed = C;
-	if (t->mode == AS_MODE_FULL) {
+	if (t->mode == AS_MODE_FULL && sp->active) {
+		c->deleted = sp->gone;
+	} else if (t->mode == AS_MODE_FULL) {
 		c->deleted = c->live_before - (S - c->inserted);
 	} else if (t->mode == AS_MODE_SCOPED && *exists && r->stage) {
 		if ((ret = fill_scopes(s, rc, po, err)))
@@ -238,7 +244,9 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			add_scope_filter(&b, t, r->live_q, 0);
 			as_buf_adds(&b, " AND ");
 		}
-		if (r->stage)
+		if (r->gone)
+			as_pg_gone_filter(&b, rc);
+		else if (r->stage)
 			add_not_staged(&b, t, r->live_q, r->stage_q);
 		else
 			as_buf_adds(&b, "true");
@@ -673,13 +681,15 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	as_counts gc;
+	pg_spans sp;
 	int ret, exists = 0;
 
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
 	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
-	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
+	    (ret = as_pg_spans_resolve(s, rc, &sp, err)) ||
+	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  &exists, err)))
 		return ret;
 	gc = *c;

@@ -454,6 +454,20 @@ static int copy_row(as_buf *b, const as_table *t, const as_row *row,
 	return 0;
 }
 
+/* A span (store.h, AS_ROW_SPAN) as a line of "<stage>_spans": lo, hi, n. */
+static int copy_span(as_buf *b, const as_table *t, const as_row *row)
+{
+	for (size_t i = 0; i < 2 * t->nkey; i++) {
+		const as_val *v =
+			i < t->nkey ? &row->v[i] : &row->hi[i - t->nkey];
+
+		if (copy_val(b, v, t->cols[i % t->nkey].type) ||
+		    as_buf_addc(b, '\t'))
+			return AS_ENOMEM;
+	}
+	return as_buf_printf(b, "%lld\n", (long long)row->span) ? AS_ENOMEM : 0;
+}
+
 /* One value's hash and equality by its kind: a NULL's union holds nothing,
  * so it is never read. */
 static uint64_t val_hash(const as_val *v)
@@ -528,7 +542,7 @@ static int has_dup_keys(pg_store *s, const as_table *t, const as_batch *b,
 		uint64_t h;
 		size_t p;
 
-		if (skip && skip[i])
+		if ((skip && skip[i]) || (b->rows[i].flags & AS_ROW_SPAN))
 			continue;
 		h = key_hash(t, &b->rows[i]);
 		for (p = h & mask; s->dup_slot[p]; p = (p + 1) & mask)
@@ -550,6 +564,7 @@ static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 
 	as_buf_reset(&j->data);
 	as_buf_reset(&j->where);
+	as_buf_reset(&j->spans);
 	j->data.max = COPY_MAX;
 	j->nrows = 0;
 	free(j->checkpoint);
@@ -571,6 +586,12 @@ static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 
 		if (skip && skip[i])
 			continue;
+		if (b->rows[i].flags & AS_ROW_SPAN) {
+			if (copy_span(&j->spans, t, &b->rows[i]))
+				return as_error_set(err, AS_ENOMEM,
+						    "out of memory");
+			continue;
+		}
 		if (copy_row(&j->data, t, &b->rows[i], rc->run_id,
 			     j->direct ? -1 : (int64_t)i, same) ||
 		    as_buf_add(&j->where, w, strlen(w) + 1))
@@ -896,6 +917,23 @@ static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
 	return stage_insert(s, rc, j->dups, err);
 }
 
+/* The job's spans into "<stage>_spans" (store/postgres_spans.c). */
+static int stage_spans(pg_store *s, as_run_ctx *rc, const pg_job *j,
+		       as_error *err)
+{
+	pg_job v;
+	char *q;
+	int ret;
+
+	memset(&v, 0, sizeof(v));
+	v.data = j->spans;
+	if ((ret = as_pg_spans_table(s, rc, &q, err)))
+		return ret;
+	ret = copy_in(s, q, NULL, &v, "staging: spans", err);
+	free(q);
+	return ret;
+}
+
 /* One staging transaction: rows, checkpoint, lease check, commit.  b is
  * the engine's batch when called on its thread (append mode reports
  * conflicts through rc->on_reject), NULL on the store's thread. */
@@ -911,7 +949,8 @@ static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j,
 		goto fail;
 	as_crash_point("stage.begin");
 	if (stage_alter(s, rc, err) ||
-	    (j->nrows && stage_rows(s, rc, j, b, &conflicts, err)))
+	    (j->nrows && stage_rows(s, rc, j, b, &conflicts, err)) ||
+	    (j->spans.len && stage_spans(s, rc, j, err)))
 		goto fail;
 	as_crash_point("stage.rows");
 	as_pg_params_init(&p);
@@ -968,8 +1007,11 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	as_error_clear(err);
 	for (size_t i = 0; i < b->nrows; i++) {
 		char wbuf[400];
-		const char *why =
-			unstorable(t, &b->rows[i], wbuf, sizeof(wbuf));
+		/* A span holds keys only (v beyond them is not set). */
+		const char *why = b->rows[i].flags & AS_ROW_SPAN
+					  ? NULL
+					  : unstorable(t, &b->rows[i], wbuf,
+						       sizeof(wbuf));
 
 		if (!why)
 			continue;
@@ -1005,6 +1047,7 @@ void as_pg_stage_free(pg_store *s)
 	for (int i = 0; i < 2; i++) {
 		as_buf_free(&s->job[i].data);
 		as_buf_free(&s->job[i].where);
+		as_buf_free(&s->job[i].spans);
 		free(s->job[i].checkpoint);
 	}
 	free(s->dup_slot);
