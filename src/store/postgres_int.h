@@ -61,6 +61,7 @@ typedef struct pg_run {
 	int64_t *live_hash;
 	unsigned char *live_used;
 	size_t live_cap;     /* slots, a power of two; 0: no map */
+	int live_map_wanted; /* to read before the next parsed row is staged */
 	size_t live_ncols;   /* the live table's columns (mapped ones) */
 	as_type *stage_type; /* the staging's type of each column ... */
 	size_t stage_ncols;  /* ... of these (the rest: ALTER ADD COLUMN) */

@@ -24,6 +24,7 @@ typedef struct pg_scan {
 	PGresult *res; /* the current page */
 	int row;       /* the next row of res */
 	int last;      /* res is the last page */
+	int inflight;  /* the page after res is asked for */
 	size_t *cols;  /* table columns selected, key first */
 	size_t ncols;
 	char *first_sql, *from_sql;
@@ -53,28 +54,33 @@ void as_pg_scan_close(as_store *st, as_run_ctx *rc)
 	rc->scan = NULL;
 }
 
-/* The select list: kept columns as the engine's text, then hash and line. */
+/* The select list, read in binary: kept columns as bigint, float8 or the
+ * engine's text, then hash (bigint) and line (bytea). */
 static int scan_sql(pg_scan *sc, const as_table *t, const char *live_q)
 {
 	as_buf sel = AS_BUF_INIT, b = AS_BUF_INIT, col = AS_BUF_INIT;
 
 	for (size_t i = 0; i < t->ncols; i++) {
+		const char *c;
+		as_type ty = t->cols[i].type;
+
 		if (!as_col_kept_unchanged(t, i))
 			continue;
 		sc->cols[sc->ncols++] = i;
 		as_buf_reset(&col);
 		as_buf_add_ident(&col, t->cols[i].name);
-		if (i < t->nkey)
-			as_buf_adds(&sel, as_buf_cstr(&col));
-		else if (t->cols[i].type == AS_TYPE_BOOLEAN)
-			as_buf_printf(&sel, "(%s)::int", as_buf_cstr(&col));
+		c = as_buf_cstr(&col);
+		if (ty == AS_TYPE_INTEGER)
+			as_buf_printf(&sel, "(%s)::bigint", c);
+		else if (ty == AS_TYPE_BOOLEAN)
+			as_buf_printf(&sel, "(%s)::int::bigint", c);
+		else if (ty == AS_TYPE_REAL)
+			as_buf_printf(&sel, "(%s)::float8", c);
 		else
-			as_pg_text_expr(&sel, as_buf_cstr(&col),
-					t->cols[i].type);
+			as_pg_text_expr(&sel, c, ty);
 		as_buf_adds(&sel, ", ");
 	}
-	as_buf_adds(&sel, "\"_atomsync_hash\", "
-			  "encode(\"_atomsync_line\", 'hex')");
+	as_buf_adds(&sel, "(\"_atomsync_hash\")::bigint, \"_atomsync_line\"");
 	as_buf_printf(&b, "SELECT %s FROM %s ORDER BY ", as_buf_cstr(&sel),
 		      live_q);
 	as_pg_key_list(&b, t, NULL);
@@ -171,22 +177,64 @@ int as_pg_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	return 0;
 }
 
-/* The next page: the first, from the pending seek, or after res's last. */
-static int fetch(pg_scan *sc, size_t nkey, as_error *err)
+/* The result of the query in flight on the scan's connection (NULL when
+ * it failed); the connection is free again after. */
+static PGresult *collect(pg_scan *sc)
+{
+	PGresult *res = PQgetResult(sc->conn), *more;
+
+	while ((more = PQgetResult(sc->conn)) != NULL)
+		PQclear(more);
+	sc->inflight = 0;
+	if (res && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		res = NULL;
+	}
+	return res;
+}
+
+/* Ask for the page after res's last row while the engine reads res. */
+static void prefetch(pg_scan *sc, size_t nkey)
 {
 	const char *v[AS_PG_MAXP];
-	PGresult *res;
-	int n = PQntuples(sc->res ? sc->res : NULL);
+	int len[AS_PG_MAXP], fmt[AS_PG_MAXP];
+	int n = PQntuples(sc->res);
 
+	if (sc->last || n == 0)
+		return;
 	for (size_t i = 0; i < nkey; i++)
-		v[i] = sc->pending ? sc->from[i]
-				   : sc->res ? PQgetvalue(sc->res, n - 1, (int)i)
-					     : NULL;
-	if (sc->pending || sc->res)
-		res = PQexecParams(sc->conn, sc->from_sql, (int)nkey, NULL, v,
-				   NULL, NULL, 0);
-	else
-		res = PQexec(sc->conn, sc->first_sql);
+		v[i] = PQgetvalue(sc->res, n - 1, (int)i);
+	for (size_t i = 0; i < nkey; i++) {
+		len[i] = PQgetlength(sc->res, n - 1, (int)i);
+		fmt[i] = 1;
+	}
+	sc->inflight = PQsendQueryParams(sc->conn, sc->from_sql, (int)nkey,
+					 NULL, v, len, fmt, 1) == 1;
+}
+
+/* The next page: the first, from the pending seek, or the one after res
+ * (asked for already, unless that failed; a page asked for before a seek
+ * is read and dropped). */
+static int fetch(pg_scan *sc, size_t nkey, as_error *err)
+{
+	PGresult *res = NULL;
+
+	if (!sc->inflight && sc->res && !sc->pending)
+		prefetch(sc, nkey);
+	if (sc->inflight) {
+		res = collect(sc);
+		if (sc->pending) {
+			PQclear(res);
+			res = NULL;
+		}
+	}
+	if (sc->pending)
+		res = PQexecParams(sc->conn, sc->from_sql, (int)nkey, NULL,
+				   (const char *const *)sc->from, NULL, NULL,
+				   1);
+	else if (!sc->res)
+		res = PQexecParams(sc->conn, sc->first_sql, 0, NULL, NULL, NULL,
+				   NULL, 1);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
 		as_error_set(err, AS_ESTORE, "reading the live table: %s",
 			     PQerrorMessage(sc->conn));
@@ -198,35 +246,41 @@ static int fetch(pg_scan *sc, size_t nkey, as_error *err)
 	sc->row = 0;
 	sc->pending = 0;
 	sc->last = PQntuples(res) < SCAN_PAGE;
+	prefetch(sc, nkey);
 	return 0;
 }
 
-static int hexval(char c)
+/* A binary bigint or float8 (network byte order). */
+static uint64_t be64(const char *p)
 {
-	return c >= '0' && c <= '9' ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-				      : -1;
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | (unsigned char)p[i];
+	return v;
 }
 
-/* One value of a row, from the text of its column. */
+/* One value of a row, from its binary column (scan_sql's types). */
 static int cell(as_val *v, const PGresult *res, int i, int j, as_type type,
 		as_arena *a)
 {
-	const char *text = PQgetvalue(res, i, j);
+	const char *p = PQgetvalue(res, i, j);
+	uint64_t u;
 
 	memset(v, 0, sizeof(*v));
 	if (PQgetisnull(res, i, j))
 		return 0;
 	if (type == AS_TYPE_INTEGER || type == AS_TYPE_BOOLEAN) {
 		v->kind = AS_V_INT;
-		v->u.i = strtoll(text, NULL, 10);
+		v->u.i = (int64_t)be64(p);
 	} else if (type == AS_TYPE_REAL) {
 		v->kind = AS_V_REAL;
-		v->u.r = strtod(text, NULL);
+		u = be64(p);
+		memcpy(&v->u.r, &u, sizeof(u));
 	} else {
 		v->kind = AS_V_TEXT;
 		v->len = (uint32_t)PQgetlength(res, i, j);
-		v->u.s = as_arena_strndup(a, text, v->len);
+		v->u.s = as_arena_strndup(a, p, v->len);
 		if (!v->u.s)
 			return AS_ENOMEM;
 	}
@@ -257,15 +311,13 @@ int as_pg_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
 		if (cell(&out->v[sc->cols[j]], sc->res, i, j,
 			 t->cols[sc->cols[j]].type, a))
 			return as_error_set(err, AS_ENOMEM, "out of memory");
-	out->hash = (uint64_t)strtoll(PQgetvalue(sc->res, i, k), NULL, 10);
+	out->hash = PQgetisnull(sc->res, i, k)
+			    ? 0
+			    : be64(PQgetvalue(sc->res, i, k));
 	line = PQgetvalue(sc->res, i, k + 1);
-	out->has_line = PQgetlength(sc->res, i, k + 1) == 32;
-	for (int b = 0; out->has_line && b < 16; b++) {
-		int hi = hexval(line[2 * b]), lo = hexval(line[2 * b + 1]);
-
-		out->has_line = hi >= 0 && lo >= 0;
-		out->line[b] = (unsigned char)(hi << 4 | lo);
-	}
+	out->has_line = PQgetlength(sc->res, i, k + 1) == 16;
+	if (out->has_line)
+		memcpy(out->line, line, 16);
 	return 1;
 }
 
@@ -278,7 +330,7 @@ static int row_cmp(const pg_scan *sc, const as_table *t, int i,
 		int c;
 
 		if (key[j].kind == AS_V_INT) {
-			long long v = strtoll(x, NULL, 10);
+			int64_t v = (int64_t)be64(x);
 
 			c = v < key[j].u.i ? -1 : v > key[j].u.i;
 		} else {
@@ -338,10 +390,10 @@ int as_pg_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
 	/* Copies: the key lives in a batch the writer may reset meanwhile. */
 	for (size_t j = 0; j < t->nkey; j++) {
 		free(sc->from[j]);
-		sc->from[j] = key[j].kind == AS_V_INT
-				      ? as_sprintf("%lld",
-						   (long long)key[j].u.i)
-				      : as_strndup(key[j].u.s, key[j].len);
+		sc->from[j] =
+			key[j].kind == AS_V_INT
+				? as_sprintf("%lld", (long long)key[j].u.i)
+				: as_strndup(key[j].u.s, key[j].len);
 		if (!sc->from[j])
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	}

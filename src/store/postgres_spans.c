@@ -63,8 +63,7 @@ void as_pg_gone_filter(as_buf *b, const as_run_ctx *rc)
 
 /* The live rows of one kind of gap: before the first span (which 0),
  * between two (1), after the last (2); x is the span after the gap. */
-static void add_gap(as_buf *b, const as_table *t, const char *live_q,
-		    int which)
+static void add_gap(as_buf *b, const as_table *t, const char *live_q, int which)
 {
 	as_buf_adds(b, "SELECT ");
 	as_pg_key_list(b, t, "l");
@@ -103,8 +102,9 @@ static int walk_gaps(pg_store *s, as_run_ctx *rc, const char *spans_q,
 
 	gone_name(rc, gone, sizeof(gone));
 	if (full) {
-		as_buf_printf(&b, "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE "
-				  "%s ON COMMIT DROP AS SELECT ",
+		as_buf_printf(&b,
+			      "DROP TABLE IF EXISTS %s; CREATE TEMP TABLE "
+			      "%s ON COMMIT DROP AS SELECT ",
 			      gone, gone);
 		as_pg_key_list(&b, t, NULL);
 		as_buf_printf(&b, " FROM %s WITH NO DATA", r->live_q);
@@ -115,8 +115,9 @@ static int walk_gaps(pg_store *s, as_run_ctx *rc, const char *spans_q,
 	as_buf_adds(&b, "WITH sp AS (SELECT *");
 	for (size_t i = 0; i < t->nkey; i++)
 		as_buf_printf(&b, ", lag(hi%zu) OVER w AS p%zu", i + 1, i + 1);
-	as_buf_printf(&b, ", row_number() OVER w AS rn FROM %s WINDOW w AS "
-			  "(ORDER BY ",
+	as_buf_printf(&b,
+		      ", row_number() OVER w AS rn FROM %s WINDOW w AS "
+		      "(ORDER BY ",
 		      spans_q);
 	for (size_t i = 0; i < t->nkey; i++)
 		as_buf_printf(&b, "%slo%zu", i ? ", " : "", i + 1);
@@ -126,8 +127,9 @@ static int walk_gaps(pg_store *s, as_run_ctx *rc, const char *spans_q,
 			as_buf_adds(&b, " UNION ALL ");
 		add_gap(&b, t, r->live_q, which);
 	}
-	as_buf_printf(&b, "), h AS (SELECT g.*, EXISTS (SELECT 1 FROM %s AS s "
-			  "WHERE ",
+	as_buf_printf(&b,
+		      "), h AS (SELECT g.*, EXISTS (SELECT 1 FROM %s AS s "
+		      "WHERE ",
 		      r->stage_q);
 	as_pg_key_match(&b, t, "s", "g");
 	as_buf_adds(&b, ") AS st FROM g)");

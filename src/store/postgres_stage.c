@@ -561,6 +561,7 @@ static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 {
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;
+	int known = 1; /* every row a span or known unchanged */
 
 	as_buf_reset(&j->data);
 	as_buf_reset(&j->where);
@@ -574,15 +575,20 @@ static int encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 	j->seen = b->seen;
 	j->rejected = b->rejected + conflicts;
 	j->dups = has_dup_keys(s, t, b, skip);
+	for (size_t i = 0; i < b->nrows; i++)
+		if (!(b->rows[i].flags & (AS_ROW_SPAN | AS_ROW_UNCHANGED)))
+			known = 0;
 	/* A first load needs no classification: rows go straight into the
 	 * staging table (a key staged by an earlier batch makes the commit
 	 * fall back to the batch table). */
-	j->direct = (!r->live_has_rows || r->live_cap) && !j->dups &&
+	j->direct = (!r->live_has_rows || r->live_cap || known) && !j->dups &&
 		    t->mode != AS_MODE_APPEND;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const char *w = b->rows[i].where ? b->rows[i].where : "record";
-		int same = j->direct && r->live_cap &&
-			   live_unchanged(r, &b->rows[i]) == 1;
+		int same =
+			j->direct &&
+			((b->rows[i].flags & AS_ROW_UNCHANGED) ||
+			 (r->live_cap && live_unchanged(r, &b->rows[i]) == 1));
 
 		if (skip && skip[i])
 			continue;
@@ -994,6 +1000,24 @@ int as_pg_drain(pg_store *s, as_error *err)
 	return err ? ret : 0;
 }
 
+/* The live map (as_pg_live_hashes), once a row of b needs classifying. */
+static int live_map_read(pg_store *s, as_run_ctx *rc, const as_batch *b,
+			 as_error *err)
+{
+	pg_run *r = rc->priv;
+
+	if (!r->live_map_wanted)
+		return 0;
+	for (size_t i = 0; i < b->nrows; i++)
+		if (!(b->rows[i].flags & (AS_ROW_SPAN | AS_ROW_UNCHANGED))) {
+			r->live_map_wanted = 0;
+			if (as_pg_drain(s, err))
+				return err->code;
+			return as_pg_live_hashes(s, rc, err);
+		}
+	return 0;
+}
+
 int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err)
 {
@@ -1024,7 +1048,8 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		if ((ret = rc->on_reject(rc->reject_ud, &b->rows[i], why, err)))
 			goto done;
 	}
-	if ((ret = encode_job(s, rc, b, skip, conflicts, j, err)) ||
+	if ((ret = live_map_read(s, rc, b, err)) ||
+	    (ret = encode_job(s, rc, b, skip, conflicts, j, err)) ||
 	    (ret = as_pg_drain(s, err)))
 		goto done;
 	if (t->mode == AS_MODE_APPEND) {

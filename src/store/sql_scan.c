@@ -55,9 +55,8 @@ void as_sql_spans_overlap(as_buf *b, const as_table *t, const char *spans_q)
 	as_buf_adds(b, ")");
 }
 
-void as_sql_spans_materialize(as_buf *b, const as_table *t,
-			      const char *stage_q, const char *spans_q,
-			      const char *live_q)
+void as_sql_spans_materialize(as_buf *b, const as_table *t, const char *stage_q,
+			      const char *spans_q, const char *live_q)
 {
 	as_buf_printf(b, "INSERT INTO %s(", stage_q);
 	for (size_t i = 0; i < t->ncols; i++) {
@@ -75,10 +74,11 @@ void as_sql_spans_materialize(as_buf *b, const as_table *t,
 		}
 		as_buf_adds(b, ", ");
 	}
-	as_buf_printf(b,
-		      "NULL, l.\"_atomsync_hash\", l.\"_atomsync_line\" FROM %s "
-		      "AS sp JOIN %s AS l ON ",
-		      spans_q, live_q);
+	as_buf_printf(
+		b,
+		"NULL, l.\"_atomsync_hash\", l.\"_atomsync_line\" FROM %s "
+		"AS sp JOIN %s AS l ON ",
+		spans_q, live_q);
 	as_sql_key_tuple(b, t, NULL, "l");
 	as_buf_adds(b, " >= ");
 	as_sql_key_tuple(b, t, "sp.lo", NULL);

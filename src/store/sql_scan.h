@@ -19,9 +19,8 @@ void as_sql_spans_overlap(as_buf *b, const as_table *t, const char *spans_q);
 /* Stage every row the spans stand for as an unchanged row (key, scope and
  * cursor values, hash and line) unless its key is staged already, then
  * forget the spans: two statements. */
-void as_sql_spans_materialize(as_buf *b, const as_table *t,
-			      const char *stage_q, const char *spans_q,
-			      const char *live_q);
+void as_sql_spans_materialize(as_buf *b, const as_table *t, const char *stage_q,
+			      const char *spans_q, const char *live_q);
 /* "(l."a", l."b") IN (SELECT "a", "b" FROM gone)": the publish's
  * deletions when spans are taken as they are. */
 void as_sql_gone_filter(as_buf *b, const as_table *t, const char *live_q,
