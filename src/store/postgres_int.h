@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 
+#include "store/sql_scan.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -187,12 +188,7 @@ int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
  * they stand for one by one, so the publish goes on as if no span had been
  * made.
  */
-typedef struct pg_spans {
-	int active;
-	int64_t rows;	  /* live rows the spans stand for */
-	int64_t gap_rows; /* live rows outside every span */
-	int64_t gone;	  /* of those, the ones not staged (full mode) */
-} pg_spans;
+typedef as_spans pg_spans;
 
 int as_pg_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
 int as_pg_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
@@ -211,6 +207,10 @@ int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);
 /* Read the live table's hashes for client-side classification, when the
  * key allows it and the table is not too large; else leave it to SQL. */
 int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err);
+/* as_pg_live_hashes when r->live_map_wanted and a row of b was parsed
+ * (store/postgres_scan.c). */
+int as_pg_live_map_read(pg_store *s, as_run_ctx *rc, const as_batch *b,
+			as_error *err);
 int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err);
 /* Wait for the staging commit in flight; returns its failure (once) into

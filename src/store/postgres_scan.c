@@ -5,8 +5,9 @@
  * own, so the engine matches input lines to published rows while the
  * store's connection stages.  The engine compares keys as numbers, or text
  * bytewise; the scan is offered only for keys PostgreSQL orders the same
- * way: integer columns, and text columns whose collation is "C" or
- * "POSIX".  Any other key reads nothing, and the run parses every line.
+ * way and reads by index range: one integer column, or one text column
+ * whose collation is "C" or "POSIX".  Any other key reads nothing, and the
+ * run parses every line.
  *
  * The spans it makes possible are in store/postgres_spans.c.
  */
@@ -106,15 +107,18 @@ static int scan_sql(pg_scan *sc, const as_table *t, const char *live_q)
 		       : AS_ENOMEM;
 }
 
-/* 1 when every key column orders as the engine compares (integers; text
- * under the "C" or "POSIX" collation). */
+/* 1 when the key orders as the engine compares: one integer column, or
+ * one text column under the "C" or "POSIX" collation. */
 static int keys_ordered(pg_scan *sc, const as_table *t, const char *live_q)
 {
 	const char *v[2];
 	PGresult *res;
 	int ok = 1;
 
-	if (t->nkey == 0 || t->nkey > AS_PG_MAXP)
+	/* One key column: PostgreSQL's btree bounds a scan on a row value
+	 * (k1, k2) > (a, b) by k1 alone, so a page, or a gap between spans,
+	 * would read every row of its first column's value. */
+	if (t->nkey != 1)
 		return 0;
 	for (size_t i = 0; ok && i < t->nkey; i++) {
 		if (t->cols[i].type == AS_TYPE_INTEGER)
@@ -398,5 +402,24 @@ int as_pg_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
 			return as_error_set(err, AS_ENOMEM, "out of memory");
 	}
 	sc->pending = 1;
+	return 0;
+}
+
+/* A run whose rows the scan matched needs no live map to classify them:
+ * it is read for the first batch holding a parsed row. */
+int as_pg_live_map_read(pg_store *s, as_run_ctx *rc, const as_batch *b,
+			as_error *err)
+{
+	pg_run *r = rc->priv;
+
+	if (!r->live_map_wanted)
+		return 0;
+	for (size_t i = 0; i < b->nrows; i++)
+		if (!(b->rows[i].flags & (AS_ROW_SPAN | AS_ROW_UNCHANGED))) {
+			r->live_map_wanted = 0;
+			if (as_pg_drain(s, err))
+				return err->code;
+			return as_pg_live_hashes(s, rc, err);
+		}
 	return 0;
 }

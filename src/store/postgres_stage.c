@@ -1000,24 +1000,6 @@ int as_pg_drain(pg_store *s, as_error *err)
 	return err ? ret : 0;
 }
 
-/* The live map (as_pg_live_hashes), once a row of b needs classifying. */
-static int live_map_read(pg_store *s, as_run_ctx *rc, const as_batch *b,
-			 as_error *err)
-{
-	pg_run *r = rc->priv;
-
-	if (!r->live_map_wanted)
-		return 0;
-	for (size_t i = 0; i < b->nrows; i++)
-		if (!(b->rows[i].flags & (AS_ROW_SPAN | AS_ROW_UNCHANGED))) {
-			r->live_map_wanted = 0;
-			if (as_pg_drain(s, err))
-				return err->code;
-			return as_pg_live_hashes(s, rc, err);
-		}
-	return 0;
-}
-
 int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err)
 {
@@ -1048,7 +1030,7 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		if ((ret = rc->on_reject(rc->reject_ud, &b->rows[i], why, err)))
 			goto done;
 	}
-	if ((ret = live_map_read(s, rc, b, err)) ||
+	if ((ret = as_pg_live_map_read(s, rc, b, err)) ||
 	    (ret = encode_job(s, rc, b, skip, conflicts, j, err)) ||
 	    (ret = as_pg_drain(s, err)))
 		goto done;

@@ -9,6 +9,14 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+/* What the publish learns of a staging's spans (the stores' resolve). */
+typedef struct as_spans {
+	int active;	  /* taken as they are (else: staged row by row) */
+	int64_t rows;	  /* live rows the spans stand for */
+	int64_t gap_rows; /* live rows outside every span */
+	int64_t gone;	  /* of those, the ones not staged (full mode) */
+} as_spans;
+
 /* "(lo1, lo2)" with prefix "lo", or "(l."a", l."b")" with prefix NULL and
  * alias "l": the key as one row value. */
 void as_sql_key_tuple(as_buf *b, const as_table *t, const char *prefix,

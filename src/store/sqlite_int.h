@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "store/sql_scan.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -93,12 +94,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
  * cannot be trusted or the publish needs each row, stages the rows they stand
  * for one by one, so the publish goes on exactly as if no span had been made.
  */
-typedef struct sq_spans {
-	int active;
-	int64_t rows;	  /* live rows the spans stand for */
-	int64_t gap_rows; /* live rows outside every span */
-	int64_t gone;	  /* of those, the ones not staged (full mode) */
-} sq_spans;
+typedef as_spans sq_spans;
 
 /* "(k1, k2) IN (SELECT k1, k2 FROM <stage>_gone)" */
 void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r);

@@ -9,11 +9,12 @@ rollback and outbox events (invariant 7); and a run killed at each crash
 point of its staging and publish leaves the table as it was (invariants 1
 and 2) and resumes to where the oracle ends (invariant 4).
 
-The scan reads keys in PostgreSQL's order and the engine compares them as
-numbers or bytes, so it is offered for integer keys, and for text keys
-under the "C" collation: the compound-key scenarios (region text, n) run
-in a database created with LC_COLLATE 'C' (spans made) and in one with the
-test server's C.UTF-8 (no scan: every line is parsed, same result).
+The scan reads keys in PostgreSQL's order by index range and the engine
+compares them as numbers or bytes, so it is offered for a one-column
+integer key, and a one-column text key under the "C" collation (a
+database created with LC_COLLATE 'C'); compound keys (region text, n), and
+text under the test server's C.UTF-8, are parsed line by line, with the
+same result.
 """
 
 import json
@@ -105,8 +106,8 @@ class PostgresSpansTest(unittest.TestCase):
                 if name == "spans":
                     hits, spans = matched(p.stderr)
                     spans_seen += spans > 0
-                    if compound and not collate_c:
-                        self.assertEqual(hits, 0, "no scan under C.UTF-8")
+                    if compound:
+                        self.assertEqual(hits, 0, "no scan of a compound key")
             what = "seed %d (%s, %s, %s)" % (seed, mode, sc.shape,
                                              "compound key" if compound else "id")
             for name in ("spans", "no-spans"):
@@ -116,7 +117,7 @@ class PostgresSpansTest(unittest.TestCase):
             for s in self.stores:
                 s.cleanup()
             self.stores = []
-        self.assertGreater(spans_seen, 8, "spans were hardly ever made")
+        self.assertGreaterEqual(spans_seen, 4, "spans were hardly ever made")
 
     def test_reload_stages_spans_only(self):
         """An unchanged reload of 3,000 rows is staged as spans (one per
@@ -134,6 +135,37 @@ class PostgresSpansTest(unittest.TestCase):
         self.assertEqual(self.outcome(p)[1]["unchanged"], 3000)
         self.assertEqual(store.full_rows("t"), before)
         self.assertEqual([t for t in store.tables() if t.startswith("_atomsync_stage_")], [])
+
+    def test_text_key(self):
+        """A text key is matched under the C collation (and the result is
+        that of parsing everything), not under C.UTF-8 (PostgreSQL orders
+        it otherwise than bytewise)."""
+        base = [line({"sku": "k-%05d" % i, "name": "n%d" % i})
+                for i in range(1, 3001)]
+        nxt = [line({"sku": "k-%05d" % i, "name": "x" if i % 50 == 0 else
+                     "n%d" % i}) for i in range(1, 3001) if i % 70]
+        write(self.path("base.jsonl"), base)
+        write(self.path("next.jsonl"), nxt)
+
+        def load(store, src, env=None):
+            return run(["-v", "load", store.url, "t", src, "--key", "sku",
+                        "--mode", "full", "--json"], cwd=self.dir, env=env,
+                       check=OK)
+
+        got = {}
+        for name, collate_c in (("c", True), ("utf8", False),
+                                ("oracle", True)):
+            store = self.db(collate_c)
+            load(store, self.path("base.jsonl"))
+            p = load(store, self.path("next.jsonl"),
+                     VARIANTS["parse-all" if name == "oracle" else "spans"])
+            got[name] = (matched(p.stderr), self.outcome(p)[1],
+                         store.full_rows("t"))
+        # A line after a deleted row misses too (the scan then seeks past it).
+        self.assertEqual(got["c"][0], (2958 - 52 - 42, 96))
+        self.assertEqual(got["utf8"][0], (0, 0))
+        for name in ("c", "utf8"):
+            self.assertEqual(got[name][1:], got["oracle"][1:], name)
 
     HISTORY = """
 store: %s
