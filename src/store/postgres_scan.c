@@ -61,6 +61,8 @@ static int scan_sql(pg_scan *sc, const as_table *t, const char *live_q)
 {
 	as_buf sel = AS_BUF_INIT, b = AS_BUF_INIT, col = AS_BUF_INIT;
 
+	if (!(sc->cols = calloc(t->ncols, sizeof(size_t))))
+		return AS_ENOMEM;
 	for (size_t i = 0; i < t->ncols; i++) {
 		const char *c;
 		as_type ty = t->cols[i].type;
@@ -157,11 +159,8 @@ int as_pg_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err)
 	*rows = 0;
 	if (!r || !r->live_has_rows || rc->scan)
 		return 0;
-	sc = calloc(1, sizeof(*sc));
-	if (!sc || !(sc->cols = calloc(t->ncols, sizeof(size_t)))) {
-		free(sc);
+	if (!(sc = calloc(1, sizeof(*sc))))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
 	rc->scan = sc;
 	sc->conn = PQconnectdbParams(keys, vals, 1);
 	if (!sc->conn || PQstatus(sc->conn) != CONNECTION_OK) {
