@@ -85,12 +85,12 @@ class PostgresSpansTest(unittest.TestCase):
         return p.returncode, {k: res[k] for k in COUNTS}
 
     def test_same_result_as_parsing_everything(self):
-        """Invariants 5 and 10 over 24 random inputs: spans change neither
+        """Invariants 5 and 10 over 16 random inputs: spans change neither
         the table nor the counts, on integer and on compound keys."""
         spans_seen = 0
-        for seed in range(24):
-            compound = seed % 2 == 1
-            collate_c = seed % 4 == 1
+        for seed in range(16):
+            compound = seed % 4 == 3
+            collate_c = seed % 8 == 3
             mode = "full" if seed % 3 else "incremental"
             sc = Scenario(seed, compound)
             write(self.path("base.jsonl"), [line(r) for r in sc.base])
