@@ -274,11 +274,23 @@ void as_pg_sql(pg_store *s, as_sql *q)
 	q->query_ints = query_ints;
 }
 
-void as_pg_run_view(const pg_run *r, as_sql_run *out)
+static void gone_filter(as_buf *b, const as_table *t, const void *ud)
 {
+	(void)t;
+	as_pg_gone_filter(b, ud);
+}
+
+void as_pg_run_view(const as_run_ctx *rc, as_sql_run *out)
+{
+	const pg_run *r = rc->priv;
+
 	memset(out, 0, sizeof(*out));
 	out->live_q = r->live_q;
 	out->stage_q = r->stage ? r->stage_q : NULL;
+	if (r->gone) { /* the spans' deletions (postgres_spans.c) */
+		out->gone_filter = gone_filter;
+		out->gone_ud = rc;
+	}
 }
 
 as_type as_pg_type_of(const char *decl)
@@ -654,6 +666,10 @@ static const as_store_ops postgres_ops = {
 	.stage_prepare = as_pg_stage_prepare,
 	.stage_discard = as_pg_stage_discard,
 	.stage_batch = as_pg_stage_batch,
+	.scan_open = as_pg_scan_open,
+	.scan_next = as_pg_scan_next,
+	.scan_seek = as_pg_scan_seek,
+	.scan_close = as_pg_scan_close,
 	.publish = as_pg_publish,
 	.publish_group = as_pg_publish_group,
 	.run_end = as_pg_run_end,

@@ -216,6 +216,20 @@ static int copy_row(as_buf *b, const as_table *t, const as_row *row,
 	return 0;
 }
 
+/* A span (store.h, AS_ROW_SPAN) as a line of "<stage>_spans": lo, hi, n. */
+static int copy_span(as_buf *b, const as_table *t, const as_row *row)
+{
+	for (size_t i = 0; i < 2 * t->nkey; i++) {
+		const as_val *v =
+			i < t->nkey ? &row->v[i] : &row->hi[i - t->nkey];
+
+		if (copy_val(b, v, t->cols[i % t->nkey].type) ||
+		    as_buf_addc(b, '\t'))
+			return AS_ENOMEM;
+	}
+	return as_buf_printf(b, "%lld\n", (long long)row->span) ? AS_ENOMEM : 0;
+}
+
 /* One value's hash and equality by its kind: a NULL's union holds nothing,
  * so it is never read. */
 static uint64_t val_hash(const as_val *v)
@@ -290,7 +304,7 @@ static int has_dup_keys(pg_store *s, const as_table *t, const as_batch *b,
 		uint64_t h;
 		size_t p;
 
-		if (skip && skip[i])
+		if ((skip && skip[i]) || (b->rows[i].flags & AS_ROW_SPAN))
 			continue;
 		h = key_hash(t, &b->rows[i]);
 		for (p = h & mask; s->dup_slot[p]; p = (p + 1) & mask)
@@ -309,9 +323,11 @@ int as_pg_encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 {
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;
+	int known = 1; /* every row a span or known unchanged */
 
 	as_buf_reset(&j->data);
 	as_buf_reset(&j->where);
+	as_buf_reset(&j->spans);
 	j->data.max = COPY_MAX;
 	j->nrows = 0;
 	free(j->checkpoint);
@@ -321,18 +337,29 @@ int as_pg_encode_job(pg_store *s, as_run_ctx *rc, const as_batch *b,
 	j->seen = b->seen;
 	j->rejected = b->rejected + conflicts;
 	j->dups = has_dup_keys(s, t, b, skip);
+	for (size_t i = 0; i < b->nrows; i++)
+		if (!(b->rows[i].flags & (AS_ROW_SPAN | AS_ROW_UNCHANGED)))
+			known = 0;
 	/* A first load needs no classification: rows go straight into the
 	 * staging table (a key staged by an earlier batch makes the commit
 	 * fall back to the batch table). */
-	j->direct = (!r->live_has_rows || r->live_cap) && !j->dups &&
+	j->direct = (!r->live_has_rows || r->live_cap || known) && !j->dups &&
 		    t->mode != AS_MODE_APPEND;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const char *w = b->rows[i].where ? b->rows[i].where : "record";
-		int same = j->direct && r->live_cap &&
-			   as_pg_live_unchanged(r, &b->rows[i]) == 1;
+		int same = j->direct &&
+			   ((b->rows[i].flags & AS_ROW_UNCHANGED) ||
+			    (r->live_cap &&
+			     as_pg_live_unchanged(r, &b->rows[i]) == 1));
 
 		if (skip && skip[i])
 			continue;
+		if (b->rows[i].flags & AS_ROW_SPAN) {
+			if (copy_span(&j->spans, t, &b->rows[i]))
+				return as_error_set(err, AS_ENOMEM,
+						    "out of memory");
+			continue;
+		}
 		if (copy_row(&j->data, t, &b->rows[i], rc->run_id,
 			     j->direct ? -1 : (int64_t)i, same) ||
 		    as_buf_add(&j->where, w, strlen(w) + 1))

@@ -12,6 +12,7 @@
 
 #include "store/history.h"
 #include "store/sql.h"
+#include "store/sql_scan.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -30,8 +31,9 @@ typedef struct pg_job {
 	size_t nrows;
 	char *checkpoint; /* owned; NULL: the staging is not resumable yet */
 	int64_t seen, rejected;
-	int direct; /* COPY straight into the staging table */
-	int dups;   /* a key repeats within the batch */
+	as_buf spans; /* AS_ROW_SPAN rows in COPY text format (lo, hi, n) */
+	int direct;   /* COPY straight into the staging table */
+	int dups;     /* a key repeats within the batch */
 } pg_job;
 
 typedef struct pg_store {
@@ -61,12 +63,15 @@ typedef struct pg_run {
 	int live_has_rows;
 	int64_t stage_base; /* published_run when the staging began */
 	int adopted; /* the publish renamed the staging into the live table */
+	int gone;    /* the publish's deletions are in its gone table (spans,
+		      * as_pg_gone_filter) */
 	/* The live table's key -> _atomsync_hash, for an integer key: the
 	 * client classifies rows itself (store/postgres_stage.c). */
 	int64_t *live_key;
 	int64_t *live_hash;
 	unsigned char *live_used;
 	size_t live_cap;     /* slots, a power of two; 0: no map */
+	int live_map_wanted; /* to read before the next parsed row is staged */
 	size_t live_ncols;   /* the live table's columns (mapped ones) */
 	as_type *stage_type; /* the staging's type of each column ... */
 	size_t stage_ncols;  /* ... of these (the rest: ALTER ADD COLUMN) */
@@ -164,7 +169,7 @@ const char *as_pg_type(as_type t);
 /* This connection as the shared SQL drives it (store/sql.h). */
 void as_pg_sql(pg_store *s, as_sql *q);
 /* The run's tables as the shared SQL sees them. */
-void as_pg_run_view(const pg_run *r, as_sql_run *out);
+void as_pg_run_view(const as_run_ctx *rc, as_sql_run *out);
 /* An SQL expression rendering expr (a column of type t) as the text the
  * engine uses for that type (timestamps in its canonical UTC form,
  * "2026-01-01T00:00:00.000000Z"). */
@@ -234,11 +239,39 @@ int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
 			     const char *error, double started, int64_t *run_id,
 			     as_error *err);
 
+/*
+ * The live scan (store/postgres_scan.c) and spans (store/postgres_spans.c;
+ * store.h, AS_ROW_SPAN).  The staging keeps spans in "<stage>_spans"
+ * (as_pg_spans_table creates it and gives its quoted name, to free).  In
+ * the publish transaction, before the counts, as_pg_spans_resolve either
+ * takes them as they are (sp->active; in full mode the deletions go to a
+ * temp table of the transaction and r->gone is set), or stages the rows
+ * they stand for one by one, so the publish goes on as if no span had been
+ * made.
+ */
+typedef as_spans pg_spans;
+
+int as_pg_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
+int as_pg_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
+		    as_error *err);
+int as_pg_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
+		    as_error *err);
+void as_pg_scan_close(as_store *st, as_run_ctx *rc);
+int as_pg_spans_table(pg_store *s, as_run_ctx *rc, char **q, as_error *err);
+int as_pg_spans_resolve(pg_store *s, as_run_ctx *rc, pg_spans *sp,
+			as_error *err);
+/* "(k1, k2) IN (SELECT k1, k2 FROM <gone>)" */
+void as_pg_gone_filter(as_buf *b, const as_run_ctx *rc);
+
 /* store/postgres_stage.c */
 int as_pg_batch_table(pg_store *s, as_run_ctx *rc, as_error *err);
 /* Read the live table's hashes for client-side classification, when the
  * key allows it and the table is not too large; else leave it to SQL. */
 int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err);
+/* as_pg_live_hashes when r->live_map_wanted and a row of b was parsed
+ * (store/postgres_scan.c). */
+int as_pg_live_map_read(pg_store *s, as_run_ctx *rc, const as_batch *b,
+			as_error *err);
 int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		      as_error *err);
 /* Wait for the staging commit in flight; returns its failure (once) into

@@ -302,7 +302,6 @@ int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 {
 	const as_outbox_plan *plan = rc->outbox;
 	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
 	unsigned char *need = NULL;
 	as_sql_run sr;
 	as_sql q;
@@ -315,7 +314,7 @@ int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	if (!(need = as_sql_outbox_need(plan, t)))
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_pg_sql(s, &q);
-	as_pg_run_view(r, &sr);
+	as_pg_run_view(rc, &sr);
 	if ((ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
 					 plan->before, err)) ||
 	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||

@@ -95,11 +95,11 @@ static int fill_scopes_ud(void *ud, as_error *err)
 
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(pg_store *s, as_run_ctx *rc,
-			  const as_publish_opts *po, as_counts *c,
-			  int64_t *staged_changed, int64_t *scope_rows,
-			  int64_t *guarded_deletes, int *exists, as_error *err)
+			  const as_publish_opts *po, const pg_spans *sp,
+			  as_counts *c, int64_t *staged_changed,
+			  int64_t *scope_rows, int64_t *guarded_deletes,
+			  int *exists, as_error *err)
 {
-	static const as_sql_spans none;
 	scopes_ud ud = {s, rc, po};
 	as_sql_run sr;
 	as_sql q;
@@ -108,8 +108,8 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 	if ((ret = as_pg_table_exists(s, rc->table->table, exists, err)))
 		return ret;
 	as_pg_sql(s, &q);
-	as_pg_run_view(rc->priv, &sr);
-	return as_sql_publish_counts(&q, &sr, rc->table, *exists, &none,
+	as_pg_run_view(rc, &sr);
+	return as_sql_publish_counts(&q, &sr, rc->table, *exists, sp,
 				     fill_scopes_ud, &ud, c, staged_changed,
 				     scope_rows, guarded_deletes, err);
 }
@@ -171,7 +171,7 @@ static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 	if (c->deleted > 0) {
 		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
 		as_pg_sql(s, &q);
-		as_pg_run_view(r, &sr);
+		as_pg_run_view(rc, &sr);
 		as_sql_add_delete_filter(&q, &b, t, &sr);
 		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
 					  "publish: delete", err)))
@@ -604,13 +604,15 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	as_counts gc;
+	pg_spans sp;
 	int ret, exists = 0;
 
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_base(s, rc, err)) ||
 	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
-	    (ret = publish_counts(s, rc, po, c, &C, &scope_rows, &guarded,
+	    (ret = as_pg_spans_resolve(s, rc, &sp, err)) ||
+	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  &exists, err)))
 		return ret;
 	gc = *c;

@@ -44,11 +44,15 @@ void as_pg_run_free(as_store *st, as_run_ctx *rc)
 
 int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err)
 {
+	char *spans = as_sprintf("%s_spans", stage);
 	as_buf b = AS_BUF_INIT;
 	as_pg_params p;
 
 	as_buf_adds(&b, "DROP TABLE IF EXISTS ");
 	as_buf_add_ident(&b, stage);
+	as_buf_adds(&b, ", "); /* and its spans (postgres_spans.c) */
+	as_buf_add_ident(&b, spans ? spans : stage);
+	free(spans);
 	if (as_pg_exec_buf(s, &b, NULL, NULL, "dropping a staging table",
 			   err)) {
 		as_buf_free(&b);
@@ -75,6 +79,8 @@ static int drop_orphans(pg_store *s, as_error *err)
 		       "AND c.relkind = 'r' AND c.relname LIKE "
 		       "'\\_atomsync\\_stage\\_%' AND c.relname NOT IN "
 		       "(SELECT stage_table FROM atomsync_state "
+		       "WHERE stage_table IS NOT NULL UNION ALL SELECT "
+		       "stage_table || '_spans' FROM atomsync_state "
 		       "WHERE stage_table IS NOT NULL) LIMIT 64",
 		       NULL, &res, "finding orphaned staging", err))
 		return err->code;

@@ -533,6 +533,23 @@ static int stage_rows(pg_store *s, as_run_ctx *rc, pg_job *j, const as_batch *b,
 	return stage_insert(s, rc, j->dups, err);
 }
 
+/* The job's spans into "<stage>_spans" (store/postgres_spans.c). */
+static int stage_spans(pg_store *s, as_run_ctx *rc, const pg_job *j,
+		       as_error *err)
+{
+	pg_job v;
+	char *q;
+	int ret;
+
+	memset(&v, 0, sizeof(v));
+	v.data = j->spans;
+	if ((ret = as_pg_spans_table(s, rc, &q, err)))
+		return ret;
+	ret = copy_in(s, q, NULL, &v, "staging: spans", err);
+	free(q);
+	return ret;
+}
+
 /* One staging transaction: rows, checkpoint, lease check, commit.  b is
  * the engine's batch when called on its thread (append mode reports
  * conflicts through rc->on_reject), NULL on the store's thread. */
@@ -548,7 +565,8 @@ static int stage_commit(pg_store *s, as_run_ctx *rc, pg_job *j,
 		goto fail;
 	as_crash_point("stage.begin");
 	if (stage_alter(s, rc, err) ||
-	    (j->nrows && stage_rows(s, rc, j, b, &conflicts, err)))
+	    (j->nrows && stage_rows(s, rc, j, b, &conflicts, err)) ||
+	    (j->spans.len && stage_spans(s, rc, j, err)))
 		goto fail;
 	as_crash_point("stage.rows");
 	as_pg_params_init(&p);
@@ -605,8 +623,12 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 	as_error_clear(err);
 	for (size_t i = 0; i < b->nrows; i++) {
 		char wbuf[400];
+		/* A span holds keys only (v beyond them is not set). */
 		const char *why =
-			as_pg_unstorable(t, &b->rows[i], wbuf, sizeof(wbuf));
+			b->rows[i].flags & AS_ROW_SPAN
+				? NULL
+				: as_pg_unstorable(t, &b->rows[i], wbuf,
+						   sizeof(wbuf));
 
 		if (!why)
 			continue;
@@ -619,7 +641,8 @@ int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
 		if ((ret = rc->on_reject(rc->reject_ud, &b->rows[i], why, err)))
 			goto done;
 	}
-	if ((ret = as_pg_encode_job(s, rc, b, skip, conflicts, j, err)) ||
+	if ((ret = as_pg_live_map_read(s, rc, b, err)) ||
+	    (ret = as_pg_encode_job(s, rc, b, skip, conflicts, j, err)) ||
 	    (ret = as_pg_drain(s, err)))
 		goto done;
 	if (t->mode == AS_MODE_APPEND) {
@@ -642,6 +665,7 @@ void as_pg_stage_free(pg_store *s)
 	for (int i = 0; i < 2; i++) {
 		as_buf_free(&s->job[i].data);
 		as_buf_free(&s->job[i].where);
+		as_buf_free(&s->job[i].spans);
 		free(s->job[i].checkpoint);
 	}
 	free(s->dup_slot);

@@ -214,8 +214,9 @@ static int read_live(pg_store *s, as_run_ctx *rc, as_error *err)
 	if (rc2)
 		return rc2;
 	r->live_has_rows = n > 0;
-	if (r->live_has_rows && as_pg_live_hashes(s, rc, err))
-		return err->code;
+	/* Read by the first batch with a parsed row (an unchanged reload
+	 * matched by the scan needs none). */
+	r->live_map_wanted = r->live_has_rows;
 	return 0;
 }
 

@@ -70,8 +70,8 @@ static int scoped_counts(const as_sql *q, const as_sql_run *r,
 		as_sql_add_scope_filter(q, &b, t, r->live_q, pass == 0);
 		as_buf_adds(&b, " AND ");
 		as_sql_add_not_staged(&b, t, r->live_q, r->stage_q);
-		if ((ret = query_int(q, &b, pass ? &c->deleted : guarded_deletes,
-				     err)))
+		if ((ret = query_int(
+			     q, &b, pass ? &c->deleted : guarded_deletes, err)))
 			goto done;
 	}
 done:
@@ -81,8 +81,8 @@ done:
 
 int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			  const as_table *t, int live, const as_sql_spans *sp,
-			  int (*fill_scopes)(void *ud, as_error *err),
-			  void *ud, as_counts *c, int64_t *staged_changed,
+			  int (*fill_scopes)(void *ud, as_error *err), void *ud,
+			  as_counts *c, int64_t *staged_changed,
 			  int64_t *scope_rows, int64_t *guarded_deletes,
 			  as_error *err)
 {
@@ -99,9 +99,9 @@ int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			goto done;
 	}
 	if (r->stage_q) {
-		as_buf_printf(&b,
-			      "SELECT count(*), count(\"_atomsync_run\") FROM %s",
-			      r->stage_q);
+		as_buf_printf(
+			&b, "SELECT count(*), count(\"_atomsync_run\") FROM %s",
+			r->stage_q);
 		ret = q->query_ints(q->conn, as_buf_cstr(&b), sc, 2, WHAT, err);
 		as_buf_reset(&b);
 		if (ret)

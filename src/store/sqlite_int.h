@@ -12,6 +12,7 @@
 
 #include "store/history.h"
 #include "store/sql.h"
+#include "store/sql_scan.h"
 #include "store/store.h"
 #include "util/buf.h"
 

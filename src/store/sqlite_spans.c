@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/sql_scan.h"
 #include "store/sqlite_int.h"
 #include "util/str.h"
 
@@ -66,30 +67,9 @@ int as_sq_stage_span(sq_store *s, as_run_ctx *rc, const as_row *row,
 	return 0;
 }
 
-/* "(lo1, lo2)" or "(l."a", l."b")" */
-static void add_tuple(as_buf *b, const as_table *t, const char *prefix,
-		      const char *alias)
-{
-	as_buf_adds(b, "(");
-	for (size_t i = 0; i < t->nkey; i++) {
-		if (i)
-			as_buf_adds(b, ", ");
-		if (prefix) {
-			as_buf_printf(b, "%s%zu", prefix, i + 1);
-		} else {
-			as_buf_printf(b, "%s.", alias);
-			as_buf_add_ident(b, t->cols[i].name);
-		}
-	}
-	as_buf_adds(b, ")");
-}
-
 void as_sq_add_gone_filter(as_buf *b, const as_table *t, const sq_run *r)
 {
-	add_tuple(b, t, NULL, r->live_q);
-	as_buf_adds(b, " IN (SELECT ");
-	as_sql_key_list(b, t, NULL);
-	as_buf_printf(b, " FROM %s)", r->gone_q);
+	as_sql_gone_filter(b, t, r->live_q, r->gone_q);
 }
 
 /* The two integers of a one-row query (as_sq_query_int reads one). */
@@ -116,39 +96,11 @@ static int query2(sq_store *s, as_buf *b, int64_t *x, int64_t *y, as_error *err)
 static int materialize(sq_store *s, as_run_ctx *rc, as_error *err)
 {
 	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
-	as_buf_printf(&b, "INSERT OR IGNORE INTO %s(", r->stage_q);
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_adds(&b, "\"_atomsync_run\", \"_atomsync_hash\", "
-			"\"_atomsync_line\") SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		if (as_col_kept_unchanged(t, i)) {
-			as_buf_adds(&b, "l.");
-			as_buf_add_ident(&b, t->cols[i].name);
-		} else {
-			as_buf_adds(&b, "NULL");
-		}
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_printf(
-		&b,
-		"NULL, l.\"_atomsync_hash\", l.\"_atomsync_line\" FROM %s "
-		"AS sp JOIN %s AS l ON ",
-		r->spans_q, r->live_q);
-	add_tuple(&b, t, NULL, "l");
-	as_buf_adds(&b, " >= ");
-	add_tuple(&b, t, "sp.lo", NULL);
-	as_buf_adds(&b, " AND ");
-	add_tuple(&b, t, NULL, "l");
-	as_buf_adds(&b, " <= ");
-	add_tuple(&b, t, "sp.hi", NULL);
-	as_buf_printf(&b, "; DELETE FROM %s", r->spans_q);
+	as_sql_spans_materialize(&b, rc->table, r->stage_q, r->spans_q,
+				 r->live_q);
 	ret = as_sq_exec(s, as_buf_cstr(&b), err);
 	as_buf_free(&b);
 	return ret;
@@ -158,29 +110,11 @@ static int materialize(sq_store *s, as_run_ctx *rc, as_error *err)
 static int overlapping(sq_store *s, as_run_ctx *rc, int *bad, as_error *err)
 {
 	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
 	int64_t n = 0;
 	int ret;
 
-	as_buf_adds(&b, "SELECT count(*) FROM (SELECT ");
-	for (size_t i = 0; i < t->nkey; i++)
-		as_buf_printf(&b, "lo%zu, hi%zu, lag(hi%zu) OVER w AS p%zu, ",
-			      i + 1, i + 1, i + 1, i + 1);
-	as_buf_printf(
-		&b, "row_number() OVER w AS rn FROM %s WINDOW w AS (ORDER BY ",
-		r->spans_q);
-	for (size_t i = 0; i < t->nkey; i++)
-		as_buf_printf(&b, "%slo%zu", i ? ", " : "", i + 1);
-	as_buf_adds(&b, ")) WHERE ");
-	add_tuple(&b, t, "lo", NULL);
-	as_buf_adds(&b, " > ");
-	add_tuple(&b, t, "hi", NULL);
-	as_buf_adds(&b, " OR (rn > 1 AND ");
-	add_tuple(&b, t, "p", NULL);
-	as_buf_adds(&b, " >= ");
-	add_tuple(&b, t, "lo", NULL);
-	as_buf_adds(&b, ")");
+	as_sql_spans_overlap(&b, rc->table, r->spans_q);
 	ret = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
 	as_buf_free(&b);
 	*bad = n > 0;
@@ -209,14 +143,14 @@ static int prepare_gap(sq_store *s, as_run_ctx *rc, int lower, int upper,
 	as_sql_key_list(&b, t, "l");
 	as_buf_printf(&b, " FROM %s AS l WHERE ", r->live_q);
 	if (lower) {
-		add_tuple(&b, t, NULL, "l");
+		as_sql_key_tuple(&b, t, NULL, "l");
 		as_buf_adds(&b, " > ");
 		add_params(&b, t->nkey, 1);
 	}
 	if (upper) {
 		if (lower)
 			as_buf_adds(&b, " AND ");
-		add_tuple(&b, t, NULL, "l");
+		as_sql_key_tuple(&b, t, NULL, "l");
 		as_buf_adds(&b, " < ");
 		add_params(&b, t->nkey, lower ? t->nkey + 1 : 1);
 	}
@@ -400,12 +334,7 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 			goto done;
 		/* Every staged row that is in the live table must lie in a
 		 * gap: one inside a span is a duplicate of a span's row. */
-		as_buf_printf(&b,
-			      "SELECT count(*) FROM %s AS s WHERE EXISTS "
-			      "(SELECT 1 FROM %s AS l WHERE ",
-			      r->stage_q, r->live_q);
-		as_sql_key_match(&b, t, "s", "l");
-		as_buf_adds(&b, ")");
+		as_sql_staged_live(&b, t, r->stage_q, r->live_q);
 		if ((ret = as_sq_query_int(s, as_buf_cstr(&b), NULL,
 					   &staged_live, err)))
 			goto done;
