@@ -484,6 +484,42 @@ static int alter_live(pg_store *s, as_run_ctx *rc, as_error *err)
 	return ret;
 }
 
+static const char COLUMNS_SQL[] =
+	"CREATE TABLE IF NOT EXISTS atomsync_columns("
+	" table_name text NOT NULL, col text NOT NULL,"
+	" type text NOT NULL, added_run bigint,"
+	" widened_run bigint, field text,"
+	" PRIMARY KEY (table_name, col));"
+	"CREATE TABLE IF NOT EXISTS atomsync_run_schema("
+	" run_id bigint PRIMARY KEY,"
+	" columns_added text, columns_widened text,"
+	" discarded_values bigint NOT NULL DEFAULT 0,"
+	" discarded_rows bigint NOT NULL DEFAULT 0)";
+
+/* The schema bookkeeping tables, made by the first publish that needs
+ * them.  Concurrent first publishes serialize on the schema's advisory
+ * lock (CREATE IF NOT EXISTS races on the catalog: two workers on two
+ * datasets would both try to create the type, and one would fail). */
+static int column_tables(pg_store *s, as_error *err)
+{
+	int64_t have;
+
+	if (as_pg_int(
+		    s,
+		    "SELECT (to_regclass('atomsync_columns') IS NOT NULL "
+		    "AND to_regclass('atomsync_run_schema') IS NOT NULL)::int",
+		    NULL, &have, "publish: recording columns", err))
+		return err->code;
+	if (have)
+		return 0;
+	return as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)", NULL,
+			  NULL, "publish: recording columns", err) ||
+			       as_pg_exec(s, COLUMNS_SQL, NULL, NULL,
+					  "publish: recording columns", err)
+		       ? err->code
+		       : 0;
+}
+
 /* atomsync_columns: the inferred columns of a table with their type and
  * the run that added (or widened) them, for `runs`. */
 static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
@@ -492,13 +528,7 @@ static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
 	as_pg_params p;
 	int ret;
 
-	if ((ret = as_pg_exec(s,
-			      "CREATE TABLE IF NOT EXISTS atomsync_columns("
-			      " table_name text NOT NULL, col text NOT NULL,"
-			      " type text NOT NULL, added_run bigint,"
-			      " widened_run bigint, field text,"
-			      " PRIMARY KEY (table_name, col))",
-			      NULL, NULL, "publish: recording columns", err)))
+	if ((ret = column_tables(s, err)))
 		return ret;
 	for (size_t i = 0; !ret && i < t->ncols; i++) {
 		const as_col *c = &t->cols[i];
@@ -522,15 +552,6 @@ static int record_columns(pg_store *s, as_run_ctx *rc, as_error *err)
 			"type = excluded.type, widened_run = excluded.widened_run",
 			&p, NULL, "publish: recording columns", err);
 	}
-	if (!ret)
-		ret = as_pg_exec(
-			s,
-			"CREATE TABLE IF NOT EXISTS atomsync_run_schema("
-			" run_id bigint PRIMARY KEY,"
-			" columns_added text, columns_widened text,"
-			" discarded_values bigint NOT NULL DEFAULT 0,"
-			" discarded_rows bigint NOT NULL DEFAULT 0)",
-			NULL, NULL, "publish: recording columns", err);
 	if (!ret) {
 		char *added = as_schema_cols_json(t, AS_COL_NEW);
 		char *wide = as_schema_cols_json(t, AS_COL_WIDENED);
