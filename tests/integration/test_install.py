@@ -116,8 +116,8 @@ class InstallTest(unittest.TestCase):
         libs = sh(["pkg-config", "--libs"] + deps, env=env).split()
         exe = os.path.join(self.dir, "embed-static")
         sh(["cc", "-Wall", "-Werror", os.path.join(SRC, "examples/embed/embed.c")] + cflags
-           + [os.path.join(self.libdir, "libatomsync.a")] + libs + ["-lpthread", "-lm",
-                                                                   "-o", exe])
+           + [os.path.join(self.libdir, "libatomsync.a")] + libs
+           + ["-lstdc++", "-lpthread", "-lm", "-o", exe])
         self.assertNotIn("libatomsync", sh(["ldd", exe]))
         self.run_embed(exe)
 
