@@ -323,7 +323,7 @@ int as_run_publish_group(atomsync_run **runs, size_t n,
 				err);
 		as_info("group publish took %.2f s", as_mono() - t0);
 	}
-	if (rc) {
+	if (rc || !cs) { /* !cs: out of memory, rc says so */
 		group_failed(runs, n, infos, bad, rc, err);
 	} else {
 		for (size_t i = 0; i < n; i++) {

@@ -597,6 +597,7 @@ static int flat_plan_configured(const as_table *t, const as_jflat *j,
 		const char *path = c->path ? c->path : c->name;
 
 		src[i] = -1;
+		us[i] = 0;
 		if (c->flags & (AS_COL_WHOLE | AS_COL_INFERRED))
 			continue;
 		if (strchr(path, '.'))

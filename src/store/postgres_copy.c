@@ -219,14 +219,12 @@ static int copy_row(as_buf *b, const as_table *t, const as_row *row,
 /* A span (store.h, AS_ROW_SPAN) as a line of "<stage>_spans": lo, hi, n. */
 static int copy_span(as_buf *b, const as_table *t, const as_row *row)
 {
-	for (size_t i = 0; i < 2 * t->nkey; i++) {
-		const as_val *v =
-			i < t->nkey ? &row->v[i] : &row->hi[i - t->nkey];
-
-		if (copy_val(b, v, t->cols[i % t->nkey].type) ||
-		    as_buf_addc(b, '\t'))
-			return AS_ENOMEM;
-	}
+	for (int hi = 0; hi < 2; hi++)
+		for (size_t i = 0; i < t->nkey; i++)
+			if (copy_val(b, hi ? &row->hi[i] : &row->v[i],
+				     t->cols[i].type) ||
+			    as_buf_addc(b, '\t'))
+				return AS_ENOMEM;
 	return as_buf_printf(b, "%lld\n", (long long)row->span) ? AS_ENOMEM : 0;
 }
 
