@@ -159,10 +159,7 @@ static void publish_completed(atomsync_run *run, atomsync_run_info *info)
 static int publish_refused(atomsync_run *run, atomsync_run_info *info,
 			   as_error *err, int rc)
 {
-	as_error e2;
-
-	run->store->ops->run_end(run->store, &run->rc, "refused", err->msg,
-				 &e2);
+	as_run_end_unpublished(run, "refused", err->msg);
 	run->done = 1;
 	fill_info(run, info, "refused", err->msg);
 	return rc;
@@ -179,7 +176,7 @@ static int publish_failed(atomsync_run *run, atomsync_run_info *info,
 	as_stage_wait_idle(run, &e2);
 	run->rc.seen = run->seen;
 	run->rc.rejected = as_reject_total(run);
-	run->store->ops->run_end(run->store, &run->rc, "failed", err->msg, &e2);
+	as_run_end_unpublished(run, "failed", err->msg);
 	run->done = 1;
 	fill_info(run, info, "failed", err->msg);
 	return rc;
@@ -228,7 +225,7 @@ static void group_not_published(atomsync_run *run, atomsync_run_info *info,
 	as_stage_wait_idle(run, &e2);
 	run->rc.seen = run->seen;
 	run->rc.rejected = as_reject_total(run);
-	run->store->ops->run_end(run->store, &run->rc, status, why, &e2);
+	as_run_end_unpublished(run, status, why);
 	run->done = 1;
 	fill_info(run, info, status, why);
 }

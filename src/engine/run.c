@@ -166,6 +166,25 @@ static int legacy_layout(atomsync_run *run, as_error *err)
 	return run->store->ops->describe(run->store, &run->rc, err);
 }
 
+/* A failed run whose end could not be recorded stays `active` until the
+ * dataset's next run records it as interrupted: say so where it happened,
+ * with the store's reason (the caller reports the run's own error). */
+static void warn_end_lost(const atomsync_run *run, const as_error *e)
+{
+	as_warn("dataset %s: run %lld: recording its end failed: %s (the "
+		"next run records it as interrupted)",
+		run->table.dataset, (long long)run->rc.run_id, e->msg);
+}
+
+void as_run_end_unpublished(atomsync_run *run, const char *status,
+			    const char *why)
+{
+	as_error e2;
+
+	if (run->store->ops->run_end(run->store, &run->rc, status, why, &e2))
+		warn_end_lost(run, &e2);
+}
+
 static int run_open(atomsync_run *run, as_error *err)
 {
 	as_store *st = run->store;
@@ -228,11 +247,8 @@ int as_run_begin(atomsync_run **out, as_store *st, const as_config *cfg,
 	if (!run)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	if ((rc = run_open(run, err))) {
-		if (run->rc.run_id) {
-			as_error e2;
-
-			st->ops->run_end(st, &run->rc, "failed", err->msg, &e2);
-		}
+		if (run->rc.run_id)
+			as_run_end_unpublished(run, "failed", err->msg);
 		atomsync_run_free(run);
 		return rc;
 	}
@@ -641,8 +657,10 @@ int atomsync_run_abort(atomsync_run *run, const char *reason,
 	run->rc.seen = run->seen;
 	run->rc.rejected = as_reject_total(run);
 	if (run->store->ops->run_end(run->store, &run->rc, "failed", reason,
-				     err))
+				     err)) {
 		rc = err->code;
+		warn_end_lost(run, err);
+	}
 	run->done = 1;
 	return rc;
 }

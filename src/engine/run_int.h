@@ -15,6 +15,11 @@
 
 /* Start one of the run's helper threads (renewer, writer, mapper). */
 int as_run_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Record the end of a run that did not publish (status "failed" or
+ * "refused"); when the store cannot, warn: the record stays active until
+ * the dataset's next run records it as interrupted. */
+void as_run_end_unpublished(atomsync_run *run, const char *status,
+			    const char *why);
 
 /* ---- reject.c: failures and rejects (invariant 9) ---- */
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -67,16 +68,23 @@ static unsigned long long pid_ns(void)
 	return br ? strtoull(br + 1, NULL, 10) : 0;
 }
 
+static void owner_init(void)
+{
+	char host[96] = "localhost";
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(self, sizeof(self), "%s/%ld/%llu/%llu", host, (long)getpid(),
+		 start_time((long)getpid()), pid_ns());
+}
+
+/* Made once: a daemon's workers ask for it from several threads at once,
+ * and one must not copy it while another is still writing it. */
 const char *as_owner_self(void)
 {
-	if (!self[0]) {
-		char host[96] = "localhost";
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-		gethostname(host, sizeof(host) - 1);
-		host[sizeof(host) - 1] = '\0';
-		snprintf(self, sizeof(self), "%s/%ld/%llu/%llu", host,
-			 (long)getpid(), start_time((long)getpid()), pid_ns());
-	}
+	pthread_once(&once, owner_init);
 	return self;
 }
 

@@ -255,6 +255,10 @@ class PostgresFaultTest(StoreTestCase):
         srv.stop("immediate")
         rc, err = self.finish(a)
         self.assertEqual(rc, FAILED, err)
+        # The failure could not be recorded either, and the worker says so
+        # (invariant 10: the next start records it).
+        self.assertIn("recording its end failed", err)
+        self.assertIn("the next run records it as interrupted", err)
         srv.start()
         self.assertEqual(self.live(), old)
         p = self.atomsync("run", check=OK)

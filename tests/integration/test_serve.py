@@ -299,7 +299,7 @@ class FleetCase(ServeCase):
                 self.assertIn("interrupted", runs[0]["error"])
                 runs = runs[1:]
             self.assertTrue(all(r["status"] == "completed" for r in runs),
-                            runs)
+                            "%s\n%s" % (runs, "\n".join(d.text() for d in ds)))
             iv = intervals(runs)
             overlaps = sum(1 for x, y in zip(iv, iv[1:]) if y[0] < x[1])
             # One run per slot: a slot begins `every` after the previous
@@ -398,7 +398,10 @@ class TestSignals(ServeCase):
 
         def publishing():
             # The publish transaction is open and paused at this point.
-            return os.path.exists(trace) and "publish.upserted" in open(trace).read()
+            if not os.path.exists(trace):
+                return False
+            with open(trace) as f:
+                return "publish.upserted" in f.read()
         wait_for(publishing, what="the publish")
         self.assertEqual(d.stop(), 0)
         end = d.event("run_end", dataset="s")[0]
