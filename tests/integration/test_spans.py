@@ -115,6 +115,24 @@ class Scenario:
         return "region,n" if self.compound else "id"
 
 
+def sweep_data():
+    """The crash sweeps' data (SQLite's and PostgreSQL's): 5,000 records,
+    then the same with every 97th deleted, every 89th changed and 40 new
+    ones, as lines."""
+    rnd = random.Random(101)
+    old = [{"id": i, "name": "item %d" % i, "score": rnd.random()}
+           for i in range(1, 5001)]
+    new = []
+    for r in old:
+        if r["id"] % 97 == 0:
+            continue                                    # deleted
+        if r["id"] % 89 == 0:
+            r = dict(r, name="changed")                 # changed
+        new.append(line(r))
+    new += [line({"id": i, "name": "new"}) for i in range(6000, 6040)]
+    return old, new
+
+
 def write(path, lines):
     with open(path, "w") as f:
         f.write("".join(s + "\n" for s in lines))
@@ -243,17 +261,7 @@ class SpansTest(unittest.TestCase):
         cfg = ("store: sqlite:DB\ndatasets:\n  t:\n    key: [id]\n"
                "    mode: full\n    batch_size: 20\n    source:\n"
                "      file: in.jsonl\n")
-        rnd = random.Random(101)
-        old = [{"id": i, "name": "item %d" % i, "score": rnd.random()}
-               for i in range(1, 5001)]
-        new = []
-        for r in old:
-            if r["id"] % 97 == 0:
-                continue                                    # deleted
-            if r["id"] % 89 == 0:
-                r = dict(r, name="changed")                 # changed
-            new.append(line(r))
-        new += [line({"id": i, "name": "new"}) for i in range(6000, 6040)]
+        old, new = sweep_data()
 
         def sync(db, env=None, check=None):
             with open(self.path("atomsync.yml"), "w") as f:

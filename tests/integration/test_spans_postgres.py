@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 from atomsync_test import CRASH_EXIT, OK, run  # noqa: E402
 import pgserver  # noqa: E402
-from test_spans import COUNTS, VARIANTS, Scenario, line, write  # noqa: E402
+from test_spans import (COUNTS, VARIANTS, Scenario, line,  # noqa: E402
+                        sweep_data, write)
 
 
 def matched(stderr):
@@ -233,17 +234,7 @@ datasets:
         cfg = ("store: URL\ndatasets:\n  t:\n    key: [id]\n"
                "    mode: full\n    batch_size: 20\n    source:\n"
                "      file: in.jsonl\n")
-        rnd = random.Random(101)
-        old = [{"id": i, "name": "item %d" % i, "score": rnd.random()}
-               for i in range(1, 5001)]
-        new = []
-        for r in old:
-            if r["id"] % 97 == 0:
-                continue                                    # deleted
-            if r["id"] % 89 == 0:
-                r = dict(r, name="changed")                 # changed
-            new.append(line(r))
-        new += [line({"id": i, "name": "new"}) for i in range(6000, 6040)]
+        old, new = sweep_data()
 
         def sync(store, env=None, check=OK):
             with open(self.path("atomsync.yml"), "w") as f:
