@@ -237,12 +237,9 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 	return 0;
 }
 
-/* A new stream (its first SCHEMA): its dataset, connection and run. */
-static tstream *add_stream(target *t, const char *stream, const char *where,
-			   as_error *err)
+/* A zeroed stream named stream at the end of t->v, or NULL. */
+static tstream *new_stream(target *t, const char *stream, as_error *err)
 {
-	atomsync_run_options ro;
-	const char *dsname;
 	tstream *s;
 
 	if (t->n == t->cap) {
@@ -264,54 +261,51 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 		return NULL;
 	}
 	t->n++;
-	dsname = t->every ? NULL : configured(t->opt->cfg, stream);
-	if (t->every) {
-		if (every_stream_config(t, s, where, err))
-			return NULL;
-	} else if (dsname) {
-		s->cfg = t->opt->cfg;
-		s->dataset = as_strdup(dsname);
-	} else {
-		atomsync_dataset_spec sp;
+	return s;
+}
 
-		memset(&sp, 0, sizeof(sp));
-		s->dataset = normalise(t->opt->prefix, stream);
-		if (!s->dataset) {
-			as_error_set(err, AS_ENOMEM, "out of memory");
-			return NULL;
-		}
-		for (size_t i = 0; i + 1 < t->n; i++)
-			if (strcmp(t->v[i].dataset, s->dataset) == 0) {
-				as_error_set(err, AS_EUSAGE,
-					     "%s: streams '%s' and '%s' both "
-					     "make table %s; configure a table "
-					     "for one of them (--config)",
-					     where, t->v[i].name, stream,
-					     s->dataset);
-				return NULL;
-			}
-		sp.name = s->dataset;
-		sp.format = "singer";
-		sp.mode = "incremental";
-		sp.stream = stream;
-		sp.schema = t->opt->schema;
-		sp.schema_contract = t->opt->schema_contract;
-		sp.max_rejects = -1;
-		if (atomsync_config_new(&s->own, t->url, err) ||
-		    atomsync_config_add_dataset(s->own, &sp, err)) {
-			as_error_prefix(err, "%s: stream '%s'", where, stream);
-			return NULL;
-		}
-		s->cfg = s->own;
+/* A stream no dataset is configured for: a dataset of its own, named by
+ * the prefix and the stream, incremental, keyed as its SCHEMA says. */
+static int own_config(target *t, tstream *s, const char *stream,
+		      const char *where, as_error *err)
+{
+	atomsync_dataset_spec sp;
+
+	memset(&sp, 0, sizeof(sp));
+	s->dataset = normalise(t->opt->prefix, stream);
+	if (!s->dataset)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i + 1 < t->n; i++)
+		if (strcmp(t->v[i].dataset, s->dataset) == 0)
+			return as_error_set(err, AS_EUSAGE,
+					    "%s: streams '%s' and '%s' both "
+					    "make table %s; configure a table "
+					    "for one of them (--config)",
+					    where, t->v[i].name, stream,
+					    s->dataset);
+	sp.name = s->dataset;
+	sp.format = "singer";
+	sp.mode = "incremental";
+	sp.stream = stream;
+	sp.schema = t->opt->schema;
+	sp.schema_contract = t->opt->schema_contract;
+	sp.max_rejects = -1;
+	if (atomsync_config_new(&s->own, t->url, err) ||
+	    atomsync_config_add_dataset(s->own, &sp, err)) {
+		as_error_prefix(err, "%s: stream '%s'", where, stream);
+		return err->code ? err->code : AS_ERROR;
 	}
-	if (!s->dataset) {
-		as_error_set(err, AS_ENOMEM, "out of memory");
-		return NULL;
-	}
-	as_singer_init(&s->sg, stream, 0);
-	s->sg.keyed = as_config_dataset(s->cfg, s->dataset)->nkey > 0;
+	s->cfg = s->own;
+	return 0;
+}
+
+/* The stream's store connection and its run, begun. */
+static int begin_stream_run(target *t, tstream *s, as_error *err)
+{
+	atomsync_run_options ro;
+
 	if (atomsync_store_open(&s->st, t->url, err))
-		return NULL;
+		return err->code ? err->code : AS_ERROR;
 	memset(&ro, 0, sizeof(ro));
 	if (t->ro) {
 		ro = *t->ro;
@@ -321,8 +315,38 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 	ro.allow_deletes |= t->opt->allow_deletes;
 	/* Input on a pipe cannot be read again: never resumed. */
 	if (as_run_begin(&s->run, s->st, s->cfg, s->dataset, &ro, 0, err))
-		return NULL;
+		return err->code ? err->code : AS_ERROR;
 	as_run_allow_deferred(s->run);
+	return 0;
+}
+
+/* A new stream (its first SCHEMA): its dataset, connection and run. */
+static tstream *add_stream(target *t, const char *stream, const char *where,
+			   as_error *err)
+{
+	const char *dsname;
+	tstream *s = new_stream(t, stream, err);
+
+	if (!s)
+		return NULL;
+	dsname = t->every ? NULL : configured(t->opt->cfg, stream);
+	if (t->every) {
+		if (every_stream_config(t, s, where, err))
+			return NULL;
+	} else if (dsname) {
+		s->cfg = t->opt->cfg;
+		s->dataset = as_strdup(dsname);
+	} else if (own_config(t, s, stream, where, err)) {
+		return NULL;
+	}
+	if (!s->dataset) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return NULL;
+	}
+	as_singer_init(&s->sg, stream, 0);
+	s->sg.keyed = as_config_dataset(s->cfg, s->dataset)->nkey > 0;
+	if (begin_stream_run(t, s, err))
+		return NULL;
 	return s;
 }
 
@@ -818,6 +842,59 @@ static void sum_infos(const as_dataset_cfg *ds, atomsync_run_info *v, size_t n,
 	info->finished_at = as_strdup(as_iso8601(as_now(), buf, sizeof(buf)));
 }
 
+/* The tap's output read to its end into t's streams, each record staged
+ * on its stream's run; the source must confirm the end of its data. */
+static int read_tap(target *t, const as_config *cfg, const as_dataset_cfg *ds,
+		    const char *bookmark, as_error *err)
+{
+	as_source_opts so;
+	as_source *src = NULL;
+	as_event ev;
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	so.dataset = ds->name;
+	so.bookmark = bookmark;
+	so.max_record_bytes = ds->max_record_bytes;
+	so.cfg = cfg;
+	so.raw = 1;
+	if ((rc = as_source_open(&src, &ds->source, &so, err)))
+		goto done;
+	for (;;) {
+		if (as_interrupted) {
+			rc = as_error_set(err, AS_EINTR,
+					  "dataset %s: interrupted by a "
+					  "signal; nothing was published",
+					  ds->name);
+			goto done;
+		}
+		rc = src->ops->next(src, &ev, err);
+		if (rc <= 0)
+			break;
+		if (ev.kind == AS_EV_BAD) {
+			*err = ev.why;
+			rc = err->code ? err->code : AS_EINPUT;
+			as_error_prefix(err, "dataset %s", ds->name);
+			as_event_clear(&ev);
+			goto done;
+		}
+		rc = ev.kind == AS_EV_RECORD
+			     ? take_line(t, ev.raw, ev.rawlen, ev.where, err)
+			     : 0;
+		as_event_clear(&ev);
+		if (rc)
+			goto done;
+	}
+	if (!rc && !src->complete)
+		rc = as_error_set(err, AS_ESOURCE,
+				  "dataset %s: the source did not confirm the "
+				  "end of its data; nothing was published",
+				  ds->name);
+done:
+	as_source_close(src);
+	return rc;
+}
+
 int as_sync_every_stream(as_store *st, const as_config *cfg,
 			 const as_dataset_cfg *ds,
 			 const atomsync_run_options *opt, as_progress_fn fn,
@@ -826,12 +903,9 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 	static const atomsync_target_options none;
 	atomsync_run_options defaults;
 	target t;
-	as_source_opts so;
-	as_source *src = NULL;
 	char *bookmark = NULL;
 	atomsync_run_info *out = NULL;
 	size_t nout = 0;
-	as_event ev;
 	int rc;
 
 	(void)fn;
@@ -848,50 +922,8 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 	if ((ds->mode == AS_MODE_INCREMENTAL || ds->mode == AS_MODE_APPEND) &&
 	    !t.ro->restart && (rc = every_bookmark(st, ds, &bookmark, err)))
 		return rc;
-	memset(&so, 0, sizeof(so));
-	so.dataset = ds->name;
-	so.bookmark = bookmark;
-	so.max_record_bytes = ds->max_record_bytes;
-	so.cfg = cfg;
-	so.raw = 1;
-	if ((rc = as_source_open(&src, &ds->source, &so, err)))
+	if ((rc = read_tap(&t, cfg, ds, bookmark, err)))
 		goto fail;
-	for (;;) {
-		if (as_interrupted) {
-			rc = as_error_set(err, AS_EINTR,
-					  "dataset %s: interrupted by a "
-					  "signal; nothing was published",
-					  ds->name);
-			goto fail;
-		}
-		rc = src->ops->next(src, &ev, err);
-		if (rc < 0)
-			goto fail;
-		if (rc == 0)
-			break;
-		if (ev.kind == AS_EV_BAD) {
-			*err = ev.why;
-			rc = err->code ? err->code : AS_EINPUT;
-			as_error_prefix(err, "dataset %s", ds->name);
-			as_event_clear(&ev);
-			goto fail;
-		}
-		rc = ev.kind == AS_EV_RECORD
-			     ? take_line(&t, ev.raw, ev.rawlen, ev.where, err)
-			     : 0;
-		as_event_clear(&ev);
-		if (rc)
-			goto fail;
-	}
-	if (!src->complete) {
-		rc = as_error_set(err, AS_ESOURCE,
-				  "dataset %s: the source did not confirm the "
-				  "end of its data; nothing was published",
-				  ds->name);
-		goto fail;
-	}
-	as_source_close(src);
-	src = NULL;
 	if (t.n == 0)
 		as_warn("dataset %s: the tap sent no stream; nothing to "
 			"publish",
@@ -905,8 +937,6 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 	rc = publish_all(&t, out, err);
 	goto done;
 fail:
-	as_source_close(src);
-	src = NULL;
 	fail_all(&t, err, &out, &nout);
 done:
 	sum_infos(ds, out, nout, rc, err, info);

@@ -117,7 +117,7 @@ int as_http_off_total(const http_src *s, int64_t n, int64_t t)
 }
 
 int as_http_resume(http_src *s, const char *text, int64_t *first, char **ref,
-		  as_error *err)
+		   as_error *err)
 {
 	json_t *cp = json_loads(text, 0, NULL);
 	const char *style = NULL, *fp = NULL, *r = NULL;

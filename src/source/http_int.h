@@ -89,8 +89,7 @@ int as_http_partition_url(http_src *s, as_error *err);
 int as_http_format_cursor(const as_http_cfg *h, const char *cur, char **out,
 			  as_error *err);
 /* Ask for page k (ref: the cursor or URL it was announced by). */
-int as_http_submit_page(http_src *s, int64_t k, const char *ref,
-			as_error *err);
+int as_http_submit_page(http_src *s, int64_t k, const char *ref, as_error *err);
 /* Submit what the window allows. */
 int as_http_fill(http_src *s, as_error *err);
 

@@ -23,8 +23,8 @@ static int next_link(http_src *s, http_page *pg, const char *link, char **out,
 
 	*out = NULL;
 	if (!abs)
-		return as_http_page_error(s, pg, err,
-				  "the next page's URL is not a valid URL");
+		return as_http_page_error(
+			s, pg, err, "the next page's URL is not a valid URL");
 	if (!as_http_same_origin(abs, s->base_url)) {
 		char *shown = as_http_redact_url(s->cfg, s->h, abs);
 		int rc = as_http_page_error(
@@ -86,11 +86,12 @@ static int paged(http_src *s, http_page *pg, as_error *err)
 		if (rc)
 			return rc;
 		if (!ended && n == 0)
-			return as_http_page_error(s, pg, err,
-					  "'%s' says more records follow, but "
-					  "the page is empty",
-					  h->has_more_path ? h->has_more_path
-							   : h->stop_path);
+			return as_http_page_error(
+				s, pg, err,
+				"'%s' says more records follow, but "
+				"the page is empty",
+				h->has_more_path ? h->has_more_path
+						 : h->stop_path);
 		pg->last = ended;
 	}
 	s->have_next = !pg->last;
@@ -110,8 +111,9 @@ static int cursor_text(http_src *s, http_page *pg, json_t *v, const char *what,
 	} else if (json_is_string(v)) {
 		*out = as_strdup(json_string_value(v));
 	} else {
-		return as_http_page_error(s, pg, err, "%s '%s' is %s, not a string",
-				  what, path, as_http_json_kind(v));
+		return as_http_page_error(s, pg, err,
+					  "%s '%s' is %s, not a string", what,
+					  path, as_http_json_kind(v));
 	}
 	return *out ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
 }
@@ -134,9 +136,9 @@ static int cursor_next(http_src *s, http_page *pg, as_error *err)
 		v = json_is_object(it) ? as_http_json_path(it, field) : NULL;
 		if (!v || json_is_null(v))
 			return as_http_page_error(s, pg, err,
-					  "the last record has no '%s' "
-					  "(cursor_from_record)",
-					  field);
+						  "the last record has no '%s' "
+						  "(cursor_from_record)",
+						  field);
 		return cursor_text(s, pg, v, "the last record's", field,
 				   &pg->next_ref, err);
 	}
@@ -166,11 +168,11 @@ static int end_flags(http_src *s, http_page *pg, int *said, int *ended,
 			continue;
 		v = as_http_json_path(pg->doc, paths[i]);
 		if (!json_is_boolean(v))
-			return as_http_page_error(s, pg, err,
-					  "%s at '%s' (%s), not true or false",
-					  v ? as_http_json_kind(v) : "nothing",
-					  paths[i],
-					  i ? "stop_path" : "has_more_path");
+			return as_http_page_error(
+				s, pg, err,
+				"%s at '%s' (%s), not true or false",
+				v ? as_http_json_kind(v) : "nothing", paths[i],
+				i ? "stop_path" : "has_more_path");
 		*said = 1;
 		if (json_is_true(v) == (i == 1))
 			*ended = 1;
@@ -217,12 +219,12 @@ static int confirm_end(http_src *s, http_page *pg, as_error *err)
 		return 0;
 	}
 	if (said && pg->last)
-		return as_http_page_error(s, pg, err,
-				  "'%s' says more records follow, but the page "
-				  "has %s",
-				  h->has_more_path ? h->has_more_path
-						   : h->stop_path,
-				  where);
+		return as_http_page_error(
+			s, pg, err,
+			"'%s' says more records follow, but the page "
+			"has %s",
+			h->has_more_path ? h->has_more_path : h->stop_path,
+			where);
 	if (!said && pg->last && pg->unmarked && !pg->ref && h->limit > 0 &&
 	    (int64_t)pg->nitems >= h->limit && !h->total_path)
 		return as_http_page_error(
@@ -237,13 +239,14 @@ static int confirm_end(http_src *s, http_page *pg, as_error *err)
 	if (h->style == AS_PAGE_CURSOR && pg->ref &&
 	    strcmp(pg->ref, pg->next_ref) == 0)
 		return as_http_page_error(s, pg, err,
-				  "the next cursor is this page's "
-				  "own: the listing does not advance");
+					  "the next cursor is this page's "
+					  "own: the listing does not advance");
 	if (h->style != AS_PAGE_CURSOR &&
 	    strcmp(pg->req.url, pg->next_ref) == 0)
-		return as_http_page_error(s, pg, err,
-				  "the next page's URL is this "
-				  "page's own: the listing does not advance");
+		return as_http_page_error(
+			s, pg, err,
+			"the next page's URL is this "
+			"page's own: the listing does not advance");
 	return 0;
 }
 
@@ -260,12 +263,13 @@ static int total(http_src *s, http_page *pg, as_error *err)
 		json_decref(v);
 		if (t < 0)
 			return as_http_page_error(s, pg, err,
-					  "no total in the %s header",
-					  path + 7);
+						  "no total in the %s header",
+						  path + 7);
 	} else {
 		t = as_http_json_count(as_http_json_path(pg->doc, path));
 		if (t < 0)
-			return as_http_page_error(s, pg, err, "no total at '%s'", path);
+			return as_http_page_error(s, pg, err,
+						  "no total at '%s'", path);
 	}
 	if (s->tmin < 0 || t < s->tmin)
 		s->tmin = t;
@@ -316,10 +320,10 @@ static int api_errors(http_src *s, http_page *pg, as_error *err)
 		return 0;
 	first = json_array_get(e, 0);
 	m = json_object_get(first, "message");
-	return as_http_page_error(s, pg, err, "the API returned %zu error%s: %s", n,
-			  n == 1 ? "" : "s",
-			  json_is_string(m) ? json_string_value(m)
-					    : "(no message)");
+	return as_http_page_error(
+		s, pg, err, "the API returned %zu error%s: %s", n,
+		n == 1 ? "" : "s",
+		json_is_string(m) ? json_string_value(m) : "(no message)");
 }
 
 /* The page's body parsed and its records found: pg->items, an array of

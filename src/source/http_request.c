@@ -338,7 +338,7 @@ int as_http_partition_url(http_src *s, as_error *err)
  * never skip them), or ISO 8601 to the second; a cursor of digits is
  * already a number. */
 int as_http_format_cursor(const as_http_cfg *h, const char *cur, char **out,
-			 as_error *err)
+			  as_error *err)
 {
 	int64_t us;
 	char buf[64];
@@ -379,4 +379,3 @@ int as_http_format_cursor(const as_http_cfg *h, const char *cur, char **out,
 	*out = as_strdup(buf);
 	return *out ? 0 : as_error_set(err, AS_ENOMEM, "out of memory");
 }
-
