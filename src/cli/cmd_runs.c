@@ -67,7 +67,10 @@ static int runs_options(as_cli *cli, int argc, char **argv, size_t *limit,
 				return AS_EXIT_USAGE;
 			*limit = (size_t)v64;
 			break;
-		default: return as_cli_bad_option(cli, argv, c);
+		default:
+			/* AS_EXIT_USAGE, written out for the analyser */
+			as_cli_bad_option(cli, argv, c);
+			return AS_EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {

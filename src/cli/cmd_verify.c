@@ -169,7 +169,10 @@ static int verify_options(as_cli *cli, int argc, char **argv, verify_args *a)
 		case 'j': a->json = 1; break;
 		case 'r': a->fix = 1; break;
 		case 'c': cli->config_path = optarg; break;
-		default: return as_cli_bad_option(cli, argv, c);
+		default:
+			/* AS_EXIT_USAGE, written out for the analyser */
+			as_cli_bad_option(cli, argv, c);
+			return AS_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {

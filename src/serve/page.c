@@ -198,7 +198,7 @@ static int dataset_section(as_serve *sv, as_store *st, const as_dataset_cfg *ds,
 {
 	const char *table = ds->table ? ds->table : ds->name;
 	atomsync_run_info *v = NULL, *sync = NULL;
-	size_t n = 0;
+	size_t n = 0, ns = 0;
 	ds_state d = {.rows = -1, .next = -1};
 	int rc;
 
@@ -209,21 +209,22 @@ static int dataset_section(as_serve *sv, as_store *st, const as_dataset_cfg *ds,
 	sync = calloc(n ? n : 1, sizeof(*sync));
 	for (size_t k = 0; sync && k < n; k++)
 		if (!as_streq(v[k].kind, "verify"))
-			sync[d.ns++] = v[k];
-	for (size_t k = 0; k < d.ns; k++) {
+			sync[ns++] = v[k];
+	for (size_t k = 0; k < ns; k++) {
 		d.done += as_streq(sync[k].status, "completed");
 		d.failed += as_streq(sync[k].status, "failed");
 	}
+	d.ns = ns;
 	job_state(sv, ds->name, &d);
 	section_head(b, ds, table, &d);
-	if (d.ns && sync[0].error) {
+	if (ns && sync[0].error) {
 		as_buf_adds(b, "<p class=\"error\">last error: ");
 		esc(b, sync[0].error);
 		as_buf_adds(b, "</p>");
 	}
-	if (d.ns) {
-		chart(b, sync, d.ns);
-		runs_table(b, sync, d.ns);
+	if (ns) {
+		chart(b, sync, ns);
+		runs_table(b, sync, ns);
 	} else {
 		as_buf_adds(b, "<p>never run</p>");
 	}

@@ -9,12 +9,12 @@
  * `total_path: header:NAME` takes the total from a response header.
  * This file holds the events, open and close; http_int.h lists the rest.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "source/http_int.h"
-#include "util/log.h"
 #include "util/str.h"
 
 #define PUMP_WAIT_MS 200

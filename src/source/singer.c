@@ -475,6 +475,16 @@ static int schema(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 	return 1;
 }
 
+/* A RECORD or BATCH (what) of stream st before its SCHEMA: an error. */
+static int before_schema(const as_event *ev, const char *what, const char *st,
+			 as_error *err)
+{
+	return as_error_set(err, AS_EINPUT,
+			    "%s: Singer %s of stream '%s' before its SCHEMA "
+			    "message; nothing was published",
+			    ev->where, what, st);
+}
+
 /* RECORD: this stream's record, after its SCHEMA. */
 static int record_message(as_singer *sg, json_t *msg, as_event *ev,
 			  as_error *err)
@@ -501,11 +511,7 @@ static int record_message(as_singer *sg, json_t *msg, as_event *ev,
 	case 0: sg->ignored++; return 0;
 	}
 	if (!has_schema(sg, st))
-		return as_error_set(err, AS_EINPUT,
-				    "%s: Singer RECORD of stream '%s' "
-				    "before its SCHEMA message; "
-				    "nothing was published",
-				    ev->where, st);
+		return before_schema(ev, "RECORD", st, err);
 	return take_record(sg, rec, ev, err);
 }
 
@@ -542,11 +548,7 @@ static int batch_message(as_singer *sg, json_t *msg, as_event *ev,
 	if (our_stream(sg, msg, ev->where) != 1)
 		return 0;
 	if (!has_schema(sg, st))
-		return as_error_set(err, AS_EINPUT,
-				    "%s: Singer BATCH of stream '%s' "
-				    "before its SCHEMA message; "
-				    "nothing was published",
-				    ev->where, st);
+		return before_schema(ev, "BATCH", st, err);
 	snprintf(sg->batch_where, sizeof(sg->batch_where), "%s", ev->where);
 	if (batch_open(sg, msg, ev->where, err))
 		return err->code;
