@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/envelope.h"
 #include "engine/run.h"
 #include "engine/sync.h"
 #include "source/lines.h"
@@ -453,145 +454,15 @@ static int message(target *t, json_t *msg, const char *where, as_error *err)
 	return rc;
 }
 
-/* ---- the common RECORD, without a parse of the envelope ---- */
-
-typedef struct span {
-	const char *p;
-	size_t n;
-} span;
-
-static size_t skip_ws(const char *s, size_t i, size_t n)
-{
-	while (i < n &&
-	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-		i++;
-	return i;
-}
-
-/* The end of the string opening at s[i] == '"' (past its closing quote),
- * 0 when it does not end; *esc set when it holds an escape. */
-static size_t skip_string(const char *s, size_t i, size_t n, int *esc)
-{
-	for (i++; i < n; i++) {
-		if (s[i] == '\\') {
-			*esc = 1;
-			i++;
-		} else if (s[i] == '"') {
-			return i + 1;
-		}
-	}
-	return 0;
-}
-
-/* The end of the value at s[i], 0 when it is not plainly delimited. */
-static size_t skip_value(const char *s, size_t i, size_t n)
-{
-	int depth = 0, esc = 0;
-
-	if (i >= n)
-		return 0;
-	if (s[i] == '"')
-		return skip_string(s, i, n, &esc);
-	if (s[i] != '{' && s[i] != '[') {
-		while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' &&
-		       s[i] != ' ' && s[i] != '\t')
-			i++;
-		return i;
-	}
-	for (; i < n; i++) {
-		if (s[i] == '"') {
-			i = skip_string(s, i, n, &esc);
-			if (!i)
-				return 0;
-			i--;
-		} else if (s[i] == '{' || s[i] == '[') {
-			depth++;
-		} else if (s[i] == '}' || s[i] == ']') {
-			if (--depth == 0)
-				return i + 1;
-		}
-	}
-	return 0;
-}
-
-/*
- * A top-level object whose keys have no escapes, read for its "type" and
- * "stream" (strings without escapes) and the text of its "record" (an
- * object).  1 when the line has that plain form, every key once; 0: let
- * the parser read it (it then also reports what is wrong with it).
- */
-static int scan_envelope(const char *s, size_t n, span *type, span *stream,
-			 span *record)
-{
-	size_t i = skip_ws(s, 0, n);
-
-	memset(type, 0, sizeof(*type));
-	memset(stream, 0, sizeof(*stream));
-	memset(record, 0, sizeof(*record));
-	if (i >= n || s[i] != '{')
-		return 0;
-	i = skip_ws(s, i + 1, n);
-	while (i < n && s[i] != '}') {
-		size_t k0, k1, v0, v1;
-		int esc = 0;
-		span *into = NULL;
-
-		if (s[i] != '"')
-			return 0;
-		k0 = i + 1;
-		i = skip_string(s, i, n, &esc);
-		if (!i || esc)
-			return 0;
-		k1 = i - 1;
-		i = skip_ws(s, i, n);
-		if (i >= n || s[i] != ':')
-			return 0;
-		v0 = skip_ws(s, i + 1, n);
-		v1 = skip_value(s, v0, n);
-		if (!v1)
-			return 0;
-		if (k1 - k0 == 4 && memcmp(s + k0, "type", 4) == 0)
-			into = type;
-		else if (k1 - k0 == 6 && memcmp(s + k0, "stream", 6) == 0)
-			into = stream;
-		else if (k1 - k0 == 6 && memcmp(s + k0, "record", 6) == 0)
-			into = record;
-		if (into) {
-			if (into->p) /* twice: the parser names it */
-				return 0;
-			into->p = s + v0;
-			into->n = v1 - v0;
-		}
-		i = skip_ws(s, v1, n);
-		if (i < n && s[i] == ',')
-			i = skip_ws(s, i + 1, n);
-		else if (i >= n || s[i] != '}')
-			return 0;
-	}
-	if (i >= n || skip_ws(s, i + 1, n) != n)
-		return 0;
-	if (!type->p || !stream->p || !record->p || record->p[0] != '{')
-		return 0;
-	/* type and stream: strings without escapes; quotes dropped */
-	for (span *sp = type; sp; sp = sp == type ? stream : NULL) {
-		if (sp->n < 2 || sp->p[0] != '"' ||
-		    memchr(sp->p + 1, '\\', sp->n - 2))
-			return 0;
-		sp->p++;
-		sp->n -= 2;
-	}
-	return 1;
-}
-
 /* A RECORD of a known keyed stream, its text to the run as a line (the
  * engine maps lines on two threads).  1: taken; 0: read it the slow way. */
 static int fast_record(target *t, const char *line, size_t len,
 		       const char *where, as_error *err)
 {
-	span ty, st, rec;
+	as_span ty, st, rec;
 	tstream *s = NULL;
 
-	if (!scan_envelope(line, len, &ty, &st, &rec) || ty.n != 6 ||
+	if (!as_envelope_scan(line, len, &ty, &st, &rec) || ty.n != 6 ||
 	    strncasecmp(ty.p, "RECORD", 6) != 0)
 		return 0;
 	for (size_t i = 0; i < t->n; i++)
