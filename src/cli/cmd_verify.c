@@ -131,7 +131,16 @@ static int repair(as_cli *cli, atomsync_store *st, const char *dataset,
 	return as_exit_code(rc);
 }
 
-int as_cmd_verify(as_cli *cli, int argc, char **argv)
+typedef struct verify_args {
+	const char *dataset;
+	unsigned long sample; /* rows to sample */
+	int json;	      /* --json */
+	int fix;	      /* --repair */
+} verify_args;
+
+/* verify's options and its DATASET into *a: -1 to go on, or the exit
+ * code of a usage error. */
+static int verify_options(as_cli *cli, int argc, char **argv, verify_args *a)
 {
 	static const struct option opts[] = {
 		{"sample", required_argument, NULL, 's'},
@@ -139,23 +148,16 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 		{"repair", no_argument, NULL, 'r'},
 		{"config", required_argument, NULL, 'c'},
 		{NULL, 0, NULL, 0}};
-	atomsync_verify_result *res = NULL;
-	json_t *mismatches = NULL;
-	const char *dataset;
-	unsigned long sample = 100;
-	atomsync_store *st = NULL;
-	json_t *out = NULL;
-	as_error err;
-	int c, json = 0, fix = 0, rc, code;
 	char *end;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":c:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			sample = strtoul(optarg, &end, 10);
+			a->sample = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || optarg[0] == '-' ||
-			    sample > 1000000) {
+			    a->sample > 1000000) {
 				as_cli_error(
 					cli,
 					"--sample %s: expected a number of rows "
@@ -164,10 +166,13 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 				return AS_EXIT_USAGE;
 			}
 			break;
-		case 'j': json = 1; break;
-		case 'r': fix = 1; break;
+		case 'j': a->json = 1; break;
+		case 'r': a->fix = 1; break;
 		case 'c': cli->config_path = optarg; break;
-		default: return as_cli_bad_option(cli, argv, c);
+		default:
+			/* AS_EXIT_USAGE, written out for the analyser */
+			as_cli_bad_option(cli, argv, c);
+			return AS_EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
@@ -177,43 +182,67 @@ int as_cmd_verify(as_cli *cli, int argc, char **argv)
 			"[--json] [--repair]");
 		return AS_EXIT_USAGE;
 	}
-	dataset = argv[optind];
+	a->dataset = argv[optind];
+	return -1;
+}
+
+/* Verify the dataset on st, print the result (and repair when asked and
+ * the count differs); the exit code. */
+static int verify_dataset(as_cli *cli, atomsync_store *st, const verify_args *a)
+{
+	atomsync_verify_result *res = NULL;
+	json_t *mismatches = NULL, *out = NULL;
+	as_error err;
+	int rc, code;
+
+	as_error_clear(&err);
+	rc = atomsync_verify(st, cli->cfg, a->dataset, a->sample, &res, &err);
+	if (rc) {
+		as_cli_error(cli, "%s: verify: %s", a->dataset,
+			     unprefixed(err.msg, a->dataset));
+		atomsync_verify_result_free(res);
+		return as_exit_code(rc);
+	}
+	code = res->passed ? AS_EXIT_OK : AS_EXIT_FAILED;
+	mismatches = json_loads(res->mismatches, 0, NULL);
+	if (!mismatches)
+		mismatches = json_array();
+	if (a->json)
+		out = result_json(a->dataset, res, mismatches);
+	else
+		print_result(a->dataset, res, mismatches);
+	if (a->fix && res->count_checked && !res->count_ok)
+		code = repair(cli, st, a->dataset, out);
+	if (out)
+		as_print_json(out);
+	json_decref(mismatches);
+	atomsync_verify_result_free(res);
+	return code;
+}
+
+int as_cmd_verify(as_cli *cli, int argc, char **argv)
+{
+	verify_args a = {.sample = 100};
+	atomsync_store *st = NULL;
+	as_error err;
+	int code;
+
+	if ((code = verify_options(cli, argc, argv, &a)) >= 0)
+		return code;
 	if (as_cli_load_config(cli, &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return AS_EXIT_USAGE;
 	}
-	if (!as_cli_has_dataset(cli, dataset)) {
+	if (!as_cli_has_dataset(cli, a.dataset)) {
 		as_cli_error(cli, "%s: no dataset named '%s'", cli->config_path,
-			     dataset);
+			     a.dataset);
 		return AS_EXIT_USAGE;
 	}
 	if (atomsync_store_open(&st, atomsync_config_store(cli->cfg), &err)) {
 		as_cli_error(cli, "%s", err.msg);
 		return as_exit_code(err.code);
 	}
-	as_error_clear(&err);
-	rc = atomsync_verify(st, cli->cfg, dataset, sample, &res, &err);
-	if (rc) {
-		as_cli_error(cli, "%s: verify: %s", dataset,
-			     unprefixed(err.msg, dataset));
-		code = as_exit_code(rc);
-		goto done;
-	}
-	code = res->passed ? AS_EXIT_OK : AS_EXIT_FAILED;
-	mismatches = json_loads(res->mismatches, 0, NULL);
-	if (!mismatches)
-		mismatches = json_array();
-	if (json)
-		out = result_json(dataset, res, mismatches);
-	else
-		print_result(dataset, res, mismatches);
-	if (fix && res->count_checked && !res->count_ok)
-		code = repair(cli, st, dataset, out);
-	if (out)
-		as_print_json(out);
-done:
-	json_decref(mismatches);
-	atomsync_verify_result_free(res);
+	code = verify_dataset(cli, st, &a);
 	atomsync_store_free(st);
 	return code;
 }

@@ -103,38 +103,32 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-int main(int argc, char **argv)
+/* The options before the verb, from argv[*i] on; *i is left at the verb.
+ * Returns -1 to go on, or the exit code (--help, --version, an error). */
+static int global_options(as_cli *cli, int argc, char **argv, int *i)
 {
-	as_cli cli;
-	const char *verb;
-	int i, code;
-
-	memset(&cli, 0, sizeof(cli));
-	cli.config_path = "atomsync.yml";
-	as_crash_init();
-	install_signals();
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		const char *a = argv[i];
+	for (; *i < argc && argv[*i][0] == '-'; ++*i) {
+		const char *a = argv[*i];
 
 		if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
 		     strcmp(a, "--metrics-file") == 0) &&
-		    i + 1 >= argc) {
+		    *i + 1 >= argc) {
 			fprintf(stderr, "atomsync: %s needs a %s\n%s", a,
 				a[2] == 'm' ? "PATH" : "FILE", USAGE);
 			return AS_EXIT_USAGE;
 		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-			cli.config_path = argv[++i];
+			cli->config_path = argv[++*i];
 		} else if (strncmp(a, "--config=", 9) == 0) {
-			cli.config_path = a + 9;
+			cli->config_path = a + 9;
 		} else if (strcmp(a, "--metrics-file") == 0) {
-			cli.metrics_file = argv[++i];
+			cli->metrics_file = argv[++*i];
 		} else if (strncmp(a, "--metrics-file=", 15) == 0) {
-			cli.metrics_file = a + 15;
+			cli->metrics_file = a + 15;
 		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-			cli.quiet = 1;
+			cli->quiet = 1;
 		} else if (strcmp(a, "-v") == 0 ||
 			   strcmp(a, "--verbose") == 0) {
-			cli.verbose++;
+			cli->verbose++;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			fputs(USAGE, stdout);
 			return AS_EXIT_OK;
@@ -147,6 +141,47 @@ int main(int argc, char **argv)
 			return AS_EXIT_USAGE;
 		}
 	}
+	return -1;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(as_cli *cli, int argc, char **argv);
+} verbs[] = {
+	{"run", as_cmd_run},	       {"status", as_cmd_status},
+	{"runs", as_cmd_runs},	       {"load", as_cmd_load},
+	{"target", as_cmd_target},     {"outbox", as_cmd_outbox},
+	{"rollback", as_cmd_rollback}, {"verify", as_cmd_verify},
+	{"serve", as_cmd_serve},
+};
+
+/* The verb argv[0] run with its arguments. */
+static int dispatch(as_cli *cli, int argc, char **argv)
+{
+	const char *verb = argv[0];
+
+	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
+		if (strcmp(verb, verbs[k].name) == 0)
+			return verbs[k].fn(cli, argc, argv);
+	if (strcmp(verb, "help") == 0) {
+		fputs(USAGE, stdout);
+		return AS_EXIT_OK;
+	}
+	fprintf(stderr, "atomsync: unknown verb '%s'\n%s", verb, USAGE);
+	return AS_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	as_cli cli;
+	int i = 1, code;
+
+	memset(&cli, 0, sizeof(cli));
+	cli.config_path = "atomsync.yml";
+	as_crash_init();
+	install_signals();
+	if ((code = global_options(&cli, argc, argv, &i)) >= 0)
+		return code;
 	if (i >= argc) {
 		fputs(USAGE, stderr);
 		return AS_EXIT_USAGE;
@@ -156,38 +191,13 @@ int main(int argc, char **argv)
 			 : cli.verbose	   ? AS_LOG_INFO
 					   : AS_LOG_WARN);
 	cli.progress = !cli.quiet && isatty(2);
-	verb = argv[i];
 	/* `atomsync VERB --help` is asked for help, not an unknown option. */
 	for (int k = i + 1; k < argc && strcmp(argv[k], "--") != 0; k++)
 		if (strcmp(argv[k], "--help") == 0) {
 			fputs(USAGE, stdout);
 			return AS_EXIT_OK;
 		}
-	if (strcmp(verb, "run") == 0)
-		code = as_cmd_run(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "status") == 0)
-		code = as_cmd_status(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "runs") == 0)
-		code = as_cmd_runs(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "load") == 0)
-		code = as_cmd_load(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "target") == 0)
-		code = as_cmd_target(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "outbox") == 0)
-		code = as_cmd_outbox(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "rollback") == 0)
-		code = as_cmd_rollback(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "verify") == 0)
-		code = as_cmd_verify(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "serve") == 0)
-		code = as_cmd_serve(&cli, argc - i, argv + i);
-	else if (strcmp(verb, "help") == 0) {
-		fputs(USAGE, stdout);
-		code = AS_EXIT_OK;
-	} else {
-		fprintf(stderr, "atomsync: unknown verb '%s'\n%s", verb, USAGE);
-		code = AS_EXIT_USAGE;
-	}
+	code = dispatch(&cli, argc - i, argv + i);
 	atomsync_config_free(cli.cfg);
 	return code;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/envelope.h"
 #include "engine/run.h"
 #include "engine/sync.h"
 #include "source/lines.h"
@@ -237,12 +238,9 @@ static int every_stream_config(target *t, tstream *s, const char *where,
 	return 0;
 }
 
-/* A new stream (its first SCHEMA): its dataset, connection and run. */
-static tstream *add_stream(target *t, const char *stream, const char *where,
-			   as_error *err)
+/* A zeroed stream named stream at the end of t->v, or NULL. */
+static tstream *new_stream(target *t, const char *stream, as_error *err)
 {
-	atomsync_run_options ro;
-	const char *dsname;
 	tstream *s;
 
 	if (t->n == t->cap) {
@@ -264,54 +262,51 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 		return NULL;
 	}
 	t->n++;
-	dsname = t->every ? NULL : configured(t->opt->cfg, stream);
-	if (t->every) {
-		if (every_stream_config(t, s, where, err))
-			return NULL;
-	} else if (dsname) {
-		s->cfg = t->opt->cfg;
-		s->dataset = as_strdup(dsname);
-	} else {
-		atomsync_dataset_spec sp;
+	return s;
+}
 
-		memset(&sp, 0, sizeof(sp));
-		s->dataset = normalise(t->opt->prefix, stream);
-		if (!s->dataset) {
-			as_error_set(err, AS_ENOMEM, "out of memory");
-			return NULL;
-		}
-		for (size_t i = 0; i + 1 < t->n; i++)
-			if (strcmp(t->v[i].dataset, s->dataset) == 0) {
-				as_error_set(err, AS_EUSAGE,
-					     "%s: streams '%s' and '%s' both "
-					     "make table %s; configure a table "
-					     "for one of them (--config)",
-					     where, t->v[i].name, stream,
-					     s->dataset);
-				return NULL;
-			}
-		sp.name = s->dataset;
-		sp.format = "singer";
-		sp.mode = "incremental";
-		sp.stream = stream;
-		sp.schema = t->opt->schema;
-		sp.schema_contract = t->opt->schema_contract;
-		sp.max_rejects = -1;
-		if (atomsync_config_new(&s->own, t->url, err) ||
-		    atomsync_config_add_dataset(s->own, &sp, err)) {
-			as_error_prefix(err, "%s: stream '%s'", where, stream);
-			return NULL;
-		}
-		s->cfg = s->own;
+/* A stream no dataset is configured for: a dataset of its own, named by
+ * the prefix and the stream, incremental, keyed as its SCHEMA says. */
+static int own_config(target *t, tstream *s, const char *stream,
+		      const char *where, as_error *err)
+{
+	atomsync_dataset_spec sp;
+
+	memset(&sp, 0, sizeof(sp));
+	s->dataset = normalise(t->opt->prefix, stream);
+	if (!s->dataset)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	for (size_t i = 0; i + 1 < t->n; i++)
+		if (strcmp(t->v[i].dataset, s->dataset) == 0)
+			return as_error_set(err, AS_EUSAGE,
+					    "%s: streams '%s' and '%s' both "
+					    "make table %s; configure a table "
+					    "for one of them (--config)",
+					    where, t->v[i].name, stream,
+					    s->dataset);
+	sp.name = s->dataset;
+	sp.format = "singer";
+	sp.mode = "incremental";
+	sp.stream = stream;
+	sp.schema = t->opt->schema;
+	sp.schema_contract = t->opt->schema_contract;
+	sp.max_rejects = -1;
+	if (atomsync_config_new(&s->own, t->url, err) ||
+	    atomsync_config_add_dataset(s->own, &sp, err)) {
+		as_error_prefix(err, "%s: stream '%s'", where, stream);
+		return err->code ? err->code : AS_ERROR;
 	}
-	if (!s->dataset) {
-		as_error_set(err, AS_ENOMEM, "out of memory");
-		return NULL;
-	}
-	as_singer_init(&s->sg, stream, 0);
-	s->sg.keyed = as_config_dataset(s->cfg, s->dataset)->nkey > 0;
+	s->cfg = s->own;
+	return 0;
+}
+
+/* The stream's store connection and its run, begun. */
+static int begin_stream_run(target *t, tstream *s, as_error *err)
+{
+	atomsync_run_options ro;
+
 	if (atomsync_store_open(&s->st, t->url, err))
-		return NULL;
+		return err->code ? err->code : AS_ERROR;
 	memset(&ro, 0, sizeof(ro));
 	if (t->ro) {
 		ro = *t->ro;
@@ -321,8 +316,38 @@ static tstream *add_stream(target *t, const char *stream, const char *where,
 	ro.allow_deletes |= t->opt->allow_deletes;
 	/* Input on a pipe cannot be read again: never resumed. */
 	if (as_run_begin(&s->run, s->st, s->cfg, s->dataset, &ro, 0, err))
-		return NULL;
+		return err->code ? err->code : AS_ERROR;
 	as_run_allow_deferred(s->run);
+	return 0;
+}
+
+/* A new stream (its first SCHEMA): its dataset, connection and run. */
+static tstream *add_stream(target *t, const char *stream, const char *where,
+			   as_error *err)
+{
+	const char *dsname;
+	tstream *s = new_stream(t, stream, err);
+
+	if (!s)
+		return NULL;
+	dsname = t->every ? NULL : configured(t->opt->cfg, stream);
+	if (t->every) {
+		if (every_stream_config(t, s, where, err))
+			return NULL;
+	} else if (dsname) {
+		s->cfg = t->opt->cfg;
+		s->dataset = as_strdup(dsname);
+	} else if (own_config(t, s, stream, where, err)) {
+		return NULL;
+	}
+	if (!s->dataset) {
+		as_error_set(err, AS_ENOMEM, "out of memory");
+		return NULL;
+	}
+	as_singer_init(&s->sg, stream, 0);
+	s->sg.keyed = as_config_dataset(s->cfg, s->dataset)->nkey > 0;
+	if (begin_stream_run(t, s, err))
+		return NULL;
 	return s;
 }
 
@@ -429,145 +454,15 @@ static int message(target *t, json_t *msg, const char *where, as_error *err)
 	return rc;
 }
 
-/* ---- the common RECORD, without a parse of the envelope ---- */
-
-typedef struct span {
-	const char *p;
-	size_t n;
-} span;
-
-static size_t skip_ws(const char *s, size_t i, size_t n)
-{
-	while (i < n &&
-	       (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
-		i++;
-	return i;
-}
-
-/* The end of the string opening at s[i] == '"' (past its closing quote),
- * 0 when it does not end; *esc set when it holds an escape. */
-static size_t skip_string(const char *s, size_t i, size_t n, int *esc)
-{
-	for (i++; i < n; i++) {
-		if (s[i] == '\\') {
-			*esc = 1;
-			i++;
-		} else if (s[i] == '"') {
-			return i + 1;
-		}
-	}
-	return 0;
-}
-
-/* The end of the value at s[i], 0 when it is not plainly delimited. */
-static size_t skip_value(const char *s, size_t i, size_t n)
-{
-	int depth = 0, esc = 0;
-
-	if (i >= n)
-		return 0;
-	if (s[i] == '"')
-		return skip_string(s, i, n, &esc);
-	if (s[i] != '{' && s[i] != '[') {
-		while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' &&
-		       s[i] != ' ' && s[i] != '\t')
-			i++;
-		return i;
-	}
-	for (; i < n; i++) {
-		if (s[i] == '"') {
-			i = skip_string(s, i, n, &esc);
-			if (!i)
-				return 0;
-			i--;
-		} else if (s[i] == '{' || s[i] == '[') {
-			depth++;
-		} else if (s[i] == '}' || s[i] == ']') {
-			if (--depth == 0)
-				return i + 1;
-		}
-	}
-	return 0;
-}
-
-/*
- * A top-level object whose keys have no escapes, read for its "type" and
- * "stream" (strings without escapes) and the text of its "record" (an
- * object).  1 when the line has that plain form, every key once; 0: let
- * the parser read it (it then also reports what is wrong with it).
- */
-static int scan_envelope(const char *s, size_t n, span *type, span *stream,
-			 span *record)
-{
-	size_t i = skip_ws(s, 0, n);
-
-	memset(type, 0, sizeof(*type));
-	memset(stream, 0, sizeof(*stream));
-	memset(record, 0, sizeof(*record));
-	if (i >= n || s[i] != '{')
-		return 0;
-	i = skip_ws(s, i + 1, n);
-	while (i < n && s[i] != '}') {
-		size_t k0, k1, v0, v1;
-		int esc = 0;
-		span *into = NULL;
-
-		if (s[i] != '"')
-			return 0;
-		k0 = i + 1;
-		i = skip_string(s, i, n, &esc);
-		if (!i || esc)
-			return 0;
-		k1 = i - 1;
-		i = skip_ws(s, i, n);
-		if (i >= n || s[i] != ':')
-			return 0;
-		v0 = skip_ws(s, i + 1, n);
-		v1 = skip_value(s, v0, n);
-		if (!v1)
-			return 0;
-		if (k1 - k0 == 4 && memcmp(s + k0, "type", 4) == 0)
-			into = type;
-		else if (k1 - k0 == 6 && memcmp(s + k0, "stream", 6) == 0)
-			into = stream;
-		else if (k1 - k0 == 6 && memcmp(s + k0, "record", 6) == 0)
-			into = record;
-		if (into) {
-			if (into->p) /* twice: the parser names it */
-				return 0;
-			into->p = s + v0;
-			into->n = v1 - v0;
-		}
-		i = skip_ws(s, v1, n);
-		if (i < n && s[i] == ',')
-			i = skip_ws(s, i + 1, n);
-		else if (i >= n || s[i] != '}')
-			return 0;
-	}
-	if (i >= n || skip_ws(s, i + 1, n) != n)
-		return 0;
-	if (!type->p || !stream->p || !record->p || record->p[0] != '{')
-		return 0;
-	/* type and stream: strings without escapes; quotes dropped */
-	for (span *sp = type; sp; sp = sp == type ? stream : NULL) {
-		if (sp->n < 2 || sp->p[0] != '"' ||
-		    memchr(sp->p + 1, '\\', sp->n - 2))
-			return 0;
-		sp->p++;
-		sp->n -= 2;
-	}
-	return 1;
-}
-
 /* A RECORD of a known keyed stream, its text to the run as a line (the
  * engine maps lines on two threads).  1: taken; 0: read it the slow way. */
 static int fast_record(target *t, const char *line, size_t len,
 		       const char *where, as_error *err)
 {
-	span ty, st, rec;
+	as_span ty, st, rec;
 	tstream *s = NULL;
 
-	if (!scan_envelope(line, len, &ty, &st, &rec) || ty.n != 6 ||
+	if (!as_envelope_scan(line, len, &ty, &st, &rec) || ty.n != 6 ||
 	    strncasecmp(ty.p, "RECORD", 6) != 0)
 		return 0;
 	for (size_t i = 0; i < t->n; i++)
@@ -818,6 +713,59 @@ static void sum_infos(const as_dataset_cfg *ds, atomsync_run_info *v, size_t n,
 	info->finished_at = as_strdup(as_iso8601(as_now(), buf, sizeof(buf)));
 }
 
+/* The tap's output read to its end into t's streams, each record staged
+ * on its stream's run; the source must confirm the end of its data. */
+static int read_tap(target *t, const as_config *cfg, const as_dataset_cfg *ds,
+		    const char *bookmark, as_error *err)
+{
+	as_source_opts so;
+	as_source *src = NULL;
+	as_event ev;
+	int rc;
+
+	memset(&so, 0, sizeof(so));
+	so.dataset = ds->name;
+	so.bookmark = bookmark;
+	so.max_record_bytes = ds->max_record_bytes;
+	so.cfg = cfg;
+	so.raw = 1;
+	if ((rc = as_source_open(&src, &ds->source, &so, err)))
+		goto done;
+	for (;;) {
+		if (as_interrupted) {
+			rc = as_error_set(err, AS_EINTR,
+					  "dataset %s: interrupted by a "
+					  "signal; nothing was published",
+					  ds->name);
+			goto done;
+		}
+		rc = src->ops->next(src, &ev, err);
+		if (rc <= 0)
+			break;
+		if (ev.kind == AS_EV_BAD) {
+			*err = ev.why;
+			rc = err->code ? err->code : AS_EINPUT;
+			as_error_prefix(err, "dataset %s", ds->name);
+			as_event_clear(&ev);
+			goto done;
+		}
+		rc = ev.kind == AS_EV_RECORD
+			     ? take_line(t, ev.raw, ev.rawlen, ev.where, err)
+			     : 0;
+		as_event_clear(&ev);
+		if (rc)
+			goto done;
+	}
+	if (!rc && !src->complete)
+		rc = as_error_set(err, AS_ESOURCE,
+				  "dataset %s: the source did not confirm the "
+				  "end of its data; nothing was published",
+				  ds->name);
+done:
+	as_source_close(src);
+	return rc;
+}
+
 int as_sync_every_stream(as_store *st, const as_config *cfg,
 			 const as_dataset_cfg *ds,
 			 const atomsync_run_options *opt, as_progress_fn fn,
@@ -826,12 +774,9 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 	static const atomsync_target_options none;
 	atomsync_run_options defaults;
 	target t;
-	as_source_opts so;
-	as_source *src = NULL;
 	char *bookmark = NULL;
 	atomsync_run_info *out = NULL;
 	size_t nout = 0;
-	as_event ev;
 	int rc;
 
 	(void)fn;
@@ -848,50 +793,8 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 	if ((ds->mode == AS_MODE_INCREMENTAL || ds->mode == AS_MODE_APPEND) &&
 	    !t.ro->restart && (rc = every_bookmark(st, ds, &bookmark, err)))
 		return rc;
-	memset(&so, 0, sizeof(so));
-	so.dataset = ds->name;
-	so.bookmark = bookmark;
-	so.max_record_bytes = ds->max_record_bytes;
-	so.cfg = cfg;
-	so.raw = 1;
-	if ((rc = as_source_open(&src, &ds->source, &so, err)))
+	if ((rc = read_tap(&t, cfg, ds, bookmark, err)))
 		goto fail;
-	for (;;) {
-		if (as_interrupted) {
-			rc = as_error_set(err, AS_EINTR,
-					  "dataset %s: interrupted by a "
-					  "signal; nothing was published",
-					  ds->name);
-			goto fail;
-		}
-		rc = src->ops->next(src, &ev, err);
-		if (rc < 0)
-			goto fail;
-		if (rc == 0)
-			break;
-		if (ev.kind == AS_EV_BAD) {
-			*err = ev.why;
-			rc = err->code ? err->code : AS_EINPUT;
-			as_error_prefix(err, "dataset %s", ds->name);
-			as_event_clear(&ev);
-			goto fail;
-		}
-		rc = ev.kind == AS_EV_RECORD
-			     ? take_line(&t, ev.raw, ev.rawlen, ev.where, err)
-			     : 0;
-		as_event_clear(&ev);
-		if (rc)
-			goto fail;
-	}
-	if (!src->complete) {
-		rc = as_error_set(err, AS_ESOURCE,
-				  "dataset %s: the source did not confirm the "
-				  "end of its data; nothing was published",
-				  ds->name);
-		goto fail;
-	}
-	as_source_close(src);
-	src = NULL;
 	if (t.n == 0)
 		as_warn("dataset %s: the tap sent no stream; nothing to "
 			"publish",
@@ -905,8 +808,6 @@ int as_sync_every_stream(as_store *st, const as_config *cfg,
 	rc = publish_all(&t, out, err);
 	goto done;
 fail:
-	as_source_close(src);
-	src = NULL;
 	fail_all(&t, err, &out, &nout);
 done:
 	sum_infos(ds, out, nout, rc, err, info);

@@ -508,28 +508,99 @@ static void serve_free(as_serve *sv)
 	}
 }
 
-int as_serve_main(as_serve *sv)
+/* Signals arrive at the loop's sigtimedwait, never in a worker: TERM,
+ * INT and HUP blocked into *set; SIGUSR1 wakes a worker from a read. */
+static void setup_signals(sigset_t *set)
 {
 	struct sigaction sa;
-	sigset_t set;
-	pthread_t outbox;
-	as_store *st = NULL;
-	as_error err;
-	int code = AS_EXIT_OK, nsched = 0, outbox_on = 0;
-	double reopen = 0;
 
-	pthread_mutex_init(&sv->mu, NULL);
-	sv->cfg = sv->cli->cfg;
-	/* Signals arrive at the loop's sigtimedwait, never in a worker. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_kick;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART */
+}
+
+static void log_start(as_serve *sv)
+{
+	int nsched = 0;
+
+	for (as_job *j = sv->jobs; j; j = j->next_job)
+		nsched += j->scheduled;
+	as_serve_log(sv, "info", "start", NULL,
+		     json_pack("{s:s, s:i, s:i}", "listen",
+			       sv->once ? "" : sv->bound, "scheduled", nsched,
+			       "max_parallel", sv->cfg->max_parallel),
+		     "serve: %d of %zu datasets scheduled, max_parallel %d%s%s",
+		     nsched, sv->cfg->ndatasets, sv->cfg->max_parallel,
+		     sv->once ? ", one pass" : ", listening on ",
+		     sv->once ? "" : sv->bound);
+}
+
+/* --once: the pass has started what was due; 1 when it has all ended. */
+static int once_done(as_serve *sv)
+{
+	int running;
+
+	pthread_mutex_lock(&sv->mu);
+	sv->stopping = 1;
+	running = sv->running;
+	pthread_mutex_unlock(&sv->mu);
+	return !running;
+}
+
+/* Passes every tick until a stop signal (or, with --once, until the one
+ * pass's runs end); SIGHUP reloads the configuration.  *st is reopened
+ * after a lost connection. */
+static void serve_loop(as_serve *sv, as_store **st, const sigset_t *set)
+{
+	double reopen = 0;
+	as_error err;
+
+	for (;;) {
+		struct timespec ts = {0, TICK_MS * 1000000L};
+		int sig;
+
+		if (pass(sv, *st) && as_mono() >= reopen) {
+			/* A lost connection (a restarted PostgreSQL): the
+			 * next pass reads through a new one. */
+			as_store_close(*st);
+			*st = NULL;
+			as_error_clear(&err);
+			if (as_store_open(st, sv->cfg->store, &err))
+				*st = NULL;
+			reopen = as_mono() + REFRESH_S;
+		}
+		if (sv->once && once_done(sv))
+			break;
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGHUP) {
+			reload(sv);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			as_serve_log(sv, "info", "stop", NULL, NULL,
+				     "serve: %s: stopping (runs staging are "
+				     "interrupted, publishing ones finish)",
+				     strsignal(sig));
+			break;
+		}
+	}
+}
+
+int as_serve_main(as_serve *sv)
+{
+	sigset_t set;
+	pthread_t outbox;
+	as_store *st = NULL;
+	as_error err;
+	int code = AS_EXIT_OK, outbox_on = 0;
+
+	pthread_mutex_init(&sv->mu, NULL);
+	sv->cfg = sv->cli->cfg;
+	setup_signals(&set);
 	/* cron's time zones switch TZ: make it exist before any thread. */
 	if (!getenv("TZ"))
 		setenv("TZ", ":/etc/localtime", 1);
@@ -547,54 +618,10 @@ int as_serve_main(as_serve *sv)
 		serve_free(sv);
 		return AS_EXIT_USAGE;
 	}
-	for (as_job *j = sv->jobs; j; j = j->next_job)
-		nsched += j->scheduled;
-	as_serve_log(sv, "info", "start", NULL,
-		     json_pack("{s:s, s:i, s:i}", "listen",
-			       sv->once ? "" : sv->bound, "scheduled", nsched,
-			       "max_parallel", sv->cfg->max_parallel),
-		     "serve: %d of %zu datasets scheduled, max_parallel %d%s%s",
-		     nsched, sv->cfg->ndatasets, sv->cfg->max_parallel,
-		     sv->once ? ", one pass" : ", listening on ",
-		     sv->once ? "" : sv->bound);
+	log_start(sv);
 	if (!sv->once)
 		outbox_on = pthread_create(&outbox, NULL, outbox_main, sv) == 0;
-	for (;;) {
-		struct timespec ts = {0, TICK_MS * 1000000L};
-		int sig;
-
-		if (pass(sv, st) && as_mono() >= reopen) {
-			/* A lost connection (a restarted PostgreSQL): the
-			 * next pass reads through a new one. */
-			as_store_close(st);
-			st = NULL;
-			as_error_clear(&err);
-			if (as_store_open(&st, sv->cfg->store, &err))
-				st = NULL;
-			reopen = as_mono() + REFRESH_S;
-		}
-		if (sv->once) {
-			/* One pass: what was due has started; wait for it. */
-			int running;
-
-			pthread_mutex_lock(&sv->mu);
-			sv->stopping = 1;
-			running = sv->running;
-			pthread_mutex_unlock(&sv->mu);
-			if (!running)
-				break;
-		}
-		sig = sigtimedwait(&set, NULL, &ts);
-		if (sig == SIGHUP) {
-			reload(sv);
-		} else if (sig == SIGTERM || sig == SIGINT) {
-			as_serve_log(sv, "info", "stop", NULL, NULL,
-				     "serve: %s: stopping (runs staging are "
-				     "interrupted, publishing ones finish)",
-				     strsignal(sig));
-			break;
-		}
-	}
+	serve_loop(sv, &st, &set);
 	drain_workers(sv, &set);
 	if (outbox_on)
 		pthread_join(outbox, NULL);

@@ -122,6 +122,74 @@ static void own_metrics(as_serve *sv, as_buf *b)
 	pthread_mutex_unlock(&sv->mu);
 }
 
+/* /healthz: 200 while the scheduler ticks, 503 when it stalled. */
+static int healthz(as_serve *sv, struct MHD_Connection *c)
+{
+	double age;
+
+	pthread_mutex_lock(&sv->mu);
+	age = as_mono() - sv->tick;
+	pthread_mutex_unlock(&sv->mu);
+	return age < 10 ? reply_text(c, 200, "ok\n")
+			: reply_text(c, 503, "scheduler stalled\n");
+}
+
+/* /: to /status. */
+static int redirect_status(struct MHD_Connection *c)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	int rc;
+
+	MHD_add_response_header(r, "Location", "/status");
+	rc = MHD_queue_response(c, 302, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* /metrics: the run records' metrics and the daemon's own. */
+static int metrics(as_serve *sv, struct MHD_Connection *c, const as_config *cfg,
+		   as_store *st, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+
+	if (as_metrics_text(cfg, st, &b, err)) {
+		as_buf_free(&b);
+		return reply_error(c, 503, err->msg);
+	}
+	own_metrics(sv, &b);
+	return reply(c, 200, "text/plain; version=0.0.4", as_buf_detach(&b));
+}
+
+/* /api/runs/NAME[?limit=N]: the dataset's runs as `runs --json`. */
+static int runs(struct MHD_Connection *c, as_store *st, const char *name,
+		as_error *err)
+{
+	long long limit = runs_limit(c);
+	json_t *v;
+
+	if (limit < 0)
+		return reply_error(c, 400,
+				   "limit: expected a whole number from 0 "
+				   "to 999999999 (0: every run)");
+	return as_runs_json(st, name, (size_t)limit, &v, err)
+		       ? reply_error(c, 503, err->msg)
+		       : reply_json(c, 200, v);
+}
+
+/* /status: the HTML page. */
+static int status_page(as_serve *sv, struct MHD_Connection *c,
+		       const as_config *cfg, as_store *st, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+
+	if (as_page_render(sv, cfg, st, &b, err)) {
+		as_buf_free(&b);
+		return reply_error(c, 503, err->msg);
+	}
+	return reply(c, 200, "text/html; charset=utf-8", as_buf_detach(&b));
+}
+
 static int get(as_serve *sv, struct MHD_Connection *c, const char *url)
 {
 	const as_config *cfg;
@@ -132,47 +200,22 @@ static int get(as_serve *sv, struct MHD_Connection *c, const char *url)
 	pthread_mutex_lock(&sv->mu);
 	cfg = sv->cfg;
 	pthread_mutex_unlock(&sv->mu);
-	if (strcmp(url, "/healthz") == 0) {
-		double age;
-
-		pthread_mutex_lock(&sv->mu);
-		age = as_mono() - sv->tick;
-		pthread_mutex_unlock(&sv->mu);
-		return age < 10 ? reply_text(c, 200, "ok\n")
-				: reply_text(c, 503, "scheduler stalled\n");
-	}
+	if (strcmp(url, "/healthz") == 0)
+		return healthz(sv, c);
 	if (strcmp(url, "/metrics") != 0 && strcmp(url, "/api/status") != 0 &&
 	    strncmp(url, "/api/runs/", 10) != 0 &&
 	    strcmp(url, "/status") != 0 && strcmp(url, "/") != 0)
 		return reply_error(c, 404, "no such endpoint");
-	if (strcmp(url, "/") == 0) {
-		struct MHD_Response *r = MHD_create_response_from_buffer(
-			0, "", MHD_RESPMEM_PERSISTENT);
-
-		MHD_add_response_header(r, "Location", "/status");
-		rc = MHD_queue_response(c, 302, r);
-		MHD_destroy_response(r);
-		return rc;
-	}
+	if (strcmp(url, "/") == 0)
+		return redirect_status(c);
 	if (strncmp(url, "/api/runs/", 10) == 0 &&
 	    !as_config_dataset(cfg, url + 10))
 		return reply_error(c, 404, "no such dataset");
 	as_error_clear(&err);
 	if (as_store_open(&st, cfg->store, &err)) {
 		rc = reply_error(c, 503, err.msg);
-		goto done;
-	}
-	if (strcmp(url, "/metrics") == 0) {
-		as_buf b = AS_BUF_INIT;
-
-		if (as_metrics_text(cfg, st, &b, &err)) {
-			as_buf_free(&b);
-			rc = reply_error(c, 503, err.msg);
-			goto done;
-		}
-		own_metrics(sv, &b);
-		rc = reply(c, 200, "text/plain; version=0.0.4",
-			   as_buf_detach(&b));
+	} else if (strcmp(url, "/metrics") == 0) {
+		rc = metrics(sv, c, cfg, st, &err);
 	} else if (strcmp(url, "/api/status") == 0) {
 		json_t *v;
 
@@ -180,30 +223,10 @@ static int get(as_serve *sv, struct MHD_Connection *c, const char *url)
 			     ? reply_error(c, 503, err.msg)
 			     : reply_json(c, 200, v);
 	} else if (strncmp(url, "/api/runs/", 10) == 0) {
-		long long limit = runs_limit(c);
-		json_t *v;
-
-		if (limit < 0)
-			rc = reply_error(
-				c, 400,
-				"limit: expected a whole number from 0 "
-				"to 999999999 (0: every run)");
-		else
-			rc = as_runs_json(st, url + 10, (size_t)limit, &v, &err)
-				     ? reply_error(c, 503, err.msg)
-				     : reply_json(c, 200, v);
+		rc = runs(c, st, url + 10, &err);
 	} else {
-		as_buf b = AS_BUF_INIT;
-
-		if (as_page_render(sv, cfg, st, &b, &err)) {
-			as_buf_free(&b);
-			rc = reply_error(c, 503, err.msg);
-		} else {
-			rc = reply(c, 200, "text/html; charset=utf-8",
-				   as_buf_detach(&b));
-		}
+		rc = status_page(sv, c, cfg, st, &err);
 	}
-done:
 	as_store_close(st);
 	return rc;
 }

@@ -138,6 +138,102 @@ static const char STYLE[] =
 	".ok{fill:#3a7}.bad{fill:#c33}.warn{fill:#d90}.run{fill:#69c}"
 	".dur{opacity:.6}";
 
+/* What the status page says of one dataset besides its runs. */
+typedef struct ds_state {
+	int64_t rows;	      /* rows in its table; -1: no table yet */
+	int64_t done, failed; /* of the sync runs listed */
+	size_t ns;	      /* sync runs listed */
+	double next;	      /* the next run's time; -1: none */
+	int active;	      /* running here now */
+	int retry;	      /* failed runs in a row being retried */
+} ds_state;
+
+/* The scheduler's view of the dataset name, under the lock. */
+static void job_state(as_serve *sv, const char *name, ds_state *d)
+{
+	pthread_mutex_lock(&sv->mu);
+	for (as_job *j = sv->jobs; j; j = j->next_job)
+		if (strcmp(j->name, name) == 0) {
+			d->next = j->scheduled ? j->next : -1;
+			d->active = j->active && !j->done;
+			d->retry = j->last.failed ? j->last.failures : 0;
+		}
+	pthread_mutex_unlock(&sv->mu);
+}
+
+/* The section's heading and its line of facts. */
+static void section_head(as_buf *b, const as_dataset_cfg *ds, const char *table,
+			 const ds_state *d)
+{
+	char ts[40];
+
+	as_buf_adds(b, "<section><h2>");
+	esc(b, ds->name);
+	as_buf_adds(b, "</h2><p class=\"meta\"><span>table ");
+	esc(b, table);
+	as_buf_printf(b, "</span><span>%s</span>", as_mode_name(ds->mode));
+	if (d->rows >= 0)
+		as_buf_printf(b, "<span>%lld rows</span>", (long long)d->rows);
+	else
+		as_buf_adds(b, "<span>no table yet</span>");
+	as_buf_adds(b, "<span>schedule ");
+	esc(b, ds->schedule ? ds->schedule : "none");
+	as_buf_printf(b,
+		      "</span><span>%lld completed, %lld failed of "
+		      "the last %zu runs</span><span>next run %s",
+		      (long long)d->done, (long long)d->failed, d->ns,
+		      d->active	     ? "now (running)"
+		      : d->next >= 0 ? as_iso8601(d->next, ts, sizeof(ts))
+				     : "none");
+	if (!d->active && d->next >= 0 && d->retry)
+		as_buf_printf(b, " (retry after %d failed run%s)", d->retry,
+			      d->retry > 1 ? "s" : "");
+	as_buf_printf(b, "</span>%s</p>",
+		      d->active ? "<span>running here</span>" : "");
+}
+
+/* One dataset's section: its facts, last error, chart and runs. */
+static int dataset_section(as_serve *sv, as_store *st, const as_dataset_cfg *ds,
+			   as_buf *b, as_error *err)
+{
+	const char *table = ds->table ? ds->table : ds->name;
+	atomsync_run_info *v = NULL, *sync = NULL;
+	size_t n = 0, ns = 0;
+	ds_state d = {.rows = -1, .next = -1};
+	int rc;
+
+	if ((rc = st->ops->table_rows(st, table, &d.rows, err)) ||
+	    (rc = st->ops->runs_list(st, ds->name, 50, &v, &n, err)))
+		return rc;
+	/* Verify runs are not syncs: the page charts syncs. */
+	sync = calloc(n ? n : 1, sizeof(*sync));
+	for (size_t k = 0; sync && k < n; k++)
+		if (!as_streq(v[k].kind, "verify"))
+			sync[ns++] = v[k];
+	for (size_t k = 0; k < ns; k++) {
+		d.done += as_streq(sync[k].status, "completed");
+		d.failed += as_streq(sync[k].status, "failed");
+	}
+	d.ns = ns;
+	job_state(sv, ds->name, &d);
+	section_head(b, ds, table, &d);
+	if (ns && sync[0].error) {
+		as_buf_adds(b, "<p class=\"error\">last error: ");
+		esc(b, sync[0].error);
+		as_buf_adds(b, "</p>");
+	}
+	if (ns) {
+		chart(b, sync, ns);
+		runs_table(b, sync, ns);
+	} else {
+		as_buf_adds(b, "<p>never run</p>");
+	}
+	as_buf_adds(b, "</section>");
+	free(sync);
+	atomsync_run_info_free(v, n);
+	return 0;
+}
+
 int as_page_render(as_serve *sv, const as_config *cfg, as_store *st, as_buf *b,
 		   as_error *err)
 {
@@ -155,75 +251,8 @@ int as_page_render(as_serve *sv, const as_config *cfg, as_store *st, as_buf *b,
 		      strncmp(cfg->store, "sqlite", 6) == 0 ? "SQLite"
 							    : "PostgreSQL",
 		      as_iso8601(as_now(), ts, sizeof(ts)));
-	for (size_t i = 0; i < cfg->ndatasets; i++) {
-		const as_dataset_cfg *ds = &cfg->datasets[i];
-		const char *table = ds->table ? ds->table : ds->name;
-		atomsync_run_info *v = NULL, *sync = NULL;
-		size_t n = 0, ns = 0;
-		int64_t rows = -1, done = 0, failed = 0;
-		double next = -1;
-		int active = 0, retry = 0;
-
-		if ((rc = st->ops->table_rows(st, table, &rows, err)) ||
-		    (rc = st->ops->runs_list(st, ds->name, 50, &v, &n, err)))
-			break;
-		/* Verify runs are not syncs: the page charts syncs. */
-		sync = calloc(n ? n : 1, sizeof(*sync));
-		for (size_t k = 0; sync && k < n; k++)
-			if (!as_streq(v[k].kind, "verify"))
-				sync[ns++] = v[k];
-		for (size_t k = 0; k < ns; k++) {
-			done += as_streq(sync[k].status, "completed");
-			failed += as_streq(sync[k].status, "failed");
-		}
-		pthread_mutex_lock(&sv->mu);
-		for (as_job *j = sv->jobs; j; j = j->next_job)
-			if (strcmp(j->name, ds->name) == 0) {
-				next = j->scheduled ? j->next : -1;
-				active = j->active && !j->done;
-				retry = j->last.failed ? j->last.failures : 0;
-			}
-		pthread_mutex_unlock(&sv->mu);
-		as_buf_adds(b, "<section><h2>");
-		esc(b, ds->name);
-		as_buf_adds(b, "</h2><p class=\"meta\"><span>table ");
-		esc(b, table);
-		as_buf_printf(b, "</span><span>%s</span>",
-			      as_mode_name(ds->mode));
-		if (rows >= 0)
-			as_buf_printf(b, "<span>%lld rows</span>",
-				      (long long)rows);
-		else
-			as_buf_adds(b, "<span>no table yet</span>");
-		as_buf_adds(b, "<span>schedule ");
-		esc(b, ds->schedule ? ds->schedule : "none");
-		as_buf_printf(b,
-			      "</span><span>%lld completed, %lld failed of "
-			      "the last %zu runs</span><span>next run %s",
-			      (long long)done, (long long)failed, ns,
-			      active	  ? "now (running)"
-			      : next >= 0 ? as_iso8601(next, ts, sizeof(ts))
-					  : "none");
-		if (!active && next >= 0 && retry)
-			as_buf_printf(b, " (retry after %d failed run%s)",
-				      retry, retry > 1 ? "s" : "");
-		as_buf_printf(b, "</span>%s</p>",
-			      active ? "<span>running here</span>" : "");
-		if (ns && sync[0].error) {
-			as_buf_adds(b, "<p class=\"error\">last error: ");
-			esc(b, sync[0].error);
-			as_buf_adds(b, "</p>");
-		}
-		if (ns) {
-			chart(b, sync, ns);
-			runs_table(b, sync, ns);
-		} else {
-			as_buf_adds(b, "<p>never run</p>");
-		}
-		as_buf_adds(b, "</section>");
-		free(sync);
-		atomsync_run_info_free(v, n);
-	}
+	for (size_t i = 0; i < cfg->ndatasets && !rc; i++)
+		rc = dataset_section(sv, st, &cfg->datasets[i], b, err);
 	as_buf_adds(b, "</body></html>\n");
 	if (!rc)
 		as_log_redact(b->data, b->len + 1);

@@ -143,34 +143,18 @@ static char *token_form(const as_http_cfg *h)
 	return as_buf_detach(&b);
 }
 
-/* One attempt: 0 with the token, 1 retryable, 2 not; why says what. */
-static int token_attempt(as_http_client *c, const char *form, char **token,
-			 int64_t *expires_in, char *why, size_t cap)
+/* The token request on e: POST form to token_url, the body into *body,
+ * the client's credentials as HTTP Basic unless client_auth_body. */
+static void token_request(const as_http_cfg *h, CURL *e, struct curl_slist *hd,
+			  const char *form, as_buf *body, char *errbuf)
 {
-	const as_http_cfg *h = c->h;
-	CURL *e = curl_easy_init();
-	struct curl_slist *hd = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	as_buf body = AS_BUF_INIT;
-	json_t *doc = NULL, *tok, *exp, *type;
-	long status = 0;
-	CURLcode cc;
-	int kind = 2;
-
-	*token = NULL;
-	*expires_in = 0;
-	if (!e || !(hd = curl_slist_append(NULL, "Accept: application/json"))) {
-		snprintf(why, cap, "out of memory");
-		goto done;
-	}
-	as_buf_init(&body, TOKEN_BODY_MAX);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_URL, h->token_url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
 			 (long)(h->timeout_ms > 0 ? h->timeout_ms : 30000));
@@ -184,26 +168,26 @@ static int token_attempt(as_http_client *c, const char *form, char **token,
 		curl_easy_setopt(e, CURLOPT_USERNAME, h->client_id);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, h->client_secret);
 	}
-	cc = curl_easy_perform(e);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK) {
-		snprintf(why, cap, "%s",
-			 *errbuf ? errbuf : curl_easy_strerror(cc));
-		kind = 1;
-		goto done;
-	}
-	if (status < 200 || status >= 300) {
-		json_t *err;
+}
 
-		doc = json_loadb(body.data ? body.data : "", body.len, 0, NULL);
-		err = json_object_get(doc, "error");
+/* The token endpoint's answer (status, body): 0 with *token (owned) and
+ * *expires_in, 1 retryable, 2 not; why says what. */
+static int token_response(long status, const as_buf *body, char **token,
+			  int64_t *expires_in, char *why, size_t cap)
+{
+	json_t *doc, *tok, *exp, *type;
+	int kind = 2;
+
+	doc = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+	if (status < 200 || status >= 300) {
+		json_t *err = json_object_get(doc, "error");
+
 		snprintf(why, cap, "HTTP %ld%s%s", status,
 			 json_is_string(err) ? ": " : "",
 			 json_is_string(err) ? json_string_value(err) : "");
-		kind = status == 408 || status == 429 || status >= 500 ? 1 : 2;
-		goto done;
+		json_decref(doc);
+		return status == 408 || status == 429 || status >= 500 ? 1 : 2;
 	}
-	doc = json_loadb(body.data ? body.data : "", body.len, 0, NULL);
 	tok = json_object_get(doc, "access_token");
 	exp = json_object_get(doc, "expires_in");
 	type = json_object_get(doc, "token_type");
@@ -221,8 +205,41 @@ static int token_attempt(as_http_client *c, const char *form, char **token,
 		*expires_in = exp ? as_http_json_count(exp) : 0;
 		kind = 0;
 	}
-done:
 	json_decref(doc);
+	return kind;
+}
+
+/* One attempt: 0 with the token, 1 retryable, 2 not; why says what. */
+static int token_attempt(as_http_client *c, const char *form, char **token,
+			 int64_t *expires_in, char *why, size_t cap)
+{
+	CURL *e = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	as_buf body = AS_BUF_INIT;
+	long status = 0;
+	CURLcode cc;
+	int kind = 2;
+
+	*token = NULL;
+	*expires_in = 0;
+	if (!e || !(hd = curl_slist_append(NULL, "Accept: application/json"))) {
+		snprintf(why, cap, "out of memory");
+		goto done;
+	}
+	as_buf_init(&body, TOKEN_BODY_MAX);
+	token_request(c->h, e, hd, form, &body, errbuf);
+	cc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK) {
+		snprintf(why, cap, "%s",
+			 *errbuf ? errbuf : curl_easy_strerror(cc));
+		kind = 1;
+		goto done;
+	}
+	kind = token_response(status, &body, token, expires_in, why, cap);
+done:
+	/* The body held the token: wipe it before it is freed. */
 	if (body.data)
 		memset(body.data, 0, body.len);
 	as_buf_free(&body);

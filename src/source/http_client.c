@@ -571,32 +571,25 @@ static int breaker_open(as_http_client *c, as_http_req *r, const char *why,
 
 static int deadline_passed(as_http_client *c, as_error *err);
 
-/* One finished attempt: done, queued again, or failed.  Returns 1 when r
- * reached DONE or FAILED, 0 when it waits for a retry, < 0 when the circuit
- * breaker opened. */
-static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
+/* oauth2: a 401 renews the token (unless another request did already)
+ * and tries again at once, one time per request. */
+static int renew_and_retry(as_http_client *c, as_http_req *r)
 {
-	const as_http_cfg *h = c->h;
-	int kind, throttled;
-	int64_t now, wait;
-	char why[512];
-
-	kind = classify(c, r, cc, why, sizeof(why));
-	release_easy(c, r);
-	/* oauth2: a 401 renews the token (unless another request did already)
-	 * and tries again at once, one time per request. */
-	if (cc == CURLE_OK && r->status == 401 && h->auth == AS_AUTH_OAUTH2 &&
-	    !r->renewed) {
-		r->renewed = 1;
-		if (r->token_gen == c->token_gen) {
-			as_info("HTTP 401: renewing the access token");
-			c->token_renew = 1;
-		}
-		r->not_before = 0;
-		r->state = AS_HTTP_QUEUED;
-		return 0;
+	r->renewed = 1;
+	if (r->token_gen == c->token_gen) {
+		as_info("HTTP 401: renewing the access token");
+		c->token_renew = 1;
 	}
-	if (kind == 0 && r->rl_remaining == 0 && r->rl_reset > 0) {
+	r->not_before = 0;
+	r->state = AS_HTTP_QUEUED;
+	return 0;
+}
+
+/* A successful attempt: the breaker's count reset, the concurrency
+ * raised by one after 2 x conc successes in a row (AIMD). */
+static int succeeded(as_http_client *c, as_http_req *r)
+{
+	if (r->rl_remaining == 0 && r->rl_reset > 0) {
 		/* The limit is spent: wait for its reset before the next
 		 * request rather than take a 429 or 403. */
 		int64_t until = as_mono_ms() + (int64_t)(r->rl_reset * 1000);
@@ -608,27 +601,27 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 				r->rl_reset);
 		}
 	}
-	if (kind == 0) {
-		c->failures = 0;
-		if (c->conc < c->max_conc && ++c->successes >= 2 * c->conc) {
-			c->conc++;
-			c->successes = 0;
-		}
-		r->state = AS_HTTP_DONE;
-		dequeue(c, r);
-		return 1;
+	c->failures = 0;
+	if (c->conc < c->max_conc && ++c->successes >= 2 * c->conc) {
+		c->conc++;
+		c->successes = 0;
 	}
-	now = as_mono_ms();
-	/* A transfer cut short by the deadline fails the run as the deadline.
-	 */
-	if (c->deadline && now >= c->deadline)
-		return deadline_passed(c, err);
-	c->successes = 0;
-	c->failures++;
-	throttled = cc == CURLE_OK &&
-		    (r->status == 429 || r->status == 503 ||
-		     (r->status == 403 && r->rl_remaining == 0)) &&
-		    r->retry_after >= 0;
+	r->state = AS_HTTP_DONE;
+	dequeue(c, r);
+	return 1;
+}
+
+/* A throttled response (429, 503, or 403 with the limit spent, each with
+ * Retry-After) pauses every request; a 429 halves the concurrency.
+ * Returns 1 when r was throttled. */
+static int throttle(as_http_client *c, as_http_req *r, CURLcode cc, int64_t now,
+		    const char *why)
+{
+	int throttled = cc == CURLE_OK &&
+			(r->status == 429 || r->status == 503 ||
+			 (r->status == 403 && r->rl_remaining == 0)) &&
+			r->retry_after >= 0;
+
 	if (cc == CURLE_OK && r->status == 429 && c->conc > 1) {
 		as_info("HTTP 429: concurrency %d -> %d", c->conc, c->conc / 2);
 		c->conc /= 2;
@@ -636,7 +629,7 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 	if (throttled &&
 	    now + (int64_t)(r->retry_after * 1000) > c->pause_until)
 		c->pause_until = now + (int64_t)(r->retry_after * 1000);
-	if (throttled && r->retry_after * 1000 > (double)h->retry_max_ms) {
+	if (throttled && r->retry_after * 1000 > (double)c->h->retry_max_ms) {
 		char at[1024];
 
 		where(c, r, at, sizeof(at));
@@ -644,6 +637,19 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 			"deadline bounds it)",
 			at, why, r->retry_after);
 	}
+	return throttled;
+}
+
+/* A failed attempt (kind 1: may be retried, 2: may not): the breaker, the
+ * last attempt, or the next one queued after its backoff or Retry-After
+ * when the deadline leaves time for it.  why (cap bytes) may be added to. */
+static int retry_or_fail(as_http_client *c, as_http_req *r, int kind,
+			 int throttled, int64_t now, char *why, size_t cap,
+			 as_error *err)
+{
+	const as_http_cfg *h = c->h;
+	int64_t wait;
+
 	if (h->breaker_failures > 0 && c->failures >= h->breaker_failures)
 		return breaker_open(c, r, why, err);
 	if (kind == 2 || r->attempts >= h->retry_attempts) {
@@ -657,7 +663,7 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 		size_t n = strlen(why);
 
 		snprintf(
-			why + n, sizeof(why) - n,
+			why + n, cap - n,
 			"; no time for another attempt within the deadline of %s",
 			fmt_ms(h->deadline_ms, d, sizeof(d)));
 		fail_req(c, r, why, 1);
@@ -668,6 +674,33 @@ static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
 	as_debug("page %lld: %s; attempt %d in %lld ms", (long long)r->page,
 		 why, r->attempts + 1, (long long)wait);
 	return 0;
+}
+
+/* One finished attempt: done, queued again, or failed.  Returns 1 when r
+ * reached DONE or FAILED, 0 when it waits for a retry, < 0 when the circuit
+ * breaker opened. */
+static int settle(as_http_client *c, as_http_req *r, CURLcode cc, as_error *err)
+{
+	int kind, throttled;
+	int64_t now;
+	char why[512];
+
+	kind = classify(c, r, cc, why, sizeof(why));
+	release_easy(c, r);
+	if (cc == CURLE_OK && r->status == 401 &&
+	    c->h->auth == AS_AUTH_OAUTH2 && !r->renewed)
+		return renew_and_retry(c, r);
+	if (kind == 0)
+		return succeeded(c, r);
+	now = as_mono_ms();
+	/* A transfer cut short by the deadline fails the run as the deadline.
+	 */
+	if (c->deadline && now >= c->deadline)
+		return deadline_passed(c, err);
+	c->successes = 0;
+	c->failures++;
+	throttled = throttle(c, r, cc, now, why);
+	return retry_or_fail(c, r, kind, throttled, now, why, sizeof(why), err);
 }
 
 /* ---- the loop ----------------------------------------------------------- */

@@ -242,61 +242,108 @@ static int batch_open(as_singer *sg, json_t *msg, const char *where,
 	return 0;
 }
 
+/* The manifest's next file opened when none is; 0 with sg->gz NULL when
+ * the manifest is done. */
+static int batch_next_file(as_singer *sg, as_error *err)
+{
+	if (sg->gz)
+		return 0;
+	if (sg->imanifest >= sg->nmanifest) {
+		batch_close(sg);
+		return 0;
+	}
+	free(sg->bfile);
+	sg->bfile = as_strdup(sg->manifest[sg->imanifest++]);
+	if (!sg->bfile)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	sg->gz = gzopen(sg->bfile, "rb");
+	if (!sg->gz)
+		return as_error_set(err, AS_ESOURCE,
+				    "%s: cannot open Singer BATCH file "
+				    "%s: %m",
+				    sg->batch_where, sg->bfile);
+	sg->bno = 0;
+	return 0;
+}
+
+/* One line of the BATCH file, however long, into sg->bline: *len its
+ * length (0 at the end of the file). */
+static int batch_line(as_singer *sg, size_t *len, as_error *err)
+{
+	*len = 0;
+	for (;;) {
+		if (sg->bcap - *len < 2) {
+			size_t n = sg->bcap ? sg->bcap * 2 : 65536;
+			char *p = realloc(sg->bline, n);
+
+			if (!p)
+				return as_error_set(err, AS_ENOMEM,
+						    "out of memory");
+			sg->bline = p;
+			sg->bcap = n;
+		}
+		if (!gzgets((gzFile)sg->gz, sg->bline + *len,
+			    (int)(sg->bcap - *len)))
+			return 0;
+		*len += strlen(sg->bline + *len);
+		if (*len && sg->bline[*len - 1] == '\n')
+			return 0;
+	}
+}
+
+/* The end of a BATCH file: an error if reading failed, else closed. */
+static int batch_file_end(as_singer *sg, as_error *err)
+{
+	int e;
+	const char *msg = gzerror((gzFile)sg->gz, &e);
+
+	if (e != Z_OK && e != Z_STREAM_END)
+		return as_error_set(err, AS_ESOURCE,
+				    "%s: reading Singer BATCH file %s: %s",
+				    sg->batch_where, sg->bfile, msg);
+	gzclose((gzFile)sg->gz);
+	sg->gz = NULL;
+	return 0;
+}
+
+/* A BATCH line (len bytes in sg->bline) as the event. */
+static int batch_record(as_singer *sg, size_t len, as_event *ev, as_error *err)
+{
+	json_t *rec;
+	int rc;
+
+	memset(ev, 0, sizeof(*ev));
+	snprintf(ev->where, sizeof(ev->where), "%s:%lld", sg->bfile,
+		 (long long)sg->bno);
+	rec = as_json_parse_record(sg->bline, len, ev->where, &ev->why);
+	if (!rec && ev->why.code == AS_ENOMEM) {
+		*err = ev->why;
+		return AS_ENOMEM;
+	}
+	if (!rec) {
+		ev->kind = AS_EV_BAD;
+		return 1;
+	}
+	rc = take_record(sg, rec, ev, err);
+	json_decref(rec);
+	return rc;
+}
+
 int as_singer_pending(as_singer *sg, as_event *ev, as_error *err)
 {
 	for (;;) {
 		size_t len;
+		int rc;
 
-		if (!sg->gz) {
-			if (sg->imanifest >= sg->nmanifest) {
-				batch_close(sg);
-				return 0;
-			}
-			free(sg->bfile);
-			sg->bfile = as_strdup(sg->manifest[sg->imanifest++]);
-			if (!sg->bfile)
-				return as_error_set(err, AS_ENOMEM,
-						    "out of memory");
-			sg->gz = gzopen(sg->bfile, "rb");
-			if (!sg->gz)
-				return as_error_set(
-					err, AS_ESOURCE,
-					"%s: cannot open Singer BATCH file "
-					"%s: %m",
-					sg->batch_where, sg->bfile);
-			sg->bno = 0;
-		}
-		/* One line, however long. */
-		len = 0;
-		for (;;) {
-			if (sg->bcap - len < 2) {
-				size_t n = sg->bcap ? sg->bcap * 2 : 65536;
-				char *p = realloc(sg->bline, n);
-
-				if (!p)
-					return as_error_set(err, AS_ENOMEM,
-							    "out of memory");
-				sg->bline = p;
-				sg->bcap = n;
-			}
-			if (!gzgets((gzFile)sg->gz, sg->bline + len,
-				    (int)(sg->bcap - len)))
-				break;
-			len += strlen(sg->bline + len);
-			if (len && sg->bline[len - 1] == '\n')
-				break;
-		}
+		if ((rc = batch_next_file(sg, err)))
+			return rc;
+		if (!sg->gz)
+			return 0;
+		if ((rc = batch_line(sg, &len, err)))
+			return rc;
 		if (len == 0) {
-			int e;
-			const char *msg = gzerror((gzFile)sg->gz, &e);
-
-			if (e != Z_OK && e != Z_STREAM_END)
-				return as_error_set(
-					err, AS_ESOURCE,
-					"%s: reading Singer BATCH file %s: %s",
-					sg->batch_where, sg->bfile, msg);
-			gzclose((gzFile)sg->gz);
-			sg->gz = NULL;
+			if ((rc = batch_file_end(sg, err)))
+				return rc;
 			continue;
 		}
 		sg->bno++;
@@ -305,26 +352,7 @@ int as_singer_pending(as_singer *sg, as_event *ev, as_error *err)
 			len--;
 		if (len == 0)
 			continue;
-		memset(ev, 0, sizeof(*ev));
-		snprintf(ev->where, sizeof(ev->where), "%s:%lld", sg->bfile,
-			 (long long)sg->bno);
-		{
-			json_t *rec = as_json_parse_record(sg->bline, len,
-							   ev->where, &ev->why);
-			int rc;
-
-			if (!rec && ev->why.code == AS_ENOMEM) {
-				*err = ev->why;
-				return AS_ENOMEM;
-			}
-			if (!rec) {
-				ev->kind = AS_EV_BAD;
-				return 1;
-			}
-			rc = take_record(sg, rec, ev, err);
-			json_decref(rec);
-			return rc;
-		}
+		return batch_record(sg, len, ev, err);
 	}
 }
 
@@ -447,6 +475,103 @@ static int schema(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 	return 1;
 }
 
+/* A RECORD or BATCH (what) of stream st before its SCHEMA: an error. */
+static int before_schema(const as_event *ev, const char *what, const char *st,
+			 as_error *err)
+{
+	return as_error_set(err, AS_EINPUT,
+			    "%s: Singer %s of stream '%s' before its SCHEMA "
+			    "message; nothing was published",
+			    ev->where, what, st);
+}
+
+/* RECORD: this stream's record, after its SCHEMA. */
+static int record_message(as_singer *sg, json_t *msg, as_event *ev,
+			  as_error *err)
+{
+	json_t *rec = json_object_get(msg, "record");
+	const char *st = json_string_value(json_object_get(msg, "stream"));
+
+	/* A bad line of another stream is counted once, by the
+	 * dataset of that stream. */
+	if (st && sg->stream && strcmp(st, sg->stream) != 0) {
+		our_stream(sg, msg, ev->where); /* the one warning */
+		sg->ignored++;
+		return 0;
+	}
+	if (!json_is_object(rec))
+		return bad(ev,
+			   "%s: Singer RECORD without an object \"record\"%s",
+			   "");
+	switch (our_stream(sg, msg, ev->where)) {
+	case -1:
+		return bad(ev,
+			   "%s: Singer RECORD without a string \"stream\"%s",
+			   "");
+	case 0: sg->ignored++; return 0;
+	}
+	if (!has_schema(sg, st))
+		return before_schema(ev, "RECORD", st, err);
+	return take_record(sg, rec, ev, err);
+}
+
+/* SCHEMA: as schema() says; on an error the event holds nothing. */
+static int schema_message(as_singer *sg, json_t *msg, as_event *ev,
+			  as_error *err)
+{
+	int rc = schema(sg, msg, ev, err);
+
+	if (rc < 0) {
+		json_decref(ev->json);
+		ev->json = NULL;
+		as_strv_free(ev->key, ev->nkey);
+		ev->key = NULL;
+		ev->nkey = 0;
+		free(ev->ktype);
+		ev->ktype = NULL;
+		ev->kind = 0;
+	}
+	return rc;
+}
+
+/* BATCH: this stream's manifest opened, its first record read. */
+static int batch_message(as_singer *sg, json_t *msg, as_event *ev,
+			 as_error *err)
+{
+	const char *st = json_string_value(json_object_get(msg, "stream"));
+
+	if (!st)
+		return as_error_set(err, AS_EINPUT,
+				    "%s: Singer BATCH without a string "
+				    "\"stream\"",
+				    ev->where);
+	if (our_stream(sg, msg, ev->where) != 1)
+		return 0;
+	if (!has_schema(sg, st))
+		return before_schema(ev, "BATCH", st, err);
+	snprintf(sg->batch_where, sizeof(sg->batch_where), "%s", ev->where);
+	if (batch_open(sg, msg, ev->where, err))
+		return err->code;
+	return as_singer_pending(sg, ev, err);
+}
+
+/* STATE: a checkpoint (a tap's resume point) or a bookmark. */
+static int state_message(as_singer *sg, json_t *msg, as_event *ev,
+			 as_error *err)
+{
+	json_t *v = json_object_get(msg, "value");
+
+	if (!v)
+		return 0;
+	ev->checkpoint = as_json_compact(v);
+	if (!ev->checkpoint)
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	/* A tap's STATE is where it resumes; in a file it is only
+	 * the bookmark (the file resumes by offset). */
+	ev->kind = sg->use_state ? AS_EV_CHECKPOINT : AS_EV_BOOKMARK;
+	return 1;
+}
+
 int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 {
 	const char *type = json_string_value(json_object_get(msg, "type"));
@@ -454,77 +579,12 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 	if (!type)
 		return bad(ev, "%s: Singer message without a string \"type\"%s",
 			   "");
-	if (strcasecmp(type, "RECORD") == 0) {
-		json_t *rec = json_object_get(msg, "record");
-		const char *st =
-			json_string_value(json_object_get(msg, "stream"));
-
-		/* A bad line of another stream is counted once, by the
-		 * dataset of that stream. */
-		if (st && sg->stream && strcmp(st, sg->stream) != 0) {
-			our_stream(sg, msg, ev->where); /* the one warning */
-			sg->ignored++;
-			return 0;
-		}
-		if (!json_is_object(rec))
-			return bad(
-				ev,
-				"%s: Singer RECORD without an object \"record\"%s",
-				"");
-		switch (our_stream(sg, msg, ev->where)) {
-		case -1:
-			return bad(
-				ev,
-				"%s: Singer RECORD without a string \"stream\"%s",
-				"");
-		case 0: sg->ignored++; return 0;
-		}
-		if (!has_schema(sg, st))
-			return as_error_set(err, AS_EINPUT,
-					    "%s: Singer RECORD of stream '%s' "
-					    "before its SCHEMA message; "
-					    "nothing was published",
-					    ev->where, st);
-		return take_record(sg, rec, ev, err);
-	}
-	if (strcasecmp(type, "SCHEMA") == 0) {
-		int rc = schema(sg, msg, ev, err);
-
-		if (rc < 0) {
-			json_decref(ev->json);
-			ev->json = NULL;
-			as_strv_free(ev->key, ev->nkey);
-			ev->key = NULL;
-			ev->nkey = 0;
-			free(ev->ktype);
-			ev->ktype = NULL;
-			ev->kind = 0;
-		}
-		return rc;
-	}
-	if (strcasecmp(type, "BATCH") == 0) {
-		const char *st =
-			json_string_value(json_object_get(msg, "stream"));
-
-		if (!st)
-			return as_error_set(err, AS_EINPUT,
-					    "%s: Singer BATCH without a string "
-					    "\"stream\"",
-					    ev->where);
-		if (our_stream(sg, msg, ev->where) != 1)
-			return 0;
-		if (!has_schema(sg, st))
-			return as_error_set(err, AS_EINPUT,
-					    "%s: Singer BATCH of stream '%s' "
-					    "before its SCHEMA message; "
-					    "nothing was published",
-					    ev->where, st);
-		snprintf(sg->batch_where, sizeof(sg->batch_where), "%s",
-			 ev->where);
-		if (batch_open(sg, msg, ev->where, err))
-			return err->code;
-		return as_singer_pending(sg, ev, err);
-	}
+	if (strcasecmp(type, "RECORD") == 0)
+		return record_message(sg, msg, ev, err);
+	if (strcasecmp(type, "SCHEMA") == 0)
+		return schema_message(sg, msg, ev, err);
+	if (strcasecmp(type, "BATCH") == 0)
+		return batch_message(sg, msg, ev, err);
 	if (strcasecmp(type, "ACTIVATE_VERSION") == 0) {
 		const char *st =
 			json_string_value(json_object_get(msg, "stream"));
@@ -534,18 +594,7 @@ int as_singer_message(as_singer *sg, json_t *msg, as_event *ev, as_error *err)
 		ev->kind = AS_EV_ACTIVATE;
 		return 1;
 	}
-	if (strcasecmp(type, "STATE") == 0) {
-		json_t *v = json_object_get(msg, "value");
-
-		if (!v)
-			return 0;
-		ev->checkpoint = as_json_compact(v);
-		if (!ev->checkpoint)
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-		/* A tap's STATE is where it resumes; in a file it is only
-		 * the bookmark (the file resumes by offset). */
-		ev->kind = sg->use_state ? AS_EV_CHECKPOINT : AS_EV_BOOKMARK;
-		return 1;
-	}
+	if (strcasecmp(type, "STATE") == 0)
+		return state_message(sg, msg, ev, err);
 	return 0;
 }
