@@ -12,7 +12,8 @@
 #include "util/log.h"
 #include "util/str.h"
 
-static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type};
+static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type,
+				    as_pg_type_of};
 
 /* One row per dataset with history: its shape and the runs it can restore
  * (first_run..last_run; last_run is the newest run that wrote history). */
@@ -46,133 +47,24 @@ int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 	return as_pg_exec_buf(s, b, &p, changes, what, err);
 }
 
-/* as_hist_evolve's callback: one column added to the history table. */
-static int hist_add_col(void *ud, const char *name, const char *type)
-{
-	void **a = ud;
-	const as_hist *h = a[1];
-	as_buf b = AS_BUF_INIT;
-	int rc;
-
-	as_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", h->q);
-	as_buf_add_ident(&b, name);
-	as_buf_printf(&b, " %s", type);
-	rc = as_pg_exec_buf(a[0], &b, NULL, NULL, "history: adding columns",
-			    a[2]);
-	as_buf_free(&b);
-	return rc;
-}
-
 /* An inferring table: the history gains the columns the live table
  * gained, inside the publish transaction. */
 int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
-	PGresult *res = NULL;
-	as_pg_params p;
-	const char **names;
-	void *ud[3] = {s, (void *)h, err};
-	size_t n;
-	int rc;
+	as_sql q;
 
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, h->name);
-	if ((rc = as_pg_exec(
-		     s,
-		     "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = "
-		     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-		     "a.attisdropped ORDER BY a.attnum",
-		     &p, &res, "reading the history table", err)))
-		return rc;
-	/* Every column, however many: one missed would be added again. */
-	n = (size_t)PQntuples(res);
-	names = calloc(n ? n : 1, sizeof(*names));
-	if (!names) {
-		PQclear(res);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		names[i] = PQgetvalue(res, (int)i, 0);
-	rc = as_hist_evolve(h, t, &TYPES, names, n, hist_add_col, ud);
-	free(names);
-	PQclear(res);
-	if (rc == -1)
-		return as_error_set(err, AS_EUSAGE,
-				    "table %s exists but lacks a configured "
-				    "column of dataset %s; rename or drop it",
-				    h->name, t->dataset);
-	return rc ? err->code : 0;
+	as_pg_sql(s, &q);
+	return as_sql_hist_evolve(&q, h, t, &TYPES, err);
 }
 
-/*
- * Compare an existing history table with the shape this configuration
- * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
- * is a configuration error: history is never silently reshaped or lost.
- */
+/* An existing history table has the shape this configuration writes
+ * (store/sql_history.c). */
 int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	size_t off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
-	as_buf want = AS_BUF_INIT;
-	PGresult *res = NULL;
-	as_pg_params p;
-	size_t n, rows;
-	int ok = 1, rc = 0;
+	as_sql q;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, h->name);
-	if ((rc = as_pg_exec(
-		     s,
-		     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-		     "FROM pg_attribute a WHERE a.attrelid = "
-		     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-		     "a.attisdropped ORDER BY a.attnum",
-		     &p, &res, "reading the history table", err)))
-		goto done;
-	rows = (size_t)PQntuples(res);
-	for (size_t i = 0; i < rows && i < n; i++) {
-		const char *cn = PQgetvalue(res, (int)i, 0);
-		const char *ct = PQgetvalue(res, (int)i, 1);
-
-		if (!as_streq(cn, names[i])) {
-			ok = 0;
-		} else if (strcmp(types[i], ct) != 0) {
-			/* A column of no declared type takes the history's. */
-			as_col *c = i >= off && i - off < h->ncols
-					    ? &t->cols[h->cols[i - off]]
-					    : NULL;
-
-			if (c && c->type == AS_TYPE_AUTO &&
-			    as_pg_type_of(ct) != AS_TYPE_AUTO)
-				c->type = as_pg_type_of(ct);
-			else
-				ok = 0;
-		}
-	}
-	if (!ok || rows != n) {
-		for (size_t k = 0; k < n; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k],
-				      types[k]);
-		rc = as_error_set(
-			err, AS_EUSAGE,
-			"table %s exists but does not hold the %s history "
-			"dataset %s now writes (%s); rename or drop it, or "
-			"restore the dataset's earlier columns and history "
-			"settings",
-			h->name, as_hist_kind_name(h->kind), t->dataset,
-			as_buf_cstr(&want));
-	}
-done:
-	PQclear(res);
-	free(names);
-	free(types);
-	as_buf_free(&want);
-	return rc;
+	as_pg_sql(s, &q);
+	return as_sql_hist_check(&q, h, t, &TYPES, err);
 }
 
 /* The metadata table and the history table with its indexes, created on

@@ -16,83 +16,6 @@
 #include "util/log.h"
 #include "util/str.h"
 
-/* pg_temp._atomsync_scopes: the scopes this run replaces; _named marks a
- * scope given on the command line for which no record was delivered. */
-static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		       as_error *err)
-{
-	pg_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	as_arena a;
-	as_pg_params p;
-	int ret;
-
-	as_arena_init(&a);
-	as_buf_adds(&b, "DROP TABLE IF EXISTS pg_temp._atomsync_scopes; "
-			"CREATE TEMP TABLE _atomsync_scopes(");
-	for (size_t i = 0; i < t->nscope; i++) {
-		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " %s, ",
-			      as_pg_type(t->cols[t->scope[i]].type));
-	}
-	as_buf_adds(&b, "_named boolean) ON COMMIT DROP");
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
-		goto done;
-	as_buf_adds(&b,
-		    "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
-	as_sql_scope_list(&b, t, NULL);
-	as_buf_printf(&b, ", false FROM %s", r->stage_q);
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_scopes SELECT ");
-	for (size_t i = 0; i < t->nscope; i++)
-		as_buf_printf(&b, "$%zu::%s, ", i + 1,
-			      as_pg_type(t->cols[t->scope[i]].type));
-	as_buf_adds(
-		&b,
-		"true WHERE NOT EXISTS (SELECT 1 FROM pg_temp._atomsync_scopes WHERE ");
-	for (size_t i = 0; i < t->nscope; i++) {
-		as_buf_adds(&b, i ? " AND " : "");
-		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " IS NOT DISTINCT FROM $%zu::%s", i + 1,
-			      as_pg_type(t->cols[t->scope[i]].type));
-	}
-	as_buf_adds(&b, ")");
-	for (size_t k = 0; k < po->nnamed; k++) {
-		as_pg_params_init(&p);
-		for (size_t i = 0; i < t->nscope; i++)
-			if (as_pg_param_val(
-				    &p, &po->named_scopes[k * t->nscope + i],
-				    t->cols[t->scope[i]].type, &a)) {
-				ret = as_error_set(err, AS_ENOMEM,
-						   "out of memory");
-				goto done;
-			}
-		if ((ret = as_pg_exec(s, as_buf_cstr(&b), &p, NULL,
-				      "publish: recording named scopes", err)))
-			goto done;
-	}
-done:
-	as_arena_free(&a);
-	as_buf_free(&b);
-	return ret;
-}
-
-/* fill_scopes for the shared counts. */
-typedef struct scopes_ud {
-	pg_store *s;
-	as_run_ctx *rc;
-	const as_publish_opts *po;
-} scopes_ud;
-
-static int fill_scopes_ud(void *ud, as_error *err)
-{
-	scopes_ud *x = ud;
-
-	return fill_scopes(x->s, x->rc, x->po, err);
-}
-
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(pg_store *s, as_run_ctx *rc,
 			  const as_publish_opts *po, const pg_spans *sp,
@@ -100,7 +23,6 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 			  int64_t *scope_rows, int64_t *guarded_deletes,
 			  int *exists, as_error *err)
 {
-	scopes_ud ud = {s, rc, po};
 	as_sql_run sr;
 	as_sql q;
 	int ret;
@@ -109,9 +31,9 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 		return ret;
 	as_pg_sql(s, &q);
 	as_pg_run_view(rc, &sr);
-	return as_sql_publish_counts(&q, &sr, rc->table, *exists, sp,
-				     fill_scopes_ud, &ud, c, staged_changed,
-				     scope_rows, guarded_deletes, err);
+	return as_sql_publish_counts(&q, &sr, rc->table, *exists, sp, po, c,
+				     staged_changed, scope_rows,
+				     guarded_deletes, err);
 }
 
 /* Write only changed rows (invariant 5), then delete what the run did not

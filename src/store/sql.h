@@ -7,6 +7,7 @@
 #define AS_STORE_SQL_H
 
 #include "model/outbox.h"
+#include "store/history.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -18,7 +19,21 @@ typedef struct as_sql_dialect {
 	const char *false_lit;	 /* "0", "false" */
 	const char *text_type;	 /* "TEXT", "text" */
 	const char *temp_suffix; /* after CREATE TEMP TABLE t(...) */
-	const char *(*type)(as_type t); /* a mapped column's type */
+	const char *(*type)(as_type t);	      /* a mapped column's type */
+	as_type (*type_of)(const char *decl); /* and back (unknown: AUTO) */
+	int nocase_types; /* declared types compare ignoring case */
+	int strict_decl;  /* a column of undeclared type adopts only a
+			   * declared type the backend maps */
+	/* A table's columns in order as rows (name, declared type), the
+	 * table's name bound as parameter 1. */
+	const char *columns_sql;
+	/* Temp tables take column types and the temp suffix (otherwise
+	 * columns are left untyped, as CREATE TABLE AS makes them). */
+	int typed_temp;
+	const char *bool_type;	     /* a temp table's flag column */
+	const char *is_not_distinct; /* " IS ", " IS NOT DISTINCT FROM " */
+	/* Parameter i (from 1) holding a value of type t. */
+	void (*param)(as_buf *b, size_t i, as_type t);
 } as_sql_dialect;
 
 /* A backend connection as the shared SQL drives it. */
@@ -31,6 +46,16 @@ typedef struct as_sql {
 	/* The first n columns of sql's one row as integers (NULL: 0). */
 	int (*query_ints)(void *conn, const char *sql, int64_t *out, int n,
 			  const char *what, as_error *err);
+	/* Each row of sql (arg, when not NULL, bound as parameter 1) as its
+	 * first n columns in text (SQL NULL: NULL) to row(ud, v); a
+	 * nonzero return of row stops and is returned. */
+	int (*query_rows)(void *conn, const char *sql, const char *arg, int n,
+			  int (*row)(void *ud, const char *const *v), void *ud,
+			  const char *what, as_error *err);
+	/* Run sql with parameters 1..n bound to v[i] of type ty[i]. */
+	int (*exec_vals)(void *conn, const char *sql, const as_val *v,
+			 const as_type *ty, size_t n, const char *what,
+			 as_error *err);
 } as_sql;
 
 /* Run b's text with q, then empty b. */
@@ -57,6 +82,31 @@ void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix);
 void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		      const char *bq);
 
+/* ---- tables (store/sql_table.c) ---- */
+
+/* The declared type decl (NULL: none) is want, as d compares types. */
+int as_sql_same_type(const as_sql_dialect *d, const char *want,
+		     const char *decl);
+/* Compare the existing table name with t's columns (then _atomsync_run,
+ * _atomsync_hash, _atomsync_line); columns still AS_TYPE_AUTO adopt the
+ * declared types.  A mismatch is AS_EUSAGE: atomsync never silently
+ * reshapes a table that holds data. */
+int as_sql_check_table(const as_sql *q, as_table *t, const char *name,
+		       as_error *err);
+
+/* ---- the history table's shape (store/sql_history.c) ---- */
+
+/* Compare the existing <table>_history with the shape this configuration
+ * writes (ty: the backend's history types; columns still AS_TYPE_AUTO
+ * adopt its types).  A different shape is AS_EUSAGE: history is never
+ * silently reshaped or lost. */
+int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
+		      const as_hist_types *ty, as_error *err);
+/* An inferring table: the history gains the columns the live table
+ * gained (ALTER TABLE ... ADD COLUMN), inside the publish transaction. */
+int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
+		       const as_hist_types *ty, as_error *err);
+
 /* ---- the publish (store/sql_publish.c) ---- */
 
 /* The live rows a run's spans stand for (store.h, AS_ROW_SPAN); a backend
@@ -68,9 +118,12 @@ typedef struct as_sql_spans {
 	int64_t gone;	  /* of those, the ones not staged (full mode) */
 } as_sql_spans;
 
-/* The scoped publish's filters over <temp>._atomsync_scopes (filled by the
- * backend: the scopes this run replaces, _named marking a scope named on
- * the command line for which no record was delivered). */
+/* <temp>._atomsync_scopes: the scopes this run replaces (those r's
+ * staging delivered), _named marking a scope named on the command line
+ * (po) for which no record was delivered. */
+int as_sql_fill_scopes(const as_sql *q, const as_sql_run *r, const as_table *t,
+		       const as_publish_opts *po, as_error *err);
+/* The scoped publish's filters over <temp>._atomsync_scopes. */
 void as_sql_add_scope_filter(const as_sql *q, as_buf *b, const as_table *t,
 			     const char *live_q, int delivered_only);
 /* NOT EXISTS (a row of stage_q with live_q's key) */
@@ -85,15 +138,14 @@ void as_sql_add_delete_filter(const as_sql *q, as_buf *b, const as_table *t,
  * before, inserted, updated, unchanged, deleted; *staged_changed, the
  * staged rows that change the live table; in scoped mode *scope_rows (live
  * rows of the delivered scopes) and *guarded_deletes (deletions the guards
- * weigh), after fill_scopes(ud) filled the scopes.  live: the live table
+ * weigh), after as_sql_fill_scopes with po.  live: the live table
  * exists.
  */
 int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			  const as_table *t, int live, const as_sql_spans *sp,
-			  int (*fill_scopes)(void *ud, as_error *err), void *ud,
-			  as_counts *c, int64_t *staged_changed,
-			  int64_t *scope_rows, int64_t *guarded_deletes,
-			  as_error *err);
+			  const as_publish_opts *po, as_counts *c,
+			  int64_t *staged_changed, int64_t *scope_rows,
+			  int64_t *guarded_deletes, as_error *err);
 
 /* ---- the outbox (store/sql_outbox.c, invariant 7) ---- */
 
