@@ -72,18 +72,11 @@ int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 		       as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	as_buf b = AS_BUF_INIT;
+	as_sql q;
 	int exists, rc;
-	size_t n, off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
 	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)))
-		goto done;
+		return rc;
 	/* Concurrent first publishes serialize on the schema's advisory
 	 * lock (CREATE IF NOT EXISTS races on the catalog). */
 	if (!exists &&
@@ -91,54 +84,14 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 			      NULL, NULL, "creating the history", err)) ||
 	     (rc = as_pg_exec(s, META_SQL, NULL, NULL, "creating the history",
 			      err))))
-		goto done;
+		return rc;
 	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (exists) {
-		rc = (t->infer ? as_pg_hist_evolve(s, h, t, err)
-			       : as_pg_hist_check(s, h, t, err));
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
-	for (size_t i = 0; i < n; i++) {
-		as_buf_add_ident(&b, names[i]);
-		as_buf_printf(&b, " %s%s, ", types[i],
-			      i == 0 || (i >= off && i < off + t->nkey)
-				      ? " NOT NULL"
-				      : "");
-	}
-	/* Snapshot rows are written and pruned a run at a time: the run leads
-	 * the key.  SCD2 versions are found by their record's key. */
-	if (h->kind == AS_HISTORY_SCD2) {
-		as_buf_adds(&b, "PRIMARY KEY (");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ", \"valid_from_run\"))");
-	} else {
-		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, "))");
-	}
-	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
-				 err)))
-		goto done;
-	if (h->kind == AS_HISTORY_SCD2) {
-		/* Retention, and finding the open versions, go by valid_to_run.
-		 */
-		char *idx = as_sprintf("%s_valid_to", h->name);
-
-		as_buf_adds(&b, "CREATE INDEX ");
-		as_buf_add_ident(&b, idx);
-		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
-		free(idx);
-		rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
-				    err);
-	}
-done:
-	free(names);
-	free(types);
-	as_buf_free(&b);
-	return rc;
+		return rc;
+	if (exists)
+		return t->infer ? as_pg_hist_evolve(s, h, t, err)
+				: as_pg_hist_check(s, h, t, err);
+	as_pg_sql(s, &q);
+	return as_sql_hist_create(&q, h, t, &TYPES, err);
 }
 
 int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,

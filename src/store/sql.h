@@ -32,6 +32,8 @@ typedef struct as_sql_dialect {
 	int typed_temp;
 	const char *bool_type;	     /* a temp table's flag column */
 	const char *is_not_distinct; /* " IS ", " IS NOT DISTINCT FROM " */
+	const char *keyed_suffix; /* after a table keyed by its primary key */
+	const char *create_index; /* "CREATE INDEX[ IF NOT EXISTS] " */
 	/* Parameter i (from 1) holding a value of type t. */
 	void (*param)(as_buf *b, size_t i, as_type t);
 } as_sql_dialect;
@@ -82,6 +84,11 @@ void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix);
 void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		      const char *bq);
 
+/* "<table>_atomsync_scope" (at most n bytes): the scope index's name. */
+void as_sql_scope_index_name(char *out, size_t n, const as_table *t);
+/* CREATE INDEX IF NOT EXISTS of it on live_q's scope columns. */
+void as_sql_add_scope_index(as_buf *b, const as_table *t, const char *live_q);
+
 /* ---- tables (store/sql_table.c) ---- */
 
 /* The declared type decl (NULL: none) is want, as d compares types. */
@@ -102,6 +109,11 @@ int as_sql_check_table(const as_sql *q, as_table *t, const char *name,
  * silently reshaped or lost. */
 int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
 		      const as_hist_types *ty, as_error *err);
+/* Create <table>_history in the shape h describes, keyed by run and
+ * record key (snapshot) or record key and valid_from_run (SCD2, with an
+ * index on valid_to_run). */
+int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
+		       const as_hist_types *ty, as_error *err);
 /* An inferring table: the history gains the columns the live table
  * gained (ALTER TABLE ... ADD COLUMN), inside the publish transaction. */
 int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
@@ -146,6 +158,19 @@ int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			  const as_publish_opts *po, as_counts *c,
 			  int64_t *staged_changed, int64_t *scope_rows,
 			  int64_t *guarded_deletes, as_error *err);
+
+/* A publish's counts, zero but for what the run saw and rejected. */
+void as_sql_counts_start(as_counts *c, const as_run_ctx *rc);
+/* The guards (invariant 3) on the publish's counts c; a scoped publish
+ * weighs guarded_deletes against scope_rows. */
+int as_sql_publish_guards(const as_table *t, const as_publish_opts *po,
+			  const as_counts *c, int64_t scope_rows,
+			  int64_t guarded_deletes, as_error *err);
+/* The run's staging began on the published run base; published is the
+ * dataset's published run now (-1: none).  AS_ESTORE when another run
+ * published in between (the next run starts over). */
+int as_sql_check_base(const as_table *t, int64_t published, int64_t base,
+		      as_error *err);
 
 /* ---- the outbox (store/sql_outbox.c, invariant 7) ---- */
 

@@ -2,6 +2,8 @@
  * Names both backends spell alike: key and scope column lists and the key
  * match of a join (store/sql.h).
  */
+#include <stdio.h>
+
 #include "store/sql.h"
 
 #include "util/str.h"
@@ -47,4 +49,21 @@ void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		as_buf_printf(b, " = %s.", bq);
 		as_buf_add_ident(b, t->cols[i].name);
 	}
+}
+
+void as_sql_scope_index_name(char *out, size_t n, const as_table *t)
+{
+	snprintf(out, n, "%s_atomsync_scope", t->table);
+}
+
+void as_sql_add_scope_index(as_buf *b, const as_table *t, const char *live_q)
+{
+	char idx[200];
+
+	as_sql_scope_index_name(idx, sizeof(idx), t);
+	as_buf_adds(b, "CREATE INDEX IF NOT EXISTS ");
+	as_buf_add_ident(b, idx);
+	as_buf_printf(b, " ON %s(", live_q);
+	as_sql_scope_list(b, t, NULL);
+	as_buf_adds(b, ")");
 }

@@ -81,6 +81,70 @@ done:
 	return rc;
 }
 
+#define CREATING "creating the history"
+
+/* The columns, NOT NULL for the run and the record key, then the key. */
+static void add_create(as_buf *b, const as_sql_dialect *d, const as_hist *h,
+		       const as_table *t, const char **names,
+		       const char **types, size_t n)
+{
+	size_t off = h->kind == AS_HISTORY_SCD2 ? 2 : 1; /* the run columns */
+
+	as_buf_printf(b, "CREATE TABLE %s (", h->q);
+	for (size_t i = 0; i < n; i++) {
+		as_buf_add_ident(b, names[i]);
+		as_buf_printf(b, " %s%s, ", types[i],
+			      i == 0 || (i >= off && i < off + t->nkey)
+				      ? " NOT NULL"
+				      : "");
+	}
+	/* Snapshot rows are written and pruned a run at a time: the run leads
+	 * the key.  SCD2 versions are found by their record's key. */
+	if (h->kind == AS_HISTORY_SCD2) {
+		as_buf_adds(b, "PRIMARY KEY (");
+		as_sql_key_list(b, t, NULL);
+		as_buf_printf(b, ", \"valid_from_run\"))%s", d->keyed_suffix);
+	} else {
+		as_buf_adds(b, "PRIMARY KEY (\"run_id\", ");
+		as_sql_key_list(b, t, NULL);
+		as_buf_printf(b, "))%s", d->keyed_suffix);
+	}
+}
+
+int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
+		       const as_hist_types *ty, as_error *err)
+{
+	const char **names = calloc(t->ncols + 4, sizeof(char *));
+	const char **types = calloc(t->ncols + 4, sizeof(char *));
+	as_buf b = AS_BUF_INIT;
+	int rc;
+
+	if (!names || !types) {
+		rc = as_error_set(err, AS_ENOMEM, "out of memory");
+		goto done;
+	}
+	add_create(&b, q->d, h, t, names, types,
+		   as_hist_layout(h, t, ty, names, types));
+	if ((rc = as_sql_exec_buf(q, &b, CREATING, err)))
+		goto done;
+	if (h->kind == AS_HISTORY_SCD2) {
+		/* Retention, finding the open versions and closing every one
+		 * (a baseline) go by valid_to_run. */
+		char *idx = as_sprintf("%s_valid_to", h->name);
+
+		as_buf_adds(&b, q->d->create_index);
+		as_buf_add_ident(&b, idx);
+		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
+		free(idx);
+		rc = as_sql_exec_buf(q, &b, CREATING, err);
+	}
+done:
+	free(names);
+	free(types);
+	as_buf_free(&b);
+	return rc;
+}
+
 /* The history table's column names, however many: one missed would be
  * added again. */
 typedef struct names_ud {

@@ -4,6 +4,7 @@
  * before anything changes, for the guards (invariant 3) and the run record.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "store/sql.h"
 #include "util/str.h"
@@ -208,4 +209,34 @@ int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 done:
 	as_buf_free(&b);
 	return ret;
+}
+
+void as_sql_counts_start(as_counts *c, const as_run_ctx *rc)
+{
+	memset(c, 0, sizeof(*c));
+	c->seen = rc->seen;
+	c->rejected = rc->rejected;
+}
+
+int as_sql_publish_guards(const as_table *t, const as_publish_opts *po,
+			  const as_counts *c, int64_t scope_rows,
+			  int64_t guarded_deletes, as_error *err)
+{
+	as_counts gc = *c;
+
+	if (t->mode == AS_MODE_SCOPED)
+		gc.deleted = guarded_deletes;
+	return as_guard_check(t, po, &gc, scope_rows, err);
+}
+
+int as_sql_check_base(const as_table *t, int64_t published, int64_t base,
+		      as_error *err)
+{
+	if (published == base)
+		return 0;
+	return as_error_set(err, AS_ESTORE,
+			    "dataset %s was published by run %lld after this "
+			    "staging began; nothing was published (the next "
+			    "run starts over)",
+			    t->dataset, (long long)published);
 }

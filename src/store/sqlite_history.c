@@ -100,63 +100,17 @@ int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
 		       as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	as_buf b = AS_BUF_INIT;
+	as_sql q;
 	int exists, rc;
-	size_t n, off;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
 	if ((rc = as_sq_exec(s, META_SQL, err)) ||
 	    (rc = as_sq_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (exists) {
-		rc = t->infer ? as_sq_hist_evolve(s, h, t, err)
-			      : as_sq_hist_check(s, h, t, err);
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
-	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
-	for (size_t i = 0; i < n; i++) {
-		as_buf_add_ident(&b, names[i]);
-		as_buf_printf(&b, " %s%s, ", types[i],
-			      i == 0 || (i >= off && i < off + t->nkey)
-				      ? " NOT NULL"
-				      : "");
-	}
-	/* Snapshot rows are written and pruned a run at a time: the run leads
-	 * the key.  A version is found by its record's key (the triggers). */
-	if (h->kind == AS_HISTORY_SCD2) {
-		as_buf_adds(&b, "PRIMARY KEY (");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ", \"valid_from_run\")) WITHOUT ROWID");
-	} else {
-		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ")) WITHOUT ROWID");
-	}
-	if ((rc = as_sq_buf_exec(s, &b, err)))
-		goto done;
-	if (h->kind == AS_HISTORY_SCD2) {
-		/* Retention and the closing of every open version (a baseline)
-		 * go by valid_to_run. */
-		char *idx = as_sprintf("%s_valid_to", h->name);
-
-		as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-		as_buf_add_ident(&b, idx);
-		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
-		free(idx);
-		rc = as_sq_buf_exec(s, &b, err);
-	}
-done:
-	free(names);
-	free(types);
-	as_buf_free(&b);
-	return rc;
+		return rc;
+	if (exists)
+		return t->infer ? as_sq_hist_evolve(s, h, t, err)
+				: as_sq_hist_check(s, h, t, err);
+	as_sq_sql(s, &q);
+	return as_sql_hist_create(&q, h, t, &TYPES, err);
 }
 
 int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,

@@ -283,14 +283,7 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 		return AS_ESTORE;
 	}
 	sqlite3_finalize(q);
-	if (published != r->stage_base)
-		return as_error_set(
-			err, AS_ESTORE,
-			"dataset %s was published by run %lld after this "
-			"staging began; nothing was published (the next "
-			"run starts over)",
-			rc->table->dataset, (long long)published);
-	return 0;
+	return as_sql_check_base(rc->table, published, r->stage_base, err);
 }
 
 /* Invariants 1, 2: the columns this run found join the live table inside
@@ -463,14 +456,8 @@ static int ensure_live(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		ret = record_columns(s, rc, err);
 	if (!ret && t->nscope) {
 		as_buf b = AS_BUF_INIT;
-		char idx[200];
 
-		snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
-		as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-		as_buf_add_ident(&b, idx);
-		as_buf_printf(&b, " ON %s(", r->live_q);
-		as_sql_scope_list(&b, t, NULL);
-		as_buf_adds(&b, ")");
+		as_sql_add_scope_index(&b, t, r->live_q);
 		ret = sql_exec(s, &b, NULL, err);
 		as_buf_free(&b);
 	}
@@ -489,7 +476,6 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
-	as_counts gc;
 	sq_spans sp;
 	int ret;
 
@@ -502,10 +488,7 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  err)))
 		return ret;
-	gc = *c;
-	if (t->mode == AS_MODE_SCOPED)
-		gc.deleted = guarded;
-	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
+	if ((ret = as_sql_publish_guards(t, po, c, scope_rows, guarded, err)))
 		return ret;
 	/* Invariant 7: the outbox events, from the live rows before they
 	 * change. */
@@ -565,9 +548,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	sq_store *s = (sq_store *)st;
 	int ret, renamed = 0;
 
-	memset(c, 0, sizeof(*c));
-	c->seen = rc->seen;
-	c->rejected = rc->rejected;
+	as_sql_counts_start(c, rc);
 	if ((ret = mark_publishing(s, rc, err)))
 		return ret;
 	as_crash_point("publish.marked");
@@ -616,9 +597,7 @@ int as_sq_publish_group(as_store *st, as_store *const *stores,
 	if (!renamed)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
-		memset(&cs[i], 0, sizeof(cs[i]));
-		cs[i].seen = rcs[i]->seen;
-		cs[i].rejected = rcs[i]->rejected;
+		as_sql_counts_start(&cs[i], rcs[i]);
 		if ((ret = mark_publishing((sq_store *)stores[i], rcs[i],
 					   err))) {
 			*bad = i;
