@@ -328,6 +328,7 @@ static const as_sql_dialect pg_dialect = {
 	.typed_temp = 1,
 	.bool_type = "boolean",
 	.is_not_distinct = " IS NOT DISTINCT FROM ",
+	.exists_sql = "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 	.keyed_suffix = "",
 	.create_index = "CREATE INDEX ",
 	.param = pg_param,

@@ -97,32 +97,10 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err)
 {
-	PGresult *res;
-	as_pg_params p;
-	int exists, rc;
+	as_sql q;
 
-	memset(m, 0, sizeof(*m));
-	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)) ||
-	    !exists)
-		return rc;
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, dataset);
-	if ((rc = as_pg_exec(
-		     s,
-		     "SELECT kind, columns, restorable::int, first_run, "
-		     "last_run FROM atomsync_history WHERE dataset = $1",
-		     &p, &res, "reading history metadata", err)))
-		return rc;
-	if (PQntuples(res) == 1) {
-		m->found = 1;
-		snprintf(m->kind, sizeof(m->kind), "%s", PQgetvalue(res, 0, 0));
-		m->columns = as_strdup(PQgetvalue(res, 0, 1));
-		m->restorable = atoi(PQgetvalue(res, 0, 2));
-		m->first_run = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-		m->last_run = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-	}
-	PQclear(res);
-	return 0;
+	as_pg_sql(s, &q);
+	return as_sql_hist_meta_read(&q, dataset, m, err);
 }
 
 static int published_run(pg_store *s, const char *dataset, int64_t *out,

@@ -32,6 +32,8 @@ typedef struct as_sql_dialect {
 	int typed_temp;
 	const char *bool_type;	     /* a temp table's flag column */
 	const char *is_not_distinct; /* " IS ", " IS NOT DISTINCT FROM " */
+	/* One row, 1 when the table named by parameter 1 exists. */
+	const char *exists_sql;
 	const char *keyed_suffix; /* after a table keyed by its primary key */
 	const char *create_index; /* "CREATE INDEX[ IF NOT EXISTS] " */
 	/* Parameter i (from 1) holding a value of type t. */
@@ -60,6 +62,9 @@ typedef struct as_sql {
 			 as_error *err);
 } as_sql;
 
+/* *exists: the table name exists (q->d->exists_sql). */
+int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
+			as_error *err);
 /* Run b's text with q, then empty b. */
 int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what,
 		    as_error *err);
@@ -109,6 +114,10 @@ int as_sql_check_table(const as_sql *q, as_table *t, const char *name,
  * silently reshaped or lost. */
 int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
 		      const as_hist_types *ty, as_error *err);
+/* What atomsync_history says of dataset (m->found 0: nothing, or no
+ * such table yet). */
+int as_sql_hist_meta_read(const as_sql *q, const char *dataset, as_hist_meta *m,
+			  as_error *err);
 /* Create <table>_history in the shape h describes, keyed by run and
  * record key (snapshot) or record key and valid_from_run (SCD2, with an
  * index on valid_to_run). */

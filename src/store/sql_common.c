@@ -3,6 +3,7 @@
  * match of a join (store/sql.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "store/sql.h"
 
@@ -14,6 +15,20 @@ int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what, as_error *err)
 
 	as_buf_reset(b);
 	return rc;
+}
+
+static int exists_row(void *ud, const char *const *v)
+{
+	*(int *)ud = v[0] && strtoll(v[0], NULL, 10) > 0;
+	return 0;
+}
+
+int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
+			as_error *err)
+{
+	*exists = 0;
+	return q->query_rows(q->conn, q->d->exists_sql, name, 1, exists_row,
+			     exists, "looking up a table", err);
 }
 
 static void add_list(as_buf *b, const as_table *t, const size_t *idx, size_t n,

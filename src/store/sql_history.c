@@ -3,7 +3,9 @@
  * backend's catalog query (store/sql.h); the backends' own history files
  * write and roll back its rows.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store/sql.h"
 #include "util/str.h"
@@ -79,6 +81,39 @@ done:
 	free(x.types);
 	as_buf_free(&want);
 	return rc;
+}
+
+static int meta_row(void *ud, const char *const *v)
+{
+	as_hist_meta *m = ud;
+
+	m->found = 1;
+	snprintf(m->kind, sizeof(m->kind), "%s", v[0] ? v[0] : "");
+	m->columns = v[1] ? as_strdup(v[1]) : NULL;
+	m->restorable = v[2] ? atoi(v[2]) : 0;
+	m->first_run = v[3] ? strtoll(v[3], NULL, 10) : 0;
+	m->last_run = v[4] ? strtoll(v[4], NULL, 10) : 0;
+	return 1; /* the dataset's one row */
+}
+
+int as_sql_hist_meta_read(const as_sql *q, const char *dataset, as_hist_meta *m,
+			  as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int exists, rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = as_sql_table_exists(q, "atomsync_history", &exists, err)) ||
+	    !exists)
+		return rc;
+	as_buf_adds(&b, "SELECT kind, columns, CASE WHEN restorable THEN 1 "
+			"ELSE 0 END, first_run, last_run FROM atomsync_history "
+			"WHERE dataset = ");
+	q->d->param(&b, 1, AS_TYPE_TEXT);
+	rc = q->query_rows(q->conn, as_buf_cstr(&b), dataset, 5, meta_row, m,
+			   "reading history metadata", err);
+	as_buf_free(&b);
+	return rc == 1 ? 0 : rc;
 }
 
 #define CREATING "creating the history"

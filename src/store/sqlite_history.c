@@ -116,34 +116,10 @@ static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
 int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err)
 {
-	sqlite3_stmt *q;
-	int exists, rc;
+	as_sql q;
 
-	memset(m, 0, sizeof(*m));
-	if ((rc = as_sq_table_exists(s, "atomsync_history", &exists, err)) ||
-	    !exists)
-		return rc;
-	if ((rc = as_sq_prepare(
-		     s,
-		     "SELECT kind, columns, restorable, first_run, "
-		     "last_run FROM atomsync_history WHERE dataset = ?1",
-		     &q, err)))
-		return rc;
-	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		m->found = 1;
-		snprintf(m->kind, sizeof(m->kind), "%s",
-			 sqlite3_column_text(q, 0));
-		m->columns = as_strdup((const char *)sqlite3_column_text(q, 1));
-		m->restorable = sqlite3_column_int(q, 2);
-		m->first_run = sqlite3_column_int64(q, 3);
-		m->last_run = sqlite3_column_int64(q, 4);
-	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return as_sq_fail(s, err, "reading history metadata");
-	return 0;
+	as_sq_sql(s, &q);
+	return as_sql_hist_meta_read(&q, dataset, m, err);
 }
 
 static int published_run(sq_store *s, const char *dataset, int64_t *out,

@@ -112,6 +112,8 @@ static const as_sql_dialect sq_dialect = {
 	.typed_temp = 0,
 	.bool_type = "INTEGER",
 	.is_not_distinct = " IS ",
+	.exists_sql = "SELECT count(*) FROM sqlite_master "
+		      "WHERE type = 'table' AND name = ?1",
 	.keyed_suffix = " WITHOUT ROWID",
 	.create_index = "CREATE INDEX IF NOT EXISTS ",
 	.param = sq_param,
