@@ -334,14 +334,12 @@ static const as_sql_dialect pg_dialect = {
 	.param = pg_param,
 };
 
+static const as_sql_driver pg_driver = {sql_exec, query_ints, query_rows,
+					exec_vals};
+
 void as_pg_sql(pg_store *s, as_sql *q)
 {
-	q->d = &pg_dialect;
-	q->conn = s;
-	q->exec = sql_exec;
-	q->query_ints = query_ints;
-	q->query_rows = query_rows;
-	q->exec_vals = exec_vals;
+	as_sql_init(q, &pg_dialect, &pg_driver, s);
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)

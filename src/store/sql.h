@@ -65,6 +65,22 @@ typedef struct as_sql {
 /* *exists: the table name exists (q->d->exists_sql). */
 int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
 			as_error *err);
+/* A backend's driver functions, in as_sql's order: exec, query_ints,
+ * query_rows, exec_vals. */
+typedef struct as_sql_driver {
+	int (*exec)(void *, const char *, const char *, as_error *);
+	int (*query_ints)(void *, const char *, int64_t *, int, const char *,
+			  as_error *);
+	int (*query_rows)(void *, const char *, const char *, int,
+			  int (*)(void *, const char *const *), void *,
+			  const char *, as_error *);
+	int (*exec_vals)(void *, const char *, const as_val *, const as_type *,
+			 size_t, const char *, as_error *);
+} as_sql_driver;
+
+/* q drives conn with drv, spelling SQL as d says. */
+void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
+		 void *conn);
 /* Run b's text with q, then empty b. */
 int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what,
 		    as_error *err);

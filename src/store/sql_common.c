@@ -17,6 +17,17 @@ int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what, as_error *err)
 	return rc;
 }
 
+void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
+		 void *conn)
+{
+	q->d = d;
+	q->conn = conn;
+	q->exec = drv->exec;
+	q->query_ints = drv->query_ints;
+	q->query_rows = drv->query_rows;
+	q->exec_vals = drv->exec_vals;
+}
+
 static int exists_row(void *ud, const char *const *v)
 {
 	*(int *)ud = v[0] && strtoll(v[0], NULL, 10) > 0;

@@ -119,14 +119,12 @@ static const as_sql_dialect sq_dialect = {
 	.param = sq_param,
 };
 
+static const as_sql_driver sq_driver = {sql_exec, query_ints, query_rows,
+					exec_vals};
+
 void as_sq_sql(sq_store *s, as_sql *q)
 {
-	q->d = &sq_dialect;
-	q->conn = s;
-	q->exec = sql_exec;
-	q->query_ints = query_ints;
-	q->query_rows = query_rows;
-	q->exec_vals = exec_vals;
+	as_sql_init(q, &sq_dialect, &sq_driver, s);
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)
