@@ -20,9 +20,10 @@ typedef struct as_hist {
 
 /* A backend's spelling of the history's own column types. */
 typedef struct as_hist_types {
-	const char *integer;		  /* run numbers and the hash */
-	const char *blob;		  /* _atomsync_line */
-	const char *(*column)(as_type t); /* a mapped column's type */
+	const char *integer;			/* run numbers and the hash */
+	const char *blob;			/* _atomsync_line */
+	const char *(*column)(as_type t);	/* a mapped column's type */
+	as_type (*column_of)(const char *decl); /* and back (else AUTO) */
 } as_hist_types;
 
 /* What <table>_history's metadata row says (atomsync_history_meta). */

@@ -256,6 +256,63 @@ static int query_ints(void *conn, const char *sql, int64_t *out, int n,
 	return 0;
 }
 
+static int query_rows(void *conn, const char *sql, const char *arg, int n,
+		      int (*row)(void *ud, const char *const *v), void *ud,
+		      const char *what, as_error *err)
+{
+	const char *v[8];
+	PGresult *res;
+	as_pg_params p;
+	int rows, ret = 0;
+
+	if (n > 8)
+		return as_error_set(err, AS_ESTORE, "%s", what);
+	as_pg_params_init(&p);
+	if (arg)
+		as_pg_param_text(&p, arg);
+	if (as_pg_exec(conn, sql, arg ? &p : NULL, &res, what, err))
+		return err->code;
+	rows = PQntuples(res);
+	for (int r = 0; !ret && r < rows; r++) {
+		for (int i = 0; i < n; i++)
+			v[i] = PQgetisnull(res, r, i) ? NULL
+						      : PQgetvalue(res, r, i);
+		ret = row(ud, v);
+	}
+	PQclear(res);
+	return ret;
+}
+
+static int exec_vals(void *conn, const char *sql, const as_val *v,
+		     const as_type *ty, size_t n, const char *what,
+		     as_error *err)
+{
+	as_pg_params p;
+	as_arena a;
+	int ret = 0;
+
+	as_arena_init(&a);
+	as_pg_params_init(&p);
+	for (size_t i = 0; !ret && i < n; i++)
+		if (as_pg_param_val(&p, &v[i], ty[i], &a))
+			ret = as_error_set(err, AS_ENOMEM, "out of memory");
+	if (!ret)
+		ret = as_pg_exec(conn, sql, &p, NULL, what, err);
+	as_arena_free(&a);
+	return ret;
+}
+
+static void pg_param(as_buf *b, size_t i, as_type t)
+{
+	as_buf_printf(b, "$%zu::%s", i, as_pg_type(t));
+}
+
+static const char PG_COLUMNS_SQL[] =
+	"SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+	"FROM pg_attribute a WHERE a.attrelid = "
+	"to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
+	"a.attisdropped ORDER BY a.attnum";
+
 static const as_sql_dialect pg_dialect = {
 	.temp = "pg_temp",
 	.main = "",
@@ -264,14 +321,25 @@ static const as_sql_dialect pg_dialect = {
 	.text_type = "text",
 	.temp_suffix = " ON COMMIT DROP",
 	.type = as_pg_type,
+	.type_of = as_pg_type_of,
+	.nocase_types = 0,
+	.strict_decl = 1,
+	.columns_sql = PG_COLUMNS_SQL,
+	.typed_temp = 1,
+	.bool_type = "boolean",
+	.is_not_distinct = " IS NOT DISTINCT FROM ",
+	.exists_sql = "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
+	.keyed_suffix = "",
+	.create_index = "CREATE INDEX ",
+	.param = pg_param,
 };
+
+static const as_sql_driver pg_driver = {sql_exec, query_ints, query_rows,
+					exec_vals};
 
 void as_pg_sql(pg_store *s, as_sql *q)
 {
-	q->d = &pg_dialect;
-	q->conn = s;
-	q->exec = sql_exec;
-	q->query_ints = query_ints;
+	as_sql_init(q, &pg_dialect, &pg_driver, s);
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)

@@ -12,7 +12,8 @@
 #include "util/log.h"
 #include "util/str.h"
 
-static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type};
+static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type,
+				    as_pg_type_of};
 
 /* One row per dataset with history: its shape and the runs it can restore
  * (first_run..last_run; last_run is the newest run that wrote history). */
@@ -46,133 +47,24 @@ int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 	return as_pg_exec_buf(s, b, &p, changes, what, err);
 }
 
-/* as_hist_evolve's callback: one column added to the history table. */
-static int hist_add_col(void *ud, const char *name, const char *type)
-{
-	void **a = ud;
-	const as_hist *h = a[1];
-	as_buf b = AS_BUF_INIT;
-	int rc;
-
-	as_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", h->q);
-	as_buf_add_ident(&b, name);
-	as_buf_printf(&b, " %s", type);
-	rc = as_pg_exec_buf(a[0], &b, NULL, NULL, "history: adding columns",
-			    a[2]);
-	as_buf_free(&b);
-	return rc;
-}
-
 /* An inferring table: the history gains the columns the live table
  * gained, inside the publish transaction. */
 int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
-	PGresult *res = NULL;
-	as_pg_params p;
-	const char **names;
-	void *ud[3] = {s, (void *)h, err};
-	size_t n;
-	int rc;
+	as_sql q;
 
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, h->name);
-	if ((rc = as_pg_exec(
-		     s,
-		     "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = "
-		     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-		     "a.attisdropped ORDER BY a.attnum",
-		     &p, &res, "reading the history table", err)))
-		return rc;
-	/* Every column, however many: one missed would be added again. */
-	n = (size_t)PQntuples(res);
-	names = calloc(n ? n : 1, sizeof(*names));
-	if (!names) {
-		PQclear(res);
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		names[i] = PQgetvalue(res, (int)i, 0);
-	rc = as_hist_evolve(h, t, &TYPES, names, n, hist_add_col, ud);
-	free(names);
-	PQclear(res);
-	if (rc == -1)
-		return as_error_set(err, AS_EUSAGE,
-				    "table %s exists but lacks a configured "
-				    "column of dataset %s; rename or drop it",
-				    h->name, t->dataset);
-	return rc ? err->code : 0;
+	as_pg_sql(s, &q);
+	return as_sql_hist_evolve(&q, h, t, &TYPES, err);
 }
 
-/*
- * Compare an existing history table with the shape this configuration
- * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
- * is a configuration error: history is never silently reshaped or lost.
- */
+/* An existing history table has the shape this configuration writes
+ * (store/sql_history.c). */
 int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	size_t off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
-	as_buf want = AS_BUF_INIT;
-	PGresult *res = NULL;
-	as_pg_params p;
-	size_t n, rows;
-	int ok = 1, rc = 0;
+	as_sql q;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, h->name);
-	if ((rc = as_pg_exec(
-		     s,
-		     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-		     "FROM pg_attribute a WHERE a.attrelid = "
-		     "to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
-		     "a.attisdropped ORDER BY a.attnum",
-		     &p, &res, "reading the history table", err)))
-		goto done;
-	rows = (size_t)PQntuples(res);
-	for (size_t i = 0; i < rows && i < n; i++) {
-		const char *cn = PQgetvalue(res, (int)i, 0);
-		const char *ct = PQgetvalue(res, (int)i, 1);
-
-		if (!as_streq(cn, names[i])) {
-			ok = 0;
-		} else if (strcmp(types[i], ct) != 0) {
-			/* A column of no declared type takes the history's. */
-			as_col *c = i >= off && i - off < h->ncols
-					    ? &t->cols[h->cols[i - off]]
-					    : NULL;
-
-			if (c && c->type == AS_TYPE_AUTO &&
-			    as_pg_type_of(ct) != AS_TYPE_AUTO)
-				c->type = as_pg_type_of(ct);
-			else
-				ok = 0;
-		}
-	}
-	if (!ok || rows != n) {
-		for (size_t k = 0; k < n; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k],
-				      types[k]);
-		rc = as_error_set(
-			err, AS_EUSAGE,
-			"table %s exists but does not hold the %s history "
-			"dataset %s now writes (%s); rename or drop it, or "
-			"restore the dataset's earlier columns and history "
-			"settings",
-			h->name, as_hist_kind_name(h->kind), t->dataset,
-			as_buf_cstr(&want));
-	}
-done:
-	PQclear(res);
-	free(names);
-	free(types);
-	as_buf_free(&want);
-	return rc;
+	as_pg_sql(s, &q);
+	return as_sql_hist_check(&q, h, t, &TYPES, err);
 }
 
 /* The metadata table and the history table with its indexes, created on
@@ -180,18 +72,11 @@ done:
 static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 		       as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	as_buf b = AS_BUF_INIT;
+	as_sql q;
 	int exists, rc;
-	size_t n, off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
 	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)))
-		goto done;
+		return rc;
 	/* Concurrent first publishes serialize on the schema's advisory
 	 * lock (CREATE IF NOT EXISTS races on the catalog). */
 	if (!exists &&
@@ -199,85 +84,23 @@ static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
 			      NULL, NULL, "creating the history", err)) ||
 	     (rc = as_pg_exec(s, META_SQL, NULL, NULL, "creating the history",
 			      err))))
-		goto done;
+		return rc;
 	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (exists) {
-		rc = (t->infer ? as_pg_hist_evolve(s, h, t, err)
-			       : as_pg_hist_check(s, h, t, err));
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
-	for (size_t i = 0; i < n; i++) {
-		as_buf_add_ident(&b, names[i]);
-		as_buf_printf(&b, " %s%s, ", types[i],
-			      i == 0 || (i >= off && i < off + t->nkey)
-				      ? " NOT NULL"
-				      : "");
-	}
-	/* Snapshot rows are written and pruned a run at a time: the run leads
-	 * the key.  SCD2 versions are found by their record's key. */
-	if (h->kind == AS_HISTORY_SCD2) {
-		as_buf_adds(&b, "PRIMARY KEY (");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ", \"valid_from_run\"))");
-	} else {
-		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, "))");
-	}
-	if ((rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
-				 err)))
-		goto done;
-	if (h->kind == AS_HISTORY_SCD2) {
-		/* Retention, and finding the open versions, go by valid_to_run.
-		 */
-		char *idx = as_sprintf("%s_valid_to", h->name);
-
-		as_buf_adds(&b, "CREATE INDEX ");
-		as_buf_add_ident(&b, idx);
-		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
-		free(idx);
-		rc = as_pg_exec_buf(s, &b, NULL, NULL, "creating the history",
-				    err);
-	}
-done:
-	free(names);
-	free(types);
-	as_buf_free(&b);
-	return rc;
+		return rc;
+	if (exists)
+		return t->infer ? as_pg_hist_evolve(s, h, t, err)
+				: as_pg_hist_check(s, h, t, err);
+	as_pg_sql(s, &q);
+	return as_sql_hist_create(&q, h, t, &TYPES, err);
 }
 
 int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err)
 {
-	PGresult *res;
-	as_pg_params p;
-	int exists, rc;
+	as_sql q;
 
-	memset(m, 0, sizeof(*m));
-	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)) ||
-	    !exists)
-		return rc;
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, dataset);
-	if ((rc = as_pg_exec(
-		     s,
-		     "SELECT kind, columns, restorable::int, first_run, "
-		     "last_run FROM atomsync_history WHERE dataset = $1",
-		     &p, &res, "reading history metadata", err)))
-		return rc;
-	if (PQntuples(res) == 1) {
-		m->found = 1;
-		snprintf(m->kind, sizeof(m->kind), "%s", PQgetvalue(res, 0, 0));
-		m->columns = as_strdup(PQgetvalue(res, 0, 1));
-		m->restorable = atoi(PQgetvalue(res, 0, 2));
-		m->first_run = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-		m->last_run = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-	}
-	PQclear(res);
-	return 0;
+	as_pg_sql(s, &q);
+	return as_sql_hist_meta_read(&q, dataset, m, err);
 }
 
 static int published_run(pg_store *s, const char *dataset, int64_t *out,

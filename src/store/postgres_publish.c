@@ -16,83 +16,6 @@
 #include "util/log.h"
 #include "util/str.h"
 
-/* pg_temp._atomsync_scopes: the scopes this run replaces; _named marks a
- * scope given on the command line for which no record was delivered. */
-static int fill_scopes(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		       as_error *err)
-{
-	pg_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	as_arena a;
-	as_pg_params p;
-	int ret;
-
-	as_arena_init(&a);
-	as_buf_adds(&b, "DROP TABLE IF EXISTS pg_temp._atomsync_scopes; "
-			"CREATE TEMP TABLE _atomsync_scopes(");
-	for (size_t i = 0; i < t->nscope; i++) {
-		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " %s, ",
-			      as_pg_type(t->cols[t->scope[i]].type));
-	}
-	as_buf_adds(&b, "_named boolean) ON COMMIT DROP");
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
-		goto done;
-	as_buf_adds(&b,
-		    "INSERT INTO pg_temp._atomsync_scopes SELECT DISTINCT ");
-	as_sql_scope_list(&b, t, NULL);
-	as_buf_printf(&b, ", false FROM %s", r->stage_q);
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scopes", err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_scopes SELECT ");
-	for (size_t i = 0; i < t->nscope; i++)
-		as_buf_printf(&b, "$%zu::%s, ", i + 1,
-			      as_pg_type(t->cols[t->scope[i]].type));
-	as_buf_adds(
-		&b,
-		"true WHERE NOT EXISTS (SELECT 1 FROM pg_temp._atomsync_scopes WHERE ");
-	for (size_t i = 0; i < t->nscope; i++) {
-		as_buf_adds(&b, i ? " AND " : "");
-		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " IS NOT DISTINCT FROM $%zu::%s", i + 1,
-			      as_pg_type(t->cols[t->scope[i]].type));
-	}
-	as_buf_adds(&b, ")");
-	for (size_t k = 0; k < po->nnamed; k++) {
-		as_pg_params_init(&p);
-		for (size_t i = 0; i < t->nscope; i++)
-			if (as_pg_param_val(
-				    &p, &po->named_scopes[k * t->nscope + i],
-				    t->cols[t->scope[i]].type, &a)) {
-				ret = as_error_set(err, AS_ENOMEM,
-						   "out of memory");
-				goto done;
-			}
-		if ((ret = as_pg_exec(s, as_buf_cstr(&b), &p, NULL,
-				      "publish: recording named scopes", err)))
-			goto done;
-	}
-done:
-	as_arena_free(&a);
-	as_buf_free(&b);
-	return ret;
-}
-
-/* fill_scopes for the shared counts. */
-typedef struct scopes_ud {
-	pg_store *s;
-	as_run_ctx *rc;
-	const as_publish_opts *po;
-} scopes_ud;
-
-static int fill_scopes_ud(void *ud, as_error *err)
-{
-	scopes_ud *x = ud;
-
-	return fill_scopes(x->s, x->rc, x->po, err);
-}
-
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(pg_store *s, as_run_ctx *rc,
 			  const as_publish_opts *po, const pg_spans *sp,
@@ -100,7 +23,6 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 			  int64_t *scope_rows, int64_t *guarded_deletes,
 			  int *exists, as_error *err)
 {
-	scopes_ud ud = {s, rc, po};
 	as_sql_run sr;
 	as_sql q;
 	int ret;
@@ -109,9 +31,9 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 		return ret;
 	as_pg_sql(s, &q);
 	as_pg_run_view(rc, &sr);
-	return as_sql_publish_counts(&q, &sr, rc->table, *exists, sp,
-				     fill_scopes_ud, &ud, c, staged_changed,
-				     scope_rows, guarded_deletes, err);
+	return as_sql_publish_counts(&q, &sr, rc->table, *exists, sp, po, c,
+				     staged_changed, scope_rows,
+				     guarded_deletes, err);
 }
 
 /* Write only changed rows (invariant 5), then delete what the run did not
@@ -319,14 +241,7 @@ static int check_base(pg_store *s, as_run_ctx *rc, as_error *err)
 	published =
 		PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
 	PQclear(res);
-	if (published != r->stage_base)
-		return as_error_set(
-			err, AS_ESTORE,
-			"dataset %s was published by run %lld after this "
-			"staging began; nothing was published (the next "
-			"run starts over)",
-			rc->table->dataset, (long long)published);
-	return 0;
+	return as_sql_check_base(rc->table, published, r->stage_base, err);
 }
 
 static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
@@ -345,7 +260,7 @@ static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
 		return 0;
 	/* Only when missing: CREATE INDEX IF NOT EXISTS would still take a
 	 * SHARE lock on the live table, stalling its writers. */
-	snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
+	as_sql_scope_index_name(idx, sizeof(idx), t);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, idx);
 	if (as_pg_int(s,
@@ -354,11 +269,7 @@ static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
 		return err->code;
 	if (have)
 		return 0;
-	as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-	as_buf_add_ident(&b, idx);
-	as_buf_printf(&b, " ON %s(", r->live_q);
-	as_sql_scope_list(&b, t, NULL);
-	as_buf_adds(&b, ")");
+	as_sql_add_scope_index(&b, t, r->live_q);
 	ret = as_pg_exec_buf(s, &b, NULL, NULL, "publish: scope index", err);
 	as_buf_free(&b);
 	return ret;
@@ -624,7 +535,6 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	pg_run *r = rc->priv;
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
-	as_counts gc;
 	pg_spans sp;
 	int ret, exists = 0;
 
@@ -636,10 +546,7 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  &exists, err)))
 		return ret;
-	gc = *c;
-	if (t->mode == AS_MODE_SCOPED)
-		gc.deleted = guarded;
-	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
+	if ((ret = as_sql_publish_guards(t, po, c, scope_rows, guarded, err)))
 		return ret;
 	/* Invariant 7: the outbox events (and NOTIFY), from the live rows
 	 * before they change. */
@@ -684,9 +591,7 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	const as_table *t = rc->table;
 	int ret;
 
-	memset(c, 0, sizeof(*c));
-	c->seen = rc->seen;
-	c->rejected = rc->rejected;
+	as_sql_counts_start(c, rc);
 	r->adopted = 0;
 	if ((ret = as_pg_drain(s, err)) || (ret = mark_publishing(s, rc, err)))
 		return ret;
@@ -732,9 +637,7 @@ int as_pg_publish_group(as_store *st, as_store *const *stores,
 	for (i = 0; i < n; i++) {
 		pg_store *own = (pg_store *)stores[i];
 
-		memset(&cs[i], 0, sizeof(cs[i]));
-		cs[i].seen = rcs[i]->seen;
-		cs[i].rejected = rcs[i]->rejected;
+		as_sql_counts_start(&cs[i], rcs[i]);
 		((pg_run *)rcs[i]->priv)->adopted = 0;
 		if ((ret = as_pg_drain(own, err)) ||
 		    (ret = mark_publishing(own, rcs[i], err))) {

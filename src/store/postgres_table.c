@@ -106,58 +106,10 @@ done:
 static int check_table(pg_store *s, as_table *t, const char *name,
 		       as_error *err)
 {
-	PGresult *res;
-	as_pg_params p;
-	int ok = 1, n;
+	as_sql q;
 
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, name);
-	if (as_pg_exec(s, TABLE_COLUMNS_SQL, &p, &res, "reading table schema",
-		       err))
-		return err->code;
-	n = PQntuples(res);
-	for (int i = 0; i < n; i++) {
-		const char *cn = PQgetvalue(res, i, 0);
-		as_type ty = as_pg_type_of(PQgetvalue(res, i, 1));
-
-		if ((size_t)i < t->ncols) {
-			as_col *c = &t->cols[i];
-
-			if (!as_streq(cn, c->name) || ty == AS_TYPE_AUTO)
-				ok = 0;
-			else if (c->type == AS_TYPE_AUTO)
-				c->type = ty;
-			else if (c->type != ty)
-				ok = 0;
-		} else if ((size_t)i == t->ncols) {
-			ok = ok && as_streq(cn, "_atomsync_run");
-		} else if ((size_t)i == t->ncols + 1) {
-			ok = ok && as_streq(cn, "_atomsync_hash");
-		} else if ((size_t)i == t->ncols + 2) {
-			ok = ok && as_streq(cn, "_atomsync_line");
-		}
-	}
-	PQclear(res);
-	if (!ok || (size_t)n != t->ncols + 3) {
-		as_buf want = AS_BUF_INIT;
-
-		for (size_t k = 0; k < t->ncols; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "",
-				      t->cols[k].name,
-				      t->cols[k].type == AS_TYPE_AUTO
-					      ? "?"
-					      : as_pg_type(t->cols[k].type));
-		as_error_set(
-			err, AS_EUSAGE,
-			"table %s exists but does not have the columns the "
-			"dataset maps (%s, then _atomsync_run, _atomsync_hash, "
-			"_atomsync_line); "
-			"rename the table or migrate it",
-			name, as_buf_cstr(&want));
-		as_buf_free(&want);
-		return AS_EUSAGE;
-	}
-	return 0;
+	as_pg_sql(s, &q);
+	return as_sql_check_table(&q, t, name, err);
 }
 
 int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err)

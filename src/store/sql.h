@@ -7,6 +7,7 @@
 #define AS_STORE_SQL_H
 
 #include "model/outbox.h"
+#include "store/history.h"
 #include "store/store.h"
 #include "util/buf.h"
 
@@ -18,7 +19,25 @@ typedef struct as_sql_dialect {
 	const char *false_lit;	 /* "0", "false" */
 	const char *text_type;	 /* "TEXT", "text" */
 	const char *temp_suffix; /* after CREATE TEMP TABLE t(...) */
-	const char *(*type)(as_type t); /* a mapped column's type */
+	const char *(*type)(as_type t);	      /* a mapped column's type */
+	as_type (*type_of)(const char *decl); /* and back (unknown: AUTO) */
+	int nocase_types; /* declared types compare ignoring case */
+	int strict_decl;  /* a column of undeclared type adopts only a
+			   * declared type the backend maps */
+	/* A table's columns in order as rows (name, declared type), the
+	 * table's name bound as parameter 1. */
+	const char *columns_sql;
+	/* Temp tables take column types and the temp suffix (otherwise
+	 * columns are left untyped, as CREATE TABLE AS makes them). */
+	int typed_temp;
+	const char *bool_type;	     /* a temp table's flag column */
+	const char *is_not_distinct; /* " IS ", " IS NOT DISTINCT FROM " */
+	/* One row, 1 when the table named by parameter 1 exists. */
+	const char *exists_sql;
+	const char *keyed_suffix; /* after a table keyed by its primary key */
+	const char *create_index; /* "CREATE INDEX[ IF NOT EXISTS] " */
+	/* Parameter i (from 1) holding a value of type t. */
+	void (*param)(as_buf *b, size_t i, as_type t);
 } as_sql_dialect;
 
 /* A backend connection as the shared SQL drives it. */
@@ -31,8 +50,37 @@ typedef struct as_sql {
 	/* The first n columns of sql's one row as integers (NULL: 0). */
 	int (*query_ints)(void *conn, const char *sql, int64_t *out, int n,
 			  const char *what, as_error *err);
+	/* Each row of sql (arg, when not NULL, bound as parameter 1) as its
+	 * first n columns in text (SQL NULL: NULL) to row(ud, v); a
+	 * nonzero return of row stops and is returned. */
+	int (*query_rows)(void *conn, const char *sql, const char *arg, int n,
+			  int (*row)(void *ud, const char *const *v), void *ud,
+			  const char *what, as_error *err);
+	/* Run sql with parameters 1..n bound to v[i] of type ty[i]. */
+	int (*exec_vals)(void *conn, const char *sql, const as_val *v,
+			 const as_type *ty, size_t n, const char *what,
+			 as_error *err);
 } as_sql;
 
+/* *exists: the table name exists (q->d->exists_sql). */
+int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
+			as_error *err);
+/* A backend's driver functions, in as_sql's order: exec, query_ints,
+ * query_rows, exec_vals. */
+typedef struct as_sql_driver {
+	int (*exec)(void *, const char *, const char *, as_error *);
+	int (*query_ints)(void *, const char *, int64_t *, int, const char *,
+			  as_error *);
+	int (*query_rows)(void *, const char *, const char *, int,
+			  int (*)(void *, const char *const *), void *,
+			  const char *, as_error *);
+	int (*exec_vals)(void *, const char *, const as_val *, const as_type *,
+			 size_t, const char *, as_error *);
+} as_sql_driver;
+
+/* q drives conn with drv, spelling SQL as d says. */
+void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
+		 void *conn);
 /* Run b's text with q, then empty b. */
 int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what,
 		    as_error *err);
@@ -57,6 +105,45 @@ void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix);
 void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		      const char *bq);
 
+/* "<table>_atomsync_scope" (at most n bytes): the scope index's name. */
+void as_sql_scope_index_name(char *out, size_t n, const as_table *t);
+/* CREATE INDEX IF NOT EXISTS of it on live_q's scope columns. */
+void as_sql_add_scope_index(as_buf *b, const as_table *t, const char *live_q);
+
+/* ---- tables (store/sql_table.c) ---- */
+
+/* The declared type decl (NULL: none) is want, as d compares types. */
+int as_sql_same_type(const as_sql_dialect *d, const char *want,
+		     const char *decl);
+/* Compare the existing table name with t's columns (then _atomsync_run,
+ * _atomsync_hash, _atomsync_line); columns still AS_TYPE_AUTO adopt the
+ * declared types.  A mismatch is AS_EUSAGE: atomsync never silently
+ * reshapes a table that holds data. */
+int as_sql_check_table(const as_sql *q, as_table *t, const char *name,
+		       as_error *err);
+
+/* ---- the history table's shape (store/sql_history.c) ---- */
+
+/* Compare the existing <table>_history with the shape this configuration
+ * writes (ty: the backend's history types; columns still AS_TYPE_AUTO
+ * adopt its types).  A different shape is AS_EUSAGE: history is never
+ * silently reshaped or lost. */
+int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
+		      const as_hist_types *ty, as_error *err);
+/* What atomsync_history says of dataset (m->found 0: nothing, or no
+ * such table yet). */
+int as_sql_hist_meta_read(const as_sql *q, const char *dataset, as_hist_meta *m,
+			  as_error *err);
+/* Create <table>_history in the shape h describes, keyed by run and
+ * record key (snapshot) or record key and valid_from_run (SCD2, with an
+ * index on valid_to_run). */
+int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
+		       const as_hist_types *ty, as_error *err);
+/* An inferring table: the history gains the columns the live table
+ * gained (ALTER TABLE ... ADD COLUMN), inside the publish transaction. */
+int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
+		       const as_hist_types *ty, as_error *err);
+
 /* ---- the publish (store/sql_publish.c) ---- */
 
 /* The live rows a run's spans stand for (store.h, AS_ROW_SPAN); a backend
@@ -68,9 +155,12 @@ typedef struct as_sql_spans {
 	int64_t gone;	  /* of those, the ones not staged (full mode) */
 } as_sql_spans;
 
-/* The scoped publish's filters over <temp>._atomsync_scopes (filled by the
- * backend: the scopes this run replaces, _named marking a scope named on
- * the command line for which no record was delivered). */
+/* <temp>._atomsync_scopes: the scopes this run replaces (those r's
+ * staging delivered), _named marking a scope named on the command line
+ * (po) for which no record was delivered. */
+int as_sql_fill_scopes(const as_sql *q, const as_sql_run *r, const as_table *t,
+		       const as_publish_opts *po, as_error *err);
+/* The scoped publish's filters over <temp>._atomsync_scopes. */
 void as_sql_add_scope_filter(const as_sql *q, as_buf *b, const as_table *t,
 			     const char *live_q, int delivered_only);
 /* NOT EXISTS (a row of stage_q with live_q's key) */
@@ -85,15 +175,27 @@ void as_sql_add_delete_filter(const as_sql *q, as_buf *b, const as_table *t,
  * before, inserted, updated, unchanged, deleted; *staged_changed, the
  * staged rows that change the live table; in scoped mode *scope_rows (live
  * rows of the delivered scopes) and *guarded_deletes (deletions the guards
- * weigh), after fill_scopes(ud) filled the scopes.  live: the live table
+ * weigh), after as_sql_fill_scopes with po.  live: the live table
  * exists.
  */
 int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			  const as_table *t, int live, const as_sql_spans *sp,
-			  int (*fill_scopes)(void *ud, as_error *err), void *ud,
-			  as_counts *c, int64_t *staged_changed,
-			  int64_t *scope_rows, int64_t *guarded_deletes,
-			  as_error *err);
+			  const as_publish_opts *po, as_counts *c,
+			  int64_t *staged_changed, int64_t *scope_rows,
+			  int64_t *guarded_deletes, as_error *err);
+
+/* A publish's counts, zero but for what the run saw and rejected. */
+void as_sql_counts_start(as_counts *c, const as_run_ctx *rc);
+/* The guards (invariant 3) on the publish's counts c; a scoped publish
+ * weighs guarded_deletes against scope_rows. */
+int as_sql_publish_guards(const as_table *t, const as_publish_opts *po,
+			  const as_counts *c, int64_t scope_rows,
+			  int64_t guarded_deletes, as_error *err);
+/* The run's staging began on the published run base; published is the
+ * dataset's published run now (-1: none).  AS_ESTORE when another run
+ * published in between (the next run starts over). */
+int as_sql_check_base(const as_table *t, int64_t published, int64_t base,
+		      as_error *err);
 
 /* ---- the outbox (store/sql_outbox.c, invariant 7) ---- */
 

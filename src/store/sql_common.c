@@ -2,6 +2,9 @@
  * Names both backends spell alike: key and scope column lists and the key
  * match of a join (store/sql.h).
  */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "store/sql.h"
 
 #include "util/str.h"
@@ -12,6 +15,31 @@ int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what, as_error *err)
 
 	as_buf_reset(b);
 	return rc;
+}
+
+void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
+		 void *conn)
+{
+	q->d = d;
+	q->conn = conn;
+	q->exec = drv->exec;
+	q->query_ints = drv->query_ints;
+	q->query_rows = drv->query_rows;
+	q->exec_vals = drv->exec_vals;
+}
+
+static int exists_row(void *ud, const char *const *v)
+{
+	*(int *)ud = v[0] && strtoll(v[0], NULL, 10) > 0;
+	return 0;
+}
+
+int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
+			as_error *err)
+{
+	*exists = 0;
+	return q->query_rows(q->conn, q->d->exists_sql, name, 1, exists_row,
+			     exists, "looking up a table", err);
 }
 
 static void add_list(as_buf *b, const as_table *t, const size_t *idx, size_t n,
@@ -47,4 +75,21 @@ void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		as_buf_printf(b, " = %s.", bq);
 		as_buf_add_ident(b, t->cols[i].name);
 	}
+}
+
+void as_sql_scope_index_name(char *out, size_t n, const as_table *t)
+{
+	snprintf(out, n, "%s_atomsync_scope", t->table);
+}
+
+void as_sql_add_scope_index(as_buf *b, const as_table *t, const char *live_q)
+{
+	char idx[200];
+
+	as_sql_scope_index_name(idx, sizeof(idx), t);
+	as_buf_adds(b, "CREATE INDEX IF NOT EXISTS ");
+	as_buf_add_ident(b, idx);
+	as_buf_printf(b, " ON %s(", live_q);
+	as_sql_scope_list(b, t, NULL);
+	as_buf_adds(b, ")");
 }

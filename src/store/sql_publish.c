@@ -3,9 +3,84 @@
  * holds against the live table, counted inside the publish transaction
  * before anything changes, for the guards (invariant 3) and the run record.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "store/sql.h"
+#include "util/str.h"
 
 #define WHAT "publish: counting"
+
+/* <temp>._atomsync_scopes from r's staging and po's named scopes. */
+static int create_scopes(const as_sql *q, const as_sql_run *r,
+			 const as_table *t, as_error *err)
+{
+	const as_sql_dialect *d = q->d;
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_printf(&b,
+		      "DROP TABLE IF EXISTS %s._atomsync_scopes; "
+		      "CREATE TEMP TABLE _atomsync_scopes(",
+		      d->temp);
+	for (size_t i = 0; i < t->nscope; i++) {
+		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
+		if (d->typed_temp)
+			as_buf_printf(&b, " %s",
+				      d->type(t->cols[t->scope[i]].type));
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_printf(&b, "_named %s)%s", d->bool_type, d->temp_suffix);
+	if (!(ret = as_sql_exec_buf(q, &b, "publish: scopes", err))) {
+		as_buf_printf(
+			&b, "INSERT INTO %s._atomsync_scopes SELECT DISTINCT ",
+			d->temp);
+		as_sql_scope_list(&b, t, NULL);
+		as_buf_printf(&b, ", %s FROM %s", d->false_lit, r->stage_q);
+		ret = as_sql_exec_buf(q, &b, "publish: scopes", err);
+	}
+	as_buf_free(&b);
+	return ret;
+}
+
+int as_sql_fill_scopes(const as_sql *q, const as_sql_run *r, const as_table *t,
+		       const as_publish_opts *po, as_error *err)
+{
+	const as_sql_dialect *d = q->d;
+	as_buf b = AS_BUF_INIT;
+	as_type *ty = NULL;
+	int ret;
+
+	if ((ret = create_scopes(q, r, t, err)) || !po->nnamed)
+		return ret;
+	if (!(ty = calloc(t->nscope ? t->nscope : 1, sizeof(*ty))))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	as_buf_printf(&b, "INSERT INTO %s._atomsync_scopes SELECT ", d->temp);
+	for (size_t i = 0; i < t->nscope; i++) {
+		ty[i] = t->cols[t->scope[i]].type;
+		d->param(&b, i + 1, ty[i]);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_printf(&b,
+		      "%s WHERE NOT EXISTS (SELECT 1 FROM "
+		      "%s._atomsync_scopes WHERE ",
+		      d->true_lit, d->temp);
+	for (size_t i = 0; i < t->nscope; i++) {
+		as_buf_adds(&b, i ? " AND " : "");
+		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
+		as_buf_adds(&b, d->is_not_distinct);
+		d->param(&b, i + 1, ty[i]);
+	}
+	as_buf_adds(&b, ")");
+	for (size_t k = 0; !ret && k < po->nnamed; k++)
+		ret = q->exec_vals(q->conn, as_buf_cstr(&b),
+				   &po->named_scopes[k * t->nscope], ty,
+				   t->nscope, "publish: recording named scopes",
+				   err);
+	free(ty);
+	as_buf_free(&b);
+	return ret;
+}
 
 void as_sql_add_scope_filter(const as_sql *q, as_buf *b, const as_table *t,
 			     const char *live_q, int delivered_only)
@@ -81,10 +156,9 @@ done:
 
 int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			  const as_table *t, int live, const as_sql_spans *sp,
-			  int (*fill_scopes)(void *ud, as_error *err), void *ud,
-			  as_counts *c, int64_t *staged_changed,
-			  int64_t *scope_rows, int64_t *guarded_deletes,
-			  as_error *err)
+			  const as_publish_opts *po, as_counts *c,
+			  int64_t *staged_changed, int64_t *scope_rows,
+			  int64_t *guarded_deletes, as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
 	int64_t sc[2] = {0, 0}; /* staged rows, changed ones among them */
@@ -126,7 +200,7 @@ int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 	} else if (t->mode == AS_MODE_FULL) {
 		c->deleted = c->live_before - (sc[0] - c->inserted);
 	} else if (t->mode == AS_MODE_SCOPED && live && r->stage_q) {
-		if ((ret = fill_scopes(ud, err)) ||
+		if ((ret = as_sql_fill_scopes(q, r, t, po, err)) ||
 		    (ret = scoped_counts(q, r, t, c, scope_rows,
 					 guarded_deletes, err)))
 			goto done;
@@ -135,4 +209,34 @@ int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 done:
 	as_buf_free(&b);
 	return ret;
+}
+
+void as_sql_counts_start(as_counts *c, const as_run_ctx *rc)
+{
+	memset(c, 0, sizeof(*c));
+	c->seen = rc->seen;
+	c->rejected = rc->rejected;
+}
+
+int as_sql_publish_guards(const as_table *t, const as_publish_opts *po,
+			  const as_counts *c, int64_t scope_rows,
+			  int64_t guarded_deletes, as_error *err)
+{
+	as_counts gc = *c;
+
+	if (t->mode == AS_MODE_SCOPED)
+		gc.deleted = guarded_deletes;
+	return as_guard_check(t, po, &gc, scope_rows, err);
+}
+
+int as_sql_check_base(const as_table *t, int64_t published, int64_t base,
+		      as_error *err)
+{
+	if (published == base)
+		return 0;
+	return as_error_set(err, AS_ESTORE,
+			    "dataset %s was published by run %lld after this "
+			    "staging began; nothing was published (the next "
+			    "run starts over)",
+			    t->dataset, (long long)published);
 }

@@ -13,7 +13,9 @@
 #include "util/str.h"
 #include "util/time.h"
 
-static const as_hist_types TYPES = {"INTEGER", "BLOB", as_sq_sql_type};
+static as_type type_of_decl(const char *decl);
+static const as_hist_types TYPES = {"INTEGER", "BLOB", as_sq_sql_type,
+				    type_of_decl};
 
 /* One row per dataset with history: its shape and the runs it can restore
  * (first_run..last_run; last_run is the newest run that wrote history). */
@@ -73,146 +75,24 @@ static as_type type_of_decl(const char *decl)
 	return AS_TYPE_AUTO;
 }
 
-/* as_hist_evolve's callback: one column added to the history table. */
-static int hist_add_col(void *ud, const char *name, const char *type)
-{
-	void **a = ud;
-	sq_store *s = a[0];
-	const as_hist *h = a[1];
-	as_buf b = AS_BUF_INIT;
-	int rc;
-
-	as_buf_printf(&b, "ALTER TABLE %s ADD COLUMN ", h->q);
-	as_buf_add_ident(&b, name);
-	as_buf_printf(&b, " %s", type);
-	rc = as_sq_exec(s, as_buf_cstr(&b), a[2]);
-	as_buf_free(&b);
-	return rc;
-}
-
 /* An inferring table: the history gains the columns the live table
  * gained, inside the publish transaction. */
 int as_sq_hist_evolve(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 {
-	as_buf b = AS_BUF_INIT;
-	sqlite3_stmt *q = NULL;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	void *ud[3] = {s, (void *)h, err};
-	int rc, step;
+	as_sql q;
 
-	as_buf_adds(&b, "PRAGMA table_info(");
-	as_buf_add_ident(&b, h->name);
-	as_buf_adds(&b, ")");
-	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
-	as_buf_free(&b);
-	if (rc)
-		return rc;
-	/* Every column, however many: one missed would be added again. */
-	while ((step = sqlite3_step(q)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			char **nn = realloc(names, ncap * sizeof(*names));
-
-			if (!nn)
-				break;
-			names = nn;
-			cap = ncap;
-		}
-		if (!(names[n] = as_strdup(
-			      (const char *)sqlite3_column_text(q, 1))))
-			break;
-		n++;
-	}
-	if (step == SQLITE_ROW)
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-	else if (step != SQLITE_DONE)
-		rc = as_sq_fail(s, err, "reading the history table");
-	sqlite3_finalize(q);
-	if (!rc)
-		rc = as_hist_evolve(h, t, &TYPES, (const char *const *)names, n,
-				    hist_add_col, ud);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	if (rc == -1)
-		return as_error_set(err, AS_EUSAGE,
-				    "table %s exists but lacks a configured "
-				    "column of dataset %s; rename or drop it",
-				    h->name, t->dataset);
-	return rc ? err->code : 0;
+	as_sq_sql(s, &q);
+	return as_sql_hist_evolve(&q, h, t, &TYPES, err);
 }
 
-/*
- * Compare an existing history table with the shape this configuration
- * writes (columns still AS_TYPE_AUTO adopt its types).  A different shape
- * is a configuration error: history is never silently reshaped or lost.
- */
+/* An existing history table has the shape this configuration writes
+ * (store/sql_history.c). */
 int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	as_buf b = AS_BUF_INIT, want = AS_BUF_INIT;
-	size_t off = h->kind == AS_HISTORY_SCD2 ? 2 : 1; /* the run columns */
-	sqlite3_stmt *q = NULL;
-	size_t n, i = 0;
-	int ok = 1, rc;
+	as_sql q;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	as_buf_adds(&b, "PRAGMA table_info(");
-	as_buf_add_ident(&b, h->name);
-	as_buf_adds(&b, ")");
-	if ((rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err)))
-		goto done;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *cn = (const char *)sqlite3_column_text(q, 1);
-		const char *ct = (const char *)sqlite3_column_text(q, 2);
-
-		if (i >= n || !as_streq(cn, names[i])) {
-			ok = 0;
-		} else if (strcasecmp(types[i], ct ? ct : "") != 0) {
-			/* A column of no declared type takes the history's. */
-			as_col *c = i >= off && i - off < h->ncols
-					    ? &t->cols[h->cols[i - off]]
-					    : NULL;
-
-			if (c && c->type == AS_TYPE_AUTO &&
-			    type_of_decl(ct) != AS_TYPE_AUTO)
-				c->type = type_of_decl(ct);
-			else
-				ok = 0;
-		}
-		i++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = as_sq_fail(s, err, "reading the history table");
-		goto done;
-	}
-	rc = 0;
-	if (!ok || i != n) {
-		for (size_t k = 0; k < n; k++)
-			as_buf_printf(&want, "%s%s %s", k ? ", " : "", names[k],
-				      types[k]);
-		rc = as_error_set(
-			err, AS_EUSAGE,
-			"table %s exists but does not hold the %s history "
-			"dataset %s now writes (%s); rename or drop it, or "
-			"restore the dataset's earlier columns and history "
-			"settings",
-			h->name, as_hist_kind_name(h->kind), t->dataset,
-			as_buf_cstr(&want));
-	}
-done:
-	sqlite3_finalize(q);
-	free(names);
-	free(types);
-	as_buf_free(&b);
-	as_buf_free(&want);
-	return rc;
+	as_sq_sql(s, &q);
+	return as_sql_hist_check(&q, h, t, &TYPES, err);
 }
 
 /* The metadata table and the history table with its indexes, created on
@@ -220,96 +100,26 @@ done:
 static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
 		       as_error *err)
 {
-	const char **names = calloc(t->ncols + 4, sizeof(char *));
-	const char **types = calloc(t->ncols + 4, sizeof(char *));
-	as_buf b = AS_BUF_INIT;
+	as_sql q;
 	int exists, rc;
-	size_t n, off;
 
-	if (!names || !types) {
-		rc = as_error_set(err, AS_ENOMEM, "out of memory");
-		goto done;
-	}
 	if ((rc = as_sq_exec(s, META_SQL, err)) ||
 	    (rc = as_sq_table_exists(s, h->name, &exists, err)))
-		goto done;
-	if (exists) {
-		rc = t->infer ? as_sq_hist_evolve(s, h, t, err)
-			      : as_sq_hist_check(s, h, t, err);
-		goto done;
-	}
-	n = as_hist_layout(h, t, &TYPES, names, types);
-	off = h->kind == AS_HISTORY_SCD2 ? 2 : 1;
-	as_buf_printf(&b, "CREATE TABLE %s (", h->q);
-	for (size_t i = 0; i < n; i++) {
-		as_buf_add_ident(&b, names[i]);
-		as_buf_printf(&b, " %s%s, ", types[i],
-			      i == 0 || (i >= off && i < off + t->nkey)
-				      ? " NOT NULL"
-				      : "");
-	}
-	/* Snapshot rows are written and pruned a run at a time: the run leads
-	 * the key.  A version is found by its record's key (the triggers). */
-	if (h->kind == AS_HISTORY_SCD2) {
-		as_buf_adds(&b, "PRIMARY KEY (");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ", \"valid_from_run\")) WITHOUT ROWID");
-	} else {
-		as_buf_adds(&b, "PRIMARY KEY (\"run_id\", ");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ")) WITHOUT ROWID");
-	}
-	if ((rc = as_sq_buf_exec(s, &b, err)))
-		goto done;
-	if (h->kind == AS_HISTORY_SCD2) {
-		/* Retention and the closing of every open version (a baseline)
-		 * go by valid_to_run. */
-		char *idx = as_sprintf("%s_valid_to", h->name);
-
-		as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-		as_buf_add_ident(&b, idx);
-		as_buf_printf(&b, " ON %s(\"valid_to_run\")", h->q);
-		free(idx);
-		rc = as_sq_buf_exec(s, &b, err);
-	}
-done:
-	free(names);
-	free(types);
-	as_buf_free(&b);
-	return rc;
+		return rc;
+	if (exists)
+		return t->infer ? as_sq_hist_evolve(s, h, t, err)
+				: as_sq_hist_check(s, h, t, err);
+	as_sq_sql(s, &q);
+	return as_sql_hist_create(&q, h, t, &TYPES, err);
 }
 
 int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err)
 {
-	sqlite3_stmt *q;
-	int exists, rc;
+	as_sql q;
 
-	memset(m, 0, sizeof(*m));
-	if ((rc = as_sq_table_exists(s, "atomsync_history", &exists, err)) ||
-	    !exists)
-		return rc;
-	if ((rc = as_sq_prepare(
-		     s,
-		     "SELECT kind, columns, restorable, first_run, "
-		     "last_run FROM atomsync_history WHERE dataset = ?1",
-		     &q, err)))
-		return rc;
-	sqlite3_bind_text(q, 1, dataset, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(q);
-	if (rc == SQLITE_ROW) {
-		m->found = 1;
-		snprintf(m->kind, sizeof(m->kind), "%s",
-			 sqlite3_column_text(q, 0));
-		m->columns = as_strdup((const char *)sqlite3_column_text(q, 1));
-		m->restorable = sqlite3_column_int(q, 2);
-		m->first_run = sqlite3_column_int64(q, 3);
-		m->last_run = sqlite3_column_int64(q, 4);
-	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return as_sq_fail(s, err, "reading history metadata");
-	return 0;
+	as_sq_sql(s, &q);
+	return as_sql_hist_meta_read(&q, dataset, m, err);
 }
 
 static int published_run(sq_store *s, const char *dataset, int64_t *out,

@@ -27,71 +27,6 @@ static int sql_exec(sq_store *s, as_buf *sql, int64_t *changes, as_error *err)
 	return rc;
 }
 
-/* temp._atomsync_scopes: the scopes this run replaces; _named marks a scope
- * given on the command line for which no record was delivered. */
-static int fill_scopes(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		       as_error *err)
-{
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	sqlite3_stmt *q = NULL;
-	int ret;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_scopes; "
-			"CREATE TEMP TABLE _atomsync_scopes(");
-	as_sql_scope_list(&b, t, NULL);
-	as_buf_adds(
-		&b,
-		", _named INTEGER); INSERT INTO temp._atomsync_scopes SELECT DISTINCT ");
-	as_sql_scope_list(&b, t, NULL);
-	as_buf_printf(&b, ", 0 FROM %s", r->stage_q);
-	if ((ret = sql_exec(s, &b, NULL, err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO temp._atomsync_scopes SELECT ");
-	for (size_t i = 0; i < t->nscope; i++)
-		as_buf_printf(&b, "?%zu, ", i + 1);
-	as_buf_adds(
-		&b,
-		"1 WHERE NOT EXISTS (SELECT 1 FROM temp._atomsync_scopes WHERE ");
-	for (size_t i = 0; i < t->nscope; i++) {
-		as_buf_adds(&b, i ? " AND " : "");
-		as_buf_add_ident(&b, t->cols[t->scope[i]].name);
-		as_buf_printf(&b, " IS ?%zu", i + 1);
-	}
-	as_buf_adds(&b, ")");
-	if ((ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err)))
-		goto done;
-	for (size_t k = 0; k < po->nnamed; k++) {
-		for (size_t i = 0; i < t->nscope; i++)
-			as_sq_bind_val(q, (int)i + 1,
-				       &po->named_scopes[k * t->nscope + i]);
-		if (sqlite3_step(q) != SQLITE_DONE) {
-			ret = as_sq_fail(s, err, "recording named scopes");
-			goto done;
-		}
-		sqlite3_reset(q);
-	}
-done:
-	sqlite3_finalize(q);
-	as_buf_free(&b);
-	return ret;
-}
-
-/* fill_scopes for the shared counts. */
-typedef struct scopes_ud {
-	sq_store *s;
-	as_run_ctx *rc;
-	const as_publish_opts *po;
-} scopes_ud;
-
-static int fill_scopes_ud(void *ud, as_error *err)
-{
-	scopes_ud *x = ud;
-
-	return fill_scopes(x->s, x->rc, x->po, err);
-}
-
 /* Counts inside the publish transaction (invariant 10). */
 static int publish_counts(sq_store *s, as_run_ctx *rc,
 			  const as_publish_opts *po, const sq_spans *sp,
@@ -99,7 +34,6 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 			  int64_t *scope_rows, int64_t *guarded_deletes,
 			  as_error *err)
 {
-	scopes_ud ud = {s, rc, po};
 	as_sql_run sr;
 	as_sql q;
 	int exists, ret;
@@ -108,9 +42,9 @@ static int publish_counts(sq_store *s, as_run_ctx *rc,
 		return ret;
 	as_sq_sql(s, &q);
 	as_sq_run_view(rc->priv, &sr);
-	return as_sql_publish_counts(&q, &sr, rc->table, exists, sp,
-				     fill_scopes_ud, &ud, c, staged_changed,
-				     scope_rows, guarded_deletes, err);
+	return as_sql_publish_counts(&q, &sr, rc->table, exists, sp, po, c,
+				     staged_changed, scope_rows,
+				     guarded_deletes, err);
 }
 
 static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
@@ -349,14 +283,7 @@ static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
 		return AS_ESTORE;
 	}
 	sqlite3_finalize(q);
-	if (published != r->stage_base)
-		return as_error_set(
-			err, AS_ESTORE,
-			"dataset %s was published by run %lld after this "
-			"staging began; nothing was published (the next "
-			"run starts over)",
-			rc->table->dataset, (long long)published);
-	return 0;
+	return as_sql_check_base(rc->table, published, r->stage_base, err);
 }
 
 /* Invariants 1, 2: the columns this run found join the live table inside
@@ -529,14 +456,8 @@ static int ensure_live(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		ret = record_columns(s, rc, err);
 	if (!ret && t->nscope) {
 		as_buf b = AS_BUF_INIT;
-		char idx[200];
 
-		snprintf(idx, sizeof(idx), "%s_atomsync_scope", t->table);
-		as_buf_adds(&b, "CREATE INDEX IF NOT EXISTS ");
-		as_buf_add_ident(&b, idx);
-		as_buf_printf(&b, " ON %s(", r->live_q);
-		as_sql_scope_list(&b, t, NULL);
-		as_buf_adds(&b, ")");
+		as_sql_add_scope_index(&b, t, r->live_q);
 		ret = sql_exec(s, &b, NULL, err);
 		as_buf_free(&b);
 	}
@@ -555,7 +476,6 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
-	as_counts gc;
 	sq_spans sp;
 	int ret;
 
@@ -568,10 +488,7 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
 				  err)))
 		return ret;
-	gc = *c;
-	if (t->mode == AS_MODE_SCOPED)
-		gc.deleted = guarded;
-	if ((ret = as_guard_check(t, po, &gc, scope_rows, err)))
+	if ((ret = as_sql_publish_guards(t, po, c, scope_rows, guarded, err)))
 		return ret;
 	/* Invariant 7: the outbox events, from the live rows before they
 	 * change. */
@@ -631,9 +548,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 	sq_store *s = (sq_store *)st;
 	int ret, renamed = 0;
 
-	memset(c, 0, sizeof(*c));
-	c->seen = rc->seen;
-	c->rejected = rc->rejected;
+	as_sql_counts_start(c, rc);
 	if ((ret = mark_publishing(s, rc, err)))
 		return ret;
 	as_crash_point("publish.marked");
@@ -682,9 +597,7 @@ int as_sq_publish_group(as_store *st, as_store *const *stores,
 	if (!renamed)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
-		memset(&cs[i], 0, sizeof(cs[i]));
-		cs[i].seen = rcs[i]->seen;
-		cs[i].rejected = rcs[i]->rejected;
+		as_sql_counts_start(&cs[i], rcs[i]);
 		if ((ret = mark_publishing((sq_store *)stores[i], rcs[i],
 					   err))) {
 			*bad = i;

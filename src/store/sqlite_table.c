@@ -48,6 +48,55 @@ static int query_ints(void *conn, const char *sql, int64_t *out, int n,
 	return 0;
 }
 
+static int query_rows(void *conn, const char *sql, const char *arg, int n,
+		      int (*row)(void *ud, const char *const *v), void *ud,
+		      const char *what, as_error *err)
+{
+	sq_store *s = conn;
+	const char *v[8];
+	sqlite3_stmt *st;
+	int rc, ret = 0;
+
+	if (n > 8 || as_sq_prepare(s, sql, &st, err))
+		return n > 8 ? as_error_set(err, AS_ESTORE, "%s", what)
+			     : AS_ESTORE;
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	while (!ret && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < n; i++)
+			v[i] = (const char *)sqlite3_column_text(st, i);
+		ret = row(ud, v);
+	}
+	sqlite3_finalize(st);
+	if (!ret && rc != SQLITE_DONE)
+		ret = as_sq_fail(s, err, what);
+	return ret;
+}
+
+static int exec_vals(void *conn, const char *sql, const as_val *v,
+		     const as_type *ty, size_t n, const char *what,
+		     as_error *err)
+{
+	sq_store *s = conn;
+	sqlite3_stmt *st;
+	int rc;
+
+	(void)ty;
+	if (as_sq_prepare(s, sql, &st, err))
+		return AS_ESTORE;
+	for (size_t i = 0; i < n; i++)
+		as_sq_bind_val(st, (int)i + 1, &v[i]);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : as_sq_fail(s, err, what);
+}
+
+static void sq_param(as_buf *b, size_t i, as_type t)
+{
+	(void)t;
+	as_buf_printf(b, "?%zu", i);
+}
+
 static const as_sql_dialect sq_dialect = {
 	.temp = "temp",
 	.main = "main.",
@@ -56,14 +105,26 @@ static const as_sql_dialect sq_dialect = {
 	.text_type = "TEXT",
 	.temp_suffix = "",
 	.type = as_sq_sql_type,
+	.type_of = as_sq_type_of_decl,
+	.nocase_types = 1,
+	.strict_decl = 0,
+	.columns_sql = "SELECT name, type FROM pragma_table_info(?1)",
+	.typed_temp = 0,
+	.bool_type = "INTEGER",
+	.is_not_distinct = " IS ",
+	.exists_sql = "SELECT count(*) FROM sqlite_master "
+		      "WHERE type = 'table' AND name = ?1",
+	.keyed_suffix = " WITHOUT ROWID",
+	.create_index = "CREATE INDEX IF NOT EXISTS ",
+	.param = sq_param,
 };
+
+static const as_sql_driver sq_driver = {sql_exec, query_ints, query_rows,
+					exec_vals};
 
 void as_sq_sql(sq_store *s, as_sql *q)
 {
-	q->d = &sq_dialect;
-	q->conn = s;
-	q->exec = sql_exec;
-	q->query_ints = query_ints;
+	as_sql_init(q, &sq_dialect, &sq_driver, s);
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)
@@ -154,70 +215,13 @@ as_type as_sq_type_of_decl(const char *decl)
  */
 int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 {
-	as_buf b = AS_BUF_INIT;
-	sqlite3_stmt *q;
-	size_t i = 0, nuser;
-	int ok = 1, rc;
+	as_sql q;
+	size_t nuser;
 
 	if (t->infer)
 		return as_sq_adopt_table(s, t, name, 0, &nuser, err);
-
-	as_buf_adds(&b, "PRAGMA table_info(");
-	as_buf_add_ident(&b, name);
-	as_buf_adds(&b, ")");
-	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
-	as_buf_free(&b);
-	if (rc)
-		return rc;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *cn = (const char *)sqlite3_column_text(q, 1);
-		const char *ct = (const char *)sqlite3_column_text(q, 2);
-
-		if (i < t->ncols) {
-			as_col *c = &t->cols[i];
-
-			if (!as_streq(cn, c->name))
-				ok = 0;
-			else if (c->type == AS_TYPE_AUTO)
-				c->type = as_sq_type_of_decl(ct);
-			else if (strcasecmp(as_sq_sql_type(c->type),
-					    ct ? ct : "") != 0)
-				ok = 0;
-		} else if (i == t->ncols) {
-			ok = ok && as_streq(cn, "_atomsync_run");
-		} else if (i == t->ncols + 1) {
-			ok = ok && as_streq(cn, "_atomsync_hash");
-		} else if (i == t->ncols + 2) {
-			ok = ok && as_streq(cn, "_atomsync_line");
-		} else {
-			ok = 0;
-		}
-		i++;
-	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_DONE)
-		return as_sq_fail(s, err, "reading table schema");
-	if (!ok || i != t->ncols + 3) {
-		as_buf want = AS_BUF_INIT;
-
-		for (size_t k = 0; k < t->ncols; k++)
-			as_buf_printf(
-				&want, "%s%s %s", k ? ", " : "",
-				t->cols[k].name,
-				t->cols[k].type == AS_TYPE_AUTO
-					? "?"
-					: as_sq_sql_type(t->cols[k].type));
-		as_error_set(
-			err, AS_EUSAGE,
-			"table %s exists but does not have the columns the "
-			"dataset maps (%s, then _atomsync_run, _atomsync_hash, "
-			"_atomsync_line); "
-			"rename the table or migrate it",
-			name, as_buf_cstr(&want));
-		as_buf_free(&want);
-		return AS_EUSAGE;
-	}
-	return 0;
+	as_sq_sql(s, &q);
+	return as_sql_check_table(&q, t, name, err);
 }
 
 int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
