@@ -243,6 +243,18 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_pg_exec(conn, sql, NULL, NULL, what, err);
 }
 
+static int exec_changes(void *conn, const char *sql, int64_t *changes,
+			const char *what, as_error *err)
+{
+	PGresult *res;
+
+	if (as_pg_exec(conn, sql, NULL, &res, what, err))
+		return err->code;
+	*changes = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
 static int query_ints(void *conn, const char *sql, int64_t *out, int n,
 		      const char *what, as_error *err)
 {
@@ -269,8 +281,10 @@ static const as_sql_dialect pg_dialect = {
 void as_pg_sql(pg_store *s, as_sql *q)
 {
 	q->d = &pg_dialect;
+	q->outbox = &as_pg_outbox_ops;
 	q->conn = s;
 	q->exec = sql_exec;
+	q->exec_changes = exec_changes;
 	q->query_ints = query_ints;
 }
 

@@ -110,113 +110,6 @@ done:
 	return ret;
 }
 
-/* Counts relative to the live table (invariant 10). */
-static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
-			   as_error *err)
-{
-	const pg_run *r = rc->priv;
-	as_sql q;
-
-	as_pg_sql(s, &q);
-	return as_sql_rollback_counts(&q, r->live_q, rc->table, c, err);
-}
-
-/*
- * The changed rows for the outbox (invariant 7): pg_temp._atomsync_changed
- * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
- * with the restored values, 'delete' rows with a deleted row's last values,
- * and when a template names a non-key column 'before' rows with an updated
- * row's current values (the contract of
- * as_pg_outbox_write).  Built before the live table changes, and only when
- * the run records outbox events (rc->outbox).
- */
-static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	const pg_run *r = rc->priv;
-	as_sql q;
-
-	if (!as_outbox_plan_any(rc->outbox))
-		return 0;
-	as_pg_sql(s, &q);
-	return as_sql_rollback_changed(&q, r->live_q, rc->table,
-				       rc->outbox->before, err);
-}
-
-/* The outbox events of the rows the rollback changes, in its transaction. */
-static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	if (!as_outbox_plan_any(rc->outbox))
-		return 0;
-	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
-}
-
-/* The live table := the target: changed rows upserted, rows not in the
- * target deleted, each step exactly as counted. */
-static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
-			  as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0;
-	int ret = 0;
-
-	if (c->inserted + c->updated > 0) {
-		as_buf_printf(&b, "INSERT INTO %s AS t", r->live_q);
-		as_pg_insert_cols(&b, t);
-		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
-				"WHERE \"_atomsync_run\" IS NOT NULL ON "
-				"CONFLICT (");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ") DO UPDATE SET ");
-		for (size_t i = t->nkey; i < t->ncols; i++) {
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, " = excluded.");
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, ", ");
-		}
-		as_buf_adds(&b,
-			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "rollback: upsert", err)))
-			goto done;
-		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback wrote %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->inserted + c->updated);
-			goto done;
-		}
-	}
-	if (c->deleted > 0) {
-		as_buf_printf(
-			&b,
-			"DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
-			"pg_temp._atomsync_target AS tt WHERE ",
-			r->live_q);
-		as_sql_key_match(&b, t, "tt", "l");
-		as_buf_adds(&b, ")");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "rollback: delete", err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback deleted %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("rollback.applied");
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * The dataset's state after the rollback: its published run is the
  * rollback (later staging begins from it), the staging of an interrupted
@@ -355,9 +248,11 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	pg_run *r = calloc(1, sizeof(*r));
 	int ret, exists;
 	as_hist h;
+	as_sql q;
 
 	memset(c, 0, sizeof(*c));
 	memset(&h, 0, sizeof(h));
+	as_pg_sql(s, &q);
 	as_pg_drain(s, NULL);
 	if (!r || !(r->live_q = as_quote_ident(t->table))) {
 		free(r);
@@ -380,12 +275,14 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	if ((!exists && (ret = as_pg_create_table(s, t, t->table, 0, err))) ||
 	    (ret = run_open(s, rc, err)) ||
 	    (ret = fill_target(s, rc, &h, to_run, err)) ||
-	    (ret = rollback_counts(s, rc, c, err)) ||
-	    (ret = rollback_changed(s, rc, err)) ||
-	    (ret = rollback_apply(s, rc, c, err)) ||
+	    /* counts relative to the live table (invariant 10), the changed
+	     * rows for the outbox (invariant 7) before it changes */
+	    (ret = as_sql_rollback_counts(&q, r->live_q, t, c, err)) ||
+	    (ret = as_sql_rollback_changed(&q, r->live_q, rc, err)) ||
+	    (ret = as_sql_rollback_apply(&q, r->live_q, t, c, err)) ||
 	    (ret = as_pg_history_write(s, rc, po, c, "pg_temp._atomsync_target",
 				       err)) ||
-	    (ret = rollback_outbox(s, rc, err)) ||
+	    (ret = as_sql_outbox_write(&q, rc, err)) ||
 	    (ret = rollback_state(s, rc, err)) ||
 	    (ret = run_close(s, rc, c, to_run, err)))
 		goto fail;

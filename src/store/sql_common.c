@@ -1,6 +1,6 @@
 /*
- * Names both backends spell alike: key and scope column lists and the key
- * match of a join (store/sql.h).
+ * Names both backends spell alike: key and scope column lists, the key
+ * match of a join and an upsert's conflict clause (store/sql.h).
  */
 #include "store/sql.h"
 
@@ -47,4 +47,24 @@ void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		as_buf_printf(b, " = %s.", bq);
 		as_buf_add_ident(b, t->cols[i].name);
 	}
+}
+
+void as_sql_add_upsert(as_buf *b, const as_table *t, int update)
+{
+	as_buf_adds(b, " ON CONFLICT (");
+	as_sql_key_list(b, t, NULL);
+	if (!update) {
+		as_buf_adds(b, ") DO NOTHING");
+		return;
+	}
+	as_buf_adds(b, ") DO UPDATE SET ");
+	for (size_t i = t->nkey; i < t->ncols; i++) {
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, " = excluded.");
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, ", ");
+	}
+	as_buf_adds(b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+		       "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+		       "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 }

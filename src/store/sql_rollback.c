@@ -2,12 +2,13 @@
  * The rollback's SQL both backends share: its counts and the changed rows
  * for the outbox, from <temp>._atomsync_target (the live table's content
  * after the target run, filled by the backend from the history) against
- * the live table, before the live table changes.
+ * the live table, before the live table changes; then the change itself.
  */
 #include <stdio.h>
 
 #include "store/sql.h"
 
+#include "util/crash.h"
 #include "util/str.h"
 
 int as_sql_rollback_counts(const as_sql *q, const char *live_q,
@@ -51,12 +52,16 @@ done:
 }
 
 int as_sql_rollback_changed(const as_sql *q, const char *live_q,
-			    const as_table *t, int before, as_error *err)
+			    const as_run_ctx *rc, as_error *err)
 {
+	const as_table *t = rc->table;
 	const char *tmp = q->d->temp;
 	as_buf b = AS_BUF_INIT, cols = AS_BUF_INIT;
-	int ret;
+	int before, ret;
 
+	if (!as_outbox_plan_any(rc->outbox))
+		return 0;
+	before = rc->outbox->before;
 	for (size_t i = 0; i < t->ncols; i++) {
 		as_buf_adds(&cols, i ? ", " : "");
 		as_buf_add_ident(&cols, t->cols[i].name);
@@ -87,5 +92,64 @@ int as_sql_rollback_changed(const as_sql *q, const char *live_q,
 	ret = as_sql_exec_buf(q, &b, "rollback: changed rows", err);
 	as_buf_free(&b);
 	as_buf_free(&cols);
+	return ret;
+}
+
+int as_sql_rollback_apply(const as_sql *q, const char *live_q,
+			  const as_table *t, const as_counts *c, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int64_t changes = 0;
+	int ret = 0;
+
+	if (c->inserted + c->updated > 0) {
+		as_buf_printf(&b, "INSERT INTO %s%s(", q->d->main, live_q);
+		for (size_t i = 0; i < t->ncols; i++) {
+			as_buf_add_ident(&b, t->cols[i].name);
+			as_buf_adds(&b, ", ");
+		}
+		as_buf_printf(&b,
+			      "\"_atomsync_run\", \"_atomsync_hash\", "
+			      "\"_atomsync_line\") SELECT * FROM "
+			      "%s._atomsync_target WHERE \"_atomsync_run\" IS "
+			      "NOT NULL",
+			      q->d->temp);
+		as_sql_add_upsert(&b, t, 1);
+		if ((ret = q->exec_changes(q->conn, as_buf_cstr(&b), &changes,
+					   "rollback: upsert", err)))
+			goto done;
+		if (changes != c->inserted + c->updated) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback wrote %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)c->inserted + c->updated);
+			goto done;
+		}
+		as_buf_reset(&b);
+	}
+	if (c->deleted > 0) {
+		as_buf_printf(
+			&b,
+			"DELETE FROM %s%s WHERE NOT EXISTS (SELECT 1 FROM "
+			"%s._atomsync_target AS tt WHERE ",
+			q->d->main, live_q, q->d->temp);
+		as_sql_key_match(&b, t, "tt", live_q);
+		as_buf_adds(&b, ")");
+		if ((ret = q->exec_changes(q->conn, as_buf_cstr(&b), &changes,
+					   "rollback: delete", err)))
+			goto done;
+		if (changes != c->deleted) {
+			ret = as_error_set(err, AS_ESTORE,
+					   "rollback deleted %lld rows, "
+					   "expected %lld; nothing changed",
+					   (long long)changes,
+					   (long long)c->deleted);
+			goto done;
+		}
+	}
+	as_crash_point("rollback.applied");
+done:
+	as_buf_free(&b);
 	return ret;
 }

@@ -29,6 +29,23 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_sq_exec(conn, sql, err);
 }
 
+static int exec_changes(void *conn, const char *sql, int64_t *changes,
+			const char *what, as_error *err)
+{
+	sq_store *s = conn;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (as_sq_prepare(s, sql, &st, err))
+		return AS_ESTORE;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return as_sq_fail(s, err, what);
+	*changes = sqlite3_changes64(s->db);
+	return 0;
+}
+
 static int query_ints(void *conn, const char *sql, int64_t *out, int n,
 		      const char *what, as_error *err)
 {
@@ -61,8 +78,10 @@ static const as_sql_dialect sq_dialect = {
 void as_sq_sql(sq_store *s, as_sql *q)
 {
 	q->d = &sq_dialect;
+	q->outbox = &as_sq_outbox_ops;
 	q->conn = s;
 	q->exec = sql_exec;
+	q->exec_changes = exec_changes;
 	q->query_ints = query_ints;
 }
 
