@@ -274,6 +274,9 @@ static const as_sql_dialect pg_dialect = {
 	.true_lit = "true",
 	.false_lit = "false",
 	.text_type = "text",
+	.blob_type = "bytea",
+	.same = "IS NOT DISTINCT FROM",
+	.analyze_temp = 1,
 	.temp_suffix = " ON COMMIT DROP",
 	.type = as_pg_type,
 };

@@ -48,69 +48,6 @@ static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
 }
 
 /*
- * pg_temp._atomsync_target := the live table's content after run n, each
- * row marked with run R in _atomsync_run when the live table does not hold
- * it exactly (a missing key, or any column or the hash differs).
- */
-static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
-		       as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_target (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
-			"\"_atomsync_line\" bytea, PRIMARY KEY (");
-	as_sql_key_list(&b, t, NULL);
-	as_buf_adds(&b, ")) ON COMMIT DROP");
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: target", err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_target SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_printf(
-		&b,
-		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
-		h->q);
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(
-			&b,
-			"\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
-			"OR \"valid_to_run\" > $1)");
-	else
-		as_buf_adds(&b, "\"run_id\" = $1");
-	if ((ret = as_pg_exec_run(s, &b, n, NULL,
-				  "rollback: reading the history", err)) ||
-	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
-			      "rollback: target", err)))
-		goto done;
-	as_buf_printf(
-		&b,
-		"UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
-		"WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ",
-		r->live_q);
-	as_sql_key_match(&b, t, "l", "tt");
-	as_buf_adds(&b, " AND ");
-	as_pg_add_row_tuple(&b, t, "l");
-	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
-	as_pg_add_row_tuple(&b, t, "tt");
-	as_buf_adds(&b, ")");
-	ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "rollback: comparing",
-			     err);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/*
  * The dataset's state after the rollback: its published run is the
  * rollback (later staging begins from it), the staging of an interrupted
  * run is dropped (its base is gone), and an incremental cursor is the
@@ -274,7 +211,8 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 			t->cols[i].type = AS_TYPE_TEXT;
 	if ((!exists && (ret = as_pg_create_table(s, t, t->table, 0, err))) ||
 	    (ret = run_open(s, rc, err)) ||
-	    (ret = fill_target(s, rc, &h, to_run, err)) ||
+	    (ret = as_sql_rollback_target(&q, r->live_q, t, &h, to_run,
+					  rc->run_id, err)) ||
 	    /* counts relative to the live table (invariant 10), the changed
 	     * rows for the outbox (invariant 7) before it changes */
 	    (ret = as_sql_rollback_counts(&q, r->live_q, t, c, err)) ||

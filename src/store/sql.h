@@ -7,17 +7,23 @@
 #define AS_STORE_SQL_H
 
 #include "model/outbox.h"
+#include "store/history.h"
 #include "store/store.h"
 #include "util/buf.h"
 
 /* How a backend spells what the shared SQL writes. */
 typedef struct as_sql_dialect {
-	const char *temp;	 /* the temp schema: "temp", "pg_temp" */
-	const char *main;	 /* before a user table's name: "main.", "" */
-	const char *true_lit;	 /* "1", "true" */
-	const char *false_lit;	 /* "0", "false" */
-	const char *text_type;	 /* "TEXT", "text" */
-	const char *temp_suffix; /* after CREATE TEMP TABLE t(...) */
+	const char *temp;      /* the temp schema: "temp", "pg_temp" */
+	const char *main;      /* before a user table's name: "main.", "" */
+	const char *true_lit;  /* "1", "true" */
+	const char *false_lit; /* "0", "false" */
+	const char *text_type; /* "TEXT", "text" */
+	const char *blob_type; /* "BLOB", "bytea" */
+	const char
+		*same; /* a IS b, NULL = NULL: "IS", "IS NOT DISTINCT FROM" */
+	int analyze_temp; /* a filled temp table wants ANALYZE before a join
+			   * (PostgreSQL's autovacuum never sees it) */
+	const char *temp_suffix;	/* after CREATE TEMP TABLE t(...) */
 	const char *(*type)(as_type t); /* a mapped column's type */
 } as_sql_dialect;
 
@@ -173,6 +179,14 @@ int as_sql_outbox_publish(const as_sql *q, const as_sql_run *r,
 			  as_error *err);
 
 /* ---- the rollback (store/sql_rollback.c) ---- */
+
+/* <temp>._atomsync_target := the live table's content after run n, from
+ * the history h, each row marked with run_id in _atomsync_run when the
+ * live table does not hold it exactly (a missing key, or any column or
+ * the hash differs). */
+int as_sql_rollback_target(const as_sql *q, const char *live_q,
+			   const as_table *t, const as_hist *h, int64_t n,
+			   int64_t run_id, as_error *err);
 
 /* Its counts: <temp>._atomsync_target (the live table's content after the
  * target run) against the live table live_q. */

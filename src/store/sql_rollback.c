@@ -1,8 +1,8 @@
 /*
- * The rollback's SQL both backends share: its counts and the changed rows
- * for the outbox, from <temp>._atomsync_target (the live table's content
- * after the target run, filled by the backend from the history) against
- * the live table, before the live table changes; then the change itself.
+ * The rollback's SQL both backends share: <temp>._atomsync_target (the
+ * live table's content after the target run, from the history), its counts
+ * and the changed rows for the outbox against the live table, before the
+ * live table changes; then the change itself.
  */
 #include <stdio.h>
 
@@ -10,6 +10,78 @@
 
 #include "util/crash.h"
 #include "util/str.h"
+
+int as_sql_rollback_target(const as_sql *q, const char *live_q,
+			   const as_table *t, const as_hist *h, int64_t n,
+			   int64_t run_id, as_error *err)
+{
+	const as_sql_dialect *d = q->d;
+	const char *integer = d->type(AS_TYPE_INTEGER);
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_printf(&b,
+		      "DROP TABLE IF EXISTS %s._atomsync_target; CREATE TEMP "
+		      "TABLE _atomsync_target (",
+		      d->temp);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s, ", d->type(t->cols[i].type));
+	}
+	as_buf_printf(&b,
+		      "\"_atomsync_run\" %s, \"_atomsync_hash\" %s, "
+		      "\"_atomsync_line\" %s, PRIMARY KEY (",
+		      integer, integer, d->blob_type);
+	as_sql_key_list(&b, t, NULL);
+	as_buf_printf(&b, "))%s", d->temp_suffix);
+	if ((ret = as_sql_exec_buf(q, &b, "rollback: target", err)))
+		goto done;
+	as_buf_printf(&b, "INSERT INTO %s._atomsync_target SELECT ", d->temp);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_adds(&b, ", ");
+	}
+	as_buf_printf(
+		&b,
+		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
+		h->q);
+	if (h->kind == AS_HISTORY_SCD2)
+		as_buf_printf(
+			&b,
+			"\"valid_from_run\" <= %lld AND (\"valid_to_run\" "
+			"IS NULL OR \"valid_to_run\" > %lld)",
+			(long long)n, (long long)n);
+	else
+		as_buf_printf(&b, "\"run_id\" = %lld", (long long)n);
+	if ((ret = as_sql_exec_buf(q, &b, "rollback: reading the history",
+				   err)))
+		goto done;
+	if (d->analyze_temp) {
+		as_buf_printf(&b, "ANALYZE %s._atomsync_target", d->temp);
+		if ((ret = as_sql_exec_buf(q, &b, "rollback: target", err)))
+			goto done;
+	}
+	as_buf_printf(&b,
+		      "UPDATE %s._atomsync_target SET \"_atomsync_run\" = %lld "
+		      "WHERE NOT EXISTS (SELECT 1 FROM %s%s AS l WHERE ",
+		      d->temp, (long long)run_id, d->main, live_q);
+	for (size_t i = 0; i < t->ncols; i++) {
+		as_buf_adds(&b, i ? " AND l." : "l.");
+		as_buf_add_ident(&b, t->cols[i].name);
+		as_buf_printf(&b, " %s _atomsync_target.",
+			      i < t->nkey ? "=" : d->same);
+		as_buf_add_ident(&b, t->cols[i].name);
+	}
+	/* A row whose stored hash went stale (edited in place) is rewritten. */
+	as_buf_printf(&b,
+		      " AND l.\"_atomsync_hash\" %s "
+		      "_atomsync_target.\"_atomsync_hash\")",
+		      d->same);
+	ret = as_sql_exec_buf(q, &b, "rollback: comparing", err);
+done:
+	as_buf_free(&b);
+	return ret;
+}
 
 int as_sql_rollback_counts(const as_sql *q, const char *live_q,
 			   const as_table *t, as_counts *c, as_error *err)

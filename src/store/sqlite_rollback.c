@@ -51,81 +51,6 @@ static int check_target(sq_store *s, as_run_ctx *rc, const as_hist *h,
 	return ret;
 }
 
-/* A TEMP table shaped like the live table (and its staging tables). */
-static int create_target(sq_store *s, const as_table *t, as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-	int rc;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_target; "
-			"CREATE TEMP TABLE _atomsync_target (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_sq_sql_type(t->cols[i].type));
-	}
-	as_buf_adds(&b,
-		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
-		    "\"_atomsync_line\" BLOB, PRIMARY KEY (");
-	as_sql_key_list(&b, t, NULL);
-	as_buf_adds(&b, "))");
-	rc = as_sq_buf_exec(s, &b, err);
-	as_buf_free(&b);
-	return rc;
-}
-
-/*
- * temp._atomsync_target := the live table's content after run n, each row
- * marked with run R in _atomsync_run when the live table does not hold it
- * exactly (a missing key, or any column or the hash differs).
- */
-static int fill_target(sq_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
-		       as_error *err)
-{
-	const as_table *t = rc->table;
-	sq_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "INSERT INTO temp._atomsync_target SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_printf(
-		&b,
-		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
-		h->q);
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(
-			&b,
-			"\"valid_from_run\" <= ?1 AND (\"valid_to_run\" IS NULL "
-			"OR \"valid_to_run\" > ?1)");
-	else
-		as_buf_adds(&b, "\"run_id\" = ?1");
-	if ((ret = as_sq_buf_exec_int(s, &b, n, NULL, err)))
-		goto done;
-	as_buf_printf(&b,
-		      "UPDATE temp._atomsync_target SET \"_atomsync_run\" = ?1 "
-		      "WHERE NOT EXISTS (SELECT 1 FROM main.%s AS l WHERE ",
-		      r->live_q);
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_adds(&b, i ? " AND " : "");
-		as_buf_adds(&b, "l.");
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, i < t->nkey ? " = " : " IS ");
-		as_buf_adds(&b, "_atomsync_target.");
-		as_buf_add_ident(&b, t->cols[i].name);
-	}
-	/* A row whose stored hash went stale (edited in place) is rewritten. */
-	as_buf_adds(
-		&b,
-		" AND l.\"_atomsync_hash\" IS _atomsync_target.\"_atomsync_hash\")");
-	ret = as_sq_buf_exec_int(s, &b, rc->run_id, NULL, err);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * The dataset's state after the rollback: its published run is the
  * rollback (later staging begins from it), the staging of an interrupted
@@ -317,8 +242,8 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 		free(sql);
 	}
 	if (ret || (ret = run_open(s, rc, err)) ||
-	    (ret = create_target(s, t, err)) ||
-	    (ret = fill_target(s, rc, &h, to_run, err)) ||
+	    (ret = as_sql_rollback_target(&q, r->live_q, t, &h, to_run,
+					  rc->run_id, err)) ||
 	    /* counts relative to the live table (invariant 10), the changed
 	     * rows for the outbox (invariant 7) before it changes */
 	    (ret = as_sql_rollback_counts(&q, r->live_q, t, c, err)) ||

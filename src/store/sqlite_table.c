@@ -71,6 +71,8 @@ static const as_sql_dialect sq_dialect = {
 	.true_lit = "1",
 	.false_lit = "0",
 	.text_type = "TEXT",
+	.blob_type = "BLOB",
+	.same = "IS",
 	.temp_suffix = "",
 	.type = as_sq_sql_type,
 };
