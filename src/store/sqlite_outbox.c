@@ -164,15 +164,7 @@ done:
 	return ret;
 }
 
-/* No NOTIFY: a plan with notify never gets here, the run's check refuses
- * it on this store (effects/keys.c, as_outbox_check). */
-const as_sql_outbox_ops as_sq_outbox_ops = {
-	.ensure = ensure_outbox,
-	.insert = insert_event,
-	.keys = outbox_keys,
-	.notify = NULL,
-};
-
+/* as_sql_outbox_publish, once it is known whether the live table exists. */
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err)
 {
@@ -188,6 +180,14 @@ int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		return ret;
 	return as_sql_outbox_publish(&q, &sr, rc, c, live, err);
 }
+
+/* No NOTIFY: a plan with notify never gets here, the run's check refuses
+ * it on this store (effects/keys.c, as_outbox_check). */
+const as_sql_outbox_ops as_sq_outbox_ops = {
+	.ensure = ensure_outbox,
+	.insert = insert_event,
+	.keys = outbox_keys,
+};
 
 /* ---- after commit: list and mark ---- */
 
