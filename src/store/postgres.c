@@ -243,6 +243,18 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_pg_exec(conn, sql, NULL, NULL, what, err);
 }
 
+static int exec_changes(void *conn, const char *sql, int64_t *changes,
+			const char *what, as_error *err)
+{
+	PGresult *res;
+
+	if (as_pg_exec(conn, sql, NULL, &res, what, err))
+		return err->code;
+	*changes = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
 static int query_ints(void *conn, const char *sql, int64_t *out, int n,
 		      const char *what, as_error *err)
 {
@@ -319,6 +331,8 @@ static const as_sql_dialect pg_dialect = {
 	.true_lit = "true",
 	.false_lit = "false",
 	.text_type = "text",
+	.blob_type = "bytea",
+	.analyze_temp = 1,
 	.temp_suffix = " ON COMMIT DROP",
 	.type = as_pg_type,
 	.type_of = as_pg_type_of,
@@ -334,12 +348,13 @@ static const as_sql_dialect pg_dialect = {
 	.param = pg_param,
 };
 
-static const as_sql_driver pg_driver = {sql_exec, query_ints, query_rows,
-					exec_vals};
+static const as_sql_driver pg_driver = {sql_exec, exec_changes, query_ints,
+					query_rows, exec_vals};
 
 void as_pg_sql(pg_store *s, as_sql *q)
 {
 	as_sql_init(q, &pg_dialect, &pg_driver, s);
+	q->outbox = &as_pg_outbox_ops;
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)

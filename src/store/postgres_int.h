@@ -198,21 +198,12 @@ int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err);
 
 /*
- * The outbox (store/postgres_outbox.c, invariant 7).  as_pg_outbox_write
- * records, in the caller's open transaction, the events of rc->outbox
- * (invalidate, webhook) and sends its NOTIFY, for the rows in changed_q: a
- * table (e.g. "pg_temp._my_changed", already quoted) holding at least the
- * columns the templates name, with the live table's names and types, plus
- * "_atomsync_op" text: 'insert' and 'update' rows hold the new values,
- * 'delete' rows the values before deletion, and 'before' rows (optional)
- * the old values of updated rows, so that a template over a non-key column
- * also invalidates the old key.  Keys are rendered from every row; the
- * summary counts insert, update and delete rows.  Rollback calls it for
- * the rows it changes; the publish calls it through as_pg_outbox_publish,
- * after the guards and before it touches the live table.
+ * The outbox (store/postgres_outbox.c, invariant 7): how this store records
+ * the events the shared code builds (store/sql_outbox.c, as_pg_sql fills
+ * as_sql.outbox with it), and the publish's hook, after the guards and
+ * before it touches the live table (as_sql_outbox_publish).
  */
-int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
-		       as_error *err);
+extern const as_sql_outbox_ops as_pg_outbox_ops;
 int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int live, as_error *err);
 int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,

@@ -13,10 +13,8 @@
 #include "model/outbox.h"
 #include "store/postgres_int.h"
 #include "store/sql.h"
-#include "util/crash.h"
 #include "util/str.h"
 
-#define CHANGED_Q "pg_temp.\"_atomsync_changed\""
 #define FETCH_ROWS 20000
 
 static const char *OUTBOX_SCHEMA =
@@ -47,8 +45,9 @@ static int outbox_exists(pg_store *s, int *exists, as_error *err)
 
 /* In the caller's transaction; concurrent first publishers serialize on
  * the schema's advisory lock (CREATE IF NOT EXISTS races on the catalog). */
-static int ensure_outbox(pg_store *s, as_error *err)
+static int ensure_outbox(void *conn, as_error *err)
 {
+	pg_store *s = conn;
 	int exists = 0;
 
 	if (outbox_exists(s, &exists, err))
@@ -63,54 +62,27 @@ static int ensure_outbox(pg_store *s, as_error *err)
 		       : 0;
 }
 
-/* Inserted, updated and deleted rows of changed_q ('before' rows: the old
- * values of updated rows, rendered but not counted). */
-static int changed_counts(pg_store *s, const char *changed_q, int64_t n[3],
-			  as_error *err)
-{
-	static const char *ops[3] = {"insert", "update", "delete"};
-	as_buf b = AS_BUF_INIT;
-	PGresult *res;
-	int rc;
-
-	as_buf_printf(&b,
-		      "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1",
-		      changed_q);
-	rc = as_pg_exec(s, as_buf_cstr(&b), NULL, &res,
-			"outbox: counting changed rows", err);
-	as_buf_free(&b);
-	if (rc)
-		return rc;
-	n[0] = n[1] = n[2] = 0;
-	for (int r = 0; r < PQntuples(res); r++)
-		for (int i = 0; i < 3; i++)
-			if (strcmp(PQgetvalue(res, r, 0), ops[i]) == 0)
-				n[i] = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-	PQclear(res);
-	return 0;
-}
-
-static int insert_event(pg_store *s, as_run_ctx *rc, const char *target,
-			const char *payload, as_error *err)
+static int insert_event(void *conn, const as_run_ctx *rc, const char *target,
+			const char *payload, size_t len, as_error *err)
 {
 	as_pg_params p;
 
+	(void)len; /* payload is a C string */
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
 	as_pg_param_text(&p, rc->table->dataset);
 	as_pg_param_text(&p, target);
 	as_pg_param_text(&p, payload);
 	return as_pg_exec(
-		s,
+		conn,
 		"INSERT INTO atomsync_outbox(run_id, dataset, target, "
 		"payload) VALUES($1, $2, $3, $4::json)",
 		&p, NULL, "outbox: recording an event", err);
 }
 
 /* A cursor over the rendered keys: DECLARE ... FOR SELECT k FROM (SELECT
- * expr AS k FROM changed UNION ALL SELECT ...) x WHERE k IS NOT NULL, not
- * deduplicated (see store/sqlite_outbox.c).  *any = 0 when no template has
- * a column. */
+ * expr AS k FROM changed UNION ALL SELECT ...) x WHERE k IS NOT NULL.
+ * *any = 0 when no template has a column. */
 static int keys_cursor(pg_store *s, const as_tpl *v, size_t n,
 		       const as_table *t, const char *changed_q, int *any,
 		       as_error *err)
@@ -164,168 +136,72 @@ static int keys_cursor(pg_store *s, const as_tpl *v, size_t n,
 	return rc;
 }
 
-/* Write the payload as an event and begin the next (without patterns). */
-static int flush_payload(pg_store *s, as_run_ctx *rc, as_payload *p,
-			 const as_outbox_summary *sum, int64_t *nkeys,
-			 as_error *err)
+/* The rendered keys to key(ud, ...), FETCH_ROWS at a time. */
+static int outbox_keys(void *conn, const as_outbox_plan *plan,
+		       const as_table *t, const char *changed_q,
+		       as_sql_key_fn key, void *ud, as_error *err)
 {
-	*nkeys += p->nkeys;
-	if (as_payload_end(p, err) ||
-	    insert_event(s, rc, "redis", as_buf_cstr(&p->buf), err))
-		return err->code;
-	as_payload_free(p);
-	return as_payload_begin(p, sum, rc->outbox, 0, err);
-}
-
-/* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
- * the first event also carries the fixed keys and the patterns. */
-static int write_redis(pg_store *s, as_run_ctx *rc,
-		       const as_outbox_summary *sum, const char *changed_q,
-		       int64_t *nkeys, as_error *err)
-{
-	const as_outbox_plan *plan = rc->outbox;
-	const as_tpl *v = plan->tpls;
-	size_t n = plan->ntpls;
+	pg_store *s = conn;
 	PGresult *res = NULL;
-	as_payload p;
-	int ret, any = 0, npat = 0, first = 1;
+	int ret, any = 0;
 
-	memset(&p, 0, sizeof(p));
-	if ((ret = keys_cursor(s, v, n, rc->table, changed_q, &any, err)) ||
-	    (ret = as_payload_begin(&p, sum, plan, 1, err)))
-		goto done;
-	for (size_t i = 0; i < n; i++) {
-		npat += v[i].pattern;
-		if (v[i].fixed &&
-		    (ret = as_payload_add_key(&p, v[i].parts[0].text,
-					      strlen(v[i].parts[0].text), err)))
-			goto done;
-	}
-	while (any) {
+	if ((ret = keys_cursor(s, plan->tpls, plan->ntpls, t, changed_q, &any,
+			       err)) ||
+	    !any)
+		return ret;
+	for (;;) {
 		int rows;
 
 		if ((ret = as_pg_exec(s, "FETCH 20000 FROM _atomsync_keys",
 				      NULL, &res, "outbox: rendering keys",
 				      err)))
-			goto done;
+			return ret;
 		rows = PQntuples(res);
-		for (int r = 0; r < rows; r++) {
-			if ((ret = as_payload_add_key(
-				     &p, PQgetvalue(res, r, 0),
-				     (size_t)PQgetlength(res, r, 0), err)))
+		for (int r = 0; r < rows; r++)
+			if ((ret = key(ud, PQgetvalue(res, r, 0),
+				       (size_t)PQgetlength(res, r, 0), err)))
 				goto done;
-			if (as_payload_full(&p)) {
-				if ((ret = flush_payload(s, rc, &p, sum, nkeys,
-							 err)))
-					goto done;
-				first = 0;
-			}
-		}
 		PQclear(res);
 		res = NULL;
 		if (rows < FETCH_ROWS)
 			break;
 	}
-	if (any && (ret = as_pg_exec(s, "CLOSE _atomsync_keys", NULL, NULL,
-				     "outbox: rendering keys", err)))
-		goto done;
-	*nkeys += p.nkeys;
-	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
-	if (p.nkeys || (first && npat)) {
-		if ((ret = as_payload_end(&p, err)) ||
-		    (ret = insert_event(s, rc, "redis", as_buf_cstr(&p.buf),
-					err)))
-			goto done;
-	}
+	ret = as_pg_exec(s, "CLOSE _atomsync_keys", NULL, NULL,
+			 "outbox: rendering keys", err);
 done:
 	PQclear(res);
-	as_payload_free(&p);
 	return ret;
 }
 
-/*
- * The outbox events for the rows in changed_q (see postgres_int.h), in the
- * caller's transaction: one redis event (split only past AS_OUTBOX_MAX_KEYS
- * keys), one webhook event, and the NOTIFY.  Nothing when no row changed.
- */
-int as_pg_outbox_write(pg_store *s, as_run_ctx *rc, const char *changed_q,
-		       as_error *err)
+/* pg_notify(): PostgreSQL delivers it at commit, never before. */
+static int outbox_notify(void *conn, const char *channel, const char *body,
+			 as_error *err)
 {
-	const as_outbox_plan *plan = rc->outbox;
-	as_outbox_summary sum;
-	int64_t n[3], nkeys = 0;
-	char *body = NULL;
-	int ret;
+	as_pg_params p;
 
-	if (!as_outbox_plan_any(plan))
-		return 0;
-	if ((ret = changed_counts(s, changed_q, n, err)))
-		return ret;
-	if (n[0] + n[1] + n[2] == 0)
-		return 0;
-	if ((plan->ntpls || plan->webhook) && (ret = ensure_outbox(s, err)))
-		return ret;
-	as_sql_outbox_summary(&sum, rc, n);
-	if (plan->ntpls &&
-	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
-		return ret;
-	if (plan->webhook || plan->notify) {
-		body = as_outbox_summary_json(&sum, plan, nkeys);
-		if (!body)
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-	}
-	if (plan->webhook)
-		ret = insert_event(s, rc, "webhook", body, err);
-	if (!ret && plan->notify) {
-		as_pg_params p;
-
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, plan->notify);
-		as_pg_param_text(&p, body);
-		ret = as_pg_exec(s, "SELECT pg_notify($1, $2)", &p, NULL,
-				 "outbox: NOTIFY", err);
-	}
-	free(body);
-	if (!ret)
-		as_crash_point("outbox.written");
-	return ret;
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, channel);
+	as_pg_param_text(&p, body);
+	return as_pg_exec(conn, "SELECT pg_notify($1, $2)", &p, NULL,
+			  "outbox: NOTIFY", err);
 }
 
-/*
- * The publish's hook, after the guards and before the live table changes:
- * collect what the publish will change, check it against the publish's own
- * counts (a disagreement fails the publish: the keys would be wrong), and
- * record the events in the same transaction.  live: the live table exists.
- */
+const as_sql_outbox_ops as_pg_outbox_ops = {
+	.ensure = ensure_outbox,
+	.insert = insert_event,
+	.keys = outbox_keys,
+	.notify = outbox_notify,
+};
+
 int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int live, as_error *err)
 {
-	const as_outbox_plan *plan = rc->outbox;
-	const as_table *t = rc->table;
-	unsigned char *need = NULL;
 	as_sql_run sr;
 	as_sql q;
-	int64_t n[3];
-	int ret;
 
-	if (!as_outbox_plan_any(plan) ||
-	    c->inserted + c->updated + c->deleted == 0)
-		return 0;
-	if (!(need = as_sql_outbox_need(plan, t)))
-		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_pg_sql(s, &q);
 	as_pg_run_view(rc, &sr);
-	if ((ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
-					 plan->before, err)) ||
-	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||
-	    (ret = as_sql_outbox_agree(n, c, err)) ||
-	    (ret = as_pg_outbox_write(s, rc, CHANGED_Q, err)))
-		goto done;
-	ret = as_pg_exec(s, "DROP TABLE " CHANGED_Q, NULL, NULL,
-			 "outbox: collecting changed rows", err);
-done:
-	free(need);
-	return ret;
+	return as_sql_outbox_publish(&q, &sr, rc, c, live, err);
 }
 
 /* ---- after commit: list and mark ---- */

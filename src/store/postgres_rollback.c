@@ -48,176 +48,6 @@ static int check_target(pg_store *s, as_run_ctx *rc, const as_hist *h,
 }
 
 /*
- * pg_temp._atomsync_target := the live table's content after run n, each
- * row marked with run R in _atomsync_run when the live table does not hold
- * it exactly (a missing key, or any column or the hash differs).
- */
-static int fill_target(pg_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
-		       as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "CREATE TEMP TABLE _atomsync_target (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_pg_type(t->cols[i].type));
-	}
-	as_buf_adds(&b, "\"_atomsync_run\" bigint, \"_atomsync_hash\" bigint, "
-			"\"_atomsync_line\" bytea, PRIMARY KEY (");
-	as_sql_key_list(&b, t, NULL);
-	as_buf_adds(&b, ")) ON COMMIT DROP");
-	if ((ret = as_pg_exec_buf(s, &b, NULL, NULL, "rollback: target", err)))
-		goto done;
-	as_buf_adds(&b, "INSERT INTO pg_temp._atomsync_target SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_printf(
-		&b,
-		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
-		h->q);
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(
-			&b,
-			"\"valid_from_run\" <= $1 AND (\"valid_to_run\" IS NULL "
-			"OR \"valid_to_run\" > $1)");
-	else
-		as_buf_adds(&b, "\"run_id\" = $1");
-	if ((ret = as_pg_exec_run(s, &b, n, NULL,
-				  "rollback: reading the history", err)) ||
-	    (ret = as_pg_exec(s, "ANALYZE pg_temp._atomsync_target", NULL, NULL,
-			      "rollback: target", err)))
-		goto done;
-	as_buf_printf(
-		&b,
-		"UPDATE pg_temp._atomsync_target AS tt SET \"_atomsync_run\" = $1 "
-		"WHERE NOT EXISTS (SELECT 1 FROM %s AS l WHERE ",
-		r->live_q);
-	as_sql_key_match(&b, t, "l", "tt");
-	as_buf_adds(&b, " AND ");
-	as_pg_add_row_tuple(&b, t, "l");
-	as_buf_adds(&b, " IS NOT DISTINCT FROM ");
-	as_pg_add_row_tuple(&b, t, "tt");
-	as_buf_adds(&b, ")");
-	ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "rollback: comparing",
-			     err);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/* Counts relative to the live table (invariant 10). */
-static int rollback_counts(pg_store *s, as_run_ctx *rc, as_counts *c,
-			   as_error *err)
-{
-	const pg_run *r = rc->priv;
-	as_sql q;
-
-	as_pg_sql(s, &q);
-	return as_sql_rollback_counts(&q, r->live_q, rc->table, c, err);
-}
-
-/*
- * The changed rows for the outbox (invariant 7): pg_temp._atomsync_changed
- * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
- * with the restored values, 'delete' rows with a deleted row's last values,
- * and when a template names a non-key column 'before' rows with an updated
- * row's current values (the contract of
- * as_pg_outbox_write).  Built before the live table changes, and only when
- * the run records outbox events (rc->outbox).
- */
-static int rollback_changed(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	const pg_run *r = rc->priv;
-	as_sql q;
-
-	if (!as_outbox_plan_any(rc->outbox))
-		return 0;
-	as_pg_sql(s, &q);
-	return as_sql_rollback_changed(&q, r->live_q, rc->table,
-				       rc->outbox->before, err);
-}
-
-/* The outbox events of the rows the rollback changes, in its transaction. */
-static int rollback_outbox(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	if (!as_outbox_plan_any(rc->outbox))
-		return 0;
-	return as_pg_outbox_write(s, rc, "pg_temp._atomsync_changed", err);
-}
-
-/* The live table := the target: changed rows upserted, rows not in the
- * target deleted, each step exactly as counted. */
-static int rollback_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
-			  as_error *err)
-{
-	const as_table *t = rc->table;
-	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0;
-	int ret = 0;
-
-	if (c->inserted + c->updated > 0) {
-		as_buf_printf(&b, "INSERT INTO %s AS t", r->live_q);
-		as_pg_insert_cols(&b, t);
-		as_buf_adds(&b, " SELECT * FROM pg_temp._atomsync_target "
-				"WHERE \"_atomsync_run\" IS NOT NULL ON "
-				"CONFLICT (");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ") DO UPDATE SET ");
-		for (size_t i = t->nkey; i < t->ncols; i++) {
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, " = excluded.");
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, ", ");
-		}
-		as_buf_adds(&b,
-			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "rollback: upsert", err)))
-			goto done;
-		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback wrote %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->inserted + c->updated);
-			goto done;
-		}
-	}
-	if (c->deleted > 0) {
-		as_buf_printf(
-			&b,
-			"DELETE FROM %s AS l WHERE NOT EXISTS (SELECT 1 FROM "
-			"pg_temp._atomsync_target AS tt WHERE ",
-			r->live_q);
-		as_sql_key_match(&b, t, "tt", "l");
-		as_buf_adds(&b, ")");
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "rollback: delete", err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback deleted %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("rollback.applied");
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/*
  * The dataset's state after the rollback: its published run is the
  * rollback (later staging begins from it), the staging of an interrupted
  * run is dropped (its base is gone), and an incremental cursor is the
@@ -355,9 +185,11 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	pg_run *r = calloc(1, sizeof(*r));
 	int ret, exists;
 	as_hist h;
+	as_sql q;
 
 	memset(c, 0, sizeof(*c));
 	memset(&h, 0, sizeof(h));
+	as_pg_sql(s, &q);
 	as_pg_drain(s, NULL);
 	if (!r || !(r->live_q = as_quote_ident(t->table))) {
 		free(r);
@@ -379,13 +211,16 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 			t->cols[i].type = AS_TYPE_TEXT;
 	if ((!exists && (ret = as_pg_create_table(s, t, t->table, 0, err))) ||
 	    (ret = run_open(s, rc, err)) ||
-	    (ret = fill_target(s, rc, &h, to_run, err)) ||
-	    (ret = rollback_counts(s, rc, c, err)) ||
-	    (ret = rollback_changed(s, rc, err)) ||
-	    (ret = rollback_apply(s, rc, c, err)) ||
+	    (ret = as_sql_rollback_target(&q, r->live_q, t, &h, to_run,
+					  rc->run_id, err)) ||
+	    /* counts relative to the live table (invariant 10), the changed
+	     * rows for the outbox (invariant 7) before it changes */
+	    (ret = as_sql_rollback_counts(&q, r->live_q, t, c, err)) ||
+	    (ret = as_sql_rollback_changed(&q, r->live_q, rc, err)) ||
+	    (ret = as_sql_rollback_apply(&q, r->live_q, t, c, err)) ||
 	    (ret = as_pg_history_write(s, rc, po, c, "pg_temp._atomsync_target",
 				       err)) ||
-	    (ret = rollback_outbox(s, rc, err)) ||
+	    (ret = as_sql_outbox_write(&q, rc, err)) ||
 	    (ret = rollback_state(s, rc, err)) ||
 	    (ret = run_close(s, rc, c, to_run, err)))
 		goto fail;

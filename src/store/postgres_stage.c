@@ -474,23 +474,7 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 		as_buf_adds(&b, ", b.\"_atomsync_idx\" DESC");
 	}
 	plain = b.len;
-	as_buf_adds(&b, " ON CONFLICT (");
-	as_sql_key_list(&b, t, NULL);
-	if (t->mode == AS_MODE_APPEND) {
-		as_buf_adds(&b, ") DO NOTHING");
-	} else {
-		as_buf_adds(&b, ") DO UPDATE SET ");
-		for (size_t i = t->nkey; i < t->ncols; i++) {
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, " = excluded.");
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, ", ");
-		}
-		as_buf_adds(&b,
-			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-	}
+	as_sql_add_upsert(&b, t, t->mode != AS_MODE_APPEND);
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
 	if (as_buf_cstr(&b)[0] == '\0')

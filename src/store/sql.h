@@ -18,7 +18,10 @@ typedef struct as_sql_dialect {
 	const char *true_lit;	 /* "1", "true" */
 	const char *false_lit;	 /* "0", "false" */
 	const char *text_type;	 /* "TEXT", "text" */
+	const char *blob_type;	 /* "BLOB", "bytea" */
 	const char *temp_suffix; /* after CREATE TEMP TABLE t(...) */
+	int analyze_temp; /* a filled temp table wants ANALYZE before a join
+			   * (PostgreSQL's autovacuum never sees it) */
 	const char *(*type)(as_type t);	      /* a mapped column's type */
 	as_type (*type_of)(const char *decl); /* and back (unknown: AUTO) */
 	int nocase_types; /* declared types compare ignoring case */
@@ -40,13 +43,41 @@ typedef struct as_sql_dialect {
 	void (*param)(as_buf *b, size_t i, as_type t);
 } as_sql_dialect;
 
+/* A key the outbox's templates render (store/sql_outbox.c). */
+typedef int (*as_sql_key_fn)(void *ud, const char *key, size_t len,
+			     as_error *err);
+
+/* How a backend records the outbox's events (invariant 7), in the caller's
+ * transaction; what differs is how parameters are bound and rows read. */
+typedef struct as_sql_outbox_ops {
+	/* Create atomsync_outbox when it does not exist. */
+	int (*ensure)(void *conn, as_error *err);
+	/* One event of rc's run for target: payload, len bytes of JSON. */
+	int (*insert)(void *conn, const as_run_ctx *rc, const char *target,
+		      const char *payload, size_t len, as_error *err);
+	/* key(ud, ...) for each key that plan's templates with a column
+	 * render from changed_q's rows (NULL keys skipped, not deduplicated:
+	 * a repeated key costs Redis nothing, a sort costs the publish). */
+	int (*keys)(void *conn, const as_outbox_plan *plan, const as_table *t,
+		    const char *changed_q, as_sql_key_fn key, void *ud,
+		    as_error *err);
+	/* Send body on channel at commit; NULL where the store has no
+	 * NOTIFY (the run's check refuses such a plan, as_outbox_check). */
+	int (*notify)(void *conn, const char *channel, const char *body,
+		      as_error *err);
+} as_sql_outbox_ops;
+
 /* A backend connection as the shared SQL drives it. */
 typedef struct as_sql {
 	const as_sql_dialect *d;
+	const as_sql_outbox_ops *outbox;
 	void *conn;
 	/* Run sql (no result); what names the step in an error. */
 	int (*exec)(void *conn, const char *sql, const char *what,
 		    as_error *err);
+	/* Run sql, one statement; *changes: the rows it wrote or deleted. */
+	int (*exec_changes)(void *conn, const char *sql, int64_t *changes,
+			    const char *what, as_error *err);
 	/* The first n columns of sql's one row as integers (NULL: 0). */
 	int (*query_ints)(void *conn, const char *sql, int64_t *out, int n,
 			  const char *what, as_error *err);
@@ -65,10 +96,12 @@ typedef struct as_sql {
 /* *exists: the table name exists (q->d->exists_sql). */
 int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
 			as_error *err);
-/* A backend's driver functions, in as_sql's order: exec, query_ints,
- * query_rows, exec_vals. */
+/* A backend's driver functions, in as_sql's order: exec, exec_changes,
+ * query_ints, query_rows, exec_vals. */
 typedef struct as_sql_driver {
 	int (*exec)(void *, const char *, const char *, as_error *);
+	int (*exec_changes)(void *, const char *, int64_t *, const char *,
+			    as_error *);
 	int (*query_ints)(void *, const char *, int64_t *, int, const char *,
 			  as_error *);
 	int (*query_rows)(void *, const char *, const char *, int,
@@ -104,6 +137,9 @@ void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix);
 /* a."k1" = bq."k1" AND ... (a and bq already quoted) */
 void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		      const char *bq);
+/* " ON CONFLICT (keys) DO NOTHING", or with update "... DO UPDATE SET" every
+ * non-key column and the row's run, hash and line to the new row's. */
+void as_sql_add_upsert(as_buf *b, const as_table *t, int update);
 
 /* "<table>_atomsync_scope" (at most n bytes): the scope index's name. */
 void as_sql_scope_index_name(char *out, size_t n, const as_table *t);
@@ -222,16 +258,51 @@ int as_sql_outbox_agree(const int64_t n[3], const as_counts *c, as_error *err);
 /* The summary of rc's events with counts n. */
 void as_sql_outbox_summary(as_outbox_summary *sum, const as_run_ctx *rc,
 			   const int64_t n[3]);
+/*
+ * The events of rc->outbox for the rows in <temp>._atomsync_changed, in
+ * the caller's transaction: one redis event (split only past
+ * AS_OUTBOX_MAX_KEYS keys), one webhook event, the NOTIFY; nothing when no
+ * row changed.  The table (as_sql_outbox_collect or as_sql_rollback_changed
+ * fill it) holds the columns the templates name and "_atomsync_op":
+ * 'insert' and 'update' rows hold the new values, 'delete' rows the values
+ * before deletion, 'before' rows (optional) the old values of updated rows,
+ * so that a template over a non-key column also invalidates the old key.
+ * Keys are rendered from every row; the summary counts insert, update and
+ * delete rows.
+ */
+int as_sql_outbox_write(const as_sql *q, const as_run_ctx *rc, as_error *err);
+/* The publish's hook, after the guards and before the live table changes:
+ * collect what the publish will change, check it against c (a disagreement
+ * fails the publish: the keys would be wrong), record the events and drop
+ * the collected rows.  live: the live table exists. */
+int as_sql_outbox_publish(const as_sql *q, const as_sql_run *r,
+			  const as_run_ctx *rc, const as_counts *c, int live,
+			  as_error *err);
 
 /* ---- the rollback (store/sql_rollback.c) ---- */
+
+/* <temp>._atomsync_target := the live table's content after run n, from
+ * the history h, each row marked with run_id in _atomsync_run when the
+ * live table does not hold it exactly (a missing key, or any column or
+ * the hash differs). */
+int as_sql_rollback_target(const as_sql *q, const char *live_q,
+			   const as_table *t, const as_hist *h, int64_t n,
+			   int64_t run_id, as_error *err);
 
 /* Its counts: <temp>._atomsync_target (the live table's content after the
  * target run) against the live table live_q. */
 int as_sql_rollback_counts(const as_sql *q, const char *live_q,
 			   const as_table *t, as_counts *c, as_error *err);
-/* <temp>._atomsync_changed for the outbox (as the backends' outbox_write
- * expects it), with 'before' rows when before is set. */
+/* <temp>._atomsync_changed for as_sql_outbox_write, before the live table
+ * changes: the restored rows as 'insert' and 'update', the removed ones as
+ * 'delete', and 'before' rows when a template names a non-key column.
+ * Nothing when rc records no outbox events. */
 int as_sql_rollback_changed(const as_sql *q, const char *live_q,
-			    const as_table *t, int before, as_error *err);
+			    const as_run_ctx *rc, as_error *err);
+/* The live table := <temp>._atomsync_target: changed rows upserted, rows
+ * not in the target deleted, each step exactly as c counted (AS_ESTORE
+ * otherwise: nothing changes). */
+int as_sql_rollback_apply(const as_sql *q, const char *live_q,
+			  const as_table *t, const as_counts *c, as_error *err);
 
 #endif

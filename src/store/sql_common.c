@@ -1,6 +1,6 @@
 /*
- * Names both backends spell alike: key and scope column lists and the key
- * match of a join (store/sql.h).
+ * Names both backends spell alike: key and scope column lists, the key
+ * match of a join and an upsert's conflict clause (store/sql.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@ void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
 	q->d = d;
 	q->conn = conn;
 	q->exec = drv->exec;
+	q->exec_changes = drv->exec_changes;
 	q->query_ints = drv->query_ints;
 	q->query_rows = drv->query_rows;
 	q->exec_vals = drv->exec_vals;
@@ -92,4 +93,24 @@ void as_sql_add_scope_index(as_buf *b, const as_table *t, const char *live_q)
 	as_buf_printf(b, " ON %s(", live_q);
 	as_sql_scope_list(b, t, NULL);
 	as_buf_adds(b, ")");
+}
+
+void as_sql_add_upsert(as_buf *b, const as_table *t, int update)
+{
+	as_buf_adds(b, " ON CONFLICT (");
+	as_sql_key_list(b, t, NULL);
+	if (!update) {
+		as_buf_adds(b, ") DO NOTHING");
+		return;
+	}
+	as_buf_adds(b, ") DO UPDATE SET ");
+	for (size_t i = t->nkey; i < t->ncols; i++) {
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, " = excluded.");
+		as_buf_add_ident(b, t->cols[i].name);
+		as_buf_adds(b, ", ");
+	}
+	as_buf_adds(b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
+		       "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
+		       "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
 }

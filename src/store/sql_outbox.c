@@ -1,8 +1,9 @@
 /*
  * The outbox's SQL both backends share (invariant 7): inside the publish
- * transaction, before the live table changes, the rows the publish will
- * change are collected into a temp table and checked against the publish's
- * own counts; the backend renders keys from it and records the events.
+ * (or rollback) transaction, before the live table changes, the rows it
+ * will change are collected into a temp table and checked against its own
+ * counts; the events are built from them here and recorded through the
+ * backend's as_sql_outbox_ops, which binds and reads rows its own way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +11,11 @@
 
 #include "store/sql.h"
 
+#include "util/crash.h"
 #include "util/str.h"
 
 #define WHAT "outbox: collecting changed rows"
+#define CHANGED_LEN 64
 
 unsigned char *as_sql_outbox_need(const as_outbox_plan *plan, const as_table *t)
 {
@@ -52,6 +55,12 @@ void as_sql_outbox_summary(as_outbox_summary *sum, const as_run_ctx *rc,
 	sum->deleted = n[2];
 }
 
+/* <temp>."_atomsync_changed" */
+static void changed_name(const as_sql *q, char out[CHANGED_LEN])
+{
+	snprintf(out, CHANGED_LEN, "%s." AS_SQL_CHANGED, q->d->temp);
+}
+
 /* "a", "b" or s."a", s."b": the columns the templates name. */
 static void add_cols(as_buf *b, const as_table *t, const unsigned char *need,
 		     const char *prefix)
@@ -75,11 +84,10 @@ int as_sql_outbox_collect(const as_sql *q, const as_sql_run *r,
 			  as_error *err)
 {
 	as_buf b = AS_BUF_INIT;
-	char changed_q[64];
+	char changed_q[CHANGED_LEN];
 	int ret;
 
-	snprintf(changed_q, sizeof(changed_q), "%s." AS_SQL_CHANGED,
-		 q->d->temp);
+	changed_name(q, changed_q);
 	as_buf_printf(
 		&b,
 		"DROP TABLE IF EXISTS %s; CREATE TEMP TABLE " AS_SQL_CHANGED
@@ -145,5 +153,169 @@ int as_sql_outbox_collect(const as_sql *q, const as_sql_run *r,
 	}
 done:
 	as_buf_free(&b);
+	return ret;
+}
+
+/* Inserted, updated and deleted rows of changed_q ('before' rows: the old
+ * values of updated rows, rendered but not counted). */
+static int changed_counts(const as_sql *q, const char *changed_q, int64_t n[3],
+			  as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_printf(&b,
+		      "SELECT count(CASE WHEN \"_atomsync_op\" = 'insert' THEN "
+		      "1 END), count(CASE WHEN \"_atomsync_op\" = 'update' "
+		      "THEN 1 END), count(CASE WHEN \"_atomsync_op\" = "
+		      "'delete' THEN 1 END) FROM %s",
+		      changed_q);
+	ret = q->query_ints(q->conn, as_buf_cstr(&b), n, 3,
+			    "outbox: counting changed rows", err);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* The redis events being built: p, the one open. */
+typedef struct redis_events {
+	const as_sql *q;
+	const as_run_ctx *rc;
+	const as_outbox_summary *sum;
+	as_payload p;
+	int64_t *nkeys;
+	int first; /* p is the first event (the one with the patterns) */
+} redis_events;
+
+/* Close p, record it and count its keys. */
+static int redis_event(redis_events *e, as_error *err)
+{
+	*e->nkeys += e->p.nkeys;
+	if (as_payload_end(&e->p, err))
+		return err->code;
+	return e->q->outbox->insert(e->q->conn, e->rc, "redis",
+				    as_buf_cstr(&e->p.buf), e->p.buf.len, err);
+}
+
+static int add_key(void *ud, const char *key, size_t len, as_error *err)
+{
+	redis_events *e = ud;
+	int ret;
+
+	if ((ret = as_payload_add_key(&e->p, key, len, err)) ||
+	    !as_payload_full(&e->p))
+		return ret;
+	if ((ret = redis_event(e, err)))
+		return ret;
+	as_payload_free(&e->p);
+	e->first = 0;
+	return as_payload_begin(&e->p, e->sum, e->rc->outbox, 0, err);
+}
+
+/* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
+ * the first event also carries the fixed keys and the patterns. */
+static int write_redis(const as_sql *q, const as_run_ctx *rc,
+		       const as_outbox_summary *sum, const char *changed_q,
+		       int64_t *nkeys, as_error *err)
+{
+	const as_outbox_plan *plan = rc->outbox;
+	const as_tpl *v = plan->tpls;
+	redis_events e;
+	int ret, npat = 0;
+
+	memset(&e, 0, sizeof(e));
+	e.q = q;
+	e.rc = rc;
+	e.sum = sum;
+	e.nkeys = nkeys;
+	e.first = 1;
+	if ((ret = as_payload_begin(&e.p, sum, plan, 1, err)))
+		goto done;
+	for (size_t i = 0; i < plan->ntpls; i++) {
+		npat += v[i].pattern;
+		if (v[i].fixed &&
+		    (ret = as_payload_add_key(&e.p, v[i].parts[0].text,
+					      strlen(v[i].parts[0].text), err)))
+			goto done;
+	}
+	if ((ret = q->outbox->keys(q->conn, plan, rc->table, changed_q, add_key,
+				   &e, err)))
+		goto done;
+	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
+	if (e.p.nkeys || (e.first && npat))
+		ret = redis_event(&e, err);
+	else
+		*nkeys += e.p.nkeys;
+done:
+	as_payload_free(&e.p);
+	return ret;
+}
+
+int as_sql_outbox_write(const as_sql *q, const as_run_ctx *rc, as_error *err)
+{
+	const as_outbox_plan *plan = rc->outbox;
+	as_outbox_summary sum;
+	int64_t n[3], nkeys = 0;
+	char changed_q[CHANGED_LEN], *body = NULL;
+	int ret;
+
+	if (!as_outbox_plan_any(plan))
+		return 0;
+	changed_name(q, changed_q);
+	if ((ret = changed_counts(q, changed_q, n, err)))
+		return ret;
+	if (n[0] + n[1] + n[2] == 0)
+		return 0;
+	if ((plan->ntpls || plan->webhook) &&
+	    (ret = q->outbox->ensure(q->conn, err)))
+		return ret;
+	as_sql_outbox_summary(&sum, rc, n);
+	if (plan->ntpls &&
+	    (ret = write_redis(q, rc, &sum, changed_q, &nkeys, err)))
+		return ret;
+	if (plan->webhook || plan->notify) {
+		body = as_outbox_summary_json(&sum, plan, nkeys);
+		if (!body)
+			return as_error_set(err, AS_ENOMEM, "out of memory");
+	}
+	if (plan->webhook)
+		ret = q->outbox->insert(q->conn, rc, "webhook", body,
+					strlen(body), err);
+	if (!ret && plan->notify && q->outbox->notify)
+		ret = q->outbox->notify(q->conn, plan->notify, body, err);
+	free(body);
+	if (!ret)
+		as_crash_point("outbox.written");
+	return ret;
+}
+
+int as_sql_outbox_publish(const as_sql *q, const as_sql_run *r,
+			  const as_run_ctx *rc, const as_counts *c, int live,
+			  as_error *err)
+{
+	const as_outbox_plan *plan = rc->outbox;
+	const as_table *t = rc->table;
+	unsigned char *need = NULL;
+	char changed_q[CHANGED_LEN];
+	as_buf drop = AS_BUF_INIT;
+	int64_t n[3];
+	int ret;
+
+	if (!as_outbox_plan_any(plan) ||
+	    c->inserted + c->updated + c->deleted == 0)
+		return 0;
+	if (!(need = as_sql_outbox_need(plan, t)))
+		return as_error_set(err, AS_ENOMEM, "out of memory");
+	changed_name(q, changed_q);
+	if ((ret = as_sql_outbox_collect(q, r, t, c, live, need, plan->before,
+					 err)) ||
+	    (ret = changed_counts(q, changed_q, n, err)) ||
+	    (ret = as_sql_outbox_agree(n, c, err)) ||
+	    (ret = as_sql_outbox_write(q, rc, err)))
+		goto done;
+	as_buf_printf(&drop, "DROP TABLE %s", changed_q);
+	ret = as_sql_exec_buf(q, &drop, WHAT, err);
+done:
+	as_buf_free(&drop);
+	free(need);
 	return ret;
 }

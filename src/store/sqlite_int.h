@@ -140,21 +140,12 @@ int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err);
 
 /*
- * The outbox (store/sqlite_outbox.c, invariant 7).  as_sq_outbox_write
- * records, in the caller's open transaction, the events of rc->outbox
- * (invalidate, webhook) for the rows in changed_q: a table (e.g. a temp
- * table, name already quoted) holding at least the columns the templates
- * name, with the live table's names and types, plus "_atomsync_op" TEXT:
- * 'insert' and 'update' rows hold the new values, 'delete' rows the values
- * before deletion, and 'before' rows (optional) the old values of updated
- * rows, so that a template over a non-key column also invalidates the old
- * key.  Keys are rendered from every row; the summary counts insert,
- * update and delete rows.  Rollback calls it for the rows it changes; the
- * publish calls it through as_sq_outbox_publish, after the guards and
- * before it touches the live table.
+ * The outbox (store/sqlite_outbox.c, invariant 7): how this store records
+ * the events the shared code builds (store/sql_outbox.c, as_sq_sql fills
+ * as_sql.outbox with it), and the publish's hook, after the guards and
+ * before it touches the live table (as_sql_outbox_publish).
  */
-int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
-		       as_error *err);
+extern const as_sql_outbox_ops as_sq_outbox_ops;
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err);
 int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,

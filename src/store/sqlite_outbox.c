@@ -13,11 +13,9 @@
 #include "model/outbox.h"
 #include "store/sql.h"
 #include "store/sqlite_int.h"
-#include "util/crash.h"
 #include "util/str.h"
 #include "util/time.h"
 
-#define CHANGED_Q "temp.\"_atomsync_changed\""
 #define KEEP_DELIVERED_S (7 * 86400.0) /* delivered events kept this long */
 
 static const char *OUTBOX_SCHEMA =
@@ -67,40 +65,15 @@ static void add_text_expr(as_buf *b, const as_col *c)
 	}
 }
 
-/* Inserted, updated and deleted rows of changed_q ('before' rows are the
- * old values of updated rows: rendered, not counted). */
-static int changed_counts(sq_store *s, const char *changed_q, int64_t n[3],
-			  as_error *err)
+static int ensure_outbox(void *conn, as_error *err)
 {
-	static const char *ops[3] = {"insert", "update", "delete"};
-	sqlite3_stmt *q;
-	as_buf b = AS_BUF_INIT;
-	int rc;
-
-	as_buf_printf(&b,
-		      "SELECT \"_atomsync_op\", count(*) FROM %s GROUP BY 1",
-		      changed_q);
-	rc = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
-	as_buf_free(&b);
-	if (rc)
-		return rc;
-	n[0] = n[1] = n[2] = 0;
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *op = (const char *)sqlite3_column_text(q, 0);
-
-		for (int i = 0; i < 3; i++)
-			if (op && strcmp(op, ops[i]) == 0)
-				n[i] = sqlite3_column_int64(q, 1);
-	}
-	sqlite3_finalize(q);
-	if (rc != SQLITE_DONE)
-		return as_sq_fail(s, err, "outbox: counting changed rows");
-	return 0;
+	return as_sq_exec(conn, OUTBOX_SCHEMA, err);
 }
 
-static int insert_event(sq_store *s, as_run_ctx *rc, const char *target,
+static int insert_event(void *conn, const as_run_ctx *rc, const char *target,
 			const char *payload, size_t len, as_error *err)
 {
+	sq_store *s = conn;
 	sqlite3_stmt *q;
 	char now[40];
 	int ret = 0;
@@ -125,8 +98,7 @@ static int insert_event(sq_store *s, as_run_ctx *rc, const char *target,
 
 /* SELECT k FROM (SELECT expr AS k FROM changed UNION ALL SELECT ...) WHERE
  * k IS NOT NULL, over the templates with columns; literal text is bound.
- * Not deduplicated: a repeated key (a 'before' row whose column did not
- * change) costs Redis nothing, a sort of every key costs the publish. */
+ * *q = NULL when no template has a column. */
 static int keys_query(sq_store *s, const as_tpl *v, size_t n, const as_table *t,
 		      const char *changed_q, sqlite3_stmt **q, as_error *err)
 {
@@ -168,142 +140,54 @@ static int keys_query(sq_store *s, const as_tpl *v, size_t n, const as_table *t,
 	return 0;
 }
 
-/* The redis events: the rendered keys, split every AS_OUTBOX_MAX_KEYS;
- * the first event also carries the fixed keys and the patterns. */
-static int write_redis(sq_store *s, as_run_ctx *rc,
-		       const as_outbox_summary *sum, const char *changed_q,
-		       int64_t *nkeys, as_error *err)
+/* The rendered keys to key(ud, ...), row by row. */
+static int outbox_keys(void *conn, const as_outbox_plan *plan,
+		       const as_table *t, const char *changed_q,
+		       as_sql_key_fn key, void *ud, as_error *err)
 {
-	const as_outbox_plan *plan = rc->outbox;
-	const as_tpl *v = plan->tpls;
-	size_t n = plan->ntpls;
+	sq_store *s = conn;
 	sqlite3_stmt *q = NULL;
-	as_payload p;
-	int ret, step = SQLITE_DONE, first = 1, npat = 0;
+	int ret, step;
 
-	memset(&p, 0, sizeof(p));
-	if ((ret = keys_query(s, v, n, rc->table, changed_q, &q, err)) ||
-	    (ret = as_payload_begin(&p, sum, plan, 1, err)))
-		goto done;
-	for (size_t i = 0; i < n; i++)
-		npat += v[i].pattern;
-	for (size_t i = 0; i < n; i++)
-		if (v[i].fixed &&
-		    (ret = as_payload_add_key(&p, v[i].parts[0].text,
-					      strlen(v[i].parts[0].text), err)))
+	if ((ret = keys_query(s, plan->tpls, plan->ntpls, t, changed_q, &q,
+			      err)) ||
+	    !q)
+		return ret;
+	while ((step = sqlite3_step(q)) == SQLITE_ROW)
+		if ((ret = key(ud, (const char *)sqlite3_column_text(q, 0),
+			       (size_t)sqlite3_column_bytes(q, 0), err)))
 			goto done;
-	while (q && (step = sqlite3_step(q)) == SQLITE_ROW) {
-		if ((ret = as_payload_add_key(
-			     &p, (const char *)sqlite3_column_text(q, 0),
-			     (size_t)sqlite3_column_bytes(q, 0), err)))
-			goto done;
-		if (as_payload_full(&p)) {
-			*nkeys += p.nkeys;
-			if ((ret = as_payload_end(&p, err)) ||
-			    (ret = insert_event(s, rc, "redis", p.buf.data,
-						p.buf.len, err)))
-				goto done;
-			as_payload_free(&p);
-			first = 0;
-			if ((ret = as_payload_begin(&p, sum, plan, 0, err)))
-				goto done;
-		}
-	}
-	if (q && step != SQLITE_DONE) {
+	if (step != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "outbox: rendering keys");
-		goto done;
-	}
-	*nkeys += p.nkeys;
-	/* Nothing to do for Redis (every key NULL, no pattern): no event. */
-	if (p.nkeys || (first && npat)) {
-		if ((ret = as_payload_end(&p, err)) ||
-		    (ret = insert_event(s, rc, "redis", p.buf.data, p.buf.len,
-					err)))
-			goto done;
-	}
 done:
 	sqlite3_finalize(q);
-	as_payload_free(&p);
 	return ret;
 }
 
-/*
- * The outbox events for the rows in changed_q (see sqlite_int.h), written
- * in the caller's transaction: one redis event with the keys of every
- * changed row and the patterns (split only past AS_OUTBOX_MAX_KEYS keys),
- * one webhook event with the summary.  Nothing when no row changed.
- */
-int as_sq_outbox_write(sq_store *s, as_run_ctx *rc, const char *changed_q,
-		       as_error *err)
-{
-	const as_outbox_plan *plan = rc->outbox;
-	as_outbox_summary sum;
-	int64_t n[3], nkeys = 0;
-	int ret;
-
-	/* A plan with notify never gets here: the run's check refuses it on
-	 * a store without NOTIFY (effects/keys.c, as_outbox_check). */
-	if (!as_outbox_plan_any(plan))
-		return 0;
-	if ((ret = changed_counts(s, changed_q, n, err)))
-		return ret;
-	if (n[0] + n[1] + n[2] == 0)
-		return 0;
-	if ((ret = as_sq_exec(s, OUTBOX_SCHEMA, err)))
-		return ret;
-	as_sql_outbox_summary(&sum, rc, n);
-	if (plan->ntpls &&
-	    (ret = write_redis(s, rc, &sum, changed_q, &nkeys, err)))
-		return ret;
-	if (plan->webhook) {
-		char *body = as_outbox_summary_json(&sum, plan, nkeys);
-
-		if (!body)
-			return as_error_set(err, AS_ENOMEM, "out of memory");
-		ret = insert_event(s, rc, "webhook", body, strlen(body), err);
-		free(body);
-	}
-	as_crash_point("outbox.written");
-	return ret;
-}
-
-/*
- * The publish's hook, after the guards and before the live table changes:
- * collect what the publish will change, check it against the publish's own
- * counts (a disagreement fails the publish: the keys would be wrong), and
- * record the events in the same transaction.
- */
+/* as_sql_outbox_publish, once it is known whether the live table exists. */
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err)
 {
-	const as_outbox_plan *plan = rc->outbox;
-	const as_table *t = rc->table;
-	sq_run *r = rc->priv;
-	unsigned char *need = NULL;
 	as_sql_run sr;
 	as_sql q;
-	int64_t n[3];
 	int ret, live;
 
-	if (!as_outbox_plan_any(plan) ||
-	    c->inserted + c->updated + c->deleted == 0)
+	if (!as_outbox_plan_any(rc->outbox))
 		return 0;
-	if (!(need = as_sql_outbox_need(plan, t)))
-		return as_error_set(err, AS_ENOMEM, "out of memory");
 	as_sq_sql(s, &q);
-	as_sq_run_view(r, &sr);
-	if ((ret = as_sq_table_exists(s, t->table, &live, err)) ||
-	    (ret = as_sql_outbox_collect(&q, &sr, t, c, live, need,
-					 plan->before, err)) ||
-	    (ret = changed_counts(s, CHANGED_Q, n, err)) ||
-	    (ret = as_sql_outbox_agree(n, c, err)) ||
-	    (ret = as_sq_outbox_write(s, rc, CHANGED_Q, err)))
-		goto done;
-	ret = as_sq_exec(s, "DROP TABLE " CHANGED_Q, err);
-done:
-	free(need);
-	return ret;
+	as_sq_run_view(rc->priv, &sr);
+	if ((ret = as_sq_table_exists(s, rc->table->table, &live, err)))
+		return ret;
+	return as_sql_outbox_publish(&q, &sr, rc, c, live, err);
 }
+
+/* No NOTIFY: a plan with notify never gets here, the run's check refuses
+ * it on this store (effects/keys.c, as_outbox_check). */
+const as_sql_outbox_ops as_sq_outbox_ops = {
+	.ensure = ensure_outbox,
+	.insert = insert_event,
+	.keys = outbox_keys,
+};
 
 /* ---- after commit: list and mark ---- */
 

@@ -64,26 +64,8 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 		/* Into an empty table with every row new, the plain form lets
 		 * SQLite copy b-tree content without re-encoding records. */
 		if (c->live_before > 0 || c->unchanged > 0) {
-			as_buf_adds(
-				&b,
-				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT(");
-			as_sql_key_list(&b, t, NULL);
-			if (t->mode == AS_MODE_APPEND) {
-				as_buf_adds(&b, ") DO NOTHING");
-			} else {
-				as_buf_adds(&b, ") DO UPDATE SET ");
-				for (size_t i = t->nkey; i < t->ncols; i++) {
-					as_buf_add_ident(&b, t->cols[i].name);
-					as_buf_adds(&b, " = excluded.");
-					as_buf_add_ident(&b, t->cols[i].name);
-					as_buf_adds(&b, ", ");
-				}
-				as_buf_adds(
-					&b,
-					"\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-					"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-					"\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-			}
+			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL");
+			as_sql_add_upsert(&b, t, t->mode != AS_MODE_APPEND);
 		}
 		if ((ret = sql_exec(s, &b, &changes, err)))
 			goto done;

@@ -51,191 +51,6 @@ static int check_target(sq_store *s, as_run_ctx *rc, const as_hist *h,
 	return ret;
 }
 
-/* A TEMP table shaped like the live table (and its staging tables). */
-static int create_target(sq_store *s, const as_table *t, as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-	int rc;
-
-	as_buf_adds(&b, "DROP TABLE IF EXISTS temp._atomsync_target; "
-			"CREATE TEMP TABLE _atomsync_target (");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_printf(&b, " %s, ", as_sq_sql_type(t->cols[i].type));
-	}
-	as_buf_adds(&b,
-		    "\"_atomsync_run\" INTEGER, \"_atomsync_hash\" INTEGER, "
-		    "\"_atomsync_line\" BLOB, PRIMARY KEY (");
-	as_sql_key_list(&b, t, NULL);
-	as_buf_adds(&b, "))");
-	rc = as_sq_buf_exec(s, &b, err);
-	as_buf_free(&b);
-	return rc;
-}
-
-/*
- * temp._atomsync_target := the live table's content after run n, each row
- * marked with run R in _atomsync_run when the live table does not hold it
- * exactly (a missing key, or any column or the hash differs).
- */
-static int fill_target(sq_store *s, as_run_ctx *rc, const as_hist *h, int64_t n,
-		       as_error *err)
-{
-	const as_table *t = rc->table;
-	sq_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int ret;
-
-	as_buf_adds(&b, "INSERT INTO temp._atomsync_target SELECT ");
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, ", ");
-	}
-	as_buf_printf(
-		&b,
-		"NULL, \"_atomsync_hash\", \"_atomsync_line\" FROM %s WHERE ",
-		h->q);
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_adds(
-			&b,
-			"\"valid_from_run\" <= ?1 AND (\"valid_to_run\" IS NULL "
-			"OR \"valid_to_run\" > ?1)");
-	else
-		as_buf_adds(&b, "\"run_id\" = ?1");
-	if ((ret = as_sq_buf_exec_int(s, &b, n, NULL, err)))
-		goto done;
-	as_buf_printf(&b,
-		      "UPDATE temp._atomsync_target SET \"_atomsync_run\" = ?1 "
-		      "WHERE NOT EXISTS (SELECT 1 FROM main.%s AS l WHERE ",
-		      r->live_q);
-	for (size_t i = 0; i < t->ncols; i++) {
-		as_buf_adds(&b, i ? " AND " : "");
-		as_buf_adds(&b, "l.");
-		as_buf_add_ident(&b, t->cols[i].name);
-		as_buf_adds(&b, i < t->nkey ? " = " : " IS ");
-		as_buf_adds(&b, "_atomsync_target.");
-		as_buf_add_ident(&b, t->cols[i].name);
-	}
-	/* A row whose stored hash went stale (edited in place) is rewritten. */
-	as_buf_adds(
-		&b,
-		" AND l.\"_atomsync_hash\" IS _atomsync_target.\"_atomsync_hash\")");
-	ret = as_sq_buf_exec_int(s, &b, rc->run_id, NULL, err);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
-/* Counts relative to the live table (invariant 10). */
-static int rollback_counts(sq_store *s, as_run_ctx *rc, as_counts *c,
-			   as_error *err)
-{
-	const sq_run *r = rc->priv;
-	as_sql q;
-
-	as_sq_sql(s, &q);
-	return as_sql_rollback_counts(&q, r->live_q, rc->table, c, err);
-}
-
-/*
- * The changed rows for the outbox (invariant 7): temp._atomsync_changed
- * holds the mapped columns and _atomsync_op: 'insert' and 'update' rows
- * with the restored values, 'delete' rows with a deleted row's last values,
- * and when a template names a non-key column 'before' rows with an updated
- * row's current values (the contract of
- * as_sq_outbox_write).  Built before the live table changes, and only when
- * the run records outbox events (rc->outbox).
- */
-static int rollback_changed(sq_store *s, as_run_ctx *rc, as_error *err)
-{
-	const sq_run *r = rc->priv;
-	as_sql q;
-
-	if (!as_outbox_plan_any(rc->outbox))
-		return 0;
-	as_sq_sql(s, &q);
-	return as_sql_rollback_changed(&q, r->live_q, rc->table,
-				       rc->outbox->before, err);
-}
-
-/* The outbox events of the rows the rollback changes, in its transaction. */
-static int rollback_outbox(sq_store *s, as_run_ctx *rc, as_error *err)
-{
-	if (!as_outbox_plan_any(rc->outbox))
-		return 0;
-	return as_sq_outbox_write(s, rc, "temp._atomsync_changed", err);
-}
-
-/* The live table := temp._atomsync_target: changed rows upserted, rows
- * not in the target deleted, each step exactly as counted. */
-static int rollback_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
-			  as_error *err)
-{
-	const as_table *t = rc->table;
-	sq_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0;
-	int ret = 0;
-
-	if (c->inserted + c->updated > 0) {
-		as_buf_printf(&b, "INSERT INTO main.%s(", r->live_q);
-		for (size_t i = 0; i < t->ncols; i++) {
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, ", ");
-		}
-		as_buf_adds(&b,
-			    "\"_atomsync_run\", \"_atomsync_hash\", "
-			    "\"_atomsync_line\") SELECT * FROM "
-			    "temp._atomsync_target WHERE \"_atomsync_run\" IS "
-			    "NOT NULL ON CONFLICT(");
-		as_sql_key_list(&b, t, NULL);
-		as_buf_adds(&b, ") DO UPDATE SET ");
-		for (size_t i = t->nkey; i < t->ncols; i++) {
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, " = excluded.");
-			as_buf_add_ident(&b, t->cols[i].name);
-			as_buf_adds(&b, ", ");
-		}
-		as_buf_adds(&b,
-			    "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-			    "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-			    "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
-		if ((ret = as_sq_buf_exec_int(s, &b, 0, &changes, err)))
-			goto done;
-		if (changes != c->inserted + c->updated) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback wrote %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->inserted + c->updated);
-			goto done;
-		}
-	}
-	if (c->deleted > 0) {
-		as_buf_printf(
-			&b,
-			"DELETE FROM main.%s WHERE NOT EXISTS (SELECT 1 FROM "
-			"temp._atomsync_target AS tt WHERE ",
-			r->live_q);
-		as_sql_key_match(&b, t, "tt", r->live_q);
-		as_buf_adds(&b, ")");
-		if ((ret = as_sq_buf_exec_int(s, &b, 0, &changes, err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(err, AS_ESTORE,
-					   "rollback deleted %lld rows, "
-					   "expected %lld; nothing changed",
-					   (long long)changes,
-					   (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("rollback.applied");
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * The dataset's state after the rollback: its published run is the
  * rollback (later staging begins from it), the staging of an interrupted
@@ -393,9 +208,11 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 	sq_run *r = calloc(1, sizeof(*r));
 	int ret, exists;
 	as_hist h;
+	as_sql q;
 
 	memset(c, 0, sizeof(*c));
 	memset(&h, 0, sizeof(h));
+	as_sq_sql(s, &q);
 	if (!r || !(r->live_q = as_quote_ident(t->table))) {
 		free(r);
 		return as_error_set(err, AS_ENOMEM, "out of memory");
@@ -425,14 +242,16 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 		free(sql);
 	}
 	if (ret || (ret = run_open(s, rc, err)) ||
-	    (ret = create_target(s, t, err)) ||
-	    (ret = fill_target(s, rc, &h, to_run, err)) ||
-	    (ret = rollback_counts(s, rc, c, err)) ||
-	    (ret = rollback_changed(s, rc, err)) ||
+	    (ret = as_sql_rollback_target(&q, r->live_q, t, &h, to_run,
+					  rc->run_id, err)) ||
+	    /* counts relative to the live table (invariant 10), the changed
+	     * rows for the outbox (invariant 7) before it changes */
+	    (ret = as_sql_rollback_counts(&q, r->live_q, t, c, err)) ||
+	    (ret = as_sql_rollback_changed(&q, r->live_q, rc, err)) ||
 	    (ret = as_sq_history_begin(s, rc, po, c, r->live_q, err)) ||
-	    (ret = rollback_apply(s, rc, c, err)) ||
+	    (ret = as_sql_rollback_apply(&q, r->live_q, t, c, err)) ||
 	    (ret = as_sq_history_end(s, rc, po, r->live_q, err)) ||
-	    (ret = rollback_outbox(s, rc, err)) ||
+	    (ret = as_sql_outbox_write(&q, rc, err)) ||
 	    (ret = rollback_state(s, rc, err)) ||
 	    (ret = run_close(s, rc, c, to_run, err)) ||
 	    (ret = as_sq_exec(s,

@@ -29,6 +29,23 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_sq_exec(conn, sql, err);
 }
 
+static int exec_changes(void *conn, const char *sql, int64_t *changes,
+			const char *what, as_error *err)
+{
+	sq_store *s = conn;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (as_sq_prepare(s, sql, &st, err))
+		return AS_ESTORE;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return as_sq_fail(s, err, what);
+	*changes = sqlite3_changes64(s->db);
+	return 0;
+}
+
 static int query_ints(void *conn, const char *sql, int64_t *out, int n,
 		      const char *what, as_error *err)
 {
@@ -103,6 +120,7 @@ static const as_sql_dialect sq_dialect = {
 	.true_lit = "1",
 	.false_lit = "0",
 	.text_type = "TEXT",
+	.blob_type = "BLOB",
 	.temp_suffix = "",
 	.type = as_sq_sql_type,
 	.type_of = as_sq_type_of_decl,
@@ -119,12 +137,13 @@ static const as_sql_dialect sq_dialect = {
 	.param = sq_param,
 };
 
-static const as_sql_driver sq_driver = {sql_exec, query_ints, query_rows,
-					exec_vals};
+static const as_sql_driver sq_driver = {sql_exec, exec_changes, query_ints,
+					query_rows, exec_vals};
 
 void as_sq_sql(sq_store *s, as_sql *q)
 {
 	as_sql_init(q, &sq_dialect, &sq_driver, s);
+	q->outbox = &as_sq_outbox_ops;
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)
