@@ -243,6 +243,24 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 	return as_sql_check_table(&q, t, name, err);
 }
 
+/* The table steps store/sql_table.c shares (sq_cols, after them). */
+static int adopt_cols(void *conn, as_run_ctx *rc, const char *name, int stage,
+		      size_t *nuser, as_error *err)
+{
+	return as_sq_adopt_table(conn, rc->table, name, stage, nuser, err);
+}
+
+static int check_cols(void *conn, as_table *t, const char *name, as_error *err)
+{
+	return as_sq_check_table(conn, t, name, err);
+}
+
+static int read_live(void *conn, as_run_ctx *rc, as_error *err);
+static int create_stage(void *conn, as_run_ctx *rc, as_error *err);
+
+static const as_sql_cols sq_cols = {adopt_cols, check_cols, read_live,
+				    create_stage};
+
 int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
@@ -251,24 +269,8 @@ int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 
 	if (as_sq_table_exists(s, rc->table->table, &exists, err))
 		return err->code;
-	if (rc->table->infer) {
-		/* the live table's columns, then those the staging being
-		 * resumed added */
-		size_t nuser = 0;
-
-		if (exists && as_sq_adopt_table(s, rc->table, rc->table->table,
-						0, &nuser, err))
-			return err->code;
-		if (!rc->table->legacy_json && r && r->stage &&
-		    as_sq_adopt_table(s, rc->table, r->stage, 1, &nuser, err))
-			return err->code;
-		return 0;
-	}
-	if (exists)
-		return as_sq_check_table(s, rc->table, rc->table->table, err);
-	if (r && r->stage)
-		return as_sq_check_table(s, rc->table, r->stage, err);
-	return 0;
+	return as_sql_describe(s, &sq_cols, rc, exists, r ? r->stage : NULL,
+			       err);
 }
 
 /* The staging insert, naming its columns (the _atomsync ones may stand
@@ -363,30 +365,14 @@ static char *spans_create_sql(const as_table *t, const char *stage)
 
 /* The live table as this run finds it: checked against the spec (or
  * adopted), its column count, whether it has rows. */
-static int read_live(sq_store *s, as_run_ctx *rc, as_error *err)
+static int read_live(void *conn, as_run_ctx *rc, as_error *err)
 {
 	sq_run *r = rc->priv;
-	as_table *t = rc->table;
-	size_t nuser = t->ncols;
-	as_buf b = AS_BUF_INIT;
-	int64_t n = 0;
-	int rc2;
+	as_sql q;
 
-	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
-		return err->code;
-	if (!r->live_exists)
-		return 0;
-	if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
-		     : as_sq_check_table(s, t, t->table, err))
-		return err->code;
-	r->live_ncols = nuser;
-	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)", r->live_q);
-	rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
-	as_buf_free(&b);
-	if (rc2)
-		return rc2;
-	r->live_has_rows = n > 0;
-	return 0;
+	as_sq_sql(conn, &q);
+	return as_sql_read_live(&q, &sq_cols, rc, r->live_q, &r->live_exists,
+				&r->live_ncols, &r->live_has_rows, err);
 }
 
 /* Record the staging `name` in the dataset's state row; its base. */
@@ -427,8 +413,9 @@ static int record_stage(sq_store *s, as_run_ctx *rc, const char *name,
 
 /* A new staging for this run, with its spans table, in one fenced
  * transaction. */
-static int create_stage(sq_store *s, as_run_ctx *rc, as_error *err)
+static int create_stage(void *conn, as_run_ctx *rc, as_error *err)
 {
+	sq_store *s = conn;
 	as_table *t = rc->table;
 	char *sql = NULL, name[64];
 
@@ -468,21 +455,9 @@ int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
-	as_table *t = rc->table;
 
-	if (read_live(s, rc, err))
+	if (as_sql_stage_prepare(s, &sq_cols, rc, r->stage, err))
 		return err->code;
-	if (!r->stage) {
-		if (create_stage(s, rc, err))
-			return err->code;
-	} else if (t->infer) {
-		size_t nuser;
-
-		if (as_sq_adopt_table(s, t, r->stage, 1, &nuser, err))
-			return err->code;
-	} else if (as_sq_check_table(s, t, r->stage, err)) {
-		return err->code;
-	}
 	return prepare_statements(s, rc, err);
 }
 
