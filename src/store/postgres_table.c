@@ -57,9 +57,15 @@ static int check_table(void *conn, as_table *t, const char *name,
 static int read_live(void *conn, as_run_ctx *rc, as_error *err);
 static int create_stage(void *conn, as_run_ctx *rc, as_error *err);
 
+/* The staging's COPY batch table (store/postgres_stage.c). */
+static int stage_ready(void *conn, as_run_ctx *rc, as_error *err)
+{
+	return as_pg_batch_table(conn, rc, err);
+}
+
 /* The table steps store/sql_table.c shares. */
 static const as_sql_cols pg_cols = {adopt_table, check_table, read_live,
-				    create_stage};
+				    create_stage, stage_ready};
 
 /* An inferring spec: adopt the table's columns (store/schema.c).  A
  * staging records its types for stage_alter. */
@@ -217,33 +223,26 @@ static int create_stage(void *conn, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
-/*
- * Create the staging table once the columns are known (a resumed run
- * adopts its predecessor's).  The live table is created only by a publish,
- * so a failed first run leaves no trace in the user's schema.
- */
+/* The staging prepared (as_sql_stage_prepare), once the pipeline is
+ * drained. */
 int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
 
 	as_pg_drain(s, NULL);
-	if (as_sql_stage_prepare(s, &pg_cols, rc, r->stage, err))
-		return err->code;
-	return as_pg_batch_table(s, rc, err);
+	return as_sql_stage_prepare(s, &pg_cols, rc, r->stage, err);
 }
 
 int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
-	int exists;
+	as_sql q;
 
 	as_pg_drain(s, NULL);
-	if (as_pg_table_exists(s, rc->table->table, &exists, err))
-		return err->code;
-	return as_sql_describe(s, &pg_cols, rc, exists, r ? r->stage : NULL,
-			       err);
+	as_pg_sql(s, &q);
+	return as_sql_describe(&q, &pg_cols, rc, r ? r->stage : NULL, err);
 }
 
 int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
@@ -276,11 +275,7 @@ int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	if (!rc->priv)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	((pg_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
-	free(rc->checkpoint);
-	free(rc->stage_key);
-	rc->checkpoint = rc->stage_key = NULL;
-	rc->seen = rc->rejected = 0;
-	rc->resumed_from = 0;
+	as_sql_run_discarded(rc);
 	return 0;
 fail:
 	as_pg_rollback(s);

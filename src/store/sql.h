@@ -176,21 +176,30 @@ typedef struct as_sql_cols {
 	int (*read_live)(void *conn, as_run_ctx *rc, as_error *err);
 	/* A new staging for the run, in one fenced transaction. */
 	int (*create_stage)(void *conn, as_run_ctx *rc, as_error *err);
+	/* The staging ready for the run's rows (its statements). */
+	int (*stage_ready)(void *conn, as_run_ctx *rc, as_error *err);
 } as_sql_cols;
 
 /* describe: the live table's columns when it exists (adopted, then those
- * the staging being resumed, stage, added; or checked). */
-int as_sql_describe(void *conn, const as_sql_cols *o, as_run_ctx *rc,
-		    int exists, const char *stage, as_error *err);
+ * the staging being resumed, stage, added; or checked), over q->conn. */
+int as_sql_describe(const as_sql *q, const as_sql_cols *o, as_run_ctx *rc,
+		    const char *stage, as_error *err);
 /* The live table live_q as the run finds it: *exists; if so adopted or
  * checked, *ncols its mapped columns, *has_rows whether it holds any. */
 int as_sql_read_live(const as_sql *q, const as_sql_cols *o, as_run_ctx *rc,
 		     const char *live_q, int *exists, size_t *ncols,
 		     int *has_rows, as_error *err);
-/* The live table read, then the staging created (stage NULL) or the
- * resumed one's columns adopted or checked. */
+/* Create the staging table once the columns are known (a resumed run
+ * adopts its predecessor's).  The live table is created only by a publish,
+ * so a failed first run leaves no trace in the user's schema.  The live
+ * table read, then the staging created (stage NULL) or the resumed one's
+ * columns adopted or checked, then made ready. */
 int as_sql_stage_prepare(void *conn, const as_sql_cols *o, as_run_ctx *rc,
 			 const char *stage, as_error *err);
+
+/* rc after its staging was discarded: no checkpoint, staging key, rows
+ * seen or rejected, nor run resumed (the backend renews rc->priv). */
+void as_sql_run_discarded(as_run_ctx *rc);
 
 /* ---- the history table's shape (store/sql_history.c) ---- */
 

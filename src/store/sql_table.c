@@ -2,6 +2,7 @@
  * A live or staging table checked against the dataset's columns, over the
  * backend's catalog query (store/sql.h): the same rule for both backends.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -84,10 +85,15 @@ int as_sql_check_table(const as_sql *q, as_table *t, const char *name,
 	return AS_EUSAGE;
 }
 
-int as_sql_describe(void *conn, const as_sql_cols *o, as_run_ctx *rc,
-		    int exists, const char *stage, as_error *err)
+int as_sql_describe(const as_sql *q, const as_sql_cols *o, as_run_ctx *rc,
+		    const char *stage, as_error *err)
 {
 	as_table *t = rc->table;
+	void *conn = q->conn;
+	int exists;
+
+	if (as_sql_table_exists(q, t->table, &exists, err))
+		return err->code;
 
 	if (t->infer) {
 		/* the live table's columns, then those the staging being
@@ -146,10 +152,18 @@ int as_sql_stage_prepare(void *conn, const as_sql_cols *o, as_run_ctx *rc,
 
 	if (o->read_live(conn, rc, err))
 		return err->code;
-	if (!stage)
-		return o->create_stage(conn, rc, err) ? err->code : 0;
-	if (t->infer ? o->adopt(conn, rc, stage, 1, &nuser, err)
-		     : o->check(conn, t, stage, err))
+	if (!stage     ? o->create_stage(conn, rc, err)
+	    : t->infer ? o->adopt(conn, rc, stage, 1, &nuser, err)
+		       : o->check(conn, t, stage, err))
 		return err->code;
-	return 0;
+	return o->stage_ready(conn, rc, err);
+}
+
+void as_sql_run_discarded(as_run_ctx *rc)
+{
+	free(rc->checkpoint);
+	free(rc->stage_key);
+	rc->checkpoint = rc->stage_key = NULL;
+	rc->seen = rc->rejected = 0;
+	rc->resumed_from = 0;
 }

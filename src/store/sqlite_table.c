@@ -257,20 +257,18 @@ static int check_cols(void *conn, as_table *t, const char *name, as_error *err)
 
 static int read_live(void *conn, as_run_ctx *rc, as_error *err);
 static int create_stage(void *conn, as_run_ctx *rc, as_error *err);
+static int prepare_statements(void *conn, as_run_ctx *rc, as_error *err);
 
 static const as_sql_cols sq_cols = {adopt_cols, check_cols, read_live,
-				    create_stage};
+				    create_stage, prepare_statements};
 
 int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 {
-	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
-	int exists;
+	as_sql q;
 
-	if (as_sq_table_exists(s, rc->table->table, &exists, err))
-		return err->code;
-	return as_sql_describe(s, &sq_cols, rc, exists, r ? r->stage : NULL,
-			       err);
+	as_sq_sql((sq_store *)st, &q);
+	return as_sql_describe(&q, &sq_cols, rc, r ? r->stage : NULL, err);
 }
 
 /* The staging insert, naming its columns (the _atomsync ones may stand
@@ -301,8 +299,9 @@ int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err)
 	return rc2;
 }
 
-static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
+static int prepare_statements(void *conn, as_run_ctx *rc, as_error *err)
 {
+	sq_store *s = conn;
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
@@ -446,19 +445,13 @@ fail:
 	return err->code;
 }
 
-/*
- * Create the staging table once the columns are known (a resumed run
- * adopts its predecessor's).  The live table is created only by a publish,
- * so a failed first run leaves no trace in the user's schema.
- */
+/* The staging prepared (as_sql_stage_prepare). */
 int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 {
-	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
 
-	if (as_sql_stage_prepare(s, &sq_cols, rc, r->stage, err))
-		return err->code;
-	return prepare_statements(s, rc, err);
+	return as_sql_stage_prepare((sq_store *)st, &sq_cols, rc, r->stage,
+				    err);
 }
 
 int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
@@ -510,11 +503,7 @@ int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	((sq_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
 	if (!((sq_run *)rc->priv)->live_q)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	free(rc->checkpoint);
-	free(rc->stage_key);
-	rc->checkpoint = rc->stage_key = NULL;
-	rc->seen = rc->rejected = 0;
-	rc->resumed_from = 0;
+	as_sql_run_discarded(rc);
 	return 0;
 fail:
 	sqlite3_finalize(q);
