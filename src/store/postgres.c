@@ -344,6 +344,7 @@ static const as_sql_dialect pg_dialect = {
 	.is_not_distinct = " IS NOT DISTINCT FROM ",
 	.exists_sql = "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 	.keyed_suffix = "",
+	.upsert_alias = "t",
 	.create_index = "CREATE INDEX ",
 	.param = pg_param,
 };

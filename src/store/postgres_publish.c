@@ -36,81 +36,19 @@ static int publish_counts(pg_store *s, as_run_ctx *rc,
 				     guarded_deletes, err);
 }
 
-/* Write only changed rows (invariant 5), then delete what the run did not
- * deliver; each step must touch exactly the rows the counts promised. */
+/* The upsert and the deletions (store/sql_publish.c); an adopted staging
+ * is already the live table. */
 static int publish_apply(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int64_t C, as_error *err)
 {
+	pg_run *r = rc->priv;
 	as_sql_run sr;
 	as_sql q;
-	pg_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0, expect;
-	int ret = 0;
 
-	if (r->stage && C > 0 && !r->adopted) {
-		as_buf_printf(&b, "INSERT INTO %s AS t SELECT * FROM %s",
-			      r->live_q, r->stage_q);
-		if (c->live_before > 0 || c->unchanged > 0) {
-			as_buf_adds(
-				&b,
-				" WHERE \"_atomsync_run\" IS NOT NULL ON CONFLICT (");
-			as_sql_key_list(&b, t, NULL);
-			if (t->mode == AS_MODE_APPEND) {
-				as_buf_adds(&b, ") DO NOTHING");
-			} else {
-				as_buf_adds(&b, ") DO UPDATE SET ");
-				for (size_t i = t->nkey; i < t->ncols; i++) {
-					as_buf_add_ident(&b, t->cols[i].name);
-					as_buf_adds(&b, " = excluded.");
-					as_buf_add_ident(&b, t->cols[i].name);
-					as_buf_adds(&b, ", ");
-				}
-				as_buf_adds(
-					&b,
-					"\"_atomsync_run\" = excluded.\"_atomsync_run\", "
-					"\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
-					"\"_atomsync_line\" = excluded.\"_atomsync_line\" "
-					"WHERE t.\"_atomsync_hash\" IS DISTINCT FROM "
-					"excluded.\"_atomsync_hash\"");
-			}
-		}
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "publish: upsert", err)))
-			goto done;
-		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
-		if (changes != expect) {
-			ret = as_error_set(
-				err, AS_ESTORE,
-				"publish wrote %lld rows, expected %lld; "
-				"nothing was published",
-				(long long)changes, (long long)expect);
-			goto done;
-		}
-	}
-	as_crash_point("publish.upserted");
-	if (c->deleted > 0) {
-		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
-		as_pg_sql(s, &q);
-		as_pg_run_view(rc, &sr);
-		as_sql_add_delete_filter(&q, &b, t, &sr);
-		if ((ret = as_pg_exec_buf(s, &b, NULL, &changes,
-					  "publish: delete", err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(
-				err, AS_ESTORE,
-				"publish deleted %lld rows, expected %lld; "
-				"nothing was published",
-				(long long)changes, (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("publish.deleted");
-done:
-	as_buf_free(&b);
-	return ret;
+	as_pg_sql(s, &q);
+	as_pg_run_view(rc, &sr);
+	return as_sql_publish_apply(&q, &sr, rc->table, c, r->adopted ? 0 : C,
+				    err);
 }
 
 /* Invariant 8: the cursor moves only here, with the data behind it; the

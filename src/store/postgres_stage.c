@@ -474,7 +474,7 @@ static int stage_insert(pg_store *s, as_run_ctx *rc, int dups, as_error *err)
 		as_buf_adds(&b, ", b.\"_atomsync_idx\" DESC");
 	}
 	plain = b.len;
-	as_sql_add_upsert(&b, t, t->mode != AS_MODE_APPEND);
+	as_sql_add_upsert(&b, t, t->mode != AS_MODE_APPEND, NULL);
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
 	if (as_buf_cstr(&b)[0] == '\0')

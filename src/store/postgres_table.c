@@ -50,11 +50,29 @@ static const char TABLE_COLUMNS_SQL[] =
 	"to_regclass(quote_ident($1)) AND a.attnum > 0 AND NOT "
 	"a.attisdropped ORDER BY a.attnum";
 
+static int adopt_table(void *conn, as_run_ctx *rc, const char *name, int stage,
+		       size_t *nuser, as_error *err);
+static int check_table(void *conn, as_table *t, const char *name,
+		       as_error *err);
+static int read_live(void *conn, as_run_ctx *rc, as_error *err);
+static int create_stage(void *conn, as_run_ctx *rc, as_error *err);
+
+/* The staging's COPY batch table (store/postgres_stage.c). */
+static int stage_ready(void *conn, as_run_ctx *rc, as_error *err)
+{
+	return as_pg_batch_table(conn, rc, err);
+}
+
+/* The table steps store/sql_table.c shares. */
+static const as_sql_cols pg_cols = {adopt_table, check_table, read_live,
+				    create_stage, stage_ready};
+
 /* An inferring spec: adopt the table's columns (store/schema.c).  A
  * staging records its types for stage_alter. */
-static int adopt_table(pg_store *s, as_run_ctx *rc, const char *name, int stage,
+static int adopt_table(void *conn, as_run_ctx *rc, const char *name, int stage,
 		       size_t *nuser, as_error *err)
 {
+	pg_store *s = conn;
 	as_table *t = rc->table;
 	PGresult *res;
 	as_pg_params p;
@@ -103,72 +121,29 @@ done:
 	return 0;
 }
 
-static int check_table(pg_store *s, as_table *t, const char *name,
-		       as_error *err)
+static int check_table(void *conn, as_table *t, const char *name, as_error *err)
 {
 	as_sql q;
 
-	as_pg_sql(s, &q);
+	as_pg_sql(conn, &q);
 	return as_sql_check_table(&q, t, name, err);
-}
-
-int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err)
-{
-	pg_store *s = (pg_store *)st;
-	pg_run *r = rc->priv;
-	int exists;
-
-	as_pg_drain(s, NULL);
-	if (as_pg_table_exists(s, rc->table->table, &exists, err))
-		return err->code;
-	if (rc->table->infer) {
-		/* the live table's columns, then those the staging being
-		 * resumed added */
-		size_t nuser = 0;
-
-		if (exists &&
-		    adopt_table(s, rc, rc->table->table, 0, &nuser, err))
-			return err->code;
-		if (!rc->table->legacy_json && r && r->stage &&
-		    adopt_table(s, rc, r->stage, 1, &nuser, err))
-			return err->code;
-		return 0;
-	}
-	if (exists)
-		return check_table(s, rc->table, rc->table->table, err);
-	if (r && r->stage)
-		return check_table(s, rc->table, r->stage, err);
-	return 0;
 }
 
 /* The live table as this run finds it: checked against the spec (or
  * adopted), its column count, whether it has rows (and their hashes). */
-static int read_live(pg_store *s, as_run_ctx *rc, as_error *err)
+static int read_live(void *conn, as_run_ctx *rc, as_error *err)
 {
 	pg_run *r = rc->priv;
-	as_table *t = rc->table;
-	size_t nuser = t->ncols;
-	as_buf b = AS_BUF_INIT;
-	int64_t n;
-	int rc2;
+	as_sql q;
 
-	if (as_pg_table_exists(s, t->table, &r->live_exists, err))
+	as_pg_sql(conn, &q);
+	if (as_sql_read_live(&q, &pg_cols, rc, r->live_q, &r->live_exists,
+			     &r->live_ncols, &r->live_has_rows, err))
 		return err->code;
-	if (!r->live_exists)
-		return 0;
-	if (t->infer ? adopt_table(s, rc, t->table, 0, &nuser, err)
-		     : check_table(s, t, t->table, err))
-		return err->code;
-	r->live_ncols = nuser;
-	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)::int", r->live_q);
-	rc2 = as_pg_int_buf(s, &b, NULL, &n, "reading the live table", err);
-	as_buf_free(&b);
-	if (rc2)
-		return rc2;
-	r->live_has_rows = n > 0;
 	/* Read by the first batch with a parsed row (an unchanged reload
 	 * matched by the scan needs none). */
-	r->live_map_wanted = r->live_has_rows;
+	if (r->live_exists)
+		r->live_map_wanted = r->live_has_rows;
 	return 0;
 }
 
@@ -220,8 +195,9 @@ static int record_stage(pg_store *s, as_run_ctx *rc, const char *name,
 }
 
 /* A new staging for this run, in one fenced transaction. */
-static int create_stage(pg_store *s, as_run_ctx *rc, as_error *err)
+static int create_stage(void *conn, as_run_ctx *rc, as_error *err)
 {
+	pg_store *s = conn;
 	pg_run *r = rc->priv;
 	as_table *t = rc->table;
 	char name[64];
@@ -247,32 +223,26 @@ static int create_stage(pg_store *s, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
-/*
- * Create the staging table once the columns are known (a resumed run
- * adopts its predecessor's).  The live table is created only by a publish,
- * so a failed first run leaves no trace in the user's schema.
- */
+/* The staging prepared (as_sql_stage_prepare), once the pipeline is
+ * drained. */
 int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
-	as_table *t = rc->table;
 
 	as_pg_drain(s, NULL);
-	if (read_live(s, rc, err))
-		return err->code;
-	if (!r->stage) {
-		if (create_stage(s, rc, err))
-			return err->code;
-	} else if (t->infer) {
-		size_t nuser;
+	return as_sql_stage_prepare(s, &pg_cols, rc, r->stage, err);
+}
 
-		if (adopt_table(s, rc, r->stage, 1, &nuser, err))
-			return err->code;
-	} else if (check_table(s, t, r->stage, err)) {
-		return err->code;
-	}
-	return as_pg_batch_table(s, rc, err);
+int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err)
+{
+	pg_store *s = (pg_store *)st;
+	pg_run *r = rc->priv;
+	as_sql q;
+
+	as_pg_drain(s, NULL);
+	as_pg_sql(s, &q);
+	return as_sql_describe(&q, &pg_cols, rc, r ? r->stage : NULL, err);
 }
 
 int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
@@ -305,11 +275,7 @@ int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	if (!rc->priv)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
 	((pg_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
-	free(rc->checkpoint);
-	free(rc->stage_key);
-	rc->checkpoint = rc->stage_key = NULL;
-	rc->seen = rc->rejected = 0;
-	rc->resumed_from = 0;
+	as_sql_run_discarded(rc);
 	return 0;
 fail:
 	as_pg_rollback(s);

@@ -41,6 +41,9 @@ typedef struct as_sql_dialect {
 	const char *create_index; /* "CREATE INDEX[ IF NOT EXISTS] " */
 	/* Parameter i (from 1) holding a value of type t. */
 	void (*param)(as_buf *b, size_t i, as_type t);
+	/* The publish's upsert names the live table so and leaves a row whose
+	 * hash it already holds (NULL: neither). */
+	const char *upsert_alias;
 } as_sql_dialect;
 
 /* A key the outbox's templates render (store/sql_outbox.c). */
@@ -138,8 +141,10 @@ void as_sql_scope_list(as_buf *b, const as_table *t, const char *prefix);
 void as_sql_key_match(as_buf *b, const as_table *t, const char *a,
 		      const char *bq);
 /* " ON CONFLICT (keys) DO NOTHING", or with update "... DO UPDATE SET" every
- * non-key column and the row's run, hash and line to the new row's. */
-void as_sql_add_upsert(as_buf *b, const as_table *t, int update);
+ * non-key column and the row's run, hash and line to the new row's; with
+ * alias (the target's, else NULL) only where alias's hash differs. */
+void as_sql_add_upsert(as_buf *b, const as_table *t, int update,
+		       const char *alias);
 
 /* "<table>_atomsync_scope" (at most n bytes): the scope index's name. */
 void as_sql_scope_index_name(char *out, size_t n, const as_table *t);
@@ -157,6 +162,44 @@ int as_sql_same_type(const as_sql_dialect *d, const char *want,
  * reshapes a table that holds data. */
 int as_sql_check_table(const as_sql *q, as_table *t, const char *name,
 		       as_error *err);
+
+/* How the shared table steps (store/sql_table.c) reach a backend's own,
+ * conn its store. */
+typedef struct as_sql_cols {
+	/* An inferring spec adopts the columns of table name (stage: a
+	 * staging; *nuser: the user columns so far). */
+	int (*adopt)(void *conn, as_run_ctx *rc, const char *name, int stage,
+		     size_t *nuser, as_error *err);
+	/* A configured spec's check of table name. */
+	int (*check)(void *conn, as_table *t, const char *name, as_error *err);
+	/* The live table as the run finds it (as_sql_read_live). */
+	int (*read_live)(void *conn, as_run_ctx *rc, as_error *err);
+	/* A new staging for the run, in one fenced transaction. */
+	int (*create_stage)(void *conn, as_run_ctx *rc, as_error *err);
+	/* The staging ready for the run's rows (its statements). */
+	int (*stage_ready)(void *conn, as_run_ctx *rc, as_error *err);
+} as_sql_cols;
+
+/* describe: the live table's columns when it exists (adopted, then those
+ * the staging being resumed, stage, added; or checked), over q->conn. */
+int as_sql_describe(const as_sql *q, const as_sql_cols *o, as_run_ctx *rc,
+		    const char *stage, as_error *err);
+/* The live table live_q as the run finds it: *exists; if so adopted or
+ * checked, *ncols its mapped columns, *has_rows whether it holds any. */
+int as_sql_read_live(const as_sql *q, const as_sql_cols *o, as_run_ctx *rc,
+		     const char *live_q, int *exists, size_t *ncols,
+		     int *has_rows, as_error *err);
+/* Create the staging table once the columns are known (a resumed run
+ * adopts its predecessor's).  The live table is created only by a publish,
+ * so a failed first run leaves no trace in the user's schema.  The live
+ * table read, then the staging created (stage NULL) or the resumed one's
+ * columns adopted or checked, then made ready. */
+int as_sql_stage_prepare(void *conn, const as_sql_cols *o, as_run_ctx *rc,
+			 const char *stage, as_error *err);
+
+/* rc after its staging was discarded: no checkpoint, staging key, rows
+ * seen or rejected, nor run resumed (the backend renews rc->priv). */
+void as_sql_run_discarded(as_run_ctx *rc);
 
 /* ---- the history table's shape (store/sql_history.c) ---- */
 
@@ -219,6 +262,14 @@ int as_sql_publish_counts(const as_sql *q, const as_sql_run *r,
 			  const as_publish_opts *po, as_counts *c,
 			  int64_t *staged_changed, int64_t *scope_rows,
 			  int64_t *guarded_deletes, as_error *err);
+
+/* Write only changed rows (invariant 5), then delete what the run did not
+ * deliver (as_sql_add_delete_filter); each step must touch exactly the
+ * rows c promised: changed, the staged rows that change the live table
+ * (0: nothing to write, the staging became the live table). */
+int as_sql_publish_apply(const as_sql *q, const as_sql_run *r,
+			 const as_table *t, const as_counts *c, int64_t changed,
+			 as_error *err);
 
 /* A publish's counts, zero but for what the run saw and rejected. */
 void as_sql_counts_start(as_counts *c, const as_run_ctx *rc);

@@ -95,7 +95,8 @@ void as_sql_add_scope_index(as_buf *b, const as_table *t, const char *live_q)
 	as_buf_adds(b, ")");
 }
 
-void as_sql_add_upsert(as_buf *b, const as_table *t, int update)
+void as_sql_add_upsert(as_buf *b, const as_table *t, int update,
+		       const char *alias)
 {
 	as_buf_adds(b, " ON CONFLICT (");
 	as_sql_key_list(b, t, NULL);
@@ -113,4 +114,9 @@ void as_sql_add_upsert(as_buf *b, const as_table *t, int update)
 	as_buf_adds(b, "\"_atomsync_run\" = excluded.\"_atomsync_run\", "
 		       "\"_atomsync_hash\" = excluded.\"_atomsync_hash\", "
 		       "\"_atomsync_line\" = excluded.\"_atomsync_line\"");
+	if (alias)
+		as_buf_printf(b,
+			      " WHERE %s.\"_atomsync_hash\" IS DISTINCT FROM "
+			      "excluded.\"_atomsync_hash\"",
+			      alias);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "store/sql.h"
+#include "util/crash.h"
 #include "util/str.h"
 
 #define WHAT "publish: counting"
@@ -239,4 +240,60 @@ int as_sql_check_base(const as_table *t, int64_t published, int64_t base,
 			    "staging began; nothing was published (the next "
 			    "run starts over)",
 			    t->dataset, (long long)published);
+}
+
+/* Run b's one statement with q and empty b; AS_ESTORE, in verb's words,
+ * when it did not touch exactly expect rows. */
+static int apply_step(const as_sql *q, as_buf *b, int64_t expect,
+		      const char *verb, const char *what, as_error *err)
+{
+	int64_t changes = 0;
+	int ret = q->exec_changes(q->conn, as_buf_cstr(b), &changes, what, err);
+
+	as_buf_reset(b);
+	if (!ret && changes != expect)
+		ret = as_error_set(err, AS_ESTORE,
+				   "publish %s %lld rows, expected %lld; "
+				   "nothing was published",
+				   verb, (long long)changes, (long long)expect);
+	return ret;
+}
+
+int as_sql_publish_apply(const as_sql *q, const as_sql_run *r,
+			 const as_table *t, const as_counts *c, int64_t changed,
+			 as_error *err)
+{
+	const char *alias = q->d->upsert_alias;
+	as_buf b = AS_BUF_INIT;
+	int ret = 0;
+
+	if (r->stage_q && changed > 0) {
+		as_buf_printf(&b, "INSERT INTO %s%s%s SELECT * FROM %s",
+			      r->live_q, alias ? " AS " : "",
+			      alias ? alias : "", r->stage_q);
+		/* Into an empty table with every row new, the plain form lets
+		 * SQLite copy b-tree content without re-encoding records. */
+		if (c->live_before > 0 || c->unchanged > 0) {
+			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL");
+			as_sql_add_upsert(&b, t, t->mode != AS_MODE_APPEND,
+					  alias);
+		}
+		if ((ret = apply_step(q, &b,
+				      t->mode == AS_MODE_APPEND ? c->inserted
+								: changed,
+				      "wrote", "publish: upsert", err)))
+			goto done;
+	}
+	as_crash_point("publish.upserted");
+	if (c->deleted > 0) {
+		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
+		as_sql_add_delete_filter(q, &b, t, r);
+		if ((ret = apply_step(q, &b, c->deleted, "deleted",
+				      "publish: delete", err)))
+			goto done;
+	}
+	as_crash_point("publish.deleted");
+done:
+	as_buf_free(&b);
+	return ret;
 }

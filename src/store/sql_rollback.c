@@ -186,7 +186,7 @@ int as_sql_rollback_apply(const as_sql *q, const char *live_q,
 			      "%s._atomsync_target WHERE \"_atomsync_run\" IS "
 			      "NOT NULL",
 			      q->d->temp);
-		as_sql_add_upsert(&b, t, 1);
+		as_sql_add_upsert(&b, t, 1, NULL);
 		if ((ret = q->exec_changes(q->conn, as_buf_cstr(&b), &changes,
 					   "rollback: upsert", err)))
 			goto done;

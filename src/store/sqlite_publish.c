@@ -52,54 +52,10 @@ static int publish_apply(sq_store *s, as_run_ctx *rc, const as_counts *c,
 {
 	as_sql_run sr;
 	as_sql q;
-	sq_run *r = rc->priv;
-	const as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	int64_t changes = 0, expect;
-	int ret = 0;
 
-	if (r->stage && C > 0) {
-		as_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s", r->live_q,
-			      r->stage_q);
-		/* Into an empty table with every row new, the plain form lets
-		 * SQLite copy b-tree content without re-encoding records. */
-		if (c->live_before > 0 || c->unchanged > 0) {
-			as_buf_adds(&b, " WHERE \"_atomsync_run\" IS NOT NULL");
-			as_sql_add_upsert(&b, t, t->mode != AS_MODE_APPEND);
-		}
-		if ((ret = sql_exec(s, &b, &changes, err)))
-			goto done;
-		expect = t->mode == AS_MODE_APPEND ? c->inserted : C;
-		if (changes != expect) {
-			ret = as_error_set(
-				err, AS_ESTORE,
-				"publish wrote %lld rows, expected %lld; "
-				"nothing was published",
-				(long long)changes, (long long)expect);
-			goto done;
-		}
-	}
-	as_crash_point("publish.upserted");
-	if (c->deleted > 0) {
-		as_buf_printf(&b, "DELETE FROM %s WHERE ", r->live_q);
-		as_sq_sql(s, &q);
-		as_sq_run_view(r, &sr);
-		as_sql_add_delete_filter(&q, &b, t, &sr);
-		if ((ret = sql_exec(s, &b, &changes, err)))
-			goto done;
-		if (changes != c->deleted) {
-			ret = as_error_set(
-				err, AS_ESTORE,
-				"publish deleted %lld rows, expected %lld; "
-				"nothing was published",
-				(long long)changes, (long long)c->deleted);
-			goto done;
-		}
-	}
-	as_crash_point("publish.deleted");
-done:
-	as_buf_free(&b);
-	return ret;
+	as_sq_sql(s, &q);
+	as_sq_run_view(rc->priv, &sr);
+	return as_sql_publish_apply(&q, &sr, rc->table, c, C, err);
 }
 
 /* rows_q: the table that now holds the run's rows (the staging table, or

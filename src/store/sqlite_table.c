@@ -243,32 +243,32 @@ int as_sq_check_table(sq_store *s, as_table *t, const char *name, as_error *err)
 	return as_sql_check_table(&q, t, name, err);
 }
 
+/* The table steps store/sql_table.c shares (sq_cols, after them). */
+static int adopt_cols(void *conn, as_run_ctx *rc, const char *name, int stage,
+		      size_t *nuser, as_error *err)
+{
+	return as_sq_adopt_table(conn, rc->table, name, stage, nuser, err);
+}
+
+static int check_cols(void *conn, as_table *t, const char *name, as_error *err)
+{
+	return as_sq_check_table(conn, t, name, err);
+}
+
+static int read_live(void *conn, as_run_ctx *rc, as_error *err);
+static int create_stage(void *conn, as_run_ctx *rc, as_error *err);
+static int prepare_statements(void *conn, as_run_ctx *rc, as_error *err);
+
+static const as_sql_cols sq_cols = {adopt_cols, check_cols, read_live,
+				    create_stage, prepare_statements};
+
 int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err)
 {
-	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
-	int exists;
+	as_sql q;
 
-	if (as_sq_table_exists(s, rc->table->table, &exists, err))
-		return err->code;
-	if (rc->table->infer) {
-		/* the live table's columns, then those the staging being
-		 * resumed added */
-		size_t nuser = 0;
-
-		if (exists && as_sq_adopt_table(s, rc->table, rc->table->table,
-						0, &nuser, err))
-			return err->code;
-		if (!rc->table->legacy_json && r && r->stage &&
-		    as_sq_adopt_table(s, rc->table, r->stage, 1, &nuser, err))
-			return err->code;
-		return 0;
-	}
-	if (exists)
-		return as_sq_check_table(s, rc->table, rc->table->table, err);
-	if (r && r->stage)
-		return as_sq_check_table(s, rc->table, r->stage, err);
-	return 0;
+	as_sq_sql((sq_store *)st, &q);
+	return as_sql_describe(&q, &sq_cols, rc, r ? r->stage : NULL, err);
 }
 
 /* The staging insert, naming its columns (the _atomsync ones may stand
@@ -299,8 +299,9 @@ int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err)
 	return rc2;
 }
 
-static int prepare_statements(sq_store *s, as_run_ctx *rc, as_error *err)
+static int prepare_statements(void *conn, as_run_ctx *rc, as_error *err)
 {
+	sq_store *s = conn;
 	sq_run *r = rc->priv;
 	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
@@ -363,30 +364,14 @@ static char *spans_create_sql(const as_table *t, const char *stage)
 
 /* The live table as this run finds it: checked against the spec (or
  * adopted), its column count, whether it has rows. */
-static int read_live(sq_store *s, as_run_ctx *rc, as_error *err)
+static int read_live(void *conn, as_run_ctx *rc, as_error *err)
 {
 	sq_run *r = rc->priv;
-	as_table *t = rc->table;
-	size_t nuser = t->ncols;
-	as_buf b = AS_BUF_INIT;
-	int64_t n = 0;
-	int rc2;
+	as_sql q;
 
-	if (as_sq_table_exists(s, t->table, &r->live_exists, err))
-		return err->code;
-	if (!r->live_exists)
-		return 0;
-	if (t->infer ? as_sq_adopt_table(s, t, t->table, 0, &nuser, err)
-		     : as_sq_check_table(s, t, t->table, err))
-		return err->code;
-	r->live_ncols = nuser;
-	as_buf_printf(&b, "SELECT EXISTS (SELECT 1 FROM %s)", r->live_q);
-	rc2 = as_sq_query_int(s, as_buf_cstr(&b), NULL, &n, err);
-	as_buf_free(&b);
-	if (rc2)
-		return rc2;
-	r->live_has_rows = n > 0;
-	return 0;
+	as_sq_sql(conn, &q);
+	return as_sql_read_live(&q, &sq_cols, rc, r->live_q, &r->live_exists,
+				&r->live_ncols, &r->live_has_rows, err);
 }
 
 /* Record the staging `name` in the dataset's state row; its base. */
@@ -427,8 +412,9 @@ static int record_stage(sq_store *s, as_run_ctx *rc, const char *name,
 
 /* A new staging for this run, with its spans table, in one fenced
  * transaction. */
-static int create_stage(sq_store *s, as_run_ctx *rc, as_error *err)
+static int create_stage(void *conn, as_run_ctx *rc, as_error *err)
 {
+	sq_store *s = conn;
 	as_table *t = rc->table;
 	char *sql = NULL, name[64];
 
@@ -459,31 +445,13 @@ fail:
 	return err->code;
 }
 
-/*
- * Create the staging table once the columns are known (a resumed run
- * adopts its predecessor's).  The live table is created only by a publish,
- * so a failed first run leaves no trace in the user's schema.
- */
+/* The staging prepared (as_sql_stage_prepare). */
 int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 {
-	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
-	as_table *t = rc->table;
 
-	if (read_live(s, rc, err))
-		return err->code;
-	if (!r->stage) {
-		if (create_stage(s, rc, err))
-			return err->code;
-	} else if (t->infer) {
-		size_t nuser;
-
-		if (as_sq_adopt_table(s, t, r->stage, 1, &nuser, err))
-			return err->code;
-	} else if (as_sq_check_table(s, t, r->stage, err)) {
-		return err->code;
-	}
-	return prepare_statements(s, rc, err);
+	return as_sql_stage_prepare((sq_store *)st, &sq_cols, rc, r->stage,
+				    err);
 }
 
 int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
@@ -535,11 +503,7 @@ int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 	((sq_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
 	if (!((sq_run *)rc->priv)->live_q)
 		return as_error_set(err, AS_ENOMEM, "out of memory");
-	free(rc->checkpoint);
-	free(rc->stage_key);
-	rc->checkpoint = rc->stage_key = NULL;
-	rc->seen = rc->rejected = 0;
-	rc->resumed_from = 0;
+	as_sql_run_discarded(rc);
 	return 0;
 fail:
 	sqlite3_finalize(q);
