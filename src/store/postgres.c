@@ -140,6 +140,24 @@ int64_t as_pg_cell_int(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+void as_pg_param_counts(as_pg_params *p, const as_counts *c)
+{
+	as_pg_param_int(p, c->seen);
+	as_pg_param_int(p, c->inserted);
+	as_pg_param_int(p, c->updated);
+	as_pg_param_int(p, c->unchanged);
+	as_pg_param_int(p, c->deleted);
+}
+
+int as_pg_state_row(PGresult *res, const char *dataset, as_error *err)
+{
+	if (PQntuples(res) == 1)
+		return 0;
+	PQclear(res);
+	return as_error_set(err, AS_ESTORE,
+			    "postgres: dataset %s: no state row", dataset);
+}
+
 char *as_pg_cell_dup(const PGresult *res, int row, int col)
 {
 	if (row >= PQntuples(res) || PQgetisnull(res, row, col))

@@ -114,6 +114,10 @@ int as_pg_commit(pg_store *s, const char *what, as_error *err);
 void as_pg_rollback(pg_store *s);
 /* Inside a transaction: extend our lease, or AS_EFENCED when it was taken
  * (invariant 6).  The lease row stays locked until the transaction ends. */
+/* Inside a run's or rollback's first transaction, holding the lease: runs
+ * of t's dataset left active or publishing by dead workers end failed
+ * (AS_SQL_INTERRUPTED; invariant 10). */
+int as_pg_fail_interrupted(pg_store *s, const as_table *t, as_error *err);
 int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 		as_error *err);
 int as_pg_table_exists(pg_store *s, const char *name, int *exists,
@@ -135,6 +139,12 @@ int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err);
 int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err);
 /* A result's cell as a number (0 when NULL) or an owned copy (NULL). */
 int64_t as_pg_cell_int(const PGresult *res, int row, int col);
+/* A run record's counts as the next five parameters: seen, inserted,
+ * updated, unchanged, deleted. */
+void as_pg_param_counts(as_pg_params *p, const as_counts *c);
+/* A statement on dataset's state row found it: 0; otherwise res is cleared
+ * and the error is AS_ESTORE ("no state row"). */
+int as_pg_state_row(PGresult *res, const char *dataset, as_error *err);
 char *as_pg_cell_dup(const PGresult *res, int row, int col);
 /* A column's type from format_type() (AS_TYPE_AUTO: none of ours). */
 as_type as_pg_type_of(const char *decl);

@@ -122,11 +122,7 @@ static int publish_bookkeeping(pg_store *s, as_run_ctx *rc, const as_counts *c,
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
-	as_pg_param_int(&p, c->seen);
-	as_pg_param_int(&p, c->inserted);
-	as_pg_param_int(&p, c->updated);
-	as_pg_param_int(&p, c->unchanged);
-	as_pg_param_int(&p, c->deleted);
+	as_pg_param_counts(&p, c);
 	as_pg_param_int(&p, c->rejected);
 	as_pg_param_int(&p, c->duplicates);
 	return as_pg_exec(

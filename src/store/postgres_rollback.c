@@ -121,17 +121,10 @@ static int run_open(pg_store *s, as_run_ctx *rc, as_error *err)
 	as_pg_params p;
 
 	/* Runs left active by dead workers: this worker holds the lease. */
+	if (as_pg_fail_interrupted(s, t, err))
+		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(
-		    s,
-		    "UPDATE atomsync_runs SET status = 'failed', "
-		    "finished_at = now(), error = 'interrupted: the worker "
-		    "stopped before finishing (killed, crashed or lost its "
-		    "connection); nothing was published' "
-		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
-		    &p, NULL, "recording interrupted runs", err))
-		return err->code;
 	as_pg_param_text(&p, rc->kind ? rc->kind : "rollback");
 	as_pg_param_text(&p, as_mode_name(t->mode));
 	as_pg_param_int(&p, rc->token);
@@ -155,11 +148,7 @@ static int run_close(pg_store *s, as_run_ctx *rc, const as_counts *c,
 		 (long long)to_run);
 	as_pg_params_init(&p);
 	as_pg_param_int(&p, rc->run_id);
-	as_pg_param_int(&p, c->seen);
-	as_pg_param_int(&p, c->inserted);
-	as_pg_param_int(&p, c->updated);
-	as_pg_param_int(&p, c->unchanged);
-	as_pg_param_int(&p, c->deleted);
+	as_pg_param_counts(&p, c);
 	as_pg_param_text(&p, note);
 	return as_pg_exec(
 		s,

@@ -176,12 +176,8 @@ static int read_state(pg_store *s, as_run_ctx *rc, char **stage,
 		    "FROM atomsync_state s WHERE dataset = $1 FOR UPDATE",
 		    &p, &res, "reading state", err))
 		return err->code;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return as_error_set(err, AS_ESTORE,
-				    "postgres: dataset %s: no state row",
-				    t->dataset);
-	}
+	if (as_pg_state_row(res, t->dataset, err))
+		return err->code;
 	rc->cursor = as_pg_cell_dup(res, 0, 1);
 	*stage = as_pg_cell_dup(res, 0, 2);
 	*last_run = as_pg_cell_int(res, 0, 3);
@@ -277,6 +273,20 @@ static int adopt_stage(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
 
 /* The transaction of run_begin: interrupted runs failed, the state row,
  * resume or start over, orphans dropped, the run recorded. */
+int as_pg_fail_interrupted(pg_store *s, const as_table *t, as_error *err)
+{
+	as_pg_params p;
+
+	as_pg_params_init(&p);
+	as_pg_param_text(&p, t->dataset);
+	return as_pg_exec(s,
+			  "UPDATE atomsync_runs SET status = 'failed', "
+			  "finished_at = now(), error = '" AS_SQL_INTERRUPTED
+			  "' WHERE dataset = $1 AND status IN ('active', "
+			  "'publishing')",
+			  &p, NULL, "recording interrupted runs", err);
+}
+
 static int begin_txn(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
 {
 	as_table *t = rc->table;
@@ -286,18 +296,10 @@ static int begin_txn(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
 
 	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms, err))
 		return err->code;
+	if (as_pg_fail_interrupted(s, t, err) || check_owner(s, t, err))
+		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
-	if (as_pg_exec(
-		    s,
-		    "UPDATE atomsync_runs SET status = 'failed', "
-		    "finished_at = now(), error = 'interrupted: the worker "
-		    "stopped before finishing (killed, crashed or lost its "
-		    "connection); nothing was published' "
-		    "WHERE dataset = $1 AND status IN ('active', 'publishing')",
-		    &p, NULL, "recording interrupted runs", err) ||
-	    check_owner(s, t, err))
-		return err->code;
 	as_pg_param_text(&p, t->table);
 	as_pg_param_text(&p, as_mode_name(t->mode));
 	if (as_pg_exec(s,

@@ -104,11 +104,7 @@ int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
 	as_pg_param_text(&p, as_mode_name(t->mode));
 	as_pg_param_text(&p, status);
 	as_pg_param_text(&p, when);
-	as_pg_param_int(&p, c->seen);
-	as_pg_param_int(&p, c->inserted);
-	as_pg_param_int(&p, c->updated);
-	as_pg_param_int(&p, c->unchanged);
-	as_pg_param_int(&p, c->deleted);
+	as_pg_param_counts(&p, c);
 	as_pg_param_int(&p, c->rejected);
 	as_pg_param_text(&p, error);
 	return as_pg_int(

@@ -183,12 +183,8 @@ static int record_stage(pg_store *s, as_run_ctx *rc, const char *name,
 		       "WHERE dataset = $1 RETURNING stage_base",
 		       &p, &res, "recording staging", err))
 		return err->code;
-	if (PQntuples(res) != 1) {
-		PQclear(res);
-		return as_error_set(err, AS_ESTORE,
-				    "postgres: dataset %s: no state row",
-				    t->dataset);
-	}
+	if (as_pg_state_row(res, t->dataset, err))
+		return err->code;
 	r->stage_base = as_pg_cell_int(res, 0, 0);
 	PQclear(res);
 	return 0;

@@ -11,6 +11,12 @@
 #include "store/store.h"
 #include "util/buf.h"
 
+/* The error a run left active or publishing by a dead worker is recorded
+ * with, by the next run or rollback of its dataset (invariant 10). */
+#define AS_SQL_INTERRUPTED                                                     \
+	"interrupted: the worker stopped before finishing (killed, crashed "   \
+	"or lost its connection); nothing was published"
+
 /* How a backend spells what the shared SQL writes. */
 typedef struct as_sql_dialect {
 	const char *temp;	 /* the temp schema: "temp", "pg_temp" */

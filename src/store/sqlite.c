@@ -140,6 +140,15 @@ void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
+void as_sq_bind_counts(sqlite3_stmt *st, int i, const as_counts *c)
+{
+	sqlite3_bind_int64(st, i, c->seen);
+	sqlite3_bind_int64(st, i + 1, c->inserted);
+	sqlite3_bind_int64(st, i + 2, c->updated);
+	sqlite3_bind_int64(st, i + 3, c->unchanged);
+	sqlite3_bind_int64(st, i + 4, c->deleted);
+}
+
 void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v)
 {
 	switch (v->kind) {

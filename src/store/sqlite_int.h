@@ -47,6 +47,9 @@ int as_sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st,
 		  as_error *err);
 void as_sq_rollback(sq_store *s);
 void as_sq_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* A run record's counts as parameters i..i+4: seen, inserted, updated,
+ * unchanged, deleted. */
+void as_sq_bind_counts(sqlite3_stmt *st, int i, const as_counts *c);
 void as_sq_bind_val(sqlite3_stmt *st, int i, const as_val *v);
 int as_sq_query_int(sq_store *s, const char *sql, const char *arg, int64_t *out,
 		    as_error *err);
@@ -56,6 +59,11 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 		int64_t token, int64_t ttl_ms, as_error *err);
 int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
 int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err);
+/* Inside a run's or rollback's first transaction, holding the lease: runs
+ * of t's dataset left active or publishing by dead workers end failed
+ * (AS_SQL_INTERRUPTED; invariant 10). */
+int as_sq_fail_interrupted(sq_store *s, const as_table *t, const char *now,
+			   as_error *err);
 int as_sq_stage_names(sq_run *r, const char *stage);
 const char *as_sq_sql_type(as_type t);
 /* This connection as the shared SQL drives it (store/sql.h). */

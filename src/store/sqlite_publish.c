@@ -145,11 +145,7 @@ static int record_completed(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1,
 			  SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, c->seen);
-	sqlite3_bind_int64(q, 4, c->inserted);
-	sqlite3_bind_int64(q, 5, c->updated);
-	sqlite3_bind_int64(q, 6, c->unchanged);
-	sqlite3_bind_int64(q, 7, c->deleted);
+	as_sq_bind_counts(q, 3, c);
 	sqlite3_bind_int64(q, 8, c->rejected);
 	sqlite3_bind_int64(q, 9, c->duplicates);
 	if (sqlite3_step(q) != SQLITE_DONE)

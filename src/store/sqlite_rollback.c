@@ -123,20 +123,8 @@ static int run_open(sq_store *s, as_run_ctx *rc, as_error *err)
 
 	as_iso8601(as_now(), now, sizeof(now));
 	/* Runs left active by dead workers: this worker holds the lease. */
-	if (as_sq_prepare(
-		    s,
-		    "UPDATE atomsync_runs SET status = 'failed', "
-		    "finished_at = ?2, error = 'interrupted: the worker "
-		    "stopped before finishing (killed, crashed or lost its "
-		    "connection); nothing was published' "
-		    "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
-		    &q, err))
+	if (as_sq_fail_interrupted(s, t, now, err))
 		return err->code;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, now, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		goto fail;
-	sqlite3_finalize(q);
 	if (as_sq_prepare(
 		    s,
 		    "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
@@ -181,11 +169,7 @@ static int run_close(sq_store *s, as_run_ctx *rc, const as_counts *c,
 	sqlite3_bind_int64(q, 1, rc->run_id);
 	sqlite3_bind_text(q, 2, as_iso8601(as_now(), now, sizeof(now)), -1,
 			  SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 3, c->seen);
-	sqlite3_bind_int64(q, 4, c->inserted);
-	sqlite3_bind_int64(q, 5, c->updated);
-	sqlite3_bind_int64(q, 6, c->unchanged);
-	sqlite3_bind_int64(q, 7, c->deleted);
+	as_sq_bind_counts(q, 3, c);
 	sqlite3_bind_text(q, 8, note, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		ret = as_sq_fail(s, err, "recording run");

@@ -170,9 +170,8 @@ static char *col_copy(sqlite3_stmt *q, int i, int *ok)
 	return p;
 }
 
-/* Runs left active or publishing by dead workers end failed. */
-static int fail_interrupted(sq_store *s, const as_table *t, const char *now,
-			    as_error *err)
+int as_sq_fail_interrupted(sq_store *s, const as_table *t, const char *now,
+			   as_error *err)
 {
 	sqlite3_stmt *q;
 	int rc = 0;
@@ -180,9 +179,7 @@ static int fail_interrupted(sq_store *s, const as_table *t, const char *now,
 	if (as_sq_prepare(
 		    s,
 		    "UPDATE atomsync_runs SET status = 'failed', "
-		    "finished_at = ?2, error = 'interrupted: the worker "
-		    "stopped before finishing (killed, crashed or lost its "
-		    "connection); nothing was published' "
+		    "finished_at = ?2, error = '" AS_SQL_INTERRUPTED "' "
 		    "WHERE dataset = ?1 AND status IN ('active', 'publishing')",
 		    &q, err))
 		return err->code;
@@ -359,7 +356,7 @@ static int begin_txn(sq_store *s, as_run_ctx *rc, const char *now, char **stage,
 
 	if (as_sq_fence(s, NULL, as_table_lease(t), rc->token, rc->lease_ttl_ms,
 			err) ||
-	    fail_interrupted(s, t, now, err) || check_owner(s, t, err) ||
+	    as_sq_fail_interrupted(s, t, now, err) || check_owner(s, t, err) ||
 	    exec_dataset(
 		    s,
 		    "INSERT INTO atomsync_state(dataset, table_name, mode) "

@@ -101,11 +101,7 @@ int as_sq_history_record_run(as_store *st, const as_table *t, const char *kind,
 			  SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 6, as_iso8601(as_now(), b, sizeof(b)), -1,
 			  SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 7, c->seen);
-	sqlite3_bind_int64(q, 8, c->inserted);
-	sqlite3_bind_int64(q, 9, c->updated);
-	sqlite3_bind_int64(q, 10, c->unchanged);
-	sqlite3_bind_int64(q, 11, c->deleted);
+	as_sq_bind_counts(q, 7, c);
 	sqlite3_bind_int64(q, 12, c->rejected);
 	as_sq_bind_text(q, 13, error);
 	rc = sqlite3_step(q);
