@@ -4,9 +4,10 @@
  * temp file) and once against a real PostgreSQL (ATOMSYNC_TEST_PG_URL, a
  * fresh database started by tests/unit/with_postgres.py): leases and
  * fencing (6), the publish of each mode with its counts and live rows (1, 5,
- * 8, 10), guards (3), resume and restart (4), and the runs and status
- * records.  An observer connection of its own reads the tables; the few
- * queries that differ between the two SQL dialects are translated here.
+ * 8, 10), guards (3), resume and restart (4), the runs and status
+ * records, and the rollback to an earlier run of a snapshot history.  An
+ * observer connection of its own reads the tables; the few queries that differ
+ * between the two SQL dialects are translated here.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1294,6 +1295,62 @@ static void test_table_mismatch(void **state)
 		 "id,other");
 }
 
+/* ---- rollback (invariants 1, 10; DESIGN.md, history) ---- */
+
+/*
+ * Full mode with snapshot history: run A publishes keys {1,2,3}, run B
+ * {1,2,4} (2 changed, 3 deleted, deletions confirmed); the rollback to A
+ * must bring 3 back, rewrite 2 and delete 4, the row that was not in the
+ * target run, and count each (invariant 10).  A rollback that only upserts
+ * the target's rows leaves 4 live.
+ */
+static void test_rollback_deletes(void **state)
+{
+	static const spec runa[] = {
+		{1, "a", 0, 0}, {2, "b", 0, 0}, {3, "c", 0, 0}};
+	static const spec runb[] = {
+		{1, "a", 0, 0}, {2, "B", 0, 0}, {4, "d", 0, 0}};
+	fx *f = *state;
+	int64_t tok = lease(f, "items"), ra, rb;
+	as_publish_opts po = popts();
+	as_run_ctx rc;
+	as_counts c;
+	as_error err;
+	tbl x;
+
+	mk_table(&x, "items", AS_MODE_FULL);
+	x.t.history = AS_HISTORY_SNAPSHOT;
+	po.history = AS_HISTORY_SNAPSHOT;
+	po.allow_deletes = 1;
+	if (run_once(f, &x.t, tok, runa, 3, &po, &c, &err, &ra))
+		fail_msg("publish A: %s", err.msg);
+	if (run_once(f, &x.t, tok, runb, 3, &po, &c, &err, &rb))
+		fail_msg("publish B: %s", err.msg);
+	expect_counts(&c, 3, 1, 1, 1, 1);
+	expect_live(f, "items", "1=a 2=B 4=d");
+
+	memset(&rc, 0, sizeof(rc));
+	rc.table = &x.t;
+	rc.kind = "rollback";
+	snprintf(rc.owner, sizeof(rc.owner), "%s", as_owner_self());
+	rc.token = tok;
+	rc.lease_ttl_ms = 60000;
+	as_error_clear(&err);
+	if (f->ops->describe(f->st, &rc, &err))
+		fail_msg("describe: %s", err.msg);
+	memset(&c, 0, sizeof(c));
+	if (f->ops->rollback(f->st, &rc, &po, ra, &c, &err))
+		fail_msg("rollback: %s", err.msg);
+	/* 1 unchanged, 2 rewritten, 3 back, 4 (not in run A) gone. */
+	expect_counts(&c, 3, 1, 1, 1, 1);
+	assert_int_equal(c.live_before, 3);
+	assert_int_equal(c.live_after, 3);
+	expect_live(f, "items", "1=a 2=b 3=c");
+	assert_true(rc.run_id > rb);
+	expect_run_row(f, rc.run_id, "completed", 3, 1, 1, 1, 1);
+	assert_int_equal(stage_tables(f), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1309,6 +1366,7 @@ int main(void)
 		T(test_staging_invisible),
 		T(test_runs_and_status),
 		T(test_table_mismatch),
+		T(test_rollback_deletes),
 	};
 #undef T
 
