@@ -3,11 +3,13 @@ inference"): typed columns from the records, nested objects flattened,
 names normalised, integer widened to real, conflicts as bad records
 (invariant 9), new fields added by the publish of the run that delivered
 them (invariants 1, 2), history and rollback across a new column, the
-schema contracts, and tables of the key + `data` layout kept.  Every test
-runs on SQLite and PostgreSQL (@for_each_store)."""
+schema contracts, tables of the key + `data` layout kept, and an existing
+table that does not fit the configured columns refused and left alone.
+Every test runs on SQLite and PostgreSQL (@for_each_store)."""
 
 import json
 import os
+import sqlite3
 import sys
 import unittest
 
@@ -328,6 +330,88 @@ class SchemaTest(StoreTestCase):
                         "      downloads: {type: integer, path: downloadCount}\n")
         self.assertCols([("id", "integer"), ("downloads", "integer"),
                          ("name", "text")])
+
+
+
+DECLARED = """
+store: {store}
+datasets:
+  items:
+    key: [id]
+    columns:
+      id: {type: integer}
+      name: {type: text}
+    source:
+      file: items.jsonl
+"""
+
+# What atomsync itself would create for DECLARED, per store.
+LIVE_DDL = {
+    "sqlite": ('CREATE TABLE items (%s, "_atomsync_run" INTEGER, '
+               '"_atomsync_hash" INTEGER, "_atomsync_line" BLOB)'),
+    "postgres": ('CREATE TABLE items (%s, "_atomsync_run" bigint, '
+                 '"_atomsync_hash" bigint, "_atomsync_line" bytea)'),
+}
+
+
+@for_each_store
+class ExistingTableTest(StoreTestCase):
+    """A live table that exists before atomsync's first run is checked
+    against the configured columns (src/store/sql_table.c, the same rule on
+    both stores): one that does not fit is a configuration error, exit 2
+    with one line on stderr naming the table and what the dataset maps, and
+    the table is left exactly as it was (invariant 1: a run that fails
+    changes no live row; invariant 2: nothing is half-applied).  The table
+    otherwise has atomsync's own columns, so only the check stands between
+    it and the publish."""
+
+    def execute(self, sql, params=()):
+        if self.store.name == "postgres":
+            self.store.execute(sql, params)
+            return
+        c = sqlite3.connect(self.store.path, timeout=30)
+        try:
+            c.execute(sql, params)
+            c.commit()
+        finally:
+            c.close()
+
+    def refused(self, user_cols, insert):
+        self.execute(LIVE_DDL[self.store.name] % user_cols)
+        self.execute(insert)
+        cols, rows = user_cols_of(self.store), self.store.full_rows("items")
+        write_jsonl(self.path("items.jsonl"),
+                    [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
+        self.config(DECLARED)
+        p = self.atomsync("run")
+        self.assertEqual(p.returncode, USAGE, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn("table items exists but does not have the columns the "
+                      "dataset maps (id %s, name %s, then _atomsync_run, "
+                      "_atomsync_hash, _atomsync_line); rename the table or "
+                      "migrate it" % (TYPE_NAMES[self.store.name]["integer"],
+                                      TYPE_NAMES[self.store.name]["text"]),
+                      lines[0])
+        self.assertEqual(user_cols_of(self.store), cols)
+        self.assertEqual(self.store.full_rows("items"), rows)
+        return p
+
+    def test_conflicting_column_type_is_refused(self):
+        t = TYPE_NAMES[self.store.name]
+        self.refused('"id" %s PRIMARY KEY, "name" %s' % (t["integer"], t["integer"]),
+                     "INSERT INTO items VALUES (1, 42, 1, 7, NULL)")
+
+    def test_missing_key_column_is_refused(self):
+        self.refused('"name" %s PRIMARY KEY' % TYPE_NAMES[self.store.name]["text"],
+                     "INSERT INTO items VALUES ('keep', 1, 7, NULL)")
+
+
+def user_cols_of(store):
+    """Every column of items, atomsync's included, with its type."""
+    if store.name == "sqlite":
+        return store.query("SELECT name, type FROM pragma_table_info('items')")
+    return store.columns("items")
 
 
 if __name__ == "__main__":
