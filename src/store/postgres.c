@@ -337,6 +337,16 @@ static void pg_param(as_buf *b, size_t i, as_type t)
 	as_buf_printf(b, "$%zu::%s", i, as_pg_type(t));
 }
 
+static void pg_iso_time(as_buf *b, const char *col)
+{
+	as_buf_printf(b, AS_PG_ISO("%s"), col);
+}
+
+static void pg_json_int(as_buf *b, const char *col, const char *key)
+{
+	as_buf_printf(b, "(%s->>'%s')::bigint", col, key);
+}
+
 static const char PG_COLUMNS_SQL[] =
 	"SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
 	"FROM pg_attribute a WHERE a.attrelid = "
@@ -360,6 +370,8 @@ static const as_sql_dialect pg_dialect = {
 	.typed_temp = 1,
 	.bool_type = "boolean",
 	.is_not_distinct = " IS NOT DISTINCT FROM ",
+	.iso_time = pg_iso_time,
+	.json_int = pg_json_int,
 	.exists_sql = "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 	.keyed_suffix = "",
 	.upsert_alias = "t",

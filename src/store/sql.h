@@ -41,6 +41,10 @@ typedef struct as_sql_dialect {
 	int typed_temp;
 	const char *bool_type;	     /* a temp table's flag column */
 	const char *is_not_distinct; /* " IS ", " IS NOT DISTINCT FROM " */
+	/* A timestamp column as ISO 8601 text in UTC, milliseconds. */
+	void (*iso_time)(as_buf *b, const char *col);
+	/* The integer under key of a JSON column (NULL: none). */
+	void (*json_int)(as_buf *b, const char *col, const char *key);
 	/* One row, 1 when the table named by parameter 1 exists. */
 	const char *exists_sql;
 	const char *keyed_suffix; /* after a table keyed by its primary key */

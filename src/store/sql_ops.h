@@ -40,8 +40,8 @@
 				 const as_batch *b, as_error *err);            \
 	int as_##p##_scan_open(as_store *st, as_run_ctx *rc, int *rows,        \
 			       as_error *err);                                 \
-	int as_##p##_scan_next(as_store *st, as_run_ctx *rc,                   \
-			       as_scan_row *out, as_arena *a, as_error *err);  \
+	int as_##p##_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, \
+			       as_arena *a, as_error *err);                    \
 	int as_##p##_scan_seek(as_store *st, as_run_ctx *rc,                   \
 			       const as_val *key, as_error *err);              \
 	void as_##p##_scan_close(as_store *st, as_run_ctx *rc);                \
@@ -58,10 +58,9 @@
 				 size_t *n, as_error *err);                    \
 	int as_##p##_outbox_mark(as_store *st, int64_t event_id,               \
 				 const char *error, as_error *err);            \
-	int as_##p##_history_rollback(as_store *st, as_run_ctx *rc,            \
-				      const as_publish_opts *po,               \
-				      int64_t to_run, as_counts *c,            \
-				      as_error *err);                          \
+	int as_##p##_history_rollback(                                         \
+		as_store *st, as_run_ctx *rc, const as_publish_opts *po,       \
+		int64_t to_run, as_counts *c, as_error *err);                  \
 	int as_##p##_history_sample(as_store *st, const as_table *t, size_t n, \
 				    as_batch *out, as_error *err);             \
 	int as_##p##_history_record_run(                                       \
@@ -82,10 +81,10 @@
 	.stage_batch = as_##p##_stage_batch, .scan_open = as_##p##_scan_open,  \
 	.scan_next = as_##p##_scan_next, .scan_seek = as_##p##_scan_seek,      \
 	.scan_close = as_##p##_scan_close, .publish = as_##p##_publish,        \
-	.publish_group = as_##p##_publish_group,                               \
-	.run_end = as_##p##_run_end, .run_free = as_##p##_run_free,            \
-	.runs_list = p##_runs_list, .status = p##_status,                      \
-	.table_rows = p##_table_rows, .outbox_list = as_##p##_outbox_list,     \
+	.publish_group = as_##p##_publish_group, .run_end = as_##p##_run_end,  \
+	.run_free = as_##p##_run_free, .runs_list = p##_runs_list,             \
+	.status = p##_status, .table_rows = p##_table_rows,                    \
+	.outbox_list = as_##p##_outbox_list,                                   \
 	.outbox_mark = as_##p##_outbox_mark,                                   \
 	.rollback = as_##p##_history_rollback,                                 \
 	.sample = as_##p##_history_sample,                                     \
@@ -100,5 +99,11 @@ int as_sql_table_rows(const as_sql *q, const char *table, int64_t *rows,
  * as_sql_table_rows counts them). */
 int as_sql_status_rows(const as_sql *q, as_dataset_status *v, size_t n,
 		       as_error *err);
+
+/* outbox_list's statement (store/sql_outbox.c): the events' columns in
+ * as_outbox_event's order, of dataset $1 (text; NULL: all), the pending ones
+ * after $2 (AS_OUTBOX_PENDING) or every pending one and the delivered ones
+ * last, at most $3 (NULL or -1, as the backend binds it: no limit). */
+void as_sql_outbox_list_sql(const as_sql_dialect *d, unsigned flags, as_buf *b);
 
 #endif
