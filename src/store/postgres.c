@@ -375,6 +375,10 @@ static const as_sql_dialect pg_dialect = {
 	.exists_sql = "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 	.keyed_suffix = "",
 	.upsert_alias = "t",
+	.hist = &as_pg_hist_types,
+	/* the schema's advisory lock: CREATE IF NOT EXISTS races on the
+	 * catalog */
+	.create_lock = "SELECT pg_advisory_xact_lock(2053462381)",
 	.create_index = "CREATE INDEX ",
 	.param = pg_param,
 };

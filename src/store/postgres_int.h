@@ -186,11 +186,10 @@ void as_pg_text_expr(as_buf *b, const char *expr, as_type t);
 void as_pg_add_row_tuple(as_buf *b, const as_table *t, const char *prefix);
 int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 		   const char *what, as_error *err);
-int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err);
-int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t,
-		      as_error *err);
 int as_pg_history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			const as_counts *c, const char *rows_q, as_error *err);
+/* The history's own column types (the dialect's hist). */
+extern const as_hist_types as_pg_hist_types;
 int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err);
 

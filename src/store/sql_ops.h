@@ -106,4 +106,19 @@ int as_sql_status_rows(const as_sql *q, as_dataset_status *v, size_t n,
  * last, at most $3 (NULL or -1, as the backend binds it: no limit). */
 void as_sql_outbox_list_sql(const as_sql_dialect *d, unsigned flags, as_buf *b);
 
+/* After a publish committed (store/sql_publish.c): the staging stage
+ * (NULL: none, or the publish made it the live table) dropped by drop over
+ * conn; a failure only warns, as the next run drops an orphan. */
+void as_sql_drop_stage_after(void *conn,
+			     int (*drop)(void *conn, const char *stage,
+					 as_error *err),
+			     const char *stage);
+
+/* In the publish transaction: the dataset's published run (its state
+ * row, read with lock after the query: PostgreSQL's " FOR UPDATE" holds
+ * it) is still base, the run the staging began on (as_sql_check_base);
+ * what names the read in an error. */
+int as_sql_publish_base(const as_sql *q, const as_table *t, int64_t base,
+			const char *lock, const char *what, as_error *err);
+
 #endif

@@ -116,13 +116,16 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 int as_sq_buf_exec(sq_store *s, as_buf *b, as_error *err);
 int as_sq_buf_exec_int(sq_store *s, as_buf *b, int64_t v, int64_t *changes,
 		       as_error *err);
-int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err);
-int as_sq_hist_evolve(sq_store *s, const as_hist *h, as_table *t,
-		      as_error *err);
+/* Around a change of the live table (live_q, which must exist), in its
+ * transaction: begin puts the SCD2 triggers in place (c: the counts before
+ * the change), end writes the snapshot or new versions, the history's
+ * metadata and its retention.  Both do nothing when po->history is none. */
 int as_sq_history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			const as_counts *c, const char *live_q, as_error *err);
 int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		      const char *live_q, as_error *err);
+/* The history's own column types (the dialect's hist). */
+extern const as_hist_types as_sq_hist_types;
 int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err);
 
@@ -135,17 +138,5 @@ int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 extern const as_sql_outbox_ops as_sq_outbox_ops;
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err);
-
-/*
- * History (store/sqlite_history.c).  Around publish_apply, in the publish
- * transaction, once the live table exists: before puts the SCD2 triggers
- * in place (c: the counts before the change), after writes the snapshot
- * or new versions, the history's metadata and its retention.  Both do
- * nothing when po->history is none.
- */
-int as_sq_history_before(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			 const as_counts *c, as_error *err);
-int as_sq_history_after(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			as_error *err);
 
 #endif

@@ -147,6 +147,7 @@ static const as_sql_dialect sq_dialect = {
 	.keyed_suffix = " WITHOUT ROWID",
 	.create_index = "CREATE INDEX IF NOT EXISTS ",
 	.param = sq_param,
+	.hist = &as_sq_hist_types,
 };
 
 static const as_sql_driver sq_driver = {sql_exec, exec_changes, query_ints,
