@@ -337,6 +337,16 @@ static void pg_param(as_buf *b, size_t i, as_type t)
 	as_buf_printf(b, "$%zu::%s", i, as_pg_type(t));
 }
 
+static void pg_iso_time(as_buf *b, const char *col)
+{
+	as_buf_printf(b, AS_PG_ISO("%s"), col);
+}
+
+static void pg_json_int(as_buf *b, const char *col, const char *key)
+{
+	as_buf_printf(b, "(%s->>'%s')::bigint", col, key);
+}
+
 static const char PG_COLUMNS_SQL[] =
 	"SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
 	"FROM pg_attribute a WHERE a.attrelid = "
@@ -360,9 +370,15 @@ static const as_sql_dialect pg_dialect = {
 	.typed_temp = 1,
 	.bool_type = "boolean",
 	.is_not_distinct = " IS NOT DISTINCT FROM ",
+	.iso_time = pg_iso_time,
+	.json_int = pg_json_int,
 	.exists_sql = "SELECT (to_regclass(quote_ident($1)) IS NOT NULL)::int",
 	.keyed_suffix = "",
 	.upsert_alias = "t",
+	.hist = &as_pg_hist_types,
+	/* the schema's advisory lock: CREATE IF NOT EXISTS races on the
+	 * catalog */
+	.create_lock = "SELECT pg_advisory_xact_lock(2053462381)",
 	.create_index = "CREATE INDEX ",
 	.param = pg_param,
 };
@@ -687,20 +703,11 @@ static int pg_table_rows(as_store *st, const char *table, int64_t *rows,
 			 as_error *err)
 {
 	pg_store *s = (pg_store *)st;
-	as_buf sql = AS_BUF_INIT;
-	int exists, rc;
+	as_sql q;
 
 	as_pg_drain(s, NULL);
-	*rows = -1;
-	if (as_pg_table_exists(s, table, &exists, err))
-		return err->code;
-	if (!exists)
-		return 0;
-	as_buf_adds(&sql, "SELECT count(*) FROM ");
-	as_buf_add_ident(&sql, table);
-	rc = as_pg_int_buf(s, &sql, NULL, rows, "counting rows", err);
-	as_buf_free(&sql);
-	return rc;
+	as_pg_sql(s, &q);
+	return as_sql_table_rows(&q, table, rows, err);
 }
 
 static int pg_status(as_store *st, as_dataset_status **out, size_t *n,
@@ -709,6 +716,7 @@ static int pg_status(as_store *st, as_dataset_status **out, size_t *n,
 	pg_store *s = (pg_store *)st;
 	as_dataset_status *v = NULL;
 	PGresult *res;
+	as_sql q;
 	int rows;
 
 	as_pg_drain(s, NULL);
@@ -751,37 +759,9 @@ static int pg_status(as_store *st, as_dataset_status **out, size_t *n,
 	PQclear(res);
 	*out = v;
 	*n = (size_t)rows;
-	for (int i = 0; i < rows; i++)
-		if (pg_table_rows(st, v[i].table, &v[i].rows, err))
-			return err->code;
-	return 0;
+	as_pg_sql(s, &q);
+	return as_sql_status_rows(&q, v, *n, err);
 }
 
-static const as_store_ops postgres_ops = {
-	.name = "postgres",
-	.close = pg_close,
-	.lease_acquire = as_pg_lease_acquire,
-	.lease_renew = as_pg_lease_renew,
-	.lease_release = as_pg_lease_release,
-	.run_begin = as_pg_run_begin,
-	.describe = as_pg_describe,
-	.stage_prepare = as_pg_stage_prepare,
-	.stage_discard = as_pg_stage_discard,
-	.stage_batch = as_pg_stage_batch,
-	.scan_open = as_pg_scan_open,
-	.scan_next = as_pg_scan_next,
-	.scan_seek = as_pg_scan_seek,
-	.scan_close = as_pg_scan_close,
-	.publish = as_pg_publish,
-	.publish_group = as_pg_publish_group,
-	.run_end = as_pg_run_end,
-	.run_free = as_pg_run_free,
-	.runs_list = pg_runs_list,
-	.status = pg_status,
-	.table_rows = pg_table_rows,
-	.outbox_list = as_pg_outbox_list,
-	.outbox_mark = as_pg_outbox_mark,
-	.rollback = as_pg_history_rollback,
-	.sample = as_pg_history_sample,
-	.record_run = as_pg_history_record_run,
-};
+static const as_store_ops postgres_ops = {.name = "postgres",
+					  AS_SQL_STORE_OPS_INIT(pg)};

@@ -12,16 +12,8 @@
 #include "util/log.h"
 #include "util/str.h"
 
-static const as_hist_types TYPES = {"bigint", "bytea", as_pg_type,
-				    as_pg_type_of};
-
-/* One row per dataset with history: its shape and the runs it can restore
- * (first_run..last_run; last_run is the newest run that wrote history). */
-static const char *META_SQL =
-	"CREATE TABLE IF NOT EXISTS atomsync_history("
-	" dataset text PRIMARY KEY, table_name text NOT NULL, kind text NOT NULL,"
-	" columns text NOT NULL, restorable boolean NOT NULL,"
-	" first_run bigint NOT NULL, last_run bigint NOT NULL)";
+const as_hist_types as_pg_hist_types = {"bigint", "bytea", as_pg_type,
+					as_pg_type_of};
 
 /* (p.c1, ..., p."_atomsync_hash"): every mapped column and the hash. */
 void as_pg_add_row_tuple(as_buf *b, const as_table *t, const char *prefix)
@@ -47,53 +39,6 @@ int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 	return as_pg_exec_buf(s, b, &p, changes, what, err);
 }
 
-/* An inferring table: the history gains the columns the live table
- * gained, inside the publish transaction. */
-int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t, as_error *err)
-{
-	as_sql q;
-
-	as_pg_sql(s, &q);
-	return as_sql_hist_evolve(&q, h, t, &TYPES, err);
-}
-
-/* An existing history table has the shape this configuration writes
- * (store/sql_history.c). */
-int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err)
-{
-	as_sql q;
-
-	as_pg_sql(s, &q);
-	return as_sql_hist_check(&q, h, t, &TYPES, err);
-}
-
-/* The metadata table and the history table with its indexes, created on
- * first use; an existing history table must have this shape. */
-static int hist_ensure(pg_store *s, const as_hist *h, as_table *t,
-		       as_error *err)
-{
-	as_sql q;
-	int exists, rc;
-
-	if ((rc = as_pg_table_exists(s, "atomsync_history", &exists, err)))
-		return rc;
-	/* Concurrent first publishes serialize on the schema's advisory
-	 * lock (CREATE IF NOT EXISTS races on the catalog). */
-	if (!exists &&
-	    ((rc = as_pg_exec(s, "SELECT pg_advisory_xact_lock(2053462381)",
-			      NULL, NULL, "creating the history", err)) ||
-	     (rc = as_pg_exec(s, META_SQL, NULL, NULL, "creating the history",
-			      err))))
-		return rc;
-	if ((rc = as_pg_table_exists(s, h->name, &exists, err)))
-		return rc;
-	if (exists)
-		return t->infer ? as_pg_hist_evolve(s, h, t, err)
-				: as_pg_hist_check(s, h, t, err);
-	as_pg_sql(s, &q);
-	return as_sql_hist_create(&q, h, t, &TYPES, err);
-}
-
 int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err)
 {
@@ -101,19 +46,6 @@ int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 
 	as_pg_sql(s, &q);
 	return as_sql_hist_meta_read(&q, dataset, m, err);
-}
-
-static int published_run(pg_store *s, const char *dataset, int64_t *out,
-			 as_error *err)
-{
-	as_pg_params p;
-
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, dataset);
-	return as_pg_int(
-		s,
-		"SELECT published_run FROM atomsync_state WHERE dataset = $1",
-		&p, out, "reading state", err);
 }
 
 /*
@@ -283,71 +215,27 @@ int as_pg_history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 {
 	as_table *t = rc->table;
 	pg_run *r = rc->priv;
-	as_buf b = AS_BUF_INIT;
-	as_pg_params p;
 	as_hist_meta m;
-	int64_t prev = 0;
 	int reset, baseline, ret, exists;
 	as_hist h;
+	as_sql q;
 
-	memset(&m, 0, sizeof(m));
-	if ((ret = as_hist_build(&h, t, po, err)))
-		return ret;
-	if ((ret = hist_ensure(s, &h, t, err)) ||
-	    (ret = as_pg_hist_meta_read(s, t->dataset, &m, err)) ||
-	    (ret = published_run(s, t->dataset, &prev, err)) ||
+	as_pg_sql(s, &q);
+	if ((ret = as_sql_hist_open(&q, t, po, &h, &m, &reset, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
 		goto done;
-	reset = !m.found || strcmp(m.kind, as_hist_kind_name(h.kind)) != 0 ||
-		!as_streq(m.columns, h.colnames) || m.restorable != h.full ||
-		m.last_run != prev;
 	baseline = reset || c->live_before == 0;
-	if (h.kind == AS_HISTORY_SCD2 && baseline) {
-		as_buf_printf(&b,
-			      "UPDATE %s SET \"valid_to_run\" = $1 WHERE "
-			      "\"valid_to_run\" IS NULL",
-			      h.q);
-		if ((ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "history",
-					  err)))
-			goto done;
-	}
-	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
-		as_buf_printf(&b, "INSERT INTO %s", h.q);
-		as_hist_add_insert_cols(&b, &h, t);
-		as_buf_printf(&b, " SELECT $1, %s",
-			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
-		as_hist_add_content(&b, &h, t, NULL);
-		as_buf_printf(&b, " FROM %s", r->live_q);
-		if ((ret = as_pg_exec_run(s, &b, rc->run_id, NULL, "history",
-					  err)))
-			goto done;
-	} else if (exists && (ret = scd2_changes(s, rc, &h, c, rows_q, err))) {
+	if ((ret = as_sql_hist_write_live(&q, &h, t, r->live_q, rc->run_id,
+					  baseline, exists, err)) ||
+	    (exists && h.kind == AS_HISTORY_SCD2 && !baseline &&
+	     (ret = scd2_changes(s, rc, &h, c, rows_q, err))))
 		goto done;
-	}
 	as_crash_point("history.written");
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	as_pg_param_text(&p, t->table);
-	as_pg_param_text(&p, as_hist_kind_name(h.kind));
-	as_pg_param_text(&p, h.colnames);
-	as_pg_param_text(&p, h.full ? "t" : "f");
-	as_pg_param_int(&p, rc->run_id);
-	as_pg_param_text(&p, reset ? "t" : "f");
-	if ((ret = as_pg_exec(
-		     s,
-		     "INSERT INTO atomsync_history VALUES($1, $2, $3, $4, "
-		     "$5::boolean, $6, $6) ON CONFLICT (dataset) DO UPDATE SET "
-		     "table_name = excluded.table_name, kind = excluded.kind, "
-		     "columns = excluded.columns, restorable = excluded.restorable, "
-		     "first_run = CASE WHEN $7::boolean THEN excluded.first_run "
-		     "ELSE atomsync_history.first_run END, "
-		     "last_run = excluded.last_run",
-		     &p, NULL, "recording history", err)))
+	if ((ret = as_sql_hist_record(&q, &h, t, rc->run_id, reset, err)))
 		goto done;
 	ret = prune(s, rc, po, &h, err);
 done:
 	free(m.columns);
-	as_buf_free(&b);
 	as_hist_free(&h);
 	return ret;
 }

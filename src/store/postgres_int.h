@@ -12,6 +12,7 @@
 
 #include "store/history.h"
 #include "store/sql.h"
+#include "store/sql_ops.h"
 #include "store/sql_scan.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -122,21 +123,13 @@ int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 		as_error *err);
 int as_pg_table_exists(pg_store *s, const char *name, int *exists,
 		       as_error *err);
-/* The store's operations (store.h), by file: leases (postgres_lease.c),
- * run records (postgres_run.c), tables and staging (postgres_table.c). */
-int as_pg_lease_acquire(as_store *st, const char *dataset, const char *owner,
-			int64_t ttl_ms, int64_t *token, as_error *err);
-int as_pg_lease_renew(as_store *st, const char *dataset, int64_t token,
-		      int64_t ttl_ms, as_error *err);
-int as_pg_lease_release(as_store *st, const char *dataset, int64_t token,
-			as_error *err);
-int as_pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err);
-int as_pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
-		  const char *error, as_error *err);
-void as_pg_run_free(as_store *st, as_run_ctx *rc);
-int as_pg_describe(as_store *st, as_run_ctx *rc, as_error *err);
-int as_pg_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err);
-int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err);
+/* The store's operations (store.h) as as_pg_<op>, declared by store/sql_ops.h:
+ * leases (postgres_lease.c), run records (postgres_run.c), tables and
+ * staging (postgres_table.c, postgres_stage.c), the live scan
+ * (postgres_scan.c), the publish (postgres_publish.c), the outbox
+ * (postgres_outbox.c), history and rollback (postgres_history.c,
+ * postgres_rollback.c). */
+AS_SQL_STORE_OPS_DECLARE(pg);
 /* A result's cell as a number (0 when NULL) or an owned copy (NULL). */
 int64_t as_pg_cell_int(const PGresult *res, int row, int col);
 /* A run record's counts as the next five parameters: seen, inserted,
@@ -185,12 +178,6 @@ void as_pg_run_view(const as_run_ctx *rc, as_sql_run *out);
  * "2026-01-01T00:00:00.000000Z"). */
 void as_pg_text_expr(as_buf *b, const char *expr, as_type t);
 
-int as_pg_publish_group(as_store *st, as_store *const *stores,
-			as_run_ctx *const *rcs, const as_publish_opts *pos,
-			as_counts *cs, size_t n, size_t *bad, as_error *err);
-int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-		  as_counts *c, as_error *err);
-
 /*
  * History (store/postgres_history.c), which the publish and the rollback
  * (store/postgres_rollback.c) both write: its shape checked and evolved, its
@@ -199,11 +186,10 @@ int as_pg_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 void as_pg_add_row_tuple(as_buf *b, const as_table *t, const char *prefix);
 int as_pg_exec_run(pg_store *s, as_buf *b, int64_t v, int64_t *changes,
 		   const char *what, as_error *err);
-int as_pg_hist_check(pg_store *s, const as_hist *h, as_table *t, as_error *err);
-int as_pg_hist_evolve(pg_store *s, const as_hist *h, as_table *t,
-		      as_error *err);
 int as_pg_history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			const as_counts *c, const char *rows_q, as_error *err);
+/* The history's own column types (the dialect's hist). */
+extern const as_hist_types as_pg_hist_types;
 int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err);
 
@@ -216,11 +202,6 @@ int as_pg_hist_meta_read(pg_store *s, const char *dataset, as_hist_meta *m,
 extern const as_sql_outbox_ops as_pg_outbox_ops;
 int as_pg_outbox_publish(pg_store *s, as_run_ctx *rc, const as_counts *c,
 			 int live, as_error *err);
-int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
-		      size_t limit, unsigned flags, as_outbox_event **out,
-		      size_t *n, as_error *err);
-int as_pg_outbox_mark(as_store *st, int64_t event_id, const char *error,
-		      as_error *err);
 
 /*
  * History (store/postgres_history.c).  After publish_apply, in the publish
@@ -230,15 +211,6 @@ int as_pg_outbox_mark(as_store *st, int64_t event_id, const char *error,
  */
 int as_pg_history_after(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			const as_counts *c, as_error *err);
-int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
-			   const as_publish_opts *po, int64_t to_run,
-			   as_counts *c, as_error *err);
-int as_pg_history_sample(as_store *st, const as_table *t, size_t n,
-			 as_batch *out, as_error *err);
-int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c,
-			     const char *error, double started, int64_t *run_id,
-			     as_error *err);
 
 /*
  * The live scan (store/postgres_scan.c) and spans (store/postgres_spans.c;
@@ -252,12 +224,6 @@ int as_pg_history_record_run(as_store *st, const as_table *t, const char *kind,
  */
 typedef as_spans pg_spans;
 
-int as_pg_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
-int as_pg_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
-		    as_error *err);
-int as_pg_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
-		    as_error *err);
-void as_pg_scan_close(as_store *st, as_run_ctx *rc);
 int as_pg_spans_table(pg_store *s, as_run_ctx *rc, char **q, as_error *err);
 int as_pg_spans_resolve(pg_store *s, as_run_ctx *rc, pg_spans *sp,
 			as_error *err);
@@ -273,8 +239,6 @@ int as_pg_live_hashes(pg_store *s, as_run_ctx *rc, as_error *err);
  * (store/postgres_scan.c). */
 int as_pg_live_map_read(pg_store *s, as_run_ctx *rc, const as_batch *b,
 			as_error *err);
-int as_pg_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
-		      as_error *err);
 /* Wait for the staging commit in flight; returns its failure (once) into
  * err, or only waits when err is NULL.  Every use of conn calls it first. */
 int as_pg_drain(pg_store *s, as_error *err);

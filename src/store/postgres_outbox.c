@@ -220,6 +220,7 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	as_buf b = AS_BUF_INIT;
 	as_pg_params p;
 	PGresult *res;
+	as_sql q;
 	int exists = 0, rows, ret;
 
 	*out = NULL;
@@ -227,26 +228,8 @@ int as_pg_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	as_pg_drain(s, NULL);
 	if ((ret = outbox_exists(s, &exists, err)) || !exists)
 		return ret;
-	as_buf_printf(
-		&b,
-		"SELECT event_id, run_id, dataset, target, status, attempts, "
-		"last_error, " AS_PG_ISO("created_at") ", " AS_PG_ISO(
-			"delivered_at") ", "
-					"(payload->>'keys_count')::bigint, %s FROM atomsync_outbox "
-					"WHERE ($1::text IS NULL OR dataset = $1) AND ",
-		flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
-	if (flags & AS_OUTBOX_PENDING)
-		as_buf_adds(
-			&b,
-			"status = 'pending' AND event_id > $2 ORDER BY event_id "
-			"LIMIT $3");
-	else
-		as_buf_adds(
-			&b,
-			"(status = 'pending' OR event_id IN (SELECT event_id FROM "
-			"atomsync_outbox WHERE status = 'delivered' AND ($1::text "
-			"IS NULL OR dataset = $1) ORDER BY event_id DESC LIMIT $3)) "
-			"AND $2::bigint IS NOT NULL ORDER BY event_id");
+	as_pg_sql(s, &q);
+	as_sql_outbox_list_sql(q.d, flags, &b);
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, dataset);
 	as_pg_param_int(&p, after_id);

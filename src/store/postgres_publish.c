@@ -155,29 +155,6 @@ static int mark_publishing(pg_store *s, as_run_ctx *rc, as_error *err)
 	return 0;
 }
 
-/* The staging must have been built against the live state being replaced. */
-static int check_base(pg_store *s, as_run_ctx *rc, as_error *err)
-{
-	pg_run *r = rc->priv;
-	as_pg_params p;
-	PGresult *res;
-	int64_t published;
-
-	if (!r->stage)
-		return 0;
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, rc->table->dataset);
-	if (as_pg_exec(s,
-		       "SELECT published_run FROM atomsync_state "
-		       "WHERE dataset = $1 FOR UPDATE",
-		       &p, &res, "publish: reading state", err))
-		return err->code;
-	published =
-		PQntuples(res) ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
-	PQclear(res);
-	return as_sql_check_base(rc->table, published, r->stage_base, err);
-}
-
 static int create_live(pg_store *s, as_run_ctx *rc, int exists, as_error *err)
 {
 	const as_table *t = rc->table;
@@ -471,10 +448,15 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	pg_spans sp;
 	int ret, exists = 0;
+	as_sql q;
 
+	as_pg_sql(s, &q);
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
-	    (ret = check_base(s, rc, err)) ||
+	    /* the staging was built on the live state it replaces */
+	    (r->stage &&
+	     (ret = as_sql_publish_base(&q, t, r->stage_base, " FOR UPDATE",
+					"publish: reading state", err))) ||
 	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = as_pg_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
@@ -502,14 +484,15 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	return 0;
 }
 
-static void drop_stage_after(pg_store *s, pg_run *r)
+static int drop_stage(void *conn, const char *stage, as_error *err)
 {
-	as_error derr;
+	return as_pg_drop_stage(conn, stage, err);
+}
 
-	if (r->stage && !r->adopted && as_pg_drop_stage(s, r->stage, &derr))
-		as_warn("could not drop staging table %s (dropped by a later "
-			"run): %s",
-			r->stage, derr.msg);
+/* After the commit: the staging, unless it became the live table. */
+static void drop_stage_after(pg_store *s, const pg_run *r)
+{
+	as_sql_drop_stage_after(s, drop_stage, r->adopted ? NULL : r->stage);
 }
 
 /*

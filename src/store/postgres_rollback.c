@@ -191,8 +191,7 @@ int as_pg_history_rollback(as_store *st, as_run_ctx *rc,
 	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
-	    (ret = t->infer ? as_pg_hist_evolve(s, &h, t, err)
-			    : as_pg_hist_check(s, &h, t, err)) ||
+	    (ret = as_sql_hist_fit(&q, &h, t, err)) ||
 	    (ret = as_pg_table_exists(s, t->table, &exists, err)))
 		goto fail;
 	for (size_t i = 0; i < t->ncols; i++)

@@ -41,12 +41,21 @@ typedef struct as_sql_dialect {
 	int typed_temp;
 	const char *bool_type;	     /* a temp table's flag column */
 	const char *is_not_distinct; /* " IS ", " IS NOT DISTINCT FROM " */
+	/* A timestamp column as ISO 8601 text in UTC, milliseconds. */
+	void (*iso_time)(as_buf *b, const char *col);
+	/* The integer under key of a JSON column (NULL: none). */
+	void (*json_int)(as_buf *b, const char *col, const char *key);
 	/* One row, 1 when the table named by parameter 1 exists. */
 	const char *exists_sql;
 	const char *keyed_suffix; /* after a table keyed by its primary key */
 	const char *create_index; /* "CREATE INDEX[ IF NOT EXISTS] " */
 	/* Parameter i (from 1) holding a value of type t. */
 	void (*param)(as_buf *b, size_t i, as_type t);
+	/* The history's own column types (store/sql_history.c). */
+	const as_hist_types *hist;
+	/* Run before atomsync creates a table of its own on first use, so
+	 * concurrent first creations wait for each other (NULL: none). */
+	const char *create_lock;
 	/* The publish's upsert names the live table so and leaves a row whose
 	 * hash it already holds (NULL: neither). */
 	const char *upsert_alias;
@@ -210,11 +219,11 @@ void as_sql_run_discarded(as_run_ctx *rc);
 /* ---- the history table's shape (store/sql_history.c) ---- */
 
 /* Compare the existing <table>_history with the shape this configuration
- * writes (ty: the backend's history types; columns still AS_TYPE_AUTO
- * adopt its types).  A different shape is AS_EUSAGE: history is never
- * silently reshaped or lost. */
+ * writes (in q->d->hist's types; columns still AS_TYPE_AUTO adopt its
+ * types).  A different shape is AS_EUSAGE: history is never silently
+ * reshaped or lost. */
 int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
-		      const as_hist_types *ty, as_error *err);
+		      as_error *err);
 /* What atomsync_history says of dataset (m->found 0: nothing, or no
  * such table yet). */
 int as_sql_hist_meta_read(const as_sql *q, const char *dataset, as_hist_meta *m,
@@ -223,11 +232,33 @@ int as_sql_hist_meta_read(const as_sql *q, const char *dataset, as_hist_meta *m,
  * record key (snapshot) or record key and valid_from_run (SCD2, with an
  * index on valid_to_run). */
 int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
-		       const as_hist_types *ty, as_error *err);
+		       as_error *err);
 /* An inferring table: the history gains the columns the live table
  * gained (ALTER TABLE ... ADD COLUMN), inside the publish transaction. */
 int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
-		       const as_hist_types *ty, as_error *err);
+		       as_error *err);
+/* An existing history table fits t: evolved (inferring) or checked. */
+int as_sql_hist_fit(const as_sql *q, const as_hist *h, as_table *t,
+		    as_error *err);
+/* Before a history write, in its transaction: *h built for t and po (the
+ * caller's to as_hist_free, also on failure), the metadata table and
+ * <table>_history created on first use, or fitted; *m what the metadata
+ * says (m->columns the caller's to free); *reset: the history starts over
+ * at this run (none yet, another kind, columns or restorability, or runs
+ * were published without it). */
+int as_sql_hist_open(const as_sql *q, as_table *t, const as_publish_opts *po,
+		     as_hist *h, as_hist_meta *m, int *reset, as_error *err);
+/* After the live table live_q changed, in the same transaction: starting
+ * over (baseline), the SCD2 versions still open close at run; the live rows
+ * (exists: the table is there) are written whole as run's snapshot, or as
+ * open versions from run when SCD2 starts over. */
+int as_sql_hist_write_live(const as_sql *q, const as_hist *h, const as_table *t,
+			   const char *live_q, int64_t run, int baseline,
+			   int exists, as_error *err);
+/* atomsync_history's row for t: this shape, written up to run (and from
+ * run too when reset). */
+int as_sql_hist_record(const as_sql *q, const as_hist *h, const as_table *t,
+		       int64_t run, int reset, as_error *err);
 
 /* ---- the publish (store/sql_publish.c) ---- */
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "store/sql.h"
+#include "store/sql_ops.h"
 
 #include "util/str.h"
 
@@ -41,6 +42,32 @@ int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
 	*exists = 0;
 	return q->query_rows(q->conn, q->d->exists_sql, name, 1, exists_row,
 			     exists, "looking up a table", err);
+}
+
+int as_sql_table_rows(const as_sql *q, const char *table, int64_t *rows,
+		      as_error *err)
+{
+	as_buf sql = AS_BUF_INIT;
+	int exists, rc;
+
+	*rows = -1;
+	if ((rc = as_sql_table_exists(q, table, &exists, err)) || !exists)
+		return rc;
+	as_buf_adds(&sql, "SELECT count(*) FROM ");
+	as_buf_add_ident(&sql, table);
+	rc = q->query_ints(q->conn, as_buf_cstr(&sql), rows, 1, "counting rows",
+			   err);
+	as_buf_free(&sql);
+	return rc;
+}
+
+int as_sql_status_rows(const as_sql *q, as_dataset_status *v, size_t n,
+		       as_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (as_sql_table_rows(q, v[i].table, &v[i].rows, err))
+			return err->code;
+	return 0;
 }
 
 static void add_list(as_buf *b, const as_table *t, const size_t *idx, size_t n,

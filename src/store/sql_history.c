@@ -14,7 +14,6 @@ typedef struct hist_ud {
 	const as_sql_dialect *d;
 	const as_hist *h;
 	as_table *t;
-	const as_hist_types *ty;
 	const char **names, **types; /* the layout, n columns */
 	size_t n, i;		     /* i: rows seen */
 	int ok;
@@ -38,17 +37,17 @@ static int hist_row(void *ud, const char *const *v)
 	c = i >= off && i - off < h->ncols ? &x->t->cols[h->cols[i - off]]
 					   : NULL;
 	if (c && c->type == AS_TYPE_AUTO &&
-	    x->ty->column_of(v[1]) != AS_TYPE_AUTO)
-		c->type = x->ty->column_of(v[1]);
+	    x->d->hist->column_of(v[1]) != AS_TYPE_AUTO)
+		c->type = x->d->hist->column_of(v[1]);
 	else
 		x->ok = 0;
 	return 0;
 }
 
 int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
-		      const as_hist_types *ty, as_error *err)
+		      as_error *err)
 {
-	hist_ud x = {q->d, h, t, ty, NULL, NULL, 0, 0, 1};
+	hist_ud x = {q->d, h, t, NULL, NULL, 0, 0, 1};
 	as_buf want = AS_BUF_INIT;
 	int rc;
 
@@ -58,7 +57,7 @@ int as_sql_hist_check(const as_sql *q, const as_hist *h, as_table *t,
 		rc = as_error_set(err, AS_ENOMEM, "out of memory");
 		goto done;
 	}
-	x.n = as_hist_layout(h, t, ty, x.names, x.types);
+	x.n = as_hist_layout(h, t, q->d->hist, x.names, x.types);
 	if ((rc = q->query_rows(q->conn, q->d->columns_sql, h->name, 2,
 				hist_row, &x, "reading the history table",
 				err)))
@@ -147,7 +146,7 @@ static void add_create(as_buf *b, const as_sql_dialect *d, const as_hist *h,
 }
 
 int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
-		       const as_hist_types *ty, as_error *err)
+		       as_error *err)
 {
 	const char **names = calloc(t->ncols + 4, sizeof(char *));
 	const char **types = calloc(t->ncols + 4, sizeof(char *));
@@ -159,7 +158,7 @@ int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
 		goto done;
 	}
 	add_create(&b, q->d, h, t, names, types,
-		   as_hist_layout(h, t, ty, names, types));
+		   as_hist_layout(h, t, q->d->hist, names, types));
 	if ((rc = as_sql_exec_buf(q, &b, CREATING, err)))
 		goto done;
 	if (h->kind == AS_HISTORY_SCD2) {
@@ -229,7 +228,7 @@ static int hist_add_col(void *ud, const char *name, const char *type)
 }
 
 int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
-		       const as_hist_types *ty, as_error *err)
+		       as_error *err)
 {
 	names_ud names = {NULL, 0, 0, err};
 	add_ud add = {q, h, err};
@@ -238,8 +237,9 @@ int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
 	rc = q->query_rows(q->conn, q->d->columns_sql, h->name, 1, name_row,
 			   &names, "reading the history table", err);
 	if (!rc)
-		rc = as_hist_evolve(h, t, ty, (const char *const *)names.v,
-				    names.n, hist_add_col, &add);
+		rc = as_hist_evolve(h, t, q->d->hist,
+				    (const char *const *)names.v, names.n,
+				    hist_add_col, &add);
 	for (size_t i = 0; i < names.n; i++)
 		free(names.v[i]);
 	free(names.v);
@@ -249,4 +249,155 @@ int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
 				    "column of dataset %s; rename or drop it",
 				    h->name, t->dataset);
 	return rc ? err->code : 0;
+}
+
+int as_sql_hist_fit(const as_sql *q, const as_hist *h, as_table *t,
+		    as_error *err)
+{
+	return t->infer ? as_sql_hist_evolve(q, h, t, err)
+			: as_sql_hist_check(q, h, t, err);
+}
+
+/* The metadata table, created on first use (one row per dataset with
+ * history: its shape and the runs it can restore, first_run..last_run;
+ * last_run is the newest run that wrote history). */
+static int meta_ensure(const as_sql *q, as_error *err)
+{
+	const as_sql_dialect *d = q->d;
+	as_buf b = AS_BUF_INIT;
+	int exists, rc;
+
+	if ((rc = as_sql_table_exists(q, "atomsync_history", &exists, err)) ||
+	    exists)
+		return rc;
+	if (d->create_lock &&
+	    (rc = q->exec(q->conn, d->create_lock, CREATING, err)))
+		return rc;
+	as_buf_printf(&b,
+		      "CREATE TABLE IF NOT EXISTS atomsync_history("
+		      " dataset %s PRIMARY KEY, table_name %s NOT NULL,"
+		      " kind %s NOT NULL, columns %s NOT NULL,"
+		      " restorable %s NOT NULL, first_run %s NOT NULL,"
+		      " last_run %s NOT NULL)",
+		      d->text_type, d->text_type, d->text_type, d->text_type,
+		      d->bool_type, d->hist->integer, d->hist->integer);
+	rc = as_sql_exec_buf(q, &b, CREATING, err);
+	as_buf_free(&b);
+	return rc;
+}
+
+static int int_row(void *ud, const char *const *v)
+{
+	*(int64_t *)ud = v[0] ? strtoll(v[0], NULL, 10) : 0;
+	return 0;
+}
+
+int as_sql_hist_open(const as_sql *q, as_table *t, const as_publish_opts *po,
+		     as_hist *h, as_hist_meta *m, int *reset, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int64_t prev = 0;
+	int exists, rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = as_hist_build(h, t, po, err)) || (rc = meta_ensure(q, err)) ||
+	    (rc = as_sql_table_exists(q, h->name, &exists, err)) ||
+	    (rc = exists ? as_sql_hist_fit(q, h, t, err)
+			 : as_sql_hist_create(q, h, t, err)) ||
+	    (rc = as_sql_hist_meta_read(q, t->dataset, m, err)))
+		return rc;
+	as_buf_adds(&b, "SELECT published_run FROM atomsync_state "
+			"WHERE dataset = ");
+	q->d->param(&b, 1, AS_TYPE_TEXT);
+	rc = q->query_rows(q->conn, as_buf_cstr(&b), t->dataset, 1, int_row,
+			   &prev, "reading state", err);
+	as_buf_free(&b);
+	*reset = !m->found ||
+		 strcmp(m->kind, as_hist_kind_name(h->kind)) != 0 ||
+		 !as_streq(m->columns, h->colnames) ||
+		 m->restorable != h->full || m->last_run != prev;
+	return rc;
+}
+
+static as_val int_val(int64_t v)
+{
+	as_val x = {.kind = AS_V_INT, .u.i = v};
+
+	return x;
+}
+
+static as_val text_val(const char *v)
+{
+	as_val x = {.kind = AS_V_TEXT, .len = (uint32_t)strlen(v), .u.s = v};
+
+	return x;
+}
+
+int as_sql_hist_write_live(const as_sql *q, const as_hist *h, const as_table *t,
+			   const char *live_q, int64_t run, int baseline,
+			   int exists, as_error *err)
+{
+	static const as_type ty = AS_TYPE_INTEGER;
+	as_val v = int_val(run);
+	as_buf b = AS_BUF_INIT;
+	int rc = 0;
+
+	if (h->kind == AS_HISTORY_SCD2 && baseline) {
+		as_buf_printf(&b, "UPDATE %s SET \"valid_to_run\" = ", h->q);
+		q->d->param(&b, 1, ty);
+		as_buf_adds(&b, " WHERE \"valid_to_run\" IS NULL");
+		rc = q->exec_vals(q->conn, as_buf_cstr(&b), &v, &ty, 1,
+				  "history", err);
+		as_buf_reset(&b);
+	}
+	if (!rc && exists && (h->kind == AS_HISTORY_SNAPSHOT || baseline)) {
+		as_buf_printf(&b, "INSERT INTO %s", h->q);
+		as_hist_add_insert_cols(&b, h, t);
+		as_buf_adds(&b, " SELECT ");
+		q->d->param(&b, 1, ty);
+		as_buf_adds(&b, h->kind == AS_HISTORY_SCD2 ? ", NULL, " : ", ");
+		as_hist_add_content(&b, h, t, NULL);
+		as_buf_printf(&b, " FROM %s%s", q->d->main, live_q);
+		rc = q->exec_vals(q->conn, as_buf_cstr(&b), &v, &ty, 1,
+				  "history", err);
+	}
+	as_buf_free(&b);
+	return rc;
+}
+
+int as_sql_hist_record(const as_sql *q, const as_hist *h, const as_table *t,
+		       int64_t run, int reset, as_error *err)
+{
+	static const as_type ty[] = {
+		AS_TYPE_TEXT,	 AS_TYPE_TEXT,	  AS_TYPE_TEXT,	  AS_TYPE_TEXT,
+		AS_TYPE_BOOLEAN, AS_TYPE_INTEGER, AS_TYPE_BOOLEAN};
+	as_val v[] = {text_val(t->dataset),
+		      text_val(t->table),
+		      text_val(as_hist_kind_name(h->kind)),
+		      text_val(h->colnames),
+		      int_val(h->full),
+		      int_val(run),
+		      int_val(reset != 0)};
+	as_buf b = AS_BUF_INIT;
+	int rc;
+
+	as_buf_adds(&b, "INSERT INTO atomsync_history VALUES(");
+	for (size_t i = 0; i < 6; i++) {
+		q->d->param(&b, i + 1, ty[i]);
+		as_buf_adds(&b, ", ");
+	}
+	q->d->param(&b, 6, ty[5]);
+	as_buf_adds(&b,
+		    ") ON CONFLICT (dataset) DO UPDATE SET "
+		    "table_name = excluded.table_name, kind = excluded.kind, "
+		    "columns = excluded.columns, "
+		    "restorable = excluded.restorable, first_run = CASE WHEN ");
+	q->d->param(&b, 7, ty[6]);
+	as_buf_adds(&b, " THEN excluded.first_run ELSE "
+			"atomsync_history.first_run END, "
+			"last_run = excluded.last_run");
+	rc = q->exec_vals(q->conn, as_buf_cstr(&b), v, ty, 7,
+			  "recording history", err);
+	as_buf_free(&b);
+	return rc;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "store/sql.h"
+#include "store/sql_ops.h"
 
 #include "util/crash.h"
 #include "util/str.h"
@@ -318,4 +319,46 @@ done:
 	as_buf_free(&drop);
 	free(need);
 	return ret;
+}
+
+/* (p1 IS NULL OR dataset = p1): p1 the listing's dataset. */
+static void dataset_filter(as_buf *b, const as_sql_dialect *d)
+{
+	as_buf_adds(b, "(");
+	d->param(b, 1, AS_TYPE_TEXT);
+	as_buf_adds(b, " IS NULL OR dataset = ");
+	d->param(b, 1, AS_TYPE_TEXT);
+	as_buf_adds(b, ")");
+}
+
+void as_sql_outbox_list_sql(const as_sql_dialect *d, unsigned flags, as_buf *b)
+{
+	/* The dataset filter names $1 twice; "$2 IS NOT NULL" only gives
+	 * PostgreSQL $2's type where the listing does not need it. */
+	as_buf_adds(b, "SELECT event_id, run_id, dataset, target, status, "
+		       "attempts, last_error, ");
+	d->iso_time(b, "created_at");
+	as_buf_adds(b, ", ");
+	d->iso_time(b, "delivered_at");
+	as_buf_adds(b, ", ");
+	d->json_int(b, "payload", "keys_count");
+	as_buf_printf(b, ", %s FROM atomsync_outbox WHERE ",
+		      flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
+	dataset_filter(b, d);
+	if (flags & AS_OUTBOX_PENDING) {
+		as_buf_adds(b, " AND status = 'pending' AND event_id > ");
+		d->param(b, 2, AS_TYPE_INTEGER);
+		as_buf_adds(b, " ORDER BY event_id LIMIT ");
+		d->param(b, 3, AS_TYPE_INTEGER);
+		return;
+	}
+	as_buf_adds(b, " AND (status = 'pending' OR event_id IN (SELECT "
+		       "event_id FROM atomsync_outbox WHERE status = "
+		       "'delivered' AND ");
+	dataset_filter(b, d);
+	as_buf_adds(b, " ORDER BY event_id DESC LIMIT ");
+	d->param(b, 3, AS_TYPE_INTEGER);
+	as_buf_adds(b, ")) AND ");
+	d->param(b, 2, AS_TYPE_INTEGER);
+	as_buf_adds(b, " IS NOT NULL ORDER BY event_id");
 }

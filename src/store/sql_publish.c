@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "store/sql.h"
+#include "store/sql_ops.h"
 #include "util/crash.h"
+#include "util/log.h"
 #include "util/str.h"
 
 #define WHAT "publish: counting"
@@ -242,6 +244,29 @@ int as_sql_check_base(const as_table *t, int64_t published, int64_t base,
 			    t->dataset, (long long)published);
 }
 
+static int published_row(void *ud, const char *const *v)
+{
+	*(int64_t *)ud = v[0] ? strtoll(v[0], NULL, 10) : 0;
+	return 0;
+}
+
+int as_sql_publish_base(const as_sql *q, const as_table *t, int64_t base,
+			const char *lock, const char *what, as_error *err)
+{
+	as_buf b = AS_BUF_INIT;
+	int64_t published = -1; /* no state row */
+	int rc;
+
+	as_buf_adds(&b, "SELECT published_run FROM atomsync_state "
+			"WHERE dataset = ");
+	q->d->param(&b, 1, AS_TYPE_TEXT);
+	as_buf_adds(&b, lock);
+	rc = q->query_rows(q->conn, as_buf_cstr(&b), t->dataset, 1,
+			   published_row, &published, what, err);
+	as_buf_free(&b);
+	return rc ? rc : as_sql_check_base(t, published, base, err);
+}
+
 /* Run b's one statement with q and empty b; AS_ESTORE, in verb's words,
  * when it did not touch exactly expect rows. */
 static int apply_step(const as_sql *q, as_buf *b, int64_t expect,
@@ -296,4 +321,17 @@ int as_sql_publish_apply(const as_sql *q, const as_sql_run *r,
 done:
 	as_buf_free(&b);
 	return ret;
+}
+
+void as_sql_drop_stage_after(void *conn,
+			     int (*drop)(void *conn, const char *stage,
+					 as_error *err),
+			     const char *stage)
+{
+	as_error derr;
+
+	if (stage && drop(conn, stage, &derr))
+		as_warn("could not drop staging table %s (dropped by a later "
+			"run): %s",
+			stage, derr.msg);
 }

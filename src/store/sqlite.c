@@ -425,20 +425,10 @@ static int sq_runs_list(as_store *st, const char *dataset, size_t limit,
 static int sq_table_rows(as_store *st, const char *table, int64_t *rows,
 			 as_error *err)
 {
-	sq_store *s = (sq_store *)st;
-	as_buf sql = AS_BUF_INIT;
-	int exists, rc;
+	as_sql q;
 
-	*rows = -1;
-	if (as_sq_table_exists(s, table, &exists, err))
-		return err->code;
-	if (!exists)
-		return 0;
-	as_buf_adds(&sql, "SELECT count(*) FROM ");
-	as_buf_add_ident(&sql, table);
-	rc = as_sq_query_int(s, as_buf_cstr(&sql), NULL, rows, err);
-	as_buf_free(&sql);
-	return rc;
+	as_sq_sql((sq_store *)st, &q);
+	return as_sql_table_rows(&q, table, rows, err);
 }
 
 static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
@@ -448,6 +438,7 @@ static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
 	as_dataset_status *v = NULL;
 	size_t cnt = 0;
 	sqlite3_stmt *q;
+	as_sql sql;
 	int rc;
 
 	*out = NULL;
@@ -486,37 +477,9 @@ static int sq_status(as_store *st, as_dataset_status **out, size_t *n,
 	*n = cnt;
 	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, "reading status");
-	for (size_t i = 0; i < cnt; i++)
-		if (sq_table_rows(st, v[i].table, &v[i].rows, err))
-			return err->code;
-	return 0;
+	as_sq_sql(s, &sql);
+	return as_sql_status_rows(&sql, v, cnt, err);
 }
 
-static const as_store_ops sqlite_ops = {
-	.name = "sqlite",
-	.close = sq_close,
-	.lease_acquire = as_sq_lease_acquire,
-	.lease_renew = as_sq_lease_renew,
-	.lease_release = as_sq_lease_release,
-	.run_begin = as_sq_run_begin,
-	.describe = as_sq_describe,
-	.stage_prepare = as_sq_stage_prepare,
-	.stage_discard = as_sq_stage_discard,
-	.stage_batch = as_sq_stage_batch,
-	.scan_open = as_sq_scan_open,
-	.scan_next = as_sq_scan_next,
-	.scan_seek = as_sq_scan_seek,
-	.scan_close = as_sq_scan_close,
-	.publish = as_sq_publish,
-	.publish_group = as_sq_publish_group,
-	.run_end = as_sq_run_end,
-	.run_free = as_sq_run_free,
-	.runs_list = sq_runs_list,
-	.status = sq_status,
-	.table_rows = sq_table_rows,
-	.outbox_list = as_sq_outbox_list,
-	.outbox_mark = as_sq_outbox_mark,
-	.rollback = as_sq_history_rollback,
-	.sample = as_sq_history_sample,
-	.record_run = as_sq_history_record_run,
-};
+static const as_store_ops sqlite_ops = {.name = "sqlite",
+					AS_SQL_STORE_OPS_INIT(sq)};

@@ -13,18 +13,6 @@
 #include "util/str.h"
 #include "util/time.h"
 
-static as_type type_of_decl(const char *decl);
-static const as_hist_types TYPES = {"INTEGER", "BLOB", as_sq_sql_type,
-				    type_of_decl};
-
-/* One row per dataset with history: its shape and the runs it can restore
- * (first_run..last_run; last_run is the newest run that wrote history). */
-static const char *META_SQL =
-	"CREATE TABLE IF NOT EXISTS atomsync_history("
-	" dataset TEXT PRIMARY KEY, table_name TEXT NOT NULL, kind TEXT NOT NULL,"
-	" columns TEXT NOT NULL, restorable INTEGER NOT NULL,"
-	" first_run INTEGER NOT NULL, last_run INTEGER NOT NULL)";
-
 /* The run writing history, for the triggers; reset: the history starts
  * over at this run; baseline: every live row is written as a new version. */
 static const char *RUN_SQL =
@@ -75,43 +63,9 @@ static as_type type_of_decl(const char *decl)
 	return AS_TYPE_AUTO;
 }
 
-/* An inferring table: the history gains the columns the live table
- * gained, inside the publish transaction. */
-int as_sq_hist_evolve(sq_store *s, const as_hist *h, as_table *t, as_error *err)
-{
-	as_sql q;
-
-	as_sq_sql(s, &q);
-	return as_sql_hist_evolve(&q, h, t, &TYPES, err);
-}
-
-/* An existing history table has the shape this configuration writes
- * (store/sql_history.c). */
-int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err)
-{
-	as_sql q;
-
-	as_sq_sql(s, &q);
-	return as_sql_hist_check(&q, h, t, &TYPES, err);
-}
-
-/* The metadata table and the history table with its indexes, created on
- * first use; an existing history table must have this shape. */
-static int hist_ensure(sq_store *s, const as_hist *h, as_table *t,
-		       as_error *err)
-{
-	as_sql q;
-	int exists, rc;
-
-	if ((rc = as_sq_exec(s, META_SQL, err)) ||
-	    (rc = as_sq_table_exists(s, h->name, &exists, err)))
-		return rc;
-	if (exists)
-		return t->infer ? as_sq_hist_evolve(s, h, t, err)
-				: as_sq_hist_check(s, h, t, err);
-	as_sq_sql(s, &q);
-	return as_sql_hist_create(&q, h, t, &TYPES, err);
-}
+/* A history column's declared type, as SQLite's history writes them. */
+const as_hist_types as_sq_hist_types = {"INTEGER", "BLOB", as_sq_sql_type,
+					type_of_decl};
 
 int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err)
@@ -120,15 +74,6 @@ int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 
 	as_sq_sql(s, &q);
 	return as_sql_hist_meta_read(&q, dataset, m, err);
-}
-
-static int published_run(sq_store *s, const char *dataset, int64_t *out,
-			 as_error *err)
-{
-	return as_sq_query_int(s,
-			       "SELECT published_run FROM atomsync_state "
-			       "WHERE dataset = ?1",
-			       dataset, out, err);
 }
 
 /* "k1" = old."k1" AND ... */
@@ -211,22 +156,17 @@ int as_sq_history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_table *t = rc->table;
 	sqlite3_stmt *q = NULL;
 	as_hist_meta m;
-	int64_t prev = 0;
 	int reset, baseline, ret;
 	as_hist h;
+	as_sql sql;
 
-	memset(&m, 0, sizeof(m));
-	if ((ret = as_hist_build(&h, t, po, err)))
-		return ret;
-	if ((ret = hist_ensure(s, &h, t, err)) ||
-	    (ret = as_sq_hist_meta_read(s, t->dataset, &m, err)) ||
-	    (ret = published_run(s, t->dataset, &prev, err)) ||
+	if (po->history == AS_HISTORY_NONE)
+		return 0;
+	as_sq_sql(s, &sql);
+	if ((ret = as_sql_hist_open(&sql, t, po, &h, &m, &reset, err)) ||
 	    (ret = drop_triggers(s, err)) ||
 	    (ret = as_sq_exec(s, RUN_SQL, err)))
 		goto done;
-	reset = !m.found || strcmp(m.kind, as_hist_kind_name(h.kind)) != 0 ||
-		!as_streq(m.columns, h.colnames) || m.restorable != h.full ||
-		m.last_run != prev;
 	/* From an empty table every row is new: written whole, no triggers. */
 	baseline = reset || c->live_before == 0;
 	if ((ret = as_sq_prepare(s,
@@ -370,12 +310,13 @@ int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		      const char *live_q, as_error *err)
 {
 	as_table *t = rc->table;
-	as_buf b = AS_BUF_INIT;
-	sqlite3_stmt *q = NULL;
 	int64_t reset = 0, baseline = 0;
 	int ret, exists;
 	as_hist h;
+	as_sql sql;
 
+	if (po->history == AS_HISTORY_NONE)
+		return 0;
 	if ((ret = as_hist_build(&h, t, po, err)))
 		return ret;
 	if ((ret = drop_triggers(s, err)) ||
@@ -387,75 +328,19 @@ int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		     &baseline, err)) ||
 	    (ret = as_sq_table_exists(s, t->table, &exists, err)))
 		goto done;
-	if (h.kind == AS_HISTORY_SCD2 && baseline) {
-		as_buf_printf(&b,
-			      "UPDATE %s SET \"valid_to_run\" = ?1 WHERE "
-			      "\"valid_to_run\" IS NULL",
-			      h.q);
-		if ((ret = as_sq_buf_exec_int(s, &b, rc->run_id, NULL, err)))
-			goto done;
-	}
-	if (exists && (h.kind == AS_HISTORY_SNAPSHOT || baseline)) {
-		as_buf_printf(&b, "INSERT INTO %s", h.q);
-		as_hist_add_insert_cols(&b, &h, t);
-		as_buf_printf(&b, " SELECT ?1, %s",
-			      h.kind == AS_HISTORY_SCD2 ? "NULL, " : "");
-		as_hist_add_content(&b, &h, t, NULL);
-		as_buf_printf(&b, " FROM main.%s", live_q);
-		if ((ret = as_sq_buf_exec_int(s, &b, rc->run_id, NULL, err)))
-			goto done;
-	}
+	as_sq_sql(s, &sql);
+	if ((ret = as_sql_hist_write_live(&sql, &h, t, live_q, rc->run_id,
+					  (int)baseline, exists, err)))
+		goto done;
 	as_crash_point("history.written");
-	if ((ret = as_sq_prepare(
-		     s,
-		     "INSERT INTO atomsync_history VALUES(?1, ?2, ?3, ?4, "
-		     "?5, ?6, ?6) ON CONFLICT(dataset) DO UPDATE SET "
-		     "table_name = excluded.table_name, kind = excluded.kind, "
-		     "columns = excluded.columns, restorable = excluded.restorable, "
-		     "first_run = CASE WHEN ?7 THEN excluded.first_run "
-		     "ELSE first_run END, last_run = excluded.last_run",
-		     &q, err)))
+	if ((ret = as_sql_hist_record(&sql, &h, t, rc->run_id, (int)reset,
+				      err)))
 		goto done;
-	sqlite3_bind_text(q, 1, t->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, t->table, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 3, as_hist_kind_name(h.kind), -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, h.colnames, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(q, 5, h.full);
-	sqlite3_bind_int64(q, 6, rc->run_id);
-	sqlite3_bind_int(q, 7, reset != 0);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		ret = as_sq_fail(s, err, "recording history");
-		goto done;
-	}
 	if ((ret = prune(s, rc, po, &h, err)))
 		goto done;
 	ret = as_sq_exec(s, "DROP TABLE IF EXISTS temp._atomsync_history_run",
 			 err);
 done:
-	sqlite3_finalize(q);
-	as_buf_free(&b);
 	as_hist_free(&h);
 	return ret;
-}
-
-/* ---- the hooks in the publish (store/sqlite_publish.c) ---- */
-
-int as_sq_history_before(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			 const as_counts *c, as_error *err)
-{
-	sq_run *r = rc->priv;
-
-	if (po->history == AS_HISTORY_NONE)
-		return 0;
-	return as_sq_history_begin(s, rc, po, c, r->live_q, err);
-}
-
-int as_sq_history_after(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			as_error *err)
-{
-	sq_run *r = rc->priv;
-
-	if (po->history == AS_HISTORY_NONE)
-		return 0;
-	return as_sq_history_end(s, rc, po, r->live_q, err);
 }

@@ -12,6 +12,7 @@
 
 #include "store/history.h"
 #include "store/sql.h"
+#include "store/sql_ops.h"
 #include "store/sql_scan.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -81,34 +82,12 @@ int as_sq_prepare_insert(sq_store *s, as_run_ctx *rc, as_error *err);
 int as_sq_run_schema_fill(sq_store *s, as_run_info *v, size_t n, as_error *err);
 int as_sq_check_table(sq_store *s, as_table *t, const char *name,
 		      as_error *err);
-/* The store's operations (store.h), by file: leases (sqlite_lease.c),
- * run records (sqlite_run.c), tables and staging (sqlite_table.c). */
-int as_sq_lease_acquire(as_store *st, const char *dataset, const char *owner,
-			int64_t ttl_ms, int64_t *token, as_error *err);
-int as_sq_lease_renew(as_store *st, const char *dataset, int64_t token,
-		      int64_t ttl_ms, as_error *err);
-int as_sq_lease_release(as_store *st, const char *dataset, int64_t token,
-			as_error *err);
-int as_sq_run_begin(as_store *st, as_run_ctx *rc, as_error *err);
-int as_sq_run_end(as_store *st, as_run_ctx *rc, const char *status,
-		  const char *error, as_error *err);
-void as_sq_run_free(as_store *st, as_run_ctx *rc);
-int as_sq_describe(as_store *st, as_run_ctx *rc, as_error *err);
-int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err);
-int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err);
-int as_sq_stage_batch(as_store *st, as_run_ctx *rc, const as_batch *b,
-		      as_error *err);
-int as_sq_scan_open(as_store *st, as_run_ctx *rc, int *rows, as_error *err);
-int as_sq_scan_next(as_store *st, as_run_ctx *rc, as_scan_row *out, as_arena *a,
-		    as_error *err);
-int as_sq_scan_seek(as_store *st, as_run_ctx *rc, const as_val *key,
-		    as_error *err);
-void as_sq_scan_close(as_store *st, as_run_ctx *rc);
-int as_sq_publish_group(as_store *st, as_store *const *stores,
-			as_run_ctx *const *rcs, const as_publish_opts *pos,
-			as_counts *cs, size_t n, size_t *bad, as_error *err);
-int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
-		  as_counts *c, as_error *err);
+/* The store's operations (store.h) as as_sq_<op>, declared by store/sql_ops.h:
+ * leases (sqlite_lease.c), run records (sqlite_run.c), tables (sqlite_table.c),
+ * staging and the live scan (sqlite_stage.c), the publish (sqlite_publish.c),
+ * the outbox (sqlite_outbox.c), history and rollback (sqlite_history.c,
+ * sqlite_rollback.c). */
+AS_SQL_STORE_OPS_DECLARE(sq);
 
 /*
  * Spans (store/sqlite_spans.c; store.h, AS_ROW_SPAN).  The staging keeps
@@ -137,13 +116,16 @@ int as_sq_spans_resolve(sq_store *s, as_run_ctx *rc, sq_spans *sp,
 int as_sq_buf_exec(sq_store *s, as_buf *b, as_error *err);
 int as_sq_buf_exec_int(sq_store *s, as_buf *b, int64_t v, int64_t *changes,
 		       as_error *err);
-int as_sq_hist_check(sq_store *s, const as_hist *h, as_table *t, as_error *err);
-int as_sq_hist_evolve(sq_store *s, const as_hist *h, as_table *t,
-		      as_error *err);
+/* Around a change of the live table (live_q, which must exist), in its
+ * transaction: begin puts the SCD2 triggers in place (c: the counts before
+ * the change), end writes the snapshot or new versions, the history's
+ * metadata and its retention.  Both do nothing when po->history is none. */
 int as_sq_history_begin(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 			const as_counts *c, const char *live_q, as_error *err);
 int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 		      const char *live_q, as_error *err);
+/* The history's own column types (the dialect's hist). */
+extern const as_hist_types as_sq_hist_types;
 int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 			 as_error *err);
 
@@ -156,31 +138,5 @@ int as_sq_hist_meta_read(sq_store *s, const char *dataset, as_hist_meta *m,
 extern const as_sql_outbox_ops as_sq_outbox_ops;
 int as_sq_outbox_publish(sq_store *s, as_run_ctx *rc, const as_counts *c,
 			 as_error *err);
-int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
-		      size_t limit, unsigned flags, as_outbox_event **out,
-		      size_t *n, as_error *err);
-int as_sq_outbox_mark(as_store *st, int64_t event_id, const char *error,
-		      as_error *err);
-
-/*
- * History (store/sqlite_history.c).  Around publish_apply, in the publish
- * transaction, once the live table exists: before puts the SCD2 triggers
- * in place (c: the counts before the change), after writes the snapshot
- * or new versions, the history's metadata and its retention.  Both do
- * nothing when po->history is none.
- */
-int as_sq_history_before(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			 const as_counts *c, as_error *err);
-int as_sq_history_after(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-			as_error *err);
-int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
-			   const as_publish_opts *po, int64_t to_run,
-			   as_counts *c, as_error *err);
-int as_sq_history_sample(as_store *st, const as_table *t, size_t n,
-			 as_batch *out, as_error *err);
-int as_sq_history_record_run(as_store *st, const as_table *t, const char *kind,
-			     const char *status, const as_counts *c,
-			     const char *error, double started, int64_t *run_id,
-			     as_error *err);
 
 #endif

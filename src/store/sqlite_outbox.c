@@ -229,6 +229,7 @@ int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	size_t cnt = 0, cap = 0;
 	sqlite3_stmt *q = NULL;
 	as_buf b = AS_BUF_INIT;
+	as_sql sql;
 	int exists, ret, step;
 
 	*out = NULL;
@@ -236,25 +237,8 @@ int as_sq_outbox_list(as_store *st, const char *dataset, int64_t after_id,
 	if ((ret = as_sq_table_exists(s, "atomsync_outbox", &exists, err)) ||
 	    !exists)
 		return ret;
-	as_buf_printf(
-		&b,
-		"SELECT event_id, run_id, dataset, target, status, attempts, "
-		"last_error, created_at, delivered_at, "
-		"json_extract(payload, '$.keys_count'), %s FROM atomsync_outbox "
-		"WHERE (?1 IS NULL OR dataset = ?1) AND ",
-		flags & AS_OUTBOX_PAYLOAD ? "payload" : "NULL");
-	if (flags & AS_OUTBOX_PENDING)
-		as_buf_adds(
-			&b,
-			"status = 'pending' AND event_id > ?2 ORDER BY event_id "
-			"LIMIT ?3");
-	else
-		as_buf_adds(
-			&b,
-			"(status = 'pending' OR event_id IN (SELECT event_id FROM "
-			"atomsync_outbox WHERE status = 'delivered' AND (?1 IS NULL "
-			"OR dataset = ?1) ORDER BY event_id DESC LIMIT ?3)) "
-			"ORDER BY event_id");
+	as_sq_sql(s, &sql);
+	as_sql_outbox_list_sql(sql.d, flags, &b);
 	ret = as_sq_prepare(s, as_buf_cstr(&b), &q, err);
 	as_buf_free(&b);
 	if (ret)

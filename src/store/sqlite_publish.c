@@ -194,32 +194,6 @@ done:
 	return ret;
 }
 
-static int check_base(sq_store *s, as_run_ctx *rc, as_error *err)
-{
-	sq_run *r = rc->priv;
-	int64_t published;
-	sqlite3_stmt *q;
-	int rc2;
-
-	if (!r->stage)
-		return 0;
-	if (as_sq_prepare(
-		    s,
-		    "SELECT published_run FROM atomsync_state WHERE dataset = ?1",
-		    &q, err))
-		return AS_ESTORE;
-	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
-	rc2 = sqlite3_step(q);
-	published = rc2 == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
-	if (rc2 != SQLITE_ROW && rc2 != SQLITE_DONE) {
-		as_sq_fail(s, err, "checking the published run");
-		sqlite3_finalize(q);
-		return AS_ESTORE;
-	}
-	sqlite3_finalize(q);
-	return as_sql_check_base(rc->table, published, r->stage_base, err);
-}
-
 /* Invariants 1, 2: the columns this run found join the live table inside
  * the publish transaction (ALTER TABLE is transactional in SQLite), in the
  * order the staging has them, so both keep one layout.  A widened column
@@ -411,12 +385,17 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 	const as_table *t = rc->table;
 	int64_t C = 0, scope_rows = 0, guarded = 0;
 	sq_spans sp;
+	as_sql q;
 	int ret;
 
 	*renamed = 0;
+	as_sq_sql(s, &q);
 	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
-	    (ret = check_base(s, rc, err)) ||
+	    /* the staging was built on the live state it replaces */
+	    (r->stage &&
+	     (ret = as_sql_publish_base(&q, t, r->stage_base, "",
+					"checking the published run", err))) ||
 	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,
@@ -432,9 +411,9 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 		return ret;
 	/* History (store/sqlite_history.c): SCD2 triggers before the live
 	 * table changes, the snapshot or new versions after. */
-	if ((ret = as_sq_history_before(s, rc, po, c, err)) ||
+	if ((ret = as_sq_history_begin(s, rc, po, c, r->live_q, err)) ||
 	    (ret = publish_apply(s, rc, c, *renamed ? 0 : C, err)) ||
-	    (ret = as_sq_history_after(s, rc, po, err)) ||
+	    (ret = as_sq_history_end(s, rc, po, r->live_q, err)) ||
 	    (ret = publish_bookkeeping(s, rc, c,
 				       *renamed ? r->live_q : r->stage_q, err)))
 		return ret;
@@ -461,14 +440,22 @@ static int publish_commit(sq_store *s, as_error *err)
 	return ret;
 }
 
-static void drop_stage_after(sq_store *s, sq_run *r, int renamed)
+static int drop_stage(void *conn, const char *stage, as_error *err)
 {
-	as_error derr;
+	return as_sq_drop_stage(conn, stage, err);
+}
 
-	if (r->stage && !renamed && as_sq_drop_stage(s, r->stage, &derr))
-		as_warn("could not drop staging table %s (dropped by a later "
-			"run): %s",
-			r->stage, derr.msg);
+/* After the commit: each run's staging, unless it became the live table
+ * (renamed[i]). */
+static void drop_stages_after(sq_store *s, as_run_ctx *const *rcs,
+			      const int *renamed, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const sq_run *r = rcs[i]->priv;
+
+		as_sql_drop_stage_after(s, drop_stage,
+					renamed[i] ? NULL : r->stage);
+	}
 }
 
 /*
@@ -498,7 +485,7 @@ int as_sq_publish(as_store *st, as_run_ctx *rc, const as_publish_opts *po,
 		goto fail;
 	as_crash_point("publish.committed");
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	drop_stage_after(s, rc->priv, renamed);
+	drop_stages_after(s, &rc, &renamed, 1);
 	return 0;
 fail:
 	as_sq_rollback(s);
@@ -561,8 +548,7 @@ int as_sq_publish_group(as_store *st, as_store *const *stores,
 	}
 	as_crash_point("publish.group_committed");
 	as_sq_exec(s, "PRAGMA synchronous=NORMAL", NULL);
-	for (i = 0; i < n; i++)
-		drop_stage_after(s, rcs[i]->priv, renamed[i]);
+	drop_stages_after(s, rcs, renamed, n);
 	free(renamed);
 	return 0;
 fail:

@@ -210,8 +210,7 @@ int as_sq_history_rollback(as_store *st, as_run_ctx *rc,
 	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
 			       rc->lease_ttl_ms, err)) ||
 	    (ret = check_target(s, rc, &h, to_run, err)) ||
-	    (ret = t->infer ? as_sq_hist_evolve(s, &h, t, err)
-			    : as_sq_hist_check(s, &h, t, err)))
+	    (ret = as_sql_hist_fit(&q, &h, t, err)))
 		goto fail;
 	if ((ret = as_sq_table_exists(s, t->table, &exists, err)) ||
 	    (exists && (ret = as_sq_check_table(s, t, t->table, err))))

@@ -114,6 +114,16 @@ static void sq_param(as_buf *b, size_t i, as_type t)
 	as_buf_printf(b, "?%zu", i);
 }
 
+static void sq_iso_time(as_buf *b, const char *col)
+{
+	as_buf_adds(b, col); /* stored as such */
+}
+
+static void sq_json_int(as_buf *b, const char *col, const char *key)
+{
+	as_buf_printf(b, "json_extract(%s, '$.%s')", col, key);
+}
+
 static const as_sql_dialect sq_dialect = {
 	.temp = "temp",
 	.main = "main.",
@@ -130,11 +140,14 @@ static const as_sql_dialect sq_dialect = {
 	.typed_temp = 0,
 	.bool_type = "INTEGER",
 	.is_not_distinct = " IS ",
+	.iso_time = sq_iso_time,
+	.json_int = sq_json_int,
 	.exists_sql = "SELECT count(*) FROM sqlite_master "
 		      "WHERE type = 'table' AND name = ?1",
 	.keyed_suffix = " WITHOUT ROWID",
 	.create_index = "CREATE INDEX IF NOT EXISTS ",
 	.param = sq_param,
+	.hist = &as_sq_hist_types,
 };
 
 static const as_sql_driver sq_driver = {sql_exec, exec_changes, query_ints,
