@@ -313,10 +313,11 @@ static int query_rows(void *conn, const char *sql, const char *arg, int n,
 	return ret;
 }
 
-static int exec_vals(void *conn, const char *sql, const as_val *v,
-		     const as_type *ty, size_t n, const char *what,
-		     as_error *err)
+int as_pg_exec_out(void *conn, const char *sql, const as_val *v,
+		   const as_type *ty, size_t n, int64_t *id, int64_t *changes,
+		   const char *what, as_error *err)
 {
+	PGresult *res = NULL;
 	as_pg_params p;
 	as_arena a;
 	int ret = 0;
@@ -326,10 +327,23 @@ static int exec_vals(void *conn, const char *sql, const as_val *v,
 	for (size_t i = 0; !ret && i < n; i++)
 		if (as_pg_param_val(&p, &v[i], ty[i], &a))
 			ret = as_error_set(err, AS_ENOMEM, "out of memory");
-	if (!ret)
-		ret = as_pg_exec(conn, sql, &p, NULL, what, err);
+	if (!ret && !(ret = as_pg_exec(conn, sql, &p, &res, what, err))) {
+		if (id)
+			*id = PQntuples(res) > 0 ? as_pg_cell_int(res, 0, 0)
+						 : 0;
+		if (changes)
+			*changes = strtoll(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
 	as_arena_free(&a);
 	return ret;
+}
+
+static int exec_vals(void *conn, const char *sql, const as_val *v,
+		     const as_type *ty, size_t n, const char *what,
+		     as_error *err)
+{
+	return as_pg_exec_out(conn, sql, v, ty, n, NULL, NULL, what, err);
 }
 
 static void pg_param(as_buf *b, size_t i, as_type t)
@@ -346,6 +360,23 @@ static void pg_json_int(as_buf *b, const char *col, const char *key)
 {
 	as_buf_printf(b, "(%s->>'%s')::bigint", col, key);
 }
+
+static void pg_now(as_buf *b, int clock)
+{
+	as_buf_adds(b, clock ? "clock_timestamp()" : "now()");
+}
+
+/* Stagings and their spans tables (postgres_spans.c) no dataset refers to;
+ * then the liveness marks of stagings gone (postgres_stage.c). */
+static const char PG_ORPHANS_SQL[] =
+	"SELECT c.relname FROM pg_class c "
+	"WHERE c.relnamespace = current_schema()::regnamespace "
+	"AND c.relkind = 'r' AND c.relname LIKE "
+	"'\\_atomsync\\_stage\\_%' AND c.relname NOT IN "
+	"(SELECT stage_table FROM atomsync_state "
+	"WHERE stage_table IS NOT NULL UNION ALL SELECT "
+	"stage_table || '_spans' FROM atomsync_state "
+	"WHERE stage_table IS NOT NULL) LIMIT 64";
 
 static const char PG_COLUMNS_SQL[] =
 	"SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
@@ -381,6 +412,12 @@ static const as_sql_dialect pg_dialect = {
 	.create_lock = "SELECT pg_advisory_xact_lock(2053462381)",
 	.create_index = "CREATE INDEX ",
 	.param = pg_param,
+	.now = pg_now,
+	.for_update = " FOR UPDATE",
+	.orphans_sql = PG_ORPHANS_SQL,
+	.orphans_done = "DELETE FROM atomsync_stage_alive WHERE stage_table "
+			"NOT IN (SELECT stage_table FROM atomsync_state "
+			"WHERE stage_table IS NOT NULL)",
 };
 
 static const as_sql_driver pg_driver = {sql_exec, exec_changes, query_ints,
@@ -390,6 +427,7 @@ void as_pg_sql(pg_store *s, as_sql *q)
 {
 	as_sql_init(q, &pg_dialect, &pg_driver, s);
 	q->outbox = &as_pg_outbox_ops;
+	q->txn = &as_pg_txn;
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)

@@ -7,6 +7,7 @@
 #ifndef AS_STORE_POSTGRES_INT_H
 #define AS_STORE_POSTGRES_INT_H
 
+#include <stddef.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 
@@ -77,6 +78,8 @@ typedef struct pg_run {
 	as_type *stage_type; /* the staging's type of each column ... */
 	size_t stage_ncols;  /* ... of these (the rest: ALTER ADD COLUMN) */
 } pg_run;
+/* The shared code allocates the run and sets its live_q (sql.h, run_size). */
+_Static_assert(offsetof(pg_run, live_q) == 0, "live_q first");
 
 /* Text parameters for PQexecParams; numbers are formatted into num[]. */
 #define AS_PG_MAXP 16
@@ -115,10 +118,6 @@ int as_pg_commit(pg_store *s, const char *what, as_error *err);
 void as_pg_rollback(pg_store *s);
 /* Inside a transaction: extend our lease, or AS_EFENCED when it was taken
  * (invariant 6).  The lease row stays locked until the transaction ends. */
-/* Inside a run's or rollback's first transaction, holding the lease: runs
- * of t's dataset left active or publishing by dead workers end failed
- * (AS_SQL_INTERRUPTED; invariant 10). */
-int as_pg_fail_interrupted(pg_store *s, const as_table *t, as_error *err);
 int as_pg_fence(pg_store *s, const char *dataset, int64_t token, int64_t ttl_ms,
 		as_error *err);
 int as_pg_table_exists(pg_store *s, const char *name, int *exists,
@@ -141,8 +140,6 @@ int as_pg_state_row(PGresult *res, const char *dataset, as_error *err);
 char *as_pg_cell_dup(const PGresult *res, int row, int col);
 /* A column's type from format_type() (AS_TYPE_AUTO: none of ours). */
 as_type as_pg_type_of(const char *decl);
-/* The dataset's state row forgets its staging (postgres_run.c). */
-int as_pg_clear_stage_state(pg_store *s, const char *dataset, as_error *err);
 /* Staging (postgres_stage.c) and its COPY encoding (postgres_copy.c). */
 /* 1: the row is live with the same content; 0: new or changed; -1: the
  * live map cannot tell. */
@@ -171,6 +168,11 @@ int as_pg_create_table(pg_store *s, const as_table *t, const char *name,
 const char *as_pg_type(as_type t);
 /* This connection as the shared SQL drives it (store/sql.h). */
 void as_pg_sql(pg_store *s, as_sql *q);
+/* Its transactions and run records (postgres_run.c); its exec_out. */
+extern const as_sql_txn as_pg_txn;
+int as_pg_exec_out(void *conn, const char *sql, const as_val *v,
+		   const as_type *ty, size_t n, int64_t *id, int64_t *changes,
+		   const char *what, as_error *err);
 /* The run's tables as the shared SQL sees them. */
 void as_pg_run_view(const as_run_ctx *rc, as_sql_run *out);
 /* An SQL expression rendering expr (a column of type t) as the text the

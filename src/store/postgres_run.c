@@ -66,54 +66,6 @@ int as_pg_drop_stage(pg_store *s, const char *stage, as_error *err)
 		&p, NULL, "dropping a staging table", err);
 }
 
-/* Drop staging tables no dataset refers to (left by a crash after a
- * publish committed but before its staging was dropped). */
-static int drop_orphans(pg_store *s, as_error *err)
-{
-	PGresult *res;
-	int rc = 0;
-
-	if (as_pg_exec(s,
-		       "SELECT c.relname FROM pg_class c "
-		       "WHERE c.relnamespace = current_schema()::regnamespace "
-		       "AND c.relkind = 'r' AND c.relname LIKE "
-		       "'\\_atomsync\\_stage\\_%' AND c.relname NOT IN "
-		       "(SELECT stage_table FROM atomsync_state "
-		       "WHERE stage_table IS NOT NULL UNION ALL SELECT "
-		       "stage_table || '_spans' FROM atomsync_state "
-		       "WHERE stage_table IS NOT NULL) LIMIT 64",
-		       NULL, &res, "finding orphaned staging", err))
-		return err->code;
-	for (int i = 0; !rc && i < PQntuples(res); i++)
-		rc = as_pg_drop_stage(s, PQgetvalue(res, i, 0), err);
-	PQclear(res);
-	if (!rc)
-		rc = as_pg_exec(
-			s,
-			"DELETE FROM atomsync_stage_alive WHERE stage_table "
-			"NOT IN (SELECT stage_table FROM atomsync_state "
-			"WHERE stage_table IS NOT NULL)",
-			NULL, NULL, "finding orphaned staging", err);
-	return rc;
-}
-
-int as_pg_clear_stage_state(pg_store *s, const char *dataset, as_error *err)
-{
-	as_pg_params p;
-
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, dataset);
-	return as_pg_exec(
-		s,
-		"UPDATE atomsync_state SET stage_table = NULL, "
-		"stage_run = NULL, stage_last_run = NULL, "
-		"stage_base = NULL, stage_fingerprint = NULL, "
-		"stage_key = NULL, checkpoint = NULL, stage_seen = 0, "
-		"stage_rejected = 0 WHERE dataset = $1",
-		&p, NULL, "clearing staging", err);
-}
-
-/* Decide from the state row whether this run continues the staging. */
 /* Inside the run's first transaction: is the table another dataset's?  The
  * advisory lock (per table name, until commit) keeps two first runs of
  * different datasets from both finding the table free.  A non-scoped owner
@@ -203,100 +155,16 @@ static int read_state(pg_store *s, as_run_ctx *rc, char **stage,
 	return 0;
 }
 
-/* The run starts over: the staging of *stage (if any) is dropped and the
- * state row forgets it. */
-static int start_over(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
+/* The state row, in run_begin's transaction (as_sql_run_begin): the
+ * table is this dataset's, the row exists, and it is read. */
+static int state(void *conn, as_run_ctx *rc, char **stage, int64_t *last_run,
+		 int *resume, as_error *err)
 {
-	free(rc->checkpoint);
-	free(rc->stage_key);
-	rc->checkpoint = rc->stage_key = NULL;
-	rc->seen = rc->rejected = 0;
-	if (*stage && as_pg_drop_stage(s, *stage, err))
-		return err->code;
-	if (as_pg_clear_stage_state(s, rc->table->dataset, err))
-		return err->code;
-	free(*stage);
-	*stage = NULL;
-	return 0;
-}
-
-/* The run's record (active); rc->run_id. */
-static int record_run(pg_store *s, as_run_ctx *rc, int resume, int64_t last_run,
-		      as_error *err)
-{
-	const as_table *t = rc->table;
-	PGresult *res;
-	as_pg_params p;
-
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	as_pg_param_text(&p, rc->kind ? rc->kind : "sync");
-	as_pg_param_text(&p, as_mode_name(t->mode));
-	if (resume)
-		as_pg_param_int(&p, last_run);
-	else
-		as_pg_param_text(&p, NULL);
-	as_pg_param_int(&p, rc->token);
-	as_pg_param_text(&p, rc->owner);
-	if (as_pg_exec(s,
-		       "INSERT INTO atomsync_runs(dataset, kind, mode, status, "
-		       "started_at, resumed_from, lease_token, owner) "
-		       "VALUES($1, $2, $3, 'active', now(), $4, $5, $6) "
-		       "RETURNING run_id",
-		       &p, &res, "recording run", err))
-		return err->code;
-	rc->run_id = as_pg_cell_int(res, 0, 0);
-	PQclear(res);
-	rc->resumed_from = resume ? last_run : 0;
-	return 0;
-}
-
-/* A resumed staging is this run's now (it takes *stage). */
-static int adopt_stage(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
-{
-	pg_run *r = rc->priv;
-	as_pg_params p;
-
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, rc->table->dataset);
-	as_pg_param_int(&p, rc->run_id);
-	if (as_pg_exec(s,
-		       "UPDATE atomsync_state SET stage_last_run = $2 "
-		       "WHERE dataset = $1",
-		       &p, NULL, "adopting staging", err))
-		return err->code;
-	r->stage = *stage;
-	r->stage_q = as_quote_ident(*stage);
-	*stage = NULL;
-	return 0;
-}
-
-/* The transaction of run_begin: interrupted runs failed, the state row,
- * resume or start over, orphans dropped, the run recorded. */
-int as_pg_fail_interrupted(pg_store *s, const as_table *t, as_error *err)
-{
-	as_pg_params p;
-
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, t->dataset);
-	return as_pg_exec(s,
-			  "UPDATE atomsync_runs SET status = 'failed', "
-			  "finished_at = now(), error = '" AS_SQL_INTERRUPTED
-			  "' WHERE dataset = $1 AND status IN ('active', "
-			  "'publishing')",
-			  &p, NULL, "recording interrupted runs", err);
-}
-
-static int begin_txn(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
-{
+	pg_store *s = conn;
 	as_table *t = rc->table;
 	as_pg_params p;
-	int64_t last_run = 0;
-	int resume = 0;
 
-	if (as_pg_fence(s, as_table_lease(t), rc->token, rc->lease_ttl_ms, err))
-		return err->code;
-	if (as_pg_fail_interrupted(s, t, err) || check_owner(s, t, err))
+	if (check_owner(s, t, err))
 		return err->code;
 	as_pg_params_init(&p);
 	as_pg_param_text(&p, t->dataset);
@@ -305,41 +173,19 @@ static int begin_txn(pg_store *s, as_run_ctx *rc, char **stage, as_error *err)
 	if (as_pg_exec(s,
 		       "INSERT INTO atomsync_state(dataset, table_name, mode) "
 		       "VALUES($1, $2, $3) ON CONFLICT (dataset) DO NOTHING",
-		       &p, NULL, "creating state", err) ||
-	    read_state(s, rc, stage, &last_run, &resume, err) ||
-	    (!resume && start_over(s, rc, stage, err)) ||
-	    drop_orphans(s, err) || record_run(s, rc, resume, last_run, err) ||
-	    (resume && adopt_stage(s, rc, stage, err)))
+		       &p, NULL, "creating state", err))
 		return err->code;
-	return 0;
+	return read_state(s, rc, stage, last_run, resume, err);
 }
 
-/*
- * One fenced transaction: mark runs left active by dead workers as failed
- * (invariant 10), put this run on record, and decide whether it continues
- * the interrupted staging (invariant 4) or starts over.
- */
 int as_pg_run_begin(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
-	pg_run *r = calloc(1, sizeof(*r));
-	char *stage = NULL;
+	as_sql q;
 
 	as_pg_drain(s, NULL);
-	if (!r)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	rc->priv = r;
-	r->live_q = as_quote_ident(rc->table->table);
-	if (as_pg_begin(s, 0, err))
-		return err->code;
-	if (begin_txn(s, rc, &stage, err) ||
-	    as_pg_commit(s, "recording run", err)) {
-		free(stage);
-		as_pg_rollback(s);
-		return err->code;
-	}
-	as_crash_point("run.begun");
-	return 0;
+	as_pg_sql(s, &q);
+	return as_sql_run_begin(&q, rc, state, err);
 }
 
 int as_pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
@@ -347,52 +193,51 @@ int as_pg_run_end(as_store *st, as_run_ctx *rc, const char *status,
 {
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
-	as_pg_params p;
-	as_error ferr;
+	as_sql q;
 
 	as_pg_drain(s, NULL);
-	if (!rc->run_id)
-		return 0;
-	if (as_pg_begin(s, 0, err))
-		return err->code;
-	/* A worker that lost its lease leaves the record to the new holder. */
-	as_error_clear(&ferr);
-	if (as_pg_fence(s, as_table_lease(rc->table), rc->token,
-			rc->lease_ttl_ms, &ferr)) {
-		as_pg_rollback(s);
-		if (ferr.code == AS_EFENCED)
-			return 0;
-		*err = ferr;
-		return err->code;
-	}
-	as_pg_params_init(&p);
-	as_pg_param_int(&p, rc->run_id);
-	as_pg_param_text(&p, status);
-	as_pg_param_text(&p, error);
-	as_pg_param_int(&p, rc->seen);
-	as_pg_param_int(&p, rc->rejected);
-	if (as_pg_exec(
-		    s,
-		    "UPDATE atomsync_runs SET status = $2, finished_at = now(), "
-		    "error = $3, seen = $4, rejected = $5 WHERE run_id = $1 "
-		    "AND status IN ('active', 'publishing')",
-		    &p, NULL, "recording run end", err))
-		goto fail;
-	/* A refused run starts over next time: its delivery was judged. */
-	if (strcmp(status, "refused") == 0 && r && r->stage) {
-		if (as_pg_drop_stage(s, r->stage, err))
-			goto fail;
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, rc->table->dataset);
-		if (as_pg_exec(s,
-			       "UPDATE atomsync_state SET stage_table = NULL, "
-			       "checkpoint = NULL, stage_seen = 0, "
-			       "stage_rejected = 0 WHERE dataset = $1",
-			       &p, NULL, "clearing staging", err))
-			goto fail;
-	}
-	return as_pg_commit(s, "recording run end", err);
-fail:
-	as_pg_rollback(s);
-	return err->code;
+	as_pg_sql(s, &q);
+	return as_sql_run_end(&q, rc, r ? r->stage : NULL, status, error, err);
 }
+
+/* ---- the store's own transactions (store/sql.h, as_sql_txn) ---- */
+
+static int txn_begin(void *conn, const char *what, as_error *err)
+{
+	(void)what;
+	return as_pg_begin(conn, 0, err);
+}
+
+static int txn_commit(void *conn, const char *what, as_error *err)
+{
+	return as_pg_commit(conn, what, err);
+}
+
+static void txn_rollback(void *conn)
+{
+	as_pg_rollback(conn);
+}
+
+static int txn_fence(void *conn, const char *dataset, int64_t token,
+		     int64_t ttl_ms, as_error *err)
+{
+	return as_pg_fence(conn, dataset, token, ttl_ms, err);
+}
+
+static int drop_stage(void *conn, const char *stage, as_error *err)
+{
+	return as_pg_drop_stage(conn, stage, err);
+}
+
+static int stage_names(void *run, const char *stage)
+{
+	pg_run *r = run;
+
+	r->stage = as_strdup(stage);
+	r->stage_q = as_quote_ident(stage);
+	return r->stage && r->stage_q ? 0 : -1;
+}
+
+const as_sql_txn as_pg_txn = {txn_begin,   txn_commit,	   txn_rollback,
+			      txn_fence,   as_pg_exec_out, drop_stage,
+			      stage_names, sizeof(pg_run), as_pg_run_free};

@@ -245,35 +245,9 @@ int as_pg_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 {
 	pg_store *s = (pg_store *)st;
 	pg_run *r = rc->priv;
-	as_pg_params p;
+	as_sql q;
 
 	as_pg_drain(s, NULL);
-	if (as_pg_begin(s, 0, err))
-		return err->code;
-	if (as_pg_fence(s, as_table_lease(rc->table), rc->token,
-			rc->lease_ttl_ms, err))
-		goto fail;
-	if (r->stage && as_pg_drop_stage(s, r->stage, err))
-		goto fail;
-	if (as_pg_clear_stage_state(s, rc->table->dataset, err))
-		goto fail;
-	as_pg_params_init(&p);
-	as_pg_param_int(&p, rc->run_id);
-	if (as_pg_exec(s,
-		       "UPDATE atomsync_runs SET resumed_from = NULL "
-		       "WHERE run_id = $1",
-		       &p, NULL, "discarding staging", err))
-		goto fail;
-	if (as_pg_commit(s, "discarding staging", err))
-		goto fail;
-	as_pg_run_free(st, rc);
-	rc->priv = calloc(1, sizeof(pg_run));
-	if (!rc->priv)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	((pg_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
-	as_sql_run_discarded(rc);
-	return 0;
-fail:
-	as_pg_rollback(s);
-	return err->code;
+	as_pg_sql(s, &q);
+	return as_sql_stage_discard(&q, rc, r->stage, err);
 }

@@ -59,6 +59,15 @@ typedef struct as_sql_dialect {
 	/* The publish's upsert names the live table so and leaves a row whose
 	 * hash it already holds (NULL: neither). */
 	const char *upsert_alias;
+	/* Run records (store/sql_run.c): the time now, the transaction's or
+	 * with clock the clock's (SQLite: the client's, a literal); what
+	 * locks a row read in a transaction (or ""); the names of at most 64
+	 * staging tables no dataset refers to, and what runs once they are
+	 * dropped (NULL: nothing). */
+	void (*now)(as_buf *b, int clock);
+	const char *for_update;
+	const char *orphans_sql;
+	const char *orphans_done;
 } as_sql_dialect;
 
 /* A key the outbox's templates render (store/sql_outbox.c). */
@@ -109,6 +118,7 @@ typedef struct as_sql {
 	int (*exec_vals)(void *conn, const char *sql, const as_val *v,
 			 const as_type *ty, size_t n, const char *what,
 			 as_error *err);
+	const struct as_sql_txn *txn; /* transactions and run records */
 } as_sql;
 
 /* *exists: the table name exists (q->d->exists_sql). */
@@ -215,6 +225,73 @@ int as_sql_stage_prepare(void *conn, const as_sql_cols *o, as_run_ctx *rc,
 /* rc after its staging was discarded: no checkpoint, staging key, rows
  * seen or rejected, nor run resumed (the backend renews rc->priv). */
 void as_sql_run_discarded(as_run_ctx *rc);
+
+/* ---- run records (store/sql_run.c) ---- */
+
+/* How a backend runs the store's own transactions over conn: what the run
+ * records, the staging's discard and the rollback need besides SQL text. */
+typedef struct as_sql_txn {
+	/* Begin a write transaction (SQLite's BEGIN IMMEDIATE); commit it
+	 * (what names the step in an error); roll back whatever is open. */
+	int (*begin)(void *conn, const char *what, as_error *err);
+	int (*commit)(void *conn, const char *what, as_error *err);
+	void (*rollback)(void *conn);
+	/* Inside it: extend the lease, or AS_EFENCED when it was taken
+	 * (invariant 6). */
+	int (*fence)(void *conn, const char *dataset, int64_t token,
+		     int64_t ttl_ms, as_error *err);
+	/* As exec_vals; *id (not NULL): the first column of the first row
+	 * (0: none), *changes (not NULL): the rows written. */
+	int (*exec_out)(void *conn, const char *sql, const as_val *v,
+			const as_type *ty, size_t n, int64_t *id,
+			int64_t *changes, const char *what, as_error *err);
+	/* Drop a staging and the tables that go with it. */
+	int (*drop_stage)(void *conn, const char *stage, as_error *err);
+	/* The run (rc->priv) takes the staging stage; -1: out of memory. */
+	int (*stage_names)(void *run, const char *stage);
+	/* The backend's run (rc->priv): its size (zeroed, its first member
+	 * the live table's quoted name, a char *), and how it is freed. */
+	size_t run_size;
+	void (*run_free)(as_store *st, as_run_ctx *rc);
+} as_sql_txn;
+
+/* What the backend reads in run_begin's transaction (as_sql_run_begin),
+ * over conn: the table is not another dataset's, the state row exists,
+ * and says whether the run resumes the staging *stage (set either way;
+ * the caller frees it) of run *last_run. */
+typedef int (*as_sql_state_fn)(void *conn, as_run_ctx *rc, char **stage,
+			       int64_t *last_run, int *resume, as_error *err);
+/*
+ * One fenced transaction: mark runs left active by dead workers as failed
+ * (invariant 10), put this run on record, and decide whether it continues
+ * the interrupted staging (invariant 4) or starts over; orphaned stagings
+ * are dropped.  rc->priv is a new run (as_sql_txn.run_new).
+ */
+int as_sql_run_begin(const as_sql *q, as_run_ctx *rc, as_sql_state_fn state,
+		     as_error *err);
+
+/* rc->priv := a new run of the live table; its quoted name, or NULL when
+ * out of memory. */
+const char *as_sql_run_new(const as_sql *q, as_run_ctx *rc);
+/* Runs of t's dataset left active or publishing by dead workers end failed
+ * (AS_SQL_INTERRUPTED; invariant 10), in a transaction holding the lease. */
+int as_sql_fail_interrupted(const as_sql *q, const as_table *t, as_error *err);
+/* rc's run on record with status (kind: rc->kind, else kind), resumed
+ * from resumed (0: none); rc->run_id. */
+int as_sql_record_run(const as_sql *q, as_run_ctx *rc, const char *kind,
+		      const char *status, int64_t resumed, as_error *err);
+/* The state row of dataset forgets its staging. */
+int as_sql_clear_stage(const as_sql *q, const char *dataset, const char *what,
+		       as_error *err);
+/* rc's run ends with status and error (NULL: none), in a fenced
+ * transaction: a worker that lost its lease leaves the record to the new
+ * holder.  A refused run's staging (stage) is dropped. */
+int as_sql_run_end(const as_sql *q, as_run_ctx *rc, const char *stage,
+		   const char *status, const char *error, as_error *err);
+/* Drop rc's staging (stage, NULL: none) in a fenced transaction; rc then
+ * runs without one (a new rc->priv, as_sql_run_discarded). */
+int as_sql_stage_discard(const as_sql *q, as_run_ctx *rc, const char *stage,
+			 as_error *err);
 
 /* ---- the history table's shape (store/sql_history.c) ---- */
 
@@ -368,6 +445,38 @@ int as_sql_outbox_publish(const as_sql *q, const as_sql_run *r,
 			  as_error *err);
 
 /* ---- the rollback (store/sql_rollback.c) ---- */
+
+/* What the rollback leaves to the backend, over q->conn. */
+typedef struct as_sql_rollback_ops {
+	/* Before its transaction (on) and after it (off): the commit's
+	 * durability (NULL: as always). */
+	void (*durable)(void *conn, int on);
+	/* The live table: when it exists, checked against t (its columns
+	 * still AS_TYPE_AUTO adopt its types); then, when it does not,
+	 * created (t's columns still undecided are text by then). */
+	int (*live)(void *conn, as_table *t, int exists, as_error *err);
+	/* The history's rows, around the live table's change (NULL: none). */
+	int (*hist_before)(void *conn, as_run_ctx *rc,
+			   const as_publish_opts *po, const as_counts *c,
+			   const char *live_q, as_error *err);
+	int (*hist_after)(void *conn, as_run_ctx *rc, const as_publish_opts *po,
+			  const as_counts *c, const char *live_q,
+			  as_error *err);
+	/* The maximum of the cursor column col, as the state row keeps it. */
+	void (*cursor_max)(as_buf *b, const as_col *col);
+	const char *cleanup; /* before commit: the temp tables dropped */
+	int prefix;	     /* an AS_ESTORE names the dataset */
+} as_sql_rollback_ops;
+
+/*
+ * `atomsync rollback DATASET --to-run N`: one fenced transaction that
+ * checks the history can restore run N, records the rollback as a run,
+ * rewrites exactly the rows that differ from N's state (their history and
+ * outbox events with them), and makes it the dataset's published run.
+ */
+int as_sql_history_rollback(const as_sql *q, const as_sql_rollback_ops *o,
+			    as_run_ctx *rc, const as_publish_opts *po,
+			    int64_t to_run, as_counts *c, as_error *err);
 
 /* <temp>._atomsync_target := the live table's content after run n, from
  * the history h, each row marked with run_id in _atomsync_run when the

@@ -8,6 +8,7 @@
 #ifndef AS_STORE_SQLITE_INT_H
 #define AS_STORE_SQLITE_INT_H
 
+#include <stddef.h>
 #include <sqlite3.h>
 
 #include "store/history.h"
@@ -38,6 +39,8 @@ typedef struct sq_run {
 	size_t live_ncols;  /* the live table's columns (mapped ones) */
 	size_t stage_ncols; /* the columns r->ins inserts */
 } sq_run;
+/* The shared code allocates the run and sets its live_q (sql.h, run_size). */
+_Static_assert(offsetof(sq_run, live_q) == 0, "live_q first");
 
 int as_sq_fail(sq_store *s, as_error *err, const char *what);
 /* The busy handler of every connection (see sqlite.c). */
@@ -60,15 +63,13 @@ int as_sq_fence(sq_store *s, sqlite3_stmt **cache, const char *dataset,
 		int64_t token, int64_t ttl_ms, as_error *err);
 int as_sq_drop_table(sq_store *s, const char *name, as_error *err);
 int as_sq_drop_stage(sq_store *s, const char *stage, as_error *err);
-/* Inside a run's or rollback's first transaction, holding the lease: runs
- * of t's dataset left active or publishing by dead workers end failed
- * (AS_SQL_INTERRUPTED; invariant 10). */
-int as_sq_fail_interrupted(sq_store *s, const as_table *t, const char *now,
-			   as_error *err);
-int as_sq_stage_names(sq_run *r, const char *stage);
+/* A run's staging names (store/sql.h, as_sql_txn.stage_names). */
+int as_sq_stage_names(void *run, const char *stage);
 const char *as_sq_sql_type(as_type t);
 /* This connection as the shared SQL drives it (store/sql.h). */
 void as_sq_sql(sq_store *s, as_sql *q);
+/* Its transactions and run records (sqlite_run.c). */
+extern const as_sql_txn as_sq_txn_ops;
 /* The run's tables as the shared SQL sees them. */
 void as_sq_run_view(const sq_run *r, as_sql_run *out);
 int as_sq_rowid_key(const as_table *t);

@@ -9,6 +9,7 @@
 
 #include "store/sqlite_int.h"
 #include "util/str.h"
+#include "util/time.h"
 
 /* ---- tables ---- */
 
@@ -124,6 +125,26 @@ static void sq_json_int(as_buf *b, const char *col, const char *key)
 	as_buf_printf(b, "json_extract(%s, '$.%s')", col, key);
 }
 
+/* The client's clock as ISO 8601 text (atomsync_runs keeps text). */
+static void sq_now(as_buf *b, int clock)
+{
+	char now[40];
+
+	(void)clock;
+	as_buf_printf(b, "'%s'", as_iso8601(as_now(), now, sizeof(now)));
+}
+
+/* Stagings and their spans and gone tables no dataset refers to. */
+static const char SQ_ORPHANS_SQL[] =
+	"SELECT name FROM sqlite_master WHERE type = 'table' "
+	"AND name LIKE '\\_atomsync\\_stage\\_%' ESCAPE '\\' "
+	"AND name NOT IN (SELECT stage_table FROM atomsync_state "
+	"WHERE stage_table IS NOT NULL) "
+	"AND name NOT IN (SELECT stage_table || '_spans' FROM "
+	"atomsync_state WHERE stage_table IS NOT NULL) "
+	"AND name NOT IN (SELECT stage_table || '_gone' FROM "
+	"atomsync_state WHERE stage_table IS NOT NULL) LIMIT 64";
+
 static const as_sql_dialect sq_dialect = {
 	.temp = "temp",
 	.main = "main.",
@@ -148,6 +169,9 @@ static const as_sql_dialect sq_dialect = {
 	.create_index = "CREATE INDEX IF NOT EXISTS ",
 	.param = sq_param,
 	.hist = &as_sq_hist_types,
+	.now = sq_now,
+	.for_update = "",
+	.orphans_sql = SQ_ORPHANS_SQL,
 };
 
 static const as_sql_driver sq_driver = {sql_exec, exec_changes, query_ints,
@@ -157,6 +181,7 @@ void as_sq_sql(sq_store *s, as_sql *q)
 {
 	as_sql_init(q, &sq_dialect, &sq_driver, s);
 	q->outbox = &as_sq_outbox_ops;
+	q->txn = &as_sq_txn_ops;
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)
@@ -469,57 +494,9 @@ int as_sq_stage_prepare(as_store *st, as_run_ctx *rc, as_error *err)
 
 int as_sq_stage_discard(as_store *st, as_run_ctx *rc, as_error *err)
 {
-	sq_store *s = (sq_store *)st;
 	sq_run *r = rc->priv;
-	sqlite3_stmt *q = NULL;
+	as_sql q;
 
-	if (as_sq_txn(s, "BEGIN IMMEDIATE", "discarding the staging", err))
-		return err->code;
-	if (as_sq_fence(s, NULL, as_table_lease(rc->table), rc->token,
-			rc->lease_ttl_ms, err))
-		goto fail;
-	if (r->stage && as_sq_drop_stage(s, r->stage, err))
-		goto fail;
-	if (as_sq_prepare(
-		    s,
-		    "UPDATE atomsync_state SET stage_table = NULL, "
-		    "stage_run = NULL, stage_last_run = NULL, stage_base = NULL, "
-		    "stage_fingerprint = NULL, stage_key = NULL, checkpoint = NULL, "
-		    "stage_seen = 0, stage_rejected = 0 WHERE dataset = ?1",
-		    &q, err))
-		goto fail;
-	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_STATIC);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		as_sq_fail(s, err, "discarding staging");
-		goto fail;
-	}
-	sqlite3_finalize(q);
-	q = NULL;
-	if (as_sq_prepare(s,
-			  "UPDATE atomsync_runs SET resumed_from = NULL "
-			  "WHERE run_id = ?1",
-			  &q, err))
-		goto fail;
-	sqlite3_bind_int64(q, 1, rc->run_id);
-	if (sqlite3_step(q) != SQLITE_DONE) {
-		as_sq_fail(s, err, "discarding staging");
-		goto fail;
-	}
-	sqlite3_finalize(q);
-	q = NULL;
-	if (as_sq_txn(s, "COMMIT", "discarding the staging", err))
-		goto fail;
-	as_sq_run_free(st, rc);
-	rc->priv = calloc(1, sizeof(sq_run));
-	if (!rc->priv)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	((sq_run *)rc->priv)->live_q = as_quote_ident(rc->table->table);
-	if (!((sq_run *)rc->priv)->live_q)
-		return as_error_set(err, AS_ENOMEM, "out of memory");
-	as_sql_run_discarded(rc);
-	return 0;
-fail:
-	sqlite3_finalize(q);
-	as_sq_rollback(s);
-	return err->code;
+	as_sq_sql((sq_store *)st, &q);
+	return as_sql_stage_discard(&q, rc, r->stage, err);
 }
