@@ -366,6 +366,14 @@ static void pg_now(as_buf *b, int clock)
 	as_buf_adds(b, clock ? "clock_timestamp()" : "now()");
 }
 
+static void pg_ago(as_buf *b, int64_t ms)
+{
+	as_buf_printf(b,
+		      "clock_timestamp() - %lld::bigint * interval "
+		      "'1 millisecond'",
+		      (long long)ms);
+}
+
 /* Stagings and their spans tables (postgres_spans.c) no dataset refers to;
  * then the liveness marks of stagings gone (postgres_stage.c). */
 static const char PG_ORPHANS_SQL[] =
@@ -413,6 +421,7 @@ static const as_sql_dialect pg_dialect = {
 	.create_index = "CREATE INDEX ",
 	.param = pg_param,
 	.now = pg_now,
+	.ago = pg_ago,
 	.for_update = " FOR UPDATE",
 	.orphans_sql = PG_ORPHANS_SQL,
 	.orphans_done = "DELETE FROM atomsync_stage_alive WHERE stage_table "
@@ -420,14 +429,13 @@ static const as_sql_dialect pg_dialect = {
 			"WHERE stage_table IS NOT NULL)",
 };
 
-static const as_sql_driver pg_driver = {sql_exec, exec_changes, query_ints,
-					query_rows, exec_vals};
+static const as_sql_driver pg_driver = {
+	sql_exec,  exec_changes,      query_ints, query_rows,
+	exec_vals, &as_pg_outbox_ops, &as_pg_txn};
 
 void as_pg_sql(pg_store *s, as_sql *q)
 {
 	as_sql_init(q, &pg_dialect, &pg_driver, s);
-	q->outbox = &as_pg_outbox_ops;
-	q->txn = &as_pg_txn;
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)

@@ -112,95 +112,6 @@ done:
 	return ret;
 }
 
-/* The oldest run to keep under history_keep, or 0 to keep everything. */
-static int keep_from(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		     int64_t first, int64_t *cutoff, as_error *err)
-{
-	as_pg_params p;
-	int64_t v;
-
-	*cutoff = 0;
-	/* The run being published is not yet completed: it counts as kept. */
-	if (po->history_keep_runs > 0) {
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, rc->table->dataset);
-		as_pg_param_int(&p, first);
-		as_pg_param_int(&p, rc->run_id);
-		as_pg_param_int(&p, po->history_keep_runs - 1);
-		if (as_pg_int(
-			    s,
-			    "SELECT run_id FROM atomsync_runs WHERE dataset = $1 "
-			    "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
-			    "AND kind IN ('sync', 'rollback'))) ORDER BY run_id DESC "
-			    "LIMIT 1 OFFSET $4",
-			    &p, &v, "history retention", err))
-			return err->code;
-		*cutoff = v;
-	}
-	if (po->history_keep_ms > 0) {
-		as_pg_params_init(&p);
-		as_pg_param_text(&p, rc->table->dataset);
-		as_pg_param_int(&p, first);
-		as_pg_param_int(&p, rc->run_id);
-		as_pg_param_int(&p, po->history_keep_ms);
-		if (as_pg_int(
-			    s,
-			    "SELECT min(run_id) FROM atomsync_runs WHERE dataset = $1 "
-			    "AND run_id >= $2 AND (run_id = $3 OR (status = 'completed' "
-			    "AND kind IN ('sync', 'rollback') AND finished_at >= "
-			    "clock_timestamp() - $4::bigint * interval '1 millisecond'))",
-			    &p, &v, "history retention", err))
-			return err->code;
-		if (v > *cutoff)
-			*cutoff = v;
-	}
-	return 0;
-}
-
-/* history_keep: drop what only runs before the cutoff need, and move the
- * oldest restorable run up to it. */
-static int prune(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		 const as_hist *h, as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-	int64_t first = 0, cutoff, gone = 0;
-	as_pg_params p;
-	int ret;
-
-	if (po->history_keep_runs <= 0 && po->history_keep_ms <= 0)
-		return 0;
-	as_pg_params_init(&p);
-	as_pg_param_text(&p, rc->table->dataset);
-	if ((ret = as_pg_int(
-		     s,
-		     "SELECT first_run FROM atomsync_history WHERE dataset = $1",
-		     &p, &first, "history retention", err)) ||
-	    (ret = keep_from(s, rc, po, first, &cutoff, err)) ||
-	    cutoff <= first)
-		return ret;
-	/* A version closed at the cutoff was valid only before it. */
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= $1",
-			      h->q);
-	else
-		as_buf_printf(&b, "DELETE FROM %s WHERE \"run_id\" < $1", h->q);
-	if ((ret = as_pg_exec_run(s, &b, cutoff, &gone, "history retention",
-				  err)))
-		goto done;
-	as_pg_param_int(&p, cutoff);
-	ret = as_pg_exec(
-		s,
-		"UPDATE atomsync_history SET first_run = $2 WHERE dataset = $1",
-		&p, NULL, "history retention", err);
-	if (!ret)
-		as_debug("%s: history before run %lld pruned (%lld rows)",
-			 rc->table->dataset, (long long)cutoff,
-			 (long long)gone);
-done:
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * After the publish (or a rollback) changed the live table, in its
  * transaction: create the history on first use; decide whether its record
@@ -233,7 +144,7 @@ int as_pg_history_write(pg_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	as_crash_point("history.written");
 	if ((ret = as_sql_hist_record(&q, &h, t, rc->run_id, reset, err)))
 		goto done;
-	ret = prune(s, rc, po, &h, err);
+	ret = as_sql_hist_prune(&q, rc, po, &h, err);
 done:
 	free(m.columns);
 	as_hist_free(&h);

@@ -451,12 +451,9 @@ static int publish_in_txn(pg_store *s, as_run_ctx *rc,
 	as_sql q;
 
 	as_pg_sql(s, &q);
-	if ((ret = as_pg_fence(s, as_table_lease(t), rc->token,
-			       rc->lease_ttl_ms, err)) ||
-	    /* the staging was built on the live state it replaces */
-	    (r->stage &&
-	     (ret = as_sql_publish_base(&q, t, r->stage_base, " FOR UPDATE",
-					"publish: reading state", err))) ||
+	/* the lease, and the live state the staging was built on */
+	if ((ret = as_sql_publish_fence(&q, rc, r->stage, r->stage_base,
+					err)) ||
 	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = as_pg_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,

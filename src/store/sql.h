@@ -65,6 +65,8 @@ typedef struct as_sql_dialect {
 	 * staging tables no dataset refers to, and what runs once they are
 	 * dropped (NULL: nothing). */
 	void (*now)(as_buf *b, int clock);
+	/* The time ms milliseconds before now, as atomsync_runs keeps it. */
+	void (*ago)(as_buf *b, int64_t ms);
 	const char *for_update;
 	const char *orphans_sql;
 	const char *orphans_done;
@@ -125,7 +127,7 @@ typedef struct as_sql {
 int as_sql_table_exists(const as_sql *q, const char *name, int *exists,
 			as_error *err);
 /* A backend's driver functions, in as_sql's order: exec, exec_changes,
- * query_ints, query_rows, exec_vals. */
+ * query_ints, query_rows, exec_vals; then its outbox and transactions. */
 typedef struct as_sql_driver {
 	int (*exec)(void *, const char *, const char *, as_error *);
 	int (*exec_changes)(void *, const char *, int64_t *, const char *,
@@ -137,7 +139,13 @@ typedef struct as_sql_driver {
 			  const char *, as_error *);
 	int (*exec_vals)(void *, const char *, const as_val *, const as_type *,
 			 size_t, const char *, as_error *);
+	const as_sql_outbox_ops *outbox;
+	const struct as_sql_txn *txn;
 } as_sql_driver;
+
+/* A bound value: an integer; a text (NULL: SQL NULL), not copied. */
+as_val as_sql_int_val(int64_t i);
+as_val as_sql_text_val(const char *s);
 
 /* q drives conn with drv, spelling SQL as d says. */
 void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
@@ -315,6 +323,12 @@ int as_sql_hist_create(const as_sql *q, const as_hist *h, const as_table *t,
 int as_sql_hist_evolve(const as_sql *q, const as_hist *h, as_table *t,
 		       as_error *err);
 /* An existing history table fits t: evolved (inferring) or checked. */
+/* history_keep (po): drop what only runs before the first run kept need,
+ * and move the oldest restorable run up to it; in the publish's
+ * transaction (q->txn). */
+int as_sql_hist_prune(const as_sql *q, const as_run_ctx *rc,
+		      const as_publish_opts *po, const as_hist *h,
+		      as_error *err);
 int as_sql_hist_fit(const as_sql *q, const as_hist *h, as_table *t,
 		    as_error *err);
 /* Before a history write, in its transaction: *h built for t and po (the

@@ -4,6 +4,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store/sql.h"
 #include "store/sql_ops.h"
@@ -18,6 +19,25 @@ int as_sql_exec_buf(const as_sql *q, as_buf *b, const char *what, as_error *err)
 	return rc;
 }
 
+as_val as_sql_int_val(int64_t i)
+{
+	as_val v = {.kind = AS_V_INT};
+
+	v.u.i = i;
+	return v;
+}
+
+as_val as_sql_text_val(const char *s)
+{
+	as_val v = {.kind = s ? AS_V_TEXT : AS_V_NULL};
+
+	if (s) {
+		v.u.s = s;
+		v.len = (uint32_t)strlen(s);
+	}
+	return v;
+}
+
 void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
 		 void *conn)
 {
@@ -28,6 +48,8 @@ void as_sql_init(as_sql *q, const as_sql_dialect *d, const as_sql_driver *drv,
 	q->query_ints = drv->query_ints;
 	q->query_rows = drv->query_rows;
 	q->exec_vals = drv->exec_vals;
+	q->outbox = drv->outbox;
+	q->txn = drv->txn;
 }
 
 static int exists_row(void *ud, const char *const *v)

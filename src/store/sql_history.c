@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/sql.h"
+#include "util/log.h"
 #include "util/str.h"
 
 typedef struct hist_ud {
@@ -319,26 +320,12 @@ int as_sql_hist_open(const as_sql *q, as_table *t, const as_publish_opts *po,
 	return rc;
 }
 
-static as_val int_val(int64_t v)
-{
-	as_val x = {.kind = AS_V_INT, .u.i = v};
-
-	return x;
-}
-
-static as_val text_val(const char *v)
-{
-	as_val x = {.kind = AS_V_TEXT, .len = (uint32_t)strlen(v), .u.s = v};
-
-	return x;
-}
-
 int as_sql_hist_write_live(const as_sql *q, const as_hist *h, const as_table *t,
 			   const char *live_q, int64_t run, int baseline,
 			   int exists, as_error *err)
 {
 	static const as_type ty = AS_TYPE_INTEGER;
-	as_val v = int_val(run);
+	as_val v = as_sql_int_val(run);
 	as_buf b = AS_BUF_INIT;
 	int rc = 0;
 
@@ -371,13 +358,13 @@ int as_sql_hist_record(const as_sql *q, const as_hist *h, const as_table *t,
 	static const as_type ty[] = {
 		AS_TYPE_TEXT,	 AS_TYPE_TEXT,	  AS_TYPE_TEXT,	  AS_TYPE_TEXT,
 		AS_TYPE_BOOLEAN, AS_TYPE_INTEGER, AS_TYPE_BOOLEAN};
-	as_val v[] = {text_val(t->dataset),
-		      text_val(t->table),
-		      text_val(as_hist_kind_name(h->kind)),
-		      text_val(h->colnames),
-		      int_val(h->full),
-		      int_val(run),
-		      int_val(reset != 0)};
+	as_val v[] = {as_sql_text_val(t->dataset),
+		      as_sql_text_val(t->table),
+		      as_sql_text_val(as_hist_kind_name(h->kind)),
+		      as_sql_text_val(h->colnames),
+		      as_sql_int_val(h->full),
+		      as_sql_int_val(run),
+		      as_sql_int_val(reset != 0)};
 	as_buf b = AS_BUF_INIT;
 	int rc;
 
@@ -400,4 +387,108 @@ int as_sql_hist_record(const as_sql *q, const as_hist *h, const as_table *t,
 			  "recording history", err);
 	as_buf_free(&b);
 	return rc;
+}
+
+/* One of the runs history_keep keeps: sql over (dataset, first run,
+ * this run) as parameters 1-3, then ms as its own text. */
+static int keep_query(const as_sql *q, const as_run_ctx *rc, int64_t first,
+		      const char *head, int64_t arg, const char *tail,
+		      int64_t *out, as_error *err)
+{
+	static const as_type ty[] = {AS_TYPE_TEXT, AS_TYPE_INTEGER,
+				     AS_TYPE_INTEGER, AS_TYPE_INTEGER};
+	const as_val v[] = {as_sql_text_val(rc->table->dataset),
+			    as_sql_int_val(first), as_sql_int_val(rc->run_id),
+			    as_sql_int_val(arg)};
+	as_buf b = AS_BUF_INIT;
+	int ret;
+
+	as_buf_printf(&b, "%s FROM atomsync_runs WHERE dataset = ", head);
+	q->d->param(&b, 1, ty[0]);
+	as_buf_adds(&b, " AND run_id >= ");
+	q->d->param(&b, 2, ty[1]);
+	as_buf_adds(&b, " AND (run_id = ");
+	q->d->param(&b, 3, ty[2]);
+	/* The run being published is not yet completed: it counts as kept. */
+	as_buf_adds(&b, " OR (status = 'completed' AND kind IN ('sync', "
+			"'rollback')");
+	if (tail) {
+		as_buf_adds(&b, tail);
+		q->d->ago(&b, arg);
+		as_buf_adds(&b, "))");
+	} else {
+		as_buf_adds(&b, ")) ORDER BY run_id DESC LIMIT 1 OFFSET ");
+		q->d->param(&b, 4, ty[3]);
+	}
+	/* An error here must fail the publish, not skip the pruning. */
+	ret = q->txn->exec_out(q->conn, as_buf_cstr(&b), v, ty, tail ? 3 : 4,
+			       out, NULL, "history retention", err);
+	as_buf_free(&b);
+	return ret;
+}
+
+/* *cutoff: the first run history_keep keeps (0: all). */
+static int keep_from(const as_sql *q, const as_run_ctx *rc,
+		     const as_publish_opts *po, int64_t first, int64_t *cutoff,
+		     as_error *err)
+{
+	int64_t v = 0;
+
+	*cutoff = 0;
+	if (po->history_keep_runs > 0 &&
+	    keep_query(q, rc, first, "SELECT run_id", po->history_keep_runs - 1,
+		       NULL, cutoff, err))
+		return err->code;
+	if (po->history_keep_ms > 0 &&
+	    keep_query(q, rc, first, "SELECT min(run_id)", po->history_keep_ms,
+		       " AND finished_at >= ", &v, err))
+		return err->code;
+	if (v > *cutoff)
+		*cutoff = v;
+	return 0;
+}
+
+int as_sql_hist_prune(const as_sql *q, const as_run_ctx *rc,
+		      const as_publish_opts *po, const as_hist *h,
+		      as_error *err)
+{
+	static const as_type ty[] = {AS_TYPE_INTEGER, AS_TYPE_TEXT};
+	as_val v[] = {as_sql_int_val(0), as_sql_text_val(rc->table->dataset)};
+	as_buf b = AS_BUF_INIT;
+	int64_t first = 0, cutoff, gone = 0;
+	int ret;
+
+	if (po->history_keep_runs <= 0 && po->history_keep_ms <= 0)
+		return 0;
+	as_buf_adds(&b, "SELECT first_run FROM atomsync_history WHERE "
+			"dataset = ");
+	q->d->param(&b, 1, ty[1]);
+	ret = q->txn->exec_out(q->conn, as_buf_cstr(&b), v + 1, ty + 1, 1,
+			       &first, NULL, "history retention", err);
+	as_buf_reset(&b);
+	if (ret || (ret = keep_from(q, rc, po, first, &cutoff, err)) ||
+	    cutoff <= first)
+		goto done;
+	v[0] = as_sql_int_val(cutoff);
+	/* A version closed at the cutoff was valid only before it. */
+	as_buf_printf(&b, "DELETE FROM %s WHERE %s ", h->q,
+		      h->kind == AS_HISTORY_SCD2 ? "\"valid_to_run\" <="
+						 : "\"run_id\" <");
+	q->d->param(&b, 1, ty[0]);
+	if ((ret = q->txn->exec_out(q->conn, as_buf_cstr(&b), v, ty, 1, NULL,
+				    &gone, "history retention", err)))
+		goto done;
+	as_buf_reset(&b);
+	as_buf_adds(&b, "UPDATE atomsync_history SET first_run = ");
+	q->d->param(&b, 1, ty[0]);
+	as_buf_adds(&b, " WHERE dataset = ");
+	q->d->param(&b, 2, ty[1]);
+	if (!(ret = q->exec_vals(q->conn, as_buf_cstr(&b), v, ty, 2,
+				 "history retention", err)))
+		as_debug("%s: history before run %lld pruned (%lld rows)",
+			 rc->table->dataset, (long long)cutoff,
+			 (long long)gone);
+done:
+	as_buf_free(&b);
+	return ret;
 }

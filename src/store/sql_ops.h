@@ -114,11 +114,11 @@ void as_sql_drop_stage_after(void *conn,
 					 as_error *err),
 			     const char *stage);
 
-/* In the publish transaction: the dataset's published run (its state
- * row, read with lock after the query: PostgreSQL's " FOR UPDATE" holds
- * it) is still base, the run the staging began on (as_sql_check_base);
- * what names the read in an error. */
-int as_sql_publish_base(const as_sql *q, const as_table *t, int64_t base,
-			const char *lock, const char *what, as_error *err);
+/* The publish's first checks, in its transaction: the lease is still
+ * this run's (invariant 6), and when it staged (stage), the dataset's
+ * published run is still base, the run the staging began on
+ * (as_sql_check_base; the state row read with the dialect's for_update). */
+int as_sql_publish_fence(const as_sql *q, const as_run_ctx *rc,
+			 const char *stage, int64_t base, as_error *err);
 
 #endif

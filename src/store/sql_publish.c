@@ -250,21 +250,27 @@ static int published_row(void *ud, const char *const *v)
 	return 0;
 }
 
-int as_sql_publish_base(const as_sql *q, const as_table *t, int64_t base,
-			const char *lock, const char *what, as_error *err)
+int as_sql_publish_fence(const as_sql *q, const as_run_ctx *rc,
+			 const char *stage, int64_t base, as_error *err)
 {
+	const as_table *t = rc->table;
 	as_buf b = AS_BUF_INIT;
 	int64_t published = -1; /* no state row */
-	int rc;
+	int ret;
 
+	if ((ret = q->txn->fence(q->conn, as_table_lease(t), rc->token,
+				 rc->lease_ttl_ms, err)) ||
+	    !stage)
+		return ret;
 	as_buf_adds(&b, "SELECT published_run FROM atomsync_state "
 			"WHERE dataset = ");
 	q->d->param(&b, 1, AS_TYPE_TEXT);
-	as_buf_adds(&b, lock);
-	rc = q->query_rows(q->conn, as_buf_cstr(&b), t->dataset, 1,
-			   published_row, &published, what, err);
+	as_buf_adds(&b, q->d->for_update);
+	ret = q->query_rows(q->conn, as_buf_cstr(&b), t->dataset, 1,
+			    published_row, &published, "publish: reading state",
+			    err);
 	as_buf_free(&b);
-	return rc ? rc : as_sql_check_base(t, published, base, err);
+	return ret ? ret : as_sql_check_base(t, published, base, err);
 }
 
 /* Run b's one statement with q and empty b; AS_ESTORE, in verb's words,

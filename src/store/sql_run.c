@@ -12,25 +12,6 @@
 #include "util/crash.h"
 #include "util/str.h"
 
-static as_val text_val(const char *s)
-{
-	as_val v = {.kind = s ? AS_V_TEXT : AS_V_NULL};
-
-	if (s) {
-		v.u.s = s;
-		v.len = (uint32_t)strlen(s);
-	}
-	return v;
-}
-
-static as_val int_val(int64_t i)
-{
-	as_val v = {.kind = AS_V_INT};
-
-	v.u.i = i;
-	return v;
-}
-
 const char *as_sql_run_new(const as_sql *q, as_run_ctx *rc)
 {
 	char **live_q = calloc(1, q->txn->run_size);
@@ -46,7 +27,7 @@ const char *as_sql_run_new(const as_sql *q, as_run_ctx *rc)
 int as_sql_fail_interrupted(const as_sql *q, const as_table *t, as_error *err)
 {
 	const as_type ty[] = {AS_TYPE_TEXT};
-	const as_val v[] = {text_val(t->dataset)};
+	const as_val v[] = {as_sql_text_val(t->dataset)};
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
@@ -73,13 +54,13 @@ int as_sql_record_run(const as_sql *q, as_run_ctx *rc, const char *kind,
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
-	v[0] = text_val(t->dataset);
-	v[1] = text_val(rc->kind ? rc->kind : kind);
-	v[2] = text_val(as_mode_name(t->mode));
-	v[3] = text_val(status);
-	v[4] = resumed ? int_val(resumed) : text_val(NULL);
-	v[5] = int_val(rc->token);
-	v[6] = text_val(rc->owner);
+	v[0] = as_sql_text_val(t->dataset);
+	v[1] = as_sql_text_val(rc->kind ? rc->kind : kind);
+	v[2] = as_sql_text_val(as_mode_name(t->mode));
+	v[3] = as_sql_text_val(status);
+	v[4] = resumed ? as_sql_int_val(resumed) : as_sql_text_val(NULL);
+	v[5] = as_sql_int_val(rc->token);
+	v[6] = as_sql_text_val(rc->owner);
 	as_buf_adds(&b, "INSERT INTO atomsync_runs(dataset, kind, mode, "
 			"status, started_at, resumed_from, lease_token, "
 			"owner) VALUES(");
@@ -103,7 +84,7 @@ int as_sql_clear_stage(const as_sql *q, const char *dataset, const char *what,
 		       as_error *err)
 {
 	const as_type ty[] = {AS_TYPE_TEXT};
-	const as_val v[] = {text_val(dataset)};
+	const as_val v[] = {as_sql_text_val(dataset)};
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
@@ -125,10 +106,10 @@ static int end_txn(const as_sql *q, as_run_ctx *rc, const char *stage,
 {
 	const as_type ty[] = {AS_TYPE_INTEGER, AS_TYPE_TEXT, AS_TYPE_TEXT,
 			      AS_TYPE_INTEGER, AS_TYPE_INTEGER};
-	const as_val v[] = {int_val(rc->run_id), text_val(status),
-			    text_val(error), int_val(rc->seen),
-			    int_val(rc->rejected)};
-	const as_val dataset = text_val(rc->table->dataset);
+	const as_val v[] = {as_sql_int_val(rc->run_id), as_sql_text_val(status),
+			    as_sql_text_val(error), as_sql_int_val(rc->seen),
+			    as_sql_int_val(rc->rejected)};
+	const as_val dataset = as_sql_text_val(rc->table->dataset);
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
@@ -198,7 +179,7 @@ int as_sql_stage_discard(const as_sql *q, as_run_ctx *rc, const char *stage,
 {
 	const char *what = "discarding staging";
 	const as_type ty[] = {AS_TYPE_INTEGER};
-	const as_val v[] = {int_val(rc->run_id)};
+	const as_val v[] = {as_sql_int_val(rc->run_id)};
 	as_buf b = AS_BUF_INIT;
 	int ret;
 
@@ -281,7 +262,8 @@ static int adopt_stage(const as_sql *q, as_run_ctx *rc, const char *stage,
 		       as_error *err)
 {
 	const as_type ty[] = {AS_TYPE_TEXT, AS_TYPE_INTEGER};
-	const as_val v[] = {text_val(rc->table->dataset), int_val(rc->run_id)};
+	const as_val v[] = {as_sql_text_val(rc->table->dataset),
+			    as_sql_int_val(rc->run_id)};
 	as_buf b = AS_BUF_INIT;
 	int ret;
 

@@ -190,117 +190,6 @@ done:
 	return ret;
 }
 
-/* The oldest run to keep under history_keep, or 0 to keep everything. */
-static int keep_from(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		     int64_t first, int64_t *cutoff, as_error *err)
-{
-	sqlite3_stmt *q = NULL;
-	int ret = 0;
-
-	*cutoff = 0;
-	/* The run being published is not yet completed: it counts as kept. */
-	if (po->history_keep_runs > 0) {
-		if ((ret = as_sq_prepare(
-			     s,
-			     "SELECT run_id FROM atomsync_runs WHERE "
-			     "dataset = ?1 AND run_id >= ?2 AND (run_id = ?3 "
-			     "OR (status = 'completed' AND kind IN ('sync', "
-			     "'rollback'))) ORDER BY run_id DESC LIMIT 1 "
-			     "OFFSET ?4",
-			     &q, err)))
-			return ret;
-		sqlite3_bind_text(q, 1, rc->table->dataset, -1,
-				  SQLITE_TRANSIENT);
-		sqlite3_bind_int64(q, 2, first);
-		sqlite3_bind_int64(q, 3, rc->run_id);
-		sqlite3_bind_int64(q, 4, po->history_keep_runs - 1);
-		ret = sqlite3_step(q);
-		if (ret == SQLITE_ROW)
-			*cutoff = sqlite3_column_int64(q, 0);
-		else if (ret != SQLITE_DONE)
-			as_sq_fail(s, err, "history retention");
-		sqlite3_finalize(q);
-		q = NULL;
-		if (ret != SQLITE_ROW && ret != SQLITE_DONE)
-			return AS_ESTORE;
-	}
-	if (po->history_keep_ms > 0) {
-		char since[40];
-
-		as_iso8601(as_now() - (double)po->history_keep_ms / 1000.0,
-			   since, sizeof(since));
-		if ((ret = as_sq_prepare(
-			     s,
-			     "SELECT min(run_id) FROM atomsync_runs WHERE "
-			     "dataset = ?1 AND run_id >= ?2 AND (run_id = ?3 "
-			     "OR (status = 'completed' AND kind IN ('sync', "
-			     "'rollback') AND finished_at >= ?4))",
-			     &q, err)))
-			return ret;
-		sqlite3_bind_text(q, 1, rc->table->dataset, -1,
-				  SQLITE_TRANSIENT);
-		sqlite3_bind_int64(q, 2, first);
-		sqlite3_bind_int64(q, 3, rc->run_id);
-		sqlite3_bind_text(q, 4, since, -1, SQLITE_TRANSIENT);
-		/* An error here must fail the publish, not skip the pruning. */
-		ret = sqlite3_step(q);
-		if (ret == SQLITE_ROW && sqlite3_column_int64(q, 0) > *cutoff)
-			*cutoff = sqlite3_column_int64(q, 0);
-		else if (ret != SQLITE_ROW && ret != SQLITE_DONE)
-			as_sq_fail(s, err, "history retention");
-		sqlite3_finalize(q);
-		if (ret != SQLITE_ROW && ret != SQLITE_DONE)
-			return AS_ESTORE;
-	}
-	return 0;
-}
-
-/* history_keep: drop what only runs before the cutoff need, and move the
- * oldest restorable run up to it. */
-static int prune(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
-		 const as_hist *h, as_error *err)
-{
-	as_buf b = AS_BUF_INIT;
-	int64_t first = 0, cutoff, gone = 0;
-	sqlite3_stmt *q = NULL;
-	int ret;
-
-	if (po->history_keep_runs <= 0 && po->history_keep_ms <= 0)
-		return 0;
-	if ((ret = as_sq_query_int(s,
-				   "SELECT first_run FROM atomsync_history "
-				   "WHERE dataset = ?1",
-				   rc->table->dataset, &first, err)) ||
-	    (ret = keep_from(s, rc, po, first, &cutoff, err)) ||
-	    cutoff <= first)
-		return ret;
-	/* A version closed at the cutoff was valid only before it. */
-	if (h->kind == AS_HISTORY_SCD2)
-		as_buf_printf(&b, "DELETE FROM %s WHERE \"valid_to_run\" <= ?1",
-			      h->q);
-	else
-		as_buf_printf(&b, "DELETE FROM %s WHERE \"run_id\" < ?1", h->q);
-	if ((ret = as_sq_buf_exec_int(s, &b, cutoff, &gone, err)))
-		goto done;
-	if ((ret = as_sq_prepare(s,
-				 "UPDATE atomsync_history SET first_run = ?2 "
-				 "WHERE dataset = ?1",
-				 &q, err)))
-		goto done;
-	sqlite3_bind_text(q, 1, rc->table->dataset, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 2, cutoff);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		ret = as_sq_fail(s, err, "history retention");
-	else
-		as_debug("%s: history before run %lld pruned (%lld rows)",
-			 rc->table->dataset, (long long)cutoff,
-			 (long long)gone);
-done:
-	sqlite3_finalize(q);
-	as_buf_free(&b);
-	return ret;
-}
-
 /*
  * After the live table changed: drop the triggers, write the snapshot of
  * every live row (snapshot) or, when starting over, every live row as an
@@ -336,7 +225,7 @@ int as_sq_history_end(sq_store *s, as_run_ctx *rc, const as_publish_opts *po,
 	if ((ret = as_sql_hist_record(&sql, &h, t, rc->run_id, (int)reset,
 				      err)))
 		goto done;
-	if ((ret = prune(s, rc, po, &h, err)))
+	if ((ret = as_sql_hist_prune(&sql, rc, po, &h, err)))
 		goto done;
 	ret = as_sq_exec(s, "DROP TABLE IF EXISTS temp._atomsync_history_run",
 			 err);

@@ -390,12 +390,9 @@ static int publish_in_txn(sq_store *s, as_run_ctx *rc,
 
 	*renamed = 0;
 	as_sq_sql(s, &q);
-	if ((ret = as_sq_fence(s, NULL, as_table_lease(t), rc->token,
-			       rc->lease_ttl_ms, err)) ||
-	    /* the staging was built on the live state it replaces */
-	    (r->stage &&
-	     (ret = as_sql_publish_base(&q, t, r->stage_base, "",
-					"checking the published run", err))) ||
+	/* the lease, and the live state the staging was built on */
+	if ((ret = as_sql_publish_fence(&q, rc, r->stage, r->stage_base,
+					err)) ||
 	    (r->live_exists && t->infer && (ret = alter_live(s, rc, err))) ||
 	    (ret = as_sq_spans_resolve(s, rc, &sp, err)) ||
 	    (ret = publish_counts(s, rc, po, &sp, c, &C, &scope_rows, &guarded,

@@ -134,6 +134,16 @@ static void sq_now(as_buf *b, int clock)
 	as_buf_printf(b, "'%s'", as_iso8601(as_now(), now, sizeof(now)));
 }
 
+/* The client's clock ms milliseconds ago, as sq_now writes it. */
+static void sq_ago(as_buf *b, int64_t ms)
+{
+	char when[40];
+
+	as_buf_printf(
+		b, "'%s'",
+		as_iso8601(as_now() - (double)ms / 1000.0, when, sizeof(when)));
+}
+
 /* Stagings and their spans and gone tables no dataset refers to. */
 static const char SQ_ORPHANS_SQL[] =
 	"SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -170,18 +180,18 @@ static const as_sql_dialect sq_dialect = {
 	.param = sq_param,
 	.hist = &as_sq_hist_types,
 	.now = sq_now,
+	.ago = sq_ago,
 	.for_update = "",
 	.orphans_sql = SQ_ORPHANS_SQL,
 };
 
-static const as_sql_driver sq_driver = {sql_exec, exec_changes, query_ints,
-					query_rows, exec_vals};
+static const as_sql_driver sq_driver = {
+	sql_exec,  exec_changes,      query_ints,    query_rows,
+	exec_vals, &as_sq_outbox_ops, &as_sq_txn_ops};
 
 void as_sq_sql(sq_store *s, as_sql *q)
 {
 	as_sql_init(q, &sq_dialect, &sq_driver, s);
-	q->outbox = &as_sq_outbox_ops;
-	q->txn = &as_sq_txn_ops;
 }
 
 static void gone_filter(as_buf *b, const as_table *t, const void *ud)
