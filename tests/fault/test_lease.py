@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (FIXTURES, OK, LEASED, StoreTestCase,  # noqa: E402
+from atomsync_test import (wait_for, FIXTURES, OK, LEASED, StoreTestCase,  # noqa: E402
                            for_each_store, proc_state, reference_rows, spawn,
                            write_jsonl)
 
@@ -42,16 +42,6 @@ datasets:
 
 def recs(n, tag):
     return [{"id": i, "name": "%s %d" % (tag, i), "downloads": i * 3} for i in range(1, n + 1)]
-
-
-def wait_for(cond, timeout=30.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
 
 
 @for_each_store

@@ -22,7 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (FAILED, FIXTURES, LEASED, OK, StoreTestCase,  # noqa: E402
+from atomsync_test import (wait_for, FAILED, FIXTURES, LEASED, OK, StoreTestCase,  # noqa: E402
                            digest, proc_state, reference_rows, spawn, write_jsonl)
 import pgserver  # noqa: E402
 
@@ -51,16 +51,6 @@ DATASET = """
 def recs(n, tag, start=1):
     return [{"id": i, "name": "%s %d" % (tag, i), "downloads": i * 3}
             for i in range(start, start + n)]
-
-
-def wait_for(cond, timeout=30.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Session:

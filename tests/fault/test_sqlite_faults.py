@@ -23,7 +23,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (FAILED, OK, StoreTestCase, proc_state,  # noqa: E402
+from atomsync_test import (wait_for, FAILED, OK, StoreTestCase, proc_state,  # noqa: E402
                            reference_rows, spawn, write_jsonl)
 
 COLS = ["id", "name", "n"]
@@ -47,16 +47,6 @@ INTERRUPTED = "interrupted: the worker stopped before finishing"
 
 def recs(n, tag):
     return [{"id": i, "name": "%s-%d" % (tag, i), "n": i * 7} for i in range(1, n + 1)]
-
-
-def wait_for(cond, timeout=30.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class SqliteRunEndTest(StoreTestCase):

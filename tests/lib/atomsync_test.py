@@ -72,6 +72,17 @@ def proc_state(pid):
 
 # ---- records ----
 
+def wait_for(cond, timeout=30.0, what="condition"):
+    """cond()'s first true value, polled every 20 ms; fails after timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def make_records(n, seed=1, start=1, version=0):
     """n deterministic addon-like records (about 200 bytes each)."""
     rnd = random.Random(seed)
