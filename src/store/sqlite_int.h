@@ -70,6 +70,10 @@ const char *as_sq_sql_type(as_type t);
 void as_sq_sql(sq_store *s, as_sql *q);
 /* Its transactions and run records (sqlite_run.c). */
 extern const as_sql_txn as_sq_txn_ops;
+/* The driver's bound statement (sqlite_table.c; as_sql_txn.exec_out). */
+int as_sq_exec_out(void *conn, const char *sql, const as_val *v,
+		   const as_type *ty, size_t n, int64_t *id, int64_t *changes,
+		   const char *what, as_error *err);
 /* The run's tables as the shared SQL sees them. */
 void as_sq_run_view(const sq_run *r, as_sql_run *out);
 int as_sq_rowid_key(const as_table *t);

@@ -268,32 +268,6 @@ static int txn_fence(void *conn, const char *dataset, int64_t token,
 	return as_sq_fence(conn, NULL, dataset, token, ttl_ms, err);
 }
 
-static int exec_out(void *conn, const char *sql, const as_val *v,
-		    const as_type *ty, size_t n, int64_t *id, int64_t *changes,
-		    const char *what, as_error *err)
-{
-	sq_store *s = conn;
-	sqlite3_stmt *st;
-	int rc;
-
-	(void)ty;
-	if (as_sq_prepare(s, sql, &st, err))
-		return err->code;
-	for (size_t i = 0; i < n; i++)
-		as_sq_bind_val(st, (int)i + 1, &v[i]);
-	rc = sqlite3_step(st);
-	if (id)
-		*id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	while (rc == SQLITE_ROW)
-		rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return as_sq_fail(s, err, what);
-	if (changes)
-		*changes = sqlite3_changes64(s->db);
-	return 0;
-}
-
 static int drop_stage(void *conn, const char *stage, as_error *err)
 {
 	return as_sq_drop_stage(conn, stage, err);
@@ -302,5 +276,6 @@ static int drop_stage(void *conn, const char *stage, as_error *err)
 /* BEGIN IMMEDIATE holds the write lock: rows read need no lock of their
  * own (as_sql_dialect.for_update). */
 const as_sql_txn as_sq_txn_ops = {
-	txn_begin,  txn_commit,	       txn_rollback,   txn_fence,     exec_out,
-	drop_stage, as_sq_stage_names, sizeof(sq_run), as_sq_run_free};
+	txn_begin,	   txn_commit,	   txn_rollback,
+	txn_fence,	   as_sq_exec_out, drop_stage,
+	as_sq_stage_names, sizeof(sq_run), as_sq_run_free};

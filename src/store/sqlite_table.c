@@ -30,21 +30,39 @@ static int sql_exec(void *conn, const char *sql, const char *what,
 	return as_sq_exec(conn, sql, err);
 }
 
-static int exec_changes(void *conn, const char *sql, int64_t *changes,
-			const char *what, as_error *err)
+/* sql with v[0..n) bound (as_sql_txn.exec_out): its first row's first
+ * column in *id, the rows it changed in *changes (either may be NULL). */
+int as_sq_exec_out(void *conn, const char *sql, const as_val *v,
+		   const as_type *ty, size_t n, int64_t *id, int64_t *changes,
+		   const char *what, as_error *err)
 {
 	sq_store *s = conn;
 	sqlite3_stmt *st;
 	int rc;
 
+	(void)ty;
 	if (as_sq_prepare(s, sql, &st, err))
-		return AS_ESTORE;
+		return err->code;
+	for (size_t i = 0; i < n; i++)
+		as_sq_bind_val(st, (int)i + 1, &v[i]);
 	rc = sqlite3_step(st);
+	if (id)
+		*id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (rc != SQLITE_DONE)
 		return as_sq_fail(s, err, what);
-	*changes = sqlite3_changes64(s->db);
+	if (changes)
+		*changes = sqlite3_changes64(s->db);
 	return 0;
+}
+
+static int exec_changes(void *conn, const char *sql, int64_t *changes,
+			const char *what, as_error *err)
+{
+	return as_sq_exec_out(conn, sql, NULL, NULL, 0, NULL, changes, what,
+			      err);
 }
 
 static int query_ints(void *conn, const char *sql, int64_t *out, int n,
@@ -95,18 +113,7 @@ static int exec_vals(void *conn, const char *sql, const as_val *v,
 		     const as_type *ty, size_t n, const char *what,
 		     as_error *err)
 {
-	sq_store *s = conn;
-	sqlite3_stmt *st;
-	int rc;
-
-	(void)ty;
-	if (as_sq_prepare(s, sql, &st, err))
-		return AS_ESTORE;
-	for (size_t i = 0; i < n; i++)
-		as_sq_bind_val(st, (int)i + 1, &v[i]);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : as_sq_fail(s, err, what);
+	return as_sq_exec_out(conn, sql, v, ty, n, NULL, NULL, what, err);
 }
 
 static void sq_param(as_buf *b, size_t i, as_type t)
