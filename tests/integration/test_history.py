@@ -16,7 +16,6 @@ changed.  Seed 003: a chain reorg is a rollback then a normal run.
 
 import json
 import os
-import sqlite3
 import sys
 import time
 
@@ -72,18 +71,6 @@ def diff(before, after):
 
 class HistoryCase(StoreTestCase):
     history = "snapshot"
-
-    def execute(self, sql, params=()):
-        """A statement on the store outside atomsync (tampering, setup)."""
-        if self.store.name == "postgres":
-            self.store.execute(sql, params)
-            return
-        c = sqlite3.connect(self.store.path, timeout=30)
-        try:
-            c.execute(sql, params)
-            c.commit()
-        finally:
-            c.close()
 
     def sync(self, recs, *args, check=OK):
         write_jsonl(self.path("in.jsonl"), recs)
@@ -284,10 +271,10 @@ class RollbackCases:
         states = self.five_runs()
         before = self.unchanged_state()
         if self.store.name == "postgres":
-            self.execute("UPDATE atomsync_leases SET owner = 'elsewhere/1/1/1', "
+            self.store.execute("UPDATE atomsync_leases SET owner = 'elsewhere/1/1/1', "
                          "expires_at = now() + interval '1 hour' WHERE dataset = 'd'")
         else:
-            self.execute("UPDATE atomsync_leases SET owner = 'elsewhere/1/1/1', "
+            self.store.execute("UPDATE atomsync_leases SET owner = 'elsewhere/1/1/1', "
                          "expires_at = ? WHERE dataset = 'd'", (time.time() + 3600,))
         p = self.rollback(min(states), check=LEASED)
         self.assertIn("being run by elsewhere/1/1/1", p.stderr)

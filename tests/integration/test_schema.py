@@ -9,7 +9,6 @@ Every test runs on SQLite and PostgreSQL (@for_each_store)."""
 
 import json
 import os
-import sqlite3
 import sys
 import unittest
 
@@ -365,20 +364,9 @@ class ExistingTableTest(StoreTestCase):
     otherwise has atomsync's own columns, so only the check stands between
     it and the publish."""
 
-    def execute(self, sql, params=()):
-        if self.store.name == "postgres":
-            self.store.execute(sql, params)
-            return
-        c = sqlite3.connect(self.store.path, timeout=30)
-        try:
-            c.execute(sql, params)
-            c.commit()
-        finally:
-            c.close()
-
     def refused(self, user_cols, insert):
-        self.execute(LIVE_DDL[self.store.name] % user_cols)
-        self.execute(insert)
+        self.store.execute(LIVE_DDL[self.store.name] % user_cols)
+        self.store.execute(insert)
         cols, rows = user_cols_of(self.store), self.store.full_rows("items")
         write_jsonl(self.path("items.jsonl"),
                     [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from atomsync_test import (BIN, FIXTURES, OK, ROOT, USAGE,  # noqa: E402
+from atomsync_test import (wait_for, BIN, FIXTURES, OK, ROOT, USAGE,  # noqa: E402
                            StoreTestCase, for_each_store, run, store_names,
                            write_jsonl)
 
@@ -35,16 +35,6 @@ TAP = os.path.join(FIXTURES, "tap.py")
 
 def recs(n, tag="r"):
     return [{"id": i, "name": "%s %d" % (tag, i)} for i in range(1, n + 1)]
-
-
-def wait_for(cond, timeout=20.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Daemon:

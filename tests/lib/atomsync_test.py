@@ -130,6 +130,15 @@ class SqliteStore:
         finally:
             c.close()
 
+    def execute(self, sql, params=()):
+        """A statement with no result, committed (test setup, tampering)."""
+        c = self._conn()
+        try:
+            c.execute(sql, params)
+            c.commit()
+        finally:
+            c.close()
+
     def table_exists(self, table):
         return bool(self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                (table,)))
